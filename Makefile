@@ -1,0 +1,48 @@
+# kmsconsole: the two commands a newcomer needs are `make run` and `make test` (see README.md).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check --quiet
+# Test runs keep their root key and files apart from the service's own data dir.
+TEST_DATA_DIR ?= $(CURDIR)/var/test
+PYTEST_WORKERS ?= auto
+
+.PHONY: run test install install-dev lint bench-policy clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: set up and start the whole service (web, worker, beat) on the embedded default.
+run: install
+	$(PY) manage.py rootkey init
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py bootstrap
+	exec $(PY) manage.py serve
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## make test: lint, type-check, Django's checks, migrations up to date, and the whole pytest suite.
+test: install-dev lint
+	KMS_DATA_DIR=$(TEST_DATA_DIR) $(PY) manage.py rootkey init
+	KMS_DATA_DIR=$(TEST_DATA_DIR) $(PY) manage.py check --fail-level WARNING
+	KMS_DATA_DIR=$(TEST_DATA_DIR) $(PY) manage.py makemigrations --check --dry-run
+	KMS_DATA_DIR=$(TEST_DATA_DIR) $(PY) -m pytest -n $(PYTEST_WORKERS)
+
+clean:
+	rm -rf $(VENV) var/test

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class GrantsConfig(AppConfig):
+    """Grants on KMS keys (CreateGrant, RetireGrant, RevokeGrant, eventual consistency)."""
+
+    name = "grants"

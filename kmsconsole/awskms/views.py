@@ -1,0 +1,140 @@
+"""The AWS KMS endpoint: `POST /` (and `/kms/`) with `X-Amz-Target: TrentService.<Operation>`.
+
+Order of checks: read the body, authenticate (SigV4), find the operation, decode and validate the JSON body
+against the service model, then `perform()` it (authorization, the work, the audit event). Every failure is
+answered the way AWS answers (`{"__type", "message"}`) and is audited; nothing here returns HTML or a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from kmsconsole.audit.recorder import AuditRecord, record_failure
+from kmsconsole.awskms import model, sigv4
+from kmsconsole.awskms.authentication import authenticate
+from kmsconsole.awskms.handlers import HANDLERS
+from kmsconsole.core import errors
+from kmsconsole.core.context import Caller, RequestMeta
+from kmsconsole.core.middleware import client_ip
+from kmsconsole.operations import OPERATIONS, perform, redact, secret_fields
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+TARGET_PREFIX = "TrentService."
+_OPERATION_NAME = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+def _json_response(body: dict[str, Any] | None, status: int = 200) -> HttpResponse:
+    content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    return HttpResponse(content, status=status, content_type=CONTENT_TYPE)
+
+
+def error_response(error: errors.KmsError) -> HttpResponse:
+    response = _json_response({"__type": error.code, error.message_field: error.message}, status=error.status)
+    response["x-amzn-ErrorType"] = error.code
+    return response
+
+
+def _operation_name(target: str) -> str:
+    """The operation named by X-Amz-Target, or raise UnknownOperationException."""
+    prefix, _, name = target.partition(".")
+    if (
+        f"{prefix}." != TARGET_PREFIX
+        or not _OPERATION_NAME.match(name)
+        or not model.is_modeled_operation(name)
+    ):
+        raise errors.UnknownOperationException("")
+    if name not in OPERATIONS or name not in HANDLERS:
+        raise errors.UnsupportedOperationException(f"{name} is not supported by this KMS.")
+    return name
+
+
+def _decode_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.SerializationException("The request body is not valid JSON.") from exc
+    if not isinstance(decoded, dict):
+        raise errors.SerializationException("Start of list found where not expected.")
+    return decoded
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.KMS_MAX_REQUEST_BYTES:
+        raise errors.ValidationException(
+            f"The request body is larger than the {settings.KMS_MAX_REQUEST_BYTES} bytes this endpoint accepts."
+        )
+    return request.read(settings.KMS_MAX_REQUEST_BYTES + 1)
+
+
+def kms_endpoint(request: HttpRequest) -> HttpResponse:
+    target = request.headers.get("X-Amz-Target", "")
+    _, _, raw_name = target.partition(".")
+    meta = RequestMeta(
+        interface="kms",
+        request_id=getattr(request, "request_id", ""),
+        source_ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+        secure_transport=request.is_secure(),
+    )
+    record = AuditRecord(operation=raw_name if _OPERATION_NAME.match(raw_name) else "(invalid)", meta=meta)
+    try:
+        if request.method != "POST":
+            raise errors.UnknownOperationException("The KMS endpoint accepts only POST requests.")
+        body = _read_body(request)
+        caller: Caller = authenticate(
+            sigv4.IncomingRequest(
+                method=request.method or "POST",
+                path=request.path,
+                query_string=request.META.get("QUERY_STRING", ""),
+                headers={name.lower(): value for name, value in request.headers.items()},
+                body=body,
+            ),
+            record=record,
+            now=timezone.now(),
+            max_skew=timedelta(seconds=settings.KMS_SIGV4_MAX_SKEW_SECONDS),
+        )
+        record.caller = caller
+        name = _operation_name(target)
+        raw_params = _decode_body(body)
+        record.request_parameters = redact(raw_params, secret_fields(OPERATIONS[name])[0])
+        params = model.parse_input(name, raw_params)
+    except errors.KmsError as error:
+        return _recorded_error(record, error)
+
+    try:
+        result = perform(
+            name,
+            caller=caller,
+            meta=meta,
+            params=raw_params,
+            service=lambda ctx: HANDLERS[name](ctx, params),
+        )
+    except errors.KmsError as error:
+        # perform() has already written the event (or failed closed with KMSInternalException).
+        return error_response(error)
+    output = model.serialize_output(name, result)
+    return _json_response(output if output else None)
+
+
+def _recorded_error(record: AuditRecord, error: errors.KmsError) -> HttpResponse:
+    try:
+        record_failure(record, error)
+    except errors.KmsError as audit_error:
+        return error_response(audit_error)
+    return error_response(error)

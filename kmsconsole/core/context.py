@@ -1,0 +1,55 @@
+"""Who is calling and over what: the two objects every service call receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+PrincipalType = Literal["Root", "IAMUser", "AssumedRole", "Operator", "Anonymous"]
+Interface = Literal["kms", "api", "console", "cli", "worker"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated principal (or the local operator, for management commands and workers).
+
+    `arn` is what AWS would print in an AccessDenied message: the IAM ARN for users and roots, the STS
+    assumed-role ARN for role sessions.
+    """
+
+    arn: str
+    account_id: str
+    principal_type: PrincipalType
+    access_key_id: str = ""
+    # Database ids of the principal's rows, to load identity policies.
+    user_pk: int | None = None
+    role_pk: int | None = None
+    session_pk: int | None = None
+    # aws:username / aws:userid values (AWS: userid is the unique id, "AROA…:session" for sessions).
+    username: str = ""
+    userid: str = ""
+    role_arn: str = ""
+
+    @property
+    def is_operator(self) -> bool:
+        return self.principal_type == "Operator"
+
+
+def operator_caller(account_id: str, who: str = "manage.py") -> Caller:
+    """The person at the server's shell, acting through a management command or a worker."""
+    return Caller(arn=f"kmsconsole:operator/{who}", account_id=account_id, principal_type="Operator")
+
+
+ANONYMOUS_ARN = "anonymous"
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Where a request came from; recorded on its audit event and fed to aws:* condition keys."""
+
+    interface: Interface
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    source_ip: str = ""
+    user_agent: str = ""
+    secure_transport: bool = False

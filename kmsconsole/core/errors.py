@@ -1,0 +1,93 @@
+"""The one error hierarchy, named after the AWS exceptions.
+
+Services raise these; each interface maps them once (the KMS endpoint to `{"__type", "message"}`, the REST API
+to its JSON error body, the console to an inline message). Messages must never contain secrets: they are
+returned to callers and written to the audit trail.
+"""
+
+from __future__ import annotations
+
+
+class KmsError(Exception):
+    """Base class: `code` is the AWS exception name, `status` the HTTP status AWS sends on the wire."""
+
+    code = "KMSInternalException"
+    status = 400
+    # AWS sends `Message` (capital M) for AccessDenied and `message` for the modeled errors; botocore reads both.
+    message_field = "message"
+    # Server faults are retryable by SDKs; client errors are not.
+    fault = False
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
+
+
+def _error(
+    name: str, *, status: int = 400, fault: bool = False, message_field: str = "message"
+) -> type[KmsError]:
+    cls = type(
+        name, (KmsError,), {"code": name, "status": status, "fault": fault, "message_field": message_field}
+    )
+    return cls
+
+
+# Authentication (SigV4) errors: the standard AWS JSON-protocol names.
+MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException")
+IncompleteSignatureException = _error("IncompleteSignatureException")
+UnrecognizedClientException = _error("UnrecognizedClientException")
+InvalidSignatureException = _error("InvalidSignatureException")
+ExpiredTokenException = _error("ExpiredTokenException")
+
+# Protocol errors.
+UnknownOperationException = _error("UnknownOperationException")
+SerializationException = _error("SerializationException")
+ValidationException = _error("ValidationException")
+ThrottlingException = _error("ThrottlingException")
+
+# Authorization.
+AccessDeniedException = _error("AccessDeniedException", message_field="Message")
+
+# Modeled KMS errors (HTTP 400 on the real wire, whatever the Smithy traits say: kms-spec §2.4).
+NotFoundException = _error("NotFoundException")
+AlreadyExistsException = _error("AlreadyExistsException")
+ConflictException = _error("ConflictException")
+DisabledException = _error("DisabledException")
+KMSInvalidStateException = _error("KMSInvalidStateException")
+InvalidArnException = _error("InvalidArnException")
+InvalidAliasNameException = _error("InvalidAliasNameException")
+InvalidMarkerException = _error("InvalidMarkerException")
+InvalidGrantIdException = _error("InvalidGrantIdException")
+InvalidGrantTokenException = _error("InvalidGrantTokenException")
+InvalidKeyUsageException = _error("InvalidKeyUsageException")
+InvalidCiphertextException = _error("InvalidCiphertextException")
+IncorrectKeyException = _error("IncorrectKeyException")
+KMSInvalidSignatureException = _error("KMSInvalidSignatureException")
+KMSInvalidMacException = _error("KMSInvalidMacException")
+LimitExceededException = _error("LimitExceededException")
+MalformedPolicyDocumentException = _error("MalformedPolicyDocumentException")
+TagException = _error("TagException")
+UnsupportedOperationException = _error("UnsupportedOperationException")
+DryRunOperationException = _error("DryRunOperationException")
+CustomKeyStoreNotFoundException = _error("CustomKeyStoreNotFoundException")
+
+# IAM-side errors used by the principals service (the names IAM itself uses).
+EntityAlreadyExistsException = _error("EntityAlreadyExists")
+NoSuchEntityException = _error("NoSuchEntity")
+
+# Server faults (HTTP 500, retryable).
+KMSInternalException = _error("KMSInternalException", status=500, fault=True)
+KeyUnavailableException = _error("KeyUnavailableException", status=500, fault=True)
+DependencyTimeoutException = _error("DependencyTimeoutException", status=500, fault=True)
+
+_BY_CODE: dict[str, type[KmsError]] = {
+    cls.code: cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, KmsError)
+}
+
+
+def error_for_code(code: str, message: str = "") -> KmsError:
+    """Build our error for an AWS exception name coming from a pure core (engine, crypto)."""
+    return _BY_CODE.get(code, KMSInternalException)(message)

@@ -1,0 +1,147 @@
+"""`python manage.py serve`: run the whole service (gunicorn web server, Celery worker, Celery beat) in the
+foreground, and stop all three on Ctrl-C or SIGTERM. `make run` calls it after migrating and bootstrapping.
+
+The broker is decided here, once, and handed to the three processes: Redis when REDIS_URL answers, otherwise
+the embedded filesystem broker under KMS_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger("kmsconsole.serve")
+
+_STOP_GRACE_SECONDS = 20
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        return bool(client.ping())
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def choose_broker() -> str:
+    url = settings.REDIS_URL
+    if url and redis_answers(url):
+        logger.info("Celery broker: Redis at %s", url.split("@")[-1])
+        return url
+    reason = "REDIS_URL is not set" if not url else "Redis at REDIS_URL does not answer"
+    logger.warning(
+        "Celery broker: the embedded filesystem broker in %s (%s).", settings.KMS_BROKER_DIR, reason
+    )
+    for folder in ("queue", "processed"):
+        (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    return "filesystem://"
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and Celery beat until interrupted."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("KMS_WEB_WORKERS", "2")),
+            help="gunicorn worker processes (KMS_WEB_WORKERS, default 2)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
+        bind = f"{settings.KMS_HOST}:{settings.KMS_PORT}"
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "kmsconsole.wsgi:application",
+                "--bind",
+                bind,
+                "--workers",
+                str(options["workers"]),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "kmsconsole",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "kmsconsole",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
+        }
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        stopping = False
+
+        def stop(signum: int, _frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, command in commands.items():
+            processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+        logger.info("Serving the KMS endpoint and console on http://%s/ (Ctrl-C stops everything)", bind)
+        exit_code = 0
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    logger.error(
+                        "The %s process exited with status %s; stopping the others.", name, process.returncode
+                    )
+                    stopping, exit_code = True, 1
+            time.sleep(0.3)
+        self._stop_all(processes)
+        raise SystemExit(exit_code)
+
+    def _stop_all(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("The %s process did not stop in time; killing it.", name)
+                process.kill()
+                process.wait()
+        logger.info("Stopped web, worker and beat.")

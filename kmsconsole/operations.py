@@ -1,0 +1,166 @@
+"""The operation table, and `perform()`: the one door every operation goes through.
+
+Each operation is declared once: its name, the IAM action it needs, how its key is resolved, whether grants may
+allow it, and which request and response fields are secret. The KMS endpoint, the REST API, the console, the
+CLI and the workers all call `perform()`, which audits the call (fail closed) and refuses to answer if the
+service never reached an authorization decision, so no path can skip the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kmsconsole.audit.recorder import AuditRecord, audited
+from kmsconsole.core import errors
+from kmsconsole.core.context import Caller, RequestMeta
+
+
+class KeyResolution(enum.Enum):
+    """How an operation finds the key it acts on."""
+
+    NONE = "none"  # account-level: decided by identity policies alone
+    KEY_ID_OR_ARN = "key-id-or-arn"  # management operations: key id or key ARN
+    ANY_IDENTIFIER = "any-identifier"  # crypto operations and DescribeKey: id, ARN, alias name, alias ARN
+    CIPHERTEXT = "ciphertext"  # Decrypt, ReEncrypt source: from the ciphertext blob (or KeyId)
+    ALIAS = "alias"  # alias operations: the alias, then its key
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    action: str
+    key_resolution: KeyResolution
+    grantable: bool = False
+    read_only: bool = False
+    # Secret members beyond what the KMS service model marks (blobs and sensitive members are always secret).
+    secret_request_fields: frozenset[str] = frozenset()
+    secret_response_fields: frozenset[str] = frozenset()
+
+
+_GRANT_TOKENS = frozenset({"GrantTokens", "GrantToken"})
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        # KMS operations (the AWS endpoint's X-Amz-Target names).
+        Operation(
+            "GenerateRandom",
+            "kms:GenerateRandom",
+            KeyResolution.NONE,
+            read_only=True,
+            secret_response_fields=frozenset({"Plaintext", "CiphertextForRecipient"}),
+        ),
+        # Principal administration (the `manage.py iam` CLI, later the console and the REST API).
+        Operation("iam:CreateAccount", "kmsconsole:CreateAccount", KeyResolution.NONE),
+        Operation("iam:CreateUser", "iam:CreateUser", KeyResolution.NONE),
+        Operation("iam:CreateRole", "iam:CreateRole", KeyResolution.NONE),
+        Operation("iam:CreateGroup", "iam:CreateGroup", KeyResolution.NONE),
+        Operation("iam:AddUserToGroup", "iam:AddUserToGroup", KeyResolution.NONE),
+        Operation("iam:PutUserPolicy", "iam:PutUserPolicy", KeyResolution.NONE),
+        Operation("iam:PutRolePolicy", "iam:PutRolePolicy", KeyResolution.NONE),
+        Operation("iam:PutGroupPolicy", "iam:PutGroupPolicy", KeyResolution.NONE),
+        Operation(
+            "iam:CreateAccessKey",
+            "iam:CreateAccessKey",
+            KeyResolution.NONE,
+            secret_response_fields=frozenset({"SecretAccessKey"}),
+        ),
+        Operation("kmsconsole:CreateConsoleLogin", "kmsconsole:CreateConsoleLogin", KeyResolution.NONE),
+        Operation("iam:UpdateAccessKey", "iam:UpdateAccessKey", KeyResolution.NONE),
+        Operation("iam:DeleteAccessKey", "iam:DeleteAccessKey", KeyResolution.NONE),
+        Operation(
+            "sts:AssumeRole",
+            "sts:AssumeRole",
+            KeyResolution.NONE,
+            secret_response_fields=frozenset({"SecretAccessKey", "SessionToken"}),
+        ),
+    )
+}
+
+
+def operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise errors.UnknownOperationException(f"Unknown operation {name[:64]}") from None
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What a service receives: the operation, who calls, over what, and the audit record it fills in."""
+
+    operation: Operation
+    caller: Caller
+    meta: RequestMeta
+    audit: AuditRecord
+
+
+def secret_fields(op: Operation) -> tuple[frozenset[str], frozenset[str]]:
+    from kmsconsole.awskms.model import is_modeled_operation, secret_members
+
+    request, response = op.secret_request_fields | _GRANT_TOKENS, op.secret_response_fields
+    if is_modeled_operation(op.name):
+        modeled_request, modeled_response = secret_members(op.name)
+        request, response = request | modeled_request, response | modeled_response
+    return request, response
+
+
+def redact(values: Mapping[str, Any] | None, secret: frozenset[str]) -> dict[str, Any] | None:
+    """A copy fit for the audit trail: members named in `secret` (at any depth) and anything that is not plain
+    JSON (bytes) are left out."""
+    if values is None:
+        return None
+    return _redact_mapping(values, secret)
+
+
+def _redact_mapping(values: Mapping[str, Any], secret: frozenset[str]) -> dict[str, Any]:
+    kept = {}
+    for name, value in values.items():
+        if name in secret or not isinstance(name, str):
+            continue
+        cleaned = _redact_value(value, secret)
+        if cleaned is not _DROPPED:
+            kept[name] = cleaned
+    return kept
+
+
+_DROPPED = object()
+
+
+def _redact_value(value: Any, secret: frozenset[str]) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return _redact_mapping(value, secret)
+    if isinstance(value, list | tuple):
+        return [item for item in (_redact_value(v, secret) for v in value) if item is not _DROPPED]
+    return _DROPPED
+
+
+Result = TypeVar("Result", bound=Mapping[str, Any])
+
+
+def perform(
+    name: str,
+    *,
+    caller: Caller,
+    meta: RequestMeta,
+    params: Mapping[str, Any],
+    service: Callable[[OperationContext], Result],
+) -> Result:
+    """Run one operation through authorization and the audit trail. `service` returns the response elements."""
+    op = operation(name)
+    secret_request, secret_response = secret_fields(op)
+    record = AuditRecord(
+        operation=op.name, meta=meta, caller=caller, request_parameters=redact(params, secret_request)
+    )
+    with audited(record):
+        result = service(OperationContext(operation=op, caller=caller, meta=meta, audit=record))
+        if not record.has_decision:
+            # A service that returns without asking the engine is a side door; fail closed.
+            raise errors.KMSInternalException("The operation was not authorized.")
+        record.response_elements = redact(result, secret_response)
+    return result

@@ -1,0 +1,243 @@
+"""Django settings for kmsconsole, driven entirely by environment variables.
+
+Every variable is documented in README.md and .env.example. Defaults are the safe, embedded ones: SQLite and
+a filesystem broker under KMS_DATA_DIR, DEBUG off. Secrets may come from `<NAME>_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def env_secret(name: str) -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (the way Docker and systemd pass secrets)."""
+    value = env_str(name)
+    file_name = env_str(f"{name}_FILE")
+    if value and file_name:
+        raise ImproperlyConfigured(f"Set only one of {name} and {name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from exc
+    return value
+
+
+DEBUG = env_bool("DEBUG", False)
+
+KMS_DATA_DIR = Path(env_str("KMS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+KMS_HOST = env_str("KMS_HOST", "127.0.0.1")
+KMS_PORT = env_int("KMS_PORT", 8000)
+KMS_ACCOUNT_ID = env_str("KMS_ACCOUNT_ID", "111122223333")
+KMS_REGION = env_str("KMS_REGION", "us-east-1")
+KMS_PARTITION = "aws"
+if not (len(KMS_ACCOUNT_ID) == 12 and KMS_ACCOUNT_ID.isdigit()):
+    raise ImproperlyConfigured(f"KMS_ACCOUNT_ID must be 12 digits, not {KMS_ACCOUNT_ID!r}")
+
+# The root key is resolved lazily by kmsconsole.rootkey (so `manage.py rootkey init` can create it); these are
+# only where to look. A missing root key with DEBUG off fails the start (system check kmsconsole.E001).
+KMS_ROOT_KEY = env_secret("KMS_ROOT_KEY")
+KMS_ROOT_KEY_PATH = KMS_DATA_DIR / "root.key"
+
+# SigV4: how far a request's X-Amz-Date may be from the server clock (AWS uses 15 minutes).
+KMS_SIGV4_MAX_SKEW_SECONDS = 15 * 60
+# Temporary credentials from `iam assume-role` (AWS default: one hour; 15 minutes to 12 hours).
+KMS_SESSION_DEFAULT_SECONDS = env_int("KMS_SESSION_DEFAULT_SECONDS", 3600)
+# Largest AWS JSON request body we read (the biggest KMS request, PutKeyPolicy, is well under it).
+KMS_MAX_REQUEST_BYTES = 256 * 1024
+
+_secret_key = env_secret("SECRET_KEY")
+if not _secret_key:
+    _secret_key_path = KMS_DATA_DIR / "secret.key"
+    if _secret_key_path.exists():
+        _secret_key = _secret_key_path.read_text().strip()
+    if not _secret_key:
+        # Only reachable before `make run` has created one, or in DEBUG; the deploy check flags it.
+        _secret_key = "insecure-development-key-change-me"  # noqa: S105 - refused by the E002 check
+SECRET_KEY = _secret_key
+INSECURE_SECRET_KEY_DEFAULT = "insecure-development-key-change-me"  # noqa: S105 - compared, never used
+
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "kmsconsole.core",
+    "kmsconsole.audit",
+    "kmsconsole.jobs",
+    "policies",
+    "keys",
+    "grants",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "kmsconsole.core.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kmsconsole.urls"
+WSGI_APPLICATION = "kmsconsole.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_default_sqlite = f"sqlite:///{KMS_DATA_DIR / 'kmsconsole.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so two writers
+    # queue on the busy timeout instead of deadlocking on a lock upgrade.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = KMS_DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Secure defaults: cookies are HttpOnly and SameSite, sessions expire, nothing is framed or sniffed.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("KMS_SESSION_AGE_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind TLS (KMS_TLS=true) cookies are Secure and HSTS is on; the embedded default serves plain HTTP on
+# loopback, which is what SDK users point endpoint_url at.
+KMS_TLS = env_bool("KMS_TLS", False)
+SESSION_COOKIE_SECURE = KMS_TLS
+CSRF_COOKIE_SECURE = KMS_TLS
+SECURE_SSL_REDIRECT = KMS_TLS
+SECURE_HSTS_SECONDS = 31536000 if KMS_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = KMS_TLS
+SECURE_HSTS_PRELOAD = KMS_TLS
+if KMS_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Celery. The broker is chosen by `manage.py serve` (Redis when REDIS_URL answers, else the embedded
+# filesystem transport) and handed to every process as KMS_BROKER_URL so web, worker and beat agree.
+REDIS_URL = env_str("REDIS_URL")
+KMS_BROKER_DIR = KMS_DATA_DIR / "broker"
+CELERY_BROKER_URL = env_str("KMS_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(KMS_BROKER_DIR / "queue"),
+        "data_folder_out": str(KMS_BROKER_DIR / "queue"),
+        "processed_folder": str(KMS_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(KMS_DATA_DIR / "celerybeat-schedule")
+# A worker writes its heartbeat this often; /readyz calls the worker down after KMS_WORKER_STALE_SECONDS.
+KMS_HEARTBEAT_SECONDS = env_int("KMS_HEARTBEAT_SECONDS", 15)
+KMS_WORKER_STALE_SECONDS = env_int("KMS_WORKER_STALE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "kmsconsole.jobs.tasks.heartbeat", "schedule": float(KMS_HEARTBEAT_SECONDS)},
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django logs the full request (headers included) on 4xx/5xx; headers carry signatures and session
+        # tokens, so request logging stays at ERROR and our own handlers log what is safe.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}

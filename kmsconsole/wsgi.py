@@ -1,0 +1,13 @@
+"""WSGI entry point for gunicorn. Refuses to start without a root key (and with an insecure SECRET_KEY)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kmsconsole.settings")
+
+application = get_wsgi_application()
+
+from kmsconsole.core.startup import refuse_insecure_start  # noqa: E402 - needs the app registry loaded
+
+refuse_insecure_start()

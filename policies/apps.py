@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PoliciesConfig(AppConfig):
+    """Principals (accounts, users, roles, groups, sessions, access keys), identity and key policies, the engine."""
+
+    name = "policies"

@@ -1,0 +1,177 @@
+"""The policy engine: parse, validate, evaluate and explain KMS key policies, IAM identity policies and grants.
+
+Pure Python: no Django, no database, no I/O (the only clock read is ``RequestContext.build``'s default ``now``).
+Facts it implements: ``kms-spec.md`` §6-§8.
+
+Parse and validate
+------------------
+``parse_key_policy(text: str | bytes) -> Policy``
+``parse_identity_policy(text: str | bytes) -> Policy``
+    Validate a document into frozen dataclasses (``Policy`` -> ``Statement`` -> ``PrincipalBlock`` /
+    ``ConditionClause``). Raise only ``MalformedPolicyDocumentException`` or, for a key policy over 32,768 bytes,
+    ``LimitExceededException`` (both ``EngineError`` with ``.code``/``.message``, plus ``.statement_index``,
+    ``.sid``, ``.element`` locating the problem). Key policies need a principal in every statement; identity
+    policies may not have one. ``Policy.named_principals() -> tuple[str, ...]`` lists the principal ARNs a key
+    policy names (account ids as ``arn:aws:iam::ACCT:root``); the service layer checks they exist and, if not,
+    raises ``MalformedPolicyDocumentException(INVALID_PRINCIPALS_MESSAGE)``. ``Policy.warnings`` flags statements
+    accepted but without effect (no Action or no Resource).
+
+Compile (cached)
+----------------
+``compile_key_policy(text) -> CompiledPolicy`` / ``compile_identity_policy(text) -> CompiledPolicy``
+    Parse + validate + compile, LRU-cached by the SHA-256 of the text (same text, same object); raise like the
+    parsers. ``compile_policy(policy: Policy) -> CompiledPolicy`` compiles an already parsed draft, uncached.
+    ``policy_digest(text)``, ``clear_policy_cache()``, ``policy_cache_info()``.
+
+Request context
+---------------
+``Caller``: ``Caller.root(account_id)``, ``Caller.user(arn, userid=, tags=)``,
+    ``Caller.assumed_role(session_arn, role_arn=, userid=, tags=)``, ``Caller.federated_user(arn, ...)``,
+    ``Caller.service(name)``, or ``Caller.from_arn(arn, role_arn=, userid=, tags=)``. ``principal_type`` is a
+    ``PrincipalType`` (ROOT, IAM_USER, ASSUMED_ROLE, FEDERATED_USER, SERVICE; values are ``aws:PrincipalType``).
+``RequestContext.build(*, caller, action, resource="*", resource_account=None, source_ip=None, now=None,
+    secure_transport=None, encryption_context=None, resource_tags=None, request_tags=None, tag_keys=None,
+    condition_values=None, new_grant=None) -> RequestContext``
+    ``action`` is ``"kms:Encrypt"`` etc.; ``resource`` the key ARN (the alias ARN for the IAM half of alias
+    operations; ``"*"`` for account-level actions); ``resource_account`` defaults to the ARN's account. Derives
+    ``aws:PrincipalArn/Account/Type``, ``aws:username``, ``aws:userid``, ``aws:PrincipalTag/*``,
+    ``aws:ResourceTag/*``, ``aws:RequestTag/*``, ``aws:TagKeys``, ``aws:SourceIp``, ``aws:CurrentTime``,
+    ``aws:EpochTime``, ``aws:SecureTransport``, ``kms:CallerAccount`` (resource requests),
+    ``kms:EncryptionContext:<k>`` and ``kms:EncryptionContextKeys``. Pass the operation's KMS keys
+    (``kms:KeySpec``, ``kms:KeyUsage``, ``kms:KeyOrigin``, ``kms:EncryptionAlgorithm``, ``kms:RequestAlias``,
+    ``kms:ResourceAliases``, ``kms:GrantOperations``, ``kms:GranteePrincipal``, ``kms:RetiringPrincipal``,
+    ``kms:GrantConstraintType``, ``kms:GrantIsForAWSResource``, ``kms:ViaService``, ``kms:PolicyName``,
+    ``kms:BypassPolicyLockoutSafetyCheck``, ``kms:ScheduleKeyDeletionPendingWindowInDays``,
+    ``kms:RotationPeriodInDays``, ``kms:ReEncryptOnSameKey``, ``kms:SigningAlgorithm``, ``kms:MacAlgorithm``,
+    ``aws:SourceArn``, ...) in ``condition_values`` (lists become multivalued). Never put caller-controlled
+    names there: ``kms:ViaService``/``kms:GrantIsForAWSResource`` only for registered integrated services.
+    ``new_grant=GrantRequest(operations, constraints)`` describes the grant a CreateGrant asks for.
+
+Decide
+------
+``evaluate(context, *, key_policy: CompiledPolicy | None, identity_policies: Sequence[IdentityPolicy] = (),
+    grants: GrantIndex | Sequence[Grant] = (), token_grant_ids: Collection[str] = (),
+    key_policy_name: str = "default") -> Decision``
+    ``key_policy`` is required; ``None`` means an account-level action (``ACCOUNT_LEVEL_ACTIONS``: GenerateRandom,
+    CreateKey, ListKeys, ListAliases, ListRetirableGrants, ...), decided by identity policies alone; also use
+    ``None`` for the IAM-only half of alias operations (resource = alias ARN), for ``kms:RetireGrant`` by the
+    grant's account, and for the product's own actions such as ``kmsconsole:Explain``.
+    ``IdentityPolicy(name, compiled_policy)`` is a NamedTuple. ``token_grant_ids``: ids of grants whose verified
+    tokens came with the request (they allow before propagation; a ``Grant`` has ``effective=False`` until then).
+``would_allow(context, *, key_policy, identity_policies=(), grants=(), token_grant_ids=()) -> bool``
+``check_lockout(context, new_key_policy, identity_policies=(), *, key_arn=None) -> Decision`` and
+``ensure_no_lockout(...)`` (raises ``MalformedPolicyDocumentException(LOCKOUT_MESSAGE)``): would the caller
+    still be allowed ``kms:PutKeyPolicy`` under the new policy (spec §6.4)? For CreateKey pass ``key_arn``.
+Simulation is ``evaluate`` with drafts: ``compile_policy(parse_key_policy(draft))``; nothing needs stored rows.
+
+Decision
+--------
+Frozen: ``allowed``, ``reason: ReasonCode``, ``statement: StatementRef | None`` (``policy_kind`` "key" or
+"identity", ``policy_name``, 0-based ``index``, ``sid``; ``describe()``), ``supporting: tuple[StatementRef, ...]``,
+``grant_id``, ``caller_arn``, ``action``, ``resource``. ``explanation()`` in plain words (audit event, console);
+``access_denied_message()`` in AWS's exact shapes (``User: ARN is not authorized to perform: kms:X on resource:
+R because no resource-based policy allows the kms:X action`` / ``... no identity-based policy ...`` / ``... with an
+explicit deny in a resource-based policy`` / ``... in an identity-based policy``); ``trace`` (tuple of notes, built
+lazily on first access, for the ``X-Kms-Explain`` header only); ``to_dict()`` for audit JSON.
+
+ReasonCode: ALLOWED_BY_KEY_POLICY, ALLOWED_BY_IDENTITY_POLICY, ALLOWED_CROSS_ACCOUNT, ALLOWED_BY_GRANT,
+ALLOWED_AS_ROOT, EXPLICIT_DENY_KEY_POLICY, EXPLICIT_DENY_IDENTITY_POLICY, IAM_NOT_DELEGATED,
+NO_KEY_POLICY_ALLOWS, NO_IDENTITY_POLICY_ALLOWS, GRANT_NOT_YET_EFFECTIVE, GRANT_CONSTRAINTS_NOT_MET.
+
+Grants
+------
+``Grant(grant_id, key_arn, grantee_principal, operations, constraints=None, retiring_principal=None, name=None,
+issuing_account=None, effective=True)``; ``GrantConstraints(encryption_context_equals=None,
+encryption_context_subset=None, source_arn=None)`` (EC keys case-insensitive, values case-sensitive);
+``GrantIndex(grants)`` indexes by grantee (lookup cost independent of the key's grant count);
+``GRANT_OPERATIONS``.
+
+Benchmark
+---------
+``policies.engine.bench.run_policy_benchmark(iterations: int) -> dict`` (median/p99 in microseconds per scenario).
+"""
+
+from __future__ import annotations
+
+from .cache import (
+    clear_policy_cache,
+    compile_identity_policy,
+    compile_key_policy,
+    policy_cache_info,
+    policy_digest,
+)
+from .compiled import CompiledPolicy, compile_policy
+from .conditions import ConditionClause
+from .context import ACCOUNT_LEVEL_ACTIONS, KMS_CONDITION_KEYS, RequestContext
+from .document import (
+    INVALID_PRINCIPALS_MESSAGE,
+    KEY_POLICY_MAX_BYTES,
+    NO_PRINCIPAL_MESSAGE,
+    Effect,
+    Policy,
+    PolicyKind,
+    PrincipalBlock,
+    Statement,
+    parse_identity_policy,
+    parse_key_policy,
+    parse_policy,
+)
+from .errors import EngineError, LimitExceededException, MalformedPolicyDocumentException
+from .evaluate import (
+    LOCKOUT_MESSAGE,
+    IdentityPolicy,
+    check_lockout,
+    ensure_no_lockout,
+    evaluate,
+    would_allow,
+)
+from .explain import Decision, ReasonCode, StatementRef
+from .grants import GRANT_OPERATIONS, Grant, GrantConstraints, GrantIndex, GrantRequest
+from .principals import Caller, PrincipalArn, PrincipalKind, PrincipalType, parse_principal_arn
+
+__all__ = [
+    "ACCOUNT_LEVEL_ACTIONS",
+    "GRANT_OPERATIONS",
+    "INVALID_PRINCIPALS_MESSAGE",
+    "KEY_POLICY_MAX_BYTES",
+    "KMS_CONDITION_KEYS",
+    "LOCKOUT_MESSAGE",
+    "NO_PRINCIPAL_MESSAGE",
+    "Caller",
+    "CompiledPolicy",
+    "ConditionClause",
+    "Decision",
+    "Effect",
+    "EngineError",
+    "Grant",
+    "GrantConstraints",
+    "GrantIndex",
+    "GrantRequest",
+    "IdentityPolicy",
+    "LimitExceededException",
+    "MalformedPolicyDocumentException",
+    "Policy",
+    "PolicyKind",
+    "PrincipalArn",
+    "PrincipalBlock",
+    "PrincipalKind",
+    "PrincipalType",
+    "ReasonCode",
+    "RequestContext",
+    "Statement",
+    "StatementRef",
+    "check_lockout",
+    "clear_policy_cache",
+    "compile_identity_policy",
+    "compile_key_policy",
+    "compile_policy",
+    "ensure_no_lockout",
+    "evaluate",
+    "parse_identity_policy",
+    "parse_key_policy",
+    "parse_policy",
+    "parse_principal_arn",
+    "policy_cache_info",
+    "policy_digest",
+    "would_allow",
+]

@@ -1,0 +1,195 @@
+"""Decisions that explain themselves: reason codes, statement references, plain-words explanations and
+AWS's AccessDenied message shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+from .document import PolicyKind
+
+
+class ReasonCode(StrEnum):
+    """Why a request was allowed or denied (stable strings: audit events store them)."""
+
+    ALLOWED_BY_KEY_POLICY = "ALLOWED_BY_KEY_POLICY"
+    """A key-policy Allow names the caller (its ARN, its session's role, ``*``, or, for the root user, its
+    account) and the caller is in the key's account."""
+    ALLOWED_BY_IDENTITY_POLICY = "ALLOWED_BY_IDENTITY_POLICY"
+    """An identity-policy Allow, delegated by a key-policy Allow for the caller's account (``supporting``); or,
+    for an account-level action, the identity policy alone."""
+    ALLOWED_CROSS_ACCOUNT = "ALLOWED_CROSS_ACCOUNT"
+    """Caller in another account: a key-policy Allow for the caller or its account (``statement``) and an
+    identity-policy Allow in the caller's account (``supporting``; empty for that account's root user)."""
+    ALLOWED_BY_GRANT = "ALLOWED_BY_GRANT"
+    """A grant (``grant_id``); for a grant to an account, ``supporting`` holds the identity statement."""
+    ALLOWED_AS_ROOT = "ALLOWED_AS_ROOT"
+    """Account-level action by the account's root user, which holds every IAM permission in its account."""
+    EXPLICIT_DENY_KEY_POLICY = "EXPLICIT_DENY_KEY_POLICY"
+    EXPLICIT_DENY_IDENTITY_POLICY = "EXPLICIT_DENY_IDENTITY_POLICY"
+    IAM_NOT_DELEGATED = "IAM_NOT_DELEGATED"
+    """An identity policy allowed (``statement``), but the key policy does not allow the caller's account, so
+    it did not count."""
+    NO_KEY_POLICY_ALLOWS = "NO_KEY_POLICY_ALLOWS"
+    """Nothing allowed: no key-policy statement, identity policy or grant."""
+    NO_IDENTITY_POLICY_ALLOWS = "NO_IDENTITY_POLICY_ALLOWS"
+    """The key policy delegates to (or, cross-account, allows) the caller's account (``statement``), but no
+    identity policy allows; or, for an account-level action, no identity policy allows."""
+    GRANT_NOT_YET_EFFECTIVE = "GRANT_NOT_YET_EFFECTIVE"
+    """Only a grant that has not propagated yet would allow (``grant_id``); its grant token would work."""
+    GRANT_CONSTRAINTS_NOT_MET = "GRANT_CONSTRAINTS_NOT_MET"
+    """A grant covers the caller and operation, but the request does not meet its constraints."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRef:
+    """Which statement decided: the policy kind and name, the 0-based index and the Sid."""
+
+    policy_kind: PolicyKind
+    policy_name: str
+    index: int
+    sid: str | None
+
+    @property
+    def label(self) -> str:
+        return f"'{self.sid}'" if self.sid else f"#{self.index + 1}"
+
+    @property
+    def policy_description(self) -> str:
+        if self.policy_kind is PolicyKind.KEY:
+            return (
+                "the key policy" if self.policy_name == "default" else f"the key policy '{self.policy_name}'"
+            )
+        return f"the identity policy '{self.policy_name}'"
+
+    def describe(self) -> str:
+        """E.g. ``statement 'Allow use of the key' in the key policy``."""
+        return f"statement {self.label} in {self.policy_description}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "policy_kind": self.policy_kind.value,
+            "policy_name": self.policy_name,
+            "index": self.index,
+            "sid": self.sid,
+        }
+
+
+_DENIED_EXPLICIT = {
+    ReasonCode.EXPLICIT_DENY_KEY_POLICY: "with an explicit deny in a resource-based policy",
+    ReasonCode.EXPLICIT_DENY_IDENTITY_POLICY: "with an explicit deny in an identity-based policy",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of evaluate(): ``allowed``, a ``reason`` code and what decided.
+
+    ``statement`` is the deciding statement (see ``ReasonCode`` for what it is per reason), ``supporting`` the
+    other statements the decision relied on, ``grant_id`` the deciding grant. ``trace`` (computed on first
+    access by re-running the evaluation in tracing mode) lists a note per statement and grant considered.
+    """
+
+    allowed: bool
+    reason: ReasonCode
+    caller_arn: str
+    action: str
+    resource: str
+    statement: StatementRef | None = None
+    supporting: tuple[StatementRef, ...] = ()
+    grant_id: str | None = None
+    caller_account: str = ""
+    resource_account: str | None = None
+    tracer: Callable[[], tuple[str, ...]] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def trace(self) -> tuple[str, ...]:
+        """Per-statement and per-grant evaluation notes, ending with the explanation (ASCII apart from names)."""
+        if self.tracer is None:
+            return (self.explanation(),)
+        return self.tracer()
+
+    @property
+    def cross_account(self) -> bool:
+        return self.resource_account is not None and self.resource_account != self.caller_account
+
+    def explanation(self) -> str:
+        """The decision in plain words, for audit events and for callers allowed to see it."""
+        reason = self.reason
+        statement = self.statement.describe() if self.statement else "a statement"
+        support = self.supporting[0].describe() if self.supporting else ""
+        action = self.action
+        account = self.caller_account
+        if reason is ReasonCode.ALLOWED_BY_KEY_POLICY:
+            return f"allowed by {statement}"
+        if reason is ReasonCode.ALLOWED_BY_IDENTITY_POLICY:
+            if support:
+                return (
+                    f"allowed by {statement}; it counts because {support} lets IAM policies of account "
+                    f"{account} allow {action}"
+                )
+            return f"allowed by {statement} ({action} is decided by identity policies alone)"
+        if reason is ReasonCode.ALLOWED_CROSS_ACCOUNT:
+            iam = f"{support} in account {account}" if support else f"the root user of account {account}"
+            return f"allowed across accounts by {statement} together with {iam}"
+        if reason is ReasonCode.ALLOWED_BY_GRANT:
+            extra = f", for the caller's account, together with {support}" if support else ""
+            return f"allowed by grant {self.grant_id}{extra}"
+        if reason is ReasonCode.ALLOWED_AS_ROOT:
+            return f"allowed: the caller is the root user of account {account}, which may do anything in its account"
+        if reason in _DENIED_EXPLICIT:
+            return f"denied by {statement}: an explicit deny overrides every allow"
+        if reason is ReasonCode.IAM_NOT_DELEGATED:
+            name = self.statement.policy_name if self.statement else "?"
+            scope = f" of account {account}" if self.cross_account else ""
+            return (
+                f"denied: the key policy does not let IAM policies{scope} grant access, so the identity policy "
+                f"'{name}' did not count"
+            )
+        if reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS:
+            if self.statement is None:
+                return f"denied: no identity policy allows {action}"
+            if self.cross_account:
+                return (
+                    f"denied: {statement} allows it, but a caller from account {account} also needs an identity "
+                    f"policy in its account that allows {action} on {self.resource}, and none does"
+                )
+            return (
+                f"denied: {statement} lets IAM policies of account {account} allow {action}, but no identity "
+                f"policy of the caller allows it"
+            )
+        if reason is ReasonCode.GRANT_NOT_YET_EFFECTIVE:
+            return (
+                f"denied: grant {self.grant_id} would allow {action}, but it has not taken effect yet; pass its "
+                f"grant token in GrantTokens to use it now"
+            )
+        if reason is ReasonCode.GRANT_CONSTRAINTS_NOT_MET:
+            return (
+                f"denied: grant {self.grant_id} covers {action} for the caller, but the request does not meet its "
+                f"constraints, and no policy allows it"
+            )
+        return f"denied: no statement in the key policy allows {self.caller_arn} to perform {action}, and no grant does"
+
+    def access_denied_message(self) -> str:
+        """The ``AccessDeniedException`` message in AWS's shape. Raises ``ValueError`` for an allowed decision."""
+        if self.allowed:
+            raise ValueError("the request was allowed")
+        base = f"User: {self.caller_arn} is not authorized to perform: {self.action} on resource: {self.resource}"
+        explicit = _DENIED_EXPLICIT.get(self.reason)
+        if explicit is not None:
+            return f"{base} {explicit}"
+        kind = "identity-based" if self.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS else "resource-based"
+        return f"{base} because no {kind} policy allows the {self.action} action"
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary for audit events (no trace)."""
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason.value,
+            "statement": self.statement.to_dict() if self.statement else None,
+            "supporting": [ref.to_dict() for ref in self.supporting],
+            "grant_id": self.grant_id,
+            "explanation": self.explanation(),
+        }

@@ -1,0 +1,238 @@
+"""`python manage.py iam <subcommand>`: principals from the shell, in the AWS CLI's shapes, printing JSON.
+
+Every subcommand runs as the local operator through `perform()`, so it is authorized and audited like any
+other interface. Errors print `{"Error": {"Code", "Message"}}` on stderr and exit 254, as the AWS CLI does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from kmsconsole.core import errors
+from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.operations import OperationContext, perform
+from policies import services
+from policies.models import IamGroup, IamRole, IamUser
+from policies.selectors import account_get, group_get, role_get, user_get
+
+SERVICE_ERROR_EXIT = 254
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _entity(kind: str, entity: IamUser | IamRole | IamGroup) -> dict[str, Any]:
+    return {
+        f"{kind}Name": entity.name,
+        "Path": entity.path,
+        f"{kind}Id": entity.unique_id,
+        "Arn": entity.arn,
+        "CreateDate": _iso(entity.created_at),
+    }
+
+
+def _read_document(value: str) -> str:
+    """--policy-document takes JSON text, or file://path as the AWS CLI does."""
+    if value.startswith("file://"):
+        with open(value.removeprefix("file://"), encoding="utf-8") as handle:
+            return handle.read()
+    return value
+
+
+class Command(BaseCommand):
+    help = "Manage accounts, users, roles, groups, identity policies, access keys and role sessions."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        subcommands = parser.add_subparsers(
+            dest="subcommand", required=True, parser_class=argparse.ArgumentParser
+        )
+
+        def sub(name: str, help_text: str) -> argparse.ArgumentParser:
+            sp: argparse.ArgumentParser = subcommands.add_parser(name, help=help_text)
+            sp.add_argument("--account-id", default=settings.KMS_ACCOUNT_ID)
+            return sp
+
+        sub("create-account", "Create an account (its root principal comes with it).")
+        for entity in ("user", "role", "group"):
+            sp = sub(f"create-{entity}", f"Create an IAM {entity}.")
+            sp.add_argument(f"--{entity}-name", required=True)
+            sp.add_argument("--path", default="/")
+        sp = sub("add-user-to-group", "Add a user to a group.")
+        sp.add_argument("--group-name", required=True)
+        sp.add_argument("--user-name", required=True)
+        for entity in ("user", "role", "group"):
+            sp = sub(f"put-{entity}-policy", f"Create or replace an inline identity policy on a {entity}.")
+            sp.add_argument(f"--{entity}-name", required=True)
+            sp.add_argument("--policy-name", required=True)
+            sp.add_argument("--policy-document", required=True, help="JSON text, or file://path")
+        sp = sub("create-access-key", "Create an access key; the secret is printed once.")
+        owner = sp.add_mutually_exclusive_group(required=True)
+        owner.add_argument("--user-name")
+        owner.add_argument("--root", action="store_true", help="for the account's root principal")
+        sp = sub("update-access-key", "Activate or deactivate an access key.")
+        sp.add_argument("--access-key-id", required=True)
+        sp.add_argument("--status", required=True, choices=["Active", "Inactive"])
+        sp = sub("delete-access-key", "Delete an access key.")
+        sp.add_argument("--access-key-id", required=True)
+        sp = sub("assume-role", "Temporary credentials for a session of a role.")
+        sp.add_argument("--role-name", required=True)
+        sp.add_argument("--role-session-name", required=True)
+        sp.add_argument("--duration-seconds", type=int)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        subcommand: str = options["subcommand"]
+        handler, operation = _SUBCOMMANDS[subcommand]
+        meta = RequestMeta(interface="cli", user_agent=f"manage.py iam {subcommand}")
+        caller = operator_caller(options["account_id"])
+        params = {k: v for k, v in options.items() if k in _PARAMETER_NAMES and v not in (None, False)}
+        try:
+            result = perform(
+                operation, caller=caller, meta=meta, params=params, service=lambda ctx: handler(ctx, options)
+            )
+        except errors.KmsError as exc:
+            sys.stderr.write(json.dumps({"Error": {"Code": exc.code, "Message": exc.message}}) + "\n")
+            raise SystemExit(SERVICE_ERROR_EXIT) from None
+        self.stdout.write(json.dumps(result, indent=4))
+
+
+# Options that are request parameters (recorded on the audit event); never the policy document's secrets:
+# policy documents are not secret (AWS logs them), access-key secrets only ever appear in responses.
+_PARAMETER_NAMES = {
+    "account_id",
+    "user_name",
+    "role_name",
+    "group_name",
+    "path",
+    "policy_name",
+    "policy_document",
+    "access_key_id",
+    "status",
+    "role_session_name",
+    "duration_seconds",
+    "root",
+}
+
+
+def _create_account(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    account = services.account_create(ctx=ctx, account_id=o["account_id"])
+    return {"Account": {"AccountId": account.account_id, "RootArn": account.root_arn}}
+
+
+def _create_user(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    account = account_get(o["account_id"])
+    return {
+        "User": _entity(
+            "User", services.user_create(ctx=ctx, account=account, user_name=o["user_name"], path=o["path"])
+        )
+    }
+
+
+def _create_role(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    account = account_get(o["account_id"])
+    return {
+        "Role": _entity(
+            "Role", services.role_create(ctx=ctx, account=account, role_name=o["role_name"], path=o["path"])
+        )
+    }
+
+
+def _create_group(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    account = account_get(o["account_id"])
+    return {
+        "Group": _entity(
+            "Group",
+            services.group_create(ctx=ctx, account=account, group_name=o["group_name"], path=o["path"]),
+        )
+    }
+
+
+def _add_user_to_group(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    services.group_add_user(
+        ctx=ctx, account=account_get(o["account_id"]), group_name=o["group_name"], user_name=o["user_name"]
+    )
+    return {}
+
+
+def _put_policy(
+    owner_lookup: Callable[[Any, str], IamUser | IamRole | IamGroup], option: str
+) -> Callable[..., Any]:
+    def put(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+        owner = owner_lookup(account_get(o["account_id"]), o[option])
+        services.identity_policy_put(
+            ctx=ctx, owner=owner, policy_name=o["policy_name"], document=_read_document(o["policy_document"])
+        )
+        return {}
+
+    return put
+
+
+def _create_access_key(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    key = services.access_key_create(
+        ctx=ctx, account=account_get(o["account_id"]), user_name=None if o["root"] else o["user_name"]
+    )
+    return {
+        "AccessKey": {
+            "UserName": key.owner_name,
+            "AccessKeyId": key.access_key_id,
+            "Status": key.status,
+            "SecretAccessKey": key.secret_access_key,
+            "CreateDate": _iso(key.created_at),
+        }
+    }
+
+
+def _update_access_key(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    services.access_key_set_status(
+        ctx=ctx, account=account_get(o["account_id"]), access_key_id=o["access_key_id"], status=o["status"]
+    )
+    return {}
+
+
+def _delete_access_key(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    services.access_key_delete(
+        ctx=ctx, account=account_get(o["account_id"]), access_key_id=o["access_key_id"]
+    )
+    return {}
+
+
+def _assume_role(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    creds = services.role_assume(
+        ctx=ctx,
+        account=account_get(o["account_id"]),
+        role_name=o["role_name"],
+        session_name=o["role_session_name"],
+        duration_seconds=o["duration_seconds"],
+    )
+    return {
+        "Credentials": {
+            "AccessKeyId": creds.access_key_id,
+            "SecretAccessKey": creds.secret_access_key,
+            "SessionToken": creds.session_token,
+            "Expiration": _iso(creds.expiration),
+        },
+        "AssumedRoleUser": {"AssumedRoleId": creds.assumed_role_id, "Arn": creds.assumed_role_arn},
+    }
+
+
+_SUBCOMMANDS: dict[str, tuple[Callable[[OperationContext, dict[str, Any]], dict[str, Any]], str]] = {
+    "create-account": (_create_account, "iam:CreateAccount"),
+    "create-user": (_create_user, "iam:CreateUser"),
+    "create-role": (_create_role, "iam:CreateRole"),
+    "create-group": (_create_group, "iam:CreateGroup"),
+    "add-user-to-group": (_add_user_to_group, "iam:AddUserToGroup"),
+    "put-user-policy": (_put_policy(user_get, "user_name"), "iam:PutUserPolicy"),
+    "put-role-policy": (_put_policy(role_get, "role_name"), "iam:PutRolePolicy"),
+    "put-group-policy": (_put_policy(group_get, "group_name"), "iam:PutGroupPolicy"),
+    "create-access-key": (_create_access_key, "iam:CreateAccessKey"),
+    "update-access-key": (_update_access_key, "iam:UpdateAccessKey"),
+    "delete-access-key": (_delete_access_key, "iam:DeleteAccessKey"),
+    "assume-role": (_assume_role, "sts:AssumeRole"),
+}

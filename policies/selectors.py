@@ -1,0 +1,127 @@
+"""Reads of principals: finding accounts and entities, resolving an access key to a caller."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from kmsconsole.core import errors
+from kmsconsole.core.context import Caller
+from kmsconsole.core.rootkey import sealer, subkey
+from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
+
+
+def account_get(account_id: str) -> Account:
+    try:
+        return Account.objects.get(account_id=account_id)
+    except Account.DoesNotExist:
+        raise errors.NoSuchEntityException(f"The account {account_id[:32]} cannot be found.") from None
+
+
+def user_get(account: Account, name: str) -> IamUser:
+    try:
+        return IamUser.objects.select_related("account").get(account=account, name=name)
+    except IamUser.DoesNotExist:
+        raise errors.NoSuchEntityException(f"The user with name {name[:128]} cannot be found.") from None
+
+
+def role_get(account: Account, name: str) -> IamRole:
+    try:
+        return IamRole.objects.select_related("account").get(account=account, name=name)
+    except IamRole.DoesNotExist:
+        raise errors.NoSuchEntityException(f"The role with name {name[:128]} cannot be found.") from None
+
+
+def group_get(account: Account, name: str) -> IamGroup:
+    try:
+        return IamGroup.objects.select_related("account").get(account=account, name=name)
+    except IamGroup.DoesNotExist:
+        raise errors.NoSuchEntityException(f"The group with name {name[:128]} cannot be found.") from None
+
+
+def session_token_digest(token: str) -> str:
+    """Session tokens are stored only as a keyed hash; a database reader cannot use them."""
+    return hmac.new(subkey("session-token/v1"), token.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What SigV4 verification needs about an access key: its secret and who it stands for."""
+
+    caller: Caller
+    secret: str
+    session_token_digest: str = ""
+    expires_at: datetime | None = None
+
+    @property
+    def is_temporary(self) -> bool:
+        return self.expires_at is not None
+
+
+def credentials_for(access_key_id: str) -> Credentials | None:
+    """The active access key's credentials, or None when the key is unknown or inactive."""
+    key = (
+        AccessKey.objects.select_related("account", "user", "session__role")
+        .filter(access_key_id=access_key_id, status=AccessKey.Status.ACTIVE)
+        .first()
+    )
+    if key is None:
+        return None
+    secret = sealer().open(bytes(key.secret_sealed), bound_to=key.sealing_identity).decode()
+    account_id = key.account.account_id
+    if key.kind == AccessKey.Kind.USER and key.user is not None:
+        user = key.user
+        caller = Caller(
+            arn=user.arn,
+            account_id=account_id,
+            principal_type="IAMUser",
+            access_key_id=access_key_id,
+            user_pk=user.pk,
+            username=user.name,
+            userid=user.unique_id,
+        )
+        return Credentials(caller=caller, secret=secret)
+    if key.kind == AccessKey.Kind.SESSION and key.session is not None:
+        session = key.session
+        role = session.role
+        caller = Caller(
+            arn=session.arn,
+            account_id=account_id,
+            principal_type="AssumedRole",
+            access_key_id=access_key_id,
+            role_pk=role.pk,
+            session_pk=session.pk,
+            userid=f"{role.unique_id}:{session.session_name}",
+            role_arn=role.arn,
+        )
+        return Credentials(
+            caller=caller,
+            secret=secret,
+            session_token_digest=session.session_token_digest,
+            expires_at=session.expires_at,
+        )
+    caller = Caller(
+        arn=key.account.root_arn,
+        account_id=account_id,
+        principal_type="Root",
+        access_key_id=access_key_id,
+        userid=account_id,
+    )
+    return Credentials(caller=caller, secret=secret)
+
+
+def identity_policies_for(caller: Caller) -> list[IdentityPolicy]:
+    """The identity policies that apply to a caller: a user's own and its groups', or a session's role's.
+
+    The account root has none: AWS treats it as the account itself, covered by the key policy's account statement.
+    """
+    if caller.user_pk is not None:
+        return list(
+            IdentityPolicy.objects.filter(user_id=caller.user_pk)
+            | IdentityPolicy.objects.filter(group__members__id=caller.user_pk)
+        )
+    if caller.role_pk is not None:
+        return list(IdentityPolicy.objects.filter(role_id=caller.role_pk))
+    return []

@@ -1,0 +1,296 @@
+"""Writes to principals: accounts, users, roles, groups, identity policies, access keys, role sessions.
+
+Every function takes the OperationContext of an operation run through `kmsconsole.operations.perform`, asks
+`authorize()` before changing anything, and returns plain data that the interface shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from kmsconsole.core import errors
+from kmsconsole.core.rootkey import sealer
+from kmsconsole.operations import OperationContext
+from policies import arns
+from policies.authorization import authorize
+from policies.models import (
+    AccessKey,
+    Account,
+    ConsoleIdentity,
+    IamGroup,
+    IamRole,
+    IamUser,
+    IdentityPolicy,
+    RoleSession,
+)
+from policies.policy_documents import validate_identity_policy
+from policies.selectors import group_get, role_get, session_token_digest, user_get
+
+# sts:AssumeRole DurationSeconds lower bound (the upper bound is the role's maximum session duration).
+SESSION_MIN_SECONDS = 900
+# IAM allows two access keys per user (and per root).
+ACCESS_KEYS_PER_OWNER = 2
+
+
+def _check_name(value: str, *, what: str, max_length: int) -> None:
+    if not (1 <= len(value) <= max_length) or not arns.NAME_PATTERN.match(value):
+        raise errors.ValidationException(
+            f"The specified value for {what} is invalid. It must contain 1-{max_length} characters of "
+            "letters, digits and +=,.@_-"
+        )
+
+
+def _check_path(path: str) -> None:
+    if len(path) > arns.PATH_MAX or not arns.PATH_PATTERN.match(path):
+        raise errors.ValidationException(
+            "The specified value for path is invalid. It must begin and end with / and contain only "
+            "printable ASCII characters."
+        )
+
+
+def account_create(*, ctx: OperationContext, account_id: str) -> Account:
+    """Create an account (a 12-digit id); its root principal exists with it."""
+    if not (len(account_id) == 12 and account_id.isdigit()):
+        raise errors.ValidationException("An account id is 12 digits.")
+    authorize(ctx, resource=arns.account_root_arn(account_id))
+    account, created = Account.objects.get_or_create(account_id=account_id)
+    if not created:
+        raise errors.EntityAlreadyExistsException(f"Account {account_id} already exists.")
+    return account
+
+
+def _create_entity(
+    model: type[IamUser | IamRole | IamGroup],
+    *,
+    account: Account,
+    name: str,
+    path: str,
+    what: str,
+    max_length: int,
+    id_prefix: str,
+) -> IamUser | IamRole | IamGroup:
+    _check_name(name, what=what, max_length=max_length)
+    _check_path(path)
+    try:
+        with transaction.atomic():
+            return model.objects.create(
+                account=account, name=name, path=path, unique_id=arns.new_unique_id(id_prefix)
+            )
+    except IntegrityError:
+        noun = model.__name__.removeprefix("Iam").lower()
+        raise errors.EntityAlreadyExistsException(
+            f"{noun.capitalize()} with name {name} already exists."
+        ) from None
+
+
+def user_create(*, ctx: OperationContext, account: Account, user_name: str, path: str = "/") -> IamUser:
+    authorize(ctx, resource=arns.user_arn(account.account_id, path, user_name))
+    user = _create_entity(
+        IamUser,
+        account=account,
+        name=user_name,
+        path=path,
+        what="userName",
+        max_length=arns.USER_NAME_MAX,
+        id_prefix="AIDA",
+    )
+    assert isinstance(user, IamUser)  # noqa: S101 - narrows the shared helper's return type
+    return user
+
+
+def role_create(*, ctx: OperationContext, account: Account, role_name: str, path: str = "/") -> IamRole:
+    authorize(ctx, resource=arns.role_arn(account.account_id, path, role_name))
+    role = _create_entity(
+        IamRole,
+        account=account,
+        name=role_name,
+        path=path,
+        what="roleName",
+        max_length=arns.ROLE_NAME_MAX,
+        id_prefix="AROA",
+    )
+    assert isinstance(role, IamRole)  # noqa: S101
+    return role
+
+
+def group_create(*, ctx: OperationContext, account: Account, group_name: str, path: str = "/") -> IamGroup:
+    authorize(ctx, resource=arns.group_arn(account.account_id, path, group_name))
+    group = _create_entity(
+        IamGroup,
+        account=account,
+        name=group_name,
+        path=path,
+        what="groupName",
+        max_length=arns.GROUP_NAME_MAX,
+        id_prefix="AGPA",
+    )
+    assert isinstance(group, IamGroup)  # noqa: S101
+    return group
+
+
+def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
+    group = group_get(account, group_name)
+    authorize(ctx, resource=group.arn)
+    group.members.add(user_get(account, user_name))
+
+
+def identity_policy_put(
+    *, ctx: OperationContext, owner: IamUser | IamRole | IamGroup, policy_name: str, document: str
+) -> IdentityPolicy:
+    """Create or replace an inline identity policy; the engine validates the document first."""
+    authorize(ctx, resource=owner.arn)
+    _check_name(policy_name, what="policyName", max_length=arns.POLICY_NAME_MAX)
+    validate_identity_policy(document)
+    owner_field = {IamUser: "user", IamRole: "role", IamGroup: "group"}[type(owner)]
+    policy, _ = IdentityPolicy.objects.update_or_create(
+        **{owner_field: owner, "name": policy_name}, defaults={"document": document}
+    )
+    return policy
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    """A freshly created access key. The secret exists in clear only in this object, to be shown once."""
+
+    access_key_id: str
+    secret_access_key: str
+    owner_name: str
+    status: str
+    created_at: datetime
+
+
+def _store_access_key(
+    *, account: Account, kind: str, user: IamUser | None = None, session: RoleSession | None = None
+) -> NewAccessKey:
+    secret = arns.new_secret_access_key()
+    key = AccessKey(
+        access_key_id=arns.new_access_key_id(temporary=kind == AccessKey.Kind.SESSION),
+        account=account,
+        kind=kind,
+        user=user,
+        session=session,
+    )
+    key.secret_sealed = sealer().seal(secret.encode(), bound_to=key.sealing_identity)
+    key.save()
+    owner = user.name if user else (session.session_name if session else account.root_arn)
+    return NewAccessKey(key.access_key_id, secret, owner, key.status, key.created_at)
+
+
+def access_key_create(*, ctx: OperationContext, account: Account, user_name: str | None) -> NewAccessKey:
+    """A long-term access key for a user, or for the account's root when `user_name` is None."""
+    if user_name is None:
+        authorize(ctx, resource=account.root_arn)
+        existing = AccessKey.objects.filter(account=account, kind=AccessKey.Kind.ROOT)
+        user = None
+    else:
+        user = user_get(account, user_name)
+        authorize(ctx, resource=user.arn)
+        existing = AccessKey.objects.filter(user=user)
+    if existing.count() >= ACCESS_KEYS_PER_OWNER:
+        raise errors.LimitExceededException(
+            f"Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_OWNER}"
+        )
+    kind = AccessKey.Kind.ROOT if user is None else AccessKey.Kind.USER
+    return _store_access_key(account=account, kind=kind, user=user)
+
+
+def _long_term_key(account: Account, access_key_id: str) -> AccessKey:
+    key = (
+        AccessKey.objects.select_related("account", "user")
+        .filter(account=account, access_key_id=access_key_id)
+        .exclude(kind=AccessKey.Kind.SESSION)
+        .first()
+    )
+    if key is None:
+        raise errors.NoSuchEntityException(f"The Access Key with id {access_key_id[:32]} cannot be found.")
+    return key
+
+
+def access_key_set_status(
+    *, ctx: OperationContext, account: Account, access_key_id: str, status: str
+) -> None:
+    """Activate or deactivate a long-term access key; a deactivated key fails SigV4 at once."""
+    key = _long_term_key(account, access_key_id)
+    authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
+    if status not in AccessKey.Status.values:
+        raise errors.ValidationException("Status must be Active or Inactive.")
+    key.status = status
+    key.save(update_fields=["status"])
+
+
+def access_key_delete(*, ctx: OperationContext, account: Account, access_key_id: str) -> None:
+    key = _long_term_key(account, access_key_id)
+    authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
+    key.delete()
+
+
+@dataclass(frozen=True)
+class SessionCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: datetime
+    assumed_role_arn: str
+    assumed_role_id: str
+
+
+def role_assume(
+    *,
+    ctx: OperationContext,
+    account: Account,
+    role_name: str,
+    session_name: str,
+    duration_seconds: int | None = None,
+) -> SessionCredentials:
+    """Temporary credentials (ASIA… key, secret and session token) for a session of the role."""
+    role = role_get(account, role_name)
+    authorize(ctx, resource=role.arn)
+    if not arns.SESSION_NAME_PATTERN.match(session_name):
+        raise errors.ValidationException(
+            "The specified value for roleSessionName is invalid. It must contain 2-64 characters of "
+            "letters, digits and +=,.@_-"
+        )
+    seconds = duration_seconds if duration_seconds is not None else role.max_session_seconds
+    if not SESSION_MIN_SECONDS <= seconds <= max(role.max_session_seconds, SESSION_MIN_SECONDS):
+        raise errors.ValidationException(
+            f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role "
+            f"({role.max_session_seconds}) or is below {SESSION_MIN_SECONDS}."
+        )
+    token = arns.new_session_token()
+    session = RoleSession.objects.create(
+        role=role,
+        session_name=session_name,
+        session_token_digest=session_token_digest(token),
+        expires_at=timezone.now() + timedelta(seconds=seconds),
+    )
+    key = _store_access_key(account=account, kind=AccessKey.Kind.SESSION, session=session)
+    return SessionCredentials(
+        access_key_id=key.access_key_id,
+        secret_access_key=key.secret_access_key,
+        session_token=token,
+        expiration=session.expires_at,
+        assumed_role_arn=session.arn,
+        assumed_role_id=f"{role.unique_id}:{session_name}",
+    )
+
+
+def console_login_create(
+    *, ctx: OperationContext, iam_user: IamUser, username: str, password: str, superuser: bool = False
+) -> AbstractBaseUser:
+    """A console sign-in that acts as `iam_user`: what it does in the console is done as that principal."""
+    authorize(ctx, resource=iam_user.arn)
+    user_model = get_user_model()
+    if user_model.objects.filter(username=username).exists():
+        raise errors.EntityAlreadyExistsException(f"Console login {username} already exists.")
+    if superuser:
+        login = user_model.objects.create_superuser(username=username, password=password)
+    else:
+        login = user_model.objects.create_user(username=username, password=password)
+    ConsoleIdentity.objects.create(login=login, iam_user=iam_user)
+    return login

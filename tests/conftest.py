@@ -1,0 +1,164 @@
+"""Shared fixtures and personas: an admin (Allow * on *), a random-user (only kms:GenerateRandom), an outsider
+(no policies), a role with a session. Principals are created through the same services the CLI uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from django.conf import settings
+
+from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.rootkey import create_root_key_file
+from kmsconsole.operations import perform
+from policies import services
+from policies.models import Account
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test data dir gets its own root key the first time (mode 0600, like a real start), and the
+    # embedded broker its folders (used when REDIS_URL is not set).
+    create_root_key_file()
+    for folder in ("queue", "processed"):
+        (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+ALLOW_ALL = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+ALLOW_RANDOM = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:GenerateRandom", "Resource": "*"}],
+    }
+)
+
+
+def as_operator(operation: str, work: Callable[[Any], Any], **params: Any) -> Any:
+    """Run a principals service the way `manage.py iam` does: through perform(), as the local operator."""
+    holder: dict[str, Any] = {}
+
+    def service(ctx: Any) -> dict[str, Any]:
+        holder["result"] = work(ctx)
+        return {}
+
+    perform(
+        operation,
+        caller=operator_caller(settings.KMS_ACCOUNT_ID, "tests"),
+        meta=RequestMeta(interface="cli"),
+        params=params,
+        service=service,
+    )
+    return holder["result"]
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    arn: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+@pytest.fixture
+def account(db: None) -> Account:
+    return as_operator(
+        "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=settings.KMS_ACCOUNT_ID)
+    )
+
+
+@pytest.fixture
+def make_user(account: Account) -> Callable[..., Persona]:
+    def make(name: str, *policies: str) -> Persona:
+        user = as_operator(
+            "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name=name)
+        )
+        for index, document in enumerate(policies):
+            as_operator(
+                "iam:PutUserPolicy",
+                lambda ctx, d=document, i=index: services.identity_policy_put(
+                    ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
+                ),
+            )
+        key = as_operator(
+            "iam:CreateAccessKey",
+            lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name=name),
+        )
+        return Persona(name, user.arn, key.access_key_id, key.secret_access_key)
+
+    return make
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., Persona]) -> Persona:
+    return make_user("admin", ALLOW_ALL)
+
+
+@pytest.fixture
+def random_user(make_user: Callable[..., Persona]) -> Persona:
+    return make_user("random-user", ALLOW_RANDOM)
+
+
+@pytest.fixture
+def outsider(make_user: Callable[..., Persona]) -> Persona:
+    return make_user("outsider")
+
+
+@pytest.fixture
+def role_session(account: Account) -> Callable[..., Persona]:
+    def make(role_name: str = "app", *policies: str, seconds: int | None = None) -> Persona:
+        role = as_operator(
+            "iam:CreateRole", lambda ctx: services.role_create(ctx=ctx, account=account, role_name=role_name)
+        )
+        for index, document in enumerate(policies):
+            as_operator(
+                "iam:PutRolePolicy",
+                lambda ctx, d=document, i=index: services.identity_policy_put(
+                    ctx=ctx, owner=role, policy_name=f"policy-{i}", document=d
+                ),
+            )
+        creds = as_operator(
+            "sts:AssumeRole",
+            lambda ctx: services.role_assume(
+                ctx=ctx,
+                account=account,
+                role_name=role_name,
+                session_name="session-1",
+                duration_seconds=seconds,
+            ),
+        )
+        return Persona(
+            role_name,
+            creds.assumed_role_arn,
+            creds.access_key_id,
+            creds.secret_access_key,
+            creds.session_token,
+        )
+
+    return make
+
+
+@pytest.fixture
+def kms_client(live_server: Any) -> Callable[..., Any]:
+    """A real boto3 KMS client pointed at the live test server, signing as `persona`."""
+
+    def make(persona: Persona, **overrides: Any) -> Any:
+        return boto3.client(
+            "kms",
+            endpoint_url=live_server.url,
+            region_name=overrides.pop("region_name", settings.KMS_REGION),
+            aws_access_key_id=overrides.pop("access_key_id", persona.access_key_id),
+            aws_secret_access_key=overrides.pop("secret_access_key", persona.secret_access_key),
+            aws_session_token=overrides.pop("session_token", persona.session_token),
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **overrides),
+        )
+
+    return make
