@@ -1,0 +1,229 @@
+"""kmsconsole's crypto core: pure Python (no Django), fully typed, built on ``cryptography``.
+
+Everything the service layer needs is importable from ``keys.crypto``. Functions take the data positionally
+and the key keyword-only. "material" is a key's *unsealed* serialized material (see Key material); the
+service unseals it (``keys.crypto.sealing``, not re-exported here) just for the call. Every error is a
+:class:`CryptoError` with ``.code`` = the AWS exception name and ``.message`` = AWS's text; map ``code`` once.
+
+Specs and rules (``specs``, ``rules``)
+    Enums with every AWS value: ``KeySpec``, ``KeyUsage``, ``EncryptionAlgorithm``, ``SigningAlgorithm``,
+    ``MacAlgorithm``, ``KeyAgreementAlgorithm``, ``DataKeySpec``, ``DataKeyPairSpec``, ``MessageType``
+    (``StrEnum``: ``KeySpec("RSA_2048")`` parses, ``str(spec)`` is the wire value).
+    Limits (import them, never repeat them): ``PLAINTEXT_MAX_BYTES`` (4096), ``CIPHERTEXT_MAX_BYTES`` (6144),
+    ``MESSAGE_MAX_BYTES`` (4096), ``SIGNATURE_MAX_BYTES`` (6144), ``NUMBER_OF_BYTES_MIN``/``_MAX`` (1..1024),
+    ``PUBLIC_KEY_MAX_BYTES`` (8192), ``RSA_OAEP_MAX_PLAINTEXT_BYTES[(spec, alg)]``, ``DIGEST_BYTES[alg]``,
+    ``MAC_BYTES[alg]``, ``DATA_KEY_SPEC_BYTES``; tables ``AWS_KEY_SPEC_USAGES``, ``SUPPORTED_KEY_SPECS``,
+    ``OPERATION_KEY_USAGE`` (operation name -> usage it needs). More in ``keys.crypto.specs``.
+
+    - ``validate_spec_and_usage(key_spec=None, key_usage=None) -> KeyUsage``: CreateKey's rules; returns the
+      usage the key gets (SYMMETRIC_DEFAULT may omit it). ValidationException / UnsupportedOperationException.
+    - ``key_algorithms(key_spec, key_usage) -> KeyAlgorithms``: the ``EncryptionAlgorithms`` /
+      ``SigningAlgorithms`` / ``MacAlgorithms`` / ``KeyAgreementAlgorithms`` lists (DescribeKey).
+    - ``check_key_usage(*, key_arn, key_usage, operation)``: InvalidKeyUsageException
+      ``<arn> key usage is X which is not valid for <Operation>.``
+    - ``check_data_key_encrypting_key(*, key_spec, operation)``: GenerateDataKey* need SYMMETRIC_DEFAULT.
+    - ``check_encryption_algorithm`` / ``check_signing_algorithm`` / ``check_mac_algorithm`` /
+      ``check_key_agreement_algorithm(key_spec, algorithm)``: the operations below call these themselves.
+
+Key material (``material``, ``ids``)
+    - ``generate_key_material(key_spec) -> bytes``: 32 random bytes (SYMMETRIC_DEFAULT), 28/32/48/64 random
+      bytes (HMAC_224/256/384/512), unencrypted PKCS#8 DER (RSA, ECC, Ed25519). Seal this and store it.
+    - ``public_key_der(key_spec, material) -> bytes``: DER SubjectPublicKeyInfo (GetPublicKey). Not secret:
+      store it beside the sealed material; ``encrypt_asymmetric`` and ``verify`` take it instead of material.
+    - ``validate_key_material(key_spec, material)``: full check for material from outside (import).
+    - ``new_key_material_id() -> bytes``: 32 random bytes, one per material version (creation, each
+      rotation); ``key_material_id_hex(id) -> str`` gives the 64-hex ``KeyMaterialId``;
+      ``parse_key_material_id(hex) -> bytes`` reads it back.
+
+Symmetric encryption (``symmetric``): Encrypt/Decrypt/ReEncrypt/GenerateDataKey* with SYMMETRIC_DEFAULT keys
+    - ``encrypt_symmetric(plaintext, *, key_id: UUID, key_material_id: bytes, material,
+      encryption_context=None, encryption_algorithm=SYMMETRIC_DEFAULT) -> bytes``: the CiphertextBlob
+      (plaintext 1..4096 bytes).
+    - ``parse_ciphertext_header(blob) -> CiphertextHeader(key_id: UUID, key_material_id: bytes)``: read
+      before decrypting to find the key and material version (InvalidCiphertext if the blob cannot be ours).
+      If the request named a KeyId resolving to another key, raise ``IncorrectKey()`` (AWS's message).
+    - ``decrypt_symmetric(blob, *, key_id, key_material_id, material, encryption_context=None,
+      encryption_algorithm=SYMMETRIC_DEFAULT) -> bytes``: any tamper, truncation, wrong context (exact,
+      case-sensitive, any order), wrong key or material -> ``InvalidCiphertext`` with an empty message.
+    - Blob: ``0x01 || key id (16) || key material id (32) || nonce (16) || iv (12) || ciphertext || tag
+      (16)``, 93 bytes of overhead (``CIPHERTEXT_OVERHEAD_BYTES``); per-message key HKDF-SHA256(material,
+      nonce); AES-256-GCM with AAD = header || ``canonical_encryption_context(ec)``. Details in ``symmetric``.
+
+Asymmetric keys (``asymmetric``, ``signing``)
+    - ``encrypt_asymmetric(plaintext, *, key_spec, public_key_der, encryption_algorithm) -> bytes`` and
+      ``decrypt_asymmetric(ciphertext, *, key_spec, material, encryption_algorithm) -> bytes``:
+      RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256, standard OAEP (interoperable); AWS's size limits and message.
+    - ``sign(message, *, key_spec, material, signing_algorithm, message_type=RAW) -> bytes`` and
+      ``verify(message, signature, *, key_spec, public_key_der, signing_algorithm, message_type=RAW)``
+      (returns None or raises ``InvalidSignature``): RSASSA_PSS_SHA_256/384/512,
+      RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (RAW only).
+      ED25519_PH_SHA_512 is UnsupportedOperationException: ``cryptography`` has no Ed25519ph.
+    - ``derive_shared_secret(public_key, *, key_spec, material, key_agreement_algorithm=ECDH) -> bytes``:
+      raw ECDH secret for ECC_NIST_P256/P384/P521 KEY_AGREEMENT keys; ``public_key`` is the peer's DER SPKI.
+
+HMAC keys (``mac``)
+    - ``generate_mac(message, *, key_spec, material, mac_algorithm) -> bytes`` and
+      ``verify_mac(message, mac, *, key_spec, material, mac_algorithm) -> None`` (raises ``InvalidMac``;
+      constant-time comparison).
+
+Data keys (``datakeys``)
+    - ``generate_data_key(*, key_spec: DataKeySpec | None = None, number_of_bytes: int | None = None)``
+      -> bytes (exactly one of the two); ``data_key_length(...) -> int`` only validates those parameters.
+    - ``generate_data_key_pair(key_pair_spec) -> DataKeyPair(key_pair_spec, public_key, private_key)``:
+      public DER SPKI, private DER PKCS#8 (kept out of ``repr``); encrypt ``private_key`` with
+      ``encrypt_symmetric`` under the KMS key.
+    - ``generate_random(number_of_bytes) -> bytes``: GenerateRandom, 1..1024 (``None`` -> "NumberOfBytes is
+      required.").
+
+Errors (``errors``): ``CryptoError`` (base; ``code``, ``message``) and ``InvalidCiphertext``
+(InvalidCiphertextException, empty message), ``IncorrectKey`` (IncorrectKeyException),
+``CryptoValidationError`` (ValidationException), ``InvalidKeyUsage`` (InvalidKeyUsageException),
+``InvalidSignature`` (KMSInvalidSignatureException, empty), ``InvalidMac`` (KMSInvalidMacException, empty),
+``UnsupportedOperation`` (UnsupportedOperationException), ``KeyMaterialError`` (KMSInternalException:
+unusable stored material, a server fault). Messages and ``repr`` never contain material, plaintext,
+messages, signatures or MACs.
+
+Not supported (UnsupportedOperationException): key specs SM2, ML_DSA_*, ML_KEM_*; algorithms SM2PKE,
+SM2DSA, ML_DSA_SHAKE_256, ED25519_PH_SHA_512; key pair specs SM2, ML_KEM_*. MessageType EXTERNAL_MU is a
+ValidationException.
+"""
+
+from __future__ import annotations
+
+from .asymmetric import decrypt_asymmetric, derive_shared_secret, encrypt_asymmetric
+from .datakeys import DataKeyPair, data_key_length, generate_data_key, generate_data_key_pair, generate_random
+from .errors import (
+    CryptoError,
+    CryptoValidationError,
+    IncorrectKey,
+    InvalidCiphertext,
+    InvalidKeyUsage,
+    InvalidMac,
+    InvalidSignature,
+    KeyMaterialError,
+    UnsupportedOperation,
+)
+from .ids import key_material_id_hex, new_key_material_id, parse_key_material_id
+from .mac import generate_mac, verify_mac
+from .material import generate_key_material, public_key_der, validate_key_material
+from .rules import (
+    KeyAlgorithms,
+    check_data_key_encrypting_key,
+    check_encryption_algorithm,
+    check_key_agreement_algorithm,
+    check_key_usage,
+    check_mac_algorithm,
+    check_signing_algorithm,
+    key_algorithms,
+    require_supported_key_spec,
+    validate_spec_and_usage,
+)
+from .signing import sign, verify
+from .specs import (
+    AWS_KEY_SPEC_USAGES,
+    CIPHERTEXT_MAX_BYTES,
+    DATA_KEY_SPEC_BYTES,
+    DIGEST_BYTES,
+    KEY_MATERIAL_ID_BYTES,
+    MAC_BYTES,
+    MESSAGE_MAX_BYTES,
+    NUMBER_OF_BYTES_MAX,
+    NUMBER_OF_BYTES_MIN,
+    OPERATION_KEY_USAGE,
+    PLAINTEXT_MAX_BYTES,
+    PUBLIC_KEY_MAX_BYTES,
+    RSA_OAEP_MAX_PLAINTEXT_BYTES,
+    SIGNATURE_MAX_BYTES,
+    SUPPORTED_DATA_KEY_PAIR_SPECS,
+    SUPPORTED_KEY_SPECS,
+    DataKeyPairSpec,
+    DataKeySpec,
+    EncryptionAlgorithm,
+    KeyAgreementAlgorithm,
+    KeySpec,
+    KeyUsage,
+    MacAlgorithm,
+    MessageType,
+    SigningAlgorithm,
+)
+from .symmetric import (
+    CIPHERTEXT_OVERHEAD_BYTES,
+    CiphertextHeader,
+    EncryptionContext,
+    canonical_encryption_context,
+    decrypt_symmetric,
+    encrypt_symmetric,
+    parse_ciphertext_header,
+)
+
+__all__ = [
+    "AWS_KEY_SPEC_USAGES",
+    "CIPHERTEXT_MAX_BYTES",
+    "CIPHERTEXT_OVERHEAD_BYTES",
+    "DATA_KEY_SPEC_BYTES",
+    "DIGEST_BYTES",
+    "KEY_MATERIAL_ID_BYTES",
+    "MAC_BYTES",
+    "MESSAGE_MAX_BYTES",
+    "NUMBER_OF_BYTES_MAX",
+    "NUMBER_OF_BYTES_MIN",
+    "OPERATION_KEY_USAGE",
+    "PLAINTEXT_MAX_BYTES",
+    "PUBLIC_KEY_MAX_BYTES",
+    "RSA_OAEP_MAX_PLAINTEXT_BYTES",
+    "SIGNATURE_MAX_BYTES",
+    "SUPPORTED_DATA_KEY_PAIR_SPECS",
+    "SUPPORTED_KEY_SPECS",
+    "CiphertextHeader",
+    "CryptoError",
+    "CryptoValidationError",
+    "DataKeyPair",
+    "DataKeyPairSpec",
+    "DataKeySpec",
+    "EncryptionAlgorithm",
+    "EncryptionContext",
+    "IncorrectKey",
+    "InvalidCiphertext",
+    "InvalidKeyUsage",
+    "InvalidMac",
+    "InvalidSignature",
+    "KeyAgreementAlgorithm",
+    "KeyAlgorithms",
+    "KeyMaterialError",
+    "KeySpec",
+    "KeyUsage",
+    "MacAlgorithm",
+    "MessageType",
+    "SigningAlgorithm",
+    "UnsupportedOperation",
+    "canonical_encryption_context",
+    "check_data_key_encrypting_key",
+    "check_encryption_algorithm",
+    "check_key_agreement_algorithm",
+    "check_key_usage",
+    "check_mac_algorithm",
+    "check_signing_algorithm",
+    "data_key_length",
+    "decrypt_asymmetric",
+    "decrypt_symmetric",
+    "derive_shared_secret",
+    "encrypt_asymmetric",
+    "encrypt_symmetric",
+    "generate_data_key",
+    "generate_data_key_pair",
+    "generate_key_material",
+    "generate_mac",
+    "generate_random",
+    "key_algorithms",
+    "key_material_id_hex",
+    "new_key_material_id",
+    "parse_ciphertext_header",
+    "parse_key_material_id",
+    "public_key_der",
+    "require_supported_key_spec",
+    "sign",
+    "validate_key_material",
+    "validate_spec_and_usage",
+    "verify",
+    "verify_mac",
+]

@@ -1,0 +1,143 @@
+"""Sign and Verify for RSA (PSS, PKCS#1 v1.5), ECDSA (NIST curves, secp256k1) and Ed25519 keys.
+
+Signatures are what KMS returns and what standard verifiers accept:
+
+- RSASSA_PSS_SHA_*: PSS with MGF1 over the same hash and a salt as long as the digest;
+- RSASSA_PKCS1_V1_5_SHA_*: PKCS#1 v1.5 with the DigestInfo prefix;
+- ECDSA_SHA_*: DER-encoded ``Ecdsa-Sig-Value`` (SEQUENCE of r and s);
+- ED25519_SHA_512: pure Ed25519 (RFC 8032) over the message, 64 bytes; MessageType must be RAW.
+
+MessageType RAW (1..4096 bytes) is hashed here; DIGEST is a digest the caller computed and must be exactly the
+algorithm's hash length (``Digest is invalid length for algorithm ECDSA_SHA_256.``). ED25519_PH_SHA_512
+(Ed25519ph) is not implemented: ``cryptography`` has no prehashed/"dom2" Ed25519
+(``UnsupportedOperationException``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature as _BadSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from .errors import CryptoValidationError, InvalidSignature, length_error
+from .material import load_private_key, load_stored_public_key
+from .rules import check_signing_algorithm
+from .specs import (
+    DIGEST_BYTES,
+    MESSAGE_MAX_BYTES,
+    MESSAGE_MIN_BYTES,
+    SIGNATURE_MAX_BYTES,
+    KeySpec,
+    MessageType,
+    SigningAlgorithm,
+)
+
+_HASHES: Final[Mapping[SigningAlgorithm, type[hashes.HashAlgorithm]]] = MappingProxyType(
+    {
+        SigningAlgorithm.RSASSA_PSS_SHA_256: hashes.SHA256,
+        SigningAlgorithm.RSASSA_PSS_SHA_384: hashes.SHA384,
+        SigningAlgorithm.RSASSA_PSS_SHA_512: hashes.SHA512,
+        SigningAlgorithm.RSASSA_PKCS1_V1_5_SHA_256: hashes.SHA256,
+        SigningAlgorithm.RSASSA_PKCS1_V1_5_SHA_384: hashes.SHA384,
+        SigningAlgorithm.RSASSA_PKCS1_V1_5_SHA_512: hashes.SHA512,
+        SigningAlgorithm.ECDSA_SHA_256: hashes.SHA256,
+        SigningAlgorithm.ECDSA_SHA_384: hashes.SHA384,
+        SigningAlgorithm.ECDSA_SHA_512: hashes.SHA512,
+    }
+)
+_PSS: Final = frozenset(
+    {
+        SigningAlgorithm.RSASSA_PSS_SHA_256,
+        SigningAlgorithm.RSASSA_PSS_SHA_384,
+        SigningAlgorithm.RSASSA_PSS_SHA_512,
+    }
+)
+
+
+def _check_message(message: bytes, algorithm: SigningAlgorithm, message_type: MessageType) -> None:
+    if message_type is MessageType.EXTERNAL_MU:
+        raise CryptoValidationError(f"MessageType EXTERNAL_MU is not valid for algorithm {algorithm}.")
+    if algorithm is SigningAlgorithm.ED25519_SHA_512 and message_type is not MessageType.RAW:
+        raise CryptoValidationError(f"Algorithm {algorithm} requires MessageType RAW.")
+    if len(message) < MESSAGE_MIN_BYTES:
+        raise length_error("message", minimum=MESSAGE_MIN_BYTES)
+    if len(message) > MESSAGE_MAX_BYTES:
+        raise length_error("message", maximum=MESSAGE_MAX_BYTES)
+    if message_type is MessageType.DIGEST and len(message) != DIGEST_BYTES[algorithm]:
+        raise CryptoValidationError(f"Digest is invalid length for algorithm {algorithm}.")
+
+
+def _prepare(
+    message: bytes, algorithm: SigningAlgorithm, message_type: MessageType
+) -> tuple[bytes, Prehashed, hashes.HashAlgorithm]:
+    """The digest to sign (hashing RAW messages here), with the Prehashed marker and its hash."""
+    hash_algorithm = _HASHES[algorithm]()
+    if message_type is MessageType.RAW:
+        digest = hashes.Hash(hash_algorithm)
+        digest.update(message)
+        return digest.finalize(), Prehashed(hash_algorithm), hash_algorithm
+    return message, Prehashed(hash_algorithm), hash_algorithm
+
+
+def _rsa_padding(
+    algorithm: SigningAlgorithm, hash_algorithm: hashes.HashAlgorithm
+) -> padding.AsymmetricPadding:
+    if algorithm in _PSS:
+        return padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
+    return padding.PKCS1v15()
+
+
+def sign(
+    message: bytes,
+    *,
+    key_spec: KeySpec,
+    material: bytes,
+    signing_algorithm: SigningAlgorithm,
+    message_type: MessageType = MessageType.RAW,
+) -> bytes:
+    """Sign a message (RAW) or a digest (DIGEST) with a SIGN_VERIFY key's private material."""
+    check_signing_algorithm(key_spec, signing_algorithm)
+    _check_message(message, signing_algorithm, message_type)
+    private_key = load_private_key(key_spec, material)
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(message)
+    digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(digest, _rsa_padding(signing_algorithm, hash_algorithm), prehashed)
+    return private_key.sign(digest, ec.ECDSA(prehashed))
+
+
+def verify(
+    message: bytes,
+    signature: bytes,
+    *,
+    key_spec: KeySpec,
+    public_key_der: bytes,
+    signing_algorithm: SigningAlgorithm,
+    message_type: MessageType = MessageType.RAW,
+) -> None:
+    """Return if ``signature`` is valid for the message under the key's public key (DER SubjectPublicKeyInfo).
+
+    Raise ``KMSInvalidSignatureException`` (empty message) otherwise; like AWS, never return "invalid".
+    """
+    check_signing_algorithm(key_spec, signing_algorithm)
+    _check_message(message, signing_algorithm, message_type)
+    if len(signature) > SIGNATURE_MAX_BYTES:
+        raise length_error("signature", maximum=SIGNATURE_MAX_BYTES)
+    public_key = load_stored_public_key(key_spec, public_key_der)
+    try:
+        if isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, message)
+            return
+        digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, digest, _rsa_padding(signing_algorithm, hash_algorithm), prehashed)
+        else:
+            public_key.verify(signature, digest, ec.ECDSA(prehashed))
+    except (_BadSignature, ValueError):
+        raise InvalidSignature() from None
