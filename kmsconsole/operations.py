@@ -28,6 +28,15 @@ class KeyResolution(enum.Enum):
     ALIAS = "alias"  # alias operations: the alias, then its key
 
 
+class KeyStates(enum.Enum):
+    """Which key states an operation works in (kms-spec §4.2); the others raise AWS's exception."""
+
+    ANY = "any"  # DescribeKey, GetKeyPolicy, List*, PutKeyPolicy, DeleteAlias, RevokeGrant, ...
+    NOT_PENDING_DELETION = "not-pending-deletion"  # management: PendingDeletion -> KMSInvalidStateException
+    USABLE = "usable"  # cryptographic use: Disabled -> DisabledException, PendingDeletion -> KMSInvalidState
+    PENDING_DELETION_ONLY = "pending-deletion-only"  # CancelKeyDeletion
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -35,12 +44,29 @@ class Operation:
     key_resolution: KeyResolution
     grantable: bool = False
     read_only: bool = False
+    key_states: KeyStates = KeyStates.ANY
+    # Whether a key in another account may be named (by ARN): cryptographic operations, DescribeKey,
+    # GetPublicKey, CreateGrant, ListGrants, RevokeGrant, RetireGrant, GetKeyRotationStatus (kms-spec §7.2).
+    cross_account: bool = False
     # Secret members beyond what the KMS service model marks (blobs and sensitive members are always secret).
     secret_request_fields: frozenset[str] = frozenset()
     secret_response_fields: frozenset[str] = frozenset()
 
 
 _GRANT_TOKENS = frozenset({"GrantTokens", "GrantToken"})
+
+_ID = KeyResolution.KEY_ID_OR_ARN
+_ANY_ID = KeyResolution.ANY_IDENTIFIER
+_MANAGE = KeyStates.NOT_PENDING_DELETION
+_USE = KeyStates.USABLE
+
+
+def _crypto(name: str, resolution: KeyResolution = _ANY_ID) -> Operation:
+    """A cryptographic operation: grantable, cross-account, needs an Enabled key."""
+    return Operation(
+        name, f"kms:{name}", resolution, grantable=True, read_only=True, key_states=_USE, cross_account=True
+    )
+
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -53,6 +79,49 @@ OPERATIONS: dict[str, Operation] = {
             read_only=True,
             secret_response_fields=frozenset({"Plaintext", "CiphertextForRecipient"}),
         ),
+        # Key management.
+        Operation("CreateKey", "kms:CreateKey", KeyResolution.NONE),
+        Operation(
+            "DescribeKey", "kms:DescribeKey", _ANY_ID, grantable=True, read_only=True, cross_account=True
+        ),
+        Operation("ListKeys", "kms:ListKeys", KeyResolution.NONE, read_only=True),
+        Operation("EnableKey", "kms:EnableKey", _ID, key_states=_MANAGE),
+        Operation("DisableKey", "kms:DisableKey", _ID, key_states=_MANAGE),
+        Operation("UpdateKeyDescription", "kms:UpdateKeyDescription", _ID, key_states=_MANAGE),
+        # Key policies.
+        Operation("GetKeyPolicy", "kms:GetKeyPolicy", _ID, read_only=True),
+        Operation("PutKeyPolicy", "kms:PutKeyPolicy", _ID),
+        Operation("ListKeyPolicies", "kms:ListKeyPolicies", _ID, read_only=True),
+        # Aliases: IAM permission on the alias ARN and key-policy permission on the key(s).
+        Operation("CreateAlias", "kms:CreateAlias", KeyResolution.ALIAS, key_states=_MANAGE),
+        Operation("UpdateAlias", "kms:UpdateAlias", KeyResolution.ALIAS),
+        Operation("DeleteAlias", "kms:DeleteAlias", KeyResolution.ALIAS),
+        Operation("ListAliases", "kms:ListAliases", KeyResolution.NONE, read_only=True),
+        # Tags.
+        Operation("TagResource", "kms:TagResource", _ID, key_states=_MANAGE),
+        Operation("UntagResource", "kms:UntagResource", _ID, key_states=_MANAGE),
+        Operation("ListResourceTags", "kms:ListResourceTags", _ID, read_only=True),
+        # Rotation.
+        Operation("EnableKeyRotation", "kms:EnableKeyRotation", _ID, key_states=_USE),
+        Operation("DisableKeyRotation", "kms:DisableKeyRotation", _ID, key_states=_USE),
+        Operation(
+            "GetKeyRotationStatus", "kms:GetKeyRotationStatus", _ID, read_only=True, cross_account=True
+        ),
+        Operation("RotateKeyOnDemand", "kms:RotateKeyOnDemand", _ID, key_states=_USE),
+        Operation("ListKeyRotations", "kms:ListKeyRotations", _ID, read_only=True),
+        # Cryptographic operations.
+        _crypto("Encrypt"),
+        _crypto("Decrypt", KeyResolution.CIPHERTEXT),
+        _crypto("ReEncrypt", KeyResolution.CIPHERTEXT),
+        _crypto("GenerateDataKey"),
+        _crypto("GenerateDataKeyWithoutPlaintext"),
+        _crypto("GenerateDataKeyPair"),
+        _crypto("GenerateDataKeyPairWithoutPlaintext"),
+        _crypto("Sign"),
+        _crypto("Verify"),
+        _crypto("GenerateMac"),
+        _crypto("VerifyMac"),
+        _crypto("GetPublicKey"),
         # Principal administration (the `manage.py iam` CLI, later the console and the REST API).
         Operation("iam:CreateAccount", "kmsconsole:CreateAccount", KeyResolution.NONE),
         Operation("iam:CreateUser", "iam:CreateUser", KeyResolution.NONE),
@@ -150,13 +219,18 @@ def perform(
     meta: RequestMeta,
     params: Mapping[str, Any],
     service: Callable[[OperationContext], Result],
+    record: AuditRecord | None = None,
 ) -> Result:
-    """Run one operation through authorization and the audit trail. `service` returns the response elements."""
+    """Run one operation through authorization and the audit trail. `service` returns the response elements.
+
+    Pass `record` to read the decision afterwards (the KMS endpoint does, for X-Kms-Explain).
+    """
     op = operation(name)
     secret_request, secret_response = secret_fields(op)
-    record = AuditRecord(
-        operation=op.name, meta=meta, caller=caller, request_parameters=redact(params, secret_request)
-    )
+    if record is None:
+        record = AuditRecord(operation=op.name, meta=meta)
+    record.operation, record.caller = op.name, caller
+    record.request_parameters = redact(params, secret_request)
     with audited(record):
         result = service(OperationContext(operation=op, caller=caller, meta=meta, audit=record))
         if not record.has_decision:

@@ -42,12 +42,23 @@ def decided_by(decision: engine.Decision) -> str:
 
 
 def authorize(
-    ctx: OperationContext, *, resource: str, condition_values: Mapping[str, Any] | None = None
+    ctx: OperationContext,
+    *,
+    resource: str,
+    action: str | None = None,
+    key_policy: str | None = None,
+    resource_account: str | None = None,
+    resource_tags: Mapping[str, str] | None = None,
+    request_tags: Mapping[str, str] | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    condition_values: Mapping[str, Any] | None = None,
 ) -> engine.Decision | None:
-    """Decide whether the caller may perform ctx.operation on `resource`; record the decision; raise on deny.
+    """Decide whether the caller may perform `action` (default: the operation's) on `resource`; record the
+    decision on the audit record; raise AccessDeniedException with AWS's message on deny.
 
-    Account-level operations (GenerateRandom, CreateKey, ListKeys, ...) pass resource "*" and are decided by
-    identity policies alone. Key operations will pass the key and its policy (the keys issue).
+    Account-level operations (GenerateRandom, CreateKey, ListKeys, ...) and the IAM half of alias operations
+    pass no key policy: identity policies alone decide. Key operations pass the key's policy text (compiled
+    once per distinct text by the engine's cache) and the key's tags and condition values.
     """
     if ctx.caller.is_operator:
         ctx.audit.authorized(allowed=True, reason=OPERATOR_REASON, decided_by="operator")
@@ -55,18 +66,58 @@ def authorize(
     meta = ctx.meta
     request = engine.RequestContext.build(
         caller=engine_caller(ctx.caller),
-        action=ctx.operation.action,
+        action=action or ctx.operation.action,
         resource=resource,
-        resource_account=None if resource == "*" else ctx.caller.account_id,
+        resource_account=resource_account,
         source_ip=meta.source_ip or None,
         now=timezone.now(),
         secure_transport=meta.secure_transport,
+        encryption_context=encryption_context,
+        resource_tags=resource_tags,
+        request_tags=request_tags,
         condition_values=condition_values,
     )
-    decision = engine.evaluate(request, key_policy=None, identity_policies=identity_policies(ctx.caller))
+    decision = engine.evaluate(
+        request,
+        key_policy=engine.compile_key_policy(key_policy) if key_policy is not None else None,
+        identity_policies=identity_policies(ctx.caller),
+    )
     ctx.audit.authorized(
-        allowed=decision.allowed, reason=decision.explanation(), decided_by=decided_by(decision)
+        allowed=decision.allowed,
+        reason=decision.explanation(),
+        decided_by=decided_by(decision),
+        trace=decision.trace if ctx.meta.explain_requested else (),
     )
     if not decision.allowed:
         raise errors.AccessDeniedException(decision.access_denied_message())
     return decision
+
+
+EXPLAIN_ACTION = "kmsconsole:Explain"
+
+
+def may_see_explanations(caller: Caller) -> bool:
+    """Whether the caller's identity policies allow the product's own action kmsconsole:Explain."""
+    if caller.is_operator:
+        return True
+    request = engine.RequestContext.build(caller=engine_caller(caller), action=EXPLAIN_ACTION, resource="*")
+    return engine.would_allow(request, key_policy=None, identity_policies=identity_policies(caller))
+
+
+def ensure_no_lockout(ctx: OperationContext, *, new_policy: engine.CompiledPolicy, key_arn: str) -> None:
+    """The policy lockout safety check (kms-spec §6.4): after the change, could the caller still call
+    kms:PutKeyPolicy on the key? The caller's identity policies count, as they do on AWS."""
+    if ctx.caller.is_operator:
+        return
+    request = engine.RequestContext.build(
+        caller=engine_caller(ctx.caller),
+        action="kms:PutKeyPolicy",
+        resource=key_arn,
+        source_ip=ctx.meta.source_ip or None,
+        now=timezone.now(),
+        secure_transport=ctx.meta.secure_transport,
+    )
+    try:
+        engine.ensure_no_lockout(request, new_policy, identity_policies(ctx.caller), key_arn=key_arn)
+    except engine.EngineError as exc:
+        raise errors.error_for_code(exc.code, exc.message) from None

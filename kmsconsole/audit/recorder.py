@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -42,13 +42,17 @@ class AuditRecord:
     reason: str = ""
     decided_by: str = ""
     error: errors.KmsError | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The per-statement trace of the decision, kept in memory only: shown to callers allowed to see it.
+    trace: tuple[str, ...] = ()
 
-    def authorized(self, *, allowed: bool, reason: str, decided_by: str = "") -> None:
+    def authorized(
+        self, *, allowed: bool, reason: str, decided_by: str = "", trace: tuple[str, ...] = ()
+    ) -> None:
         """Record the authorization decision (called by the service layer's authorize())."""
         self.decision = AuditEvent.Decision.ALLOWED if allowed else AuditEvent.Decision.DENIED
         self.reason = reason
         self.decided_by = decided_by
+        self.trace = trace
 
     @property
     def has_decision(self) -> bool:

@@ -20,15 +20,19 @@ from django.utils import timezone
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
 from kmsconsole.awskms.authentication import authenticate
-from kmsconsole.awskms.handlers import HANDLERS
+from kmsconsole.awskms.handlers import HANDLERS, run_handler
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.middleware import client_ip
 from kmsconsole.operations import OPERATIONS, perform, redact, secret_fields
+from policies.authorization import may_see_explanations
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
+EXPLAIN_REQUEST_HEADER = "X-Kms-Explain"
+# The trace as a JSON array of strings (ASCII-escaped, so it is a valid header value).
+EXPLANATION_HEADER = "X-Kms-Explanation"
 TARGET_PREFIX = "TrentService."
 _OPERATION_NAME = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -91,6 +95,7 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         source_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
         secure_transport=request.is_secure(),
+        explain_requested=request.headers.get(EXPLAIN_REQUEST_HEADER, "").strip() == "1",
     )
     record = AuditRecord(operation=raw_name if _OPERATION_NAME.match(raw_name) else "(invalid)", meta=meta)
     try:
@@ -123,13 +128,23 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
             caller=caller,
             meta=meta,
             params=raw_params,
-            service=lambda ctx: HANDLERS[name](ctx, params),
+            service=lambda ctx: run_handler(name, ctx, params),
+            record=record,
         )
     except errors.KmsError as error:
         # perform() has already written the event (or failed closed with KMSInternalException).
-        return error_response(error)
+        return _with_explanation(error_response(error), record, caller)
     output = model.serialize_output(name, result)
-    return _json_response(output if output else None)
+    return _with_explanation(_json_response(output if output else None), record, caller)
+
+
+def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Caller) -> HttpResponse:
+    """Attach the decision trace when it was asked for and the caller may see it; nobody else ever does."""
+    if record.meta.explain_requested and record.trace and may_see_explanations(caller):
+        response[EXPLANATION_HEADER] = json.dumps(
+            list(record.trace), ensure_ascii=True, separators=(",", ":")
+        )
+    return response
 
 
 def _recorded_error(record: AuditRecord, error: errors.KmsError) -> HttpResponse:

@@ -53,3 +53,5 @@ class RequestMeta:
     source_ip: str = ""
     user_agent: str = ""
     secure_transport: bool = False
+    # The caller asked for the decision trace (X-Kms-Explain: 1); it is returned only if it may see it.
+    explain_requested: bool = False

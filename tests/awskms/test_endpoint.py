@@ -303,3 +303,53 @@ def test_get_on_the_kms_path_is_an_aws_error_not_html(client: Any) -> None:
 def test_get_root_is_the_console(client: Any) -> None:
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/signin/")
+
+
+EXPLAIN = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kmsconsole:Explain", "Resource": "*"}],
+    }
+)
+
+
+def explanation(response: Any) -> list[str] | None:
+    header = response["ResponseMetadata"]["HTTPHeaders"].get("x-kms-explanation")
+    return json.loads(header) if header else None
+
+
+def add_explain_header(client: Any) -> Any:
+    client.meta.events.register(
+        "before-sign.kms.*", lambda request, **_: request.headers.add_header("X-Kms-Explain", "1")
+    )
+    return client
+
+
+def test_a_caller_allowed_to_explain_gets_the_trace(
+    kms_client: Any, make_user: Callable[..., Persona]
+) -> None:
+    from tests.conftest import ALLOW_RANDOM
+
+    auditor = make_user("auditor", ALLOW_RANDOM, EXPLAIN)
+    response = add_explain_header(kms_client(auditor)).generate_random(NumberOfBytes=4)
+    trace = explanation(response)
+    assert trace and any("policy-0" in line for line in trace)
+    assert "allowed" in trace[-1]
+
+
+def test_the_trace_explains_a_denial_too(kms_client: Any, make_user: Callable[..., Persona]) -> None:
+    watcher = make_user("watcher", EXPLAIN)
+    client = add_explain_header(kms_client(watcher))
+    with pytest.raises(ClientError) as raised:
+        client.generate_random(NumberOfBytes=4)
+    header = raised.value.response["ResponseMetadata"]["HTTPHeaders"]["x-kms-explanation"]
+    trace = json.loads(header)
+    assert trace[-1].startswith("decision: DENY")
+    assert "kms:GenerateRandom" in trace[0]
+
+
+def test_nobody_else_ever_sees_a_trace(kms_client: Any, random_user: Persona, outsider: Persona) -> None:
+    assert explanation(add_explain_header(kms_client(random_user)).generate_random(NumberOfBytes=4)) is None
+    with pytest.raises(ClientError) as raised:
+        add_explain_header(kms_client(outsider)).generate_random(NumberOfBytes=4)
+    assert "x-kms-explanation" not in raised.value.response["ResponseMetadata"]["HTTPHeaders"]

@@ -41,7 +41,9 @@ def test_readyz_reports_a_stale_worker(client: Any, settings: Any) -> None:
     heartbeat.apply()
     settings.KMS_WORKER_STALE_SECONDS = -1
     response = client.get("/readyz")
-    assert response.status_code == 503 and response.json()["checks"]["worker"]["detail"].startswith("last heartbeat")
+    assert response.status_code == 503 and response.json()["checks"]["worker"]["detail"].startswith(
+        "last heartbeat"
+    )
 
 
 @pytest.mark.django_db
@@ -63,7 +65,9 @@ def test_a_real_worker_consumes_the_heartbeat(tmp_path: Path) -> None:
     else:
         database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     broker = app.conf.broker_url
-    env = dict(os.environ, DATABASE_URL=database_url, KMS_BROKER_URL=broker, DJANGO_SETTINGS_MODULE="tests.settings")
+    env = dict(
+        os.environ, DATABASE_URL=database_url, KMS_BROKER_URL=broker, DJANGO_SETTINGS_MODULE="tests.settings"
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "kmsconsole", "worker", "--pool", "solo", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"],
@@ -72,7 +76,10 @@ def test_a_real_worker_consumes_the_heartbeat(tmp_path: Path) -> None:
     try:
         heartbeat.delay()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not WorkerHeartbeat.objects.filter(hostname__startswith="test-").exists():
+        while (
+            time.monotonic() < deadline
+            and not WorkerHeartbeat.objects.filter(hostname__startswith="test-").exists()
+        ):
             assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
             time.sleep(0.3)
         assert WorkerHeartbeat.objects.filter(hostname=f"test-{os.getpid()}@{os.uname().nodename}").exists()

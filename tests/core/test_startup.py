@@ -11,9 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(tmp_path: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KMS_", "SECRET_KEY", "DJANGO_", "DEBUG"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KMS_", "SECRET_KEY", "DJANGO_", "DEBUG"))
+    }
     env.update(KMS_DATA_DIR=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="kmsconsole.settings", **extra_env)
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_without_a_root_key_the_start_fails_and_says_how_to_make_one(tmp_path: Path) -> None:

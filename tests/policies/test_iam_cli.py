@@ -79,7 +79,8 @@ def test_errors_are_json_with_aws_codes(account: Any, capsys: pytest.CaptureFixt
 def test_identity_policy_is_stored_as_written(account: Any, capsys: pytest.CaptureFixture[str]) -> None:
     iam(capsys, "create-user", "--user-name", "alice")
     document = (
-        '{\n  "Version": "2012-10-17",\n  "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}\n}'
+        '{\n  "Version": "2012-10-17",\n'
+        '  "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}\n}'
     )
     iam(
         capsys,

@@ -1,0 +1,40 @@
+"""KeyMetadata as DescribeKey and CreateKey return it (kms-spec §9.4): inapplicable fields are omitted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keys.crypto import KeySpec, KeyUsage, key_algorithms
+from keys.materials import current_material
+from keys.models import Key, KeyState
+
+
+def key_metadata(key: Key) -> dict[str, Any]:
+    algorithms = key_algorithms(KeySpec(key.key_spec), KeyUsage(key.key_usage))
+    metadata: dict[str, Any] = {
+        "AWSAccountId": key.account.account_id,
+        "KeyId": str(key.key_id),
+        "Arn": key.arn,
+        "CreationDate": key.created_at,
+        "Enabled": key.state == KeyState.ENABLED,
+        "Description": key.description,
+        "KeyUsage": key.key_usage,
+        "KeyState": key.state,
+        "Origin": key.origin,
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "MultiRegion": False,
+        "CurrentKeyMaterialId": current_material(key).material_id,
+    }
+    if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
+        metadata["DeletionDate"] = key.deletion_date
+    for field, values in (
+        ("EncryptionAlgorithms", algorithms.encryption_algorithms),
+        ("SigningAlgorithms", algorithms.signing_algorithms),
+        ("MacAlgorithms", algorithms.mac_algorithms),
+        ("KeyAgreementAlgorithms", algorithms.key_agreement_algorithms),
+    ):
+        if values:
+            metadata[field] = [str(value) for value in values]
+    return metadata

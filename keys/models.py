@@ -1,0 +1,160 @@
+"""KMS keys, their material versions, key policy versions, aliases and tags.
+
+Key material is stored only sealed under the root key, bound to (key id, material id), so material copied onto
+another key or version does not open. The database is the source of truth for every date the workers act on
+(deletion date, next rotation).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from policies.models import Account
+
+
+class KeyState(models.TextChoices):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_IMPORT = "PendingImport"
+    CREATING = "Creating"
+    UNAVAILABLE = "Unavailable"
+    UPDATING = "Updating"
+
+
+class Key(models.Model):
+    """A KMS key (customer managed, origin AWS_KMS)."""
+
+    key_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="keys")
+    description = models.TextField(blank=True, default="")
+    key_spec = models.CharField(max_length=32)
+    key_usage = models.CharField(max_length=32)
+    origin = models.CharField(max_length=32, default="AWS_KMS")
+    state = models.CharField(max_length=20, choices=KeyState.choices, default=KeyState.ENABLED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set while PendingDeletion: when the workers destroy the key, and the window that was asked for.
+    deletion_date = models.DateTimeField(null=True, blank=True, db_index=True)
+    pending_window_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Automatic rotation (symmetric keys only): the period and the next due date the beat sweep picks up.
+    rotation_enabled = models.BooleanField(default=False)
+    rotation_period_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_rotation_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The `default` key policy as given (the history lives in KeyPolicyVersion).
+    policy = models.TextField()
+    # DER SubjectPublicKeyInfo of asymmetric keys: not secret, kept beside the sealed private material so
+    # GetPublicKey, Verify and RSA Encrypt never unseal the private key.
+    public_key_der = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["account", "created_at", "id"], name="key_account_listing_idx")]
+
+    def __str__(self) -> str:
+        return str(self.key_id)
+
+    @property
+    def arn(self) -> str:
+        return key_arn(self.account.account_id, str(self.key_id))
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == KeyState.ENABLED
+
+
+def key_arn(account_id: str, key_id: str) -> str:
+    return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:key/{key_id}"
+
+
+def alias_arn(account_id: str, alias_name: str) -> str:
+    return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:{alias_name}"
+
+
+class KeyMaterial(models.Model):
+    """One version of a key's material. Rotation adds a version; old versions stay to decrypt old ciphertext."""
+
+    class RotationType(models.TextChoices):
+        AUTOMATIC = "AUTOMATIC"
+        ON_DEMAND = "ON_DEMAND"
+
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="materials")
+    material_id = models.CharField(max_length=64, help_text="KeyMaterialId: 64 hex characters.")
+    sealed = models.BinaryField()
+    is_current = models.BooleanField(default=True)
+    # Null for the material the key was created with; set for versions that rotation made.
+    rotation_type = models.CharField(max_length=16, choices=RotationType.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "material_id"], name="key_material_id_unique"),
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(is_current=True), name="one_current_material_per_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.material_id
+
+    @property
+    def sealing_identity(self) -> str:
+        """Associated data for the sealed material: the key and the version it belongs to."""
+        return f"key-material:{self.key.key_id}:{self.material_id}"
+
+
+class KeyPolicyVersion(models.Model):
+    """Every key policy a key has had: who set it, when, and the document, for history and diffs."""
+
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="policy_versions")
+    version = models.PositiveIntegerField()
+    document = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=2048)
+    bypassed_lockout_check = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [models.UniqueConstraint(fields=["key", "version"], name="key_policy_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+
+class Alias(models.Model):
+    """A friendly name (`alias/…`) for one key, unique in its account."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=256)
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="alias_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arn(self) -> str:
+        return alias_arn(self.account.account_id, self.name)
+
+
+class Tag(models.Model):
+    """A tag on a key (not secret: tags are logged and used in aws:ResourceTag conditions)."""
+
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="tags")
+    tag_key = models.CharField(max_length=128)
+    tag_value = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["tag_key"]
+        constraints = [models.UniqueConstraint(fields=["key", "tag_key"], name="tag_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tag_key}={self.tag_value}"

@@ -1,0 +1,108 @@
+"""Key policies: GetKeyPolicy, PutKeyPolicy, ListKeyPolicies, and the validation CreateKey shares."""
+
+from __future__ import annotations
+
+from keys.models import Key, KeyPolicyVersion
+from keys.services.access import key_for
+from kmsconsole.core import errors
+from kmsconsole.operations import OperationContext
+from policies import engine
+from policies.authorization import ensure_no_lockout
+from policies.models import IamRole, IamUser
+
+DEFAULT_POLICY_NAME = "default"
+RAM_POLICY_NAME = "AWS_RAM"
+
+
+def _principal_exists(arn: str) -> bool:
+    parsed = engine.parse_principal_arn(arn)
+    if parsed is None:
+        return False
+    kind = parsed.kind
+    if kind is engine.PrincipalKind.USER:
+        return IamUser.objects.filter(
+            account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
+        ).exists()
+    if kind is engine.PrincipalKind.ROLE:
+        return IamRole.objects.filter(
+            account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
+        ).exists()
+    if kind is engine.PrincipalKind.ASSUMED_ROLE:
+        return IamRole.objects.filter(account__account_id=parsed.account_id, name=parsed.name).exists()
+    # Accounts, federated users and identity providers are accepted as AWS accepts them.
+    return kind is not engine.PrincipalKind.GROUP
+
+
+def validate_key_policy(ctx: OperationContext, *, document: str, key_arn: str, bypass_lockout: bool) -> None:
+    """Refuse a key policy that does not parse, names principals that do not exist, or would lock the caller out
+    (unless BypassPolicyLockoutSafetyCheck). The engine gives the messages, in AWS's words."""
+    try:
+        parsed = engine.parse_key_policy(document)
+        compiled = engine.compile_key_policy(document)
+    except engine.EngineError as exc:
+        raise errors.error_for_code(exc.code, exc.message) from None
+    if not all(_principal_exists(arn) for arn in parsed.named_principals()):
+        raise errors.MalformedPolicyDocumentException(engine.INVALID_PRINCIPALS_MESSAGE)
+    if not bypass_lockout:
+        ensure_no_lockout(ctx, new_policy=compiled, key_arn=key_arn)
+
+
+def record_policy_version(
+    ctx: OperationContext, key: Key, *, document: str, bypassed: bool
+) -> KeyPolicyVersion:
+    latest = key.policy_versions.order_by("-version").values_list("version", flat=True).first() or 0
+    return KeyPolicyVersion.objects.create(
+        key=key,
+        version=latest + 1,
+        document=document,
+        created_by=ctx.caller.arn,
+        bypassed_lockout_check=bypassed,
+    )
+
+
+def _check_policy_name(policy_name: str) -> None:
+    if policy_name == RAM_POLICY_NAME:
+        raise errors.NotFoundException("No such policy exists for this key: AWS_RAM")
+    if policy_name != DEFAULT_POLICY_NAME:
+        raise errors.NotFoundException(f"No such policy exists for this key: {policy_name[:128]}")
+
+
+def key_policy_get(
+    *, ctx: OperationContext, key_id: str, policy_name: str = DEFAULT_POLICY_NAME
+) -> tuple[Key, str]:
+    key = key_for(ctx, key_id, condition_values={"kms:PolicyName": policy_name})
+    _check_policy_name(policy_name)
+    return key, key.policy
+
+
+def key_policy_put(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    policy: str,
+    policy_name: str = DEFAULT_POLICY_NAME,
+    bypass_lockout: bool = False,
+) -> Key:
+    """Replace the key's policy, keeping the old one in the history."""
+    if policy_name == RAM_POLICY_NAME:
+        raise errors.ValidationException("The AWS_RAM policy can only be managed by the RAM service")
+    key = key_for(
+        ctx,
+        key_id,
+        lock=True,
+        condition_values={
+            "kms:PolicyName": policy_name,
+            "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout,
+        },
+    )
+    _check_policy_name(policy_name)
+    validate_key_policy(ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout)
+    key.policy = policy
+    key.save(update_fields=["policy"])
+    record_policy_version(ctx, key, document=policy, bypassed=bypass_lockout)
+    return key
+
+
+def key_policy_list(*, ctx: OperationContext, key_id: str) -> tuple[Key, list[str]]:
+    key = key_for(ctx, key_id)
+    return key, [DEFAULT_POLICY_NAME]

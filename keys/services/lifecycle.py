@@ -1,0 +1,122 @@
+"""Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey, UpdateKeyDescription."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
+from keys.default_policies import default_key_policy
+from keys.materials import create_material
+from keys.models import Key, KeyState, Tag, key_arn
+from keys.services.access import key_for
+from keys.services.key_policy import record_policy_version, validate_key_policy
+from keys.tag_rules import tags_from_request
+from kmsconsole.core import errors
+from kmsconsole.core.pagination import page
+from kmsconsole.operations import OperationContext
+from policies.authorization import authorize
+from policies.selectors import account_get
+
+SUPPORTED_ORIGINS = ("AWS_KMS",)
+# ListKeys' Limit when none is given (the model allows 1-1000).
+LIST_KEYS_DEFAULT_LIMIT = 100
+
+
+def _spec_and_usage(key_spec: str | None, key_usage: str | None) -> tuple[str, str]:
+    try:
+        usage = validate_spec_and_usage(
+            KeySpec(key_spec) if key_spec else None, KeyUsage(key_usage) if key_usage else None
+        )
+    except CryptoError as exc:
+        raise errors.error_for_code(exc.code, exc.message) from None
+    return key_spec or KeySpec.SYMMETRIC_DEFAULT.value, usage.value
+
+
+def key_create(
+    *,
+    ctx: OperationContext,
+    description: str = "",
+    key_spec: str | None = None,
+    key_usage: str | None = None,
+    origin: str = "AWS_KMS",
+    policy: str | None = None,
+    tags: Sequence[Mapping[str, str]] = (),
+    bypass_lockout: bool = False,
+) -> Key:
+    """Create a key with fresh material, the given (or the default) key policy, and tags.
+
+    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2).
+    """
+    spec, usage = _spec_and_usage(key_spec, key_usage)
+    tag_map = tags_from_request(tags)
+    conditions = {
+        "kms:KeySpec": spec,
+        "kms:KeyUsage": usage,
+        "kms:KeyOrigin": origin,
+        "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout,
+        "kms:MultiRegion": False,
+    }
+    authorize(ctx, resource="*", request_tags=tag_map, condition_values=conditions)
+    if tag_map:
+        authorize(
+            ctx, resource="*", action="kms:TagResource", request_tags=tag_map, condition_values=conditions
+        )
+    if origin not in SUPPORTED_ORIGINS:
+        raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this KMS.")
+    account = account_get(ctx.caller.account_id)
+    key = Key(account=account, description=description, key_spec=spec, key_usage=usage, origin=origin)
+    document = policy if policy is not None else default_key_policy(account.account_id)
+    if policy is not None:
+        validate_key_policy(
+            ctx,
+            document=policy,
+            key_arn=key_arn(account.account_id, str(key.key_id)),
+            bypass_lockout=bypass_lockout,
+        )
+    key.policy = document
+    key.save()
+    ctx.audit.key_arn = key.arn
+    create_material(key)
+    Tag.objects.bulk_create(Tag(key=key, tag_key=name, tag_value=value) for name, value in tag_map.items())
+    record_policy_version(ctx, key, document=document, bypassed=bypass_lockout)
+    return key
+
+
+def key_describe(*, ctx: OperationContext, key_id: str) -> Key:
+    return key_for(ctx, key_id)
+
+
+def key_list(*, ctx: OperationContext, limit: int, marker: str | None) -> tuple[list[Key], str | None]:
+    """Every key of the caller's account, whatever its state (kms:ListKeys is IAM-only)."""
+    authorize(ctx, resource="*")
+    account_id = ctx.caller.account_id
+    keys, next_marker = page(
+        Key.objects.filter(account__account_id=account_id).select_related("account"),
+        scope=f"ListKeys:{account_id}",
+        limit=limit,
+        marker=marker,
+    )
+    return list(keys), next_marker
+
+
+def key_enable(*, ctx: OperationContext, key_id: str) -> Key:
+    key = key_for(ctx, key_id, lock=True)
+    if key.state != KeyState.ENABLED:
+        key.state = KeyState.ENABLED
+        key.save(update_fields=["state"])
+    return key
+
+
+def key_disable(*, ctx: OperationContext, key_id: str) -> Key:
+    key = key_for(ctx, key_id, lock=True)
+    if key.state != KeyState.DISABLED:
+        key.state = KeyState.DISABLED
+        key.save(update_fields=["state"])
+    return key
+
+
+def key_update_description(*, ctx: OperationContext, key_id: str, description: str) -> Key:
+    key = key_for(ctx, key_id, lock=True)
+    key.description = description
+    key.save(update_fields=["description"])
+    return key

@@ -1,0 +1,23 @@
+"""Request members several operations share and this KMS does not offer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kmsconsole.core import errors
+
+
+def refuse_custom_key_store(params: dict[str, Any]) -> None:
+    # Custom key stores (CloudHSM, external) are AWS infrastructure; none exists here (kms-spec: tier "out").
+    if "CustomKeyStoreId" in params:
+        raise errors.CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
+
+
+def refuse_recipient(params: dict[str, Any]) -> None:
+    if "Recipient" in params:
+        raise errors.UnsupportedOperationException("Recipient (Nitro Enclaves attestation) is not supported.")
+
+
+def refuse_multi_region(params: dict[str, Any]) -> None:
+    if params.get("MultiRegion"):
+        raise errors.UnsupportedOperationException("Multi-Region keys are not supported by this KMS.")

@@ -1,0 +1,1 @@
+"""Wire handlers (filled in by the keys issue)."""
