@@ -167,7 +167,6 @@ class AccessKey(models.Model):
     secret_sealed = models.BinaryField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

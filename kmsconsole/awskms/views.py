@@ -79,11 +79,15 @@ def _read_body(request: HttpRequest) -> bytes:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
+    too_large = errors.ValidationException(
+        f"The request body is larger than the {settings.KMS_MAX_REQUEST_BYTES} bytes this endpoint accepts."
+    )
     if length > settings.KMS_MAX_REQUEST_BYTES:
-        raise errors.ValidationException(
-            f"The request body is larger than the {settings.KMS_MAX_REQUEST_BYTES} bytes this endpoint accepts."
-        )
-    return request.read(settings.KMS_MAX_REQUEST_BYTES + 1)
+        raise too_large
+    body = request.read(settings.KMS_MAX_REQUEST_BYTES + 1)
+    if len(body) > settings.KMS_MAX_REQUEST_BYTES:
+        raise too_large
+    return body
 
 
 def kms_endpoint(request: HttpRequest) -> HttpResponse:

@@ -353,3 +353,10 @@ def test_nobody_else_ever_sees_a_trace(kms_client: Any, random_user: Persona, ou
     with pytest.raises(ClientError) as raised:
         add_explain_header(kms_client(outsider)).generate_random(NumberOfBytes=4)
     assert "x-kms-explanation" not in raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+
+
+def test_an_oversized_body_is_refused_before_anything_else(live_server: Any, random_user: Persona) -> None:
+    body = b'{"NumberOfBytes": 8, "Padding": "' + b"x" * (300 * 1024) + b'"}'
+    status, answer = raw_call(live_server.url, random_user, body)
+    assert (status, answer["__type"]) == (400, "ValidationException")
+    assert "larger than" in answer["message"]
