@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The test data dir gets its own root key the first time (mode 0600, like a real start), and the
     # embedded broker its folders (used when REDIS_URL is not set).
     create_root_key_file()
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 

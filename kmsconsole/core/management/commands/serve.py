@@ -42,7 +42,7 @@ def choose_broker() -> str:
     logger.warning(
         "Celery broker: the embedded filesystem broker in %s (%s).", settings.KMS_BROKER_DIR, reason
     )
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     return "filesystem://"
 
