@@ -6,7 +6,7 @@ operation's audit record, and a denial raises AccessDeniedException with AWS's m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -52,13 +52,16 @@ def authorize(
     request_tags: Mapping[str, str] | None = None,
     encryption_context: Mapping[str, str] | None = None,
     condition_values: Mapping[str, Any] | None = None,
+    grants: engine.GrantIndex | Sequence[engine.Grant] = (),
+    token_grant_ids: Collection[str] = frozenset(),
 ) -> engine.Decision | None:
     """Decide whether the caller may perform `action` (default: the operation's) on `resource`; record the
     decision on the audit record; raise AccessDeniedException with AWS's message on deny.
 
     Account-level operations (GenerateRandom, CreateKey, ListKeys, ...) and the IAM half of alias operations
     pass no key policy: identity policies alone decide. Key operations pass the key's policy text (compiled
-    once per distinct text by the engine's cache) and the key's tags and condition values.
+    once per distinct text by the engine's cache), the key's tags and condition values, and for grantable
+    operations the key's grants and the ids of grants whose tokens came with the request.
     """
     if ctx.caller.is_operator:
         ctx.audit.authorized(allowed=True, reason=OPERATOR_REASON, decided_by="operator")
@@ -81,6 +84,8 @@ def authorize(
         request,
         key_policy=engine.compile_key_policy(key_policy) if key_policy is not None else None,
         identity_policies=identity_policies(ctx.caller),
+        grants=grants,
+        token_grant_ids=token_grant_ids,
     )
     ctx.audit.authorized(
         allowed=decision.allowed,
