@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from .cache import compile_identity_policy, compile_key_policy
 from .context import RequestContext
 from .evaluate import IdentityPolicy, evaluate
+from .explain import ReasonCode
 from .grants import Grant, GrantConstraints, GrantIndex
 from .principals import Caller
 
@@ -26,6 +27,7 @@ ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
 KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
+_ROUNDS = 5
 
 KEY_POLICY = {
     "Version": "2012-10-17",
@@ -44,7 +46,13 @@ KEY_POLICY = {
             "Principal": {
                 "AWS": [f"arn:aws:iam::{ACCOUNT}:user/app", f"arn:aws:iam::{ACCOUNT}:role/ExampleRole"]
             },
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            ],
             "Resource": "*",
             "Condition": {
                 "StringEquals": {"kms:CallerAccount": ACCOUNT},
@@ -96,6 +104,13 @@ GUARDRAILS = {
     ],
 }
 
+READ_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "ReadOnly", "Effect": "Allow", "Action": ["kms:List*", "kms:Get*"], "Resource": "*"},
+    ],
+}
+
 
 def _grants(count: int) -> list[Grant]:
     grants = [
@@ -132,13 +147,18 @@ def _requests() -> dict[str, RequestContext]:
             now=NOW,
             secure_transport=True,
             encryption_context=context,
-            condition_values={"kms:EncryptionAlgorithm": "SYMMETRIC_DEFAULT", "kms:KeySpec": "SYMMETRIC_DEFAULT"},
+            condition_values={
+                "kms:EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "kms:KeySpec": "SYMMETRIC_DEFAULT",
+            },
         )
 
     return {
         "key_policy": build(Caller.user(f"arn:aws:iam::{ACCOUNT}:user/app"), "kms:Encrypt"),
         "identity_policy": build(Caller.user(f"arn:aws:iam::{ACCOUNT}:user/dev"), "kms:Decrypt"),
-        "grant": build(Caller.assumed_role(f"arn:aws:sts::{ACCOUNT}:assumed-role/worker/job-1"), "kms:Decrypt"),
+        "grant": build(
+            Caller.assumed_role(f"arn:aws:sts::{ACCOUNT}:assumed-role/worker/job-1"), "kms:Decrypt"
+        ),
         "denied": build(Caller.user(f"arn:aws:iam::{OTHER_ACCOUNT}:user/mallory"), "kms:Decrypt"),
     }
 
@@ -157,8 +177,6 @@ def _time(calls: Sequence[Callable[[], object]], iterations: int) -> list[int]:
     clock = time.perf_counter_ns
     samples: list[int] = []
     count = len(calls)
-    for _ in range(min(iterations, 1000)):  # warm-up: fill the per-action statement index and regex caches
-        calls[_ % count]()
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -173,41 +191,79 @@ def _time(calls: Sequence[Callable[[], object]], iterations: int) -> list[int]:
     return samples
 
 
+def _warm_up(calls: Sequence[Callable[[], object]]) -> None:
+    """Fill the per-action statement index, the resource memo and the regex caches before timing."""
+    for _ in range(50):
+        for call in calls:
+            call()
+
+
 def run_policy_benchmark(iterations: int = 20_000) -> dict[str, object]:
     """Median, p99 and mean decision times (microseconds) per scenario and per decision path."""
     if iterations < 1:
         raise ValueError("iterations must be at least 1")
     key_policy = compile_key_policy(json.dumps(KEY_POLICY))
-    identity = [
-        IdentityPolicy("dev-access", compile_identity_policy(json.dumps(DEV_ACCESS))),
-        IdentityPolicy("guardrails", compile_identity_policy(json.dumps(GUARDRAILS))),
-    ]
+    dev_access = IdentityPolicy("dev-access", compile_identity_policy(json.dumps(DEV_ACCESS)))
+    guardrails = IdentityPolicy("guardrails", compile_identity_policy(json.dumps(GUARDRAILS)))
+    read_only = IdentityPolicy("read-only", compile_identity_policy(json.dumps(READ_ONLY)))
+    # Every caller has two identity policies; only dev's allow the request.
+    identity = {
+        "key_policy": [guardrails, read_only],
+        "identity_policy": [dev_access, guardrails],
+        "grant": [guardrails, read_only],
+        "denied": [dev_access, read_only],
+    }
     requests = _requests()
-    expected = {"key_policy": True, "identity_policy": True, "grant": True, "denied": False}
-    scenarios: dict[str, object] = {}
-    for label, grant_count in (("10_grants", 10), ("50000_grants", 50_000)):
+    expected = {
+        "key_policy": ReasonCode.ALLOWED_BY_KEY_POLICY,
+        "identity_policy": ReasonCode.ALLOWED_BY_IDENTITY_POLICY,
+        "grant": ReasonCode.ALLOWED_BY_GRANT,
+        "denied": ReasonCode.IAM_NOT_DELEGATED,
+    }
+    grant_counts = {"10_grants": 10, "50000_grants": 50_000}
+    calls: dict[str, dict[str, Callable[[], object]]] = {}
+    for label, grant_count in grant_counts.items():
         index = GrantIndex(_grants(grant_count))
-        calls: dict[str, Callable[[], object]] = {}
+        calls[label] = {}
         for path, request in requests.items():
-            decision = evaluate(request, key_policy=key_policy, identity_policies=identity, grants=index)
-            if decision.allowed is not expected[path]:
+            policies = identity[path]
+            decision = evaluate(request, key_policy=key_policy, identity_policies=policies, grants=index)
+            if decision.reason is not expected[path]:
                 raise AssertionError(f"benchmark scenario {path} decided {decision.reason}")
 
-            def call(request: RequestContext = request) -> object:
-                return evaluate(request, key_policy=key_policy, identity_policies=identity, grants=index)
+            def call(
+                request: RequestContext = request,
+                policies: list[IdentityPolicy] = policies,
+                index: GrantIndex = index,
+            ) -> object:
+                return evaluate(request, key_policy=key_policy, identity_policies=policies, grants=index)
 
-            calls[path] = call
-        result: dict[str, object] = {
-            "grants": grant_count,
+            calls[label][path] = call
+        _warm_up(list(calls[label].values()))
+
+    # Scenarios take turns in rounds, so load from elsewhere on the machine falls on both alike.
+    per_round = max(1, iterations // _ROUNDS)
+    per_path = max(1, per_round // len(requests))
+    mixed: dict[str, list[int]] = {label: [] for label in calls}
+    by_path: dict[str, dict[str, list[int]]] = {label: {path: [] for path in requests} for label in calls}
+    for _ in range(_ROUNDS):
+        for label, scenario_calls in calls.items():
+            mixed[label] += _time(list(scenario_calls.values()), per_round)
+            for path, timed in scenario_calls.items():
+                by_path[label][path] += _time([timed], per_path)
+    scenarios: dict[str, object] = {
+        label: {
+            "grants": grant_counts[label],
             "key_policy_statements": len(key_policy.statements),
-            "identity_policies": len(identity),
-            "mixed": _percentiles(_time(list(calls.values()), iterations)),
+            "identity_policies_per_caller": 2,
+            "mixed": _percentiles(mixed[label]),
+            "paths": {path: _percentiles(samples) for path, samples in by_path[label].items()},
         }
-        result["paths"] = {path: _percentiles(_time([call], max(1, iterations // 4))) for path, call in calls.items()}
-        scenarios[label] = result
+        for label in calls
+    }
 
     text = json.dumps(KEY_POLICY)
-    cache_hit = _percentiles(_time([lambda: compile_key_policy(text)], max(1, iterations // 4)))
+    cache_hit = _percentiles(_time([lambda: compile_key_policy(text)], per_round))
     sample = requests["identity_policy"]
 
     def build_context() -> object:
@@ -221,7 +277,7 @@ def run_policy_benchmark(iterations: int = 20_000) -> dict[str, object]:
             encryption_context={"tenant": "t-42", "purpose": "bench"},
         )
 
-    context_build = _percentiles(_time([build_context], max(1, iterations // 4)))
+    context_build = _percentiles(_time([build_context], per_round))
     return {
         "iterations": iterations,
         "unit": "microseconds",

@@ -15,6 +15,7 @@ from .compiled import CompiledPolicy, compile_policy
 from .document import PolicyKind, parse_policy
 
 DEFAULT_CACHE_SIZE = 4096
+FRONT_CACHE_SIZE = 1024
 
 
 def policy_digest(text: str | bytes) -> str:
@@ -24,16 +25,33 @@ def policy_digest(text: str | bytes) -> str:
 
 
 class PolicyCache:
-    """A bounded LRU map from (kind, digest) to ``CompiledPolicy``."""
+    """A bounded LRU map from (kind, digest) to ``CompiledPolicy``.
 
-    def __init__(self, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
+    In front of it sits a small map from the text itself (Python caches a string's hash on the object, so a
+    service that keeps its policy strings pays nothing) that skips hashing for texts seen recently.
+    """
+
+    def __init__(self, maxsize: int = DEFAULT_CACHE_SIZE, front_size: int = FRONT_CACHE_SIZE) -> None:
         self.maxsize = maxsize
+        self.front_size = front_size
         self._entries: OrderedDict[tuple[PolicyKind, str], CompiledPolicy] = OrderedDict()
+        self._front: dict[PolicyKind, dict[str | bytes, CompiledPolicy]] = {kind: {} for kind in PolicyKind}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, text: str | bytes, kind: PolicyKind) -> CompiledPolicy:
+        front = self._front[kind]
+        compiled = front.get(text)
+        if compiled is not None:
+            return compiled
+        compiled = self._get(text, kind)
+        if len(front) >= self.front_size:
+            front.clear()
+        front[text] = compiled
+        return compiled
+
+    def _get(self, text: str | bytes, kind: PolicyKind) -> CompiledPolicy:
         digest = policy_digest(text)
         key = (kind, digest)
         with self._lock:
@@ -56,6 +74,8 @@ class PolicyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            for front in self._front.values():
+                front.clear()
             self.hits = self.misses = 0
 
     def info(self) -> dict[str, int]:

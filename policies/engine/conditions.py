@@ -28,6 +28,7 @@ from enum import Enum, StrEnum
 from functools import lru_cache
 
 from .matching import Dialect, GlobSet, compile_glob_set
+from .sealed import Sealed
 from .values import (
     ContextValue,
     Scalar,
@@ -383,9 +384,10 @@ def _build_test(clause: ConditionClause, variables: bool) -> Test:
 
 
 _NONE, _ANY, _ALL = 0, 1, 2
+Check = Callable[[Mapping[str, ContextValue]], bool]
 
 
-class CompiledCondition:
+class CompiledCondition(Sealed):
     """One condition clause, ready to evaluate against a request's condition values."""
 
     __slots__ = (
@@ -395,6 +397,7 @@ class CompiledCondition:
         "_null_when_absent",
         "_null_when_present",
         "_test",
+        "check",
         "clause",
         "key",
         "never_present",
@@ -419,6 +422,8 @@ class CompiledCondition:
         self._null_when_absent = "true" in texts
         self._null_when_present = "false" in texts
         self._test: Test | None = None if op.spec.family is Family.NULL else _build_test(clause, variables)
+        self.check: Check = self._fast_check(variables)
+        self._seal()
 
     def lookup(self, values: Mapping[str, ContextValue]) -> ContextValue | None:
         """The request's value for this key (``None`` when absent, or when this policy may not see it)."""
@@ -445,3 +450,110 @@ class CompiledCondition:
         if mode == _ANY:
             return any(test(item, values) is not negated for item in items)
         return all(test(item, values) is not negated for item in items)
+
+    def _fast_check(self, variables: bool) -> Check:
+        """A closure specialised for the common shapes (one plain string or bool value, no set operator).
+
+        Anything unusual (a missing key, a multivalued value, a policy variable, a set operator) falls back to
+        ``evaluate``, so both always agree.
+        """
+        general = self.evaluate
+        op = self.clause.operator
+        family = op.spec.family
+        key = self.key
+        if self.never_present:
+            return general
+        if op.set_operator is not None:
+            return self._fast_set_check(variables)
+        if family is Family.NULL:
+            when_absent, when_present = self._null_when_absent, self._null_when_present
+
+            def null_check(values: Mapping[str, ContextValue]) -> bool:
+                raw = values.get(key)
+                if raw is None or (isinstance(raw, tuple) and not raw):
+                    return when_absent
+                return when_present
+
+            return null_check
+        negated = self._negated
+        if family is Family.BOOL:
+            accepted = {scalar_to_bool_text(value) for value in self.clause.values}
+            on_true, on_false = "true" in accepted, "false" in accepted
+
+            def bool_check(values: Mapping[str, ContextValue]) -> bool:
+                raw = values.get(key)
+                if raw is True:
+                    return on_true
+                if raw is False:
+                    return on_false
+                return general(values)
+
+            return bool_check
+        if family in (Family.STRING, Family.STRING_IGNORE_CASE):
+            static_list, templates = _split_templates(self.clause.values, variables)
+            if templates:
+                return general
+            if family is Family.STRING:
+                static = frozenset(static_list)
+
+                def string_check(values: Mapping[str, ContextValue]) -> bool:
+                    raw = values.get(key)
+                    if isinstance(raw, str):
+                        return (raw in static) is not negated
+                    return general(values)
+
+                return string_check
+            folded = frozenset(text.lower() for text in static_list)
+
+            def folded_check(values: Mapping[str, ContextValue]) -> bool:
+                raw = values.get(key)
+                if isinstance(raw, str):
+                    return (raw.lower() in folded) is not negated
+                return general(values)
+
+            return folded_check
+        if family in (Family.STRING_LIKE, Family.ARN):
+            static_list, templates = _split_templates(self.clause.values, variables)
+            if templates:
+                return general
+            dialect = Dialect.GLOB if family is Family.STRING_LIKE else Dialect.ARN_LIKE
+            matches = compile_glob_set(static_list, dialect).matches
+
+            def pattern_check(values: Mapping[str, ContextValue]) -> bool:
+                raw = values.get(key)
+                if isinstance(raw, str):
+                    return matches(raw) is not negated
+                return general(values)
+
+            return pattern_check
+        return general
+
+    def _fast_set_check(self, variables: bool) -> Check:
+        """ForAnyValue/ForAllValues with plain StringEquals values: decide the common outcome with one set
+        operation (a hit for ForAnyValue, full coverage for ForAllValues), else fall back to ``evaluate``."""
+        general = self.evaluate
+        op = self.clause.operator
+        if op.spec.family is not Family.STRING or op.spec.negated:
+            return general
+        static_list, templates = _split_templates(self.clause.values, variables)
+        if templates:
+            return general
+        static = frozenset(static_list)
+        key = self.key
+        if op.set_operator is SetOperator.FOR_ANY_VALUE:
+
+            def any_check(values: Mapping[str, ContextValue]) -> bool:
+                raw = values.get(key)
+                if isinstance(raw, tuple) and not static.isdisjoint(raw):
+                    return True
+                return general(values)
+
+            return any_check
+
+        def all_check(values: Mapping[str, ContextValue]) -> bool:
+            raw = values.get(key)
+            if isinstance(raw, tuple) and static.issuperset(raw):
+                return True
+            return general(values)
+
+        return all_check

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from .grants import GrantRequest, Pairs, fold_encryption_context
-from .principals import Caller, PrincipalType
+from .principals import Caller
 from .values import ContextValue, Scalar
 
 # Actions with no key resource: only identity policies decide them (pass key_policy=None to evaluate()).
@@ -89,6 +89,10 @@ def _normalize(value: InputValue) -> ContextValue:
     return tuple(value)
 
 
+class _Lowered(dict[str, ContextValue]):
+    """A values dict whose keys ``build`` has already lower-cased."""
+
+
 def _put(values: dict[str, ContextValue], key: str, value: ContextValue) -> None:
     lowered = key.lower()
     existing = values.get(lowered)
@@ -114,27 +118,32 @@ class RequestContext:
     new_grant: GrantRequest | None = None
     action_lower: str = field(init=False, compare=False, repr=False)
     action_name: str = field(init=False, compare=False, repr=False)
+    same_account: bool = field(init=False, compare=False, repr=False)
     encryption_context_pairs: Pairs = field(init=False, compare=False, repr=False)
     encryption_context_size: int = field(init=False, compare=False, repr=False)
+    # The engine reads condition values from this private dict (faster than the read-only ``values`` view).
+    lookup: dict[str, ContextValue] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        lowered = {key.lower(): value for key, value in self.values.items()}
+        values = self.values
+        lowered = (
+            values if type(values) is _Lowered else {key.lower(): value for key, value in values.items()}
+        )
+        object.__setattr__(self, "lookup", lowered)
         object.__setattr__(self, "values", MappingProxyType(lowered))
         context = dict(self.encryption_context or {})
         if self.encryption_context is not None:
             object.__setattr__(self, "encryption_context", MappingProxyType(context))
         object.__setattr__(self, "action_lower", self.action.lower())
         object.__setattr__(self, "action_name", self.action.split(":", 1)[-1])
+        same = self.resource_account is None or self.caller.account_id == self.resource_account
+        object.__setattr__(self, "same_account", same)
         object.__setattr__(self, "encryption_context_pairs", fold_encryption_context(context))
         object.__setattr__(self, "encryption_context_size", len(context))
 
     @property
     def is_account_level(self) -> bool:
         return self.resource == "*"
-
-    @property
-    def same_account(self) -> bool:
-        return self.resource_account is None or self.caller.account_id == self.resource_account
 
     def with_action(self, action: str, resource: str | None = None) -> RequestContext:
         """The same request context for another action (and optionally another resource)."""
@@ -176,7 +185,7 @@ class RequestContext:
             parts = resource.split(":", 5)
             if len(parts) == 6 and parts[4]:
                 resource_account = parts[4]
-        values: dict[str, ContextValue] = {}
+        values: dict[str, ContextValue] = _Lowered()
         for key, value in (condition_values or {}).items():
             lowered = key.lower()
             if lowered in _PROTECTED_KEYS or lowered.startswith(_PROTECTED_PREFIXES):
@@ -219,10 +228,8 @@ class RequestContext:
 
 
 def _add_principal_keys(values: dict[str, ContextValue], caller: Caller) -> None:
-    for key in list(values):
-        if key in _PROTECTED_KEYS or key.startswith(_PROTECTED_PREFIXES):
-            del values[key]
-    if caller.principal_type is PrincipalType.SERVICE:
+    # build() has already dropped any principal key that came in condition_values.
+    if caller.is_service:
         values["aws:principalservicename"] = caller.arn
         return
     principal_arn = caller.principal_arn
@@ -230,8 +237,8 @@ def _add_principal_keys(values: dict[str, ContextValue], caller: Caller) -> None
         values["aws:principalarn"] = principal_arn
     if caller.account_id:
         values["aws:principalaccount"] = caller.account_id
-    values["aws:principaltype"] = caller.principal_type.value
-    if caller.principal_type is PrincipalType.IAM_USER and caller.username:
+    values["aws:principaltype"] = caller.principal_type_value
+    if caller.is_user and caller.username:
         values["aws:username"] = caller.username
     if caller.userid:
         values["aws:userid"] = caller.userid

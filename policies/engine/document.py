@@ -469,7 +469,8 @@ class _Parser:
         if value == "*":
             return
         parts = value.split(":", 5)
-        if len(parts) < 6 or parts[0] != "arn":
+        # IAM accepts partial ARNs such as "arn:aws:kms:us-east-1:*" (the trailing * runs on across colons).
+        if len(parts) < 3 or parts[0] != "arn":
             self.fail(f'Resource {_shorten(value)} must be in ARN format or "*".', element=element)
         service = parts[2]
         if not service or "*" in service or "?" in service:

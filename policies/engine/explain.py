@@ -3,12 +3,17 @@ AWS's AccessDenied message shapes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
 
+from .context import RequestContext
 from .document import PolicyKind
+
+if TYPE_CHECKING:
+    from .compiled import CompiledPolicy
+    from .evaluate import Grants, IdentityPolicy
 
 
 class ReasonCode(StrEnum):
@@ -83,33 +88,65 @@ _DENIED_EXPLICIT = {
 }
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of evaluate(): ``allowed``, a ``reason`` code and what decided.
+class TraceInputs(NamedTuple):
+    """What evaluate() was given, kept so ``Decision.trace`` can replay the evaluation with notes."""
+
+    key_policy: CompiledPolicy | None
+    identity_policies: Sequence[IdentityPolicy]
+    grants: Grants
+    token_grant_ids: Collection[str]
+    key_policy_name: str
+
+
+class Decision(NamedTuple):
+    """The outcome of evaluate(): ``allowed``, a ``reason`` code and what decided. Immutable.
 
     ``statement`` is the deciding statement (see ``ReasonCode`` for what it is per reason), ``supporting`` the
-    other statements the decision relied on, ``grant_id`` the deciding grant. ``trace`` (computed on first
-    access by re-running the evaluation in tracing mode) lists a note per statement and grant considered.
+    other statements the decision relied on, ``grant_id`` the deciding grant, ``context`` the request.
+    ``trace`` replays the evaluation with a note per statement and grant (only when asked for).
+    (A tuple underneath, for speed; ``bool(decision)`` raises, so ``if decision:`` cannot be mistaken for
+    ``if decision.allowed:``.)
     """
 
     allowed: bool
     reason: ReasonCode
-    caller_arn: str
-    action: str
-    resource: str
-    statement: StatementRef | None = None
-    supporting: tuple[StatementRef, ...] = ()
-    grant_id: str | None = None
-    caller_account: str = ""
-    resource_account: str | None = None
-    tracer: Callable[[], tuple[str, ...]] | None = field(default=None, compare=False, repr=False)
+    statement: StatementRef | None
+    supporting: tuple[StatementRef, ...]
+    grant_id: str | None
+    context: RequestContext
+    inputs: TraceInputs | None = None
 
-    @cached_property
+    def __bool__(self) -> bool:
+        raise TypeError("a Decision has no truth value: use decision.allowed")
+
+    @property
+    def caller_arn(self) -> str:
+        return self.context.caller.arn
+
+    @property
+    def caller_account(self) -> str:
+        return self.context.caller.account_id
+
+    @property
+    def action(self) -> str:
+        return self.context.action
+
+    @property
+    def resource(self) -> str:
+        return self.context.resource
+
+    @property
+    def resource_account(self) -> str | None:
+        return self.context.resource_account
+
+    @property
     def trace(self) -> tuple[str, ...]:
-        """Per-statement and per-grant evaluation notes, ending with the explanation (ASCII apart from names)."""
-        if self.tracer is None:
+        """Per-statement and per-grant evaluation notes, ending with the decision (ASCII apart from names)."""
+        if self.inputs is None:
             return (self.explanation(),)
-        return self.tracer()
+        from .trace import build_trace
+
+        return build_trace(self.context, *self.inputs, self)
 
     @property
     def cross_account(self) -> bool:

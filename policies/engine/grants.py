@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .principals import Caller, PrincipalType, account_root_arn, is_account_id
+from .principals import Caller, account_root_arn, is_account_id
+from .sealed import Sealed
 
 GRANT_OPERATIONS = (
     "Decrypt",
@@ -187,17 +188,10 @@ class GrantRequest:
 
 def caller_grant_keys(caller: Caller) -> tuple[str, ...]:
     """The grantee principals under which grants apply to this caller: its ARN, its role, its account."""
-    if caller.principal_type is PrincipalType.SERVICE:
-        return (caller.arn,)
-    keys = [caller.arn]
-    if caller.role_arn:
-        keys.append(caller.role_arn)
-    if caller.account_arn and caller.account_arn != caller.arn:
-        keys.append(caller.account_arn)
-    return tuple(keys)
+    return caller.grant_keys
 
 
-class GrantIndex:
+class GrantIndex(Sealed):
     """Grants of one key indexed by grantee, so a lookup costs O(grants of this caller), not O(all grants)."""
 
     __slots__ = ("_by_grantee", "_count")
@@ -212,6 +206,7 @@ class GrantIndex:
             key: tuple(value) for key, value in by_grantee.items()
         }
         self._count = count
+        self._seal()
 
     def __len__(self) -> int:
         return self._count
@@ -227,7 +222,7 @@ class GrantIndex:
         """Every grant whose grantee is the caller, its session's role, or its account."""
         by_grantee = self._by_grantee
         found: tuple[Grant, ...] = ()
-        for key in caller_grant_keys(caller):
+        for key in caller.grant_keys:
             grants = by_grantee.get(key)
             if grants:
                 found = grants if not found else found + grants

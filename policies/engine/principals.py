@@ -143,9 +143,20 @@ class Caller:
     account_arn: str = field(init=False, compare=False)
     # (identity ARN, account id if that identity is the account principal) for NotPrincipal evaluation.
     identities: tuple[tuple[str, str | None], ...] = field(init=False, compare=False, repr=False)
+    # Precomputed so the hot path never touches an Enum attribute (slow on Python 3.11).
+    is_root: bool = field(init=False, compare=False, repr=False)
+    is_service: bool = field(init=False, compare=False, repr=False)
+    is_user: bool = field(init=False, compare=False, repr=False)
+    principal_type_value: str = field(init=False, compare=False, repr=False)
+    # Grantee principals under which grants apply to this caller: its ARN, its session's role, its account.
+    grant_keys: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+        object.__setattr__(self, "is_root", self.principal_type is PrincipalType.ROOT)
+        object.__setattr__(self, "is_service", self.principal_type is PrincipalType.SERVICE)
+        object.__setattr__(self, "is_user", self.principal_type is PrincipalType.IAM_USER)
+        object.__setattr__(self, "principal_type_value", str(self.principal_type.value))
         account_arn = account_root_arn(self.account_id, self.partition) if self.account_id else ""
         object.__setattr__(self, "account_arn", account_arn)
         identities: list[tuple[str, str | None]] = []
@@ -158,19 +169,23 @@ class Caller:
             if account_arn and self.principal_type is not PrincipalType.SERVICE:
                 identities.append((account_arn, self.account_id))
         object.__setattr__(self, "identities", tuple(identities))
-
-    @property
-    def is_root(self) -> bool:
-        return self.principal_type is PrincipalType.ROOT
+        if self.is_service:
+            grant_keys: tuple[str, ...] = (self.arn,)
+        else:
+            keys = [self.arn]
+            if self.role_arn:
+                keys.append(self.role_arn)
+            if account_arn and account_arn != self.arn:
+                keys.append(account_arn)
+            grant_keys = tuple(keys)
+        object.__setattr__(self, "grant_keys", grant_keys)
 
     @property
     def principal_arn(self) -> str | None:
         """``aws:PrincipalArn``: the role ARN for a session, else the caller's own ARN."""
-        if self.principal_type is PrincipalType.SERVICE:
+        if self.is_service:
             return None
-        if self.principal_type is PrincipalType.ASSUMED_ROLE and self.role_arn:
-            return self.role_arn
-        return self.arn
+        return self.role_arn or self.arn
 
     @classmethod
     def root(cls, account_id: str, *, partition: str = "aws") -> Caller:
@@ -321,16 +336,12 @@ class PrincipalSet:
     def match(self, caller: Caller) -> int:
         """``DIRECT`` and/or ``ACCOUNT`` bits: how this element names the caller (0: it does not)."""
         if self.everyone:
-            return DIRECT | ACCOUNT
-        result = 0
-        if caller.principal_type is PrincipalType.SERVICE:
-            return DIRECT if caller.arn in self.services else 0
-        if caller.arn in self.arns or (caller.role_arn is not None and caller.role_arn in self.arns):
-            result = DIRECT
+            return 3  # DIRECT | ACCOUNT
+        if caller.is_service:
+            return 1 if caller.arn in self.services else 0
+        result = 1 if caller.arn in self.arns or caller.role_arn in self.arns else 0
         if caller.account_id in self.accounts:
-            result |= ACCOUNT
-            if caller.principal_type is PrincipalType.ROOT:
-                result |= DIRECT
+            result |= 3 if caller.is_root else 2
         return result
 
     def not_match(self, caller: Caller) -> int:
@@ -347,7 +358,7 @@ class PrincipalSet:
             if account is not None:
                 if account not in self.accounts:
                     result |= ACCOUNT
-                    if caller.principal_type is PrincipalType.ROOT:
+                    if caller.is_root:
                         result |= DIRECT
             elif identity not in self.arns and identity not in self.services:
                 result |= DIRECT

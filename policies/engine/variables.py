@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .matching import Dialect, compile_regex, pattern_regex
+from .matching import LITERAL_QUESTION, LITERAL_STAR, Dialect, Matcher, compile_pattern
 from .values import ContextValue, scalar_to_str
 
 _VARIABLE = re.compile(r"\$\{([^{}]*)\}")
@@ -66,7 +66,7 @@ class Template:
                 out.append(text)
         return "".join(out)
 
-    def render_regex(self, values: Mapping[str, ContextValue], dialect: Dialect) -> re.Pattern[str] | None:
+    def render_regex(self, values: Mapping[str, ContextValue], dialect: Dialect) -> Matcher | None:
         """A compiled pattern: policy text keeps its wildcards, substituted text is literal."""
         out: list[str] = []
         for part in self.parts:
@@ -78,21 +78,13 @@ class Template:
                 text = part[0] if isinstance(part, tuple) else self._resolve(part, values)
                 if text is None:
                     return None
-                # Private-use sentinels keep substituted text literal through the dialect's translation.
-                out.append("".join(_LITERAL_MARK.get(char, char) for char in text))
-        source = pattern_regex("".join(out), dialect)
-        if source is None:
-            return None
-        for mark, char in _UNMARK.items():
-            source = source.replace(re.escape(mark), re.escape(char))
-        return compile_regex(source)
+                out.append(text.replace("*", LITERAL_STAR).replace("?", LITERAL_QUESTION))
+        return compile_pattern("".join(out), dialect)
 
 
 # Substitution happens before the pattern is read (so a substituted ``:`` separates ARN segments), but a
-# substituted ``*`` or ``?`` is literal. Policy text holding the sentinels themselves matches nothing.
-_LITERAL_MARK = {"*": "\ue000", "?": "\ue001"}
-_UNMARK = {mark: char for char, mark in _LITERAL_MARK.items()}
-_MARKS = frozenset(_UNMARK)
+# substituted ``*`` or ``?`` is literal. Policy text holding the markers themselves matches nothing.
+_MARKS = frozenset({LITERAL_STAR, LITERAL_QUESTION})
 
 
 def parse_template(text: str) -> Template | None:
