@@ -39,6 +39,8 @@ class Key(models.Model):
     # Set while PendingDeletion: when the workers destroy the key, and the window that was asked for.
     deletion_date = models.DateTimeField(null=True, blank=True, db_index=True)
     pending_window_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    deletion_scheduled_at = models.DateTimeField(null=True, blank=True)
+    deletion_scheduled_by = models.CharField(max_length=2048, blank=True, default="")
     # Automatic rotation (symmetric keys only): the period and the next due date the beat sweep picks up.
     rotation_enabled = models.BooleanField(default=False)
     rotation_period_days = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -158,3 +160,25 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tag_key}={self.tag_value}"
+
+
+class DeletedKey(models.Model):
+    """The tombstone of a key whose deletion window ended: its material is destroyed and every row of it is gone;
+    this is what the audit dashboard can still say about it."""
+
+    key_id = models.UUIDField(unique=True)
+    arn = models.CharField(max_length=2048)
+    account_id = models.CharField(max_length=12)
+    key_spec = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+    deletion_scheduled_at = models.DateTimeField(null=True, blank=True)
+    deletion_scheduled_by = models.CharField(max_length=2048, blank=True)
+    deletion_date = models.DateTimeField()
+    deleted_at = models.DateTimeField()
+    material_versions_destroyed = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return self.arn

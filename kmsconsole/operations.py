@@ -88,6 +88,12 @@ OPERATIONS: dict[str, Operation] = {
         Operation("EnableKey", "kms:EnableKey", _ID, key_states=_MANAGE),
         Operation("DisableKey", "kms:DisableKey", _ID, key_states=_MANAGE),
         Operation("UpdateKeyDescription", "kms:UpdateKeyDescription", _ID, key_states=_MANAGE),
+        Operation("ScheduleKeyDeletion", "kms:ScheduleKeyDeletion", _ID, key_states=_MANAGE),
+        Operation(
+            "CancelKeyDeletion", "kms:CancelKeyDeletion", _ID, key_states=KeyStates.PENDING_DELETION_ONLY
+        ),
+        # The service event when a deletion window ends (a worker destroys the key; AWS logs it as DeleteKey).
+        Operation("DeleteKey", "kms:DeleteKey", _ID),
         # Key policies.
         Operation("GetKeyPolicy", "kms:GetKeyPolicy", _ID, read_only=True),
         Operation("PutKeyPolicy", "kms:PutKeyPolicy", _ID),
@@ -109,6 +115,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("RotateKeyOnDemand", "kms:RotateKeyOnDemand", _ID, key_states=_USE),
         Operation("ListKeyRotations", "kms:ListKeyRotations", _ID, read_only=True),
+        Operation("RotateKey", "kms:RotateKey", _ID, key_states=_USE),  # the automatic rotation service event
         # Cryptographic operations.
         _crypto("Encrypt"),
         _crypto("Decrypt", KeyResolution.CIPHERTEXT),
@@ -122,6 +129,22 @@ OPERATIONS: dict[str, Operation] = {
         _crypto("GenerateMac"),
         _crypto("VerifyMac"),
         _crypto("GetPublicKey"),
+        # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services), not by a key policy.
+        Operation(
+            "CreateGrant",
+            "kms:CreateGrant",
+            _ID,
+            grantable=True,
+            key_states=_USE,
+            cross_account=True,
+            secret_response_fields=frozenset({"GrantToken"}),
+        ),
+        Operation("ListGrants", "kms:ListGrants", _ID, read_only=True, cross_account=True),
+        Operation("ListRetirableGrants", "kms:ListRetirableGrants", KeyResolution.NONE, read_only=True),
+        Operation("RetireGrant", "kms:RetireGrant", _ID, cross_account=True),
+        Operation("RevokeGrant", "kms:RevokeGrant", _ID, cross_account=True),
+        # The service event when a worker propagates a grant: it takes effect, or its delayed retirement completes.
+        Operation("PropagateGrant", "kmsconsole:PropagateGrant", _ID),
         # Principal administration (the `manage.py iam` CLI, later the console and the REST API).
         Operation("iam:CreateAccount", "kmsconsole:CreateAccount", KeyResolution.NONE),
         Operation("iam:CreateUser", "iam:CreateUser", KeyResolution.NONE),

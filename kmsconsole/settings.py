@@ -71,6 +71,21 @@ if not (len(KMS_ACCOUNT_ID) == 12 and KMS_ACCOUNT_ID.isdigit()):
 KMS_ROOT_KEY = env_secret("KMS_ROOT_KEY")
 KMS_ROOT_KEY_PATH = KMS_DATA_DIR / "root.key"
 
+# The length of a "day" for deletion windows and rotation periods. Only demos and tests shorten it (a 7-day
+# window in 7 seconds with KMS_DAY_SECONDS=1); the console says so when it is not 86400.
+KMS_DAY_SECONDS = env_int("KMS_DAY_SECONDS", 86400)
+# Grants take effect this many seconds after CreateGrant, when a worker has propagated them (AWS's grants are
+# eventually consistent; a grant token works at once). 0 makes new grants effective immediately.
+KMS_GRANT_PROPAGATION_SECONDS = env_int("KMS_GRANT_PROPAGATION_SECONDS", 5)
+if KMS_GRANT_PROPAGATION_SECONDS < 0:
+    raise ImproperlyConfigured("KMS_GRANT_PROPAGATION_SECONDS must be 0 or more")
+# Retired and revoked grants stop working at once ("immediate"), or, to reproduce AWS for fidelity tests, only when
+# a worker removes them KMS_GRANT_PROPAGATION_SECONDS later ("delayed").
+KMS_GRANT_REVOCATION_PROPAGATION = env_str("KMS_GRANT_REVOCATION_PROPAGATION", "immediate").lower()
+if KMS_GRANT_REVOCATION_PROPAGATION not in ("immediate", "delayed"):
+    raise ImproperlyConfigured(
+        f"KMS_GRANT_REVOCATION_PROPAGATION must be immediate or delayed, not {KMS_GRANT_REVOCATION_PROPAGATION!r}"
+    )
 # SigV4: how far a request's X-Amz-Date may be from the server clock (AWS uses 15 minutes).
 KMS_SIGV4_MAX_SKEW_SECONDS = 15 * 60
 # Temporary credentials from `iam assume-role` (AWS default: one hour; 15 minutes to 12 hours).
@@ -210,6 +225,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(KMS_BROKER_DIR / "queue"),
         "data_folder_out": str(KMS_BROKER_DIR / "queue"),
         "processed_folder": str(KMS_BROKER_DIR / "processed"),
+        # Broadcast (remote control) tables; kombu's default is ./control in the working directory.
+        "control_folder": str(KMS_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -225,6 +242,10 @@ KMS_HEARTBEAT_SECONDS = env_int("KMS_HEARTBEAT_SECONDS", 15)
 KMS_WORKER_STALE_SECONDS = env_int("KMS_WORKER_STALE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "kmsconsole.jobs.tasks.heartbeat", "schedule": float(KMS_HEARTBEAT_SECONDS)},
+    # Automatic key rotation: rotate the keys whose next_rotation_at has come (keys.services.rotation).
+    "rotate-due-keys": {"task": "keys.tasks.rotate_due_keys", "schedule": 60.0},
+    # Grants whose propagation is due (their task's message may have been lost): grants.services.
+    "propagate-due-grants": {"task": "grants.tasks.propagate_due_grants", "schedule": 5.0},
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

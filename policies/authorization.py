@@ -17,7 +17,7 @@ from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.selectors import identity_policies_for
 
-OPERATOR_REASON = "allowed: the local operator (shell access to the server) administers principals"
+OPERATOR_REASON = "allowed: the service itself acting (a management command run on the server, or a worker)"
 
 
 def engine_caller(caller: Caller) -> engine.Caller:

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keys.models import Key
+from keys.models import Key, KeyState
 from keys.selectors import check_key_state, key_condition_values, key_tags, resolve_key
+from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.authorization import authorize
+
+PENDING_DELETION_USE = "use of a key pending deletion"
 
 
 def authorize_on_key(
@@ -71,5 +74,11 @@ def key_for(
         request_tags=request_tags,
         condition_values=condition_values,
     )
-    check_key_state(key, ctx.operation)
+    try:
+        check_key_state(key, ctx.operation)
+    except errors.KMSInvalidStateException:
+        if key.state == KeyState.PENDING_DELETION:
+            # AWS users alarm on exactly this: something still depends on a key that is about to disappear.
+            ctx.audit.notable = PENDING_DELETION_USE
+        raise
     return key

@@ -33,6 +33,7 @@ CHAINED_FIELDS = (
     "decision",
     "reason",
     "decided_by",
+    "notable",
 )
 
 

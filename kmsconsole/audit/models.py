@@ -39,6 +39,12 @@ class AuditEvent(models.Model):
     decided_by = models.CharField(
         max_length=512, blank=True, help_text="The statement or grant that decided."
     )
+    notable = models.CharField(
+        max_length=128,
+        blank=True,
+        db_index=True,
+        help_text="Why an auditor should look at this event, if at all.",
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

@@ -42,6 +42,7 @@ class AuditRecord:
     reason: str = ""
     decided_by: str = ""
     error: errors.KmsError | None = None
+    notable: str = ""
     # The per-statement trace of the decision, kept in memory only: shown to callers allowed to see it.
     trace: tuple[str, ...] = ()
 
@@ -81,6 +82,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "decision": outcome,
         "reason": record.reason,
         "decided_by": record.decided_by,
+        "notable": record.notable,
     }
 
 
@@ -126,6 +128,11 @@ def record_failure(record: AuditRecord, error: errors.KmsError) -> None:
         raise errors.KMSInternalException("The request could not be recorded and was not performed.") from exc
 
 
+class NothingToDo(Exception):
+    """Raised by a worker's service when the row it came for was already handled (another worker won the claim):
+    the transaction rolls back, no event is written, because nothing happened."""
+
+
 @contextmanager
 def audited(record: AuditRecord) -> Iterator[AuditRecord]:
     """Run an operation's work and its audit event as one unit (see the module docstring)."""
@@ -133,6 +140,8 @@ def audited(record: AuditRecord) -> Iterator[AuditRecord]:
         with transaction.atomic():
             yield record
             append_event(record, AuditEvent.Decision.ALLOWED)
+    except NothingToDo:
+        raise
     except errors.KmsError as error:
         record_failure(record, error)
         raise

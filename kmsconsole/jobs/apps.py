@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class JobsConfig(AppConfig):
-    """Background work: worker heartbeats (later: the record of every periodic job run)."""
+    """Background work: worker heartbeats and the record of every periodic job run."""
 
     name = "kmsconsole.jobs"
     label = "jobs"

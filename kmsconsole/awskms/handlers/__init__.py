@@ -35,4 +35,4 @@ def run_handler(name: str, ctx: OperationContext, params: dict[str, Any]) -> dic
 
 
 # Importing the modules registers their handlers.
-from kmsconsole.awskms.handlers import aliases, crypto, keys, randomness, rotation, tags  # noqa: E402, F401
+from kmsconsole.awskms.handlers import aliases, crypto, deletion, keys, randomness, rotation, tags  # noqa: E402, F401

@@ -1,0 +1,153 @@
+"""Scheduled key deletion: ScheduleKeyDeletion, CancelKeyDeletion, and the worker's destruction of due keys.
+
+The deletion date is a column; a beat sweep picks the due keys and destroys each in its own transaction,
+claimed with a conditional DELETE so that two workers racing over the same key destroy it once. Destruction is
+crypto-shredding: every sealed material version is deleted with the key, so nothing left can decrypt its
+ciphertext; a tombstone (DeletedKey) keeps what the audit trail needs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from keys.models import DeletedKey, Key, KeyState, key_arn
+from keys.services.access import key_for
+from kmsconsole.audit.recorder import NothingToDo
+from kmsconsole.core import errors
+from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.operations import OperationContext, perform
+from policies.authorization import authorize
+
+PENDING_WINDOW_MIN_DAYS = 7
+PENDING_WINDOW_MAX_DAYS = 30
+PENDING_WINDOW_DEFAULT_DAYS = 30
+
+
+def day_length() -> timedelta:
+    return timedelta(seconds=settings.KMS_DAY_SECONDS)
+
+
+def key_schedule_deletion(*, ctx: OperationContext, key_id: str, pending_window_days: int | None) -> Key:
+    """Put the key in PendingDeletion; the workers destroy it once the window has passed."""
+    days = PENDING_WINDOW_DEFAULT_DAYS if pending_window_days is None else pending_window_days
+    key = key_for(
+        ctx, key_id, lock=True, condition_values={"kms:ScheduleKeyDeletionPendingWindowInDays": days}
+    )
+    if not PENDING_WINDOW_MIN_DAYS <= days <= PENDING_WINDOW_MAX_DAYS:
+        bound = (
+            f"greater than or equal to {PENDING_WINDOW_MIN_DAYS}"
+            if days < PENDING_WINDOW_MIN_DAYS
+            else f"less than or equal to {PENDING_WINDOW_MAX_DAYS}"
+        )
+        raise errors.ValidationException(
+            f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: "
+            f"Member must have value {bound}"
+        )
+    now = timezone.now()
+    key.state = KeyState.PENDING_DELETION
+    key.pending_window_days = days
+    key.deletion_date = now + days * day_length()
+    key.deletion_scheduled_at = now
+    key.deletion_scheduled_by = ctx.caller.arn
+    key.save(
+        update_fields=[
+            "state", "pending_window_days", "deletion_date", "deletion_scheduled_at", "deletion_scheduled_by",
+        ]
+    )  # fmt: skip
+    return key
+
+
+def key_cancel_deletion(*, ctx: OperationContext, key_id: str) -> Key:
+    """Take the key out of PendingDeletion. As on AWS it comes back Disabled, not Enabled."""
+    key = key_for(ctx, key_id, lock=True)
+    key.state = KeyState.DISABLED
+    key.deletion_date = None
+    key.pending_window_days = None
+    key.deletion_scheduled_at = None
+    key.deletion_scheduled_by = ""
+    key.save(
+        update_fields=[
+            "state", "deletion_date", "pending_window_days", "deletion_scheduled_at", "deletion_scheduled_by",
+        ]
+    )  # fmt: skip
+    return key
+
+
+def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
+    # The claim: lock the row only if it is still pending deletion and due. A second worker waits on the lock,
+    # then finds the row gone; a CancelKeyDeletion (which locks the row too) is ordered before or after, never
+    # in between.
+    key = (
+        Key.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(pk=key_pk, state=KeyState.PENDING_DELETION, deletion_date__lte=now)
+        .first()
+    )
+    if key is None:
+        raise NothingToDo()
+    ctx.audit.key_arn = key.arn
+    authorize(ctx, resource=key.arn)
+    tombstone = DeletedKey(
+        key_id=key.key_id,
+        arn=key.arn,
+        account_id=key.account.account_id,
+        key_spec=key.key_spec,
+        created_at=key.created_at,
+        deletion_scheduled_at=key.deletion_scheduled_at,
+        deletion_scheduled_by=key.deletion_scheduled_by,
+        deletion_date=key.deletion_date or now,
+        deleted_at=now,
+        material_versions_destroyed=key.materials.count(),
+    )
+    # Deleting the key deletes its sealed material versions, aliases, tags, grants and policy history with it.
+    key.delete()
+    tombstone.save()
+    return tombstone
+
+
+def key_destroy(
+    *, key_pk: int, account_id: str, key_arn: str, now: datetime | None = None
+) -> DeletedKey | None:
+    """Destroy one due key, audited as AWS's DeleteKey service event; None when there was nothing to do."""
+    moment = now or timezone.now()
+    holder: list[DeletedKey] = []
+
+    def service(ctx: OperationContext) -> dict[str, str]:
+        tombstone = _destroy(ctx, key_pk, moment)
+        holder.append(tombstone)
+        return {"KeyId": tombstone.arn}
+
+    try:
+        perform(
+            "DeleteKey",
+            caller=operator_caller(account_id, "deletion-sweep"),
+            meta=RequestMeta(interface="worker", user_agent="kmsconsole deletion sweep"),
+            params={"KeyId": key_arn},
+            service=service,
+        )
+    except NothingToDo:
+        return None
+    return holder[0]
+
+
+def due_keys(now: datetime, limit: int = 500) -> list[tuple[int, str, str]]:
+    """Keys whose deletion date has passed: (pk, account id, key ARN), oldest first."""
+    rows = (
+        Key.objects.filter(state=KeyState.PENDING_DELETION, deletion_date__lte=now)
+        .order_by("deletion_date", "pk")
+        .values_list("pk", "account__account_id", "key_id")[:limit]
+    )
+    return [(pk, account_id, key_arn(account_id, str(key_id))) for pk, account_id, key_id in rows]
+
+
+def keys_destroy_due(now: datetime | None = None) -> int:
+    """The sweep: destroy every due key; returns how many this run destroyed."""
+    moment = now or timezone.now()
+    destroyed = 0
+    for pk, account_id, arn in due_keys(moment):
+        if key_destroy(key_pk=pk, account_id=account_id, key_arn=arn, now=moment) is not None:
+            destroyed += 1
+    return destroyed

@@ -1,0 +1,142 @@
+"""ScheduleKeyDeletion, CancelKeyDeletion and the destruction of due keys (crypto-shredding, tombstones)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from keys.models import DeletedKey, Key, KeyMaterial, KeyState
+from keys.services import deletion, lifecycle
+from kmsconsole.audit.models import AuditEvent
+from tests.conftest import as_operator
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def error_of(call: Callable[[], Any]) -> tuple[str, str]:
+    with pytest.raises(ClientError) as raised:
+        call()
+    return raised.value.response["Error"]["Code"], raised.value.response["Error"].get("Message", "")
+
+
+def test_schedule_and_cancel(admin_kms: Any, create_key: Callable[..., dict[str, Any]]) -> None:
+    metadata = create_key()
+    key_id, arn = metadata["KeyId"], metadata["Arn"]
+    before = timezone.now()
+    answer = admin_kms.schedule_key_deletion(KeyId=key_id)
+    assert (answer["KeyId"], answer["KeyState"], answer["PendingWindowInDays"]) == (
+        arn,
+        "PendingDeletion",
+        30,
+    )
+    assert abs(answer["DeletionDate"] - (before + timedelta(days=30))) < timedelta(minutes=1)
+    described = admin_kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert (
+        described["KeyState"] == "PendingDeletion"
+        and not described["Enabled"]
+        and "DeletionDate" in described
+    )
+    assert error_of(lambda: admin_kms.schedule_key_deletion(KeyId=key_id)) == (
+        "KMSInvalidStateException", f"{arn} is pending deletion.")  # fmt: skip
+    assert admin_kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == arn
+    described = admin_kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert described["KeyState"] == "Disabled" and "DeletionDate" not in described
+    assert error_of(lambda: admin_kms.cancel_key_deletion(KeyId=key_id)) == (
+        "KMSInvalidStateException", f"{arn} is not pending deletion.")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("days", "bound"), [(6, "greater than or equal to 7"), (31, "less than or equal to 30")]
+)
+def test_the_window_is_seven_to_thirty_days(admin_kms: Any, create_key: Callable[..., dict[str, Any]],
+                                            days: int, bound: str) -> None:  # fmt: skip
+    key_id = create_key()["KeyId"]
+    assert error_of(lambda: admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)) == (
+        "ValidationException",
+        f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: "
+        f"Member must have value {bound}",
+    )
+    assert Key.objects.get(key_id=key_id).state == KeyState.ENABLED
+
+
+def test_using_a_key_pending_deletion_is_refused_and_notable(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]]
+) -> None:
+    metadata = create_key()
+    admin_kms.schedule_key_deletion(KeyId=metadata["KeyId"], PendingWindowInDays=7)
+    assert error_of(lambda: admin_kms.enable_key(KeyId=metadata["KeyId"])) == (
+        "KMSInvalidStateException", f"{metadata['Arn']} is pending deletion.")  # fmt: skip
+    event = AuditEvent.objects.filter(operation="EnableKey").get()
+    assert (event.decision, event.notable) == ("failed", "use of a key pending deletion")
+
+
+def test_a_day_can_be_shortened_for_demos(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], settings: Any
+) -> None:
+    settings.KMS_DAY_SECONDS = 1
+    key_id = create_key()["KeyId"]
+    answer = admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert abs(answer["DeletionDate"] - (timezone.now() + timedelta(seconds=7))) < timedelta(seconds=5)
+
+
+def test_due_keys_are_destroyed_once_with_a_tombstone(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]]
+) -> None:
+    doomed, kept = create_key(), create_key()
+    admin_kms.schedule_key_deletion(KeyId=doomed["KeyId"], PendingWindowInDays=7)
+    admin_kms.schedule_key_deletion(KeyId=kept["KeyId"], PendingWindowInDays=30)
+    pk = Key.objects.get(key_id=doomed["KeyId"]).pk
+    assert deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8)) == 1
+    assert deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8)) == 0  # idempotent
+    assert not KeyMaterial.objects.filter(key_id=pk).exists()
+    assert error_of(lambda: admin_kms.describe_key(KeyId=doomed["KeyId"]))[0] == "NotFoundException"
+    assert admin_kms.describe_key(KeyId=kept["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    tombstone = DeletedKey.objects.get()
+    assert (tombstone.arn, tombstone.material_versions_destroyed) == (doomed["Arn"], 1)
+    assert tombstone.deletion_scheduled_by == "arn:aws:iam::111122223333:user/admin"
+    event = AuditEvent.objects.filter(operation="DeleteKey").get()
+    assert (event.interface, event.decision, event.key_arn) == ("worker", "allowed", doomed["Arn"])
+    assert event.caller_arn == "kmsconsole:operator/deletion-sweep"
+    out = StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "intact" in out.getvalue()
+
+
+def test_racing_sweeps_destroy_each_key_exactly_once(account: Any) -> None:
+    keys = [as_operator("CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx)) for _ in range(200)]
+    past = timezone.now() - timedelta(seconds=1)
+    Key.objects.filter(pk__in=[k.pk for k in keys]).update(
+        state=KeyState.PENDING_DELETION, deletion_date=past
+    )
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        try:
+            counts.append(deletion.keys_destroy_due())
+        except BaseException as exc:  # reported below, so a failing thread fails the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sum(counts) == 200
+    assert DeletedKey.objects.count() == 200 and not Key.objects.exists()
+    assert AuditEvent.objects.filter(operation="DeleteKey").count() == 200
+    out = StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "intact" in out.getvalue()
