@@ -244,6 +244,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "kmsconsole.jobs.tasks.heartbeat", "schedule": float(KMS_HEARTBEAT_SECONDS)},
     # Automatic key rotation: rotate the keys whose next_rotation_at has come (keys.services.rotation).
     "rotate-due-keys": {"task": "keys.tasks.rotate_due_keys", "schedule": 60.0},
+    # Scheduled deletion: destroy the keys whose deletion date has passed (keys.services.deletion).
+    "destroy-due-keys": {"task": "keys.tasks.destroy_due_keys", "schedule": 60.0},
     # Grants whose propagation is due (their task's message may have been lost): grants.services.
     "propagate-due-grants": {"task": "grants.tasks.propagate_due_grants", "schedule": 5.0},
 }

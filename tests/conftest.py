@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from kmsconsole.core.rootkey import create_root_key_file
 from kmsconsole.operations import perform
 from policies import services
 from policies.models import Account
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -162,3 +168,51 @@ def kms_client(live_server: Any) -> Callable[..., Any]:
         )
 
     return make
+
+
+class WorkerProcesses:
+    """Real `celery worker` processes on the suite's broker and database, consuming a queue of the test's own
+    (so no other test's worker takes its tasks). Send tasks with `task.apply_async(queue=workers.queue)`."""
+
+    def __init__(self) -> None:
+        self.queue = f"test-{uuid.uuid4().hex[:12]}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *, threads: int = 2, **extra_env: str) -> subprocess.Popen[bytes]:
+        from django.db import connection
+
+        from kmsconsole.celery import app
+
+        db = connection.settings_dict
+        if connection.vendor == "sqlite":
+            database_url = f"sqlite:///{db['NAME']}"
+        else:
+            database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            KMS_BROKER_URL=app.conf.broker_url,
+            DJANGO_SETTINGS_MODULE="tests.settings",
+            **extra_env,
+        )
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "kmsconsole", "worker", "--pool", "threads",
+             "--concurrency", str(threads), "--queues", self.queue, "--loglevel", "WARNING", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "--hostname", f"{self.queue}-{len(self.processes)}@%h"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.processes:
+            if worker.poll() is None:
+                worker.terminate()
+            worker.wait(timeout=30)
+
+
+@pytest.fixture
+def real_worker() -> Iterator[WorkerProcesses]:
+    workers = WorkerProcesses()
+    yield workers
+    workers.stop()

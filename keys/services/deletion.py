@@ -18,6 +18,8 @@ from keys.services.access import key_for
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.jobs.models import JobRun
+from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext, perform
 from policies.authorization import authorize
 
@@ -143,11 +145,18 @@ def due_keys(now: datetime, limit: int = 500) -> list[tuple[int, str, str]]:
     return [(pk, account_id, key_arn(account_id, str(key_id))) for pk, account_id, key_id in rows]
 
 
-def keys_destroy_due(now: datetime | None = None) -> int:
-    """The sweep: destroy every due key; returns how many this run destroyed."""
-    moment = now or timezone.now()
-    destroyed = 0
-    for pk, account_id, arn in due_keys(moment):
-        if key_destroy(key_pk=pk, account_id=account_id, key_arn=arn, now=moment) is not None:
-            destroyed += 1
-    return destroyed
+DELETION_SWEEP_JOB = "destroy-due-keys"
+
+
+def keys_destroy_due(now: datetime | None = None) -> JobRun:
+    """The beat sweep: destroy every key whose deletion date has passed. Safe to run concurrently and repeatedly
+    (each key is destroyed once). Leaves a JobRun: how many keys this run destroyed, and which failed and why."""
+    with job_run(DELETION_SWEEP_JOB) as run:
+        moment = now or timezone.now()
+        for pk, account_id, arn in due_keys(moment):
+            try:
+                if key_destroy(key_pk=pk, account_id=account_id, key_arn=arn, now=moment) is not None:
+                    run.processed += 1
+            except errors.KmsError as error:
+                run.fail(f"{arn}: {error}")
+    return run.run

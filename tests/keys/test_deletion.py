@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
@@ -17,7 +18,7 @@ from django.utils import timezone
 from keys.models import DeletedKey, Key, KeyMaterial, KeyState
 from keys.services import deletion, lifecycle
 from kmsconsole.audit.models import AuditEvent
-from tests.conftest import as_operator
+from tests.conftest import WorkerProcesses, as_operator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,8 +96,10 @@ def test_due_keys_are_destroyed_once_with_a_tombstone(
     admin_kms.schedule_key_deletion(KeyId=doomed["KeyId"], PendingWindowInDays=7)
     admin_kms.schedule_key_deletion(KeyId=kept["KeyId"], PendingWindowInDays=30)
     pk = Key.objects.get(key_id=doomed["KeyId"]).pk
-    assert deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8)) == 1
-    assert deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8)) == 0  # idempotent
+    first = deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8))
+    assert (first.job, first.processed, first.error) == ("destroy-due-keys", 1, "")
+    assert first.finished_at is not None
+    assert deletion.keys_destroy_due(now=timezone.now() + timedelta(days=8)).processed == 0  # idempotent
     assert not KeyMaterial.objects.filter(key_id=pk).exists()
     assert error_of(lambda: admin_kms.describe_key(KeyId=doomed["KeyId"]))[0] == "NotFoundException"
     assert admin_kms.describe_key(KeyId=kept["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
@@ -122,7 +125,7 @@ def test_racing_sweeps_destroy_each_key_exactly_once(account: Any) -> None:
 
     def sweep() -> None:
         try:
-            counts.append(deletion.keys_destroy_due())
+            counts.append(deletion.keys_destroy_due().processed)
         except BaseException as exc:  # reported below, so a failing thread fails the test
             errors.append(exc)
         finally:
@@ -140,3 +143,30 @@ def test_racing_sweeps_destroy_each_key_exactly_once(account: Any) -> None:
     out = StringIO()
     call_command("audit", "verify", stdout=out)
     assert "intact" in out.getvalue()
+
+
+@pytest.mark.timeout(120)
+def test_a_real_worker_destroys_due_keys_from_the_beat_task(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], real_worker: WorkerProcesses
+) -> None:
+    from keys.tasks import destroy_due_keys
+    from kmsconsole.jobs.models import JobRun
+
+    doomed = [create_key()["KeyId"] for _ in range(3)]
+    for key_id in doomed:
+        admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    Key.objects.filter(key_id__in=doomed).update(deletion_date=timezone.now() - timedelta(seconds=1))
+    # The same sweep twice, taken at once by the worker's two threads: each key is still destroyed once.
+    for _ in range(2):
+        destroy_due_keys.apply_async(queue=real_worker.queue)
+    worker = real_worker.start()
+    deadline = time.monotonic() + 90
+    while (
+        time.monotonic() < deadline
+        and JobRun.objects.filter(job="destroy-due-keys", finished_at__isnull=False).count() < 2
+    ):
+        assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+        time.sleep(0.3)
+    runs = list(JobRun.objects.filter(job="destroy-due-keys"))
+    assert len(runs) == 2 and sum(run.processed for run in runs) == 3 and not any(run.error for run in runs)
+    assert DeletedKey.objects.count() == 3 and not Key.objects.filter(key_id__in=doomed).exists()

@@ -8,20 +8,16 @@ CurrentKeyMaterialId), the old ones kept and still opening.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from keys.models import Key, KeyMaterial
@@ -32,7 +28,7 @@ from kmsconsole.celery import app
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.jobs.models import JobRun
-from tests.conftest import Persona
+from tests.conftest import Persona, WorkerProcesses
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -418,51 +414,9 @@ def test_two_sweeps_racing_rotate_each_key_once(
     assert AuditEvent.objects.filter(operation="RotateKey", decision="allowed").count() == 4
 
 
-class RotationWorker:
-    """Starts `celery worker` (two threads) on the suite's broker and database, on a queue of this test's own
-    (other tests' workers never take its tasks)."""
-
-    def __init__(self) -> None:
-        self.queue = f"rotation-test-{uuid.uuid4().hex[:12]}"
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        db = connection.settings_dict
-        if connection.vendor == "sqlite":
-            database_url = f"sqlite:///{db['NAME']}"
-        else:
-            database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        env = dict(
-            os.environ,
-            DATABASE_URL=database_url,
-            KMS_BROKER_URL=app.conf.broker_url,
-            DJANGO_SETTINGS_MODULE="tests.settings",
-        )
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "kmsconsole", "worker", "--pool", "threads", "--concurrency", "2",
-             "--queues", self.queue, "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--hostname", f"{self.queue}@%h"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.processes.append(worker)
-        return worker
-
-    def stop(self) -> None:
-        for worker in self.processes:
-            worker.terminate()
-            worker.wait(timeout=30)
-
-
-@pytest.fixture
-def rotation_worker() -> Iterator[RotationWorker]:
-    worker = RotationWorker()
-    yield worker
-    worker.stop()
-
-
 @pytest.mark.timeout(120)
 def test_a_real_worker_rotates_due_keys_once_when_the_sweep_runs_twice(
-    admin_kms: Any, create_key: Callable[..., dict[str, Any]], rotation_worker: RotationWorker
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], real_worker: WorkerProcesses
 ) -> None:
     keys = [create_key()["KeyId"] for _ in range(6)]
     for key_id in keys:
@@ -470,8 +424,8 @@ def test_a_real_worker_rotates_due_keys_once_when_the_sweep_runs_twice(
         make_due(key_id)
     # Both sweeps wait in the queue before the worker starts, so its two threads take them at once.
     for _ in range(2):
-        rotate_due_keys.apply_async(queue=rotation_worker.queue)
-    worker = rotation_worker.start()
+        rotate_due_keys.apply_async(queue=real_worker.queue)
+    worker = real_worker.start()
     deadline = time.monotonic() + 90
     while (
         time.monotonic() < deadline
