@@ -1,0 +1,644 @@
+"""Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateDataKeyPair*, Sign, Verify,
+GenerateMac, VerifyMac, GetPublicKey.
+
+Order of checks (kms-spec §4.2): the key (NotFoundException; InvalidCiphertextException when a ciphertext
+header names it), authorization (AccessDeniedException, with the encryption context and the condition keys of
+kms-spec §7.6), the key state, the key's usage, spec and algorithm (InvalidKeyUsageException), then sizes and
+semantics (ValidationException); only then is material unsealed. GrantTokens are accepted and ignored until
+grants exist. Plaintexts, data keys, private keys, messages, signatures and MACs live only in the values
+returned here: never in an error message, a log line or the audit record.
+
+Decisions where AWS documents nothing:
+
+- A header naming an unknown key or material is InvalidCiphertextException (empty message). The material is
+  looked up only after authorization, so a caller not allowed on the key learns nothing of its rotations.
+- Without a KeyId, the key is found by the header's id in any account and its policy decides. A denial on a
+  key of the caller's own account is AccessDeniedException naming it, as on AWS (DescribeKey with the bare
+  key id tells as much). A denial on another account's key is answered exactly like a header naming no key
+  (InvalidCiphertextException, empty, no explanation header): a blob never tells whether a key id exists
+  elsewhere or who owns it. The audit event still records the denial. Named by ARN, a key is denied with
+  AccessDeniedException as usual: the ARN already says where it is. A bare key id as KeyId may name another
+  account's key when the header names the same key ("a short key ID is also acceptable" for symmetric
+  ciphertext).
+- ReEncrypt authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination (both with
+  kms:ReEncryptOnSameKey). The audit record keeps the last decision, and its key_arn names that decision's
+  key: the source when the source was denied, else the destination (success events name both keys in
+  their response elements).
+- An encryption context with an asymmetric key is ValidationException ("EncryptionContext is not supported
+  when encrypting/decrypting with asymmetric CMKs."); ignoring it would pretend a binding that is not there.
+- GetPublicKey on a key without a public key (symmetric, HMAC) is UnsupportedOperationException.
+- DryRun with DryRunModifiers [IGNORE_CIPHERTEXT] needs the (source) KeyId and checks all but the ciphertext.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from keys import crypto as core
+from keys.materials import current_material, material_version, open_material
+from keys.models import Key, KeyState
+from keys.selectors import check_key_state, resolve_key
+from keys.services.access import PENDING_DELETION_USE, authorize_on_key, key_for
+from kmsconsole.core import errors
+from kmsconsole.operations import OperationContext
+
+EncryptionContext = Mapping[str, str]
+
+DEFAULT_ENCRYPTION_ALGORITHM = core.EncryptionAlgorithm.SYMMETRIC_DEFAULT
+DEFAULT_MESSAGE_TYPE = core.MessageType.RAW
+IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
+ASYMMETRIC_CONTEXT_MESSAGE = (
+    "EncryptionContext is not supported when encrypting/decrypting with asymmetric CMKs."
+)
+CIPHERTEXT_REQUIRED_MESSAGE = (
+    "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: "
+    "Member must not be null"
+)
+_SYMMETRIC = core.KeySpec.SYMMETRIC_DEFAULT
+
+
+class UndisclosedDenial(errors.AccessDeniedException):
+    """A denial on another account's key that the caller named only through a ciphertext header.
+
+    The caller sees what a header naming no key gives (InvalidCiphertextException, empty message); the audit
+    trail records the denial it is (an AccessDeniedException subclass, so the event's decision is "denied").
+    """
+
+    code = "InvalidCiphertextException"
+    message_field = "message"
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+# --- Results (secrets are kept out of repr) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """What Encrypt, Sign and GenerateMac make: a blob (ciphertext, signature, MAC) and its algorithm."""
+
+    key: Key
+    blob: bytes = field(repr=False)
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class Decrypted:
+    key: Key
+    plaintext: bytes = field(repr=False)
+    encryption_algorithm: str
+    # Symmetric keys only (AWS omits KeyMaterialId for asymmetric keys).
+    key_material_id: str | None
+
+
+@dataclass(frozen=True)
+class ReEncrypted:
+    source_key: Key
+    destination_key: Key
+    ciphertext_blob: bytes = field(repr=False)
+    source_encryption_algorithm: str
+    destination_encryption_algorithm: str
+    source_key_material_id: str | None
+    destination_key_material_id: str | None
+
+
+@dataclass(frozen=True)
+class DataKey:
+    key: Key
+    plaintext: bytes = field(repr=False)
+    ciphertext_blob: bytes = field(repr=False)
+    key_material_id: str | None
+
+
+@dataclass(frozen=True)
+class DataKeyPair:
+    key: Key
+    key_pair_spec: str
+    public_key: bytes
+    private_key_plaintext: bytes = field(repr=False)
+    private_key_ciphertext_blob: bytes = field(repr=False)
+    key_material_id: str | None
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key: Key
+    public_key: bytes
+    algorithms: core.KeyAlgorithms
+
+
+# --- Shared steps -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _crypto_errors() -> Iterator[None]:
+    """Map the crypto core's errors onto the service errors (their messages never carry secrets)."""
+    try:
+        yield
+    except core.CryptoError as exc:
+        raise errors.error_for_code(exc.code, exc.message) from None
+
+
+def _spec(key: Key) -> core.KeySpec:
+    return core.KeySpec(key.key_spec)
+
+
+def _check_usage(key: Key, operation: str) -> None:
+    with _crypto_errors():
+        core.check_key_usage(key_arn=key.arn, key_usage=core.KeyUsage(key.key_usage), operation=operation)
+
+
+def _check_encryption(
+    key: Key, algorithm: core.EncryptionAlgorithm, context: EncryptionContext | None
+) -> None:
+    """The algorithm must suit the key's spec; asymmetric keys take no encryption context."""
+    with _crypto_errors():
+        core.check_encryption_algorithm(_spec(key), algorithm)
+    if _spec(key) is not _SYMMETRIC and context:
+        raise errors.ValidationException(ASYMMETRIC_CONTEXT_MESSAGE)
+
+
+def _encrypt_under(
+    key: Key, plaintext: bytes, *, algorithm: core.EncryptionAlgorithm, context: EncryptionContext | None
+) -> tuple[bytes, str | None]:
+    """Encrypt with the key's current material (symmetric) or its stored public key (RSA); returns the blob and
+    the KeyMaterialId used (None for asymmetric keys)."""
+    if _spec(key) is _SYMMETRIC:
+        material = current_material(key)
+        with _crypto_errors():
+            blob = core.encrypt_symmetric(
+                plaintext,
+                key_id=key.key_id,
+                key_material_id=core.parse_key_material_id(material.material_id),
+                material=open_material(material),
+                encryption_context=context,
+                encryption_algorithm=algorithm,
+            )
+        return blob, material.material_id
+    with _crypto_errors():
+        blob = core.encrypt_asymmetric(
+            plaintext,
+            key_spec=_spec(key),
+            public_key_der=bytes(key.public_key_der or b""),
+            encryption_algorithm=algorithm,
+        )
+    return blob, None
+
+
+def _decrypt_with(
+    key: Key,
+    blob: bytes,
+    *,
+    header: core.CiphertextHeader | None,
+    algorithm: core.EncryptionAlgorithm,
+    context: EncryptionContext | None,
+) -> tuple[bytes, str | None]:
+    """Decrypt with the material version the header names (symmetric) or the private key (RSA). The caller
+    has authorized and checked the key; a header naming another key is IncorrectKeyException."""
+    if _spec(key) is not _SYMMETRIC:
+        with _crypto_errors():
+            plaintext = core.decrypt_asymmetric(
+                blob,
+                key_spec=_spec(key),
+                material=open_material(current_material(key)),
+                encryption_algorithm=algorithm,
+            )
+        return plaintext, None
+    with _crypto_errors():
+        if header is None:
+            header = core.parse_ciphertext_header(blob)
+        if header.key_id != key.key_id:
+            raise core.IncorrectKey()
+    material = material_version(key, core.key_material_id_hex(header.key_material_id))
+    if material is None:
+        raise errors.InvalidCiphertextException("")
+    with _crypto_errors():
+        plaintext = core.decrypt_symmetric(
+            blob,
+            key_id=key.key_id,
+            key_material_id=header.key_material_id,
+            material=open_material(material),
+            encryption_context=context,
+            encryption_algorithm=algorithm,
+        )
+    return plaintext, material.material_id
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The key a ciphertext is to be decrypted with, and how the request named it."""
+
+    key: Key
+    # Set when the key was found through the ciphertext header rather than a KeyId the caller resolved.
+    header: core.CiphertextHeader | None = None
+    request_alias: str | None = None
+
+
+def _header_key(header: core.CiphertextHeader) -> Key:
+    key = Key.objects.select_related("account").filter(key_id=header.key_id).first()
+    if key is None:
+        raise errors.InvalidCiphertextException("")
+    return key
+
+
+def _header_naming(key_id: str, blob: bytes | None) -> core.CiphertextHeader | None:
+    """The blob's header if `key_id` is a bare key id naming the key it names (possibly in another account)."""
+    if blob is None or key_id.startswith(("arn:", "alias/")):
+        return None
+    try:
+        header, parsed = core.parse_ciphertext_header(blob), uuid.UUID(key_id)
+    except (core.CryptoError, ValueError):
+        return None
+    return header if str(parsed) == key_id.lower() and parsed == header.key_id else None
+
+
+def _locate_source(ctx: OperationContext, *, key_id: str | None, blob: bytes | None, member: str) -> _Source:
+    """Find the key to decrypt with: by KeyId when given, else by the symmetric ciphertext's header."""
+    if key_id is None:
+        if blob is None:
+            raise errors.ValidationException(
+                f"{member} is required when DryRunModifiers includes {IGNORE_CIPHERTEXT}."
+            )
+        with _crypto_errors():
+            header = core.parse_ciphertext_header(blob)
+        return _Source(_header_key(header), header=header)
+    try:
+        resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
+    except errors.NotFoundException:
+        header = _header_naming(key_id, blob)
+        if header is None:
+            raise
+        return _Source(_header_key(header), header=header)
+    return _Source(resolved.key, request_alias=resolved.request_alias)
+
+
+def _authorize_source(
+    ctx: OperationContext,
+    source: _Source,
+    *,
+    action: str | None,
+    context: EncryptionContext | None,
+    condition_values: Mapping[str, Any],
+) -> None:
+    ctx.audit.key_arn = source.key.arn
+    try:
+        authorize_on_key(
+            ctx,
+            source.key,
+            action=action,
+            request_alias=source.request_alias,
+            encryption_context=context,
+            condition_values=condition_values,
+        )
+    except errors.AccessDeniedException:
+        if source.header is not None and source.key.account.account_id != ctx.caller.account_id:
+            ctx.audit.trace = ()
+            raise UndisclosedDenial() from None
+        raise
+
+
+def _check_state(ctx: OperationContext, key: Key) -> None:
+    """The key-state check of key_for(), for the keys this module resolves itself (the same audit marking)."""
+    try:
+        check_key_state(key, ctx.operation)
+    except errors.KMSInvalidStateException:
+        if key.state == KeyState.PENDING_DELETION:
+            ctx.audit.notable = PENDING_DELETION_USE
+        raise
+
+
+def _check_source_usage(source: _Source, ctx: OperationContext) -> None:
+    """Usage check for the key a ciphertext is decrypted with (after its state)."""
+    if source.header is not None and _spec(source.key) is not _SYMMETRIC:
+        # Only symmetric ciphertext has a header: one naming another kind of key is not ours.
+        raise errors.InvalidCiphertextException("")
+    _check_usage(source.key, ctx.operation.name)
+
+
+def _ciphertext(blob: bytes | None, *, ignore_ciphertext: bool) -> bytes | None:
+    """The ciphertext to decrypt, or None for a dry run that ignores it (which alone may omit it)."""
+    if blob is None and not ignore_ciphertext:
+        raise errors.ValidationException(CIPHERTEXT_REQUIRED_MESSAGE)
+    return None if ignore_ciphertext else blob
+
+
+def _algorithm(value: str | None) -> core.EncryptionAlgorithm:
+    return core.EncryptionAlgorithm(value) if value else DEFAULT_ENCRYPTION_ALGORITHM
+
+
+# --- Services ---------------------------------------------------------------------------------------------
+
+
+def key_encrypt(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    plaintext: bytes,
+    encryption_context: EncryptionContext | None = None,
+    encryption_algorithm: str | None = None,
+) -> Output:
+    """Encrypt: up to 4096 bytes under a symmetric key (self-describing blob, context bound as AAD) or RSA OAEP
+    under an asymmetric ENCRYPT_DECRYPT key (algorithm required, AWS's size limits)."""
+    algorithm = _algorithm(encryption_algorithm)
+    key = key_for(
+        ctx,
+        key_id,
+        encryption_context=encryption_context,
+        condition_values={"kms:EncryptionAlgorithm": str(algorithm)},
+    )
+    _check_usage(key, ctx.operation.name)
+    _check_encryption(key, algorithm, encryption_context)
+    blob, _ = _encrypt_under(key, plaintext, algorithm=algorithm, context=encryption_context)
+    return Output(key=key, blob=blob, algorithm=str(algorithm))
+
+
+def key_decrypt(
+    *,
+    ctx: OperationContext,
+    ciphertext_blob: bytes | None,
+    key_id: str | None = None,
+    encryption_context: EncryptionContext | None = None,
+    encryption_algorithm: str | None = None,
+    ignore_ciphertext: bool = False,
+) -> Decrypted | None:
+    """Decrypt: symmetric ciphertext names its key and material version in its header, so KeyId is optional
+    (a KeyId naming another key is IncorrectKeyException, checked before decrypting); RSA ciphertext needs
+    KeyId and the algorithm it was encrypted with.
+
+    With ``ignore_ciphertext`` (DryRun + IGNORE_CIPHERTEXT) everything but the ciphertext is checked and
+    None is returned.
+    """
+    blob = _ciphertext(ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
+    algorithm = _algorithm(encryption_algorithm)
+    source = _locate_source(ctx, key_id=key_id, blob=blob, member="KeyId")
+    _authorize_source(
+        ctx,
+        source,
+        action=None,
+        context=encryption_context,
+        condition_values={"kms:EncryptionAlgorithm": str(algorithm)},
+    )
+    _check_state(ctx, source.key)
+    _check_source_usage(source, ctx)
+    _check_encryption(source.key, algorithm, encryption_context)
+    if blob is None:
+        return None
+    plaintext, material_id = _decrypt_with(
+        source.key, blob, header=source.header, algorithm=algorithm, context=encryption_context
+    )
+    return Decrypted(
+        key=source.key,
+        plaintext=plaintext,
+        encryption_algorithm=str(algorithm),
+        key_material_id=material_id,
+    )
+
+
+def key_re_encrypt(
+    *,
+    ctx: OperationContext,
+    ciphertext_blob: bytes | None,
+    destination_key_id: str,
+    source_key_id: str | None = None,
+    source_encryption_context: EncryptionContext | None = None,
+    destination_encryption_context: EncryptionContext | None = None,
+    source_encryption_algorithm: str | None = None,
+    destination_encryption_algorithm: str | None = None,
+    ignore_ciphertext: bool = False,
+) -> ReEncrypted | None:
+    """ReEncrypt: decrypt under the source key and encrypt under the destination key inside the service; the
+    plaintext never leaves it. Needs kms:ReEncryptFrom on the source and kms:ReEncryptTo on the destination
+    (see the module docstring for the audit record)."""
+    blob = _ciphertext(ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
+    source_algorithm = _algorithm(source_encryption_algorithm)
+    destination_algorithm = _algorithm(destination_encryption_algorithm)
+    source = _locate_source(ctx, key_id=source_key_id, blob=blob, member="SourceKeyId")
+    destination = resolve_key(
+        destination_key_id, caller_account=ctx.caller.account_id, operation=ctx.operation
+    )
+    same_key = {"kms:ReEncryptOnSameKey": source.key.pk == destination.key.pk}
+    _authorize_source(
+        ctx,
+        source,
+        action="kms:ReEncryptFrom",
+        context=source_encryption_context,
+        condition_values={"kms:EncryptionAlgorithm": str(source_algorithm), **same_key},
+    )
+    ctx.audit.key_arn = destination.key.arn
+    authorize_on_key(
+        ctx,
+        destination.key,
+        action="kms:ReEncryptTo",
+        request_alias=destination.request_alias,
+        encryption_context=destination_encryption_context,
+        condition_values={"kms:EncryptionAlgorithm": str(destination_algorithm), **same_key},
+    )
+    _check_state(ctx, source.key)
+    _check_state(ctx, destination.key)
+    _check_source_usage(source, ctx)
+    _check_usage(destination.key, ctx.operation.name)
+    _check_encryption(source.key, source_algorithm, source_encryption_context)
+    _check_encryption(destination.key, destination_algorithm, destination_encryption_context)
+    if blob is None:
+        return None
+    plaintext, source_material_id = _decrypt_with(
+        source.key, blob, header=source.header, algorithm=source_algorithm, context=source_encryption_context
+    )
+    new_blob, destination_material_id = _encrypt_under(
+        destination.key, plaintext, algorithm=destination_algorithm, context=destination_encryption_context
+    )
+    return ReEncrypted(
+        source_key=source.key,
+        destination_key=destination.key,
+        ciphertext_blob=new_blob,
+        source_encryption_algorithm=str(source_algorithm),
+        destination_encryption_algorithm=str(destination_algorithm),
+        source_key_material_id=source_material_id,
+        destination_key_material_id=destination_material_id,
+    )
+
+
+def _data_key_encrypting_key(
+    ctx: OperationContext,
+    key_id: str,
+    *,
+    encryption_context: EncryptionContext | None,
+    condition_values: Mapping[str, Any],
+) -> Key:
+    """The symmetric key GenerateDataKey* and GenerateDataKeyPair* encrypt under, authorized and checked."""
+    key = key_for(
+        ctx,
+        key_id,
+        encryption_context=encryption_context,
+        condition_values={
+            "kms:EncryptionAlgorithm": str(DEFAULT_ENCRYPTION_ALGORITHM),
+            **condition_values,
+        },
+    )
+    _check_usage(key, ctx.operation.name)
+    with _crypto_errors():
+        core.check_data_key_encrypting_key(key_spec=_spec(key), operation=ctx.operation.name)
+    return key
+
+
+def data_key_generate(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    key_spec: str | None = None,
+    number_of_bytes: int | None = None,
+    encryption_context: EncryptionContext | None = None,
+) -> DataKey:
+    """GenerateDataKey(WithoutPlaintext): a random data key (KeySpec AES_128/AES_256 or NumberOfBytes, exactly
+    one) and its copy encrypted under a symmetric key; the handler drops the plaintext for the variant
+    without it."""
+    key = _data_key_encrypting_key(ctx, key_id, encryption_context=encryption_context, condition_values={})
+    with _crypto_errors():
+        plaintext = core.generate_data_key(
+            key_spec=core.DataKeySpec(key_spec) if key_spec else None, number_of_bytes=number_of_bytes
+        )
+    blob, material_id = _encrypt_under(
+        key, plaintext, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
+    )
+    return DataKey(key=key, plaintext=plaintext, ciphertext_blob=blob, key_material_id=material_id)
+
+
+def data_key_pair_generate(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    key_pair_spec: str,
+    encryption_context: EncryptionContext | None = None,
+) -> DataKeyPair:
+    """GenerateDataKeyPair(WithoutPlaintext): a new key pair (public DER SPKI, private DER PKCS#8) and the
+    private key encrypted under a symmetric key."""
+    key = _data_key_encrypting_key(
+        ctx,
+        key_id,
+        encryption_context=encryption_context,
+        condition_values={"kms:DataKeyPairSpec": key_pair_spec},
+    )
+    with _crypto_errors():
+        pair = core.generate_data_key_pair(core.DataKeyPairSpec(key_pair_spec))
+    blob, material_id = _encrypt_under(
+        key, pair.private_key, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
+    )
+    return DataKeyPair(
+        key=key,
+        key_pair_spec=key_pair_spec,
+        public_key=pair.public_key,
+        private_key_plaintext=pair.private_key,
+        private_key_ciphertext_blob=blob,
+        key_material_id=material_id,
+    )
+
+
+def _signing_key(
+    ctx: OperationContext, key_id: str, signing_algorithm: str, message_type: str | None
+) -> tuple[Key, core.SigningAlgorithm, core.MessageType]:
+    algorithm = core.SigningAlgorithm(signing_algorithm)
+    kind = core.MessageType(message_type) if message_type else DEFAULT_MESSAGE_TYPE
+    values = {"kms:SigningAlgorithm": str(algorithm), "kms:MessageType": str(kind)}
+    key = key_for(ctx, key_id, condition_values=values)
+    _check_usage(key, ctx.operation.name)
+    with _crypto_errors():
+        core.check_signing_algorithm(_spec(key), algorithm)
+    return key, algorithm, kind
+
+
+def message_sign(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    message: bytes,
+    signing_algorithm: str,
+    message_type: str | None = None,
+) -> Output:
+    """Sign a message (RAW, hashed here) or a digest (DIGEST, exactly the hash length) with a SIGN_VERIFY key."""
+    key, algorithm, kind = _signing_key(ctx, key_id, signing_algorithm, message_type)
+    with _crypto_errors():
+        signature = core.sign(
+            message,
+            key_spec=_spec(key),
+            material=open_material(current_material(key)),
+            signing_algorithm=algorithm,
+            message_type=kind,
+        )
+    return Output(key=key, blob=signature, algorithm=str(algorithm))
+
+
+def message_verify(
+    *,
+    ctx: OperationContext,
+    key_id: str,
+    message: bytes,
+    signature: bytes,
+    signing_algorithm: str,
+    message_type: str | None = None,
+) -> Key:
+    """Verify with the key's stored public key (the private key stays sealed). A bad signature is
+    KMSInvalidSignatureException with an empty message; there is no "invalid" answer."""
+    key, algorithm, kind = _signing_key(ctx, key_id, signing_algorithm, message_type)
+    with _crypto_errors():
+        core.verify(
+            message,
+            signature,
+            key_spec=_spec(key),
+            public_key_der=bytes(key.public_key_der or b""),
+            signing_algorithm=algorithm,
+            message_type=kind,
+        )
+    return key
+
+
+def _mac_key(ctx: OperationContext, key_id: str, mac_algorithm: str) -> tuple[Key, core.MacAlgorithm]:
+    algorithm = core.MacAlgorithm(mac_algorithm)
+    key = key_for(ctx, key_id, condition_values={"kms:MacAlgorithm": str(algorithm)})
+    _check_usage(key, ctx.operation.name)
+    with _crypto_errors():
+        core.check_mac_algorithm(_spec(key), algorithm)
+    return key, algorithm
+
+
+def mac_generate(*, ctx: OperationContext, key_id: str, message: bytes, mac_algorithm: str) -> Output:
+    """GenerateMac: the HMAC of a message (1..4096 bytes) under a GENERATE_VERIFY_MAC key."""
+    key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
+    with _crypto_errors():
+        mac = core.generate_mac(
+            message,
+            key_spec=_spec(key),
+            material=open_material(current_material(key)),
+            mac_algorithm=algorithm,
+        )
+    return Output(key=key, blob=mac, algorithm=str(algorithm))
+
+
+def mac_verify(*, ctx: OperationContext, key_id: str, message: bytes, mac: bytes, mac_algorithm: str) -> Key:
+    """VerifyMac: compare in constant time; a mismatch is KMSInvalidMacException with an empty message."""
+    key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
+    with _crypto_errors():
+        core.verify_mac(
+            message,
+            mac,
+            key_spec=_spec(key),
+            material=open_material(current_material(key)),
+            mac_algorithm=algorithm,
+        )
+    return key
+
+
+def public_key_get(*, ctx: OperationContext, key_id: str) -> PublicKey:
+    """GetPublicKey: the DER SubjectPublicKeyInfo of an asymmetric key, with what it may be used for."""
+    key = key_for(ctx, key_id)
+    if key.public_key_der is None:
+        raise errors.UnsupportedOperationException(f"{key.arn} key spec {key.key_spec} has no public key.")
+    return PublicKey(
+        key=key,
+        public_key=bytes(key.public_key_der),
+        algorithms=core.key_algorithms(_spec(key), core.KeyUsage(key.key_usage)),
+    )

@@ -1,0 +1,673 @@
+"""The cryptographic operations over boto3 against the live server: results, every documented error, key states,
+DryRun, authorization across users, roles and accounts, and the audit trail (one event per call, no secrets)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore import xform_name
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
+
+from keys.models import Alias, Key, KeyState
+from keys.services.access import PENDING_DELETION_USE
+from kmsconsole.audit.models import AuditEvent
+from policies import services
+from policies.models import Account
+from tests.conftest import Persona, as_operator
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACCOUNT, PARTNER = "111122223333", "444455556666"
+CONTEXT = {"tenant": "42", "purpose": "orders"}
+DENIED = "AccessDeniedException"
+INVALID_CIPHERTEXT = ("InvalidCiphertextException", "")
+INCORRECT_KEY = (
+    "IncorrectKeyException",
+    "The key ID in the request does not identify a CMK that can perform this operation.",
+)
+DRY_RUN = ("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
+Keys = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One API call: its response ({} on error) or its (code, message), and the one audit event it wrote."""
+
+    response: dict[str, Any]
+    error: tuple[str, str] | None
+    event: AuditEvent
+
+    @property
+    def trail(self) -> tuple[str, str, str]:
+        return self.event.operation, self.event.decision, self.event.key_arn
+
+
+def run(send: Callable[[], Any]) -> Outcome:
+    before = AuditEvent.objects.count()
+    response, error = {}, None
+    try:
+        response = send()
+    except ClientError as exc:
+        error = (exc.response["Error"]["Code"], exc.response["Error"].get("Message", ""))
+    assert AuditEvent.objects.count() == before + 1, "every call writes exactly one audit event"
+    return Outcome(response, error, AuditEvent.objects.order_by("-seq").first())
+
+
+def error_of(send: Callable[[], Any]) -> tuple[str, str]:
+    """The (code, message) of a call that must fail."""
+    error = run(send).error
+    assert error is not None, "the call should have failed"
+    return error
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(principal: str, *actions: str, sid: str = "Allow use of the key", **extra: Any) -> dict[str, Any]:
+    statement = {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principal}, "Action": list(actions)}
+    return {**statement, "Resource": "*", **extra}
+
+
+ROOT = allow(f"arn:aws:iam::{ACCOUNT}:root", "kms:*", sid="Enable IAM User Permissions")
+
+
+def identity_policy(resource: str | list[str], *actions: str) -> str:
+    return policy({"Effect": "Allow", "Action": list(actions), "Resource": resource})
+
+
+@pytest.fixture
+def keys(create_key: Callable[..., dict[str, Any]]) -> Keys:
+    """One key of each kind, created by the admin (default key policy)."""
+    return {
+        "symmetric": create_key(),
+        "rsa_encrypt": create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"),
+        "rsa_sign": create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY"),
+        "ecc_sign": create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY"),
+        "hmac": create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"),
+    }
+
+
+@pytest.fixture
+def blob(admin_kms: Any, keys: Keys) -> bytes:
+    """Symmetric ciphertext under the symmetric key, with CONTEXT."""
+    encrypted = admin_kms.encrypt(KeyId=keys["symmetric"]["KeyId"], Plaintext=b"x", EncryptionContext=CONTEXT)
+    return bytes(encrypted["CiphertextBlob"])
+
+
+# One request per operation on a key of `kind`. KEY and BLOB stand for the key id and the `blob` fixture; a
+# member set to None is left out.
+KEY, BLOB = object(), object()
+SIGN = {"KeyId": KEY, "Message": b"m", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}
+MAC = {"KeyId": KEY, "Message": b"m", "MacAlgorithm": "HMAC_SHA_256"}
+EVERY_OPERATION: dict[str, tuple[str, dict[str, Any]]] = {
+    "Encrypt": ("symmetric", {"KeyId": KEY, "Plaintext": b"x"}),
+    "Decrypt": ("symmetric", {"CiphertextBlob": BLOB}),
+    "ReEncrypt": ("symmetric", {"CiphertextBlob": BLOB, "DestinationKeyId": KEY}),
+    "GenerateDataKey": ("symmetric", {"KeyId": KEY, "KeySpec": "AES_256"}),
+    "GenerateDataKeyWithoutPlaintext": ("symmetric", {"KeyId": KEY, "NumberOfBytes": 8}),
+    "GenerateDataKeyPair": ("symmetric", {"KeyId": KEY, "KeyPairSpec": "ECC_NIST_P256"}),
+    "GenerateDataKeyPairWithoutPlaintext": ("symmetric", {"KeyId": KEY, "KeyPairSpec": "ECC_NIST_P256"}),
+    "Sign": ("rsa_sign", SIGN),
+    "Verify": ("rsa_sign", {**SIGN, "Signature": b"s"}),
+    "GenerateMac": ("hmac", MAC),
+    "VerifyMac": ("hmac", {**MAC, "Mac": b"m"}),
+    "GetPublicKey": ("rsa_sign", {"KeyId": KEY}),
+}
+
+
+def invoke(client: Any, operation: str, changes: dict[str, Any], *, key: str, blob: bytes) -> Any:
+    """Send EVERY_OPERATION's request for `operation`, with `changes`, naming `key`."""
+    request = {**EVERY_OPERATION[operation][1], **changes}
+    values = {
+        name: key if v is KEY else blob if v is BLOB else v for name, v in request.items() if v is not None
+    }
+    return getattr(client, xform_name(operation))(**values)
+
+
+# --- Every documented error, table-driven -------------------------------------------------------------------
+
+USAGE = ("InvalidKeyUsageException", "{arn} key usage is {usage} which is not valid for {operation}.")
+NO_DATA_KEYS = ("InvalidKeyUsageException", "You cannot generate a data key with an asymmetric CMK")
+NO_PUBLIC_KEY = ("UnsupportedOperationException", "{arn} key spec SYMMETRIC_DEFAULT has no public key.")
+EITHER = ("ValidationException", "Please specify either number of bytes or key spec.")
+CORAL = "1 validation error detected: Value{} at '{}' failed to satisfy constraint: Member must "
+OAEP_1, OAEP_256 = {"EncryptionAlgorithm": "RSAES_OAEP_SHA_1"}, {"EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+IGNORE = {"DryRun": True, "DryRunModifiers": ["IGNORE_CIPHERTEXT"]}
+
+
+def incompatible(algorithm: str, spec: str) -> tuple[str, str]:
+    return "InvalidKeyUsageException", f"Algorithm {algorithm} is incompatible with key spec {spec}."
+
+
+def too_long(member: str, limit: int) -> tuple[str, str]:
+    return "ValidationException", CORAL.format("", member) + f"have length less than or equal to {limit}"
+
+
+def rsa_limit(algorithm: str, limit: int) -> tuple[str, str]:
+    message = f"Algorithm {algorithm} and key spec RSA_2048 cannot encrypt data larger than {limit} bytes."
+    return "ValidationException", message
+
+
+ASYMMETRIC_CONTEXT = (
+    "ValidationException",
+    "EncryptionContext is not supported when encrypting/decrypting with asymmetric CMKs.",
+)
+SHORT_DIGEST = ("ValidationException", "Digest is invalid length for algorithm RSASSA_PSS_SHA_256.")
+TOO_MANY_BYTES = (
+    "ValidationException",
+    CORAL.format(" '1025'", "numberOfBytes") + "have value less than or equal to 1024",
+)
+NO_SM2 = ("UnsupportedOperationException", "KeyPairSpec SM2 is not supported.")
+NO_CIPHERTEXT = ("ValidationException", CORAL.format(" null", "ciphertextBlob") + "not be null")
+NO_KEY_ID = ("ValidationException", "KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT.")
+ECDSA_384, HMAC_512 = {"SigningAlgorithm": "ECDSA_SHA_384"}, {"MacAlgorithm": "HMAC_SHA_512"}
+OTHER_CASE = {"Tenant": "42", "purpose": "orders"}
+
+ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
+    # Key usage and spec.
+    ("rsa_sign", "Encrypt", {}, USAGE),
+    ("hmac", "Decrypt", {"KeyId": KEY}, USAGE),
+    ("rsa_sign", "ReEncrypt", {"SourceKeyId": KEY}, USAGE),
+    ("symmetric", "Sign", {}, USAGE),
+    ("hmac", "Verify", {}, USAGE),
+    ("symmetric", "GenerateMac", {}, USAGE),
+    ("ecc_sign", "VerifyMac", {}, USAGE),
+    ("hmac", "GenerateDataKey", {}, USAGE),
+    ("ecc_sign", "GenerateDataKeyPair", {}, USAGE),
+    ("rsa_encrypt", "GenerateDataKeyWithoutPlaintext", {}, NO_DATA_KEYS),
+    ("rsa_encrypt", "GenerateDataKeyPairWithoutPlaintext", {}, NO_DATA_KEYS),
+    ("symmetric", "GetPublicKey", {}, NO_PUBLIC_KEY),
+    # Algorithms.
+    ("symmetric", "Encrypt", OAEP_256, incompatible("RSAES_OAEP_SHA_256", "SYMMETRIC_DEFAULT")),
+    ("rsa_encrypt", "Encrypt", {}, incompatible("SYMMETRIC_DEFAULT", "RSA_2048")),
+    ("symmetric", "Decrypt", OAEP_1, incompatible("RSAES_OAEP_SHA_1", "SYMMETRIC_DEFAULT")),
+    ("ecc_sign", "Sign", ECDSA_384, incompatible("ECDSA_SHA_384", "ECC_NIST_P256")),
+    ("rsa_sign", "Verify", {"SigningAlgorithm": "ECDSA_SHA_256"}, incompatible("ECDSA_SHA_256", "RSA_2048")),
+    ("hmac", "VerifyMac", HMAC_512, incompatible("HMAC_SHA_512", "HMAC_256")),
+    # Sizes (just past the limit: the largest valid sizes are in the success tests) and semantics.
+    ("symmetric", "Encrypt", {"Plaintext": b"a" * 4097}, too_long("plaintext", 4096)),
+    ("rsa_encrypt", "Encrypt", {"Plaintext": b"r" * 191, **OAEP_256}, rsa_limit("RSAES_OAEP_SHA_256", 190)),
+    ("rsa_encrypt", "Encrypt", {"Plaintext": b"r" * 215, **OAEP_1}, rsa_limit("RSAES_OAEP_SHA_1", 214)),
+    ("rsa_encrypt", "Encrypt", {**OAEP_256, "EncryptionContext": CONTEXT}, ASYMMETRIC_CONTEXT),
+    ("rsa_sign", "Sign", {"Message": b"m" * 4097}, too_long("message", 4096)),
+    ("hmac", "GenerateMac", {"Message": b"m" * 4097}, too_long("message", 4096)),
+    ("rsa_sign", "Sign", {"Message": b"d" * 31, "MessageType": "DIGEST"}, SHORT_DIGEST),
+    ("symmetric", "GenerateDataKey", {"KeySpec": None}, EITHER),
+    ("symmetric", "GenerateDataKey", {"NumberOfBytes": 32}, EITHER),
+    ("symmetric", "GenerateDataKeyWithoutPlaintext", {"NumberOfBytes": 1025}, TOO_MANY_BYTES),
+    ("symmetric", "GenerateDataKeyPair", {"KeyPairSpec": "SM2"}, NO_SM2),
+    ("symmetric", "Decrypt", {"CiphertextBlob": None}, NO_CIPHERTEXT),
+    ("symmetric", "Decrypt", {"CiphertextBlob": None, **IGNORE}, NO_KEY_ID),
+    # Ciphertext bound to another context (exact, case-sensitive pairs, in any order), failed verifications.
+    ("symmetric", "Decrypt", {}, INVALID_CIPHERTEXT),
+    ("symmetric", "Decrypt", {"EncryptionContext": {"tenant": "42"}}, INVALID_CIPHERTEXT),
+    ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "tenant": "43"}}, INVALID_CIPHERTEXT),
+    ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "extra": ""}}, INVALID_CIPHERTEXT),
+    ("symmetric", "Decrypt", {"EncryptionContext": OTHER_CASE}, INVALID_CIPHERTEXT),
+    ("symmetric", "ReEncrypt", {"DestinationEncryptionContext": CONTEXT}, INVALID_CIPHERTEXT),
+    ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
+    ("hmac", "VerifyMac", {}, ("KMSInvalidMacException", "")),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "operation", "changes", "expected"), ERRORS, ids=[f"{e[1]}-{i}" for i, e in enumerate(ERRORS)]
+)
+def test_documented_errors(
+    admin_kms: Any, keys: Keys, blob: bytes, kind: str, operation: str, changes: dict[str, Any], expected: Any
+) -> None:
+    key = keys[kind]
+    outcome = run(lambda: invoke(admin_kms, operation, changes, key=key["KeyId"], blob=blob))
+    code, message = expected
+    assert outcome.error == (code, message.format(arn=key["Arn"], usage=key["KeyUsage"], operation=operation))
+    assert outcome.event.operation == operation and outcome.event.decision == "failed"
+    assert outcome.event.error_code == code
+
+
+def test_tampered_truncated_and_foreign_blobs(admin_kms: Any, blob: bytes) -> None:
+    flipped = [blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1 :] for i in (0, 5, 40, 60, 80, len(blob) - 1)]
+    unknown_key = blob[:1] + bytes(16) + blob[17:]  # well formed, names no key: and says nothing of that
+    for bad in (*flipped, blob[:-1], blob + b"\x00", b"not a ciphertext", bytes(100), unknown_key):
+        outcome = run(lambda b=bad: admin_kms.decrypt(CiphertextBlob=b, EncryptionContext=CONTEXT))
+        assert outcome.error == INVALID_CIPHERTEXT
+
+
+def test_key_id_naming_another_key(admin_kms: Any, keys: Keys, blob: bytes) -> None:
+    another = admin_kms.create_key()["KeyMetadata"]["Arn"]
+    outcome = run(lambda: admin_kms.decrypt(CiphertextBlob=blob, KeyId=another, EncryptionContext=CONTEXT))
+    assert outcome.error == INCORRECT_KEY and outcome.trail == ("Decrypt", "failed", another)
+    request = {"CiphertextBlob": blob, "SourceKeyId": another, "DestinationKeyId": keys["symmetric"]["Arn"]}
+    assert error_of(lambda: admin_kms.re_encrypt(SourceEncryptionContext=CONTEXT, **request)) == INCORRECT_KEY
+
+
+# --- Results ------------------------------------------------------------------------------------------------
+
+
+def test_symmetric_round_trip_in_every_key_id_form(admin_kms: Any, keys: Keys) -> None:
+    key = keys["symmetric"]
+    arn = key["Arn"]
+    largest = b"a" * 4096
+    encrypt = run(lambda: admin_kms.encrypt(KeyId=key["KeyId"], Plaintext=largest, EncryptionContext=CONTEXT))
+    assert (encrypt.response["KeyId"], encrypt.response["EncryptionAlgorithm"]) == (arn, "SYMMETRIC_DEFAULT")
+    assert "KeyMaterialId" not in encrypt.response  # Encrypt's output shape has none
+    assert encrypt.trail == ("Encrypt", "allowed", arn)
+    assert encrypt.event.request_parameters["EncryptionContext"] == CONTEXT
+    blob = encrypt.response["CiphertextBlob"]
+    assert len(blob) == 4096 + 93
+
+    # No KeyId: the blob names its key and material; the context may come in any order.
+    reordered = dict(reversed(list(CONTEXT.items())))
+    decrypt = run(lambda: admin_kms.decrypt(CiphertextBlob=blob, EncryptionContext=reordered))
+    assert (decrypt.response["Plaintext"], decrypt.response["KeyId"]) == (largest, arn)
+    assert decrypt.response["EncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    assert decrypt.response["KeyMaterialId"] == key["CurrentKeyMaterialId"]
+    assert decrypt.trail == ("Decrypt", "allowed", arn)
+
+    account = Account.objects.get(account_id=ACCOUNT)
+    Alias.objects.create(account=account, name="alias/orders", key=Key.objects.get(key_id=key["KeyId"]))
+    alias_arn = arn.replace(f"key/{key['KeyId']}", "alias/orders")
+    for key_id in (key["KeyId"], arn, "alias/orders", alias_arn):
+        result = admin_kms.decrypt(CiphertextBlob=blob, KeyId=key_id, EncryptionContext=CONTEXT)
+        assert (result["Plaintext"], result["KeyId"]) == (largest, arn)
+        assert admin_kms.encrypt(KeyId=key_id, Plaintext=b"x")["KeyId"] == arn
+
+
+@pytest.mark.parametrize(("algorithm", "limit"), [("RSAES_OAEP_SHA_256", 190), ("RSAES_OAEP_SHA_1", 214)])
+def test_rsa_encrypt_decrypt(admin_kms: Any, keys: Keys, algorithm: str, limit: int) -> None:
+    key_id, arn = keys["rsa_encrypt"]["KeyId"], keys["rsa_encrypt"]["Arn"]
+    encrypted = admin_kms.encrypt(KeyId=key_id, Plaintext=b"r" * limit, EncryptionAlgorithm=algorithm)
+    rsa_blob = encrypted["CiphertextBlob"]
+    assert (encrypted["KeyId"], encrypted["EncryptionAlgorithm"], len(rsa_blob)) == (arn, algorithm, 256)
+    decrypted = admin_kms.decrypt(CiphertextBlob=rsa_blob, KeyId=arn, EncryptionAlgorithm=algorithm)
+    assert decrypted["Plaintext"] == b"r" * limit and "KeyMaterialId" not in decrypted
+    # RSA ciphertext has no header: the KeyId and the same algorithm are required.
+    other = "RSAES_OAEP_SHA_1" if algorithm == "RSAES_OAEP_SHA_256" else "RSAES_OAEP_SHA_256"
+    for params in ({"EncryptionAlgorithm": algorithm}, {"KeyId": arn, "EncryptionAlgorithm": other}):
+        outcome = run(lambda p=params: admin_kms.decrypt(CiphertextBlob=rsa_blob, **p))
+        assert outcome.error == INVALID_CIPHERTEXT
+    refused = error_of(lambda: admin_kms.decrypt(CiphertextBlob=rsa_blob, KeyId=key_id))
+    assert refused == incompatible("SYMMETRIC_DEFAULT", "RSA_2048")
+
+
+def test_re_encrypt_between_keys_and_contexts(admin_kms: Any, keys: Keys, blob: bytes) -> None:
+    source, rsa = keys["symmetric"], keys["rsa_encrypt"]
+    target = admin_kms.create_key()["KeyMetadata"]
+    contexts = {"SourceEncryptionContext": CONTEXT, "DestinationEncryptionContext": {"moved": "yes"}}
+    moved = run(lambda: admin_kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=target["Arn"], **contexts))
+    response = moved.response
+    assert (response["SourceKeyId"], response["KeyId"]) == (source["Arn"], target["Arn"])
+    assert {response["SourceEncryptionAlgorithm"], response["DestinationEncryptionAlgorithm"]} == {
+        "SYMMETRIC_DEFAULT"
+    }
+    assert response["SourceKeyMaterialId"] == source["CurrentKeyMaterialId"]
+    assert response["DestinationKeyMaterialId"] == target["CurrentKeyMaterialId"]
+    assert moved.trail == ("ReEncrypt", "allowed", target["Arn"])
+    assert moved.event.response_elements["SourceKeyId"] == source["Arn"]
+    opened = admin_kms.decrypt(CiphertextBlob=response["CiphertextBlob"], EncryptionContext={"moved": "yes"})
+    assert (opened["Plaintext"], opened["KeyId"]) == (b"x", target["Arn"])
+    # To an RSA key and back: asymmetric ciphertext needs the source key and its algorithm.
+    to_rsa = {"DestinationKeyId": rsa["KeyId"], "DestinationEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+    there = admin_kms.re_encrypt(CiphertextBlob=blob, SourceEncryptionContext=CONTEXT, **to_rsa)
+    assert "DestinationKeyMaterialId" not in there and there["SourceKeyMaterialId"]
+    from_rsa = {"SourceKeyId": rsa["Arn"], "SourceEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+    from_rsa["DestinationKeyId"] = source["KeyId"]
+    back = admin_kms.re_encrypt(CiphertextBlob=there["CiphertextBlob"], **from_rsa)
+    assert "SourceKeyMaterialId" not in back and back["DestinationKeyMaterialId"]
+    assert admin_kms.decrypt(CiphertextBlob=back["CiphertextBlob"])["Plaintext"] == b"x"
+
+
+def test_generate_data_key(admin_kms: Any, keys: Keys) -> None:
+    key = keys["symmetric"]
+    sizes = [({"KeySpec": "AES_256"}, 32), ({"KeySpec": "AES_128"}, 16), ({"NumberOfBytes": 1}, 1)]
+    for params, size in [*sizes, ({"NumberOfBytes": 1024}, 1024)]:
+        request = {"KeyId": key["KeyId"], "EncryptionContext": CONTEXT, **params}
+        made = run(lambda r=request: admin_kms.generate_data_key(**r))
+        assert len(made.response["Plaintext"]) == size and made.response["KeyId"] == key["Arn"]
+        assert made.response["KeyMaterialId"] == key["CurrentKeyMaterialId"]
+        assert made.trail == ("GenerateDataKey", "allowed", key["Arn"])
+        opened = admin_kms.decrypt(CiphertextBlob=made.response["CiphertextBlob"], EncryptionContext=CONTEXT)
+        assert opened["Plaintext"] == made.response["Plaintext"]
+    without = admin_kms.generate_data_key_without_plaintext(KeyId=key["KeyId"], KeySpec="AES_256")
+    assert "Plaintext" not in without and without["KeyId"] == key["Arn"] and without["KeyMaterialId"]
+    assert len(admin_kms.decrypt(CiphertextBlob=without["CiphertextBlob"])["Plaintext"]) == 32
+
+
+@pytest.mark.parametrize("spec", ["ECC_NIST_P256", "RSA_2048", "ECC_NIST_EDWARDS25519"])
+def test_generate_data_key_pair(admin_kms: Any, keys: Keys, spec: str) -> None:
+    key = keys["symmetric"]
+    pair = admin_kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec=spec, EncryptionContext=CONTEXT)
+    assert (pair["KeyId"], pair["KeyPairSpec"]) == (key["Arn"], spec)
+    assert pair["KeyMaterialId"] == key["CurrentKeyMaterialId"]
+    private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], password=None)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert private.public_key().public_bytes(serialization.Encoding.DER, spki) == pair["PublicKey"]
+    opened = admin_kms.decrypt(CiphertextBlob=pair["PrivateKeyCiphertextBlob"], EncryptionContext=CONTEXT)
+    assert opened["Plaintext"] == pair["PrivateKeyPlaintext"]
+    without = admin_kms.generate_data_key_pair_without_plaintext(KeyId=key["KeyId"], KeyPairSpec=spec)
+    assert "PrivateKeyPlaintext" not in without
+    assert without["PublicKey"] and without["PrivateKeyCiphertextBlob"]
+
+
+SIGNING = [
+    ("rsa_sign", "RSASSA_PSS_SHA_256"),
+    ("rsa_sign", "RSASSA_PKCS1_V1_5_SHA_512"),
+    ("ecc_sign", "ECDSA_SHA_256"),
+]
+
+
+@pytest.mark.parametrize(("kind", "algorithm"), SIGNING)
+def test_sign_and_verify(admin_kms: Any, keys: Keys, kind: str, algorithm: str) -> None:
+    key_id, arn = keys[kind]["KeyId"], keys[kind]["Arn"]
+    message = b"m" * 4096
+    signed = run(lambda: admin_kms.sign(KeyId=key_id, Message=message, SigningAlgorithm=algorithm))
+    assert (signed.response["KeyId"], signed.response["SigningAlgorithm"]) == (arn, algorithm)
+    assert signed.trail == ("Sign", "allowed", arn)
+    signature = signed.response["Signature"]
+    request = {"KeyId": key_id, "Signature": signature, "SigningAlgorithm": algorithm}
+    verified = admin_kms.verify(Message=message, **request)
+    assert verified == {**verified, "SignatureValid": True, "KeyId": arn, "SigningAlgorithm": algorithm}
+    digest = hashlib.new(f"sha{algorithm[-3:]}", message).digest()
+    assert admin_kms.verify(Message=digest, MessageType="DIGEST", **request)["SignatureValid"]
+    for bad_message, bad_signature in ((b"n" * 4096, signature), (message, signature[:-1] + b"\x00")):
+        bad = {"Message": bad_message, "Signature": bad_signature, "SigningAlgorithm": algorithm}
+        outcome = run(lambda b=bad: admin_kms.verify(KeyId=key_id, **b))
+        assert outcome.error == ("KMSInvalidSignatureException", "")
+        assert outcome.trail == ("Verify", "failed", arn)
+
+
+def test_generate_and_verify_mac(admin_kms: Any, keys: Keys) -> None:
+    key_id, arn = keys["hmac"]["KeyId"], keys["hmac"]["Arn"]
+    message, algorithm = b"x" * 4096, "HMAC_SHA_256"
+    made = run(lambda: admin_kms.generate_mac(KeyId=key_id, Message=message, MacAlgorithm=algorithm))
+    mac = made.response["Mac"]
+    assert (len(mac), made.response["KeyId"], made.response["MacAlgorithm"]) == (32, arn, algorithm)
+    assert made.trail == ("GenerateMac", "allowed", arn)
+    checked = admin_kms.verify_mac(KeyId=key_id, Message=message, Mac=mac, MacAlgorithm=algorithm)
+    assert (checked["MacValid"], checked["KeyId"], checked["MacAlgorithm"]) == (True, arn, algorithm)
+    for bad_message, bad_mac in ((b"y" * 4096, mac), (message, mac[:-1]), (message, bytes(32))):
+        bad = {"Message": bad_message, "Mac": bad_mac, "MacAlgorithm": algorithm}
+        outcome = run(lambda b=bad: admin_kms.verify_mac(KeyId=key_id, **b))
+        assert outcome.error == ("KMSInvalidMacException", "")
+
+
+def test_get_public_key(admin_kms: Any, keys: Keys) -> None:
+    rsa, ecc = keys["rsa_encrypt"], keys["ecc_sign"]
+    got = run(lambda: admin_kms.get_public_key(KeyId=rsa["KeyId"]))
+    response = got.response
+    assert response == {**response, "KeyId": rsa["Arn"], "KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"}
+    assert response["CustomerMasterKeySpec"] == "RSA_2048" and "SigningAlgorithms" not in response
+    assert response["EncryptionAlgorithms"] == ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+    assert serialization.load_der_public_key(response["PublicKey"]).key_size == 2048
+    assert got.trail == ("GetPublicKey", "allowed", rsa["Arn"])
+    signing = admin_kms.get_public_key(KeyId=ecc["Arn"])
+    assert signing["SigningAlgorithms"] == ["ECDSA_SHA_256"] and "EncryptionAlgorithms" not in signing
+
+
+# --- Key states and DryRun ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["Disabled", "PendingDeletion"])
+def test_unusable_keys_refuse_every_operation(admin_kms: Any, keys: Keys, blob: bytes, state: str) -> None:
+    if state == "Disabled":
+        for kind in ("symmetric", "rsa_sign", "hmac"):
+            admin_kms.disable_key(KeyId=keys[kind]["KeyId"])
+    else:  # set directly: this suite does not depend on ScheduleKeyDeletion
+        key_ids = [k["KeyId"] for k in keys.values()]
+        Key.objects.filter(key_id__in=key_ids).update(state=KeyState.PENDING_DELETION)
+    for operation, (kind, _) in EVERY_OPERATION.items():
+        arn = keys[kind]["Arn"]
+        outcome = run(lambda o=operation, k=keys[kind]["KeyId"]: invoke(admin_kms, o, {}, key=k, blob=blob))
+        if state == "Disabled":
+            assert outcome.error == ("DisabledException", f"{arn} is disabled."), operation
+        else:
+            assert outcome.error == ("KMSInvalidStateException", f"{arn} is pending deletion."), operation
+        assert outcome.trail == (operation, "failed", arn)
+        # Use of a key pending deletion is what operators alarm on: every path marks its event.
+        notable = PENDING_DELETION_USE if state == "PendingDeletion" else ""
+        assert outcome.event.notable == notable, operation
+
+
+def test_dry_run(
+    admin_kms: Any, outsider: Persona, kms_client: Callable[..., Any], keys: Keys, blob: bytes
+) -> None:
+    key_id, arn, hmac = keys["symmetric"]["KeyId"], keys["symmetric"]["Arn"], keys["hmac"]["Arn"]
+    for send in (
+        lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True),
+        lambda: admin_kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT, DryRun=True),
+        lambda: admin_kms.decrypt(KeyId=key_id, **IGNORE),
+        lambda: admin_kms.re_encrypt(SourceKeyId=key_id, DestinationKeyId=key_id, **IGNORE),
+        lambda: admin_kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", DryRun=True),
+        lambda: admin_kms.generate_mac(KeyId=hmac, Message=b"m", MacAlgorithm="HMAC_SHA_256", DryRun=True),
+    ):
+        outcome = run(send)
+        assert outcome.error == DRY_RUN
+        assert (outcome.event.error_code, outcome.event.response_elements) == (DRY_RUN[0], None)
+        assert outcome.event.key_arn in (arn, hmac)
+    # A dry run still checks everything else: the ciphertext, permissions and the key state.
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=blob, DryRun=True)) == INVALID_CIPHERTEXT
+    outsider_kms = kms_client(outsider)
+    assert error_of(lambda: outsider_kms.encrypt(KeyId=arn, Plaintext=b"x", DryRun=True))[0] == DENIED
+    admin_kms.disable_key(KeyId=key_id)
+    disabled = error_of(lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True))
+    assert disabled == ("DisabledException", f"{arn} is disabled.")
+
+
+# --- Authorization: users, roles, accounts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", list(EVERY_OPERATION))
+def test_outsider_is_denied(
+    kms_client: Callable[..., Any], outsider: Persona, keys: Keys, blob: bytes, operation: str
+) -> None:
+    arn = keys[EVERY_OPERATION[operation][0]]["Arn"]
+    outcome = run(lambda: invoke(kms_client(outsider), operation, {}, key=arn, blob=blob))
+    action = "kms:ReEncryptFrom" if operation == "ReEncrypt" else f"kms:{operation}"
+    assert outcome.error is not None and outcome.error[0] == DENIED
+    expected = f"User: {outsider.arn} is not authorized to perform: {action} on resource: {arn} "
+    assert outcome.error[1].startswith(expected)
+    assert outcome.trail == (operation, "denied", arn) and outcome.event.caller_arn == outsider.arn
+
+
+def test_key_policy_user_and_role_session(
+    admin_kms: Any, kms_client: Callable[..., Any], make_user: Callable[..., Persona], role_session: Any
+) -> None:
+    user = make_user("key-user")
+    key = admin_kms.create_key(Policy=policy(ROOT, allow(user.arn, "kms:Encrypt", "kms:Decrypt")))[
+        "KeyMetadata"
+    ]
+    client = kms_client(user)
+    blob = client.encrypt(KeyId=key["Arn"], Plaintext=b"by policy")["CiphertextBlob"]
+    decrypted = run(lambda: client.decrypt(CiphertextBlob=blob))
+    assert decrypted.response["Plaintext"] == b"by policy"
+    assert (decrypted.event.decision, decrypted.event.caller_arn) == ("allowed", user.arn)
+    assert "Allow use of the key" in decrypted.event.decided_by
+    assert error_of(lambda: client.generate_data_key(KeyId=key["Arn"], KeySpec="AES_256"))[0] == DENIED
+
+    # A role session: the key policy delegates to IAM (root statement), the role's policy allows the key.
+    actions = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+    session = role_session("app", identity_policy(key["Arn"], *actions))
+    role_kms = kms_client(session)
+    data_key = run(lambda: role_kms.generate_data_key(KeyId=key["Arn"], KeySpec="AES_256"))
+    assert (data_key.event.decision, data_key.event.caller_arn) == ("allowed", session.arn)
+    opened = role_kms.decrypt(CiphertextBlob=data_key.response["CiphertextBlob"])
+    assert opened["Plaintext"] == data_key.response["Plaintext"]
+    assert role_kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"by policy"
+    other = admin_kms.create_key()["KeyMetadata"]["Arn"]
+    code, message = error_of(lambda: role_kms.encrypt(KeyId=other, Plaintext=b"x"))
+    assert code == DENIED and session.arn in message
+
+
+def test_re_encrypt_needs_both_permissions(
+    admin_kms: Any, kms_client: Callable[..., Any], make_user: Callable[..., Persona]
+) -> None:
+    mover = make_user("mover")
+    same_key = {"Bool": {"kms:ReEncryptOnSameKey": "true"}}
+    in_place_only = allow(mover.arn, "kms:ReEncrypt*", sid="Same", Condition=same_key)
+
+    def create(*statements: dict[str, Any]) -> str:
+        return str(admin_kms.create_key(Policy=policy(ROOT, *statements))["KeyMetadata"]["Arn"])
+
+    source = create(allow(mover.arn, "kms:ReEncryptFrom", "kms:Encrypt"))
+    destination = create(allow(mover.arn, "kms:ReEncryptTo"), in_place_only)
+    elsewhere = create()
+    client = kms_client(mover)
+    blob = client.encrypt(KeyId=source, Plaintext=b"data")["CiphertextBlob"]
+    moved = run(lambda: client.re_encrypt(CiphertextBlob=blob, DestinationKeyId=destination))
+    assert moved.trail == ("ReEncrypt", "allowed", destination)
+    # Allowed on the source, not on the destination: denied, and recorded against the destination.
+    denied = run(lambda: client.re_encrypt(CiphertextBlob=blob, DestinationKeyId=elsewhere))
+    assert denied.error is not None and denied.error[0] == DENIED
+    assert f"kms:ReEncryptTo on resource: {elsewhere}" in denied.error[1]
+    assert denied.trail == ("ReEncrypt", "denied", elsewhere)
+    # Not allowed on the source: denied there, and recorded against the source.
+    other_blob = admin_kms.encrypt(KeyId=elsewhere, Plaintext=b"data")["CiphertextBlob"]
+    denied = run(lambda: client.re_encrypt(CiphertextBlob=other_blob, DestinationKeyId=destination))
+    assert denied.error is not None and f"kms:ReEncryptFrom on resource: {elsewhere}" in denied.error[1]
+    assert denied.trail == ("ReEncrypt", "denied", elsewhere)
+    # kms:ReEncryptOnSameKey: the destination's second statement allows re-encrypting in place, nothing else.
+    in_place = client.re_encrypt(
+        CiphertextBlob=moved.response["CiphertextBlob"], DestinationKeyId=destination
+    )
+    assert in_place["KeyId"] == in_place["SourceKeyId"] == destination
+    away = {"CiphertextBlob": in_place["CiphertextBlob"], "DestinationKeyId": source}
+    code, message = error_of(lambda: client.re_encrypt(**away))
+    assert code == DENIED and f"kms:ReEncryptFrom on resource: {destination}" in message
+
+
+@pytest.fixture
+def partner(account: Account) -> Callable[..., Persona]:
+    """Users of a second account (444455556666), created the way `manage.py iam` does."""
+
+    def make(name: str, *policies: str) -> Persona:
+        other = Account.objects.filter(account_id=PARTNER).first() or as_operator(
+            "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=PARTNER)
+        )
+        user = as_operator(
+            "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=other, user_name=name)
+        )
+        for index, document in enumerate(policies):
+            as_operator(
+                "iam:PutUserPolicy",
+                lambda ctx, d=document, i=index: services.identity_policy_put(
+                    ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
+                ),
+            )
+        created = as_operator(
+            "iam:CreateAccessKey",
+            lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=name),
+        )
+        return Persona(name, user.arn, created.access_key_id, created.secret_access_key)
+
+    return make
+
+
+def test_cross_account_use(
+    admin_kms: Any, kms_client: Callable[..., Any], partner: Callable[..., Persona], keys: Keys
+) -> None:
+    partner_root = allow(f"arn:aws:iam::{PARTNER}:root", "kms:Encrypt", "kms:Decrypt", sid="Partner")
+    key = admin_kms.create_key(Policy=policy(ROOT, partner_root))["KeyMetadata"]
+    arn = key["Arn"]
+    # The partner's policy allows more than the key policy grants its account: only the overlap counts.
+    resources = [arn, keys["symmetric"]["Arn"]]
+    actions = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+    trusted = kms_client(partner("app", identity_policy(resources, *actions)))
+    untrusted = kms_client(partner("no-identity-policy"))
+    encrypted = run(lambda: trusted.encrypt(KeyId=arn, Plaintext=b"shared", EncryptionContext=CONTEXT))
+    assert encrypted.response["KeyId"] == arn and encrypted.trail == ("Encrypt", "allowed", arn)
+    assert encrypted.event.caller_account == PARTNER
+    blob = encrypted.response["CiphertextBlob"]
+    # By key ARN; without KeyId (the ciphertext names its key); by bare key id when the ciphertext agrees.
+    for params in ({"KeyId": arn}, {}, {"KeyId": key["KeyId"]}):
+        opened = trusted.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT, **params)
+        assert (opened["Plaintext"], opened["KeyId"]) == (b"shared", arn)
+    # Anywhere else, a bare key id names a key of the caller's own account.
+    assert error_of(lambda: trusted.encrypt(KeyId=key["KeyId"], Plaintext=b"x"))[0] == "NotFoundException"
+    assert error_of(lambda: trusted.generate_data_key(KeyId=arn, KeySpec="AES_256"))[0] == DENIED
+    # A key whose policy does not trust the partner account: the partner's own policy is not enough.
+    code, message = error_of(lambda: trusted.encrypt(KeyId=keys["symmetric"]["Arn"], Plaintext=b"x"))
+    assert code == DENIED and message.endswith(
+        "because no resource-based policy allows the kms:Encrypt action"
+    )
+
+    # Without an identity policy in its own account, the key policy's trust in the account is not enough.
+    for action, send in (
+        ("Encrypt", lambda: untrusted.encrypt(KeyId=arn, Plaintext=b"x")),
+        ("Decrypt", lambda: untrusted.decrypt(CiphertextBlob=blob, KeyId=arn, EncryptionContext=CONTEXT)),
+    ):
+        code, message = error_of(send)
+        assert code == DENIED
+        assert message.endswith(f"because no identity-based policy allows the kms:{action} action")
+    # Named only by a ciphertext, another account's key the caller may not use looks like no key at all.
+    hidden = run(lambda: untrusted.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT))
+    assert hidden.error == INVALID_CIPHERTEXT
+    assert hidden.trail == ("Decrypt", "denied", arn)
+    assert hidden.event.error_code == "InvalidCiphertextException"
+    forged = blob[:1] + bytes(16) + blob[17:]
+    assert error_of(lambda: untrusted.decrypt(CiphertextBlob=forged)) == INVALID_CIPHERTEXT
+
+
+# --- No secret in the audit trail or the logs ---------------------------------------------------------------
+
+
+def test_no_secret_reaches_the_audit_trail_or_logs(
+    admin_kms: Any, caplog: pytest.LogCaptureFixture, keys: Keys
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    kinds = ("symmetric", "rsa_encrypt", "rsa_sign", "hmac")
+    symmetric, rsa, signer, hmac = (keys[kind]["KeyId"] for kind in kinds)
+    plaintext, message = b"top secret plaintext 0123456789", b"a message that is never logged 42"
+    pss, sha256 = {"SigningAlgorithm": "RSASSA_PSS_SHA_384"}, {"MacAlgorithm": "HMAC_SHA_256"}
+    encrypted = admin_kms.encrypt(KeyId=symmetric, Plaintext=plaintext, EncryptionContext=CONTEXT)[
+        "CiphertextBlob"
+    ]
+    rsa_blob = admin_kms.encrypt(KeyId=rsa, Plaintext=plaintext, **OAEP_256)["CiphertextBlob"]
+    data_key = admin_kms.generate_data_key(KeyId=symmetric, KeySpec="AES_256")
+    pair = admin_kms.generate_data_key_pair(KeyId=symmetric, KeyPairSpec="ECC_NIST_P384")
+    signature = admin_kms.sign(KeyId=signer, Message=message, **pss)["Signature"]
+    mac = admin_kms.generate_mac(KeyId=hmac, Message=message, **sha256)["Mac"]
+    forged = b"forged signature bytes 0123456789abcdef"
+    to_rsa = {"DestinationKeyId": rsa, "DestinationEncryptionAlgorithm": "RSAES_OAEP_SHA_1"}
+    moved = admin_kms.re_encrypt(CiphertextBlob=encrypted, SourceEncryptionContext=CONTEXT, **to_rsa)
+    without = admin_kms.generate_data_key_without_plaintext(KeyId=symmetric, NumberOfBytes=64)
+    pair_without = admin_kms.generate_data_key_pair_without_plaintext(KeyId=symmetric, KeyPairSpec="RSA_2048")
+    secrets = [plaintext, message, encrypted, rsa_blob, signature, mac, forged, moved["CiphertextBlob"]]
+    secrets += [data_key["Plaintext"], data_key["CiphertextBlob"], without["CiphertextBlob"]]
+    secrets += [
+        pair["PrivateKeyPlaintext"],
+        pair["PrivateKeyCiphertextBlob"],
+        pair_without["PrivateKeyCiphertextBlob"],
+    ]
+    admin_kms.decrypt(CiphertextBlob=encrypted, EncryptionContext=CONTEXT)
+    admin_kms.decrypt(CiphertextBlob=rsa_blob, KeyId=rsa, **OAEP_256)
+    admin_kms.verify(KeyId=signer, Message=message, Signature=signature, **pss)
+    admin_kms.verify_mac(KeyId=hmac, Message=message, Mac=mac, **sha256)
+    for failing in (  # failures too: their messages and events must not echo what they were given
+        lambda: admin_kms.decrypt(CiphertextBlob=encrypted),
+        lambda: admin_kms.encrypt(KeyId=rsa, Plaintext=plaintext * 10, **OAEP_256),
+        lambda: admin_kms.verify(KeyId=signer, Message=message, Signature=forged, **pss),
+        lambda: admin_kms.verify_mac(KeyId=hmac, Message=message * 2, Mac=mac, **sha256),
+    ):
+        error_of(failing)
+
+    events = list(AuditEvent.objects.values())
+    assert {e["operation"] for e in events} >= set(EVERY_OPERATION) - {"GetPublicKey"}
+    trail = json.dumps(events, default=str)
+    assert keys["symmetric"]["Arn"] in trail and "tenant" in trail  # the scan reads real content
+    server_logs = "\n".join(
+        record.getMessage() + (record.exc_text or "")
+        for record in caplog.records
+        if not record.name.startswith(("botocore", "boto3", "urllib3"))  # the client's own debug logs
+    )
+    for secret in secrets:
+        b64 = base64.b64encode(secret).decode()
+        for encoded in (b64, base64.urlsafe_b64encode(secret).decode(), secret.hex(), secret.hex().upper()):
+            assert encoded not in trail and encoded not in server_logs
