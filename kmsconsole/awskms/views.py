@@ -143,8 +143,18 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Caller) -> HttpResponse:
-    """Attach the decision trace when it was asked for and the caller may see it; nobody else ever does."""
-    if record.meta.explain_requested and record.trace and may_see_explanations(caller):
+    """Attach the decision trace when it was asked for and the caller may see it; nobody else ever does.
+
+    A trace quotes the key policy, so it is never shown for another account's key: kmsconsole:Explain in the
+    caller's own identity policies says nothing about what the key owner lets it read.
+    """
+    key_account = record.key_arn.split(":")[4] if record.key_arn.count(":") >= 5 else caller.account_id
+    if (
+        record.meta.explain_requested
+        and record.trace
+        and key_account == caller.account_id
+        and may_see_explanations(caller)
+    ):
         response[EXPLANATION_HEADER] = json.dumps(
             list(record.trace), ensure_ascii=True, separators=(",", ":")
         )

@@ -671,3 +671,22 @@ def test_no_secret_reaches_the_audit_trail_or_logs(
         b64 = base64.b64encode(secret).decode()
         for encoded in (b64, base64.urlsafe_b64encode(secret).decode(), secret.hex(), secret.hex().upper()):
             assert encoded not in trail and encoded not in server_logs
+
+
+def test_no_trace_of_another_accounts_key_policy(
+    admin_kms: Any, kms_client: Callable[..., Any], partner: Callable[..., Persona]
+) -> None:
+    explain = {"Effect": "Allow", "Action": "kmsconsole:Explain", "Resource": "*"}
+    key = admin_kms.create_key(
+        Policy=policy(ROOT, allow(f"arn:aws:iam::{PARTNER}:root", "kms:Encrypt", sid="Partner"))
+    )["KeyMetadata"]
+    document = json.loads(identity_policy([key["Arn"]], "kms:Encrypt"))
+    document["Statement"] += [explain, {"Effect": "Allow", "Action": "kms:GenerateRandom", "Resource": "*"}]
+    client = kms_client(partner("curious", json.dumps(document)))
+    client.meta.events.register(
+        "before-sign.kms.*", lambda request, **_: request.headers.add_header("X-Kms-Explain", "1")
+    )
+    response = client.encrypt(KeyId=key["Arn"], Plaintext=b"x")
+    assert "x-kms-explanation" not in response["ResponseMetadata"]["HTTPHeaders"]
+    own = client.generate_random(NumberOfBytes=1)
+    assert "x-kms-explanation" in own["ResponseMetadata"]["HTTPHeaders"]
