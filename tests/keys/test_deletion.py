@@ -170,3 +170,98 @@ def test_a_real_worker_destroys_due_keys_from_the_beat_task(
     runs = list(JobRun.objects.filter(job="destroy-due-keys"))
     assert len(runs) == 2 and sum(run.processed for run in runs) == 3 and not any(run.error for run in runs)
     assert DeletedKey.objects.count() == 3 and not Key.objects.filter(key_id__in=doomed).exists()
+
+
+@pytest.mark.timeout(120)
+def test_lost_messages_lose_nothing(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], real_worker: WorkerProcesses
+) -> None:
+    """The sweep's messages are only a trigger: purge them (as a Redis FLUSHALL would), and the next sweep still
+    destroys every due key, because the deletion date is a column."""
+    from keys.tasks import destroy_due_keys
+    from kmsconsole.celery import app
+
+    doomed = [create_key()["KeyId"] for _ in range(3)]
+    for key_id in doomed:
+        admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    Key.objects.filter(key_id__in=doomed).update(deletion_date=timezone.now() - timedelta(seconds=1))
+    destroy_due_keys.apply_async(queue=real_worker.queue)
+    with app.connection_for_write() as conn:
+        assert conn.default_channel.queue_purge(real_worker.queue) == 1
+    assert Key.objects.filter(key_id__in=doomed).count() == 3
+    destroy_due_keys.apply_async(queue=real_worker.queue)  # beat's next tick
+    real_worker.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and Key.objects.filter(key_id__in=doomed).exists():
+        time.sleep(0.3)
+    assert DeletedKey.objects.count() == 3
+
+
+def wait_until_blocked_on_a_lock(deadline: float) -> None:
+    """PostgreSQL: until another session (the worker, mid-transaction) waits on a row lock. SQLite has no such
+    view; its worker blocks at BEGIN IMMEDIATE instead, so a fixed pause lets it get there."""
+    if connection.vendor != "postgresql":
+        time.sleep(4)
+        return
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the worker never reached the audit write")
+
+
+@pytest.mark.timeout(150)
+def test_a_worker_killed_mid_deletion_leaves_nothing_half_deleted(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], real_worker: WorkerProcesses
+) -> None:
+    """Hold the audit chain's head while a worker destroys a key: its transaction has deleted the key's rows and
+    waits to write the DeleteKey event. Kill it there (SIGKILL): the database rolls the half-done deletion back,
+    and a restarted worker destroys the key once."""
+    import signal
+
+    from keys.tasks import destroy_due_keys
+    from kmsconsole.audit.models import AuditChainHead
+
+    key = create_key()
+    admin_kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    Key.objects.filter(key_id=key["KeyId"]).update(deletion_date=timezone.now() - timedelta(seconds=1))
+    materials_before = KeyMaterial.objects.filter(key__key_id=key["KeyId"]).count()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_chain_head() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.select_for_update().get(pk=1)
+                holding.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_chain_head)
+    holder.start()
+    assert holding.wait(timeout=10)
+    try:
+        destroy_due_keys.apply_async(queue=real_worker.queue)
+        worker = real_worker.start(threads=1)
+        wait_until_blocked_on_a_lock(deadline=time.monotonic() + 30)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert Key.objects.filter(key_id=key["KeyId"], state=KeyState.PENDING_DELETION).exists()
+    assert KeyMaterial.objects.filter(key__key_id=key["KeyId"]).count() == materials_before
+    assert not DeletedKey.objects.exists()
+    destroy_due_keys.apply_async(queue=real_worker.queue)
+    real_worker.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not DeletedKey.objects.exists():
+        time.sleep(0.3)
+    assert DeletedKey.objects.count() == 1 and not Key.objects.filter(key_id=key["KeyId"]).exists()
+    assert AuditEvent.objects.filter(operation="DeleteKey").count() == 1
