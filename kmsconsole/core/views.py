@@ -36,5 +36,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "endpoint": endpoint,
             "region": settings.KMS_REGION,
             "account_id": settings.KMS_ACCOUNT_ID,
+            # Shortened days are for demos and tests; whoever looks at the console must know deletion
+            # windows and rotation periods are not real days.
+            "day_seconds": settings.KMS_DAY_SECONDS if settings.KMS_DAY_SECONDS != 86400 else None,
         },
     )

@@ -33,6 +33,21 @@ def test_bootstrap_is_idempotent_and_links_the_console_admin(
     home = client.get("/")
     assert home.status_code == 200
     assert b"arn:aws:iam::111122223333:user/admin" in home.content
+    assert b"KMS_DAY_SECONDS" not in home.content
+
+
+def test_shortened_days_are_announced(admin_client_as_principal: Any, settings: Any) -> None:
+    settings.KMS_DAY_SECONDS = 2
+    page = admin_client_as_principal.get("/")
+    assert b"A day lasts 2 seconds on this server (KMS_DAY_SECONDS)" in page.content
+
+
+@pytest.fixture
+def admin_client_as_principal(client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("KMS_ADMIN_PASSWORD", "correct horse battery staple")
+    call_command("bootstrap", stdout=StringIO())
+    assert client.login(username="admin", password="correct horse battery staple")
+    return client
 
 
 def test_a_generated_password_is_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
