@@ -2,13 +2,24 @@
 
 Order (kms-spec §4.2, "Suggested order of checks"): the key (NotFoundException), then authorization
 (AccessDeniedException), then the key state (DisabledException / KMSInvalidStateException).
+
+For operations grants may allow, the engine also gets the caller's grants on the key (only those whose grantee is
+the caller, its session's role or its account: one indexed query) and the grants whose tokens came with the
+request, verified first (InvalidGrantTokenException). A request made through a registered integrated service
+carries kms:ViaService (and kms:GrantIsForAWSResource for grant operations); no other path may set those keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from grants.selectors import (
+    INTEGRATED_SERVICE_KEYS,
+    caller_grants,
+    integrated_service_values,
+    token_grant_ids,
+)
 from keys.models import Key, KeyState
 from keys.selectors import check_key_state, key_condition_values, key_tags, resolve_key
 from kmsconsole.core import errors
@@ -28,11 +39,21 @@ def authorize_on_key(
     encryption_context: Mapping[str, str] | None = None,
     request_tags: Mapping[str, str] | None = None,
     condition_values: Mapping[str, Any] | None = None,
+    grant_tokens: Sequence[str] = (),
+    new_grant: engine.GrantRequest | None = None,
 ) -> engine.Decision | None:
-    """Ask the engine whether the caller may act on `key` (key policy + identity policies)."""
+    """Ask the engine whether the caller may act on `key` (key policy + identity policies, and for grantable
+    operations the caller's grants and the request's grant tokens). `new_grant` is the grant a CreateGrant asks
+    for: a grant allowing CreateGrant counts only if the new grant is within it."""
     ctx.audit.key_arn = ctx.audit.key_arn or key.arn
-    values = key_condition_values(key, request_alias=request_alias)
-    values.update(condition_values or {})
+    values = request_condition_values(
+        ctx, key, request_alias=request_alias, condition_values=condition_values
+    )
+    grants: engine.GrantIndex = engine.GrantIndex()
+    token_ids: frozenset[str] = frozenset()
+    if ctx.operation.grantable:
+        token_ids = token_grant_ids(grant_tokens, key)
+        grants = caller_grants(ctx, key, new_grant=new_grant)
     return authorize(
         ctx,
         resource=key.arn,
@@ -43,7 +64,28 @@ def authorize_on_key(
         request_tags=request_tags,
         encryption_context=encryption_context,
         condition_values=values,
+        grants=grants,
+        token_grant_ids=token_ids,
     )
+
+
+def request_condition_values(
+    ctx: OperationContext,
+    key: Key,
+    *,
+    request_alias: str | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The condition values of a request on `key`: the key's own, the operation's, and those of the integrated
+    service the request verifiably comes through (which nothing else can set)."""
+    values = key_condition_values(key, request_alias=request_alias)
+    values.update(
+        (name, value)
+        for name, value in (condition_values or {}).items()
+        if name.lower() not in INTEGRATED_SERVICE_KEYS
+    )
+    values.update(integrated_service_values(ctx))
+    return values
 
 
 def key_for(
@@ -55,11 +97,14 @@ def key_for(
     encryption_context: Mapping[str, str] | None = None,
     request_tags: Mapping[str, str] | None = None,
     condition_values: Mapping[str, Any] | None = None,
+    grant_tokens: Sequence[str] = (),
+    new_grant: engine.GrantRequest | None = None,
 ) -> Key:
     """The key a request names, once the caller is authorized and the key's state allows the operation.
 
     `lock=True` takes a row lock for the rest of the transaction (state changes: a disable and a use of the
-    same key are then ordered, never interleaved).
+    same key are then ordered, never interleaved). `grant_tokens` are the request's GrantTokens (operations that
+    grants may allow); `new_grant` is what a CreateGrant asks for.
     """
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
@@ -73,6 +118,8 @@ def key_for(
         encryption_context=encryption_context,
         request_tags=request_tags,
         condition_values=condition_values,
+        grant_tokens=grant_tokens,
+        new_grant=new_grant,
     )
     try:
         check_key_state(key, ctx.operation)

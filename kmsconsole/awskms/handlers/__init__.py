@@ -35,4 +35,13 @@ def run_handler(name: str, ctx: OperationContext, params: dict[str, Any]) -> dic
 
 
 # Importing the modules registers their handlers.
-from kmsconsole.awskms.handlers import aliases, crypto, deletion, keys, randomness, rotation, tags  # noqa: E402, F401
+from kmsconsole.awskms.handlers import (  # noqa: E402, F401
+    aliases,
+    crypto,
+    deletion,
+    grants,
+    keys,
+    randomness,
+    rotation,
+    tags,
+)

@@ -1,0 +1,101 @@
+"""Grants on KMS keys (kms-spec §8), and the integrated services a request may come through (§7.6).
+
+A grant is stored at once but takes effect only when it has propagated, the way AWS's grants are eventually
+consistent: `effective_at` stays null until a worker marks it, at or after `propagate_after` (the database is the
+source of truth; the task enqueued at creation only makes it prompt, and the beat sweeper finds any grant whose
+message was lost). Retiring and revoking delete the row at once, unless `KMS_GRANT_REVOCATION_PROPAGATION` is
+`delayed`: then the row is marked (`removal_requested_at`, `remove_after`) and the same worker path deletes it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from keys.models import Key
+from policies.arns import account_root_arn
+
+
+class Grant(models.Model):
+    """One grant: its grantee may perform `operations` on `key`, within `constraints`.
+
+    `operations` is a list of GrantOperation names; `constraints` is `{"EncryptionContextEquals": {...}}` or
+    `{"EncryptionContextSubset": {...}}` (or null). Principals are stored as ARNs (an account id becomes its root
+    ARN). `parameters_digest` fingerprints what the request asked for, so that a retry with the same `name` and the
+    same parameters finds the grant it made (CreateGrant's idempotency), while another request with that name makes
+    a new grant, as on AWS.
+    """
+
+    grant_id = models.CharField(max_length=64, unique=True, editable=False, help_text="64 hex characters.")
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="grants")
+    grantee_principal = models.CharField(max_length=256)
+    retiring_principal = models.CharField(max_length=256, blank=True, default="", db_index=True)
+    operations = models.JSONField()
+    constraints = models.JSONField(null=True, blank=True)
+    name = models.CharField(max_length=256, blank=True, default="")
+    parameters_digest = models.CharField(max_length=64)
+    # The account the grant was issued in (the creator's), and who created it.
+    issuing_account = models.CharField(max_length=12)
+    created_by = models.CharField(max_length=2048)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Eventual consistency: due at `propagate_after`, in effect from `effective_at` (null until propagated).
+    propagate_after = models.DateTimeField()
+    effective_at = models.DateTimeField(null=True, blank=True)
+    # Delayed retirement (KMS_GRANT_REVOCATION_PROPAGATION=delayed): retired or revoked, deleted at `remove_after`.
+    removal_requested_at = models.DateTimeField(null=True, blank=True)
+    remove_after = models.DateTimeField(null=True, blank=True)
+    removed_by = models.CharField(max_length=2048, blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # Authorization loads only the caller's grants on a key.
+            models.Index(fields=["key", "grantee_principal"], name="grant_key_grantee_idx"),
+            # The sweeper's two questions: which grants are due to take effect, which are due to go.
+            models.Index(
+                fields=["propagate_after"], condition=Q(effective_at__isnull=True), name="grant_pending_idx"
+            ),
+            models.Index(
+                fields=["remove_after"], condition=Q(remove_after__isnull=False), name="grant_removal_due_idx"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "name", "parameters_digest"],
+                condition=~Q(name="") & Q(removal_requested_at__isnull=True),
+                name="grant_name_idempotent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.grant_id
+
+    @property
+    def is_effective(self) -> bool:
+        return self.effective_at is not None
+
+    @property
+    def issuing_account_arn(self) -> str:
+        return account_root_arn(self.issuing_account)
+
+
+class IntegratedService(models.Model):
+    """A service registered as integrated with this KMS (e.g. `ec2.us-east-1.amazonaws.com`).
+
+    A request may say it is made through a registered service on its signer's behalf, if the signer is allowed the
+    product action `kmsconsole:ActAsIntegratedService` (for that service: the request context carries
+    `kms:ViaService`). Such a request carries `kms:ViaService` = the name and, for CreateGrant, ListGrants and
+    RevokeGrant, `kms:GrantIsForAWSResource` = true, which is what the key policy statement "Allow attachment of
+    persistent resources" asks for. No caller can set those keys any other way.
+    """
+
+    name = models.CharField(max_length=128, unique=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
