@@ -142,7 +142,7 @@ def integrated_service_values(ctx: OperationContext) -> dict[str, Any]:
 
     The claim is the request's `via_service` (`RequestMeta`); interfaces that cannot carry one never set it.
     """
-    name = getattr(ctx.meta, "via_service", "")
+    name = ctx.meta.via_service
     if not name:
         return {}
     if not IntegratedService.objects.filter(name=name).exists():

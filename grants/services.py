@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from grants.models import Grant
+from grants.models import Grant, IntegratedService
 from grants.selectors import (
     EQUALS,
     SUBSET,
@@ -536,3 +537,25 @@ def grants_propagate_due(*, now: datetime | None = None, batch: int = PROPAGATIO
             except errors.KmsError as error:
                 run.fail(f"grant {grant_id}: {describe_error(error)}")
     return run.run
+
+
+INTEGRATED_SERVICE_NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
+
+
+def integrated_service_register(
+    *, ctx: OperationContext, name: str, description: str = ""
+) -> IntegratedService:
+    """Register a service (e.g. `ec2.us-east-1.amazonaws.com`) that principals may act through, when their identity
+    policies allow kmsconsole:ActAsIntegratedService for it (see grants.models.IntegratedService)."""
+    authorize(ctx, resource="*")
+    if len(name) > 128 or not INTEGRATED_SERVICE_NAME.match(name):
+        raise errors.ValidationException(
+            "An integrated service is named like a service principal: lower-case labels separated by dots, "
+            "such as ec2.us-east-1.amazonaws.com (at most 128 characters)."
+        )
+    service, created = IntegratedService.objects.get_or_create(
+        name=name, defaults={"description": description}
+    )
+    if not created:
+        raise errors.AlreadyExistsException(f"The integrated service {name} is already registered.")
+    return service

@@ -161,6 +161,9 @@ OPERATIONS: dict[str, Operation] = {
             secret_response_fields=frozenset({"SecretAccessKey"}),
         ),
         Operation("kmsconsole:CreateConsoleLogin", "kmsconsole:CreateConsoleLogin", KeyResolution.NONE),
+        Operation(
+            "kmsconsole:RegisterIntegratedService", "kmsconsole:RegisterIntegratedService", KeyResolution.NONE
+        ),
         Operation("iam:UpdateAccessKey", "iam:UpdateAccessKey", KeyResolution.NONE),
         Operation("iam:DeleteAccessKey", "iam:DeleteAccessKey", KeyResolution.NONE),
         Operation(
@@ -188,6 +191,9 @@ class OperationContext:
     caller: Caller
     meta: RequestMeta
     audit: AuditRecord
+    # The request's GrantTokens (on operations that take them): a grant they name allows at once, before it has
+    # propagated. Carried here so that every key check of the operation sees them.
+    grant_tokens: tuple[str, ...] = ()
 
 
 def secret_fields(op: Operation) -> tuple[frozenset[str], frozenset[str]]:
@@ -232,6 +238,13 @@ def _redact_value(value: Any, secret: frozenset[str]) -> Any:
     return _DROPPED
 
 
+def _grant_tokens(params: Mapping[str, Any]) -> tuple[str, ...]:
+    tokens = params.get("GrantTokens")
+    if isinstance(tokens, list | tuple):
+        return tuple(token for token in tokens if isinstance(token, str))
+    return ()
+
+
 Result = TypeVar("Result", bound=Mapping[str, Any])
 
 
@@ -255,7 +268,10 @@ def perform(
     record.operation, record.caller = op.name, caller
     record.request_parameters = redact(params, secret_request)
     with audited(record):
-        result = service(OperationContext(operation=op, caller=caller, meta=meta, audit=record))
+        context = OperationContext(
+            operation=op, caller=caller, meta=meta, audit=record, grant_tokens=_grant_tokens(params)
+        )
+        result = service(context)
         if not record.has_decision:
             # A service that returns without asking the engine is a side door; fail closed.
             raise errors.KMSInternalException("The operation was not authorized.")

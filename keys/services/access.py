@@ -52,7 +52,7 @@ def authorize_on_key(
     grants: engine.GrantIndex = engine.GrantIndex()
     token_ids: frozenset[str] = frozenset()
     if ctx.operation.grantable:
-        token_ids = token_grant_ids(grant_tokens, key)
+        token_ids = token_grant_ids(tuple(grant_tokens) or ctx.grant_tokens, key)
         grants = caller_grants(ctx, key, new_grant=new_grant)
     return authorize(
         ctx,

@@ -4,9 +4,9 @@ GenerateMac, VerifyMac, GetPublicKey.
 Order of checks (kms-spec §4.2): the key (NotFoundException; InvalidCiphertextException when a ciphertext
 header names it), authorization (AccessDeniedException, with the encryption context and the condition keys of
 kms-spec §7.6), the key state, the key's usage, spec and algorithm (InvalidKeyUsageException), then sizes and
-semantics (ValidationException); only then is material unsealed. GrantTokens are accepted and ignored until
-grants exist. Plaintexts, data keys, private keys, messages, signatures and MACs live only in the values
-returned here: never in an error message, a log line or the audit record.
+semantics (ValidationException); only then is material unsealed. The request's GrantTokens reach every key
+check through the OperationContext. Plaintexts, data keys, private keys, messages, signatures and MACs live
+only in the values returned here: never in an error message, a log line or the audit record.
 
 Decisions where AWS documents nothing:
 

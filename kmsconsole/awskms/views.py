@@ -33,6 +33,8 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 EXPLAIN_REQUEST_HEADER = "X-Kms-Explain"
 # The trace as a JSON array of strings (ASCII-escaped, so it is a valid header value).
 EXPLANATION_HEADER = "X-Kms-Explanation"
+# Set by an integrated service calling on a principal's behalf (see grants.selectors.integrated_service_values).
+VIA_SERVICE_HEADER = "X-Kms-Via-Service"
 TARGET_PREFIX = "TrentService."
 _OPERATION_NAME = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -100,6 +102,7 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         user_agent=request.headers.get("User-Agent", ""),
         secure_transport=request.is_secure(),
         explain_requested=request.headers.get(EXPLAIN_REQUEST_HEADER, "").strip() == "1",
+        via_service=request.headers.get(VIA_SERVICE_HEADER, "").strip()[:128],
     )
     record = AuditRecord(operation=raw_name if _OPERATION_NAME.match(raw_name) else "(invalid)", meta=meta)
     try:

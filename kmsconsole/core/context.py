@@ -55,3 +55,6 @@ class RequestMeta:
     secure_transport: bool = False
     # The caller asked for the decision trace (X-Kms-Explain: 1); it is returned only if it may see it.
     explain_requested: bool = False
+    # The registered integrated service the request says it comes through (X-Kms-Via-Service); honored only
+    # when the signer is allowed kmsconsole:ActAsIntegratedService for it.
+    via_service: str = ""

@@ -391,3 +391,32 @@ def test_cross_account_grant_management(
     assert error_of(lambda: operator_kms.list_grants(KeyId=key_id))[0] == "NotFoundException"
     operator_kms.revoke_grant(KeyId=arn, GrantId=created["GrantId"])
     assert error_of(lambda: kms_client(worker).encrypt(KeyId=arn, Plaintext=b"x"))[0] == DENIED
+
+
+def test_a_grant_token_works_on_every_operation_that_takes_one_before_propagation(
+    settings: Any,
+    admin_kms: Any,
+    key_arn: Callable[..., str],
+    make_user: Callable[..., Persona],
+    kms_client: Any,
+) -> None:
+    # No worker runs in this test: without a token the grant never takes effect.
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 3600
+    arn = key_arn()
+    app = make_user("app")
+    grant = admin_kms.create_grant(KeyId=arn, GranteePrincipal=app.arn, Operations=USE)
+    token = [grant["GrantToken"]]
+    app_kms = kms_client(app)
+    assert error_of(lambda: app_kms.describe_key(KeyId=arn))[0] == DENIED
+    assert error_of(lambda: app_kms.encrypt(KeyId=arn, Plaintext=b"x"))[0] == DENIED
+    assert app_kms.describe_key(KeyId=arn, GrantTokens=token)["KeyMetadata"]["Arn"] == arn
+    blob = app_kms.encrypt(KeyId=arn, Plaintext=b"secret", GrantTokens=token)["CiphertextBlob"]
+    assert last_event("Encrypt").decided_by == f"grant {grant['GrantId']}"
+    assert app_kms.decrypt(CiphertextBlob=blob, GrantTokens=token)["Plaintext"] == b"secret"
+    assert len(app_kms.generate_data_key(KeyId=arn, KeySpec="AES_256", GrantTokens=token)["Plaintext"]) == 32
+    # The token allows only what the grant lists.
+    assert error_of(lambda: app_kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=arn, GrantTokens=token))[
+        0
+    ] == (DENIED)
+    admin_kms.revoke_grant(KeyId=arn, GrantId=grant["GrantId"])
+    assert error_of(lambda: app_kms.encrypt(KeyId=arn, Plaintext=b"x", GrantTokens=token)) == INVALID_TOKEN

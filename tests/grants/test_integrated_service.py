@@ -3,19 +3,19 @@ carries kms:ViaService and (for CreateGrant, ListGrants, RevokeGrant) kms:GrantI
 what the console key policy's "Allow attachment of persistent resources" statement asks for. Only signers allowed
 kmsconsole:ActAsIntegratedService may claim it; no caller can set those condition keys any other way.
 
-The claim travels in `RequestMeta.via_service`. The KMS endpoint does not fill it yet (that is the endpoint's
-header parsing, outside the grants app), so these tests build the request context the endpoint will build and run
-the operations through `perform()` and the same wire handlers, in process.
+The claim travels in the X-Kms-Via-Service header of a signed request (`RequestMeta.via_service`); these tests
+send it with boto3 over real HTTP. Services are registered with `manage.py integrated-service register`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from grants.models import Grant, IntegratedService
 from keys.default_policies import console_key_policy
@@ -23,11 +23,8 @@ from keys.models import Key
 from keys.services.access import request_condition_values
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.recorder import AuditRecord
-from kmsconsole.awskms import model
-from kmsconsole.awskms.handlers import run_handler
-from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
-from kmsconsole.operations import OPERATIONS, OperationContext, perform
+from kmsconsole.operations import OPERATIONS, OperationContext
 from policies.selectors import credentials_for
 from tests.conftest import Persona
 from tests.grants.conftest import ACCOUNT, DENIED, error_of, last_event
@@ -38,25 +35,19 @@ EC2 = "ec2.us-east-1.amazonaws.com"
 RDS = "rds.us-east-1.amazonaws.com"
 
 
-@dataclass(frozen=True)
-class ViaServiceMeta(RequestMeta):
-    """The request context the KMS endpoint builds for a request that names an integrated service."""
-
-    via_service: str = ""
-
-
-def call(persona: Persona, operation: str, params: dict[str, Any], *, via: str) -> dict[str, Any]:
-    """Run one KMS operation as `persona` through `perform()` and its wire handler, claiming `via`."""
-    credentials = credentials_for(persona.access_key_id)
-    assert credentials is not None
-    parsed = model.parse_input(operation, params)
-    return perform(
-        operation,
-        caller=credentials.caller,
-        meta=ViaServiceMeta(interface="kms", via_service=via),
-        params=params,
-        service=lambda ctx: run_handler(operation, ctx, parsed),
+def via(client: Any, service: str) -> Any:
+    """The boto3 client, with every request claiming to come through `service` (as an integrated service's own
+    KMS client would send it)."""
+    client.meta.events.register(
+        "before-sign.kms.*", lambda request, **_: request.headers.add_header("X-Kms-Via-Service", service)
     )
+    return client
+
+
+def register(name: str, description: str = "") -> None:
+    out = io.StringIO()
+    call_command("integrated-service", "register", name, "--description", description, stdout=out)
+    assert json.loads(out.getvalue())["IntegratedService"]["Name"] == name
 
 
 def act_as(service: str) -> str:
@@ -72,7 +63,7 @@ def act_as(service: str) -> str:
 @pytest.fixture
 def attachment_key(admin_kms: Any, make_user: Callable[..., Persona]) -> tuple[str, Persona, Persona]:
     """A key with the console's policy for two key users: one may act through EC2, the other through nothing."""
-    IntegratedService.objects.create(name=EC2, description="volumes")
+    register(EC2, "volumes")
     through_ec2, plain = make_user("through-ec2", act_as(EC2)), make_user("plain")
     document = console_key_policy(
         account_id=ACCOUNT,
@@ -94,35 +85,38 @@ def test_only_requests_through_an_integrated_service_may_attach_persistent_resou
     assert error_of(lambda: kms_client(through_ec2).create_grant(**grant))[0] == DENIED
     assert error_of(lambda: kms_client(through_ec2).list_grants(KeyId=arn))[0] == DENIED
 
-    created = call(through_ec2, "CreateGrant", grant, via=EC2)
+    ec2 = via(kms_client(through_ec2), EC2)
+    created = ec2.create_grant(**grant)
     event = last_event("CreateGrant")
     assert event.decision == "allowed"
     assert event.decided_by == "statement 'Allow attachment of persistent resources' in the key policy"
-    assert (
-        call(through_ec2, "ListGrants", {"KeyId": arn}, via=EC2)["Grants"][0]["GrantId"] == created["GrantId"]
-    )
-    call(through_ec2, "RevokeGrant", {"KeyId": arn, "GrantId": created["GrantId"]}, via=EC2)
+    assert ec2.list_grants(KeyId=arn)["Grants"][0]["GrantId"] == created["GrantId"]
+    ec2.revoke_grant(KeyId=arn, GrantId=created["GrantId"])
     assert not Grant.objects.exists()
 
 
 def test_claiming_an_integrated_service_needs_registration_and_permission(
-    attachment_key: tuple[str, Persona, Persona],
+    attachment_key: tuple[str, Persona, Persona], kms_client: Any
 ) -> None:
     arn, through_ec2, plain = attachment_key
     grant = {"KeyId": arn, "GranteePrincipal": plain.arn, "Operations": ["Decrypt"]}
-    with pytest.raises(errors.ValidationException) as unregistered:
-        call(through_ec2, "CreateGrant", grant, via=RDS)
-    assert unregistered.value.message == f"{RDS} is not an integrated service registered in this KMS."
-    IntegratedService.objects.create(name=RDS)
+    assert error_of(lambda: via(kms_client(through_ec2), RDS).create_grant(**grant)) == (
+        "ValidationException",
+        f"{RDS} is not an integrated service registered in this KMS.",
+    )
+    register(RDS)
     for persona, service in ((plain, EC2), (through_ec2, RDS)):
-        with pytest.raises(errors.AccessDeniedException) as denied:
-            call(persona, "CreateGrant", grant, via=service)
-        assert denied.value.message == (
+        assert error_of(
+            lambda persona=persona, service=service: via(kms_client(persona), service).create_grant(**grant)
+        ) == (
+            DENIED,
             f"User: {persona.arn} is not authorized to perform: kmsconsole:ActAsIntegratedService on resource: * "
-            "because no identity-based policy allows the kmsconsole:ActAsIntegratedService action"
+            "because no identity-based policy allows the kmsconsole:ActAsIntegratedService action",
         )
     assert not Grant.objects.exists()
     assert AuditEvent.objects.filter(operation="CreateGrant", decision="denied").count() == 2
+    events = AuditEvent.objects.filter(operation="kmsconsole:RegisterIntegratedService", decision="allowed")
+    assert set(events.values_list("request_parameters__Name", flat=True)) == {EC2, RDS}
 
 
 def test_kms_via_service_reaches_every_key_operation_and_nothing_else_can_set_it(
@@ -147,7 +141,20 @@ def test_kms_via_service_reaches_every_key_operation_and_nothing_else_can_set_it
     )
     assert "kms:ViaService" not in plain and "KMS:GrantIsForAWSResource" not in plain
     assert plain["kms:GrantOperations"] == ["Decrypt"]
-    via = ViaServiceMeta(interface="kms", via_service=EC2)
+    via = RequestMeta(interface="kms", via_service=EC2)
     assert request_condition_values(context("CreateGrant", via), key)["kms:GrantIsForAWSResource"] is True
     encrypt = request_condition_values(context("Encrypt", via), key)
     assert encrypt["kms:ViaService"] == EC2 and "kms:GrantIsForAWSResource" not in encrypt
+
+
+def test_registration_refuses_bad_and_duplicate_names(
+    capsys: pytest.CaptureFixture[str], account: Any
+) -> None:
+    register(EC2)
+    for name in (EC2, "not a service", "EC2.AMAZONAWS.COM"):
+        with pytest.raises(SystemExit) as exited:
+            call_command("integrated-service", "register", name)
+        assert exited.value.code == 254
+        code = json.loads(capsys.readouterr().err)["Error"]["Code"]
+        assert code == ("AlreadyExistsException" if name == EC2 else "ValidationException")
+    assert list(IntegratedService.objects.values_list("name", flat=True)) == [EC2]

@@ -1,8 +1,8 @@
 """Wire handlers for the cryptographic operations: request members in, one service call, response members out.
 
 Blobs arrive as bytes and leave as bytes (the model encodes them); KeyId in every response is the key ARN.
-GrantTokens are accepted and ignored until grants exist; DryRun is answered by run_handler once the service
-has passed every check.
+GrantTokens travel on the OperationContext (perform() reads them from the request); DryRun is answered by
+run_handler once the service has passed every check.
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""`python manage.py integrated-service register NAME [--description TEXT]` and `... list`: the services that
+principals may act through (kms:ViaService, kms:GrantIsForAWSResource). Runs as the local operator, audited."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from grants.models import IntegratedService
+from grants.services import integrated_service_register
+from kmsconsole.core import errors
+from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.operations import perform
+
+SERVICE_ERROR_EXIT = 254
+
+
+def _shape(service: IntegratedService) -> dict[str, str]:
+    return {
+        "Name": service.name,
+        "Description": service.description,
+        "CreationDate": service.created_at.isoformat(),
+    }
+
+
+class Command(BaseCommand):
+    help = "Register or list the integrated services principals may act through."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("action", choices=["register", "list"])
+        parser.add_argument("name", nargs="?", help="e.g. ec2.us-east-1.amazonaws.com (register)")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "list":
+            services = [_shape(service) for service in IntegratedService.objects.all()]
+            self.stdout.write(json.dumps({"IntegratedServices": services}, indent=4))
+            return
+        name = options["name"] or ""
+        params = {"Name": name, "Description": options["description"]}
+        try:
+            result = perform(
+                "kmsconsole:RegisterIntegratedService",
+                caller=operator_caller(settings.KMS_ACCOUNT_ID),
+                meta=RequestMeta(interface="cli", user_agent="manage.py integrated-service register"),
+                params=params,
+                service=lambda ctx: {
+                    "IntegratedService": _shape(
+                        integrated_service_register(ctx=ctx, name=name, description=options["description"])
+                    )
+                },
+            )
+        except errors.KmsError as exc:
+            sys.stderr.write(json.dumps({"Error": {"Code": exc.code, "Message": exc.message}}) + "\n")
+            raise SystemExit(SERVICE_ERROR_EXIT) from None
+        self.stdout.write(json.dumps(result, indent=4))
