@@ -51,11 +51,10 @@ from grants.tokens import INVALID_TOKEN_MESSAGE, issue_token, read_token
 from keys.models import Key
 from keys.selectors import key_tags, resolve_key
 from keys.services.access import key_for, request_condition_values
-from keys.services.aliases import list_limit
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.pagination import page
+from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import describe_error, job_run
 from kmsconsole.operations import OperationContext, perform

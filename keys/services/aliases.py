@@ -24,7 +24,7 @@ from keys.models import Alias, Key, KeyState, alias_arn
 from keys.selectors import resolve_key
 from keys.services.access import authorize_on_key, key_for
 from kmsconsole.core import errors
-from kmsconsole.core.pagination import page
+from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
@@ -46,20 +46,6 @@ RESERVED_PREFIX_MESSAGE = (
     'Alias names cannot begin with "alias/aws/": that prefix is reserved for AWS managed keys.'
 )
 EMPTY_NAME_MESSAGE = 'Alias names must include a name after the "alias/" prefix.'
-
-
-def list_limit(limit: int | None, *, default: int, maximum: int) -> int:
-    """A List* operation's Limit: `default` when absent, else 1..`maximum` (AWS documents tighter ranges than the
-    model's shared 1-1000 type for some operations; out of range is Coral's ValidationException)."""
-    if limit is None:
-        return default
-    if not 1 <= limit <= maximum:
-        bound = "greater than or equal to 1" if limit < 1 else f"less than or equal to {maximum}"
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
-            f"Member must have value {bound}"
-        )
-    return limit
 
 
 def _check_alias_name(name: str) -> None:

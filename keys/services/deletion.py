@@ -8,15 +8,14 @@ ciphertext; a tombstone (DeletedKey) keeps what the audit trail needs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
 from keys.models import DeletedKey, Key, KeyState, key_arn
 from keys.services.access import key_for
 from kmsconsole.audit.recorder import NothingToDo
-from kmsconsole.core import errors
+from kmsconsole.core import clock, errors
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
@@ -28,30 +27,19 @@ PENDING_WINDOW_MAX_DAYS = 30
 PENDING_WINDOW_DEFAULT_DAYS = 30
 
 
-def day_length() -> timedelta:
-    return timedelta(seconds=settings.KMS_DAY_SECONDS)
-
-
 def key_schedule_deletion(*, ctx: OperationContext, key_id: str, pending_window_days: int | None) -> Key:
     """Put the key in PendingDeletion; the workers destroy it once the window has passed."""
     days = PENDING_WINDOW_DEFAULT_DAYS if pending_window_days is None else pending_window_days
     key = key_for(
         ctx, key_id, lock=True, condition_values={"kms:ScheduleKeyDeletionPendingWindowInDays": days}
     )
-    if not PENDING_WINDOW_MIN_DAYS <= days <= PENDING_WINDOW_MAX_DAYS:
-        bound = (
-            f"greater than or equal to {PENDING_WINDOW_MIN_DAYS}"
-            if days < PENDING_WINDOW_MIN_DAYS
-            else f"less than or equal to {PENDING_WINDOW_MAX_DAYS}"
-        )
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: "
-            f"Member must have value {bound}"
-        )
+    errors.check_value_range(
+        "pendingWindowInDays", days, minimum=PENDING_WINDOW_MIN_DAYS, maximum=PENDING_WINDOW_MAX_DAYS
+    )
     now = timezone.now()
     key.state = KeyState.PENDING_DELETION
     key.pending_window_days = days
-    key.deletion_date = now + days * day_length()
+    key.deletion_date = now + clock.days(days)
     key.deletion_scheduled_at = now
     key.deletion_scheduled_by = ctx.caller.arn
     key.save(

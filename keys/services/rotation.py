@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,10 +28,9 @@ from keys.crypto import KeySpec
 from keys.materials import create_material
 from keys.models import Key, KeyMaterial, KeyState
 from keys.services.access import key_for
-from keys.services.aliases import list_limit
-from kmsconsole.core import errors
+from kmsconsole.core import clock, errors
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.pagination import page
+from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext, perform
@@ -76,11 +74,6 @@ class RotationStatus:
     next_rotation_at: datetime | None
 
 
-def _days(count: int) -> timedelta:
-    """`count` days of a rotation period; a day lasts KMS_DAY_SECONDS (shortened only for demos and tests)."""
-    return timedelta(seconds=count * settings.KMS_DAY_SECONDS)
-
-
 def _check_rotatable(key: Key) -> None:
     if key.origin == "EXTERNAL":
         raise errors.UnsupportedOperationException(
@@ -91,16 +84,9 @@ def _check_rotatable(key: Key) -> None:
 
 
 def _check_period(days: int) -> None:
-    if not ROTATION_PERIOD_MIN_DAYS <= days <= ROTATION_PERIOD_MAX_DAYS:
-        bound = (
-            f"greater than or equal to {ROTATION_PERIOD_MIN_DAYS}"
-            if days < ROTATION_PERIOD_MIN_DAYS
-            else f"less than or equal to {ROTATION_PERIOD_MAX_DAYS}"
-        )
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{days}' at 'rotationPeriodInDays' failed to satisfy "
-            f"constraint: Member must have value {bound}"
-        )
+    errors.check_value_range(
+        "rotationPeriodInDays", days, minimum=ROTATION_PERIOD_MIN_DAYS, maximum=ROTATION_PERIOD_MAX_DAYS
+    )
 
 
 def key_rotation_enable(
@@ -121,10 +107,10 @@ def key_rotation_enable(
     if key.rotation_enabled and key.next_rotation_at is not None and key.rotation_period_days:
         if key.rotation_period_days == period:
             return key
-        started = key.next_rotation_at - _days(key.rotation_period_days)
-        key.next_rotation_at = max(started + _days(period), now)
+        started = key.next_rotation_at - clock.days(key.rotation_period_days)
+        key.next_rotation_at = max(started + clock.days(period), now)
     else:
-        key.next_rotation_at = now + _days(period)
+        key.next_rotation_at = now + clock.days(period)
     key.rotation_enabled = True
     key.rotation_period_days = period
     key.save(update_fields=["rotation_enabled", "rotation_period_days", "next_rotation_at"])
@@ -226,8 +212,8 @@ def _due_keys(now: datetime) -> list[tuple[int, datetime, int]]:
 
 def _following(due: datetime, period_days: int, now: datetime) -> datetime:
     """The rotation after the one due at `due`: one period later, or one period from now for an overdue key."""
-    following = due + _days(period_days)
-    return following if following > now else now + _days(period_days)
+    following = due + clock.days(period_days)
+    return following if following > now else now + clock.days(period_days)
 
 
 def _rotate_if_claimed(pk: int, *, due: datetime, period_days: int, now: datetime) -> bool:

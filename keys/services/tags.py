@@ -11,10 +11,9 @@ from collections.abc import Mapping, Sequence
 
 from keys.models import Key, Tag
 from keys.services.access import key_for
-from keys.services.aliases import list_limit
 from keys.tag_rules import RESERVED_PREFIX, check_tag_count, tags_from_request
 from kmsconsole.core import errors
-from kmsconsole.core.pagination import page
+from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.operations import OperationContext
 
 # ListResourceTags' Limit: AWS accepts 1-50 (the shared model type says 1-1000) and defaults to 50.

@@ -91,3 +91,16 @@ _BY_CODE: dict[str, type[KmsError]] = {
 def error_for_code(code: str, message: str = "") -> KmsError:
     """Build our error for an AWS exception name coming from a pure core (engine, crypto)."""
     return _BY_CODE.get(code, KMSInternalException)(message)
+
+
+def check_value_range(member: str, value: int, *, minimum: int, maximum: int) -> None:
+    """Raise AWS's (Coral's) ValidationException for a number outside the range the service enforces, where that
+    range is tighter than the service model's (so the wire validation has not caught it already).
+    `member` is the camelCase member name, as AWS prints it."""
+    if minimum <= value <= maximum:
+        return
+    bound = f"greater than or equal to {minimum}" if value < minimum else f"less than or equal to {maximum}"
+    raise ValidationException(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+        f"Member must have value {bound}"
+    )

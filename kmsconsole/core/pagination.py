@@ -60,3 +60,12 @@ def page(
         batch = batch[:limit]
         return batch, encode_marker(scope, int(batch[-1].pk))
     return batch, None
+
+
+def list_limit(limit: int | None, *, default: int, maximum: int) -> int:
+    """A List* operation's Limit: `default` when absent, else 1..`maximum` (AWS documents tighter ranges than the
+    model's shared 1-1000 type for some operations)."""
+    if limit is None:
+        return default
+    errors.check_value_range("limit", limit, minimum=1, maximum=maximum)
+    return limit
