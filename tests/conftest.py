@@ -81,24 +81,52 @@ def account(db: None) -> Account:
     )
 
 
+def create_user(account: Account, name: str, *policies: str) -> Persona:
+    """An IAM user with inline identity policies and an access key, created the way `manage.py iam` does."""
+    user = as_operator(
+        "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name=name)
+    )
+    for index, document in enumerate(policies):
+        as_operator(
+            "iam:PutUserPolicy",
+            lambda ctx, d=document, i=index: services.identity_policy_put(
+                ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
+            ),
+        )
+    key = as_operator(
+        "iam:CreateAccessKey",
+        lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name=name),
+    )
+    return Persona(name, user.arn, key.access_key_id, key.secret_access_key)
+
+
 @pytest.fixture
 def make_user(account: Account) -> Callable[..., Persona]:
     def make(name: str, *policies: str) -> Persona:
-        user = as_operator(
-            "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name=name)
+        return create_user(account, name, *policies)
+
+    return make
+
+
+PARTNER_ACCOUNT = "444455556666"
+
+
+@pytest.fixture
+def partner(account: Account) -> Callable[..., Persona]:
+    """Principals of a second account (444455556666): `partner("name", *policies)` makes a user, `partner(None)`
+    gives its root an access key."""
+
+    def make(name: str | None, *policies: str) -> Persona:
+        other = Account.objects.filter(account_id=PARTNER_ACCOUNT).first() or as_operator(
+            "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=PARTNER_ACCOUNT)
         )
-        for index, document in enumerate(policies):
-            as_operator(
-                "iam:PutUserPolicy",
-                lambda ctx, d=document, i=index: services.identity_policy_put(
-                    ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
-                ),
-            )
-        key = as_operator(
+        if name is not None:
+            return create_user(other, name, *policies)
+        created = as_operator(
             "iam:CreateAccessKey",
-            lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name=name),
+            lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=None),
         )
-        return Persona(name, user.arn, key.access_key_id, key.secret_access_key)
+        return Persona("partner-root", other.root_arn, created.access_key_id, created.secret_access_key)
 
     return make
 

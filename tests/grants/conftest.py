@@ -21,9 +21,7 @@ from botocore.exceptions import ClientError
 from grants.tasks import propagate_grant
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.celery import app
-from policies import services
-from policies.models import Account
-from tests.conftest import Persona, WorkerProcesses, as_operator
+from tests.conftest import Persona, WorkerProcesses
 
 ACCOUNT = "111122223333"
 PARTNER = "444455556666"
@@ -87,39 +85,6 @@ def key_arn(admin_kms: Any) -> Callable[..., str]:
 
     def make(**params: Any) -> str:
         return str(admin_kms.create_key(**params)["KeyMetadata"]["Arn"])
-
-    return make
-
-
-@pytest.fixture
-def partner(account: Account) -> Callable[..., Persona]:
-    """Principals of a second account: `partner("name", *policies)` makes a user; `partner(None)` its root."""
-
-    def make(name: str | None, *policies: str) -> Persona:
-        other = Account.objects.filter(account_id=PARTNER).first() or as_operator(
-            "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=PARTNER)
-        )
-        if name is None:
-            created = as_operator(
-                "iam:CreateAccessKey",
-                lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=None),
-            )
-            return Persona("partner-root", other.root_arn, created.access_key_id, created.secret_access_key)
-        user = as_operator(
-            "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=other, user_name=name)
-        )
-        for index, document in enumerate(policies):
-            as_operator(
-                "iam:PutUserPolicy",
-                lambda ctx, d=document, i=index: services.identity_policy_put(
-                    ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
-                ),
-            )
-        created = as_operator(
-            "iam:CreateAccessKey",
-            lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=name),
-        )
-        return Persona(name, user.arn, created.access_key_id, created.secret_access_key)
 
     return make
 

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from keys.models import Alias, Key, KeyState
 from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
-from policies import services
 from policies.models import Account
-from tests.conftest import Persona, as_operator
+from tests.conftest import Persona
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -541,33 +540,6 @@ def test_re_encrypt_needs_both_permissions(
     away = {"CiphertextBlob": in_place["CiphertextBlob"], "DestinationKeyId": source}
     code, message = error_of(lambda: client.re_encrypt(**away))
     assert code == DENIED and f"kms:ReEncryptFrom on resource: {destination}" in message
-
-
-@pytest.fixture
-def partner(account: Account) -> Callable[..., Persona]:
-    """Users of a second account (444455556666), created the way `manage.py iam` does."""
-
-    def make(name: str, *policies: str) -> Persona:
-        other = Account.objects.filter(account_id=PARTNER).first() or as_operator(
-            "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=PARTNER)
-        )
-        user = as_operator(
-            "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=other, user_name=name)
-        )
-        for index, document in enumerate(policies):
-            as_operator(
-                "iam:PutUserPolicy",
-                lambda ctx, d=document, i=index: services.identity_policy_put(
-                    ctx=ctx, owner=user, policy_name=f"policy-{i}", document=d
-                ),
-            )
-        created = as_operator(
-            "iam:CreateAccessKey",
-            lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=name),
-        )
-        return Persona(name, user.arn, created.access_key_id, created.secret_access_key)
-
-    return make
 
 
 def test_cross_account_use(
