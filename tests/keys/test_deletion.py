@@ -145,31 +145,38 @@ def test_racing_sweeps_destroy_each_key_exactly_once(account: Any) -> None:
     assert "intact" in out.getvalue()
 
 
-@pytest.mark.timeout(120)
-def test_a_real_worker_destroys_due_keys_from_the_beat_task(
-    admin_kms: Any, create_key: Callable[..., dict[str, Any]], real_worker: WorkerProcesses
+@pytest.mark.timeout(240)
+def test_two_real_workers_racing_two_sweeps_over_200_due_keys(
+    account: Any, real_worker: WorkerProcesses
 ) -> None:
+    """Two worker processes (two threads each) take the same sweep twice over 200 due keys: each key is destroyed
+    exactly once, with one tombstone and one DeleteKey event, and the audit chain still verifies."""
     from keys.tasks import destroy_due_keys
     from kmsconsole.jobs.models import JobRun
 
-    doomed = [create_key()["KeyId"] for _ in range(3)]
-    for key_id in doomed:
-        admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
-    Key.objects.filter(key_id__in=doomed).update(deletion_date=timezone.now() - timedelta(seconds=1))
-    # The same sweep twice, taken at once by the worker's two threads: each key is still destroyed once.
+    keys = [as_operator("CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx)) for _ in range(200)]
+    Key.objects.filter(pk__in=[k.pk for k in keys]).update(
+        state=KeyState.PENDING_DELETION, deletion_date=timezone.now() - timedelta(seconds=1)
+    )
     for _ in range(2):
         destroy_due_keys.apply_async(queue=real_worker.queue)
-    worker = real_worker.start()
-    deadline = time.monotonic() + 90
+    workers = [real_worker.start(), real_worker.start()]
+    deadline = time.monotonic() + 180
     while (
         time.monotonic() < deadline
         and JobRun.objects.filter(job="destroy-due-keys", finished_at__isnull=False).count() < 2
     ):
-        assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
-        time.sleep(0.3)
+        for worker in workers:
+            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+        time.sleep(0.5)
     runs = list(JobRun.objects.filter(job="destroy-due-keys"))
-    assert len(runs) == 2 and sum(run.processed for run in runs) == 3 and not any(run.error for run in runs)
-    assert DeletedKey.objects.count() == 3 and not Key.objects.filter(key_id__in=doomed).exists()
+    assert len(runs) == 2 and not any(run.error for run in runs), [(r.processed, r.error) for r in runs]
+    assert sum(run.processed for run in runs) == 200
+    assert DeletedKey.objects.count() == 200 and not Key.objects.exists()
+    assert AuditEvent.objects.filter(operation="DeleteKey").count() == 200
+    out = StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "intact" in out.getvalue()
 
 
 @pytest.mark.timeout(120)
