@@ -30,6 +30,7 @@ def authenticate(
         record.access_key_id = auth.access_key_id
         amz_date, moment = sigv4.request_time(request.headers)
         sigv4.check_scope(auth, amz_date=amz_date, region=settings.KMS_REGION, service=SERVICE)
+        sigv4.check_signed_headers(auth, request.headers)
         sigv4.check_clock_skew(moment, now, max_skew)
     except sigv4.SigV4Error as exc:
         raise errors.error_for_code(exc.code, exc.message) from None

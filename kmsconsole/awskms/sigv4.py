@@ -126,6 +126,22 @@ def check_scope(auth: Authorization, *, amz_date: str, region: str, service: str
         raise _invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 
 
+# Headers that change what a request does: a signature that leaves them out could be replayed with other
+# values (another X-Amz-Target for the same body, say). Every x-amz-* and x-kms-* header that is present must
+# be signed, and these must be present and signed. (AWS itself only insists on host; SDKs sign them all.)
+ALWAYS_SIGNED = ("host", "x-amz-date")
+SIGNED_PREFIXES = ("x-amz-", "x-kms-")
+
+
+def check_signed_headers(auth: Authorization, headers: Mapping[str, str]) -> None:
+    """Refuse a signature that does not cover the headers that decide what the request is."""
+    signed = set(auth.signed_headers)
+    present = {name for name in headers if name.startswith(SIGNED_PREFIXES)}
+    unsigned = sorted((set(ALWAYS_SIGNED) | present) - signed)
+    if unsigned:
+        raise _incomplete(f"Header '{unsigned[0][:64]}' must be signed (listed in SignedHeaders).")
+
+
 def check_clock_skew(moment: datetime, now: datetime, max_skew: timedelta) -> None:
     """Refuse requests signed too long ago (replays) or too far in the future, with AWS's messages."""
     fmt = _AMZ_DATE_FORMAT

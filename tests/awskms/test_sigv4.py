@@ -160,3 +160,23 @@ def test_a_signed_header_missing_from_the_request_is_refused() -> None:
     stripped = sigv4.IncomingRequest(request.method, request.path, "", headers, request.body)
     with pytest.raises(sigv4.SigV4Error, match="listed in SignedHeaders but is not in the request"):
         verify(stripped)
+
+
+def test_headers_that_decide_the_request_must_be_signed() -> None:
+    request = signed()
+    auth = sigv4.parse_authorization(request.headers["authorization"])
+    sigv4.check_signed_headers(auth, request.headers)  # botocore signs them all
+    narrow = sigv4.Authorization(auth.access_key_id, auth.scope_date, auth.region, auth.service, ("host", "x-amz-date"),
+                                 auth.signature)  # fmt: skip
+    with pytest.raises(sigv4.SigV4Error) as raised:
+        sigv4.check_signed_headers(narrow, request.headers)
+    assert raised.value.code == "IncompleteSignatureException"
+    assert raised.value.message == "Header 'x-amz-target' must be signed (listed in SignedHeaders)."
+    with pytest.raises(sigv4.SigV4Error, match="x-kms-via-service"):
+        sigv4.check_signed_headers(
+            auth, {**request.headers, "x-kms-via-service": "ec2.us-east-1.amazonaws.com"}
+        )
+    only_host = sigv4.Authorization(auth.access_key_id, auth.scope_date, auth.region, auth.service, ("host",),
+                                    auth.signature)  # fmt: skip
+    with pytest.raises(sigv4.SigV4Error, match="x-amz-date"):
+        sigv4.check_signed_headers(only_host, {"host": "h", "x-amz-date": "20260101T000000Z"})
