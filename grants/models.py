@@ -83,15 +83,18 @@ class Grant(models.Model):
 class IntegratedService(models.Model):
     """A service registered as integrated with this KMS (e.g. `ec2.us-east-1.amazonaws.com`).
 
-    A request may say it is made through a registered service on its signer's behalf, if the signer is allowed the
-    product action `kmsconsole:ActAsIntegratedService` (for that service: the request context carries
-    `kms:ViaService`). Such a request carries `kms:ViaService` = the name and, for CreateGrant, ListGrants and
+    A request may say (in a signed X-Kms-Via-Service header) it is made through a registered service on its
+    signer's behalf, if the operator bound the signer to the service when registering it: `principals` lists the
+    user and role ARNs that act as the service. Accounts cannot grant themselves this (it is what lets a request
+    past key policies written for the service), so no identity policy, not even the root's, allows it. Such a
+    request carries `kms:ViaService` = the name and, for CreateGrant, ListGrants and
     RevokeGrant, `kms:GrantIsForAWSResource` = true, which is what the key policy statement "Allow attachment of
     persistent resources" asks for. No caller can set those keys any other way.
     """
 
     name = models.CharField(max_length=128, unique=True)
     description = models.TextField(blank=True, default="")
+    principals = models.JSONField(default=list, help_text="User and role ARNs that may act as this service.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,13 +19,11 @@ from keys.models import Key, key_arn
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
-from policies.authorization import authorize, engine_caller
+from policies.authorization import engine_caller
 
 GRANT_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 EQUALS = "EncryptionContextEquals"
 SUBSET = "EncryptionContextSubset"
-# The product action a principal needs to say a request comes through an integrated service (identity policies).
-ACT_AS_INTEGRATED_SERVICE = "kmsconsole:ActAsIntegratedService"
 # The condition keys only a verified integrated service sets (they are stripped from anything else).
 INTEGRATED_SERVICE_KEYS = frozenset({"kms:viaservice", "kms:grantisforawsresource"})
 # kms:GrantIsForAWSResource is populated for these operations only (kms-spec §7.6).
@@ -137,17 +135,25 @@ def due_grant_ids(now: Any, *, limit: int) -> list[str]:
 
 def integrated_service_values(ctx: OperationContext) -> dict[str, Any]:
     """`kms:ViaService` (and, for grant operations, `kms:GrantIsForAWSResource` = true) when the request says it
-    comes through a registered integrated service and its signer is allowed kmsconsole:ActAsIntegratedService for
-    that service; nothing for ordinary requests. A claim that is not allowed fails the request.
+    comes through a registered integrated service and the operator bound its signer (the user, or the role of a
+    session) to that service; nothing for ordinary requests. A claim that is not allowed fails the request.
 
     The claim is the request's `via_service` (`RequestMeta`); interfaces that cannot carry one never set it.
     """
     name = ctx.meta.via_service
     if not name:
         return {}
-    if not IntegratedService.objects.filter(name=name).exists():
+    service = IntegratedService.objects.filter(name=name).first()
+    if service is None:
         raise errors.ValidationException(f"{name[:128]} is not an integrated service registered in this KMS.")
-    authorize(ctx, resource="*", action=ACT_AS_INTEGRATED_SERVICE, condition_values={"kms:ViaService": name})
+    caller = ctx.caller
+    if caller.arn not in service.principals and (
+        not caller.role_arn or caller.role_arn not in service.principals
+    ):
+        raise errors.AccessDeniedException(
+            f"User: {caller.arn} is not authorized to act as the integrated service {name}: the operator has not "
+            "bound this principal to it"
+        )
     values: dict[str, Any] = {"kms:ViaService": name}
     if ctx.operation.name in GRANT_IS_FOR_AWS_RESOURCE_OPERATIONS:
         values["kms:GrantIsForAWSResource"] = True

@@ -542,18 +542,22 @@ INTEGRATED_SERVICE_NAME = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
 
 
 def integrated_service_register(
-    *, ctx: OperationContext, name: str, description: str = ""
+    *, ctx: OperationContext, name: str, principals: Sequence[str], description: str = ""
 ) -> IntegratedService:
-    """Register a service (e.g. `ec2.us-east-1.amazonaws.com`) that principals may act through, when their identity
-    policies allow kmsconsole:ActAsIntegratedService for it (see grants.models.IntegratedService)."""
+    """Register a service (e.g. `ec2.us-east-1.amazonaws.com`) and the user and role ARNs that act as it
+    (see grants.models.IntegratedService)."""
     authorize(ctx, resource="*")
+    for arn in principals:
+        parsed = engine.parse_principal_arn(arn)
+        if parsed is None or parsed.kind not in (engine.PrincipalKind.USER, engine.PrincipalKind.ROLE):
+            raise errors.ValidationException(f"{arn[:256]} is not a user or role ARN.")
     if len(name) > 128 or not INTEGRATED_SERVICE_NAME.match(name):
         raise errors.ValidationException(
             "An integrated service is named like a service principal: lower-case labels separated by dots, "
             "such as ec2.us-east-1.amazonaws.com (at most 128 characters)."
         )
     service, created = IntegratedService.objects.get_or_create(
-        name=name, defaults={"description": description}
+        name=name, defaults={"description": description, "principals": list(principals)}
     )
     if not created:
         raise errors.AlreadyExistsException(f"The integrated service {name} is already registered.")

@@ -1,7 +1,8 @@
 """The integrated-service identity: a request made through a registered integrated service on its signer's behalf
 carries kms:ViaService and (for CreateGrant, ListGrants, RevokeGrant) kms:GrantIsForAWSResource = true, which is
-what the console key policy's "Allow attachment of persistent resources" statement asks for. Only signers allowed
-kmsconsole:ActAsIntegratedService may claim it; no caller can set those condition keys any other way.
+what the console key policy's "Allow attachment of persistent resources" statement asks for. Only
+the principals the operator bound to the service may claim it; no caller can set those condition keys any
+other way.
 
 The claim travels in the X-Kms-Via-Service header of a signed request (`RequestMeta.via_service`); these tests
 send it with boto3 over real HTTP. Services are registered with `manage.py integrated-service register`.
@@ -44,27 +45,19 @@ def via(client: Any, service: str) -> Any:
     return client
 
 
-def register(name: str, description: str = "") -> None:
+def register(name: str, *principals: str, description: str = "") -> None:
     out = io.StringIO()
-    call_command("integrated-service", "register", name, "--description", description, stdout=out)
-    assert json.loads(out.getvalue())["IntegratedService"]["Name"] == name
-
-
-def act_as(service: str) -> str:
-    statement = {
-        "Effect": "Allow",
-        "Action": "kmsconsole:ActAsIntegratedService",
-        "Resource": "*",
-        "Condition": {"StringEquals": {"kms:ViaService": service}},
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    bindings = [arg for arn in principals for arg in ("--principal", arn)]
+    call_command("integrated-service", "register", name, "--description", description, *bindings, stdout=out)
+    answer = json.loads(out.getvalue())["IntegratedService"]
+    assert (answer["Name"], answer["Principals"]) == (name, list(principals))
 
 
 @pytest.fixture
 def attachment_key(admin_kms: Any, make_user: Callable[..., Persona]) -> tuple[str, Persona, Persona]:
     """A key with the console's policy for two key users: one may act through EC2, the other through nothing."""
-    register(EC2, "volumes")
-    through_ec2, plain = make_user("through-ec2", act_as(EC2)), make_user("plain")
+    through_ec2, plain = make_user("through-ec2"), make_user("plain")
+    register(EC2, through_ec2.arn, description="volumes")
     document = console_key_policy(
         account_id=ACCOUNT,
         key_spec="SYMMETRIC_DEFAULT",
@@ -95,8 +88,8 @@ def test_only_requests_through_an_integrated_service_may_attach_persistent_resou
     assert not Grant.objects.exists()
 
 
-def test_claiming_an_integrated_service_needs_registration_and_permission(
-    attachment_key: tuple[str, Persona, Persona], kms_client: Any
+def test_claiming_an_integrated_service_needs_registration_and_an_operator_binding(
+    attachment_key: tuple[str, Persona, Persona], kms_client: Any, partner: Callable[..., Persona]
 ) -> None:
     arn, through_ec2, plain = attachment_key
     grant = {"KeyId": arn, "GranteePrincipal": plain.arn, "Operations": ["Decrypt"]}
@@ -104,17 +97,19 @@ def test_claiming_an_integrated_service_needs_registration_and_permission(
         "ValidationException",
         f"{RDS} is not an integrated service registered in this KMS.",
     )
-    register(RDS)
-    for persona, service in ((plain, EC2), (through_ec2, RDS)):
+    register(RDS, plain.arn)
+    # Not bound: neither a key user nor any account's root (whose identity policies allow everything) can claim it.
+    partner_root = partner(None)
+    for persona, service in ((plain, EC2), (through_ec2, RDS), (partner_root, EC2)):
         assert error_of(
             lambda persona=persona, service=service: via(kms_client(persona), service).create_grant(**grant)
         ) == (
             DENIED,
-            f"User: {persona.arn} is not authorized to perform: kmsconsole:ActAsIntegratedService on resource: * "
-            "because no identity-based policy allows the kmsconsole:ActAsIntegratedService action",
+            f"User: {persona.arn} is not authorized to act as the integrated service {service}: the operator has "
+            "not bound this principal to it",
         )
     assert not Grant.objects.exists()
-    assert AuditEvent.objects.filter(operation="CreateGrant", decision="denied").count() == 2
+    assert AuditEvent.objects.filter(operation="CreateGrant", decision="denied").count() == 3
     events = AuditEvent.objects.filter(operation="kmsconsole:RegisterIntegratedService", decision="allowed")
     assert set(events.values_list("request_parameters__Name", flat=True)) == {EC2, RDS}
 
