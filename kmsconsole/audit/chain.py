@@ -45,6 +45,13 @@ def canonical_event(values: dict[str, Any]) -> bytes:
     return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def head_mac(last_seq: int, last_hash: str) -> str:
+    """The chain head's own MAC: without it, deleting the newest events and rewinding the head would pass."""
+    return hmac.new(
+        subkey("audit-chain/head/v1"), f"{last_seq}:{last_hash}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
 def link_hash(prev_hash: str, values: dict[str, Any]) -> str:
     key = subkey("audit-chain/v1")
     return hmac.new(key, prev_hash.encode() + b"\n" + canonical_event(values), hashlib.sha256).hexdigest()
@@ -60,8 +67,14 @@ class ChainProblem:
         return f"event #{self.seq} ({self.event_id}): {self.what}"
 
 
-def verify_events(events: Iterable[dict[str, Any]], head_seq: int, head_hash: str) -> ChainProblem | None:
+def verify_events(
+    events: Iterable[dict[str, Any]], head_seq: int, head_hash: str, head_mac_value: str
+) -> ChainProblem | None:
     """Walk events in seq order; return the first broken link, or None when the whole chain holds."""
+    if head_seq and not hmac.compare_digest(head_mac_value, head_mac(head_seq, head_hash)):
+        return ChainProblem(
+            head_seq, "", "the chain head was altered (its MAC does not match): events may be missing"
+        )
     expected_seq = 1
     prev_hash = GENESIS_HASH
     last_event_id = ""

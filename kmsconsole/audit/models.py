@@ -61,6 +61,8 @@ class AuditChainHead(models.Model):
 
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
+    # An HMAC over (last_seq, last_hash) under the root key: rewinding the head to hide removed events needs it.
+    head_mac = models.CharField(max_length=64, default="")
 
     def __str__(self) -> str:
         return f"head at #{self.last_seq}"

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import GENESIS_HASH, link_hash
+from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
 from kmsconsole.audit.models import AuditChainHead, AuditEvent
 from kmsconsole.core import errors
 from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
@@ -107,7 +107,8 @@ def append_event(record: AuditRecord, outcome: str) -> AuditEvent:
     event = AuditEvent.objects.create(**values)
     head.last_seq = values["seq"]
     head.last_hash = values["hash"]
-    head.save(update_fields=["last_seq", "last_hash"])
+    head.head_mac = head_mac(head.last_seq, head.last_hash)
+    head.save(update_fields=["last_seq", "last_hash", "head_mac"])
     return event
 
 

@@ -94,3 +94,22 @@ def test_reordered_rows_are_named(trail: list[AuditEvent]) -> None:
         cursor.execute(f"UPDATE {table} SET seq = %s WHERE id = %s", [second.seq, first.pk])  # noqa: S608
     with pytest.raises(CommandError, match=f"event #{first.seq} "):
         verify()
+
+
+def test_rewinding_the_head_to_hide_removed_events_is_noticed(trail: list[AuditEvent]) -> None:
+    from kmsconsole.audit.models import AuditChainHead
+
+    survivor = trail[-3]
+    AuditEvent.objects.filter(seq__gt=survivor.seq).delete()
+    # What an operator with database access would do: point the head at the new last event.
+    AuditChainHead.objects.filter(pk=1).update(last_seq=survivor.seq, last_hash=survivor.hash)
+    with pytest.raises(CommandError, match="the chain head was altered"):
+        verify()
+
+
+def test_removing_the_head_row_is_noticed(trail: list[AuditEvent]) -> None:
+    from kmsconsole.audit.models import AuditChainHead
+
+    AuditChainHead.objects.all().delete()
+    with pytest.raises(CommandError, match="events after this one were removed"):
+        verify()

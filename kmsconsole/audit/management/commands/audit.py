@@ -21,12 +21,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         head = AuditChainHead.objects.filter(pk=1).first()
-        head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
+        head_seq, head_hash, mac = (
+            (head.last_seq, head.last_hash, head.head_mac) if head else (0, GENESIS_HASH, "")
+        )
         fields = (*CHAINED_FIELDS, "prev_hash", "hash")
         events = AuditEvent.objects.order_by("seq").values(*fields).iterator(chunk_size=_BATCH)
         # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
         with closing(events):
-            problem = verify_events(events, head_seq, head_hash)
+            problem = verify_events(events, head_seq, head_hash, mac)
         if problem is not None:
             raise CommandError(f"Audit chain broken at {problem}")
         self.stdout.write(f"Audit chain intact: {head_seq} events verified.")
