@@ -164,6 +164,22 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "kmsconsole:RegisterIntegratedService", "kmsconsole:RegisterIntegratedService", KeyResolution.NONE
         ),
+        # The product's own operations (the REST API and `manage.py api-token`), decided by identity policies
+        # except where they read a key's policy (validation of a draft, the version history: kms:GetKeyPolicy).
+        Operation("kmsconsole:ValidateKeyPolicy", "kms:GetKeyPolicy", _ID, read_only=True),
+        Operation("kmsconsole:ListKeyPolicyVersions", "kms:GetKeyPolicy", _ID, read_only=True),
+        Operation(
+            "kmsconsole:ListAuditEvents", "kmsconsole:ListAuditEvents", KeyResolution.NONE, read_only=True
+        ),
+        Operation("kmsconsole:GetAuditEvent", "kmsconsole:GetAuditEvent", KeyResolution.NONE, read_only=True),
+        Operation("kmsconsole:ListJobRuns", "kmsconsole:ListJobRuns", KeyResolution.NONE, read_only=True),
+        Operation(
+            "kmsconsole:CreateApiToken",
+            "kmsconsole:CreateApiToken",
+            KeyResolution.NONE,
+            secret_response_fields=frozenset({"Token"}),
+        ),
+        Operation("kmsconsole:RevokeApiToken", "kmsconsole:RevokeApiToken", KeyResolution.NONE),
         Operation("iam:UpdateAccessKey", "iam:UpdateAccessKey", KeyResolution.NONE),
         Operation("iam:DeleteAccessKey", "iam:DeleteAccessKey", KeyResolution.NONE),
         Operation(

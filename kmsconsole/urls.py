@@ -1,11 +1,12 @@
-"""URL routes. `POST /` is the AWS KMS endpoint (what SDKs call with endpoint_url); `GET /` is the console.
+"""URL routes. `POST /` is the AWS KMS endpoint (what SDKs call with endpoint_url); `GET /` is the console;
+`/api/` is the REST API and its OpenAPI schema and docs.
 
 There is deliberately no Django admin: it would edit rows around the service layer, its authorization and
 its audit trail.
 """
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from kmsconsole.core import health, views
 
@@ -20,4 +21,5 @@ urlpatterns = [
         name="login",
     ),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("kmsconsole.api.urls")),
 ]

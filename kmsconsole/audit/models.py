@@ -26,7 +26,7 @@ class AuditEvent(models.Model):
     operation = models.CharField(max_length=64, db_index=True)
     caller_arn = models.CharField(max_length=2048, blank=True, db_index=True)
     caller_account = models.CharField(max_length=12, blank=True)
-    access_key_id = models.CharField(max_length=20, blank=True)
+    access_key_id = models.CharField(max_length=128, blank=True)
     source_ip = models.CharField(max_length=45, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     key_arn = models.CharField(max_length=2048, blank=True, db_index=True)

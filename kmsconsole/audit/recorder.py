@@ -24,8 +24,6 @@ from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
 
 logger = logging.getLogger(__name__)
 
-_USER_AGENT_MAX = 512
-
 
 @dataclass
 class AuditRecord:
@@ -60,6 +58,17 @@ class AuditRecord:
         return bool(self.decision)
 
 
+def _clamped(values: dict[str, Any]) -> dict[str, Any]:
+    """Cut every text to its column's length: a long caller-supplied value (an access key id, a Sid in a key
+    policy) must not make the audit write, and so the request, fail."""
+    for field in AuditEvent._meta.get_fields():
+        limit = getattr(field, "max_length", None)
+        value = values.get(field.name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            values[field.name] = value[:limit]
+    return values
+
+
 def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     caller = record.caller
     error = record.error
@@ -73,7 +82,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "caller_account": caller.account_id if caller else "",
         "access_key_id": (caller.access_key_id if caller else "") or record.access_key_id,
         "source_ip": record.meta.source_ip,
-        "user_agent": record.meta.user_agent[:_USER_AGENT_MAX],
+        "user_agent": record.meta.user_agent,
         "key_arn": record.key_arn,
         "request_parameters": record.request_parameters,
         "response_elements": record.response_elements if outcome == AuditEvent.Decision.ALLOWED else None,
@@ -99,7 +108,7 @@ def _locked_head() -> AuditChainHead:
 
 def append_event(record: AuditRecord, outcome: str) -> AuditEvent:
     """Append one event to the chain. Must run inside a transaction (the head stays locked until commit)."""
-    values = _event_values(record, outcome)
+    values = _clamped(_event_values(record, outcome))
     head = _locked_head()
     values["seq"] = head.last_seq + 1
     values["prev_hash"] = head.last_hash

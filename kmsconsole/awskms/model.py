@@ -166,6 +166,13 @@ def _display(value: Any) -> str:
     return text if len(text) <= 256 else text[:256] + "..."
 
 
+def modeled_members(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The members of `body` the operation's input shape has; anything else is dropped unread."""
+    shape = operation_model(operation).input_shape
+    members = shape.members if shape is not None else {}
+    return {name: value for name, value in body.items() if name in members}
+
+
 def parse_input(operation: str, body: Any) -> dict[str, Any]:
     """Validate and convert a decoded JSON body for `operation`; blobs come back as bytes."""
     shape = operation_model(operation).input_shape

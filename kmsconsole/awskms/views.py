@@ -64,15 +64,33 @@ def _operation_name(target: str) -> str:
     return name
 
 
+def _refuse_constant(name: str) -> Any:
+    raise errors.SerializationException(f"{name} is not a valid JSON number.")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _decode_body(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request. NaN/Infinity and NUL characters are refused here: no KMS member can hold
+    them, and they cannot be stored in the audit trail (PostgreSQL's jsonb refuses NUL)."""
     if not body.strip():
         return {}
     try:
-        decoded = json.loads(body)
+        decoded = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.SerializationException("The request body is not valid JSON.") from exc
     if not isinstance(decoded, dict):
         raise errors.SerializationException("Start of list found where not expected.")
+    if _has_nul(decoded):
+        raise errors.SerializationException("The request contains a NUL character.")
     return decoded
 
 
@@ -123,7 +141,8 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         )
         record.caller = caller
         name = _operation_name(target)
-        raw_params = _decode_body(body)
+        # Only the operation's own members are kept (and audited); AWS ignores unknown members too.
+        raw_params = model.modeled_members(name, _decode_body(body))
         record.request_parameters = redact(raw_params, secret_fields(OPERATIONS[name])[0])
         params = model.parse_input(name, raw_params)
     except errors.KmsError as error:

@@ -360,3 +360,35 @@ def test_an_oversized_body_is_refused_before_anything_else(live_server: Any, ran
     status, answer = raw_call(live_server.url, random_user, body)
     assert (status, answer["__type"]) == (400, "ValidationException")
     assert "larger than" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"NumberOfBytes": NaN}', "NaN is not a valid JSON number."),
+        (b'{"NumberOfBytes": 8, "Extra": Infinity}', "Infinity is not a valid JSON number."),
+        (b'{"NumberOfBytes": 8, "CustomKeyStoreId": "a\\u0000b"}', "The request contains a NUL character."),
+    ],
+)
+def test_unstorable_json_is_refused_and_still_audited(
+    live_server: Any, random_user: Persona, body: bytes, message: str
+) -> None:
+    status, answer = raw_call(live_server.url, random_user, body)
+    assert (status, answer["__type"], answer["message"]) == (400, "SerializationException", message)
+    assert last_event().error_code == "SerializationException"
+
+
+def test_unknown_members_are_ignored_and_not_audited(live_server: Any, random_user: Persona) -> None:
+    status, _ = raw_call(live_server.url, random_user, b'{"NumberOfBytes": 8, "Whatever": {"deep": [1, 2]}}')
+    assert status == 200
+    assert last_event().request_parameters == {"NumberOfBytes": 8}
+
+
+def test_an_overlong_access_key_id_is_recorded_not_a_500(live_server: Any) -> None:
+    long_id = "AKIA" + "A" * 100
+    status, answer = raw_call(live_server.url, None, b"{}", headers={
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={long_id}/20260101/us-east-1/kms/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "a" * 64,
+        "X-Amz-Date": "20260101T000000Z"})  # fmt: skip
+    assert (status, answer["__type"]) == (400, "IncompleteSignatureException")  # x-amz-target is not signed
+    assert last_event().access_key_id == long_id

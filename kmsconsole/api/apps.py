@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    name = "kmsconsole.api"
+    label = "api"
+    verbose_name = "REST API"
+
+    def ready(self) -> None:
+        from kmsconsole.api import schema  # noqa: F401 - registers the OpenAPI authentication extensions

@@ -1,0 +1,91 @@
+"""The REST API's one error shape: `{"error": {"code", "message", "detail"}}`, with an HTTP status that means
+something (the KMS endpoint sends 400 for every client error; a REST client deserves better)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from kmsconsole.core import errors
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "An internal error occurred. Retry the request."
+
+STATUS_BY_CODE = {
+    errors.AccessDeniedException.code: status.HTTP_403_FORBIDDEN,
+    errors.NotFoundException.code: status.HTTP_404_NOT_FOUND,
+    errors.NoSuchEntityException.code: status.HTTP_404_NOT_FOUND,
+    errors.AlreadyExistsException.code: status.HTTP_409_CONFLICT,
+    errors.EntityAlreadyExistsException.code: status.HTTP_409_CONFLICT,
+    errors.ConflictException.code: status.HTTP_409_CONFLICT,
+    errors.KMSInvalidStateException.code: status.HTTP_409_CONFLICT,
+    errors.DisabledException.code: status.HTTP_409_CONFLICT,
+}
+
+
+class FieldValidationError(errors.ValidationException):
+    """A ValidationException that knows which fields were wrong (from a serializer or a filter)."""
+
+    def __init__(self, message: str, detail: Any) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def from_api_exception(exc: exceptions.APIException) -> errors.KmsError:
+    """DRF's exceptions raised while an operation runs become ours, so the audit trail records them."""
+    if isinstance(exc, exceptions.ValidationError):
+        return FieldValidationError("The request is not valid.", exc.detail)
+    if isinstance(exc, exceptions.NotFound):
+        return errors.NotFoundException(str(exc.detail))
+    return errors.ValidationException(str(exc.detail))
+
+
+def body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "detail": detail}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, errors.KmsError):
+        if exc.fault:
+            return Response(body(exc.code, INTERNAL_MESSAGE), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        http_status = STATUS_BY_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
+        return Response(body(exc.code, exc.message, getattr(exc, "detail", None)), status=http_status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.NotAuthenticated):
+        return _auth_response(exc, "MissingAuthenticationTokenException", context)
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        return _auth_response(exc, "UnrecognizedClientException", context)
+    if isinstance(exc, exceptions.APIException):
+        code = {
+            exceptions.ValidationError: "ValidationException",
+            exceptions.ParseError: "SerializationException",
+            exceptions.PermissionDenied: "AccessDeniedException",
+            exceptions.NotFound: "NotFoundException",
+            exceptions.MethodNotAllowed: "UnsupportedOperationException",
+            exceptions.UnsupportedMediaType: "SerializationException",
+            exceptions.NotAcceptable: "SerializationException",
+            exceptions.Throttled: "ThrottlingException",
+        }.get(type(exc), "ValidationException")
+        detail = exc.detail if isinstance(exc, exceptions.ValidationError) else None
+        message = "The request is not valid." if detail is not None else str(exc.detail)
+        return Response(body(code, message, detail), status=exc.status_code)
+    logger.exception("Unhandled error in the REST API", exc_info=exc)
+    return Response(
+        body("KMSInternalException", INTERNAL_MESSAGE), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
+
+
+def _auth_response(exc: exceptions.APIException, code: str, context: dict[str, Any]) -> Response:
+    response = Response(body(code, str(exc.detail)), status=status.HTTP_401_UNAUTHORIZED)
+    request = context.get("request")
+    if request is not None and request.authenticators:
+        header = request.authenticators[0].authenticate_header(request)
+        if header:
+            response["WWW-Authenticate"] = header
+    return response

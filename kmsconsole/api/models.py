@@ -1,0 +1,26 @@
+"""API tokens: bearer credentials for the REST API, each belonging to one IAM user."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from policies.models import IamUser
+
+
+class ApiToken(models.Model):
+    """A bearer token `kmsc_<prefix>_<secret>`. Only the prefix (for lookup) and a keyed hash of the secret are
+    stored; the whole token is shown once, when it is created."""
+
+    principal = models.ForeignKey(IamUser, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=128, blank=True, default="")
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"kmsc_{self.prefix}"

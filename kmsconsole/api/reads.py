@@ -1,0 +1,102 @@
+"""Authorized reads for the REST API's list and detail views.
+
+Each function takes the OperationContext of the KMS (or product) operation that covers the read, asks the engine
+first — exactly as the KMS endpoint's service does for that operation — and returns a queryset the view filters,
+orders and pages. Rows are always confined to the caller's account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from grants.models import Grant
+from grants.selectors import grants_of_key
+from keys.models import Alias, Key, KeyPolicyVersion, Tag
+from keys.selectors import resolve_key
+from keys.services.access import key_for
+from keys.services.key_policy import validate_key_policy
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core import errors
+from kmsconsole.jobs.models import JobRun
+from kmsconsole.operations import OperationContext
+from policies.authorization import authorize
+
+
+def account_keys(ctx: OperationContext) -> QuerySet[Key]:
+    """ListKeys: kms:ListKeys is IAM-only; every key of the caller's account, whatever its state."""
+    authorize(ctx, resource="*")
+    return (
+        Key.objects.filter(account__account_id=ctx.caller.account_id)
+        .select_related("account")
+        .prefetch_related("aliases", "tags")
+    )
+
+
+def account_aliases(ctx: OperationContext, *, key_id: str | None = None) -> QuerySet[Alias]:
+    """ListAliases: IAM-only, optionally one key's (named by key id or ARN; no key policy is consulted)."""
+    authorize(ctx, resource="*")
+    aliases = Alias.objects.filter(account__account_id=ctx.caller.account_id).select_related(
+        "account", "key__account"
+    )
+    if key_id is not None:
+        key = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation).key
+        aliases = aliases.filter(key=key)
+    return aliases
+
+
+def key_tags(ctx: OperationContext, *, key_id: str) -> QuerySet[Tag]:
+    """ListResourceTags: decided by the key's policy, in any key state."""
+    return Tag.objects.filter(key=key_for(ctx, key_id))
+
+
+def key_grants(ctx: OperationContext, *, key_id: str) -> tuple[Key, QuerySet[Grant]]:
+    """ListGrants: decided by the key's policy, in any key state."""
+    key = key_for(ctx, key_id)
+    return key, grants_of_key(key).order_by("created_at", "pk")
+
+
+def policy_versions(ctx: OperationContext, *, key_id: str) -> QuerySet[KeyPolicyVersion]:
+    """The key policy's history, newest first; reading it is reading the policy (kms:GetKeyPolicy)."""
+    key = key_for(ctx, key_id)
+    return KeyPolicyVersion.objects.filter(key=key).order_by("-version")
+
+
+def policy_version(ctx: OperationContext, *, key_id: str, version: int) -> KeyPolicyVersion:
+    found = policy_versions(ctx, key_id=key_id).filter(version=version).first()
+    if found is None:
+        raise errors.NotFoundException(
+            f"Version {version} of the policy of key {key_id[:128]} does not exist."
+        )
+    return found
+
+
+def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dict[str, Any]:
+    """Check a draft key policy as PutKeyPolicy would (parse, principals exist, lockout safety) without saving."""
+    key = key_for(ctx, key_id)
+    try:
+        validate_key_policy(ctx, document=document, key_arn=key.arn, bypass_lockout=False)
+    except errors.KmsError as exc:
+        return {"valid": False, "code": exc.code, "message": exc.message}
+    return {"valid": True, "code": "", "message": ""}
+
+
+def audit_events(ctx: OperationContext) -> QuerySet[AuditEvent]:
+    """The audit events of the caller's account (by the caller's account). kmsconsole:ListAuditEvents."""
+    authorize(ctx, resource="*")
+    return AuditEvent.objects.filter(caller_account=ctx.caller.account_id)
+
+
+def audit_event(ctx: OperationContext, *, event_id: str) -> AuditEvent:
+    authorize(ctx, resource="*")
+    found = AuditEvent.objects.filter(caller_account=ctx.caller.account_id, event_id=event_id).first()
+    if found is None:
+        raise errors.NotFoundException(f"Audit event {event_id} does not exist.")
+    return found
+
+
+def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:
+    """Runs of the periodic jobs (deletion, rotation, grant propagation). kmsconsole:ListJobRuns."""
+    authorize(ctx, resource="*")
+    return JobRun.objects.all()

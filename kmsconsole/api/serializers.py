@@ -1,0 +1,233 @@
+"""Input and output serializers of the REST API. Inputs only check shapes and types: business limits (windows,
+periods, sizes, key specs) live once, in the services, which raise the errors the API reports. Outputs are
+read-only descriptions of what the services return; nothing here ever saves a model."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from keys.models import Key
+
+# Inputs.
+
+
+class TagInput(serializers.Serializer):
+    tag_key = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    tag_value = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class KeyCreateInput(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    key_spec = serializers.CharField(required=False, default=None, allow_null=True)
+    key_usage = serializers.CharField(required=False, default=None, allow_null=True)
+    policy = serializers.CharField(required=False, default=None, allow_null=True, trim_whitespace=False)
+    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+    tags = TagInput(many=True, required=False, default=list)
+
+
+class KeyUpdateInput(serializers.Serializer):
+    description = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class ScheduleDeletionInput(serializers.Serializer):
+    pending_window_days = serializers.IntegerField(required=False, default=None, allow_null=True)
+
+
+class RotationSettingsInput(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    rotation_period_days = serializers.IntegerField(required=False, default=None, allow_null=True)
+
+
+class PolicyPutInput(serializers.Serializer):
+    policy = serializers.CharField(trim_whitespace=False)
+    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+
+
+class PolicyValidateInput(serializers.Serializer):
+    policy = serializers.CharField(trim_whitespace=False)
+
+
+class PolicyRestoreInput(serializers.Serializer):
+    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+
+
+class AliasCreateInput(serializers.Serializer):
+    alias_name = serializers.CharField()
+    target_key_id = serializers.CharField()
+
+
+class AliasUpdateInput(serializers.Serializer):
+    target_key_id = serializers.CharField()
+
+
+class TagsPutInput(serializers.Serializer):
+    tags = TagInput(many=True, allow_empty=False)
+
+
+class TagsDeleteInput(serializers.Serializer):
+    tag_keys = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
+
+
+class GrantCreateInput(serializers.Serializer):
+    grantee_principal = serializers.CharField()
+    operations = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    retiring_principal = serializers.CharField(required=False, default=None, allow_null=True)
+    name = serializers.CharField(required=False, default=None, allow_null=True)
+    constraints = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField()),
+        required=False,
+        default=None,
+        allow_null=True,
+    )
+
+
+# Outputs.
+
+
+class KeySummaryOutput(serializers.Serializer):
+    key_id = serializers.UUIDField()
+    arn = serializers.CharField()
+    description = serializers.CharField()
+    state = serializers.CharField()
+    key_spec = serializers.CharField()
+    key_usage = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    deletion_date = serializers.DateTimeField(allow_null=True)
+    rotation_enabled = serializers.BooleanField()
+    aliases = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+
+    def get_aliases(self, key: Key) -> list[str]:
+        return [alias.name for alias in key.aliases.all()]
+
+    def get_tags(self, key: Key) -> dict[str, str]:
+        return {tag.tag_key: tag.tag_value for tag in key.tags.all()}
+
+
+class KeyMetadataOutput(serializers.Serializer):
+    """KeyMetadata as DescribeKey returns it (keys.metadata.key_metadata), in the API's snake_case."""
+
+    aws_account_id = serializers.CharField(source="AWSAccountId")
+    key_id = serializers.CharField(source="KeyId")
+    arn = serializers.CharField(source="Arn")
+    creation_date = serializers.DateTimeField(source="CreationDate")
+    enabled = serializers.BooleanField(source="Enabled")
+    description = serializers.CharField(source="Description")
+    key_usage = serializers.CharField(source="KeyUsage")
+    key_state = serializers.CharField(source="KeyState")
+    origin = serializers.CharField(source="Origin")
+    key_manager = serializers.CharField(source="KeyManager")
+    key_spec = serializers.CharField(source="KeySpec")
+    multi_region = serializers.BooleanField(source="MultiRegion")
+    current_key_material_id = serializers.CharField(source="CurrentKeyMaterialId")
+    deletion_date = serializers.DateTimeField(source="DeletionDate", required=False)
+    encryption_algorithms = serializers.ListField(
+        child=serializers.CharField(), source="EncryptionAlgorithms", required=False
+    )
+    signing_algorithms = serializers.ListField(
+        child=serializers.CharField(), source="SigningAlgorithms", required=False
+    )
+    mac_algorithms = serializers.ListField(
+        child=serializers.CharField(), source="MacAlgorithms", required=False
+    )
+    key_agreement_algorithms = serializers.ListField(
+        child=serializers.CharField(), source="KeyAgreementAlgorithms", required=False
+    )
+
+
+class RotationOutput(serializers.Serializer):
+    key_id = serializers.CharField()
+    rotation_enabled = serializers.BooleanField()
+    rotation_period_days = serializers.IntegerField(allow_null=True)
+    next_rotation_at = serializers.DateTimeField(allow_null=True)
+
+
+class RotateOutput(serializers.Serializer):
+    key_id = serializers.CharField()
+    key_material_id = serializers.CharField()
+
+
+class PolicyOutput(serializers.Serializer):
+    key_id = serializers.CharField()
+    policy_name = serializers.CharField()
+    policy = serializers.CharField()
+
+
+class PolicyValidationOutput(serializers.Serializer):
+    valid = serializers.BooleanField()
+    code = serializers.CharField(help_text="The error code PutKeyPolicy would answer, empty when valid.")
+    message = serializers.CharField()
+
+
+class PolicyVersionOutput(serializers.Serializer):
+    version = serializers.IntegerField()
+    document = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    bypassed_lockout_check = serializers.BooleanField()
+
+
+class AliasOutput(serializers.Serializer):
+    alias_name = serializers.CharField(source="name")
+    alias_arn = serializers.CharField(source="arn")
+    target_key_id = serializers.UUIDField(source="key.key_id")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class TagOutput(serializers.Serializer):
+    tag_key = serializers.CharField()
+    tag_value = serializers.CharField()
+
+
+class GrantOutput(serializers.Serializer):
+    grant_id = serializers.CharField()
+    name = serializers.CharField()
+    grantee_principal = serializers.CharField()
+    retiring_principal = serializers.CharField()
+    issuing_account = serializers.CharField()
+    operations = serializers.ListField(child=serializers.CharField())
+    constraints = serializers.DictField(
+        child=serializers.DictField(child=serializers.CharField()), allow_null=True
+    )
+    created_at = serializers.DateTimeField()
+
+
+class GrantCreatedOutput(serializers.Serializer):
+    grant_id = serializers.CharField()
+    grant_token = serializers.CharField(
+        help_text="Use it at once in GrantTokens, before the grant propagates."
+    )
+
+
+class AuditEventOutput(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    time = serializers.DateTimeField()
+    request_id = serializers.CharField()
+    interface = serializers.CharField()
+    operation = serializers.CharField()
+    caller_arn = serializers.CharField()
+    caller_account = serializers.CharField()
+    access_key_id = serializers.CharField()
+    source_ip = serializers.CharField()
+    user_agent = serializers.CharField()
+    key_arn = serializers.CharField()
+    request_parameters = serializers.JSONField(allow_null=True)
+    response_elements = serializers.JSONField(allow_null=True)
+    error_code = serializers.CharField()
+    error_message = serializers.CharField()
+    decision = serializers.CharField()
+    reason = serializers.CharField()
+    decided_by = serializers.CharField()
+    notable = serializers.CharField()
+
+
+class JobRunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    processed = serializers.IntegerField()
+    error = serializers.CharField()
+    succeeded = serializers.BooleanField()

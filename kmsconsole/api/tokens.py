@@ -1,0 +1,87 @@
+"""API token services: create (the token is returned once), revoke, and verify a presented token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+
+from kmsconsole.api.models import ApiToken
+from kmsconsole.core import errors
+from kmsconsole.core.rootkey import subkey
+from kmsconsole.operations import OperationContext
+from policies.authorization import authorize
+from policies.models import Account, IamUser
+from policies.selectors import user_get
+
+TOKEN_SCHEME = "kmsc"  # noqa: S105 - the token prefix, not a secret
+MAX_EXPIRY_DAYS = 3650
+
+
+def secret_digest(prefix: str, secret: str) -> str:
+    """A keyed hash (bound to the prefix): a database reader cannot use or forge a token."""
+    message = f"{prefix}:{secret}".encode()
+    return hmac.new(subkey("api-token/v1"), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    token: ApiToken
+    plaintext: str
+
+
+def api_token_create(
+    *,
+    ctx: OperationContext,
+    account: Account,
+    user_name: str,
+    name: str = "",
+    expires_in_days: int | None = None,
+) -> CreatedToken:
+    """Issue a token for an IAM user. kmsconsole:CreateApiToken on the user's ARN."""
+    user = user_get(account, user_name)
+    authorize(ctx, resource=user.arn)
+    if expires_in_days is not None:
+        errors.check_value_range("expiresInDays", expires_in_days, minimum=1, maximum=MAX_EXPIRY_DAYS)
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days is not None else None
+    token = ApiToken.objects.create(
+        principal=user,
+        name=name,
+        prefix=prefix,
+        secret_digest=secret_digest(prefix, secret),
+        expires_at=expires_at,
+    )
+    return CreatedToken(token=token, plaintext=f"{TOKEN_SCHEME}_{prefix}_{secret}")
+
+
+def api_token_revoke(*, ctx: OperationContext, token_id: int) -> ApiToken:
+    """Revoke a token at once. kmsconsole:RevokeApiToken on its user's ARN."""
+    token = ApiToken.objects.select_related("principal__account").filter(pk=token_id).first()
+    if token is None:
+        raise errors.NotFoundException(f"API token {token_id} does not exist.")
+    authorize(ctx, resource=token.principal.arn)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def token_principal(presented: str) -> tuple[ApiToken, IamUser] | None:
+    """The live token a presented bearer value stands for, or None (unknown, wrong secret, expired, revoked)."""
+    scheme, _, rest = presented.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if scheme != TOKEN_SCHEME or not prefix or not secret:
+        return None
+    token = ApiToken.objects.select_related("principal__account").filter(prefix=prefix).first()
+    # Compare even when no row matched, so timing says nothing about which prefixes exist.
+    expected = token.secret_digest if token is not None else "0" * 64
+    if not hmac.compare_digest(expected, secret_digest(prefix, secret)) or token is None:
+        return None
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= timezone.now()):
+        return None
+    return token, token.principal

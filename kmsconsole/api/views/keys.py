@@ -1,0 +1,267 @@
+"""Keys: list, create, retrieve, update the description, enable, disable, schedule and cancel deletion, rotate
+on demand, and the automatic rotation settings. The URL's key is a key id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import filters
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from keys.metadata import key_metadata
+from keys.models import Key
+from keys.services import deletion, lifecycle, rotation
+from kmsconsole.api import reads
+from kmsconsole.api import serializers as s
+from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.filters import KeyFilter
+from kmsconsole.api.views.base import OperationListView, echo
+from kmsconsole.operations import OperationContext
+
+TAG = ["keys"]
+
+
+def metadata(key: Key) -> dict[str, Any]:
+    return dict(s.KeyMetadataOutput(key_metadata(key)).data)
+
+
+class KeyListView(OperationListView):
+    operation = "ListKeys"
+    serializer_class = s.KeySummaryOutput
+    queryset = Key.objects.none()
+    filterset_class = KeyFilter
+    filter_backends = [
+        *OperationListView.filter_backends,
+        filters.SearchFilter,
+        filters.OrderingFilter,
+    ]
+    search_fields = ["key_id", "description", "aliases__name", "tags__tag_key", "tags__tag_value"]
+    ordering_fields = ["created_at", "description", "state", "key_spec"]
+    ordering = ["created_at", "id"]
+
+    def rows(self, ctx: OperationContext) -> QuerySet[Key]:
+        return reads.account_keys(ctx)
+
+    @extend_schema(
+        tags=TAG,
+        summary="List the keys of the caller's account (ListKeys)",
+        responses=s.KeySummaryOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Create a key (CreateKey)",
+        request=s.KeyCreateInput,
+        responses={201: s.KeyMetadataOutput},
+        examples=[
+            OpenApiExample("Symmetric key", value={"description": "orders", "tags": []}, request_only=True),
+            OpenApiExample(
+                "Signing key",
+                value={"key_spec": "ECC_NIST_P256", "key_usage": "SIGN_VERIFY"},
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.KeyCreateInput, request.data)
+            key = lifecycle.key_create(
+                ctx=ctx,
+                description=data["description"],
+                key_spec=data["key_spec"],
+                key_usage=data["key_usage"],
+                policy=data["policy"],
+                tags=[{"TagKey": t["tag_key"], "TagValue": t["tag_value"]} for t in data["tags"]],
+                bypass_lockout=data["bypass_lockout_safety_check"],
+            )
+            return metadata(key)
+
+        return Response(
+            run(request, "CreateKey", work, params=body(request), audit_response=echo), status=201
+        )
+
+
+class KeyDetailView(APIView):
+    @extend_schema(tags=TAG, summary="Describe a key (DescribeKey)", responses=s.KeyMetadataOutput)
+    def get(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            return metadata(lifecycle.key_describe(ctx=ctx, key_id=key_id))
+
+        return Response(run(request, "DescribeKey", work, params={"KeyId": key_id}, audit_response=echo))
+
+    @extend_schema(
+        tags=TAG,
+        summary="Update a key's description (UpdateKeyDescription)",
+        request=s.KeyUpdateInput,
+        responses=s.KeyMetadataOutput,
+    )
+    def patch(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.KeyUpdateInput, request.data)
+            return metadata(
+                lifecycle.key_update_description(ctx=ctx, key_id=key_id, description=data["description"])
+            )
+
+        params = {"KeyId": key_id, **body(request)}
+        return Response(run(request, "UpdateKeyDescription", work, params=params, audit_response=echo))
+
+
+class KeyStateView(APIView):
+    """POST enable / disable / cancel-deletion: a state change with no body."""
+
+    operation = ""
+    summary = ""
+
+    def change(self, ctx: OperationContext, key_id: str) -> Key:
+        raise NotImplementedError
+
+    def post(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            return metadata(self.change(ctx, key_id))
+
+        return Response(run(request, self.operation, work, params={"KeyId": key_id}, audit_response=echo))
+
+
+class KeyEnableView(KeyStateView):
+    operation = "EnableKey"
+
+    def change(self, ctx: OperationContext, key_id: str) -> Key:
+        return lifecycle.key_enable(ctx=ctx, key_id=key_id)
+
+    @extend_schema(tags=TAG, summary="Enable a key (EnableKey)", request=None, responses=s.KeyMetadataOutput)
+    def post(self, request: Request, key_id: str) -> Response:
+        return super().post(request, key_id)
+
+
+class KeyDisableView(KeyStateView):
+    operation = "DisableKey"
+
+    def change(self, ctx: OperationContext, key_id: str) -> Key:
+        return lifecycle.key_disable(ctx=ctx, key_id=key_id)
+
+    @extend_schema(
+        tags=TAG, summary="Disable a key (DisableKey)", request=None, responses=s.KeyMetadataOutput
+    )
+    def post(self, request: Request, key_id: str) -> Response:
+        return super().post(request, key_id)
+
+
+class KeyCancelDeletionView(KeyStateView):
+    operation = "CancelKeyDeletion"
+
+    def change(self, ctx: OperationContext, key_id: str) -> Key:
+        return deletion.key_cancel_deletion(ctx=ctx, key_id=key_id)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Cancel a key's scheduled deletion; the key comes back Disabled (CancelKeyDeletion)",
+        request=None,
+        responses=s.KeyMetadataOutput,
+    )
+    def post(self, request: Request, key_id: str) -> Response:
+        return super().post(request, key_id)
+
+
+class KeyScheduleDeletionView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Schedule a key's deletion after 7-30 days (ScheduleKeyDeletion)",
+        request=s.ScheduleDeletionInput,
+        responses=s.KeyMetadataOutput,
+        examples=[OpenApiExample("A week", value={"pending_window_days": 7}, request_only=True)],
+    )
+    def post(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.ScheduleDeletionInput, request.data)
+            return metadata(
+                deletion.key_schedule_deletion(
+                    ctx=ctx, key_id=key_id, pending_window_days=data["pending_window_days"]
+                )
+            )
+
+        params = {"KeyId": key_id, **body(request)}
+        return Response(run(request, "ScheduleKeyDeletion", work, params=params, audit_response=echo))
+
+
+class KeyRotateView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Rotate a key's material now (RotateKeyOnDemand)",
+        request=None,
+        responses=s.RotateOutput,
+    )
+    def post(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            material = rotation.key_rotate_on_demand(ctx=ctx, key_id=key_id)
+            return {"key_id": key_id, "key_material_id": material.material_id}
+
+        return Response(
+            run(request, "RotateKeyOnDemand", work, params={"KeyId": key_id}, audit_response=echo)
+        )
+
+
+def _rotation(status: rotation.RotationStatus) -> dict[str, Any]:
+    return dict(
+        s.RotationOutput(
+            {
+                "key_id": str(status.key.key_id),
+                "rotation_enabled": status.enabled,
+                "rotation_period_days": status.period_days,
+                "next_rotation_at": status.next_rotation_at,
+            }
+        ).data
+    )
+
+
+class KeyRotationView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Get a key's automatic rotation settings (GetKeyRotationStatus)",
+        responses=s.RotationOutput,
+    )
+    def get(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            return _rotation(rotation.key_rotation_status(ctx=ctx, key_id=key_id))
+
+        return Response(
+            run(request, "GetKeyRotationStatus", work, params={"KeyId": key_id}, audit_response=echo)
+        )
+
+    @extend_schema(
+        tags=TAG,
+        summary="Turn automatic rotation on (with a period) or off (EnableKeyRotation / DisableKeyRotation)",
+        request=s.RotationSettingsInput,
+        responses=s.RotationOutput,
+        examples=[
+            OpenApiExample("Yearly", value={"enabled": True, "rotation_period_days": 365}, request_only=True)
+        ],
+    )
+    def put(self, request: Request, key_id: str) -> Response:
+        enabling = body(request).get("enabled") is True
+
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.RotationSettingsInput, request.data)
+            if data["enabled"]:
+                key = rotation.key_rotation_enable(
+                    ctx=ctx, key_id=key_id, rotation_period_days=data["rotation_period_days"]
+                )
+            else:
+                key = rotation.key_rotation_disable(ctx=ctx, key_id=key_id)
+            return _rotation(
+                rotation.RotationStatus(
+                    key=key,
+                    enabled=key.rotation_enabled,
+                    period_days=key.rotation_period_days,
+                    next_rotation_at=key.next_rotation_at,
+                )
+            )
+
+        operation = "EnableKeyRotation" if enabling else "DisableKeyRotation"
+        params = {"KeyId": key_id, **body(request)}
+        return Response(run(request, operation, work, params=params, audit_response=echo))

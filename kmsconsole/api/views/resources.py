@@ -1,0 +1,265 @@
+"""Aliases, tags, grants, audit events and job runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import filters
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from grants import services as grant_services
+from grants.models import Grant
+from keys.models import Alias, Tag
+from keys.services import aliases, tags
+from kmsconsole.api import reads
+from kmsconsole.api import serializers as s
+from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.filters import AuditCursor, AuditEventFilter
+from kmsconsole.api.views.base import OperationListView, echo
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.jobs.models import JobRun
+from kmsconsole.operations import OperationContext
+
+
+def _alias(alias: Alias) -> dict[str, Any]:
+    return dict(s.AliasOutput(alias).data)
+
+
+class AliasListView(OperationListView):
+    operation = "ListAliases"
+    serializer_class = s.AliasOutput
+    queryset = Alias.objects.none()
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
+
+    def rows(self, ctx: OperationContext) -> QuerySet[Alias]:
+        return reads.account_aliases(ctx, key_id=self.request.query_params.get("key_id"))
+
+    @extend_schema(
+        tags=["aliases"],
+        summary="List the aliases of the caller's account, or of one key (ListAliases)",
+        parameters=[OpenApiParameter("key_id", OpenApiTypes.STR, description="Only this key's aliases.")],
+        responses=s.AliasOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=["aliases"],
+        summary="Create an alias (CreateAlias)",
+        request=s.AliasCreateInput,
+        responses={201: s.AliasOutput},
+    )
+    def post(self, request: Request) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.AliasCreateInput, request.data)
+            return _alias(
+                aliases.alias_create(
+                    ctx=ctx, alias_name=data["alias_name"], target_key_id=data["target_key_id"]
+                )
+            )
+
+        return Response(
+            run(request, "CreateAlias", work, params=body(request), audit_response=echo), status=201
+        )
+
+
+class AliasDetailView(APIView):
+    @extend_schema(
+        tags=["aliases"],
+        summary="Point an alias at another key (UpdateAlias)",
+        request=s.AliasUpdateInput,
+        responses=s.AliasOutput,
+    )
+    def patch(self, request: Request, alias_name: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.AliasUpdateInput, request.data)
+            return _alias(
+                aliases.alias_update(ctx=ctx, alias_name=alias_name, target_key_id=data["target_key_id"])
+            )
+
+        params = {"AliasName": alias_name, **body(request)}
+        return Response(run(request, "UpdateAlias", work, params=params, audit_response=echo))
+
+    @extend_schema(
+        tags=["aliases"], summary="Delete an alias (DeleteAlias)", request=None, responses={204: None}
+    )
+    def delete(self, request: Request, alias_name: str) -> Response:
+        def work(ctx: OperationContext) -> None:
+            aliases.alias_delete(ctx=ctx, alias_name=alias_name)
+
+        run(request, "DeleteAlias", work, params={"AliasName": alias_name})
+        return Response(status=204)
+
+
+class KeyTagsView(OperationListView):
+    operation = "ListResourceTags"
+    serializer_class = s.TagOutput
+    queryset = Tag.objects.none()
+
+    def rows(self, ctx: OperationContext) -> QuerySet[Tag]:
+        return reads.key_tags(ctx, key_id=self.kwargs["key_id"])
+
+    @extend_schema(
+        tags=["tags"], summary="List a key's tags (ListResourceTags)", responses=s.TagOutput(many=True)
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=["tags"],
+        summary="Add tags to a key or change their values (TagResource)",
+        request=s.TagsPutInput,
+        responses={204: None},
+    )
+    def put(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> None:
+            data = validated(s.TagsPutInput, request.data)
+            pairs = [{"TagKey": t["tag_key"], "TagValue": t["tag_value"]} for t in data["tags"]]
+            tags.key_tag(ctx=ctx, key_id=key_id, tags=pairs)
+
+        run(request, "TagResource", work, params={"KeyId": key_id, **body(request)})
+        return Response(status=204)
+
+    @extend_schema(
+        tags=["tags"],
+        summary="Remove tags from a key by tag key (UntagResource)",
+        parameters=[OpenApiParameter("tag_key", OpenApiTypes.STR, many=True, required=True)],
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request: Request, key_id: str) -> Response:
+        tag_keys = request.query_params.getlist("tag_key")
+
+        def work(ctx: OperationContext) -> None:
+            validated(s.TagsDeleteInput, {"tag_keys": tag_keys})
+            tags.key_untag(ctx=ctx, key_id=key_id, tag_keys=tag_keys)
+
+        run(request, "UntagResource", work, params={"KeyId": key_id, "TagKeys": tag_keys})
+        return Response(status=204)
+
+
+def _grant_params(key_id: str, grant_id: str) -> dict[str, str]:
+    return {"KeyId": key_id, "GrantId": grant_id}
+
+
+class KeyGrantsView(OperationListView):
+    operation = "ListGrants"
+    serializer_class = s.GrantOutput
+    queryset = Grant.objects.none()
+
+    def rows(self, ctx: OperationContext) -> QuerySet[Grant]:
+        return reads.key_grants(ctx, key_id=self.kwargs["key_id"])[1]
+
+    @extend_schema(
+        tags=["grants"], summary="List a key's grants (ListGrants)", responses=s.GrantOutput(many=True)
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=["grants"],
+        summary="Create a grant (CreateGrant); the grant token is shown once",
+        request=s.GrantCreateInput,
+        responses={201: s.GrantCreatedOutput},
+    )
+    def post(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            data = validated(s.GrantCreateInput, request.data)
+            created = grant_services.grant_create(
+                ctx=ctx,
+                key_id=key_id,
+                grantee_principal=data["grantee_principal"],
+                operations=data["operations"],
+                retiring_principal=data["retiring_principal"],
+                constraints=data["constraints"],
+                name=data["name"],
+            )
+            return {"grant_id": created.grant.grant_id, "grant_token": created.token}
+
+        def recorded(result: dict[str, Any]) -> dict[str, Any]:
+            return {"GrantId": result["grant_id"]}  # never the token
+
+        params = {"KeyId": key_id, **body(request)}
+        return Response(run(request, "CreateGrant", work, params=params, audit_response=recorded), status=201)
+
+
+class GrantRetireView(APIView):
+    @extend_schema(
+        tags=["grants"],
+        summary="Retire a grant, as its retiring principal or grantee (RetireGrant)",
+        request=None,
+        responses={204: None},
+    )
+    def post(self, request: Request, key_id: str, grant_id: str) -> Response:
+        def work(ctx: OperationContext) -> None:
+            grant_services.grant_retire(ctx=ctx, key_id=key_id, grant_id=grant_id)
+
+        run(request, "RetireGrant", work, params=_grant_params(key_id, grant_id))
+        return Response(status=204)
+
+
+class GrantRevokeView(APIView):
+    @extend_schema(
+        tags=["grants"], summary="Revoke a grant (RevokeGrant)", request=None, responses={204: None}
+    )
+    def post(self, request: Request, key_id: str, grant_id: str) -> Response:
+        def work(ctx: OperationContext) -> None:
+            grant_services.grant_revoke(ctx=ctx, key_id=key_id, grant_id=grant_id)
+
+        run(request, "RevokeGrant", work, params=_grant_params(key_id, grant_id))
+        return Response(status=204)
+
+
+class AuditEventListView(OperationListView):
+    operation = "kmsconsole:ListAuditEvents"
+    serializer_class = s.AuditEventOutput
+    queryset = AuditEvent.objects.none()
+    filterset_class = AuditEventFilter
+    pagination_class = AuditCursor
+
+    def rows(self, ctx: OperationContext) -> QuerySet[AuditEvent]:
+        return reads.audit_events(ctx)
+
+    @extend_schema(
+        tags=["audit"],
+        summary="The audit events of the caller's account, newest first (cursor pagination)",
+        responses=s.AuditEventOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+
+class AuditEventDetailView(APIView):
+    @extend_schema(tags=["audit"], summary="One audit event", responses=s.AuditEventOutput)
+    def get(self, request: Request, event_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            return dict(s.AuditEventOutput(reads.audit_event(ctx, event_id=event_id)).data)
+
+        return Response(run(request, "kmsconsole:GetAuditEvent", work, params={"EventId": str(event_id)}))
+
+
+class JobRunListView(OperationListView):
+    operation = "kmsconsole:ListJobRuns"
+    serializer_class = s.JobRunOutput
+    queryset = JobRun.objects.none()
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["started_at", "job"]
+    ordering = ["-started_at", "-id"]
+
+    def rows(self, ctx: OperationContext) -> QuerySet[JobRun]:
+        return reads.job_runs(ctx)
+
+    @extend_schema(
+        tags=["jobs"],
+        summary="Runs of the periodic jobs (deletion, rotation, grant propagation), newest first",
+        responses=s.JobRunOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
