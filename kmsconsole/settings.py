@@ -245,7 +245,10 @@ SECURE_SSL_REDIRECT = KMS_TLS
 SECURE_HSTS_SECONDS = 31536000 if KMS_TLS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = KMS_TLS
 SECURE_HSTS_PRELOAD = KMS_TLS
-if KMS_TLS:
+# Trust X-Forwarded-Proto only when told a TLS proxy sets it (and overwrites what clients send): otherwise a
+# plain-HTTP client could claim HTTPS and satisfy aws:SecureTransport conditions.
+KMS_TRUSTED_PROXY = env_bool("KMS_TRUSTED_PROXY", False)
+if KMS_TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Celery. The broker is chosen by `manage.py serve` (Redis when REDIS_URL answers, else the embedded

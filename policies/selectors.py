@@ -102,6 +102,9 @@ def credentials_for(access_key_id: str) -> Credentials | None:
             session_token_digest=session.session_token_digest,
             expires_at=session.expires_at,
         )
+    if key.kind != AccessKey.Kind.ROOT:
+        # A user or session key whose owner is gone: never fall back to a more powerful caller.
+        return None
     caller = Caller(
         arn=key.account.root_arn,
         account_id=account_id,

@@ -197,8 +197,11 @@ def _decide(
                     (False, _EXPLICIT_DENY_IDENTITY_POLICY, ref, (), None, context, inputs),
                 )
 
-    # 2. Account-level actions.
+    # 2. Account-level actions. Identity policies (and the root's implicit rights) speak only for the caller's own
+    # account: without a key policy nothing can let a caller act on another account's resource.
     if key_policy is None:
+        if not context.same_account:
+            return _new_tuple(Decision, (False, _NO_IDENTITY_POLICY_ALLOWS, None, (), None, context, inputs))
         if caller.is_root:
             return _new_tuple(Decision, (True, _ALLOWED_AS_ROOT, None, (), None, context, inputs))
         found = _identity_allow(context, identity_policies)
