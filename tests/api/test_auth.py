@@ -1,0 +1,124 @@
+"""API tokens (shown once, stored as a keyed hash, expired and revoked ones refused) and console sessions."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from kmsconsole.api.models import ApiToken
+from kmsconsole.audit.models import AuditEvent
+from policies import services
+from tests.api.conftest import client_with, iam_user
+from tests.conftest import Persona, as_operator
+
+pytestmark = pytest.mark.django_db
+
+
+def api_token(*args: str) -> dict[str, object]:
+    out = io.StringIO()
+    call_command("api-token", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_token_is_shown_once_stored_hashed_and_audited(admin: Persona) -> None:
+    created = api_token("create", "--user-name", "admin", "--expires-in-days", "30")
+    token = str(created["Token"])
+    scheme, prefix, secret = token.split("_", 2)
+    assert scheme == "kmsc" and created["UserArn"] == admin.arn
+    row = ApiToken.objects.get(pk=created["TokenId"])
+    assert row.prefix == prefix and len(row.secret_digest) == 64
+    assert secret not in json.dumps([str(value) for value in ApiToken.objects.values().first().values()])
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.interface, event.decision) == (
+        "kmsconsole:CreateApiToken",
+        "cli",
+        "allowed",
+    )
+    assert secret not in json.dumps(event.response_elements) and "Token" not in event.response_elements
+    response = client_with(token).get("/api/v1/keys")
+    assert response.status_code == 200
+
+
+def test_revoked_token_is_refused(admin: Persona) -> None:
+    created = api_token("create", "--user-name", "admin")
+    client = client_with(str(created["Token"]))
+    assert client.get("/api/v1/keys").status_code == 200
+    revoked = api_token("revoke", "--token-id", str(created["TokenId"]))
+    assert revoked["RevokedAt"]
+    assert AuditEvent.objects.order_by("-seq").first().operation == "kmsconsole:RevokeApiToken"
+    response = client.get("/api/v1/keys")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UnrecognizedClientException"
+
+
+def test_expired_token_is_refused(admin: Persona) -> None:
+    created = api_token("create", "--user-name", "admin", "--expires-in-days", "1")
+    ApiToken.objects.filter(pk=created["TokenId"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client_with(str(created["Token"])).get("/api/v1/keys").status_code == 401
+
+
+@pytest.mark.parametrize("mangle", ["wrong-secret", "unknown-prefix", "no-scheme", "garbage"])
+def test_wrong_tokens_are_refused(admin: Persona, mangle: str) -> None:
+    token = str(api_token("create", "--user-name", "admin")["Token"])
+    _, prefix, secret = token.split("_", 2)
+    presented = {
+        "wrong-secret": f"kmsc_{prefix}_{secret[:-2]}xx",
+        "unknown-prefix": f"kmsc_000000000000_{secret}",
+        "no-scheme": f"{prefix}_{secret}",
+        "garbage": "kmsc_",
+    }[mangle]
+    response = client_with(presented).get("/api/v1/keys")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UnrecognizedClientException"
+
+
+def test_token_for_unknown_user_fails_like_the_iam_cli(
+    admin: Persona, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        api_token("create", "--user-name", "nobody")
+    assert exited.value.code == 254
+    assert json.loads(capsys.readouterr().err)["Error"]["Code"] == "NoSuchEntity"
+
+
+def _login(username: str, linked_to: str | None) -> APIClient:
+    if linked_to is None:
+        get_user_model().objects.create_user(username=username, password="a-long-enough-password")
+    else:
+        user = iam_user(linked_to)
+        as_operator(
+            "kmsconsole:CreateConsoleLogin",
+            lambda ctx: services.console_login_create(
+                ctx=ctx, iam_user=user, username=username, password="a-long-enough-password"
+            ),
+        )
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username=username, password="a-long-enough-password")
+    return client
+
+
+def test_console_session_acts_as_its_iam_user_with_csrf(admin: Persona) -> None:
+    client = _login("console-admin", "admin")
+    assert client.get("/api/v1/keys").status_code == 200
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.interface, event.caller_arn, event.access_key_id) == ("api", admin.arn, "")
+    refused = client.post("/api/v1/keys", {"description": "x"}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "AccessDeniedException"
+    csrf = "k" * 32  # a CSRF secret the client holds in its cookie and repeats in the header
+    client.cookies["csrftoken"] = csrf
+    created = client.post("/api/v1/keys", {"description": "x"}, format="json", HTTP_X_CSRFTOKEN=csrf)
+    assert created.status_code == 201
+
+
+def test_console_session_without_a_principal_is_403(account: object) -> None:
+    client = _login("nobody", None)
+    response = client.get("/api/v1/keys")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "AccessDeniedException"

@@ -1,0 +1,139 @@
+"""Every endpoint: anonymous is 401, a principal without permission is 403 with nothing changed (and a denied
+event), an allowed principal gets the result and an allowed audit event with interface "api"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from grants.models import Grant
+from keys.default_policies import default_key_policy
+from keys.models import Alias, Key, KeyMaterial, KeyPolicyVersion, Tag
+from kmsconsole.audit.models import AuditEvent
+from tests.api.conftest import World
+
+pytestmark = pytest.mark.django_db
+
+POLICY = default_key_policy("111122223333")
+
+# (method, path, body, operation, allowed status)
+ENDPOINTS: list[tuple[str, str, Any, str, int]] = [
+    ("get", "/api/v1/keys", None, "ListKeys", 200),
+    ("post", "/api/v1/keys", {"description": "new"}, "CreateKey", 201),
+    ("get", "/api/v1/keys/{key}", None, "DescribeKey", 200),
+    ("patch", "/api/v1/keys/{key}", {"description": "renamed"}, "UpdateKeyDescription", 200),
+    ("post", "/api/v1/keys/{key}/disable", None, "DisableKey", 200),
+    ("post", "/api/v1/keys/{other}/enable", None, "EnableKey", 200),
+    ("post", "/api/v1/keys/{key}/schedule-deletion", {"pending_window_days": 7}, "ScheduleKeyDeletion", 200),
+    ("post", "/api/v1/keys/{pending}/cancel-deletion", None, "CancelKeyDeletion", 200),
+    ("post", "/api/v1/keys/{key}/rotate", None, "RotateKeyOnDemand", 200),
+    ("get", "/api/v1/keys/{key}/rotation", None, "GetKeyRotationStatus", 200),
+    (
+        "put",
+        "/api/v1/keys/{key}/rotation",
+        {"enabled": True, "rotation_period_days": 90},
+        "EnableKeyRotation",
+        200,
+    ),
+    ("put", "/api/v1/keys/{key}/rotation", {"enabled": False}, "DisableKeyRotation", 200),
+    ("get", "/api/v1/keys/{key}/policy", None, "GetKeyPolicy", 200),
+    ("put", "/api/v1/keys/{key}/policy", {"policy": POLICY}, "PutKeyPolicy", 200),
+    ("post", "/api/v1/keys/{key}/policy/validate", {"policy": POLICY}, "kmsconsole:ValidateKeyPolicy", 200),
+    ("get", "/api/v1/keys/{key}/policy/versions", None, "kmsconsole:ListKeyPolicyVersions", 200),
+    ("post", "/api/v1/keys/{key}/policy/versions/1/restore", {}, "PutKeyPolicy", 200),
+    ("get", "/api/v1/keys/{key}/tags", None, "ListResourceTags", 200),
+    ("put", "/api/v1/keys/{key}/tags", {"tags": [{"tag_key": "team", "tag_value": "a"}]}, "TagResource", 204),
+    ("delete", "/api/v1/keys/{key}/tags?tag_key=env", None, "UntagResource", 204),
+    ("get", "/api/v1/keys/{key}/grants", None, "ListGrants", 200),
+    (
+        "post",
+        "/api/v1/keys/{key}/grants",
+        {"grantee_principal": "{admin_arn}", "operations": ["Decrypt"]},
+        "CreateGrant",
+        201,
+    ),
+    ("post", "/api/v1/keys/{key}/grants/{grant}/revoke", None, "RevokeGrant", 204),
+    ("post", "/api/v1/keys/{key}/grants/{grant}/retire", None, "RetireGrant", 204),
+    ("get", "/api/v1/aliases", None, "ListAliases", 200),
+    ("post", "/api/v1/aliases", {"alias_name": "alias/new", "target_key_id": "{key}"}, "CreateAlias", 201),
+    ("patch", "/api/v1/aliases/alias/app", {"target_key_id": "{other}"}, "UpdateAlias", 200),
+    ("delete", "/api/v1/aliases/alias/app", None, "DeleteAlias", 204),
+    ("get", "/api/v1/audit-events", None, "kmsconsole:ListAuditEvents", 200),
+    ("get", "/api/v1/audit-events/{event}", None, "kmsconsole:GetAuditEvent", 200),
+    ("get", "/api/v1/job-runs", None, "kmsconsole:ListJobRuns", 200),
+]
+IDS = [f"{method} {path} {operation}" for method, path, _, operation, _ in ENDPOINTS]
+
+
+def fill(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, replacement in names.items():
+            value = value.replace(f"{{{name}}}", replacement)
+        return value
+    if isinstance(value, dict):
+        return {name: fill(item, names) for name, item in value.items()}
+    if isinstance(value, list):
+        return [fill(item, names) for item in value]
+    return value
+
+
+def call(client: APIClient, world: World, method: str, path: str, body: Any) -> Any:
+    event = AuditEvent.objects.order_by("seq").first()
+    names = {**world.__dict__, "event": str(event.event_id) if event else ""}
+    return getattr(client, method)(fill(path, names), fill(body, names), format="json")
+
+
+def snapshot() -> tuple[Any, ...]:
+    return (
+        list(Key.objects.order_by("pk").values()),
+        list(Alias.objects.order_by("pk").values("name", "key_id")),
+        list(Tag.objects.order_by("pk").values("key_id", "tag_key", "tag_value")),
+        list(Grant.objects.order_by("pk").values("grant_id", "removal_requested_at")),
+        KeyPolicyVersion.objects.count(),
+        KeyMaterial.objects.count(),
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "body", "operation", "expected"), ENDPOINTS, ids=IDS)
+def test_anonymous_is_401(
+    world: World, method: str, path: str, body: Any, operation: str, expected: int
+) -> None:
+    before = snapshot()
+    response = call(APIClient(), world, method, path, body)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "MissingAuthenticationTokenException"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(("method", "path", "body", "operation", "expected"), ENDPOINTS, ids=IDS)
+def test_principal_without_permission_is_403_and_nothing_changes(
+    world: World, outsider_api: APIClient, method: str, path: str, body: Any, operation: str, expected: int
+) -> None:
+    before = snapshot()
+    response = call(outsider_api, world, method, path, body)
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "AccessDeniedException"
+    assert snapshot() == before
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.interface, event.decision) == (operation, "api", "denied")
+    assert event.caller_arn.endswith(":user/outsider")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "operation", "expected"), ENDPOINTS, ids=IDS)
+def test_allowed_principal_gets_the_result_and_an_audit_event(
+    world: World, admin_api: APIClient, method: str, path: str, body: Any, operation: str, expected: int
+) -> None:
+    before = snapshot()
+    response = call(admin_api, world, method, path, body)
+    assert response.status_code == expected, response.content
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.interface, event.decision) == (operation, "api", "allowed")
+    assert event.caller_arn == world.admin_arn
+    assert event.access_key_id.startswith("kmsc_")
+    if method == "get" or operation in ("kmsconsole:ValidateKeyPolicy",):
+        assert snapshot() == before
+    else:
+        assert snapshot() != before

@@ -1,0 +1,86 @@
+"""List endpoints keep a fixed number of queries as their rows grow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from grants import services as grant_services
+from keys.default_policies import default_key_policy
+from keys.services import aliases, key_policy, tags
+from kmsconsole.jobs.models import JobRun
+from tests.api.conftest import World, make_key
+from tests.conftest import as_operator
+
+pytestmark = pytest.mark.django_db
+
+
+def grow(world: World, round_: int) -> None:
+    """Add a few rows of every listed kind."""
+    for index in range(3):
+        name = f"{round_}-{index}"
+        key = make_key(f"key {name}", tags=[{"TagKey": "n", "TagValue": name}])
+        key_id = str(key.key_id)
+        as_operator(
+            "CreateAlias",
+            lambda ctx, k=key_id, n=name: aliases.alias_create(
+                ctx=ctx, alias_name=f"alias/{n}", target_key_id=k
+            ),
+        )
+        as_operator(
+            "TagResource",
+            lambda ctx, n=name: tags.key_tag(ctx=ctx, key_id=world.key, tags=[{"TagKey": n, "TagValue": n}]),
+        )
+        as_operator(
+            "CreateGrant",
+            lambda ctx: grant_services.grant_create(
+                ctx=ctx, key_id=world.key, grantee_principal=world.admin_arn, operations=["Encrypt"]
+            ),
+        )
+        as_operator(
+            "PutKeyPolicy",
+            lambda ctx: key_policy.key_policy_put(
+                ctx=ctx, key_id=world.key, policy=default_key_policy("111122223333")
+            ),
+        )
+        JobRun.objects.create(
+            job="rotation", started_at=timezone.now(), finished_at=timezone.now(), processed=1
+        )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/keys",
+        "/api/v1/keys?search=key&ordering=-created_at",
+        "/api/v1/aliases",
+        "/api/v1/keys/{key}/tags",
+        "/api/v1/keys/{key}/grants",
+        "/api/v1/keys/{key}/policy/versions",
+        "/api/v1/audit-events",
+        "/api/v1/job-runs",
+    ],
+)
+def test_list_queries_do_not_grow_with_rows(
+    world: World,
+    admin_api: APIClient,
+    django_assert_num_queries: Callable[..., Any],
+    path: str,
+) -> None:
+    url = path.replace("{key}", world.key)
+    admin_api.get(url)  # warm the per-process caches (compiled policies, subkeys)
+    grow(world, 1)
+    with CaptureQueriesContext(connection) as first:
+        response = admin_api.get(url)
+    assert response.status_code == 200
+    counted = len(response.json()["results"])
+    grow(world, 2)
+    with django_assert_num_queries(len(first.captured_queries)):
+        response = admin_api.get(url)
+    assert len(response.json()["results"]) > counted or "audit" in path
