@@ -58,9 +58,23 @@ class AuditRecord:
         return bool(self.decision)
 
 
+def _storable(value: Any) -> Any:
+    """The value with NUL characters spelled out: PostgreSQL refuses them in text and jsonb, and an interface that
+    lets one through must not make the audit write (and so the request) fail."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _clamped(values: dict[str, Any]) -> dict[str, Any]:
-    """Cut every text to its column's length: a long caller-supplied value (an access key id, a Sid in a key
-    policy) must not make the audit write, and so the request, fail."""
+    """Make every value storable and cut every text to its column's length: a long caller-supplied value (an
+    access key id, a Sid in a key policy) must not make the audit write, and so the request, fail."""
+    for name, value in values.items():
+        values[name] = _storable(value)
     for field in AuditEvent._meta.get_fields():
         limit = getattr(field, "max_length", None)
         value = values.get(field.name)

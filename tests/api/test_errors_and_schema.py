@@ -101,3 +101,12 @@ def test_docs_pages_use_only_local_assets(client: Any, page: str) -> None:
     assert "/static/drf_spectacular_sidecar/" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "cdn" not in html.lower()
+
+
+def test_a_nul_character_is_audited_not_a_500(admin_api: Any) -> None:
+    from kmsconsole.audit.models import AuditEvent
+
+    response = admin_api.post("/api/v1/keys", {"description": "a\u0000b"}, format="json")
+    assert response.status_code < 500
+    event = AuditEvent.objects.filter(operation="CreateKey").order_by("-seq").first()
+    assert event is not None and "\\u0000" in str(event.request_parameters)
