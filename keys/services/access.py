@@ -121,6 +121,12 @@ def key_for(
         grant_tokens=grant_tokens,
         new_grant=new_grant,
     )
+    check_state(ctx, key)
+    return key
+
+
+def check_state(ctx: OperationContext, key: Key) -> None:
+    """The key-state check of the operation; a refused use of a key pending deletion is marked notable."""
     try:
         check_key_state(key, ctx.operation)
     except errors.KMSInvalidStateException:
@@ -128,4 +134,3 @@ def key_for(
             # AWS users alarm on exactly this: something still depends on a key that is about to disappear.
             ctx.audit.notable = PENDING_DELETION_USE
         raise
-    return key

@@ -40,9 +40,9 @@ from typing import Any
 
 from keys import crypto as core
 from keys.materials import current_material, material_version, open_material
-from keys.models import Key, KeyState
-from keys.selectors import check_key_state, resolve_key
-from keys.services.access import PENDING_DELETION_USE, authorize_on_key, key_for
+from keys.models import Key
+from keys.selectors import resolve_key
+from keys.services.access import authorize_on_key, check_state, key_for
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
@@ -302,16 +302,6 @@ def _authorize_source(
         raise
 
 
-def _check_state(ctx: OperationContext, key: Key) -> None:
-    """The key-state check of key_for(), for the keys this module resolves itself (the same audit marking)."""
-    try:
-        check_key_state(key, ctx.operation)
-    except errors.KMSInvalidStateException:
-        if key.state == KeyState.PENDING_DELETION:
-            ctx.audit.notable = PENDING_DELETION_USE
-        raise
-
-
 def _check_source_usage(source: _Source, ctx: OperationContext) -> None:
     """Usage check for the key a ciphertext is decrypted with (after its state)."""
     if source.header is not None and _spec(source.key) is not _SYMMETRIC:
@@ -383,7 +373,7 @@ def key_decrypt(
         context=encryption_context,
         condition_values={"kms:EncryptionAlgorithm": str(algorithm)},
     )
-    _check_state(ctx, source.key)
+    check_state(ctx, source.key)
     _check_source_usage(source, ctx)
     _check_encryption(source.key, algorithm, encryption_context)
     if blob is None:
@@ -438,8 +428,8 @@ def key_re_encrypt(
         encryption_context=destination_encryption_context,
         condition_values={"kms:EncryptionAlgorithm": str(destination_algorithm), **same_key},
     )
-    _check_state(ctx, source.key)
-    _check_state(ctx, destination.key)
+    check_state(ctx, source.key)
+    check_state(ctx, destination.key)
     _check_source_usage(source, ctx)
     _check_usage(destination.key, ctx.operation.name)
     _check_encryption(source.key, source_algorithm, source_encryption_context)
