@@ -32,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from grants.models import Grant, IntegratedService
@@ -360,16 +361,20 @@ def grant_list_retirable(
     """One page of the grants, on keys of any account, that `retiring_principal` (a principal of the caller's
     account) may retire. kms:ListRetirableGrants is decided by IAM alone; no permission on the keys is needed."""
     size = list_limit(limit, default=LIST_GRANTS_DEFAULT_LIMIT, maximum=LIST_GRANTS_MAX_LIMIT)
+    arn, grants = grants_retirable_by(ctx=ctx, retiring_principal=retiring_principal)
+    rows, next_marker = page(grants, scope=f"ListRetirableGrants:{arn}", limit=size, marker=marker)
+    return list(rows), next_marker
+
+
+def grants_retirable_by(*, ctx: OperationContext, retiring_principal: str) -> tuple[str, QuerySet[Grant]]:
+    """The normalized retiring principal and its retirable grants as a queryset to page (ListRetirableGrants)."""
     parsed = _parse_principal(normalize_principal(retiring_principal))
     if parsed.account_id != ctx.caller.account_id:
         raise errors.InvalidArnException(
             f"The retiring principal {parsed.arn} is not a principal of account {ctx.caller.account_id}."
         )
     authorize(ctx, resource=parsed.arn)
-    rows, next_marker = page(
-        retirable_grants(parsed.arn), scope=f"ListRetirableGrants:{parsed.arn}", limit=size, marker=marker
-    )
-    return list(rows), next_marker
+    return parsed.arn, retirable_grants(parsed.arn)
 
 
 def _retire_key_policy(key: Key, grant: Grant) -> str:

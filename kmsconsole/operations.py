@@ -154,6 +154,31 @@ OPERATIONS: dict[str, Operation] = {
         Operation("iam:PutUserPolicy", "iam:PutUserPolicy", KeyResolution.NONE),
         Operation("iam:PutRolePolicy", "iam:PutRolePolicy", KeyResolution.NONE),
         Operation("iam:PutGroupPolicy", "iam:PutGroupPolicy", KeyResolution.NONE),
+        Operation("iam:RemoveUserFromGroup", "iam:RemoveUserFromGroup", KeyResolution.NONE),
+        Operation("iam:DeleteUserPolicy", "iam:DeleteUserPolicy", KeyResolution.NONE),
+        Operation("iam:DeleteRolePolicy", "iam:DeleteRolePolicy", KeyResolution.NONE),
+        Operation("iam:DeleteGroupPolicy", "iam:DeleteGroupPolicy", KeyResolution.NONE),
+        # Reads of principals (the REST API): identity policies decide, on the entity's ARN.
+        *(
+            Operation(name, name, KeyResolution.NONE, read_only=True)
+            for name in (
+                "kmsconsole:ListAccounts",
+                "iam:ListUsers",
+                "iam:GetUser",
+                "iam:ListRoles",
+                "iam:GetRole",
+                "iam:ListGroups",
+                "iam:GetGroup",
+                "iam:ListUserPolicies",
+                "iam:GetUserPolicy",
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:ListGroupPolicies",
+                "iam:GetGroupPolicy",
+                "iam:ListAccessKeys",
+                "kmsconsole:ListApiTokens",
+            )
+        ),
         Operation(
             "iam:CreateAccessKey",
             "iam:CreateAccessKey",

@@ -101,12 +101,17 @@ def authorize(
 EXPLAIN_ACTION = "kmsconsole:Explain"
 
 
-def may_see_explanations(caller: Caller) -> bool:
-    """Whether the caller's identity policies allow the product's own action kmsconsole:Explain."""
+def would_allow(caller: Caller, action: str, resource: str = "*") -> bool:
+    """Whether the caller's identity policies alone allow `action` (a question, recorded nowhere)."""
     if caller.is_operator:
         return True
-    request = engine.RequestContext.build(caller=engine_caller(caller), action=EXPLAIN_ACTION, resource="*")
+    request = engine.RequestContext.build(caller=engine_caller(caller), action=action, resource=resource)
     return engine.would_allow(request, key_policy=None, identity_policies=identity_policies(caller))
+
+
+def may_see_explanations(caller: Caller) -> bool:
+    """Whether the caller's identity policies allow the product's own action kmsconsole:Explain."""
+    return would_allow(caller, EXPLAIN_ACTION)
 
 
 def ensure_no_lockout(ctx: OperationContext, *, new_policy: engine.CompiledPolicy, key_arn: str) -> None:

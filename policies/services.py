@@ -6,19 +6,21 @@ Every function takes the OperationContext of an operation run through `kmsconsol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.operations import OperationContext
 from policies import arns
-from policies.authorization import authorize
+from policies.authorization import authorize, would_allow
 from policies.models import (
     AccessKey,
     Account,
@@ -30,7 +32,7 @@ from policies.models import (
     RoleSession,
 )
 from policies.policy_documents import validate_identity_policy
-from policies.selectors import group_get, role_get, session_token_digest, user_get
+from policies.selectors import role_get, session_token_digest, user_get
 
 # sts:AssumeRole DurationSeconds lower bound (the upper bound is the role's maximum session duration).
 SESSION_MIN_SECONDS = 900
@@ -58,7 +60,9 @@ def account_create(*, ctx: OperationContext, account_id: str) -> Account:
     """Create an account (a 12-digit id); its root principal exists with it."""
     if not (len(account_id) == 12 and account_id.isdigit()):
         raise errors.ValidationException("An account id is 12 digits.")
-    authorize(ctx, resource=arns.account_root_arn(account_id))
+    # Creating an account is account-level (kmsconsole:CreateAccount on "*"): the new account is nobody's yet, so
+    # its root ARN, a resource of another account, could never be allowed by identity policies alone.
+    authorize(ctx, resource="*")
     account, created = Account.objects.get_or_create(account_id=account_id)
     if not created:
         raise errors.EntityAlreadyExistsException(f"Account {account_id} already exists.")
@@ -135,9 +139,19 @@ def group_create(*, ctx: OperationContext, account: Account, group_name: str, pa
 
 
 def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
-    group = group_get(account, group_name)
-    authorize(ctx, resource=group.arn)
+    group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
+    assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared lookup's return type
     group.members.add(user_get(account, user_name))
+
+
+def group_remove_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
+    """iam:RemoveUserFromGroup on the group; the user must be a member."""
+    group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
+    assert isinstance(group, IamGroup)  # noqa: S101
+    user = user_get(account, user_name)
+    if not group.members.filter(pk=user.pk).exists():
+        raise errors.NoSuchEntityException(f"The user {user_name[:64]} is not in group {group_name[:128]}.")
+    group.members.remove(user)
 
 
 def identity_policy_put(
@@ -212,22 +226,45 @@ def _long_term_key(account: Account, access_key_id: str) -> AccessKey:
     return key
 
 
+def _authorized_key(
+    ctx: OperationContext, account: Account, access_key_id: str, user_name: str | None
+) -> AccessKey:
+    """A long-term key, once the caller may act on its owner. With `user_name`, only that user's key counts (the
+    owner is authorized before an unknown key is reported)."""
+    if user_name is None:
+        key = _long_term_key(account, access_key_id)
+        authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
+        return key
+    user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
+    found = AccessKey.objects.select_related("account", "user").filter(user=user, access_key_id=access_key_id)
+    key = found.first()
+    if key is None:
+        raise errors.NoSuchEntityException(f"The Access Key with id {access_key_id[:32]} cannot be found.")
+    return key
+
+
 def access_key_set_status(
-    *, ctx: OperationContext, account: Account, access_key_id: str, status: str
-) -> None:
+    *, ctx: OperationContext, account: Account, access_key_id: str, status: str, user_name: str | None = None
+) -> AccessKey:
     """Activate or deactivate a long-term access key; a deactivated key fails SigV4 at once."""
-    key = _long_term_key(account, access_key_id)
-    authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
+    key = _authorized_key(ctx, account, access_key_id, user_name)
     if status not in AccessKey.Status.values:
         raise errors.ValidationException("Status must be Active or Inactive.")
     key.status = status
     key.save(update_fields=["status"])
+    return key
 
 
-def access_key_delete(*, ctx: OperationContext, account: Account, access_key_id: str) -> None:
-    key = _long_term_key(account, access_key_id)
-    authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
-    key.delete()
+def access_key_delete(
+    *, ctx: OperationContext, account: Account, access_key_id: str, user_name: str | None = None
+) -> None:
+    _authorized_key(ctx, account, access_key_id, user_name).delete()
+
+
+def access_key_list(*, ctx: OperationContext, account: Account, user_name: str) -> QuerySet[AccessKey]:
+    """A user's long-term access keys (iam:ListAccessKeys on the user), oldest first. Never their secrets."""
+    user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
+    return AccessKey.objects.filter(user=user).select_related("user").order_by("created_at", "pk")
 
 
 @dataclass(frozen=True)
@@ -294,3 +331,85 @@ def console_login_create(
         login = user_model.objects.create_user(username=username, password=password)
     ConsoleIdentity.objects.create(login=login, iam_user=iam_user)
     return login
+
+
+# Reads and the rest of the entity administration (the REST API). The caller's own account is the only one named:
+# an entity ARN of another account is never allowed by identity policies alone.
+
+LIST_ACCOUNTS_ACTION = "kmsconsole:ListAccounts"
+OWN_ACCOUNT_REASON = (
+    "allowed: every principal may see its own account (kmsconsole:ListAccounts lists the others)"
+)
+
+Entity = IamUser | IamRole | IamGroup
+ENTITY_KINDS: dict[str, tuple[type[Entity], Callable[[str, str, str], str]]] = {
+    "user": (IamUser, arns.user_arn),
+    "role": (IamRole, arns.role_arn),
+    "group": (IamGroup, arns.group_arn),
+}
+
+
+def account_list(*, ctx: OperationContext) -> QuerySet[Account]:
+    """Every account when the identity policies allow kmsconsole:ListAccounts; otherwise only the caller's own."""
+    if ctx.caller.is_operator or would_allow(ctx.caller, LIST_ACCOUNTS_ACTION):
+        authorize(ctx, resource="*", action=LIST_ACCOUNTS_ACTION)
+        return Account.objects.order_by("account_id")
+    ctx.audit.authorized(allowed=True, reason=OWN_ACCOUNT_REASON, decided_by="own account")
+    return Account.objects.filter(account_id=ctx.caller.account_id).order_by("account_id")
+
+
+def entity_list(*, ctx: OperationContext, account: Account, kind: str) -> QuerySet[Entity]:
+    """The account's users, roles or groups (iam:ListUsers, iam:ListRoles, iam:ListGroups), by name."""
+    model, arn_of = ENTITY_KINDS[kind]
+    authorize(ctx, resource=arn_of(account.account_id, "/", "*"))
+    return model.objects.filter(account=account).select_related("account").order_by("name", "pk")
+
+
+def entity_describe(*, ctx: OperationContext, account: Account, kind: str, name: str) -> Entity:
+    """One user, role or group, once the caller may act on it. An unknown name is authorized on the ARN it would
+    have at path "/" before it is reported, so a caller without permission learns nothing about which exist."""
+    model, arn_of = ENTITY_KINDS[kind]
+    found = model.objects.select_related("account").filter(account=account, name=name).first()
+    authorize(ctx, resource=found.arn if found is not None else arn_of(account.account_id, "/", name[:128]))
+    if found is None:
+        raise errors.NoSuchEntityException(f"The {kind} with name {name[:128]} cannot be found.")
+    return found
+
+
+def group_members(
+    *, ctx: OperationContext, account: Account, group_name: str
+) -> tuple[IamGroup, list[IamUser]]:
+    """iam:GetGroup: the group and its users, by name."""
+    group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
+    assert isinstance(group, IamGroup)  # noqa: S101
+    return group, list(group.members.select_related("account").order_by("name", "pk"))
+
+
+def identity_policy_list(
+    *, ctx: OperationContext, account: Account, kind: str, owner_name: str
+) -> QuerySet[IdentityPolicy]:
+    """The inline policies of a user, role or group (iam:List<Kind>Policies on the owner), by name."""
+    owner = entity_describe(ctx=ctx, account=account, kind=kind, name=owner_name)
+    return IdentityPolicy.objects.filter(**{kind: owner}).order_by("name", "pk")
+
+
+def identity_policy_describe(
+    *, ctx: OperationContext, account: Account, kind: str, owner_name: str, policy_name: str
+) -> IdentityPolicy:
+    """One inline policy (iam:Get<Kind>Policy on the owner)."""
+    found = identity_policy_list(ctx=ctx, account=account, kind=kind, owner_name=owner_name)
+    policy = found.filter(name=policy_name).first()
+    if policy is None:
+        raise errors.NoSuchEntityException(
+            f"The {kind} policy with name {policy_name[:128]} cannot be found."
+        )
+    return policy
+
+
+def identity_policy_delete(
+    *, ctx: OperationContext, account: Account, kind: str, owner_name: str, policy_name: str
+) -> None:
+    """Delete an inline policy (iam:Delete<Kind>Policy on the owner)."""
+    identity_policy_describe(
+        ctx=ctx, account=account, kind=kind, owner_name=owner_name, policy_name=policy_name
+    ).delete()

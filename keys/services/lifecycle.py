@@ -22,7 +22,20 @@ SUPPORTED_ORIGINS = ("AWS_KMS",)
 LIST_KEYS_DEFAULT_LIMIT = 100
 
 
+def _check_enum(member: str, value: str | None, allowed: type[KeySpec] | type[KeyUsage]) -> None:
+    """The KMS endpoint's model refuses an unknown enum value before the service runs; other callers (the REST
+    API) get the same ValidationException here."""
+    values = [item.value for item in allowed]
+    if value and value not in values:
+        raise errors.ValidationException(
+            f"1 validation error detected: Value '{value[:64]}' at '{member}' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(values)}]"
+        )
+
+
 def _spec_and_usage(key_spec: str | None, key_usage: str | None) -> tuple[str, str]:
+    _check_enum("keySpec", key_spec, KeySpec)
+    _check_enum("keyUsage", key_usage, KeyUsage)
     try:
         usage = validate_spec_and_usage(
             KeySpec(key_spec) if key_spec else None, KeyUsage(key_usage) if key_usage else None

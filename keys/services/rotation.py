@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from keys.crypto import KeySpec
@@ -81,6 +82,14 @@ def _check_rotatable(key: Key) -> None:
         )
     if key.key_spec != KeySpec.SYMMETRIC_DEFAULT or key.origin != "AWS_KMS":
         raise errors.UnsupportedOperationException("")
+
+
+def _check_include(value: str) -> None:
+    if value not in INCLUDE_KEY_MATERIAL:
+        raise errors.ValidationException(
+            f"1 validation error detected: Value '{value[:64]}' at 'includeKeyMaterial' failed to "
+            f"satisfy constraint: Member must satisfy enum value set: [{', '.join(INCLUDE_KEY_MATERIAL)}]"
+        )
 
 
 def _check_period(days: int) -> None:
@@ -161,6 +170,19 @@ def key_rotate_on_demand(*, ctx: OperationContext, key_id: str) -> KeyMaterial:
     return create_material(key, rotation_type=KeyMaterial.RotationType.ON_DEMAND)
 
 
+def key_rotations(
+    *, ctx: OperationContext, key_id: str, include_key_material: str = ROTATIONS_ONLY
+) -> tuple[Key, QuerySet[KeyMaterial]]:
+    """A key's material versions, oldest first, as a queryset to page (ListKeyRotations's checks first)."""
+    _check_include(include_key_material)
+    key = key_for(ctx, key_id)
+    _check_rotatable(key)
+    materials = KeyMaterial.objects.filter(key=key).order_by("created_at", "id")
+    if include_key_material == ROTATIONS_ONLY:
+        materials = materials.exclude(rotation_type="")
+    return key, materials
+
+
 def key_rotations_list(
     *,
     ctx: OperationContext,
@@ -171,17 +193,9 @@ def key_rotations_list(
 ) -> tuple[Key, Sequence[KeyMaterial], str | None]:
     """One page of a key's material versions, oldest first: those rotations made (ROTATIONS_ONLY, the default),
     or every version including the original (ALL_KEY_MATERIAL). kms:ListKeyRotations (key policy), any state."""
-    if include_key_material not in INCLUDE_KEY_MATERIAL:
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{include_key_material}' at 'includeKeyMaterial' failed to "
-            f"satisfy constraint: Member must satisfy enum value set: [{', '.join(INCLUDE_KEY_MATERIAL)}]"
-        )
+    _check_include(include_key_material)
     limit = list_limit(limit, default=LIST_ROTATIONS_DEFAULT_LIMIT, maximum=LIST_ROTATIONS_MAX_LIMIT)
-    key = key_for(ctx, key_id)
-    _check_rotatable(key)
-    materials = KeyMaterial.objects.filter(key=key)
-    if include_key_material == ROTATIONS_ONLY:
-        materials = materials.exclude(rotation_type="")
+    key, materials = key_rotations(ctx=ctx, key_id=key_id, include_key_material=include_key_material)
     rows, next_marker = page(
         materials, scope=f"ListKeyRotations:{key.pk}:{include_key_material}", limit=limit, marker=marker
     )

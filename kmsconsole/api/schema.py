@@ -31,3 +31,44 @@ class ConsoleSessionScheme(OpenApiAuthenticationExtension):
             "name": "sessionid",
             "description": "A console session of a login linked to an IAM user; unsafe methods need X-CSRFToken.",
         }
+
+
+ERROR_COMPONENT = "Error"
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'The one error shape: `{"error": {"code", "message", "detail"}}`.',
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "The AWS-style exception name."},
+                "message": {"type": "string"},
+                "detail": {"description": "Field errors by field name, when the request was not valid."},
+            },
+            "required": ["code", "message", "detail"],
+        }
+    },
+    "required": ["error"],
+}
+ERROR_STATUSES = {
+    "400": "The request is not valid (field errors in `detail`), or a business limit refused it.",
+    "401": "No credentials, or an unknown, expired or revoked API token.",
+    "403": "The policy engine denied the caller (AccessDeniedException), or a console login has no principal.",
+    "404": "The named resource does not exist in the caller's account.",
+    "409": "The resource exists already, or its state does not allow the operation.",
+}
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any, public: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation may answer the error statuses, in the error shape."""
+    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ERROR_STATUSES.items():
+                responses.setdefault(
+                    status,
+                    {"description": description, "content": {"application/json": {"schema": reference}}},
+                )
+    return result

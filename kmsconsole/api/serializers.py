@@ -81,6 +81,10 @@ class GrantCreateInput(serializers.Serializer):
     )
 
 
+class RetirableGrantsQuery(serializers.Serializer):
+    retiring_principal = serializers.CharField()
+
+
 # Outputs.
 
 

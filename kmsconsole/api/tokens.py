@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.api.models import ApiToken
@@ -59,12 +60,26 @@ def api_token_create(
     return CreatedToken(token=token, plaintext=f"{TOKEN_SCHEME}_{prefix}_{secret}")
 
 
-def api_token_revoke(*, ctx: OperationContext, token_id: int) -> ApiToken:
-    """Revoke a token at once. kmsconsole:RevokeApiToken on its user's ARN."""
-    token = ApiToken.objects.select_related("principal__account").filter(pk=token_id).first()
+def api_token_list(*, ctx: OperationContext, user: IamUser) -> QuerySet[ApiToken]:
+    """A user's tokens, newest first (never their secrets). kmsconsole:ListApiTokens on the user's ARN."""
+    authorize(ctx, resource=user.arn)
+    return ApiToken.objects.filter(principal=user).order_by("-created_at", "-id")
+
+
+def api_token_revoke(*, ctx: OperationContext, token_id: int, owner: IamUser | None = None) -> ApiToken:
+    """Revoke a token at once. kmsconsole:RevokeApiToken on its user's ARN. With `owner`, only that user's tokens
+    count (authorized on the owner before an unknown token is reported)."""
+    # Ids beyond the id column's range name no token (and must not reach the database as an overflow).
+    in_range = 0 < token_id < 2**63
+    tokens = ApiToken.objects.select_related("principal__account").filter(pk=token_id if in_range else 0)
+    if owner is not None:
+        authorize(ctx, resource=owner.arn)
+        tokens = tokens.filter(principal=owner)
+    token = tokens.first()
     if token is None:
         raise errors.NotFoundException(f"API token {token_id} does not exist.")
-    authorize(ctx, resource=token.principal.arn)
+    if owner is None:
+        authorize(ctx, resource=token.principal.arn)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from kmsconsole.api.views import keys, policy, resources
+from kmsconsole.api.views import identity, keys, policy, principals, resources
 
 KEY = "v1/keys/<str:key_id>"
 
@@ -37,9 +37,50 @@ urlpatterns = [
     path(f"{KEY}/grants", resources.KeyGrantsView.as_view(), name="api-key-grants"),
     path(f"{KEY}/grants/<str:grant_id>/retire", resources.GrantRetireView.as_view(), name="api-grant-retire"),
     path(f"{KEY}/grants/<str:grant_id>/revoke", resources.GrantRevokeView.as_view(), name="api-grant-revoke"),
+    path(f"{KEY}/rotations", keys.KeyRotationListView.as_view(), name="api-key-rotations"),
+    path("v1/retirable-grants", resources.RetirableGrantListView.as_view(), name="api-retirable-grants"),
     path("v1/aliases", resources.AliasListView.as_view(), name="api-aliases"),
     path("v1/aliases/<path:alias_name>", resources.AliasDetailView.as_view(), name="api-alias"),
     path("v1/audit-events", resources.AuditEventListView.as_view(), name="api-audit-events"),
     path("v1/audit-events/<uuid:event_id>", resources.AuditEventDetailView.as_view(), name="api-audit-event"),
     path("v1/job-runs", resources.JobRunListView.as_view(), name="api-job-runs"),
+    path("v1/accounts", principals.AccountListView.as_view(), name="api-accounts"),
+    path("v1/users", principals.UserListView.as_view(), name="api-users"),
+    path("v1/users/<str:name>", principals.UserDetailView.as_view(), name="api-user"),
+    path("v1/roles", principals.RoleListView.as_view(), name="api-roles"),
+    path("v1/roles/<str:name>", principals.RoleDetailView.as_view(), name="api-role"),
+    path("v1/groups", principals.GroupListView.as_view(), name="api-groups"),
+    path("v1/groups/<str:name>", principals.GroupDetailView.as_view(), name="api-group"),
+    path("v1/groups/<str:name>/members", principals.GroupMembersView.as_view(), name="api-group-members"),
+    path(
+        "v1/groups/<str:name>/members/<str:user_name>",
+        principals.GroupMemberView.as_view(),
+        name="api-group-member",
+    ),
+    *(
+        route
+        for kind, (list_view, detail_view) in {
+            "users": (identity.UserPolicyListView, identity.UserPolicyDetailView),
+            "roles": (identity.RolePolicyListView, identity.RolePolicyDetailView),
+            "groups": (identity.GroupPolicyListView, identity.GroupPolicyDetailView),
+        }.items()
+        for route in (
+            path(f"v1/{kind}/<str:name>/policies", list_view.as_view(), name=f"api-{kind}-policies"),
+            path(
+                f"v1/{kind}/<str:name>/policies/<str:policy_name>",
+                detail_view.as_view(),
+                name=f"api-{kind}-policy",
+            ),
+        )
+    ),
+    path("v1/users/<str:name>/access-keys", identity.AccessKeyListView.as_view(), name="api-access-keys"),
+    path(
+        "v1/users/<str:name>/access-keys/<str:access_key_id>",
+        identity.AccessKeyDetailView.as_view(),
+        name="api-access-key",
+    ),
+    path("v1/api-tokens", identity.ApiTokenListView.as_view(), name="api-tokens"),
+    path(
+        "v1/api-tokens/<int:token_id>/revoke", identity.ApiTokenRevokeView.as_view(), name="api-token-revoke"
+    ),
 ]

@@ -16,8 +16,9 @@ from grants import services as grant_services
 from keys.models import Key
 from keys.services import aliases, deletion, lifecycle, rotation, tags
 from kmsconsole.api.tokens import api_token_create
+from policies import services
 from policies.models import Account, IamUser
-from tests.conftest import Persona, as_operator
+from tests.conftest import ALLOW_RANDOM, Persona, as_operator
 
 
 def token_for(account: Account, user_name: str, **options: Any) -> str:
@@ -104,3 +105,52 @@ def iam_user(name: str) -> IamUser:
     return IamUser.objects.select_related("account").get(
         account__account_id=settings.KMS_ACCOUNT_ID, name=name
     )
+
+
+@dataclass(frozen=True)
+class People:
+    """alice (in group devs, with an inline policy p1 and an access key), role app and group devs (each with a
+    policy p1), and an API token of the admin."""
+
+    access_key_id: str
+    admin_token_id: str
+
+
+ALLOW_RANDOM_POLICY = ALLOW_RANDOM
+
+
+@pytest.fixture
+def people(account: Account, admin: Persona) -> People:
+    alice = as_operator(
+        "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name="alice")
+    )
+    role = as_operator(
+        "iam:CreateRole", lambda ctx: services.role_create(ctx=ctx, account=account, role_name="app")
+    )
+    group = as_operator(
+        "iam:CreateGroup", lambda ctx: services.group_create(ctx=ctx, account=account, group_name="devs")
+    )
+    as_operator(
+        "iam:AddUserToGroup",
+        lambda ctx: services.group_add_user(ctx=ctx, account=account, group_name="devs", user_name="alice"),
+    )
+    for owner, operation in (
+        (alice, "iam:PutUserPolicy"),
+        (role, "iam:PutRolePolicy"),
+        (group, "iam:PutGroupPolicy"),
+    ):
+        as_operator(
+            operation,
+            lambda ctx, o=owner: services.identity_policy_put(
+                ctx=ctx, owner=o, policy_name="p1", document=ALLOW_RANDOM_POLICY
+            ),
+        )
+    key = as_operator(
+        "iam:CreateAccessKey",
+        lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name="alice"),
+    )
+    token = as_operator(
+        "kmsconsole:CreateApiToken",
+        lambda ctx: api_token_create(ctx=ctx, account=account, user_name="admin", name="spare"),
+    )
+    return People(key.access_key_id, str(token.token.pk))

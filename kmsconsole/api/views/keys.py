@@ -6,15 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import filters
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from keys.metadata import key_metadata
-from keys.models import Key
+from keys.models import Key, KeyMaterial
 from keys.services import deletion, lifecycle, rotation
+from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import reads
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
@@ -265,3 +267,29 @@ class KeyRotationView(APIView):
         operation = "EnableKeyRotation" if enabling else "DisableKeyRotation"
         params = {"KeyId": key_id, **body(request)}
         return Response(run(request, operation, work, params=params, audit_response=echo))
+
+
+class KeyRotationListView(OperationListView):
+    operation = "ListKeyRotations"
+    serializer_class = ps.KeyRotationOutput
+    queryset = KeyMaterial.objects.none()
+
+    def rows(self, ctx: OperationContext) -> QuerySet[KeyMaterial]:
+        include = self.request.query_params.get("include_key_material", rotation.ROTATIONS_ONLY)
+        return rotation.key_rotations(ctx=ctx, key_id=self.kwargs["key_id"], include_key_material=include)[1]
+
+    @extend_schema(
+        tags=TAG,
+        summary="A key's material versions, oldest first (ListKeyRotations)",
+        parameters=[
+            OpenApiParameter(
+                "include_key_material",
+                OpenApiTypes.STR,
+                enum=list(rotation.INCLUDE_KEY_MATERIAL),
+                description="ROTATIONS_ONLY (default) or ALL_KEY_MATERIAL (the original material too).",
+            )
+        ],
+        responses=ps.KeyRotationOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)

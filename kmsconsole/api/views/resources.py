@@ -16,6 +16,7 @@ from grants import services as grant_services
 from grants.models import Grant
 from keys.models import Alias, Tag
 from keys.services import aliases, tags
+from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import reads
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
@@ -215,6 +216,31 @@ class GrantRevokeView(APIView):
 
         run(request, "RevokeGrant", work, params=_grant_params(key_id, grant_id))
         return Response(status=204)
+
+
+class RetirableGrantListView(OperationListView):
+    operation = "ListRetirableGrants"
+    serializer_class = ps.RetirableGrantOutput
+    queryset = Grant.objects.none()
+
+    def rows(self, ctx: OperationContext) -> QuerySet[Grant]:
+        principal = self.request.query_params.get("retiring_principal", "")
+        validated(s.RetirableGrantsQuery, {"retiring_principal": principal})
+        return grant_services.grants_retirable_by(ctx=ctx, retiring_principal=principal)[1]
+
+    @extend_schema(
+        tags=["grants"],
+        summary="The grants, on keys of any account, that a principal of the caller's account may retire "
+        "(ListRetirableGrants)",
+        parameters=[
+            OpenApiParameter(
+                "retiring_principal", OpenApiTypes.STR, required=True, description="The principal's ARN."
+            )
+        ],
+        responses=ps.RetirableGrantOutput(many=True),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
 
 class AuditEventListView(OperationListView):
