@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -89,3 +89,9 @@ def _auth_response(exc: exceptions.APIException, code: str, context: dict[str, A
         if header:
             response["WWW-Authenticate"] = header
     return response
+
+
+def unknown_route(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """A path under /api/ that names no resource (or a malformed id in one): the API's 404, in its own shape.
+    Nothing is operated on, so nothing is authorized or audited."""
+    return JsonResponse(body("NotFoundException", "No API resource at this path."), status=404)

@@ -1,8 +1,9 @@
 """REST API routes (/api/v1/…) and the OpenAPI schema with its two documentation pages (local assets only)."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from kmsconsole.api.exceptions import unknown_route
 from kmsconsole.api.views import identity, keys, policy, principals, resources
 
 KEY = "v1/keys/<str:key_id>"
@@ -83,4 +84,6 @@ urlpatterns = [
     path(
         "v1/api-tokens/<int:token_id>/revoke", identity.ApiTokenRevokeView.as_view(), name="api-token-revoke"
     ),
+    # Anything else under /api/ is a JSON 404 in the API's error shape, never Django's HTML page.
+    re_path(r"^.*$", unknown_route, name="api-unknown-route"),
 ]

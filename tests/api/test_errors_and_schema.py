@@ -110,3 +110,10 @@ def test_a_nul_character_is_audited_not_a_500(admin_api: Any) -> None:
     assert response.status_code < 500
     event = AuditEvent.objects.filter(operation="CreateKey").order_by("-seq").first()
     assert event is not None and "\\u0000" in str(event.request_parameters)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/keys/x/policy/versions/-1/restore"])
+def test_unknown_api_paths_are_json_404s(admin_api: Any, path: str) -> None:
+    response = admin_api.post(path, {}, format="json")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "NotFoundException"
