@@ -117,3 +117,17 @@ def test_unknown_api_paths_are_json_404s(admin_api: Any, path: str) -> None:
     response = admin_api.post(path, {}, format="json")
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "NotFoundException"
+
+
+def test_an_unknown_path_is_a_json_404_for_a_signed_in_session_too(admin: Any) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from policies.models import ConsoleIdentity, IamUser
+
+    login = get_user_model().objects.create_user(username="console-admin", password="x" * 16)
+    ConsoleIdentity.objects.create(login=login, iam_user=IamUser.objects.get(name="admin"))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(login)
+    response = client.post("/api/v1/keys/x/policy/versions/-1/restore", "{}", content_type="application/json")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
