@@ -36,11 +36,15 @@ def current_material(key: Key) -> KeyMaterial:
     material = KeyMaterial.objects.filter(key=key, is_current=True).first()
     if material is None:
         raise errors.KMSInternalException("The key has no usable key material.")
+    material.key = key  # the caller's row: its sealing identity needs no second query
     return material
 
 
 def material_version(key: Key, material_id: str) -> KeyMaterial | None:
-    return KeyMaterial.objects.filter(key=key, material_id=material_id).first()
+    material = KeyMaterial.objects.filter(key=key, material_id=material_id).first()
+    if material is not None:
+        material.key = key
+    return material
 
 
 def open_material(material: KeyMaterial) -> bytes:

@@ -63,7 +63,8 @@ class Credentials:
 def credentials_for(access_key_id: str) -> Credentials | None:
     """The active access key's credentials, or None when the key is unknown or inactive."""
     key = (
-        AccessKey.objects.select_related("account", "user", "session__role")
+        # The owners' accounts come in the same query: their ARNs need the account id.
+        AccessKey.objects.select_related("account", "user__account", "session__role__account")
         .filter(access_key_id=access_key_id, status=AccessKey.Status.ACTIVE)
         .first()
     )

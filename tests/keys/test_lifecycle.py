@@ -268,3 +268,17 @@ def test_key_users_and_outsiders(
     assert code == "AccessDeniedException" and outsider.arn in message
     event = AuditEvent.objects.filter(operation="DescribeKey", decision="allowed").get()
     assert "Allow use of the key" in event.decided_by
+
+
+def test_credentials_and_material_lookups_take_one_query_each(
+    create_key: Callable[..., dict[str, Any]], admin: Persona, django_assert_num_queries: Any
+) -> None:
+    from keys.materials import current_material, open_material
+    from policies.selectors import credentials_for
+
+    with django_assert_num_queries(1):
+        credentials = credentials_for(admin.access_key_id)
+        assert credentials is not None and credentials.caller.arn == admin.arn
+    key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
+    with django_assert_num_queries(1):
+        assert open_material(current_material(key))
