@@ -7,6 +7,7 @@ a filesystem broker under KMS_DATA_DIR, DEBUG off. Secrets may come from `<NAME>
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -126,6 +127,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kmsconsole.api",
+    "kmsconsole.console",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +142,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "kmsconsole.console.session.SessionLifetimeMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, as django-axes asks: it refuses a locked-out username/address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "kmsconsole.urls"
@@ -153,6 +167,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "kmsconsole.console.context_processors.console_sections",
             ],
         },
     },
@@ -231,11 +246,49 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in throttling (django-axes, in the database so every gunicorn worker sees the same count): after
+# KMS_SIGNIN_FAILURE_LIMIT failures for one user name from one address, that pair is refused for
+# KMS_SIGNIN_LOCKOUT_MINUTES. A success resets the count. The password is never stored with the attempt.
+AXES_FAILURE_LIMIT = env_int("KMS_SIGNIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("KMS_SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "console/signin_locked.html"
+AXES_VERBOSE = False
+# The peer address only: X-Forwarded-For is set by the client unless a trusted proxy overwrites it.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# Sudo mode: destructive console actions (disable a key, schedule deletion, change a key policy, revoke a
+# grant, create an access key) ask for the password again unless it was given in the last
+# KMS_SUDO_SECONDS.
+KMS_SUDO_SECONDS = env_int("KMS_SUDO_SECONDS", 5 * 60)
+# A console session ends after KMS_SESSION_IDLE_SECONDS without a request, and in any case
+# KMS_SESSION_AGE_SECONDS after sign-in.
+KMS_SESSION_IDLE_SECONDS = env_int("KMS_SESSION_IDLE_SECONDS", 30 * 60)
+
+# Content-Security-Policy (django-csp): only our own scripts, styles and connections; no inline script, no
+# eval, no framing, forms post only to us. The console's htmx and CodeMirror are vendored under static/.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # Secure defaults: cookies are HttpOnly and SameSite, sessions expire, nothing is framed or sniffed.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("KMS_SESSION_AGE_SECONDS", 8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

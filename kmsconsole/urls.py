@@ -21,5 +21,6 @@ urlpatterns = [
         name="login",
     ),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("console/", include("kmsconsole.console.urls")),
     path("api/", include("kmsconsole.api.urls")),
 ]

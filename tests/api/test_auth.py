@@ -100,7 +100,9 @@ def _login(username: str, linked_to: str | None) -> APIClient:
             ),
         )
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username=username, password="a-long-enough-password")
+    token = client.get("/signin/").context["csrf_token"]
+    form = {"username": username, "password": "a-long-enough-password", "csrfmiddlewaretoken": str(token)}
+    assert client.post("/signin/", form).status_code == 302
     return client
 
 

@@ -1,0 +1,125 @@
+"""How every console view calls the service layer: through `perform()`, as the IAM user the login is linked to,
+with interface "console", so a click is authorized by the engine and audited like an SDK call.
+
+Views are thin: parse the form, `run()` or `attempt()` a service, render. A refusal or a bad value from the
+service layer becomes a sentence on the page (`Outcome.error`), never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Generic, TypeVar
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from kmsconsole.api.authentication import user_caller
+from kmsconsole.core import errors
+from kmsconsole.core.context import Caller, RequestMeta
+from kmsconsole.core.middleware import client_ip
+from kmsconsole.operations import OperationContext, perform
+from policies.models import ConsoleIdentity
+
+Value = TypeVar("Value")
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+_USER_AGENT_MAX = 512
+
+
+def console_caller(request: HttpRequest) -> Caller | None:
+    """The IAM user the signed-in login acts as, or None for a login no operator has linked."""
+    cached = getattr(request, "_kms_caller", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    identity = (
+        ConsoleIdentity.objects.select_related("iam_user__account").filter(login_id=request.user.pk).first()
+    )
+    caller = user_caller(identity.iam_user) if identity is not None else None
+    request._kms_caller = caller  # type: ignore[attr-defined]
+    return caller
+
+
+def request_meta(request: HttpRequest) -> RequestMeta:
+    return RequestMeta(
+        interface="console",
+        request_id=getattr(request, "request_id", "") or RequestMeta(interface="console").request_id,
+        source_ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
+        secure_transport=request.is_secure(),
+    )
+
+
+def console_view(view: View) -> View:
+    """Signed in, and linked to a principal: what every console page needs before it can call a service."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if console_caller(request) is None:
+            return render(request, "console/unlinked.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def run(
+    request: HttpRequest,
+    operation: str,
+    work: Callable[[OperationContext], Value],
+    *,
+    params: Mapping[str, Any] | None = None,
+    audit_response: Callable[[Value], Mapping[str, Any]] | None = None,
+) -> Value:
+    """Run `work` as `operation` for the signed-in principal; raise the service's KmsError if it fails."""
+    caller = console_caller(request)
+    if caller is None:
+        raise errors.AccessDeniedException("This console login is not linked to an IAM principal.")
+    holder: dict[str, Value] = {}
+
+    def service(ctx: OperationContext) -> Mapping[str, Any]:
+        holder["value"] = work(ctx)
+        return dict(audit_response(holder["value"])) if audit_response is not None else {}
+
+    perform(operation, caller=caller, meta=request_meta(request), params=dict(params or {}), service=service)
+    return holder["value"]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[Value]):
+    """What `attempt()` gives back: the value, or the error in words for the page (and its AWS code)."""
+
+    value: Value | None = None
+    error: str = ""
+    code: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def error_text(exc: errors.KmsError) -> str:
+    """The service layer's message, phrased for a person. AccessDenied names the principal, action and
+    resource, which is exactly what an admin needs to fix the policy."""
+    message = exc.message or exc.code
+    if exc.code == "AccessDeniedException":
+        return f"Refused. {message}"
+    if exc.fault:
+        return f"The service could not complete this right now ({exc.code}). Try again in a moment."
+    return message
+
+
+def attempt(
+    request: HttpRequest,
+    operation: str,
+    work: Callable[[OperationContext], Value],
+    *,
+    params: Mapping[str, Any] | None = None,
+    audit_response: Callable[[Value], Mapping[str, Any]] | None = None,
+) -> Outcome[Value]:
+    """`run()`, with a failure returned as an Outcome for an inline message instead of raised."""
+    try:
+        return Outcome(value=run(request, operation, work, params=params, audit_response=audit_response))
+    except errors.KmsError as exc:
+        return Outcome(error=error_text(exc), code=exc.code)
