@@ -1,11 +1,17 @@
-"""Console routes, under /console/ (the overview is the site root, GET /)."""
+"""Console routes, under /console/ (the overview is the site root, GET /). Each area keeps its routes in
+kmsconsole/console/routes/<area>.py."""
 
 from django.urls import path
 
+from kmsconsole.console.routes import keys, overview, policy, principals
 from kmsconsole.console.views import auth
 
 app_name = "console"
 
 urlpatterns = [
     path("confirm/", auth.sudo, name="sudo"),
+    *overview.urlpatterns,
+    *keys.urlpatterns,
+    *policy.urlpatterns,
+    *principals.urlpatterns,
 ]
