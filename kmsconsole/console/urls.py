@@ -3,7 +3,7 @@ kmsconsole/console/routes/<area>.py."""
 
 from django.urls import path
 
-from kmsconsole.console.routes import keys, overview, policy, principals
+from kmsconsole.console.routes import key_tabs, keys, overview, policy, principals
 from kmsconsole.console.views import auth
 
 app_name = "console"
@@ -12,6 +12,7 @@ urlpatterns = [
     path("confirm/", auth.sudo, name="sudo"),
     *overview.urlpatterns,
     *keys.urlpatterns,
+    *key_tabs.urlpatterns,
     *policy.urlpatterns,
     *principals.urlpatterns,
 ]
