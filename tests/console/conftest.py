@@ -21,7 +21,8 @@ PASSWORD = "a long console password 1"
 
 def console_login_for(persona: Persona) -> Any:
     """A console login (Django user) linked to the persona's IAM user."""
-    user = IamUser.objects.get(arn=persona.arn)
+    account_id = persona.arn.split(":")[4]
+    user = IamUser.objects.get(account__account_id=account_id, name=persona.arn.rsplit("/", 1)[-1])
     login, _ = get_user_model().objects.get_or_create(username=persona.name)
     login.set_password(PASSWORD)
     login.save()
@@ -47,4 +48,6 @@ def console() -> Callable[..., Client]:
 
 def audit_events(operation: str, **filters: Any) -> list[AuditEvent]:
     """Console audit events of one operation, oldest first."""
-    return list(AuditEvent.objects.filter(operation=operation, interface="console", **filters).order_by("seq"))
+    return list(
+        AuditEvent.objects.filter(operation=operation, interface="console", **filters).order_by("seq")
+    )
