@@ -185,7 +185,13 @@ OPERATIONS: dict[str, Operation] = {
             KeyResolution.NONE,
             secret_response_fields=frozenset({"SecretAccessKey"}),
         ),
-        Operation("kmsconsole:CreateConsoleLogin", "kmsconsole:CreateConsoleLogin", KeyResolution.NONE),
+        Operation(
+            "kmsconsole:CreateConsoleLogin",
+            "kmsconsole:CreateConsoleLogin",
+            KeyResolution.NONE,
+            secret_request_fields=frozenset({"Password"}),
+            secret_response_fields=frozenset({"Password"}),
+        ),
         Operation(
             "kmsconsole:RegisterIntegratedService", "kmsconsole:RegisterIntegratedService", KeyResolution.NONE
         ),
@@ -193,6 +199,13 @@ OPERATIONS: dict[str, Operation] = {
         # except where they read a key's policy (validation of a draft, the version history: kms:GetKeyPolicy).
         Operation("kmsconsole:ValidateKeyPolicy", "kms:GetKeyPolicy", _ID, read_only=True),
         Operation("kmsconsole:ListKeyPolicyVersions", "kms:GetKeyPolicy", _ID, read_only=True),
+        # Checking a draft identity policy reads nothing stored: account-level, its own action.
+        Operation(
+            "kmsconsole:ValidateIdentityPolicy",
+            "kmsconsole:ValidateIdentityPolicy",
+            KeyResolution.NONE,
+            read_only=True,
+        ),
         Operation(
             "kmsconsole:ListAuditEvents", "kmsconsole:ListAuditEvents", KeyResolution.NONE, read_only=True
         ),
