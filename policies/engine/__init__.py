@@ -82,6 +82,15 @@ ReasonCode: ALLOWED_BY_KEY_POLICY, ALLOWED_BY_IDENTITY_POLICY, ALLOWED_CROSS_ACC
 ALLOWED_AS_ROOT, EXPLICIT_DENY_KEY_POLICY, EXPLICIT_DENY_IDENTITY_POLICY, IAM_NOT_DELEGATED,
 NO_KEY_POLICY_ALLOWS, NO_IDENTITY_POLICY_ALLOWS, GRANT_NOT_YET_EFFECTIVE, GRANT_CONSTRAINTS_NOT_MET.
 
+Findings
+--------
+``key_policy_findings(policy, *, account_id, key_spec="SYMMETRIC_DEFAULT", key_usage="ENCRYPT_DECRYPT",
+key_arn=None) -> tuple[Finding, ...]`` and ``identity_policy_findings(policy)``: what a person should know about a
+policy (access for ``*`` or another account without a narrowing condition, no statement for the account root,
+administrators who can grant themselves use of the key or delete it, ``kms:*`` for non-root principals), each a
+``Finding(id, severity: Severity, title, detail, fix, statement_index, sid, principals)`` with ``to_dict()``, most
+severe first. Decided with the engine's own action and principal matching (see ``findings.py``).
+
 Grants
 ------
 ``Grant(grant_id, key_arn, grantee_principal, operations, constraints=None, retiring_principal=None, name=None,
@@ -142,6 +151,7 @@ from .evaluate import (
     would_allow,
 )
 from .explain import Decision, ReasonCode, StatementRef
+from .findings import Finding, Severity, identity_policy_findings, key_policy_findings
 from .grants import GRANT_OPERATIONS, Grant, GrantConstraints, GrantIndex, GrantRequest
 from .principals import Caller, PrincipalArn, PrincipalKind, PrincipalType, parse_principal_arn
 
@@ -159,6 +169,7 @@ __all__ = [
     "Decision",
     "Effect",
     "EngineError",
+    "Finding",
     "Grant",
     "GrantConstraints",
     "GrantIndex",
@@ -174,6 +185,7 @@ __all__ = [
     "PrincipalType",
     "ReasonCode",
     "RequestContext",
+    "Severity",
     "Statement",
     "StatementRef",
     "check_lockout",
@@ -183,6 +195,8 @@ __all__ = [
     "compile_policy",
     "ensure_no_lockout",
     "evaluate",
+    "identity_policy_findings",
+    "key_policy_findings",
     "parse_identity_policy",
     "parse_key_policy",
     "parse_policy",
