@@ -1,4 +1,4 @@
-"""Sign-in and the home page: a console login acts as the IAM user it is linked to."""
+"""Sign-in and the home page (the overview): a console login acts as the IAM user it is linked to."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def test_bootstrap_is_idempotent_and_links_the_console_admin(
     response = client.post("/signin/", {"username": "admin", "password": "correct horse battery staple"})
     assert response.status_code == 302
     home = client.get("/")
-    assert home.status_code == 200
+    assert home.status_code == 200 and b"<h1>Overview</h1>" in home.content
     assert b"arn:aws:iam::111122223333:user/admin" in home.content
+    assert b'endpoint_url="http://testserver/"' in home.content
     assert b"KMS_DAY_SECONDS" not in home.content
 
 

@@ -1,0 +1,304 @@
+"""The overview (GET /): what a security admin checks first. Keys by state, keys about to be destroyed, symmetric
+keys that never rotate, recent refusals, uses of keys pending deletion, and whether the workers that delete,
+rotate and propagate are alive.
+
+Three reads, each one operation through `attempt()` (so each is authorized and audited): ListKeys for the key
+panels, kmsconsole:ListAuditEvents for the audit panels and kmsconsole:ListJobRuns for worker health. A principal
+refused one of them sees that panel say so; the others still show. Every read is an aggregate or a short,
+index-ordered slice, so the page costs the same number of queries at ten keys or a hundred thousand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from grants.services import PROPAGATION_SWEEP_JOB
+from keys.crypto import KeySpec
+from keys.models import Key, KeyState
+from keys.services.access import PENDING_DELETION_USE
+from keys.services.deletion import DELETION_SWEEP_JOB
+from keys.services.rotation import ROTATION_SWEEP_JOB
+from kmsconsole.api import reads
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console.dispatch import attempt, console_caller, console_view
+from kmsconsole.jobs.models import JobRun, WorkerHeartbeat
+from kmsconsole.operations import OperationContext
+
+# Rows per list panel: the overview points at problems; the key list and the audit dashboard hold the rest.
+PANEL_ROWS = 10
+# States shown even at zero: the ones a person expects to see counted.
+ALWAYS_COUNTED = (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION)
+# The periodic jobs that leave a JobRun (DESIGN.md, Workers), in the words the page uses.
+PERIODIC_JOBS = (
+    (DELETION_SWEEP_JOB, "Scheduled key deletion"),
+    (ROTATION_SWEEP_JOB, "Automatic key rotation"),
+    (PROPAGATION_SWEEP_JOB, "Grant propagation"),
+)
+# Symmetric keys of our own material without automatic rotation (the only keys that can rotate), leaving out
+# keys pending deletion: they are listed above and will not be used again.
+NEVER_ROTATES = Q(key_spec=KeySpec.SYMMETRIC_DEFAULT, origin="AWS_KMS", rotation_enabled=False) & ~Q(
+    state=KeyState.PENDING_DELETION
+)
+_AUDIT_COLUMNS = ("seq", "time", "caller_arn", "operation", "key_arn", "error_code", "decision", "notable")
+
+Value = TypeVar("Value")
+
+
+@dataclass(frozen=True)
+class Panel(Generic[Value]):
+    """One panel's data, or the sentence that replaces it (a refusal, a service error)."""
+
+    value: Value | None = None
+    error: str = ""
+
+
+def _panel(
+    request: HttpRequest,
+    operation: str,
+    work: Callable[[OperationContext], Value],
+    *,
+    refused: str,
+    params: dict[str, Any],
+) -> Panel[Value]:
+    outcome = attempt(request, operation, work, params=params)
+    if outcome.ok:
+        return Panel(value=outcome.value)
+    return Panel(error=refused if outcome.code == "AccessDeniedException" else outcome.error)
+
+
+def _url(name: str, *args: object) -> str:
+    """The URL of a console page, or "" while that page does not exist yet (other areas land separately)."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def time_left(when: datetime, now: datetime) -> str:
+    """'6 days 23 hours', '4 minutes 10 seconds': the two largest units, for a deletion countdown."""
+    seconds = int((when - now).total_seconds())
+    if seconds <= 0:
+        return "due now"
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    parts = []
+    for name, size in units:
+        amount, seconds = divmod(seconds, size)
+        if amount or parts:
+            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
+        if len(parts) == 2:
+            break
+    return " ".join(part for part in parts if not part.startswith("0 "))
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key: Key
+    url: str
+    time_left: str = ""
+
+    @property
+    def alias(self) -> str:
+        aliases = list(self.key.aliases.all())  # prefetched
+        return aliases[0].name if aliases else ""
+
+
+@dataclass(frozen=True)
+class StateCount:
+    state: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass(frozen=True)
+class KeySummary:
+    total: int
+    states: list[StateCount]
+    pending: list[KeyRow]
+    pending_total: int
+    unrotated: list[KeyRow]
+    unrotated_total: int
+
+
+def _key_rows(keys: QuerySet[Key], count: int, now: datetime | None = None) -> list[KeyRow]:
+    rows: list[KeyRow] = []
+    if not count:  # the counts already say the list is empty: no query
+        return rows
+    for key in keys.prefetch_related("aliases")[:PANEL_ROWS]:
+        countdown = time_left(key.deletion_date, now) if now and key.deletion_date else ""
+        rows.append(KeyRow(key=key, url=_url("console:key", key.key_id), time_left=countdown))
+    return rows
+
+
+def _state_url(state: str) -> str:
+    listing = _url("console:keys")
+    return f"{listing}?state={state}" if listing else ""
+
+
+def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
+    """ListKeys (IAM-only, every key of the caller's account): counts by state and the two key lists."""
+    keys = reads.account_keys(ctx).prefetch_related(None)
+    # One GROUP BY gives the state counts and, beside them, how many keys in each state never rotate.
+    grouped = list(
+        keys.order_by().values("state").annotate(n=Count("pk"), unrotated=Count("pk", filter=NEVER_ROTATES))
+    )
+    counts = {row["state"]: row["n"] for row in grouped}
+    unrotated_total = sum(row["unrotated"] for row in grouped)
+    labels = dict(KeyState.choices)
+    shown = [state for state in KeyState.values if state in ALWAYS_COUNTED or counts.get(state)]
+    # A state this version does not know (a newer row) still counts.
+    shown += sorted(set(counts) - set(shown))
+    pending_total = counts.get(KeyState.PENDING_DELETION, 0)
+    soonest = keys.filter(state=KeyState.PENDING_DELETION).order_by("deletion_date", "pk")
+    return KeySummary(
+        total=sum(counts.values()),
+        states=[StateCount(s, labels.get(s, s), counts.get(s, 0), _state_url(s)) for s in shown],
+        pending=_key_rows(soonest, pending_total, now),
+        pending_total=pending_total,
+        unrotated=_key_rows(keys.filter(NEVER_ROTATES).order_by("created_at", "pk"), unrotated_total),
+        unrotated_total=unrotated_total,
+    )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    key_id: str
+    key_url: str
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    denied: list[AuditRow]
+    pending_deletion_uses: list[AuditRow]
+
+
+def _key_of(arn: str) -> tuple[str, str]:
+    """(account, key id) of a key ARN (arn:aws:kms:<region>:<account>:key/<id>), or ("", "")."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[5].startswith("key/"):
+        return parts[4], parts[5].removeprefix("key/")
+    return "", ""
+
+
+def _audit_rows(events: QuerySet[AuditEvent], account_id: str) -> list[AuditRow]:
+    rows = []
+    for event in events.only(*_AUDIT_COLUMNS).order_by("-seq")[:PANEL_ROWS]:
+        owner, key_id = _key_of(event.key_arn)
+        # Only keys of the caller's account have a page the caller may open.
+        url = _url("console:key", key_id) if key_id and owner == account_id else ""
+        rows.append(AuditRow(event=event, key_id=key_id, key_url=url))
+    return rows
+
+
+def audit_summary(ctx: OperationContext) -> AuditSummary:
+    """kmsconsole:ListAuditEvents: the newest refusals and the newest uses of keys pending deletion."""
+    events = reads.audit_events(ctx)
+    account_id = ctx.caller.account_id
+    return AuditSummary(
+        denied=_audit_rows(events.filter(decision=AuditEvent.Decision.DENIED), account_id),
+        pending_deletion_uses=_audit_rows(events.filter(notable=PENDING_DELETION_USE), account_id),
+    )
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job: str
+    label: str
+    run: JobRun | None
+
+    @property
+    def result(self) -> str:
+        if self.run is None:
+            return "never run"
+        if self.run.finished_at is None:
+            return "running or stopped"
+        return "failed" if self.run.error else "succeeded"
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    hostname: str
+    seen_at: datetime
+    age_seconds: int
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    workers: list[WorkerStatus]
+    jobs: list[JobStatus]
+    stale_seconds: int
+
+    @property
+    def healthy(self) -> bool:
+        return any(worker.fresh for worker in self.workers)
+
+
+def worker_health(ctx: OperationContext, now: datetime) -> WorkerHealth:
+    """kmsconsole:ListJobRuns: the last run of each periodic job, and the workers' heartbeats beside them."""
+    runs = reads.job_runs(ctx)
+    newest = Q()
+    for job, _label in PERIODIC_JOBS:
+        # A scalar subquery per job, ORed into one query; each walks the started_at index from the newest row.
+        newest |= Q(pk=Subquery(runs.filter(job=job).order_by("-started_at", "-id").values("pk")[:1]))
+    last = {run.job: run for run in runs.filter(newest)}
+    stale = settings.KMS_WORKER_STALE_SECONDS
+    workers = []
+    for beat in WorkerHeartbeat.objects.order_by("-seen_at")[:PANEL_ROWS]:
+        age = max(0, int((now - beat.seen_at).total_seconds()))
+        workers.append(WorkerStatus(beat.hostname, beat.seen_at, age, age <= stale))
+    return WorkerHealth(
+        workers=workers,
+        jobs=[JobStatus(job, label, last.get(job)) for job, label in PERIODIC_JOBS],
+        stale_seconds=stale,
+    )
+
+
+@console_view
+@require_safe
+def overview(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    limit = {"Limit": PANEL_ROWS}
+    context = {
+        "caller": console_caller(request),  # never None: console_view refused unlinked logins
+        "endpoint": request.build_absolute_uri("/"),
+        "region": settings.KMS_REGION,
+        # Shortened days are for demos and tests; whoever looks at the console must know deletion windows and
+        # rotation periods are not real days.
+        "day_seconds": settings.KMS_DAY_SECONDS if settings.KMS_DAY_SECONDS != 86400 else None,
+        "keys": _panel(
+            request,
+            "ListKeys",
+            lambda ctx: key_summary(ctx, now),
+            refused="You are not allowed to list keys.",
+            params={"Query": {"view": "overview"}},
+        ),
+        "audit": _panel(
+            request,
+            "kmsconsole:ListAuditEvents",
+            audit_summary,
+            refused="You are not allowed to list audit events.",
+            params={"Query": {"decision": "denied", "notable": PENDING_DELETION_USE, **limit}},
+        ),
+        "health": _panel(
+            request,
+            "kmsconsole:ListJobRuns",
+            lambda ctx: worker_health(ctx, now),
+            refused="You are not allowed to list job runs.",
+            params={"Query": {"view": "overview"}},
+        ),
+        "panel_rows": PANEL_ROWS,
+    }
+    return render(request, "console/overview.html", context)

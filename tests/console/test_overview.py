@@ -1,0 +1,495 @@
+"""The overview (GET /): keys by state, keys pending deletion, keys without rotation, recent refusals, uses of keys
+pending deletion and worker health; each panel is one audited read, refused on its own."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import include, path
+from django.utils import timezone
+
+from grants.services import PROPAGATION_SWEEP_JOB
+from keys.models import Key, KeyState
+from keys.services import aliases, crypto, deletion, lifecycle, rotation
+from keys.services.access import PENDING_DELETION_USE
+from keys.services.deletion import DELETION_SWEEP_JOB
+from keys.services.rotation import ROTATION_SWEEP_JOB
+from kmsconsole import urls as project_urls
+from kmsconsole.api.authentication import user_caller
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console import urls as console_urls
+from kmsconsole.console.views.overview import PANEL_ROWS, time_left
+from kmsconsole.core import errors
+from kmsconsole.core.context import RequestMeta
+from kmsconsole.jobs.models import JobRun, WorkerHeartbeat
+from kmsconsole.operations import perform
+from policies.models import IamUser
+from tests.api.conftest import make_key
+from tests.conftest import Persona, as_operator
+from tests.console.conftest import audit_events
+
+pytestmark = pytest.mark.django_db
+
+OVERVIEW_READS = ("ListKeys", "kmsconsole:ListAuditEvents", "kmsconsole:ListJobRuns")
+
+
+def allow(*actions: str) -> str:
+    statement = {"Effect": "Allow", "Action": list(actions), "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def panel(response: HttpResponse, heading_id: str) -> str:
+    """The HTML of the overview panel whose heading has this id."""
+    html = response.content.decode()
+    found = re.search(rf'<section[^>]*aria-labelledby="{heading_id}">(.*?)</section>', html, re.S)
+    assert found, f"no panel {heading_id}"
+    return found.group(1)
+
+
+def body_rows(html: str) -> list[str]:
+    tbody = re.search(r"<tbody>(.*?)</tbody>", html, re.S)
+    return re.findall(r"<tr>(.*?)</tr>", tbody.group(1), re.S) if tbody else []
+
+
+def key_id(key: Key) -> str:
+    return str(key.key_id)
+
+
+def schedule_deletion(key: Key, days: int) -> None:
+    as_operator(
+        "ScheduleKeyDeletion",
+        lambda ctx: deletion.key_schedule_deletion(ctx=ctx, key_id=key_id(key), pending_window_days=days),
+    )
+
+
+def encrypt_as(persona: Persona, key: Key) -> None:
+    """An SDK's Encrypt as the persona (interface "api"), failing or not."""
+    user = IamUser.objects.select_related("account").get(
+        account__account_id=persona.arn.split(":")[4], name=persona.arn.rsplit("/", 1)[-1]
+    )
+
+    def service(ctx: Any) -> dict[str, Any]:
+        crypto.key_encrypt(ctx=ctx, key_id=key_id(key), plaintext=b"secret")
+        return {}
+
+    with contextlib.suppress(errors.KmsError):
+        perform(
+            "Encrypt",
+            caller=user_caller(user),
+            meta=RequestMeta(interface="api"),
+            params={"KeyId": key_id(key)},
+            service=service,
+        )
+
+
+# --- Access ------------------------------------------------------------------------------------------------------
+
+
+def test_anonymous_is_sent_to_sign_in(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/signin/?next=/"
+
+
+def test_post_to_the_root_stays_the_kms_endpoint(console: Callable[..., Client], admin: Persona) -> None:
+    response = console(admin).post("/", data="{}", content_type="application/x-amz-json-1.1")
+    # The AWS JSON error shape, not the console: an unsigned request is refused by SigV4.
+    assert response.status_code == 400 and "__type" in json.loads(response.content)
+
+
+def test_only_safe_methods_render_the_overview(console: Callable[..., Client], admin: Persona) -> None:
+    client = console(admin)
+    assert client.head("/").status_code == 200
+    assert client.put("/").status_code == 405
+
+
+def test_an_unlinked_login_sees_the_refusal_page(client: Client, django_user_model: Any) -> None:
+    client.force_login(django_user_model.objects.create_user("nobody", password="x" * 20))
+    response = client.get("/")
+    assert response.status_code == 403 and b"not linked to an IAM principal" in response.content
+    assert not AuditEvent.objects.filter(operation__in=OVERVIEW_READS).exists()
+
+
+# --- The server panel and empty states ---------------------------------------------------------------------------
+
+
+def test_empty_account_shows_every_panel_empty(console: Callable[..., Client], admin: Persona) -> None:
+    response = console(admin).get("/")
+    assert response.status_code == 200
+    assert f"<code>{admin.arn}</code>".encode() in response.content
+    assert b"http://testserver/" in response.content and b"boto3.client" in response.content
+    assert "This account has no keys yet." in panel(response, "states-heading")
+    assert "No key is scheduled for deletion." in panel(response, "pending-heading")
+    assert "This account has no keys yet." in panel(response, "rotation-heading")
+    assert "No request has been denied." in panel(response, "denied-heading")
+    assert "Nothing has tried to use a key pending deletion." in panel(response, "uses-heading")
+    workers = panel(response, "workers-heading")
+    assert "No worker has ever reported" in workers
+    assert workers.count("Never run") == 3
+
+
+def test_each_read_is_one_audited_console_operation(console: Callable[..., Client], admin: Persona) -> None:
+    console(admin).get("/")
+    for operation in OVERVIEW_READS:
+        [event] = audit_events(operation)
+        assert event.decision == "allowed" and event.caller_arn == admin.arn
+
+
+# --- Keys ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keys(admin: Persona) -> dict[str, Key]:
+    """Two enabled symmetric keys (one rotating, one with an alias), a disabled one, an RSA key, and three keys
+    pending deletion in 7, 30 and 10 days."""
+    made = {
+        "rotating": make_key("rotating"),
+        "plain": make_key("plain"),
+        "disabled": make_key("disabled"),
+        "rsa": make_key("rsa", key_spec="RSA_2048", key_usage="ENCRYPT_DECRYPT"),
+        "soon": make_key("soon"),
+        "late": make_key("late"),
+        "middle": make_key("middle"),
+    }
+    as_operator(
+        "EnableKeyRotation",
+        lambda ctx: rotation.key_rotation_enable(ctx=ctx, key_id=key_id(made["rotating"])),
+    )
+    as_operator(
+        "CreateAlias",
+        lambda ctx: aliases.alias_create(
+            ctx=ctx, alias_name="alias/payroll", target_key_id=key_id(made["plain"])
+        ),
+    )
+    as_operator("DisableKey", lambda ctx: lifecycle.key_disable(ctx=ctx, key_id=key_id(made["disabled"])))
+    schedule_deletion(made["soon"], 7)
+    schedule_deletion(made["late"], 30)
+    schedule_deletion(made["middle"], 10)
+    return {name: Key.objects.get(pk=key.pk) for name, key in made.items()}
+
+
+def test_keys_are_counted_by_state(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key]
+) -> None:
+    states = panel(console(admin).get("/"), "states-heading")
+    counted = dict(
+        re.findall(r'<span class="badge (\w+)">[\w ]+</span></td>\s*<td>(?:<a[^>]*>)?(\d+)', states)
+    )
+    assert counted == {KeyState.ENABLED: "3", KeyState.DISABLED: "1", KeyState.PENDING_DELETION: "3"}
+    assert re.search(r"All keys</th><td>7<", states)
+
+
+def test_pending_deletion_lists_the_soonest_first_with_the_time_left(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key]
+) -> None:
+    rows = body_rows(panel(console(admin).get("/"), "pending-heading"))
+    assert [next(k for k in ("soon", "middle", "late") if key_id(keys[k]) in row) for row in rows] == [
+        "soon",
+        "middle",
+        "late",
+    ]
+    soon = keys["soon"]
+    assert soon.deletion_date is not None
+    assert f"{soon.deletion_date:%Y-%m-%d %H:%M:%S}" in rows[0]
+    assert re.search(r"<td>(6 days 23 hours|7 days)</td>", rows[0])
+    assert re.search(r"<td>(29 days 23 hours|30 days)</td>", rows[2])
+
+
+def test_pending_deletion_shows_the_soonest_rows_and_says_how_many_there_are(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    for index in range(PANEL_ROWS + 2):
+        schedule_deletion(make_key(f"k{index}"), 7 + index % 20)
+    pending = panel(console(admin).get("/"), "pending-heading")
+    assert len(body_rows(pending)) == PANEL_ROWS
+    assert f"The {PANEL_ROWS} soonest of {PANEL_ROWS + 2} keys pending deletion." in pending
+
+
+def test_only_symmetric_keys_without_rotation_are_listed_oldest_first(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key]
+) -> None:
+    unrotated = panel(console(admin).get("/"), "rotation-heading")
+    rows = body_rows(unrotated)
+    # Not the rotating key, not the RSA key (it cannot rotate), not the keys pending deletion.
+    assert len(rows) == 2
+    assert "alias/payroll" in rows[0] and key_id(keys["plain"]) in rows[0] and "Enabled" in rows[0]
+    assert key_id(keys["disabled"]) in rows[1] and "Disabled" in rows[1]
+    for name in ("rotating", "rsa", "soon", "middle", "late"):
+        assert key_id(keys[name]) not in unrotated
+
+
+def test_every_symmetric_key_rotating_is_an_empty_state(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    key = make_key("rotating")
+    as_operator("EnableKeyRotation", lambda ctx: rotation.key_rotation_enable(ctx=ctx, key_id=key_id(key)))
+    assert "Every symmetric key rotates automatically." in panel(console(admin).get("/"), "rotation-heading")
+
+
+def test_keys_of_another_account_are_not_counted(
+    console: Callable[..., Client], admin: Persona, partner: Callable[..., Persona]
+) -> None:
+    make_key("ours")
+    response = console(partner("partner-admin", allow("*"))).get("/")
+    assert "This account has no keys yet." in panel(response, "states-heading")
+
+
+# --- Links to the key list (built by another area: links appear once its routes exist) ---------------------------
+
+
+def _stub(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    return HttpResponse("")
+
+
+_KEY_PAGES = ("keys", "key")
+_SITE = [p for p in project_urls.urlpatterns if str(p.pattern) != "console/"]
+_CONSOLE = [p for p in console_urls.urlpatterns if getattr(p, "name", None) not in _KEY_PAGES]
+
+
+class WithKeyPages:
+    """The project's routes with the key list and key page (stubbed: their views are another area's)."""
+
+    urlpatterns = [
+        *_SITE,
+        path(
+            "console/",
+            include(
+                (
+                    [
+                        *_CONSOLE,
+                        path("keys/", _stub, name="keys"),
+                        path("keys/<str:key_id>/", _stub, name="key"),
+                    ],
+                    "console",
+                )
+            ),
+        ),
+    ]
+
+
+class WithoutKeyPages:
+    urlpatterns = [*_SITE, path("console/", include((_CONSOLE, "console")))]
+
+
+def test_states_link_to_the_filtered_key_list_and_keys_to_their_pages(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key], settings: Any
+) -> None:
+    settings.ROOT_URLCONF = WithKeyPages
+    response = console(admin).get("/")
+    states = panel(response, "states-heading")
+    for state in (KeyState.ENABLED, KeyState.DISABLED, KeyState.PENDING_DELETION):
+        assert f'href="/console/keys/?state={state}"' in states
+    assert f'href="/console/keys/{keys["soon"].key_id}/"' in panel(response, "pending-heading")
+    assert f'href="/console/keys/{keys["plain"].key_id}/"' in panel(response, "rotation-heading")
+
+
+def test_without_the_key_pages_nothing_links_to_them(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key], settings: Any
+) -> None:
+    settings.ROOT_URLCONF = WithoutKeyPages
+    response = console(admin).get("/")
+    assert response.status_code == 200
+    assert "?state=" not in response.content.decode() and "/console/keys/" not in response.content.decode()
+
+
+# --- Audit panels -------------------------------------------------------------------------------------------------
+
+
+def test_recent_denials_show_the_last_ten_newest_first(
+    console: Callable[..., Client], admin: Persona, outsider: Persona
+) -> None:
+    outsider_client = console(outsider)
+    for _ in range(4):  # three refused reads per visit: twelve denials
+        outsider_client.get("/")
+    newest = AuditEvent.objects.filter(decision="denied").order_by("-seq").first()
+    assert newest is not None and newest.operation == "kmsconsole:ListJobRuns"
+
+    rows = body_rows(panel(console(admin).get("/"), "denied-heading"))
+    assert len(rows) == PANEL_ROWS
+    assert outsider.arn in rows[0] and "kmsconsole:ListJobRuns" in rows[0]
+    assert "AccessDeniedException" in rows[0]
+    assert f"{timezone.localtime(newest.time):%Y-%m-%d %H:%M:%S}" in rows[0]
+    assert "kmsconsole:ListAuditEvents" in rows[1] and "ListKeys" in rows[2]
+
+
+def test_denied_requests_name_the_key(
+    console: Callable[..., Client], admin: Persona, outsider: Persona
+) -> None:
+    key = make_key("guarded")
+    encrypt_as(outsider, key)
+    rows = body_rows(panel(console(admin).get("/"), "denied-heading"))
+    assert "Encrypt" in rows[0] and key_id(key) in rows[0] and outsider.arn in rows[0]
+
+
+def test_uses_of_keys_pending_deletion_are_listed(console: Callable[..., Client], admin: Persona) -> None:
+    doomed, fine = make_key("doomed"), make_key("fine")
+    schedule_deletion(doomed, 7)
+    encrypt_as(admin, fine)
+    encrypt_as(admin, doomed)
+    assert AuditEvent.objects.filter(notable=PENDING_DELETION_USE).count() == 1
+
+    uses = panel(console(admin).get("/"), "uses-heading")
+    rows = body_rows(uses)
+    assert len(rows) == 1
+    assert key_id(doomed) in rows[0] and admin.arn in rows[0] and "KMSInvalidStateException" in rows[0]
+    assert key_id(fine) not in uses
+    assert "Cancel the deletion if it is needed" in uses
+
+
+# --- Worker health ------------------------------------------------------------------------------------------------
+
+
+def run(job: str, started: datetime, *, finished: bool = True, error: str = "", processed: int = 0) -> JobRun:
+    return JobRun.objects.create(
+        job=job,
+        started_at=started,
+        finished_at=started + timedelta(seconds=1) if finished else None,
+        error=error,
+        processed=processed,
+    )
+
+
+def test_worker_health_shows_heartbeats_and_each_jobs_last_run(
+    console: Callable[..., Client], admin: Persona, settings: Any
+) -> None:
+    settings.KMS_WORKER_STALE_SECONDS = 60
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(hostname="celery@fresh", seen_at=now - timedelta(seconds=5))
+    WorkerHeartbeat.objects.create(hostname="celery@gone", seen_at=now - timedelta(hours=2))
+    run(DELETION_SWEEP_JOB, now - timedelta(minutes=5), error="an old failure")
+    run(DELETION_SWEEP_JOB, now - timedelta(minutes=1), processed=4)
+    run(ROTATION_SWEEP_JOB, now - timedelta(minutes=3))
+    run(ROTATION_SWEEP_JOB, now - timedelta(minutes=2), error="NotFoundException: key gone")
+    run("some-other-job", now)
+
+    workers = panel(console(admin).get("/"), "workers-heading")
+    assert "A worker is running" in workers
+    heartbeats, jobs = re.findall(r"<tbody>(.*?)</tbody>", workers, re.S)
+    fresh, gone = re.findall(r"<tr>(.*?)</tr>", heartbeats, re.S)
+    assert "celery@fresh" in fresh and "Alive" in fresh
+    assert "celery@gone" in gone and "Silent" in gone
+    deletion_row, rotation_row, propagation_row = re.findall(r"<tr>(.*?)</tr>", jobs, re.S)
+    assert DELETION_SWEEP_JOB in deletion_row and "Succeeded" in deletion_row and "<td>4</td>" in deletion_row
+    assert "an old failure" not in workers
+    assert "Failed" in rotation_row and "NotFoundException: key gone" in rotation_row
+    assert PROPAGATION_SWEEP_JOB in propagation_row and "Never run" in propagation_row
+    assert "some-other-job" not in workers
+
+
+def test_a_silent_worker_and_an_unfinished_run_are_flagged(
+    console: Callable[..., Client], admin: Persona, settings: Any
+) -> None:
+    settings.KMS_WORKER_STALE_SECONDS = 30
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(hostname="celery@quiet", seen_at=now - timedelta(seconds=45))
+    run(PROPAGATION_SWEEP_JOB, now - timedelta(minutes=10), finished=False)
+    workers = panel(console(admin).get("/"), "workers-heading")
+    assert "No worker has reported in the last 30 seconds" in workers
+    assert "Running or stopped" in workers and "not recorded" in workers
+
+
+# --- Refusals, panel by panel -------------------------------------------------------------------------------------
+
+
+def test_an_outsider_sees_each_panel_refused_and_nothing_else(
+    console: Callable[..., Client], outsider: Persona, admin: Persona
+) -> None:
+    make_key("secret-key")
+    response = console(outsider).get("/")
+    assert response.status_code == 200
+    assert "You are not allowed to list keys." in panel(response, "states-heading")
+    assert "You are not allowed to list keys." in panel(response, "pending-heading")
+    assert "You are not allowed to list audit events." in panel(response, "denied-heading")
+    assert "You are not allowed to list audit events." in panel(response, "uses-heading")
+    assert "You are not allowed to list job runs." in panel(response, "workers-heading")
+    assert b"secret-key" not in response.content
+    for operation in OVERVIEW_READS:
+        [event] = audit_events(operation)
+        assert event.decision == "denied" and event.caller_arn == outsider.arn
+
+
+def test_a_principal_allowed_some_reads_sees_those_panels(
+    console: Callable[..., Client], make_user: Callable[..., Persona], outsider: Persona
+) -> None:
+    make_key("visible")
+    console(outsider).get("/")  # a denial the key reader may not see
+    reader = make_user("key-reader", allow("kms:ListKeys", "kmsconsole:ListJobRuns"))
+    response = console(reader).get("/")
+    assert re.search(r"All keys</th><td>1<", panel(response, "states-heading"))
+    assert "You are not allowed to list audit events." in panel(response, "denied-heading")
+    assert outsider.arn not in response.content.decode()
+    assert "Never run" in panel(response, "workers-heading")
+
+
+# --- Cost ---------------------------------------------------------------------------------------------------------
+
+
+def grow(admin: Persona, outsider_client: Client, round_: int) -> None:
+    for index in range(4):
+        key = make_key(f"r{round_}-{index}")
+        as_operator(
+            "CreateAlias",
+            lambda ctx, k=key, n=f"alias/r{round_}-{index}": aliases.alias_create(
+                ctx=ctx, alias_name=n, target_key_id=key_id(k)
+            ),
+        )
+        if index % 2:
+            schedule_deletion(key, 7 + index)
+            encrypt_as(admin, key)
+        run(DELETION_SWEEP_JOB, timezone.now())
+        run(ROTATION_SWEEP_JOB, timezone.now(), error="x")
+        WorkerHeartbeat.objects.create(hostname=f"celery@{round_}-{index}", seen_at=timezone.now())
+    outsider_client.get("/")
+
+
+def test_the_overview_costs_a_constant_number_of_queries(
+    console: Callable[..., Client],
+    admin: Persona,
+    outsider: Persona,
+    django_assert_max_num_queries: Callable[..., Any],
+) -> None:
+    client, outsider_client = console(admin), console(outsider)
+    client.get("/")  # warm the per-process caches (compiled policies)
+    grow(admin, outsider_client, 1)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/").status_code == 200
+    small = len(captured)  # now: the next request clears the connection's query log
+    for round_ in range(2, 7):
+        grow(admin, outsider_client, round_)
+    with django_assert_max_num_queries(small):
+        response = client.get("/")
+    # The lists are full now (twelve keys pending deletion, eighteen denials, twelve uses of them).
+    pending = panel(response, "pending-heading")
+    assert len(body_rows(pending)) == PANEL_ROWS and f"The {PANEL_ROWS} soonest of 12 keys" in pending
+    assert len(body_rows(panel(response, "denied-heading"))) == PANEL_ROWS
+    assert len(body_rows(panel(response, "uses-heading"))) == PANEL_ROWS
+
+
+# --- The countdown ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (7 * 86400, "7 days"),
+        (7 * 86400 - 1, "6 days 23 hours"),
+        (86400 + 120, "1 day"),
+        (3 * 3600 + 12 * 60 + 5, "3 hours 12 minutes"),
+        (250, "4 minutes 10 seconds"),
+        (1, "1 second"),
+        (0, "due now"),
+        (-30, "due now"),
+    ],
+)
+def test_time_left(seconds: int, text: str) -> None:
+    now = timezone.now()
+    assert time_left(now + timedelta(seconds=seconds), now) == text
