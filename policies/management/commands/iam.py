@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
 from kmsconsole.core import errors
@@ -23,6 +27,8 @@ from policies.models import IamGroup, IamRole, IamUser
 from policies.selectors import account_get, group_get, role_get, user_get
 
 SERVICE_ERROR_EXIT = 254
+# create-console-login reads the password from here (never from the command line, where `ps` would show it).
+CONSOLE_PASSWORD_ENV = "KMS_CONSOLE_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 def _iso(value: Any) -> str:
@@ -82,6 +88,13 @@ class Command(BaseCommand):
         sp.add_argument("--status", required=True, choices=["Active", "Inactive"])
         sp = sub("delete-access-key", "Delete an access key.")
         sp.add_argument("--access-key-id", required=True)
+        sp = sub(
+            "create-console-login",
+            f"Create a console sign-in that acts as a user. The password comes from {CONSOLE_PASSWORD_ENV}; "
+            "without it a strong one is generated and printed once.",
+        )
+        sp.add_argument("--user-name", required=True)
+        sp.add_argument("--login", required=True, help="the name to sign in to the console with")
         sp = sub("assume-role", "Temporary credentials for a session of a role.")
         sp.add_argument("--role-name", required=True)
         sp.add_argument("--role-session-name", required=True)
@@ -118,6 +131,7 @@ _PARAMETER_NAMES = {
     "role_session_name",
     "duration_seconds",
     "root",
+    "login",
 }
 
 
@@ -222,6 +236,24 @@ def _assume_role(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _create_console_login(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    user = user_get(account_get(o["account_id"]), o["user_name"])
+    password = os.environ.get(CONSOLE_PASSWORD_ENV, "")
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(24)
+    else:
+        try:
+            password_validation.validate_password(password)
+        except ValidationError as exc:
+            # The validators' words describe the password's weakness, never the password itself.
+            raise errors.ValidationException(f"{CONSOLE_PASSWORD_ENV}: {' '.join(exc.messages)}") from None
+    login = services.console_login_create(ctx=ctx, iam_user=user, username=o["login"], password=password)
+    shown = {"Password": password} if generated else {"PasswordFrom": CONSOLE_PASSWORD_ENV}
+    # "Password" is a secret response field of kmsconsole:CreateConsoleLogin: printed once here, never audited.
+    return {"ConsoleLogin": {"Login": login.get_username(), "UserName": user.name, "Arn": user.arn, **shown}}
+
+
 _SUBCOMMANDS: dict[str, tuple[Callable[[OperationContext, dict[str, Any]], dict[str, Any]], str]] = {
     "create-account": (_create_account, "iam:CreateAccount"),
     "create-user": (_create_user, "iam:CreateUser"),
@@ -235,4 +267,5 @@ _SUBCOMMANDS: dict[str, tuple[Callable[[OperationContext, dict[str, Any]], dict[
     "update-access-key": (_update_access_key, "iam:UpdateAccessKey"),
     "delete-access-key": (_delete_access_key, "iam:DeleteAccessKey"),
     "assume-role": (_assume_role, "sts:AssumeRole"),
+    "create-console-login": (_create_console_login, "kmsconsole:CreateConsoleLogin"),
 }

@@ -1,0 +1,318 @@
+"""Principals pages: the account's users, roles and groups, creating them, each entity's page, group membership.
+
+Every page and action: anonymous is sent to sign in, the outsider (no policies) is refused and nothing changes,
+the admin changes state and the console's audit event is written, bad input is a 400 with the service's words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from policies.models import IamGroup, IamRole, IamUser
+from tests.conftest import PARTNER_ACCOUNT, Persona
+from tests.console.conftest import audit_events
+from tests.console.principals_support import (
+    ACCOUNT,
+    last_event,
+    principals_state,
+    seed_group,
+    seed_policy,
+    seed_role,
+    text,
+    url,
+)
+
+pytestmark = pytest.mark.django_db
+
+Console = Callable[..., Client]
+
+# Every Principals route, with the method that changes state (or reads, for pages).
+ROUTES = [
+    ("get", "principals", ()),
+    ("post", "user-create", (ACCOUNT,)),
+    ("post", "role-create", (ACCOUNT,)),
+    ("post", "group-create", (ACCOUNT,)),
+    ("get", "user", (ACCOUNT, "admin")),
+    ("get", "role", (ACCOUNT, "app")),
+    ("get", "group", (ACCOUNT, "devs")),
+    ("post", "group-member-add", (ACCOUNT, "devs")),
+    ("post", "group-member-remove", (ACCOUNT, "devs", "admin")),
+    ("post", "identity-policy-create", (ACCOUNT, "user", "admin")),
+    ("get", "identity-policy", (ACCOUNT, "user", "admin", "p")),
+    ("post", "identity-policy-delete", (ACCOUNT, "user", "admin", "p")),
+    ("post", "identity-policy-validate", ()),
+    ("post", "access-key-create", (ACCOUNT, "admin")),
+    ("post", "access-key-status", (ACCOUNT, "admin", "AKIAEXAMPLE")),
+    ("post", "access-key-delete", (ACCOUNT, "admin", "AKIAEXAMPLE")),
+]
+
+
+@pytest.mark.parametrize(("method", "name", "args"), ROUTES)
+def test_anonymous_is_sent_to_sign_in(method: str, name: str, args: tuple[str, ...], admin: Persona) -> None:
+    before = principals_state()
+    response = getattr(Client(), method)(
+        url(name, *args), {"name": "x", "user_name": "admin", "status": "Inactive"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("/signin/?next=")
+    assert principals_state() == before
+
+
+def test_principals_appear_in_the_navigation(console: Console, admin: Persona) -> None:
+    assert f'href="{url("principals")}"' in text(console(admin).get("/"))
+
+
+# The list page.
+
+
+def test_admin_sees_the_accounts_users_with_counts(
+    console: Console, admin: Persona, outsider: Persona
+) -> None:
+    seed_role("app")
+    response = console(admin).get(url("principals"))
+    assert response.status_code == 200
+    page = text(response)
+    assert "Users (2)" in page and "Roles (1)" in page and "Groups (0)" in page
+    assert admin.arn in page and outsider.arn in page
+    assert f'href="{url("user", ACCOUNT, "outsider")}"' in page
+    for operation in ("kmsconsole:ListAccounts", "iam:ListUsers", "iam:ListRoles", "iam:ListGroups"):
+        assert audit_events(operation, caller_arn=admin.arn, decision="allowed")
+
+
+def test_each_tab_lists_its_kind_or_says_it_is_empty(console: Console, admin: Persona) -> None:
+    seed_role("app")
+    client = console(admin)
+    roles = text(client.get(url("principals"), {"tab": "role"}))
+    assert (
+        "arn:aws:iam::111122223333:role/app" in roles and "arn:aws:iam::111122223333:user/admin" not in roles
+    )
+    groups = text(client.get(url("principals"), {"tab": "group"}))
+    assert "This account has no groups yet" in groups
+    assert f'action="{url("group-create", ACCOUNT)}"' in groups
+
+
+def test_pages_of_users(console: Console, admin: Persona, make_user: Callable[..., Persona]) -> None:
+    for index in range(50):
+        make_user(f"user-{index:02d}")
+    client = console(admin)
+    first = text(client.get(url("principals")))
+    assert "Users (51)" in first and "Page 1 of 2" in first and "user-49" not in first
+    second = text(client.get(url("principals"), {"page": "2"}))
+    assert "user-49" in second and "user-00" not in second
+    assert client.get(url("principals"), {"page": "not-a-number"}).status_code == 200
+
+
+def test_outsider_is_refused_the_lists(console: Console, outsider: Persona, admin: Persona) -> None:
+    response = console(outsider).get(url("principals"))
+    assert response.status_code == 403
+    page = text(response)
+    assert 'class="message error" role="alert">Refused.' in page
+    assert admin.arn not in page
+    assert audit_events("iam:ListUsers", caller_arn=outsider.arn, decision="denied")
+
+
+def test_another_accounts_principals_are_refused_even_to_the_admin(
+    console: Console, admin: Persona, partner: Any
+) -> None:
+    stranger = partner("stranger")
+    response = console(admin).get(url("principals"), {"account": PARTNER_ACCOUNT})
+    page = text(response)
+    assert response.status_code == 403
+    assert f'<option value="{PARTNER_ACCOUNT}" selected>' in page  # the admin may list every account
+    assert "Refused." in page and stranger.arn not in page
+
+
+def test_the_outsider_sees_only_its_own_account(console: Console, outsider: Persona, partner: Any) -> None:
+    partner("stranger")
+    page = text(console(outsider).get(url("principals")))
+    assert f'<option value="{ACCOUNT}" selected>' in page and PARTNER_ACCOUNT not in page
+
+
+# Creating users, roles and groups.
+
+MODELS = {"user": IamUser, "role": IamRole, "group": IamGroup}
+
+
+@pytest.mark.parametrize("kind", ["user", "role", "group"])
+def test_admin_creates_a_principal(kind: str, console: Console, admin: Persona) -> None:
+    client = console(admin)
+    response = client.post(url(f"{kind}-create", ACCOUNT), {"name": "ops-1", "path": "/eng/"})
+    assert response.status_code == 302 and response["Location"] == url(kind, ACCOUNT, "ops-1")
+    created = MODELS[kind].objects.get(name="ops-1")
+    assert created.path == "/eng/"
+    event = audit_events(f"iam:Create{kind.capitalize()}")[-1]
+    assert (event.caller_arn, event.decision) == (admin.arn, "allowed")
+    assert event.response_elements["Arn"] == f"arn:aws:iam::{ACCOUNT}:{kind}/eng/ops-1"
+    followed = text(client.get(response["Location"]))
+    assert f"Created {kind} ops-1." in followed and created.unique_id in followed
+
+
+def test_an_empty_path_means_the_root_path(console: Console, admin: Persona) -> None:
+    console(admin).post(url("user-create", ACCOUNT), {"name": "plain", "path": ""})
+    assert IamUser.objects.get(name="plain").path == "/"
+
+
+def test_create_form_page(console: Console, admin: Persona) -> None:
+    response = console(admin).get(url("role-create", ACCOUNT))
+    assert response.status_code == 200
+    assert 'name="name"' in text(response) and "Create role" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "words"),
+    [
+        ({"name": "has space", "path": "/"}, "name-error", "The specified value for userName is invalid"),
+        ({"name": "", "path": "/"}, "name-error", "The specified value for userName is invalid"),
+        (
+            {"name": "x" * 65, "path": "/"},
+            "name-error",
+            "The specified value for userName is invalid. It must contain 1-64",
+        ),
+        ({"name": "ok", "path": "eng"}, "path-error", "The specified value for path is invalid"),
+        ({"name": "admin", "path": "/"}, "name-error", "User with name admin already exists."),
+    ],
+)
+def test_bad_input_is_a_400_beside_its_field_and_creates_nothing(
+    values: dict[str, str], field: str, words: str, console: Console, admin: Persona
+) -> None:
+    before = principals_state()
+    response = console(admin).post(url("user-create", ACCOUNT), values)
+    assert response.status_code == 400
+    page = text(response)
+    assert f'id="{field}" role="alert">{words}' in page
+    assert f'value="{values["name"]}"' in page  # what was typed stays
+    assert principals_state() == before
+
+
+def test_outsider_cannot_create(console: Console, outsider: Persona) -> None:
+    before = principals_state()
+    response = console(outsider).post(url("group-create", ACCOUNT), {"name": "sneaky", "path": "/"})
+    assert response.status_code == 403 and "Refused." in text(response)
+    assert principals_state() == before
+    assert audit_events("iam:CreateGroup", caller_arn=outsider.arn, decision="denied")
+
+
+def test_creating_in_an_unknown_account_says_so(console: Console, admin: Persona) -> None:
+    response = console(admin).post(url("user-create", "999999999999"), {"name": "x", "path": "/"})
+    assert response.status_code == 404 and "The account 999999999999 cannot be found." in text(response)
+
+
+# Entity pages.
+
+
+def test_user_page_shows_arn_id_groups_policies_and_keys(console: Console, admin: Persona) -> None:
+    user = IamUser.objects.get(name="admin")
+    seed_group("devs", "admin")
+    response = console(admin).get(url("user", ACCOUNT, "admin"))
+    assert response.status_code == 200
+    page = text(response)
+    assert admin.arn in page and user.unique_id in page
+    assert f'href="{url("group", ACCOUNT, "devs")}"' in page
+    assert f'href="{url("identity-policy", ACCOUNT, "user", "admin", "policy-0")}"' in page
+    assert admin.access_key_id in page and admin.secret_access_key not in page
+    for operation in ("iam:GetUser", "iam:ListUserPolicies", "iam:ListAccessKeys"):
+        assert audit_events(operation, caller_arn=admin.arn, decision="allowed")
+
+
+def test_role_page_and_its_empty_policies(console: Console, admin: Persona) -> None:
+    role = seed_role("app")
+    page = text(console(admin).get(url("role", ACCOUNT, "app")))
+    assert role.arn in page and role.unique_id in page and "No inline policies" in page
+    assert audit_events("iam:GetRole", decision="allowed")
+
+
+def test_group_page_lists_members_and_policies(console: Console, admin: Persona, outsider: Persona) -> None:
+    group = seed_group("devs", "outsider")
+    seed_policy(group, "team")
+    page = text(console(admin).get(url("group", ACCOUNT, "devs")))
+    assert group.arn in page and group.unique_id in page and outsider.arn in page
+    assert f'href="{url("identity-policy", ACCOUNT, "group", "devs", "team")}"' in page
+    assert audit_events("iam:GetGroup", decision="allowed")
+    empty = seed_group("empty")
+    assert "This group has no members" in text(console(admin).get(url("group", ACCOUNT, empty.name)))
+
+
+@pytest.mark.parametrize("name", ["user", "role", "group"])
+def test_outsider_is_refused_entity_pages(
+    name: str, console: Console, outsider: Persona, admin: Persona
+) -> None:
+    seed_role("app")
+    seed_group("devs")
+    target = {"user": "admin", "role": "app", "group": "devs"}[name]
+    response = console(outsider).get(url(name, ACCOUNT, target))
+    assert response.status_code == 403 and "Refused." in text(response)
+    unique_id = MODELS[name].objects.get(name=target).unique_id
+    assert unique_id not in text(response)
+
+
+def test_unknown_entity_is_404_for_the_admin(console: Console, admin: Persona) -> None:
+    response = console(admin).get(url("user", ACCOUNT, "nobody"))
+    assert response.status_code == 404 and "The user with name nobody cannot be found." in text(response)
+
+
+# Group membership.
+
+
+def test_admin_adds_and_removes_a_member(console: Console, admin: Persona, outsider: Persona) -> None:
+    group = seed_group("devs")
+    client = console(admin)
+    added = client.post(url("group-member-add", ACCOUNT, "devs"), {"user_name": "outsider"})
+    assert added.status_code == 302 and added["Location"] == url("group", ACCOUNT, "devs")
+    assert list(group.members.values_list("name", flat=True)) == ["outsider"]
+    assert audit_events("iam:AddUserToGroup", caller_arn=admin.arn, decision="allowed")
+    # The user's page shows the group, with a way out of it that returns there.
+    user_page = text(client.get(url("user", ACCOUNT, "outsider")))
+    assert f'action="{url("group-member-remove", ACCOUNT, "devs", "outsider")}"' in user_page
+    removed = client.post(
+        url("group-member-remove", ACCOUNT, "devs", "outsider"), {"next": url("user", ACCOUNT, "outsider")}
+    )
+    assert removed.status_code == 302 and removed["Location"] == url("user", ACCOUNT, "outsider")
+    assert not group.members.exists()
+    assert audit_events("iam:RemoveUserFromGroup", caller_arn=admin.arn, decision="allowed")
+    assert "Removed outsider from group devs." in text(client.get(removed["Location"]))
+
+
+def test_remove_never_returns_to_another_site(console: Console, admin: Persona) -> None:
+    seed_group("devs", "admin")
+    response = console(admin).post(
+        url("group-member-remove", ACCOUNT, "devs", "admin"), {"next": "https://evil.example/"}
+    )
+    assert response["Location"] == url("group", ACCOUNT, "devs")
+
+
+@pytest.mark.parametrize(
+    ("user_name", "words"),
+    [("", "Enter the name of a user to add."), ("nobody", "The user with name nobody cannot be found.")],
+)
+def test_adding_a_bad_member_is_a_400_inline(
+    user_name: str, words: str, console: Console, admin: Persona
+) -> None:
+    seed_group("devs")
+    before = principals_state()
+    response = console(admin).post(url("group-member-add", ACCOUNT, "devs"), {"user_name": user_name})
+    assert response.status_code == 400
+    assert f'id="member-error" role="alert">{words}' in text(response)
+    assert f'value="{user_name}"' in text(response)
+    assert principals_state() == before
+
+
+def test_outsider_cannot_change_membership(console: Console, outsider: Persona, admin: Persona) -> None:
+    seed_group("devs", "admin")
+    before = principals_state()
+    client = console(outsider)
+    add = client.post(url("group-member-add", ACCOUNT, "devs"), {"user_name": "outsider"})
+    remove = client.post(url("group-member-remove", ACCOUNT, "devs", "admin"))
+    assert (add.status_code, remove.status_code) == (403, 403)
+    assert "Refused." in text(add) and "Refused." in text(remove)
+    assert principals_state() == before
+    assert last_event("iam:RemoveUserFromGroup").decision == "denied"
+
+
+def test_removing_a_non_member_says_so(console: Console, admin: Persona) -> None:
+    seed_group("devs")
+    response = console(admin).post(url("group-member-remove", ACCOUNT, "devs", "admin"))
+    assert response.status_code == 400 and "The user admin is not in group devs." in text(response)
