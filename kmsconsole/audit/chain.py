@@ -68,15 +68,24 @@ class ChainProblem:
 
 
 def verify_events(
-    events: Iterable[dict[str, Any]], head_seq: int, head_hash: str, head_mac_value: str
+    events: Iterable[dict[str, Any]],
+    head_seq: int,
+    head_hash: str,
+    head_mac_value: str,
+    *,
+    start_seq: int = 0,
+    start_hash: str = GENESIS_HASH,
 ) -> ChainProblem | None:
-    """Walk events in seq order; return the first broken link, or None when the whole chain holds."""
+    """Walk events in seq order; return the first broken link, or None when the whole chain holds.
+
+    `start_seq`/`start_hash`: the last event before `events` (archived by retention), which the first of them
+    must continue; the defaults are the chain's beginning."""
     if head_seq and not hmac.compare_digest(head_mac_value, head_mac(head_seq, head_hash)):
         return ChainProblem(
             head_seq, "", "the chain head was altered (its MAC does not match): events may be missing"
         )
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
+    expected_seq = start_seq + 1
+    prev_hash = start_hash
     last_event_id = ""
     for event in events:
         if event["seq"] != expected_seq:
