@@ -210,6 +210,15 @@ OPERATIONS: dict[str, Operation] = {
             "kmsconsole:ListAuditEvents", "kmsconsole:ListAuditEvents", KeyResolution.NONE, read_only=True
         ),
         Operation("kmsconsole:GetAuditEvent", "kmsconsole:GetAuditEvent", KeyResolution.NONE, read_only=True),
+        # The audit dashboard: a download of the filtered trail, and a check of the chain asked for on demand
+        # (or run by beat). Retention's archive-then-delete is the worker's own event.
+        Operation(
+            "kmsconsole:ExportAuditEvents", "kmsconsole:ExportAuditEvents", KeyResolution.NONE, read_only=True
+        ),
+        Operation(
+            "kmsconsole:VerifyAuditChain", "kmsconsole:VerifyAuditChain", KeyResolution.NONE, read_only=True
+        ),
+        Operation("kmsconsole:ArchiveAuditEvents", "kmsconsole:ArchiveAuditEvents", KeyResolution.NONE),
         Operation("kmsconsole:ListJobRuns", "kmsconsole:ListJobRuns", KeyResolution.NONE, read_only=True),
         Operation(
             "kmsconsole:CreateApiToken",
