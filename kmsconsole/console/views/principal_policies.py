@@ -99,19 +99,11 @@ def _put(
     return attempt(request, f"iam:Put{noun(kind)}Policy", work, params=params)
 
 
-def _saved(request: HttpRequest, kind: str, account_id: str, name: str, policy_name: str) -> HttpResponse:
-    messages.success(request, f"Saved policy {policy_name} on {kind} {name}.")
-    return redirect("console:identity-policy", account_id, kind, name, policy_name)
-
-
-@console_view
-@require_http_methods(["GET", "POST"])
-def identity_policy_create(request: HttpRequest, account_id: str, kind: str, name: str) -> HttpResponse:
-    """GET: an editor for a new inline policy. POST: iam:Put<Kind>Policy, refusing a name already in use."""
-    editor: dict[str, Any] = {"kind": kind, "account_id": account_id, "name": name, "creating": True}
-    if request.method != "POST":
-        return _editor(request, **editor, policy_name="", document=STARTER_DOCUMENT)
-    policy_name = request.POST.get("policy_name", "").strip()
+def _submit(
+    request: HttpRequest, *, kind: str, account_id: str, name: str, policy_name: str, new: bool
+) -> HttpResponse:
+    """Save the posted document (iam:Put<Kind>Policy), then show the saved policy; what the service refuses
+    comes back in the editor as typed, with the service's words."""
     document = request.POST.get("policy", "")
     outcome = _put(
         request,
@@ -120,17 +112,41 @@ def identity_policy_create(request: HttpRequest, account_id: str, kind: str, nam
         name=name,
         policy_name=policy_name,
         document=document,
-        new=True,
+        new=new,
     )
     if outcome.ok:
-        return _saved(request, kind, account_id, name, policy_name)
+        messages.success(request, f"Saved policy {policy_name} on {kind} {name}.")
+        return redirect("console:identity-policy", account_id, kind, name, policy_name)
     return _editor(
         request,
-        **editor,
+        kind=kind,
+        account_id=account_id,
+        name=name,
         policy_name=policy_name,
         document=document,
+        creating=new,
         outcome=outcome,
         status=status_of(outcome),
+    )
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def identity_policy_create(request: HttpRequest, account_id: str, kind: str, name: str) -> HttpResponse:
+    """GET: an editor for a new inline policy. POST: iam:Put<Kind>Policy, refusing a name already in use."""
+    if request.method == "POST":
+        policy_name = request.POST.get("policy_name", "").strip()
+        return _submit(
+            request, kind=kind, account_id=account_id, name=name, policy_name=policy_name, new=True
+        )
+    return _editor(
+        request,
+        kind=kind,
+        account_id=account_id,
+        name=name,
+        policy_name="",
+        document=STARTER_DOCUMENT,
+        creating=True,
     )
 
 
@@ -151,35 +167,23 @@ def _describe(request: HttpRequest, kind: str, account_id: str, name: str, polic
 def identity_policy_edit(
     request: HttpRequest, account_id: str, kind: str, name: str, policy_name: str
 ) -> HttpResponse:
-    """GET: the policy in the editor (iam:Get<Kind>Policy). POST: replace it (iam:Put<Kind>Policy); a document
-    the engine rejects comes back as typed, with the engine's words (400)."""
-    editor: dict[str, Any] = {
-        "kind": kind,
-        "account_id": account_id,
-        "name": name,
-        "policy_name": policy_name,
-        "creating": False,
-    }
-    if request.method != "POST":
-        found = _describe(request, kind, account_id, name, policy_name)
-        if not found.ok:
-            return error_page(request, found, heading=f"Policy {policy_name}")
-        return _editor(request, **editor, document=found.value.document)
-    document = request.POST.get("policy", "")
-    outcome = _put(
+    """GET: the policy in the editor (iam:Get<Kind>Policy). POST: replace it (iam:Put<Kind>Policy)."""
+    if request.method == "POST":
+        return _submit(
+            request, kind=kind, account_id=account_id, name=name, policy_name=policy_name, new=False
+        )
+    found = _describe(request, kind, account_id, name, policy_name)
+    if not found.ok or found.value is None:
+        return error_page(request, found, heading=f"Policy {policy_name}")
+    return _editor(
         request,
         kind=kind,
         account_id=account_id,
         name=name,
         policy_name=policy_name,
-        document=document,
-        new=False,
+        document=found.value.document,
+        creating=False,
     )
-    if outcome.ok:
-        return _saved(request, kind, account_id, name, policy_name)
-    if outcome.code == "AccessDeniedException":
-        return error_page(request, outcome, heading=f"Policy {policy_name}")
-    return _editor(request, **editor, document=document, outcome=outcome, status=status_of(outcome))
 
 
 @console_view

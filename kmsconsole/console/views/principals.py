@@ -242,22 +242,32 @@ def entity_detail(request: HttpRequest, account_id: str, kind: str, name: str) -
 # Group membership.
 
 
+def _change_membership(
+    request: HttpRequest, account_id: str, name: str, user_name: str, *, add: bool
+) -> Outcome[None]:
+    """iam:AddUserToGroup or iam:RemoveUserFromGroup."""
+    operation, change = (
+        ("iam:AddUserToGroup", services.group_add_user)
+        if add
+        else ("iam:RemoveUserFromGroup", services.group_remove_user)
+    )
+    return attempt(
+        request,
+        operation,
+        lambda ctx: change(ctx=ctx, account=account_get(account_id), group_name=name, user_name=user_name),
+        params=entity_params("group", account_id, name, UserName=user_name),
+    )
+
+
 @console_view
 @require_POST
 def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpResponse:
     """iam:AddUserToGroup with the user name typed on the group's page."""
     user_name = request.POST.get("user_name", "").strip()
-    if not user_name:
-        return entity_page(
-            request, account_id, "group", name, status=400, member_error="Enter the name of a user to add."
-        )
-    outcome = attempt(
-        request,
-        "iam:AddUserToGroup",
-        lambda ctx: services.group_add_user(
-            ctx=ctx, account=account_get(account_id), group_name=name, user_name=user_name
-        ),
-        params=entity_params("group", account_id, name, UserName=user_name),
+    outcome = (
+        _change_membership(request, account_id, name, user_name, add=True)
+        if user_name
+        else Outcome[None](error="Enter the name of a user to add.", code="ValidationException")
     )
     if outcome.ok:
         messages.success(request, f"Added {user_name} to group {name}.")
@@ -277,19 +287,11 @@ def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpRe
 @require_POST
 def group_member_remove(request: HttpRequest, account_id: str, name: str, user_name: str) -> HttpResponse:
     """iam:RemoveUserFromGroup, from the group's page or the user's (`next` says which to return to)."""
-    outcome = attempt(
-        request,
-        "iam:RemoveUserFromGroup",
-        lambda ctx: services.group_remove_user(
-            ctx=ctx, account=account_get(account_id), group_name=name, user_name=user_name
-        ),
-        params=entity_params("group", account_id, name, UserName=user_name),
-    )
+    outcome = _change_membership(request, account_id, name, user_name, add=False)
     if outcome.ok:
         messages.success(request, f"Removed {user_name} from group {name}.")
-        return redirect(
-            safe_next(request, request.POST.get("next"), reverse("console:group", args=[account_id, name]))
-        )
+        back = reverse("console:group", args=[account_id, name])
+        return redirect(safe_next(request, request.POST.get("next"), back))
     return entity_page(
         request, account_id, "group", name, status=status_of(outcome, missing=400), member_error=outcome.error
     )
