@@ -301,6 +301,20 @@ def test_without_the_key_pages_nothing_links_to_them(
     assert "?state=" not in response.content.decode() and "/console/keys/" not in response.content.decode()
 
 
+def test_a_state_link_opens_the_key_list_filtered_by_that_state(
+    console: Callable[..., Client], admin: Persona, keys: dict[str, Key]
+) -> None:
+    client = console(admin)
+    states = panel(client.get("/"), "states-heading")
+    link = re.search(rf'href="([^"]*\?state={KeyState.PENDING_DELETION})"', states)
+    assert link is not None
+    listing = client.get(link.group(1).replace("&amp;", "&"))
+    assert listing.status_code == 200
+    for name in ("soon", "middle", "late"):
+        assert key_id(keys[name]).encode() in listing.content
+    assert key_id(keys["plain"]).encode() not in listing.content
+
+
 # --- Audit panels -------------------------------------------------------------------------------------------------
 
 

@@ -194,7 +194,8 @@ def _key_of(arn: str) -> tuple[str, str]:
 
 def _audit_rows(events: QuerySet[AuditEvent], account_id: str) -> list[AuditRow]:
     rows = []
-    for event in events.only(*_AUDIT_COLUMNS).order_by("-seq")[:PANEL_ROWS]:
+    # Newest first by (time, seq): the order of the dashboard's (decision | notable, time, seq) indexes.
+    for event in events.only(*_AUDIT_COLUMNS).order_by("-time", "-seq")[:PANEL_ROWS]:
         owner, key_id = _key_of(event.key_arn)
         # Only keys of the caller's account have a page the caller may open.
         url = _url("console:key", key_id) if key_id and owner == account_id else ""
