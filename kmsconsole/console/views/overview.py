@@ -10,16 +10,18 @@ index-ordered slice, so the page costs the same number of queries at ten keys or
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
@@ -77,12 +79,8 @@ def _panel(
     return Panel(error=refused if outcome.code == "AccessDeniedException" else outcome.error)
 
 
-def _url(name: str, *args: object) -> str:
-    """The URL of a console page, or "" while that page does not exist yet (other areas land separately)."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
+def _key_url(key_id: object) -> str:
+    return str(reverse("console:key", args=[key_id]))
 
 
 def time_left(when: datetime, now: datetime) -> str:
@@ -91,7 +89,7 @@ def time_left(when: datetime, now: datetime) -> str:
     if seconds <= 0:
         return "due now"
     units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-    parts = []
+    parts: list[str] = []
     for name, size in units:
         amount, seconds = divmod(seconds, size)
         if amount or parts:
@@ -137,13 +135,12 @@ def _key_rows(keys: QuerySet[Key], count: int, now: datetime | None = None) -> l
         return rows
     for key in keys.prefetch_related("aliases")[:PANEL_ROWS]:
         countdown = time_left(key.deletion_date, now) if now and key.deletion_date else ""
-        rows.append(KeyRow(key=key, url=_url("console:key", key.key_id), time_left=countdown))
+        rows.append(KeyRow(key=key, url=_key_url(key.key_id), time_left=countdown))
     return rows
 
 
 def _state_url(state: str) -> str:
-    listing = _url("console:keys")
-    return f"{listing}?state={state}" if listing else ""
+    return f"{reverse('console:keys')}?{urlencode({'state': state})}"
 
 
 def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
@@ -188,7 +185,10 @@ def _key_of(arn: str) -> tuple[str, str]:
     """(account, key id) of a key ARN (arn:aws:kms:<region>:<account>:key/<id>), or ("", "")."""
     parts = arn.split(":", 5)
     if len(parts) == 6 and parts[5].startswith("key/"):
-        return parts[4], parts[5].removeprefix("key/")
+        try:
+            return parts[4], str(uuid.UUID(parts[5].removeprefix("key/")))
+        except ValueError:
+            pass
     return "", ""
 
 
@@ -198,7 +198,7 @@ def _audit_rows(events: QuerySet[AuditEvent], account_id: str) -> list[AuditRow]
     for event in events.only(*_AUDIT_COLUMNS).order_by("-time", "-seq")[:PANEL_ROWS]:
         owner, key_id = _key_of(event.key_arn)
         # Only keys of the caller's account have a page the caller may open.
-        url = _url("console:key", key_id) if key_id and owner == account_id else ""
+        url = _key_url(key_id) if key_id and owner == account_id else ""
         rows.append(AuditRow(event=event, key_id=key_id, key_url=url))
     return rows
 
