@@ -93,6 +93,11 @@ KMS_SIGV4_MAX_SKEW_SECONDS = 15 * 60
 KMS_SESSION_DEFAULT_SECONDS = env_int("KMS_SESSION_DEFAULT_SECONDS", 3600)
 # Largest AWS JSON request body we read (the biggest KMS request, PutKeyPolicy, is well under it).
 KMS_MAX_REQUEST_BYTES = 256 * 1024
+# Audit events older than this many days are archived to KMS_DATA_DIR/audit-archive/ and removed from the
+# database (the chain stays verifiable across the archive). 0, the default, keeps every event forever.
+KMS_AUDIT_RETENTION_DAYS = env_int("KMS_AUDIT_RETENTION_DAYS", 0)
+if KMS_AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("KMS_AUDIT_RETENTION_DAYS must be 0 (keep forever) or a number of days")
 
 _secret_key = env_secret("SECRET_KEY")
 if not _secret_key:
@@ -343,6 +348,13 @@ CELERY_BEAT_SCHEDULE = {
     "destroy-due-keys": {"task": "keys.tasks.destroy_due_keys", "schedule": 60.0},
     # Grants whose propagation is due (their task's message may have been lost): grants.services.
     "propagate-due-grants": {"task": "grants.tasks.propagate_due_grants", "schedule": 5.0},
+    # The audit chain, verified end to end (kmsconsole.audit.verification); the dashboard shows the result.
+    "verify-audit-chain": {"task": "kmsconsole.audit.tasks.verify_audit_chain", "schedule": 600.0},
+    # Audit retention: archive, then remove, events older than KMS_AUDIT_RETENTION_DAYS (audit.retention).
+    "archive-old-audit-events": {
+        "task": "kmsconsole.audit.tasks.archive_old_audit_events",
+        "schedule": 3600.0,
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -1,34 +1,45 @@
-"""`python manage.py audit verify`: walk the hash chain; exit 1 naming the first broken event."""
+"""`python manage.py audit verify [--archive DIR]`: walk the hash chain; exit 1 naming the first broken event.
+
+The chain in the database starts where retention's archive ends (kmsconsole.audit.verification); with
+`--archive DIR` the archive files are checked too, and that the database continues them.
+`python manage.py audit reindex-context` fills the encryption-context index for events written before it existed.
+"""
 
 from __future__ import annotations
 
-from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, verify_events
-from kmsconsole.audit.models import AuditChainHead, AuditEvent
-
-_BATCH = 2000
+from kmsconsole.audit.context_index import reindex
+from kmsconsole.audit.retention import verify_archive
+from kmsconsole.audit.verification import verify_chain
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chain."
+    help = "Verify the audit trail's hash chain (and its archive), or rebuild the encryption-context index."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["verify"])
+        parser.add_argument("action", choices=["verify", "reindex-context"])
+        parser.add_argument("--archive", type=Path, help="Also verify the archive files in this folder.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        head = AuditChainHead.objects.filter(pk=1).first()
-        head_seq, head_hash, mac = (
-            (head.last_seq, head.last_hash, head.head_mac) if head else (0, GENESIS_HASH, "")
-        )
-        fields = (*CHAINED_FIELDS, "prev_hash", "hash")
-        events = AuditEvent.objects.order_by("seq").values(*fields).iterator(chunk_size=_BATCH)
-        # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
-        with closing(events):
-            problem = verify_events(events, head_seq, head_hash, mac)
-        if problem is not None:
-            raise CommandError(f"Audit chain broken at {problem}")
-        self.stdout.write(f"Audit chain intact: {head_seq} events verified.")
+        if options["action"] == "reindex-context":
+            self.stdout.write(f"Indexed the encryption contexts of {reindex()} events.")
+            return
+        folder = options["archive"]
+        if folder is not None:
+            if not folder.is_dir():
+                raise CommandError(f"{folder} is not a folder.")
+            archive = verify_archive(folder)
+            if archive.problem:
+                raise CommandError(f"Audit archive broken: {archive.problem}")
+            self.stdout.write(
+                f"Audit archive intact: {archive.events} events in {archive.files} files, through #{archive.last_seq}."
+            )
+        result = verify_chain()
+        if result.problem is not None:
+            raise CommandError(f"Audit chain broken at {result.problem}")
+        archived = f" after the archive's #{result.first_seq - 1}" if result.first_seq > 1 else ""
+        self.stdout.write(f"Audit chain intact: {result.verified} events verified{archived}.")

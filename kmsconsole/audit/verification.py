@@ -1,0 +1,235 @@
+"""Verifying the audit chain: `manage.py audit verify`, the periodic job (beat, every 10 minutes) and the
+console's "Verify now" all run `verify_chain()`.
+
+The chain in the database starts after the archive boundary (AuditChainBase, moved by retention) and ends at the
+chain head. The head is read first and only events up to it are walked, so requests committing meanwhile are
+not mistaken for events beyond a rewound head; events that committed during the walk are verified next, from
+where the walk ended, until the head stops moving (or a few rounds have passed). An event beyond a head that
+no longer moves was not written by the service.
+
+Each run is kept as a ChainVerification (shown on the dashboard with the first broken event) and leaves a
+JobRun like every periodic job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
+from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
+from kmsconsole.core.rootkey import subkey
+from kmsconsole.jobs.runs import job_run
+from kmsconsole.operations import OperationContext
+from policies.authorization import authorize
+
+VERIFY_JOB = "verify-audit-chain"
+PERIODIC = "periodic"
+ON_DEMAND = "on demand"
+_BATCH = 2000
+# Rounds of "verify what committed while we walked" before the result is taken as it stands.
+_ROUNDS = 5
+_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash")
+
+
+def base_mac(seq: int, last_hash: str) -> str:
+    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived."""
+    return hmac.new(subkey("audit-chain/base/v1"), f"{seq}:{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBase:
+    seq: int
+    hash: str
+    archive_file: str = ""
+
+
+GENESIS = ChainBase(0, GENESIS_HASH)
+
+
+def chain_base() -> tuple[ChainBase, ChainProblem | None]:
+    """Where the chain in the database begins, and a problem if the boundary's MAC does not match."""
+    row = AuditChainBase.objects.filter(pk=1).first()
+    if row is None:
+        return GENESIS, None
+    base = ChainBase(row.seq, row.hash, row.archive_file)
+    if not hmac.compare_digest(row.mac, base_mac(row.seq, row.hash)):
+        return base, ChainProblem(
+            row.seq, "", "the archive boundary was altered (its MAC does not match): events may be missing"
+        )
+    return base, None
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    first_seq: int  # the first event in the database that was walked (the one after the archive boundary)
+    last_seq: int
+    verified: int
+    problem: ChainProblem | None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+class _Counted:
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.count += 1
+            yield row
+
+
+def _head() -> tuple[int, str, str]:
+    head = AuditChainHead.objects.filter(pk=1).first()
+    return (head.last_seq, head.last_hash, head.head_mac) if head else (0, GENESIS_HASH, "")
+
+
+def _walk(
+    events: QuerySet[AuditEvent], head: tuple[int, str, str], start: ChainBase
+) -> tuple[int, ChainProblem | None]:
+    rows = events.order_by("seq").values(*_FIELDS).iterator(chunk_size=_BATCH)
+    counted = _Counted(rows)
+    # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
+    with closing(rows):
+        problem = verify_events(counted, *head, start_seq=start.seq, start_hash=start.hash)
+    return counted.count, problem
+
+
+def verify_chain() -> ChainResult:
+    """Walk the chain in the database from the archive boundary to the head; name the first broken event."""
+    base, problem = chain_base()
+    if problem is not None:
+        return ChainResult(base.seq + 1, base.seq, 0, problem)
+    head = _head()
+    start, verified = base, 0
+    for _ in range(_ROUNDS):
+        # Without a head row every event is walked: deleting the head must not hide the events after it.
+        events = AuditEvent.objects.filter(seq__gt=start.seq)
+        if head[0]:
+            events = events.filter(seq__lte=head[0])
+        walked, problem = _walk(events, head, start)
+        verified += walked
+        if problem is not None:
+            break
+        newer = _head()
+        if newer[0] == head[0]:
+            stray = AuditEvent.objects.filter(seq__gt=head[0]).order_by("seq").first()
+            if stray is not None:
+                problem = ChainProblem(
+                    stray.seq,
+                    str(stray.event_id),
+                    "it lies beyond the chain head: the service did not write it",
+                )
+            break
+        start, head = ChainBase(head[0], head[1]), newer
+    return ChainResult(base.seq + 1, head[0], verified, problem)
+
+
+def _finish(verification: ChainVerification, result: ChainResult) -> None:
+    problem = result.problem
+    verification.finished_at = timezone.now()
+    verification.status = (
+        ChainVerification.Status.INTACT if problem is None else ChainVerification.Status.BROKEN
+    )
+    verification.events_verified = result.verified
+    verification.first_seq, verification.last_seq = result.first_seq, result.last_seq
+    if problem is not None:
+        verification.problem_seq = problem.seq
+        verification.problem_event_id = problem.event_id
+        verification.problem = problem.what
+
+
+def run_verification(verification: ChainVerification) -> ChainVerification:
+    """Verify the chain for this (claimed) record, with a JobRun beside it; a failure to verify at all (the
+    database went away) is recorded as an error, not as a broken chain."""
+    try:
+        with job_run(VERIFY_JOB) as run:
+            result = verify_chain()
+            run.processed = result.verified
+            if result.problem is not None:
+                run.fail(f"Audit chain broken at {result.problem}")
+            _finish(verification, result)
+    except Exception as exc:
+        verification.status = ChainVerification.Status.ERROR
+        verification.finished_at = timezone.now()
+        verification.problem = f"The verification could not run: {type(exc).__name__}"
+        verification.save()
+        raise
+    verification.save()
+    # Requests queued meanwhile (their message may be lost) are answered by this run.
+    ChainVerification.objects.filter(
+        status=ChainVerification.Status.QUEUED, requested_at__lte=verification.started_at
+    ).update(
+        status=verification.status,
+        started_at=verification.started_at,
+        finished_at=verification.finished_at,
+        events_verified=verification.events_verified,
+        first_seq=verification.first_seq,
+        last_seq=verification.last_seq,
+        problem_seq=verification.problem_seq,
+        problem_event_id=verification.problem_event_id,
+        problem=verification.problem,
+    )
+    return verification
+
+
+def verify_periodically() -> ChainVerification:
+    """The beat job: a new record, verified now."""
+    now = timezone.now()
+    verification = ChainVerification.objects.create(
+        trigger=PERIODIC, requested_at=now, started_at=now, status=ChainVerification.Status.RUNNING
+    )
+    return run_verification(verification)
+
+
+def verify_requested(verification_id: int) -> ChainVerification | None:
+    """A worker's run of a verification asked for on demand: claimed with a conditional UPDATE (only one worker
+    wins); None when it was already claimed or answered."""
+    now = timezone.now()
+    claimed = ChainVerification.objects.filter(
+        pk=verification_id, status=ChainVerification.Status.QUEUED
+    ).update(status=ChainVerification.Status.RUNNING, started_at=now)
+    if not claimed:
+        return None
+    return run_verification(ChainVerification.objects.get(pk=verification_id))
+
+
+def chain_verification_request(*, ctx: OperationContext) -> ChainVerification:
+    """kmsconsole:VerifyAuditChain: queue a verification of the chain; a worker runs it after commit."""
+    from kmsconsole.audit.tasks import verify_audit_chain_requested
+
+    authorize(ctx, resource="*")
+    verification = ChainVerification.objects.create(
+        trigger=ON_DEMAND, requested_by=ctx.caller.arn, requested_at=timezone.now()
+    )
+    transaction.on_commit(lambda: verify_audit_chain_requested.delay(verification.pk))
+    return verification
+
+
+def latest_verification() -> tuple[ChainVerification | None, ChainVerification | None]:
+    """(the newest finished verification, a newer one still queued or running)."""
+    finished = (
+        ChainVerification.objects.exclude(
+            status__in=(ChainVerification.Status.QUEUED, ChainVerification.Status.RUNNING)
+        )
+        .order_by("-requested_at", "-id")
+        .first()
+    )
+    pending = ChainVerification.objects.filter(
+        status__in=(ChainVerification.Status.QUEUED, ChainVerification.Status.RUNNING)
+    )
+    if finished is not None:
+        pending = pending.filter(requested_at__gte=finished.requested_at)
+    return finished, pending.order_by("-requested_at", "-id").first()
