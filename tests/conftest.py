@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from botocore.config import Config
 from django.conf import settings
 
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.rootkey import create_root_key_file
+from kmsconsole.core.rootkey import create_root_key_file, root_key
 from kmsconsole.operations import perform
 from policies import services
 from policies.models import Account
+from tests.secrets_watch import WATCH, CollectingHandler, audit_texts, on_task_publish, watch_boto3_client
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,6 +36,28 @@ def pytest_configure(config: pytest.Config) -> None:
     for folder in ("queue", "processed", "control"):
         (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    # The secrets watch (tests/secrets_watch.py): the root key is always a secret; every log record and every
+    # Celery message published in this process is collected for the scan at the end of each test.
+    key = root_key()
+    WATCH.register(key, key.hex(), permanent=True)
+    logging.getLogger().addHandler(CollectingHandler(level=logging.DEBUG))
+    from celery.signals import before_task_publish
+
+    before_task_publish.connect(on_task_publish, weak=False)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_leaves(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test if a secret it handled reached a log, the audit trail, an error message or the broker."""
+    uses_db = "_django_db_helper" in request.fixturenames
+    if uses_db:
+        # Set up the database first, so its teardown (a rollback or a flush) comes after this scan.
+        request.getfixturevalue("_django_db_helper")
+    WATCH.reset()
+    yield
+    leaks = WATCH.leaks(audit_texts() if uses_db else ())
+    WATCH.reset()
+    assert not leaks, "\n".join(leaks)
 
 
 ALLOW_ALL = json.dumps(
@@ -97,6 +121,7 @@ def create_user(account: Account, name: str, *policies: str) -> Persona:
         "iam:CreateAccessKey",
         lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name=name),
     )
+    WATCH.register(key.secret_access_key)
     return Persona(name, user.arn, key.access_key_id, key.secret_access_key)
 
 
@@ -126,6 +151,7 @@ def partner(account: Account) -> Callable[..., Persona]:
             "iam:CreateAccessKey",
             lambda ctx: services.access_key_create(ctx=ctx, account=other, user_name=None),
         )
+        WATCH.register(created.secret_access_key)
         return Persona("partner-root", other.root_arn, created.access_key_id, created.secret_access_key)
 
     return make
@@ -169,6 +195,7 @@ def role_session(account: Account) -> Callable[..., Persona]:
                 duration_seconds=seconds,
             ),
         )
+        WATCH.register(creds.secret_access_key, creds.session_token)
         return Persona(
             role_name,
             creds.assumed_role_arn,
@@ -185,14 +212,17 @@ def kms_client(live_server: Any) -> Callable[..., Any]:
     """A real boto3 KMS client pointed at the live test server, signing as `persona`."""
 
     def make(persona: Persona, **overrides: Any) -> Any:
-        return boto3.client(
-            "kms",
-            endpoint_url=live_server.url,
-            region_name=overrides.pop("region_name", settings.KMS_REGION),
-            aws_access_key_id=overrides.pop("access_key_id", persona.access_key_id),
-            aws_secret_access_key=overrides.pop("secret_access_key", persona.secret_access_key),
-            aws_session_token=overrides.pop("session_token", persona.session_token),
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **overrides),
+        WATCH.register(persona.secret_access_key, persona.session_token)
+        return watch_boto3_client(
+            boto3.client(
+                "kms",
+                endpoint_url=live_server.url,
+                region_name=overrides.pop("region_name", settings.KMS_REGION),
+                aws_access_key_id=overrides.pop("access_key_id", persona.access_key_id),
+                aws_secret_access_key=overrides.pop("secret_access_key", persona.secret_access_key),
+                aws_session_token=overrides.pop("session_token", persona.session_token),
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}, **overrides),
+            )
         )
 
     return make
