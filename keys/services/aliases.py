@@ -48,7 +48,7 @@ RESERVED_PREFIX_MESSAGE = (
 EMPTY_NAME_MESSAGE = 'Alias names must include a name after the "alias/" prefix.'
 
 
-def _check_alias_name(name: str) -> None:
+def check_alias_name(name: str) -> None:
     """AWS's naming rules, for every interface (the KMS endpoint's model check catches length and pattern first)."""
     if len(name) > ALIAS_NAME_MAX_LENGTH:
         raise errors.ValidationException(
@@ -120,7 +120,7 @@ def alias_create(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
     kms:CreateAlias on the alias ARN (IAM) and on the key (key policy); the key must not be pending deletion.
     A name already used in the account is AlreadyExistsException with the alias ARN, as on AWS.
     """
-    _check_alias_name(alias_name)
+    check_alias_name(alias_name)
     arn = _authorize_alias(ctx, alias_name)
     key = key_for(ctx, target_key_id, lock=True)
     if Alias.objects.filter(account=key.account, name=alias_name).exists():
@@ -141,7 +141,7 @@ def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
     kms:UpdateAlias on the alias ARN (IAM), on the current key and on the new key (key policies). The current
     key may be pending deletion; the new one may not (kms-spec §4.2 footnote 10).
     """
-    _check_alias_name(alias_name)
+    check_alias_name(alias_name)
     arn = _authorize_alias(ctx, alias_name)
     alias = _alias_in_account(ctx, alias_name, arn=arn)
     old = alias.key
@@ -161,7 +161,7 @@ def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
 def alias_delete(*, ctx: OperationContext, alias_name: str) -> None:
     """Delete an alias, whatever its key's state. kms:DeleteAlias on the alias ARN (IAM) and on its key (key
     policy). An unknown alias is NotFoundException `Alias <arn> is not found.`"""
-    _check_alias_name(alias_name)
+    check_alias_name(alias_name)
     arn = _authorize_alias(ctx, alias_name)
     alias = _alias_in_account(ctx, alias_name, arn=arn)
     authorize_on_key(ctx, alias.key)

@@ -1,0 +1,215 @@
+"""A key's General configuration tab (DescribeKey) and its actions: edit the description, enable, disable,
+schedule deletion (a waiting period, and the key id typed to confirm) and cancel it.
+
+Each action is one operation run as the signed-in principal; a refusal re-renders the tab with the engine's
+message and changes nothing. Disabling and scheduling deletion need a fresh password (sudo mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from keys.metadata import key_metadata
+from keys.models import Key, KeyState
+from keys.services import deletion, lifecycle
+from kmsconsole.console.dispatch import attempt, console_view
+from kmsconsole.console.keytabs import key_tab_context
+from kmsconsole.console.sudo import sudo_required
+from kmsconsole.console.views.keys_catalog import model_max_length, usage_label
+from kmsconsole.operations import OperationContext
+
+# How an engine refusal answers over HTTP; anything else the service refuses is a bad request.
+ERROR_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInvalidStateException": 409}
+
+
+def error_status(code: str) -> int:
+    return ERROR_STATUS.get(code, 400)
+
+
+class DescriptionForm(forms.Form):
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        strip=False,
+        max_length=model_max_length("UpdateKeyDescription", "Description"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class ScheduleDeletionForm(forms.Form):
+    pending_window_days = forms.IntegerField(
+        label="Waiting period (days)", initial=deletion.PENDING_WINDOW_DEFAULT_DAYS
+    )
+    confirm_key_id = forms.CharField(label="Type the key id to confirm", max_length=128)
+
+    def __init__(self, *args: Any, key_id: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_id = key_id
+        window = self.fields["pending_window_days"]
+        window.widget.attrs.update(
+            min=deletion.PENDING_WINDOW_MIN_DAYS, max=deletion.PENDING_WINDOW_MAX_DAYS, required=True
+        )
+        window.help_text = (
+            f"From {deletion.PENDING_WINDOW_MIN_DAYS} to {deletion.PENDING_WINDOW_MAX_DAYS} days. Until then "
+            "you can cancel the deletion; afterwards the key and everything it encrypted are gone for good."
+        )
+
+    def clean_pending_window_days(self) -> int:
+        days: int = self.cleaned_data["pending_window_days"]
+        if not deletion.PENDING_WINDOW_MIN_DAYS <= days <= deletion.PENDING_WINDOW_MAX_DAYS:
+            raise forms.ValidationError(
+                f"Choose a waiting period from {deletion.PENDING_WINDOW_MIN_DAYS} to "
+                f"{deletion.PENDING_WINDOW_MAX_DAYS} days."
+            )
+        return days
+
+    def clean_confirm_key_id(self) -> str:
+        typed: str = self.cleaned_data["confirm_key_id"].strip()
+        if typed != self.key_id:
+            raise forms.ValidationError(f"Type the key id {self.key_id} exactly to confirm the deletion.")
+        return typed
+
+
+def _describe(request: HttpRequest, key_id: str) -> Any:
+    return attempt(
+        request,
+        "DescribeKey",
+        lambda ctx: lifecycle.key_describe(ctx=ctx, key_id=key_id),
+        params={"KeyId": key_id},
+    )
+
+
+def _general_tab(
+    request: HttpRequest,
+    key_id: str,
+    *,
+    status: int = 200,
+    action_error: str = "",
+    description_form: DescriptionForm | None = None,
+    deletion_form: ScheduleDeletionForm | None = None,
+) -> HttpResponse:
+    """The tab, re-rendered after a refused action or bad input with its message and the input kept."""
+    outcome = _describe(request, key_id)
+    if outcome.value is None:
+        context = {
+            "key_id": key_id,
+            "error": action_error or outcome.error,
+            "not_found": outcome.code == "NotFoundException",
+        }
+        return render(
+            request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))
+        )
+    key: Key = outcome.value
+    canonical = str(key.key_id)
+    context = {
+        **key_tab_context(canonical, "general"),
+        "key": key,
+        "metadata": key_metadata(key),
+        "usage_label": usage_label(key.key_usage),
+        "error": action_error,
+        "description_form": description_form or DescriptionForm(initial={"description": key.description}),
+        "deletion_form": deletion_form or ScheduleDeletionForm(key_id=canonical),
+        "deletion_limits": (deletion.PENDING_WINDOW_MIN_DAYS, deletion.PENDING_WINDOW_MAX_DAYS),
+        "states": KeyState,
+    }
+    return render(request, "console/key_detail.html", context, status=status)
+
+
+@console_view
+def key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
+    return _general_tab(request, key_id)
+
+
+def _act(
+    request: HttpRequest,
+    key_id: str,
+    operation: str,
+    change: Callable[[OperationContext], Key],
+    *,
+    done: str,
+    params: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """Run one key action; on success back to the tab with `done`, else the tab with the refusal."""
+    outcome = attempt(request, operation, change, params={"KeyId": key_id, **(params or {})})
+    if outcome.ok:
+        messages.success(request, done)
+        return redirect("console:key", key_id)
+    return _general_tab(request, key_id, status=error_status(outcome.code), action_error=outcome.error)
+
+
+def _state_change(
+    operation: str, change: Callable[..., Key], done: str
+) -> Callable[[HttpRequest, str], HttpResponse]:
+    def view(request: HttpRequest, key_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return redirect("console:key", key_id)
+        return _act(request, key_id, operation, lambda ctx: change(ctx=ctx, key_id=key_id), done=done)
+
+    view.__name__ = view.__qualname__ = f"key_{operation}"
+    return view
+
+
+key_enable = console_view(
+    _state_change(
+        "EnableKey", lifecycle.key_enable, "Key enabled: it can be used in cryptographic operations."
+    )
+)
+key_disable = console_view(
+    sudo_required(
+        _state_change(
+            "DisableKey",
+            lifecycle.key_disable,
+            "Key disabled: every cryptographic operation with it is refused until it is enabled again.",
+        )
+    )
+)
+key_cancel_deletion = console_view(
+    _state_change(
+        "CancelKeyDeletion",
+        deletion.key_cancel_deletion,
+        "Deletion cancelled. The key is disabled; enable it to use it again.",
+    )
+)
+
+
+@console_view
+@sudo_required
+def key_schedule_deletion(request: HttpRequest, key_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("console:key", key_id)
+    form = ScheduleDeletionForm(request.POST, key_id=key_id)
+    if not form.is_valid():
+        return _general_tab(request, key_id, status=400, deletion_form=form)
+    days = form.cleaned_data["pending_window_days"]
+    return _act(
+        request,
+        key_id,
+        "ScheduleKeyDeletion",
+        lambda ctx: deletion.key_schedule_deletion(ctx=ctx, key_id=key_id, pending_window_days=days),
+        done=f"Key scheduled for deletion in {days} days. Cancel the deletion before then to keep it.",
+        params={"PendingWindowInDays": days},
+    )
+
+
+@console_view
+def key_update_description(request: HttpRequest, key_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return redirect("console:key", key_id)
+    form = DescriptionForm(request.POST)
+    if not form.is_valid():
+        return _general_tab(request, key_id, status=400, description_form=form)
+    description = form.cleaned_data["description"]
+    return _act(
+        request,
+        key_id,
+        "UpdateKeyDescription",
+        lambda ctx: lifecycle.key_update_description(ctx=ctx, key_id=key_id, description=description),
+        done="Description saved.",
+        params={"Description": description},
+    )
