@@ -8,6 +8,7 @@ message and changes nothing. Disabling and scheduling deletion need a fresh pass
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django import forms
@@ -143,16 +144,27 @@ def _act(
     return _general_tab(request, key_id, status=error_status(outcome.code), action_error=outcome.error)
 
 
-def _state_change(
-    operation: str, change: Callable[..., Key], done: str
-) -> Callable[[HttpRequest, str], HttpResponse]:
-    def view(request: HttpRequest, key_id: str) -> HttpResponse:
+KeyView = Callable[[HttpRequest, str], HttpResponse]
+
+
+def _post_only(view: KeyView) -> KeyView:
+    """An action is a POST; any other method (a bookmarked action URL, the return from sudo) shows the tab."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, key_id: str) -> HttpResponse:
         if request.method != "POST":
             return redirect("console:key", key_id)
+        return view(request, key_id)
+
+    return wrapped
+
+
+def _state_change(operation: str, change: Callable[..., Key], done: str) -> KeyView:
+    def view(request: HttpRequest, key_id: str) -> HttpResponse:
         return _act(request, key_id, operation, lambda ctx: change(ctx=ctx, key_id=key_id), done=done)
 
     view.__name__ = view.__qualname__ = f"key_{operation}"
-    return view
+    return _post_only(view)
 
 
 key_enable = console_view(
@@ -180,9 +192,8 @@ key_cancel_deletion = console_view(
 
 @console_view
 @sudo_required
+@_post_only
 def key_schedule_deletion(request: HttpRequest, key_id: str) -> HttpResponse:
-    if request.method != "POST":
-        return redirect("console:key", key_id)
     form = ScheduleDeletionForm(request.POST, key_id=key_id)
     if not form.is_valid():
         return _general_tab(request, key_id, status=400, deletion_form=form)
@@ -198,9 +209,8 @@ def key_schedule_deletion(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 @console_view
+@_post_only
 def key_update_description(request: HttpRequest, key_id: str) -> HttpResponse:
-    if request.method != "POST":
-        return redirect("console:key", key_id)
     form = DescriptionForm(request.POST)
     if not form.is_valid():
         return _general_tab(request, key_id, status=400, description_form=form)

@@ -214,10 +214,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
                 rows = rows.filter(**{column: data[field]})
         return key_page(rows, sort=data["sort"], position=data["position"])
 
-    params = {
-        "Limit": PAGE_SIZE,
-        **{name.capitalize(): data[name] for name in ("q", "state", "spec", "usage", "sort") if data[name]},
-    }
+    audited = {"Search": "q", "KeyState": "state", "KeySpec": "spec", "KeyUsage": "usage", "Sort": "sort"}
+    params = {"Limit": PAGE_SIZE, **{member: data[name] for member, name in audited.items() if data[name]}}
     outcome = attempt(request, "ListKeys", work, params=params)
     context["sorts"] = _sort_headings(request, form)
     context["error"] = outcome.error
