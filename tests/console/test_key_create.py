@@ -203,6 +203,7 @@ def test_hmac_needs_no_usage(console: Callable[..., Client], admin: Persona) -> 
         ({"tag_key": ["aws:x"], "tag_value": ["1"]}, "reserved"),
         ({"tag_key": [""], "tag_value": ["orphan"]}, "Every tag needs a key"),
         ({"tag_key": ["k" * 129], "tag_value": [""]}, "at most 128 characters"),
+        ({"tag_key": ["nul\x00"], "tag_value": [""]}, "null characters"),
         ({"description": "d" * 8193}, "at most 8192 characters"),
     ],
 )

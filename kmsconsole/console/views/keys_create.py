@@ -125,6 +125,8 @@ class LabelsForm(forms.Form):
         try:
             if any(not name for name, _ in rows):
                 raise forms.ValidationError("Every tag needs a key (its value may be empty).")
+            if any("\x00" in name + value for name, value in rows):
+                raise forms.ValidationError("Tags cannot contain null characters.")
             if any(len(name) > key_max or len(value) > value_max for name, value in rows):
                 raise forms.ValidationError(
                     f"Tag keys have at most {key_max} characters and tag values at most {value_max}."
