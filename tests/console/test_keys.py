@@ -272,6 +272,13 @@ def test_htmx_gets_only_the_results(console: Callable[..., Client], admin: Perso
     assert "HX-Request" in response["Vary"]
 
 
+def test_htmx_gets_a_refusal_it_can_show(console: Callable[..., Client], outsider: Persona) -> None:
+    response = console(outsider).get(KEY_LIST, {"state": "Enabled"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # htmx swaps only successful responses
+    body = response.content.decode()
+    assert 'role="alert">Refused.' in body and "<html" not in body
+
+
 # The General configuration tab.
 
 

@@ -26,6 +26,7 @@ from django.utils.cache import patch_vary_headers
 from keys.models import Alias, Key, KeyState, Tag, description_sort_key
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import attempt, console_view
+from kmsconsole.console.views.keys import error_status
 from kmsconsole.console.views.keys_catalog import ALL_SPECS, ALL_USAGES, usage_label
 from kmsconsole.operations import OperationContext
 from policies.selectors import account_get
@@ -194,13 +195,10 @@ def _sort_headings(request: HttpRequest, form: KeyListForm) -> dict[str, dict[st
 def key_list(request: HttpRequest) -> HttpResponse:
     form = KeyListForm(request.GET)
     context: dict[str, Any] = {"form": form, "keys": [], "page_size": PAGE_SIZE}
-    # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
-    partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
-    template = "console/_partials/key_list_results.html" if partial else "console/key_list.html"
     if not form.is_valid():
         form.cleaned_data.setdefault("sort", DEFAULT_SORT)
         context["sorts"] = _sort_headings(request, form)
-        return _respond(request, template, context, status=400)
+        return _respond(request, context, status=400)
     data = form.cleaned_data
 
     def work(ctx: OperationContext) -> KeyPage:
@@ -229,11 +227,15 @@ def key_list(request: HttpRequest) -> HttpResponse:
         context["first_url"] = _list_url(request, form) if data["position"] else ""
         context["narrowed"] = form.narrowed
         context["clear_url"] = _list_url(request, form, q="", state="", spec="", usage="")
-    status = 200 if outcome.ok else (403 if outcome.code == "AccessDeniedException" else 400)
-    return _respond(request, template, context, status=status)
+    return _respond(request, context, status=error_status(outcome.code) if outcome.code else 200)
 
 
-def _respond(request: HttpRequest, template: str, context: dict[str, Any], *, status: int) -> HttpResponse:
-    response = render(request, template, context, status=status)
+def _respond(request: HttpRequest, context: dict[str, Any], *, status: int) -> HttpResponse:
+    """The page, or for htmx only the results. htmx swaps only successful responses, so a refusal or a bad
+    filter it asked about comes as a 200 whose results hold the message in words."""
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        response = render(request, "console/_partials/key_list_results.html", context)
+    else:
+        response = render(request, "console/key_list.html", context, status=status)
     patch_vary_headers(response, ("HX-Request",))
     return response
