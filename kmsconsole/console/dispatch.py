@@ -99,10 +99,20 @@ class Outcome(Generic[Value]):
         return not self.error
 
 
+# AWS sends some errors with no message at all (on purpose: saying more would help an attacker); a person at the
+# console still needs a sentence.
+_WORDLESS_ERRORS = {
+    "InvalidCiphertextException": "The ciphertext could not be decrypted: it is damaged, was made by another "
+    "key, or the encryption context differs from the one used to encrypt it.",
+    "KMSInvalidMacException": "The MAC does not match this message under this key and algorithm.",
+    "KMSInvalidSignatureException": "The signature does not match this message under this key and algorithm.",
+}
+
+
 def error_text(exc: errors.KmsError) -> str:
     """The service layer's message, phrased for a person. AccessDenied names the principal, action and
     resource, which is exactly what an admin needs to fix the policy."""
-    message = exc.message or exc.code
+    message = exc.message or _WORDLESS_ERRORS.get(exc.code, exc.code)
     if exc.code == "AccessDeniedException":
         return f"Refused. {message}"
     if exc.fault:

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from kmsconsole.console.views import key_aliases, key_grants, key_rotation, key_tabs, key_tags
+from kmsconsole.console.views import key_aliases, key_grants, key_rotation, key_tabs, key_tags, key_try
 
 KEY = "keys/<uuid:key_id>/"
 
@@ -10,6 +10,8 @@ urlpatterns: list[URLPattern] = [
     # Cryptographic configuration.
     path(f"{KEY}crypto/", key_tabs.key_crypto, name="key-crypto"),
     path(f"{KEY}public-key.pem", key_tabs.key_public_key, name="key-public-key"),
+    path(f"{KEY}try/encrypt/", key_try.key_try_encrypt, name="key-try-encrypt"),
+    path(f"{KEY}try/decrypt/", key_try.key_try_decrypt, name="key-try-decrypt"),
     # Grants.
     path(f"{KEY}grants/", key_grants.key_grants, name="key-grants"),
     path(f"{KEY}grants/new/", key_grants.key_grant_create, name="key-grant-create"),

@@ -26,6 +26,7 @@ from keys.metadata import key_metadata
 from keys.services import crypto, lifecycle
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
+from kmsconsole.console.views.key_try_forms import try_forms
 from kmsconsole.operations import OperationContext
 
 Value = TypeVar("Value")
@@ -132,12 +133,13 @@ def _public_key(request: HttpRequest, key_id: str) -> Outcome[Any]:
     )
 
 
-@console_view
-def key_crypto(request: HttpRequest, key_id: UUID) -> HttpResponse:
-    """Key spec, usage and algorithms; for an asymmetric key its public key, to copy or download."""
-    key_id_text = str(key_id)
-    page = TabPage(request, key_id_text, "crypto", CRYPTO_TEMPLATE)
-    described = describe(request, key_id_text)
+def crypto_page(
+    request: HttpRequest, key_id: str, then: Callable[[TabPage, dict[str, Any]], HttpResponse]
+) -> HttpResponse:
+    """The Cryptographic configuration tab's read (DescribeKey, and GetPublicKey for an asymmetric key); `then`
+    renders it, with whatever the request added (the try-encryption forms and results)."""
+    page = TabPage(request, key_id, "crypto", CRYPTO_TEMPLATE)
+    described = describe(request, key_id)
     if not described.ok:
         return page.refuse(described)
     key = described.value
@@ -148,11 +150,19 @@ def key_crypto(request: HttpRequest, key_id: UUID) -> HttpResponse:
         "algorithms": [(label, metadata[field]) for field, label in ALGORITHM_FIELDS if field in metadata],
         "asymmetric": key_type(key) == ASYMMETRIC,
     }
+    if key.key_usage == "ENCRYPT_DECRYPT":
+        context.update(try_forms(key))
     if context["asymmetric"]:
-        public = _public_key(request, key_id_text)
+        public = _public_key(request, key_id)
         context["public_key_pem"] = pem_public_key(public.value.public_key) if public.ok else ""
         context["public_key_error"] = public.error
-    return page.render(context)
+    return then(page, context)
+
+
+@console_view
+def key_crypto(request: HttpRequest, key_id: UUID) -> HttpResponse:
+    """Key spec, usage and algorithms; for an asymmetric key its public key, to copy or download."""
+    return crypto_page(request, str(key_id), lambda page, context: page.render(context))
 
 
 @console_view
