@@ -1,0 +1,180 @@
+"""The audit dashboard's reads, each the work of one operation run through perform() by an interface:
+
+- `trail_dashboard` (kmsconsole:ListAuditEvents): a page of the filtered trail, its charts, the notable events
+  of the time range and the chain's state;
+- `event_detail` (kmsconsole:GetAuditEvent): one event, its explanation and what it refers to;
+- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as a lazy queryset to stream.
+
+Each asks the engine first (kmsconsole.api.reads: the caller's identity policies decide, and the events are
+those of the caller's account), then resolves the filters in that account. A filter that names nothing comes
+back as a FilterError value (the request was allowed; the person mistyped), never as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from keys.models import Alias, DeletedKey, Key, KeyPolicyVersion
+from kmsconsole.api import reads
+from kmsconsole.audit.charts import Charts, trail_charts
+from kmsconsole.audit.explain import Explanation, explain
+from kmsconsole.audit.models import AuditEvent, ChainVerification
+from kmsconsole.audit.notable import NotableSection, notable_sections
+from kmsconsole.audit.trail import Cursor, FilterError, Page, TrailFilter, TrailQuery, narrowed, page, resolve
+from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
+from kmsconsole.operations import OperationContext
+
+
+@dataclass(frozen=True)
+class ChainState:
+    last: ChainVerification | None
+    pending: ChainVerification | None
+    base: ChainBase
+
+
+@dataclass(frozen=True)
+class TrailDashboard:
+    filter: TrailFilter
+    page: Page
+    charts: Charts
+    notable: list[NotableSection]
+    chain: ChainState
+
+
+def _in_range(events: QuerySet[AuditEvent], query: TrailQuery) -> QuerySet[AuditEvent]:
+    if query.since is not None:
+        events = events.filter(time__gte=query.since)
+    if query.until is not None:
+        events = events.filter(time__lt=query.until)
+    return events
+
+
+def alias_labels(account_id: str) -> Callable[[list[str]], dict[str, str]]:
+    """Key ARN -> "alias/name" for the caller's own keys that have an alias (one query for a chart's keys)."""
+
+    def labels(arns: list[str]) -> dict[str, str]:
+        ids = {arn.rsplit("/", 1)[-1]: arn for arn in arns if f":{account_id}:key/" in arn}
+        names: dict[str, str] = {}
+        for key_id, name in Alias.objects.filter(
+            account__account_id=account_id, key__key_id__in=list(ids)
+        ).values_list("key__key_id", "name"):
+            names.setdefault(ids[str(key_id)], name)
+        return names
+
+    return labels
+
+
+def chain_state() -> ChainState:
+    last, pending = latest_verification()
+    base, _ = chain_base()
+    return ChainState(last, pending, base)
+
+
+def trail_dashboard(
+    ctx: OperationContext,
+    *,
+    query: TrailQuery,
+    now: datetime,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+) -> TrailDashboard | FilterError:
+    """kmsconsole:ListAuditEvents for the dashboard page (or the filter that names nothing)."""
+    events = reads.audit_events(ctx)
+    account_id = ctx.caller.account_id
+    try:
+        trail = resolve(query, account_id=account_id)
+    except FilterError as error:
+        return error
+    matching = narrowed(events, trail)
+    return TrailDashboard(
+        filter=trail,
+        page=page(matching, before=before, after=after),
+        charts=trail_charts(
+            matching, since=query.since, until=query.until or now, key_labels=alias_labels(account_id)
+        ),
+        notable=notable_sections(_in_range(events, query)),
+        chain=chain_state(),
+    )
+
+
+def export_events(ctx: OperationContext, *, query: TrailQuery) -> QuerySet[AuditEvent] | FilterError:
+    """kmsconsole:ExportAuditEvents: the filtered events, oldest first, not yet read (the response streams
+    them)."""
+    events = reads.audit_events(ctx)
+    try:
+        trail = resolve(query, account_id=ctx.caller.account_id)
+    except FilterError as error:
+        return error
+    return narrowed(events, trail).order_by("time", "seq")
+
+
+@dataclass(frozen=True)
+class KeyReference:
+    """The event's key as it is now: still there, deleted (its tombstone), or another account's."""
+
+    arn: str
+    key_id: str
+    own: bool
+    exists: bool
+    deleted_at: datetime | None = None
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """The key policy versions that applied to the request: the one it was decided under and, for a request
+    that set a new policy, that new version."""
+
+    decided_under: KeyPolicyVersion | None
+    set_by_request: KeyPolicyVersion | None
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    event: AuditEvent
+    explanation: Explanation
+    key: KeyReference | None
+    policy: PolicyInForce | None
+
+
+# Operations whose allowed event comes with a new key policy version (written just before the event).
+_SETS_POLICY = ("PutKeyPolicy", "CreateKey")
+
+
+def _key_reference(arn: str, account_id: str) -> KeyReference | None:
+    if ":key/" not in arn:
+        return None
+    key_id = arn.rsplit("/", 1)[-1]
+    own = arn.split(":")[4] == account_id
+    if not own:
+        return KeyReference(arn, key_id, own=False, exists=False)
+    exists = Key.objects.filter(key_id=key_id, account__account_id=account_id).exists()
+    tombstone = None if exists else DeletedKey.objects.filter(key_id=key_id, account_id=account_id).first()
+    return KeyReference(arn, key_id, True, exists, tombstone.deleted_at if tombstone else None)
+
+
+def _policy_in_force(event: AuditEvent, key: KeyReference) -> PolicyInForce:
+    versions = list(
+        KeyPolicyVersion.objects.filter(
+            key__key_id=key.key_id, key__account__account_id=key.arn.split(":")[4], created_at__lte=event.time
+        ).order_by("-version")[:2]
+    )
+    if event.operation in _SETS_POLICY and event.decision == AuditEvent.Decision.ALLOWED and versions:
+        return PolicyInForce(versions[1] if len(versions) > 1 else None, versions[0])
+    return PolicyInForce(versions[0] if versions else None, None)
+
+
+def event_detail(ctx: OperationContext, *, event_id: str) -> EventDetail:
+    """kmsconsole:GetAuditEvent: the event (of the caller's account), explained, with the key it names and the
+    key policy version in force then (for the caller's own keys: version numbers and dates, not the text)."""
+    event = reads.audit_event(ctx, event_id=event_id)
+    key = _key_reference(event.key_arn, ctx.caller.account_id)
+    policy = _policy_in_force(event, key) if key is not None and key.exists else None
+    return EventDetail(event, explain(event), key, policy)

@@ -1,0 +1,162 @@
+"""The notable-events panel: what an auditor should look at first, from the trail itself.
+
+- uses of keys pending deletion (the service marks them `notable` when it refuses them);
+- refusals on a key soon after its key policy changed (a policy edit that broke someone's access);
+- grants created by principals the operator bound to an integrated service;
+- key policies set with the lockout safety check bypassed.
+
+Each section is one or two short, index-ordered reads of the events the caller may see, within the dashboard's
+time range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+
+from grants.models import IntegratedService
+from keys.services.access import PENDING_DELETION_USE
+from kmsconsole.audit.models import AuditEvent
+
+ROWS = 5
+# A refusal this soon after the key's policy changed is shown as possibly caused by the change.
+AFTER_POLICY_CHANGE = timedelta(hours=24)
+# How many of the newest refusals are matched against policy changes.
+REFUSALS_SCANNED = 500
+# How each interface names PutKeyPolicy's and CreateKey's bypass flag in the recorded parameters.
+BYPASS_PARAMETERS = ("BypassPolicyLockoutSafetyCheck", "bypass_lockout_safety_check")
+_ALLOWED = AuditEvent.Decision.ALLOWED
+_DENIED = AuditEvent.Decision.DENIED
+
+
+@dataclass(frozen=True)
+class NotableRow:
+    event: AuditEvent
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class NotableSection:
+    name: str
+    title: str
+    explanation: str
+    rows: list[NotableRow]
+    # The dashboard filters that list all of them, when they can be expressed as filters.
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+def _newest(events: QuerySet[AuditEvent]) -> list[NotableRow]:
+    return [NotableRow(event) for event in events.order_by("-time", "-seq")[:ROWS]]
+
+
+def pending_deletion_uses(events: QuerySet[AuditEvent]) -> NotableSection:
+    return NotableSection(
+        "pending-deletion",
+        "Uses of keys pending deletion",
+        "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it.",
+        _newest(events.filter(notable=PENDING_DELETION_USE)),
+        {"notable": PENDING_DELETION_USE},
+    )
+
+
+def refusals_after_policy_change(events: QuerySet[AuditEvent]) -> NotableSection:
+    """Refusals on a key within AFTER_POLICY_CHANGE of an allowed PutKeyPolicy on it: the newest refusals (one
+    index range) are matched against the policy changes of their keys (a second, short read)."""
+    refusals = list(
+        events.filter(decision=_DENIED)
+        .exclude(key_arn="")
+        .order_by("-time", "-seq")
+        .values_list("pk", "key_arn", "time")[:REFUSALS_SCANNED]
+    )
+    rows: list[NotableRow] = []
+    if refusals:
+        earliest = min(moment for _, _, moment in refusals) - AFTER_POLICY_CHANGE
+        changes: dict[str, list[tuple[datetime, AuditEvent]]] = {}
+        for change in events.filter(
+            operation="PutKeyPolicy",
+            decision=_ALLOWED,
+            key_arn__in={arn for _, arn, _ in refusals},
+            time__gte=earliest,
+        ).order_by("time", "seq"):
+            changes.setdefault(change.key_arn, []).append((change.time, change))
+        matched: list[tuple[int, str]] = []
+        for pk, arn, moment in refusals:
+            before = [c for at, c in changes.get(arn, []) if at <= moment < at + AFTER_POLICY_CHANGE]
+            if before:
+                change = before[-1]
+                matched.append(
+                    (pk, f"{_ago(moment - change.time)} after {change.caller_arn} changed its policy")
+                )
+            if len(matched) == ROWS:
+                break
+        found = AuditEvent.objects.in_bulk([pk for pk, _ in matched])
+        rows = [NotableRow(found[pk], note) for pk, note in matched if pk in found]
+    return NotableSection(
+        "after-policy-change",
+        "Refusals after a key policy change",
+        "A refusal on a key soon after its policy changed may mean the change took away access someone needs.",
+        rows,
+    )
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes // 60} hours"
+
+
+def service_principals() -> Q | None:
+    """Events whose caller is a principal bound to an integrated service (or a session of such a role)."""
+    matches = Q()
+    for principals in IntegratedService.objects.values_list("principals", flat=True):
+        for arn in principals or []:
+            matches |= Q(caller_arn=arn)
+            if ":role/" in arn:
+                account = arn.split(":")[4]
+                name = arn.rsplit("/", 1)[-1]
+                matches |= Q(caller_arn__startswith=f"arn:aws:sts::{account}:assumed-role/{name}/")
+    return matches or None
+
+
+def grants_by_integrated_services(events: QuerySet[AuditEvent]) -> NotableSection:
+    principals = service_principals()
+    rows = (
+        _newest(events.filter(principals, operation="CreateGrant", decision=_ALLOWED))
+        if principals is not None
+        else []
+    )
+    return NotableSection(
+        "service-grants",
+        "Grants created by integrated services",
+        "Grants that principals acting for an integrated service created: check that each is for a resource "
+        "you expect.",
+        rows,
+    )
+
+
+def lockout_bypasses(events: QuerySet[AuditEvent]) -> NotableSection:
+    bypassed = Q()
+    for name in BYPASS_PARAMETERS:
+        bypassed |= Q(**{f"request_parameters__{name}": True})
+    return NotableSection(
+        "lockout-bypass",
+        "Key policies set with the lockout check bypassed",
+        "The safety check that stops a policy from locking its author out was skipped: make sure the key can "
+        "still be managed.",
+        _newest(events.filter(bypassed, operation__in=("PutKeyPolicy", "CreateKey"), decision=_ALLOWED)),
+    )
+
+
+def notable_sections(events: QuerySet[AuditEvent]) -> list[NotableSection]:
+    """Every section, over events already confined to the caller's account and the time range."""
+    return [
+        pending_deletion_uses(events),
+        refusals_after_policy_change(events),
+        grants_by_integrated_services(events),
+        lockout_bypasses(events),
+    ]

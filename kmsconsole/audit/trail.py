@@ -1,0 +1,251 @@
+"""Reading the audit trail the way the dashboard asks: one filter, resolved once, and keyset pages.
+
+A `TrailQuery` is what a person typed, checked for shape (kmsconsole.console.views.audit_forms does that). It is
+resolved against the caller's account into a `TrailFilter` (an alias becomes its key's ARN, a user or role name
+its ARN), which narrows a queryset of events already confined to the caller's account and authorized
+(kmsconsole.api.reads.audit_events). Pages are newest first by (time, seq), with a cursor on both: every filter
+has an index ending in (time, seq) (see AuditEvent.Meta), so a page is one index range scan at any depth.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Q, QuerySet
+
+from keys.models import Alias, key_arn
+from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
+from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from policies import arns
+from policies.models import IamRole, IamUser
+
+PAGE_SIZE = 50
+_KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/(?P<key_id>[0-9a-fA-F-]{36})$")
+_ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>alias/.+)$")
+_ROLE_ARN = re.compile(r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
+_CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FilterError(ValueError):
+    """A filter value that names nothing: shown beside its field."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TrailQuery:
+    """The dashboard's filters as typed (already checked for shape). Empty strings mean "any"."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    key: str = ""
+    principal: str = ""
+    account: str = ""
+    operation: str = ""
+    decision: str = ""
+    error_code: str = ""
+    decided_by: str = ""
+    context_key: str = ""
+    context_value: str = ""
+    source_ip: str = ""
+    request_id: str = ""
+    notable: str = ""
+
+    def as_params(self) -> dict[str, str]:
+        """The filters that are set, as recorded on the audit event of the read (and the export) itself."""
+        params = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            if value:
+                params[item.name] = value
+        return params
+
+
+@dataclass(frozen=True)
+class TrailFilter:
+    """A TrailQuery resolved in the caller's account: what the query narrows by."""
+
+    query: TrailQuery
+    key_arn: str = ""
+    principal_arn: str = ""
+    # A role also stands for its sessions (arn:aws:sts::<account>:assumed-role/<name>/...).
+    session_prefix: str = ""
+    key_account_prefix: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+
+def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
+    """(key ARN, note) for a key named by id, ARN, alias name or alias ARN."""
+    if match := _KEY_ARN.match(value):
+        return value, ""
+    alias_account, alias_name = account_id, ""
+    if match := _ALIAS_ARN.match(value):
+        alias_account, alias_name = match["account"], match["alias"]
+    elif value.startswith("alias/"):
+        alias_name = value
+    if alias_name:
+        if alias_account != account_id:
+            raise FilterError("key", "Aliases of another account cannot be looked up; give the key's ARN.")
+        alias = Alias.objects.filter(account__account_id=account_id, name=alias_name).select_related("key")
+        found = alias.first()
+        if found is None:
+            raise FilterError("key", f"There is no alias {alias_name} in account {account_id}.")
+        arn = key_arn(account_id, str(found.key.key_id))
+        return arn, f"{alias_name} points at {arn} now; events are matched by that key."
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise FilterError(
+            "key", "Give a key id, a key ARN, an alias name (alias/...) or an alias ARN."
+        ) from None
+    # A key id needs no lookup: the key may have been deleted since, and its events still matter.
+    return key_arn(account_id, str(parsed)), ""
+
+
+def _principal_for(value: str, account_id: str) -> tuple[str, str]:
+    """(principal ARN, session prefix) for an ARN, or a user or role name of the caller's account."""
+    if value.startswith("arn:") or value.startswith("kmsconsole:") or value == "anonymous":
+        match = _ROLE_ARN.match(value)
+        if match is None:
+            return value, ""
+        prefix = f"arn:{match['partition']}:sts::{match['account']}:assumed-role/{match['name']}/"
+        return value, prefix
+    user = IamUser.objects.filter(account__account_id=account_id, name=value).first()
+    if user is not None:
+        return arns.user_arn(account_id, user.path, user.name), ""
+    role = IamRole.objects.filter(account__account_id=account_id, name=value).first()
+    if role is not None:
+        return arns.role_arn(account_id, role.path, role.name), arns.assumed_role_arn(
+            account_id, role.name, ""
+        )
+    raise FilterError(
+        "principal", f"There is no user or role named {value[:64]} in account {account_id}; give an ARN."
+    )
+
+
+def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
+    """Resolve names into what events record. Raises FilterError naming the field that names nothing."""
+    key, key_note = _key_arn_for(query.key, account_id) if query.key else ("", "")
+    principal, sessions = _principal_for(query.principal, account_id) if query.principal else ("", "")
+    key_account = key_arn(query.account, "") if query.account else ""
+    return TrailFilter(
+        query=query,
+        key_arn=key,
+        principal_arn=principal,
+        session_prefix=sessions,
+        key_account_prefix=key_account,
+        notes=(key_note,) if key_note else (),
+    )
+
+
+def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[AuditEvent]:
+    """The events that match every filter that is set (the time range included)."""
+    query = trail.query
+    if query.since is not None:
+        events = events.filter(time__gte=query.since)
+    if query.until is not None:
+        events = events.filter(time__lt=query.until)
+    if trail.key_arn:
+        events = events.filter(key_arn=trail.key_arn)
+    if trail.principal_arn:
+        matches = Q(caller_arn=trail.principal_arn)
+        if trail.session_prefix:
+            matches |= Q(caller_arn__startswith=trail.session_prefix)
+        events = events.filter(matches)
+    if trail.key_account_prefix:
+        events = events.filter(key_arn__startswith=trail.key_account_prefix)
+    exact = {
+        "operation": query.operation,
+        "decision": query.decision,
+        "error_code": query.error_code,
+        "decided_by": query.decided_by,
+        "source_ip": query.source_ip,
+        "notable": query.notable,
+    }
+    events = events.filter(**{name: value for name, value in exact.items() if value})
+    if query.request_id:
+        events = events.filter(request_id__startswith=query.request_id)
+    if query.context_key:
+        pairs = AuditContextEntry.objects.filter(key=query.context_key[:KEY_CHARS])
+        if query.context_value:
+            pairs = pairs.filter(value=query.context_value[:VALUE_CHARS])
+        events = events.filter(pk__in=pairs.values("event_id"))
+    return events
+
+
+# --- Keyset pages -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the (time, seq) order: the page continues strictly before (or after) it."""
+
+    time: datetime
+    seq: int
+
+    def __str__(self) -> str:
+        delta = self.time - _EPOCH
+        micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}.{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        match = _CURSOR.match(text)
+        if match is None:
+            raise FilterError("cursor", "That page link is not valid any more; start from the newest events.")
+        try:
+            moment = _EPOCH + timedelta(microseconds=int(match["micros"]))
+        except OverflowError:
+            raise FilterError(
+                "cursor", "That page link is not valid; start from the newest events."
+            ) from None
+        return cls(moment, int(match["seq"]))
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> Cursor:
+        return cls(event.time, event.seq)
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[AuditEvent]
+    older: Cursor | None  # the link to older events, if there are any
+    newer: Cursor | None  # the link to newer events, if this is not the newest page
+
+
+def page(
+    events: QuerySet[AuditEvent],
+    *,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """One page, newest first. `before`: the page of older events; `after`: the page of newer ones. The
+    bound on time alone lets the index start at the cursor; the (time, seq) test settles ties in time."""
+    if after is not None:
+        newer_first = events.filter(
+            Q(time__gt=after.time) | Q(time=after.time, seq__gt=after.seq), time__gte=after.time
+        )
+        rows = list(newer_first.order_by("time", "seq")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return Page(rows, Cursor.of(rows[-1]) if rows else None, Cursor.of(rows[0]) if more_newer else None)
+    if before is not None:
+        events = events.filter(
+            Q(time__lt=before.time) | Q(time=before.time, seq__lt=before.seq), time__lte=before.time
+        )
+    rows = list(events.order_by("-time", "-seq")[: size + 1])
+    more_older = len(rows) > size
+    rows = rows[:size]
+    older = Cursor.of(rows[-1]) if more_older else None
+    newer = Cursor.of(rows[0]) if before is not None and rows else None
+    return Page(rows, older, newer)

@@ -1,0 +1,256 @@
+"""The audit dashboard: the trail with filters, charts, the notable events and the chain's state
+(kmsconsole:ListAuditEvents), one event explained (kmsconsole:GetAuditEvent), exports of the filtered events
+(kmsconsole:ExportAuditEvents) and a verification of the chain on demand (kmsconsole:VerifyAuditChain).
+
+Views parse, run one operation through `attempt()` and render (kmsconsole.audit.dashboard does the reading).
+Every page works without JavaScript: the charts are drawn from the same numbers the tables beside them show.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
+
+from kmsconsole.audit import dashboard, export
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.trail import Cursor, FilterError
+from kmsconsole.audit.verification import chain_verification_request
+from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
+from kmsconsole.console.views.audit_forms import RANGES, TrailFilterForm
+from kmsconsole.console.views.audit_links import EventLinks, event_links, trail_url
+
+REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
+
+
+def _refusal(request: HttpRequest, outcome: Outcome[Any], heading: str) -> HttpResponse:
+    status = (
+        403
+        if outcome.code == "AccessDeniedException"
+        else 404
+        if outcome.code == "NotFoundException"
+        else 400
+    )
+    return render(
+        request, "console/audit_refused.html", {"heading": heading, "error": outcome.error}, status=status
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    event: AuditEvent
+    links: EventLinks
+    note: str = ""
+
+
+BAR_CHARTS = (
+    ("keys", "Top keys", "No event names a key."),
+    ("principals", "Top principals", "No events."),
+    ("reasons", "Refusals and failures by reason", "Nothing was refused and nothing failed."),
+)
+
+
+def _cursors(request: HttpRequest) -> tuple[Cursor | None, Cursor | None]:
+    before, after = request.GET.get("before", ""), request.GET.get("after", "")
+    return (Cursor.parse(before) if before else None, Cursor.parse(after) if after else None)
+
+
+def _page_context(
+    request: HttpRequest, form: TrailFilterForm, result: dashboard.TrailDashboard
+) -> dict[str, Any]:
+    account_id = console_caller(request).account_id  # type: ignore[union-attr]  # console_view checked it
+    params = form.link_params()
+    page, charts = result.page, result.charts
+    return {
+        "rows": [Row(event, event_links(event, account_id, params)) for event in page.events],
+        "older_url": trail_url(params, before=str(page.older)) if page.older else "",
+        "newer_url": trail_url(params, after=str(page.newer)) if page.newer else "",
+        "newest_url": trail_url(params) if page.newer else "",
+        "charts": charts,
+        "chart_data": charts.data(),
+        "bar_charts": [
+            (name, title, empty, [(bar, trail_url(params, **bar.filters)) for bar in getattr(charts, name)])
+            for name, title, empty in BAR_CHARTS
+        ],
+        "notable": [
+            (
+                section,
+                trail_url(params, **section.filters) if section.filters else "",
+                [
+                    Row(row.event, event_links(row.event, account_id, params), row.note)
+                    for row in section.rows
+                ],
+            )
+            for section in result.notable
+        ],
+        "all_time_url": trail_url(params, range="all"),
+        "chain": result.chain,
+        "notes": result.filter.notes,
+    }
+
+
+def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
+    partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
+    template = "console/_partials/audit_results.html" if partial else "console/audit_list.html"
+    return render(request, template, context, status=status)
+
+
+@console_view
+@require_safe
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    form = TrailFilterForm(request.GET or None)
+    params = form.link_params()
+    context: dict[str, Any] = {
+        "form": form,
+        "ranges": RANGES,
+        "time_range": form.time_range if form.is_bound and form.is_valid() else "24h",
+        "export_csv": trail_url(params, view="console:audit-export-csv"),
+        "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
+    }
+    if form.is_bound and not form.is_valid():
+        return _render_trail(request, context, status=400)
+    now = timezone.now()
+    query = form.query(now)
+    try:
+        before, after = _cursors(request)
+    except FilterError as error:
+        context["cursor_error"] = error.message
+        return _render_trail(request, context, status=400)
+    cursor = {"Before": str(before) if before else "", "After": str(after) if after else ""}
+    outcome = attempt(
+        request,
+        "kmsconsole:ListAuditEvents",
+        lambda ctx: dashboard.trail_dashboard(ctx, query=query, now=now, before=before, after=after),
+        params={"Query": {**query.as_params(), **{k: v for k, v in cursor.items() if v}}},
+    )
+    if not outcome.ok or outcome.value is None:
+        return _refusal(request, outcome, "Audit trail")
+    result = outcome.value
+    if isinstance(result, FilterError):
+        form.add_error(result.field_name if result.field_name in form.fields else None, result.message)
+        return _render_trail(request, context, status=400)
+    context.update(_page_context(request, form, result))
+    return _render_trail(request, context)
+
+
+@console_view
+@require_safe
+def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
+    outcome = attempt(
+        request,
+        "kmsconsole:GetAuditEvent",
+        lambda ctx: dashboard.event_detail(ctx, event_id=str(event_id)),
+        params={"EventId": str(event_id)},
+    )
+    if not outcome.ok or outcome.value is None:
+        return _refusal(request, outcome, "Audit event")
+    detail = outcome.value
+    account_id = console_caller(request).account_id  # type: ignore[union-attr]
+    return render(
+        request,
+        "console/audit_detail.html",
+        {
+            "detail": detail,
+            "event": detail.event,
+            "explanation": detail.explanation,
+            "links": event_links(detail.event, account_id, None, detail=detail),
+            "request_parameters": _pretty(detail.event.request_parameters),
+            "response_elements": _pretty(detail.event.response_elements),
+        },
+    )
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) if value else ""
+
+
+_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", export.csv_lines),
+    "jsonl": ("application/x-ndjson; charset=utf-8", export.jsonl_lines),
+}
+
+
+def _export(request: HttpRequest, fmt: str) -> HttpResponse:
+    form = TrailFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        errors = "; ".join(
+            f"{form[name].label}: {' '.join(e)}" for name, e in form.errors.items() if name in form.fields
+        )
+        return render(
+            request,
+            "console/audit_refused.html",
+            {"heading": "Export", "error": errors or "Check the filters."},
+            status=400,
+        )
+    query = form.query(timezone.now())
+    outcome = attempt(
+        request,
+        "kmsconsole:ExportAuditEvents",
+        lambda ctx: dashboard.export_events(ctx, query=query),
+        params={"Format": fmt, "Filters": query.as_params()},
+    )
+    if not outcome.ok or outcome.value is None:
+        return _refusal(request, outcome, "Export")
+    if isinstance(outcome.value, FilterError):
+        return render(
+            request,
+            "console/audit_refused.html",
+            {"heading": "Export", "error": outcome.value.message},
+            status=400,
+        )
+    events: QuerySet[AuditEvent] = outcome.value
+    content_type, lines = _FORMATS[fmt]
+    response = StreamingHttpResponse(
+        export.batched(lines(export.event_rows(events))), content_type=content_type
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@console_view
+@require_safe
+def audit_export_csv(request: HttpRequest) -> HttpResponse:
+    return _export(request, "csv")
+
+
+@console_view
+@require_safe
+def audit_export_jsonl(request: HttpRequest) -> HttpResponse:
+    return _export(request, "jsonl")
+
+
+@console_view
+@require_POST
+def audit_verify(request: HttpRequest) -> HttpResponse:
+    outcome = attempt(
+        request,
+        "kmsconsole:VerifyAuditChain",
+        lambda ctx: chain_verification_request(ctx=ctx),
+        audit_response=lambda verification: {"VerificationId": verification.pk},
+    )
+    if not outcome.ok:
+        return _refusal(request, outcome, "Verify the audit chain")
+    messages.success(
+        request,
+        "Verification requested: a worker walks the whole chain; the result appears here when it is done.",
+    )
+    back = request.POST.get("next", "")
+    return redirect(back if back.startswith(_audit_url()) else _audit_url())
+
+
+def _audit_url() -> str:
+    try:
+        return reverse("console:audit")
+    except NoReverseMatch:  # pragma: no cover - the route is this module's
+        return "/"

@@ -1,0 +1,153 @@
+"""The audit dashboard's filter form: what a person may type, checked for shape before anything is read. The
+names it resolves (aliases, user and role names) are resolved by the read itself (kmsconsole.audit.trail)."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from kmsconsole.audit.context_index import KEY_CHARS
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.trail import TrailQuery
+from kmsconsole.operations import OPERATIONS
+
+# (value, label, span): the time ranges offered; "custom" uses the two dates.
+RANGES: tuple[tuple[str, str, timedelta | None], ...] = (
+    ("1h", "Last hour", timedelta(hours=1)),
+    ("24h", "Last 24 hours", timedelta(hours=24)),
+    ("7d", "Last 7 days", timedelta(days=7)),
+    ("30d", "Last 30 days", timedelta(days=30)),
+    ("90d", "Last 90 days", timedelta(days=90)),
+    ("all", "All time", None),
+    ("custom", "Between the dates below", None),
+)
+DEFAULT_RANGE = "24h"
+_SPANS = {value: span for value, _, span in RANGES}
+_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+# The filters that are text to match exactly (or, for the request id, its beginning), with their labels.
+_TEXT = {
+    "key": ("Key", "Key id, key ARN, alias name or alias ARN.", 2048),
+    "principal": (
+        "Principal",
+        "An ARN, or a user or role name of your account (a role includes its sessions).",
+        2048,
+    ),
+    "operation": ("Operation", "", 64),
+    "error_code": ("Error code", "e.g. AccessDeniedException", 64),
+    "decided_by": ("Decided by", "The statement or grant, as events record it.", 512),
+    "context_key": ("Encryption context key", "", KEY_CHARS),
+    "context_value": ("Encryption context value", "Needs the key.", 8192),
+    "source_ip": ("Source IP", "", 45),
+    "request_id": ("Request id", "The whole id or its beginning.", 64),
+    "notable": ("Notable", "", 128),
+}
+
+
+def _datetime(label: str) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        input_formats=_DATETIME_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="UTC",
+    )
+
+
+class TrailFilterForm(forms.Form):
+    range = forms.ChoiceField(
+        label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
+    )
+    since = _datetime("From")
+    until = _datetime("Until")
+    account = forms.RegexField(
+        label="Key's account",
+        regex=r"^\d{12}$",
+        required=False,
+        help_text="The 12-digit account that owns the key.",
+        error_messages={"invalid": "An account id is 12 digits."},
+    )
+    decision = forms.ChoiceField(
+        label="Decision", choices=[("", "Any"), *AuditEvent.Decision.choices], required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, (label, hint, length) in _TEXT.items():
+            self.fields[name] = forms.CharField(
+                label=label, help_text=hint, max_length=length, required=False, strip=True
+            )
+        self.fields["operation"].widget.attrs["list"] = "audit-operations"
+
+    operation_names = sorted(OPERATIONS)
+
+    def clean_source_ip(self) -> str:
+        value: str = self.cleaned_data["source_ip"]
+        if value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise forms.ValidationError("Give an IPv4 or IPv6 address, e.g. 10.0.0.1.") from None
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # Dates typed in mean "between these dates", whatever the range menu says.
+        if data.get("since") or data.get("until"):
+            data["range"] = "custom"
+        data["range"] = data.get("range") or DEFAULT_RANGE
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Until must be after From.")
+        if data.get("context_value") and not data.get("context_key"):
+            self.add_error("context_key", "Give the encryption context key the value belongs to.")
+        return data
+
+    @property
+    def time_range(self) -> str:
+        return str(self.cleaned_data.get("range") or DEFAULT_RANGE) if self.is_bound else DEFAULT_RANGE
+
+    def query(self, now: datetime) -> TrailQuery:
+        """The filters as the read takes them; the range menu becomes a since/until pair."""
+        data = self.cleaned_data if self.is_bound else {}
+        chosen = self.time_range
+        since, until = data.get("since"), data.get("until")
+        if chosen != "custom":
+            span = _SPANS.get(chosen)
+            since, until = (now - span if span else None), None
+        return TrailQuery(
+            since=since.astimezone(UTC) if since else None,
+            until=until.astimezone(UTC) if until else None,
+            account=data.get("account", ""),
+            decision=data.get("decision", ""),
+            **{name: data.get(name, "") for name in _TEXT},
+        )
+
+    def link_params(self) -> QueryDict:
+        """The filters as a URL query, for links that keep them (pages, exports, a narrower filter)."""
+        params = QueryDict(mutable=True)
+        if not self.is_bound or not self.is_valid():
+            return params
+        for name, value in self.cleaned_data.items():
+            if name in ("since", "until"):
+                value = value.strftime("%Y-%m-%dT%H:%M") if value else ""
+            if value and not (name == "range" and value == DEFAULT_RANGE):
+                params[name] = value
+        if self.time_range != "custom":
+            params.pop("since", None)
+            params.pop("until", None)
+        return params
+
+    @property
+    def narrowing_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ("key", "principal", "account", "operation", "decision", "error_code")]
+
+    @property
+    def more_fields(self) -> list[forms.BoundField]:
+        return [
+            self[name]
+            for name in ("decided_by", "context_key", "context_value", "source_ip", "request_id", "notable")
+        ]
