@@ -62,6 +62,7 @@ def test_the_editor_shows_the_document_in_the_shared_editor_markup(console: Cons
     validate = url("identity-policy-validate")
     assert f'<div data-policy-editor data-kind="identity" data-validate-url="{validate}">' in page
     assert '<textarea id="id_policy" name="policy"' in page
+    assert "js/policy-editor.js" in page and "css/policy-editor.css" in page
     assert "&quot;Action&quot;: &quot;*&quot;" in page  # the admin's Allow-all document, escaped
     assert audit_events("iam:GetUserPolicy", decision="allowed")
 

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
+from kmsconsole.console.policy_check import identity_policy_check
 from kmsconsole.console.views.principals import PLURALS, entity_params, error_page, noun, status_of
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -58,7 +59,7 @@ def _editor(
 ) -> HttpResponse:
     field_errors = _field_errors(outcome) if outcome is not None else {}
     # Where in the text the engine's complaint is, for the page without the editor's script.
-    located = _check(document)["errors"] if "policy" in field_errors else []
+    located = identity_policy_check(document)["errors"] if "policy" in field_errors else []
     context = {
         "kind": kind,
         "label": PLURALS[kind],
@@ -73,12 +74,6 @@ def _editor(
         "error": outcome.error if outcome is not None and not field_errors else "",
     }
     return render(request, "console/identity_policy_edit.html", context, status=status)
-
-
-def _check(document: str) -> dict[str, Any]:
-    from kmsconsole.console.policy_check import identity_policy_check
-
-    return identity_policy_check(document)
 
 
 def _put(
@@ -233,7 +228,7 @@ def identity_policy_validate(request: HttpRequest) -> HttpResponse:
 
     def work(ctx: OperationContext) -> dict[str, Any]:
         authorize(ctx, resource="*")  # account-level: a draft is nobody's resource yet
-        return _check(document)
+        return identity_policy_check(document)
 
     outcome = attempt(request, "kmsconsole:ValidateIdentityPolicy", work, params={"PolicyDocument": document})
     if not outcome.ok:
