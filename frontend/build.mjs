@@ -1,6 +1,11 @@
 // Builds ../static/vendor/codemirror-<codemirror version>.bundle.js: one minified IIFE exposing
-// window.KmsCodeMirror, no eval, no inline styles in markup (CodeMirror's own styles go through
-// adoptedStyleSheets, which the console's Content-Security-Policy allows). Run: npm ci && npm run build
+// window.KmsCodeMirror, with no eval and no inline style markup. Run: npm ci && npm run build
+//
+// CodeMirror's styles come from style-mod, which (4.x) writes them into a <style> element for a document and uses
+// adoptedStyleSheets only inside shadow roots. The console's Content-Security-Policy (style-src 'self', no
+// nonce) blocks such a <style> element, and the editor would render unstyled. The plugin below makes style-mod
+// use a constructed, adopted stylesheet for documents too: CSSOM, which the policy allows. Browsers without
+// adoptedStyleSheets keep the <style> fallback (blocked, so unstyled but working).
 import { build } from "esbuild";
 import { readFileSync, readdirSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -15,6 +20,23 @@ const outfile = join(vendor, `codemirror-${version}.bundle.js`);
 for (const name of readdirSync(vendor)) {
   if (/^codemirror-.*\.bundle\.js$/.test(name) && join(vendor, name) !== outfile) unlinkSync(join(vendor, name));
 }
+
+const STYLE_MOD_TEST = "if (!root.head && root.adoptedStyleSheets && win.CSSStyleSheet) {";
+const adoptedStyleSheetsForDocuments = {
+  name: "style-mod-adopted-stylesheets",
+  setup(esbuild) {
+    esbuild.onLoad({ filter: /style-mod[\\/]src[\\/]style-mod\.js$/ }, (args) => {
+      const source = readFileSync(args.path, "utf8");
+      if (!source.includes(STYLE_MOD_TEST)) {
+        throw new Error(`style-mod changed: ${args.path} no longer contains the test this build patches; check how it injects styles`);
+      }
+      return {
+        contents: source.replace(STYLE_MOD_TEST, "if (root.adoptedStyleSheets && win.CSSStyleSheet) {"),
+        loader: "js",
+      };
+    });
+  },
+};
 
 const lock = JSON.parse(readFileSync(join(here, "package-lock.json"), "utf8"));
 const versions = Object.entries(lock.packages)
@@ -31,6 +53,7 @@ await build({
   globalName: "KmsCodeMirror",
   target: ["es2020"],
   legalComments: "none",
+  plugins: [adoptedStyleSheetsForDocuments],
   banner: {
     js: `/* kmsconsole CodeMirror bundle, built by frontend/build.mjs from ${versions}. CodeMirror and its lezer ` +
       `and style-mod dependencies are MIT licensed, (c) Marijn Haverbeke and others: https://codemirror.net */`,

@@ -121,7 +121,13 @@
   }
 
   function readonlyExtensions(CM) {
-    return [CM.basicSetup, CM.json(), CM.EditorView.editable.of(false), CM.EditorState.readOnly.of(true)];
+    return [
+      CM.basicSetup,
+      CM.json(),
+      CM.EditorView.lineWrapping,
+      CM.EditorView.editable.of(false),
+      CM.EditorState.readOnly.of(true),
+    ];
   }
 
   function enhanceEditor(root) {
