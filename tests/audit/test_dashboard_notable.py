@@ -1,0 +1,122 @@
+"""The notable-events panel: uses of keys pending deletion, refusals soon after a key policy change, grants
+created by integrated services, and key policies set with the lockout check bypassed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from grants.models import IntegratedService
+from keys.services.access import PENDING_DELETION_USE
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.notable import notable_sections
+from tests.audit.dashboard_support import ACCOUNT, ALICE, BOB, KEY_1, KEY_2, append, event_values
+from tests.conftest import Persona
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_USER = f"arn:aws:iam::{ACCOUNT}:user/ebs-agent"
+SERVICE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ebs"
+DENIED = {
+    "decision": "denied",
+    "reason": "denied: no",
+    "decided_by": "",
+    "error_code": "AccessDeniedException",
+}
+
+
+def sections() -> dict[str, list[tuple[int, str]]]:
+    return {
+        s.name: [(row.event.seq, row.note) for row in s.rows]
+        for s in notable_sections(AuditEvent.objects.all())
+    }
+
+
+def seqs(*values: dict[str, Any]) -> list[int]:
+    last = append(values)
+    return list(range(last - len(values) + 1, last + 1))
+
+
+def test_uses_of_keys_pending_deletion() -> None:
+    (used, _) = seqs(
+        event_values(decision="failed", error_code="KMSInvalidStateException", notable=PENDING_DELETION_USE),
+        event_values(decision="failed", error_code="KMSInvalidStateException"),
+    )
+    assert sections()["pending-deletion"] == [(used, "")]
+
+
+def test_refusals_soon_after_a_policy_change_on_the_same_key() -> None:
+    t = timezone.now() - timedelta(days=3)
+    _, _, soon, _, _, _ = seqs(
+        event_values(time=t - timedelta(minutes=5), key_arn=KEY_1, caller_arn=BOB, **DENIED),
+        event_values(time=t, operation="PutKeyPolicy", key_arn=KEY_1, caller_arn=ALICE),
+        event_values(time=t + timedelta(minutes=10), key_arn=KEY_1, caller_arn=BOB, **DENIED),
+        event_values(time=t + timedelta(minutes=11), key_arn=KEY_2, caller_arn=BOB, **DENIED),
+        event_values(time=t + timedelta(days=2), key_arn=KEY_1, caller_arn=BOB, **DENIED),
+        event_values(time=t + timedelta(minutes=12), key_arn=KEY_1, caller_arn=BOB),
+    )
+    assert sections()["after-policy-change"] == [(soon, f"10 minutes after {ALICE} changed its policy")]
+
+
+def test_a_refused_policy_change_does_not_count() -> None:
+    t = timezone.now() - timedelta(hours=3)
+    seqs(
+        event_values(time=t, operation="PutKeyPolicy", key_arn=KEY_1, **DENIED),
+        event_values(time=t + timedelta(minutes=1), key_arn=KEY_1, caller_arn=BOB, **DENIED),
+    )
+    assert sections()["after-policy-change"] == []
+
+
+def test_grants_created_by_integrated_services() -> None:
+    IntegratedService.objects.create(
+        name="ebs.us-east-1.amazonaws.com", principals=[SERVICE_USER, SERVICE_ROLE]
+    )
+    by_user, by_session, _, _, _ = seqs(
+        event_values(operation="CreateGrant", caller_arn=SERVICE_USER),
+        event_values(operation="CreateGrant", caller_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/ebs/i-123"),
+        event_values(
+            operation="CreateGrant", caller_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/ebs-other/i-1"
+        ),
+        event_values(operation="CreateGrant", caller_arn=ALICE),
+        event_values(operation="CreateGrant", caller_arn=SERVICE_USER, **DENIED),
+    )
+    assert sections()["service-grants"] == [(by_session, ""), (by_user, "")]
+
+
+def test_no_integrated_service_means_no_rows() -> None:
+    seqs(event_values(operation="CreateGrant", caller_arn=SERVICE_USER))
+    assert sections()["service-grants"] == []
+
+
+def test_policy_changes_with_the_lockout_check_bypassed() -> None:
+    kms, api, _, _ = seqs(
+        event_values(operation="PutKeyPolicy", request_parameters={"BypassPolicyLockoutSafetyCheck": True}),
+        event_values(
+            operation="CreateKey", key_arn=KEY_2, request_parameters={"bypass_lockout_safety_check": True}
+        ),
+        event_values(operation="PutKeyPolicy", request_parameters={"BypassPolicyLockoutSafetyCheck": False}),
+        event_values(operation="Encrypt", request_parameters={"BypassPolicyLockoutSafetyCheck": True}),
+    )
+    assert sections()["lockout-bypass"] == [(api, ""), (kms, "")]
+
+
+def test_the_panel_is_on_the_page_within_the_time_range(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    (old, recent) = seqs(
+        event_values(
+            time=timezone.now() - timedelta(days=3), notable=PENDING_DELETION_USE, decision="failed"
+        ),
+        event_values(notable=PENDING_DELETION_USE, decision="failed"),
+    )
+    body = console(admin).get("/console/audit/").content.decode()
+    assert "Uses of keys pending deletion" in body and "Refusals after a key policy change" in body
+    old_id, recent_id = (AuditEvent.objects.get(seq=s).event_id for s in (old, recent))
+    panel = body[body.index('id="audit-notable-title"') :]
+    assert str(recent_id) in panel and str(old_id) not in panel, "the default range is the last 24 hours"
+    assert "notable=use+of+a+key+pending+deletion" in panel
