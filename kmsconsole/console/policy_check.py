@@ -281,15 +281,9 @@ ATTACHMENT_SID = "Allow attachment of persistent resources"
 # The console's statements, in the order its wizard writes them; key users are named in the last two.
 CONSOLE_SIDS = (ROOT_SID, ADMINISTRATORS_SID, USE_SID, ATTACHMENT_SID)
 ROLE_SIDS = {"administrator": (ADMINISTRATORS_SID,), "user": (USE_SID, ATTACHMENT_SID)}
-# Principals a person may add in the people view (an account id is written as its root ARN).
-ADDABLE_KINDS = frozenset(
-    {
-        engine.PrincipalKind.ACCOUNT,
-        engine.PrincipalKind.USER,
-        engine.PrincipalKind.ROLE,
-        engine.PrincipalKind.ASSUMED_ROLE,
-        engine.PrincipalKind.FEDERATED_USER,
-    }
+# ARNs that are never principals of a key policy (groups, identity providers).
+NOT_PRINCIPALS = frozenset(
+    {engine.PrincipalKind.GROUP, engine.PrincipalKind.SAML_PROVIDER, engine.PrincipalKind.OIDC_PROVIDER}
 )
 
 
@@ -360,7 +354,7 @@ def principal_for_policy(text: str) -> str:
     not a user, role, session, federated user or account."""
     value = text.strip()
     parsed = engine.parse_principal_arn(value)
-    if parsed is None or parsed.kind not in ADDABLE_KINDS:
+    if parsed is None or parsed.kind in NOT_PRINCIPALS:
         raise PeopleChangeError(
             "Enter the ARN of a user, role or account, such as arn:aws:iam::111122223333:user/alice "
             "(groups cannot be principals)."

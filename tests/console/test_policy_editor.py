@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from keys.default_policies import console_key_policy, default_key_policy
 from keys.models import Key, KeyPolicyVersion
+from kmsconsole.console.policy_check import identity_policy_check
 from policies.engine import LOCKOUT_MESSAGE
 from tests.api.conftest import make_key
 from tests.conftest import Persona
@@ -57,6 +58,18 @@ def state(key: Key) -> tuple[str, list[tuple[int, str]]]:
 
 def page(response: Any) -> str:
     return unescape(response.content.decode())
+
+
+def console_shaped_key(*, administrators: list[str], users: list[str]) -> Key:
+    """A key with the policy the console's create wizard writes."""
+    policy = console_key_policy(
+        account_id=ACCOUNT,
+        key_spec="SYMMETRIC_DEFAULT",
+        key_usage="ENCRYPT_DECRYPT",
+        administrators=administrators,
+        users=users,
+    )
+    return make_key("console-shaped", policy=policy)
 
 
 @pytest.fixture
@@ -107,14 +120,7 @@ def test_the_tab_shows_the_policy_in_the_editor_and_findings_beside_it(
     admin: Persona, console: Console, make_user: Callable[..., Persona]
 ) -> None:
     alice = make_user("alice")
-    policy = console_key_policy(
-        account_id=ACCOUNT,
-        key_spec="SYMMETRIC_DEFAULT",
-        key_usage="ENCRYPT_DECRYPT",
-        administrators=[alice.arn],
-        users=[admin.arn],
-    )
-    key = make_key("console-shaped", policy=policy)
+    key = console_shaped_key(administrators=[alice.arn], users=[admin.arn])
     response = console(admin).get(url("key-policy", key), {"view": "json"})
     assert response.status_code == 200
     text = page(response)
@@ -337,20 +343,15 @@ def test_the_history_lists_each_version_with_author_bypass_and_diff(
     assert any(bob.arn in line for line in added)
     assert url("key-policy-restore", key, 1) in text and url("key-policy-restore", key, 3) not in text
     assert [event.decision for event in audit_events("kmsconsole:ListKeyPolicyVersions")] == ["allowed"]
+    for page_number in ("2", "99999999999999999999999", "x"):
+        assert client.get(url("key-policy-versions", key), {"page": page_number}).status_code == 200
 
 
 def test_people_view_lists_administrators_and_users_and_adds_a_user(
     admin: Persona, console: Console, make_user: Callable[..., Persona]
 ) -> None:
     alice, carol = make_user("alice"), make_user("carol")
-    policy = console_key_policy(
-        account_id=ACCOUNT,
-        key_spec="SYMMETRIC_DEFAULT",
-        key_usage="ENCRYPT_DECRYPT",
-        administrators=[admin.arn],
-        users=[alice.arn],
-    )
-    key = make_key("people", policy=policy)
+    key = console_shaped_key(administrators=[admin.arn], users=[alice.arn])
     client = console(admin)
     view = client.get(url("key-policy", key))
     assert view.status_code == 200
@@ -378,15 +379,8 @@ def test_people_view_lists_administrators_and_users_and_adds_a_user(
 def test_people_view_removes_the_last_user_and_adds_one_by_typed_arn(
     admin: Persona, console: Console, make_user: Callable[..., Persona]
 ) -> None:
-    alice, role_user = make_user("alice"), make_user("dave")
-    policy = console_key_policy(
-        account_id=ACCOUNT,
-        key_spec="SYMMETRIC_DEFAULT",
-        key_usage="ENCRYPT_DECRYPT",
-        administrators=[],
-        users=[alice.arn],
-    )
-    key = make_key("people", policy=policy)
+    alice, dave = make_user("alice"), make_user("dave")
+    key = console_shaped_key(administrators=[], users=[alice.arn])
     client = console(admin)
     removed = client.post(
         url("key-policy-review", key), {"role": "user", "change": "remove", "principal": alice.arn}
@@ -395,7 +389,7 @@ def test_people_view_removes_the_last_user_and_adds_one_by_typed_arn(
     assert sids == ["Enable IAM User Permissions"]
 
     added = client.post(
-        url("key-policy-review", key), {"role": "administrator", "change": "add", "arn": role_user.arn}
+        url("key-policy-review", key), {"role": "administrator", "change": "add", "arn": dave.arn}
     )
     statements = json.loads(added.context["draft"])["Statement"]
     assert [s["Sid"] for s in statements] == [
@@ -404,7 +398,7 @@ def test_people_view_removes_the_last_user_and_adds_one_by_typed_arn(
         "Allow use of the key",
         "Allow attachment of persistent resources",
     ]
-    assert statements[1]["Principal"]["AWS"] == [role_user.arn]
+    assert statements[1]["Principal"]["AWS"] == [dave.arn]
 
 
 def test_people_view_refuses_what_is_not_a_principal_with_the_input_kept(
@@ -464,3 +458,61 @@ def test_an_unknown_key_is_not_found(admin: Persona, console: Console) -> None:
         reverse("console:key-policy", args=["00000000-0000-4000-8000-000000000000"])
     )
     assert response.status_code == 404
+
+
+def position_of(text: str, needle: str, occurrence: int = 0) -> tuple[int, int]:
+    """1-based line and column of the `occurrence`-th `needle` in `text`."""
+    offset = -1
+    for _ in range(occurrence + 1):
+        offset = text.index(needle, offset + 1)
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+LOCATED = [
+    (
+        "duplicate name",
+        '{"Version": "2012-10-17",\n "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},\n'
+        ' "Version": "2012-10-17"}',
+        ('"Version"', 1),
+    ),
+    (
+        "a character that is not allowed",
+        '{"Version": "2012-10-17",\n "Statement": [{"Sid": "caf\u0101", "Effect": "Allow"}]}',
+        ("\u0101", 0),
+    ),
+    (
+        "a lone Statement object",
+        '{"Version": "2012-10-17",\n "Statement": {\n  "Effect": "Allow",\n  "Action": "kms:*",\n  "Resource": 3}}',
+        ('"Resource"', 0),
+    ),
+    (
+        "an unknown condition operator",
+        '{"Version": "2012-10-17", "Statement": [\n {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},\n'
+        ' {"Effect": "Allow", "Action": "kms:*", "Resource": "*",\n'
+        '  "Condition": {"StringSorta": {"aws:username": "a"}}}]}',
+        ('"Condition"', 0),
+    ),
+    (
+        "the second item of an Action list",
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",\n "Action": [\n  "kms:Encrypt",\n'
+        '  "Decrypt"]}]}',
+        ('"Decrypt"', 0),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "where"), LOCATED, ids=[case[0] for case in LOCATED])
+def test_identity_policy_errors_are_located_in_the_text(name: str, text: str, where: tuple[str, int]) -> None:
+    result = identity_policy_check(text)
+    assert result["valid"] is False
+    (error,) = result["errors"]
+    assert (error["line"], error["column"]) == position_of(text, *where), error["message"]
+
+
+def test_identity_policy_check_gives_findings_with_their_line() -> None:
+    text = '{"Version": "2012-10-17",\n "Statement": [\n  {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}'
+    result = identity_policy_check(text)
+    assert result["valid"] is True and result["lockout"] == ""
+    (finding,) = result["findings"]
+    assert finding["id"] == "identity-full-kms-access" and finding["line"] == 3

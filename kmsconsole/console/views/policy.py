@@ -27,6 +27,7 @@ from kmsconsole.console import policy_check
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_fresh, sudo_required
+from kmsconsole.console.views.key_tabs import failure_status, key_params
 from kmsconsole.operations import OperationContext
 from policies import arns
 from policies.authorization import would_allow
@@ -34,8 +35,9 @@ from policies.selectors import account_get
 from policies.services import entity_list
 
 DRAFTS = "kms_policy_drafts"
+DRAFTS_KEPT = 5  # drafts of different keys kept in one session
 VERSIONS_PER_PAGE = 20
-FAILURE_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404}
+MAX_PAGE = 100_000  # a page number past any history (and within what the database takes as an offset)
 ROLES = {"administrator": "key administrator", "user": "key user"}
 # The people view's two lists: (role, title, what the role may do, what it means when no one has it).
 PEOPLE_SECTIONS = (
@@ -44,20 +46,17 @@ PEOPLE_SECTIONS = (
         "Key administrators",
         "They manage the key (describe, enable and disable, tag, rotate, change its policy, revoke grants) but do "
         "not use it in cryptographic operations.",
-        "No key administrators: the key is managed through the account root's statement and IAM policies.",
+        "No key administrators are named: only the account root's statement (through IAM policies), if the "
+        "policy has it, lets anyone manage the key.",
     ),
     (
         "user",
         "Key users",
         "They use the key in cryptographic operations, and may create grants for AWS resources that use it.",
-        "No key users: only principals that IAM policies allow (through the account root's statement) can use "
-        "the key.",
+        "No key users are named: only the account root's statement (through IAM policies), if the policy has "
+        "it, lets anyone use the key.",
     ),
 )
-
-
-def failure_status(code: str) -> int:
-    return FAILURE_STATUS.get(code, 400)
 
 
 def diff_lines(before: str, after: str, *, before_label: str, after_label: str) -> list[tuple[str, str]]:
@@ -77,10 +76,6 @@ def diff_lines(before: str, after: str, *, before_label: str, after_label: str) 
         else:
             rows.append(("same", line))
     return rows
-
-
-def _params(key_id: str, **more: Any) -> dict[str, Any]:
-    return {"KeyId": key_id, **more}
 
 
 def _page(
@@ -106,7 +101,10 @@ def _drafts(request: HttpRequest) -> dict[str, Any]:
 
 def _keep_draft(request: HttpRequest, key_id: str, draft: str, source: str) -> None:
     drafts = _drafts(request)
+    drafts.pop(key_id, None)
     drafts[key_id] = {"policy": draft, "source": source}
+    while len(drafts) > DRAFTS_KEPT:  # the oldest go first
+        drafts.pop(next(iter(drafts)))
     request.session[DRAFTS] = drafts
 
 
@@ -147,7 +145,7 @@ def _editor_page(
     draft: str,
     view: str,
     findings: list[dict[str, Any]],
-    problems: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    problems: list[dict[str, Any]] | None = None,
     error: str = "",
     people_form: dict[str, str] | None = None,
     status: int = 200,
@@ -176,11 +174,21 @@ def _editor_page(
         "people_sections": sections,
         "draft": draft,
         "findings": findings,
-        "problems": problems,
+        "problems": problems or [],
         "error": error,
         "choices": _principal_choices(request) if view == "people" and people is not None else [],
     }
     return _page(request, "console/key_policy.html", str(key.key_id), context, status)
+
+
+def _read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
+    """GetKeyPolicy: the key and its policy."""
+    return attempt(
+        request,
+        "GetKeyPolicy",
+        lambda ctx: key_policy.key_policy_get(ctx=ctx, key_id=key_id),
+        params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME),
+    )
 
 
 @console_view
@@ -188,12 +196,7 @@ def key_policy_tab(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET: the key policy tab (?view=people|json). ?format=json answers {"policy": ...} for the editor's
     "compare with the current policy"."""
     key_id_text = str(key_id)
-    outcome = attempt(
-        request,
-        "GetKeyPolicy",
-        lambda ctx: key_policy.key_policy_get(ctx=ctx, key_id=key_id_text),
-        params=_params(key_id_text, PolicyName=key_policy.DEFAULT_POLICY_NAME),
-    )
+    outcome = _read_policy(request, key_id_text)
     if request.GET.get("format") == "json":
         if not outcome.ok:
             return JsonResponse({"error": outcome.error}, status=failure_status(outcome.code))
@@ -220,7 +223,7 @@ def key_policy_validate(request: HttpRequest, key_id: UUID) -> HttpResponse:
         request,
         "kmsconsole:ValidateKeyPolicy",
         lambda ctx: _checked(ctx, key_id_text, draft)[1],
-        params=_params(key_id_text, Policy=draft),
+        params=key_params(key_id_text, Policy=draft),
     )
     if not outcome.ok:
         return JsonResponse({"error": outcome.error}, status=failure_status(outcome.code))
@@ -263,7 +266,7 @@ def _review(
         request,
         "kmsconsole:ValidateKeyPolicy",
         lambda ctx: _checked(ctx, key_id, draft),
-        params=_params(key_id, Policy=draft),
+        params=key_params(key_id, Policy=draft),
     )
     if not outcome.ok:
         return _refused(request, key_id, outcome)
@@ -287,12 +290,7 @@ def _review(
 
 def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
     """A people-view change (add or remove a key administrator or key user) becomes a draft for review."""
-    outcome = attempt(
-        request,
-        "GetKeyPolicy",
-        lambda ctx: key_policy.key_policy_get(ctx=ctx, key_id=key_id),
-        params=_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME),
-    )
+    outcome = _read_policy(request, key_id)
     if not outcome.ok:
         return _refused(request, key_id, outcome)
     key, document = outcome.value
@@ -308,13 +306,14 @@ def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
             document, key=key, role=form["role"], principal=principal, add=form["change"] == "add"
         )
     except policy_check.PeopleChangeError as exc:
-        findings = policy_check.key_findings(key, document)
         return _editor_page(
             request,
             key,
             draft=document,
             view="people",
-            findings=findings,
+            findings=policy_check.key_findings(key, document),
+            # Beside the list it is about; at the top when the form named no list.
+            error="" if form["role"] in ROLES else str(exc),
             people_form={**form, "error": str(exc)},
             status=400,
         )
@@ -362,7 +361,7 @@ def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
         lambda ctx: key_policy.key_policy_put(
             ctx=ctx, key_id=key_id_text, policy=draft, bypass_lockout=bypass
         ),
-        params=_params(
+        params=key_params(
             key_id_text,
             PolicyName=key_policy.DEFAULT_POLICY_NAME,
             Policy=draft,
@@ -379,10 +378,10 @@ def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 def _version_review(
     ctx: OperationContext, key_id: str, version: int
-) -> tuple[KeyPolicyVersion, dict[str, Any]]:
+) -> tuple[KeyPolicyVersion, Key, dict[str, Any]]:
     found = reads.policy_version(ctx, key_id=key_id, version=version)
     key = Key.objects.select_related("account").get(pk=found.key_id)
-    return found, policy_check.key_policy_check(ctx, key=key, document=found.document)
+    return found, key, policy_check.key_policy_check(ctx, key=key, document=found.document)
 
 
 def _restore_review(
@@ -392,12 +391,11 @@ def _restore_review(
         request,
         "kmsconsole:ListKeyPolicyVersions",
         lambda ctx: _version_review(ctx, key_id, version),
-        params=_params(key_id, Version=version),
+        params=key_params(key_id, Version=version),
     )
     if not outcome.ok:
         return _refused(request, key_id, outcome)
-    found, check = outcome.value
-    key = Key.objects.select_related("account").get(pk=found.key_id)
+    found, key, check = outcome.value
     action = reverse("console:key-policy-restore", args=[key_id, version])
     return _review_page(
         request, key, check, draft=found.document, action=action, restore=found, error=error, status=status
@@ -424,7 +422,7 @@ def key_policy_restore(request: HttpRequest, key_id: UUID, version: int) -> Http
         request,
         "PutKeyPolicy",
         lambda ctx: _restore(ctx, key_id_text, version, bypass),
-        params=_params(
+        params=key_params(
             key_id_text,
             PolicyName=key_policy.DEFAULT_POLICY_NAME,
             Version=version,
@@ -440,7 +438,7 @@ def key_policy_restore(request: HttpRequest, key_id: UUID, version: int) -> Http
 
 def _page_number(request: HttpRequest) -> int:
     try:
-        return max(1, int(request.GET.get("page", "1")))
+        return min(max(1, int(request.GET.get("page", "1"))), MAX_PAGE)
     except ValueError:
         return 1
 
@@ -457,7 +455,7 @@ def key_policy_versions(request: HttpRequest, key_id: UUID) -> HttpResponse:
         # One more than a page, to diff the page's oldest version against the one before it.
         return list(rows[start : start + VERSIONS_PER_PAGE + 1])
 
-    outcome = attempt(request, "kmsconsole:ListKeyPolicyVersions", work, params=_params(key_id_text))
+    outcome = attempt(request, "kmsconsole:ListKeyPolicyVersions", work, params=key_params(key_id_text))
     if not outcome.ok:
         return _refused(request, key_id_text, outcome)
     rows = outcome.value
