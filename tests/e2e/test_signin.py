@@ -37,7 +37,7 @@ def test_sign_in_with_a_wrong_password_then_the_right_one(watched_page: WatchedP
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(watched_page.base_url + "/")
     assert admin.arn in page.content()
-    watched_page.screenshot("overview")
+    watched_page.screenshot("overview-new-account")
 
 
 def test_a_page_needs_a_signed_in_session(watched_page: WatchedPage, account: Any) -> None:

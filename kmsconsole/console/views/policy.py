@@ -10,6 +10,7 @@ so the password confirmation of sudo mode, which comes back with a GET, does not
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any
 from uuid import UUID
 
@@ -59,11 +60,25 @@ PEOPLE_SECTIONS = (
 )
 
 
+def comparable(document: str) -> str:
+    """A policy laid out one way (two-space indent, members in their own order), so a diff shows what changed
+    and not how each side happened to be indented or wrapped. Text that is not JSON is compared as it is."""
+    try:
+        return json.dumps(json.loads(document), indent=2, ensure_ascii=False)
+    except ValueError:
+        return document.replace("\r\n", "\n")
+
+
 def diff_lines(before: str, after: str, *, before_label: str, after_label: str) -> list[tuple[str, str]]:
-    """A unified diff of two documents as (kind, text) rows: file, hunk, add, del or same."""
+    """A unified diff of two documents, laid out alike first, as (kind, text) rows: file, hunk, add, del or
+    same."""
     rows: list[tuple[str, str]] = []
     for line in difflib.unified_diff(
-        before.splitlines(), after.splitlines(), before_label, after_label, lineterm=""
+        comparable(before).splitlines(),
+        comparable(after).splitlines(),
+        before_label,
+        after_label,
+        lineterm="",
     ):
         if line.startswith(("---", "+++")) and len(rows) < 2:
             rows.append(("file", line))
@@ -245,6 +260,8 @@ def _review_page(
         "key": key,
         "draft": draft,
         "current": key.policy,
+        "current_compared": comparable(key.policy),
+        "draft_compared": comparable(draft),
         "unchanged": draft == key.policy,
         "diff": diff_lines(key.policy, draft, before_label="current policy", after_label="draft"),
         "lockout": check["lockout"],
