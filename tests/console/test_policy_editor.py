@@ -258,12 +258,19 @@ def test_review_shows_the_lines_added_and_removed(key: Key, admin: Persona, cons
     response = console(admin).post(url("key-policy-review", key), {"policy": draft})
     assert response.status_code == 200
     text = page(response)
-    assert '<span class="diff-del">-    "Action" : "kms:*",</span>' in text
-    assert '<span class="diff-add">+    "Action" : "kms:Describe*",</span>' in text
+    # Both sides are laid out alike (two-space indent) before the diff.
+    assert '<span class="diff-del">-      "Action": "kms:*",</span>' in text
+    assert '<span class="diff-add">+      "Action": "kms:Describe*",</span>' in text
     assert 'data-policy-merge data-original="#policy-current"' in text
     assert f'<textarea name="policy" hidden>{draft}</textarea>' in text
     assert "The account cannot manage this key" in text  # the draft's findings
     assert state(key)[1] == [(1, default_key_policy(ACCOUNT))]
+
+
+def test_re_indenting_alone_is_not_a_change_in_the_diff(key: Key, admin: Persona, console: Console) -> None:
+    draft = json.dumps(json.loads(default_key_policy(ACCOUNT)), indent=8)
+    text = page(console(admin).post(url("key-policy-review", key), {"policy": draft}))
+    assert 'class="diff-add"' not in text and 'class="diff-del"' not in text
 
 
 def test_the_draft_survives_the_sudo_confirmation(key: Key, admin: Persona, console: Console) -> None:
