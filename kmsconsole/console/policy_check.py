@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.http import HttpRequest
+
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.services.key_policy import _principal_exists, validate_key_policy
@@ -405,3 +407,9 @@ def people_changed(document: str, *, key: Key, role: str, principal: str, add: b
             by_sid[sid] = templates[sid]
     data["Statement"] = [by_sid[sid] for sid in order if sid in by_sid]
     return json.dumps(data, indent=2)
+
+
+def posted_policy(request: HttpRequest) -> str:
+    """The `policy` textarea of a form as the person typed it: browsers send a textarea's line breaks as CRLF
+    (HTML's form encoding), which would otherwise be stored in the document and show as changes in diffs."""
+    return request.POST.get("policy", "").replace("\r\n", "\n")

@@ -233,7 +233,7 @@ def _checked(ctx: OperationContext, key_id: str, draft: str) -> tuple[Key, dict[
 def key_policy_validate(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """POST policy=<draft>: the live check as JSON (errors with line and column, lockout, findings)."""
     key_id_text = str(key_id)
-    draft = request.POST.get("policy", "")
+    draft = policy_check.posted_policy(request)
     outcome = attempt(
         request,
         "kmsconsole:ValidateKeyPolicy",
@@ -345,7 +345,7 @@ def key_policy_review(request: HttpRequest, key_id: UUID) -> HttpResponse:
     if request.method == "POST":
         if "role" in request.POST:
             return _people_draft(request, key_id_text)
-        return _review(request, key_id_text, request.POST.get("policy", ""), source="json")
+        return _review(request, key_id_text, policy_check.posted_policy(request), source="json")
     kept = _drafts(request).get(key_id_text)
     if kept is None:
         messages.info(request, "There is no draft to review: edit the policy first.")
@@ -370,7 +370,7 @@ def _saved(request: HttpRequest, key_id: str, key: Key, what: str) -> HttpRespon
 def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """Save the reviewed draft (PutKeyPolicy). A refusal shows the engine's message with the draft kept."""
     key_id_text = str(key_id)
-    draft = request.POST.get("policy", "")
+    draft = policy_check.posted_policy(request)
     bypass = _bypass(request)
     outcome = attempt(
         request,

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
-from kmsconsole.console.policy_check import identity_policy_check
+from kmsconsole.console.policy_check import identity_policy_check, posted_policy
 from kmsconsole.console.views.principals import PLURALS, entity_params, error_page, noun, status_of
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -99,7 +99,7 @@ def _submit(
 ) -> HttpResponse:
     """Save the posted document (iam:Put<Kind>Policy), then show the saved policy; what the service refuses
     comes back in the editor as typed, with the service's words."""
-    document = request.POST.get("policy", "")
+    document = posted_policy(request)
     outcome = _put(
         request,
         kind=kind,
@@ -216,7 +216,7 @@ def _draft(request: HttpRequest) -> str:
             return ""
         value = body.get("policy", "") if isinstance(body, dict) else ""
         return value if isinstance(value, str) else ""
-    return request.POST.get("policy", "")
+    return posted_policy(request)
 
 
 @console_view
