@@ -40,7 +40,7 @@ class ChainState:
 class TrailDashboard:
     filter: TrailFilter
     page: Page
-    charts: Charts
+    charts: Charts | None  # on the first page only: paging on does not aggregate the whole range again
     notable: list[NotableSection]
     chain: ChainState
 
@@ -90,12 +90,18 @@ def trail_dashboard(
     except FilterError as error:
         return error
     matching = narrowed(events, trail)
+    first_page = before is None and after is None
+    charts = (
+        trail_charts(
+            matching, since=query.since, until=query.until or now, key_labels=alias_labels(account_id)
+        )
+        if first_page
+        else None
+    )
     return TrailDashboard(
         filter=trail,
         page=page(matching, before=before, after=after),
-        charts=trail_charts(
-            matching, since=query.since, until=query.until or now, key_labels=alias_labels(account_id)
-        ),
+        charts=charts,
         notable=notable_sections(_in_range(events, query)),
         chain=chain_state(),
     )

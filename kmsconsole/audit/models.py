@@ -12,6 +12,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+_ARN_TIME_SEQ_OPCLASSES = ["varchar_pattern_ops", "timestamptz_ops", "int8_ops"]
+
 
 class AuditEvent(models.Model):
     class Decision(models.TextChoices):
@@ -54,8 +56,18 @@ class AuditEvent(models.Model):
         # that are mostly empty get partial indexes.
         indexes = [
             models.Index(fields=["caller_account", "time", "seq"], name="audit_account_time_idx"),
-            models.Index(fields=["key_arn", "time", "seq"], name="audit_key_time_idx"),
-            models.Index(fields=["caller_arn", "time", "seq"], name="audit_caller_time_idx"),
+            # Pattern operator classes (PostgreSQL; ignored elsewhere) serve both the exact filter and a prefix:
+            # a key's account (arn:...:<account>:key/) and a role's sessions (arn:...:assumed-role/<name>/).
+            models.Index(
+                fields=["key_arn", "time", "seq"],
+                name="audit_key_time_idx",
+                opclasses=_ARN_TIME_SEQ_OPCLASSES,
+            ),
+            models.Index(
+                fields=["caller_arn", "time", "seq"],
+                name="audit_caller_time_idx",
+                opclasses=_ARN_TIME_SEQ_OPCLASSES,
+            ),
             models.Index(fields=["operation", "time", "seq"], name="audit_operation_time_idx"),
             models.Index(fields=["decision", "time", "seq"], name="audit_decision_time_idx"),
             models.Index(fields=["decided_by", "time", "seq"], name="audit_decided_by_time_idx"),

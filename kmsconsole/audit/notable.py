@@ -11,6 +11,7 @@ time range.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ AFTER_POLICY_CHANGE = timedelta(hours=24)
 REFUSALS_SCANNED = 500
 # How each interface names PutKeyPolicy's and CreateKey's bypass flag in the recorded parameters.
 BYPASS_PARAMETERS = ("BypassPolicyLockoutSafetyCheck", "bypass_lockout_safety_check")
+_SETS_POLICY = ("PutKeyPolicy", "CreateKey")
 _ALLOWED = AuditEvent.Decision.ALLOWED
 _DENIED = AuditEvent.Decision.DENIED
 
@@ -148,8 +150,17 @@ def lockout_bypasses(events: QuerySet[AuditEvent]) -> NotableSection:
         "Key policies set with the lockout check bypassed",
         "The safety check that stops a policy from locking its author out was skipped: make sure the key can "
         "still be managed.",
-        _newest(events.filter(bypassed, operation__in=("PutKeyPolicy", "CreateKey"), decision=_ALLOWED)),
+        _merged(
+            events.filter(bypassed, operation=operation, decision=_ALLOWED) for operation in _SETS_POLICY
+        ),
     )
+
+
+def _merged(sources: Iterable[QuerySet[AuditEvent]]) -> list[NotableRow]:
+    """The newest rows of several reads, each walking its own (operation, time, seq) index range: one IN over
+    operations cannot use that order, and would scan the whole time range when nothing matches."""
+    rows = [row for source in sources for row in _newest(source)]
+    return sorted(rows, key=lambda row: (row.event.time, row.event.seq), reverse=True)[:ROWS]
 
 
 def notable_sections(events: QuerySet[AuditEvent]) -> list[NotableSection]:

@@ -73,13 +73,16 @@ def _page_context(
         "rows": [Row(event, event_links(event, account_id, params)) for event in page.events],
         "older_url": trail_url(params, before=str(page.older)) if page.older else "",
         "newer_url": trail_url(params, after=str(page.newer)) if page.newer else "",
-        "newest_url": trail_url(params) if page.newer else "",
+        "newest_url": "" if charts else trail_url(params),  # any page reached by a cursor
+        "ready": True,
         "charts": charts,
-        "chart_data": charts.data(),
+        "chart_data": charts.data() if charts else None,
         "bar_charts": [
             (name, title, empty, [(bar, trail_url(params, **bar.filters)) for bar in getattr(charts, name)])
             for name, title, empty in BAR_CHARTS
-        ],
+        ]
+        if charts
+        else [],
         "notable": [
             (
                 section,
