@@ -50,6 +50,15 @@ class Row:
     links: EventLinks
     note: str = ""
 
+    @property
+    def principal_label(self) -> str:
+        """"user/alice", "assumed-role/app/session": the ARN without what every row repeats."""
+        return self.event.caller_arn.rsplit(":", 1)[-1]
+
+    @property
+    def key_label(self) -> str:
+        return self.event.key_arn.rsplit("/", 1)[-1]
+
 
 BAR_CHARTS = (
     ("keys", "Top keys", "No event names a key."),

@@ -1,0 +1,75 @@
+"""The audit dashboard in headless Chromium (the end-to-end suite's watched page: any JavaScript error, console
+error or CSP violation fails the test): the charts draw from the page's data under the strict CSP, filtering
+swaps the results with htmx, and an event's page opens from the trail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.audit.dashboard_support import ALICE, BOB, KEY_1, KEY_2, append, event_values
+from tests.conftest import Persona
+from tests.e2e.conftest import WatchedPage
+from tests.e2e.test_signin import sign_in
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_charts_draw_filters_swap_and_an_event_opens(watched_page: WatchedPage, admin: Persona) -> None:
+    now = timezone.now()
+    denied = {
+        "decision": "denied",
+        "reason": "denied: no statement in the key policy allows it",
+        "decided_by": "",
+    }
+    append(
+        event_values(
+            time=now - timedelta(minutes=5 * i),
+            caller_arn=ALICE if i % 3 else BOB,
+            key_arn=KEY_1 if i % 2 else KEY_2,
+            **(denied if i % 7 == 0 else {}),
+        )
+        for i in range(60)
+    )
+    sign_in(watched_page, admin)
+    page = watched_page.page
+    watched_page.goto("/console/audit/")
+    timeline = page.locator('canvas[data-chart="timeline"]')
+    timeline.wait_for(state="visible")
+    assert timeline.bounding_box()["height"] > 100  # type: ignore[index]
+    for name in ("keys", "principals", "reasons"):
+        assert page.locator(f'canvas[data-chart="{name}"]').is_visible()
+    # Drawn: the tables fold away, one click from the numbers.
+    assert page.locator("details.chart-numbers[open]").count() == 0
+    watched_page.screenshot("audit-dashboard")
+
+    page.get_by_label("Decision", exact=True).select_option("denied")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**decision=denied**")
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+    badges = page.locator("table.audit-events .badge").all_inner_texts()
+    assert badges and set(badges) == {"denied"}
+
+    # Paging swaps the results in place (htmx), keeping the filter.
+    page.get_by_label("Decision", exact=True).select_option("")
+    page.get_by_role("button", name="Apply filters").click()
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+    events = "table.audit-events tbody tr td:first-child a"
+    first_page = {link.get_attribute("href") for link in page.locator(events).all()}
+    page.get_by_role("link", name="Older").click()
+    page.wait_for_url("**before=**")
+    page.get_by_text("The charts of these filters are on the").wait_for()
+    second_page = {link.get_attribute("href") for link in page.locator(events).all()}
+    assert len(first_page) == 50 and second_page and not first_page & second_page
+    page.get_by_role("link", name="Newest").click()
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+    page.get_by_label("Decision", exact=True).select_option("denied")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**decision=denied**")
+
+    page.locator("table.audit-events tbody tr a").first.click()
+    page.wait_for_url("**/console/audit/events/**")
+    assert "denied: no statement in the key policy allows it" in page.locator(".audit-why").inner_text()
+    watched_page.screenshot("audit-event")
