@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -30,29 +29,19 @@ from policies import services
 from policies.models import IamUser
 from tests.audit.dashboard_support import add
 from tests.conftest import ALLOW_ALL, Persona, as_operator
+from tests.grants.conftest import allow
+from tests.grants.conftest import policy as key_policy
 
 pytestmark = pytest.mark.django_db
 
 ACCOUNT = "111122223333"
 ALLOWED = "allowed by statement 'Allow use of the key' in the key policy"
+# The admin manages every key (so the lockout check passes); nothing delegates to IAM policies.
+ADMINS = allow(f"arn:aws:iam::{ACCOUNT}:user/admin", "kms:*", sid="Key administrators")
 IAM_NOT_COUNTED = (
     "denied: the key policy does not let IAM policies grant access, so the identity policy 'dev-access' "
     "did not count"
 )
-
-
-def key_policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(principal: str, sid: str, *actions: str) -> dict[str, Any]:
-    return {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Principal": {"AWS": principal},
-        "Action": list(actions),
-        "Resource": "*",
-    }
 
 
 @pytest.fixture
@@ -109,8 +98,8 @@ def test_allowed_by_a_key_policy_statement(
 ) -> None:
     key = create_key(
         key_policy(
-            allow(f"arn:aws:iam::{ACCOUNT}:user/admin", "Key administrators", "kms:*"),
-            allow(people["alice"].arn, "Allow use of the key", "kms:Encrypt"),
+            ADMINS,
+            allow(people["alice"].arn, "kms:Encrypt", sid="Allow use of the key"),
         )
     )
     event = encrypt(people["alice"], key)
@@ -128,7 +117,7 @@ def test_allowed_by_a_key_policy_statement(
 
 
 def test_denied_by_no_statement(console: Callable[..., Client], people: dict[str, Persona]) -> None:
-    key = create_key(key_policy(allow(f"arn:aws:iam::{ACCOUNT}:user/admin", "Key administrators", "kms:*")))
+    key = create_key(key_policy(ADMINS))
     event = encrypt(people["bob"], key)
     expected = (
         f"denied: no statement in the key policy allows arn:aws:iam::{ACCOUNT}:user/bob to perform kms:Encrypt, "
@@ -143,7 +132,7 @@ def test_denied_by_no_statement(console: Callable[..., Client], people: dict[str
 def test_denied_because_iam_policies_do_not_count(
     console: Callable[..., Client], people: dict[str, Persona]
 ) -> None:
-    key = create_key(key_policy(allow(f"arn:aws:iam::{ACCOUNT}:user/admin", "Key administrators", "kms:*")))
+    key = create_key(key_policy(ADMINS))
     event = encrypt(people["alice"], key)
     assert (event.decision, event.reason) == ("denied", IAM_NOT_COUNTED)
     body = page(console(people["admin"]), event)
@@ -154,9 +143,8 @@ def test_denied_because_iam_policies_do_not_count(
 def test_allowed_then_failed_and_the_policy_version_at_that_moment(
     console: Callable[..., Client], people: dict[str, Persona]
 ) -> None:
-    admin_statement = allow(f"arn:aws:iam::{ACCOUNT}:user/admin", "Key administrators", "kms:*")
     key = create_key(
-        key_policy(admin_statement, allow(people["alice"].arn, "Allow use of the key", "kms:Encrypt"))
+        key_policy(ADMINS, allow(people["alice"].arn, "kms:Encrypt", sid="Allow use of the key"))
     )
     first = encrypt(people["alice"], key)
     as_operator(
@@ -164,9 +152,7 @@ def test_allowed_then_failed_and_the_policy_version_at_that_moment(
         lambda ctx: key_policy_put(
             ctx=ctx,
             key_id=str(key.key_id),
-            policy=key_policy(
-                admin_statement, allow(people["alice"].arn, "Allow use of the key", "kms:Encrypt")
-            ),
+            policy=key_policy(ADMINS, allow(people["alice"].arn, "kms:Encrypt", sid="Allow use of the key")),
         ),
     )
     change = AuditEvent.objects.get(operation="PutKeyPolicy")
@@ -186,7 +172,7 @@ def test_allowed_then_failed_and_the_policy_version_at_that_moment(
 
 def test_the_encryption_context_index_helper_indexes_a_real_event(people: dict[str, Persona]) -> None:
     """What the recorder must call once per event (see kmsconsole/audit/context_index.py)."""
-    key = create_key(key_policy(allow(people["alice"].arn, "Allow use of the key", "kms:Encrypt")))
+    key = create_key(key_policy(allow(people["alice"].arn, "kms:Encrypt", sid="Allow use of the key")))
     event = encrypt(people["alice"], key)
     AuditContextEntry.objects.filter(event=event).delete()
     index_event(event)

@@ -146,6 +146,11 @@ class TrailFilterForm(forms.Form):
         return [self[name] for name in ("key", "principal", "account", "operation", "decision", "error_code")]
 
     @property
+    def more_in_use(self) -> bool:
+        """Whether the folded filters hold a value or an error (then they show unfolded)."""
+        return any(field.value() or field.errors for field in self.more_fields)
+
+    @property
     def more_fields(self) -> list[forms.BoundField]:
         return [
             self[name]
