@@ -52,7 +52,7 @@ class Row:
 
     @property
     def principal_label(self) -> str:
-        """"user/alice", "assumed-role/app/session": the ARN without what every row repeats."""
+        """The ARN without what every row repeats: user/alice, assumed-role/app/session."""
         return self.event.caller_arn.rsplit(":", 1)[-1]
 
     @property
