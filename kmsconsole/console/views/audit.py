@@ -25,22 +25,22 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
-from kmsconsole.console.views.audit_forms import RANGES, TrailFilterForm
+from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
 from kmsconsole.console.views.audit_links import EventLinks, event_links, trail_url
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
 
+_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInternalException": 503}
+
+
 def _refusal(request: HttpRequest, outcome: Outcome[Any], heading: str) -> HttpResponse:
-    status = (
-        403
-        if outcome.code == "AccessDeniedException"
-        else 404
-        if outcome.code == "NotFoundException"
-        else 400
-    )
+    """The service's refusal or error, in its words, with the status that fits it."""
     return render(
-        request, "console/audit_refused.html", {"heading": heading, "error": outcome.error}, status=status
+        request,
+        "console/audit_refused.html",
+        {"heading": heading, "error": outcome.error},
+        status=_STATUS.get(outcome.code, 400),
     )
 
 
@@ -124,7 +124,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "form": form,
         "ranges": RANGES,
-        "time_range": form.time_range if form.is_bound and form.is_valid() else "24h",
+        # An invalid form keeps the range the person chose, like every other field.
+        "time_range": form.time_range if form.is_valid() else request.GET.get("range") or DEFAULT_RANGE,
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
