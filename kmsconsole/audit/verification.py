@@ -108,7 +108,17 @@ def _walk(
 
 
 def verify_chain() -> ChainResult:
-    """Walk the chain in the database from the archive boundary to the head; name the first broken event."""
+    """Walk the chain in the database from the archive boundary to the head; name the first broken event.
+
+    Retention may archive (and delete) the oldest events during the walk: a problem found while the boundary
+    moved is checked again from the new boundary before it is reported."""
+    result = _verify_from_base()
+    if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
+        result = _verify_from_base()
+    return result
+
+
+def _verify_from_base() -> ChainResult:
     base, problem = chain_base()
     if problem is not None:
         return ChainResult(base.seq + 1, base.seq, 0, problem)

@@ -108,3 +108,28 @@ def test_a_run_that_cannot_read_is_an_error_not_a_broken_chain(
     result = ChainVerification.objects.get()
     assert result.status == "error" and "ConnectionError" in result.problem
     assert JobRun.objects.get(job="verify-audit-chain").error
+
+
+def test_archiving_during_a_walk_is_not_reported_as_removed_events(
+    trail: list[AuditEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention deletes the oldest events while the walk runs: the walk starts again from the new boundary."""
+    from kmsconsole.audit.models import AuditChainBase
+
+    real = verification._walk
+    calls: list[int] = []
+
+    def archived_meanwhile(events: Any, head: Any, start: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # what retention does between the walk's start and its read of the first rows
+            last = trail[4]
+            AuditEvent.objects.filter(seq__lte=last.seq).delete()
+            AuditChainBase.objects.create(
+                pk=1, seq=last.seq, hash=last.hash, mac=verification.base_mac(last.seq, last.hash)
+            )
+        return real(events, head, start)
+
+    monkeypatch.setattr(verification, "_walk", archived_meanwhile)
+    result = verification.verify_chain()
+    assert result.problem is None and result.first_seq == trail[5].seq
+    assert result.verified == len(trail) - 5
