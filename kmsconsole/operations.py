@@ -206,6 +206,11 @@ OPERATIONS: dict[str, Operation] = {
             KeyResolution.NONE,
             read_only=True,
         ),
+        # The access analyzer and the policy simulator (policies/analyzer/services.py): each needs its own action
+        # in IAM and, on a key, kms:GetKeyPolicy as well (they reveal what the key's policy says).
+        Operation("kmsconsole:AnalyzeKeyAccess", "kmsconsole:AnalyzeKeyAccess", _ID, read_only=True),
+        Operation("kmsconsole:SimulatePolicy", "kmsconsole:SimulatePolicy", _ANY_ID, read_only=True),
+        Operation("kmsconsole:ListFindings", "kmsconsole:ListFindings", KeyResolution.NONE, read_only=True),
         Operation(
             "kmsconsole:ListAuditEvents", "kmsconsole:ListAuditEvents", KeyResolution.NONE, read_only=True
         ),

@@ -1,0 +1,141 @@
+"""A key's access matrix, and what a draft key policy would change in it.
+
+The actions are the KMS actions of the operation table that act on a key and apply to the key's type (a
+symmetric key has no Sign, an HMAC key no Encrypt, only symmetric keys rotate); alias operations (decided on the
+alias ARN too), RetireGrant (decided by the grant itself) and the service's own events are left out.
+
+The key is seen as a request on it sees it (``keys.selectors.key_condition_values`` and ``key_tags``, its grants
+as ``grants.selectors.engine_grant`` makes them, including grants whose delayed removal has not happened yet,
+which still allow), and each principal as ``principals.store_principals`` builds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from grants.models import Grant
+from grants.selectors import engine_grant
+from grants.services import key_type
+from keys.crypto import OPERATION_KEY_USAGE
+from keys.crypto.specs import DATA_KEY_OPERATIONS
+from keys.models import Key
+from keys.selectors import key_condition_values, key_tags
+from kmsconsole.core import errors
+from kmsconsole.operations import OPERATIONS, KeyResolution
+from policies import engine
+from policies.engine.analysis import AccessAnalyzer
+from policies.engine.matrix import AccessChange, AccessMatrix, KeyTarget, Principal, access_matrix, compare
+
+# Operations that are not a principal's request on a key, or are decided elsewhere.
+NOT_ANALYSED = frozenset({"DeleteKey", "RotateKey", "RetireGrant"})
+# ReEncrypt is authorized as two actions, one on each key.
+EXPANDED = {"ReEncrypt": ("kms:ReEncryptFrom", "kms:ReEncryptTo")}
+ROTATION_OPERATIONS = frozenset(
+    {
+        "EnableKeyRotation",
+        "DisableKeyRotation",
+        "GetKeyRotationStatus",
+        "RotateKeyOnDemand",
+        "ListKeyRotations",
+    }
+)
+ASYMMETRIC_ONLY = frozenset({"GetPublicKey"})
+
+
+def _key_operations() -> list[tuple[str, tuple[str, ...]]]:
+    found = []
+    for op in OPERATIONS.values():
+        if not op.action.startswith("kms:") or op.name in NOT_ANALYSED:
+            continue
+        if op.key_resolution in (KeyResolution.NONE, KeyResolution.ALIAS) or op.name.startswith(
+            "kmsconsole:"
+        ):
+            continue
+        found.append((op.name, EXPANDED.get(op.name, (op.action,))))
+    return found
+
+
+def _applies(operation: str, key: Key) -> bool:
+    usage = OPERATION_KEY_USAGE.get(operation)
+    if usage is not None:
+        symmetric_only = operation in DATA_KEY_OPERATIONS
+        return key.key_usage == usage and (not symmetric_only or key.key_spec == "SYMMETRIC_DEFAULT")
+    if operation in ROTATION_OPERATIONS:
+        return key.key_spec == "SYMMETRIC_DEFAULT"
+    if operation in ASYMMETRIC_ONLY:
+        return key_type(key) == "ASYMMETRIC"
+    return True
+
+
+def all_key_actions() -> tuple[str, ...]:
+    """Every KMS action the analysis and the simulator know, whatever the key type."""
+    return tuple(dict.fromkeys(action for _, actions in _key_operations() for action in actions))
+
+
+def key_actions(key: Key) -> tuple[str, ...]:
+    """The KMS actions that apply to this key's type, in the operation table's order."""
+    return tuple(
+        dict.fromkeys(
+            action for name, actions in _key_operations() if _applies(name, key) for action in actions
+        )
+    )
+
+
+def action_applies(action: str, key: Key) -> bool:
+    return action in key_actions(key)
+
+
+def key_grants(key: Key, grantees: Sequence[str] | None = None) -> list[engine.Grant]:
+    """The grants a request on the key would consult (optionally only those of some grantees)."""
+    rows = Grant.objects.filter(key=key)
+    if grantees is not None:
+        rows = rows.filter(grantee_principal__in=list(grantees))
+    return [engine_grant(row, key.arn) for row in rows.order_by("created_at", "pk")]
+
+
+def grant_names(key: Key) -> dict[str, str]:
+    return {
+        grant_id: name for grant_id, name in Grant.objects.filter(key=key).values_list("grant_id", "name")
+    }
+
+
+def compiled_policy(document: str) -> engine.CompiledPolicy:
+    """A key policy, compiled by the engine; its errors as the service layer's (MalformedPolicyDocument...)."""
+    try:
+        return engine.compile_key_policy(document)
+    except engine.EngineError as exc:
+        raise errors.error_for_code(exc.code, exc.message) from None
+
+
+def key_target(key: Key, *, policy: str | None = None) -> KeyTarget:
+    """The key as a request sees it; `policy` (a draft) replaces its policy."""
+    return KeyTarget(
+        arn=key.arn,
+        account_id=key.account.account_id,
+        policy=compiled_policy(key.policy if policy is None else policy),
+        grants=tuple(key_grants(key)),
+        tags=key_tags(key),
+        values=key_condition_values(key, request_alias=None),
+    )
+
+
+def key_access(
+    key: Key,
+    principals: Sequence[Principal],
+    *,
+    policy: str | None = None,
+    analyzer: AccessAnalyzer | None = None,
+) -> AccessMatrix:
+    """Every principal's verdict for every action that applies to the key (under `policy` when given)."""
+    return access_matrix(key_target(key, policy=policy), principals, key_actions(key), analyzer=analyzer)
+
+
+def key_access_diff(key: Key, principals: Sequence[Principal], draft: str) -> tuple[AccessChange, ...]:
+    """Who would gain or lose which action if `draft` became the key's policy."""
+    draft_policy = compiled_policy(draft)
+    target = key_target(key)
+    analyzer = AccessAnalyzer()
+    actions = key_actions(key)
+    before = access_matrix(target, principals, actions, analyzer=analyzer)
+    after = access_matrix(target.with_policy(draft_policy), principals, actions, analyzer=analyzer)
+    return compare(before, after)

@@ -1,0 +1,247 @@
+"""The analyzer's operations, as the console, the REST API and ``manage.py simulate`` call them (each inside
+``perform()`` with its operation from the operation table; all read-only).
+
+Who may do what (decided by the engine, recorded on the audit event; a refusal is AccessDeniedException):
+
+- ``kmsconsole:AnalyzeKeyAccess`` (``key_access_analyze``: the matrix and the findings of a key;
+  ``key_policy_compare``: who gains or loses access under a draft key policy) and ``kmsconsole:SimulatePolicy``
+  (``policy_simulate``) reveal what the key's policy says, so the caller must be allowed ``kms:GetKeyPolicy`` on
+  the key, decided as a GetKeyPolicy request would be (key policy, and IAM policies where the key policy lets
+  them count), **and** the operation's own action in its identity policies, on the key's ARN (a product action,
+  like the other ``kmsconsole:`` actions: a key policy's ``kms:*`` does not grant it). The key must be in the
+  caller's account. The principals analysed or simulated may be of any account the service has.
+- ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
+  at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy the caller may
+  not read (``kms:GetKeyPolicy``, decided by the engine as for a real request from the caller, but not recorded
+  per key) are left out and counted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from keys.models import Key
+from keys.selectors import ResolvedKey, key_condition_values, key_tags, resolve_key
+from keys.services.access import authorize_on_key
+from kmsconsole.core import errors
+from kmsconsole.operations import OperationContext
+from policies import engine
+from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
+from policies.analyzer.findings import KeyFinding, key_findings
+from policies.analyzer.principals import principal_for, store_principals
+from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
+from policies.authorization import authorize, engine_caller, identity_policies
+from policies.engine.analysis import AccessAnalyzer
+from policies.engine.findings import Severity
+from policies.engine.matrix import AccessChange, AccessMatrix
+
+KEYS_PER_PAGE = 50
+MAX_GRANT_TOKENS = 10  # GrantTokens holds at most 10 (the KMS API's limit)
+SEVERITIES = tuple(severity.value for severity in Severity)
+_POLICY_NAME = {"kms:PolicyName": "default"}
+
+
+def _gate(ctx: OperationContext, key_id: str) -> ResolvedKey:
+    """The key, once the caller may read its policy (kms:GetKeyPolicy) and perform the operation's action on it
+    in IAM (see the module docstring)."""
+    resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
+    key = resolved.key
+    authorize_on_key(ctx, key, action="kms:GetKeyPolicy", condition_values=_POLICY_NAME)
+    authorize(ctx, resource=key.arn, resource_account=key.account.account_id)
+    return resolved
+
+
+@dataclass(frozen=True)
+class KeyAccessReport:
+    key: Key
+    matrix: AccessMatrix
+    findings: list[KeyFinding]
+    grant_names: dict[str, str]
+
+
+def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport:
+    """Every principal's access to every action on the key, and the key's findings."""
+    key = _gate(ctx, key_id).key
+    matrix = key_access(key, store_principals())
+    return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
+
+
+@dataclass(frozen=True)
+class PolicyComparison:
+    key: Key
+    changes: tuple[AccessChange, ...]
+
+    @property
+    def gains(self) -> list[AccessChange]:
+        return [change for change in self.changes if change.direction == "gains"]
+
+    @property
+    def losses(self) -> list[AccessChange]:
+        return [change for change in self.changes if change.direction == "loses"]
+
+
+def key_policy_compare(*, ctx: OperationContext, key_id: str, policy: str) -> PolicyComparison:
+    """Who would gain or lose which action if `policy` replaced the key's policy (nothing is saved)."""
+    key = _gate(ctx, key_id).key
+    return PolicyComparison(key, key_access_diff(key, store_principals(), policy))
+
+
+@dataclass(frozen=True)
+class FindingsPage:
+    findings: list[KeyFinding]
+    keys_analysed: int
+    keys_hidden: int
+    next_after: str | None
+
+
+def _check_severity(severity: str | None) -> str | None:
+    if severity in (None, ""):
+        return None
+    if severity not in SEVERITIES:
+        raise errors.ValidationException(f"Severity must be one of {', '.join(SEVERITIES)}.")
+    return severity
+
+
+def _page_of_keys(account_id: str, after: str | None, limit: int) -> list[Key]:
+    keys = (
+        Key.objects.filter(account__account_id=account_id)
+        .select_related("account")
+        .order_by("created_at", "id")
+    )
+    if after:
+        anchor = keys.filter(key_id=_uuid(after)).first()
+        if anchor is None:
+            raise errors.ValidationException("The page cursor does not name a key of this account.")
+        keys = keys.filter(
+            Q(created_at__gt=anchor.created_at) | Q(created_at=anchor.created_at, id__gt=anchor.id)
+        )
+    return list(keys[: limit + 1])
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise errors.ValidationException("The page cursor is not a key id.") from None
+
+
+def _reader(ctx: OperationContext) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
+    return None if ctx.caller.is_operator else (engine_caller(ctx.caller), identity_policies(ctx.caller))
+
+
+def _may_read_policy(
+    ctx: OperationContext, key: Key, reader: tuple[engine.Caller, list[engine.IdentityPolicy]] | None
+) -> bool:
+    """kms:GetKeyPolicy for the caller, decided as its real request would be (not recorded)."""
+    if reader is None:
+        return True
+    context = engine.RequestContext.build(
+        caller=reader[0],
+        action="kms:GetKeyPolicy",
+        resource=key.arn,
+        resource_account=key.account.account_id,
+        source_ip=ctx.meta.source_ip or None,
+        now=timezone.now(),
+        secure_transport=ctx.meta.secure_transport,
+        resource_tags=key_tags(key),
+        condition_values={**key_condition_values(key, request_alias=None), **_POLICY_NAME},
+    )
+    return engine.would_allow(
+        context, key_policy=engine.compile_key_policy(key.policy), identity_policies=reader[1]
+    )
+
+
+def findings_list(
+    *,
+    ctx: OperationContext,
+    severity: str | None = None,
+    after: str | None = None,
+    limit: int = KEYS_PER_PAGE,
+) -> FindingsPage:
+    """The findings of a page of the account's keys (oldest first), optionally of one severity."""
+    authorize(ctx, resource="*")
+    wanted = _check_severity(severity)
+    account_id = ctx.caller.account_id
+    keys = _page_of_keys(account_id, after, limit)
+    more = len(keys) > limit
+    keys = keys[:limit]
+    reader = _reader(ctx)
+    readable = [key for key in keys if _may_read_policy(ctx, key, reader)]
+    # Access from outside the account: the other accounts' principals and "*" (the key's own account is fine).
+    outsiders = [principal for principal in store_principals() if principal.subject.external_to(account_id)]
+    analyzer = AccessAnalyzer()
+    now = timezone.now()
+    found: list[KeyFinding] = []
+    for key in readable:
+        matrix = key_access(key, outsiders, analyzer=analyzer)
+        found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
+    order = {value: index for index, value in enumerate(SEVERITIES)}
+    found.sort(key=lambda item: order[item.finding.severity])
+    return FindingsPage(
+        findings=found,
+        keys_analysed=len(readable),
+        keys_hidden=len(keys) - len(readable),
+        next_after=str(keys[-1].key_id) if more and keys else None,
+    )
+
+
+def _check_request(
+    encryption_context: Mapping[str, str] | None, grant_tokens: Sequence[str], source_ip: str | None
+) -> None:
+    if encryption_context is not None and not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in encryption_context.items()
+    ):
+        raise errors.ValidationException("The encryption context maps strings to strings.")
+    if len(grant_tokens) > MAX_GRANT_TOKENS:
+        raise errors.ValidationException(f"At most {MAX_GRANT_TOKENS} grant tokens.")
+    if source_ip:
+        try:
+            ipaddress.ip_address(source_ip)
+        except ValueError:
+            raise errors.ValidationException(f"{source_ip[:64]} is not an IPv4 or IPv6 address.") from None
+
+
+def policy_simulate(
+    *,
+    ctx: OperationContext,
+    principal: str,
+    action: str,
+    key_id: str,
+    encryption_context: Mapping[str, str] | None = None,
+    grant_tokens: Sequence[str] = (),
+    source_ip: str | None = None,
+    time: datetime | None = None,
+    secure_transport: bool | None = None,
+    draft_key_policy: str | None = None,
+    draft_identity_policy: tuple[str, str] | None = None,
+) -> Simulation:
+    """Decide one request of `principal` as the engine would (see policies/analyzer/simulator.py)."""
+    resolved = _gate(ctx, key_id)
+    _check_request(encryption_context, grant_tokens, source_ip)
+    if draft_key_policy is not None:
+        compiled_policy(draft_key_policy)  # a malformed draft is the caller's error, before anything else
+    draft = DraftIdentityPolicy(*draft_identity_policy) if draft_identity_policy is not None else None
+    if draft is not None and not draft.name.strip():
+        raise errors.ValidationException("Name the identity policy the draft replaces or adds.")
+    return simulate(
+        SimulatedRequest(
+            principal=principal_for(principal),
+            action=action,
+            key=resolved.key,
+            request_alias=resolved.request_alias,
+            encryption_context=encryption_context,
+            grant_tokens=tuple(grant_tokens),
+            source_ip=source_ip or None,
+            time=time,
+            secure_transport=secure_transport,
+            draft_key_policy=draft_key_policy,
+            draft_identity_policy=draft,
+        )
+    )

@@ -1,0 +1,412 @@
+"""Access analysis: may a principal perform an action on a key, with no request in hand, and by which route?
+
+``AccessAnalyzer().verdict(context, key_policy=..., identity_policies=..., grants=...)`` answers with a ``Verdict``:
+``ALLOWED`` (with the ``Route`` the engine's decision took: a key-policy statement, an identity policy through the
+key policy's delegation, a cross-account pair, or a grant), ``DENIED`` (with the engine's explanation), or
+``CONDITIONAL``: allowed only when the request meets conditions the analysis cannot know (the encryption context,
+the source IP, the time, a grant's constraints, a grant token, ...), each way in given as its facts and its route.
+
+It never reimplements the decision. The request-dependent condition clauses (``unknowns.depends_on_request``) of
+the policies are rewritten once into synthetic ``Bool`` conditions on one key per ``Fact``; a grant's constraints
+and a pending grant's token are facts too. The analysis then calls ``evaluate`` for every assignment of true and
+false to the facts that can matter for this principal and action (at most ``max_facts`` of them), and reduces the
+assignments that allow to the fewest, shortest terms (Quine-McCluskey). With more facts than that it evaluates
+only "all true" and "all false" and marks the verdict ``exact=False``.
+
+Facts are treated as independent; two conditions on the same key that cannot both hold (``aws:SourceIp`` in two
+disjoint ranges) may still be reported together. Each condition's exact negation is recognised as the same fact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .compiled import CompiledPolicy, compile_policy
+from .conditions import ConditionClause, ParsedOperator, parse_operator
+from .context import RequestContext
+from .document import Statement
+from .evaluate import IdentityPolicy, evaluate
+from .explain import Decision, ReasonCode, StatementRef
+from .grants import ENCRYPTION_CONTEXT_OPERATIONS, Grant, GrantIndex, caller_grant_keys
+from .unknowns import (
+    Fact,
+    FactKey,
+    clause_fact,
+    depends_on_request,
+    describe_clause,
+    grant_constraint_texts,
+    grant_token_texts,
+)
+
+MAX_FACTS = 10
+
+
+def _bool_operator() -> ParsedOperator:
+    parsed = parse_operator("Bool")
+    if parsed is None:  # pragma: no cover - Bool is always known
+        raise AssertionError("no Bool operator")
+    return parsed
+
+
+_BOOL = _bool_operator()
+
+
+class Access(StrEnum):
+    ALLOWED = "allowed"
+    CONDITIONAL = "conditional"
+    DENIED = "denied"
+
+    @property
+    def rank(self) -> int:
+        return {Access.DENIED: 0, Access.CONDITIONAL: 1, Access.ALLOWED: 2}[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How a decision allowed: the reason, the deciding statement, the supporting one, the grant."""
+
+    reason: ReasonCode
+    statement: StatementRef | None = None
+    supporting: tuple[StatementRef, ...] = ()
+    grant_id: str | None = None
+
+    @classmethod
+    def of(cls, decision: Decision) -> Route:
+        return cls(decision.reason, decision.statement, decision.supporting, decision.grant_id)
+
+    @property
+    def kind(self) -> str:
+        """``key-policy``, ``identity-policy`` (through delegation), ``cross-account``, ``grant`` or ``root``."""
+        return {
+            ReasonCode.ALLOWED_BY_KEY_POLICY: "key-policy",
+            ReasonCode.ALLOWED_BY_IDENTITY_POLICY: "identity-policy",
+            ReasonCode.ALLOWED_CROSS_ACCOUNT: "cross-account",
+            ReasonCode.ALLOWED_BY_GRANT: "grant",
+        }.get(self.reason, "root")
+
+    def describe(self, grant_names: Mapping[str, str] | None = None) -> str:
+        """The route in words, e.g. "identity policy 'dev' (statement #1), counted through statement 'Enable IAM
+        User Permissions' in the key policy"."""
+        statement = self.statement.describe() if self.statement else ""
+        support = self.supporting[0].describe() if self.supporting else ""
+        if self.reason is ReasonCode.ALLOWED_BY_GRANT:
+            name = (grant_names or {}).get(self.grant_id or "", "")
+            text = f"grant {self.grant_id}" + (f" ('{name}')" if name else "")
+            return f"{text}, together with {support}" if support else text
+        if self.reason is ReasonCode.ALLOWED_BY_IDENTITY_POLICY and support:
+            return f"{statement}, counted through {support}, which delegates to IAM policies"
+        if self.reason is ReasonCode.ALLOWED_CROSS_ACCOUNT:
+            if support:
+                return f"{statement}, together with {support} in the caller's account"
+            return f"{statement} (the caller is its account's root user, which needs no IAM policy)"
+        return statement or self.reason.value
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason.value,
+            "statement": self.statement.to_dict() if self.statement else None,
+            "supporting": [ref.to_dict() for ref in self.supporting],
+            "grant_id": self.grant_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Way:
+    """One way in for a conditional verdict: when every fact in ``facts`` holds, ``route`` allows."""
+
+    facts: tuple[str, ...]
+    route: Route
+
+    @property
+    def when(self) -> str:
+        return " and ".join(self.facts)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a principal may do: ``access``, the ``route`` when allowed, the ``ways`` when conditional."""
+
+    access: Access
+    route: Route | None = None
+    ways: tuple[Way, ...] = ()
+    explanation: str = ""
+    exact: bool = True
+
+    @property
+    def allowed(self) -> bool:
+        return self.access is Access.ALLOWED
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(way.when for way in self.ways)
+
+    def describe(self, grant_names: Mapping[str, str] | None = None) -> str:
+        if self.access is Access.ALLOWED and self.route is not None:
+            return f"allowed by {self.route.describe(grant_names)}"
+        if self.access is Access.CONDITIONAL:
+            ways = "; or ".join(
+                f"when {way.when} (by {way.route.describe(grant_names)})" for way in self.ways
+            )
+            return f"allowed only {ways}"
+        return self.explanation or "denied"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "access": self.access.value,
+            "route": self.route.to_dict() if self.route else None,
+            "conditions": [{"when": way.when, "route": way.route.to_dict()} for way in self.ways],
+            "explanation": self.describe(),
+            "exact": self.exact,
+        }
+
+
+def best(verdicts: Iterable[Verdict]) -> Verdict:
+    """The most access any of the verdicts gives (for "*", which stands for several callers)."""
+    found = list(verdicts)
+    return max(found, key=lambda verdict: verdict.access.rank)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rewritten:
+    original: CompiledPolicy  # kept so that its id() is not reused while cached
+    policy: CompiledPolicy
+    facts_by_statement: dict[int, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class _GrantFacts:
+    grant: Grant
+    constraint: int | None
+    token: int | None
+
+
+class AccessAnalyzer:
+    """Analyses many (principal, action) pairs over a set of policies; keeps the facts and rewritten policies."""
+
+    def __init__(self, *, max_facts: int = MAX_FACTS) -> None:
+        self.max_facts = max_facts
+        self._ids: dict[FactKey, int] = {}
+        self._facts: list[Fact] = []
+        self._rewritten: dict[int, _Rewritten] = {}
+
+    def _fact(self, key: FactKey, holds: str, fails: str) -> int:
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = len(self._facts)
+            self._facts.append(Fact(found, holds, fails))
+        return found
+
+    def _clause(self, clause: ConditionClause) -> ConditionClause:
+        if not depends_on_request(clause.key_lower):
+            return clause
+        key, polarity = clause_fact(clause)
+        fact = self._fact(
+            key, describe_clause(clause, holds=polarity), describe_clause(clause, holds=not polarity)
+        )
+        value = "true" if polarity else "false"
+        return ConditionClause(operator=_BOOL, key=self._facts[fact].key, values=(value,))
+
+    def _rewrite(self, policy: CompiledPolicy) -> _Rewritten:
+        cached = self._rewritten.get(id(policy))
+        if cached is not None and cached.original is policy:
+            return cached
+        statements: list[Statement] = []
+        facts: dict[int, tuple[int, ...]] = {}
+        for statement in policy.policy.statements:
+            clauses = tuple(self._clause(clause) for clause in statement.conditions)
+            ids = tuple(
+                self._ids[clause_fact(old)[0]]
+                for old in statement.conditions
+                if depends_on_request(old.key_lower)
+            )
+            if ids:
+                facts[statement.index] = ids
+                statement = dataclasses.replace(statement, conditions=clauses)
+            statements.append(statement)
+        rewritten = (
+            policy
+            if not facts
+            else compile_policy(dataclasses.replace(policy.policy, statements=tuple(statements)))
+        )
+        entry = _Rewritten(policy, rewritten, facts)
+        self._rewritten[id(policy)] = entry
+        return entry
+
+    def _relevant(self, entry: _Rewritten, context: RequestContext, *, key_policy: bool) -> set[int]:
+        if not entry.facts_by_statement:
+            return set()
+        found: set[int] = set()
+        denies, allows = entry.original.statements_for(context.action_lower)
+        for statement in (*denies, *allows):
+            ids = entry.facts_by_statement.get(statement.index)
+            if not ids:
+                continue
+            if key_policy and not statement.principal_match(context.caller):
+                continue
+            found.update(ids)
+        return found
+
+    def _grant_facts(
+        self, context: RequestContext, grants: Sequence[Grant], tokens: Collection[str]
+    ) -> list[_GrantFacts]:
+        operation = context.action_lower[4:] if context.action_lower.startswith("kms:") else ""
+        result = []
+        for grant in grants:
+            constraint = token = None
+            constraints = grant.constraints
+            if operation in grant.operations_lower and grant.key_arn == context.resource:
+                if constraints is not None and _constraints_matter(grant, operation):
+                    holds, fails = grant_constraint_texts(
+                        grant.grant_id,
+                        equals=constraints.encryption_context_equals,
+                        subset=constraints.encryption_context_subset,
+                        source_arn=constraints.source_arn,
+                    )
+                    constraint = self._fact(("grant-constraint", grant.grant_id), holds, fails)
+                if not grant.effective and grant.grant_id not in tokens:
+                    holds, fails = grant_token_texts(grant.grant_id)
+                    token = self._fact(("grant-token", grant.grant_id), holds, fails)
+            result.append(_GrantFacts(grant, constraint, token))
+        return result
+
+    def verdict(
+        self,
+        context: RequestContext,
+        *,
+        key_policy: CompiledPolicy,
+        identity_policies: Sequence[IdentityPolicy] = (),
+        grants: GrantIndex | Sequence[Grant] = (),
+        token_grant_ids: Collection[str] = frozenset(),
+        key_policy_name: str = "default",
+    ) -> Verdict:
+        """What ``context.caller`` may do (``context.action`` on ``context.resource``) under these policies."""
+        if isinstance(grants, GrantIndex):
+            candidates = list(grants.for_caller(context.caller))
+        else:
+            keys = caller_grant_keys(context.caller)
+            candidates = [grant for grant in grants if grant.grantee_principal in keys]
+        key_entry = self._rewrite(key_policy)
+        identity_entries = [(name, self._rewrite(policy)) for name, policy in identity_policies]
+        relevant = self._relevant(key_entry, context, key_policy=True)
+        for _, entry in identity_entries:
+            relevant |= self._relevant(entry, context, key_policy=False)
+        grant_facts = self._grant_facts(context, candidates, token_grant_ids)
+        for item in grant_facts:
+            relevant.update(fact for fact in (item.constraint, item.token) if fact is not None)
+        order = sorted(relevant)
+        rewritten_identity = [IdentityPolicy(name, entry.policy) for name, entry in identity_entries]
+
+        def decide(assignment: int) -> Decision:
+            truth = {fact: bool(assignment >> bit & 1) for bit, fact in enumerate(order)}
+            values = dict(context.values)
+            values.update((self._facts[fact].key, value) for fact, value in truth.items())
+            request = RequestContext(
+                caller=context.caller,
+                action=context.action,
+                resource=context.resource,
+                resource_account=context.resource_account,
+                values=values,
+                encryption_context=context.encryption_context,
+                new_grant=context.new_grant,
+            )
+            usable: list[Grant] = []
+            tokens = set(token_grant_ids)
+            for item in grant_facts:
+                if item.constraint is not None:
+                    if not truth[item.constraint]:
+                        continue
+                    usable.append(dataclasses.replace(item.grant, constraints=None))
+                else:
+                    usable.append(item.grant)
+                if item.token is not None and truth[item.token]:
+                    tokens.add(item.grant.grant_id)
+            return evaluate(
+                request,
+                key_policy=key_entry.policy,
+                identity_policies=rewritten_identity,
+                grants=usable,
+                token_grant_ids=tokens,
+                key_policy_name=key_policy_name,
+            )
+
+        if not order:
+            return _definite(decide(0))
+        if len(order) > self.max_facts:
+            everything, nothing = decide((1 << len(order)) - 1), decide(0)
+            if everything.allowed and not nothing.allowed:
+                facts = tuple(self._facts[fact].holds for fact in order)
+                return Verdict(Access.CONDITIONAL, ways=(Way(facts, Route.of(everything)),), exact=False)
+            return dataclasses.replace(_definite(nothing), exact=False)
+        decisions = {assignment: decide(assignment) for assignment in range(1 << len(order))}
+        allowing = [assignment for assignment, decision in decisions.items() if decision.allowed]
+        if not allowing:
+            return _definite(decisions[0])
+        if len(allowing) == len(decisions):
+            return _definite(decisions[0])
+        ways = []
+        for mask, bits in _minimal_terms(allowing, len(order)):
+            facts = tuple(
+                self._facts[fact].text(bool(bits >> bit & 1))
+                for bit, fact in enumerate(order)
+                if mask >> bit & 1
+            )
+            ways.append(Way(facts, Route.of(decisions[bits])))
+        return Verdict(Access.CONDITIONAL, ways=tuple(ways))
+
+
+def _constraints_matter(grant: Grant, operation: str) -> bool:
+    constraints = grant.constraints
+    if constraints is None:
+        return False
+    if constraints.source_arn is not None and operation != "retiregrant":
+        return True
+    has_context = constraints.equals_pairs is not None or constraints.subset_pairs is not None
+    return has_context and operation in ENCRYPTION_CONTEXT_OPERATIONS
+
+
+def _definite(decision: Decision) -> Verdict:
+    if decision.allowed:
+        return Verdict(Access.ALLOWED, route=Route.of(decision), explanation=decision.explanation())
+    return Verdict(Access.DENIED, explanation=decision.explanation())
+
+
+def _minimal_terms(minterms: Sequence[int], width: int) -> list[tuple[int, int]]:
+    """A small cover of the minterms by prime implicants, as (mask of the bits that matter, their values);
+    the values of the other bits are 0, so ``bits`` is itself one of the minterms."""
+    terms = {(((1 << width) - 1), term) for term in minterms}
+    primes: set[tuple[int, int]] = set()
+    while terms:
+        merged: set[tuple[int, int]] = set()
+        used: set[tuple[int, int]] = set()
+        ordered = sorted(terms)
+        for index, (mask_a, bits_a) in enumerate(ordered):
+            for mask_b, bits_b in ordered[index + 1 :]:
+                difference = bits_a ^ bits_b
+                if mask_a == mask_b and difference & (difference - 1) == 0 and difference:
+                    merged.add((mask_a & ~difference, bits_a & ~difference))
+                    used.update({(mask_a, bits_a), (mask_b, bits_b)})
+        primes |= terms - used
+        terms = merged
+    remaining = set(minterms)
+    cover: list[tuple[int, int]] = []
+    while remaining:
+        # The implicant covering most of what is left; ties go to the shortest, then the lowest.
+        mask, bits = max(
+            primes,
+            key=lambda term: (
+                sum(1 for m in remaining if m & term[0] == term[1]),
+                -bin(term[0]).count("1"),
+                -term[0],
+                -term[1],
+            ),
+        )
+        cover.append((mask, bits))
+        remaining = {m for m in remaining if m & mask != bits}
+    return sorted(cover, key=lambda term: (bin(term[0]).count("1"), term[0], term[1]))

@@ -1,0 +1,166 @@
+"""Helpers for the analyzer and simulator tests: policy documents, keys, groups, grants and role principals made
+through the services (as the operator), and a way to run an analyzer service as a persona or as the operator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+from grants import services as grant_services
+from keys.models import Key
+from keys.services import lifecycle
+from kmsconsole.core.context import RequestMeta
+from kmsconsole.operations import perform
+from policies import services
+from policies.models import Account, IamUser
+from policies.selectors import credentials_for
+from tests.conftest import Persona, as_operator
+
+ACCOUNT = settings.KMS_ACCOUNT_ID
+PARTNER = "444455556666"
+ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
+PARTNER_ROOT = f"arn:aws:iam::{PARTNER}:root"
+
+
+def user_arn(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:user/{name}"
+
+
+def role_arn(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(principal: Any, *actions: str, sid: str | None = None, **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": principal if principal == "*" else {"AWS": principal},
+        "Action": list(actions),
+        "Resource": "*",
+    }
+    if sid:
+        statement["Sid"] = sid
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def deny(principal: Any, *actions: str, sid: str | None = None, **condition: Any) -> dict[str, Any]:
+    return {**allow(principal, *actions, sid=sid, **condition), "Effect": "Deny"}
+
+
+ROOT = allow(ROOT_ARN, "kms:*", sid="Enable IAM User Permissions")
+
+
+def identity_policy(*actions: str, effect: str = "Allow", **condition: Any) -> str:
+    statement: dict[str, Any] = {"Effect": effect, "Action": list(actions), "Resource": "*"}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def make_key(document: str | None = None, description: str = "analyzed", **options: Any) -> Key:
+    return as_operator(
+        "CreateKey",
+        lambda ctx: lifecycle.key_create(ctx=ctx, description=description, policy=document, **options),
+    )
+
+
+def grant(key: Key, grantee: str, *operations: str, name: str = "", **constraints: dict[str, str]) -> str:
+    created = as_operator(
+        "CreateGrant",
+        lambda ctx: grant_services.grant_create(
+            ctx=ctx,
+            key_id=str(key.key_id),
+            grantee_principal=grantee,
+            operations=list(operations),
+            constraints=constraints or None,
+            name=name or None,
+        ),
+    )
+    return str(created.grant.grant_id)
+
+
+def grant_token(key: Key, grantee: str, *operations: str) -> tuple[str, str]:
+    created = as_operator(
+        "CreateGrant",
+        lambda ctx: grant_services.grant_create(
+            ctx=ctx, key_id=str(key.key_id), grantee_principal=grantee, operations=list(operations)
+        ),
+    )
+    return str(created.grant.grant_id), str(created.token)
+
+
+def group_with(account: Account, name: str, members: list[str], document: str) -> None:
+    group = as_operator(
+        "iam:CreateGroup", lambda ctx: services.group_create(ctx=ctx, account=account, group_name=name)
+    )
+    as_operator(
+        "iam:PutGroupPolicy",
+        lambda ctx: services.identity_policy_put(
+            ctx=ctx, owner=group, policy_name=f"{name}-policy", document=document
+        ),
+    )
+    for member in members:
+        as_operator(
+            "iam:AddUserToGroup",
+            lambda ctx, m=member: services.group_add_user(
+                ctx=ctx, account=account, group_name=name, user_name=m
+            ),
+        )
+
+
+def role_with(account: Account, name: str, *documents: str) -> None:
+    role = as_operator(
+        "iam:CreateRole", lambda ctx: services.role_create(ctx=ctx, account=account, role_name=name)
+    )
+    for index, document in enumerate(documents):
+        as_operator(
+            "iam:PutRolePolicy",
+            lambda ctx, d=document, i=index: services.identity_policy_put(
+                ctx=ctx, owner=role, policy_name=f"role-policy-{i}", document=d
+            ),
+        )
+
+
+def bare_user(account: Account, name: str, *documents: str) -> IamUser:
+    """A user with identity policies and no access key (for the analysis only)."""
+    user = as_operator(
+        "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name=name)
+    )
+    for index, document in enumerate(documents):
+        as_operator(
+            "iam:PutUserPolicy",
+            lambda ctx, d=document, i=index: services.identity_policy_put(
+                ctx=ctx, owner=user, policy_name=f"user-policy-{i}", document=d
+            ),
+        )
+    return user
+
+
+def run_as(persona: Persona | None, operation: str, work: Callable[[Any], Any], **params: Any) -> Any:
+    """Run a service as a persona (interface "api"), or as the operator when `persona` is None."""
+    if persona is None:
+        return as_operator(operation, work, **params)
+    credentials = credentials_for(persona.access_key_id)
+    assert credentials is not None
+    holder: dict[str, Any] = {}
+
+    def service(ctx: Any) -> dict[str, Any]:
+        holder["value"] = work(ctx)
+        return {}
+
+    perform(
+        operation,
+        caller=credentials.caller,
+        meta=RequestMeta(interface="api"),
+        params=params,
+        service=service,
+    )
+    return holder["value"]

@@ -1,0 +1,365 @@
+"""The access analyzer on purpose-built policies: every principal of the store (roots, users with their groups'
+policies, roles, another account's principals, "*") for every action of the key's type, with the route the
+engine's decision took; "allowed when" for what only a request can decide; findings, policy and store ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from keys.services import crypto, deletion, rotation
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core import errors
+from policies.analyzer import services as analyzer
+from policies.analyzer.access import key_actions
+from policies.engine.analysis import Access
+from policies.models import Account
+from tests.conftest import ALLOW_ALL, Persona, as_operator
+from tests.policies.analyzer_support import (
+    PARTNER,
+    PARTNER_ROOT,
+    ROOT,
+    ROOT_ARN,
+    allow,
+    bare_user,
+    deny,
+    grant,
+    group_with,
+    identity_policy,
+    make_key,
+    policy,
+    role_arn,
+    role_with,
+    run_as,
+    user_arn,
+)
+
+pytestmark = pytest.mark.django_db
+
+ANYONE = "*"
+
+
+@pytest.fixture(autouse=True)
+def grants_take_effect_at_once(settings: Any) -> None:
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+
+
+def analyze(key: Any, persona: Persona | None = None) -> analyzer.KeyAccessReport:
+    return run_as(
+        persona,
+        "kmsconsole:AnalyzeKeyAccess",
+        lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=str(key.key_id)),
+        KeyId=str(key.key_id),
+    )
+
+
+@pytest.fixture
+def store(account: Account, partner: Callable[..., Persona]) -> dict[str, Any]:
+    """dev (IAM: Encrypt, Decrypt), ops (group operators: DescribeKey), named (no IAM; the key policy names it),
+    role app (IAM: GenerateDataKey), partner user pat (IAM: Decrypt) and the partner account's root."""
+    bare_user(account, "dev", identity_policy("kms:Encrypt", "kms:Decrypt"))
+    bare_user(account, "ops")
+    group_with(account, "operators", ["ops"], identity_policy("kms:DescribeKey"))
+    bare_user(account, "named")
+    role_with(account, "app", identity_policy("kms:GenerateDataKey"))
+    partner("pat", identity_policy("kms:Decrypt"))
+    return {"partner_account": Account.objects.get(account_id=PARTNER)}
+
+
+def test_each_principal_and_action_with_its_route(store: dict[str, Any]) -> None:
+    key = make_key(
+        policy(
+            ROOT,
+            allow(user_arn("named"), "kms:Encrypt", sid="Named"),
+            allow(PARTNER_ROOT, "kms:Decrypt", "kms:DescribeKey", sid="Partner"),
+        )
+    )
+    matrix = analyze(key).matrix
+    assert matrix.actions == key_actions(key)
+    subjects = [subject.arn for subject in matrix.subjects]
+    assert subjects[-1] == ANYONE
+    for arn in (
+        ROOT_ARN,
+        user_arn("dev"),
+        user_arn("ops"),
+        role_arn("app"),
+        PARTNER_ROOT,
+        user_arn("pat", PARTNER),
+    ):
+        assert arn in subjects
+
+    dev = matrix.verdict(user_arn("dev"), "kms:Encrypt")
+    assert dev.access is Access.ALLOWED and dev.route is not None
+    assert dev.route.kind == "identity-policy"
+    assert dev.route.statement.policy_name == "user-policy-0"
+    assert dev.route.supporting[0].sid == "Enable IAM User Permissions"
+    assert matrix.verdict(user_arn("dev"), "kms:ScheduleKeyDeletion").access is Access.DENIED
+    # A group's policy counts for its members, as in a request.
+    ops = matrix.verdict(user_arn("ops"), "kms:DescribeKey")
+    assert ops.allowed and ops.route.statement.policy_name == "operators-policy"
+    assert matrix.verdict(user_arn("ops"), "kms:Encrypt").access is Access.DENIED
+    named = matrix.verdict(user_arn("named"), "kms:Encrypt")
+    assert named.allowed and named.route.kind == "key-policy" and named.route.statement.sid == "Named"
+    assert matrix.verdict(user_arn("named"), "kms:Decrypt").access is Access.DENIED
+    app = matrix.verdict(role_arn("app"), "kms:GenerateDataKey")
+    assert app.allowed and app.route.statement.policy_name == "role-policy-0"
+    root = matrix.verdict(ROOT_ARN, "kms:PutKeyPolicy")
+    assert root.allowed and root.route.statement.sid == "Enable IAM User Permissions"
+    # Another account: the key policy names the account, and its IAM must agree (its root needs none).
+    pat = matrix.verdict(user_arn("pat", PARTNER), "kms:Decrypt")
+    assert pat.allowed and pat.route.kind == "cross-account"
+    assert pat.route.statement.sid == "Partner" and pat.route.supporting[0].policy_name == "policy-0"
+    assert matrix.verdict(user_arn("pat", PARTNER), "kms:DescribeKey").access is Access.DENIED
+    assert matrix.verdict(PARTNER_ROOT, "kms:DescribeKey").allowed
+    assert matrix.verdict(PARTNER_ROOT, "kms:Encrypt").access is Access.DENIED
+    assert all(verdict.access is Access.DENIED for verdict in dict(matrix.rows())[matrix.subjects[-1]])
+
+
+def test_anyone_and_conditions_only_a_request_can_decide(store: dict[str, Any]) -> None:
+    key = make_key(
+        policy(
+            ROOT,
+            allow("*", "kms:DescribeKey", sid="Public"),
+            allow(
+                user_arn("named"),
+                "kms:Decrypt",
+                sid="Finance",
+                StringEquals={"kms:EncryptionContext:dept": "fin"},
+            ),
+            deny("*", "kms:Decrypt", sid="Office", NotIpAddress={"aws:SourceIp": "10.0.0.0/8"}),
+            allow(
+                PARTNER_ROOT,
+                "kms:Encrypt",
+                sid="Narrowed",
+                StringEquals={"kms:CallerAccount": "999999999999"},
+            ),
+        )
+    )
+    matrix = analyze(key).matrix
+    public = matrix.verdict(ANYONE, "kms:DescribeKey")
+    assert public.allowed and public.route.statement.sid == "Public"
+    named = matrix.verdict(user_arn("named"), "kms:Decrypt")
+    assert named.access is Access.CONDITIONAL
+    assert named.conditions == ("kms:EncryptionContext:dept is 'fin' and aws:SourceIp is in '10.0.0.0/8'",)
+    assert named.ways[0].route.statement.sid == "Finance"
+    # dev's IAM allows Decrypt through the root statement; the Deny leaves it allowed only from the office.
+    dev = matrix.verdict(user_arn("dev"), "kms:Decrypt")
+    assert dev.access is Access.CONDITIONAL and dev.conditions == ("aws:SourceIp is in '10.0.0.0/8'",)
+    # A condition on who calls is decided, not reported: the partner's account is not 999999999999.
+    assert matrix.verdict(PARTNER_ROOT, "kms:Encrypt").access is Access.DENIED
+    assert "allowed only when" in named.describe()
+
+
+def test_grants_are_routes_with_their_constraints(store: dict[str, Any]) -> None:
+    manage_only = allow(ROOT_ARN, "kms:Describe*", "kms:Get*", "kms:*Grant*", sid="Manage")
+    key = make_key(policy(manage_only))
+    loose = grant(key, user_arn("named"), "Encrypt", "DescribeKey", name="loose")
+    tight = grant(key, user_arn("dev"), "Decrypt", EncryptionContextSubset={"app": "web"})
+    partner_grant = grant(key, user_arn("pat", PARTNER), "Encrypt")
+    matrix = analyze(key).matrix
+    named = matrix.verdict(user_arn("named"), "kms:Encrypt")
+    assert named.allowed and named.route.kind == "grant" and named.route.grant_id == loose
+    assert "('loose')" in named.route.describe({loose: "loose"})
+    assert matrix.verdict(user_arn("named"), "kms:Decrypt").access is Access.DENIED
+    dev = matrix.verdict(user_arn("dev"), "kms:Decrypt")
+    assert dev.access is Access.CONDITIONAL and dev.ways[0].route.grant_id == tight
+    assert dev.conditions[0].startswith('the encryption context includes {"app": "web"}')
+    # The grant to another account's user allows as any grant does (it needs no IAM policy of that account).
+    pat = matrix.verdict(user_arn("pat", PARTNER), "kms:Encrypt")
+    assert pat.allowed and pat.route.grant_id == partner_grant
+
+
+def test_a_grant_that_has_not_taken_effect_needs_its_token(store: dict[str, Any], settings: Any) -> None:
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 3600
+    key = make_key(policy(allow(ROOT_ARN, "kms:Describe*", "kms:Get*", "kms:*Grant*", sid="Manage")))
+    pending = grant(key, user_arn("named"), "Encrypt")
+    verdict = analyze(key).matrix.verdict(user_arn("named"), "kms:Encrypt")
+    assert verdict.access is Access.CONDITIONAL and verdict.ways[0].route.grant_id == pending
+    assert verdict.conditions == (
+        f"the request passes the grant token of grant {pending[:12]}… (it has not taken effect yet)",
+    )
+
+
+def test_principals_of_every_kind_are_refused_without_a_path(store: dict[str, Any]) -> None:
+    only_root = make_key(policy(ROOT))
+    matrix = analyze(only_root).matrix
+    assert not [
+        cell for cell in matrix.granted() if cell[0].account_id == PARTNER or cell[0].kind == "anyone"
+    ]
+    assert {action for subject, action, _ in matrix.granted() if subject.arn == user_arn("named")} == set()
+
+
+def test_actions_follow_the_key_type(store: dict[str, Any]) -> None:
+    symmetric = key_actions(make_key())
+    assert {"kms:Encrypt", "kms:GenerateDataKey", "kms:EnableKeyRotation", "kms:ReEncryptFrom"} <= set(
+        symmetric
+    )
+    assert not {
+        "kms:Sign",
+        "kms:GenerateMac",
+        "kms:GetPublicKey",
+        "kms:RetireGrant",
+        "kms:CreateAlias",
+    } & set(symmetric)
+    signing = key_actions(make_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY"))
+    assert {"kms:Sign", "kms:Verify", "kms:GetPublicKey"} <= set(signing)
+    assert not {"kms:Encrypt", "kms:GenerateDataKey", "kms:EnableKeyRotation"} & set(signing)
+    hmac = key_actions(make_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC"))
+    assert {"kms:GenerateMac", "kms:VerifyMac"} <= set(hmac) and "kms:GetPublicKey" not in hmac
+
+
+def findings_of(report: analyzer.KeyAccessReport) -> dict[str, Any]:
+    return {item.finding.id: item for item in report.findings}
+
+
+def test_policy_and_store_findings(store: dict[str, Any]) -> None:
+    key = make_key(
+        policy(
+            allow(user_arn("named"), "kms:*", sid="Everything"),
+            allow("*", "kms:Decrypt", sid="Public"),
+            allow(PARTNER_ROOT, "kms:Encrypt", sid="Partner"),
+        ),
+        bypass_lockout=True,
+    )
+    grant(key, user_arn("dev"), "Decrypt", name="loose")
+    grant(key, user_arn("ops"), "Decrypt", EncryptionContextEquals={"app": "web"})
+    report = analyze(key)
+    found = findings_of(report)
+    # The engine's findings on the policy, as the policy editor shows them.
+    assert {"public-access", "cross-account-access", "no-root-access", "full-access-to-non-root"} <= set(
+        found
+    )
+    assert found["public-access"].source == "policy" and found["public-access"].finding.sid == "Public"
+    # The store's own.
+    external = [item for item in report.findings if item.finding.id == "external-access"]
+    by_principal = {item.finding.principals[0]: item.finding for item in external}
+    assert by_principal["*"].severity == "high" and "kms:Decrypt" in by_principal["*"].detail
+    assert by_principal[PARTNER_ROOT].severity == "medium"
+    assert "statement 'Partner' in the key policy" in by_principal[PARTNER_ROOT].detail
+    loose = found["grant-without-constraints"].finding
+    assert loose.severity == "low" and "loose" in loose.detail and loose.principals == (user_arn("dev"),)
+    assert found["rotation-disabled"].finding.severity == "medium"
+    assert "pending-deletion-in-use" not in found
+    severities = [item.finding.severity for item in report.findings]
+    assert severities == sorted(severities, key=["high", "medium", "low"].index)
+    for item in report.findings:
+        assert item.finding.fix and item.to_dict()["key_arn"] == key.arn
+
+
+def test_rotation_and_pending_deletion_findings(store: dict[str, Any]) -> None:
+    key = make_key(policy(ROOT))
+    key_id = str(key.key_id)
+    as_operator("EnableKeyRotation", lambda ctx: rotation.key_rotation_enable(ctx=ctx, key_id=key_id))
+    assert "rotation-disabled" not in findings_of(analyze(key))
+    # Scheduled for deletion without a use: nothing to say. A use in the last 30 days: high.
+    as_operator(
+        "ScheduleKeyDeletion",
+        lambda ctx: deletion.key_schedule_deletion(ctx=ctx, key_id=key_id, pending_window_days=7),
+    )
+    key.refresh_from_db()
+    assert "pending-deletion-in-use" not in findings_of(analyze(key))
+    with pytest.raises(errors.KMSInvalidStateException):
+        as_operator("Encrypt", lambda ctx: crypto.key_encrypt(ctx=ctx, key_id=key_id, plaintext=b"x"))
+    finding = findings_of(analyze(key))["pending-deletion-in-use"].finding
+    assert finding.severity == "high" and finding.detail.startswith("1 cryptographic request used or tried")
+    # Uses older than 30 days do not count.
+    AuditEvent.objects.filter(key_arn=key.arn, operation="Encrypt").update(
+        time=timezone.now() - timezone.timedelta(days=31)
+    )
+    assert "pending-deletion-in-use" not in findings_of(analyze(key))
+
+
+def test_findings_across_keys_filter_by_severity_and_page(store: dict[str, Any], admin: Persona) -> None:
+    public = make_key(policy(ROOT, allow("*", "kms:Decrypt", sid="Public")), description="public")
+    plain = make_key(policy(ROOT), description="plain")
+
+    def listing(**options: Any) -> analyzer.FindingsPage:
+        return run_as(
+            admin, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx, **options)
+        )
+
+    page = listing()
+    assert page.keys_analysed == 2 and page.keys_hidden == 0 and page.next_after is None
+    assert {(item.key.pk, item.finding.id) for item in page.findings} >= {
+        (public.pk, "public-access"),
+        (public.pk, "external-access"),
+        (plain.pk, "rotation-disabled"),
+    }
+    high = listing(severity="high")
+    assert high.findings and {item.finding.severity for item in high.findings} == {"high"}
+    assert plain.pk not in {item.key.pk for item in high.findings}
+    first = listing(limit=1)
+    assert {item.key.pk for item in first.findings} == {public.pk} and first.next_after == str(public.key_id)
+    second = listing(limit=1, after=first.next_after)
+    assert {item.key.pk for item in second.findings} == {plain.pk} and second.next_after is None
+    with pytest.raises(errors.ValidationException):
+        listing(severity="critical")
+    with pytest.raises(errors.ValidationException):
+        listing(after="not-a-key")
+
+
+def test_who_may_analyze(
+    store: dict[str, Any], make_user: Callable[..., Persona], outsider: Persona, admin: Persona
+) -> None:
+    key = make_key(policy(ROOT))
+    analysis_only = make_user(
+        "auditor", identity_policy("kmsconsole:AnalyzeKeyAccess", "kmsconsole:ListFindings")
+    )
+    reader = make_user("reader", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy"))
+    policy_only = make_user("policy-reader", identity_policy("kms:GetKeyPolicy"))
+    for refused in (outsider, analysis_only, policy_only):
+        with pytest.raises(errors.AccessDeniedException):
+            analyze(key, refused)
+        event = AuditEvent.objects.filter(operation="kmsconsole:AnalyzeKeyAccess").order_by("-seq").first()
+        assert event.decision == "denied" and event.caller_arn == refused.arn
+    assert analyze(key, reader).matrix.verdict(user_arn("dev"), "kms:Encrypt").allowed
+    event = AuditEvent.objects.filter(operation="kmsconsole:AnalyzeKeyAccess").order_by("-seq").first()
+    assert (event.decision, event.key_arn) == ("allowed", key.arn)
+    # Across keys: keys whose policy the caller may not read are left out and counted.
+    hidden = make_key(policy(allow(user_arn("named"), "kms:*")), bypass_lockout=True)
+    page = run_as(analysis_only, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+    assert page.keys_analysed == 0 and page.keys_hidden == 2
+    page = run_as(admin, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+    assert page.keys_analysed == 1 and page.keys_hidden == 1
+    assert hidden.pk not in {item.key.pk for item in page.findings}
+    with pytest.raises(errors.AccessDeniedException):
+        run_as(outsider, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+
+
+def test_a_draft_policy_compared_with_the_current_one(store: dict[str, Any]) -> None:
+    key = make_key(policy(ROOT, allow(user_arn("named"), "kms:Encrypt", sid="Named")))
+    draft = policy(
+        allow(ROOT_ARN, "kms:Describe*", "kms:Get*", "kms:Put*", sid="Admin"),
+        allow(user_arn("named"), "kms:Decrypt", sid="Named"),
+        allow(PARTNER_ROOT, "kms:DescribeKey", sid="Partner"),
+    )
+    comparison = as_operator(
+        "kmsconsole:AnalyzeKeyAccess",
+        lambda ctx: analyzer.key_policy_compare(ctx=ctx, key_id=str(key.key_id), policy=draft),
+    )
+    gains = {(change.subject.arn, change.action) for change in comparison.gains}
+    losses = {(change.subject.arn, change.action) for change in comparison.losses}
+    assert gains == {(user_arn("named"), "kms:Decrypt"), (PARTNER_ROOT, "kms:DescribeKey")}
+    assert (user_arn("named"), "kms:Encrypt") in losses
+    assert (user_arn("dev"), "kms:Encrypt") in losses and (ROOT_ARN, "kms:ScheduleKeyDeletion") in losses
+    assert (ROOT_ARN, "kms:PutKeyPolicy") not in gains | losses
+    with pytest.raises(errors.MalformedPolicyDocumentException):
+        as_operator(
+            "kmsconsole:AnalyzeKeyAccess",
+            lambda ctx: analyzer.key_policy_compare(ctx=ctx, key_id=str(key.key_id), policy="{"),
+        )
+
+
+def test_admin_persona_is_allowed_everything_through_delegation(
+    store: dict[str, Any], admin: Persona
+) -> None:
+    key = make_key()
+    matrix = analyze(key, admin).matrix
+    admin_row = [
+        verdict for subject, verdicts in matrix.rows() if subject.arn == admin.arn for verdict in verdicts
+    ]
+    assert admin_row and all(verdict.allowed for verdict in admin_row)
+    assert ALLOW_ALL  # the admin's policy: Allow * on *
