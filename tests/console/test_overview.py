@@ -131,7 +131,7 @@ def test_empty_account_shows_every_panel_empty(console: Callable[..., Client], a
     assert "Nothing has tried to use a key pending deletion." in panel(response, "uses-heading")
     workers = panel(response, "workers-heading")
     assert "No worker has ever reported" in workers
-    assert workers.count("Never run") == 3
+    assert workers.count("Never run") == 5  # every periodic job: deletion, rotation, propagation, audit x2
 
 
 def test_each_read_is_one_audited_console_operation(console: Callable[..., Client], admin: Persona) -> None:
@@ -345,7 +345,10 @@ def test_worker_health_shows_heartbeats_and_each_jobs_last_run(
     fresh, gone = re.findall(r"<tr>(.*?)</tr>", heartbeats, re.S)
     assert "celery@fresh" in fresh and "Alive" in fresh
     assert "celery@gone" in gone and "Silent" in gone
-    deletion_row, rotation_row, propagation_row = re.findall(r"<tr>(.*?)</tr>", jobs, re.S)
+    deletion_row, rotation_row, propagation_row, verify_row, archive_row = re.findall(
+        r"<tr>(.*?)</tr>", jobs, re.S
+    )
+    assert "verify-audit-chain" in verify_row and "archive-audit-events" in archive_row
     assert DELETION_SWEEP_JOB in deletion_row and "Succeeded" in deletion_row and "<td>4</td>" in deletion_row
     assert "an old failure" not in workers
     assert "Failed" in rotation_row and "NotFoundException: key gone" in rotation_row

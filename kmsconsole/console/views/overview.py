@@ -33,6 +33,8 @@ from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.retention import ARCHIVE_JOB
+from kmsconsole.audit.verification import VERIFY_JOB
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
 from kmsconsole.jobs.models import JobRun, WorkerHeartbeat
 from kmsconsole.operations import OperationContext
@@ -46,6 +48,8 @@ PERIODIC_JOBS = (
     (DELETION_SWEEP_JOB, "Scheduled key deletion"),
     (ROTATION_SWEEP_JOB, "Automatic key rotation"),
     (PROPAGATION_SWEEP_JOB, "Grant propagation"),
+    (VERIFY_JOB, "Audit chain verification"),
+    (ARCHIVE_JOB, "Audit retention (archive and remove)"),
 )
 # Symmetric keys of our own material without automatic rotation (the only keys that can rotate), leaving out
 # keys pending deletion: they are listed above and will not be used again.
