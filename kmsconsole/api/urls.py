@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from kmsconsole.api.exceptions import unknown_route
-from kmsconsole.api.views import identity, keys, policy, principals, resources
+from kmsconsole.api.views import analyzer, identity, keys, policy, principals, resources
 
 KEY = "v1/keys/<str:key_id>"
 
@@ -39,6 +39,8 @@ urlpatterns = [
         policy.KeyPolicyRestoreView.as_view(),
         name="api-key-policy-restore",
     ),
+    path(f"{KEY}/policy/compare", analyzer.KeyPolicyCompareView.as_view(), name="api-key-policy-compare"),
+    path(f"{KEY}/access", analyzer.KeyAccessView.as_view(), name="api-key-access"),
     path(f"{KEY}/tags", resources.KeyTagsView.as_view(), name="api-key-tags"),
     path(f"{KEY}/grants", resources.KeyGrantsView.as_view(), name="api-key-grants"),
     path(f"{KEY}/grants/<str:grant_id>/retire", resources.GrantRetireView.as_view(), name="api-grant-retire"),
@@ -50,6 +52,8 @@ urlpatterns = [
     path("v1/audit-events", resources.AuditEventListView.as_view(), name="api-audit-events"),
     path("v1/audit-events/<uuid:event_id>", resources.AuditEventDetailView.as_view(), name="api-audit-event"),
     path("v1/job-runs", resources.JobRunListView.as_view(), name="api-job-runs"),
+    path("v1/findings", analyzer.FindingListView.as_view(), name="api-findings"),
+    path("v1/simulations", analyzer.SimulationView.as_view(), name="api-simulations"),
     path("v1/accounts", principals.AccountListView.as_view(), name="api-accounts"),
     path("v1/users", principals.UserListView.as_view(), name="api-users"),
     path("v1/users/<str:name>", principals.UserDetailView.as_view(), name="api-user"),

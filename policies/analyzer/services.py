@@ -43,6 +43,7 @@ from policies.engine.findings import Severity
 from policies.engine.matrix import AccessChange, AccessMatrix
 
 KEYS_PER_PAGE = 50
+MAX_KEYS_PER_PAGE = 100
 MAX_GRANT_TOKENS = 10  # GrantTokens holds at most 10 (the KMS API's limit)
 SEVERITIES = tuple(severity.value for severity in Severity)
 _POLICY_NAME = {"kms:PolicyName": "default"}
@@ -168,6 +169,8 @@ def findings_list(
     """The findings of a page of the account's keys (oldest first), optionally of one severity."""
     authorize(ctx, resource="*")
     wanted = _check_severity(severity)
+    if not 1 <= limit <= MAX_KEYS_PER_PAGE:
+        raise errors.ValidationException(f"A page holds 1 to {MAX_KEYS_PER_PAGE} keys.")
     account_id = ctx.caller.account_id
     keys = _page_of_keys(account_id, after, limit)
     more = len(keys) > limit

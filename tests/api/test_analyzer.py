@@ -1,0 +1,189 @@
+"""The analyzer's REST endpoints: /api/v1/keys/{key}/access, /policy/compare, /api/v1/findings and
+/api/v1/simulations. Anonymous 401, a principal without permission 403 (audited as denied), the admin gets the
+answer (audited with interface "api"), bad input 400 in the API's error shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from grants.models import Grant
+from keys.models import Key, KeyPolicyVersion
+from kmsconsole.audit.models import AuditEvent
+from tests.api.conftest import World
+from tests.conftest import Persona
+from tests.policies.analyzer_support import PARTNER_ROOT, ROOT, ROOT_ARN, allow, policy
+
+pytestmark = pytest.mark.django_db
+
+
+def simulation_body(world: World, **extra: Any) -> dict[str, Any]:
+    return {"principal": world.admin_arn, "action": "kms:Encrypt", "key_id": world.key, **extra}
+
+
+ENDPOINTS = [
+    ("get", "/api/v1/keys/{key}/access", None, "kmsconsole:AnalyzeKeyAccess"),
+    ("post", "/api/v1/keys/{key}/policy/compare", {"policy": policy(ROOT)}, "kmsconsole:AnalyzeKeyAccess"),
+    ("get", "/api/v1/findings", None, "kmsconsole:ListFindings"),
+    ("post", "/api/v1/simulations", "simulation", "kmsconsole:SimulatePolicy"),
+]
+
+
+def call(client: APIClient, world: World, method: str, path: str, body: Any) -> Any:
+    if body == "simulation":
+        body = simulation_body(world)
+    return getattr(client, method)(path.replace("{key}", world.key), body, format="json")
+
+
+def last_event(operation: str) -> AuditEvent:
+    event = AuditEvent.objects.filter(operation=operation).order_by("-seq").first()
+    assert event is not None
+    return event
+
+
+def state() -> tuple[Any, ...]:
+    return (
+        list(Key.objects.order_by("pk").values()),
+        KeyPolicyVersion.objects.count(),
+        Grant.objects.count(),
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "body", "operation"), ENDPOINTS)
+def test_anonymous_outsider_and_admin(
+    world: World,
+    outsider_api: APIClient,
+    admin_api: APIClient,
+    method: str,
+    path: str,
+    body: Any,
+    operation: str,
+) -> None:
+    before = state()
+    assert call(APIClient(), world, method, path, body).status_code == 401
+    refused = call(outsider_api, world, method, path, body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "AccessDeniedException"
+    event = last_event(operation)
+    assert (event.interface, event.decision) == ("api", "denied") and event.caller_arn.endswith(
+        "user/outsider"
+    )
+    allowed = call(admin_api, world, method, path, body)
+    assert allowed.status_code == 200, allowed.content
+    event = last_event(operation)
+    assert (event.interface, event.decision, event.caller_arn) == ("api", "allowed", world.admin_arn)
+    assert state() == before  # read-only
+
+
+def test_key_access_lists_every_principal_and_action(world: World, admin_api: APIClient) -> None:
+    data = admin_api.get(f"/api/v1/keys/{world.key}/access").json()
+    assert data["key_arn"].endswith(world.key) and "kms:Encrypt" in data["actions"]
+    rows = {row["arn"]: row for row in data["principals"]}
+    assert set(rows) >= {ROOT_ARN, world.admin_arn, "*"}
+    admin_encrypt = next(cell for cell in rows[world.admin_arn]["access"] if cell["action"] == "kms:Encrypt")
+    assert admin_encrypt["access"] == "allowed" and admin_encrypt["route"]["kind"] == "identity-policy"
+    assert admin_encrypt["route"]["supporting"][0]["sid"] == "Enable IAM User Permissions"
+    assert all(cell["access"] == "denied" for cell in rows["*"]["access"])
+    ids = {finding["id"] for finding in data["findings"]}
+    assert "grant-without-constraints" in ids  # the world's grant to the admin has no constraints
+    # The event records who asked, not a copy of the answer.
+    assert last_event("kmsconsole:AnalyzeKeyAccess").response_elements in (None, {})
+
+
+def test_compare_names_gains_and_losses(world: World, admin_api: APIClient, partner: Any) -> None:
+    partner(None)
+    draft = policy(
+        allow(ROOT_ARN, "kms:Describe*", "kms:Get*", "kms:Put*"), allow(PARTNER_ROOT, "kms:Decrypt")
+    )
+    data = admin_api.post(f"/api/v1/keys/{world.key}/policy/compare", {"policy": draft}, format="json").json()
+    assert {(item["principal"], item["action"]) for item in data["gains"]} == {(PARTNER_ROOT, "kms:Decrypt")}
+    losses = {(item["principal"], item["action"]) for item in data["losses"]}
+    assert (world.admin_arn, "kms:ScheduleKeyDeletion") in losses and (
+        world.admin_arn,
+        "kms:GetKeyPolicy",
+    ) not in losses
+    assert last_event("kmsconsole:AnalyzeKeyAccess").response_elements["gains"] == 1
+    bad = admin_api.post(f"/api/v1/keys/{world.key}/policy/compare", {"policy": "{"}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "MalformedPolicyDocumentException"
+    assert admin_api.post(f"/api/v1/keys/{world.key}/policy/compare", {}, format="json").status_code == 400
+
+
+def test_findings_by_severity_and_bad_queries(world: World, admin_api: APIClient) -> None:
+    data = admin_api.get("/api/v1/findings").json()
+    assert data["keys_analysed"] == 3 and data["keys_hidden"] == 0 and data["next_after"] is None
+    assert {"rotation-disabled", "grant-without-constraints"} <= {
+        finding["id"] for finding in data["findings"]
+    }
+    medium = admin_api.get("/api/v1/findings?severity=medium").json()
+    assert medium["findings"] and {finding["severity"] for finding in medium["findings"]} == {"medium"}
+    first = admin_api.get("/api/v1/findings?limit=1").json()
+    assert first["next_after"] and first["keys_analysed"] == 1
+    second = admin_api.get(f"/api/v1/findings?limit=1&after={first['next_after']}").json()
+    assert second["keys_analysed"] == 1 and {f["key_id"] for f in second["findings"]}.isdisjoint(
+        {f["key_id"] for f in first["findings"]}
+    )
+    for query in ("severity=critical", "limit=0", "limit=1000", "after=nope", "limit=x"):
+        response = admin_api.get(f"/api/v1/findings?{query}")
+        assert response.status_code == 400, query
+        assert response.json()["error"]["code"] == "ValidationException"
+
+
+def test_simulation_answers_and_refuses_bad_input(
+    world: World, admin_api: APIClient, outsider: Persona
+) -> None:
+    allowed = admin_api.post("/api/v1/simulations", simulation_body(world), format="json").json()
+    assert allowed["decision"] == "allowed" and allowed["caller_arn"] == world.admin_arn
+    assert allowed["trace"][-1].startswith("decision: ALLOW")
+    denied = admin_api.post(
+        "/api/v1/simulations",
+        simulation_body(
+            world, principal=outsider.arn, encryption_context={"dept": "fin"}, source_ip="10.0.0.1"
+        ),
+        format="json",
+    ).json()
+    assert denied["decision"] == "denied" and denied["reason"] == "NO_IDENTITY_POLICY_ALLOWS"
+    assert denied["access_denied_message"].startswith(f"User: {outsider.arn} is not authorized")
+    drafted = admin_api.post(
+        "/api/v1/simulations",
+        simulation_body(
+            world,
+            draft_identity_policy={
+                "name": "policy-0",
+                "document": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}],
+                    }
+                ),
+            },
+        ),
+        format="json",
+    ).json()
+    assert drafted["decision"] == "denied" and drafted["draft_identity_policy"] == {
+        "name": "policy-0",
+        "replaced": True,
+    }
+    event = last_event("kmsconsole:SimulatePolicy")
+    assert event.response_elements["decision"] == "denied"
+    bad_inputs = [
+        ({"action": "kms:Encrypt", "key_id": world.key}, "ValidationException"),
+        (simulation_body(world, encryption_context=["x"]), "ValidationException"),
+        (simulation_body(world, source_ip="not-an-ip"), "ValidationException"),
+        (simulation_body(world, time="yesterday"), "ValidationException"),
+        (simulation_body(world, action="kms:Fly"), "ValidationException"),
+        (simulation_body(world, principal="arn:aws:iam::111122223333:user/ghost"), "NotFoundException"),
+        (simulation_body(world, draft_key_policy="[]"), "MalformedPolicyDocumentException"),
+        (simulation_body(world, grant_tokens=["not-a-token"]), "InvalidGrantTokenException"),
+        (simulation_body(world, key_id="alias/none"), "NotFoundException"),
+    ]
+    for body, code in bad_inputs:
+        response = admin_api.post("/api/v1/simulations", body, format="json")
+        assert response.status_code in (400, 404), (body, response.content)
+        assert response.json()["error"]["code"] == code, body
+    # Grant tokens never reach the audit trail.
+    admin_api.post(
+        "/api/v1/simulations", simulation_body(world, grant_tokens=["secret-token"]), format="json"
+    )
+    assert "secret-token" not in json.dumps(last_event("kmsconsole:SimulatePolicy").request_parameters)
