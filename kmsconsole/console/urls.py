@@ -3,7 +3,7 @@ kmsconsole/console/routes/<area>.py."""
 
 from django.urls import path
 
-from kmsconsole.console.routes import audit, key_tabs, keys, overview, policy, principals
+from kmsconsole.console.routes import analyzer, audit, key_tabs, keys, overview, policy, principals
 from kmsconsole.console.views import auth
 
 app_name = "console"
@@ -16,4 +16,5 @@ urlpatterns = [
     *policy.urlpatterns,
     *principals.urlpatterns,
     *audit.urlpatterns,
+    *analyzer.urlpatterns,
 ]

@@ -25,6 +25,7 @@ from keys.services import key_policy
 from keys.services.access import key_for
 from kmsconsole.api import reads
 from kmsconsole.console import policy_check
+from kmsconsole.console.access_diff import access_diff_context
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_fresh, sudo_required
@@ -266,6 +267,8 @@ def _review_page(
         "diff": diff_lines(key.policy, draft, before_label="current policy", after_label="draft"),
         "lockout": check["lockout"],
         "findings": check["findings"],
+        # Who gains or loses access (kmsconsole:AnalyzeKeyAccess), before anything is saved.
+        "access_diff": access_diff_context(request, key, draft) if draft != key.policy else None,
         "action": action,
         "restore": restore,
         "error": error,
