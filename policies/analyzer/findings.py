@@ -3,6 +3,8 @@ shows) and the store's own, each a ``policies.engine.Finding`` with a severity a
 
 - ``external-access`` (high for "*", medium for another account; low when only under request conditions): who
   outside the key's account can do what, by which route (key-policy statement or grant), from the access matrix.
+- ``full-access-through-iam`` (medium): users and roles of the key's account that may perform every KMS action on
+  the key through their identity policies (kms:* in effect, counted through the key policy's delegation).
 - ``grant-without-constraints`` (low): grants for operations that take an encryption context, on a symmetric
   key, without an EncryptionContextEquals/Subset constraint.
 - ``rotation-disabled`` (medium): a symmetric key of origin AWS_KMS without automatic rotation.
@@ -115,6 +117,49 @@ def external_access(matrix: AccessMatrix) -> list[engine.Finding]:
     return findings
 
 
+def full_access_through_iam(matrix: AccessMatrix) -> list[engine.Finding]:
+    """Users and roles of the key's account allowed every action on the key, at least partly by IAM policies."""
+    named: list[str] = []
+    arns: list[str] = []
+    for subject, verdicts in matrix.rows():
+        if subject.kind not in ("user", "role") or subject.external_to(matrix.account_id):
+            continue
+        if not verdicts or any(verdict.access is not Access.ALLOWED for verdict in verdicts):
+            continue
+        policies = sorted(
+            {
+                verdict.route.statement.policy_name
+                for verdict in verdicts
+                if verdict.route is not None
+                and verdict.route.kind == "identity-policy"
+                and verdict.route.statement
+            }
+        )
+        if policies:
+            quoted = ", ".join(f"'{name}'" for name in policies)
+            named.append(f"{subject.label} (identity polic{'ies' if len(policies) > 1 else 'y'} {quoted})")
+            arns.append(subject.arn)
+    if not named:
+        return []
+    return [
+        engine.Finding(
+            id="full-access-through-iam",
+            severity=Severity.MEDIUM,
+            title="Every KMS action is allowed to users or roles through IAM",
+            detail=(
+                f"{_list(named)} may perform every KMS action on this key, including changing its policy, creating "
+                "grants and scheduling its deletion: their IAM policies allow it, and the key policy lets IAM "
+                "policies count."
+            ),
+            fix=(
+                "List only the KMS actions each principal needs in its identity policy and name the keys in "
+                "Resource; keep kms:* for the account root's statement in the key policy."
+            ),
+            principals=tuple(arns),
+        )
+    ]
+
+
 def unconstrained_grants(key: Key) -> list[engine.Finding]:
     if key.key_spec != "SYMMETRIC_DEFAULT":
         return []  # only symmetric encryption keys take encryption-context constraints
@@ -207,6 +252,7 @@ def key_findings(
     found = [KeyFinding(key, finding, "policy") for finding in policy_findings(key, compiled)]
     store = [
         *external_access(matrix),
+        *full_access_through_iam(matrix),
         *pending_deletion_in_use(key, now),
         *rotation_disabled(key),
         *unconstrained_grants(key),

@@ -92,6 +92,16 @@ def store_principals(
     return found
 
 
+def broad_iam(principal: Principal) -> bool:
+    """Whether the principal's identity policies allow every KMS action on every resource, unconditionally."""
+    return any(
+        finding.id == "identity-full-kms-access"
+        for identity in principal.identities
+        for policy in identity.policies
+        for finding in engine.identity_policy_findings(policy.policy)
+    )
+
+
 def principal_for(arn: str) -> StorePrincipal:
     """The principal an ARN names, for the simulator: an account root (or a 12-digit account id), a user, a role
     (as a session named SESSION_NAME) or a role session (assumed-role/ROLE/SESSION: the role must exist, the

@@ -17,7 +17,7 @@ from policies.analyzer import services as analyzer
 from policies.analyzer.access import key_actions
 from policies.engine.analysis import Access
 from policies.models import Account
-from tests.conftest import ALLOW_ALL, Persona, as_operator
+from tests.conftest import Persona, as_operator
 from tests.policies.analyzer_support import (
     PARTNER,
     PARTNER_ROOT,
@@ -353,13 +353,26 @@ def test_a_draft_policy_compared_with_the_current_one(store: dict[str, Any]) -> 
         )
 
 
-def test_admin_persona_is_allowed_everything_through_delegation(
-    store: dict[str, Any], admin: Persona
-) -> None:
+def test_kms_star_through_iam_is_a_finding(store: dict[str, Any], admin: Persona) -> None:
     key = make_key()
-    matrix = analyze(key, admin).matrix
+    report = analyze(key, admin)
     admin_row = [
-        verdict for subject, verdicts in matrix.rows() if subject.arn == admin.arn for verdict in verdicts
+        verdict
+        for subject, verdicts in report.matrix.rows()
+        if subject.arn == admin.arn
+        for verdict in verdicts
     ]
-    assert admin_row and all(verdict.allowed for verdict in admin_row)
-    assert ALLOW_ALL  # the admin's policy: Allow * on *
+    assert admin_row and all(verdict.allowed for verdict in admin_row)  # the admin's policy: Allow * on *
+    finding = findings_of(report)["full-access-through-iam"].finding
+    assert finding.severity == "medium" and finding.principals == (admin.arn,)
+    assert "User admin (identity policy 'policy-0')" in finding.detail
+    # dev may Encrypt and Decrypt only: not every action.
+    assert user_arn("dev") not in finding.principals
+    # The findings across keys find it too, looking only at the principals it can be about.
+    page = run_as(admin, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+    assert ("full-access-through-iam", (admin.arn,)) in {
+        (item.finding.id, item.finding.principals) for item in page.findings
+    }
+    # Without the root statement, IAM policies do not count: no finding.
+    closed = make_key(policy(allow(user_arn("named"), "kms:*")), bypass_lockout=True)
+    assert "full-access-through-iam" not in findings_of(analyze(closed))
