@@ -91,6 +91,16 @@ administrators who can grant themselves use of the key or delete it, ``kms:*`` f
 ``Finding(id, severity: Severity, title, detail, fix, statement_index, sid, principals)`` with ``to_dict()``, most
 severe first. Decided with the engine's own action and principal matching (see ``findings.py``).
 
+Access analysis
+---------------
+``analysis.AccessAnalyzer().verdict(context, key_policy=..., identity_policies=..., grants=...) -> Verdict``: may
+the caller do the action on the key with no request in hand? ``ALLOWED`` (with the ``Route`` the decision took),
+``DENIED``, or ``CONDITIONAL`` with each way in (the request-dependent facts that must hold, in words, and the
+route). Conditions on what only a request carries (``unknowns.depends_on_request``: encryption context, source IP,
+time, TLS, algorithm, grant parameters, ...), grant constraints and pending grants' tokens are enumerated through
+``evaluate`` itself. ``matrix.access_matrix(target, principals, actions)`` runs it for principals x actions
+(``matrix.anyone(account)`` is "*"), ``matrix.compare(before, after)`` says who gains and who loses.
+
 Grants
 ------
 ``Grant(grant_id, key_arn, grantee_principal, operations, constraints=None, retiring_principal=None, name=None,
