@@ -17,7 +17,7 @@ from kmsconsole.operations import perform
 from policies import services
 from policies.models import Account, IamUser
 from policies.selectors import credentials_for
-from tests.conftest import Persona, as_operator
+from tests.conftest import Persona, as_operator, create_user
 
 ACCOUNT = settings.KMS_ACCOUNT_ID
 PARTNER = "444455556666"
@@ -130,18 +130,9 @@ def role_with(account: Account, name: str, *documents: str) -> None:
 
 
 def bare_user(account: Account, name: str, *documents: str) -> IamUser:
-    """A user with identity policies and no access key (for the analysis only)."""
-    user = as_operator(
-        "iam:CreateUser", lambda ctx: services.user_create(ctx=ctx, account=account, user_name=name)
-    )
-    for index, document in enumerate(documents):
-        as_operator(
-            "iam:PutUserPolicy",
-            lambda ctx, d=document, i=index: services.identity_policy_put(
-                ctx=ctx, owner=user, policy_name=f"user-policy-{i}", document=d
-            ),
-        )
-    return user
+    """A user with identity policies (policy-0, policy-1, ...), made as tests/conftest.py makes personas."""
+    create_user(account, name, *documents)
+    return IamUser.objects.get(account=account, name=name)
 
 
 def run_as(persona: Persona | None, operation: str, work: Callable[[Any], Any], **params: Any) -> Any:

@@ -94,7 +94,7 @@ def test_each_principal_and_action_with_its_route(store: dict[str, Any]) -> None
     dev = matrix.verdict(user_arn("dev"), "kms:Encrypt")
     assert dev.access is Access.ALLOWED and dev.route is not None
     assert dev.route.kind == "identity-policy"
-    assert dev.route.statement.policy_name == "user-policy-0"
+    assert dev.route.statement.policy_name == "policy-0"
     assert dev.route.supporting[0].sid == "Enable IAM User Permissions"
     assert matrix.verdict(user_arn("dev"), "kms:ScheduleKeyDeletion").access is Access.DENIED
     # A group's policy counts for its members, as in a request.

@@ -213,18 +213,13 @@ CASES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 
 
 def simulate(world: World, admin: Persona, name: str, action: str, **options: Any) -> Any:
+    """The simulator's answer for a request like boto3's over the live server (unless `options` say otherwise)."""
+    request = {"source_ip": LOOPBACK, "time": datetime.now(UTC), "secure_transport": False, **options}
     return run_as(
         admin,
         "kmsconsole:SimulatePolicy",
         lambda ctx: analyzer.policy_simulate(
-            ctx=ctx,
-            principal=world.principals[name],
-            action=action,
-            key_id=world.key_arn,
-            source_ip=LOOPBACK,
-            time=datetime.now(UTC),
-            secure_transport=False,
-            **options,
+            ctx=ctx, principal=world.principals[name], action=action, key_id=world.key_arn, **request
         ),
     )
 
@@ -274,28 +269,10 @@ def test_the_simulator_explains_and_answers_for_other_requests(world: World, adm
     data = office.to_dict()
     assert data["access_denied_message"].endswith("with an explicit deny in a resource-based policy")
     assert any("statement 'Office'" in note and "=> applies" in note for note in data["trace"])
-    from_office = run_as(
-        admin,
-        "kmsconsole:SimulatePolicy",
-        lambda ctx: analyzer.policy_simulate(
-            ctx=ctx,
-            principal=user_arn("dev"),
-            action="kms:GenerateDataKey",
-            key_id=world.key_id,
-            source_ip="10.1.2.3",
-        ),
-    )
+    from_office = simulate(world, admin, "dev", "kms:GenerateDataKey", source_ip="10.1.2.3")
     assert from_office.allowed and from_office.decision.statement.policy_name == "policy-0"
-    before_2001 = run_as(
-        admin,
-        "kmsconsole:SimulatePolicy",
-        lambda ctx: analyzer.policy_simulate(
-            ctx=ctx,
-            principal=user_arn("named"),
-            action="kms:ListResourceTags",
-            key_id=world.key_id,
-            time=datetime(2000, 6, 1, tzinfo=UTC),
-        ),
+    before_2001 = simulate(
+        world, admin, "named", "kms:ListResourceTags", time=datetime(2000, 6, 1, tzinfo=UTC)
     )
     assert before_2001.allowed and before_2001.decision.statement.sid == "Before2001"
 
