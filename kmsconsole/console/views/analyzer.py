@@ -50,18 +50,26 @@ def finding_list(request: HttpRequest) -> HttpResponse:
 
 
 def _rows(report: services.KeyAccessReport) -> list[dict[str, Any]]:
+    """Each principal's matrix cells, and the actions it may perform grouped by how (one line per route)."""
     rows = []
     for subject, verdicts in report.matrix.rows():
         cells = [
             {"action": action, "verdict": verdict, "mark": MARKS[verdict.access]}
             for action, verdict in zip(report.matrix.actions, verdicts, strict=True)
         ]
-        granted = [
-            {**cell, "text": cell["verdict"].describe(report.grant_names)}
-            for cell in cells
-            if cell["verdict"].access is not Access.DENIED
-        ]
-        rows.append({"subject": subject, "cells": cells, "granted": granted})
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for cell in cells:
+            verdict = cell["verdict"]
+            if verdict.access is Access.DENIED:
+                continue
+            text = verdict.describe(report.grant_names)
+            group = groups.setdefault(
+                (verdict.access.value, text),
+                {"access": verdict.access.value, "text": text, "exact": verdict.exact, "actions": []},
+            )
+            group["actions"].append(cell["action"])
+        granted = sum(len(group["actions"]) for group in groups.values())
+        rows.append({"subject": subject, "cells": cells, "groups": list(groups.values()), "granted": granted})
     return rows
 
 
