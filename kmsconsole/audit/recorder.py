@@ -66,6 +66,11 @@ def _storable(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800" in a JSON body) is valid Python text but not UTF-8, and jsonb refuses it.
+            value = value.encode("utf-8", "backslashreplace").decode()
         return value.replace("\x00", "\\u0000")
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}

@@ -106,7 +106,19 @@ def bodies(draw: st.DrawFn, operation: str, key_ids: list[str]) -> bytes:
     if kind == "edge":
         return draw(
             st.sampled_from(
-                [b"", b"{", b"null", b"[]", b'{"KeyId": "\\u0000"}', b'{"a": NaN}', b"\xff\xfe", b'"x"' * 10]
+                [
+                    b"",
+                    b"{",
+                    b"null",
+                    b"[]",
+                    b'{"KeyId": "\\u0000"}',
+                    b'{"a": NaN}',
+                    b"\xff\xfe",
+                    b'"x"' * 10,
+                    # A lone surrogate, and numbers PostgreSQL's jsonb gives back in another form.
+                    b'{"KeyId": "\\ud800"}',
+                    b'{"NumberOfBytes": 1e300, "Limit": -0.0, "GrantTokens": [2.50, 1E2]}',
+                ]
             )
         )
     return draw(st.binary(max_size=512))
