@@ -334,7 +334,12 @@ def test_outsider_may_not_list_principals_or_create(
     assert audit_events("CreateKey", decision="denied", caller_arn=outsider.arn)
 
 
-@pytest.mark.parametrize("wizard", ["", "forged", signing.dumps({"done": 4}, salt="another salt")])
+# Explicit ids: a signed value carries a timestamp, and pytest-xdist needs the same test ids in every worker.
+@pytest.mark.parametrize(
+    "wizard",
+    ["", "forged", signing.dumps({"done": 4}, salt="another salt")],
+    ids=["empty", "not-signed", "signed-with-another-salt"],
+)
 def test_a_forged_wizard_state_starts_again(
     console: Callable[..., Client], admin: Persona, wizard: str
 ) -> None:
