@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from kmsconsole.api.tokens import token_principal
+from kmsconsole.console.sudo import sudo_fresh
 from kmsconsole.core.context import Caller
 from policies.models import ConsoleIdentity, IamUser
 
@@ -60,14 +61,25 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return f'{BEARER} realm="kmsconsole"'
 
 
+SUDO_NEEDED = (
+    "A console session changes nothing through the REST API until its password is confirmed again (sudo mode): "
+    "confirm it in the console, or use an API token."
+)
+
+
 class ConsoleSessionAuthentication(authentication.SessionAuthentication):
-    """The console's session (CSRF enforced on unsafe methods). A login not linked to an IAM user is 403."""
+    """The console's session (CSRF enforced on unsafe methods). A login not linked to an IAM user is 403.
+
+    Unsafe methods also need sudo mode, as the console's own destructive actions do: otherwise a stolen session
+    cookie could disable keys or rewrite policies through the API without the password the console asks for."""
 
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, Any] | None:
         login = getattr(request._request, "user", None)
         if login is None or not login.is_active or not login.is_authenticated:
             return None
         self.enforce_csrf(request)
+        if request.method not in permissions.SAFE_METHODS and not sudo_fresh(request._request):
+            raise exceptions.PermissionDenied(SUDO_NEEDED)
         identity = (
             ConsoleIdentity.objects.select_related("iam_user__account").filter(login_id=login.pk).first()
         )

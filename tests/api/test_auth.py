@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,8 +13,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from keys.models import Key
 from kmsconsole.api.models import ApiToken
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console.sudo import SUDO_AT
 from policies import services
 from tests.api.conftest import client_with, iam_user
 from tests.conftest import Persona, as_operator
@@ -115,6 +118,13 @@ def test_console_session_acts_as_its_iam_user_with_csrf(admin: Persona) -> None:
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "AccessDeniedException"
     csrf = "k" * 32  # a CSRF secret the client holds in its cookie and repeats in the header
     client.cookies["csrftoken"] = csrf
+    # Without sudo mode a session changes nothing through the API, as in the console.
+    refused = client.post("/api/v1/keys", {"description": "x"}, format="json", HTTP_X_CSRFTOKEN=csrf)
+    assert refused.status_code == 403 and "sudo mode" in refused.json()["error"]["message"]
+    assert not Key.objects.exists()
+    session = client.session
+    session[SUDO_AT] = int(time.time())
+    session.save()
     created = client.post("/api/v1/keys", {"description": "x"}, format="json", HTTP_X_CSRFTOKEN=csrf)
     assert created.status_code == 201
 
