@@ -78,6 +78,25 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+# The deepest KMS request shape is a few levels deep; anything far deeper is an attack on the code that walks it
+# (NUL checks, model validation, redaction, the audit write all recurse).
+MAX_JSON_DEPTH = 32
+
+
+def _check_depth(value: Any) -> None:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise errors.SerializationException(
+                f"The request body is nested more than {MAX_JSON_DEPTH} levels deep."
+            )
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+
+
 def _decode_body(body: bytes) -> dict[str, Any]:
     """The JSON object of a request. NaN/Infinity and NUL characters are refused here: no KMS member can hold
     them, and they cannot be stored in the audit trail (PostgreSQL's jsonb refuses NUL)."""
@@ -85,8 +104,10 @@ def _decode_body(body: bytes) -> dict[str, Any]:
         return {}
     try:
         decoded = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: thousands of nested brackets exhaust the decoder's stack; still just a bad body.
         raise errors.SerializationException("The request body is not valid JSON.") from exc
+    _check_depth(decoded)
     if not isinstance(decoded, dict):
         raise errors.SerializationException("Start of list found where not expected.")
     if _has_nul(decoded):

@@ -211,3 +211,18 @@ def test_unsigned_fuzz_is_refused_in_aws_words(admin: Persona) -> None:
         assert response.status_code >= 400
 
     run()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000,
+        b'{"a": ' * 20_000 + b"1" + b"}" * 20_000,
+        json.dumps({"Tags": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}).encode(),
+    ],
+    ids=["200k-brackets", "20k-objects", "33-levels"],
+)
+def test_deeply_nested_bodies_are_a_serialization_error(admin: Persona, body: bytes) -> None:
+    response = send(Client(), admin, "TrentService.TagResource", body, {})
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["__type"] == "SerializationException"
