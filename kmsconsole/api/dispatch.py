@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions
 from rest_framework.request import Request
 
@@ -52,10 +54,17 @@ def run(
     holder: dict[str, Value] = {}
 
     def service(ctx: OperationContext) -> Mapping[str, Any]:
+        refused_body = getattr(request, "_kms_refused_body", None)
+        if refused_body is not None:
+            # The body could not be parsed when the audit parameters were read: fail here, audited, before
+            # any work (DRF would now give `work` an empty body, which some operations accept).
+            raise from_api_exception(refused_body)
         try:
             value = work(ctx)
         except exceptions.APIException as exc:
             raise from_api_exception(exc) from exc
+        except RequestDataTooBig as exc:
+            raise from_api_exception(refused_body(exc)) from exc
         holder["value"] = value
         return dict(audit_response(value)) if audit_response is not None else {}
 
@@ -76,6 +85,21 @@ def validated(serializer_class: type, data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+def refused_body(exc: Exception) -> exceptions.ParseError:
+    """Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any parser runs; it is a bad request too."""
+    if isinstance(exc, exceptions.ParseError):
+        return exc
+    return exceptions.ParseError(
+        f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+    )
+
+
 def body(request: Request) -> dict[str, Any]:
-    """The JSON body as audit parameters (a body that is not an object is recorded as it came)."""
-    return dict(request.data) if isinstance(request.data, Mapping) else {"Body": request.data}
+    """The JSON body as audit parameters (a body that is not an object is recorded as it came). A body the parser
+    refuses is remembered, so `run` fails the operation with that error, audited."""
+    try:
+        data = request.data
+    except (exceptions.ParseError, RequestDataTooBig) as exc:
+        request._kms_refused_body = refused_body(exc)  # type: ignore[attr-defined]
+        return {"Body": "(refused by the parser)"}
+    return dict(data) if isinstance(data, Mapping) else {"Body": data}

@@ -43,6 +43,8 @@ def from_api_exception(exc: exceptions.APIException) -> errors.KmsError:
         return FieldValidationError("The request is not valid.", exc.detail)
     if isinstance(exc, exceptions.NotFound):
         return errors.NotFoundException(str(exc.detail))
+    if isinstance(exc, exceptions.ParseError):
+        return errors.SerializationException(str(exc.detail))
     return errors.ValidationException(str(exc.detail))
 
 

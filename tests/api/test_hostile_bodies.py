@@ -1,0 +1,39 @@
+"""Bodies that break parsers: nested thousands deep, or larger than Django accepts, are a 400 in the API's error
+shape (and audited like any bad request), never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from keys.models import Key
+from kmsconsole.audit.models import AuditEvent
+from tests.api.conftest import client_with, token_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 200_000, "nested more than 32 levels"),
+        (
+            json.dumps(
+                {"description": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+            ).encode(),
+            "nested",
+        ),
+        (json.dumps({"description": "x" * 3_000_000}).encode(), "larger than"),
+    ],
+    ids=["200k-brackets", "33-levels", "3-MB"],
+)
+def test_a_hostile_body_is_a_400(admin: Any, account: Any, body: bytes, message: str) -> None:
+    api = client_with(token_for(account, "admin"))
+    events = AuditEvent.objects.count()
+    response = api.post("/api/v1/keys", data=body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert message in response.json()["error"]["message"]
+    assert not Key.objects.exists()
+    assert AuditEvent.objects.filter(seq__gt=events, operation="CreateKey", decision="failed").exists()
