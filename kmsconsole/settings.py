@@ -96,6 +96,8 @@ KMS_MAX_REQUEST_BYTES = 256 * 1024
 # Audit events older than this many days are archived to KMS_DATA_DIR/audit-archive/ and removed from the
 # database (the chain stays verifiable across the archive). 0, the default, keeps every event forever.
 KMS_AUDIT_RETENTION_DAYS = env_int("KMS_AUDIT_RETENTION_DAYS", 0)
+# The audit chain's anchor outside the database (kmsconsole/audit/checkpoint.py); empty disables it.
+KMS_AUDIT_CHECKPOINT_FILE = env_str("KMS_AUDIT_CHECKPOINT_FILE", str(KMS_DATA_DIR / "audit-checkpoint.json"))
 if KMS_AUDIT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("KMS_AUDIT_RETENTION_DAYS must be 0 (keep forever) or a number of days")
 

@@ -26,5 +26,8 @@ STORAGES = {
 # see the same database (pytest-xdist adds a per-worker suffix).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(KMS_DATA_DIR / "test-db.sqlite3")}  # noqa: F405
+# Every test starts a new audit chain in the same test database, so one checkpoint file would make the next test's
+# chain look truncated; the checkpoint's own tests point it at a file of their own.
+KMS_AUDIT_CHECKPOINT_FILE = ""
 # Live-server threads must not keep connections open past a test, or the test database cannot be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
+from kmsconsole.audit.checkpoint import check_checkpoint, record_checkpoint
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
 from kmsconsole.core.rootkey import subkey
 from kmsconsole.jobs.runs import job_run
@@ -115,6 +116,14 @@ def verify_chain() -> ChainResult:
     result = _verify_from_base()
     if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
         result = _verify_from_base()
+    if result.problem is None:
+        # The database's chain holds together; it must also still reach what an earlier run vouched for.
+        problem = check_checkpoint(archived_through=result.first_seq - 1)
+        if problem is not None:
+            return ChainResult(result.first_seq, result.last_seq, result.verified, problem)
+        last = AuditEvent.objects.filter(seq=result.last_seq).values_list("hash", flat=True).first()
+        if last is not None:
+            record_checkpoint(result.last_seq, last)
     return result
 
 
