@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from grants.models import Grant, IntegratedService
 from grants.tokens import INVALID_TOKEN_MESSAGE, read_token
 from keys.models import Key, key_arn
+from keys.selectors import cached_entry
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -65,18 +66,30 @@ def caller_grants(
 ) -> engine.GrantIndex:
     """The key's grants that can apply to the caller (grantee = its ARN, its session's role, or its account).
 
-    One indexed query whatever the key's grant count. For CreateGrant (`new_grant`), a grant counts only if the
-    grant being created is within it: a subset of its operations and constraints at least as strict (kms-spec
-    §8.2).
+    One indexed query whatever the key's grant count; inside a request snapshot, kept on the key's cache entry
+    (any grant created, retired, revoked or propagated on the key bumps its generation). For CreateGrant
+    (`new_grant`), a grant counts only if the grant being created is within it: a subset of its operations and
+    constraints at least as strict (kms-spec §8.2).
     """
     if ctx.caller.is_operator:
         return engine.GrantIndex()
     grantees = engine_caller(ctx.caller).grant_keys
-    rows: Iterable[Grant] = Grant.objects.filter(key=key, grantee_principal__in=grantees)
-    grants = (engine_grant(row, key.arn) for row in rows)
+    if new_grant is None:
+        entry = cached_entry(key)
+        if entry is not None:
+            index: engine.GrantIndex = entry.part(
+                "grants:" + "\n".join(grantees), lambda: engine.GrantIndex(_grants_for(key, grantees))
+            )
+            return index
+    grants = _grants_for(key, grantees)
     if new_grant is not None:
         grants = (grant for grant in grants if grant.permits_child(new_grant))
     return engine.GrantIndex(grants)
+
+
+def _grants_for(key: Key, grantees: Iterable[str]) -> Iterable[engine.Grant]:
+    rows: Iterable[Grant] = Grant.objects.filter(key=key, grantee_principal__in=list(grantees))
+    return (engine_grant(row, key.arn) for row in rows)
 
 
 def token_grant_ids(tokens: Sequence[str], key: Key) -> frozenset[str]:

@@ -1,4 +1,11 @@
-"""Key material at rest: sealed under the root key, bound to its key and version; opened only for one operation."""
+"""Key material at rest: sealed under the root key, bound to its key and version; opened only for one operation.
+
+Inside a request snapshot (the AWS endpoint's cryptographic operations) the material versions a key's requests
+use, and their unsealed bytes, are kept on the key's process cache entry (`keys.selectors.CachedKey`) while the
+key's generation is unchanged: a rotation, a state change or the key's destruction bumps it, and the stale entry
+(and the unsealed material with it) is dropped at the key's next request. The unsealed bytes live only in the
+worker's memory; they are never logged, returned or written anywhere.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ from keys.crypto import (
     public_key_der,
 )
 from keys.models import Key, KeyMaterial
+from keys.selectors import cached_entry
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
+from kmsconsole.generations.cache import current_snapshot
 
 
 def create_material(key: Key, *, rotation_type: str = "") -> KeyMaterial:
@@ -33,20 +42,44 @@ _NO_PUBLIC_KEY = frozenset({"SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_3
 
 
 def current_material(key: Key) -> KeyMaterial:
-    material = KeyMaterial.objects.filter(key=key, is_current=True).first()
+    entry = cached_entry(key)
+    material = (
+        _current_row(key) if entry is None else entry.part("material:current", lambda: _current_row(key))
+    )
     if material is None:
         raise errors.KMSInternalException("The key has no usable key material.")
-    material.key = key  # the caller's row: its sealing identity needs no second query
+    return material
+
+
+def _current_row(key: Key) -> KeyMaterial | None:
+    material = KeyMaterial.objects.filter(key=key, is_current=True).first()
+    if material is not None:
+        material.key = key  # the caller's row: its sealing identity needs no second query
     return material
 
 
 def material_version(key: Key, material_id: str) -> KeyMaterial | None:
+    entry = cached_entry(key)
+    if entry is not None and f"material:{material_id}" in entry.parts:
+        cached: KeyMaterial = entry.parts[f"material:{material_id}"]
+        return cached
     material = KeyMaterial.objects.filter(key=key, material_id=material_id).first()
     if material is not None:
         material.key = key
+        if entry is not None:  # only versions that exist are kept (a forged header must not fill the cache)
+            entry.part(f"material:{material_id}", lambda: material)
     return material
 
 
 def open_material(material: KeyMaterial) -> bytes:
-    """The raw material, in memory for the duration of one operation. Never log or return it."""
+    """The raw material, in memory for the duration of one operation (or, on the request path, for as long as
+    the key's cache entry is current). Never log or return it."""
+    entry = cached_entry(material.key) if current_snapshot() is not None else None
+    if entry is None:
+        return _unseal(material)
+    raw: bytes = entry.part(f"unsealed:{material.material_id}", lambda: _unseal(material))
+    return raw
+
+
+def _unseal(material: KeyMaterial) -> bytes:
     return sealer().open(bytes(material.sealed), bound_to=material.sealing_identity)

@@ -1,16 +1,26 @@
-"""Reads of keys: resolving a KeyId in any form AWS allows, key-state checks, and the key's condition values."""
+"""Reads of keys: resolving a KeyId in any form AWS allows, key-state checks, and the key's condition values.
+
+Inside a request snapshot (the AWS endpoint's cryptographic operations, `kmsconsole.generations.cache`) a key is
+read once per process and kept as a `CachedKey` (its row with its account, aliases and tags, and lazily its
+material versions and the grants of each caller that used it) while its generation (`key:<key id>`) and its
+account's alias generation (`alias:<account id>`) are unchanged; alias names resolve through a cache under the
+alias generation. Outside a snapshot every read goes to the database.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
 from keys.models import Alias, Key, KeyState, alias_arn, key_arn
 from kmsconsole.core import errors
+from kmsconsole.generations.cache import GenerationalCache, GenerationSnapshot, current_snapshot
+from kmsconsole.generations.scopes import alias_scope, key_scope
 from kmsconsole.operations import KeyResolution, KeyStates, Operation
 
 _KEY_ARN = re.compile(
@@ -29,6 +39,119 @@ class ResolvedKey:
     request_alias: str | None = None
 
 
+@dataclass
+class CachedKey:
+    """What the request path reads about one key, built under one generation of the key and of its account's
+    aliases. `key` is shared by every request of the process: the cached path only reads it.
+
+    `parts` holds what is loaded on first use, after the entry's generations were read (so never older than
+    them): material versions (`material:<id>`, `material:current`) and grant indexes (`grants:<grantees>`).
+    """
+
+    key: Key
+    aliases: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    parts: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # Bounds a key's lazily loaded parts (one grant index per distinct caller).
+    MAX_PARTS = 512
+
+    def part(self, name: str, load: Any) -> Any:
+        """The part `name`, loaded by `load()` the first time (outside the lock: loads may query)."""
+        try:
+            return self.parts[name]
+        except KeyError:
+            pass
+        value = load()
+        with self.lock:
+            if len(self.parts) >= self.MAX_PARTS:
+                self.parts.clear()
+            self.parts[name] = value
+        return value
+
+
+_KEYS: GenerationalCache[uuid.UUID, CachedKey] = GenerationalCache("keys", maxsize=4_096)
+# (account id, alias name) -> key id, under `alias:<account id>`.
+_ALIASES: GenerationalCache[tuple[str, str], uuid.UUID] = GenerationalCache("aliases", maxsize=8_192)
+
+
+def _cached_key(key_id: uuid.UUID, snapshot: GenerationSnapshot) -> CachedKey | None:
+    """The key with this id in any account, from the process cache or the database (None if there is none)."""
+    entry = _KEYS.get(key_id, snapshot)
+    if entry is not None:
+        return entry
+    # Each generation is read before the rows it vouches for.
+    scope = key_scope(key_id)
+    generation = snapshot.value(scope)
+    key = Key.objects.select_related("account").filter(key_id=key_id).first()
+    if key is None:
+        return None
+    names = alias_scope(key.account.account_id)
+    names_generation = snapshot.value(names)
+    entry = CachedKey(
+        key=key,
+        aliases=tuple(key.aliases.order_by("name").values_list("name", flat=True)),
+        tags=tuple(key.tags.order_by("tag_key").values_list("tag_key", "tag_value")),
+    )
+    return _KEYS.put(key_id, entry, ((scope, generation), (names, names_generation)))
+
+
+def cached_entry(key: Key) -> CachedKey | None:
+    """The cache entry `key` came from, if the request runs in a snapshot and the entry is still current."""
+    snapshot = current_snapshot()
+    if snapshot is None:
+        return None
+    entry = _KEYS.get(key.key_id, snapshot)
+    return entry if entry is not None and entry.key is key else None
+
+
+def key_by_id(key_id: uuid.UUID) -> Key | None:
+    """The key with this id in any account (a ciphertext header names it), or None."""
+    snapshot = current_snapshot()
+    if snapshot is not None:
+        entry = _cached_key(key_id, snapshot)
+        return entry.key if entry is not None else None
+    return Key.objects.select_related("account").filter(key_id=key_id).first()
+
+
+def prefetch_scopes(identifier: str, *, account_id: str | None) -> tuple[str, ...]:
+    """The generation scopes a request naming `identifier` (a KeyId in any form, or the key id of a ciphertext
+    header) in `account_id` will likely check, judged from what is cached: only a hint, so that a request reads
+    all its generations in one query. Nothing is validated here."""
+    if identifier.startswith("arn:"):
+        key_match = _KEY_ARN.match(identifier)
+        alias_match = _ALIAS_ARN.match(identifier)
+        if key_match is not None:
+            account_id, identifier = key_match["account"], key_match["key_id"]
+        elif alias_match is not None:
+            account_id, identifier = alias_match["account"], alias_match["alias"]
+        else:
+            return ()
+    scopes: list[str] = []
+    if identifier.startswith("alias/"):
+        if account_id is None:
+            return ()
+        scopes.append(alias_scope(account_id))
+        alias_entry = _ALIASES.peek((account_id, identifier))
+        if alias_entry is None:
+            return tuple(scopes)
+        key_id: uuid.UUID = alias_entry[1]
+    else:
+        try:
+            key_id = uuid.UUID(identifier)
+        except ValueError:
+            return ()
+    entry = _KEYS.peek(key_id)
+    if entry is not None:
+        scopes.extend(scope for scope, _ in entry[0])
+    else:
+        scopes.append(key_scope(key_id))
+        if account_id is not None:
+            scopes.append(alias_scope(account_id))
+    return tuple(scopes)
+
+
 def _invalid_key_id(value: str) -> errors.KmsError:
     return errors.NotFoundException(f"Invalid keyId '{value[:2048]}'")
 
@@ -40,19 +163,53 @@ def _key_in(account_id: str, key_id: str, shown: str) -> Key:
         raise _invalid_key_id(shown) from None
     if str(parsed) != key_id.lower():
         raise _invalid_key_id(shown)
-    key = Key.objects.select_related("account").filter(key_id=parsed, account__account_id=account_id).first()
+    snapshot = current_snapshot()
+    if snapshot is not None:
+        entry = _cached_key(parsed, snapshot)
+        key = entry.key if entry is not None and entry.key.account.account_id == account_id else None
+    else:
+        key = (
+            Key.objects.select_related("account")
+            .filter(key_id=parsed, account__account_id=account_id)
+            .first()
+        )
     if key is None:
         raise errors.NotFoundException(f"Key '{key_arn(account_id, str(parsed))}' does not exist")
     return key
 
 
-def _alias_in(account_id: str, name: str) -> Alias:
-    alias = (
-        Alias.objects.select_related("key__account").filter(account__account_id=account_id, name=name).first()
-    )
-    if alias is None:
+def _alias_in(account_id: str, name: str) -> ResolvedKey:
+    snapshot = current_snapshot()
+    key: Key | None = None
+    if snapshot is not None:
+        key = _cached_alias_key(account_id, name, snapshot)
+    else:
+        alias = (
+            Alias.objects.select_related("key__account")
+            .filter(account__account_id=account_id, name=name)
+            .first()
+        )
+        key = alias.key if alias is not None else None
+    if key is None:
         raise errors.NotFoundException(f"Alias {alias_arn(account_id, name)} is not found.")
-    return alias
+    return ResolvedKey(key, request_alias=name)
+
+
+def _cached_alias_key(account_id: str, name: str, snapshot: GenerationSnapshot) -> Key | None:
+    key_id = _ALIASES.get((account_id, name), snapshot)
+    if key_id is None:
+        scope = alias_scope(account_id)
+        generation = snapshot.value(scope)  # read before the row it vouches for
+        found = (
+            Alias.objects.filter(account__account_id=account_id, name=name)
+            .values_list("key__key_id", flat=True)
+            .first()
+        )
+        if found is None:
+            return None
+        key_id = _ALIASES.put((account_id, name), found, ((scope, generation),))
+    entry = _cached_key(key_id, snapshot)
+    return entry.key if entry is not None else None
 
 
 def resolve_key(identifier: str, *, caller_account: str, operation: Operation) -> ResolvedKey:
@@ -77,13 +234,11 @@ def resolve_key(identifier: str, *, caller_account: str, operation: Operation) -
             raise errors.NotFoundException(f"Key '{identifier[:2048]}' does not exist")
         if key_match is not None:
             return ResolvedKey(_key_in(account_id, key_match["key_id"], identifier))
-        alias = _alias_in(account_id, match["alias"])
-        return ResolvedKey(alias.key, request_alias=alias.name)
+        return _alias_in(account_id, match["alias"])
     if identifier.startswith("alias/"):
         if not aliases_allowed:
             raise _invalid_key_id(identifier)
-        alias = _alias_in(caller_account, identifier)
-        return ResolvedKey(alias.key, request_alias=alias.name)
+        return _alias_in(caller_account, identifier)
     return ResolvedKey(_key_in(caller_account, identifier, identifier))
 
 
@@ -112,12 +267,22 @@ def key_condition_values(key: Key, *, request_alias: str | None) -> dict[str, An
         "kms:KeyUsage": key.key_usage,
         "kms:KeyOrigin": key.origin,
         "kms:MultiRegion": False,
-        "kms:ResourceAliases": list(key.aliases.values_list("name", flat=True)),
+        "kms:ResourceAliases": list(_aliases_of(key)),
     }
     if request_alias is not None:
         values["kms:RequestAlias"] = request_alias
     return values
 
 
+def _aliases_of(key: Key) -> tuple[str, ...]:
+    entry = cached_entry(key)
+    if entry is not None:
+        return entry.aliases
+    return tuple(key.aliases.values_list("name", flat=True))
+
+
 def key_tags(key: Key) -> dict[str, str]:
+    entry = cached_entry(key)
+    if entry is not None:
+        return dict(entry.tags)
     return dict(key.tags.values_list("tag_key", "tag_value"))

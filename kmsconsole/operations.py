@@ -52,6 +52,13 @@ class Operation:
     secret_request_fields: frozenset[str] = frozenset()
     secret_response_fields: frozenset[str] = frozenset()
 
+    @property
+    def cacheable(self) -> bool:
+        """The cryptographic operations: they only read, so on the AWS endpoint they are served from the process
+        caches (`kmsconsole.generations`) and their event is written through the audit group commit, outside a
+        transaction (`kmsconsole.audit.writer`)."""
+        return self.read_only and self.grantable and self.key_states is KeyStates.USABLE
+
 
 _GRANT_TOKENS = frozenset({"GrantTokens", "GrantToken"})
 
@@ -335,7 +342,7 @@ def perform(
         record = AuditRecord(operation=op.name, meta=meta)
     record.operation, record.caller = op.name, caller
     record.request_parameters = redact(params, secret_request)
-    with audited(record):
+    with audited(record, standalone=op.cacheable):
         context = OperationContext(
             operation=op, caller=caller, meta=meta, audit=record, grant_tokens=_grant_tokens(params)
         )

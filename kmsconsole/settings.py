@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "kmsconsole.core",
     "kmsconsole.audit",
     "kmsconsole.jobs",
+    "kmsconsole.generations",
     "policies",
     "keys",
     "grants",

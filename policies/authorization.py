@@ -6,6 +6,7 @@ operation's audit record, and a denial raises AccessDeniedException with AWS's m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
+from kmsconsole.generations.cache import GenerationalCache, current_snapshot
+from kmsconsole.generations.scopes import iam_scope
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.selectors import identity_policies_for
@@ -20,15 +23,40 @@ from policies.selectors import identity_policies_for
 OPERATOR_REASON = "allowed: the service itself acting (a management command run on the server, or a worker)"
 
 
+@functools.lru_cache(maxsize=4096)
 def engine_caller(caller: Caller) -> engine.Caller:
-    """The engine's view of a caller. The account root's implicit permissions are the engine's business."""
+    """The engine's view of a caller (both are immutable, so it is built once per caller). The account root's
+    implicit permissions are the engine's business."""
     if caller.principal_type == "Root":
         return engine.Caller.root(caller.account_id)
     return engine.Caller.from_arn(caller.arn, role_arn=caller.role_arn or None, userid=caller.userid or None)
 
 
+# A principal's compiled identity policies, under the generation of its account's principals (`iam:<account id>`):
+# a policy put or deleted on the user, its groups or its role, or a membership change, bumps it.
+_IDENTITY_POLICIES: GenerationalCache[
+    tuple[str, int | None, int | None], tuple[engine.IdentityPolicy, ...]
+] = GenerationalCache("identity-policies", maxsize=20_000)
+
+
 def identity_policies(caller: Caller) -> list[engine.IdentityPolicy]:
-    """The caller's identity policies, compiled (the engine caches compiled policies by content hash)."""
+    """The caller's identity policies, compiled (the engine caches compiled policies by content hash); from the
+    process cache inside a request snapshot while the caller's account's principals are unchanged."""
+    snapshot = current_snapshot()
+    if snapshot is None:
+        return _compiled_identity_policies(caller)
+    cache_key = (caller.arn, caller.user_pk, caller.role_pk)
+    cached = _IDENTITY_POLICIES.get(cache_key, snapshot)
+    if cached is None:
+        scope = iam_scope(caller.account_id)
+        generation = snapshot.value(scope)  # read before the rows it vouches for
+        cached = _IDENTITY_POLICIES.put(
+            cache_key, tuple(_compiled_identity_policies(caller)), ((scope, generation),)
+        )
+    return list(cached)
+
+
+def _compiled_identity_policies(caller: Caller) -> list[engine.IdentityPolicy]:
     return [
         engine.IdentityPolicy(policy.name, engine.compile_identity_policy(policy.document))
         for policy in identity_policies_for(caller)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.rootkey import sealer, subkey
+from kmsconsole.generations.cache import GenerationalCache, current_snapshot
+from kmsconsole.generations.scopes import iam_scope
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
 
 
@@ -51,8 +53,9 @@ class Credentials:
     """What SigV4 verification needs about an access key: its secret and who it stands for."""
 
     caller: Caller
-    secret: str
-    session_token_digest: str = ""
+    # The unsealed secret: kept in this process's memory only (never in a repr, a log line or an error).
+    secret: str = field(repr=False)
+    session_token_digest: str = field(default="", repr=False)
     expires_at: datetime | None = None
 
     @property
@@ -60,8 +63,46 @@ class Credentials:
         return self.expires_at is not None
 
 
+# Access key id -> its credentials, under the generation of its account's principals (`iam:<account id>`): a
+# deactivated or deleted key, or a deleted owner, bumps it.
+_CREDENTIALS: GenerationalCache[str, Credentials] = GenerationalCache("credentials", maxsize=20_000)
+
+
 def credentials_for(access_key_id: str) -> Credentials | None:
-    """The active access key's credentials, or None when the key is unknown or inactive."""
+    """The active access key's credentials, or None when the key is unknown or inactive.
+
+    Inside a request snapshot (the AWS endpoint's hot operations) the answer comes from the process cache while
+    the account's principals are unchanged; an unknown or inactive key is never cached.
+    """
+    snapshot = current_snapshot()
+    if snapshot is None:
+        return _load_credentials(access_key_id)
+    cached = _CREDENTIALS.get(access_key_id, snapshot)
+    if cached is not None:
+        return cached
+    account_id = (
+        AccessKey.objects.filter(access_key_id=access_key_id)
+        .values_list("account__account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        return None
+    # The generation is read before the rows it vouches for (a key never moves to another account).
+    scope = iam_scope(account_id)
+    generation = snapshot.value(scope)
+    credentials = _load_credentials(access_key_id)
+    if credentials is None or credentials.caller.account_id != account_id:
+        return credentials
+    return _CREDENTIALS.put(access_key_id, credentials, ((scope, generation),))
+
+
+def cached_account_of(access_key_id: str) -> str | None:
+    """The account a cached access key belonged to when cached (unvalidated: a hint for what to prefetch)."""
+    entry = _CREDENTIALS.peek(access_key_id)
+    return entry[1].caller.account_id if entry is not None else None
+
+
+def _load_credentials(access_key_id: str) -> Credentials | None:
     key = (
         # The owners' accounts come in the same query: their ARNs need the account id.
         AccessKey.objects.select_related("account", "user__account", "session__role__account")

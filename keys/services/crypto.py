@@ -41,7 +41,7 @@ from typing import Any
 from keys import crypto as core
 from keys.materials import current_material, material_version, open_material
 from keys.models import Key
-from keys.selectors import resolve_key
+from keys.selectors import key_by_id, resolve_key
 from keys.services.access import authorize_on_key, check_state, key_for
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -240,7 +240,7 @@ class _Source:
 
 
 def _header_key(header: core.CiphertextHeader) -> Key:
-    key = Key.objects.select_related("account").filter(key_id=header.key_id).first()
+    key = key_by_id(header.key_id)
     if key is None:
         raise errors.InvalidCiphertextException("")
     return key

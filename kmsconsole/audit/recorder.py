@@ -3,6 +3,11 @@
 `audited()` wraps one operation: the work and its "allowed" event commit in one transaction, so a failed audit
 write undoes the work; a denied or failed operation is rolled back and then recorded in a transaction of its
 own. If even that write fails, the caller gets KMSInternalException: no request is answered unrecorded.
+
+An operation that changes nothing (`audited(standalone=True)`: the AWS endpoint's cryptographic operations) runs
+outside a transaction, and its event, like every denial and failure, is written on its own through the
+process's group commit (`kmsconsole.audit.writer`): the request waits until its event has committed, and fails
+with KMSInternalException if it could not be.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
-from kmsconsole.audit.models import AuditChainHead, AuditEvent
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.writer import insert_chained, write_standalone
 from kmsconsole.core import errors
 from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
 
@@ -79,16 +84,22 @@ def _storable(value: Any) -> Any:
     return value
 
 
+_TEXT_LIMITS = tuple(
+    (field.name, field.max_length)
+    for field in AuditEvent._meta.get_fields()
+    if getattr(field, "max_length", None)
+)
+
+
 def _clamped(values: dict[str, Any]) -> dict[str, Any]:
     """Make every value storable and cut every text to its column's length: a long caller-supplied value (an
     access key id, a Sid in a key policy) must not make the audit write, and so the request, fail."""
     for name, value in values.items():
         values[name] = _storable(value)
-    for field in AuditEvent._meta.get_fields():
-        limit = getattr(field, "max_length", None)
-        value = values.get(field.name)
-        if limit and isinstance(value, str) and len(value) > limit:
-            values[field.name] = value[:limit]
+    for name, limit in _TEXT_LIMITS:
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            values[name] = value[:limit]
     return values
 
 
@@ -118,30 +129,9 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     }
 
 
-def _locked_head() -> AuditChainHead:
-    try:
-        with transaction.atomic():
-            return AuditChainHead.objects.select_for_update().get_or_create(
-                pk=1, defaults={"last_seq": 0, "last_hash": GENESIS_HASH}
-            )[0]
-    except IntegrityError:
-        # Another process created the head between our read and insert; it exists now.
-        return AuditChainHead.objects.select_for_update().get(pk=1)
-
-
 def append_event(record: AuditRecord, outcome: str) -> AuditEvent:
     """Append one event to the chain. Must run inside a transaction (the head stays locked until commit)."""
-    values = _clamped(_event_values(record, outcome))
-    head = _locked_head()
-    values["seq"] = head.last_seq + 1
-    values["prev_hash"] = head.last_hash
-    values["hash"] = link_hash(head.last_hash, values)
-    event = AuditEvent.objects.create(**values)
-    head.last_seq = values["seq"]
-    head.last_hash = values["hash"]
-    head.head_mac = head_mac(head.last_seq, head.last_hash)
-    head.save(update_fields=["last_seq", "last_hash", "head_mac"])
-    return event
+    return insert_chained([_clamped(_event_values(record, outcome))])[0]
 
 
 def _outcome_for(error: errors.KmsError) -> str:
@@ -154,8 +144,7 @@ def record_failure(record: AuditRecord, error: errors.KmsError) -> None:
     """Record a request that did not succeed, in its own transaction; fail closed if that write fails."""
     record.error = error
     try:
-        with transaction.atomic():
-            append_event(record, _outcome_for(error))
+        write_standalone(_clamped(_event_values(record, _outcome_for(error))))
     except Exception as exc:
         logger.exception("Audit write failed for %s %s", record.operation, record.meta.request_id)
         raise errors.KMSInternalException("The request could not be recorded and was not performed.") from exc
@@ -167,12 +156,17 @@ class NothingToDo(Exception):
 
 
 @contextmanager
-def audited(record: AuditRecord) -> Iterator[AuditRecord]:
-    """Run an operation's work and its audit event as one unit (see the module docstring)."""
+def audited(record: AuditRecord, *, standalone: bool = False) -> Iterator[AuditRecord]:
+    """Run an operation's work and its audit event as one unit (see the module docstring). `standalone`: the
+    work changes nothing, so it runs outside a transaction and its event is written on its own."""
     try:
-        with transaction.atomic():
+        if standalone:
             yield record
-            append_event(record, AuditEvent.Decision.ALLOWED)
+            write_standalone(_clamped(_event_values(record, AuditEvent.Decision.ALLOWED)))
+        else:
+            with transaction.atomic():
+                yield record
+                append_event(record, AuditEvent.Decision.ALLOWED)
     except NothingToDo:
         raise
     except errors.KmsError as error:

@@ -97,6 +97,16 @@ def parse_authorization(header: str) -> Authorization:
     return Authorization(access_key_id, scope_date, region, service, signed_headers, signature)
 
 
+def credential_access_key_id(header: str) -> str | None:
+    """The access key id an Authorization header names, unchecked (None when it names none): a hint only."""
+    start = header.find("Credential=")
+    end = header.find("/", start)
+    if start < 0 or end < 0:
+        return None
+    candidate = header[start + len("Credential=") : end].strip()
+    return candidate if _ACCESS_KEY_ID.match(candidate) else None
+
+
 def request_time(headers: Mapping[str, str]) -> tuple[str, datetime]:
     amz_date = headers.get("x-amz-date", "")
     if not amz_date:

@@ -7,9 +7,12 @@ answered the way AWS answers (`{"__type", "message"}`) and is audited; nothing h
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +20,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from keys.crypto.symmetric import BLOB_VERSION as SYMMETRIC_BLOB_VERSION
+from keys.crypto.symmetric import KEY_ID_BYTES
+from keys.selectors import prefetch_scopes
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
 from kmsconsole.awskms.authentication import authenticate
@@ -24,8 +30,11 @@ from kmsconsole.awskms.handlers import HANDLERS, run_handler
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.middleware import client_ip
+from kmsconsole.generations.cache import GenerationSnapshot, request_snapshot
+from kmsconsole.generations.scopes import iam_scope
 from kmsconsole.operations import OPERATIONS, perform, redact, secret_fields
 from policies.authorization import may_see_explanations
+from policies.selectors import cached_account_of
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +124,44 @@ def _decode_body(body: bytes) -> dict[str, Any]:
     return decoded
 
 
+def _decoded(body: bytes) -> tuple[dict[str, Any] | None, errors.KmsError | None]:
+    try:
+        return _decode_body(body), None
+    except errors.KmsError as refusal:
+        return None, refusal
+
+
+def _prefetch(snapshot: GenerationSnapshot, request: HttpRequest, document: dict[str, Any]) -> None:
+    """Tell the snapshot which generations this request will likely check (the caller's account, the key), so
+    they are read in one query. Only a hint: judged from what is cached, validated by nothing here."""
+    access_key_id = sigv4.credential_access_key_id(request.headers.get("Authorization", ""))
+    account_id = cached_account_of(access_key_id) if access_key_id else None
+    if account_id is not None:
+        snapshot.want(iam_scope(account_id))
+    key_id = document.get("KeyId")
+    if not isinstance(key_id, str):
+        key_id = ciphertext_key_id(document.get("CiphertextBlob"))
+    if key_id:
+        snapshot.want(*prefetch_scopes(key_id, account_id=account_id))
+
+
+def ciphertext_key_id(blob: Any) -> str | None:
+    """The key id in the header of a base64 symmetric ciphertext (unauthenticated: a prefetch hint only)."""
+    if not isinstance(blob, str) or len(blob) < _HEADER_CHARS:
+        return None
+    try:
+        head = base64.b64decode(blob[:_HEADER_CHARS], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if head[0] != SYMMETRIC_BLOB_VERSION:
+        return None
+    return str(uuid.UUID(bytes=head[1 : 1 + KEY_ID_BYTES]))
+
+
+# Base64 characters that hold a symmetric ciphertext's version byte and key id (18 bytes).
+_HEADER_CHARS = 24
+
+
 def _read_body(request: HttpRequest) -> bytes:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -134,6 +181,18 @@ def _read_body(request: HttpRequest) -> bytes:
 def kms_endpoint(request: HttpRequest) -> HttpResponse:
     target = request.headers.get("X-Amz-Target", "")
     _, _, raw_name = target.partition(".")
+    operation = OPERATIONS.get(raw_name)
+    if operation is not None and operation.cacheable:
+        # The cryptographic operations read what they need from the process caches, checked against one read
+        # of the generations this request depends on (kmsconsole.generations).
+        with request_snapshot() as snapshot:
+            return _serve(request, target, raw_name, snapshot)
+    return _serve(request, target, raw_name, None)
+
+
+def _serve(
+    request: HttpRequest, target: str, raw_name: str, snapshot: GenerationSnapshot | None
+) -> HttpResponse:
     meta = RequestMeta(
         interface="kms",
         request_id=getattr(request, "request_id", ""),
@@ -148,6 +207,10 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             raise errors.UnknownOperationException("The KMS endpoint accepts only POST requests.")
         body = _read_body(request)
+        # Decoded before authentication (to prefetch what the request will check), refused after it as before.
+        document, refusal = _decoded(body)
+        if snapshot is not None and document is not None:
+            _prefetch(snapshot, request, document)
         caller: Caller = authenticate(
             sigv4.IncomingRequest(
                 method=request.method or "POST",
@@ -162,8 +225,10 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         )
         record.caller = caller
         name = _operation_name(target)
+        if refusal is not None:
+            raise refusal
         # Only the operation's own members are kept (and audited); AWS ignores unknown members too.
-        raw_params = model.modeled_members(name, _decode_body(body))
+        raw_params = model.modeled_members(name, document or {})
         record.request_parameters = redact(raw_params, secret_fields(OPERATIONS[name])[0])
         params = model.parse_input(name, raw_params)
     except errors.KmsError as error:

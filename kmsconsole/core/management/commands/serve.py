@@ -7,6 +7,7 @@ the embedded filesystem broker under KMS_DATA_DIR.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -17,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+from kmsconsole.core.accesslog import ACCESS_LOG_FORMAT
 
 logger = logging.getLogger("kmsconsole.serve")
 
@@ -57,6 +60,19 @@ class Command(BaseCommand):
             default=int(os.environ.get("KMS_WEB_WORKERS", "2")),
             help="gunicorn worker processes (KMS_WEB_WORKERS, default 2)",
         )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=int(os.environ.get("KMS_WEB_THREADS", "4")),
+            help="threads per gunicorn worker (KMS_WEB_THREADS, default 4)",
+        )
+        parser.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=os.environ.get("KMS_ACCESS_LOG", "true").strip().lower()
+            not in ("0", "false", "no", "off"),
+            help="gunicorn's access log on standard output (KMS_ACCESS_LOG, default on)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
@@ -75,11 +91,14 @@ class Command(BaseCommand):
                 "--worker-class",
                 "gthread",
                 "--threads",
-                "4",
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+                str(options["threads"]),
+                "--logger-class",
+                "kmsconsole.core.accesslog.AccessLogger",
+                *(
+                    ["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
+                    if options["access_log"]
+                    else []
+                ),
             ],
             "worker": [
                 python,

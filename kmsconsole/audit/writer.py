@@ -1,0 +1,304 @@
+"""Writing audit events that stand alone: group commit, and one statement per batch on PostgreSQL.
+
+An event that belongs to a change (CreateKey, PutKeyPolicy, ...) is written by `recorder.append_event` inside the
+change's own transaction, which locks the chain head until it commits. Every other event (the AWS endpoint's
+cryptographic operations, which change nothing, and every denial or failure) stands alone, and is written here:
+
+Group commit (`GroupCommit.write`)
+    The calling thread queues its event and waits. The first waiting thread finds no write in progress and
+    becomes the leader: it takes every queued event (its own and those queued by the process's other request
+    threads meanwhile), writes them as one batch, and wakes the others; a thread whose event missed that batch
+    waits for the next leader, or becomes it. A thread returns only once the batch holding its event has
+    committed (PostgreSQL's COMMIT returns after the WAL is flushed, `synchronous_commit` on), and raises if it
+    failed, so a request is never answered before its event is durable: the trail stays fail closed. A failed
+    batch is retried one event at a time, so one bad event cannot fail the requests that were batched with it.
+    A thread inside a transaction never joins a batch: its event must commit or roll back with that
+    transaction, so it is written there, alone (`recorder.record_failure`).
+
+One statement per batch on PostgreSQL (`_write_postgresql`)
+    The chain's links are HMACs computed here, so the next link needs the head (last seq and hash). Each process
+    remembers the head it last wrote and sends, in autocommit, one statement: a CTE that moves the head forward
+    *only if it is still where this process left it* (`UPDATE … WHERE last_seq = … AND last_hash = …`), inserts
+    the batch's events (and their encryption-context index rows) only if that update matched, and counts them.
+    The row lock on the head is held for that one statement only, never across a round trip or a Python
+    thread switch, so the two web workers no longer serialize on it. If another process (or a change's own
+    transaction) moved the head meanwhile, nothing is written; the head is read again and the links recomputed.
+    After a few lost races, or without PostgreSQL, the batch is written the classic way: one transaction that
+    locks the head with SELECT … FOR UPDATE (`_write_locked`).
+
+Either way the chain is the same: consecutive seqs, each event linked to the previous one, the head and its MAC
+moved in the same commit as the events, so `manage.py audit verify` checks it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
+from kmsconsole.audit.context_index import context_pairs
+from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
+from kmsconsole.core.prepared import fetch_all
+
+logger = logging.getLogger(__name__)
+
+# Events per batch: a leader writes at most this many (the rest go to the next leader).
+MAX_BATCH = 64
+# Lost races for the head before a batch falls back to locking it.
+_OPTIMISTIC_ATTEMPTS = 8
+
+
+def chain_links(events: Sequence[dict[str, Any]], last_seq: int, last_hash: str) -> tuple[int, str]:
+    """Give each event (in order) its seq, prev_hash and hash after the head (last_seq, last_hash); return the
+    new head."""
+    for values in events:
+        last_seq += 1
+        values["seq"] = last_seq
+        values["prev_hash"] = last_hash
+        values["hash"] = last_hash = link_hash(last_hash, values)
+    return last_seq, last_hash
+
+
+def locked_head() -> AuditChainHead:
+    """The chain head, locked until the surrounding transaction ends (created at the first event)."""
+    from django.db import IntegrityError
+
+    try:
+        with transaction.atomic():
+            return AuditChainHead.objects.select_for_update().get_or_create(
+                pk=1, defaults={"last_seq": 0, "last_hash": GENESIS_HASH}
+            )[0]
+    except IntegrityError:
+        # Another process created the head between our read and insert; it exists now.
+        return AuditChainHead.objects.select_for_update().get(pk=1)
+
+
+def insert_chained(events: Sequence[dict[str, Any]]) -> list[AuditEvent]:
+    """Append events to the chain inside the caller's transaction (the head stays locked until it commits),
+    with their encryption-context index rows."""
+    return _insert_chained(events)[0]
+
+
+def _insert_chained(events: Sequence[dict[str, Any]]) -> tuple[list[AuditEvent], tuple[int, str]]:
+    head = locked_head()
+    head.last_seq, head.last_hash = chain_links(events, head.last_seq, head.last_hash)
+    head.head_mac = head_mac(head.last_seq, head.last_hash)
+    rows = AuditEvent.objects.bulk_create([AuditEvent(**values) for values in events])
+    entries = [
+        AuditContextEntry(event=row, key=key, value=value)
+        for row in rows
+        for key, value in sorted(context_pairs(row.request_parameters))
+    ]
+    if entries:
+        AuditContextEntry.objects.bulk_create(entries)
+    head.save(update_fields=["last_seq", "last_hash", "head_mac"])
+    return rows, (head.last_seq, head.last_hash)
+
+
+def _write_locked(events: Sequence[dict[str, Any]]) -> tuple[int, str]:
+    """Write the batch in a transaction that locks the head; return the head it leaves (once committed)."""
+    with transaction.atomic():
+        return _insert_chained(events)[1]
+
+
+# --- PostgreSQL: one statement per batch -----------------------------------------------------------------
+
+_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", "bigint"),
+    ("event_id", "uuid"),
+    ("time", "timestamptz"),
+    ("request_id", "text"),
+    ("interface", "text"),
+    ("operation", "text"),
+    ("caller_arn", "text"),
+    ("caller_account", "text"),
+    ("access_key_id", "text"),
+    ("source_ip", "text"),
+    ("user_agent", "text"),
+    ("key_arn", "text"),
+    ("request_parameters", "jsonb"),
+    ("response_elements", "jsonb"),
+    ("error_code", "text"),
+    ("error_message", "text"),
+    ("decision", "text"),
+    ("reason", "text"),
+    ("decided_by", "text"),
+    ("notable", "text"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+)
+_JSON_COLUMNS = frozenset(name for name, kind in _EVENT_COLUMNS if kind == "jsonb")
+_EVENT_ROW = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
+_EVENT_NAMES = ", ".join(name for name, _ in _EVENT_COLUMNS)
+_CONTEXT_ROW = "(%s::bigint, %s::text, %s::text)"
+
+
+def _statement(
+    events: Sequence[dict[str, Any]], old: tuple[int, str], new: tuple[int, str]
+) -> tuple[str, list[Any]]:
+    event_table = AuditEvent._meta.db_table
+    head_table = AuditChainHead._meta.db_table
+    params: list[Any] = [new[0], new[1], head_mac(*new), old[0], old[1]]
+    for values in events:
+        for name, _ in _EVENT_COLUMNS:
+            value = values[name]
+            params.append(json.dumps(value) if name in _JSON_COLUMNS and value is not None else value)
+    pairs = [
+        (values["seq"], key, value)
+        for values in events
+        for key, value in sorted(context_pairs(values["request_parameters"]))
+    ]
+    context = ""
+    if pairs:
+        context_table = AuditContextEntry._meta.db_table
+        context = (
+            f", ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "  # noqa: S608
+            f"JOIN (VALUES {', '.join([_CONTEXT_ROW] * len(pairs))}) AS c(seq, k, v) ON c.seq = ev.seq)"
+        )
+        params.extend(item for pair in pairs for item in pair)
+    # `cur` locks the head and (READ COMMITTED re-reads a row it waited for) sees its latest version; the head
+    # moves and the events go in only if it is still (`old`); either way the statement returns where it is, so
+    # a writer that lost the race chains after the winner at its next attempt.
+    sql = (
+        f"WITH cur AS (SELECT id, last_seq, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608
+        f"head AS (UPDATE {head_table} h SET last_seq = %s, last_hash = %s, head_mac = %s FROM cur "
+        "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s RETURNING h.id), "
+        f"ev AS (INSERT INTO {event_table} ({_EVENT_NAMES}) SELECT v.* FROM "
+        f"(VALUES {', '.join([_EVENT_ROW] * len(events))}) AS v({_EVENT_NAMES}) CROSS JOIN head "
+        f"RETURNING id, seq){context} "
+        "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash FROM cur"
+    )
+    return sql, params
+
+
+class _PostgresChain:
+    """What this process knows of the chain head: where its own last batch left it (None: read it)."""
+
+    def __init__(self) -> None:
+        self.head: tuple[int, str] | None = None
+        # Counters for benchmarks and tests: statements that lost the race, batches that fell back to the lock.
+        self.lost_races = 0
+        self.fallbacks = 0
+
+    def write(self, events: Sequence[dict[str, Any]], using: str) -> None:
+        connection = connections[using]
+        old = self.head
+        self.head = None  # until a statement is known to have committed
+        for _attempt in range(_OPTIMISTIC_ATTEMPTS):
+            if old is None:
+                old = self._read_head(connection)
+            if old is None:  # no head row yet: the first event creates it, locked
+                break
+            new = chain_links(events, *old)
+            rows = fetch_all(connection, *_statement(events, old, new))
+            if not rows:  # the head row is gone: let the locked path recreate it
+                break
+            written, seq, last_hash = rows[0]
+            if int(written) == len(events):
+                self.head = new
+                return
+            old = (int(seq), str(last_hash))  # another writer moved the head: chain after it
+            self.lost_races += 1
+        self.fallbacks += 1
+        self.head = _write_locked(events)
+
+    @staticmethod
+    def _read_head(connection: Any) -> tuple[int, str] | None:
+        table = AuditChainHead._meta.db_table
+        rows = fetch_all(connection, f"SELECT last_seq, last_hash FROM {table} WHERE id = 1", ())  # noqa: S608
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+_POSTGRES_CHAIN = _PostgresChain()
+
+
+def write_batch(events: Sequence[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Append the events to the chain and commit them (the caller is in autocommit)."""
+    if connections[using].vendor == "postgresql":
+        _POSTGRES_CHAIN.write(events, using)
+    else:
+        _write_locked(events)
+
+
+# --- Group commit ------------------------------------------------------------------------------------------
+
+
+class _Pending:
+    __slots__ = ("done", "error", "values")
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Leader/follower group commit of standalone events within one process (see the module docstring)."""
+
+    def __init__(self, write: Callable[[Sequence[dict[str, Any]]], None], max_batch: int = MAX_BATCH) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._turn = threading.Condition(self._lock)
+        self._queue: list[_Pending] = []
+        self._writing = False
+        self.batches = 0
+        self.events = 0
+
+    def write(self, values: dict[str, Any]) -> None:
+        """Return once `values` is durably part of the chain; raise what its write raised."""
+        pending = _Pending(values)
+        with self._turn:
+            self._queue.append(pending)
+            while not pending.done:
+                if self._writing:
+                    self._turn.wait()
+                    continue
+                self._writing = True
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                self._lock.release()
+                try:
+                    self._write_batch(batch)
+                finally:
+                    self._lock.acquire()
+                    self._writing = False
+                    self._turn.notify_all()
+        if pending.error is not None:
+            raise pending.error
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            self._write([item.values for item in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                logger.warning("A batch of %d audit events failed; writing them one by one", len(batch))
+                for item in batch:
+                    try:
+                        self._write([item.values])
+                    except Exception as single:
+                        item.error = single
+        finally:
+            for item in batch:
+                item.done = True
+            self.batches += 1
+            self.events += len(batch)
+
+
+_GROUP = GroupCommit(write_batch)
+
+
+def write_standalone(values: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Write one standalone event: through the process's group commit in autocommit, else (inside a
+    transaction) as part of that transaction."""
+    if connections[using].in_atomic_block:
+        with transaction.atomic(using):
+            insert_chained([values])
+    else:
+        _GROUP.write(values)

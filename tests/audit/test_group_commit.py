@@ -1,0 +1,157 @@
+"""Standalone audit events (the cryptographic operations' and every denial or failure) go through the process's
+group commit: concurrent requests share one write, each waits until its own event is durable, a failure reaches
+every request of the batch (and only the bad event's, when the others can be written alone), and the chain stays
+whole when several writers race for its head."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+
+from kmsconsole.audit import writer
+from kmsconsole.audit.models import AuditChainHead, AuditEvent
+from kmsconsole.audit.recorder import AuditRecord, _clamped, _event_values, append_event
+from kmsconsole.core.context import RequestMeta
+from tests.audit.test_fail_closed import audit_writes_fail  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def values(operation: str = "Encrypt", **params: Any) -> dict[str, Any]:
+    record = AuditRecord(operation=operation, meta=RequestMeta(interface="kms", source_ip="127.0.0.1"))
+    record.request_parameters = {"KeyId": "k", **params}
+    record.authorized(allowed=True, reason="allowed by test")
+    return _clamped(_event_values(record, AuditEvent.Decision.ALLOWED))
+
+
+def write_concurrently(threads: int, per_thread: int) -> list[BaseException]:
+    failures: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def run() -> None:
+        start.wait()
+        for _ in range(per_thread):
+            try:
+                writer.write_standalone(values())
+            except Exception as exc:
+                failures.append(exc)
+        connections.close_all()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return failures
+
+
+def test_concurrent_requests_share_writes_and_the_chain_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    batches_before = writer._GROUP.batches
+    assert write_concurrently(threads=8, per_thread=25) == []
+    assert AuditEvent.objects.count() == 200
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, 201))
+    assert writer._GROUP.batches - batches_before <= 200
+    call_command("audit", "verify")
+    assert "Audit chain intact: 200 events verified." in capsys.readouterr().out
+
+
+def test_standalone_events_interleave_with_events_of_changes(capsys: pytest.CaptureFixture[str]) -> None:
+    """A change's event is written in the change's own transaction (locking the head); the writer that cached
+    the head loses its next race and chains after it."""
+    from django.db import transaction
+
+    writer.write_standalone(values())  # this process now knows where the head is
+    with transaction.atomic():
+        record = AuditRecord(operation="CreateKey", meta=RequestMeta(interface="cli"))
+        record.authorized(allowed=True, reason="operator")
+        append_event(record, AuditEvent.Decision.ALLOWED)
+    lost = writer._POSTGRES_CHAIN.lost_races
+    writer.write_standalone(values())
+    if connection.vendor == "postgresql":
+        assert writer._POSTGRES_CHAIN.lost_races == lost + 1
+    assert list(AuditEvent.objects.order_by("seq").values_list("operation", flat=True)) == [
+        "Encrypt",
+        "CreateKey",
+        "Encrypt",
+    ]
+    call_command("audit", "verify")
+    assert "intact: 3 events" in capsys.readouterr().out
+
+
+def test_the_first_event_creates_the_head() -> None:
+    assert not AuditChainHead.objects.exists()
+    writer.write_standalone(values())
+    assert AuditChainHead.objects.get().last_seq == 1
+
+
+def test_encryption_contexts_are_indexed_with_the_event() -> None:
+    from kmsconsole.audit.models import AuditContextEntry
+
+    writer.write_standalone(values(EncryptionContext={"tenant": "42", "app": "orders"}))
+    writer.write_standalone(values())
+    event = AuditEvent.objects.get(seq=1)
+    assert set(AuditContextEntry.objects.values_list("event_id", "key", "value")) == {
+        (event.pk, "app", "orders"),
+        (event.pk, "tenant", "42"),
+    }
+
+
+class _Flaky:
+    """A batch writer that refuses any batch holding a 'bad' event, and records what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, events: Sequence[dict[str, Any]]) -> None:
+        self.calls.append([event["operation"] for event in events])
+        if any(event["operation"] == "bad" for event in events):
+            raise RuntimeError("refused")
+
+
+def test_a_bad_event_fails_only_its_own_request() -> None:
+    flaky = _Flaky()
+    group = writer.GroupCommit(flaky)
+    release = threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def slow_first(events: Sequence[dict[str, Any]]) -> None:
+        release.wait(5)  # hold the first batch so the others queue behind it and form one batch
+        flaky(events)
+
+    group._write = slow_first
+
+    def submit(name: str) -> None:
+        try:
+            group.write({"operation": name})
+            outcomes[name] = "written"
+        except RuntimeError:
+            outcomes[name] = "failed"
+
+    first = threading.Thread(target=submit, args=("first",))
+    first.start()
+    while not group._writing:
+        pass
+    others = [threading.Thread(target=submit, args=(name,)) for name in ("a", "bad", "b")]
+    for thread in others:
+        thread.start()
+    while len(group._queue) < 3:
+        pass
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert outcomes == {"first": "written", "a": "written", "bad": "failed", "b": "written"}
+    # One batch for the three that queued; it failed, and each was retried alone.
+    assert sorted(flaky.calls[1]) == ["a", "b", "bad"]
+    assert sorted(map(tuple, flaky.calls[2:])) == [("a",), ("b",), ("bad",)]
+
+
+@pytest.mark.usefixtures("audit_writes_fail")
+def test_a_failed_write_reaches_every_waiter() -> None:
+    failures = write_concurrently(threads=4, per_thread=2)
+    assert len(failures) == 8
+    assert not AuditEvent.objects.exists()

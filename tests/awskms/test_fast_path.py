@@ -1,0 +1,114 @@
+"""The WSGI entry (`kmsconsole.wsgi.application`): AWS SDK requests take the short middleware chain, everything
+else the full one; a warm cryptographic request reads the database once (its generations) before its audit
+event."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from kmsconsole.awskms.wsgi import KMS_MIDDLEWARE, is_kms_request
+from kmsconsole.bench import loadgen
+from kmsconsole.wsgi import application
+from tests.conftest import Persona
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def call(environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer["status"], answer["headers"] = status, dict(headers)
+
+    response = application(environ, start_response)
+    try:
+        body = b"".join(response)
+    finally:
+        response.close()  # type: ignore[attr-defined]
+    return answer["status"], answer["headers"], body
+
+
+def environ(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
+    }  # fmt: skip
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        env[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+    return env
+
+
+@pytest.fixture
+def signed(admin: Persona) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    target = loadgen.Target(
+        "http://127.0.0.1", admin.access_key_id, admin.secret_access_key, settings.KMS_REGION
+    )
+
+    def make(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        host, headers = loadgen.sign(target, operation, body)
+        return environ("POST", "/", body, {**headers, "Host": host})
+
+    return make
+
+
+def test_sdk_requests_skip_the_console_middleware(signed: Callable[..., dict[str, Any]]) -> None:
+    status, headers, body = call(signed("CreateKey", {}))
+    assert status == "200 OK", body
+    key_arn = json.loads(body)["KeyMetadata"]["Arn"]
+    status, headers, body = call(signed("Encrypt", {"KeyId": key_arn, "Plaintext": "c2VjcmV0"}))
+    assert status == "200 OK" and json.loads(body)["KeyId"] == key_arn
+    assert headers["x-amzn-RequestId"] and headers["X-Content-Type-Options"] == "nosniff"  # kept middleware
+    assert "Content-Security-Policy" not in headers and "Vary" not in headers  # the console's, skipped
+    assert KMS_MIDDLEWARE == (
+        "django.middleware.security.SecurityMiddleware",
+        "kmsconsole.core.middleware.RequestIdMiddleware",
+    )
+
+
+def test_errors_are_answered_the_same_way(signed: Callable[..., dict[str, Any]]) -> None:
+    status, headers, body = call(signed("Encrypt", {"KeyId": "alias/none", "Plaintext": "c2VjcmV0"}))
+    assert status.startswith("400") and json.loads(body)["__type"] == "NotFoundException"
+    assert headers["x-amzn-ErrorType"] == "NotFoundException"
+
+
+def test_everything_else_takes_the_full_stack() -> None:
+    status, headers, _ = call(environ("GET", "/healthz"))
+    assert status == "200 OK" and "Content-Security-Policy" in headers
+    assert not is_kms_request(environ("GET", "/", headers={"X-Amz-Target": "TrentService.Encrypt"}))
+    assert not is_kms_request(
+        environ("POST", "/api/v1/keys", headers={"X-Amz-Target": "TrentService.Encrypt"})
+    )
+    assert not is_kms_request(environ("POST", "/"))
+    assert is_kms_request(environ("POST", "/kms/", headers={"X-Amz-Target": "TrentService.Encrypt"}))
+
+
+def test_a_warm_encrypt_reads_only_its_generations_before_its_audit_event(
+    signed: Callable[..., dict[str, Any]],
+) -> None:
+    _, _, body = call(signed("CreateKey", {}))
+    key_arn = json.loads(body)["KeyMetadata"]["Arn"]
+    for _ in range(2):  # warm the caches
+        assert call(signed("Encrypt", {"KeyId": key_arn, "Plaintext": "c2VjcmV0"}))[0] == "200 OK"
+    with CaptureQueriesContext(connection) as queries:
+        assert call(signed("Encrypt", {"KeyId": key_arn, "Plaintext": "c2VjcmV0"}))[0] == "200 OK"
+    statements = [q["sql"] for q in queries.captured_queries]
+    control = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "ROLLBACK")
+    reads = [sql for sql in statements if "audit_" not in sql and not sql.startswith(control)]
+    if connection.vendor == "postgresql":
+        assert statements == []  # both statements went straight to libpq (kmsconsole.core.prepared)
+    else:
+        assert len(reads) == 1 and "generations_generation" in reads[0], statements
