@@ -42,13 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"{CHROMIUM} not found: install Debian's chromium (.ci/run does)")
 
 
-@pytest.fixture(scope="session")
+# One browser per test, not per session: Playwright's sync API keeps an asyncio loop running in this thread while
+# it is started, which would break later tests in the same worker that run their own loop (asyncio.run), and a
+# second Playwright started by another suite's conftest would refuse to run inside it.
+@pytest.fixture
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an asyncio loop running in this thread, so Django's guard would take every
     # ORM call of the test (fixtures included) for one made from async code. The calls are plain synchronous
-    # ones; Playwright's documented remedy for Django is this switch, for the rest of this worker's session.
+    # ones; Playwright's documented remedy for Django is this switch.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

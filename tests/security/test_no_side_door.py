@@ -180,6 +180,7 @@ FORMS_WITHOUT_DATA: set[tuple[str, str]] = {
     ("get", "console:role-create"),
     ("get", "console:group-create"),
     ("get", "console:identity-policy-create"),
+    ("get", "console:simulator"),
 }
 
 FORM = {
