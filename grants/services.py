@@ -233,10 +233,9 @@ def _enqueue_propagation(grant_id: str, eta: datetime) -> None:
     """Ask a worker to propagate the grant at `eta`. This only makes it prompt: the sweeper finds the grant by its
     columns anyway, so a broker that is down costs a delay, never the grant."""
     from grants.tasks import propagate_grant  # the tasks module imports this one
+    from kmsconsole.celery import publish_or_skip
 
-    try:
-        propagate_grant.apply_async((grant_id,), eta=eta, retry=False)
-    except Exception:  # any broker failure: the sweeper covers it
+    if not publish_or_skip(propagate_grant, (grant_id,), eta=eta):
         logger.warning(
             "Could not enqueue the propagation of grant %s; the sweeper will propagate it", grant_id
         )

@@ -24,3 +24,6 @@ urlpatterns = [
     path("console/", include("kmsconsole.console.urls")),
     path("api/", include("kmsconsole.api.urls")),
 ]
+
+# An unhandled exception (the database gone mid-request) is answered in the interface's own error shape.
+handler500 = "kmsconsole.core.errorpages.server_error"

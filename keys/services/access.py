@@ -109,7 +109,10 @@ def key_for(
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
     if lock:
-        key = Key.objects.select_for_update().select_related("account").get(pk=key.pk)
+        # Only the key's row (`of`): locking the joined account row too made every change to any key of an
+        # account wait on one row, and deadlock with a transaction that holds the audit chain head while its
+        # commit-time foreign-key check takes a share lock on that account row.
+        key = Key.objects.select_for_update(of=("self",)).select_related("account").get(pk=key.pk)
     authorize_on_key(
         ctx,
         key,

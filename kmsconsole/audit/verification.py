@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -31,6 +33,8 @@ from kmsconsole.core.rootkey import subkey
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
+
+logger = logging.getLogger(__name__)
 
 VERIFY_JOB = "verify-audit-chain"
 PERIODIC = "periodic"
@@ -227,14 +231,22 @@ def verify_requested(verification_id: int) -> ChainVerification | None:
 
 def chain_verification_request(*, ctx: OperationContext) -> ChainVerification:
     """kmsconsole:VerifyAuditChain: queue a verification of the chain; a worker runs it after commit."""
-    from kmsconsole.audit.tasks import verify_audit_chain_requested
-
     authorize(ctx, resource="*")
     verification = ChainVerification.objects.create(
         trigger=ON_DEMAND, requested_by=ctx.caller.arn, requested_at=timezone.now()
     )
-    transaction.on_commit(lambda: verify_audit_chain_requested.delay(verification.pk))
+    transaction.on_commit(partial(_enqueue_verification, verification.pk), robust=True)
     return verification
+
+
+def _enqueue_verification(verification_id: int) -> None:
+    """Ask a worker to run the request now. With the broker down this gives up at once instead of holding the
+    console's request until Redis returns: the next periodic run answers every request queued before it."""
+    from kmsconsole.audit.tasks import verify_audit_chain_requested
+    from kmsconsole.celery import publish_or_skip
+
+    if not publish_or_skip(verify_audit_chain_requested, (verification_id,)):
+        logger.warning("Could not enqueue verification %s; the next periodic run answers it", verification_id)
 
 
 def latest_verification() -> tuple[ChainVerification | None, ChainVerification | None]:

@@ -139,7 +139,9 @@ def test_verify_now_queues_a_verification_that_a_worker_runs(
     from kmsconsole.audit import tasks
 
     sent: list[int] = []
-    monkeypatch.setattr(tasks.verify_audit_chain_requested, "delay", sent.append)
+    monkeypatch.setattr(
+        tasks.verify_audit_chain_requested, "apply_async", lambda args, **options: sent.extend(args)
+    )
     client = console(admin)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"{TRAIL}verify/", {"next": f"{TRAIL}?decision=denied"})
@@ -170,7 +172,7 @@ def test_verify_now_never_redirects_elsewhere(
 ) -> None:
     from kmsconsole.audit import tasks
 
-    monkeypatch.setattr(tasks.verify_audit_chain_requested, "delay", lambda pk: None)
+    monkeypatch.setattr(tasks.verify_audit_chain_requested, "apply_async", lambda args, **options: None)
     response = console(admin).post(f"{TRAIL}verify/", {"next": "https://evil.example/"})
     assert response["Location"] == TRAIL
 
