@@ -119,7 +119,7 @@ def role_create(*, ctx: OperationContext, account: Account, role_name: str, path
         max_length=arns.ROLE_NAME_MAX,
         id_prefix="AROA",
     )
-    assert isinstance(role, IamRole)  # noqa: S101
+    assert isinstance(role, IamRole)  # noqa: S101 - narrows the shared helper's return type
     return role
 
 
@@ -134,7 +134,7 @@ def group_create(*, ctx: OperationContext, account: Account, group_name: str, pa
         max_length=arns.GROUP_NAME_MAX,
         id_prefix="AGPA",
     )
-    assert isinstance(group, IamGroup)  # noqa: S101
+    assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared helper's return type
     return group
 
 
@@ -147,7 +147,7 @@ def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, 
 def group_remove_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
     """iam:RemoveUserFromGroup on the group; the user must be a member."""
     group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
-    assert isinstance(group, IamGroup)  # noqa: S101
+    assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared helper's return type
     user = user_get(account, user_name)
     if not group.members.filter(pk=user.pk).exists():
         raise errors.NoSuchEntityException(f"The user {user_name[:64]} is not in group {group_name[:128]}.")
@@ -381,7 +381,7 @@ def group_members(
 ) -> tuple[IamGroup, list[IamUser]]:
     """iam:GetGroup: the group and its users, by name."""
     group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
-    assert isinstance(group, IamGroup)  # noqa: S101
+    assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared helper's return type
     return group, list(group.members.select_related("account").order_by("name", "pk"))
 
 

@@ -199,10 +199,10 @@ def _serialize(value: Any, shape: Shape) -> Any:
             if value.get(name) is not None
         }
     if kind == "list":
-        assert isinstance(shape, ListShape)  # noqa: S101
+        assert isinstance(shape, ListShape)  # noqa: S101 - botocore's type for "list" shapes
         return [_serialize(item, shape.member) for item in value]
     if kind == "map":
-        assert isinstance(shape, MapShape)  # noqa: S101
+        assert isinstance(shape, MapShape)  # noqa: S101 - botocore's type for "map" shapes
         return {k: _serialize(v, shape.value) for k, v in value.items()}
     if kind == "blob":
         return base64.b64encode(value).decode()
