@@ -9,6 +9,7 @@ service never reached an authorization decision, so no path can skip the engine.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -271,6 +272,7 @@ class OperationContext:
     grant_tokens: tuple[str, ...] = ()
 
 
+@functools.cache
 def secret_fields(op: Operation) -> tuple[frozenset[str], frozenset[str]]:
     from kmsconsole.awskms.model import is_modeled_operation, secret_members
 

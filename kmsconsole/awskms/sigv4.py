@@ -107,6 +107,9 @@ def credential_access_key_id(header: str) -> str | None:
     return candidate if _ACCESS_KEY_ID.match(candidate) else None
 
 
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\Z", re.ASCII)
+
+
 def request_time(headers: Mapping[str, str]) -> tuple[str, datetime]:
     amz_date = headers.get("x-amz-date", "")
     if not amz_date:
@@ -114,7 +117,12 @@ def request_time(headers: Mapping[str, str]) -> tuple[str, datetime]:
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
         )
     try:
-        moment = datetime.strptime(amz_date, _AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        # The basic format, parsed without strptime (the slowest step of a request's SigV4 check).
+        match = _AMZ_DATE.match(amz_date)
+        if match is None:
+            raise ValueError(amz_date)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise _incomplete(
             f"X-Amz-Date must be in the ISO8601 basic format yyyyMMdd'T'HHmmss'Z', not '{amz_date[:40]}'."

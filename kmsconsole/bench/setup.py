@@ -1,17 +1,27 @@
 """What a `bench kms` run needs on the server under test, created through the services as the local operator
 (so it is authorized and audited like any other change): an IAM user allowed kms:* with a fresh access key, and
 a key of the spec the operation needs under the default key policy (which delegates to IAM policies, the usual
-production path)."""
+production path).
+
+`seed()` adds bulk: grants on the bench key (to other principals) and keys in the account, inserted directly in
+batches (not through the services: this is test data, and 60,000 audited calls would take minutes), to check that
+the request path does not slow down with them.
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
+from grants.models import Grant
+from keys.models import Key
 from keys.services.lifecycle import key_create
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.operations import perform
@@ -93,3 +103,59 @@ def prepare(*, key_spec: str, key_usage: str) -> BenchPrincipal:
         ),
     )
     return BenchPrincipal(access_key.access_key_id, access_key.secret_access_key, str(key.key_id))
+
+
+SEED_BATCH = 2000
+# Seeded grants go to this many distinct principals of the account (none of them the bench user).
+SEED_GRANTEES = 5000
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    grants_on_key: int
+    keys_in_account: int
+
+
+def seed(*, key_id: str, grants: int, keys: int) -> SeedReport:
+    """Bring the bench key to at least `grants` grants and its account to at least `keys` keys."""
+    key = Key.objects.select_related("account").get(key_id=key_id)
+    account_id = key.account.account_id
+    now = timezone.now()
+    missing = grants - Grant.objects.filter(key=key).count()
+    while missing > 0:
+        batch = min(missing, SEED_BATCH)
+        with transaction.atomic():
+            Grant.objects.bulk_create(
+                Grant(
+                    grant_id=secrets.token_hex(32),
+                    key=key,
+                    grantee_principal=f"arn:aws:iam::{account_id}:user/seed-{secrets.randbelow(SEED_GRANTEES)}",
+                    operations=["Encrypt", "Decrypt", "GenerateDataKey"],
+                    parameters_digest=secrets.token_hex(32),
+                    issuing_account=account_id,
+                    created_by="manage.py bench kms --seed-grants",
+                    propagate_after=now,
+                    effective_at=now,
+                )
+                for _ in range(batch)
+            )
+        missing -= batch
+    missing = keys - Key.objects.filter(account=key.account).count()
+    while missing > 0:
+        batch = min(missing, SEED_BATCH)
+        with transaction.atomic():
+            Key.objects.bulk_create(
+                Key(
+                    account=key.account,
+                    description="manage.py bench kms --seed-keys",
+                    key_spec=key.key_spec,
+                    key_usage=key.key_usage,
+                    policy=key.policy,
+                )
+                for _ in range(batch)
+            )
+        missing -= batch
+    return SeedReport(
+        grants_on_key=Grant.objects.filter(key=key).count(),
+        keys_in_account=Key.objects.filter(account=key.account).count(),
+    )

@@ -44,6 +44,15 @@ class Command(BaseCommand):
         kms.add_argument("--access-key-id", help="sign as this access key (default: set one up)")
         kms.add_argument("--secret-access-key")
         kms.add_argument("--key-id", help="use this key (default: create one of the spec --op needs)")
+        kms.add_argument(
+            "--seed-grants",
+            type=int,
+            default=0,
+            help="first bring the key to this many grants (to other principals), inserted in bulk",
+        )
+        kms.add_argument(
+            "--seed-keys", type=int, default=0, help="first bring the key's account to this many keys"
+        )
         kms.add_argument("--region", default=settings.KMS_REGION)
         kms.add_argument(
             "--compare-moto",
@@ -82,6 +91,13 @@ class Command(BaseCommand):
                 principal.access_key_id,
                 principal.secret_access_key,
                 principal.key_id,
+            )
+        if o["seed_grants"] or o["seed_keys"]:
+            from kmsconsole.bench.setup import seed
+
+            seeded = seed(key_id=key_id, grants=o["seed_grants"], keys=o["seed_keys"])
+            self.stderr.write(
+                f"Seeded: {seeded.grants_on_key} grants on the key, {seeded.keys_in_account} keys in its account"
             )
         ours = loadgen.Target(o["endpoint"], access_key_id, secret, o["region"])
         results = {"kmsconsole": self._drive(ours, key_id, o)}
