@@ -120,22 +120,32 @@ def seed(*, key_id: str, grants: int, keys: int) -> SeedReport:
     """Bring the bench key to at least `grants` grants and its account to at least `keys` keys."""
     key = Key.objects.select_related("account").get(key_id=key_id)
     account_id = key.account.account_id
+
+    def sealed(row: Any) -> Any:
+        # Rows protected by a row MAC get theirs, as save() would give it (bulk_create calls no save()).
+        refresh = getattr(row, "refresh_mac", None)
+        if refresh is not None:
+            refresh()
+        return row
+
     now = timezone.now()
     missing = grants - Grant.objects.filter(key=key).count()
     while missing > 0:
         batch = min(missing, SEED_BATCH)
         with transaction.atomic():
             Grant.objects.bulk_create(
-                Grant(
-                    grant_id=secrets.token_hex(32),
-                    key=key,
-                    grantee_principal=f"arn:aws:iam::{account_id}:user/seed-{secrets.randbelow(SEED_GRANTEES)}",
-                    operations=["Encrypt", "Decrypt", "GenerateDataKey"],
-                    parameters_digest=secrets.token_hex(32),
-                    issuing_account=account_id,
-                    created_by="manage.py bench kms --seed-grants",
-                    propagate_after=now,
-                    effective_at=now,
+                sealed(
+                    Grant(
+                        grant_id=secrets.token_hex(32),
+                        key=key,
+                        grantee_principal=f"arn:aws:iam::{account_id}:user/seed-{secrets.randbelow(SEED_GRANTEES)}",
+                        operations=["Encrypt", "Decrypt", "GenerateDataKey"],
+                        parameters_digest=secrets.token_hex(32),
+                        issuing_account=account_id,
+                        created_by="manage.py bench kms --seed-grants",
+                        propagate_after=now,
+                        effective_at=now,
+                    )
                 )
                 for _ in range(batch)
             )
@@ -145,12 +155,14 @@ def seed(*, key_id: str, grants: int, keys: int) -> SeedReport:
         batch = min(missing, SEED_BATCH)
         with transaction.atomic():
             Key.objects.bulk_create(
-                Key(
-                    account=key.account,
-                    description="manage.py bench kms --seed-keys",
-                    key_spec=key.key_spec,
-                    key_usage=key.key_usage,
-                    policy=key.policy,
+                sealed(
+                    Key(
+                        account=key.account,
+                        description="manage.py bench kms --seed-keys",
+                        key_spec=key.key_spec,
+                        key_usage=key.key_usage,
+                        policy=key.policy,
+                    )
                 )
                 for _ in range(batch)
             )
