@@ -12,9 +12,8 @@ When Redis is back, the worker and beat reconnect by themselves; beat's grant sw
 and makes it effective, and the deletion sweep (sent twice, as a duplicated beat tick) destroys the key once: one
 tombstone, one DeleteKey event, one PropagateGrant event.
 
-The issue asks for a minute; OUTAGE_SECONDS is 20 to keep this folder within its time budget. Nothing here depends
-on the length: the worker reconnects with kombu's backoff (2 s more per try, capped at 30 s), so a longer outage
-only adds up to that cap to the recovery, which the bound below allows for.
+The outage lasts a minute, as the issue asks. The worker reconnects with kombu's backoff (2 s more per try, capped
+at 30 s), so recovery can take up to that cap after Redis is back, which the bound below allows for.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from tests.faults.load import Load
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
-OUTAGE_SECONDS = 20.0
+OUTAGE_SECONDS = 60.0
 RECOVERY_BOUND_SECONDS = 35.0
 GRANTEE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/grantee"
 
