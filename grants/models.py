@@ -14,10 +14,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from keys.models import Key
+from kmsconsole.core import rowmac
 from policies.arns import account_root_arn
 
 
-class Grant(models.Model):
+class Grant(rowmac.MacProtectedRow, models.Model):
     """One grant: its grantee may perform `operations` on `key`, within `constraints`.
 
     `operations` is a list of GrantOperation names; `constraints` is `{"EncryptionContextEquals": {...}}` or
@@ -25,7 +26,18 @@ class Grant(models.Model):
     ARN). `parameters_digest` fingerprints what the request asked for, so that a retry with the same `name` and the
     same parameters finds the grant it made (CreateGrant's idempotency), while another request with that name makes
     a new grant, as on AWS.
+
+    `mac` covers everything the engine reads and the state columns (`rowmac.grant_mac_fields`); the loaders
+    check it, and the workers' conditional UPDATEs write the new MAC in the same statement (`grants.services`).
     """
+
+    MAC_KIND = "grant"
+    MAC_COLUMNS = frozenset(
+        {
+            "grant_id", "key", "grantee_principal", "retiring_principal", "operations", "constraints", "name",
+            "issuing_account", "propagate_after", "effective_at", "removal_requested_at", "remove_after",
+        }
+    )  # fmt: skip
 
     grant_id = models.CharField(max_length=64, unique=True, editable=False, help_text="64 hex characters.")
     key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="grants")
@@ -46,6 +58,9 @@ class Grant(models.Model):
     removal_requested_at = models.DateTimeField(null=True, blank=True)
     remove_after = models.DateTimeField(null=True, blank=True)
     removed_by = models.CharField(max_length=2048, blank=True, default="")
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[Grant] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -70,6 +85,9 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return self.grant_id
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.grant_mac_fields(self)
 
     @property
     def is_effective(self) -> bool:

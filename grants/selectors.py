@@ -81,15 +81,19 @@ def caller_grants(
                 "grants:" + "\n".join(grantees), lambda: engine.GrantIndex(_grants_for(key, grantees))
             )
             return index
-    grants = _grants_for(key, grantees)
+    grants: Iterable[engine.Grant] = _grants_for(key, grantees)
     if new_grant is not None:
         grants = (grant for grant in grants if grant.permits_child(new_grant))
     return engine.GrantIndex(grants)
 
 
-def _grants_for(key: Key, grantees: Iterable[str]) -> Iterable[engine.Grant]:
-    rows: Iterable[Grant] = Grant.objects.filter(key=key, grantee_principal__in=list(grantees))
-    return (engine_grant(row, key.arn) for row in rows)
+def _grants_for(key: Key, grantees: Iterable[str]) -> list[engine.Grant]:
+    """The rows, each checked against its MAC (which names the key) before the engine sees it."""
+    rows = list(Grant.objects.filter(key=key, grantee_principal__in=list(grantees)))
+    for row in rows:
+        row.key = key  # no query; a grant moved to this key in the database then fails its check
+        row.check_row()
+    return [engine_grant(row, key.arn) for row in rows]
 
 
 def token_grant_ids(tokens: Sequence[str], key: Key) -> frozenset[str]:
@@ -120,6 +124,8 @@ def grant_on_key(key: Key, grant_id: str) -> Grant:
     grant = live_grants().filter(key=key, grant_id=check_grant_id(grant_id)).first()
     if grant is None:
         raise errors.NotFoundException(f"Grant ID {grant_id} not found")
+    grant.key = key
+    grant.check_row()
     return grant
 
 

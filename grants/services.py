@@ -427,6 +427,10 @@ def grant_retire(
         found = live_grants().filter(key=key, grant_id=claims.grant_id).first()
         if found is None:
             raise errors.InvalidGrantTokenException(INVALID_TOKEN_MESSAGE)
+        found.key = (
+            key  # the row MAC names the key: a grant moved to this key in the database fails the check
+        )
+        found.check_row()
         grant = found
         token_ids = frozenset({grant.grant_id})
     elif key_id is not None and grant_id is not None:
@@ -471,10 +475,15 @@ def _remove(ctx: OperationContext, grant: Grant) -> None:
     if settings.KMS_GRANT_REVOCATION_PROPAGATION == DELAYED and seconds > 0:
         now = timezone.now()
         remove_after = now + timedelta(seconds=seconds)
+        # The grant was checked when loaded; its new MAC is written by the same conditional UPDATE.
+        grant.removal_requested_at, grant.remove_after = now, remove_after
+        grant.refresh_mac()
         changed = (
             live_grants()
             .filter(pk=grant.pk)
-            .update(removal_requested_at=now, remove_after=remove_after, removed_by=ctx.caller.arn)
+            .update(
+                removal_requested_at=now, remove_after=remove_after, removed_by=ctx.caller.arn, mac=grant.mac
+            )
         )
         if changed:
             _propagate_after_commit(grant.grant_id, remove_after)
@@ -491,6 +500,7 @@ def grant_propagate(*, grant_id: str, now: datetime | None = None) -> str | None
     grant = Grant.objects.select_related("key__account").filter(grant_id=grant_id).first()
     if grant is None:
         return None
+    grant.check_row()
     moment = now or timezone.now()
     if grant.removal_requested_at is not None:
         if grant.remove_after is None or grant.remove_after > moment:
@@ -508,9 +518,12 @@ def grant_propagate(*, grant_id: str, now: datetime | None = None) -> str | None
         if change == REMOVED:
             done, _ = rows.filter(remove_after__lte=moment).delete()
         else:
+            # The claim writes the grant's new MAC in the same statement (the row was checked when loaded).
+            grant.effective_at = moment
+            grant.refresh_mac()
             done = rows.filter(
                 effective_at__isnull=True, removal_requested_at__isnull=True, propagate_after__lte=moment
-            ).update(effective_at=moment)
+            ).update(effective_at=moment, mac=grant.mac)
         if not done:
             raise NothingToDo
         return {"GrantId": grant.grant_id, "Change": change}

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Left
 
+from kmsconsole.core import rowmac
 from policies.models import Account
 
 # The console sorts keys by the start of their description (descriptions run to 8 KB, too long for a B-tree
@@ -34,8 +35,27 @@ class KeyState(models.TextChoices):
     UPDATING = "Updating"
 
 
-class Key(models.Model):
-    """A KMS key (customer managed, origin AWS_KMS)."""
+class Key(rowmac.MacProtectedRow, models.Model):
+    """A KMS key (customer managed, origin AWS_KMS).
+
+    `mac` covers what authorization and cryptography read (`rowmac.key_mac_fields`: id, account, spec, usage,
+    origin, state, deletion date, key policy, public key); the key loaders check it.
+    """
+
+    MAC_KIND = "key"
+    MAC_COLUMNS = frozenset(
+        {
+            "key_id",
+            "account",
+            "key_spec",
+            "key_usage",
+            "origin",
+            "state",
+            "deletion_date",
+            "policy",
+            "public_key_der",
+        }
+    )
 
     key_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="keys")
@@ -59,6 +79,9 @@ class Key(models.Model):
     # DER SubjectPublicKeyInfo of asymmetric keys: not secret, kept beside the sealed private material so
     # GetPublicKey, Verify and RSA Encrypt never unseal the private key.
     public_key_der = models.BinaryField(null=True, blank=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[Key] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -87,6 +110,9 @@ class Key(models.Model):
     @property
     def enabled(self) -> bool:
         return self.state == KeyState.ENABLED
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.key_mac_fields(self)
 
 
 def key_arn(account_id: str, key_id: str) -> str:

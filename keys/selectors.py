@@ -87,6 +87,7 @@ def _cached_key(key_id: uuid.UUID, snapshot: GenerationSnapshot) -> CachedKey | 
     key = Key.objects.select_related("account").filter(key_id=key_id).first()
     if key is None:
         return None
+    key.check_row()  # once per load into the cache (a write bumps the generation, so a changed row reloads)
     names = alias_scope(key.account.account_id)
     names_generation = snapshot.value(names)
     entry = CachedKey(
@@ -112,7 +113,14 @@ def key_by_id(key_id: uuid.UUID) -> Key | None:
     if snapshot is not None:
         entry = _cached_key(key_id, snapshot)
         return entry.key if entry is not None else None
-    return Key.objects.select_related("account").filter(key_id=key_id).first()
+    return checked(Key.objects.select_related("account").filter(key_id=key_id).first())
+
+
+def checked(key: Key | None) -> Key | None:
+    """The key, once its row MAC matches (KMSInternalException otherwise); None stays None."""
+    if key is not None:
+        key.check_row()
+    return key
 
 
 def prefetch_scopes(identifier: str, *, account_id: str | None) -> tuple[str, ...]:
@@ -168,7 +176,7 @@ def _key_in(account_id: str, key_id: str, shown: str) -> Key:
         entry = _cached_key(parsed, snapshot)
         key = entry.key if entry is not None and entry.key.account.account_id == account_id else None
     else:
-        key = (
+        key = checked(
             Key.objects.select_related("account")
             .filter(key_id=parsed, account__account_id=account_id)
             .first()
@@ -189,7 +197,7 @@ def _alias_in(account_id: str, name: str) -> ResolvedKey:
             .filter(account__account_id=account_id, name=name)
             .first()
         )
-        key = alias.key if alias is not None else None
+        key = checked(alias.key) if alias is not None else None
     if key is None:
         raise errors.NotFoundException(f"Alias {alias_arn(account_id, name)} is not found.")
     return ResolvedKey(key, request_alias=name)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from kmsconsole.core import rowmac
 from policies import arns
 
 
@@ -46,8 +47,20 @@ class IamEntity(models.Model):
         return self.name
 
 
-class IamUser(IamEntity):
-    """A long-term identity that signs requests with its access keys."""
+class IamUser(rowmac.MacProtectedRow, IamEntity):
+    """A long-term identity that signs requests with its access keys.
+
+    `mac` covers its identity and the set of groups it belongs to (`rowmac.iam_user_mac_fields`): a membership
+    added or removed in the database is detected when its identity policies are loaded. Services that change
+    memberships call `seal_membership()`.
+    """
+
+    MAC_KIND = "iam-user"
+    MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id"})
+
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[IamUser] = rowmac.MacProtectedManager()
 
     class Meta(IamEntity.Meta):
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="iam_user_name_unique")]
@@ -55,6 +68,19 @@ class IamUser(IamEntity):
     @property
     def arn(self) -> str:
         return arns.user_arn(self.account.account_id, self.path, self.name)
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.iam_user_mac_fields(self)
+
+    def check_membership(self, group_unique_ids: list[str]) -> None:
+        """Raise KMSInternalException unless the row's MAC matches its identity and these group memberships."""
+        fields = rowmac.iam_user_mac_fields(self, group_unique_ids)
+        if not rowmac.verify_row_mac(self.mac, self.MAC_KIND, *fields):
+            raise rowmac.integrity_failure(self.MAC_KIND, self.pk)
+
+    def seal_membership(self) -> None:
+        """Recompute the MAC after the user's group memberships changed."""
+        self.save(update_fields=["mac"])
 
 
 class IamRole(IamEntity):
@@ -83,8 +109,14 @@ class IamGroup(IamEntity):
         return arns.group_arn(self.account.account_id, self.path, self.name)
 
 
-class IdentityPolicy(models.Model):
-    """An inline identity policy on exactly one user, group or role. The document is kept as written."""
+class IdentityPolicy(rowmac.MacProtectedRow, models.Model):
+    """An inline identity policy on exactly one user, group or role. The document is kept as written.
+
+    `mac` covers the owner (kind and unique id), the name and the document (`rowmac.identity_policy_mac_fields`).
+    """
+
+    MAC_KIND = "identity-policy"
+    MAC_COLUMNS = frozenset({"user", "group", "role", "name", "document"})
 
     user = models.ForeignKey(
         IamUser, null=True, blank=True, on_delete=models.CASCADE, related_name="policies"
@@ -98,6 +130,9 @@ class IdentityPolicy(models.Model):
     name = models.CharField(max_length=128)
     document = models.TextField()
     updated_at = models.DateTimeField(auto_now=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[IdentityPolicy] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["name"]
@@ -117,6 +152,9 @@ class IdentityPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.identity_policy_mac_fields(self)
 
 
 class RoleSession(models.Model):
@@ -140,11 +178,16 @@ class RoleSession(models.Model):
         return arns.assumed_role_arn(self.role.account.account_id, self.role.name, self.session_name)
 
 
-class AccessKey(models.Model):
+class AccessKey(rowmac.MacProtectedRow, models.Model):
     """An access key id and its secret, sealed under the root key (SigV4 needs the secret to verify).
 
-    Owned by a user, by an account's root, or by a role session (temporary, with a session token).
+    Owned by a user, by an account's root, or by a role session (temporary, with a session token). `mac` binds
+    the key to its kind, status and owner (`rowmac.access_key_mac_fields`: a user's unique id and ARN, or a
+    session's id, token digest, expiry and role), so re-pointing or reactivating it in the database is detected.
     """
+
+    MAC_KIND = "access-key"
+    MAC_COLUMNS = frozenset({"access_key_id", "account", "kind", "user", "session", "status"})
 
     class Kind(models.TextChoices):
         USER = "user"
@@ -167,6 +210,9 @@ class AccessKey(models.Model):
     secret_sealed = models.BinaryField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[AccessKey] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["created_at"]
@@ -189,14 +235,27 @@ class AccessKey(models.Model):
         """Associated data for the sealed secret: a sealed secret copied to another row will not open."""
         return f"access-key-secret:{self.account.account_id}:{self.access_key_id}"
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.access_key_mac_fields(self)
 
-class ConsoleIdentity(models.Model):
-    """Links a console login (a Django user) to the IAM user it acts as."""
+
+class ConsoleIdentity(rowmac.MacProtectedRow, models.Model):
+    """Links a console login (a Django user) to the IAM user it acts as. `mac` binds the login to the IAM user's
+    unique id."""
+
+    MAC_KIND = "console-identity"
+    MAC_COLUMNS = frozenset({"login", "iam_user"})
 
     login = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kms_identity"
     )
     iam_user = models.ForeignKey(IamUser, on_delete=models.CASCADE, related_name="console_logins")
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[ConsoleIdentity] = rowmac.MacProtectedManager()
 
     def __str__(self) -> str:
         return f"{self.login} → {self.iam_user}"
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.console_identity_mac_fields(self)

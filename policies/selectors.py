@@ -7,9 +7,13 @@ import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Q
+
+from keys.crypto.sealing import SealingError
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.rootkey import sealer, subkey
+from kmsconsole.core.rowmac import integrity_failure
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
@@ -111,7 +115,13 @@ def _load_credentials(access_key_id: str) -> Credentials | None:
     )
     if key is None:
         return None
-    secret = sealer().open(bytes(key.secret_sealed), bound_to=key.sealing_identity).decode()
+    # The row MAC binds the key to its kind, status and owner: a key re-pointed or reactivated in the database
+    # fails here, closed (KMSInternalException, audited by the endpoint), before its secret is even opened.
+    key.check_row()
+    try:
+        secret = sealer().open(bytes(key.secret_sealed), bound_to=key.sealing_identity).decode()
+    except SealingError:
+        raise integrity_failure(AccessKey.MAC_KIND, key.pk) from None
     account_id = key.account.account_id
     if key.kind == AccessKey.Kind.USER and key.user is not None:
         user = key.user
@@ -161,12 +171,26 @@ def identity_policies_for(caller: Caller) -> list[IdentityPolicy]:
     """The identity policies that apply to a caller: a user's own and its groups', or a session's role's.
 
     The account root has none: AWS treats it as the account itself, covered by the key policy's account statement.
+    Every row is checked against its MAC, and a user's group memberships against the user's row MAC, so a policy
+    or a membership edited in the database fails closed (KMSInternalException). The request path calls this only
+    when it (re)loads its cache (`policies.authorization.identity_policies`).
     """
+    owners = ("user", "group", "role")
     if caller.user_pk is not None:
-        return list(
-            IdentityPolicy.objects.filter(user_id=caller.user_pk)
-            | IdentityPolicy.objects.filter(group__members__id=caller.user_pk)
+        user = IamUser.objects.select_related("account").filter(pk=caller.user_pk).first()
+        if user is None:
+            return []
+        groups = dict(user.groups.values_list("pk", "unique_id"))
+        user.check_membership(list(groups.values()))
+        policies = list(
+            IdentityPolicy.objects.select_related(*owners).filter(
+                Q(user_id=user.pk) | Q(group_id__in=list(groups))
+            )
         )
-    if caller.role_pk is not None:
-        return list(IdentityPolicy.objects.filter(role_id=caller.role_pk))
-    return []
+    elif caller.role_pk is not None:
+        policies = list(IdentityPolicy.objects.select_related(*owners).filter(role_id=caller.role_pk))
+    else:
+        return []
+    for policy in policies:
+        policy.check_row()
+    return policies

@@ -141,7 +141,9 @@ def group_create(*, ctx: OperationContext, account: Account, group_name: str, pa
 def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
     group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
     assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared lookup's return type
-    group.members.add(user_get(account, user_name))
+    user = user_get(account, user_name)
+    group.members.add(user)
+    user.seal_membership()  # the user's row MAC covers its memberships
 
 
 def group_remove_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
@@ -152,6 +154,7 @@ def group_remove_user(*, ctx: OperationContext, account: Account, group_name: st
     if not group.members.filter(pk=user.pk).exists():
         raise errors.NoSuchEntityException(f"The user {user_name[:64]} is not in group {group_name[:128]}.")
     group.members.remove(user)
+    user.seal_membership()
 
 
 def identity_policy_put(

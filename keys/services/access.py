@@ -113,6 +113,7 @@ def key_for(
         # account wait on one row, and deadlock with a transaction that holds the audit chain head while its
         # commit-time foreign-key check takes a share lock on that account row.
         key = Key.objects.select_for_update(of=("self",)).select_related("account").get(pk=key.pk)
+        key.check_row()  # the locked copy is the one a change saves: never bless a row changed outside
     authorize_on_key(
         ctx,
         key,

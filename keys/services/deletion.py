@@ -79,6 +79,7 @@ def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
     if key is None:
         raise NothingToDo()
     ctx.audit.key_arn = key.arn
+    key.check_row()  # a deletion date moved in the database does not destroy a key
     authorize(ctx, resource=key.arn)
     tombstone = DeletedKey(
         key_id=key.key_id,

@@ -85,4 +85,5 @@ class ConsoleSessionAuthentication(authentication.SessionAuthentication):
         )
         if identity is None:
             raise exceptions.PermissionDenied("This console login is not linked to an IAM principal.")
+        identity.check_row()  # a login relinked to another IAM user in the database fails closed
         return ApiPrincipal(user_caller(identity.iam_user)), None

@@ -36,6 +36,8 @@ def console_caller(request: HttpRequest) -> Caller | None:
     identity = (
         ConsoleIdentity.objects.select_related("iam_user__account").filter(login_id=request.user.pk).first()
     )
+    if identity is not None:
+        identity.check_row()  # a login relinked to another IAM user in the database fails closed
     caller = user_caller(identity.iam_user) if identity is not None else None
     request._kms_caller = caller  # type: ignore[attr-defined]
     return caller

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,7 +195,7 @@ def test_session_token_problems(kms_client: Any, role_session: Callable[..., Per
     assert forged["Code"] == "UnrecognizedClientException"
     from policies.models import RoleSession
 
-    RoleSession.objects.update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    update_sealed(RoleSession.objects, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     expired = error_of(lambda: kms_client(session).generate_random(NumberOfBytes=1))
     assert (expired["Code"], expired["Message"]) == (
         "ExpiredTokenException",

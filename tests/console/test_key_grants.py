@@ -25,6 +25,7 @@ from tests.console.key_tab_helpers import (
     snapshot,
     url,
 )
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +66,7 @@ def test_list_shows_grantee_operations_constraint_and_status(
         constraints={"EncryptionContextEquals": {"purpose": "orders", "dept": "ops"}},
     ).grant
     effective = make_grant(key, admin.arn, "GenerateDataKey").grant
-    Grant.objects.filter(pk=effective.pk).update(effective_at=timezone.now())
+    update_sealed(Grant.objects.filter(pk=effective.pk), effective_at=timezone.now())
     response = console(admin).get(url("key-grants", key))
     page = response.content.decode()
     assert response.status_code == 200
@@ -93,7 +94,7 @@ def test_subset_constraint_is_shown_in_words(admin: Persona, console: Callable[.
 def test_overdue_grant_is_shown_as_propagating_now(admin: Persona, console: Callable[..., Client]) -> None:
     key = make_key()
     grant = make_grant(key, admin.arn, "Encrypt").grant
-    Grant.objects.filter(pk=grant.pk).update(propagate_after=timezone.now() - timedelta(seconds=5))
+    update_sealed(Grant.objects.filter(pk=grant.pk), propagate_after=timezone.now() - timedelta(seconds=5))
     page = console(admin).get(url("key-grants", key)).content.decode()
     assert "propagating (effective in ~0 s)" in page
 

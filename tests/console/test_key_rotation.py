@@ -13,6 +13,7 @@ from keys.services import rotation
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.key_tab_helpers import assert_signin_redirect, make_key, snapshot, url
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +140,7 @@ def test_no_on_demand_rotations_left_disables_the_button_and_the_service_refuses
 
 def test_disabled_key_has_no_controls(admin: Persona, console: Callable[..., Client]) -> None:
     key = make_key()
-    Key.objects.filter(pk=key.pk).update(state="Disabled")
+    update_sealed(Key.objects.filter(pk=key.pk), state="Disabled")
     page = console(admin).get(url("key-rotation", key)).content.decode()
     assert "only while the key is enabled" in page
     assert url("key-rotate-now", key) not in page and url("key-rotation-enable", key) not in page

@@ -27,6 +27,7 @@ from policies.models import Account
 from tests.api.conftest import make_key as create_key
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import PASSWORD, audit_events
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -158,7 +159,7 @@ def test_filters(console: Callable[..., Client], admin: Persona) -> None:
     symmetric = make_key(description="sym")
     signing = make_key(description="sign", key_spec="RSA_2048", key_usage="SIGN_VERIFY")
     hmac = make_key(description="mac", key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC")
-    Key.objects.filter(pk=hmac.pk).update(state=KeyState.DISABLED)
+    update_sealed(Key.objects.filter(pk=hmac.pk), state=KeyState.DISABLED)
     client = console(admin)
     assert listed_ids(client.get(KEY_LIST, {"state": "Disabled"})) == [str(hmac.key_id)]
     assert listed_ids(client.get(KEY_LIST, {"spec": "RSA_2048"})) == [str(signing.key_id)]
@@ -193,7 +194,7 @@ def test_sort(console: Callable[..., Client], admin: Persona, sort: str, column:
     make_key(description="b", key_spec="RSA_2048", key_usage="SIGN_VERIFY")
     make_key(description="a")
     disabled = make_key(description="c", key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC")
-    Key.objects.filter(pk=disabled.pk).update(state=KeyState.DISABLED)
+    update_sealed(Key.objects.filter(pk=disabled.pk), state=KeyState.DISABLED)
     response = console(admin).get(KEY_LIST, {"sort": sort})
     values = [getattr(key, column) for key in response.context["keys"]]
     assert values == sorted(values, reverse=sort.startswith("-"))
@@ -426,7 +427,7 @@ def test_schedule_deletion_bad_input(
 
 def test_a_refused_action_shows_the_engines_message(console: Callable[..., Client], admin: Persona) -> None:
     key = make_key()
-    Key.objects.filter(pk=key.pk).update(state=KeyState.PENDING_DELETION)
+    update_sealed(Key.objects.filter(pk=key.pk), state=KeyState.PENDING_DELETION)
     before = key_snapshot(key)
     response = console(admin).post(action_url("key-enable", key))
     assert response.status_code == 409
@@ -475,7 +476,7 @@ def test_destructive_actions_need_a_fresh_password(
 
 def test_enable_and_cancel_need_no_password(console: Callable[..., Client], admin: Persona) -> None:
     key = make_key()
-    Key.objects.filter(pk=key.pk).update(state=KeyState.DISABLED)
+    update_sealed(Key.objects.filter(pk=key.pk), state=KeyState.DISABLED)
     client = console(admin, sudo=False)
     assert client.post(action_url("key-enable", key)).url == detail_url(key)
     key.refresh_from_db()

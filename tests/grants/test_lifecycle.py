@@ -20,6 +20,7 @@ from policies import services as principals
 from policies.models import Account
 from tests.conftest import Persona, as_operator
 from tests.grants.conftest import ACCOUNT, DENIED, PARTNER, error_of, identity_policy, last_event
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -346,7 +347,7 @@ def test_key_states(admin_kms: Any, key_arn: Callable[..., str], make_user: Call
     ) == ("DisabledException", f"{arn} is disabled.")
     # Listing, retiring and revoking work in every state.
     assert len(admin_kms.list_grants(KeyId=arn)["Grants"]) == 2
-    Key.objects.filter(key_id=arn.rsplit("/", 1)[1]).update(state=KeyState.PENDING_DELETION)
+    update_sealed(Key.objects.filter(key_id=arn.rsplit("/", 1)[1]), state=KeyState.PENDING_DELETION)
     assert error_of(
         lambda: admin_kms.create_grant(KeyId=arn, GranteePrincipal=user.arn, Operations=DESCRIBE)
     ) == ("KMSInvalidStateException", f"{arn} is pending deletion.")

@@ -21,6 +21,7 @@ from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from policies.models import Account
 from tests.conftest import Persona
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -421,7 +422,7 @@ def test_unusable_keys_refuse_every_operation(admin_kms: Any, keys: Keys, blob: 
             admin_kms.disable_key(KeyId=keys[kind]["KeyId"])
     else:  # set directly: this suite does not depend on ScheduleKeyDeletion
         key_ids = [k["KeyId"] for k in keys.values()]
-        Key.objects.filter(key_id__in=key_ids).update(state=KeyState.PENDING_DELETION)
+        update_sealed(Key.objects.filter(key_id__in=key_ids), state=KeyState.PENDING_DELETION)
     for operation, (kind, _) in EVERY_OPERATION.items():
         arn = keys[kind]["Arn"]
         outcome = run(lambda o=operation, k=keys[kind]["KeyId"]: invoke(admin_kms, o, {}, key=k, blob=blob))

@@ -19,6 +19,7 @@ from keys.models import DeletedKey, Key, KeyMaterial, KeyState
 from keys.services import deletion, lifecycle
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import WorkerProcesses, as_operator
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,8 +118,8 @@ def test_due_keys_are_destroyed_once_with_a_tombstone(
 def test_racing_sweeps_destroy_each_key_exactly_once(account: Any) -> None:
     keys = [as_operator("CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx)) for _ in range(200)]
     past = timezone.now() - timedelta(seconds=1)
-    Key.objects.filter(pk__in=[k.pk for k in keys]).update(
-        state=KeyState.PENDING_DELETION, deletion_date=past
+    update_sealed(
+        Key.objects.filter(pk__in=[k.pk for k in keys]), state=KeyState.PENDING_DELETION, deletion_date=past
     )
     counts: list[int] = []
     errors: list[BaseException] = []
@@ -155,8 +156,10 @@ def test_two_real_workers_racing_two_sweeps_over_200_due_keys(
     from kmsconsole.jobs.models import JobRun
 
     keys = [as_operator("CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx)) for _ in range(200)]
-    Key.objects.filter(pk__in=[k.pk for k in keys]).update(
-        state=KeyState.PENDING_DELETION, deletion_date=timezone.now() - timedelta(seconds=1)
+    update_sealed(
+        Key.objects.filter(pk__in=[k.pk for k in keys]),
+        state=KeyState.PENDING_DELETION,
+        deletion_date=timezone.now() - timedelta(seconds=1),
     )
     for _ in range(2):
         destroy_due_keys.apply_async(queue=real_worker.queue)
@@ -191,7 +194,7 @@ def test_lost_messages_lose_nothing(
     doomed = [create_key()["KeyId"] for _ in range(3)]
     for key_id in doomed:
         admin_kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
-    Key.objects.filter(key_id__in=doomed).update(deletion_date=timezone.now() - timedelta(seconds=1))
+    update_sealed(Key.objects.filter(key_id__in=doomed), deletion_date=timezone.now() - timedelta(seconds=1))
     destroy_due_keys.apply_async(queue=real_worker.queue)
     with app.connection_for_write() as conn:
         assert conn.default_channel.queue_purge(real_worker.queue) == 1
@@ -235,7 +238,9 @@ def test_a_worker_killed_mid_deletion_leaves_nothing_half_deleted(
 
     key = create_key()
     admin_kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
-    Key.objects.filter(key_id=key["KeyId"]).update(deletion_date=timezone.now() - timedelta(seconds=1))
+    update_sealed(
+        Key.objects.filter(key_id=key["KeyId"]), deletion_date=timezone.now() - timedelta(seconds=1)
+    )
     materials_before = KeyMaterial.objects.filter(key__key_id=key["KeyId"]).count()
     holding, release = threading.Event(), threading.Event()
 
