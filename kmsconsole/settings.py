@@ -71,6 +71,9 @@ if not (len(KMS_ACCOUNT_ID) == 12 and KMS_ACCOUNT_ID.isdigit()):
 # only where to look. A missing root key with DEBUG off fails the start (system check kmsconsole.E001).
 KMS_ROOT_KEY = env_secret("KMS_ROOT_KEY")
 KMS_ROOT_KEY_PATH = KMS_DATA_DIR / "root.key"
+# Where the root key and SECRET_KEY were read from, when from a file: the start checks their mode (E005).
+KMS_ROOT_KEY_FILE = env_str("KMS_ROOT_KEY_FILE")
+SECRET_KEY_FILE = env_str("SECRET_KEY_FILE")
 
 # The length of a "day" for deletion windows and rotation periods. Only demos and tests shorten it (a 7-day
 # window in 7 seconds with KMS_DAY_SECONDS=1); the console says so when it is not 86400.

@@ -1,7 +1,16 @@
-"""Start-up checks: production misconfiguration fails loudly (DESIGN.md, Settings)."""
+"""Start-up checks: production misconfiguration fails loudly (DESIGN.md, Settings).
+
+Each is an Error with DEBUG off or on: gunicorn and the workers refuse to start on any of them
+(`kmsconsole.core.startup.refuse_insecure_start`). E001 no root key, E002 the default SECRET_KEY, E003 DEBUG on a
+non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -33,3 +42,77 @@ def secret_key_configured(app_configs: Any = None, **kwargs: Any) -> list[Error]
             )
         ]
     return []
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` (KMS_HOST, what gunicorn binds) is reachable only from this machine."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name (or 0.0.0.0, ::) may be reachable from anywhere
+
+
+@register(Tags.security)
+def debug_only_on_loopback(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    # Django's debug pages show a failing request's local variables (plaintexts, unsealed secrets) to the client.
+    if settings.DEBUG and not _loopback(settings.KMS_HOST):
+        return [
+            Error(
+                f"DEBUG is on and KMS_HOST={settings.KMS_HOST} is not a loopback address: debug pages would show "
+                "request data and secrets to any client. Set DEBUG=false, or bind to 127.0.0.1 for development.",
+                id="kmsconsole.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def tls_beyond_loopback(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    # Passwords, session cookies, API tokens, plaintexts and data keys would cross the network in clear.
+    if not settings.KMS_TLS and not _loopback(settings.KMS_HOST):
+        return [
+            Error(
+                f"KMS_HOST={settings.KMS_HOST} is not a loopback address and KMS_TLS is off: passwords, tokens, "
+                "plaintexts and data keys would travel in clear. Put a TLS proxy in front and set KMS_TLS=true "
+                "(and KMS_TRUSTED_PROXY=true if it sets X-Forwarded-Proto), or bind to 127.0.0.1.",
+                id="kmsconsole.E004",
+            )
+        ]
+    return []
+
+
+def _secret_files() -> list[tuple[str, Path]]:
+    """The files the root key and SECRET_KEY are read from, where they come from files."""
+    files = []
+    if settings.KMS_ROOT_KEY_FILE:
+        files.append(("KMS_ROOT_KEY_FILE", Path(settings.KMS_ROOT_KEY_FILE)))
+    elif not settings.KMS_ROOT_KEY:
+        files.append(("the root key file", Path(settings.KMS_ROOT_KEY_PATH)))
+    if settings.SECRET_KEY_FILE:
+        files.append(("SECRET_KEY_FILE", Path(settings.SECRET_KEY_FILE)))
+    elif not os.environ.get("SECRET_KEY"):
+        files.append(("the SECRET_KEY file", Path(settings.KMS_DATA_DIR) / "secret.key"))
+    return files
+
+
+@register(Tags.security)
+def secret_files_private(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    # Whoever can read the root key can open every sealed secret and forge the audit chain (THREAT_MODEL.md, A1).
+    problems = []
+    for what, path in _secret_files():
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # a missing file is E001's (or the default SECRET_KEY's E002) to report
+        if mode & 0o077:
+            problems.append(
+                Error(
+                    f"{what} {path} has mode {stat.S_IMODE(mode):04o}: other users may read or change it. "
+                    f"Run `chmod 600 {path}` (only its owner, the service's user, may read it).",
+                    id="kmsconsole.E005",
+                )
+            )
+    return problems

@@ -66,3 +66,81 @@ def test_every_security_rule_exception_is_justified() -> None:
                 if match and not match.group(2).strip(" -—:"):
                     unjustified.append(f"{source.relative_to(REPO)}:{number}: {line.strip()}")
     assert not unjustified, "security rule exceptions without a reason:\n" + "\n".join(unjustified)
+
+
+def _start(tmp_path: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """`args` run with the production settings, a private data dir with a root key, and `extra_env`."""
+    data = tmp_path / "data"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KMS_", "SECRET_KEY", "DJANGO_", "DEBUG"))
+    }
+    env.update(KMS_DATA_DIR=str(data), DJANGO_SETTINGS_MODULE="kmsconsole.settings", SECRET_KEY="s" * 50)
+    if not (data / "root.key").exists():
+        subprocess.run([sys.executable, "manage.py", "rootkey", "init"], cwd=REPO, env=env, check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+    env.update(extra_env)
+    if "SECRET_KEY_FILE" in extra_env:
+        del env["SECRET_KEY"]  # only one of the two may be set
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - the bind to all interfaces that the start checks judge, never bound here
+REFUSED = {
+    "debug-on-a-public-bind": (
+        {"DEBUG": "true", "KMS_HOST": ANY_ADDRESS, "KMS_TLS": "true"},
+        "kmsconsole.E003",
+    ),
+    "plain-http-on-a-public-bind": ({"KMS_HOST": "10.1.2.3"}, "kmsconsole.E004"),
+    "plain-http-on-a-host-name": ({"KMS_HOST": "kms.example.com"}, "kmsconsole.E004"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_misconfigured_start_is_refused(tmp_path: Path, case: str) -> None:
+    env, code = REFUSED[case]
+    checked = _start(tmp_path, "manage.py", "check", **env)
+    assert checked.returncode != 0 and code in checked.stderr, checked.stderr
+    # gunicorn imports the WSGI module; the workers run the same refusal in worker_init.
+    served = _start(tmp_path, "-c", "import kmsconsole.wsgi", **env)
+    assert served.returncode != 0 and "ImproperlyConfigured" in served.stderr and code in served.stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DEBUG": "true"},  # development on loopback
+        {"DEBUG": "true", "KMS_HOST": "::1"},
+        {"KMS_HOST": "localhost"},
+        {"KMS_HOST": ANY_ADDRESS, "KMS_TLS": "true", "KMS_TRUSTED_PROXY": "true"},  # behind a TLS proxy
+    ],
+    ids=["debug-loopback", "debug-ipv6-loopback", "localhost", "tls-proxy"],
+)
+def test_the_configurations_that_are_safe_start(tmp_path: Path, env: dict[str, str]) -> None:
+    checked = _start(tmp_path, "manage.py", "check", **env)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_root_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    assert _start(tmp_path, "manage.py", "check").returncode == 0
+    key_file = tmp_path / "data" / "root.key"
+    key_file.chmod(0o644)
+    checked = _start(tmp_path, "manage.py", "check")
+    assert checked.returncode != 0 and "kmsconsole.E005" in checked.stderr and "0644" in checked.stderr
+    assert "root key" in checked.stderr and key_file.read_text().strip() not in checked.stderr
+    assert _start(tmp_path, "-c", "import kmsconsole.wsgi").returncode != 0
+    # The same for a key passed as KMS_ROOT_KEY_FILE (Docker or systemd secrets) and for SECRET_KEY_FILE.
+    key_file.chmod(0o600)
+    elsewhere = tmp_path / "mounted.key"
+    elsewhere.write_text(key_file.read_text())
+    elsewhere.chmod(0o640)
+    checked = _start(tmp_path, "manage.py", "check", KMS_ROOT_KEY_FILE=str(elsewhere))
+    assert checked.returncode != 0 and "KMS_ROOT_KEY_FILE" in checked.stderr
+    elsewhere.chmod(0o400)
+    assert _start(tmp_path, "manage.py", "check", KMS_ROOT_KEY_FILE=str(elsewhere)).returncode == 0
+    secret = tmp_path / "secret"
+    secret.write_text("t" * 50)
+    secret.chmod(0o604)
+    checked = _start(tmp_path, "manage.py", "check", SECRET_KEY_FILE=str(secret))
+    assert checked.returncode != 0 and "SECRET_KEY_FILE" in checked.stderr and "t" * 50 not in checked.stderr
