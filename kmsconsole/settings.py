@@ -342,6 +342,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No remote control (pidbox): anyone who can write to the broker could otherwise stop every worker (`shutdown`),
+# revoke tasks or change rate limits. Nothing here uses it: liveness is the heartbeat rows workers write.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(KMS_DATA_DIR / "celerybeat-schedule")
 # A worker writes its heartbeat this often; /readyz calls the worker down after KMS_WORKER_STALE_SECONDS.
 KMS_HEARTBEAT_SECONDS = env_int("KMS_HEARTBEAT_SECONDS", 15)
