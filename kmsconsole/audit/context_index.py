@@ -1,9 +1,10 @@
 """The encryption-context index of the audit trail: each key/value pair of a request's encryption contexts as a
 row of AuditContextEntry, so "every request with tenant=42" is an index lookup, not a read of every event's JSON.
 
-The recorder calls `index_event(event)` right after it inserts the event, in the same transaction, so the pairs
-commit (or roll back) with it. It costs nothing for a request without an encryption context. `reindex()` fills
-the table for events written before the recorder called it (`manage.py audit reindex-context`).
+The audit writer (kmsconsole.audit.writer) inserts the pairs with the event, in the same statement or
+transaction, so they commit (or roll back) with it; `context_pairs` is what it indexes. It costs nothing for a
+request without an encryption context. `reindex()` fills the table for events written before the index existed
+(`manage.py audit reindex-context`).
 """
 
 from __future__ import annotations
@@ -50,15 +51,6 @@ def context_pairs(params: Mapping[str, Any] | None) -> set[tuple[str, str]]:
             if isinstance(key, str) and isinstance(value, str):
                 pairs.add((key[:KEY_CHARS], value[:VALUE_CHARS]))
     return pairs
-
-
-def index_event(event: AuditEvent) -> None:
-    """Store the event's encryption-context pairs. Call inside the transaction that inserted the event."""
-    pairs = context_pairs(event.request_parameters)
-    if pairs:
-        AuditContextEntry.objects.bulk_create(
-            [AuditContextEntry(event=event, key=key, value=value) for key, value in sorted(pairs)]
-        )
 
 
 def _unindexed() -> Iterator[tuple[int, Any]]:

@@ -17,9 +17,8 @@ from keys.models import Key
 from keys.services.key_policy import key_policy_put
 from keys.services.lifecycle import key_create, key_disable
 from kmsconsole.api.authentication import user_caller
-from kmsconsole.audit.context_index import index_event
 from kmsconsole.audit.explain import explain, parse_decided_by
-from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from kmsconsole.audit.models import AuditEvent
 from kmsconsole.awskms import model
 from kmsconsole.awskms.handlers import run_handler
 from kmsconsole.core import errors
@@ -168,17 +167,6 @@ def test_allowed_then_failed_and_the_policy_version_at_that_moment(
     changed = page(client, change)
     assert "Key policy it set" in changed
     assert changed.index("version 1") < changed.index("version 2"), "decided under v1, set v2"
-
-
-def test_the_encryption_context_index_helper_indexes_a_real_event(people: dict[str, Persona]) -> None:
-    """What the recorder must call once per event (see kmsconsole/audit/context_index.py)."""
-    key = create_key(key_policy(allow(people["alice"].arn, "kms:Encrypt", sid="Allow use of the key")))
-    event = encrypt(people["alice"], key)
-    AuditContextEntry.objects.filter(event=event).delete()
-    index_event(event)
-    assert list(AuditContextEntry.objects.filter(event=event).values_list("key", "value")) == [
-        ("tenant", "42")
-    ]
 
 
 @pytest.mark.parametrize(
