@@ -92,6 +92,11 @@ if KMS_GRANT_REVOCATION_PROPAGATION not in ("immediate", "delayed"):
     )
 # SigV4: how far a request's X-Amz-Date may be from the server clock (AWS uses 15 minutes).
 KMS_SIGV4_MAX_SKEW_SECONDS = 15 * 60
+# REST API tokens expire this many days after they are created unless the creator asks for another lifetime (at
+# most MAX_EXPIRY_DAYS, 10 years): a forgotten token stops working on its own.
+KMS_API_TOKEN_TTL_DAYS = env_int("KMS_API_TOKEN_TTL_DAYS", 90)
+if not 1 <= KMS_API_TOKEN_TTL_DAYS <= 3650:
+    raise ImproperlyConfigured("KMS_API_TOKEN_TTL_DAYS must be 1 to 3650 days")
 # Temporary credentials from `iam assume-role` (AWS default: one hour; 15 minutes to 12 hours).
 KMS_SESSION_DEFAULT_SECONDS = env_int("KMS_SESSION_DEFAULT_SECONDS", 3600)
 # Largest AWS JSON request body we read (the biggest KMS request, PutKeyPolicy, is well under it).

@@ -16,7 +16,7 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_digest = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()  # every token expires (KMS_API_TOKEN_TTL_DAYS by default)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -35,7 +35,12 @@ class AccessKeyUpdateInput(serializers.Serializer):
 
 class ApiTokenCreateInput(serializers.Serializer):
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=128)
-    expires_in_days = serializers.IntegerField(required=False, default=None, allow_null=True)
+    expires_in_days = serializers.IntegerField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="Days until the token expires (1-3650); default KMS_API_TOKEN_TTL_DAYS (90).",
+    )
 
 
 # Outputs.
@@ -94,7 +99,7 @@ class ApiTokenOutput(serializers.Serializer):
     name = serializers.CharField()
     prefix = serializers.CharField()
     created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField()
     revoked_at = serializers.DateTimeField(allow_null=True)
 
 

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -43,13 +44,15 @@ def api_token_create(
     name: str = "",
     expires_in_days: int | None = None,
 ) -> CreatedToken:
-    """Issue a token for an IAM user. kmsconsole:CreateApiToken on the user's ARN."""
+    """Issue a token for an IAM user. kmsconsole:CreateApiToken on the user's ARN. Every token expires: after
+    `expires_in_days`, or KMS_API_TOKEN_TTL_DAYS when not given."""
     user = user_get(account, user_name)
     authorize(ctx, resource=user.arn)
-    if expires_in_days is not None:
-        errors.check_value_range("expiresInDays", expires_in_days, minimum=1, maximum=MAX_EXPIRY_DAYS)
+    if expires_in_days is None:
+        expires_in_days = settings.KMS_API_TOKEN_TTL_DAYS
+    errors.check_value_range("expiresInDays", expires_in_days, minimum=1, maximum=MAX_EXPIRY_DAYS)
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days is not None else None
+    expires_at = timezone.now() + timedelta(days=expires_in_days)
     token = ApiToken.objects.create(
         principal=user,
         name=name,
@@ -97,6 +100,6 @@ def token_principal(presented: str) -> tuple[ApiToken, IamUser] | None:
     expected = token.secret_digest if token is not None else "0" * 64
     if not hmac.compare_digest(expected, secret_digest(prefix, secret)) or token is None:
         return None
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= timezone.now()):
+    if token.revoked_at is not None or token.expires_at <= timezone.now():
         return None
     return token, token.principal

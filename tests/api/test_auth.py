@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -64,7 +67,54 @@ def test_revoked_token_is_refused(admin: Persona) -> None:
 def test_expired_token_is_refused(admin: Persona) -> None:
     created = api_token("create", "--user-name", "admin", "--expires-in-days", "1")
     ApiToken.objects.filter(pk=created["TokenId"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert client_with(str(created["Token"])).get("/api/v1/keys").status_code == 401
+    response = client_with(str(created["Token"])).get("/api/v1/keys")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UnrecognizedClientException"
+
+
+def _days_left(expires_at: object) -> float:
+    moment = expires_at if not isinstance(expires_at, str) else datetime.fromisoformat(expires_at)
+    assert isinstance(moment, datetime)
+    return (moment - timezone.now()).total_seconds() / 86400
+
+
+def test_every_token_expires_by_default(admin: Persona, settings: Any) -> None:
+    from_cli = api_token("create", "--user-name", "admin")
+    assert 89.9 < _days_left(from_cli["ExpiresAt"]) <= 90
+    settings.KMS_API_TOKEN_TTL_DAYS = 7
+    client = client_with(str(from_cli["Token"]))
+    response = client.post("/api/v1/api-tokens", {"name": "ci"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert 6.9 < _days_left(response.json()["expires_at"]) <= 7
+    assert 6.9 < _days_left(ApiToken.objects.get(pk=response.json()["id"]).expires_at) <= 7
+    # A longer lifetime is the creator's explicit choice, within ten years.
+    longer = client.post("/api/v1/api-tokens", {"expires_in_days": 3650}, format="json")
+    assert longer.status_code == 201 and _days_left(longer.json()["expires_at"]) > 3649
+    refused = client.post("/api/v1/api-tokens", {"expires_in_days": 3651}, format="json")
+    assert refused.status_code == 400 and "expiresInDays" in refused.json()["error"]["message"]
+    # When the default lifetime has passed, the token is refused like any expired one.
+    ApiToken.objects.filter(pk=from_cli["TokenId"]).update(expires_at=timezone.now())
+    assert client.get("/api/v1/keys").json()["error"]["code"] == "UnrecognizedClientException"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_made_before_expiry_was_required_get_the_default_lifetime(admin: Persona) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([("api", "0001_initial")])
+    old_apps = executor.loader.project_state([("api", "0001_initial")]).apps
+    old_token = old_apps.get_model("api", "ApiToken")
+    user = old_apps.get_model("policies", "IamUser").objects.get(name="admin")
+    forever = old_token.objects.create(principal_id=user.pk, prefix="0123456789ab", secret_digest="0" * 64)
+    dated = old_token.objects.create(
+        principal_id=user.pk,
+        prefix="ba9876543210",
+        secret_digest="0" * 64,
+        expires_at=timezone.now() + timedelta(days=2),
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert 89.9 < _days_left(ApiToken.objects.get(pk=forever.pk).expires_at) <= 90
+    assert 1.9 < _days_left(ApiToken.objects.get(pk=dated.pk).expires_at) <= 2
 
 
 @pytest.mark.parametrize("mangle", ["wrong-secret", "unknown-prefix", "no-scheme", "garbage"])

@@ -34,7 +34,9 @@ class Command(BaseCommand):
         create = subcommands.add_parser("create", help="Issue a token for an IAM user.")
         create.add_argument("--user-name", required=True)
         create.add_argument("--name", default="", help="A label to recognize the token by.")
-        create.add_argument("--expires-in-days", type=int, default=None)
+        create.add_argument(
+            "--expires-in-days", type=int, default=None, help="1-3650. Default: KMS_API_TOKEN_TTL_DAYS (90)."
+        )
         revoke = subcommands.add_parser("revoke", help="Revoke a token at once.")
         revoke.add_argument("--token-id", type=int, required=True)
 
