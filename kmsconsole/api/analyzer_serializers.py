@@ -128,8 +128,23 @@ class PolicyComparisonOutput(serializers.Serializer):
     changes = AccessChangeOutput(many=True, help_text="Conditional before and after, under other conditions.")
 
 
+class CredentialFindingOutput(serializers.Serializer):
+    access_key_id = serializers.CharField()
+    owner_arn = serializers.CharField()
+    id = serializers.ChoiceField(choices=["access-key-unused", "access-key-old"])
+    severity = serializers.ChoiceField(choices=["high", "medium", "low"])
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    fix = serializers.CharField()
+    principals = serializers.ListField(child=serializers.CharField())
+
+
 class FindingsPageOutput(serializers.Serializer):
     findings = FindingOutput(many=True)
+    credential_findings = CredentialFindingOutput(
+        many=True,
+        help_text="The account's long-term access keys that are unused or due for rotation (first page).",
+    )
     keys_analysed = serializers.IntegerField()
     keys_hidden = serializers.IntegerField(help_text="Keys left out: the caller may not read their policy.")
     next_after = serializers.CharField(allow_null=True, help_text="Pass as `after` for the next keys.")

@@ -7,6 +7,7 @@ and policies/engine/matrix.py.
   (its policy, grants, tags and condition values), the access matrix, and the difference a draft policy makes.
 - ``findings``: the engine's policy findings and the store's own (grants without constraints, symmetric keys
   without rotation, keys pending deletion that were used in the last 30 days, access for "*" or another account).
+- ``credentials``: the account's long-term access keys unused for 90 days or older than 90 days.
 - ``simulator``: one request, decided by the engine exactly as a real one would be, with drafts if asked.
 - ``services``: what the interfaces call, through the operation table (kmsconsole:AnalyzeKeyAccess,
   kmsconsole:ListFindings, kmsconsole:SimulatePolicy); see its docstring for who may do what.

@@ -15,7 +15,8 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   not read (``kms:GetKeyPolicy``, decided by the engine as for a real request from the caller, but not recorded
   per key) are left out and counted. To stay fast with many principals, its store findings look only at the
   principals they are about: other accounts' principals and "*", and the account's principals whose identity
-  policies allow every KMS action on every resource.
+  policies allow every KMS action on every resource. The first page also holds the findings on the account's
+  long-term access keys (``policies/analyzer/credentials.py``: unused, or due for rotation).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
+from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
 from policies.analyzer.principals import broad_iam, principal_for, store_principals
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
@@ -102,6 +104,7 @@ class FindingsPage:
     keys_analysed: int
     keys_hidden: int
     next_after: str | None
+    credentials: list[CredentialFinding]  # the account's access keys: on the first page only
 
 
 def _check_severity(severity: str | None) -> str | None:
@@ -194,11 +197,13 @@ def findings_list(
         found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
     order = {value: index for index, value in enumerate(SEVERITIES)}
     found.sort(key=lambda item: order[item.finding.severity])
+    credentials = [] if after else access_key_findings(account_id, now)
     return FindingsPage(
         findings=found,
         keys_analysed=len(readable),
         keys_hidden=len(keys) - len(readable),
         next_after=str(keys[-1].key_id) if more and keys else None,
+        credentials=[item for item in credentials if wanted in (None, item.finding.severity)],
     )
 
 

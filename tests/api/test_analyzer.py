@@ -5,14 +5,17 @@ answer (audited with interface "api"), bad input 400 in the API's error shape.""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from grants.models import Grant
 from keys.models import Key, KeyPolicyVersion
 from kmsconsole.audit.models import AuditEvent
+from policies.models import AccessKey
 from tests.api.conftest import World
 from tests.conftest import Persona
 from tests.policies.analyzer_support import PARTNER_ROOT, ROOT, ROOT_ARN, allow, policy
@@ -187,3 +190,18 @@ def test_simulation_answers_and_refuses_bad_input(
         "/api/v1/simulations", simulation_body(world, grant_tokens=["secret-token"]), format="json"
     )
     assert "secret-token" not in json.dumps(last_event("kmsconsole:SimulatePolicy").request_parameters)
+
+
+def test_findings_name_access_keys_nobody_used_for_months(
+    world: World, admin_api: APIClient, make_user: Any
+) -> None:
+    idle = make_user("idle")
+    AccessKey.objects.filter(access_key_id=idle.access_key_id).update(
+        created_at=timezone.now() - timedelta(days=200)
+    )
+    data = admin_api.get("/api/v1/findings").json()
+    assert [(f["access_key_id"], f["id"], f["owner_arn"]) for f in data["credential_findings"]] == [
+        (idle.access_key_id, "access-key-unused", idle.arn)
+    ]
+    assert admin_api.get("/api/v1/findings?severity=low").json()["credential_findings"] == []
+    assert admin_api.get("/api/v1/findings?limit=1").json()["credential_findings"]  # the first page has them

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from keys.models import Key
+from policies.models import AccessKey
 from tests.conftest import Persona
 from tests.console.conftest import audit_events
 from tests.policies.analyzer_support import (
@@ -99,6 +102,18 @@ def test_findings_of_every_key_by_severity(public_key: Key, admin: Persona, cons
     # The bad filter was refused after the caller was allowed: a failed request.
     decisions = [event.decision for event in audit_events("kmsconsole:ListFindings")]
     assert decisions == ["allowed", "allowed", "failed"]
+
+
+def test_findings_page_names_access_keys_due_for_rotation(
+    admin: Persona, make_user: Callable[..., Persona], console: Console
+) -> None:
+    old = make_user("old")
+    AccessKey.objects.filter(access_key_id=old.access_key_id).update(
+        created_at=timezone.now() - timedelta(days=100)
+    )
+    body = page(console(admin).get(reverse("console:analyzer")))
+    assert "Access keys" in body and f"access key <code>{old.access_key_id}</code>" in body
+    assert "An access key has not been used for a long time" in body and old.arn in body
 
 
 def test_findings_page_says_when_there_are_none(admin: Persona, console: Console) -> None:

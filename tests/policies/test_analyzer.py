@@ -5,19 +5,22 @@ engine's decision took; "allowed when" for what only a request can decide; findi
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from keys.services import crypto, deletion, rotation
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors
+from policies import services
 from policies.analyzer import services as analyzer
 from policies.analyzer.access import key_actions
 from policies.engine.analysis import Access
-from policies.models import Account
-from tests.conftest import Persona, as_operator
+from policies.models import AccessKey, Account
+from tests.conftest import ALLOW_ALL, Persona, as_operator
 from tests.policies.analyzer_support import (
     PARTNER,
     PARTNER_ROOT,
@@ -376,3 +379,46 @@ def test_kms_star_through_iam_is_a_finding(store: dict[str, Any], admin: Persona
     # Without the root statement, IAM policies do not count: no finding.
     closed = make_key(policy(allow(user_arn("named"), "kms:*")), bypass_lockout=True)
     assert "full-access-through-iam" not in findings_of(analyze(closed))
+
+
+def test_long_term_access_keys_unused_or_due_for_rotation(
+    admin: Persona,
+    make_user: Callable[..., Persona],
+    partner: Callable[..., Persona],
+    role_session: Callable[..., Persona],
+) -> None:
+    idle, busy = make_user("idle", ALLOW_ALL), make_user("busy", ALLOW_ALL)
+    make_user("fresh")  # a new key: neither old nor unused yet
+    session, foreign = role_session("app"), partner("stranger")
+    long_ago = timezone.now() - timedelta(days=120)
+    aged = [idle, busy, session, foreign]
+    AccessKey.objects.filter(access_key_id__in=[p.access_key_id for p in aged]).update(created_at=long_ago)
+    # Each signs a request (its access key is on the audit event): busy's 3 days ago, idle's 100 days ago.
+    for persona, days in ((busy, 3), (idle, 100)):
+        run_as(persona, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+        used = AuditEvent.objects.filter(access_key_id=persona.access_key_id, caller_arn=persona.arn)
+        assert used.update(time=timezone.now() - timedelta(days=days)) == 1
+
+    def credentials(persona: Persona = admin, **query: Any) -> dict[str, tuple[str, str]]:
+        page = run_as(
+            persona, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx, **query)
+        )
+        return {item.access_key_id: (item.finding.id, item.owner_arn) for item in page.credentials}
+
+    found = credentials()
+    assert found == {
+        idle.access_key_id: ("access-key-unused", idle.arn),
+        busy.access_key_id: ("access-key-old", busy.arn),
+    }  # not the new key, the role session's (it expires) nor another account's
+    assert set(credentials(severity="low")) == {busy.access_key_id}
+    assert credentials(after=str(make_key().key_id)) == {}  # only on the first page
+    as_operator(
+        "iam:UpdateAccessKey",
+        lambda ctx: services.access_key_set_status(
+            ctx=ctx,
+            account=Account.objects.get(account_id=settings.KMS_ACCOUNT_ID),
+            access_key_id=idle.access_key_id,
+            status="Inactive",
+        ),
+    )
+    assert set(credentials()) == {busy.access_key_id}

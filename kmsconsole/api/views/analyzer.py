@@ -140,6 +140,7 @@ class FindingListView(APIView):
                 "keys_analysed": page.keys_analysed,
                 "keys_hidden": page.keys_hidden,
                 "next_after": page.next_after,
+                "credential_findings": [item.to_dict() for item in page.credentials],
             }
             return dict(a.FindingsPageOutput(data).data)
 
