@@ -12,6 +12,11 @@ generation it was built under is still current. A write bumps its scope in its o
   the revoking call has returned;
 - an entry built from rows newer than its recorded generation is merely rebuilt once more than needed.
 
+The whole scheme rests on the triggers (`kmsconsole.generations.triggers`). Every snapshot read also counts them,
+in the same statement: if one is missing or disabled, that request uses no entry, the process empties its caches
+and stops caching, and it checks again every `RECHECK_SECONDS` until they are back (`caches_enabled`). Reinstalling
+them bumps every generation, so a process that never noticed the gap cannot trust an entry from before it.
+
 Only requests that run inside `request_snapshot()` use the caches (the AWS endpoint, for the cryptographic
 operations: `Operation.cacheable`); every other caller (REST API, console, CLI, workers) reads the database as
 before. Entries hold immutable values (frozen dataclasses, tuples, compiled policies) or model instances that the
@@ -23,8 +28,11 @@ principals that ever called it.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -76,10 +84,16 @@ class GenerationSnapshot:
 
     def _read(self, scopes: set[str]) -> None:
         wanted = sorted(scopes)
-        sql = f"SELECT scope, value FROM {_TABLE} WHERE scope IN ({', '.join(['%s'] * len(wanted))})"  # noqa: S608 - placeholders only
         connection = connections[self.using]
-        rows = _first_query(connection, sql, wanted)
+        pattern, expected = _trigger_names()
+        sql = f"SELECT scope, value FROM {_TABLE} WHERE scope IN ({', '.join(['%s'] * len(wanted))})"  # noqa: S608 - placeholders only
+        sql += f" UNION ALL {_COUNT_TRIGGERS[connection.vendor]}"
+        rows = _first_query(connection, sql, [*wanted, pattern])
         found = dict(rows)
+        if found.pop(_TRIGGER_COUNT, 0) < expected:
+            # Generations that may have stopped moving prove nothing: values no entry was (or will be) built with.
+            triggers_missing(self.using)
+            found = {scope: next(_untrusted) for scope in wanted}
         for scope in wanted:
             self._values[scope] = found.get(scope, 0)
         self._wanted.clear()
@@ -111,25 +125,57 @@ def _fetch(connection: Any, sql: str, params: list[str]) -> list[tuple[str, int]
     return [(str(scope), int(value)) for scope, value in fetch_all(connection, sql, params)]
 
 
+# The snapshot read counts the live triggers in the same statement, in a row of its own (no scope is empty).
+_TRIGGER_COUNT = ""
+_COUNT_TRIGGERS = {
+    "postgresql": "SELECT '', count(*) FROM pg_trigger WHERE tgname LIKE %s AND tgenabled IN ('O', 'A')",
+    "sqlite": "SELECT '', count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+}
+_untrusted = itertools.count(-1, -1)  # generations are never negative
+
+
+@functools.cache
+def _trigger_names() -> tuple[str, int]:
+    from kmsconsole.generations.triggers import expected_triggers, name_pattern
+
+    return name_pattern(), len(expected_triggers())
+
+
 _current: ContextVar[GenerationSnapshot | None] = ContextVar("kms_generation_snapshot", default=None)
 _enabled: dict[str, bool] = {}
+_checked_at: dict[str, float] = {}
+# How often a process whose caches are off looks for the triggers again.
+RECHECK_SECONDS = 5.0
 
 
 def caches_enabled(using: str = DEFAULT_DB_ALIAS) -> bool:
-    """Whether the database bumps generations on every write (its triggers are installed): checked once per
-    process. Without them nothing may be cached, and every request reads the database."""
-    try:
-        return _enabled[using]
-    except KeyError:
-        pass
+    """Whether the database bumps generations on every write (its triggers are installed). Checked at a
+    process's first request; once on, every snapshot read re-counts them (`triggers_missing`); while off, checked
+    again every RECHECK_SECONDS. Without them nothing may be cached, and every request reads the database."""
+    enabled = _enabled.get(using)
+    if enabled or (enabled is False and time.monotonic() - _checked_at.get(using, 0.0) < RECHECK_SECONDS):
+        return bool(enabled)
     from kmsconsole.generations.triggers import triggers_installed
 
-    enabled = _enabled[using] = triggers_installed(using)
-    if not enabled:
+    _set_enabled(using, triggers_installed(using))
+    return _enabled[using]
+
+
+def triggers_missing(using: str = DEFAULT_DB_ALIAS) -> None:
+    """A snapshot read found a trigger missing: caches off in this process (and emptied) until they are back."""
+    _set_enabled(using, False)
+
+
+def _set_enabled(using: str, enabled: bool) -> None:
+    was = _enabled.get(using)
+    _enabled[using], _checked_at[using] = enabled, time.monotonic()
+    if was is not None and was != enabled:
+        # Entries from before a gap in the triggers may hold what changed during it under unchanged generations.
+        clear_all()
+    if not enabled and was is not False:
         logger.warning(
             "The generation triggers are missing (run `manage.py migrate`): request caches are off"
         )
-    return enabled
 
 
 def current_snapshot() -> GenerationSnapshot | None:

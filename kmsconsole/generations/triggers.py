@@ -10,7 +10,9 @@ cascade, raw SQL, a shell. Invalidation is therefore correct by construction: no
 
 The triggers are (re)created after every `migrate` (a `post_migrate` receiver, like Django's own content types
 and permissions), so a table that a migration rebuilds gets them back. `triggers_installed()` tells whether they
-are all there; without them the caches stay off (`kmsconsole.generations.cache.caches_enabled`).
+are all there and enabled; without them the caches stay off (`kmsconsole.generations.cache.caches_enabled`), and
+every snapshot read counts them again. (Re)creating them bumps every generation: writes made while one was missing
+bumped nothing, so no entry cached before may be trusted after.
 
 Which scopes a row touches (see `kmsconsole.generations.scopes`):
 
@@ -222,12 +224,17 @@ def expected_triggers() -> set[str]:
     return {_name(watch, event) for watch in WATCHES for event in watch.events}
 
 
+def name_pattern() -> str:
+    """A LIKE pattern for the current triggers' names (`kmsgen_<version>_…`)."""
+    return f"{PREFIX}{_version()}_%"
+
+
 def _present(connection: Any) -> dict[str, str]:
-    """Our triggers on the database: name -> table."""
+    """Our enabled triggers on the database: name -> table (a disabled trigger bumps nothing)."""
     if connection.vendor == "postgresql":
         sql = (
             "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE t.tgname LIKE %s AND NOT t.tgisinternal"
+            "WHERE t.tgname LIKE %s AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')"
         )
     else:
         sql = "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s"
@@ -259,11 +266,20 @@ def install_triggers(using: str) -> bool:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT p.proname FROM pg_proc p WHERE p.proname LIKE %s", [PREFIX + "%"])
             for (function,) in cursor.fetchall():
-                cursor.execute(f"DROP FUNCTION IF EXISTS {function}()")
+                # CASCADE: with the disabled triggers that still use it (`present` has only the enabled ones).
+                cursor.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")
         for watch in WATCHES:
             for statement in build(watch, _name):
                 cursor.execute(statement)
+        # Writes made while a trigger was missing bumped nothing: no entry any process cached before is current.
+        cursor.execute(f"UPDATE {Generation._meta.db_table} SET value = {_RANDOM[connection.vendor]}")  # noqa: S608 - our own SQL, no input
     return True
+
+
+_RANDOM = {
+    "postgresql": "floor(random() * 4611686018427387903)::bigint + 1",
+    "sqlite": "(random() & 4611686018427387903) + 1",
+}
 
 
 def triggers_installed(using: str) -> bool:

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from grants import services as grant_services
 from keys.models import KeyMaterial
 from keys.services import deletion
+from kmsconsole.generations import cache, triggers
 from kmsconsole.generations.cache import cache_info
 from policies import services as iam
-from policies.models import Account, IamRole, IamUser
+from policies.models import AccessKey, Account, IamRole, IamUser
 from tests.conftest import ALLOW_ALL, Persona, as_operator
 from tests.generations.conftest import Servers
 
@@ -324,32 +326,69 @@ def test_decrypt_by_ciphertext_header_sees_a_disable(scene: Callable[..., Scene]
     assert decrypt() == "DisabledException"
 
 
-def _drop_triggers() -> None:
-    from django.db import connection
-
-    from kmsconsole.generations.triggers import _present
-
-    with connection.cursor() as cursor:
-        for trigger, table in _present(connection).items():
-            cursor.execute(
-                f"DROP TRIGGER {trigger}{' ON ' + table if connection.vendor == 'postgresql' else ''}"
-            )
-
-
 def test_the_user_server_really_caches(scene: Callable[..., Scene]) -> None:
-    """The other tests would pass without any cache; this one would not: a write that bumps nothing (triggers
-    dropped behind the servers' backs) is not seen until its scope is bumped."""
+    """The other tests would pass without any cache; this one would not: a write whose bump is undone behind the
+    servers' backs (the generation set back to its old value) is not seen until its scope is bumped again."""
     from keys.models import Key
+    from kmsconsole.generations.models import Generation
     from kmsconsole.generations.scopes import bump, key_scope
-    from kmsconsole.generations.triggers import install_triggers
 
     s = scene(allow("kms:Encrypt"))
     s.cached("ok")
-    _drop_triggers()
-    try:
-        s.admin.disable_key(KeyId=s.key)  # through the service, but with nothing to bump the generation
-        assert s.encrypt() == "ok"  # served from the cache: nothing told it
-        bump(key_scope(Key.objects.get(key_id=s.key).key_id))
-        assert s.encrypt() == "DisabledException"
-    finally:
-        install_triggers("default")
+    scope = key_scope(Key.objects.get(key_id=s.key).key_id)
+    before = Generation.objects.get(scope=scope).value
+    s.admin.disable_key(KeyId=s.key)  # through the service: the trigger bumps the key's generation
+    assert Generation.objects.filter(scope=scope).update(value=before) == 1
+    assert s.encrypt() == "ok"  # served from the cache: nothing told it
+    bump(scope)
+    assert s.encrypt() == "DisabledException"
+
+
+@pytest.fixture
+def access_key_triggers() -> Iterator[Callable[[], None]]:
+    """Drops the access-key table's triggers (as an operator with database access could, or a migration that
+    rebuilds the table); every trigger is back afterwards, and this process's caches on."""
+    table = AccessKey._meta.db_table
+    names = [name for name in triggers.expected_triggers() if f"_{table}_" in name]
+    assert len(names) == 2  # update and delete: an insert bumps nothing
+
+    def drop() -> None:
+        with connection.cursor() as cursor:
+            for name in names:
+                on_table = f" ON {table}" if connection.vendor == "postgresql" else ""
+                cursor.execute(f"DROP TRIGGER {name}{on_table}")
+
+    cache._enabled.clear()
+    yield drop
+    triggers.install_triggers("default")
+    cache._enabled.clear()
+
+
+def test_a_server_stops_trusting_its_caches_when_triggers_are_dropped(
+    scene: Callable[..., Scene], access_key_triggers: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = scene(allow("kms:Encrypt"))
+    account = Account.objects.get(account_id=ACCOUNT)
+    key_id = s.app_persona.access_key_id
+
+    def set_status(status: str) -> None:
+        as_operator(
+            "iam:UpdateAccessKey",
+            lambda ctx: iam.access_key_set_status(
+                ctx=ctx, account=account, access_key_id=key_id, status=status
+            ),
+        )
+
+    s.cached("ok")
+    access_key_triggers()  # under the running server, which checked the triggers at its first request
+    set_status("Inactive")  # bumps nothing now
+    assert s.encrypt() == "UnrecognizedClientException"
+    # Dropped and reinstalled between two requests: the reinstall bumps every generation.
+    triggers.install_triggers("default")
+    monkeypatch.setattr(cache, "RECHECK_SECONDS", 0.0)  # the threads server looks for the triggers at once
+    set_status("Active")
+    s.cached("ok")
+    access_key_triggers()
+    set_status("Inactive")
+    triggers.install_triggers("default")
+    assert s.encrypt() == "UnrecognizedClientException"

@@ -189,3 +189,73 @@ def test_without_the_triggers_nothing_is_cached(triggers_dropped: None) -> None:
     assert not triggers.triggers_installed("default")
     with cache.request_snapshot() as snapshot:
         assert snapshot is None and cache.current_snapshot() is None
+
+
+@pytest.fixture
+def break_trigger() -> Iterator[Callable[[], None]]:
+    """Drop (PostgreSQL: disable) the keys table's update trigger under a process that has already checked them,
+    as an operator with database access could; the triggers are reinstalled afterwards."""
+    watch = next(w for w in triggers.WATCHES if w.label == "keys.Key")
+    name = triggers._name(watch, "UPDATE")
+
+    def settle() -> None:
+        # PostgreSQL refuses DDL on a table with deferred constraint checks pending in the test's transaction.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    def breaks() -> None:
+        settle()
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ALTER TABLE {watch.table()} DISABLE TRIGGER {name}")
+            else:
+                cursor.execute(f"DROP TRIGGER {name}")
+
+    cache._enabled.clear()
+    yield breaks
+    settle()
+    triggers.install_triggers("default")
+    cache._enabled.clear()
+
+
+def test_a_running_process_notices_a_trigger_broken_after_it_checked(
+    key: Key, break_trigger: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scope = key_scope(key.key_id)
+    probe: cache.GenerationalCache[str, str] = cache.GenerationalCache("probe", 4)
+    with cache.request_snapshot() as snapshot:
+        assert snapshot is not None
+        probe.put("entry", "cached", [(scope, snapshot.value(scope))])
+    with cache.request_snapshot() as snapshot:
+        assert snapshot is not None and probe.get("entry", snapshot) == "cached"
+    break_trigger()
+    Key.objects.filter(pk=key.pk).update(description="changed, bumping nothing")
+    # The process checked the triggers when it started; its next snapshot read counts them again.
+    with cache.request_snapshot() as snapshot:
+        assert snapshot is not None and probe.get("entry", snapshot) is None
+        assert snapshot.value(scope) < 0  # no entry was or will be built with it
+    assert len(probe) == 0 and not cache.caches_enabled()
+    with cache.request_snapshot() as snapshot:
+        assert snapshot is None  # off until the triggers are back
+    triggers.install_triggers("default")
+    assert not cache.caches_enabled()  # looked for again only every RECHECK_SECONDS
+    monkeypatch.setattr(cache, "RECHECK_SECONDS", 0.0)
+    assert cache.caches_enabled()
+
+
+def test_reinstalling_the_triggers_bumps_every_generation(
+    key: Key, break_trigger: Callable[[], None]
+) -> None:
+    scopes = [key_scope(key.key_id), iam_scope(ACCOUNT)]
+    bump(*scopes)
+    before = {scope: generation(scope) for scope in scopes}
+    break_trigger()
+    assert not triggers.triggers_installed("default")
+    triggers.install_triggers("default")
+    assert triggers.triggers_installed("default")
+    after = {scope: generation(scope) for scope in scopes}
+    assert all(after[scope] not in (0, before[scope]) for scope in scopes)
+    # Installing current triggers again changes nothing.
+    triggers.install_triggers("default")
+    assert {scope: generation(scope) for scope in scopes} == after
