@@ -17,6 +17,7 @@ from keys.selectors import resolve_key
 from keys.services import aliases
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
+from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, failure_status
 from kmsconsole.operations import OperationContext
 
@@ -105,6 +106,7 @@ def _field_failure(
 
 
 @console_view
+@sudo_required
 @require_POST
 def key_alias_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """CreateAlias for this key."""
@@ -126,6 +128,7 @@ def key_alias_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
+@sudo_required
 def key_alias_delete(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET ?alias_name=: confirm deleting the alias; POST: DeleteAlias."""
     key_id_text = str(key_id)
@@ -145,6 +148,7 @@ def key_alias_delete(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
+@sudo_required
 def key_alias_update(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET ?alias_name=: the form to point the alias at another key; POST: UpdateAlias."""
     key_id_text = str(key_id)

@@ -14,6 +14,7 @@ from keys import tag_rules
 from keys.models import Tag
 from keys.services import tags
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
+from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, key_params
 
 TAB = "tags"
@@ -75,6 +76,7 @@ def key_tags(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
+@sudo_required
 @require_POST
 def key_tag_put(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """TagResource with one tag: add it, or replace the value of the tag with that key."""
@@ -96,6 +98,7 @@ def key_tag_put(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
+@sudo_required
 @require_POST
 def key_tag_remove(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """UntagResource with one tag key."""

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
-from kmsconsole.console.sudo import safe_next
+from kmsconsole.console.sudo import safe_next, sudo_required
 from kmsconsole.operations import OperationContext
 from policies import arns, services
 from policies.models import Account, IamUser
@@ -260,6 +260,7 @@ def _change_membership(
 
 
 @console_view
+@sudo_required
 @require_POST
 def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpResponse:
     """iam:AddUserToGroup with the user name typed on the group's page."""
@@ -284,6 +285,7 @@ def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpRe
 
 
 @console_view
+@sudo_required
 @require_POST
 def group_member_remove(request: HttpRequest, account_id: str, name: str, user_name: str) -> HttpResponse:
     """iam:RemoveUserFromGroup, from the group's page or the user's (`next` says which to return to)."""
