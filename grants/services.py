@@ -51,7 +51,7 @@ from grants.selectors import (
 from grants.tokens import INVALID_TOKEN_MESSAGE, issue_token, read_token
 from keys.models import Key
 from keys.selectors import key_tags, resolve_key
-from keys.services.access import key_for, request_condition_values
+from keys.services.access import SELF_GRANTED_USE, key_for, request_condition_values
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
@@ -61,7 +61,7 @@ from kmsconsole.jobs.runs import describe_error, job_run
 from kmsconsole.operations import OperationContext, perform
 from policies import engine
 from policies.arns import account_root_arn
-from policies.authorization import authorize
+from policies.authorization import authorize, engine_caller
 from policies.models import Account, IamRole, IamUser
 
 logger = logging.getLogger(__name__)
@@ -245,6 +245,15 @@ def _propagate_after_commit(grant_id: str, eta: datetime) -> None:
     transaction.on_commit(partial(_enqueue_propagation, grant_id, eta), robust=True)
 
 
+def _gives_caller_use(ctx: OperationContext, key: Key, grantee: str, operations: Sequence[str]) -> bool:
+    """Whether the grant lets its own creator use the key: the grantee is the caller, its session's role or its
+    account (the principals grants apply to for this caller), and a granted operation is a use of this key."""
+    if ctx.caller.is_operator or grantee not in engine_caller(ctx.caller).grant_keys:
+        return False
+    uses = {action.removeprefix("kms:") for action in engine.use_actions(key.key_spec, key.key_usage)}
+    return not uses.isdisjoint(operations)
+
+
 def grant_create(
     *,
     ctx: OperationContext,
@@ -281,6 +290,8 @@ def grant_create(
     if retiring:
         _check_principal_exists(retiring)
     _check_operations_suit(key, wanted, stored_constraints)
+    if _gives_caller_use(ctx, key, grantee, wanted):
+        ctx.audit.notable = SELF_GRANTED_USE
     issuing_account = ctx.caller.account_id
     digest = _parameters_digest(
         grantee=grantee,

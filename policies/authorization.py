@@ -142,19 +142,48 @@ def may_see_explanations(caller: Caller) -> bool:
     return would_allow(caller, EXPLAIN_ACTION)
 
 
-def ensure_no_lockout(ctx: OperationContext, *, new_policy: engine.CompiledPolicy, key_arn: str) -> None:
-    """The policy lockout safety check (kms-spec §6.4): after the change, could the caller still call
-    kms:PutKeyPolicy on the key? The caller's identity policies count, as they do on AWS."""
-    if ctx.caller.is_operator:
-        return
-    request = engine.RequestContext.build(
+def _request_on_key(ctx: OperationContext, action: str, key_arn: str) -> engine.RequestContext:
+    """The context of a request like the current one (same caller, address, transport, time) for `action`."""
+    return engine.RequestContext.build(
         caller=engine_caller(ctx.caller),
-        action="kms:PutKeyPolicy",
+        action=action,
         resource=key_arn,
         source_ip=ctx.meta.source_ip or None,
         now=timezone.now(),
         secure_transport=ctx.meta.secure_transport,
     )
+
+
+def gained_uses(
+    ctx: OperationContext,
+    *,
+    before: engine.CompiledPolicy,
+    after: engine.CompiledPolicy,
+    key_arn: str,
+    actions: Sequence[str],
+) -> list[str]:
+    """The `actions` the caller may do on the key under the key policy `after` but not under `before` (its
+    identity policies counting as on AWS): how a key administrator who may edit the policy makes itself a key
+    user. A question asked of the engine, recorded nowhere; the operator is never asked about."""
+    if ctx.caller.is_operator:
+        return []
+    policies = identity_policies(ctx.caller)
+    gained = []
+    for action in actions:
+        request = _request_on_key(ctx, action, key_arn)
+        if engine.would_allow(
+            request, key_policy=after, identity_policies=policies
+        ) and not engine.would_allow(request, key_policy=before, identity_policies=policies):
+            gained.append(action)
+    return gained
+
+
+def ensure_no_lockout(ctx: OperationContext, *, new_policy: engine.CompiledPolicy, key_arn: str) -> None:
+    """The policy lockout safety check (kms-spec §6.4): after the change, could the caller still call
+    kms:PutKeyPolicy on the key? The caller's identity policies count, as they do on AWS."""
+    if ctx.caller.is_operator:
+        return
+    request = _request_on_key(ctx, "kms:PutKeyPolicy", key_arn)
     try:
         engine.ensure_no_lockout(request, new_policy, identity_policies(ctx.caller), key_arn=key_arn)
     except engine.EngineError as exc:

@@ -28,6 +28,9 @@ from policies import engine
 from policies.authorization import authorize
 
 PENDING_DELETION_USE = "use of a key pending deletion"
+# A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
+# cryptographic use (a key administrator making itself a key user).
+SELF_GRANTED_USE = "gave itself use of the key"
 
 
 def authorize_on_key(

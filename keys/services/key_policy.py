@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from keys.models import Key, KeyPolicyVersion
-from keys.services.access import key_for
+from keys.services.access import SELF_GRANTED_USE, key_for
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
-from policies.authorization import ensure_no_lockout
+from policies.authorization import ensure_no_lockout, gained_uses
 from policies.models import IamRole, IamUser
 
 DEFAULT_POLICY_NAME = "default"
@@ -97,6 +97,14 @@ def key_policy_put(
     )
     _check_policy_name(policy_name)
     validate_key_policy(ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout)
+    if gained_uses(
+        ctx,
+        before=engine.compile_key_policy(key.policy),
+        after=engine.compile_key_policy(policy),
+        key_arn=key.arn,
+        actions=engine.use_actions(key.key_spec, key.key_usage),
+    ):
+        ctx.audit.notable = SELF_GRANTED_USE
     key.policy = policy
     key.save(update_fields=["policy"])
     record_policy_version(ctx, key, document=policy, bypassed=bypass_lockout)

@@ -3,7 +3,9 @@
 - uses of keys pending deletion (the service marks them `notable` when it refuses them);
 - refusals on a key soon after its key policy changed (a policy edit that broke someone's access);
 - grants created by principals the operator bound to an integrated service;
-- key policies set with the lockout safety check bypassed.
+- key policies set with the lockout safety check bypassed;
+- principals that gave themselves use of a key (a key administrator editing the policy to make itself a key user,
+  or granting itself use; the service marks them `notable` when it allows them).
 
 Each section is one or two short, index-ordered reads of the events the caller may see, within the dashboard's
 time range.
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
-from keys.services.access import PENDING_DELETION_USE
+from keys.services.access import PENDING_DELETION_USE, SELF_GRANTED_USE
 from kmsconsole.audit.models import AuditEvent
 
 ROWS = 5
@@ -60,6 +62,17 @@ def pending_deletion_uses(events: QuerySet[AuditEvent]) -> NotableSection:
         "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it.",
         _newest(events.filter(notable=PENDING_DELETION_USE)),
         {"notable": PENDING_DELETION_USE},
+    )
+
+
+def self_granted_uses(events: QuerySet[AuditEvent]) -> NotableSection:
+    return NotableSection(
+        "self-granted-use",
+        "Principals that gave themselves use of a key",
+        "A key policy change or a grant by which its author became able to use the key (a key administrator "
+        "making itself a key user): check that it was meant.",
+        _newest(events.filter(notable=SELF_GRANTED_USE)),
+        {"notable": SELF_GRANTED_USE},
     )
 
 
@@ -167,6 +180,7 @@ def notable_sections(events: QuerySet[AuditEvent]) -> list[NotableSection]:
     """Every section, over events already confined to the caller's account and the time range."""
     return [
         pending_deletion_uses(events),
+        self_granted_uses(events),
         refusals_after_policy_change(events),
         grants_by_integrated_services(events),
         lockout_bypasses(events),

@@ -161,7 +161,7 @@ from .evaluate import (
     would_allow,
 )
 from .explain import Decision, ReasonCode, StatementRef
-from .findings import Finding, Severity, identity_policy_findings, key_policy_findings
+from .findings import Finding, Severity, identity_policy_findings, key_policy_findings, use_actions
 from .grants import GRANT_OPERATIONS, Grant, GrantConstraints, GrantIndex, GrantRequest
 from .principals import Caller, PrincipalArn, PrincipalKind, PrincipalType, parse_principal_arn
 
@@ -213,5 +213,6 @@ __all__ = [
     "parse_principal_arn",
     "policy_cache_info",
     "policy_digest",
+    "use_actions",
     "would_allow",
 ]
