@@ -98,7 +98,7 @@ class Grant(rowmac.MacProtectedRow, models.Model):
         return account_root_arn(self.issuing_account)
 
 
-class IntegratedService(models.Model):
+class IntegratedService(rowmac.MacProtectedRow, models.Model):
     """A service registered as integrated with this KMS (e.g. `ec2.us-east-1.amazonaws.com`).
 
     A request may say (in a signed X-Kms-Via-Service header) it is made through a registered service on its
@@ -108,15 +108,27 @@ class IntegratedService(models.Model):
     request carries `kms:ViaService` = the name and, for CreateGrant, ListGrants and
     RevokeGrant, `kms:GrantIsForAWSResource` = true, which is what the key policy statement "Allow attachment of
     persistent resources" asks for. No caller can set those keys any other way.
+
+    `mac` covers the name and the bound principals (`rowmac.integrated_service_mac_fields`): a principal added
+    in the database fails the claim closed.
     """
+
+    MAC_KIND = "integrated-service"
+    MAC_COLUMNS = frozenset({"name", "principals"})
 
     name = models.CharField(max_length=128, unique=True)
     description = models.TextField(blank=True, default="")
     principals = models.JSONField(default=list, help_text="User and role ARNs that may act as this service.")
     created_at = models.DateTimeField(auto_now_add=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[IntegratedService] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.integrated_service_mac_fields(self)

@@ -103,12 +103,14 @@ def token_grant_ids(tokens: Sequence[str], key: Key) -> frozenset[str]:
     if not tokens:
         return frozenset()
     claims = {read_token(token) for token in tokens}
-    live = {
-        grant_id: key_arn(account_id, str(key_id))
-        for grant_id, account_id, key_id in live_grants()
-        .filter(grant_id__in={claim.grant_id for claim in claims})
-        .values_list("grant_id", "key__account__account_id", "key__key_id")
-    }
+    rows = list(
+        live_grants().filter(grant_id__in={claim.grant_id for claim in claims}).select_related("key__account")
+    )
+    for row in rows:
+        # The grant a token names may not be among the caller's loaded grants (one not yet propagated, or one
+        # re-pointed in the database): its row MAC is checked here too, so a tampered row fails closed.
+        row.check_row()
+    live = {row.grant_id: key_arn(row.key.account.account_id, str(row.key.key_id)) for row in rows}
     if any(live.get(claim.grant_id) != claim.key_arn for claim in claims):
         raise errors.InvalidGrantTokenException(INVALID_TOKEN_MESSAGE)
     return frozenset(claim.grant_id for claim in claims if claim.key_arn == key.arn)
@@ -165,6 +167,7 @@ def integrated_service_values(ctx: OperationContext) -> dict[str, Any]:
     service = IntegratedService.objects.filter(name=name).first()
     if service is None:
         raise errors.ValidationException(f"{name[:128]} is not an integrated service registered in this KMS.")
+    service.check_row()  # a principal bound in the database, not by the operator, fails closed
     caller = ctx.caller
     if caller.arn not in service.principals and (
         not caller.role_arn or caller.role_arn not in service.principals

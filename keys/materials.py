@@ -30,7 +30,12 @@ def create_material(key: Key, *, rotation_type: str = "") -> KeyMaterial:
         key=key, material_id=key_material_id_hex(new_key_material_id()), rotation_type=rotation_type
     )
     material.sealed = sealer().seal(raw, bound_to=material.sealing_identity)
-    KeyMaterial.objects.filter(key=key, is_current=True).update(is_current=False)
+    for previous in KeyMaterial.objects.filter(key=key, is_current=True):
+        # Checked before its MAC is recomputed (never bless a row changed outside); the key row is locked.
+        previous.key = key
+        previous.check_row()
+        previous.is_current = False
+        previous.save(update_fields=["is_current"])
     material.save()
     if key.public_key_der is None and key.key_spec not in _NO_PUBLIC_KEY:
         key.public_key_der = public_key_der(KeySpec(key.key_spec), raw)
@@ -55,6 +60,7 @@ def _current_row(key: Key) -> KeyMaterial | None:
     material = KeyMaterial.objects.filter(key=key, is_current=True).first()
     if material is not None:
         material.key = key  # the caller's row: its sealing identity needs no second query
+        material.check_row()  # an older version made current in the database is refused, not used
     return material
 
 
@@ -66,6 +72,7 @@ def material_version(key: Key, material_id: str) -> KeyMaterial | None:
     material = KeyMaterial.objects.filter(key=key, material_id=material_id).first()
     if material is not None:
         material.key = key
+        material.check_row()
         if entry is not None:  # only versions that exist are kept (a forged header must not fill the cache)
             entry.part(f"material:{material_id}", lambda: material)
     return material

@@ -39,7 +39,8 @@ class Key(rowmac.MacProtectedRow, models.Model):
     """A KMS key (customer managed, origin AWS_KMS).
 
     `mac` covers what authorization and cryptography read (`rowmac.key_mac_fields`: id, account, spec, usage,
-    origin, state, deletion date, key policy, public key); the key loaders check it.
+    origin, state, deletion date, key policy, public key, rotation schedule, and its aliases and tags as (name,
+    MAC) pairs, so an alias or a tag deleted in the database is detected too); the key loaders check it.
     """
 
     MAC_KIND = "key"
@@ -54,6 +55,9 @@ class Key(rowmac.MacProtectedRow, models.Model):
             "deletion_date",
             "policy",
             "public_key_der",
+            "rotation_enabled",
+            "rotation_period_days",
+            "next_rotation_at",
         }
     )
 
@@ -114,6 +118,19 @@ class Key(rowmac.MacProtectedRow, models.Model):
     def mac_fields(self) -> tuple[object, ...]:
         return rowmac.key_mac_fields(self)
 
+    def check_loaded(self, aliases: list[Alias], tags: list[Tag]) -> None:
+        """Raise KMSInternalException unless the key's MAC matches its row and these aliases and tags (what the
+        loader read), and each of them matches its own MAC."""
+        for child in (*aliases, *tags):
+            child.check_row()
+        self.check_fields(
+            rowmac.key_mac_fields(
+                self,
+                [(alias.name, alias.mac) for alias in aliases],
+                [(tag.tag_key, tag.mac) for tag in tags],
+            )
+        )
+
 
 def key_arn(account_id: str, key_id: str) -> str:
     return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:key/{key_id}"
@@ -123,8 +140,15 @@ def alias_arn(account_id: str, alias_name: str) -> str:
     return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:{alias_name}"
 
 
-class KeyMaterial(models.Model):
-    """One version of a key's material. Rotation adds a version; old versions stay to decrypt old ciphertext."""
+class KeyMaterial(rowmac.MacProtectedRow, models.Model):
+    """One version of a key's material. Rotation adds a version; old versions stay to decrypt old ciphertext.
+
+    `mac` covers which version is current and how it was made (`rowmac.key_material_mac_fields`): an older
+    version made current again in the database fails closed instead of being used to encrypt.
+    """
+
+    MAC_KIND = "key-material"
+    MAC_COLUMNS = frozenset({"key", "material_id", "is_current", "rotation_type"})
 
     class RotationType(models.TextChoices):
         AUTOMATIC = "AUTOMATIC"
@@ -137,6 +161,9 @@ class KeyMaterial(models.Model):
     # Null for the material the key was created with; set for versions that rotation made.
     rotation_type = models.CharField(max_length=16, choices=RotationType.choices, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[KeyMaterial] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -155,9 +182,16 @@ class KeyMaterial(models.Model):
         """Associated data for the sealed material: the key and the version it belongs to."""
         return f"key-material:{self.key.key_id}:{self.material_id}"
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.key_material_mac_fields(self)
 
-class KeyPolicyVersion(models.Model):
-    """Every key policy a key has had: who set it, when, and the document, for history and diffs."""
+
+class KeyPolicyVersion(rowmac.MacProtectedRow, models.Model):
+    """Every key policy a key has had: who set it, when, and the document, for history and diffs. `mac`
+    (`rowmac.key_policy_version_mac_fields`) is checked before a version is restored."""
+
+    MAC_KIND = "key-policy-version"
+    MAC_COLUMNS = frozenset({"key", "version", "document", "created_by", "bypassed_lockout_check"})
 
     key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="policy_versions")
     version = models.PositiveIntegerField()
@@ -165,6 +199,9 @@ class KeyPolicyVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=2048)
     bypassed_lockout_check = models.BooleanField(default=False)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[KeyPolicyVersion] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["key", "-version"]
@@ -173,15 +210,25 @@ class KeyPolicyVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.key_policy_version_mac_fields(self)
 
-class Alias(models.Model):
-    """A friendly name (`alias/…`) for one key, unique in its account."""
+
+class Alias(rowmac.MacProtectedRow, models.Model):
+    """A friendly name (`alias/…`) for one key, unique in its account. `mac` binds the name to its account and
+    key (`rowmac.alias_mac_fields`); the key's MAC covers its aliases."""
+
+    MAC_KIND = "alias"
+    MAC_COLUMNS = frozenset({"account", "name", "key"})
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="aliases")
     name = models.CharField(max_length=256)
     key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="aliases")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[Alias] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["name"]
@@ -194,13 +241,23 @@ class Alias(models.Model):
     def arn(self) -> str:
         return alias_arn(self.account.account_id, self.name)
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.alias_mac_fields(self)
 
-class Tag(models.Model):
-    """A tag on a key (not secret: tags are logged and used in aws:ResourceTag conditions)."""
+
+class Tag(rowmac.MacProtectedRow, models.Model):
+    """A tag on a key (not secret: tags are logged and used in aws:ResourceTag conditions). `mac` covers the key,
+    the tag key and the value (`rowmac.tag_mac_fields`); the key's MAC covers its tags."""
+
+    MAC_KIND = "tag"
+    MAC_COLUMNS = frozenset({"key", "tag_key", "tag_value"})
 
     key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="tags")
     tag_key = models.CharField(max_length=128)
     tag_value = models.CharField(max_length=256, blank=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[Tag] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["tag_key"]
@@ -208,6 +265,9 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tag_key}={self.tag_value}"
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.tag_mac_fields(self)
 
 
 class DeletedKey(models.Model):

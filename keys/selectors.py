@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from keys.models import Alias, Key, KeyState, alias_arn, key_arn
+from keys.models import Alias, Key, KeyState, Tag, alias_arn, key_arn
 from kmsconsole.core import errors
 from kmsconsole.generations.cache import GenerationalCache, GenerationSnapshot, current_snapshot
 from kmsconsole.generations.scopes import alias_scope, key_scope
@@ -87,15 +87,32 @@ def _cached_key(key_id: uuid.UUID, snapshot: GenerationSnapshot) -> CachedKey | 
     key = Key.objects.select_related("account").filter(key_id=key_id).first()
     if key is None:
         return None
-    key.check_row()  # once per load into the cache (a write bumps the generation, so a changed row reloads)
     names = alias_scope(key.account.account_id)
     names_generation = snapshot.value(names)
+    aliases, tags = _alias_rows(key), _tag_rows(key)
+    # Once per load into the cache (a write bumps the generation, so a changed row reloads): the key's MAC covers
+    # its aliases and tags, each of which has its own.
+    key.check_loaded(aliases, tags)
     entry = CachedKey(
         key=key,
-        aliases=tuple(key.aliases.order_by("name").values_list("name", flat=True)),
-        tags=tuple(key.tags.order_by("tag_key").values_list("tag_key", "tag_value")),
+        aliases=tuple(alias.name for alias in aliases),
+        tags=tuple((tag.tag_key, tag.tag_value) for tag in tags),
     )
     return _KEYS.put(key_id, entry, ((scope, generation), (names, names_generation)))
+
+
+def _alias_rows(key: Key) -> list[Alias]:
+    rows = list(key.aliases.select_related("account").order_by("name"))
+    for row in rows:
+        row.key = key  # no query; the row MAC names the key
+    return rows
+
+
+def _tag_rows(key: Key) -> list[Tag]:
+    rows = list(key.tags.order_by("tag_key"))
+    for row in rows:
+        row.key = key
+    return rows
 
 
 def cached_entry(key: Key) -> CachedKey | None:
@@ -193,10 +210,12 @@ def _alias_in(account_id: str, name: str) -> ResolvedKey:
         key = _cached_alias_key(account_id, name, snapshot)
     else:
         alias = (
-            Alias.objects.select_related("key__account")
+            Alias.objects.select_related("account", "key__account")
             .filter(account__account_id=account_id, name=name)
             .first()
         )
+        if alias is not None:
+            alias.check_row()  # the name's account and key are the ones the service set
         key = checked(alias.key) if alias is not None else None
     if key is None:
         raise errors.NotFoundException(f"Alias {alias_arn(account_id, name)} is not found.")
@@ -208,14 +227,16 @@ def _cached_alias_key(account_id: str, name: str, snapshot: GenerationSnapshot) 
     if key_id is None:
         scope = alias_scope(account_id)
         generation = snapshot.value(scope)  # read before the row it vouches for
-        found = (
-            Alias.objects.filter(account__account_id=account_id, name=name)
-            .values_list("key__key_id", flat=True)
+        alias = (
+            Alias.objects.select_related("account", "key")
+            .filter(account__account_id=account_id, name=name)
+            .only("name", "mac", "account__account_id", "key__key_id")
             .first()
         )
-        if found is None:
+        if alias is None:
             return None
-        key_id = _ALIASES.put((account_id, name), found, ((scope, generation),))
+        alias.check_row()  # once per load into the alias cache
+        key_id = _ALIASES.put((account_id, name), alias.key.key_id, ((scope, generation),))
     entry = _cached_key(key_id, snapshot)
     return entry.key if entry is not None else None
 
@@ -283,14 +304,23 @@ def key_condition_values(key: Key, *, request_alias: str | None) -> dict[str, An
 
 
 def _aliases_of(key: Key) -> tuple[str, ...]:
+    """The key's alias names. Outside the cache each row is checked here; the set was checked with the key's
+    MAC when the key was resolved (`checked`, `key_for(lock=True)`)."""
     entry = cached_entry(key)
     if entry is not None:
         return entry.aliases
-    return tuple(key.aliases.values_list("name", flat=True))
+    rows = _alias_rows(key)
+    for row in rows:
+        row.check_row()
+    return tuple(row.name for row in rows)
 
 
 def key_tags(key: Key) -> dict[str, str]:
+    """The key's tags (aws:ResourceTag), checked as `_aliases_of` checks aliases."""
     entry = cached_entry(key)
     if entry is not None:
         return dict(entry.tags)
-    return dict(key.tags.values_list("tag_key", "tag_value"))
+    rows = _tag_rows(key)
+    for row in rows:
+        row.check_row()
+    return {row.tag_key: row.tag_value for row in rows}

@@ -50,9 +50,10 @@ class IamEntity(models.Model):
 class IamUser(rowmac.MacProtectedRow, IamEntity):
     """A long-term identity that signs requests with its access keys.
 
-    `mac` covers its identity and the set of groups it belongs to (`rowmac.iam_user_mac_fields`): a membership
-    added or removed in the database is detected when its identity policies are loaded. Services that change
-    memberships call `seal_membership()`.
+    `mac` covers its identity, the set of groups it belongs to and its inline policies
+    (`rowmac.iam_user_mac_fields`): a membership or a policy added or removed in the database is detected when its
+    identity policies are loaded. Services that change memberships or policies lock and check the user first and
+    `seal()` it after (`rowmac.locked_and_checked`).
     """
 
     MAC_KIND = "iam-user"
@@ -72,21 +73,29 @@ class IamUser(rowmac.MacProtectedRow, IamEntity):
     def mac_fields(self) -> tuple[object, ...]:
         return rowmac.iam_user_mac_fields(self)
 
-    def check_membership(self, group_unique_ids: list[str]) -> None:
-        """Raise KMSInternalException unless the row's MAC matches its identity and these group memberships."""
-        fields = rowmac.iam_user_mac_fields(self, group_unique_ids)
-        if not rowmac.verify_row_mac(self.mac, self.MAC_KIND, *fields):
-            raise rowmac.integrity_failure(self.MAC_KIND, self.pk)
-
-    def seal_membership(self) -> None:
-        """Recompute the MAC after the user's group memberships changed."""
-        self.save(update_fields=["mac"])
+    def check_loaded(self, group_unique_ids: list[str], policies: list[IdentityPolicy]) -> None:
+        """Raise KMSInternalException unless the row's MAC matches its identity and these group memberships and
+        inline policies (what the loader read)."""
+        self.check_fields(rowmac.iam_user_mac_fields(self, group_unique_ids, _pairs(policies)))
 
 
-class IamRole(IamEntity):
-    """An identity that callers assume for temporary credentials (role sessions)."""
+def _pairs(policies: list[IdentityPolicy]) -> list[tuple[str, str]]:
+    return [(policy.name, policy.mac) for policy in policies]
+
+
+class IamRole(rowmac.MacProtectedRow, IamEntity):
+    """An identity that callers assume for temporary credentials (role sessions).
+
+    `mac` covers its identity, its maximum session duration and its inline policies (`rowmac.iam_role_mac_fields`).
+    """
+
+    MAC_KIND = "iam-role"
+    MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id", "max_session_seconds"})
 
     max_session_seconds = models.PositiveIntegerField(default=3600)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[IamRole] = rowmac.MacProtectedManager()
 
     class Meta(IamEntity.Meta):
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="iam_role_name_unique")]
@@ -95,11 +104,27 @@ class IamRole(IamEntity):
     def arn(self) -> str:
         return arns.role_arn(self.account.account_id, self.path, self.name)
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.iam_role_mac_fields(self)
 
-class IamGroup(IamEntity):
-    """A set of users sharing identity policies. Never a principal: it cannot sign or be granted to."""
+    def check_loaded(self, policies: list[IdentityPolicy]) -> None:
+        self.check_fields(rowmac.iam_role_mac_fields(self, _pairs(policies)))
+
+
+class IamGroup(rowmac.MacProtectedRow, IamEntity):
+    """A set of users sharing identity policies. Never a principal: it cannot sign or be granted to.
+
+    `mac` covers its identity and its inline policies (`rowmac.iam_group_mac_fields`); its members are covered by
+    their users' MACs.
+    """
+
+    MAC_KIND = "iam-group"
+    MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id"})
 
     members = models.ManyToManyField(IamUser, related_name="groups", blank=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[IamGroup] = rowmac.MacProtectedManager()
 
     class Meta(IamEntity.Meta):
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="iam_group_name_unique")]
@@ -108,11 +133,18 @@ class IamGroup(IamEntity):
     def arn(self) -> str:
         return arns.group_arn(self.account.account_id, self.path, self.name)
 
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.iam_group_mac_fields(self)
+
+    def check_loaded(self, policies: list[IdentityPolicy]) -> None:
+        self.check_fields(rowmac.iam_group_mac_fields(self, _pairs(policies)))
+
 
 class IdentityPolicy(rowmac.MacProtectedRow, models.Model):
     """An inline identity policy on exactly one user, group or role. The document is kept as written.
 
-    `mac` covers the owner (kind and unique id), the name and the document (`rowmac.identity_policy_mac_fields`).
+    `mac` covers the owner (kind and unique id), the name and the document (`rowmac.identity_policy_mac_fields`);
+    the owner's MAC covers the set of its policies, so a policy deleted in the database is detected too.
     """
 
     MAC_KIND = "identity-policy"

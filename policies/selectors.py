@@ -34,10 +34,13 @@ def user_get(account: Account, name: str) -> IamUser:
 
 
 def role_get(account: Account, name: str) -> IamRole:
+    """The role, checked against its row MAC (AssumeRole reads its maximum session duration)."""
     try:
-        return IamRole.objects.select_related("account").get(account=account, name=name)
+        role = IamRole.objects.select_related("account").get(account=account, name=name)
     except IamRole.DoesNotExist:
         raise errors.NoSuchEntityException(f"The role with name {name[:128]} cannot be found.") from None
+    role.check_row()
+    return role
 
 
 def group_get(account: Account, name: str) -> IamGroup:
@@ -171,24 +174,34 @@ def identity_policies_for(caller: Caller) -> list[IdentityPolicy]:
     """The identity policies that apply to a caller: a user's own and its groups', or a session's role's.
 
     The account root has none: AWS treats it as the account itself, covered by the key policy's account statement.
-    Every row is checked against its MAC, and a user's group memberships against the user's row MAC, so a policy
-    or a membership edited in the database fails closed (KMSInternalException). The request path calls this only
-    when it (re)loads its cache (`policies.authorization.identity_policies`).
+    Every row is checked against its MAC, and so is each owner (the user, its groups, the role), whose MAC covers
+    the set of its policies and, for a user, its group memberships: a policy or a membership edited, added or
+    deleted in the database fails closed (KMSInternalException). The request path calls this only when it
+    (re)loads its cache (`policies.authorization.identity_policies`).
     """
     owners = ("user", "group", "role")
     if caller.user_pk is not None:
         user = IamUser.objects.select_related("account").filter(pk=caller.user_pk).first()
         if user is None:
             return []
-        groups = dict(user.groups.values_list("pk", "unique_id"))
-        user.check_membership(list(groups.values()))
+        groups = list(user.groups.select_related("account"))
         policies = list(
             IdentityPolicy.objects.select_related(*owners).filter(
-                Q(user_id=user.pk) | Q(group_id__in=list(groups))
+                Q(user_id=user.pk) | Q(group_id__in=[group.pk for group in groups])
             )
         )
+        user.check_loaded(
+            [group.unique_id for group in groups],
+            [policy for policy in policies if policy.user_id == user.pk],
+        )
+        for group in groups:
+            group.check_loaded([policy for policy in policies if policy.group_id == group.pk])
     elif caller.role_pk is not None:
-        policies = list(IdentityPolicy.objects.select_related(*owners).filter(role_id=caller.role_pk))
+        role = IamRole.objects.select_related("account").filter(pk=caller.role_pk).first()
+        if role is None:
+            return []
+        policies = list(IdentityPolicy.objects.select_related(*owners).filter(role_id=role.pk))
+        role.check_loaded(policies)
     else:
         return []
     for policy in policies:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
+from kmsconsole.core.rowmac import locked_and_checked
 from kmsconsole.operations import OperationContext
 from policies import arns
 from policies.authorization import authorize, would_allow
@@ -141,9 +142,9 @@ def group_create(*, ctx: OperationContext, account: Account, group_name: str, pa
 def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
     group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
     assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared lookup's return type
-    user = user_get(account, user_name)
+    user = locked_and_checked(user_get(account, user_name))  # the user's row MAC covers its memberships
     group.members.add(user)
-    user.seal_membership()  # the user's row MAC covers its memberships
+    user.seal()
 
 
 def group_remove_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
@@ -153,21 +154,25 @@ def group_remove_user(*, ctx: OperationContext, account: Account, group_name: st
     user = user_get(account, user_name)
     if not group.members.filter(pk=user.pk).exists():
         raise errors.NoSuchEntityException(f"The user {user_name[:64]} is not in group {group_name[:128]}.")
+    user = locked_and_checked(user)
     group.members.remove(user)
-    user.seal_membership()
+    user.seal()
 
 
 def identity_policy_put(
     *, ctx: OperationContext, owner: IamUser | IamRole | IamGroup, policy_name: str, document: str
 ) -> IdentityPolicy:
-    """Create or replace an inline identity policy; the engine validates the document first."""
+    """Create or replace an inline identity policy; the engine validates the document first. The owner's row MAC
+    covers its policies: it is locked and checked before, and resealed after."""
     authorize(ctx, resource=owner.arn)
     _check_name(policy_name, what="policyName", max_length=arns.POLICY_NAME_MAX)
     validate_identity_policy(document)
     owner_field = {IamUser: "user", IamRole: "role", IamGroup: "group"}[type(owner)]
+    owner = locked_and_checked(owner)
     policy, _ = IdentityPolicy.objects.update_or_create(
         **{owner_field: owner, "name": policy_name}, defaults={"document": document}
     )
+    owner.seal()
     return policy
 
 
@@ -412,7 +417,12 @@ def identity_policy_describe(
 def identity_policy_delete(
     *, ctx: OperationContext, account: Account, kind: str, owner_name: str, policy_name: str
 ) -> None:
-    """Delete an inline policy (iam:Delete<Kind>Policy on the owner)."""
-    identity_policy_describe(
+    """Delete an inline policy (iam:Delete<Kind>Policy on the owner), resealing the owner, whose MAC covers it."""
+    policy = identity_policy_describe(
         ctx=ctx, account=account, kind=kind, owner_name=owner_name, policy_name=policy_name
-    ).delete()
+    )
+    owner = policy.user or policy.group or policy.role
+    assert owner is not None  # noqa: S101 - a database constraint gives every policy exactly one owner
+    owner = locked_and_checked(owner)
+    policy.delete()
+    owner.seal()

@@ -25,6 +25,7 @@ from keys.selectors import resolve_key
 from keys.services.access import authorize_on_key, key_for
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import list_limit, page
+from kmsconsole.core.rowmac import locked_and_checked
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
@@ -87,6 +88,7 @@ def _alias_in_account(ctx: OperationContext, name: str, *, arn: str) -> Alias:
     )
     if alias is None:
         raise errors.NotFoundException(f"Alias {arn} is not found.")
+    alias.check_row()  # the locked copy is the one a change saves: never bless a row changed outside
     return alias
 
 
@@ -130,9 +132,11 @@ def alias_create(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
         # A savepoint: a concurrent CreateAlias of the same name loses on the unique constraint, not the whole
         # transaction (PostgreSQL aborts a transaction after an error).
         with transaction.atomic():
-            return Alias.objects.create(account=key.account, name=alias_name, key=key)
+            alias = Alias.objects.create(account=key.account, name=alias_name, key=key)
     except IntegrityError:
         raise errors.AlreadyExistsException(f"An alias with the name {arn} already exists") from None
+    key.seal()  # the key's MAC covers its aliases (key_for locked and checked it)
+    return alias
 
 
 def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) -> Alias:
@@ -153,8 +157,11 @@ def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
         return alias
     _check_compatible(alias, old=old, new=new)
     _check_alias_quota(new)
+    old = locked_and_checked(old)
     alias.key = new
     alias.save(update_fields=["key", "updated_at"])
+    old.seal()  # both keys' MACs cover their aliases
+    new.seal()
     return alias
 
 
@@ -165,7 +172,9 @@ def alias_delete(*, ctx: OperationContext, alias_name: str) -> None:
     arn = _authorize_alias(ctx, alias_name)
     alias = _alias_in_account(ctx, alias_name, arn=arn)
     authorize_on_key(ctx, alias.key)
+    key = locked_and_checked(alias.key)
     alias.delete()
+    key.seal()
 
 
 def alias_list(

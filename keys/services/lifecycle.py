@@ -91,6 +91,8 @@ def key_create(
     ctx.audit.key_arn = key.arn
     create_material(key)
     Tag.objects.bulk_create(Tag(key=key, tag_key=name, tag_value=value) for name, value in tag_map.items())
+    if tag_map:
+        key.seal()  # the key's MAC covers its tags (nobody else sees the new key before the commit)
     record_policy_version(ctx, key, document=document, bypassed=bypass_lockout)
     return key
 

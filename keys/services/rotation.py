@@ -232,19 +232,35 @@ def _following(due: datetime, period_days: int, now: datetime) -> datetime:
 
 def _rotate_if_claimed(pk: int, *, due: datetime, period_days: int, now: datetime) -> bool:
     """Claim one due key and rotate it, in one transaction. False when another sweep claimed it first (its
-    UPDATE matched: ours then matches nothing) or the key changed since it was picked."""
+    UPDATE matched: ours then matches nothing) or the key changed since it was picked.
+
+    The key's row MAC covers the schedule, so the claim writes the new MAC in the same statement, computed from
+    the row as loaded and checked, and only if the row still has the MAC it was checked with. A key that fails its
+    check is not claimed: the rotation below then fails closed on it, audited, and it stays due."""
     failure: errors.KmsError | None = None
     with transaction.atomic():
-        claimed = Key.objects.filter(
-            pk=pk,
-            next_rotation_at=due,
-            rotation_period_days=period_days,
-            rotation_enabled=True,
-            state=KeyState.ENABLED,
-        ).update(next_rotation_at=_following(due, period_days, now))
-        if not claimed:
+        key = Key.objects.select_related("account").filter(pk=pk).first()
+        if key is None:
             return False
-        key = Key.objects.select_related("account").get(pk=pk)
+        checked_mac = key.mac
+        claimed = 0
+        try:
+            key.check_row()
+        except errors.KmsError:
+            pass  # logged; perform() below records the failure
+        else:
+            key.next_rotation_at = _following(due, period_days, now)
+            key.refresh_mac()
+            claimed = Key.objects.filter(
+                pk=pk,
+                mac=checked_mac,
+                next_rotation_at=due,
+                rotation_period_days=period_days,
+                rotation_enabled=True,
+                state=KeyState.ENABLED,
+            ).update(next_rotation_at=key.next_rotation_at, mac=key.mac)
+            if not claimed:
+                return False
         try:
             perform(
                 ROTATE_KEY_EVENT,
@@ -255,7 +271,8 @@ def _rotate_if_claimed(pk: int, *, due: datetime, period_days: int, now: datetim
             )
         except errors.KmsError as error:
             # perform() undid the rotation and recorded the failure; give the claim back for the next sweep.
-            Key.objects.filter(pk=pk).update(next_rotation_at=due)
+            if claimed:
+                Key.objects.filter(pk=pk).update(next_rotation_at=due, mac=checked_mac)
             failure = error
     if failure is not None:
         raise failure

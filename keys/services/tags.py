@@ -30,6 +30,7 @@ def key_tag(*, ctx: OperationContext, key_id: str, tags: Sequence[Mapping[str, s
     check_tag_count(existing, tag_map)
     for name, value in tag_map.items():
         Tag.objects.update_or_create(key=key, tag_key=name, defaults={"tag_value": value})
+    key.seal()  # the key's MAC covers its tags (key_for locked and checked it)
     return key
 
 
@@ -40,6 +41,7 @@ def key_untag(*, ctx: OperationContext, key_id: str, tag_keys: Sequence[str]) ->
         raise errors.TagException("Tags beginning with aws: are reserved")
     key = key_for(ctx, key_id, lock=True, condition_values={"aws:TagKeys": list(tag_keys)})
     Tag.objects.filter(key=key, tag_key__in=list(tag_keys)).delete()
+    key.seal()
     return key
 
 

@@ -64,11 +64,12 @@ def policy_versions(ctx: OperationContext, *, key_id: str) -> QuerySet[KeyPolicy
 
 
 def policy_version(ctx: OperationContext, *, key_id: str, version: int) -> KeyPolicyVersion:
-    found = policy_versions(ctx, key_id=key_id).filter(version=version).first()
+    found = policy_versions(ctx, key_id=key_id).filter(version=version).select_related("key").first()
     if found is None:
         raise errors.NotFoundException(
             f"Version {version} of the policy of key {key_id[:128]} does not exist."
         )
+    found.check_row()  # a restore makes this document the key policy again: never one edited outside
     return found
 
 

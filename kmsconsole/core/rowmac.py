@@ -7,8 +7,16 @@ kind and its fields (an unambiguous encoding: no two field lists share one). Eac
 path relies on call `check_row()` once, when a row enters a process cache, so the hot path pays nothing per
 request. A mismatch fails closed with KMSInternalException and names neither the column nor the value.
 
+A parent row's MAC also covers the set of its children, as (name, MAC) pairs: a user's groups and inline
+policies, a role's and a group's inline policies, a key's aliases and tags. Deleting a child row (a Deny policy, a
+membership, a tag a Deny's condition matches) therefore fails the parent's check, not only editing one. A service
+that changes children locks and checks the parent first (`locked_and_checked`), then reseals it (`seal()`) in the
+same transaction, so it never blesses a parent changed outside and concurrent changes never lose a child.
+
 `*_mac_fields()` functions take a row (a model instance or a migration's historical one: they read columns and
 relations only), so the data migration that fills the MACs of existing rows computes exactly what the models do.
+Formulas that changed keep their first version (`*_v1`) for the migrations that used it and for the upgrade, which
+moves a row to the new formula only if its MAC verifies under the old one.
 """
 
 from __future__ import annotations
@@ -98,8 +106,18 @@ class MacProtectedRow:
 
     def check_row(self) -> None:
         """Raise KMSInternalException (and log) unless the row's MAC matches its covered values."""
-        if not verify_row_mac(self.mac, self.MAC_KIND, *self.mac_fields()):
+        self.check_fields(self.mac_fields())
+
+    def check_fields(self, fields: Sequence[Any]) -> None:
+        """`check_row()` with the covered values given: a loader that has read a parent's children already
+        passes the fields built from them, so the check costs no query."""
+        if not verify_row_mac(self.mac, self.MAC_KIND, *fields):
             raise integrity_failure(self.MAC_KIND, self.pk)
+
+    def seal(self) -> None:
+        """Store a fresh MAC after the row's children changed. The row must have been locked and checked in this
+        transaction (`locked_and_checked`), so the MAC covers only what was verified and every child committed."""
+        self.save(update_fields=["mac"])
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields: Iterable[str] | None = kwargs.get("update_fields")
@@ -131,6 +149,19 @@ class MacProtectedManager(models.Manager[_Row]):
 def check_rows(rows: Iterable[MacProtectedRow]) -> None:
     for row in rows:
         row.check_row()
+
+
+_Parent = TypeVar("_Parent", bound=MacProtectedRow)
+
+
+def locked_and_checked(row: _Parent) -> _Parent:
+    """The row reloaded under a row lock held to the end of the transaction, and checked with its children as
+    they are now: a service changes the children next and reseals the row with `seal()`. The lock orders
+    concurrent changes of one parent's children (the second reads the first's child once it has committed)."""
+    model: Any = type(row)
+    locked: _Parent = model.objects.select_for_update(of=("self",)).select_related("account").get(pk=row.pk)
+    locked.check_row()
+    return locked
 
 
 # The covered values of each protected row type. They read columns and relations only (no model methods), so the
@@ -167,19 +198,54 @@ def access_key_mac_fields(key: Any) -> tuple[Any, ...]:
     return (key.access_key_id, key.account.account_id, key.kind, key.status, *owner)
 
 
-def iam_user_mac_fields(user: Any, group_unique_ids: Sequence[str] | None = None) -> tuple[Any, ...]:
-    """A user's identity and the set of groups it belongs to (group memberships bring identity policies)."""
+def children(row: Any, related: str, name_field: str) -> list[list[Any]]:
+    """A parent's children as sorted [name, MAC] pairs (none for a row not saved yet)."""
+    if row.pk is None:
+        return []
+    return sorted([name, mac] for name, mac in getattr(row, related).values_list(name_field, "mac"))
+
+
+def _pairs(
+    given: Iterable[tuple[str, str]] | None, row: Any, related: str, name_field: str
+) -> list[list[Any]]:
+    return (
+        sorted([name, mac] for name, mac in given)
+        if given is not None
+        else children(row, related, name_field)
+    )
+
+
+def _entity(entity: Any) -> tuple[Any, ...]:
+    return (entity.unique_id, entity.account.account_id, entity.path, entity.name)
+
+
+def iam_user_mac_fields_v1(user: Any, group_unique_ids: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """The first formula (identity and groups), kept for the migrations that used it and for the upgrade."""
     if group_unique_ids is None:
         group_unique_ids = (
             sorted(user.groups.values_list("unique_id", flat=True)) if user.pk is not None else []
         )
-    return (
-        user.unique_id,
-        user.account.account_id,
-        user.path,
-        user.name,
-        sorted(group_unique_ids),
-    )
+    return (*_entity(user), sorted(group_unique_ids))
+
+
+def iam_user_mac_fields(
+    user: Any,
+    group_unique_ids: Sequence[str] | None = None,
+    policies: Iterable[tuple[str, str]] | None = None,
+) -> tuple[Any, ...]:
+    """A user's identity, the set of groups it belongs to (group memberships bring identity policies) and its
+    inline policies as (name, MAC) pairs. `group_unique_ids` and `policies` are what a loader already read."""
+    return (*iam_user_mac_fields_v1(user, group_unique_ids), _pairs(policies, user, "policies", "name"))
+
+
+def iam_role_mac_fields(role: Any, policies: Iterable[tuple[str, str]] | None = None) -> tuple[Any, ...]:
+    """A role's identity, its maximum session duration and its inline policies as (name, MAC) pairs."""
+    return (*_entity(role), role.max_session_seconds, _pairs(policies, role, "policies", "name"))
+
+
+def iam_group_mac_fields(group: Any, policies: Iterable[tuple[str, str]] | None = None) -> tuple[Any, ...]:
+    """A group's identity and its inline policies as (name, MAC) pairs (its members are in their users' MACs)."""
+    return (*_entity(group), _pairs(policies, group, "policies", "name"))
 
 
 def identity_policy_mac_fields(policy: Any) -> tuple[Any, ...]:
@@ -192,9 +258,8 @@ def identity_policy_mac_fields(policy: Any) -> tuple[Any, ...]:
     return (*owner, policy.name, policy.document)
 
 
-def key_mac_fields(key: Any) -> tuple[Any, ...]:
-    """What authorization and cryptography read of a key: identity, spec, usage, origin, state, deletion date,
-    key policy and public key."""
+def key_mac_fields_v1(key: Any) -> tuple[Any, ...]:
+    """The first formula, kept for the migrations that used it and for the upgrade."""
     return (
         key.key_id,
         key.account.account_id,
@@ -205,6 +270,55 @@ def key_mac_fields(key: Any) -> tuple[Any, ...]:
         key.deletion_date,
         key.policy,
         key.public_key_der,
+    )
+
+
+def key_mac_fields(
+    key: Any,
+    aliases: Iterable[tuple[str, str]] | None = None,
+    tags: Iterable[tuple[str, str]] | None = None,
+) -> tuple[Any, ...]:
+    """What authorization and cryptography read of a key: identity, spec, usage, origin, state, deletion date,
+    key policy, public key, the rotation schedule, and its aliases (kms:ResourceAliases) and tags
+    (aws:ResourceTag) as (name, MAC) pairs. `aliases` and `tags` are what a loader already read."""
+    return (
+        *key_mac_fields_v1(key),
+        key.rotation_enabled,
+        key.rotation_period_days,
+        key.next_rotation_at,
+        _pairs(aliases, key, "aliases", "name"),
+        _pairs(tags, key, "tags", "tag_key"),
+    )
+
+
+def alias_mac_fields(alias: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """Which key an alias name of an account names."""
+    return (alias.account.account_id, alias.name, key_id if key_id is not None else alias.key.key_id)
+
+
+def tag_mac_fields(tag: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    return (key_id if key_id is not None else tag.key.key_id, tag.tag_key, tag.tag_value)
+
+
+def key_material_mac_fields(material: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """Which version is current (the one Encrypt uses) and how it was made. The sealed bytes are bound to the key
+    and version by their own AAD."""
+    return (
+        key_id if key_id is not None else material.key.key_id,
+        material.material_id,
+        material.is_current,
+        material.rotation_type,
+    )
+
+
+def key_policy_version_mac_fields(version: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """A key policy of the history, which a restore makes the key policy again."""
+    return (
+        key_id if key_id is not None else version.key.key_id,
+        version.version,
+        version.document,
+        version.created_by,
+        version.bypassed_lockout_check,
     )
 
 
@@ -230,31 +344,80 @@ def console_identity_mac_fields(identity: Any) -> tuple[Any, ...]:
     return (identity.login_id, identity.iam_user.unique_id)
 
 
+def integrated_service_mac_fields(service: Any) -> tuple[Any, ...]:
+    """A registered integrated service and the principals the operator bound to it (who may claim it)."""
+    return (service.name, list(service.principals))
+
+
 # The data migrations that give existing rows their MACs.
 
-FILL_SPECS: dict[str, tuple[tuple[str, str, Any], ...]] = {
+FillSpec = tuple[tuple[str, str, Any], ...]
+
+# The first row-MAC migrations (frozen: they ran with these formulas).
+FILL_SPECS: dict[str, FillSpec] = {
     "policies": (
-        ("IamUser", "iam-user", iam_user_mac_fields),
+        ("IamUser", "iam-user", iam_user_mac_fields_v1),
         ("IdentityPolicy", "identity-policy", identity_policy_mac_fields),
         ("AccessKey", "access-key", access_key_mac_fields),
         ("ConsoleIdentity", "console-identity", console_identity_mac_fields),
     ),
-    "keys": (("Key", "key", key_mac_fields),),
+    "keys": (("Key", "key", key_mac_fields_v1),),
     "grants": (("Grant", "grant", grant_mac_fields),),
 }
 
+# The second: rows protected since (children before the parents whose MACs cover them).
+FILL_SPECS_2: dict[str, FillSpec] = {
+    "policies": (
+        ("IamRole", "iam-role", iam_role_mac_fields),
+        ("IamGroup", "iam-group", iam_group_mac_fields),
+    ),
+    "keys": (
+        ("Alias", "alias", alias_mac_fields),
+        ("Tag", "tag", tag_mac_fields),
+        ("KeyMaterial", "key-material", key_material_mac_fields),
+        ("KeyPolicyVersion", "key-policy-version", key_policy_version_mac_fields),
+    ),
+    "grants": (("IntegratedService", "integrated-service", integrated_service_mac_fields),),
+}
 
-def fill_missing_macs(app_label: str) -> Any:
+# Formulas that grew: (model, kind, the old fields, the new fields).
+UPGRADE_SPECS: dict[str, tuple[tuple[str, str, Any, Any], ...]] = {
+    "policies": (("IamUser", "iam-user", iam_user_mac_fields_v1, iam_user_mac_fields),),
+    "keys": (("Key", "key", key_mac_fields_v1, key_mac_fields),),
+    "grants": (),
+}
+
+
+def fill_missing_macs(app_label: str, specs: dict[str, FillSpec] = FILL_SPECS) -> Any:
     """A RunPython function that sets the MAC of every row of `app_label`'s protected models that has none.
     Idempotent (rows that have a MAC are left alone, so a re-run never blesses a row changed since); needs the
     root key only when there are rows to fill."""
 
     def fill(apps: Any, schema_editor: Any) -> None:
         using = schema_editor.connection.alias
-        for model_name, kind, fields_of in FILL_SPECS[app_label]:
+        for model_name, kind, fields_of in specs[app_label]:
             model = apps.get_model(app_label, model_name)
             for row in model.objects.using(using).filter(mac="").iterator(chunk_size=500):
                 row.mac = row_mac(kind, *fields_of(row))
                 row.save(update_fields=["mac"])
 
     return fill
+
+
+def fill_and_upgrade_macs(app_label: str) -> Any:
+    """A RunPython function for the second row-MAC migrations: fill the newly protected rows (children first),
+    then move each parent whose MAC verifies under its old formula to the new one. A parent whose MAC does not
+    verify keeps it, and so keeps failing its check: the upgrade never blesses a row changed outside."""
+    fill = fill_missing_macs(app_label, FILL_SPECS_2)
+
+    def run(apps: Any, schema_editor: Any) -> None:
+        fill(apps, schema_editor)
+        using = schema_editor.connection.alias
+        for model_name, kind, old_fields, new_fields in UPGRADE_SPECS[app_label]:
+            model = apps.get_model(app_label, model_name)
+            for row in model.objects.using(using).iterator(chunk_size=500):
+                if verify_row_mac(row.mac, kind, *old_fields(row)):
+                    row.mac = row_mac(kind, *new_fields(row))
+                    row.save(update_fields=["mac"])
+
+    return run

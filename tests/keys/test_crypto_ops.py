@@ -16,10 +16,9 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
-from keys.models import Alias, Key, KeyState
+from keys.models import Key, KeyState
 from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
-from policies.models import Account
 from tests.conftest import Persona
 from tests.rows import update_sealed
 
@@ -272,8 +271,7 @@ def test_symmetric_round_trip_in_every_key_id_form(admin_kms: Any, keys: Keys) -
     assert decrypt.response["KeyMaterialId"] == key["CurrentKeyMaterialId"]
     assert decrypt.trail == ("Decrypt", "allowed", arn)
 
-    account = Account.objects.get(account_id=ACCOUNT)
-    Alias.objects.create(account=account, name="alias/orders", key=Key.objects.get(key_id=key["KeyId"]))
+    admin_kms.create_alias(AliasName="alias/orders", TargetKeyId=key["KeyId"])
     alias_arn = arn.replace(f"key/{key['KeyId']}", "alias/orders")
     for key_id in (key["KeyId"], arn, "alias/orders", alias_arn):
         result = admin_kms.decrypt(CiphertextBlob=blob, KeyId=key_id, EncryptionContext=CONTEXT)

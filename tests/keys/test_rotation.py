@@ -29,6 +29,7 @@ from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.jobs.models import JobRun
 from tests.conftest import Persona, WorkerProcesses
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +51,7 @@ def identity_policy(*statements: dict[str, Any]) -> str:
 def make_due(key_id: str, *, ago: timedelta = timedelta(minutes=1)) -> datetime:
     """Move a key's next automatic rotation into the past (the column the sweep reads)."""
     due = timezone.now() - ago
-    Key.objects.filter(key_id=key_id).update(next_rotation_at=due)
+    update_sealed(Key.objects.filter(key_id=key_id), next_rotation_at=due)
     return due
 
 
@@ -241,10 +242,14 @@ def test_on_demand_conflicts_with_a_due_automatic_rotation(
 ) -> None:
     key = create_key()
     admin_kms.enable_key_rotation(KeyId=key["KeyId"])
-    Key.objects.filter(key_id=key["KeyId"]).update(next_rotation_at=timezone.now() + timedelta(minutes=19))
+    update_sealed(
+        Key.objects.filter(key_id=key["KeyId"]), next_rotation_at=timezone.now() + timedelta(minutes=19)
+    )
     code, message = error_of(lambda: admin_kms.rotate_key_on_demand(KeyId=key["KeyId"]))
     assert code == "ConflictException" and key["Arn"] in message
-    Key.objects.filter(key_id=key["KeyId"]).update(next_rotation_at=timezone.now() + timedelta(minutes=21))
+    update_sealed(
+        Key.objects.filter(key_id=key["KeyId"]), next_rotation_at=timezone.now() + timedelta(minutes=21)
+    )
     admin_kms.rotate_key_on_demand(KeyId=key["KeyId"])
     # Without automatic rotation there is nothing to conflict with.
     admin_kms.disable_key_rotation(KeyId=key["KeyId"])
