@@ -420,3 +420,31 @@ def test_a_grant_token_works_on_every_operation_that_takes_one_before_propagatio
     ] == (DENIED)
     admin_kms.revoke_grant(KeyId=arn, GrantId=grant["GrantId"])
     assert error_of(lambda: app_kms.encrypt(KeyId=arn, Plaintext=b"x", GrantTokens=token)) == INVALID_TOKEN
+
+
+def test_a_valid_grant_token_gives_nothing_to_anyone_but_its_grantee(
+    settings: Any,
+    admin_kms: Any,
+    key_arn: Callable[..., str],
+    make_user: Callable[..., Persona],
+    kms_client: Any,
+) -> None:
+    """A token (seen in a log, a message, a captured request) is not a bearer credential: the engine uses it only
+    to make a pending grant count for the grant's own grantee."""
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 3600  # pending: only the token can make the grant count
+    arn = key_arn()
+    app, thief = make_user("app"), make_user("thief")
+    grant = admin_kms.create_grant(KeyId=arn, GranteePrincipal=app.arn, Operations=["Encrypt", "DescribeKey"])
+    token = [grant["GrantToken"]]
+    assert kms_client(app).describe_key(KeyId=arn, GrantTokens=token)["KeyMetadata"]["Arn"] == arn
+    thief_kms = kms_client(thief)
+    assert error_of(lambda: thief_kms.encrypt(KeyId=arn, Plaintext=b"x", GrantTokens=token))[0] == DENIED
+    assert error_of(lambda: thief_kms.describe_key(KeyId=arn, GrantTokens=token))[0] == DENIED
+    event = last_event("DescribeKey")
+    assert (event.caller_arn, event.decision) == (thief.arn, "denied")
+    # Nor once the grant is in effect.
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    live = admin_kms.create_grant(KeyId=arn, GranteePrincipal=app.arn, Operations=["Encrypt"])
+    assert kms_client(app).encrypt(KeyId=arn, Plaintext=b"x")["KeyId"] == arn
+    tokens = [live["GrantToken"]]
+    assert error_of(lambda: thief_kms.encrypt(KeyId=arn, Plaintext=b"x", GrantTokens=tokens))[0] == DENIED

@@ -4,6 +4,7 @@ to ruff's security rules (bandit) in the product's code carries its justificatio
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.conftest import REPO
 
@@ -144,3 +146,32 @@ def test_a_root_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
     secret.chmod(0o604)
     checked = _start(tmp_path, "manage.py", "check", SECRET_KEY_FILE=str(secret))
     assert checked.returncode != 0 and "SECRET_KEY_FILE" in checked.stderr and "t" * 50 not in checked.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_claiming_https_is_believed_only_behind_a_trusted_proxy(
+    kms_client: Any, admin: Any, settings: Any
+) -> None:
+    """aws:SecureTransport comes from the socket unless KMS_TRUSTED_PROXY says a TLS proxy sets
+    X-Forwarded-Proto (and overwrites what clients send)."""
+    kms = kms_client(admin)
+    root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
+    only_tls = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            {"Sid": "NoPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    }  # fmt: skip
+    key_id = kms.create_key(Policy=json.dumps(only_tls))["KeyMetadata"]["KeyId"]
+
+    def claim_https(request: Any, **_: Any) -> None:
+        request.headers["X-Forwarded-Proto"] = "https"
+
+    kms.meta.events.register("before-sign.kms.*", claim_https)
+    with pytest.raises(ClientError) as refused:
+        kms.encrypt(KeyId=key_id, Plaintext=b"over plain http")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what KMS_TRUSTED_PROXY=true sets
+    assert kms.encrypt(KeyId=key_id, Plaintext=b"through the proxy")["KeyId"].endswith(key_id)

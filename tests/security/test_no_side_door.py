@@ -328,3 +328,35 @@ def test_no_kms_operation_gives_an_outsider_anything(
         if error == "AccessDeniedException":
             assert event.decision == "denied" and event.caller_arn == outsider.arn, operation
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("operation", ["UpdateKeyDescription", "Encrypt"])
+def test_a_service_that_never_asks_the_engine_fails_closed(admin: Persona, operation: str) -> None:
+    """perform()'s last line of defence: a service (here, a deliberately broken one) that returns without any
+    decision by the engine gets KMSInternalException, its change is undone, and the event says it failed."""
+    from kmsconsole.core import errors
+    from kmsconsole.core.context import RequestMeta
+    from kmsconsole.operations import perform
+    from policies.selectors import credentials_for
+
+    key = as_operator("CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx, description="before"))
+    credentials = credentials_for(admin.access_key_id)
+    assert credentials is not None
+
+    def side_door(ctx: Any) -> dict[str, Any]:
+        Key.objects.filter(pk=key.pk).update(description="changed without authorization")
+        return {"KeyId": str(key.key_id)}
+
+    with pytest.raises(errors.KMSInternalException):
+        perform(
+            operation,
+            caller=credentials.caller,
+            meta=RequestMeta(interface="api"),
+            params={"KeyId": str(key.key_id)},
+            service=side_door,
+        )
+    event = AuditEvent.objects.filter(operation=operation).order_by("-seq").first()
+    assert event is not None and (event.decision, event.error_code) == ("failed", "KMSInternalException")
+    assert event.caller_arn == admin.arn and not event.response_elements
+    if operation == "UpdateKeyDescription":  # a change runs in the operation's transaction: undone
+        assert Key.objects.get(pk=key.pk).description == "before"
