@@ -10,17 +10,22 @@ the changed rows. Deletions matter because they can remove a Deny."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 
 from grants import services as grant_services
 from grants.models import Grant, IntegratedService
 from keys.models import Alias, Key, KeyMaterial, KeyPolicyVersion, Tag
-from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.models import AuditChainHead, AuditEvent
 from kmsconsole.core import errors
+from kmsconsole.generations import triggers
 from policies import services
 from policies.models import Account, IamGroup, IamRole, IamUser, IdentityPolicy
 from tests.api.conftest import client_with, token_for
@@ -276,3 +281,48 @@ def test_a_grant_token_for_a_tampered_grant_row_is_refused(
     fails_closed(lambda: mallory.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[token]))
     last_failed("Encrypt")
     fails_closed(lambda: kms_client(random_user).encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[token]))
+
+
+# Concurrent service writes of one parent's children: the parent's lock orders them, so no child is left out of
+# the parent's MAC (which would fail the next request closed).
+
+
+def test_concurrent_policy_puts_on_one_user_keep_its_mac_whole(
+    kms_client: Callable[..., Any], make_user: Callable[..., Persona]
+) -> None:
+    """The racers are held at their audit write (the chain head is locked meanwhile), after each has put its
+    policy and computed the user's MAC: without the user's row lock each MAC would cover its own policy only.
+    The generation triggers would serialize the racers too (each bumps the account's row); an operator can drop
+    them, so the MAC must not depend on them: they are dropped here."""
+    bob = make_user("bob")
+    owner = user_row(bob)
+    racers = 8
+    started = threading.Barrier(racers + 1)
+
+    def put(index: int) -> None:
+        started.wait()
+        try:
+            put_policy(owner, f"p{index}", ALLOW_ALL)
+        finally:
+            connection.close()
+
+    with connection.cursor() as cursor:
+        for trigger, table in triggers._present(connection).items():
+            cursor.execute(
+                f"DROP TRIGGER {trigger}{' ON ' + table if connection.vendor == 'postgresql' else ''}"
+            )
+    try:
+        with ThreadPoolExecutor(max_workers=racers) as pool, transaction.atomic():
+            AuditChainHead.objects.select_for_update().get()
+            done = [pool.submit(put, index) for index in range(racers)]
+            started.wait()
+            time.sleep(
+                1
+            )  # every racer reaches its lock wait (the user row, or the head with the user row held)
+        for future in done:
+            future.result()
+    finally:
+        triggers.install_triggers("default")
+    assert IdentityPolicy.objects.filter(user=owner).count() == racers
+    IamUser.objects.get(pk=owner.pk).check_row()
+    kms_client(bob).create_key()
