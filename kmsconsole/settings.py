@@ -273,10 +273,32 @@ AXES_LOCKOUT_TEMPLATE = "console/signin_locked.html"
 AXES_VERBOSE = False
 # The peer address only: X-Forwarded-For is set by the client unless a trusted proxy overwrites it.
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Password spraying: KMS_SIGNIN_ADDRESS_FAILURE_LIMIT failed sign-ins from one address, whatever the user names,
+# within KMS_SIGNIN_LOCKOUT_MINUTES lock that address out too (kmsconsole.console.signin_lockout).
+AXES_HANDLER = "kmsconsole.console.signin_lockout.SignInLockoutHandler"
+KMS_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("KMS_SIGNIN_ADDRESS_FAILURE_LIMIT", 30)
 
-# Sudo mode: destructive console actions (disable a key, schedule deletion, change a key policy, revoke a
-# grant, create an access key) ask for the password again unless it was given in the last
-# KMS_SUDO_SECONDS.
+# Rate limits (kmsconsole.core.ratelimit), counted in each worker's memory: each of the KMS_WEB_WORKERS gunicorn
+# workers takes its share of every limit. KMS_RATE_LIMITS=false turns them all off (benchmarks). An address with
+# more than KMS_AUTH_FAILURE_LIMIT failed authentications (AWS endpoint and REST API) in
+# KMS_AUTH_FAILURE_WINDOW_SECONDS is refused for that long; cryptographic operations have per-account quotas in
+# requests per second like AWS KMS's (0 turns one off). Throttled requests are audited at most once per
+# KMS_THROTTLE_AUDIT_SECONDS per address or account and worker, with the count of those not recorded.
+KMS_RATE_LIMITS = env_bool("KMS_RATE_LIMITS", True)
+KMS_WEB_WORKERS = max(1, env_int("KMS_WEB_WORKERS", 2))
+KMS_AUTH_FAILURE_LIMIT = env_int("KMS_AUTH_FAILURE_LIMIT", 100)
+KMS_AUTH_FAILURE_WINDOW_SECONDS = max(1, env_int("KMS_AUTH_FAILURE_WINDOW_SECONDS", 60))
+KMS_CRYPTO_QUOTAS = {
+    "symmetric": env_int("KMS_QUOTA_SYMMETRIC_RPS", 50_000),
+    "asymmetric": env_int("KMS_QUOTA_ASYMMETRIC_RPS", 1_000),
+    "public-key": env_int("KMS_QUOTA_GET_PUBLIC_KEY_RPS", 2_000),
+    "data-key-pair": env_int("KMS_QUOTA_DATA_KEY_PAIR_RPS", 50),
+}
+KMS_THROTTLE_AUDIT_SECONDS = max(1, env_int("KMS_THROTTLE_AUDIT_SECONDS", 60))
+
+# Sudo mode: console actions that change who can do what (disable or delete a key; key and identity policies;
+# grants; group membership; access keys; tags and aliases, which ABAC conditions decide by) ask for the password
+# again unless it was given in the last KMS_SUDO_SECONDS (kmsconsole.console.sudo).
 KMS_SUDO_SECONDS = env_int("KMS_SUDO_SECONDS", 5 * 60)
 # A console session ends after KMS_SESSION_IDLE_SECONDS without a request, and in any case
 # KMS_SESSION_AGE_SECONDS after sign-in.

@@ -5,9 +5,9 @@ There is deliberately no Django admin: it would edit rows around the service lay
 its audit trail.
 """
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from kmsconsole.console.views import signin
 from kmsconsole.core import health, views
 
 urlpatterns = [
@@ -15,12 +15,8 @@ urlpatterns = [
     path("kms/", views.kms_only, name="kms-endpoint"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path(
-        "signin/",
-        auth_views.LoginView.as_view(template_name="core/signin.html", redirect_authenticated_user=True),
-        name="login",
-    ),
-    path("signout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("signin/", signin.SignInView.as_view(), name="login"),
+    path("signout/", signin.SignOutView.as_view(), name="logout"),
     path("console/", include("kmsconsole.console.urls")),
     path("api/", include("kmsconsole.api.urls")),
 ]

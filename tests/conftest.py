@@ -19,6 +19,7 @@ import pytest
 from botocore.config import Config
 from django.conf import settings
 
+from kmsconsole.core import ratelimit
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.core.rootkey import create_root_key_file, root_key
 from kmsconsole.operations import perform
@@ -44,6 +45,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from celery.signals import before_task_publish
 
     before_task_publish.connect(on_task_publish, weak=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with no failed authentication counted and full quotas (the counts live in process
+    memory, kmsconsole.core.ratelimit, and would otherwise carry over between tests of one worker)."""
+    ratelimit.reset()
 
 
 @pytest.fixture(autouse=True)
@@ -221,7 +229,9 @@ def kms_client(live_server: Any) -> Callable[..., Any]:
                 aws_access_key_id=overrides.pop("access_key_id", persona.access_key_id),
                 aws_secret_access_key=overrides.pop("secret_access_key", persona.secret_access_key),
                 aws_session_token=overrides.pop("session_token", persona.session_token),
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}, **overrides),
+                config=Config(
+                    retries=overrides.pop("retries", {"max_attempts": 1, "mode": "standard"}), **overrides
+                ),
             )
         )
 

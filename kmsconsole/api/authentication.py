@@ -3,18 +3,44 @@ linked to an IAM user (ConsoleIdentity). Either way the request acts as that IAM
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from kmsconsole.api.tokens import token_principal
+from kmsconsole.api.tokens import TOKEN_SCHEME, token_principal
+from kmsconsole.audit.authevents import RELINKED, record_refused
 from kmsconsole.console.sudo import sudo_fresh
-from kmsconsole.core.context import Caller
+from kmsconsole.core import errors, ratelimit
+from kmsconsole.core.context import Caller, RequestMeta
+from kmsconsole.core.middleware import client_ip, http_request_meta
 from policies.models import ConsoleIdentity, IamUser
 
 BEARER = "Bearer"
+# The public part of a presented token (kmsc_<12 hex digits>_<secret>): what a refused token is audited as.
+_TOKEN_ID = re.compile(rf"^{TOKEN_SCHEME}_([0-9a-f]{{12}})_")
+
+
+def request_meta(request: Request) -> RequestMeta:
+    return http_request_meta(request._request, "api")
+
+
+def presented_token_id(request: Request) -> str:
+    """`kmsc_<prefix>` of the bearer token presented, or "" for anything else (never the secret)."""
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    scheme, _, value = header.partition(" ")
+    found = _TOKEN_ID.match(value.strip()) if scheme == BEARER else None
+    return f"{TOKEN_SCHEME}_{found.group(1)}" if found else ""
+
+
+class AddressThrottled(exceptions.Throttled):
+    """The address failed authentication too often recently: refused before its credentials are looked at."""
+
+    def __init__(self, refusal: ratelimit.Throttled) -> None:
+        super().__init__(wait=refusal.retry_after, detail=refusal.message)
+        self.refusal = refusal
 
 
 def user_caller(user: IamUser, *, access_key_id: str = "") -> Caller:
@@ -47,6 +73,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer kmsc_<prefix>_<secret>`; unknown, expired and revoked tokens are 401."""
 
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, Any] | None:
+        # The first authenticator DRF runs, so the address check comes before any credential is looked at.
+        try:
+            ratelimit.check_address(client_ip(request._request))
+        except ratelimit.Throttled as refusal:
+            raise AddressThrottled(refusal) from None
         header = authentication.get_authorization_header(request).decode("latin-1")
         scheme, _, value = header.partition(" ")
         if scheme != BEARER:
@@ -85,5 +116,14 @@ class ConsoleSessionAuthentication(authentication.SessionAuthentication):
         )
         if identity is None:
             raise exceptions.PermissionDenied("This console login is not linked to an IAM principal.")
-        identity.check_row()  # a login relinked to another IAM user in the database fails closed
+        try:
+            identity.check_row()  # a login relinked to another IAM user in the database fails closed
+        except errors.KmsError as error:
+            record_refused(
+                request_meta(request),
+                error,
+                params={"ConsoleLogin": login.get_username()},
+                reason=RELINKED,
+            )
+            raise
         return ApiPrincipal(user_caller(identity.iam_user)), None

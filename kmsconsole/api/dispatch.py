@@ -11,13 +11,12 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions
 from rest_framework.request import Request
 
-from kmsconsole.api.authentication import ApiPrincipal
+from kmsconsole.api.authentication import ApiPrincipal, request_meta
 from kmsconsole.api.exceptions import from_api_exception
-from kmsconsole.core.context import Caller, RequestMeta
+from kmsconsole.core.context import Caller
 from kmsconsole.operations import OperationContext, perform
 
 Value = TypeVar("Value")
-_USER_AGENT_MAX = 512
 
 
 def caller_of(request: Request) -> Caller:
@@ -25,17 +24,6 @@ def caller_of(request: Request) -> Caller:
     if not isinstance(user, ApiPrincipal):
         raise exceptions.NotAuthenticated()
     return user.caller
-
-
-def request_meta(request: Request) -> RequestMeta:
-    django_request = request._request
-    return RequestMeta(
-        interface="api",
-        request_id=getattr(django_request, "request_id", "") or RequestMeta(interface="api").request_id,
-        source_ip=django_request.META.get("REMOTE_ADDR", ""),
-        user_agent=django_request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
-        secure_transport=django_request.is_secure(),
-    )
 
 
 def run(

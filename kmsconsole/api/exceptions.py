@@ -9,9 +9,13 @@ from typing import Any
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kmsconsole.core import errors
+from kmsconsole.api.authentication import AddressThrottled, presented_token_id, request_meta
+from kmsconsole.audit.authevents import AUTHENTICATE, record_refused, record_throttled
+from kmsconsole.audit.recorder import AuditRecord
+from kmsconsole.core import errors, ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body(exc.code, exc.message, getattr(exc, "detail", None)), status=http_status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, AddressThrottled):
+        return _throttled(exc, context)
     if isinstance(exc, exceptions.NotAuthenticated):
         return _auth_response(exc, "MissingAuthenticationTokenException", context)
     if isinstance(exc, exceptions.AuthenticationFailed):
@@ -79,14 +85,51 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         message = "The request is not valid." if detail is not None else str(exc.detail)
         return Response(body(code, message, detail), status=exc.status_code)
     logger.exception("Unhandled error in the REST API", exc_info=exc)
+    return _internal_error()
+
+
+def _internal_error() -> Response:
     return Response(
         body("KMSInternalException", INTERNAL_MESSAGE), status=status.HTTP_500_INTERNAL_SERVER_ERROR
     )
 
 
-def _auth_response(exc: exceptions.APIException, code: str, context: dict[str, Any]) -> Response:
-    response = Response(body(code, str(exc.detail)), status=status.HTTP_401_UNAUTHORIZED)
+def _throttled(exc: AddressThrottled, context: dict[str, Any]) -> Response:
+    """429 with Retry-After; audited at most once per address and interval (kmsconsole.core.ratelimit)."""
     request = context.get("request")
+    if request is not None:
+        record = AuditRecord(
+            operation=AUTHENTICATE, meta=request_meta(request), request_parameters=_target(request)
+        )
+        try:
+            record_throttled(record, exc.refusal)
+        except errors.KmsError:
+            return _internal_error()
+    response = Response(body(exc.refusal.code, exc.refusal.message), status=status.HTTP_429_TOO_MANY_REQUESTS)
+    response["Retry-After"] = str(exc.refusal.retry_after)
+    return response
+
+
+def _target(request: Request) -> dict[str, Any]:
+    return {"Method": request.method, "Path": request.path}
+
+
+def _auth_response(exc: exceptions.APIException, code: str, context: dict[str, Any]) -> Response:
+    request = context.get("request")
+    if request is not None:
+        # Refused credentials: one audit event (the token's public prefix at most), counted per address.
+        meta = request_meta(request)
+        ratelimit.note_failed_authentication(meta.source_ip)
+        try:
+            record_refused(
+                meta,
+                errors.error_for_code(code, str(exc.detail)),
+                params=_target(request),
+                credential_id=presented_token_id(request),
+            )
+        except errors.KmsError:
+            return _internal_error()
+    response = Response(body(code, str(exc.detail)), status=status.HTTP_401_UNAUTHORIZED)
     if request is not None and request.authenticators:
         header = request.authenticators[0].authenticate_header(request)
         if header:

@@ -135,19 +135,30 @@ def append_event(record: AuditRecord, outcome: str) -> AuditEvent:
 
 
 def _outcome_for(error: errors.KmsError) -> str:
-    if isinstance(error, errors.AccessDeniedException):
+    # A throttled request is refused by a rule, as a policy refuses: denied, with the rule in the reason.
+    if isinstance(error, errors.AccessDeniedException | errors.ThrottlingException):
         return AuditEvent.Decision.DENIED
     return AuditEvent.Decision.FAILED
+
+
+def _write_alone(record: AuditRecord, outcome: str) -> None:
+    try:
+        write_standalone(_clamped(_event_values(record, outcome)))
+    except Exception as exc:
+        logger.exception("Audit write failed for %s %s", record.operation, record.meta.request_id)
+        raise errors.KMSInternalException("The request could not be recorded and was not performed.") from exc
 
 
 def record_failure(record: AuditRecord, error: errors.KmsError) -> None:
     """Record a request that did not succeed, in its own transaction; fail closed if that write fails."""
     record.error = error
-    try:
-        write_standalone(_clamped(_event_values(record, _outcome_for(error))))
-    except Exception as exc:
-        logger.exception("Audit write failed for %s %s", record.operation, record.meta.request_id)
-        raise errors.KMSInternalException("The request could not be recorded and was not performed.") from exc
+    _write_alone(record, _outcome_for(error))
+
+
+def record_event(record: AuditRecord) -> None:
+    """Record something that succeeded outside an operation (a console sign-in), in its own transaction; fail
+    closed if that write fails."""
+    _write_alone(record, AuditEvent.Decision.ALLOWED)
 
 
 class NothingToDo(Exception):

@@ -23,11 +23,12 @@ from django.utils import timezone
 from keys.crypto.symmetric import BLOB_VERSION as SYMMETRIC_BLOB_VERSION
 from keys.crypto.symmetric import KEY_ID_BYTES
 from keys.selectors import prefetch_scopes
+from kmsconsole.audit.authevents import record_throttled
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
 from kmsconsole.awskms.authentication import authenticate
 from kmsconsole.awskms.handlers import HANDLERS, run_handler
-from kmsconsole.core import errors
+from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.middleware import client_ip
 from kmsconsole.generations.cache import GenerationSnapshot, request_snapshot
@@ -204,6 +205,8 @@ def _serve(
     )
     record = AuditRecord(operation=raw_name if _OPERATION_NAME.match(raw_name) else "(invalid)", meta=meta)
     try:
+        # An address that failed authentication too often is refused before any work (a dict lookup here).
+        ratelimit.check_address(meta.source_ip)
         if request.method != "POST":
             raise errors.UnknownOperationException("The KMS endpoint accepts only POST requests.")
         body = _read_body(request)
@@ -227,6 +230,8 @@ def _serve(
         name = _operation_name(target)
         if refusal is not None:
             raise refusal
+        # The caller's account quota for cryptographic operations (in memory: no round trip).
+        ratelimit.spend_quota(caller.account_id, name)
         # Only the operation's own members are kept (and audited); AWS ignores unknown members too.
         raw_params = model.modeled_members(name, document or {})
         record.request_parameters = redact(raw_params, secret_fields(OPERATIONS[name])[0])
@@ -271,6 +276,14 @@ def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Calle
 
 def _recorded_error(record: AuditRecord, error: errors.KmsError) -> HttpResponse:
     try:
+        if isinstance(error, ratelimit.Throttled):
+            # Recorded at most once per address or account and interval: a flood of refusals is no flood of
+            # audit writes.
+            record_throttled(record, error)
+            return error_response(error)
+        if record.caller is None:
+            # Unsigned, badly signed, unknown credentials, or refused before authentication: counted per address.
+            ratelimit.note_failed_authentication(record.meta.source_ip)
         record_failure(record, error)
     except errors.KmsError as audit_error:
         return error_response(audit_error)

@@ -7,6 +7,7 @@ service layer becomes a sentence on the page (`Outcome.error`), never a 500.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
@@ -17,15 +18,25 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from kmsconsole.api.authentication import user_caller
+from kmsconsole.audit.authevents import RELINKED, record_refused
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
-from kmsconsole.core.middleware import client_ip
+from kmsconsole.core.middleware import http_request_meta
 from kmsconsole.operations import OperationContext, perform
 from policies.models import ConsoleIdentity
 
 Value = TypeVar("Value")
 View = TypeVar("View", bound=Callable[..., HttpResponse])
-_USER_AGENT_MAX = 512
+
+
+def login_caller(login_pk: Any) -> Caller | None:
+    """The IAM user a console login is linked to, or None for a login no operator has linked. A link changed in
+    the database (to another IAM user) raises KMSInternalException: it fails closed."""
+    identity = ConsoleIdentity.objects.select_related("iam_user__account").filter(login_id=login_pk).first()
+    if identity is None:
+        return None
+    identity.check_row()
+    return user_caller(identity.iam_user)
 
 
 def console_caller(request: HttpRequest) -> Caller | None:
@@ -33,24 +44,27 @@ def console_caller(request: HttpRequest) -> Caller | None:
     cached = getattr(request, "_kms_caller", False)
     if cached is not False:
         return cached  # type: ignore[no-any-return]
-    identity = (
-        ConsoleIdentity.objects.select_related("iam_user__account").filter(login_id=request.user.pk).first()
-    )
-    if identity is not None:
-        identity.check_row()  # a login relinked to another IAM user in the database fails closed
-    caller = user_caller(identity.iam_user) if identity is not None else None
+    caller = login_caller(request.user.pk)
     request._kms_caller = caller  # type: ignore[attr-defined]
     return caller
 
 
+def untrusted_login(request: HttpRequest, error: errors.KmsError) -> HttpResponse:
+    """A login whose link failed its integrity check: audited (the login's name, never its password), then a page
+    that says so. Nothing is done as any principal."""
+    # The page below is the answer either way; a failed write is in the server log (record_failure logs it).
+    with contextlib.suppress(errors.KmsError):
+        record_refused(
+            request_meta(request),
+            error,
+            params={"ConsoleLogin": request.user.get_username() or request.POST.get("username", "")[:150]},
+            reason=RELINKED,
+        )
+    return render(request, "console/login_untrusted.html", status=500)
+
+
 def request_meta(request: HttpRequest) -> RequestMeta:
-    return RequestMeta(
-        interface="console",
-        request_id=getattr(request, "request_id", "") or RequestMeta(interface="console").request_id,
-        source_ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
-        secure_transport=request.is_secure(),
-    )
+    return http_request_meta(request, "console")
 
 
 def console_view(view: View) -> View:
@@ -59,7 +73,11 @@ def console_view(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if console_caller(request) is None:
+        try:
+            caller = console_caller(request)
+        except errors.KmsError as error:
+            return untrusted_login(request, error)
+        if caller is None:
             return render(request, "console/unlinked.html", status=403)
         return view(request, *args, **kwargs)
 

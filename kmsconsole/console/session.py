@@ -12,6 +12,8 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
+from kmsconsole.console.views.signin import record_sign_out
+
 SIGNED_IN_AT = "kms_signed_in_at"
 LAST_SEEN_AT = "kms_last_seen_at"
 # Saving the session on every request would be a write per page; a minute's precision is enough for an
@@ -42,6 +44,7 @@ class SessionLifetimeMiddleware:
                 or now - last_seen > settings.KMS_SESSION_IDLE_SECONDS
             ):
                 # A session without the stamps predates them (or was forged around sign-in): end it too.
+                record_sign_out(request, "The session ended: idle too long, or past its lifetime.")
                 logout(request)
             elif now - last_seen >= _TOUCH_EVERY_SECONDS:
                 request.session[LAST_SEEN_AT] = now

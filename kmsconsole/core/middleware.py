@@ -7,6 +7,10 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from kmsconsole.core.context import Interface, RequestMeta
+
+_USER_AGENT_MAX = 512
+
 
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -23,3 +27,14 @@ class RequestIdMiddleware:
 def client_ip(request: HttpRequest) -> str:
     """The peer address. X-Forwarded-For is not trusted: it is set by the client unless a proxy is configured."""
     return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def http_request_meta(request: HttpRequest, interface: Interface) -> RequestMeta:
+    """Where an HTTP request to the REST API or the console came from, for its audit event."""
+    return RequestMeta(
+        interface=interface,
+        request_id=getattr(request, "request_id", "") or RequestMeta(interface=interface).request_id,
+        source_ip=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
+        secure_transport=request.is_secure(),
+    )

@@ -76,6 +76,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
+        # Each web worker takes its share of the rate limits (kmsconsole.core.ratelimit.per_worker).
+        env["KMS_WEB_WORKERS"] = str(options["workers"])
         bind = f"{settings.KMS_HOST}:{settings.KMS_PORT}"
         python = sys.executable
         commands = {

@@ -1,0 +1,229 @@
+"""Rate limits: failed authentication per source address, and request quotas per account for cryptographic
+operations (AWS KMS's "request quotas"), both answered with ThrottlingException.
+
+Both live in each process's memory (the `limits` library's in-memory sliding-window counters), never in Redis or
+the database: a successful request pays no round trip, only a dictionary lookup for the address check and one
+counter increment for a quota (a few microseconds). The trade-off is that each gunicorn worker counts on its
+own, so every configured limit is divided by KMS_WEB_WORKERS: requests spread over the workers add up to about
+the configured rate, while a client that lands on one worker only gets that worker's share (stricter, never
+looser, than configured). A restart forgets the counts.
+
+Failed authentication is counted only when it happens (a request that ends without an authenticated caller).
+An address (an IPv6 /64, which one client usually holds whole) past KMS_AUTH_FAILURE_LIMIT failures in
+KMS_AUTH_FAILURE_WINDOW_SECONDS is refused before any authentication work for the next window; its refusals do
+not count, so the block ends a window after the spraying stops being let through.
+
+Throttled requests are audited, but not one by one: `ThrottleLedger` admits the first refusal of a subject (an
+address or an account) per KMS_THROTTLE_AUDIT_SECONDS, and the next admitted event carries the number left
+unrecorded since. A flood of refused requests therefore costs at most one audit write per subject per interval
+per worker, and a refusal costs no database work at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import threading
+import time
+
+from django.conf import settings
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+from kmsconsole.core import errors
+
+THROTTLE_MESSAGE = "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
+ADDRESS_MESSAGE = "Too many failed authentication attempts from this address. Retry later."
+
+# Which quota a cryptographic operation spends (kms-spec §12.2). AWS decides the RSA and ECC families by the key
+# used; here Encrypt, Decrypt and ReEncrypt always spend the symmetric quota, because the key is not resolved yet
+# when the quota is checked (before any database work).
+QUOTA_FAMILIES = {
+    **dict.fromkeys(
+        (
+            "Encrypt",
+            "Decrypt",
+            "ReEncrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateMac",
+            "VerifyMac",
+            "GenerateRandom",
+        ),
+        "symmetric",
+    ),
+    "Sign": "asymmetric",
+    "Verify": "asymmetric",
+    "GetPublicKey": "public-key",
+    "GenerateDataKeyPair": "data-key-pair",
+    "GenerateDataKeyPairWithoutPlaintext": "data-key-pair",
+}
+
+# An attacker with many addresses must not grow the tables without bound: past this many entries the expired
+# ones are dropped, and further ledger subjects share one entry.
+_MAX_TRACKED = 100_000
+
+
+class Throttled(errors.ThrottlingException):  # type: ignore[misc,valid-type]
+    """A refused request: `subject` names what was over its limit (for the audit ledger), `reason` says why in
+    the audit trail, `retry_after` is when to come back (seconds)."""
+
+    def __init__(self, message: str, *, subject: str, reason: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def address_key(address: str) -> str:
+    """The unit an address is limited as: the address itself, or the /64 of an IPv6 address."""
+    if ":" not in address:
+        return address
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed.ipv4_mapped or parsed)
+
+
+def per_worker(limit: int) -> int:
+    """This process's share of a limit configured for the whole service (at least 1)."""
+    return max(1, math.ceil(limit / max(1, settings.KMS_WEB_WORKERS)))
+
+
+class ThrottleLedger:
+    """Which throttled requests get an audit event (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[float]] = {}  # subject -> [next admission time, unrecorded count]
+
+    def admit(self, subject: str, now: float | None = None) -> int | None:
+        """None: do not record this refusal (it is counted). A number: record it, with that many unrecorded
+        refusals of the same subject since the last recorded one."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entry = self._entries.get(subject)
+            if entry is None and len(self._entries) >= _MAX_TRACKED:
+                self._entries = {key: value for key, value in self._entries.items() if value[0] > now}
+                if len(self._entries) >= _MAX_TRACKED:
+                    subject = "(many subjects)"
+                    entry = self._entries.get(subject)
+            if entry is not None and now < entry[0]:
+                entry[1] += 1
+                return None
+            unrecorded = int(entry[1]) if entry is not None else 0
+            self._entries[subject] = [now + settings.KMS_THROTTLE_AUDIT_SECONDS, 0]
+            return unrecorded
+
+
+class _Limits:
+    """This process's counters, made after gunicorn forks (each worker its own)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.window = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.blocked: dict[str, float] = {}  # address key -> monotonic time the block ends
+        self.ledger = ThrottleLedger()
+        self.failure_item: RateLimitItem = RateLimitItemPerSecond(
+            per_worker(max(1, settings.KMS_AUTH_FAILURE_LIMIT)), settings.KMS_AUTH_FAILURE_WINDOW_SECONDS
+        )
+        self.quota_items = {
+            family: RateLimitItemPerSecond(per_worker(rate))
+            for family, rate in settings.KMS_CRYPTO_QUOTAS.items()
+            if rate > 0
+        }
+
+
+_state: _Limits | None = None
+_state_lock = threading.Lock()
+
+
+def _limits() -> _Limits:
+    global _state
+    state = _state
+    if state is None or state.pid != os.getpid():
+        with _state_lock:
+            if _state is None or _state.pid != os.getpid():
+                _state = _Limits()
+            state = _state
+    return state
+
+
+def reset() -> None:
+    """Forget every count (tests, and a settings change)."""
+    global _state
+    with _state_lock:
+        _state = None
+
+
+def check_address(address: str) -> None:
+    """Raise Throttled if `address` failed authentication too often recently. The common case (nothing blocked
+    in this process) is one dictionary truth test."""
+    state = _limits()
+    if not state.blocked or not settings.KMS_RATE_LIMITS:
+        return
+    key = address_key(address)
+    until = state.blocked.get(key)
+    if until is None:
+        return
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        state.blocked.pop(key, None)
+        return
+    raise Throttled(
+        ADDRESS_MESSAGE,
+        subject=f"address:{key}",
+        reason=f"Throttled: more than {settings.KMS_AUTH_FAILURE_LIMIT} failed authentications from {key} in "
+        f"{settings.KMS_AUTH_FAILURE_WINDOW_SECONDS} s; its requests are refused until the block ends.",
+        retry_after=max(1, math.ceil(remaining)),
+    )
+
+
+def note_failed_authentication(address: str) -> None:
+    """Count a request from `address` that ended without an authenticated caller; past the limit, block it."""
+    if not settings.KMS_RATE_LIMITS or settings.KMS_AUTH_FAILURE_LIMIT <= 0 or not address:
+        return
+    state = _limits()
+    key = address_key(address)
+    # The failure that reaches the limit starts the block (as django-axes locks at its limit).
+    if state.window.hit(state.failure_item, "auth-failure", key) and state.window.test(
+        state.failure_item, "auth-failure", key
+    ):
+        return
+    now = time.monotonic()
+    if len(state.blocked) >= _MAX_TRACKED:
+        state.blocked = {blocked: until for blocked, until in state.blocked.items() if until > now}
+    state.blocked[key] = now + settings.KMS_AUTH_FAILURE_WINDOW_SECONDS
+
+
+def spend_quota(account_id: str, operation: str) -> None:
+    """Count one `operation` against the caller's account quota; raise Throttled when it is spent."""
+    family = QUOTA_FAMILIES.get(operation)
+    if family is None or not settings.KMS_RATE_LIMITS:
+        return
+    state = _limits()
+    item = state.quota_items.get(family)
+    if item is None or state.window.hit(item, "quota", family, account_id):
+        return
+    raise Throttled(
+        THROTTLE_MESSAGE,
+        subject=f"quota:{family}:{account_id}",
+        reason=f"Throttled: account {account_id} exceeded its {family} cryptographic request quota of "
+        f"{settings.KMS_CRYPTO_QUOTAS[family]} requests per second.",
+        retry_after=1,
+    )
+
+
+def audit_admission(refusal: Throttled) -> str | None:
+    """The audit reason for this refusal if it is to be recorded, or None if it is only counted."""
+    unrecorded = _limits().ledger.admit(refusal.subject)
+    if unrecorded is None:
+        return None
+    if not unrecorded:
+        return refusal.reason
+    return f"{refusal.reason} {unrecorded} more refusals were not recorded one by one since the last one recorded."
