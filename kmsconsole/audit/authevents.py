@@ -17,6 +17,8 @@ from kmsconsole.core.context import Caller, RequestMeta
 
 SIGN_IN = "kmsconsole:ConsoleSignIn"
 SIGN_OUT = "kmsconsole:ConsoleSignOut"
+# The password typed again to open sudo mode (the console's confirmation before changes of who can do what).
+CONFIRM_PASSWORD = "kmsconsole:ConfirmPassword"  # noqa: S105 - an operation name
 # A request whose credentials were refused (or could not be trusted) before any operation began.
 AUTHENTICATE = "kmsconsole:Authenticate"
 RELINKED = (

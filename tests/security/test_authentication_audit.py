@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from kmsconsole.audit.authevents import AUTHENTICATE, RELINKED, SIGN_IN, SIGN_OUT
+from kmsconsole.audit.authevents import AUTHENTICATE, CONFIRM_PASSWORD, RELINKED, SIGN_IN, SIGN_OUT
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.session import LAST_SEEN_AT
+from kmsconsole.console.sudo import sudo_fresh
 from policies.models import AccessKey, Account, ConsoleIdentity, IamUser
 from tests.api.conftest import token_for
+from tests.audit.test_fail_closed import audit_writes_fail  # noqa: F401 - a fixture
 from tests.conftest import Persona
 from tests.console.conftest import PASSWORD, console_login_for
 from tests.security.test_rate_limits import send
@@ -27,6 +30,13 @@ from tests.security.test_rate_limits import send
 pytestmark = pytest.mark.django_db
 
 ADDRESS = "192.0.2.44"
+
+
+class RequestWithSession:
+    """What `sudo_fresh` reads of a request: its session."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
 
 
 def only_event(**filters: Any) -> AuditEvent:
@@ -196,3 +206,39 @@ def test_a_relinked_login_is_refused_and_recorded_on_every_interface(
         assert event.request_parameters == {"ConsoleLogin": "outsider"} and event.source_ip == ADDRESS
         assert event.caller_arn == "anonymous"  # never the IAM user the link now names
     assert not AuditEvent.objects.filter(operation=SIGN_IN, decision="allowed").exists()
+
+
+# The password confirmation that opens sudo mode.
+
+
+def confirm(client: Client, password: str) -> Any:
+    return client.post(
+        reverse("console:sudo"), {"password": password, "next": "/console/"}, REMOTE_ADDR=ADDRESS
+    )
+
+
+def test_a_password_confirmation_is_recorded_right_or_wrong(admin: Persona) -> None:
+    console_login_for(admin)
+    client = sign_in("admin", PASSWORD)
+    assert confirm(client, "Autumn2025-guess").status_code == 400
+    assert not sudo_fresh(RequestWithSession(client.session))
+    wrong = only_event(operation=CONFIRM_PASSWORD)
+    assert (wrong.decision, wrong.error_code, wrong.source_ip) == ("denied", "AccessDeniedException", ADDRESS)
+    assert wrong.request_parameters == {"UserName": "admin"}
+    assert confirm(client, PASSWORD).status_code == 302
+    assert sudo_fresh(RequestWithSession(client.session))
+    right = AuditEvent.objects.filter(operation=CONFIRM_PASSWORD).order_by("-seq").first()
+    assert right is not None and (right.decision, right.caller_arn) == ("allowed", admin.arn)
+    no_row_holds(PASSWORD, "Autumn2025-guess")
+
+
+def test_sudo_mode_stays_closed_when_the_confirmation_cannot_be_recorded(
+    admin: Persona, request: pytest.FixtureRequest
+) -> None:
+    console_login_for(admin)
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    request.getfixturevalue("audit_writes_fail")  # from here on, every audit insert is refused
+    answer = confirm(client, PASSWORD)
+    assert answer.status_code == 503 and "could not be recorded" in answer.content.decode()
+    assert not sudo_fresh(RequestWithSession(client.session))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from axes.helpers import get_client_ip_address
 from axes.utils import reset as reset_axes_attempts
 from django.conf import settings
@@ -13,29 +15,68 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from kmsconsole.audit.authevents import CONFIRM_PASSWORD, record_authenticated, record_refused
+from kmsconsole.console.dispatch import console_caller, request_meta, untrusted_login
 from kmsconsole.console.sudo import grant_sudo, safe_next
+from kmsconsole.core import errors
+
+WRONG_CONFIRMATION = "The password typed to confirm did not match the signed-in login's."
+UNRECORDED = (
+    "The confirmation could not be recorded in the audit trail, so sudo mode stays closed. Try again."
+)
 
 
 @sensitive_post_parameters("password")
 @never_cache
 @login_required
 def sudo(request: HttpRequest) -> HttpResponse:
-    """Ask for the password again. A wrong one counts toward the sign-in lockout like any failed sign-in."""
+    """Ask for the password again. A wrong one counts toward the sign-in lockout like any failed sign-in. Each
+    confirmation, right or wrong, is one audit event (never the password): sudo mode opens only once it is
+    written, and a wrong one is a guess at the password of a session someone may have left open."""
     back = safe_next(request, request.POST.get("next") or request.GET.get("next"), reverse("home"))
     error = ""
     if request.method == "POST":
         confirmed = authenticate(
             request, username=request.user.get_username(), password=request.POST.get("password", "")
         )
+        try:
+            caller = console_caller(request)
+        except errors.KmsError as untrusted:
+            return untrusted_login(request, untrusted)
+        meta, params = request_meta(request), {"UserName": request.user.get_username()}
         if confirmed is not None and confirmed.pk == request.user.pk:
+            try:
+                record_authenticated(
+                    meta,
+                    operation=CONFIRM_PASSWORD,
+                    caller=caller,
+                    params=params,
+                    reason="The password was confirmed: sudo mode is open.",
+                )
+            except errors.KmsError:
+                # Unrecorded, sudo mode stays closed (fail closed); the recorder logged the write that failed.
+                context = {"next": back, "error": UNRECORDED, "sudo_minutes": _sudo_minutes()}
+                return render(request, "console/sudo.html", context, status=503)
             grant_sudo(request)
             _reset_failures(request)
             return HttpResponseRedirect(back)
+        with contextlib.suppress(errors.KmsError):  # the refusal stands either way; the recorder logged it
+            record_refused(
+                meta,
+                errors.AccessDeniedException(WRONG_CONFIRMATION),
+                operation=CONFIRM_PASSWORD,
+                params=params,
+                reason=WRONG_CONFIRMATION,
+            )
         if getattr(request, "axes_locked_out", False):
             return render(request, settings.AXES_LOCKOUT_TEMPLATE, status=settings.AXES_HTTP_RESPONSE_CODE)
         error = "That password is not right. Try again."
-    context = {"next": back, "error": error, "sudo_minutes": max(1, settings.KMS_SUDO_SECONDS // 60)}
+    context = {"next": back, "error": error, "sudo_minutes": _sudo_minutes()}
     return render(request, "console/sudo.html", context, status=400 if error else 200)
+
+
+def _sudo_minutes() -> int:
+    return max(1, settings.KMS_SUDO_SECONDS // 60)
 
 
 def _reset_failures(request: HttpRequest) -> None:
