@@ -178,9 +178,16 @@ def test_botocore_retries_a_throttled_request(
     ratelimit.reset()
     client = kms_client(admin, retries={"mode": "standard", "max_attempts": 10})
     key_id = client.create_key()["KeyMetadata"]["KeyId"]
-    client.encrypt(KeyId=key_id, Plaintext=b"first")
-    second = client.encrypt(KeyId=key_id, Plaintext=b"second")  # throttled at first, then retried by botocore
-    assert second["ResponseMetadata"]["RetryAttempts"] >= 1
+    # Two requests inside one second: the second is throttled, then retried by botocore. On a loaded machine the
+    # two may be more than a second apart (then neither is throttled), so the pair is tried a few times.
+    retried = []
+    for _ in range(5):
+        client.encrypt(KeyId=key_id, Plaintext=b"first")
+        second = client.encrypt(KeyId=key_id, Plaintext=b"second")
+        retried.append(second["ResponseMetadata"]["RetryAttempts"])
+        if retried[-1]:
+            break
+    assert retried[-1] >= 1, retried
     assert AuditEvent.objects.filter(error_code="ThrottlingException", operation="Encrypt").exists()
     no_retries = kms_client(admin)  # one attempt
     with pytest.raises(ClientError) as raised:
