@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -25,7 +24,15 @@ from kmsconsole.core.rootkey import create_root_key_file, root_key
 from kmsconsole.operations import perform
 from policies import services
 from policies.models import Account
-from tests.secrets_watch import WATCH, CollectingHandler, audit_texts, on_task_publish, watch_boto3_client
+from tests.secrets_watch import (
+    WATCH,
+    audit_texts,
+    collect_every_log_record,
+    on_task_publish,
+    register_result,
+    watch_boto3_client,
+    watch_every_answer,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,11 +44,13 @@ def pytest_configure(config: pytest.Config) -> None:
     for folder in ("queue", "processed", "control"):
         (settings.KMS_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-    # The secrets watch (tests/secrets_watch.py): the root key is always a secret; every log record and every
-    # Celery message published in this process is collected for the scan at the end of each test.
+    # The secrets watch (tests/secrets_watch.py): the root key is always a secret; every log record, every
+    # Celery message published and every answer the service gives in this process is collected for the scan at
+    # the end of each test.
     key = root_key()
     WATCH.register(key, key.hex(), permanent=True)
-    logging.getLogger().addHandler(CollectingHandler(level=logging.DEBUG))
+    collect_every_log_record()
+    watch_every_answer()
     from celery.signals import before_task_publish
 
     before_task_publish.connect(on_task_publish, weak=False)
@@ -94,6 +103,8 @@ def as_operator(operation: str, work: Callable[[Any], Any], **params: Any) -> An
         params=params,
         service=service,
     )
+    # A new access key's secret, an API token, a grant token: the test holds it now.
+    register_result(holder["result"])
     return holder["result"]
 
 
@@ -245,6 +256,7 @@ class WorkerProcesses:
     def __init__(self) -> None:
         self.queue = f"test-{uuid.uuid4().hex[:12]}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
 
     def start(self, *, threads: int = 2, **extra_env: str) -> subprocess.Popen[bytes]:
         from django.db import connection
@@ -263,20 +275,33 @@ class WorkerProcesses:
             DJANGO_SETTINGS_MODULE="tests.settings",
             **extra_env,
         )
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "kmsconsole", "worker", "--pool", "threads",
-             "--concurrency", str(threads), "--queues", self.queue, "--loglevel", "WARNING", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "--hostname", f"{self.queue}-{len(self.processes)}@%h"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        # Its output goes to a file the secrets watch reads (a pipe nobody reads would also block it when full).
+        log = Path(settings.KMS_DATA_DIR) / "test-logs" / f"{self.queue}-{len(self.processes)}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "kmsconsole", "worker", "--pool", "threads",
+                 "--concurrency", str(threads), "--queues", self.queue, "--loglevel", "WARNING",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat",
+                 "--hostname", f"{self.queue}-{len(self.processes)}@%h"],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        WATCH.follow(log, f"the output of worker {self.queue}-{len(self.processes)}")
         self.processes.append(worker)
+        self.logs.append(log)
         return worker
+
+    def output(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in self.logs if log.exists())
 
     def stop(self) -> None:
         for worker in self.processes:
             if worker.poll() is None:
                 worker.terminate()
             worker.wait(timeout=30)
+        for log in self.logs:
+            WATCH.collect(log)
+            log.unlink(missing_ok=True)
 
 
 @pytest.fixture

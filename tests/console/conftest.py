@@ -15,6 +15,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.sudo import SUDO_AT
 from policies.models import ConsoleIdentity, IamUser
 from tests.conftest import Persona
+from tests.secrets_watch import WATCH
 
 PASSWORD = "a long console password 1"
 
@@ -24,6 +25,7 @@ def console_login_for(persona: Persona) -> Any:
     account_id = persona.arn.split(":")[4]
     user = IamUser.objects.get(account__account_id=account_id, name=persona.arn.rsplit("/", 1)[-1])
     login, _ = get_user_model().objects.get_or_create(username=persona.name)
+    WATCH.register(PASSWORD)  # the console password is a secret the test handles
     login.set_password(PASSWORD)
     login.save()
     ConsoleIdentity.objects.get_or_create(login=login, defaults={"iam_user": user})

@@ -18,6 +18,8 @@ import pytest
 import urllib3
 from botocore.config import Config
 
+from tests.secrets_watch import WATCH
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)
 
@@ -59,6 +61,8 @@ def test_make_run_serves_boto3_on_the_embedded_default(tmp_path: Path) -> None:
     service = subprocess.Popen(
         ["make", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
+    # Everything web, worker and beat print (the access log too) is scanned by the secrets watch.
+    WATCH.follow(tmp_path / "run.log", "the output of make run")
     try:
         deadline = time.monotonic() + 150
         assert wait_for(f"http://127.0.0.1:{port}/healthz", 200, deadline).json() == {"status": "ok"}
@@ -66,6 +70,7 @@ def test_make_run_serves_boto3_on_the_embedded_default(tmp_path: Path) -> None:
         assert ready["checks"]["broker"]["ok"] and ready["checks"]["worker"]["ok"]
         root_key = tmp_path / "data" / "root.key"
         assert root_key.stat().st_mode & 0o777 == 0o600
+        WATCH.register(bytes.fromhex(root_key.read_text().strip()), root_key.read_text().strip())
         created = subprocess.run(
             [sys.executable, "manage.py", "iam", "create-access-key", "--user-name", "admin"],
             cwd=REPO,
@@ -75,6 +80,7 @@ def test_make_run_serves_boto3_on_the_embedded_default(tmp_path: Path) -> None:
             check=True,
         )
         key = json.loads(created.stdout)["AccessKey"]
+        WATCH.register(key["SecretAccessKey"])
         kms = boto3.client(
             "kms",
             endpoint_url=f"http://127.0.0.1:{port}",
@@ -88,6 +94,7 @@ def test_make_run_serves_boto3_on_the_embedded_default(tmp_path: Path) -> None:
         os.killpg(service.pid, signal.SIGTERM)
         service.wait(timeout=60)
         log.close()
+        WATCH.collect(tmp_path / "run.log")
     output = (tmp_path / "run.log").read_text()
     assert "embedded filesystem broker" in output
     assert "Generated a new root key" in output

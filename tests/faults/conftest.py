@@ -35,6 +35,8 @@ import pytest
 import urllib3
 from botocore.config import Config
 
+from tests.secrets_watch import WATCH, watch_boto3_client
+
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT_ID = "111122223333"
 REGION = "us-east-1"
@@ -298,6 +300,7 @@ class Service:
             self.process = subprocess.Popen(
                 command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        WATCH.follow(log, f"the {name} service's output")  # its logs and access log, for the secrets watch
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -307,9 +310,11 @@ class Service:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        WATCH.collect(self.log)
 
     def stop(self) -> None:
         stop_process_group(self.process)
+        WATCH.collect(self.log)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -409,13 +414,15 @@ class World:
             "read_timeout": 5,
         }
         options.update(config)
-        return boto3.client(
-            "kms",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=key.access_key_id,
-            aws_secret_access_key=key.secret_access_key,
-            config=Config(**options),
+        return watch_boto3_client(
+            boto3.client(
+                "kms",
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id=key.access_key_id,
+                aws_secret_access_key=key.secret_access_key,
+                config=Config(**options),
+            )
         )
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -460,6 +467,10 @@ def world(cluster: Cluster) -> Iterator[World]:
     with cluster.postgres.connect() as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     made = World(cluster=cluster, root=root, database=name, data_dir=data_dir, web_port=free_port())
+    # This world's own root key and access keys are the secrets its services must not print.
+    key_text = (data_dir / "root.key").read_text().strip()
+    WATCH.register(bytes.fromhex(key_text), key_text)
+    WATCH.register(*(key.secret_access_key for key in cluster.keys.values()))
     try:
         yield made
     finally:

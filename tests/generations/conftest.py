@@ -20,7 +20,9 @@ from botocore.config import Config
 from django.conf import settings
 
 from kmsconsole.bench.moto import free_port
+from kmsconsole.core.accesslog import ACCESS_LOG_FORMAT
 from tests.conftest import Persona
+from tests.secrets_watch import WATCH, watch_boto3_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,15 +61,22 @@ def gunicorn_pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[tup
             KMS_GRANT_PROPAGATION_SECONDS="0",
             KMS_GRANT_REVOCATION_PROPAGATION="immediate",
         )
-    processes, urls = [], []
+    processes, urls, logs = [], [], []
     try:
-        for _ in range(2):
+        for index in range(2):
             port = free_port()
+            # Error and access logs (the format `manage.py serve` uses) go to a file the secrets watch reads.
+            log = Path(settings.KMS_DATA_DIR) / "test-logs" / f"gunicorn-{os.getpid()}-{index}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
             command = [sys.executable, "-m", "gunicorn", "kmsconsole.wsgi:application", "--bind",
                        f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread", "--threads", "2",
-                       "--log-level", "warning"]  # fmt: skip
+                       "--log-level", "warning", "--logger-class", "kmsconsole.core.accesslog.AccessLogger",
+                       "--access-logfile", str(log), "--access-logformat", ACCESS_LOG_FORMAT,
+                       "--error-logfile", str(log)]  # fmt: skip
             processes.append(subprocess.Popen(command, cwd=REPO, env=env))
+            WATCH.follow(log, f"gunicorn {index}'s error and access log")
             urls.append(f"http://127.0.0.1:{port}")
+            logs.append(log)
         for url, process in zip(urls, processes, strict=True):
             _wait_until_serving(url, process)
         yield urls[0], urls[1]
@@ -75,6 +84,9 @@ def gunicorn_pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[tup
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
+        for log in logs:
+            WATCH.collect(log)
+            log.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -86,14 +98,17 @@ class Servers:
     user_url: str
 
     def _client(self, url: str, persona: Persona) -> Any:
-        return boto3.client(
-            "kms",
-            endpoint_url=url,
-            region_name=settings.KMS_REGION,
-            aws_access_key_id=persona.access_key_id,
-            aws_secret_access_key=persona.secret_access_key,
-            aws_session_token=persona.session_token,
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        WATCH.register(persona.secret_access_key, persona.session_token)
+        return watch_boto3_client(
+            boto3.client(
+                "kms",
+                endpoint_url=url,
+                region_name=settings.KMS_REGION,
+                aws_access_key_id=persona.access_key_id,
+                aws_secret_access_key=persona.secret_access_key,
+                aws_session_token=persona.session_token,
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+            )
         )
 
     def admin(self, persona: Persona) -> Any:

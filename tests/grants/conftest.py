@@ -112,7 +112,7 @@ class GrantWorker:
         deadline = time.monotonic() + seconds
         while not done():
             for worker in self.workers.processes:
-                assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+                assert worker.poll() is None, self.workers.output()
             assert time.monotonic() < deadline, "the worker did not finish in time"
             time.sleep(0.2)
 

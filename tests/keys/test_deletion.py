@@ -170,7 +170,7 @@ def test_two_real_workers_racing_two_sweeps_over_200_due_keys(
         and JobRun.objects.filter(job="destroy-due-keys", finished_at__isnull=False).count() < 2
     ):
         for worker in workers:
-            assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
+            assert worker.poll() is None, real_worker.output()
         time.sleep(0.5)
     runs = list(JobRun.objects.filter(job="destroy-due-keys"))
     assert len(runs) == 2 and not any(run.error for run in runs), [(r.processed, r.error) for r in runs]

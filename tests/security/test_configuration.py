@@ -31,6 +31,7 @@ def test_check_deploy_is_clean_with_the_production_settings(tmp_path: Path) -> N
         "DEBUG": "false",
     }
     env.pop("DATABASE_URL", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set in this process by the browser tests' Playwright fixture
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "rootkey", "init"], env=env, check=True, capture_output=True, timeout=60)
     checked = subprocess.run(
