@@ -1,6 +1,11 @@
 """`python manage.py serve`: run the whole service (gunicorn web server, Celery worker, Celery beat) in the
 foreground, and stop all three on Ctrl-C or SIGTERM. `make run` calls it after migrating and bootstrapping.
 
+The worker and beat are started again when they exit (after a backoff that grows while they keep failing): they
+ride out a broker outage by themselves, but a crash or an out-of-memory kill of either must not take the KMS
+endpoint down with it, nor leave deletions, rotations and grant propagation silently stopped. If the web server
+exits, everything stops (with status 1), as there is nothing left to serve.
+
 The broker is decided here, once, and handed to the three processes: Redis when REDIS_URL answers, otherwise
 the embedded filesystem broker under KMS_DATA_DIR.
 """
@@ -24,6 +29,11 @@ from kmsconsole.core.accesslog import ACCESS_LOG_FORMAT
 logger = logging.getLogger("kmsconsole.serve")
 
 _STOP_GRACE_SECONDS = 20
+# The processes started again when they exit; the delay doubles from the first to the last while they keep
+# exiting, and starts over once one has run RESTART_RESET_SECONDS.
+RESTARTED = frozenset({"worker", "beat"})
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+RESTART_RESET_SECONDS = 60.0
 
 
 def redis_answers(url: str) -> bool:
@@ -138,17 +148,44 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603 - our own interpreter and fixed arguments, no shell
+
+        def start(name: str) -> None:
+            processes[name] = subprocess.Popen(commands[name], env=env, cwd=settings.BASE_DIR)  # noqa: S603 - our own interpreter and fixed arguments, no shell
+            started_at[name] = time.monotonic()
+
+        started_at: dict[str, float] = {}
+        failures: dict[str, int] = {}  # consecutive early exits, per process
+        restart_at: dict[str, float] = {}
+        for name in commands:
+            start(name)
         logger.info("Serving the KMS endpoint and console on http://%s/ (Ctrl-C stops everything)", bind)
         exit_code = 0
         while not stopping:
+            now = time.monotonic()
             for name, process in processes.items():
-                if process.poll() is not None:
+                if process.poll() is None or stopping:
+                    continue
+                if name not in RESTARTED:
                     logger.error(
                         "The %s process exited with status %s; stopping the others.", name, process.returncode
                     )
                     stopping, exit_code = True, 1
+                elif name not in restart_at:
+                    ran = now - started_at[name]
+                    failures[name] = 0 if ran >= RESTART_RESET_SECONDS else failures.get(name, 0) + 1
+                    delay = RESTART_DELAYS[min(failures[name], len(RESTART_DELAYS) - 1)]
+                    logger.error(
+                        "The %s process exited with status %s after %.0f s; starting it again in %.0f s.",
+                        name,
+                        process.returncode,
+                        ran,
+                        delay,
+                    )
+                    restart_at[name] = now + delay
+            for name, due in list(restart_at.items()):
+                if not stopping and now >= due:
+                    del restart_at[name]
+                    start(name)
             time.sleep(0.3)
         self._stop_all(processes)
         raise SystemExit(exit_code)
