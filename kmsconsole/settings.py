@@ -106,6 +106,9 @@ KMS_MAX_REQUEST_BYTES = 256 * 1024
 KMS_AUDIT_RETENTION_DAYS = env_int("KMS_AUDIT_RETENTION_DAYS", 0)
 # The audit chain's anchor outside the database (kmsconsole/audit/checkpoint.py); empty disables it.
 KMS_AUDIT_CHECKPOINT_FILE = env_str("KMS_AUDIT_CHECKPOINT_FILE", str(KMS_DATA_DIR / "audit-checkpoint.json"))
+# The periodic verification walks only the events after the checkpoint, as long as a walk of the whole chain ended
+# there within this many seconds; otherwise (and for "Verify now" and `audit verify`) it walks the whole chain.
+KMS_AUDIT_FULL_VERIFY_SECONDS = env_int("KMS_AUDIT_FULL_VERIFY_SECONDS", 24 * 3600)
 if KMS_AUDIT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("KMS_AUDIT_RETENTION_DAYS must be 0 (keep forever) or a number of days")
 

@@ -7,6 +7,10 @@ under a key derived from the root key — to a file on the server's disk (KMS_AU
 in KMS_DATA_DIR beside the root key). Verification then also requires the database to still hold that event
 with that hash (or to have archived past it): a database-only attacker can neither delete verified history
 unnoticed nor forge a checkpoint. The file only moves forward.
+
+The checkpoint also says when a walk of the whole chain (from the archive boundary) last ended there
+(`full_at`, under the same MAC): the periodic verification starts from the checkpoint while that is recent, so
+its cost follows the events written since, not the size of the trail (kmsconsole.audit.verification).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Checkpoint:
     seq: int
     hash: str
     written_at: str
+    # When a walk of the whole chain last ended at (or before) this checkpoint; "" if none is known.
+    full_at: str = ""
 
 
 def checkpoint_path() -> Path | None:
@@ -39,8 +45,10 @@ def checkpoint_path() -> Path | None:
     return Path(configured) if configured else None
 
 
-def _mac(seq: int, chain_hash: str) -> str:
-    return hmac.new(subkey("audit-checkpoint"), f"{seq}:{chain_hash}".encode(), hashlib.sha256).hexdigest()
+def _mac(seq: int, chain_hash: str, full_at: str = "") -> str:
+    # Files written before `full_at` existed carry a MAC over seq and hash only, and still verify.
+    message = f"{seq}:{chain_hash}" + (f":{full_at}" if full_at else "")
+    return hmac.new(subkey("audit-checkpoint"), message.encode(), hashlib.sha256).hexdigest()
 
 
 def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
@@ -49,8 +57,12 @@ def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
         return None, None
     try:
         data = json.loads(path.read_text())
-        checkpoint = Checkpoint(int(data["seq"]), str(data["hash"]), str(data.get("written_at", "")))
-        valid = hmac.compare_digest(str(data["mac"]), _mac(checkpoint.seq, checkpoint.hash))
+        checkpoint = Checkpoint(
+            int(data["seq"]), str(data["hash"]), str(data.get("written_at", "")), str(data.get("full_at", ""))
+        )
+        valid = hmac.compare_digest(
+            str(data["mac"]), _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at)
+        )
     except (ValueError, KeyError, TypeError, OSError):
         valid, checkpoint = False, None
     if not valid:
@@ -78,19 +90,27 @@ def check_checkpoint(*, archived_through: int) -> ChainProblem | None:
     return None
 
 
-def record_checkpoint(seq: int, chain_hash: str) -> None:
-    """Move the checkpoint forward to a verified event (never backward), atomically, readable by the owner only."""
+def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True) -> None:
+    """Move the checkpoint forward to a verified event (never backward), atomically, readable by the owner only.
+    `whole_chain`: the walk started at the archive boundary (it renews `full_at`); otherwise `full_at` is kept."""
     path = checkpoint_path()
     if path is None or seq <= 0:
         return
     current, problem = read_checkpoint()
-    if problem is None and current is not None and current.seq >= seq:
+    if (
+        problem is None
+        and current is not None
+        and (current.seq > seq or (current.seq == seq and not whole_chain))
+    ):
         return
+    now = timezone.now().isoformat()
+    full_at = now if whole_chain else (current.full_at if current is not None and problem is None else "")
     document = {
         "seq": seq,
         "hash": chain_hash,
-        "written_at": timezone.now().isoformat(),
-        "mac": _mac(seq, chain_hash),
+        "written_at": now,
+        "full_at": full_at,
+        "mac": _mac(seq, chain_hash, full_at),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-checkpoint-")

@@ -7,6 +7,14 @@ not mistaken for events beyond a rewound head; events that committed during the 
 where the walk ended, until the head stops moving (or a few rounds have passed). An event beyond a head that
 no longer moves was not written by the service.
 
+The periodic job walks only what was written since the checkpoint (kmsconsole.audit.checkpoint) while a walk of
+the whole chain ended there less than KMS_AUDIT_FULL_VERIFY_SECONDS ago (a day by default), so its cost follows
+the rate of new events, not the size of the trail; the start is the checkpoint's seq and hash, which only the
+root key could have vouched for, and the checkpoint's own check (the database still holds that event with that
+hash) runs first. Once a day, and always on demand ("Verify now", `manage.py audit verify`), the whole chain is
+walked: an old event edited in the database is named by the next whole walk, not by the periodic ones between.
+A problem an incremental walk finds is confirmed by a whole walk before it is reported.
+
 Each run is kept as a ChainVerification (shown on the dashboard with the first broken event) and leaves a
 JobRun like every periodic job.
 """
@@ -19,15 +27,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
-from kmsconsole.audit.checkpoint import check_checkpoint, record_checkpoint
+from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
 from kmsconsole.core.rootkey import subkey
 from kmsconsole.jobs.runs import job_run
@@ -112,31 +122,64 @@ def _walk(
     return counted.count, problem
 
 
-def verify_chain() -> ChainResult:
+def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
     """Walk the chain in the database from the archive boundary to the head; name the first broken event.
+    `since_checkpoint` (the periodic job): from the checkpoint instead, when a whole walk ended there recently.
 
     Retention may archive (and delete) the oldest events during the walk: a problem found while the boundary
     moved is checked again from the new boundary before it is reported."""
-    result = _verify_from_base()
+    start = _recent_checkpoint() if since_checkpoint else None
+    if start is not None:
+        result = _verify_from(start)
+        if result.problem is None:
+            _advance_checkpoint(result, whole_chain=False)
+            return result
+    result = _verify_from(None)
     if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
-        result = _verify_from_base()
+        result = _verify_from(None)
     if result.problem is None:
         # The database's chain holds together; it must also still reach what an earlier run vouched for.
         problem = check_checkpoint(archived_through=result.first_seq - 1)
         if problem is not None:
             return ChainResult(result.first_seq, result.last_seq, result.verified, problem)
-        last = AuditEvent.objects.filter(seq=result.last_seq).values_list("hash", flat=True).first()
-        if last is not None:
-            record_checkpoint(result.last_seq, last)
+        _advance_checkpoint(result, whole_chain=True)
     return result
 
 
-def _verify_from_base() -> ChainResult:
+def _recent_checkpoint() -> ChainBase | None:
+    """Where an incremental walk may start: the checkpoint, if it is genuine, a whole walk ended there within
+    KMS_AUDIT_FULL_VERIFY_SECONDS, it lies at or after the archive boundary, and the database still holds it."""
+    checkpoint, problem = read_checkpoint()
+    if problem is not None or checkpoint is None or not checkpoint.full_at:
+        return None
+    try:
+        full_at = datetime.fromisoformat(checkpoint.full_at)
+    except ValueError:
+        return None
+    if (timezone.now() - full_at).total_seconds() >= settings.KMS_AUDIT_FULL_VERIFY_SECONDS:
+        return None
+    base, base_problem = chain_base()
+    if base_problem is not None or checkpoint.seq < base.seq:
+        return None
+    if check_checkpoint(archived_through=base.seq) is not None:
+        return None  # the whole walk that follows reports it
+    return ChainBase(checkpoint.seq, checkpoint.hash)
+
+
+def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
+    last = AuditEvent.objects.filter(seq=result.last_seq).values_list("hash", flat=True).first()
+    if last is not None:
+        record_checkpoint(result.last_seq, last, whole_chain=whole_chain)
+
+
+def _verify_from(first: ChainBase | None) -> ChainResult:
+    """Walk from `first` (None: the archive boundary) to the head, and past it while the head keeps moving."""
     base, problem = chain_base()
     if problem is not None:
         return ChainResult(base.seq + 1, base.seq, 0, problem)
+    first = first or base
     head = _head()
-    start, verified = base, 0
+    start, verified = first, 0
     for _ in range(_ROUNDS):
         # Without a head row every event is walked: deleting the head must not hide the events after it.
         events = AuditEvent.objects.filter(seq__gt=start.seq)
@@ -157,7 +200,7 @@ def _verify_from_base() -> ChainResult:
                 )
             break
         start, head = ChainBase(head[0], head[1]), newer
-    return ChainResult(base.seq + 1, head[0], verified, problem)
+    return ChainResult(first.seq + 1, head[0], verified, problem)
 
 
 def _finish(verification: ChainVerification, result: ChainResult) -> None:
@@ -174,12 +217,12 @@ def _finish(verification: ChainVerification, result: ChainResult) -> None:
         verification.problem = problem.what
 
 
-def run_verification(verification: ChainVerification) -> ChainVerification:
+def run_verification(verification: ChainVerification, *, since_checkpoint: bool = False) -> ChainVerification:
     """Verify the chain for this (claimed) record, with a JobRun beside it; a failure to verify at all (the
     database went away) is recorded as an error, not as a broken chain."""
     try:
         with job_run(VERIFY_JOB) as run:
-            result = verify_chain()
+            result = verify_chain(since_checkpoint=since_checkpoint)
             run.processed = result.verified
             if result.problem is not None:
                 run.fail(f"Audit chain broken at {result.problem}")
@@ -209,12 +252,12 @@ def run_verification(verification: ChainVerification) -> ChainVerification:
 
 
 def verify_periodically() -> ChainVerification:
-    """The beat job: a new record, verified now."""
+    """The beat job: a new record, verified now (from the checkpoint while a whole walk is recent)."""
     now = timezone.now()
     verification = ChainVerification.objects.create(
         trigger=PERIODIC, requested_at=now, started_at=now, status=ChainVerification.Status.RUNNING
     )
-    return run_verification(verification)
+    return run_verification(verification, since_checkpoint=True)
 
 
 def verify_requested(verification_id: int) -> ChainVerification | None:

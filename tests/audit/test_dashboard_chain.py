@@ -99,7 +99,7 @@ def test_queued_requests_are_answered_by_the_next_run(trail: list[AuditEvent]) -
 def test_a_run_that_cannot_read_is_an_error_not_a_broken_chain(
     trail: list[AuditEvent], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unreachable() -> Any:
+    def unreachable(**_: Any) -> Any:
         raise ConnectionError("database went away")
 
     monkeypatch.setattr(verification, "verify_chain", unreachable)
