@@ -1,8 +1,8 @@
 """A key administrator who gives itself use of a key, by editing the key policy or by a grant, is allowed (AWS
 allows it) but its event is marked notable, and the audit dashboard's notable panel lists it.
 
-The administrator here may manage the key through the key policy alone (no identity policy), like the default
-key policy's "Allow access for Key Administrators" statement.
+The administrator here may manage the key through the key policy alone (no identity policy), with the default
+key policy's "Allow access for Key Administrators" actions.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from keys.default_policies import ADMIN_ACTIONS
 from keys.services.access import SELF_GRANTED_USE
 from keys.services.lifecycle import key_create
 from kmsconsole.audit.models import AuditEvent
@@ -20,19 +21,6 @@ from tests.conftest import Persona, as_operator
 from tests.grants.conftest import allow, last_event, policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ADMIN_ACTIONS = (
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
-)
 
 
 @pytest.fixture
