@@ -24,7 +24,9 @@ One statement per batch on PostgreSQL (`_write_postgresql`)
     thread switch, so the two web workers no longer serialize on it. If another process (or a change's own
     transaction) moved the head meanwhile, nothing is written; the head is read again and the links recomputed.
     After a few lost races, or without PostgreSQL, the batch is written the classic way: one transaction that
-    locks the head with SELECT … FOR UPDATE (`_write_locked`).
+    locks the head with SELECT … FOR UPDATE (`_write_locked`). The processes of one host don't race at all: their
+    leaders take turns and pass the head along (`kmsconsole.audit.turns`), so a race is lost only to a writer
+    elsewhere (a Celery worker, a change's transaction, another host).
 
 Either way the chain is the same: consecutive seqs, each event linked to the previous one, the head and its MAC
 moved in the same commit as the events, so `manage.py audit verify` checks it unchanged.
@@ -38,11 +40,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
 from kmsconsole.audit.context_index import context_pairs
 from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
+from kmsconsole.audit.turns import HostTurns, turn_file
 from kmsconsole.core.prepared import fetch_all
 
 logger = logging.getLogger(__name__)
@@ -176,18 +180,38 @@ def _statement(
     return sql, params
 
 
+_TURNS: dict[str, HostTurns] = {}
+
+
+def _host_turns(using: str) -> HostTurns:
+    """This process's turns at the head of database `using`'s chain."""
+    turns = _TURNS.get(using)
+    if turns is None:
+        turns = _TURNS[using] = HostTurns(turn_file(settings.KMS_DATA_DIR, connections[using].settings_dict))
+    return turns
+
+
 class _PostgresChain:
     """What this process knows of the chain head: where its own last batch left it (None: read it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns_for: Callable[[str], HostTurns] | None = None) -> None:
         self.head: tuple[int, str] | None = None
+        self._turns_for = turns_for or _host_turns
         # Counters for benchmarks and tests: statements that lost the race, batches that fell back to the lock.
         self.lost_races = 0
         self.fallbacks = 0
 
     def write(self, events: Sequence[dict[str, Any]], using: str) -> None:
+        """Write the batch in this host's turn (kmsconsole.audit.turns), starting from where the previous
+        holder left the head, and leave the new head for the next."""
+        with self._turns_for(using).turn() as turn:
+            try:
+                self._write(events, using, turn.head() or self.head)
+            finally:
+                turn.leave(self.head)
+
+    def _write(self, events: Sequence[dict[str, Any]], using: str, old: tuple[int, str] | None) -> None:
         connection = connections[using]
-        old = self.head
         self.head = None  # until a statement is known to have committed
         for _attempt in range(_OPTIMISTIC_ATTEMPTS):
             if old is None:
