@@ -7,6 +7,7 @@ and message; nothing here ever includes the secret or the signature in a message
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -206,9 +207,17 @@ def _hmac(key: bytes, message: str) -> bytes:
 
 
 def signing_key(secret: str, auth: Authorization) -> bytes:
-    key = _hmac(f"AWS4{secret}".encode(), auth.scope_date)
-    key = _hmac(key, auth.region)
-    key = _hmac(key, auth.service)
+    return _derived_signing_key(secret, auth.scope_date, auth.region, auth.service)
+
+
+# The key of a (secret, day, region, service) is the same all day, as AWS SDKs know: four HMACs saved per request.
+# Held in process memory like the unsealed secret it derives from (never logged or shown); a rotated or deleted
+# access key is refused before its secret is looked up, so an entry left here is never used for it.
+@functools.lru_cache(maxsize=1024)
+def _derived_signing_key(secret: str, scope_date: str, region: str, service: str) -> bytes:
+    key = _hmac(f"AWS4{secret}".encode(), scope_date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
     return _hmac(key, "aws4_request")
 
 

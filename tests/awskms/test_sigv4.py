@@ -180,3 +180,17 @@ def test_headers_that_decide_the_request_must_be_signed() -> None:
                                     auth.signature)  # fmt: skip
     with pytest.raises(sigv4.SigV4Error, match="x-amz-date"):
         sigv4.check_signed_headers(only_host, {"host": "h", "x-amz-date": "20260101T000000Z"})
+
+
+def test_the_derived_signing_key_is_reused_but_never_for_another_secret() -> None:
+    """The day's signing key is derived once per secret; a rotated secret gets its own, so a request signed with
+    the old secret fails once the stored secret has changed (and the old one still verifies its own requests)."""
+    sigv4._derived_signing_key.cache_clear()
+    request = signed()
+    verify(request)
+    verify(request)
+    assert sigv4._derived_signing_key.cache_info().hits == 1
+    with pytest.raises(sigv4.SigV4Error):
+        verify(request, secret=SECRET + "rotated")
+    assert sigv4._derived_signing_key.cache_info().currsize == 2
+    verify(request)

@@ -143,6 +143,15 @@ def test_the_ledger_records_one_refusal_per_interval_and_counts_the_rest(setting
     assert ledger.admit("a", now=111.0) is None
 
 
+def test_quota_counters_count_per_family_and_account_within_each_second() -> None:
+    counters = ratelimit.QuotaCounters()
+    assert [counters.spend("symmetric", "111", 2, now=10.0) for _ in range(3)] == [True, True, False]
+    assert counters.spend("symmetric", "222", 2, now=10.5)  # another account: its own count
+    assert counters.spend("asymmetric", "111", 2, now=10.9)  # another family: its own count
+    assert not counters.spend("symmetric", "111", 2, now=10.99)  # refusals are not counted, nor let through
+    assert [counters.spend("symmetric", "111", 2, now=11.0) for _ in range(3)] == [True, True, False]
+
+
 def test_the_crypto_quota_throttles_per_account(
     limits: Any, admin: Persona, partner: Callable[..., Persona]
 ) -> None:
@@ -152,7 +161,7 @@ def test_the_crypto_quota_throttles_per_account(
     answers = [send(admin, "Encrypt", encrypt) for _ in range(20)]
     elapsed = time.monotonic() - started
     allowed = [response for response in answers if response.status_code == 200]
-    # A sliding one-second window: about 3 a second, never more than 3 per second begun (plus the window's edge).
+    # One-second windows: at most 3 in each second begun (the first and last seconds partly).
     assert 3 <= len(allowed) <= 3 * (int(elapsed) + 2)
     throttled = [response for response in answers if response.status_code != 200]
     assert throttled and {aws_error(response) for response in throttled} == {"ThrottlingException"}
