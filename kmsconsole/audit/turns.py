@@ -9,13 +9,17 @@ workers served no more than one (638 against 635 Encrypt requests/s) while the m
 Here the leaders of one host's processes take turns instead: an exclusive `flock` on a file in KMS_DATA_DIR (one
 file per database), held for the batch's statements only. The file also carries where the last holder left the
 head (seq and hash), so the next holder chains after it at its first attempt, with no read. That is only a hint:
-the statement moves the head only if the database agrees that it is where the hint says, so a stale, missing or
-forged file costs a retry, never a broken chain (the file holds no secret: seqs and link hashes are in the
-database for anyone who can read the trail). Writers on other hosts, Celery workers and the transactions of
-changes don't take turns; that same check orders them, as before.
+only a well-formed one is used (a seq PostgreSQL can hold, a 64-digit hex hash), and the statement moves the head
+only if the database agrees that it is where the hint says, so a stale, missing or forged file costs a retry,
+never a failed request or a broken chain (the file holds no secret: seqs and link hashes are in the database for
+anyone who can read the trail). The turn is held for the batch's statements (its retries, and the locked fallback
+when there is one). Every process of the host that writes standalone events takes turns, Celery workers included;
+writers on other hosts and the transactions of changes don't, and that same check orders them, as before.
 
 A turn that cannot be had within TURN_WAIT_SECONDS (a holder stuck in a hung statement) is skipped: the batch is
-written without it, racing as before. Without a usable file (read-only data directory) there are no turns.
+written without it, racing as before. No turns are taken without a usable file: one that cannot be created or
+opened (read-only data directory), is not a regular file owned by this user with mode 0600 (a symlink planted at
+its name, a file others could open and lock), or cannot be locked (a file system without flock).
 """
 
 from __future__ import annotations
@@ -26,21 +30,26 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
+import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 # How long a leader waits for its turn before writing without one.
-TURN_WAIT_SECONDS = 1.0
+TURN_WAIT_SECONDS = 0.25
 # Sleeps between attempts while another process holds the turn: a batch statement takes a few hundred
 # microseconds, so the first retries come quickly and later ones back off.
 _FIRST_SLEEP = 0.00005
-_MAX_SLEEP = 0.001
+_MAX_SLEEP = 0.0005
 # "<seq> <hash>", padded: written in place, read whole.
 _HINT_BYTES = 96
+_HINT = re.compile(r"\s*(\d{1,18}) ([0-9a-f]{64})\s*")  # 18 digits: always within PostgreSQL's bigint
+_WOULD_BLOCK = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
 def turn_file(data_dir: Path, database: dict[str, object]) -> Path:
@@ -57,11 +66,21 @@ class HostTurns:
         self.path = path
         self._threads = threading.Lock()  # flock is per open file: the process's own threads queue here
         self._fd: int | None = None
-        self._pid = 0
         self._unusable = False
         # Counters for benchmarks and tests.
         self.turns = 0
         self.skipped = 0
+        _INSTANCES.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child starts afresh: a lock the fork caught held would never be released in it, and the
+        parent's open file (with the parent's flock on it) must not stay open here, or a parent killed while
+        holding the turn would leave it held by this child."""
+        self._threads = threading.Lock()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._unusable = None, False
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[Turn]:
@@ -74,18 +93,30 @@ class HostTurns:
                 yield turn
             finally:
                 if held and fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    with contextlib.suppress(OSError):  # closing the file would release it anyway
+                        fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _open(self) -> int | None:
-        if self._pid != os.getpid():  # a forked child must not share the parent's open file (nor its lock)
-            self._fd, self._pid, self._unusable = None, os.getpid(), False
         if self._fd is None and not self._unusable:
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
-                self._unusable = True
-                logger.warning("Audit writers will not take turns: %s cannot be opened (%s)", self.path, exc)
+                self._give_up(f"it cannot be opened ({exc.strerror})")
+                return None
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                os.close(fd)
+                self._give_up("it is not a regular file of this user with mode 0600")
+                return None
+            self._fd = fd
         return self._fd
+
+    def _give_up(self, why: str) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._unusable = None, True
+        logger.warning("Audit writers will not take turns at %s: %s", self.path, why)
 
     def _acquire(self, fd: int) -> bool:
         deadline = time.monotonic() + TURN_WAIT_SECONDS
@@ -96,17 +127,29 @@ class HostTurns:
                 self.turns += 1
                 return True
             except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
+                if exc.errno not in _WOULD_BLOCK:  # a file system without flock (NFS, FUSE): no turns at all
+                    self._give_up(f"it cannot be locked ({exc.strerror})")
+                    return False
             if time.monotonic() >= deadline:
                 self.skipped += 1
                 logger.warning(
-                    "An audit batch is written without its turn: another process held it %.1f s",
+                    "An audit batch is written without its turn: another process held it %.2f s",
                     TURN_WAIT_SECONDS,
                 )
                 return False
             time.sleep(pause)
             pause = min(pause * 2, _MAX_SLEEP)
+
+
+_INSTANCES: weakref.WeakSet[HostTurns] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for turns in list(_INSTANCES):
+        turns._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Turn:
@@ -124,10 +167,10 @@ class Turn:
         if self._fd is None:
             return None
         try:
-            seq, chain_hash = os.pread(self._fd, _HINT_BYTES, 0).decode("ascii").split()
-            return int(seq), chain_hash
-        except (OSError, ValueError, UnicodeDecodeError):
+            match = _HINT.fullmatch(os.pread(self._fd, _HINT_BYTES, 0).decode("ascii"))
+        except (OSError, UnicodeDecodeError):
             return None
+        return (int(match[1]), match[2]) if match else None
 
     def leave(self, head: tuple[int, str] | None) -> None:
         """Tell the next holder where the head is now (None: unknown, it reads the head itself)."""

@@ -26,7 +26,7 @@ One statement per batch on PostgreSQL (`_write_postgresql`)
     After a few lost races, or without PostgreSQL, the batch is written the classic way: one transaction that
     locks the head with SELECT … FOR UPDATE (`_write_locked`). The processes of one host don't race at all: their
     leaders take turns and pass the head along (`kmsconsole.audit.turns`), so a race is lost only to a writer
-    elsewhere (a Celery worker, a change's transaction, another host).
+    that does not take turns (a change's transaction, another host).
 
 Either way the chain is the same: consecutive seqs, each event linked to the previous one, the head and its MAC
 moved in the same commit as the events, so `manage.py audit verify` checks it unchanged.

@@ -7,7 +7,6 @@ and message; nothing here ever includes the secret or the signature in a message
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -207,18 +206,25 @@ def _hmac(key: bytes, message: str) -> bytes:
 
 
 def signing_key(secret: str, auth: Authorization) -> bytes:
-    return _derived_signing_key(secret, auth.scope_date, auth.region, auth.service)
+    """The day's signing key. Derived once per secret, day, region and service, as AWS SDKs do (four HMACs saved
+    per request), and kept under a digest of the secret, never the secret itself: the entry of a rotated or
+    deleted access key is never used again (its secret is refused before it is looked up here) and holds only a
+    key that expires with its day."""
+    cache_key = (hashlib.sha256(secret.encode()).digest(), auth.scope_date, auth.region, auth.service)
+    derived = _SIGNING_KEYS.get(cache_key)
+    if derived is None:
+        derived = _hmac(f"AWS4{secret}".encode(), auth.scope_date)
+        derived = _hmac(derived, auth.region)
+        derived = _hmac(derived, auth.service)
+        derived = _hmac(derived, "aws4_request")
+        if len(_SIGNING_KEYS) >= _MAX_SIGNING_KEYS:
+            _SIGNING_KEYS.clear()  # a new day, or many keys: start over rather than track ages
+        _SIGNING_KEYS[cache_key] = derived
+    return derived
 
 
-# The key of a (secret, day, region, service) is the same all day, as AWS SDKs know: four HMACs saved per request.
-# Held in process memory like the unsealed secret it derives from (never logged or shown); a rotated or deleted
-# access key is refused before its secret is looked up, so an entry left here is never used for it.
-@functools.lru_cache(maxsize=1024)
-def _derived_signing_key(secret: str, scope_date: str, region: str, service: str) -> bytes:
-    key = _hmac(f"AWS4{secret}".encode(), scope_date)
-    key = _hmac(key, region)
-    key = _hmac(key, service)
-    return _hmac(key, "aws4_request")
+_SIGNING_KEYS: dict[tuple[bytes, str, str, str], bytes] = {}
+_MAX_SIGNING_KEYS = 1024
 
 
 def verify_signature(request: IncomingRequest, auth: Authorization, *, secret: str, amz_date: str) -> None:

@@ -128,7 +128,9 @@ class QuotaCounters:
     AWS states its request quotas per second. A fixed one-second window costs one dictionary update under a lock
     per request, where the `limits` library's in-memory storage (kept for failed authentication, a rare event)
     starts a timer thread every 10 ms to expire its entries: about 20 µs of CPU per request at 1,000 requests/s
-    (measured, issue 9). The window starts over each second, so the table holds only this second's callers.
+    (measured, issue 9). The window starts over each second, so the table holds only this second's callers. A
+    fixed window lets an account reach twice its limit in a one-second span that straddles two windows (the end
+    of one and the start of the next); a sliding window would not, at the price above.
     """
 
     def __init__(self) -> None:

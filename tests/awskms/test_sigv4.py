@@ -184,13 +184,20 @@ def test_headers_that_decide_the_request_must_be_signed() -> None:
 
 def test_the_derived_signing_key_is_reused_but_never_for_another_secret() -> None:
     """The day's signing key is derived once per secret; a rotated secret gets its own, so a request signed with
-    the old secret fails once the stored secret has changed (and the old one still verifies its own requests)."""
-    sigv4._derived_signing_key.cache_clear()
+    the old secret fails once the stored secret has changed (and the old one still verifies its own requests).
+    The cache holds digests of secrets, never a secret."""
+    sigv4._SIGNING_KEYS.clear()
     request = signed()
     verify(request)
+    [entry] = sigv4._SIGNING_KEYS
+    derived = sigv4._SIGNING_KEYS[entry]
     verify(request)
-    assert sigv4._derived_signing_key.cache_info().hits == 1
+    assert list(sigv4._SIGNING_KEYS) == [entry] and sigv4._SIGNING_KEYS[entry] is derived  # reused
     with pytest.raises(sigv4.SigV4Error):
         verify(request, secret=SECRET + "rotated")
-    assert sigv4._derived_signing_key.cache_info().currsize == 2
+    assert len(sigv4._SIGNING_KEYS) == 2
+    assert all(
+        SECRET.encode() not in part for key in sigv4._SIGNING_KEYS for part in key if isinstance(part, bytes)
+    )
+    assert all(SECRET not in part for key in sigv4._SIGNING_KEYS for part in key if isinstance(part, str))
     verify(request)
