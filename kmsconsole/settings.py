@@ -265,7 +265,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sign-in throttling (django-axes, in the database so every gunicorn worker sees the same count): after
+# Sign-in throttling (django-axes, in the database so every web server process sees the same count): after
 # KMS_SIGNIN_FAILURE_LIMIT failures for one user name from one address, that pair is refused for
 # KMS_SIGNIN_LOCKOUT_MINUTES. A success resets the count. The password is never stored with the attempt.
 AXES_FAILURE_LIMIT = env_int("KMS_SIGNIN_FAILURE_LIMIT", 5)
@@ -281,7 +281,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_HANDLER = "kmsconsole.console.signin_lockout.SignInLockoutHandler"
 KMS_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("KMS_SIGNIN_ADDRESS_FAILURE_LIMIT", 30)
 
-# Rate limits (kmsconsole.core.ratelimit), counted in each worker's memory: each of the KMS_WEB_WORKERS gunicorn
+# Rate limits (kmsconsole.core.ratelimit), counted in each worker's memory: each of the KMS_WEB_WORKERS web server
 # workers takes its share of every limit. KMS_RATE_LIMITS=false turns them all off (benchmarks). An address with
 # more than KMS_AUTH_FAILURE_LIMIT failed authentications (AWS endpoint and REST API) in
 # KMS_AUTH_FAILURE_WINDOW_SECONDS is refused for that long; cryptographic operations have per-account quotas in

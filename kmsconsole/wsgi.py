@@ -1,4 +1,5 @@
-"""WSGI entry point for gunicorn. Refuses to start without a root key (and with an insecure SECRET_KEY)."""
+"""WSGI entry point for the web server (granian, kmsconsole.core.webserver). Refuses to start without a root key
+(and with an insecure SECRET_KEY)."""
 
 import os
 

@@ -17,7 +17,7 @@ What is registered, as each test handles it:
 Where it looks, when the test ends: every log record written in this process, every Celery message published,
 the audit events in the database, the error messages boto3 received, every answer the service gave (with the
 secrets it hands out on purpose taken out first), and the output of the server and worker processes tests start
-(`follow()`: gunicorn's error and access logs, Celery workers, `make run`, the fault tests' services).
+(`follow()`: the web server's error and access logs, Celery workers, `make run`, the fault tests' services).
 
 Secrets handed out on purpose, and only there: the members an operation declares secret in its answer (KMS:
 Plaintext, PrivateKeyPlaintext, SharedSecret, GrantToken, SecretAccessKey, SessionToken, Password, Token; the REST

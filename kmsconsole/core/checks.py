@@ -1,6 +1,6 @@
 """Start-up checks: production misconfiguration fails loudly (DESIGN.md, Settings).
 
-Each is an Error with DEBUG off or on: gunicorn and the workers refuse to start on any of them
+Each is an Error with DEBUG off or on: the web server and the workers refuse to start on any of them
 (`kmsconsole.core.startup.refuse_insecure_start`). E001 no root key, E002 the default SECRET_KEY, E003 DEBUG on a
 non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read.
 """
@@ -45,7 +45,7 @@ def secret_key_configured(app_configs: Any = None, **kwargs: Any) -> list[Error]
 
 
 def _loopback(host: str) -> bool:
-    """Whether `host` (KMS_HOST, what gunicorn binds) is reachable only from this machine."""
+    """Whether `host` (KMS_HOST, what the web server binds) is reachable only from this machine."""
     name = host.strip("[]").lower()
     if name == "localhost":
         return True

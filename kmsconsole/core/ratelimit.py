@@ -4,7 +4,7 @@ operations (AWS KMS's "request quotas"), both answered with ThrottlingException.
 Both live in each process's memory, never in Redis or the database: failed authentication in the `limits`
 library's in-memory sliding-window counters, quotas in a fixed one-second window per account (`QuotaCounters`). A
 successful request pays no round trip, only a dictionary lookup for the address check and one counter increment
-for a quota (a few microseconds). The trade-off is that each gunicorn worker counts on its
+for a quota (a few microseconds). The trade-off is that each web server process counts on its
 own, so every configured limit is divided by KMS_WEB_WORKERS: requests spread over the workers add up to about
 the configured rate, while a client that lands on one worker only gets that worker's share (stricter, never
 looser, than configured). A restart forgets the counts.
@@ -153,7 +153,7 @@ class QuotaCounters:
 
 
 class _Limits:
-    """This process's counters, made after gunicorn forks (each worker its own)."""
+    """This process's counters, made in each web server process (each its own)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()

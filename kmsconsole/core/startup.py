@@ -1,6 +1,6 @@
 """Fail the start of a web server or worker on the errors the system checks find (root key, SECRET_KEY).
 
-gunicorn and celery do not run Django's system checks, so the processes call this at start-up.
+The web server (granian) and celery do not run Django's system checks, so the processes call this at start-up.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every write to what the KMS request path caches sets its scope's `value` to a fresh random number, in the
 writer's own transaction (`kmsconsole.generations.scopes`). A process that cached something under the value it
-read compares it with the value now stored before using it, so a change is seen by every gunicorn process as soon
+read compares it with the value now stored before using it, so a change is seen by every web server process as soon
 as its transaction commits. Values are random rather than counted up, so that a rolled-back write, a restored
 backup or a truncated table can never make an old entry look current again.
 """

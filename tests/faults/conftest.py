@@ -35,6 +35,7 @@ import pytest
 import urllib3
 from botocore.config import Config
 
+from kmsconsole.core.webserver import web_server_command
 from tests.secrets_watch import WATCH, watch_boto3_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def stop_process_group(process: subprocess.Popen[Any], *, grace: float = 20) -> 
         except subprocess.TimeoutExpired:
             pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group (gunicorn or celery children)
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group (web server or celery children)
     if process.poll() is None:
         process.wait(timeout=10)
 
@@ -290,7 +291,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 class Service:
-    """`manage.py serve` (gunicorn + Celery worker + beat), or a lone gunicorn or Celery worker, as a process group
+    """`manage.py serve` (granian + Celery worker + beat), or a lone web server or Celery worker, as a process group
     of its own, logging to a file."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
@@ -367,14 +368,15 @@ class World:
         self.wait_ready(service)
         return service
 
-    def gunicorn(self, **extra: str) -> Service:
-        command = [sys.executable, "-m", "gunicorn", "kmsconsole.wsgi:application",
-                   "--bind", f"127.0.0.1:{self.web_port}",
-                   "--workers", "1", "--worker-class", "gthread", "--threads", "4"]  # fmt: skip
+    def web_server(self, **extra: str) -> Service:
+        """The web server alone, as `serve` starts it (one process, four threads)."""
+        command = web_server_command(
+            host="127.0.0.1", port=self.web_port, processes=1, threads=4, access_log=False
+        )
         service = Service("web", command, self.env(DJANGO_SETTINGS_MODULE="kmsconsole.settings", **extra),
                           self.root / "web.log")  # fmt: skip
         self.services.append(service)
-        wait_until(lambda: self.get("/healthz")[0] == 200, timeout=60, what="gunicorn /healthz")
+        wait_until(lambda: self.get("/healthz")[0] == 200, timeout=60, what="web server /healthz")
         return service
 
     def celery_worker(self, name: str, **extra: str) -> Service:

@@ -1,6 +1,6 @@
 """PostgreSQL restarted during a load run (issue 10, Faults).
 
-`manage.py serve` (2 gunicorn workers with 4 threads each, a Celery worker and beat) runs on a private cluster; four
+`manage.py serve` (2 granian processes with 8 threads each, a Celery worker and beat) runs on a private cluster; four
 boto3 clients (no retries, 2 s connect and 5 s read timeouts) Encrypt and Decrypt in a loop while the cluster is
 stopped (fast shutdown, which also ends every open connection) and started again a few seconds later.
 

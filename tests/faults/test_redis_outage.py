@@ -1,6 +1,6 @@
 """Redis stopped under a running service (issue 10, Faults).
 
-`manage.py serve` (gunicorn, a Celery worker and beat) runs on a private Redis, which is killed for
+`manage.py serve` (granian, a Celery worker and beat) runs on a private Redis, which is killed for
 OUTAGE_SECONDS and started again on the same port, empty: every message it held is gone.
 
 While it is down, requests that only need the database keep working (an Encrypt/Decrypt load, all 200), and so do

@@ -1,6 +1,6 @@
 """A worker killed in the middle of a task (issue 10, Faults).
 
-KEYS keys are scheduled for deletion (a 7-day window lasting 7 seconds, KMS_DAY_SECONDS=1) through a real gunicorn
+KEYS keys are scheduled for deletion (a 7-day window lasting 7 seconds, KMS_DAY_SECONDS=1) through a real web server
 on a private cluster and Redis. Once all are due, a Celery worker (prefork, concurrency 2, as `serve` starts it)
 runs the deletion sweep; after it has destroyed a few keys the worker's whole process group is SIGKILLed, as an
 OOM kill or a lost host would end it: no warm shutdown, no acknowledgement, a transaction cut off mid-way.
@@ -29,7 +29,7 @@ JOB = "destroy-due-keys"
 
 def test_worker_killed_mid_sweep(world: World) -> None:
     world.start_redis()
-    world.gunicorn()
+    world.web_server()
     first = world.celery_worker("first")
     clients = [world.client() for _ in range(4)]
 

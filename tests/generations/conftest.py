@@ -1,12 +1,11 @@
 """Servers for the cache invalidation tests: one process with two threads (the live test server: a change made by
-one thread is seen by another that cached before it), or two gunicorn processes on the test database (a change
-made through one is seen by the other, which cached before it)."""
+one thread is seen by another that cached before it), or two web server processes (as `manage.py serve` starts them) on
+the test database (a change made through one is seen by the other, which cached before it)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from botocore.config import Config
 from django.conf import settings
 
 from kmsconsole.bench.moto import free_port
-from kmsconsole.core.accesslog import ACCESS_LOG_FORMAT
+from kmsconsole.core.webserver import web_server_command
 from tests.conftest import Persona
 from tests.secrets_watch import WATCH, watch_boto3_client
 
@@ -40,7 +39,7 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            raise RuntimeError(f"the web server exited with {process.returncode}")
         try:
             if urllib3.request("GET", f"{url}/healthz", retries=False, timeout=2).status == 200:
                 return
@@ -51,8 +50,8 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def gunicorn_pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[tuple[str, str]]:
-    """Two gunicorn processes (one worker, two threads each) serving the test database: (url A, url B)."""
+def server_pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[tuple[str, str]]:
+    """Two web servers (one process, two threads each) serving the test database: (url A, url B)."""
     with django_db_blocker.unblock():
         env = dict(
             os.environ,
@@ -66,15 +65,14 @@ def gunicorn_pair(django_db_setup: None, django_db_blocker: Any) -> Iterator[tup
         for index in range(2):
             port = free_port()
             # Error and access logs (the format `manage.py serve` uses) go to a file the secrets watch reads.
-            log = Path(settings.KMS_DATA_DIR) / "test-logs" / f"gunicorn-{os.getpid()}-{index}.log"
+            log = Path(settings.KMS_DATA_DIR) / "test-logs" / f"web-{os.getpid()}-{index}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            command = [sys.executable, "-m", "gunicorn", "kmsconsole.wsgi:application", "--bind",
-                       f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread", "--threads", "2",
-                       "--log-level", "warning", "--logger-class", "kmsconsole.core.accesslog.AccessLogger",
-                       "--access-logfile", str(log), "--access-logformat", ACCESS_LOG_FORMAT,
-                       "--error-logfile", str(log)]  # fmt: skip
-            processes.append(subprocess.Popen(command, cwd=REPO, env=env))
-            WATCH.follow(log, f"gunicorn {index}'s error and access log")
+            command = web_server_command(host="127.0.0.1", port=port, processes=1, threads=2, access_log=True)
+            with log.open("ab") as out:
+                processes.append(
+                    subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
+            WATCH.follow(log, f"web server {index}'s error and access log")
             urls.append(f"http://127.0.0.1:{port}")
             logs.append(log)
         for url, process in zip(urls, processes, strict=True):
@@ -125,5 +123,5 @@ def servers(request: pytest.FixtureRequest, settings: Any) -> Servers:
     if request.param == "threads":
         url = request.getfixturevalue("live_server").url
         return Servers("threads", url, url)
-    admin_url, user_url = request.getfixturevalue("gunicorn_pair")
+    admin_url, user_url = request.getfixturevalue("server_pair")
     return Servers("processes", admin_url, user_url)

@@ -1,10 +1,10 @@
 """A cache never makes a revoked permission work, and a change is seen at once: for each change the request path
 caches something about, a principal uses a key until its server has it cached, the change is made (through the
-other gunicorn process, or through another thread, or by this test process), and the very next use, made as
+other web server process, or through another thread, or by this test process), and the very next use, made as
 soon as the change returned, sees it.
 
 Both ways are run: `threads` (the live test server in this process: the test asserts the caches were hit, so the
-check is not vacuous) and `processes` (two gunicorn processes on the test database: changes through A, uses
+check is not vacuous) and `processes` (two web server processes on the test database: changes through A, uses
 through B, which cached before the change).
 """
 

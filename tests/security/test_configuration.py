@@ -105,9 +105,15 @@ def test_a_misconfigured_start_is_refused(tmp_path: Path, case: str) -> None:
     env, code = REFUSED[case]
     checked = _start(tmp_path, "manage.py", "check", **env)
     assert checked.returncode != 0 and code in checked.stderr, checked.stderr
-    # gunicorn imports the WSGI module; the workers run the same refusal in worker_init.
+    # The web server imports the WSGI module in each process (and `serve` refuses first); Celery runs the refusal
+    # in worker_init.
     served = _start(tmp_path, "-c", "import kmsconsole.wsgi", **env)
     assert served.returncode != 0 and "ImproperlyConfigured" in served.stderr and code in served.stderr
+    # `serve` refuses before it starts anything, even told to skip Django's checks: granian would start a web
+    # process that fails to load the application again and again.
+    whole = _start(tmp_path, "manage.py", "serve", "--skip-checks", **env)
+    assert whole.returncode != 0 and code in whole.stderr, whole.stderr
+    assert "granian" not in whole.stdout + whole.stderr
 
 
 @pytest.mark.parametrize(

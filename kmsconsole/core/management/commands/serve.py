@@ -1,4 +1,4 @@
-"""`python manage.py serve`: run the whole service (gunicorn web server, Celery worker, Celery beat) in the
+"""`python manage.py serve`: run the whole service (granian web server, Celery worker, Celery beat) in the
 foreground, and stop all three on Ctrl-C or SIGTERM. `make run` calls it after migrating and bootstrapping.
 
 The worker and beat are started again when they exit (after a backoff that grows while they keep failing): they
@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from kmsconsole.core.accesslog import ACCESS_LOG_FORMAT
+from kmsconsole.core.startup import refuse_insecure_start
+from kmsconsole.core.webserver import web_server_command
 
 logger = logging.getLogger("kmsconsole.serve")
 
@@ -68,50 +69,39 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=int(os.environ.get("KMS_WEB_WORKERS", "2")),
-            help="gunicorn worker processes (KMS_WEB_WORKERS, default 2)",
+            help="web server processes (KMS_WEB_WORKERS, default 2)",
         )
         parser.add_argument(
             "--threads",
             type=int,
-            default=int(os.environ.get("KMS_WEB_THREADS", "4")),
-            help="threads per gunicorn worker (KMS_WEB_THREADS, default 4)",
+            default=int(os.environ.get("KMS_WEB_THREADS", "8")),
+            help="application threads per web server process (KMS_WEB_THREADS, default 8)",
         )
         parser.add_argument(
             "--access-log",
             action=argparse.BooleanOptionalAction,
             default=os.environ.get("KMS_ACCESS_LOG", "true").strip().lower()
             not in ("0", "false", "no", "off"),
-            help="gunicorn's access log on standard output (KMS_ACCESS_LOG, default on)",
+            help="the web server's access log on standard output (KMS_ACCESS_LOG, default on)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Here too, not only in each web process: granian starts a worker that fails to load the application
+        # again, so a refused configuration must stop the service before the web server is started.
+        refuse_insecure_start()
         env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
         # Each web worker takes its share of the rate limits (kmsconsole.core.ratelimit.per_worker).
         env["KMS_WEB_WORKERS"] = str(options["workers"])
         bind = f"{settings.KMS_HOST}:{settings.KMS_PORT}"
         python = sys.executable
         commands = {
-            "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "kmsconsole.wsgi:application",
-                "--bind",
-                bind,
-                "--workers",
-                str(options["workers"]),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(options["threads"]),
-                "--logger-class",
-                "kmsconsole.core.accesslog.AccessLogger",
-                *(
-                    ["--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
-                    if options["access_log"]
-                    else []
-                ),
-            ],
+            "web": web_server_command(
+                host=settings.KMS_HOST,
+                port=settings.KMS_PORT,
+                processes=options["workers"],
+                threads=options["threads"],
+                access_log=options["access_log"],
+            ),
             "worker": [
                 python,
                 "-m",
