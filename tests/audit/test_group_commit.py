@@ -155,3 +155,80 @@ def test_a_failed_write_reaches_every_waiter() -> None:
     failures = write_concurrently(threads=4, per_thread=2)
     assert len(failures) == 8
     assert not AuditEvent.objects.exists()
+
+
+def _queue_behind_a_slow_batch(
+    group: writer.GroupCommit, names: list[str], outcomes: dict[str, str]
+) -> tuple[threading.Event, list[threading.Thread]]:
+    """Start 'first' (its batch held until the returned event is set), then queue `names` behind it."""
+    release = threading.Event()
+    real_write = group._write
+
+    def slow_first(events: Sequence[dict[str, Any]]) -> None:
+        if [event["operation"] for event in events] == ["first"]:
+            release.wait(5)
+        real_write(events)
+
+    group._write = slow_first
+
+    def submit(name: str) -> None:
+        try:
+            group.write({"operation": name})
+            outcomes[name] = "written"
+        except BaseException as exc:
+            outcomes[name] = type(exc).__name__
+
+    threads = [threading.Thread(target=submit, args=("first",))]
+    threads[0].start()
+    while not group._writing:
+        pass
+    for name in names:
+        threads.append(threading.Thread(target=submit, args=(name,)))
+        threads[-1].start()
+    while len(group._queue) < len(names):
+        pass
+    return release, threads
+
+
+def test_the_leadership_passes_along_the_queue_in_order() -> None:
+    """More waiters than a batch holds: each leader writes the oldest queued events and hands over to the next
+    waiting thread; every event is written once, in the order queued."""
+    written: list[list[str]] = []
+    group = writer.GroupCommit(
+        lambda events: written.append([event["operation"] for event in events]), max_batch=2
+    )
+    outcomes: dict[str, str] = {}
+    names = [f"e{index}" for index in range(5)]
+    release, threads = _queue_behind_a_slow_batch(group, names, outcomes)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes == dict.fromkeys(["first", *names], "written")
+    assert written == [["first"], ["e0", "e1"], ["e2", "e3"], ["e4"]]
+    assert not group._writing and not group._queue
+
+
+def test_an_interrupted_batch_fails_every_event_in_it() -> None:
+    """Not an error of the events (SystemExit, KeyboardInterrupt in the leader): nothing was written, so no
+    request of the batch may be answered as if it had been, and the next events are still written."""
+
+    class Interrupted(BaseException):
+        pass
+
+    written: list[list[str]] = []
+
+    def write(events: Sequence[dict[str, Any]]) -> None:
+        names = [event["operation"] for event in events]
+        if "a" in names:
+            raise Interrupted
+        written.append(names)
+
+    group = writer.GroupCommit(write)
+    outcomes: dict[str, str] = {}
+    release, threads = _queue_behind_a_slow_batch(group, ["a", "b"], outcomes)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes == {"first": "written", "a": "Interrupted", "b": "Interrupted"}
+    group.write({"operation": "after"})
+    assert written == [["first"], ["after"]]
