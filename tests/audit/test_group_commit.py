@@ -116,35 +116,13 @@ class _Flaky:
 def test_a_bad_event_fails_only_its_own_request() -> None:
     flaky = _Flaky()
     group = writer.GroupCommit(flaky)
-    release = threading.Event()
     outcomes: dict[str, str] = {}
-
-    def slow_first(events: Sequence[dict[str, Any]]) -> None:
-        release.wait(5)  # hold the first batch so the others queue behind it and form one batch
-        flaky(events)
-
-    group._write = slow_first
-
-    def submit(name: str) -> None:
-        try:
-            group.write({"operation": name})
-            outcomes[name] = "written"
-        except RuntimeError:
-            outcomes[name] = "failed"
-
-    first = threading.Thread(target=submit, args=("first",))
-    first.start()
-    while not group._writing:
-        pass
-    others = [threading.Thread(target=submit, args=(name,)) for name in ("a", "bad", "b")]
-    for thread in others:
-        thread.start()
-    while len(group._queue) < 3:
-        pass
+    # The first batch is held, so the others queue behind it and form one batch.
+    release, threads = _queue_behind_a_slow_batch(group, ["a", "bad", "b"], outcomes)
     release.set()
-    for thread in [first, *others]:
+    for thread in threads:
         thread.join()
-    assert outcomes == {"first": "written", "a": "written", "bad": "failed", "b": "written"}
+    assert outcomes == {"first": "written", "a": "written", "bad": "RuntimeError", "b": "written"}
     # One batch for the three that queued; it failed, and each was retried alone.
     assert sorted(flaky.calls[1]) == ["a", "b", "bad"]
     assert sorted(map(tuple, flaky.calls[2:])) == [("a",), ("b",), ("bad",)]
