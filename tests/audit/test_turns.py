@@ -147,40 +147,45 @@ def test_a_turn_held_too_long_is_skipped(
     assert_chain_intact(2, capsys)
 
 
-def test_without_a_usable_turn_file_writing_goes_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    chain = chain_on(tmp_path / "missing-directory" / "turn.lock")
-    for _ in range(3):
-        chain.write([values()], "default")
-    assert chain._turns_for("default").turns == 0
-    assert_chain_intact(3, capsys)
+def _in_a_missing_directory(tmp_path: Path) -> Path:  # a read-only or absent data directory
+    return tmp_path / "missing-directory" / "turn.lock"
 
 
-def test_a_symlink_planted_at_the_name_is_not_followed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _symlink_to_a_key(
+    tmp_path: Path,
+) -> Path:  # planted at the predictable name: never followed, never written
     target = tmp_path / "root.key"
     target.write_bytes(b"precious")
     target.chmod(0o600)
     (tmp_path / "turn.lock").symlink_to(target)
-    chain = chain_on(tmp_path / "turn.lock")
-    chain.write([values()], "default")
-    assert target.read_bytes() == b"precious"
-    assert chain._turns_for("default").turns == 0
-    assert_chain_intact(1, capsys)
+    return tmp_path / "turn.lock"
 
 
-def test_a_turn_file_others_could_open_is_not_used(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _made_by_someone_else(tmp_path: Path) -> Path:  # anyone could open it, lock it, forge the hint
     path = tmp_path / "turn.lock"
     path.write_text("")
-    path.chmod(0o666)  # made by someone else beforehand: anyone could open it, lock it, forge the hint
-    chain = chain_on(path)
-    chain.write([values()], "default")
+    path.chmod(0o666)
+    return path
+
+
+UNUSABLE = {
+    "missing-directory": _in_a_missing_directory,
+    "symlink-planted": _symlink_to_a_key,
+    "others-could-open": _made_by_someone_else,
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE))
+def test_without_a_usable_turn_file_writing_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    chain = chain_on(UNUSABLE[case](tmp_path))
+    for _ in range(3):
+        chain.write([values()], "default")
     assert chain._turns_for("default").turns == 0
-    assert_chain_intact(1, capsys)
+    assert_chain_intact(3, capsys)
+    key = tmp_path / "root.key"
+    assert not key.exists() or key.read_bytes() == b"precious"
 
 
 def test_a_file_system_without_flock_means_no_turns(
