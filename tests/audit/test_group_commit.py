@@ -160,11 +160,12 @@ def _queue_behind_a_slow_batch(
     threads[0].start()
     while not group._writing:
         pass
-    for name in names:
+    for queued, name in enumerate(names, start=1):
         threads.append(threading.Thread(target=submit, args=(name,)))
         threads[-1].start()
-    while len(group._queue) < len(names):
-        pass
+        # One at a time: a thread started is not yet queued, and the tests depend on the order of the queue.
+        while len(group._queue) < queued:
+            pass
     return release, threads
 
 

@@ -375,7 +375,10 @@ def test_sign_and_verify(admin_kms: Any, keys: Keys, kind: str, algorithm: str) 
     assert verified == {**verified, "SignatureValid": True, "KeyId": arn, "SigningAlgorithm": algorithm}
     digest = hashlib.new(f"sha{algorithm[-3:]}", message).digest()
     assert admin_kms.verify(Message=digest, MessageType="DIGEST", **request)["SignatureValid"]
-    for bad_message, bad_signature in ((b"n" * 4096, signature), (message, signature[:-1] + bytes([signature[-1] ^ 0x80]))):
+    for bad_message, bad_signature in (
+        (b"n" * 4096, signature),
+        (message, signature[:-1] + bytes([signature[-1] ^ 0x80])),
+    ):
         bad = {"Message": bad_message, "Signature": bad_signature, "SigningAlgorithm": algorithm}
         outcome = run(lambda b=bad: admin_kms.verify(KeyId=key_id, **b))
         assert outcome.error == ("KMSInvalidSignatureException", "")

@@ -14,6 +14,7 @@ from keys.models import Key, KeyMaterial
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core.rootkey import sealer
 from tests.conftest import Persona
+from tests.tampering import tampered_urlsafe_b64
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,7 +218,7 @@ def test_list_keys_pages_with_markers(admin_kms: Any, create_key: Callable[..., 
     assert seen == created
     assert error_of(lambda: admin_kms.list_keys(Marker="bogus"))[0] == "InvalidMarkerException"
     assert (
-        error_of(lambda: admin_kms.list_keys(Marker=first["NextMarker"][:-2] + "AA"))[0]
+        error_of(lambda: admin_kms.list_keys(Marker=tampered_urlsafe_b64(first["NextMarker"])))[0]
         == "InvalidMarkerException"
     )
 
