@@ -1,5 +1,9 @@
-"""WSGI entry point for the web server (granian, kmsconsole.core.webserver). Refuses to start without a root key
-(and with an insecure SECRET_KEY)."""
+"""WSGI entry points for the web server (granian, kmsconsole.core.webserver). Refuses to start without a root key
+(and with an insecure SECRET_KEY).
+
+`application` writes the access log (kmsconsole.core.accesslog); `application_without_access_log` does not
+(`manage.py serve --no-access-log`, KMS_ACCESS_LOG=false).
+"""
 
 import os
 
@@ -7,11 +11,13 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kmsconsole.settings")
 
-application = get_wsgi_application()
+_django = get_wsgi_application()
 
 from kmsconsole.awskms.wsgi import with_kms_fast_path  # noqa: E402 - needs the app registry loaded
+from kmsconsole.core.accesslog import AccessLog, with_access_log  # noqa: E402
 from kmsconsole.core.startup import refuse_insecure_start  # noqa: E402
 
 refuse_insecure_start()
 # AWS SDK requests skip the console's middleware (kmsconsole.awskms.wsgi).
-application = with_kms_fast_path(application)
+application_without_access_log = with_kms_fast_path(_django)
+application = with_access_log(application_without_access_log, AccessLog())

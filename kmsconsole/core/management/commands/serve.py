@@ -82,7 +82,7 @@ class Command(BaseCommand):
             action=argparse.BooleanOptionalAction,
             default=os.environ.get("KMS_ACCESS_LOG", "true").strip().lower()
             not in ("0", "false", "no", "off"),
-            help="the web server's access log on standard output (KMS_ACCESS_LOG, default on)",
+            help="the access log on standard output (KMS_ACCESS_LOG, default on)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
