@@ -4,6 +4,7 @@ thread, never holding a request up."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -63,7 +64,8 @@ def test_a_line_holds_the_request_line_and_status_and_nothing_secret() -> None:
         ('/x" 200 0ms\n10.0.0.1 "GET /forged', '/x\\" 200 0ms\\x0a10.0.0.1 \\"GET /forged'),
         ("/\x1b[2Jcleared", "/\\x1b[2Jcleared"),
         ("/back\\slash", "/back\\\\slash"),
-        ("/caf\xe9\x85", "/caf\xe9\\x85"),
+        ("/caf\xe9\x85", "/caf\xe9\\u0085"),
+        ("/" + "a" * 5000, "/" + "a" * 1023 + "..."),
     ],
 )
 def test_characters_that_could_forge_or_hide_a_line_are_escaped(path: str, logged: str) -> None:
@@ -74,6 +76,8 @@ def test_characters_that_could_forge_or_hide_a_line_are_escaped(path: str, logge
 
 def test_a_failing_application_is_logged_as_500_and_its_error_goes_on() -> None:
     def failing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [])  # then fails: the server answers 500
+        environ["PATH_INFO"] = "/changed"
         raise RuntimeError("boom")
 
     log = AccessLog(stream := io.BytesIO())
@@ -95,8 +99,8 @@ def test_lines_are_written_by_the_background_thread() -> None:
     assert stream.getvalue().count(b" 200 ") == 3
 
 
-def test_an_output_that_takes_nothing_costs_lines_not_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(accesslog, "MAX_PENDING", 2)
+def test_an_output_that_fails_costs_lines_not_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "MAX_PENDING_CHARS", 120)  # two lines of 46 characters
     monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 3600.0)  # only the explicit flushes below write
 
     class Broken(io.BytesIO):
@@ -114,3 +118,62 @@ def test_an_output_that_takes_nothing_costs_lines_not_requests(monkeypatch: pyte
     notice, line = stream.getvalue().decode().splitlines()
     assert notice == "access log: 5 lines dropped (standard output was not taking them)"
     assert '"GET /api/v1/keys HTTP/1.1" 200 ' in line
+
+
+def test_an_output_that_blocks_holds_up_no_request_and_no_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(accesslog, "EXIT_WAIT_SECONDS", 0.2)
+    unblock = threading.Event()
+
+    class Stuck(io.BytesIO):
+        def write(self, data: Any) -> int:
+            unblock.wait(30)  # a full pipe nobody reads
+            return super().write(data)
+
+    log = AccessLog(Stuck())
+    app = with_access_log(_answering("200 OK"), log)
+    started = time.monotonic()
+    for _ in range(200):
+        assert b"".join(app(_environ(), lambda *args: None)) == b"body"
+        time.sleep(0.001)
+    log.close()
+    assert time.monotonic() - started < 5
+    unblock.set()
+
+
+def test_the_last_lines_are_written_at_exit_without_waiting_for_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 3600.0)
+    log = AccessLog(stream := io.BytesIO())
+    app = with_access_log(_answering("200 OK"), log)
+    for _ in range(3):
+        app(_environ(), lambda *args: None)
+    log.close()
+    assert stream.getvalue().count(b" 200 ") == 3
+
+
+def test_a_logging_failure_never_fails_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_thread(self: AccessLog) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(AccessLog, "_start", no_thread)
+    log = AccessLog(io.BytesIO())
+    assert b"".join(with_access_log(_answering("200 OK"), log)(_environ(), lambda *a: None)) == b"body"
+
+
+def test_lines_leave_in_whole_line_writes_no_larger_than_a_pipe_keeps_whole() -> None:
+    writes: list[bytes] = []
+
+    class Recording(io.BytesIO):
+        def write(self, data: Any) -> int:
+            writes.append(bytes(data))
+            return len(data)
+
+    log = AccessLog(Recording())
+    for index in range(500):
+        log.add(f'192.0.2.7 "GET /{"p" * (index % 1100)} HTTP/1.1" 200 0ms')
+    log.flush()
+    assert len(writes) > 1
+    assert all(len(chunk) <= accesslog.PIPE_BUF and chunk.endswith(b"\n") for chunk in writes)
+    assert b"".join(writes).count(b"\n") == 500
