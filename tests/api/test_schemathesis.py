@@ -4,7 +4,6 @@ that breaks the schema (its status documented, its body matching the documented 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -42,7 +41,6 @@ def test_generated_requests_get_no_5xx_and_responses_match_the_schema(
     assert len(operations) > 60
     session = requests.Session()
     statuses: Counter[int] = Counter()
-    started = time.monotonic()
 
     for operation in operations:
 
@@ -65,7 +63,6 @@ def test_generated_requests_get_no_5xx_and_responses_match_the_schema(
             ApiToken.objects.filter(pk=admin_token.pk).update(revoked_at=None)
 
         check()
-    assert time.monotonic() - started < 120
     # The run did reach the services: successes, refusals of bad input and unknown names, never a lost token.
     assert statuses[200] > 20 and statuses[201] > 5 and statuses[400] > 50 and statuses[404] > 50, statuses
     assert statuses[401] == 0, statuses

@@ -20,7 +20,7 @@ import pytest
 from tests.faults.conftest import World, wait_until
 from tests.faults.load import JSON_CONTENT_TYPE, Load
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 DOWN_SECONDS = 4.0
 # After PostgreSQL is accepting connections again, every thread must succeed within this many seconds.

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from tests.faults.conftest import ACCOUNT_ID, World, wait_until
 from tests.faults.load import Load
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 OUTAGE_SECONDS = 60.0
 RECOVERY_BOUND_SECONDS = 35.0

@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.conftest import World, wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 
 def children(parent: int, role: str) -> list[int]:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.faults.conftest import World, wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 KEYS = 150
 JOB = "destroy-due-keys"

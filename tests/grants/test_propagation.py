@@ -159,7 +159,6 @@ def test_delayed_retirement_goes_through_the_worker(
     retired = admin_kms.create_grant(KeyId=arn, GranteePrincipal=app_user.arn, Operations=["DescribeKey"])
     settings.KMS_GRANT_PROPAGATION_SECONDS = 2
     settings.KMS_GRANT_REVOCATION_PROPAGATION = "delayed"
-    grant_worker.start(KMS_GRANT_PROPAGATION_SECONDS="2", KMS_GRANT_REVOCATION_PROPAGATION="delayed")
     app_kms = kms_client(app_user)
     admin_kms.revoke_grant(KeyId=arn, GrantId=revoked["GrantId"])
     admin_kms.retire_grant(GrantToken=retired["GrantToken"])
@@ -178,6 +177,8 @@ def test_delayed_retirement_goes_through_the_worker(
     assert code == "InvalidGrantTokenException"
     # ...but, as on AWS, the grants still allow until a worker has removed them.
     assert app_kms.describe_key(KeyId=arn)["KeyMetadata"]["Arn"] == arn
+    # The worker starts only now: on a slow machine the checks above could take longer than the 2 s delay.
+    grant_worker.start(KMS_GRANT_PROPAGATION_SECONDS="2", KMS_GRANT_REVOCATION_PROPAGATION="delayed")
     grant_worker.wait_for(lambda: not Grant.objects.exists())
     assert error_of(lambda: app_kms.describe_key(KeyId=arn))[0] == DENIED
     for grant in (revoked, retired):

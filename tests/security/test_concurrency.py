@@ -88,6 +88,15 @@ def _hammer(call: Callable[[], Any], stop: threading.Event, log: list[tuple[floa
         log.append((sent, outcome(call)))
 
 
+def _until(count: int, log: list[tuple[float, str]], *, sent_after: float = 0.0) -> None:
+    """Wait until `count` calls sent after `sent_after` have ended (30 s at most: slow machines take longer than
+    any fixed pause would allow)."""
+    deadline = time.monotonic() + 30
+    while sum(1 for sent, _ in list(log) if sent >= sent_after) < count:
+        assert time.monotonic() < deadline, f"only {len(log)} calls ended"
+        time.sleep(0.05)
+
+
 def test_no_use_of_a_key_after_disable_key_returns(admin: Persona, clients: Callable[..., list[Any]]) -> None:
     pool = clients(admin)
     key_id = pool[0].create_key()["KeyMetadata"]["KeyId"]
@@ -100,10 +109,10 @@ def test_no_use_of_a_key_after_disable_key_returns(admin: Persona, clients: Call
     ]
     for thread in users:
         thread.start()
-    time.sleep(0.5)
+    _until(20, log)
     pool[0].disable_key(KeyId=key_id)
     disabled_at = time.monotonic()
-    time.sleep(0.5)
+    _until(40, log, sent_after=disabled_at)
     stop.set()
     for thread in users:
         thread.join()
@@ -133,10 +142,11 @@ def test_no_use_of_a_grant_after_revoke_grant_returns(
     ]
     for thread in users:
         thread.start()
-    time.sleep(0.5)
+    _until(20, log)
     owner.revoke_grant(KeyId=key_id, GrantId=grant["GrantId"])
     revoked_at = time.monotonic()
-    time.sleep(0.5)
+    # More than the ten in flight at the revoke, so that the trail has later Encrypts to check.
+    _until(40, log, sent_after=revoked_at)
     stop.set()
     for thread in users:
         thread.join()
