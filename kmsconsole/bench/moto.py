@@ -55,8 +55,9 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """moto's KMS server under gunicorn with `workers` workers of `worker_class` (gthread with 4 threads, as
-    `manage.py serve` runs ours, or sync), on a free local port. A context manager: stopped on exit."""
+    """moto's KMS server under gunicorn with `workers` workers of `worker_class` (gthread with 4 threads, a
+    threaded server like ours, or sync, gunicorn's default), on a free local port. A context manager: stopped
+    on exit."""
 
     def __init__(self, *, workers: int, worker_class: str, region: str, keys_file: Path) -> None:
         self.workers, self.worker_class, self.region, self.keys_file = (

@@ -64,7 +64,7 @@ class Command(BaseCommand):
             "--moto-worker-class",
             choices=["gthread", "sync"],
             default="gthread",
-            help="gunicorn worker class for moto (gthread: 4 threads each, as `manage.py serve` runs ours)",
+            help="moto's gunicorn worker class (gthread: 4 threads each, threaded like ours; sync: gunicorn's default)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
