@@ -61,6 +61,7 @@ def test_a_key_from_creation_to_refusal(
     page.get_by_role("button", name="Next").click()
     page.get_by_label("app-user", exact=True).check()
     page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Create key").wait_for()  # the review step (content() does not wait)
     assert key_admin.arn in page.content() and app.arn in page.content()
     watched_page.screenshot("key-create-review")
     page.get_by_role("button", name="Create key").click()

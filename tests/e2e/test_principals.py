@@ -71,5 +71,6 @@ def test_user_policy_and_access_key(watched_page: WatchedPage, admin: Persona) -
     assert page.evaluate("navigator.clipboard.readText()") == secret
     watched_page.screenshot("access-key-created")
     page.get_by_role("link", name="I have copied the secret").click()
+    page.wait_for_url("**/users/carol/")
     assert key.access_key_id in page.content() and secret not in page.content()
     watched_page.screenshot("user")
