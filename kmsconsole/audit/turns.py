@@ -34,9 +34,10 @@ import re
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
+
+from kmsconsole.core.forking import reset_in_forked_child
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class HostTurns:
         # Counters for benchmarks and tests.
         self.turns = 0
         self.skipped = 0
-        _INSTANCES.add(self)
+        reset_in_forked_child(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
         """A forked child starts afresh: a lock the fork caught held would never be released in it, and the
@@ -139,17 +140,6 @@ class HostTurns:
                 return False
             time.sleep(pause)
             pause = min(pause * 2, _MAX_SLEEP)
-
-
-_INSTANCES: weakref.WeakSet[HostTurns] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for turns in list(_INSTANCES):
-        turns._after_fork_in_child()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Turn:

@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
+from kmsconsole.core.forking import reset_in_forked_child
+
 FLUSH_SECONDS = 0.1
 EXIT_WAIT_SECONDS = 2.0
 MAX_PENDING_CHARS = 4_000_000
@@ -54,7 +56,7 @@ class AccessLog:
         self._owner_pid = 0
         self._reset()
         # A forked child starts without the writer thread and must not inherit a lock held by another thread.
-        os.register_at_fork(after_in_child=self._reset)
+        reset_in_forked_child(self._reset)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()  # guards the pending lines
