@@ -24,10 +24,10 @@ from kmsconsole.generations.scopes import alias_scope, key_scope
 from kmsconsole.operations import KeyResolution, KeyStates, Operation
 
 _KEY_ARN = re.compile(
-    r"^arn:(?P<partition>[\w-]+):kms:(?P<region>[\w-]*):(?P<account>\d*):key/(?P<key_id>.+)$"
+    r"^arn:(?P<partition>[\w-]+):kms:(?P<region>[\w-]*):(?P<account>[0-9]*):key/(?P<key_id>.+)$"
 )
 _ALIAS_ARN = re.compile(
-    r"^arn:(?P<partition>[\w-]+):kms:(?P<region>[\w-]*):(?P<account>\d*):(?P<alias>alias/.+)$"
+    r"^arn:(?P<partition>[\w-]+):kms:(?P<region>[\w-]*):(?P<account>[0-9]*):(?P<alias>alias/.+)$"
 )
 
 
@@ -255,6 +255,8 @@ def resolve_key(identifier: str, *, caller_account: str, operation: Operation) -
         match = key_match or (alias_match if aliases_allowed else None)
         if match is None:
             raise _invalid_key_id(identifier)
+        if match["partition"] != settings.KMS_PARTITION:
+            raise errors.NotFoundException(f"Invalid arn {match['partition'][:64]}")
         if match["region"] != settings.KMS_REGION:
             raise errors.NotFoundException(f"Invalid arn {match['region'][:64]}")
         account_id = match["account"]

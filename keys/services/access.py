@@ -91,6 +91,14 @@ def request_condition_values(
     return values
 
 
+def expect_operation(ctx: OperationContext, name: str) -> None:
+    """Fail closed when a service doing `name`'s work runs under another operation: its key check authorizes
+    `ctx.operation`, so an interface that picked the wrong operation (from a body it read differently than its
+    validation did) would have authorized one thing and done another."""
+    if ctx.operation.name != name:
+        raise errors.KMSInternalException(f"{name} was called as {ctx.operation.name}")
+
+
 def key_for(
     ctx: OperationContext,
     key_id: str,

@@ -28,7 +28,7 @@ from django.utils import timezone
 from keys.crypto import KeySpec
 from keys.materials import create_material
 from keys.models import Key, KeyMaterial, KeyState
-from keys.services.access import key_for
+from keys.services.access import expect_operation, key_for
 from kmsconsole.core import clock, errors
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.core.pagination import list_limit, page
@@ -108,6 +108,7 @@ def key_rotation_enable(
     the schedule's starting point (the last rotation or the enable date): the next date becomes that point plus
     the new period, or now if that has passed.
     """
+    expect_operation(ctx, "EnableKeyRotation")
     period = ROTATION_PERIOD_DEFAULT_DAYS if rotation_period_days is None else rotation_period_days
     _check_period(period)
     key = key_for(ctx, key_id, lock=True, condition_values={"kms:RotationPeriodInDays": period})
@@ -128,6 +129,7 @@ def key_rotation_enable(
 
 def key_rotation_disable(*, ctx: OperationContext, key_id: str) -> Key:
     """Turn off automatic rotation. kms:DisableKeyRotation (key policy); the key must be Enabled."""
+    expect_operation(ctx, "DisableKeyRotation")
     key = key_for(ctx, key_id, lock=True)
     _check_rotatable(key)
     if key.rotation_enabled or key.next_rotation_at is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from kmsconsole.api.serializers import StrictBooleanField
+
 # Inputs.
 
 
@@ -39,7 +41,7 @@ class SimulationInput(serializers.Serializer):
     grant_tokens = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     source_ip = serializers.CharField(required=False, default=None, allow_null=True, allow_blank=True)
     time = serializers.DateTimeField(required=False, default=None, allow_null=True, help_text="Default: now.")
-    secure_transport = serializers.BooleanField(required=False, default=None, allow_null=True)
+    secure_transport = StrictBooleanField(required=False, default=None, allow_null=True)
     draft_key_policy = serializers.CharField(
         required=False, default=None, allow_null=True, trim_whitespace=False
     )

@@ -42,11 +42,11 @@ def run(
     holder: dict[str, Value] = {}
 
     def service(ctx: OperationContext) -> Mapping[str, Any]:
-        refused_body = getattr(request, "_kms_refused_body", None)
-        if refused_body is not None:
+        refused = getattr(request, "_kms_refused_body", None)
+        if refused is not None:
             # The body could not be parsed when the audit parameters were read: fail here, audited, before
             # any work (DRF would now give `work` an empty body, which some operations accept).
-            raise from_api_exception(refused_body)
+            raise from_api_exception(refused)
         try:
             value = work(ctx)
         except exceptions.APIException as exc:
@@ -73,9 +73,9 @@ def validated(serializer_class: type, data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def refused_body(exc: Exception) -> exceptions.ParseError:
+def refused_body(exc: Exception) -> exceptions.APIException:
     """Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any parser runs; it is a bad request too."""
-    if isinstance(exc, exceptions.ParseError):
+    if isinstance(exc, exceptions.APIException):
         return exc
     return exceptions.ParseError(
         f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
@@ -87,7 +87,7 @@ def body(request: Request) -> dict[str, Any]:
     refuses is remembered, so `run` fails the operation with that error, audited."""
     try:
         data = request.data
-    except (exceptions.ParseError, RequestDataTooBig) as exc:
+    except (exceptions.ParseError, exceptions.UnsupportedMediaType, RequestDataTooBig) as exc:
         request._kms_refused_body = refused_body(exc)  # type: ignore[attr-defined]
         return {"Body": "(refused by the parser)"}
     return dict(data) if isinstance(data, Mapping) else {"Body": data}

@@ -41,8 +41,16 @@ class FieldValidationError(errors.ValidationException):
         self.detail = detail
 
 
+class UnsupportedMediaTypeError(errors.SerializationException):
+    """A body of a media type no parser reads: 415, as DRF answers it outside an operation."""
+
+    http_status = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+
 def from_api_exception(exc: exceptions.APIException) -> errors.KmsError:
     """DRF's exceptions raised while an operation runs become ours, so the audit trail records them."""
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return UnsupportedMediaTypeError(str(exc.detail))
     if isinstance(exc, exceptions.ValidationError):
         return FieldValidationError("The request is not valid.", exc.detail)
     if isinstance(exc, exceptions.NotFound):
@@ -60,7 +68,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, errors.KmsError):
         if exc.fault:
             return Response(body(exc.code, INTERNAL_MESSAGE), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-        http_status = STATUS_BY_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
+        http_status = getattr(exc, "http_status", None) or STATUS_BY_CODE.get(
+            exc.code, status.HTTP_400_BAD_REQUEST
+        )
         return Response(body(exc.code, exc.message, getattr(exc, "detail", None)), status=http_status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

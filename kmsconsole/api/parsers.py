@@ -1,6 +1,8 @@
-"""The REST API's JSON parser: DRF's, with bodies nested deeper than any request of ours (thousands of brackets
-exhaust the decoder's stack) turned into a 400 (ParseError) in the API's error shape instead of a 500. Bodies over
-Django's DATA_UPLOAD_MAX_MEMORY_SIZE are refused before any parser runs (kmsconsole/api/dispatch.py)."""
+"""The REST API's JSON parser: DRF's, with what no request of ours can carry refused as a 400 (ParseError) in the
+API's error shape instead of a 500 (kmsconsole.core.jsonbody): bodies nested thousands deep (they exhaust the
+decoder's stack), numbers that overflow to infinity (the audit trail's jsonb refuses them). NUL characters and lone
+surrogates are refused per field by DRF's CharField. Bodies over Django's DATA_UPLOAD_MAX_MEMORY_SIZE are refused
+before any parser runs (kmsconsole/api/dispatch.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +11,7 @@ from typing import Any
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-# The deepest request body of the API (a key with tags, a grant with constraints) is a few levels deep.
-MAX_JSON_DEPTH = 32
-
-
-def nesting_depth_exceeds(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            pending.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            pending.extend((child, depth + 1) for child in item)
-    return False
+from kmsconsole.core.jsonbody import MAX_JSON_DEPTH, body_problem
 
 
 class BoundedJSONParser(JSONParser):
@@ -32,8 +20,9 @@ class BoundedJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError(
-                f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+                f"The request body is nested more than {MAX_JSON_DEPTH} levels deep."
             ) from None
-        if nesting_depth_exceeds(data, MAX_JSON_DEPTH):
-            raise exceptions.ParseError(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+        problem = body_problem(data, check_text=False)
+        if problem is not None:
+            raise exceptions.ParseError(problem)
         return data

@@ -11,6 +11,20 @@ from keys.models import Key
 # Inputs.
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false, nothing else. DRF's BooleanField also takes "true", "yes", 1 and "on": a view that
+    reads the raw body to pick its operation (EnableKeyRotation or DisableKeyRotation) would then authorize one
+    operation and the service do the other."""
+
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data: object) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError("fail() raises")  # pragma: no cover
+
+
 class TagInput(serializers.Serializer):
     tag_key = serializers.CharField(allow_blank=True, trim_whitespace=False)
     tag_value = serializers.CharField(allow_blank=True, trim_whitespace=False)
@@ -21,7 +35,7 @@ class KeyCreateInput(serializers.Serializer):
     key_spec = serializers.CharField(required=False, default=None, allow_null=True)
     key_usage = serializers.CharField(required=False, default=None, allow_null=True)
     policy = serializers.CharField(required=False, default=None, allow_null=True, trim_whitespace=False)
-    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+    bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
     tags = TagInput(many=True, required=False, default=list)
 
 
@@ -34,13 +48,13 @@ class ScheduleDeletionInput(serializers.Serializer):
 
 
 class RotationSettingsInput(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
     rotation_period_days = serializers.IntegerField(required=False, default=None, allow_null=True)
 
 
 class PolicyPutInput(serializers.Serializer):
     policy = serializers.CharField(trim_whitespace=False)
-    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+    bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
 
 
 class PolicyValidateInput(serializers.Serializer):
@@ -48,7 +62,7 @@ class PolicyValidateInput(serializers.Serializer):
 
 
 class PolicyRestoreInput(serializers.Serializer):
-    bypass_lockout_safety_check = serializers.BooleanField(required=False, default=False)
+    bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
 
 
 class AliasCreateInput(serializers.Serializer):

@@ -4,6 +4,7 @@ empty time buckets so the time axis is continuous."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 from django.db.models.functions import Trunc
+from django.utils import timezone
 
 from kmsconsole.audit.models import AuditEvent
 
@@ -24,6 +26,8 @@ UNITS = (
     ("week", timedelta(days=730)),
     ("month", None),
 )
+# Fifty years of months: longer than any trail kept, short enough to draw.
+MAX_TIMELINE_SPAN = timedelta(days=50 * 366)
 _LABELS = {
     "minute": "%Y-%m-%d %H:%M",
     "hour": "%Y-%m-%d %H:00",
@@ -118,9 +122,15 @@ def _next(moment: datetime, unit: str) -> datetime:
 
 
 def timeline(events: QuerySet[AuditEvent], *, since: datetime | None, until: datetime) -> Timeline:
-    """Requests per time bucket, split by decision (one GROUP BY over bucket and decision)."""
+    """Requests per time bucket, split by decision (one GROUP BY over bucket and decision).
+
+    The line ends now at the latest (no event is written in the future) and spans at most MAX_TIMELINE_SPAN: a
+    range asked to year 9999 has no next month at its end, and one from year 1 would be 24,000 empty months."""
     if since is None:
         since = events.aggregate(first=Min("time"))["first"] or until
+    until = max(since, min(until, timezone.now()))
+    with contextlib.suppress(OverflowError):  # an `until` within fifty years of year 1
+        since = max(since, until - MAX_TIMELINE_SPAN)
     unit = bucket_unit(since, until)
     grouped = (
         events.order_by()
@@ -135,6 +145,8 @@ def timeline(events: QuerySet[AuditEvent], *, since: datetime | None, until: dat
     moment, last = _truncate(since, unit), _truncate(until, unit)
     while moment <= last:
         buckets.append(moment)
+        if moment == last:
+            break
         moment = _next(moment, unit)
     counts = {decision: [found.get((bucket, decision), 0) for bucket in buckets] for decision in DECISIONS}
     return Timeline(unit, buckets, counts)

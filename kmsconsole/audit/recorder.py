@@ -13,6 +13,7 @@ with KMSInternalException if it could not be.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,9 +68,14 @@ def _storable(value: Any) -> Any:
     """The value with NUL characters spelled out: PostgreSQL refuses them in text and jsonb, and an interface that
     lets one through must not make the audit write (and so the request) fail. Whole-number floats become
     integers: jsonb keeps numbers as decimals and gives 1e300 back as an integer, so the chain hash must be
-    computed over what the database will give back, or `audit verify` reports an honest event as changed."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    computed over what the database will give back, or `audit verify` reports an honest event as changed.
+    Infinity and NaN, which jsonb refuses (the interfaces refuse them in bodies; this is the last line), are
+    spelled as text."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer():
+            return int(value)
     if isinstance(value, str):
         try:
             value.encode()

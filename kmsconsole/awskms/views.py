@@ -30,6 +30,7 @@ from kmsconsole.awskms.authentication import authenticate
 from kmsconsole.awskms.handlers import HANDLERS, run_handler
 from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller, RequestMeta
+from kmsconsole.core.jsonbody import body_problem
 from kmsconsole.core.middleware import client_ip
 from kmsconsole.generations.cache import GenerationSnapshot, request_snapshot
 from kmsconsole.generations.scopes import iam_scope
@@ -78,38 +79,10 @@ def _refuse_constant(name: str) -> Any:
     raise errors.SerializationException(f"{name} is not a valid JSON number.")
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
-# The deepest KMS request shape is a few levels deep; anything far deeper is an attack on the code that walks it
-# (NUL checks, model validation, redaction, the audit write all recurse).
-MAX_JSON_DEPTH = 32
-
-
-def _check_depth(value: Any) -> None:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise errors.SerializationException(
-                f"The request body is nested more than {MAX_JSON_DEPTH} levels deep."
-            )
-        if isinstance(item, dict):
-            pending.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            pending.extend((child, depth + 1) for child in item)
-
-
 def _decode_body(body: bytes) -> dict[str, Any]:
-    """The JSON object of a request. NaN/Infinity and NUL characters are refused here: no KMS member can hold
-    them, and they cannot be stored in the audit trail (PostgreSQL's jsonb refuses NUL)."""
+    """The JSON object of a request, refused (SerializationException) if it holds what no KMS member can and the
+    audit trail cannot store: NaN/Infinity, numbers that overflow, NUL characters, lone surrogates, deep nesting
+    (kmsconsole.core.jsonbody)."""
     if not body.strip():
         return {}
     try:
@@ -117,11 +90,11 @@ def _decode_body(body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # RecursionError: thousands of nested brackets exhaust the decoder's stack; still just a bad body.
         raise errors.SerializationException("The request body is not valid JSON.") from exc
-    _check_depth(decoded)
+    problem = body_problem(decoded)
+    if problem is not None:
+        raise errors.SerializationException(problem)
     if not isinstance(decoded, dict):
         raise errors.SerializationException("Start of list found where not expected.")
-    if _has_nul(decoded):
-        raise errors.SerializationException("The request contains a NUL character.")
     return decoded
 
 
@@ -154,7 +127,8 @@ def ciphertext_key_id(blob: Any) -> str | None:
         head = base64.b64decode(blob[:_HEADER_CHARS], validate=True)
     except (binascii.Error, ValueError):
         return None
-    if head[0] != SYMMETRIC_BLOB_VERSION:
+    # Padding inside the first characters ("AQ==AAAA...") decodes to fewer bytes than a header holds.
+    if len(head) < 1 + KEY_ID_BYTES or head[0] != SYMMETRIC_BLOB_VERSION:
         return None
     return str(uuid.UUID(bytes=head[1 : 1 + KEY_ID_BYTES]))
 

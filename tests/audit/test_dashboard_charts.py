@@ -140,3 +140,40 @@ def test_the_page_shows_the_numbers_as_tables_and_data(
     assert "principal=arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Falice" in body
     assert "Refused: nothing allowed it" in body
     assert f"Refused: {ALLOW_STATEMENT}" not in body  # allowed events are no refusal reason
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "first_label"),
+    [
+        (None, "9999-12-31", "week of 2026-03-02"),  # from the first event to now
+        ("0001-01-01T00:00", "9999-12-30T00:00", None),  # the last fifty years
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_draw_a_bounded_line(
+    console: Callable[..., Client],
+    admin: Persona,
+    seeded: None,
+    since: str | None,
+    until: str,
+    first_label: str | None,
+) -> None:
+    """A range to year 9999 had no next month at its end (a 503); one from year 1 would be 24,000 months."""
+    params = {"until": until, **({"since": since} if since else {})}
+    response = console(admin).get("/console/audit/", params)
+    assert response.status_code == 200
+    body = response.content.decode()
+    marker = '<script id="audit-chart-data" type="application/json">'
+    start = body.index(marker) + len(marker)
+    labels = json.loads(body[start : body.index("</script>", start)])["timeline"]["labels"]
+    assert 1 <= len(labels) <= 50 * 12 + 2
+    assert first_label is None or labels[0] == first_label
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("0001-01-01T00:00", "0001-01-02T00:00"), ("9999-12-01T00:00", "9999-12-31T23:59")],
+)
+def test_a_range_with_no_events_at_the_ends_of_the_calendar(since: str, until: str) -> None:
+    bounds = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in (since, until)]
+    charts = trail_charts(AuditEvent.objects.none(), since=bounds[0], until=bounds[1])
+    assert charts.total == 0 and len(charts.timeline.labels) >= 1

@@ -74,3 +74,20 @@ def test_a_failure_that_cannot_be_recorded_is_an_internal_error(
         kms_client(outsider).generate_random(NumberOfBytes=16)
     # Not AccessDenied: an answer that could not be recorded is not given.
     assert raised.value.response["Error"]["Code"] == "KMSInternalException"
+
+
+def test_numbers_jsonb_cannot_hold_are_recorded_as_text(db: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """The interfaces refuse Infinity and NaN in bodies; should one still reach the trail, the event is written
+    (as text) rather than the write, and so the request, failing with nothing recorded."""
+    from kmsconsole.core import errors
+    from tests.conftest import as_operator
+
+    def refuse(ctx: Any) -> None:
+        raise errors.ValidationException("refused before any work")
+
+    with pytest.raises(errors.ValidationException):
+        as_operator("ListKeys", refuse, Limit=float("inf"), Marker=[float("-inf"), float("nan")])
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event is not None and event.request_parameters == {"Limit": "inf", "Marker": ["-inf", "nan"]}
+    call_command("audit", "verify")
+    assert "Audit chain intact" in capsys.readouterr().out

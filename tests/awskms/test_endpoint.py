@@ -369,6 +369,21 @@ def test_an_oversized_body_is_refused_before_anything_else(live_server: Any, ran
         (b'{"NumberOfBytes": NaN}', "NaN is not a valid JSON number."),
         (b'{"NumberOfBytes": 8, "Extra": Infinity}', "Infinity is not a valid JSON number."),
         (b'{"NumberOfBytes": 8, "CustomKeyStoreId": "a\\u0000b"}', "The request contains a NUL character."),
+        # Numbers that overflow to infinity: jsonb refuses them, so the audit write (and the request) failed.
+        (b'{"NumberOfBytes": 1e400}', "The request body holds a number too large to represent."),
+        (
+            b'{"NumberOfBytes": 8, "Extra": [-1e999]}',
+            "The request body holds a number too large to represent.",
+        ),
+        # Lone surrogates: PostgreSQL text cannot hold them (an alias lookup or a stored description failed).
+        (
+            b'{"NumberOfBytes": 8, "CustomKeyStoreId": "a\\ud800"}',
+            "The request contains text that is not valid Unicode (a lone surrogate).",
+        ),
+        (
+            b'{"NumberOfBytes": 8, "Extra": {"\\udfff": 1}}',
+            "The request contains text that is not valid Unicode (a lone surrogate).",
+        ),
     ],
 )
 def test_unstorable_json_is_refused_and_still_audited(
@@ -377,6 +392,26 @@ def test_unstorable_json_is_refused_and_still_audited(
     status, answer = raw_call(live_server.url, random_user, body)
     assert (status, answer["__type"], answer["message"]) == (400, "SerializationException", message)
     assert last_event().error_code == "SerializationException"
+
+
+@pytest.mark.parametrize(
+    ("blob", "signed_error"),
+    [
+        ("AQAAAAAAAAAAAAAAAAAAAA==", "InvalidCiphertextException"),  # 16 bytes: shorter than a header
+        ("AQAAAAAAAAAAAAAAAAAAAA==AAAA", "SerializationException"),  # not base64 at all
+    ],
+)
+def test_a_ciphertext_too_short_for_its_header_is_a_client_error(
+    live_server: Any, random_user: Persona, blob: str, signed_error: str
+) -> None:
+    """The key id in a ciphertext's header is read (as a cache hint) before authentication: padding within its
+    first characters made it fewer bytes than a header, an unaudited 500 for anyone, signed or not."""
+    body = json.dumps({"CiphertextBlob": blob}).encode()
+    status, answer = raw_call(live_server.url, None, body, target="TrentService.Decrypt")
+    assert (status, answer["__type"]) == (400, "MissingAuthenticationTokenException")
+    status, answer = raw_call(live_server.url, random_user, body, target="TrentService.Decrypt")
+    assert (status, answer["__type"]) == (400, signed_error)
+    assert last_event().error_code == signed_error
 
 
 def test_unknown_members_are_ignored_and_not_audited(live_server: Any, random_user: Persona) -> None:

@@ -202,6 +202,12 @@ def test_describe_key_by_every_identifier(admin_kms: Any, create_key: Callable[.
         "NotFoundException",
         "Invalid arn eu-west-1",
     )
+    for partition in ("aws-cn", "aws-us-gov"):
+        other = arn.replace("arn:aws:", f"arn:{partition}:")
+        assert error_of(lambda other=other: admin_kms.describe_key(KeyId=other)) == (
+            "NotFoundException",
+            f"Invalid arn {partition}",
+        )
     assert error_of(lambda: admin_kms.enable_key(KeyId="alias/anything"))[0] == "NotFoundException"
 
 
