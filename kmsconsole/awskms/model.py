@@ -162,8 +162,23 @@ class _Validator:
 
 
 def _display(value: Any) -> str:
-    text = value if isinstance(value, str) else str(value)
+    text = _as_java_prints(value)
     return text if len(text) <= 256 else text[:256] + "..."
+
+
+def _as_java_prints(value: Any) -> str:
+    """A value as AWS's (Java) validation messages print it: `[a, b]`, `{k=v}`, `true`, `null`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_java_prints(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_as_java_prints(k)}={_as_java_prints(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def modeled_members(operation: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -287,6 +287,17 @@ def test_bad_input_gets_aws_errors(
     assert (event.decision, event.error_code, event.caller_arn) == ("failed", code, random_user.arn)
 
 
+def test_validation_messages_print_values_as_aws_does(live_server: Any, random_user: Persona) -> None:
+    body = json.dumps({"CiphertextBlob": "AAAA", "GrantTokens": ["t"] * 11}).encode()
+    status, answer = raw_call(live_server.url, random_user, body, target="TrentService.Decrypt")
+    assert (status, answer["__type"], answer["message"]) == (
+        400,
+        "ValidationException",
+        "1 validation error detected: Value '[t, t, t, t, t, t, t, t, t, t, t]' at 'grantTokens' failed to "
+        "satisfy constraint: Member must have length less than or equal to 10",
+    )
+
+
 def test_boto3_sees_validation_errors_too(kms_client: Any, random_user: Persona) -> None:
     error = error_of(
         lambda: kms_client(random_user, parameter_validation=False).generate_random(NumberOfBytes=2000)
