@@ -3,8 +3,10 @@ propagation of grants.
 
 - Grantees and retiring principals are users, roles, assumed-role sessions, federated users or accounts (an
   account id is stored as its root ARN) that exist here; never groups or `*` (InvalidArnException; the model's
-  pattern already refuses `*`). Operations must suit the key type (ValidationException); encryption-context
-  constraints only on symmetric encryption keys, one kind per grant, at most 8 pairs, values up to 384 characters.
+  pattern already refuses `*`). Operations must suit the key type and, for an asymmetric key, its key usage
+  (ValidationException); encryption-context constraints only on symmetric encryption keys, one kind per grant, at
+  most 8 pairs, values up to 384 characters; a constraint of another name is refused, never dropped. `Name` keeps
+  the model's length (1-256) and pattern, for the interfaces that do not check the model.
 - At most GRANTS_PER_KEY_LIMIT grants a key (LimitExceededException). `Name` makes a retry with the same
   parameters return the same GrantId (with a fresh token); another request with that name is another grant.
 - A grant that allows CreateGrant lets its grantee create only grants within it (`keys.services.access`).
@@ -85,9 +87,26 @@ PROPAGATION_SWEEP_BATCH = 1000
 TOOK_EFFECT = "effective"
 REMOVED = "removed"
 
+# CreateGrant's Name (kms-spec §8.1): the service model's limits, checked here for the interfaces without the model.
+GRANT_NAME_MAX_LENGTH = 256
+GRANT_NAME_PATTERN = r"^[a-zA-Z0-9:/_-]+$"
+SOURCE_ARN = "SourceArn"
+# The members of GrantConstraints; SourceArn is known, and refused, rather than mistaken for a typo.
+CONSTRAINT_NAMES = (EQUALS, SUBSET, SOURCE_ARN)
+
 _ENCRYPTION = frozenset({"Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo"})
 _EVERY_KEY = frozenset({"CreateGrant", "RetireGrant", "DescribeKey"})
-# Which grant operations each kind of key can have (kms-spec §8.1, the Developer Guide's "Grant operations").
+_EVERY_ASYMMETRIC_KEY = _EVERY_KEY | {"GetPublicKey"}
+# Which grant operations an asymmetric key can have depends on its key usage: a grant may not allow what the key
+# cannot do (kms-spec §8.1, the Developer Guide's "Grant operations").
+ASYMMETRIC_OPERATIONS_BY_KEY_USAGE = {
+    "ENCRYPT_DECRYPT": _EVERY_ASYMMETRIC_KEY | _ENCRYPTION,
+    "SIGN_VERIFY": _EVERY_ASYMMETRIC_KEY | {"Sign", "Verify"},
+    "KEY_AGREEMENT": _EVERY_ASYMMETRIC_KEY | {"DeriveSharedSecret"},
+    "ENCAPSULATE_DECAPSULATE": _EVERY_ASYMMETRIC_KEY | {"Encapsulate", "Decapsulate"},
+}
+# Which grant operations each kind of key can have; for "ASYMMETRIC", those of some asymmetric key (a given key's
+# are `grant_operations_for(key)`).
 OPERATIONS_BY_KEY_TYPE = {
     "SYMMETRIC": _EVERY_KEY
     | _ENCRYPTION
@@ -97,9 +116,7 @@ OPERATIONS_BY_KEY_TYPE = {
         "GenerateDataKeyPair",
         "GenerateDataKeyPairWithoutPlaintext",
     },
-    "ASYMMETRIC": _EVERY_KEY
-    | _ENCRYPTION
-    | {"Sign", "Verify", "GetPublicKey", "DeriveSharedSecret", "Encapsulate", "Decapsulate"},
+    "ASYMMETRIC": frozenset().union(*ASYMMETRIC_OPERATIONS_BY_KEY_USAGE.values()),
     "HMAC": _EVERY_KEY | {"GenerateMac", "VerifyMac"},
 }
 GRANTEE_KINDS = frozenset(
@@ -125,6 +142,14 @@ def key_type(key: Key) -> str:
     if key.key_spec == "SYMMETRIC_DEFAULT":
         return "SYMMETRIC"
     return "HMAC" if key.key_spec.startswith("HMAC_") else "ASYMMETRIC"
+
+
+def grant_operations_for(key: Key) -> frozenset[str]:
+    """The operations a grant on `key` may allow: its key type's, and for an asymmetric key its key usage's."""
+    kind = key_type(key)
+    if kind == "ASYMMETRIC":
+        return ASYMMETRIC_OPERATIONS_BY_KEY_USAGE[key.key_usage]
+    return OPERATIONS_BY_KEY_TYPE[kind]
 
 
 def normalize_principal(principal: str) -> str:
@@ -174,11 +199,37 @@ def _operations(requested: Sequence[str]) -> list[str]:
     return operations
 
 
+def _check_name(name: str | None) -> None:
+    """Name's limits, in the words of AWS's model validation: a longer name would not fit the column, and another
+    character would make a name the KMS endpoint refuses."""
+    if name is None:
+        return
+    shown = name
+    if not name:
+        constraint = "Member must have length greater than or equal to 1"
+    elif len(name) > GRANT_NAME_MAX_LENGTH:
+        shown = f"{name[:GRANT_NAME_MAX_LENGTH]}..."
+        constraint = f"Member must have length less than or equal to {GRANT_NAME_MAX_LENGTH}"
+    elif not re.fullmatch(GRANT_NAME_PATTERN, name):
+        constraint = f"Member must satisfy regular expression pattern: {GRANT_NAME_PATTERN}"
+    else:
+        return
+    raise errors.ValidationException(
+        f"1 validation error detected: Value '{shown}' at 'name' failed to satisfy constraint: {constraint}"
+    )
+
+
 def _constraints(requested: Mapping[str, Any] | None) -> dict[str, dict[str, str]] | None:
     """The stored form of a request's Constraints (empty maps count as absent, as on AWS)."""
     if not requested:
         return None
-    if requested.get("SourceArn") is not None:
+    unknown = [name[:64] for name in requested if name not in CONSTRAINT_NAMES]
+    if unknown:
+        # Dropping an unknown member would turn a misspelled constraint into no constraint at all.
+        raise errors.ValidationException(
+            f"Constraints has no member {', '.join(unknown)}; its members are {', '.join(CONSTRAINT_NAMES)}."
+        )
+    if requested.get(SOURCE_ARN) is not None:
         raise errors.UnsupportedOperationException(
             "The SourceArn grant constraint is for grants to service principals, which this KMS does not support."
         )
@@ -205,14 +256,14 @@ def _constraints(requested: Mapping[str, Any] | None) -> dict[str, dict[str, str
 def _check_operations_suit(
     key: Key, operations: Sequence[str], constraints: Mapping[str, Any] | None
 ) -> None:
-    kind = key_type(key)
-    unsuited = [operation for operation in operations if operation not in OPERATIONS_BY_KEY_TYPE[kind]]
+    suitable = grant_operations_for(key)
+    unsuited = [operation for operation in operations if operation not in suitable]
     if unsuited:
         raise errors.ValidationException(
             f"{', '.join(unsuited)} {'is' if len(unsuited) == 1 else 'are'} not a valid grant operation for a "
-            f"KMS key with KeySpec {key.key_spec}."
+            f"KMS key with KeySpec {key.key_spec} and KeyUsage {key.key_usage}."
         )
-    if constraints and kind != "SYMMETRIC":
+    if constraints and key_type(key) != "SYMMETRIC":
         raise errors.ValidationException(
             f"Encryption context grant constraints apply only to symmetric encryption KMS keys, not to a KMS key "
             f"with KeySpec {key.key_spec}."
@@ -269,6 +320,7 @@ def grant_create(
     grantee = normalize_principal(grantee_principal)
     retiring = normalize_principal(retiring_principal) if retiring_principal else ""
     wanted = _operations(operations)
+    _check_name(name)
     stored_constraints = _constraints(constraints)
     conditions: dict[str, Any] = {"kms:GrantOperations": wanted, "kms:GranteePrincipal": grantee}
     if retiring:

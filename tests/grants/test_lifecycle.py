@@ -201,7 +201,18 @@ def test_grantee_forms(
         (
             {"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"},
             ["Sign", "Verify", "GetPublicKey", "DescribeKey", "CreateGrant", "RetireGrant"],
-            ["GenerateDataKey", "GenerateDataKeyPair", "GenerateMac"],
+            ["GenerateDataKey", "GenerateDataKeyPair", "GenerateMac", "Encrypt", "Decrypt", "ReEncryptTo"],
+        ),
+        (
+            {"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"},
+            ["Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey", "DescribeKey", "CreateGrant",
+             "RetireGrant"],
+            ["Sign", "Verify", "GenerateDataKey", "GenerateMac", "DeriveSharedSecret"],
+        ),
+        (
+            {"KeySpec": "ECC_NIST_P384", "KeyUsage": "KEY_AGREEMENT"},
+            ["DeriveSharedSecret", "GetPublicKey", "DescribeKey", "CreateGrant", "RetireGrant"],
+            ["Sign", "Verify", "Encrypt", "Decrypt", "GenerateDataKey", "GenerateMac"],
         ),
         (
             {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},

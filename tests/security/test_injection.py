@@ -27,6 +27,7 @@ from keys.models import Key
 from keys.services import lifecycle, tags
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.sudo import SUDO_AT
+from kmsconsole.core import errors
 from kmsconsole.core.prepared import fetch_all
 from kmsconsole.generations.models import Generation
 from tests.api.conftest import token_for
@@ -83,12 +84,13 @@ def test_injected_markup_is_escaped_on_every_console_page(
     encrypted = AuditEvent.objects.filter(operation="Encrypt").order_by("-seq").first()
     assert encrypted is not None and MARKUP in encrypted.user_agent
     grant = kms.create_grant(KeyId=key_id, GranteePrincipal=admin.arn, Operations=["Encrypt"])
-    as_operator(  # the service takes any grant name (the AWS endpoint's model narrows it)
-        "CreateGrant",
-        lambda ctx: grant_create(
-            ctx=ctx, key_id=key_id, grantee_principal=admin.arn, operations=["Encrypt"], name=MARKUP
-        ),
-    )
+    with pytest.raises(errors.ValidationException):  # refused (Name's pattern), and its audit event shows it
+        as_operator(
+            "CreateGrant",
+            lambda ctx: grant_create(
+                ctx=ctx, key_id=key_id, grantee_principal=admin.arn, operations=["Encrypt"], name=MARKUP
+            ),
+        )
     token_for(account, "admin")
     world = World(
         key=Key.objects.get(pk=key.pk),

@@ -4,7 +4,7 @@ a confirmation, in sudo mode), and creating one, whose grant token is shown once
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -159,12 +159,12 @@ class GrantForm(forms.Form):
         choices=[("", "None"), *CONSTRAINT_LABELS.items()],
     )
 
-    def __init__(self, *args: Any, key_kind: str, account_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, key_kind: str, operations: Iterable[str], account_id: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["grantee_principal"].widget.attrs["placeholder"] = arns.role_arn(account_id, "/", "app")
-        self.fields["operations"].choices = [
-            (name, name) for name in sorted(grant_services.OPERATIONS_BY_KEY_TYPE[key_kind])
-        ]
+        self.fields["operations"].choices = [(name, name) for name in sorted(operations)]
         self.allows_constraints = key_kind == "SYMMETRIC"
         if not self.allows_constraints:
             del self.fields["constraint"]
@@ -265,7 +265,12 @@ def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     kind = grant_services.key_type(key)
     # On GET, the form posted before the password confirmation, if any (bound, so it shows as typed).
     data = request.POST if request.method == "POST" else kept_form(request)
-    form = GrantForm(data, key_kind=kind, account_id=key.account.account_id)
+    form = GrantForm(
+        data,
+        key_kind=kind,
+        operations=grant_services.grant_operations_for(key),
+        account_id=key.account.account_id,
+    )
     context: dict[str, Any] = {"key": key, "form": form}
     if request.method != "POST":
         return page.render(context)
