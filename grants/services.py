@@ -202,21 +202,9 @@ def _operations(requested: Sequence[str]) -> list[str]:
 def _check_name(name: str | None) -> None:
     """Name's limits, in the words of AWS's model validation: a longer name would not fit the column, and another
     character would make a name the KMS endpoint refuses."""
-    if name is None:
-        return
-    shown = name
-    if not name:
-        constraint = "Member must have length greater than or equal to 1"
-    elif len(name) > GRANT_NAME_MAX_LENGTH:
-        shown = f"{name[:GRANT_NAME_MAX_LENGTH]}..."
-        constraint = f"Member must have length less than or equal to {GRANT_NAME_MAX_LENGTH}"
-    elif not re.fullmatch(GRANT_NAME_PATTERN, name):
-        constraint = f"Member must satisfy regular expression pattern: {GRANT_NAME_PATTERN}"
-    else:
-        return
-    raise errors.ValidationException(
-        f"1 validation error detected: Value '{shown}' at 'name' failed to satisfy constraint: {constraint}"
-    )
+    if name is not None:
+        errors.check_length("name", name, minimum=1, maximum=GRANT_NAME_MAX_LENGTH)
+        errors.check_pattern("name", name, GRANT_NAME_PATTERN)
 
 
 def _constraints(requested: Mapping[str, Any] | None) -> dict[str, dict[str, str]] | None:

@@ -14,7 +14,6 @@ InvalidAliasNameException (the modeled alias-name error) and RESERVED_PREFIX_MES
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
@@ -51,16 +50,8 @@ EMPTY_NAME_MESSAGE = 'Alias names must include a name after the "alias/" prefix.
 
 def check_alias_name(name: str) -> None:
     """AWS's naming rules, for every interface (the KMS endpoint's model check catches length and pattern first)."""
-    if len(name) > ALIAS_NAME_MAX_LENGTH:
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{name[:ALIAS_NAME_MAX_LENGTH]}...' at 'aliasName' failed to "
-            f"satisfy constraint: Member must have length less than or equal to {ALIAS_NAME_MAX_LENGTH}"
-        )
-    if not re.fullmatch(ALIAS_NAME_PATTERN, name):
-        raise errors.ValidationException(
-            f"1 validation error detected: Value '{name}' at 'aliasName' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {ALIAS_NAME_PATTERN}"
-        )
+    errors.check_length("aliasName", name, maximum=ALIAS_NAME_MAX_LENGTH)
+    errors.check_pattern("aliasName", name, ALIAS_NAME_PATTERN)
     if not name.startswith(ALIAS_PREFIX):
         raise errors.ValidationException(PREFIX_MESSAGE)
     if name.startswith(RESERVED_PREFIX):
@@ -72,11 +63,16 @@ def check_alias_name(name: str) -> None:
         raise errors.ValidationException(f"{name} contains invalid characters for an alias")
 
 
-def _authorize_alias(ctx: OperationContext, name: str) -> str:
-    """The IAM half: the caller's identity policies must allow the operation on the alias ARN."""
+def _authorize_alias(ctx: OperationContext, name: str, action: str | None = None) -> str:
+    """The IAM half: the caller's identity policies must allow the operation (or `action`) on the alias ARN."""
     arn = alias_arn(ctx.caller.account_id, name)
-    authorize(ctx, resource=arn)
+    authorize(ctx, resource=arn, action=action)
     return arn
+
+
+def _refuse_taken(key: Key, name: str, arn: str) -> None:
+    if Alias.objects.filter(account=key.account, name=name).exists():
+        raise errors.AlreadyExistsException(f"An alias with the name {arn} already exists")
 
 
 def _alias_in_account(ctx: OperationContext, name: str, *, arn: str) -> Alias:
@@ -125,8 +121,7 @@ def alias_create(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
     check_alias_name(alias_name)
     arn = _authorize_alias(ctx, alias_name)
     key = key_for(ctx, target_key_id, lock=True)
-    if Alias.objects.filter(account=key.account, name=alias_name).exists():
-        raise errors.AlreadyExistsException(f"An alias with the name {arn} already exists")
+    _refuse_taken(key, alias_name, arn)
     _check_alias_quota(key)
     try:
         # A savepoint: a concurrent CreateAlias of the same name loses on the unique constraint, not the whole
@@ -137,6 +132,18 @@ def alias_create(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
         raise errors.AlreadyExistsException(f"An alias with the name {arn} already exists") from None
     key.seal()  # the key's MAC covers its aliases (key_for locked and checked it)
     return alias
+
+
+def check_alias_for_new_key(*, ctx: OperationContext, key: Key, alias_name: str) -> None:
+    """Inside the CreateKey that made `key`, before it commits: raise what CreateAlias of `alias_name` for the key
+    would be refused with (the name's rules, kms:CreateAlias on the alias ARN by identity policies and on the
+    key by its policy, a name in use), so a caller that creates a key and then its alias (the console's wizard)
+    never leaves a key without the alias asked for. The decisions go onto CreateKey's audit event, as
+    kms:TagResource's do; the CreateAlias that follows is authorized again."""
+    check_alias_name(alias_name)
+    arn = _authorize_alias(ctx, alias_name, action="kms:CreateAlias")
+    authorize_on_key(ctx, key, action="kms:CreateAlias")
+    _refuse_taken(key, alias_name, arn)
 
 
 def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) -> Alias:

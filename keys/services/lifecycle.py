@@ -20,6 +20,8 @@ from policies.selectors import account_get
 SUPPORTED_ORIGINS = ("AWS_KMS",)
 # ListKeys' Limit when none is given (the model allows 1-1000).
 LIST_KEYS_DEFAULT_LIMIT = 100
+# CreateKey's and UpdateKeyDescription's Description: 0-8192 characters.
+DESCRIPTION_MAX_LENGTH = 8192
 
 
 def _check_enum(member: str, value: str | None, allowed: type[KeySpec] | type[KeyUsage]) -> None:
@@ -60,6 +62,7 @@ def key_create(
 
     kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2).
     """
+    errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
     spec, usage = _spec_and_usage(key_spec, key_usage)
     tag_map = tags_from_request(tags)
     conditions = {
@@ -131,6 +134,7 @@ def key_disable(*, ctx: OperationContext, key_id: str) -> Key:
 
 
 def key_update_description(*, ctx: OperationContext, key_id: str, description: str) -> Key:
+    errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
     key = key_for(ctx, key_id, lock=True)
     key.description = description
     key.save(update_fields=["description"])

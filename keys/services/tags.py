@@ -2,7 +2,7 @@
 
 Tags are not secret (they are audited and feed `aws:ResourceTag/<key>` conditions), so a tag change can grant or
 take away access at once: the next request on the key is decided with the new tags. The rules (50 per key,
-reserved `aws:` prefix, duplicates) live in `keys.tag_rules`, shared with CreateKey.
+reserved `aws:` prefix, duplicates, lengths) live in `keys.tag_rules`, shared with CreateKey.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from keys.models import Key, Tag
 from keys.services.access import key_for
-from keys.tag_rules import RESERVED_PREFIX, check_tag_count, tags_from_request
-from kmsconsole.core import errors
+from keys.tag_rules import check_tag_count, check_tag_keys, tags_from_request
 from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.operations import OperationContext
 
@@ -34,15 +33,18 @@ def key_tag(*, ctx: OperationContext, key_id: str, tags: Sequence[Mapping[str, s
     return key
 
 
-def key_untag(*, ctx: OperationContext, key_id: str, tag_keys: Sequence[str]) -> Key:
+def key_untag(*, ctx: OperationContext, key_id: str, tag_keys: Sequence[str]) -> tuple[Key, list[str]]:
     """Remove tags from a key by tag key; keys the key does not have are ignored, as on AWS. kms:UntagResource
-    (key policy), with the keys as aws:TagKeys; the key must not be pending deletion."""
-    if any(name.lower().startswith(RESERVED_PREFIX) for name in tag_keys):
-        raise errors.TagException("Tags beginning with aws: are reserved")
+    (key policy), with the keys as aws:TagKeys; the key must not be pending deletion.
+
+    Returns the key and the tag keys it had (those removed), so an interface can say what actually changed."""
+    check_tag_keys(tag_keys)
     key = key_for(ctx, key_id, lock=True, condition_values={"aws:TagKeys": list(tag_keys)})
-    Tag.objects.filter(key=key, tag_key__in=list(tag_keys)).delete()
+    removing = Tag.objects.filter(key=key, tag_key__in=list(tag_keys))
+    present = set(removing.values_list("tag_key", flat=True))
+    removing.delete()
     key.seal()
-    return key
+    return key, [name for name in tag_keys if name in present]
 
 
 def key_tags_list(

@@ -7,6 +7,8 @@ returned to callers and written to the audit trail.
 
 from __future__ import annotations
 
+import re
+
 
 class KmsError(Exception):
     """Base class: `code` is the AWS exception name, `status` the HTTP status AWS sends on the wire."""
@@ -93,14 +95,44 @@ def error_for_code(code: str, message: str = "") -> KmsError:
     return _BY_CODE.get(code, KMSInternalException)(message)
 
 
+# AWS's model validation echoes at most this many characters of a value it refuses (the KMS endpoint's does too).
+SHOWN_VALUE_MAX_LENGTH = 256
+
+
+def model_constraint_error(member: str, value: object, constraint: str) -> KmsError:
+    """AWS's (Coral's) ValidationException for one member that breaks its model's constraint. The KMS endpoint's
+    model check words its own; the services use this for the interfaces that reach them unchecked (REST API,
+    console), so every interface gives the same message. `member` is the path as AWS prints it (camelCase)."""
+    shown = str(value)
+    if len(shown) > SHOWN_VALUE_MAX_LENGTH:
+        shown = shown[:SHOWN_VALUE_MAX_LENGTH] + "..."
+    return ValidationException(
+        f"1 validation error detected: Value '{shown}' at '{member}' failed to satisfy constraint: {constraint}"
+    )
+
+
 def check_value_range(member: str, value: int, *, minimum: int, maximum: int) -> None:
-    """Raise AWS's (Coral's) ValidationException for a number outside the range the service enforces, where that
-    range is tighter than the service model's (so the wire validation has not caught it already).
-    `member` is the camelCase member name, as AWS prints it."""
+    """A number outside the range the service enforces, where that range is tighter than the service model's
+    (so the wire validation has not caught it already)."""
     if minimum <= value <= maximum:
         return
     bound = f"greater than or equal to {minimum}" if value < minimum else f"less than or equal to {maximum}"
-    raise ValidationException(
-        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-        f"Member must have value {bound}"
+    raise model_constraint_error(member, value, f"Member must have value {bound}")
+
+
+def check_length(member: str, value: str, *, minimum: int = 0, maximum: int) -> None:
+    """A text member outside its model's length bounds."""
+    if minimum <= len(value) <= maximum:
+        return
+    bound = (
+        f"greater than or equal to {minimum}" if len(value) < minimum else f"less than or equal to {maximum}"
     )
+    raise model_constraint_error(member, value, f"Member must have length {bound}")
+
+
+def check_pattern(member: str, value: str, pattern: str) -> None:
+    """A text member that does not match its model's pattern (`pattern` as the model writes it, ^...$)."""
+    if re.fullmatch(pattern, value) is None:
+        raise model_constraint_error(
+            member, value, f"Member must satisfy regular expression pattern: {pattern}"
+        )

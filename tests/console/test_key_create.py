@@ -15,6 +15,7 @@ from django.urls import reverse
 from keys.models import Alias, Key, Tag
 from keys.services import aliases
 from kmsconsole.console.views.keys_create import WIZARD_SALT
+from kmsconsole.core import errors
 from tests.api.conftest import make_key
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
@@ -65,6 +66,15 @@ def walk_to_review(
         assert page.status_code == 200, page.content.decode()
     assert page.context["step"] == 5
     return page
+
+
+def create_refused(client: Client, review: Any, status: int) -> Any:
+    """Create from the review step, expecting a refusal that stays on it and creates nothing."""
+    response = submit(client, review, action="create")
+    assert response.status_code == status and response.context["step"] == 5
+    assert "The key was not created." in response.content.decode()
+    assert not Key.objects.exists() and not Alias.objects.exists()
+    return response
 
 
 def statement(policy: str, sid: str) -> dict[str, Any]:
@@ -283,12 +293,9 @@ def test_lockout_refusal_is_shown_and_fixed_by_going_back(
     creator = make_user("creator", CREATOR_POLICY)
     client = console(creator)
     review = walk_to_review(client, SYMMETRIC, {"alias": "mine"}, {"principal": [admin.arn]}, {})
-    response = submit(client, review, action="create")
-    assert response.status_code == 400 and response.context["step"] == 5
-    body = response.content.decode()
-    assert "The key was not created." in body and "would stop you from managing the key" in body
+    response = create_refused(client, review, 400)
+    assert "would stop you from managing the key" in response.content.decode()
     assert response.context["lockout"] is True
-    assert not Key.objects.exists() and not Alias.objects.exists()
     assert audit_events("CreateKey", decision="failed", caller_arn=creator.arn)
 
     admins = submit(client, response, action="goto-3")
@@ -355,3 +362,56 @@ def test_steps_cannot_be_skipped(console: Callable[..., Client], admin: Persona)
     response = client.post(CREATE, {"wizard": state, "step": 5, "action": "create"})
     assert response.status_code == 400 and response.context["step"] == 1
     assert not Key.objects.exists()
+
+
+NO_ALIAS_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kms:CreateKey", "kms:PutKeyPolicy", "kms:ListAliases", "kms:DescribeKey"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+
+
+def test_a_refused_alias_creates_no_key(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    creator = make_user("creator", NO_ALIAS_POLICY)
+    client = console(creator)
+    # A key administrator: the new key's policy allows it kms:Create*, but CreateAlias also needs
+    # kms:CreateAlias on the alias itself, which only identity policies can give.
+    review = walk_to_review(client, SYMMETRIC, {"alias": "fromwizard"}, {"principal": [creator.arn]}, {})
+    response = create_refused(client, review, 403)
+    body = response.content.decode()
+    assert "kms:CreateAlias" in body and "alias/fromwizard" in body
+    [refused] = audit_events("CreateKey", caller_arn=creator.arn)
+    assert refused.decision == "denied" and "kms:CreateAlias" in refused.error_message
+    assert not audit_events("CreateAlias")
+
+    labels = submit(client, response, action="goto-2")
+    review = submit(client, submit(client, submit(client, labels, {"alias": ""}), {}), {})
+    created = submit(client, review, action="create")
+    key = Key.objects.get()
+    assert created.status_code == 302 and not Alias.objects.exists()
+    assert f"Key {key.key_id} created." in client.get(created.url).content.decode()
+
+
+def test_an_alias_that_fails_after_the_key_is_not_claimed(
+    console: Callable[..., Client], admin: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(**_: Any) -> None:
+        raise errors.LimitExceededException("No more aliases today.")
+
+    client = console(admin)
+    review = walk_to_review(client, SYMMETRIC, {"alias": "late"}, {"principal": [admin.arn]}, {})
+    monkeypatch.setattr(aliases, "alias_create", refuse)
+    response = submit(client, review, action="create")
+    key = Key.objects.get()
+    page = client.get(response.url).content.decode()
+    assert "The key was created, but not its alias alias/late: No more aliases today." in page
+    assert f"Key {key.key_id} created." in page and "Key alias/late created." not in page

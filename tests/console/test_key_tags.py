@@ -127,3 +127,15 @@ def test_outsider_is_refused_and_nothing_changes(outsider: Persona, console: Cal
     assert snapshot() == before
     assert [event.decision for event in audit_events("TagResource")] == ["denied"]
     assert [event.decision for event in audit_events("UntagResource")] == ["denied"]
+
+
+def test_removing_a_tag_the_key_does_not_have_says_so(admin: Persona, console: Callable[..., Client]) -> None:
+    key = make_key()
+    tag(key, team="ops")
+    client = console(admin)
+    response = client.post(url("key-tag-remove", key), {"tag_key": "nope"})
+    assert response.status_code == 302  # UntagResource ignores a missing tag key, as on AWS
+    page = client.get(response["Location"]).content.decode()
+    assert "Tag nope was not on this key." in page and "is removed" not in page
+    assert key_tags(key) == {"team": "ops"}
+    assert audit_events("UntagResource")[-1].decision == "allowed"

@@ -101,7 +101,8 @@ def key_tag_put(request: HttpRequest, key_id: UUID) -> HttpResponse:
 @sudo_required
 @require_POST
 def key_tag_remove(request: HttpRequest, key_id: UUID) -> HttpResponse:
-    """UntagResource with one tag key."""
+    """UntagResource with one tag key. A tag the key does not have is no error (as on AWS), but the page says
+    that nothing was removed."""
     key_id_text = str(key_id)
     tag_key = request.POST.get("tag_key", "")
     if not tag_key:
@@ -113,6 +114,8 @@ def key_tag_remove(request: HttpRequest, key_id: UUID) -> HttpResponse:
         lambda ctx: tags.key_untag(ctx=ctx, key_id=key_id_text, tag_keys=[tag_key]),
         params=key_params(key_id_text, TagKeys=[tag_key]),
         route=ROUTE,
-        success=lambda _: f"Tag {tag_key} is removed.",
+        success=lambda untagged: (
+            f"Tag {tag_key} is removed." if tag_key in untagged[1] else f"Tag {tag_key} was not on this key."
+        ),
         failure=lambda failed: _tags_page(request, key_id_text, action=failed),
     )

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 
 from keys.default_policies import console_key_policy
-from keys.models import Alias, Key, alias_arn
+from keys.models import Key
 from keys.services import aliases, lifecycle
 from keys.tag_rules import tags_from_request
 from kmsconsole.api import reads
@@ -371,8 +371,10 @@ def key_create(request: HttpRequest) -> HttpResponse:
 
 
 def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
-    """CreateKey with the generated policy and the tags, then CreateAlias. A taken alias is found inside
-    CreateKey, so the key is not created without the alias the person asked for."""
+    """CreateKey with the generated policy and the tags, then CreateAlias. Inside CreateKey, before it commits,
+    the alias is checked as CreateAlias would check it (a taken name, kms:CreateAlias refused), so the key is not
+    created without the alias the person asked for. Should CreateAlias still fail afterwards (a change made in
+    between), the page says the key was created without it, and names the key by its id."""
     if state.get("done", 0) < REVIEW - 1:
         return _render(request, state.get("done", 0) + 1, state, status=400)
     policy = _policy(request, state)
@@ -388,10 +390,8 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
             policy=policy,
             tags=tags,
         )
-        if alias and Alias.objects.filter(account=key.account, name=alias).exists():
-            raise errors.AlreadyExistsException(
-                f"An alias with the name {alias_arn(ctx.caller.account_id, alias)} already exists"
-            )
+        if alias:
+            aliases.check_alias_for_new_key(ctx=ctx, key=key, alias_name=alias)
         return key
 
     params = {
@@ -417,6 +417,7 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
         )
     key = outcome.value
     key_id = str(key.key_id)
+    named_as = key_id
     if alias:
         named = attempt(
             request,
@@ -424,7 +425,9 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
             lambda ctx: aliases.alias_create(ctx=ctx, alias_name=alias, target_key_id=key_id),
             params={"AliasName": alias, "TargetKeyId": key_id},
         )
-        if not named.ok:
+        if named.ok:
+            named_as = alias
+        else:
             messages.warning(request, f"The key was created, but not its alias {alias}: {named.error}")
-    messages.success(request, f"Key {alias or key_id} created.")
+    messages.success(request, f"Key {named_as} created.")
     return redirect("console:key", key_id)
