@@ -183,6 +183,16 @@ def test_validate_returns_the_check_as_json(console: Console, admin: Persona) ->
     assert IdentityPolicy.objects.filter(name="policy-0").count() == 1  # nothing saved
 
 
+@pytest.mark.parametrize("body", [b'{"policy": 5}', b"not json", b"[1, 2]"])
+def test_validate_says_when_the_body_is_not_what_the_editor_sends(
+    console: Console, admin: Persona, body: bytes
+) -> None:
+    response = console(admin).post(url("identity-policy-validate"), body, content_type="application/json")
+    assert response.status_code == 400
+    assert 'a text member "policy"' in response.json()["error"]  # not "Policy document is empty"
+    assert last_event("kmsconsole:ValidateIdentityPolicy").decision == "failed"
+
+
 def test_validate_is_refused_without_permission(console: Console, outsider: Persona) -> None:
     response = console(outsider).post(url("identity-policy-validate"), {"policy": POLICY})
     assert response.status_code == 403

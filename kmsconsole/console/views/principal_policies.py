@@ -216,15 +216,16 @@ def identity_policy_delete(
     return error_page(request, outcome, heading=f"Policy {policy_name}")
 
 
-def _draft(request: HttpRequest) -> str:
-    """The draft the editor sends: form field `policy`, or a JSON body {"policy": ...}."""
+def _draft(request: HttpRequest) -> str | None:
+    """The draft the editor sends: form field `policy`, or a JSON body {"policy": ...}; None for a JSON body of
+    another shape (answered as such, not as an empty policy)."""
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError):
-            return ""
-        value = body.get("policy", "") if isinstance(body, dict) else ""
-        return value if isinstance(value, str) else ""
+            return None
+        value = body.get("policy", "") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
     return posted_policy(request)
 
 
@@ -236,10 +237,13 @@ def identity_policy_validate(request: HttpRequest) -> HttpResponse:
     document = _draft(request)
 
     def work(ctx: OperationContext) -> dict[str, Any]:
+        if document is None:
+            raise errors.SerializationException('The body must be a JSON object with a text member "policy".')
         authorize(ctx, resource="*")  # account-level: a draft is nobody's resource yet
         return identity_policy_check(document)
 
-    outcome = attempt(request, "kmsconsole:ValidateIdentityPolicy", work, params={"PolicyDocument": document})
+    params = {"PolicyDocument": document} if document is not None else {}
+    outcome = attempt(request, "kmsconsole:ValidateIdentityPolicy", work, params=params)
     if not outcome.ok:
         refused = {"valid": False, "errors": [], "lockout": False, "findings": [], "error": outcome.error}
         return JsonResponse(refused, status=status_of(outcome))
