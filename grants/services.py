@@ -154,7 +154,7 @@ def grant_operations_for(key: Key) -> frozenset[str]:
 
 def normalize_principal(principal: str) -> str:
     """An account id names the account's root (how grants store and match it)."""
-    return account_root_arn(principal) if principal.isdigit() and len(principal) == 12 else principal
+    return account_root_arn(principal) if engine.is_account_id(principal) else principal
 
 
 def _invalid_principal(principal: str) -> errors.KmsError:

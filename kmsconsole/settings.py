@@ -64,7 +64,7 @@ KMS_PORT = env_int("KMS_PORT", 8000)
 KMS_ACCOUNT_ID = env_str("KMS_ACCOUNT_ID", "111122223333")
 KMS_REGION = env_str("KMS_REGION", "us-east-1")
 KMS_PARTITION = "aws"
-if not (len(KMS_ACCOUNT_ID) == 12 and KMS_ACCOUNT_ID.isdigit()):
+if not (len(KMS_ACCOUNT_ID) == 12 and KMS_ACCOUNT_ID.isascii() and KMS_ACCOUNT_ID.isdigit()):
     raise ImproperlyConfigured(f"KMS_ACCOUNT_ID must be 12 digits, not {KMS_ACCOUNT_ID!r}")
 
 # The root key is resolved lazily by kmsconsole.rootkey (so `manage.py rootkey init` can create it); these are

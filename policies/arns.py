@@ -5,22 +5,36 @@ from __future__ import annotations
 import re
 import secrets
 
+from policies.engine import is_iam_path
+
 PARTITION = "aws"
 
-# IAM name rules (IAM API reference): users and roles 1-64, groups 1-128, of [\w+=,.@-].
-NAME_PATTERN = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
+# IAM name rules (IAM API reference): users and roles 1-64, groups 1-128, of [\w+=,.@-]. Matched whole
+# (fullmatch): with `match`, "$" would let a trailing newline through.
+NAME_PATTERN = re.compile(r"[\w+=,.@-]+", re.ASCII)
 USER_NAME_MAX = 64
 ROLE_NAME_MAX = 64
 GROUP_NAME_MAX = 128
 POLICY_NAME_MAX = 128
-# Paths: "/" or "/a/b/", at most 512 characters of printable ASCII.
-PATH_PATTERN = re.compile(r"^/(?:[\x21-\x7e]*/)?$")
+# Paths: "/" or "/a/b/", at most 512 characters, of the form the policy engine reads in principal ARNs.
 PATH_MAX = 512
 # sts:AssumeRole RoleSessionName: 2-64 of [\w+=,.@-].
-SESSION_NAME_PATTERN = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+SESSION_NAME_PATTERN = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+# Access key ids (IAM API reference): 16-128 word characters.
+ACCESS_KEY_ID_PATTERN = re.compile(r"\w{16,128}", re.ASCII)
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32, as AWS ids use
 _SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"  # noqa: S105 - an alphabet
+
+
+def is_valid_name(text: str, max_length: int) -> bool:
+    """An IAM user, role, group or policy name of 1 to `max_length` characters."""
+    return len(text) <= max_length and NAME_PATTERN.fullmatch(text) is not None
+
+
+def is_valid_path(text: str) -> bool:
+    """An IAM path the policy engine reads back from the principal's ARN (`policies.engine.is_iam_path`)."""
+    return len(text) <= PATH_MAX and is_iam_path(text)
 
 
 def account_root_arn(account_id: str) -> str:

@@ -24,12 +24,31 @@ OPERATOR_REASON = "allowed: the service itself acting (a management command run 
 
 
 @functools.lru_cache(maxsize=4096)
-def engine_caller(caller: Caller) -> engine.Caller:
-    """The engine's view of a caller (both are immutable, so it is built once per caller). The account root's
-    implicit permissions are the engine's business."""
+def readable_engine_caller(caller: Caller) -> engine.Caller | None:
+    """The engine's view of a caller (both are immutable, so it is built once per caller), or None when the engine
+    cannot read the caller's ARN: a principal stored before its path was held to the engine's rule
+    (`policies.arns.is_valid_path`), such as "/a//b/". The account root's implicit permissions are the engine's
+    business."""
     if caller.principal_type == "Root":
         return engine.Caller.root(caller.account_id)
-    return engine.Caller.from_arn(caller.arn, role_arn=caller.role_arn or None, userid=caller.userid or None)
+    try:
+        return engine.Caller.from_arn(
+            caller.arn, role_arn=caller.role_arn or None, userid=caller.userid or None
+        )
+    except ValueError:
+        return None
+
+
+def engine_caller(caller: Caller) -> engine.Caller:
+    """The engine's view of a caller. A caller the engine cannot read is refused (AccessDeniedException): no
+    policy can be evaluated for it, so nothing is allowed."""
+    found = readable_engine_caller(caller)
+    if found is None:
+        raise errors.AccessDeniedException(
+            f"{caller.arn[:2048]} is not authorized to perform any action: the policy engine cannot read this "
+            "principal's ARN (its path has an empty segment, * or ?). Recreate the principal with a valid path."
+        )
+    return found
 
 
 # A principal's compiled identity policies, under the generation of its account's principals (`iam:<account id>`):
@@ -130,10 +149,14 @@ EXPLAIN_ACTION = "kmsconsole:Explain"
 
 
 def would_allow(caller: Caller, action: str, resource: str = "*") -> bool:
-    """Whether the caller's identity policies alone allow `action` (a question, recorded nowhere)."""
+    """Whether the caller's identity policies alone allow `action` (a question, recorded nowhere). Never for a
+    caller the engine cannot read: every request it makes is refused."""
     if caller.is_operator:
         return True
-    request = engine.RequestContext.build(caller=engine_caller(caller), action=action, resource=resource)
+    readable = readable_engine_caller(caller)
+    if readable is None:
+        return False
+    request = engine.RequestContext.build(caller=readable, action=action, resource=resource)
     return engine.would_allow(request, key_policy=None, identity_policies=identity_policies(caller))
 
 

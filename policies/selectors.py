@@ -16,38 +16,69 @@ from kmsconsole.core.rootkey import sealer, subkey
 from kmsconsole.core.rowmac import integrity_failure
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
+from policies import arns, engine
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
+
+Entity = IamUser | IamRole | IamGroup
+# Each kind's model and the longest name IAM allows it.
+ENTITY_MODELS: dict[str, tuple[type[Entity], int]] = {
+    "user": (IamUser, arns.USER_NAME_MAX),
+    "role": (IamRole, arns.ROLE_NAME_MAX),
+    "group": (IamGroup, arns.GROUP_NAME_MAX),
+}
+
+# Identifiers from a URL, a form or a body are checked against their rule before any query: one that breaks it
+# names nothing (so it is "not found", like any unknown one), and one with a NUL could not even be queried
+# (PostgreSQL text cannot hold it: the query itself would fail).
 
 
 def account_get(account_id: str) -> Account:
-    try:
-        return Account.objects.get(account_id=account_id)
-    except Account.DoesNotExist:
-        raise errors.NoSuchEntityException(f"The account {account_id[:32]} cannot be found.") from None
+    found = (
+        Account.objects.filter(account_id=account_id).first() if engine.is_account_id(account_id) else None
+    )
+    if found is None:
+        raise errors.NoSuchEntityException(f"The account {account_id[:32]} cannot be found.")
+    return found
+
+
+def entity_find(account: Account, kind: str, name: str) -> Entity | None:
+    """The account's user, role or group (`kind`) named `name`, or None; never queried for an invalid name."""
+    model, max_length = ENTITY_MODELS[kind]
+    if not arns.is_valid_name(name, max_length):
+        return None
+    return model.objects.select_related("account").filter(account=account, name=name).first()
+
+
+def entity_get(account: Account, kind: str, name: str) -> Entity:
+    """The account's user, role or group named `name`; NoSuchEntityException when there is none."""
+    found = entity_find(account, kind, name)
+    if found is None:
+        raise no_such_entity(kind, name)
+    return found
+
+
+def no_such_entity(kind: str, name: str) -> errors.KmsError:
+    return errors.NoSuchEntityException(f"The {kind} with name {name[:128]} cannot be found.")
 
 
 def user_get(account: Account, name: str) -> IamUser:
-    try:
-        return IamUser.objects.select_related("account").get(account=account, name=name)
-    except IamUser.DoesNotExist:
-        raise errors.NoSuchEntityException(f"The user with name {name[:128]} cannot be found.") from None
+    user = entity_get(account, "user", name)
+    assert isinstance(user, IamUser)  # noqa: S101 - narrows the shared lookup's return type
+    return user
 
 
 def role_get(account: Account, name: str) -> IamRole:
     """The role, checked against its row MAC (AssumeRole reads its maximum session duration)."""
-    try:
-        role = IamRole.objects.select_related("account").get(account=account, name=name)
-    except IamRole.DoesNotExist:
-        raise errors.NoSuchEntityException(f"The role with name {name[:128]} cannot be found.") from None
+    role = entity_get(account, "role", name)
+    assert isinstance(role, IamRole)  # noqa: S101 - narrows the shared lookup's return type
     role.check_row()
     return role
 
 
 def group_get(account: Account, name: str) -> IamGroup:
-    try:
-        return IamGroup.objects.select_related("account").get(account=account, name=name)
-    except IamGroup.DoesNotExist:
-        raise errors.NoSuchEntityException(f"The group with name {name[:128]} cannot be found.") from None
+    group = entity_get(account, "group", name)
+    assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared lookup's return type
+    return group
 
 
 def session_token_digest(token: str) -> str:

@@ -20,7 +20,7 @@ from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.core.rowmac import locked_and_checked
 from kmsconsole.operations import OperationContext
-from policies import arns
+from policies import arns, engine
 from policies.authorization import authorize, would_allow
 from policies.models import (
     AccessKey,
@@ -33,7 +33,15 @@ from policies.models import (
     RoleSession,
 )
 from policies.policy_documents import validate_identity_policy
-from policies.selectors import role_get, session_token_digest, user_get
+from policies.selectors import (
+    ENTITY_MODELS,
+    Entity,
+    entity_find,
+    no_such_entity,
+    role_get,
+    session_token_digest,
+    user_get,
+)
 
 # sts:AssumeRole DurationSeconds lower bound (the upper bound is the role's maximum session duration).
 SESSION_MIN_SECONDS = 900
@@ -42,7 +50,7 @@ ACCESS_KEYS_PER_OWNER = 2
 
 
 def _check_name(value: str, *, what: str, max_length: int) -> None:
-    if not (1 <= len(value) <= max_length) or not arns.NAME_PATTERN.match(value):
+    if not arns.is_valid_name(value, max_length):
         raise errors.ValidationException(
             f"The specified value for {what} is invalid. It must contain 1-{max_length} characters of "
             "letters, digits and +=,.@_-"
@@ -50,17 +58,19 @@ def _check_name(value: str, *, what: str, max_length: int) -> None:
 
 
 def _check_path(path: str) -> None:
-    if len(path) > arns.PATH_MAX or not arns.PATH_PATTERN.match(path):
+    if not arns.is_valid_path(path):
         raise errors.ValidationException(
-            "The specified value for path is invalid. It must begin and end with / and contain only "
-            "printable ASCII characters."
+            f"The specified value for path is invalid. It must be / or begin and end with / (at most "
+            f"{arns.PATH_MAX} characters), with names of printable ASCII characters between the slashes. Empty "
+            "names (//) are not allowed, nor * or ?: in the principal's ARN, which policies name it by, they "
+            "would read as wildcards."
         )
 
 
 def account_create(*, ctx: OperationContext, account_id: str) -> Account:
     """Create an account (a 12-digit id); its root principal exists with it."""
-    if not (len(account_id) == 12 and account_id.isdigit()):
-        raise errors.ValidationException("An account id is 12 digits.")
+    if not engine.is_account_id(account_id):
+        raise errors.ValidationException("An account id is 12 ASCII digits (0-9).")
     # Creating an account is account-level (kmsconsole:CreateAccount on "*"): the new account is nobody's yet, so
     # its root ARN, a resource of another account, could never be allowed by identity policies alone.
     authorize(ctx, resource="*")
@@ -222,15 +232,21 @@ def access_key_create(*, ctx: OperationContext, account: Account, user_name: str
     return _store_access_key(account=account, kind=kind, user=user)
 
 
+def _access_keys(access_key_id: str) -> QuerySet[AccessKey]:
+    """The access key of that id (none for an id outside IAM's rule, never queried: see policies.selectors)."""
+    if not arns.ACCESS_KEY_ID_PATTERN.fullmatch(access_key_id):
+        return AccessKey.objects.none()
+    return AccessKey.objects.select_related("account", "user").filter(access_key_id=access_key_id)
+
+
+def _no_such_access_key(access_key_id: str) -> errors.KmsError:
+    return errors.NoSuchEntityException(f"The Access Key with id {access_key_id[:32]} cannot be found.")
+
+
 def _long_term_key(account: Account, access_key_id: str) -> AccessKey:
-    key = (
-        AccessKey.objects.select_related("account", "user")
-        .filter(account=account, access_key_id=access_key_id)
-        .exclude(kind=AccessKey.Kind.SESSION)
-        .first()
-    )
+    key = _access_keys(access_key_id).filter(account=account).exclude(kind=AccessKey.Kind.SESSION).first()
     if key is None:
-        raise errors.NoSuchEntityException(f"The Access Key with id {access_key_id[:32]} cannot be found.")
+        raise _no_such_access_key(access_key_id)
     return key
 
 
@@ -244,10 +260,9 @@ def _authorized_key(
         authorize(ctx, resource=key.user.arn if key.user else account.root_arn)
         return key
     user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
-    found = AccessKey.objects.select_related("account", "user").filter(user=user, access_key_id=access_key_id)
-    key = found.first()
+    key = _access_keys(access_key_id).filter(user=user).first()
     if key is None:
-        raise errors.NoSuchEntityException(f"The Access Key with id {access_key_id[:32]} cannot be found.")
+        raise _no_such_access_key(access_key_id)
     return key
 
 
@@ -296,7 +311,7 @@ def role_assume(
     """Temporary credentials (ASIA… key, secret and session token) for a session of the role."""
     role = role_get(account, role_name)
     authorize(ctx, resource=role.arn)
-    if not arns.SESSION_NAME_PATTERN.match(session_name):
+    if not arns.SESSION_NAME_PATTERN.fullmatch(session_name):
         raise errors.ValidationException(
             "The specified value for roleSessionName is invalid. It must contain 2-64 characters of "
             "letters, digits and +=,.@_-"
@@ -349,11 +364,11 @@ OWN_ACCOUNT_REASON = (
     "allowed: every principal may see its own account (kmsconsole:ListAccounts lists the others)"
 )
 
-Entity = IamUser | IamRole | IamGroup
-ENTITY_KINDS: dict[str, tuple[type[Entity], Callable[[str, str, str], str]]] = {
-    "user": (IamUser, arns.user_arn),
-    "role": (IamRole, arns.role_arn),
-    "group": (IamGroup, arns.group_arn),
+# Each kind's ARN (its model: policies.selectors.ENTITY_MODELS).
+ENTITY_KINDS: dict[str, Callable[[str, str, str], str]] = {
+    "user": arns.user_arn,
+    "role": arns.role_arn,
+    "group": arns.group_arn,
 }
 
 
@@ -368,19 +383,19 @@ def account_list(*, ctx: OperationContext) -> QuerySet[Account]:
 
 def entity_list(*, ctx: OperationContext, account: Account, kind: str) -> QuerySet[Entity]:
     """The account's users, roles or groups (iam:ListUsers, iam:ListRoles, iam:ListGroups), by name."""
-    model, arn_of = ENTITY_KINDS[kind]
-    authorize(ctx, resource=arn_of(account.account_id, "/", "*"))
+    model, _ = ENTITY_MODELS[kind]
+    authorize(ctx, resource=ENTITY_KINDS[kind](account.account_id, "/", "*"))
     return model.objects.filter(account=account).select_related("account").order_by("name", "pk")
 
 
 def entity_describe(*, ctx: OperationContext, account: Account, kind: str, name: str) -> Entity:
     """One user, role or group, once the caller may act on it. An unknown name is authorized on the ARN it would
     have at path "/" before it is reported, so a caller without permission learns nothing about which exist."""
-    model, arn_of = ENTITY_KINDS[kind]
-    found = model.objects.select_related("account").filter(account=account, name=name).first()
-    authorize(ctx, resource=found.arn if found is not None else arn_of(account.account_id, "/", name[:128]))
+    found = entity_find(account, kind, name)
+    unknown_arn = ENTITY_KINDS[kind](account.account_id, "/", name[:128])
+    authorize(ctx, resource=found.arn if found is not None else unknown_arn)
     if found is None:
-        raise errors.NoSuchEntityException(f"The {kind} with name {name[:128]} cannot be found.")
+        raise no_such_entity(kind, name)
     return found
 
 
@@ -406,7 +421,9 @@ def identity_policy_describe(
 ) -> IdentityPolicy:
     """One inline policy (iam:Get<Kind>Policy on the owner)."""
     found = identity_policy_list(ctx=ctx, account=account, kind=kind, owner_name=owner_name)
-    policy = found.filter(name=policy_name).first()
+    # A name outside IAM's rule names no policy, and is not queried (see policies.selectors).
+    valid = arns.is_valid_name(policy_name, arns.POLICY_NAME_MAX)
+    policy = found.filter(name=policy_name).first() if valid else None
     if policy is None:
         raise errors.NoSuchEntityException(
             f"The {kind} policy with name {policy_name[:128]} cannot be found."

@@ -23,10 +23,14 @@ from policies import arns
 from policies.models import IamRole, IamUser
 
 PAGE_SIZE = 50
-_KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/(?P<key_id>[0-9a-fA-F-]{36})$")
-_ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>alias/.+)$")
-_ROLE_ARN = re.compile(r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
-_CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$")
+_KEY_ARN = re.compile(
+    r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/(?P<key_id>[0-9a-fA-F-]{36})$", re.ASCII
+)
+_ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>alias/.+)$", re.ASCII)
+_ROLE_ARN = re.compile(
+    r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", re.ASCII
+)
+_CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -29,6 +29,9 @@ Request context
     ``Caller.assumed_role(session_arn, role_arn=, userid=, tags=)``, ``Caller.federated_user(arn, ...)``,
     ``Caller.service(name)``, or ``Caller.from_arn(arn, role_arn=, userid=, tags=)``. ``principal_type`` is a
     ``PrincipalType`` (ROOT, IAM_USER, ASSUMED_ROLE, FEDERATED_USER, SERVICE; values are ``aws:PrincipalType``).
+``parse_principal_arn(text)``; ``is_account_id(text)`` (12 ASCII digits) and ``is_iam_path(text)`` (``/`` or
+    ``/a/b/``, no empty segment, no ``*`` or ``?``): the rules principal ARNs follow, which the service checks new
+    accounts and principals against.
 ``RequestContext.build(*, caller, action, resource="*", resource_account=None, source_ip=None, now=None,
     secure_transport=None, encryption_context=None, resource_tags=None, request_tags=None, tag_keys=None,
     condition_values=None, new_grant=None) -> RequestContext``
@@ -163,7 +166,15 @@ from .evaluate import (
 from .explain import Decision, ReasonCode, StatementRef
 from .findings import Finding, Severity, identity_policy_findings, key_policy_findings, use_actions
 from .grants import GRANT_OPERATIONS, Grant, GrantConstraints, GrantIndex, GrantRequest
-from .principals import Caller, PrincipalArn, PrincipalKind, PrincipalType, parse_principal_arn
+from .principals import (
+    Caller,
+    PrincipalArn,
+    PrincipalKind,
+    PrincipalType,
+    is_account_id,
+    is_iam_path,
+    parse_principal_arn,
+)
 
 __all__ = [
     "ACCOUNT_LEVEL_ACTIONS",
@@ -206,6 +217,8 @@ __all__ = [
     "ensure_no_lockout",
     "evaluate",
     "identity_policy_findings",
+    "is_account_id",
+    "is_iam_path",
     "key_policy_findings",
     "parse_identity_policy",
     "parse_key_policy",

@@ -21,18 +21,26 @@ from enum import StrEnum
 from types import MappingProxyType
 
 PARTITION_PATTERN = r"aws(?:-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
-_ACCOUNT = re.compile(r"\d{12}")
+# ASCII digits only: ``\d`` would also take full-width, Arabic-Indic and every other Unicode digit.
+_ACCOUNT_ID = r"[0-9]{12}"
+_ACCOUNT = re.compile(_ACCOUNT_ID)
 _NAME = r"[\w+=,.@-]{1,128}"
-_PATH = r"(?:[\x21-\x29\x2b-\x2e\x30-\x3e\x40-\x7e]+/)*"
+# An IAM path is "/" or "/a/b/": segments of printable ASCII, none empty, and without "*" or "?", which in the ARN
+# a policy names the principal by would read as wildcards (and "/" only ends a segment).
+_PATH_SEGMENT = r"[\x21-\x29\x2b-\x2e\x30-\x3e\x40-\x7e]+"
+_PATH = rf"(?:{_PATH_SEGMENT}/)*"
+_IAM_PATH = re.compile(rf"/{_PATH}")
 
-_ROOT = re.compile(rf"arn:({PARTITION_PATTERN}):iam::(\d{{12}}):root")
+_ROOT = re.compile(rf"arn:({PARTITION_PATTERN}):iam::({_ACCOUNT_ID}):root")
 _USER_OR_ROLE_OR_GROUP = re.compile(
-    rf"arn:({PARTITION_PATTERN}):iam::(\d{{12}}):(user|role|group)/({_PATH})({_NAME})"
+    rf"arn:({PARTITION_PATTERN}):iam::({_ACCOUNT_ID}):(user|role|group)/({_PATH})({_NAME})"
 )
-_ASSUMED_ROLE = re.compile(rf"arn:({PARTITION_PATTERN}):sts::(\d{{12}}):assumed-role/({_NAME})/({_NAME})")
-_FEDERATED_USER = re.compile(rf"arn:({PARTITION_PATTERN}):sts::(\d{{12}}):federated-user/({_NAME})")
+_ASSUMED_ROLE = re.compile(
+    rf"arn:({PARTITION_PATTERN}):sts::({_ACCOUNT_ID}):assumed-role/({_NAME})/({_NAME})"
+)
+_FEDERATED_USER = re.compile(rf"arn:({PARTITION_PATTERN}):sts::({_ACCOUNT_ID}):federated-user/({_NAME})")
 _PROVIDER = re.compile(
-    rf"arn:({PARTITION_PATTERN}):iam::(\d{{12}}):(saml-provider|oidc-provider)/([\x21-\x7e]+)"
+    rf"arn:({PARTITION_PATTERN}):iam::({_ACCOUNT_ID}):(saml-provider|oidc-provider)/([\x21-\x7e]+)"
 )
 _SERVICE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _FEDERATED_NAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -67,6 +75,12 @@ class PrincipalArn:
 def is_account_id(text: str) -> bool:
     """A 12-digit AWS account id."""
     return _ACCOUNT.fullmatch(text) is not None
+
+
+def is_iam_path(text: str) -> bool:
+    """An IAM path as a principal ARN carries it (``/`` or ``/a/b/``), the one rule the service checks paths
+    against too: a principal whose path the engine could not read back from its ARN could not be authorized."""
+    return _IAM_PATH.fullmatch(text) is not None
 
 
 def account_root_arn(account_id: str, partition: str = "aws") -> str:

@@ -15,7 +15,7 @@ from keys.services import lifecycle
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.operations import perform
 from policies import services
-from policies.models import Account, IamUser
+from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser
 from policies.selectors import credentials_for
 from tests.conftest import Persona, as_operator, create_user
 
@@ -155,3 +155,15 @@ def run_as(persona: Persona | None, operation: str, work: Callable[[Any], Any], 
         service=service,
     )
     return holder["value"]
+
+
+def stored_before_the_path_rule(model: type[IamUser | IamRole | IamGroup], name: str) -> str:
+    """Move a principal to /a//b/, a path the service accepted before it held paths to the engine's rule, and return
+    its ARN. Its row and its access keys' rows are sealed with that path (their MACs cover the owner's ARN), as the
+    service sealed them then."""
+    entity = model.objects.select_related("account").get(name=name)
+    entity.path = "/a//b/"
+    entity.save(update_fields=["path"])
+    for key in AccessKey.objects.select_related("account", "user__account").filter(user__name=name):
+        key.save(update_fields=["mac"])
+    return entity.arn

@@ -65,7 +65,8 @@ class TrailFilterForm(forms.Form):
     until = _datetime("Until")
     account = forms.RegexField(
         label="Key's account",
-        regex=r"^\d{12}$",
+        # ASCII digits only: \d would also take full-width and other Unicode digits.
+        regex=r"\A[0-9]{12}\Z",
         required=False,
         help_text="The 12-digit account that owns the key.",
         error_messages={"invalid": "An account id is 12 digits."},

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from kmsconsole.audit.dashboard import EventDetail
 
 _PRINCIPAL = re.compile(
-    r"^arn:[\w-]+:(?:iam|sts)::(?P<account>\d{12}):(?P<kind>user|role|assumed-role)/(?:(?P<path>.*)/)?(?P<name>[^/]+)$"
+    r"^arn:[\w-]+:(?:iam|sts)::(?P<account>\d{12}):(?P<kind>user|role|assumed-role)/(?:(?P<path>.*)/)?(?P<name>[^/]+)$",
+    re.ASCII,
 )
 
 

@@ -325,7 +325,7 @@ def _alias_taken(request: HttpRequest, name: str) -> bool:
 def _target(action: str, step: int) -> int:
     if action == "back":
         return step - 1
-    if action.startswith("goto-") and action[5:].isdigit():
+    if action.startswith("goto-") and action[5:].isascii() and action[5:].isdigit():
         return min(int(action[5:]), step)
     return step + 1
 
