@@ -37,12 +37,18 @@ def grant_sudo(request: HttpRequest) -> None:
 
 
 def safe_next(request: HttpRequest, candidate: str | None, fallback: str) -> str:
-    """A path on this site to return to; anything else (another host, a scheme) becomes `fallback`."""
+    """A path on this site to return to; anything else (another host, a scheme) becomes `fallback`.
+
+    Only the path and query of an allowed URL are kept, so the path itself must not name another host: from
+    `http://<this host>//evil.example/x` it is `//evil.example/x`, which a browser reads as a protocol-relative URL
+    (and `/\\evil.example` likewise)."""
     if candidate and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         parts = urlsplit(candidate)
-        return parts.path + (f"?{parts.query}" if parts.query else "")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if path.startswith("/") and url_has_allowed_host_and_scheme(path, allowed_hosts=set()):
+            return path
     return fallback
 
 

@@ -179,7 +179,16 @@ def test_the_right_password_returns_to_a_page_of_this_site(no_sudo: Client) -> N
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/keys", "/\\evil.example", "javascript:alert(1)", "https:/evil"],
+    [
+        "https://evil.example/",
+        "//evil.example/keys",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "https:/evil",
+        # This site's own host, with a path that names another: kept as the path, it was protocol-relative.
+        "http://testserver//evil.example/keys",
+        "http://testserver/\\evil.example",
+    ],
 )
 def test_the_right_password_never_leaves_the_site(no_sudo: Client, target: str) -> None:
     response = no_sudo.post(f"{SUDO}?next=/console/keys/", {"password": PASSWORD, "next": target})
