@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from django.db import models
 
+from kmsconsole.core import rowmac
 from policies.models import IamUser
 
 
-class ApiToken(models.Model):
+class ApiToken(rowmac.MacProtectedRow, models.Model):
     """A bearer token `kmsc_<prefix>_<secret>`. Only the prefix (for lookup) and a keyed hash of the secret are
-    stored; the whole token is shown once, when it is created."""
+    stored; the whole token is shown once, when it is created. `mac` binds the token to its owner, expiry and
+    revocation (`rowmac.api_token_mac_fields`), so a database writer cannot make a token another user's."""
+
+    MAC_KIND = "api-token"
+    MAC_COLUMNS = frozenset({"principal", "prefix", "secret_digest", "expires_at", "revoked_at"})
 
     principal = models.ForeignKey(IamUser, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=128, blank=True, default="")
@@ -18,9 +23,15 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()  # every token expires (KMS_API_TOKEN_TTL_DAYS by default)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    mac = models.CharField(max_length=64, blank=True, default="")
+
+    objects: rowmac.MacProtectedManager[ApiToken] = rowmac.MacProtectedManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"kmsc_{self.prefix}"
+
+    def mac_fields(self) -> tuple[object, ...]:
+        return rowmac.api_token_mac_fields(self)

@@ -102,4 +102,10 @@ def token_principal(presented: str) -> tuple[ApiToken, IamUser] | None:
         return None
     if token.revoked_at is not None or token.expires_at <= timezone.now():
         return None
+    try:
+        # The row MAC binds the token to its owner, expiry and revocation: a token re-pointed at another user,
+        # un-revoked or extended in the database is refused (logged as an integrity failure), never honoured.
+        token.check_row()
+    except errors.KmsError:
+        return None
     return token, token.principal

@@ -344,6 +344,12 @@ def console_identity_mac_fields(identity: Any) -> tuple[Any, ...]:
     return (identity.login_id, identity.iam_user.unique_id)
 
 
+def api_token_mac_fields(token: Any) -> tuple[Any, ...]:
+    """Who a REST API token stands for and while when: its prefix and secret digest, its owner's unique id, its
+    expiry and revocation (a re-pointed, un-revoked or extended token fails)."""
+    return (token.prefix, token.secret_digest, token.principal.unique_id, token.expires_at, token.revoked_at)
+
+
 def integrated_service_mac_fields(service: Any) -> tuple[Any, ...]:
     """A registered integrated service and the principals the operator bound to it (who may claim it)."""
     return (service.name, list(service.principals))
@@ -379,6 +385,9 @@ FILL_SPECS_2: dict[str, FillSpec] = {
     ),
     "grants": (("IntegratedService", "integrated-service", integrated_service_mac_fields),),
 }
+
+# The third: REST API tokens.
+FILL_SPECS_3: dict[str, FillSpec] = {"api": (("ApiToken", "api-token", api_token_mac_fields),)}
 
 # Formulas that grew: (model, kind, the old fields, the new fields).
 UPGRADE_SPECS: dict[str, tuple[tuple[str, str, Any, Any], ...]] = {

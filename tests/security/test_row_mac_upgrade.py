@@ -75,3 +75,28 @@ def test_the_upgrade_fills_new_macs_and_moves_only_verified_rows(
     with pytest.raises(errors.KMSInternalException):
         IamUser.objects.get(name="mallory").check_row()
     assert kms.encrypt(KeyId="alias/app", Plaintext=b"x")["KeyId"].endswith(key_id)
+
+
+def test_api_tokens_issued_before_their_mac_keep_working(account: Account, admin: Persona) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from kmsconsole.api.tokens import TOKEN_SCHEME, secret_digest
+    from tests.api.conftest import client_with
+
+    executor = MigrationExecutor(connection)
+    before = [("api", "0003_api_token_expires_at_required")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("policies", "IamUser").objects.get(name="admin")
+    old.get_model("api", "ApiToken").objects.create(
+        principal=user,
+        prefix="0123456789ab",
+        secret_digest=secret_digest("0123456789ab", "s3cret"),
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    api = client_with(f"{TOKEN_SCHEME}_0123456789ab_s3cret")
+    assert api.get("/api/v1/users").status_code == 200

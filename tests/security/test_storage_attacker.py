@@ -246,3 +246,34 @@ def test_a_console_login_relinked_to_another_user_fails_closed(admin: Persona, o
     response = client.get(reverse("console:keys"))
     assert response.status_code == 500
     assert b"admin" not in response.content
+
+
+@pytest.mark.parametrize("change", ["owner", "unrevoked", "extended"])
+def test_an_api_token_reowned_unrevoked_or_extended_fails_closed(
+    admin: Persona, make_user: Callable[..., Persona], change: str
+) -> None:
+    """A database writer holding any token (even a revoked or expired one) must not make it another user's or make
+    it live again: its row MAC binds the token to its owner, expiry and revocation."""
+    from kmsconsole.api.models import ApiToken
+    from kmsconsole.api.tokens import api_token_revoke
+    from tests.api.conftest import client_with, token_for
+
+    make_user("carol")
+    plaintext = token_for(Account.objects.get(), "carol")
+    token = ApiToken.objects.get(principal__name="carol")
+    api = client_with(plaintext)
+    assert api.get("/api/v1/users").status_code == 403  # carol may not list users
+    rows = ApiToken.objects.filter(pk=token.pk)
+    if change == "owner":
+        rows.update(principal=user_row(admin))
+    elif change == "unrevoked":
+        as_operator("kmsconsole:RevokeApiToken", lambda ctx: api_token_revoke(ctx=ctx, token_id=token.pk))
+        assert api.get("/api/v1/users").status_code == 401
+        rows.update(revoked_at=None)
+    else:
+        rows.update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert api.get("/api/v1/users").status_code == 401
+        rows.update(expires_at=timezone.now() + timedelta(days=3650))
+    response = api.get("/api/v1/users")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UnrecognizedClientException"
