@@ -137,6 +137,7 @@ OPERATIONS: dict[str, Operation] = {
         _crypto("GenerateMac"),
         _crypto("VerifyMac"),
         _crypto("GetPublicKey"),
+        _crypto("DeriveSharedSecret"),
         # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services), not by a key policy.
         Operation(
             "CreateGrant",

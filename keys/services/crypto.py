@@ -622,6 +622,24 @@ def mac_verify(*, ctx: OperationContext, key_id: str, message: bytes, mac: bytes
     return key
 
 
+def shared_secret_derive(
+    *, ctx: OperationContext, key_id: str, key_agreement_algorithm: str, public_key: bytes
+) -> Output:
+    """DeriveSharedSecret: the raw ECDH secret of a KEY_AGREEMENT key's private key and a peer's public key (DER
+    SubjectPublicKeyInfo on the key's curve). kms:DeriveSharedSecret, with kms:KeyAgreementAlgorithm."""
+    algorithm = core.KeyAgreementAlgorithm(key_agreement_algorithm)
+    key = key_for(ctx, key_id, condition_values={"kms:KeyAgreementAlgorithm": str(algorithm)})
+    _check_usage(key, ctx.operation.name)
+    with _crypto_errors():
+        secret = core.derive_shared_secret(
+            public_key,
+            key_spec=_spec(key),
+            material=open_material(current_material(key)),
+            key_agreement_algorithm=algorithm,
+        )
+    return Output(key=key, blob=secret, algorithm=str(algorithm))
+
+
 def public_key_get(*, ctx: OperationContext, key_id: str) -> PublicKey:
     """GetPublicKey: the DER SubjectPublicKeyInfo of an asymmetric key, with what it may be used for."""
     key = key_for(ctx, key_id)

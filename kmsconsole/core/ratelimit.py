@@ -57,6 +57,7 @@ QUOTA_FAMILIES = {
     ),
     "Sign": "asymmetric",
     "Verify": "asymmetric",
+    "DeriveSharedSecret": "asymmetric",  # AWS: the ECC operations' quota, which Sign and Verify on ECC keys share
     "GetPublicKey": "public-key",
     "GenerateDataKeyPair": "data-key-pair",
     "GenerateDataKeyPairWithoutPlaintext": "data-key-pair",

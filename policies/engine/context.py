@@ -53,6 +53,7 @@ KMS_CONDITION_KEYS = (
     "kms:GrantIsForAWSResource",
     "kms:GrantOperations",
     "kms:GranteePrincipal",
+    "kms:KeyAgreementAlgorithm",
     "kms:KeyOrigin",
     "kms:KeySpec",
     "kms:KeyUsage",

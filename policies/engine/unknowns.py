@@ -36,6 +36,7 @@ REQUEST_KEYS = frozenset(
         "kms:requestalias",
         "kms:encryptionalgorithm",
         "kms:signingalgorithm",
+        "kms:keyagreementalgorithm",
         "kms:macalgorithm",
         "kms:messagetype",
         "kms:datakeypairspec",

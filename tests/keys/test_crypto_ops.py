@@ -15,6 +15,7 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys.models import Key, KeyState
 from keys.services.access import PENDING_DELETION_USE
@@ -92,6 +93,7 @@ def keys(create_key: Callable[..., dict[str, Any]]) -> Keys:
         "rsa_sign": create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY"),
         "ecc_sign": create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY"),
         "hmac": create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"),
+        "ecc_agree": create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT"),
     }
 
 
@@ -105,6 +107,10 @@ def blob(admin_kms: Any, keys: Keys) -> bytes:
 # One request per operation on a key of `kind`. KEY and BLOB stand for the key id and the `blob` fixture; a
 # member set to None is left out.
 KEY, BLOB = object(), object()
+PEER = ec.generate_private_key(ec.SECP256R1())
+PEER_PUBLIC_KEY = PEER.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 SIGN = {"KeyId": KEY, "Message": b"m", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}
 MAC = {"KeyId": KEY, "Message": b"m", "MacAlgorithm": "HMAC_SHA_256"}
 EVERY_OPERATION: dict[str, tuple[str, dict[str, Any]]] = {
@@ -120,6 +126,10 @@ EVERY_OPERATION: dict[str, tuple[str, dict[str, Any]]] = {
     "GenerateMac": ("hmac", MAC),
     "VerifyMac": ("hmac", {**MAC, "Mac": b"m"}),
     "GetPublicKey": ("rsa_sign", {"KeyId": KEY}),
+    "DeriveSharedSecret": (
+        "ecc_agree",
+        {"KeyId": KEY, "KeyAgreementAlgorithm": "ECDH", "PublicKey": PEER_PUBLIC_KEY},
+    ),
 }
 
 
@@ -419,7 +429,7 @@ def test_get_public_key(admin_kms: Any, keys: Keys) -> None:
 @pytest.mark.parametrize("state", ["Disabled", "PendingDeletion"])
 def test_unusable_keys_refuse_every_operation(admin_kms: Any, keys: Keys, blob: bytes, state: str) -> None:
     if state == "Disabled":
-        for kind in ("symmetric", "rsa_sign", "hmac"):
+        for kind in ("symmetric", "rsa_sign", "hmac", "ecc_agree"):
             admin_kms.disable_key(KeyId=keys[kind]["KeyId"])
     else:  # set directly: this suite does not depend on ScheduleKeyDeletion
         key_ids = [k["KeyId"] for k in keys.values()]
@@ -615,10 +625,14 @@ def test_no_secret_reaches_the_audit_trail_or_logs(
     pair_without = admin_kms.generate_data_key_pair_without_plaintext(KeyId=symmetric, KeyPairSpec="RSA_2048")
     secrets = [plaintext, message, encrypted, rsa_blob, signature, mac, forged, moved["CiphertextBlob"]]
     secrets += [data_key["Plaintext"], data_key["CiphertextBlob"], without["CiphertextBlob"]]
+    shared = admin_kms.derive_shared_secret(
+        KeyId=keys["ecc_agree"]["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=PEER_PUBLIC_KEY
+    )["SharedSecret"]
     secrets += [
         pair["PrivateKeyPlaintext"],
         pair["PrivateKeyCiphertextBlob"],
         pair_without["PrivateKeyCiphertextBlob"],
+        shared,
     ]
     admin_kms.decrypt(CiphertextBlob=encrypted, EncryptionContext=CONTEXT)
     admin_kms.decrypt(CiphertextBlob=rsa_blob, KeyId=rsa, **OAEP_256)
@@ -664,3 +678,42 @@ def test_no_trace_of_another_accounts_key_policy(
     assert "x-kms-explanation" not in response["ResponseMetadata"]["HTTPHeaders"]
     own = client.generate_random(NumberOfBytes=1)
     assert "x-kms-explanation" in own["ResponseMetadata"]["HTTPHeaders"]
+
+
+def test_derive_shared_secret_agrees_with_the_peer(admin_kms: Any, keys: Keys) -> None:
+    """ECDH both ways: what KMS derives from its private key and the peer's public key is what the peer derives
+    from its private key and the KMS key's public key. Never recorded in the trail."""
+    agree = keys["ecc_agree"]
+    kms_public = serialization.load_der_public_key(
+        admin_kms.get_public_key(KeyId=agree["KeyId"])["PublicKey"]
+    )
+    assert isinstance(kms_public, ec.EllipticCurvePublicKey)
+    derived = admin_kms.derive_shared_secret(
+        KeyId=agree["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=PEER_PUBLIC_KEY
+    )
+    secret = PEER.exchange(ec.ECDH(), kms_public)
+    assert derived["SharedSecret"] == secret and len(secret) == 32
+    assert (derived["KeyId"], derived["KeyAgreementAlgorithm"]) == (agree["Arn"], "ECDH")
+    event = AuditEvent.objects.filter(operation="DeriveSharedSecret").get()
+    assert event.decision == "allowed" and "SharedSecret" not in json.dumps(event.response_elements or {})
+    other_curve = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert (
+        error_of(
+            lambda: admin_kms.derive_shared_secret(
+                KeyId=agree["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=other_curve
+            )
+        )[0]
+        == "ValidationException"
+    )
+    assert (
+        error_of(
+            lambda: admin_kms.derive_shared_secret(
+                KeyId=keys["ecc_sign"]["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=PEER_PUBLIC_KEY
+            )
+        )[0]
+        == "InvalidKeyUsageException"
+    )

@@ -198,6 +198,24 @@ def verify_mac(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": params["MacAlgorithm"]}
 
 
+@handles("DeriveSharedSecret")
+def derive_shared_secret(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    refuse_recipient(params)
+    result = crypto.shared_secret_derive(
+        ctx=ctx,
+        key_id=params["KeyId"],
+        key_agreement_algorithm=params["KeyAgreementAlgorithm"],
+        public_key=params["PublicKey"],
+    )
+    # KeyOrigin: this KMS makes key material itself (CreateKey's Origin is AWS_KMS only).
+    return {
+        "KeyId": result.key.arn,
+        "SharedSecret": result.blob,
+        "KeyAgreementAlgorithm": result.algorithm,
+        "KeyOrigin": "AWS_KMS",
+    }
+
+
 @handles("GetPublicKey")
 def get_public_key(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     result = crypto.public_key_get(ctx=ctx, key_id=params["KeyId"])
