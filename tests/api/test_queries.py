@@ -84,3 +84,15 @@ def test_list_queries_do_not_grow_with_rows(
     with django_assert_num_queries(len(first.captured_queries)):
         response = admin_api.get(url)
     assert len(response.json()["results"]) > counted or "audit" in path
+
+
+@pytest.mark.django_db
+def test_key_search_matches_what_the_list_shows_never_tags(admin_api: APIClient) -> None:
+    """ListKeys is IAM-only; a key's tags are for those its key policy allows kms:ListResourceTags. A search that
+    matched tags told anyone who may list keys what the tags hold, a character at a time."""
+    tagged = make_key(description="ledger", tags=[{"TagKey": "project", "TagValue": "zephyr-secret"}])
+    assert [row["key_id"] for row in admin_api.get("/api/v1/keys", {"search": "ledg"}).json()["results"]] == [
+        str(tagged.key_id)
+    ]
+    for query in ("zephyr", "project"):
+        assert admin_api.get("/api/v1/keys", {"search": query}).json()["results"] == []

@@ -129,10 +129,11 @@ def test_list_shows_aliases_ids_and_states(console: Callable[..., Client], admin
     [
         ("alias/ord", {"orders"}),
         ("ORDERS", {"orders"}),  # the description, case-insensitively
-        ("payments", {"orders"}),  # a tag value
-        ("cost-center", {"billing"}),  # a tag key
-        ("cost-center=42", {"billing"}),  # a tag key and value
-        ("cost-center=7", set()),
+        # Not tags: their keys and values are for those the key policy allows kms:ListResourceTags, and the
+        # list needs only the IAM permission kms:ListKeys (a search would reveal them a character at a time).
+        ("payments", set()),
+        ("cost-center", set()),
+        ("cost-center=42", set()),
         ("nothing like this", set()),
     ],
 )
@@ -572,7 +573,6 @@ def test_list_stays_fast_at_100000_keys(
         "filter: Disabled + RSA_2048": {"state": "Disabled", "spec": "RSA_2048"},
         "search: a description word (matches 100)": {"q": "service 996 "},
         "search: an alias": {"q": "alias/k-99990"},
-        "search: a tag value": {"q": "team=t7"},
         "search: nothing matches": {"q": "no such key anywhere"},
     }
     results = []

@@ -41,7 +41,9 @@ class KeyListView(OperationListView):
         filters.SearchFilter,
         filters.OrderingFilter,
     ]
-    search_fields = ["key_id", "description", "aliases__name", "tags__tag_key", "tags__tag_value"]
+    # Not tags: ListKeys is an IAM-only permission, and a search that matched tags would tell a caller refused
+    # kms:ListResourceTags (a key policy decision) what a key's tags hold, a character at a time.
+    search_fields = ["key_id", "description", "aliases__name"]
     ordering_fields = ["created_at", "description", "state", "key_spec"]
     ordering = ["created_at", "id"]
 

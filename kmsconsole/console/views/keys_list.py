@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
-from keys.models import Alias, Key, KeyState, Tag, description_sort_key
+from keys.models import Alias, Key, KeyState, description_sort_key
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import attempt, console_view
 from kmsconsole.console.views.keys import error_status
@@ -117,19 +117,11 @@ class KeyPage:
 
 
 def matching(rows: QuerySet[Key], query: str) -> QuerySet[Key]:
-    """Keys whose id, alias, description, tag key or tag value contains `query` (case-insensitive); `key=value`
-    also finds the tag with that key and value."""
+    """Keys whose id, alias or description contains `query` (case-insensitive): what the list shows. Not tags:
+    ListKeys is an IAM-only permission, and a search that matched tags would tell a caller refused
+    kms:ListResourceTags (a key policy decision) what a key's tags hold, a character at a time."""
     match = Q(description__icontains=query)
     match |= Q(pk__in=Alias.objects.filter(name__icontains=query).values("key_id"))
-    match |= Q(
-        pk__in=Tag.objects.filter(Q(tag_key__icontains=query) | Q(tag_value__icontains=query)).values(
-            "key_id"
-        )
-    )
-    name, equals, value = query.partition("=")
-    if equals and name.strip():
-        tagged = Tag.objects.filter(tag_key__iexact=name.strip(), tag_value__icontains=value.strip())
-        match |= Q(pk__in=tagged.values("key_id"))
     try:
         match |= Q(key_id=uuid.UUID(query))
     except ValueError:
