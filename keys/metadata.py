@@ -25,8 +25,10 @@ def key_metadata(key: Key) -> dict[str, Any]:
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
         "MultiRegion": False,
-        "CurrentKeyMaterialId": current_material(key).material_id,
     }
+    if key.key_spec == KeySpec.SYMMETRIC_DEFAULT:
+        # The service model: present for symmetric encryption keys only (others have one material, never rotated).
+        metadata["CurrentKeyMaterialId"] = current_material(key).material_id
     if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         metadata["DeletionDate"] = key.deletion_date
     for field, values in (

@@ -717,3 +717,10 @@ def test_derive_shared_secret_agrees_with_the_peer(admin_kms: Any, keys: Keys) -
         )[0]
         == "InvalidKeyUsageException"
     )
+
+
+def test_only_symmetric_keys_name_their_current_key_material(admin_kms: Any, keys: Keys) -> None:
+    """The service model: CurrentKeyMaterialId is present for symmetric encryption keys only."""
+    for kind, key in keys.items():
+        metadata = admin_kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+        assert ("CurrentKeyMaterialId" in metadata) == (kind == "symmetric"), kind
