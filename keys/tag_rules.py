@@ -36,9 +36,11 @@ def tags_from_request(tags: Sequence[Mapping[str, str]]) -> dict[str, str]:
 
 
 def check_tag_keys(tag_keys: Sequence[str]) -> None:
-    """UntagResource's TagKeys: each 1-128 characters, and none reserved."""
+    """UntagResource's TagKeys: each at most 128 characters, and none reserved. An empty key is let through (the
+    KMS model refuses it on the AWS endpoint): the REST API stored empty tag keys before TagResource checked
+    lengths, and they must stay removable."""
     for position, name in enumerate(tag_keys, start=1):
-        errors.check_length(f"tagKeys.{position}.member", name, minimum=1, maximum=TAG_KEY_MAX_LENGTH)
+        errors.check_length(f"tagKeys.{position}.member", name, maximum=TAG_KEY_MAX_LENGTH)
     if any(name.lower().startswith(RESERVED_PREFIX) for name in tag_keys):
         raise errors.TagException("Tags beginning with aws: are reserved")
 

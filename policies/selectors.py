@@ -12,11 +12,12 @@ from django.db.models import Q
 from keys.crypto.sealing import SealingError
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
+from kmsconsole.core.jsonbody import text_problem
 from kmsconsole.core.rootkey import sealer, subkey
 from kmsconsole.core.rowmac import integrity_failure
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
-from policies import arns, engine
+from policies import arns
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
 
 Entity = IamUser | IamRole | IamGroup
@@ -27,15 +28,17 @@ ENTITY_MODELS: dict[str, tuple[type[Entity], int]] = {
     "group": (IamGroup, arns.GROUP_NAME_MAX),
 }
 
-# Identifiers from a URL, a form or a body are checked against their rule before any query: one that breaks it
-# names nothing (so it is "not found", like any unknown one), and one with a NUL could not even be queried
-# (PostgreSQL text cannot hold it: the query itself would fail).
+# Identifiers from a URL, a form or a body that PostgreSQL text cannot hold (a NUL, a lone surrogate) name
+# nothing: "not found", like any unknown one, without a query (which would fail). Others are looked up as given,
+# so rows stored under an older, looser rule (a name ending in a newline) can still be found and removed.
+
+
+def queryable(text: str) -> bool:
+    return text_problem(text) is None
 
 
 def account_get(account_id: str) -> Account:
-    found = (
-        Account.objects.filter(account_id=account_id).first() if engine.is_account_id(account_id) else None
-    )
+    found = Account.objects.filter(account_id=account_id).first() if queryable(account_id) else None
     if found is None:
         raise errors.NoSuchEntityException(f"The account {account_id[:32]} cannot be found.")
     return found
@@ -43,8 +46,8 @@ def account_get(account_id: str) -> Account:
 
 def entity_find(account: Account, kind: str, name: str) -> Entity | None:
     """The account's user, role or group (`kind`) named `name`, or None; never queried for an invalid name."""
-    model, max_length = ENTITY_MODELS[kind]
-    if not arns.is_valid_name(name, max_length):
+    model, _ = ENTITY_MODELS[kind]
+    if not queryable(name):
         return None
     return model.objects.select_related("account").filter(account=account, name=name).first()
 

@@ -38,6 +38,7 @@ from policies.selectors import (
     Entity,
     entity_find,
     no_such_entity,
+    queryable,
     role_get,
     session_token_digest,
     user_get,
@@ -233,8 +234,8 @@ def access_key_create(*, ctx: OperationContext, account: Account, user_name: str
 
 
 def _access_keys(access_key_id: str) -> QuerySet[AccessKey]:
-    """The access key of that id (none for an id outside IAM's rule, never queried: see policies.selectors)."""
-    if not arns.ACCESS_KEY_ID_PATTERN.fullmatch(access_key_id):
+    """The access key of that id (none for text PostgreSQL cannot hold, never queried: see policies.selectors)."""
+    if not queryable(access_key_id):
         return AccessKey.objects.none()
     return AccessKey.objects.select_related("account", "user").filter(access_key_id=access_key_id)
 
@@ -421,9 +422,8 @@ def identity_policy_describe(
 ) -> IdentityPolicy:
     """One inline policy (iam:Get<Kind>Policy on the owner)."""
     found = identity_policy_list(ctx=ctx, account=account, kind=kind, owner_name=owner_name)
-    # A name outside IAM's rule names no policy, and is not queried (see policies.selectors).
-    valid = arns.is_valid_name(policy_name, arns.POLICY_NAME_MAX)
-    policy = found.filter(name=policy_name).first() if valid else None
+    # Text PostgreSQL cannot hold names no policy, and is not queried (see policies.selectors).
+    policy = found.filter(name=policy_name).first() if queryable(policy_name) else None
     if policy is None:
         raise errors.NoSuchEntityException(
             f"The {kind} policy with name {policy_name[:128]} cannot be found."

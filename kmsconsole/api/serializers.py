@@ -79,7 +79,10 @@ class TagsPutInput(serializers.Serializer):
 
 
 class TagsDeleteInput(serializers.Serializer):
-    tag_keys = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
+    # A blank key names the empty-key tags stored before tag keys had a minimum length (keys.tag_rules).
+    tag_keys = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, allow_blank=True), allow_empty=False
+    )
 
 
 class GrantCreateInput(serializers.Serializer):
@@ -137,7 +140,9 @@ class KeyMetadataOutput(serializers.Serializer):
     key_manager = serializers.CharField(source="KeyManager")
     key_spec = serializers.CharField(source="KeySpec")
     multi_region = serializers.BooleanField(source="MultiRegion")
-    current_key_material_id = serializers.CharField(source="CurrentKeyMaterialId")
+    current_key_material_id = serializers.CharField(
+        source="CurrentKeyMaterialId", required=False, help_text="Symmetric encryption keys only."
+    )
     deletion_date = serializers.DateTimeField(source="DeletionDate", required=False)
     encryption_algorithms = serializers.ListField(
         child=serializers.CharField(), source="EncryptionAlgorithms", required=False

@@ -96,3 +96,25 @@ def test_key_search_matches_what_the_list_shows_never_tags(admin_api: APIClient)
     ]
     for query in ("zephyr", "project"):
         assert admin_api.get("/api/v1/keys", {"search": query}).json()["results"] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("key_spec", "key_usage"),
+    [
+        ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "KEY_AGREEMENT"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ],
+)
+def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec: str, key_usage: str) -> None:
+    created = admin_api.post("/api/v1/keys", {"key_spec": key_spec, "key_usage": key_usage}, format="json")
+    assert created.status_code == 201, created.content
+    described = admin_api.get(f"/api/v1/keys/{created.json()['key_id']}")
+    assert described.status_code == 200, described.content
+    body = described.json()
+    assert (body["key_spec"], body["key_usage"]) == (key_spec, key_usage)
+    # The service model: only symmetric encryption keys name their current key material.
+    assert ("current_key_material_id" in body) == (key_spec == "SYMMETRIC_DEFAULT")

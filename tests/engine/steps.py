@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def line_events(call: Callable[[], T], *, within: CodeType | None = None) -> tuple[T, int]:
-    """`call()`'s result and the number of line events it ran (only in frames of `within`, if given)."""
+def line_events(call: Callable[[], T]) -> tuple[T, int]:
+    """`call()`'s result and the number of line events it ran, in every frame it entered."""
     count = 0
 
     def local(frame: FrameType, event: str, arg: Any) -> Any:
@@ -26,8 +26,6 @@ def line_events(call: Callable[[], T], *, within: CodeType | None = None) -> tup
         return local
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        if within is not None and frame.f_code is not within:
-            return None
         return local
 
     previous = sys.gettrace()

@@ -208,10 +208,9 @@ def test_grant_index_lookup_stays_flat() -> None:
         + [grant(ALICE_ARN, grant_id="mine")]
     )
     few = GrantIndex([grant(ALICE_ARN, grant_id="mine")])
-    in_lookup = GrantIndex.for_caller.__code__
-
-    found_in_many, many_steps = line_events(lambda: many.for_caller(ALICE), within=in_lookup)
-    found_in_few, few_steps = line_events(lambda: few.for_caller(ALICE), within=in_lookup)
+    # Every line the lookup runs, in any frame (a comprehension or helper doing a scan runs in its own frame).
+    found_in_many, many_steps = line_events(lambda: many.for_caller(ALICE))
+    found_in_few, few_steps = line_events(lambda: few.for_caller(ALICE))
     assert [g.grant_id for g in found_in_many] == [g.grant_id for g in found_in_few] == ["mine"]
     assert few_steps > 0
     assert many_steps == few_steps

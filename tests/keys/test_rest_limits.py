@@ -132,3 +132,15 @@ def test_untag_resource_with_a_tag_key_over_the_limit_is_refused(admin_api: APIC
         "ValidationException",
         length_message("tagKeys.2.member", "k" * 129, "less than or equal to 128"),
     )
+
+
+def test_a_tag_stored_with_an_empty_key_before_the_limits_can_be_removed(admin_api: APIClient) -> None:
+    """The REST API stored empty tag keys before TagResource checked lengths: UntagResource still removes them."""
+    from tests.rows import update_sealed
+
+    key = make_key("legacy", tags=[{"TagKey": "placeholder", "TagValue": "v"}])
+    update_sealed(Tag.objects.filter(key=key), tag_key="")
+    tags_url = reverse("api-key-tags", args=[str(key.key_id)])
+    response = admin_api.delete(f"{tags_url}?tag_key=")
+    assert response.status_code in (200, 204), response.content
+    assert not Tag.objects.filter(key=key).exists()

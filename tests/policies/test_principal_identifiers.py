@@ -189,3 +189,15 @@ def test_an_account_id_of_other_digits_than_ascii_is_refused(account_id: str, db
     with pytest.raises(errors.ValidationException, match=r"12 ASCII digits"):
         as_operator("iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=account_id))
     assert not Account.objects.filter(account_id=account_id).exists()
+
+
+def test_a_name_stored_under_the_older_rule_is_still_found(account: Account, make_user: Any) -> None:
+    """The old rule's `$` let a final newline through; such rows must stay reachable (to describe and remove), so
+    only text PostgreSQL cannot hold is refused without a query."""
+    from tests.rows import update_sealed
+
+    make_user("legacy")
+    update_sealed(IamUser.objects.filter(name="legacy"), name="legacy\n")
+    assert selectors.user_get(account, "legacy\n").name == "legacy\n"
+    with pytest.raises(errors.NoSuchEntityException):
+        selectors.user_get(account, "legacy\x00")

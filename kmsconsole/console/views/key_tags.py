@@ -104,8 +104,8 @@ def key_tag_remove(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """UntagResource with one tag key. A tag the key does not have is no error (as on AWS), but the page says
     that nothing was removed."""
     key_id_text = str(key_id)
-    tag_key = request.POST.get("tag_key", "")
-    if not tag_key:
+    tag_key = request.POST.get("tag_key")
+    if tag_key is None:  # "" is a key: one stored before tag keys had a minimum length can still be removed
         return _tags_page(request, key_id_text, action=Outcome(error="Choose a tag to remove."), status=400)
     return act(
         request,
