@@ -17,16 +17,10 @@ from kmsconsole.core.rootkey import sealer, subkey
 from kmsconsole.core.rowmac import integrity_failure
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
-from policies import arns
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
 
 Entity = IamUser | IamRole | IamGroup
-# Each kind's model and the longest name IAM allows it.
-ENTITY_MODELS: dict[str, tuple[type[Entity], int]] = {
-    "user": (IamUser, arns.USER_NAME_MAX),
-    "role": (IamRole, arns.ROLE_NAME_MAX),
-    "group": (IamGroup, arns.GROUP_NAME_MAX),
-}
+ENTITY_MODELS: dict[str, type[Entity]] = {"user": IamUser, "role": IamRole, "group": IamGroup}
 
 # Identifiers from a URL, a form or a body that PostgreSQL text cannot hold (a NUL, a lone surrogate) name
 # nothing: "not found", like any unknown one, without a query (which would fail). Others are looked up as given,
@@ -46,7 +40,7 @@ def account_get(account_id: str) -> Account:
 
 def entity_find(account: Account, kind: str, name: str) -> Entity | None:
     """The account's user, role or group (`kind`) named `name`, or None; never queried for an invalid name."""
-    model, _ = ENTITY_MODELS[kind]
+    model = ENTITY_MODELS[kind]
     if not queryable(name):
         return None
     return model.objects.select_related("account").filter(account=account, name=name).first()

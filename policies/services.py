@@ -384,7 +384,7 @@ def account_list(*, ctx: OperationContext) -> QuerySet[Account]:
 
 def entity_list(*, ctx: OperationContext, account: Account, kind: str) -> QuerySet[Entity]:
     """The account's users, roles or groups (iam:ListUsers, iam:ListRoles, iam:ListGroups), by name."""
-    model, _ = ENTITY_MODELS[kind]
+    model = ENTITY_MODELS[kind]
     authorize(ctx, resource=ENTITY_KINDS[kind](account.account_id, "/", "*"))
     return model.objects.filter(account=account).select_related("account").order_by("name", "pk")
 

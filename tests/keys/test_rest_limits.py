@@ -138,7 +138,7 @@ def test_a_tag_stored_with_an_empty_key_before_the_limits_can_be_removed(admin_a
     """The REST API stored empty tag keys before TagResource checked lengths: UntagResource still removes them."""
     from tests.rows import update_sealed
 
-    key = make_key("legacy", tags=[{"TagKey": "placeholder", "TagValue": "v"}])
+    key = make_key("legacy", tags=[{"TagKey": "renamed-to-empty", "TagValue": "v"}])
     update_sealed(Tag.objects.filter(key=key), tag_key="")
     tags_url = reverse("api-key-tags", args=[str(key.key_id)])
     response = admin_api.delete(f"{tags_url}?tag_key=")
