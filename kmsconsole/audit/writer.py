@@ -34,6 +34,7 @@ moved in the same commit as the events, so `manage.py audit verify` checks it un
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -138,18 +139,17 @@ _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _JSON_COLUMNS = frozenset(name for name, kind in _EVENT_COLUMNS if kind == "jsonb")
 _EVENT_ROW = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
-_EVENT_NAMES = ", ".join(name for name, _ in _EVENT_COLUMNS)
+_EVENT_NAME_LIST = tuple(name for name, _ in _EVENT_COLUMNS)
+_EVENT_NAMES = ", ".join(_EVENT_NAME_LIST)
 _CONTEXT_ROW = "(%s::bigint, %s::text, %s::text)"
 
 
 def _statement(
     events: Sequence[dict[str, Any]], old: tuple[int, str], new: tuple[int, str]
 ) -> tuple[str, list[Any]]:
-    event_table = AuditEvent._meta.db_table
-    head_table = AuditChainHead._meta.db_table
     params: list[Any] = [new[0], new[1], head_mac(*new), old[0], old[1]]
     for values in events:
-        for name, _ in _EVENT_COLUMNS:
+        for name in _EVENT_NAME_LIST:
             value = values[name]
             params.append(json.dumps(value) if name in _JSON_COLUMNS and value is not None else value)
     pairs = [
@@ -157,27 +157,36 @@ def _statement(
         for values in events
         for key, value in sorted(context_pairs(values["request_parameters"]))
     ]
+    for pair in pairs:
+        params.extend(pair)
+    return _batch_sql(len(events), len(pairs)), params
+
+
+@functools.lru_cache(maxsize=256)
+def _batch_sql(event_count: int, context_count: int) -> str:
+    """The batch statement for a shape (events, context rows): built once per shape, so it is also the same
+    string each time (kmsconsole.core.prepared prepares it once per connection)."""
+    event_table = AuditEvent._meta.db_table
+    head_table = AuditChainHead._meta.db_table
     context = ""
-    if pairs:
+    if context_count:
         context_table = AuditContextEntry._meta.db_table
         context = (
             f", ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "  # noqa: S608 - table names from our models; values are placeholders
-            f"JOIN (VALUES {', '.join([_CONTEXT_ROW] * len(pairs))}) AS c(seq, k, v) ON c.seq = ev.seq)"
+            f"JOIN (VALUES {', '.join([_CONTEXT_ROW] * context_count)}) AS c(seq, k, v) ON c.seq = ev.seq)"
         )
-        params.extend(item for pair in pairs for item in pair)
     # `cur` locks the head and (READ COMMITTED re-reads a row it waited for) sees its latest version; the head
     # moves and the events go in only if it is still (`old`); either way the statement returns where it is, so
     # a writer that lost the race chains after the winner at its next attempt.
-    sql = (
+    return (
         f"WITH cur AS (SELECT id, last_seq, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608 - table names from our models; values are placeholders
         f"head AS (UPDATE {head_table} h SET last_seq = %s, last_hash = %s, head_mac = %s FROM cur "
         "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s RETURNING h.id), "
         f"ev AS (INSERT INTO {event_table} ({_EVENT_NAMES}) SELECT v.* FROM "
-        f"(VALUES {', '.join([_EVENT_ROW] * len(events))}) AS v({_EVENT_NAMES}) CROSS JOIN head "
+        f"(VALUES {', '.join([_EVENT_ROW] * event_count)}) AS v({_EVENT_NAMES}) CROSS JOIN head "
         f"RETURNING id, seq){context} "
         "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash FROM cur"
     )
-    return sql, params
 
 
 _TURNS: dict[str, HostTurns] = {}

@@ -18,15 +18,17 @@ import datetime
 import re
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import errors, pq
 
 # Prepared statements per connection; past that, statements are sent unprepared (still through libpq).
 MAX_PREPARED = 128
 _PLACEHOLDER = re.compile(r"%s")
 _prepared: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
+_SUCCEEDED = frozenset({pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK})
 
 
 def fetch_all(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -41,9 +43,9 @@ def fetch_all(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) 
 
 
 def _run(conn: Any, sql: str, values: list[bytes | None], retried: bool = False) -> list[tuple[Any, ...]]:
-    from psycopg import errors, pq
-
-    names = _prepared.setdefault(conn, {})
+    names = _prepared.get(conn)
+    if names is None:
+        names = _prepared[conn] = {}
     name = names.get(sql)
     pgconn = conn.pgconn
     if name is None and len(names) < MAX_PREPARED:
@@ -53,21 +55,21 @@ def _run(conn: Any, sql: str, values: list[bytes | None], retried: bool = False)
     result = (
         pgconn.exec_prepared(name, values) if name is not None else pgconn.exec_params(_numbered(sql), values)
     )
-    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+    if result.status not in _SUCCEEDED:
         error = errors.error_from_result(result, encoding=conn.info.encoding)
         if isinstance(error, errors.InvalidSqlStatementName) and not retried:
             names.clear()  # the session lost its prepared statements (DISCARD ALL): prepare again
             return _run(conn, sql, values, retried=True)
         raise error
+    get_value = result.get_value
+    columns = range(result.nfields)
     return [
-        tuple(_decoded(result.get_value(row, column)) for column in range(result.nfields))
+        tuple(None if (value := get_value(row, column)) is None else value.decode() for column in columns)
         for row in range(result.ntuples)
     ]
 
 
 def _check(result: Any, conn: Any) -> None:
-    from psycopg import errors, pq
-
     if result.status != pq.ExecStatus.COMMAND_OK:
         raise errors.error_from_result(result, encoding=conn.info.encoding)
 
@@ -77,24 +79,30 @@ def _numbered(sql: str) -> bytes:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql).encode()
 
 
-def _decoded(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
-
-
 def _text(value: Any) -> bytes | None:
     """A parameter in PostgreSQL's text format."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, int | uuid.UUID):
-        return str(value).encode()
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime parameter")
-        return value.isoformat().encode()
-    raise TypeError(f"unsupported parameter type {type(value).__name__}")
+    convert = _TEXT_OF.get(type(value))
+    if convert is None:  # a subclass (a str enum, say): as its nearest base
+        convert = next((_TEXT_OF[base] for base in type(value).__mro__ if base in _TEXT_OF), None)
+        if convert is None:
+            raise TypeError(f"unsupported parameter type {type(value).__name__}")
+    return convert(value)
+
+
+def _aware_datetime(value: datetime.datetime) -> bytes:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime parameter")
+    return value.isoformat().encode()
+
+
+# By type, a dict lookup: a statement of the audit batch has about thirty parameters (bool before int: its text is
+# not its number's).
+_TEXT_OF: dict[type, Callable[[Any], bytes | None]] = {
+    type(None): lambda _: None,
+    bytes: lambda value: value,
+    str: str.encode,
+    bool: lambda value: b"true" if value else b"false",
+    int: lambda value: str(value).encode(),
+    uuid.UUID: lambda value: str(value).encode(),
+    datetime.datetime: _aware_datetime,
+}
