@@ -7,9 +7,6 @@ autouse scan that follows passes."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +18,11 @@ from django.test import Client
 
 from grants.services import grant_create
 from keys.services import lifecycle
-from kmsconsole.bench.moto import free_port
-from kmsconsole.core.webserver import web_server_command
 from tests.api.conftest import client_with, token_for
-from tests.conftest import REPO, Persona, as_operator
+from tests.conftest import Persona, as_operator
 from tests.console.conftest import PASSWORD, console_login_for
 from tests.secrets_watch import WATCH
+from tests.webserver import serving
 
 pytestmark = pytest.mark.django_db
 
@@ -113,42 +109,12 @@ def test_server_output_and_the_access_log_are_read(tmp_path: Path, admin: Person
     headers that carry credentials; a secret a server process prints is found."""
     token = token_for(account, "admin")
     log = tmp_path / "web.log"
-    port = free_port()
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-            if connection.vendor == "postgresql"
-            else f"sqlite:///{db['NAME']}"
-        ),
-    )
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            web_server_command(host="127.0.0.1", port=port, processes=1, threads=1, access_log=True),
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+    with serving(log, threads=1) as port:
+        answer = urllib3.request(
+            "GET", f"http://127.0.0.1:{port}/api/v1/keys?limit=5",
+            headers={"Authorization": f"Bearer {token}"}, retries=False, timeout=10,
         )  # fmt: skip
-    WATCH.follow(log, "the test web server's log")
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = urllib3.request(
-                    "GET", f"http://127.0.0.1:{port}/api/v1/keys?limit=5",
-                    headers={"Authorization": f"Bearer {token}"}, retries=False, timeout=2,
-                )  # fmt: skip
-                break
-            except urllib3.exceptions.HTTPError:
-                assert time.monotonic() < deadline and server.poll() is None, "the web server did not start"
-                time.sleep(0.3)
         assert answer.status == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    WATCH.collect(log)
     assert '"GET /api/v1/keys HTTP/1.1" 200' in log.read_text()
     assert "limit=5" not in log.read_text()
     assert WATCH.leaks() == []
