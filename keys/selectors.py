@@ -102,17 +102,32 @@ def _cached_key(key_id: uuid.UUID, snapshot: GenerationSnapshot) -> CachedKey | 
 
 
 def _alias_rows(key: Key) -> list[Alias]:
-    rows = list(key.aliases.select_related("account").order_by("name"))
+    if _prefetched(key, "aliases"):
+        rows = sorted(key.aliases.all(), key=lambda row: row.name)
+        for row in rows:
+            if row.account_id == key.account_id:
+                row.account = key.account  # no query (a key's aliases are of its account)
+    else:
+        rows = list(key.aliases.select_related("account").order_by("name"))
     for row in rows:
         row.key = key  # no query; the row MAC names the key
     return rows
 
 
 def _tag_rows(key: Key) -> list[Tag]:
-    rows = list(key.tags.order_by("tag_key"))
+    rows = (
+        sorted(key.tags.all(), key=lambda row: row.tag_key)
+        if _prefetched(key, "tags")
+        else list(key.tags.order_by("tag_key"))
+    )
     for row in rows:
         row.key = key
     return rows
+
+
+def _prefetched(key: Key, relation: str) -> bool:
+    """Whether a list prefetched the key's `relation` (one query for a page of keys, not one per key)."""
+    return relation in getattr(key, "_prefetched_objects_cache", {})
 
 
 def cached_entry(key: Key) -> CachedKey | None:

@@ -11,8 +11,11 @@ carries kms:ViaService (and kms:GrantIsForAWSResource for grant operations); no 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from django.utils import timezone
 
 from grants.selectors import (
     INTEGRATED_SERVICE_KEYS,
@@ -23,9 +26,9 @@ from grants.selectors import (
 from keys.models import Key, KeyState
 from keys.selectors import check_key_state, key_condition_values, key_tags, resolve_key
 from kmsconsole.core import errors
-from kmsconsole.operations import OperationContext
+from kmsconsole.operations import OPERATIONS, OperationContext
 from policies import engine
-from policies.authorization import authorize
+from policies.authorization import authorize, identity_policies, readable_engine_caller
 
 PENDING_DELETION_USE = "use of a key pending deletion"
 # A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
@@ -70,6 +73,49 @@ def authorize_on_key(
         grants=grants,
         token_grant_ids=token_ids,
     )
+
+
+class KeyQuestions:
+    """Whether the caller's request for an action on a key would be allowed, decided by the engine as that request
+    would be (key policy, identity policies, the key's tags and condition values) and recorded nowhere: what a
+    list, itself one authorized and audited operation, may show of each of its keys. The caller's identity
+    policies are read once, for all the keys asked about. Only for actions no grant can allow (grants are not
+    consulted)."""
+
+    def __init__(self, ctx: OperationContext) -> None:
+        self._ctx = ctx
+
+    @functools.cached_property
+    def _asker(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
+        caller = readable_engine_caller(self._ctx.caller)
+        return None if caller is None else (caller, identity_policies(self._ctx.caller))
+
+    def allows(self, key: Key, action: str, *, condition_values: Mapping[str, Any] | None = None) -> bool:
+        if action in _GRANTABLE_ACTIONS:
+            raise ValueError(f"{action} can be allowed by a grant, which KeyQuestions does not consult")
+        ctx = self._ctx
+        if ctx.caller.is_operator:
+            return True
+        if self._asker is None:
+            return False  # every request of a principal the engine cannot read is refused
+        caller, policies = self._asker
+        request = engine.RequestContext.build(
+            caller=caller,
+            action=action,
+            resource=key.arn,
+            resource_account=key.account.account_id,
+            source_ip=ctx.meta.source_ip or None,
+            now=timezone.now(),
+            secure_transport=ctx.meta.secure_transport,
+            resource_tags=key_tags(key),
+            condition_values=request_condition_values(ctx, key, condition_values=condition_values),
+        )
+        return engine.would_allow(
+            request, key_policy=engine.compile_key_policy(key.policy), identity_policies=policies
+        )
+
+
+_GRANTABLE_ACTIONS = frozenset(operation.action for operation in OPERATIONS.values() if operation.grantable)
 
 
 def request_condition_values(

@@ -7,6 +7,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from keys.models import Key
+from keys.services.access import KeyQuestions
+
+# The serializer context entry of a list's OperationContext (kmsconsole.api.views.base.OperationListView).
+OPERATION_CONTEXT = "operation_context"
+_KEY_QUESTIONS = "key_questions"
 
 # Inputs.
 
@@ -121,7 +126,18 @@ class KeySummaryOutput(serializers.Serializer):
     def get_aliases(self, key: Key) -> list[str]:
         return [alias.name for alias in key.aliases.all()]
 
-    def get_tags(self, key: Key) -> dict[str, str]:
+    def _questions(self) -> KeyQuestions:
+        """One for the whole list (the serializers of its rows share the root's context)."""
+        questions = self.context.get(_KEY_QUESTIONS)
+        if questions is None:
+            questions = self.context[_KEY_QUESTIONS] = KeyQuestions(self.context[OPERATION_CONTEXT])
+        return questions  # type: ignore[no-any-return]
+
+    def get_tags(self, key: Key) -> dict[str, str] | None:
+        """The key's tags if the caller may read them (kms:ListResourceTags, which the key's policy decides),
+        else null: listing keys is IAM-only, and must not show what the key policy withholds."""
+        if not self._questions().allows(key, "kms:ListResourceTags"):
+            return None
         return {tag.tag_key: tag.tag_value for tag in key.tags.all()}
 
 

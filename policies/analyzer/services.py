@@ -31,17 +31,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from keys.models import Key
-from keys.selectors import ResolvedKey, key_condition_values, key_tags, resolve_key
-from keys.services.access import authorize_on_key
+from keys.selectors import ResolvedKey, resolve_key
+from keys.services.access import KeyQuestions, authorize_on_key
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
-from policies import engine
 from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
 from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
 from policies.analyzer.principals import broad_iam, principal_for, store_principals
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
-from policies.authorization import authorize, engine_caller, identity_policies
+from policies.authorization import authorize
 from policies.engine.analysis import AccessAnalyzer
 from policies.engine.findings import Severity
 from policies.engine.matrix import AccessChange, AccessMatrix
@@ -138,32 +137,6 @@ def _uuid(text: str) -> str:
         raise errors.ValidationException("The page cursor is not a key id.") from None
 
 
-def _reader(ctx: OperationContext) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
-    return None if ctx.caller.is_operator else (engine_caller(ctx.caller), identity_policies(ctx.caller))
-
-
-def _may_read_policy(
-    ctx: OperationContext, key: Key, reader: tuple[engine.Caller, list[engine.IdentityPolicy]] | None
-) -> bool:
-    """kms:GetKeyPolicy for the caller, decided as its real request would be (not recorded)."""
-    if reader is None:
-        return True
-    context = engine.RequestContext.build(
-        caller=reader[0],
-        action="kms:GetKeyPolicy",
-        resource=key.arn,
-        resource_account=key.account.account_id,
-        source_ip=ctx.meta.source_ip or None,
-        now=timezone.now(),
-        secure_transport=ctx.meta.secure_transport,
-        resource_tags=key_tags(key),
-        condition_values={**key_condition_values(key, request_alias=None), **_POLICY_NAME},
-    )
-    return engine.would_allow(
-        context, key_policy=engine.compile_key_policy(key.policy), identity_policies=reader[1]
-    )
-
-
 def findings_list(
     *,
     ctx: OperationContext,
@@ -180,8 +153,10 @@ def findings_list(
     keys = _page_of_keys(account_id, after, limit)
     more = len(keys) > limit
     keys = keys[:limit]
-    reader = _reader(ctx)
-    readable = [key for key in keys if _may_read_policy(ctx, key, reader)]
+    questions = KeyQuestions(ctx)
+    readable = [
+        key for key in keys if questions.allows(key, "kms:GetKeyPolicy", condition_values=_POLICY_NAME)
+    ]
     # The principals the store findings are about: other accounts' and "*" (external access), and the account's
     # principals whose IAM policies allow every KMS action on every key (kms:* through delegation).
     principals = [

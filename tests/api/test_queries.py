@@ -118,3 +118,38 @@ def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec:
     assert (body["key_spec"], body["key_usage"]) == (key_spec, key_usage)
     # The service model: only symmetric encryption keys name their current key material.
     assert ("current_key_material_id" in body) == (key_spec == "SYMMETRIC_DEFAULT")
+
+
+@pytest.mark.django_db
+def test_key_list_shows_tags_only_where_the_key_policy_lets_the_caller_read_them(
+    make_user: Callable[..., Any], api_as: Callable[..., APIClient], admin: Any
+) -> None:
+    """ListKeys is IAM-only; reading a key's tags (kms:ListResourceTags) is the key policy's to decide. The list
+    showed every key's tags to anyone who may list keys."""
+    lister = make_user(
+        "lister",
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
+        '["kms:ListKeys", "kms:ListResourceTags"], "Resource": "*"}]}',
+    )
+    admin_only = (
+        '{"Version": "2012-10-17", "Statement": [{"Sid": "Admin only", "Effect": "Allow", '
+        f'"Principal": {{"AWS": "{admin.arn}"}}, "Action": "kms:*", "Resource": "*"}}]}}'
+    )
+    shared = make_key("shared", tags=[{"TagKey": "team", "TagValue": "payments"}])
+    closed = make_key("closed", tags=[{"TagKey": "project", "TagValue": "zephyr-secret"}], policy=admin_only)
+    untagged_closed = make_key("closed, untagged", policy=admin_only)
+
+    listed = api_as(lister).get("/api/v1/keys")
+    assert listed.status_code == 200, listed.content
+    rows = {row["key_id"]: row for row in listed.json()["results"]}
+    assert rows[str(shared.key_id)]["tags"] == {"team": "payments"}
+    # Refused keys say null whether or not they have tags (an empty {} would tell which have none).
+    assert rows[str(closed.key_id)]["tags"] is None
+    assert rows[str(untagged_closed.key_id)]["tags"] is None
+    assert "zephyr" not in listed.content.decode()
+    # The tags endpoint itself refuses the same caller on the same key: the list now agrees with it.
+    assert api_as(lister).get(f"/api/v1/keys/{closed.key_id}/tags").status_code == 403
+
+    as_admin = {row["key_id"]: row for row in api_as(admin).get("/api/v1/keys").json()["results"]}
+    assert as_admin[str(closed.key_id)]["tags"] == {"project": "zephyr-secret"}
+    assert as_admin[str(untagged_closed.key_id)]["tags"] == {}

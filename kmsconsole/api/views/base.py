@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kmsconsole.api.dispatch import run
+from kmsconsole.api.serializers import OPERATION_CONTEXT
 from kmsconsole.operations import OperationContext
 
 
@@ -33,6 +34,10 @@ class OperationListView(generics.ListAPIView):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         def work(ctx: OperationContext) -> Response:
             page = self.paginate_queryset(self.filter_queryset(self.rows(ctx)))
-            return self.get_paginated_response(self.get_serializer(page, many=True).data)
+            # The operation's context: what a row shows may itself be a decision (a key's tags, say).
+            shown = self.get_serializer(
+                page, many=True, context={**self.get_serializer_context(), OPERATION_CONTEXT: ctx}
+            )
+            return self.get_paginated_response(shown.data)
 
         return run(request, self.operation, work, params=self.audit_params())
