@@ -141,7 +141,6 @@ _JSON_COLUMNS = frozenset(name for name, kind in _EVENT_COLUMNS if kind == "json
 _EVENT_ROW = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
 _EVENT_NAME_LIST = tuple(name for name, _ in _EVENT_COLUMNS)
 _EVENT_NAMES = ", ".join(_EVENT_NAME_LIST)
-_CONTEXT_ROW = "(%s::bigint, %s::text, %s::text)"
 
 
 def _statement(
@@ -152,29 +151,27 @@ def _statement(
         for name in _EVENT_NAME_LIST:
             value = values[name]
             params.append(json.dumps(value) if name in _JSON_COLUMNS and value is not None else value)
-    pairs = [
-        (values["seq"], key, value)
-        for values in events
-        for key, value in sorted(context_pairs(values["request_parameters"]))
-    ]
-    for pair in pairs:
-        params.extend(pair)
-    return _batch_sql(len(events), len(pairs)), params
+    # The encryption-context index rows go as one JSON parameter: a request decides how many there are, and the
+    # statement's text (cached, and prepared once per connection) must depend only on the batch's size.
+    params.append(
+        json.dumps(
+            [
+                {"seq": values["seq"], "k": key, "v": value}
+                for values in events
+                for key, value in sorted(context_pairs(values["request_parameters"]))
+            ]
+        )
+    )
+    return _batch_sql(len(events)), params
 
 
-@functools.lru_cache(maxsize=256)
-def _batch_sql(event_count: int, context_count: int) -> str:
-    """The batch statement for a shape (events, context rows): built once per shape, so it is also the same
-    string each time (kmsconsole.core.prepared prepares it once per connection)."""
+@functools.lru_cache(maxsize=MAX_BATCH)
+def _batch_sql(event_count: int) -> str:
+    """The batch statement for `event_count` events, built once (kmsconsole.core.prepared prepares it once per
+    connection)."""
     event_table = AuditEvent._meta.db_table
     head_table = AuditChainHead._meta.db_table
-    context = ""
-    if context_count:
-        context_table = AuditContextEntry._meta.db_table
-        context = (
-            f", ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "  # noqa: S608 - table names from our models; values are placeholders
-            f"JOIN (VALUES {', '.join([_CONTEXT_ROW] * context_count)}) AS c(seq, k, v) ON c.seq = ev.seq)"
-        )
+    context_table = AuditContextEntry._meta.db_table
     # `cur` locks the head and (READ COMMITTED re-reads a row it waited for) sees its latest version; the head
     # moves and the events go in only if it is still (`old`); either way the statement returns where it is, so
     # a writer that lost the race chains after the winner at its next attempt.
@@ -184,7 +181,9 @@ def _batch_sql(event_count: int, context_count: int) -> str:
         "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s RETURNING h.id), "
         f"ev AS (INSERT INTO {event_table} ({_EVENT_NAMES}) SELECT v.* FROM "
         f"(VALUES {', '.join([_EVENT_ROW] * event_count)}) AS v({_EVENT_NAMES}) CROSS JOIN head "
-        f"RETURNING id, seq){context} "
+        "RETURNING id, seq), "
+        f"ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "
+        "JOIN jsonb_to_recordset(%s::jsonb) AS c(seq bigint, k text, v text) ON c.seq = ev.seq) "
         "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash FROM cur"
     )
 

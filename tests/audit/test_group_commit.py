@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, models
 
 from kmsconsole.audit import writer
 from kmsconsole.audit.models import AuditChainHead, AuditEvent
@@ -98,6 +98,30 @@ def test_encryption_contexts_are_indexed_with_the_event() -> None:
     assert set(AuditContextEntry.objects.values_list("event_id", "key", "value")) == {
         (event.pk, "app", "orders"),
         (event.pk, "tenant", "42"),
+    }
+
+
+def test_a_batch_with_many_context_pairs_keeps_one_statement_per_batch_size() -> None:
+    """The number of context rows is the caller's (an encryption context of thousands of pairs fits in a body):
+    the statement's text, cached and prepared per connection, must not grow or multiply with it."""
+    from kmsconsole.audit.models import AuditContextEntry
+
+    writer._batch_sql.cache_clear()
+    for pairs in (0, 1, 7, 3000):
+        writer.write_batch([values(EncryptionContext={f"k{index}": "v" * 20 for index in range(pairs)})])
+    writer.write_batch([values(EncryptionContext={"a": "1"}), values(EncryptionContext={"a": "1", "b": "2"})])
+    if connection.vendor == "postgresql":
+        assert writer._batch_sql.cache_info().currsize == 2  # one statement for 1 event, one for 2
+        assert all(len(writer._batch_sql(size)) < 8_000 for size in (1, 2))
+    counts = dict(
+        AuditEvent.objects.filter(context_entries__isnull=False)
+        .values_list("seq")
+        .annotate(count=models.Count("context_entries"))
+    )
+    assert counts == {2: 1, 3: 7, 4: 3000, 5: 1, 6: 2}
+    assert set(AuditContextEntry.objects.filter(event__seq=6).values_list("key", "value")) == {
+        ("a", "1"),
+        ("b", "2"),
     }
 
 

@@ -20,6 +20,10 @@ class Level(enum.IntEnum):
     HIGH = 3
 
 
+class Plain(int, enum.Enum):
+    LOW = 1
+
+
 def test_parameters_in_text_format() -> None:
     moment = datetime.datetime(2026, 11, 29, 8, 0, 1, 5, tzinfo=datetime.UTC)
     key_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -38,6 +42,7 @@ def test_subclasses_convert_as_their_base() -> None:
     # Model choices are str/int enums: they bind as their value, never as their name.
     assert _text(Colour.RED) == b"red"
     assert _text(Level.HIGH) == b"3"
+    assert _text(Plain.LOW) == b"1"  # str() of a plain (int, Enum) member is "Plain.LOW"
 
 
 def test_unsupported_parameters_are_refused() -> None:
