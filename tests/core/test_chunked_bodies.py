@@ -20,7 +20,7 @@ from django.conf import settings
 from keys.models import Key
 from kmsconsole.bench import loadgen
 from kmsconsole.core.chunkedbody import (
-    is_chunked_without_length,
+    is_chunked,
     largest_accepted_body,
     with_chunked_bodies_read,
 )
@@ -104,7 +104,8 @@ def rest_headers(token: str) -> dict[str, str]:
 
 def oversized(prefix: bytes) -> bytes:
     """A JSON body a megabyte and a half past the largest any interface accepts."""
-    return prefix + b"x" * (largest_accepted_body() + 1_500_000) + b'"}'
+    largest = max(settings.KMS_MAX_REQUEST_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return prefix + b"x" * (largest + 1_500_000) + b'"}'
 
 
 @through_the_application
@@ -142,7 +143,8 @@ def test_an_oversized_kms_body_is_a_validation_exception(admin: Persona, size: s
     status, answer = call(wsgi_environ("/", stream, kms_headers(admin, "GenerateRandom", body)))
     assert (status, answer["__type"]) == (400, "ValidationException")
     assert f"larger than the {settings.KMS_MAX_REQUEST_BYTES} bytes" in answer["message"]
-    assert stream.bytes_read == min(len(body), largest_accepted_body() + 1)
+    # Read no further than the KMS endpoint's own limit: the REST API's larger one is not the endpoint's.
+    assert stream.bytes_read == min(len(body), settings.KMS_MAX_REQUEST_BYTES + 1)
 
 
 @through_the_application
@@ -152,7 +154,7 @@ def test_an_oversized_rest_body_is_refused_in_the_apis_format(admin: Persona, ac
     assert status == 400, answer
     assert answer["error"]["code"] == "SerializationException"
     assert f"larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes" in answer["error"]["message"]
-    assert stream.bytes_read == largest_accepted_body() + 1
+    assert stream.bytes_read == settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1
     assert not Key.objects.exists()
 
 
@@ -162,8 +164,6 @@ def test_a_request_with_a_content_length_passes_untouched(admin: Persona, accoun
     body = json.dumps({"description": "with a length"}).encode()
     stream = CountingStream(body, piece=len(body))
     environ = wsgi_environ("/api/v1/keys", stream, rest_headers(token_for(account, "admin")), len(body))
-    # A Content-Length is trusted even beside a chunked coding (granian passes no such pair: it drops the length).
-    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         seen["status"] = status
@@ -175,6 +175,18 @@ def test_a_request_with_a_content_length_passes_untouched(admin: Persona, accoun
     assert Key.objects.get().description == "with a length"
 
 
+@through_the_application
+def test_a_content_length_beside_a_chunked_coding_is_ignored(admin: Persona, account: Account) -> None:
+    """The transfer coding frames the body (RFC 9112, 6.3): a shorter Content-Length must not cut it."""
+    body = json.dumps({"description": "framed by the chunks"}).encode()
+    stream = CountingStream(body, piece=4)
+    environ = wsgi_environ("/api/v1/keys", stream, rest_headers(token_for(account, "admin")), 5)
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    status, answer = call(environ)
+    assert status == 201, answer
+    assert Key.objects.get().description == "framed by the chunks"
+
+
 @pytest.mark.parametrize(
     ("extra", "chunked"),
     [
@@ -182,22 +194,24 @@ def test_a_request_with_a_content_length_passes_untouched(admin: Persona, accoun
         ({"HTTP_TRANSFER_ENCODING": "Chunked"}, True),
         ({"HTTP_TRANSFER_ENCODING": "gzip, chunked"}, True),
         ({"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}, True),
-        ({"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": "12"}, False),
+        ({"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": "12"}, True),
         ({"HTTP_TRANSFER_ENCODING": "gzip"}, False),
+        ({"HTTP_TRANSFER_ENCODING": "chunked, gzip"}, False),
         ({}, False),
         ({"CONTENT_LENGTH": "0"}, False),
     ],
 )
 def test_which_requests_are_read_first(extra: dict[str, str], chunked: bool) -> None:
-    assert is_chunked_without_length(extra) is chunked
+    assert is_chunked(extra) is chunked
 
 
-def test_the_limit_is_the_largest_any_interface_accepts(settings: Any) -> None:
-    assert largest_accepted_body() == max(
-        settings.KMS_MAX_REQUEST_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    )
+def test_each_interface_reads_up_to_its_own_limit(settings: Any) -> None:
+    kms = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_X_AMZ_TARGET": "TrentService.Encrypt"}
+    rest = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/keys"}
+    settings.KMS_MAX_REQUEST_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000, 5000
+    assert (largest_accepted_body(kms), largest_accepted_body(rest)) == (1000, 5000)
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # Django unbounded: still bounded by the KMS endpoint's
-    assert largest_accepted_body() == settings.KMS_MAX_REQUEST_BYTES
+    assert largest_accepted_body(rest) == 1000
 
 
 class FailingStream:
