@@ -148,6 +148,12 @@ def key_by_id(key_id: uuid.UUID) -> Key | None:
     return checked(Key.objects.select_related("account").filter(key_id=key_id).first())
 
 
+def check_rows(key: Key) -> None:
+    """Raise KMSInternalException unless the key's row, and its aliases and tags (as a list prefetched them, or
+    read now), match their MACs: what resolving the key checks before any request on it."""
+    key.check_loaded(_alias_rows(key), _tag_rows(key))
+
+
 def checked(key: Key | None) -> Key | None:
     """The key, once its row MAC matches (KMSInternalException otherwise); None stays None."""
     if key is not None:

@@ -113,15 +113,12 @@ def authorize(
     if ctx.caller.is_operator:
         ctx.audit.authorized(allowed=True, reason=OPERATOR_REASON, decided_by="operator")
         return None
-    meta = ctx.meta
-    request = engine.RequestContext.build(
-        caller=engine_caller(ctx.caller),
+    request = request_context(
+        ctx,
+        engine_caller(ctx.caller),
         action=action or ctx.operation.action,
         resource=resource,
         resource_account=resource_account,
-        source_ip=meta.source_ip or None,
-        now=timezone.now(),
-        secure_transport=meta.secure_transport,
         encryption_context=encryption_context,
         resource_tags=resource_tags,
         request_tags=request_tags,
@@ -165,16 +162,39 @@ def may_see_explanations(caller: Caller) -> bool:
     return would_allow(caller, EXPLAIN_ACTION)
 
 
-def _request_on_key(ctx: OperationContext, action: str, key_arn: str) -> engine.RequestContext:
-    """The context of a request like the current one (same caller, address, transport, time) for `action`."""
+def request_context(
+    ctx: OperationContext,
+    caller: engine.Caller,
+    *,
+    action: str,
+    resource: str,
+    resource_account: str | None = None,
+    resource_tags: Mapping[str, str] | None = None,
+    request_tags: Mapping[str, str] | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+) -> engine.RequestContext:
+    """What the engine decides a request on: `caller` asking for `action` on `resource`, from the current request's
+    address and transport, now. The one builder of every decision, recorded or asked about, so that a question
+    ("would this request be allowed?") is decided as the request itself would be."""
     return engine.RequestContext.build(
-        caller=engine_caller(ctx.caller),
+        caller=caller,
         action=action,
-        resource=key_arn,
+        resource=resource,
+        resource_account=resource_account,
         source_ip=ctx.meta.source_ip or None,
         now=timezone.now(),
         secure_transport=ctx.meta.secure_transport,
+        encryption_context=encryption_context,
+        resource_tags=resource_tags,
+        request_tags=request_tags,
+        condition_values=condition_values,
     )
+
+
+def _request_on_key(ctx: OperationContext, action: str, key_arn: str) -> engine.RequestContext:
+    """The context of a request like the current one (same caller, address, transport, time) for `action`."""
+    return request_context(ctx, engine_caller(ctx.caller), action=action, resource=key_arn)
 
 
 def gained_uses(

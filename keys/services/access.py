@@ -11,11 +11,9 @@ carries kms:ViaService (and kms:GrantIsForAWSResource for grant operations); no 
 
 from __future__ import annotations
 
-import functools
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from django.utils import timezone
 
 from grants.selectors import (
     INTEGRATED_SERVICE_KEYS,
@@ -24,11 +22,13 @@ from grants.selectors import (
     token_grant_ids,
 )
 from keys.models import Key, KeyState
-from keys.selectors import check_key_state, key_condition_values, key_tags, resolve_key
+from keys.selectors import check_key_state, check_rows, key_condition_values, key_tags, resolve_key
 from kmsconsole.core import errors
 from kmsconsole.operations import OPERATIONS, OperationContext
 from policies import engine
-from policies.authorization import authorize, identity_policies, readable_engine_caller
+from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
+
+logger = logging.getLogger(__name__)
 
 PENDING_DELETION_USE = "use of a key pending deletion"
 # A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
@@ -77,18 +77,15 @@ def authorize_on_key(
 
 class KeyQuestions:
     """Whether the caller's request for an action on a key would be allowed, decided by the engine as that request
-    would be (key policy, identity policies, the key's tags and condition values) and recorded nowhere: what a
-    list, itself one authorized and audited operation, may show of each of its keys. The caller's identity
-    policies are read once, for all the keys asked about. Only for actions no grant can allow (grants are not
-    consulted)."""
+    would be (key policy, identity policies, the key's tags and condition values, the checks of its rows) and
+    recorded nowhere: what a list, itself one authorized and audited operation, may show of each of its keys. The
+    caller's identity policies are read once, for all the keys asked about. Only for actions no grant can allow
+    (grants are not consulted)."""
 
     def __init__(self, ctx: OperationContext) -> None:
         self._ctx = ctx
-
-    @functools.cached_property
-    def _asker(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
-        caller = readable_engine_caller(self._ctx.caller)
-        return None if caller is None else (caller, identity_policies(self._ctx.caller))
+        self._asker: tuple[engine.Caller, list[engine.IdentityPolicy]] | None = None
+        self._unreadable = False
 
     def allows(self, key: Key, action: str, *, condition_values: Mapping[str, Any] | None = None) -> bool:
         if action in _GRANTABLE_ACTIONS:
@@ -96,23 +93,39 @@ class KeyQuestions:
         ctx = self._ctx
         if ctx.caller.is_operator:
             return True
-        if self._asker is None:
+        asker = self._caller_and_policies()
+        if asker is None:
             return False  # every request of a principal the engine cannot read is refused
-        caller, policies = self._asker
-        request = engine.RequestContext.build(
-            caller=caller,
+        try:
+            # The real request refuses a key whose row, aliases or tags changed outside the service
+            # (KMSInternalException), and one whose stored policy the engine cannot read.
+            check_rows(key)
+            policy = engine.compile_key_policy(key.policy)
+        except (errors.KmsError, engine.EngineError):
+            logger.warning(
+                "Key %s cannot be decided on (its rows or its policy); shown as refused", key.key_id
+            )
+            return False
+        request = request_context(
+            ctx,
+            asker[0],
             action=action,
             resource=key.arn,
             resource_account=key.account.account_id,
-            source_ip=ctx.meta.source_ip or None,
-            now=timezone.now(),
-            secure_transport=ctx.meta.secure_transport,
             resource_tags=key_tags(key),
             condition_values=request_condition_values(ctx, key, condition_values=condition_values),
         )
-        return engine.would_allow(
-            request, key_policy=engine.compile_key_policy(key.policy), identity_policies=policies
-        )
+        return engine.would_allow(request, key_policy=policy, identity_policies=asker[1])
+
+    def _caller_and_policies(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
+        # By hand, not functools.cached_property: on Python 3.11 that holds one lock for every instance.
+        if self._asker is None and not self._unreadable:
+            caller = readable_engine_caller(self._ctx.caller)
+            if caller is None:
+                self._unreadable = True
+            else:
+                self._asker = (caller, identity_policies(self._ctx.caller))
+        return self._asker
 
 
 _GRANTABLE_ACTIONS = frozenset(operation.action for operation in OPERATIONS.values() if operation.grantable)

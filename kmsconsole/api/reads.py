@@ -7,15 +7,17 @@ orders and pages. Rows are always confined to the caller's account.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 
 from grants.models import Grant
 from grants.selectors import grants_of_key
+from keys import selectors
 from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.selectors import resolve_key
-from keys.services.access import key_for
+from keys.services.access import KeyQuestions, key_for
 from keys.services.key_policy import validate_key_policy
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors
@@ -32,6 +34,17 @@ def account_keys(ctx: OperationContext) -> QuerySet[Key]:
         .select_related("account")
         .prefetch_related("aliases", "tags")
     )
+
+
+def readable_tags(ctx: OperationContext, keys: Iterable[Key]) -> dict[int, dict[str, str] | None]:
+    """Each listed key's tags where the caller may read them (kms:ListResourceTags, which the key's policy
+    decides), else None: listing keys is IAM-only, and must not show what a key policy withholds. Decided by the
+    engine as the real request would be, not recorded (the list is the operation audited)."""
+    questions = KeyQuestions(ctx)
+    return {
+        key.pk: selectors.key_tags(key) if questions.allows(key, "kms:ListResourceTags") else None
+        for key in keys
+    }
 
 
 def account_aliases(ctx: OperationContext, *, key_id: str | None = None) -> QuerySet[Alias]:

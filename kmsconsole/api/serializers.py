@@ -7,11 +7,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from keys.models import Key
-from keys.services.access import KeyQuestions
 
-# The serializer context entry of a list's OperationContext (kmsconsole.api.views.base.OperationListView).
-OPERATION_CONTEXT = "operation_context"
-_KEY_QUESTIONS = "key_questions"
+# The serializer context entry of the listed keys' readable tags (kmsconsole.api.views.keys.KeyListView).
+READABLE_TAGS = "readable_tags"
 
 # Inputs.
 
@@ -126,19 +124,11 @@ class KeySummaryOutput(serializers.Serializer):
     def get_aliases(self, key: Key) -> list[str]:
         return [alias.name for alias in key.aliases.all()]
 
-    def _questions(self) -> KeyQuestions:
-        """One for the whole list (the serializers of its rows share the root's context)."""
-        questions = self.context.get(_KEY_QUESTIONS)
-        if questions is None:
-            questions = self.context[_KEY_QUESTIONS] = KeyQuestions(self.context[OPERATION_CONTEXT])
-        return questions  # type: ignore[no-any-return]
-
     def get_tags(self, key: Key) -> dict[str, str] | None:
-        """The key's tags if the caller may read them (kms:ListResourceTags, which the key's policy decides),
-        else null: listing keys is IAM-only, and must not show what the key policy withholds."""
-        if not self._questions().allows(key, "kms:ListResourceTags"):
-            return None
-        return {tag.tag_key: tag.tag_value for tag in key.tags.all()}
+        """What the list found the caller may read of the key's tags (kmsconsole.api.reads.readable_tags), null
+        when refused, and when nothing was decided."""
+        readable: dict[int, dict[str, str] | None] = self.context.get(READABLE_TAGS, {})
+        return readable.get(key.pk)
 
 
 class KeyMetadataOutput(serializers.Serializer):

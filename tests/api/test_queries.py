@@ -13,10 +13,12 @@ from rest_framework.test import APIClient
 
 from grants import services as grant_services
 from keys.default_policies import default_key_policy
+from keys.models import Key
 from keys.services import aliases, key_policy, tags
 from kmsconsole.jobs.models import JobRun
 from tests.api.conftest import World, make_key
 from tests.conftest import as_operator
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -120,21 +122,28 @@ def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec:
     assert ("current_key_material_id" in body) == (key_spec == "SYMMETRIC_DEFAULT")
 
 
+# IAM lets the lister list keys and read tags; a key policy that names only the admin leaves it out.
+LISTER = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
+    '["kms:ListKeys", "kms:ListResourceTags"], "Resource": "*"}]}'
+)
+
+
+def only_for(principal_arn: str) -> str:
+    return (
+        '{"Version": "2012-10-17", "Statement": [{"Sid": "One principal", "Effect": "Allow", '
+        f'"Principal": {{"AWS": "{principal_arn}"}}, "Action": "kms:*", "Resource": "*"}}]}}'
+    )
+
+
 @pytest.mark.django_db
 def test_key_list_shows_tags_only_where_the_key_policy_lets_the_caller_read_them(
     make_user: Callable[..., Any], api_as: Callable[..., APIClient], admin: Any
 ) -> None:
     """ListKeys is IAM-only; reading a key's tags (kms:ListResourceTags) is the key policy's to decide. The list
     showed every key's tags to anyone who may list keys."""
-    lister = make_user(
-        "lister",
-        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
-        '["kms:ListKeys", "kms:ListResourceTags"], "Resource": "*"}]}',
-    )
-    admin_only = (
-        '{"Version": "2012-10-17", "Statement": [{"Sid": "Admin only", "Effect": "Allow", '
-        f'"Principal": {{"AWS": "{admin.arn}"}}, "Action": "kms:*", "Resource": "*"}}]}}'
-    )
+    lister = make_user("lister", LISTER)
+    admin_only = only_for(admin.arn)
     shared = make_key("shared", tags=[{"TagKey": "team", "TagValue": "payments"}])
     closed = make_key("closed", tags=[{"TagKey": "project", "TagValue": "zephyr-secret"}], policy=admin_only)
     untagged_closed = make_key("closed, untagged", policy=admin_only)
@@ -153,3 +162,36 @@ def test_key_list_shows_tags_only_where_the_key_policy_lets_the_caller_read_them
     as_admin = {row["key_id"]: row for row in api_as(admin).get("/api/v1/keys").json()["results"]}
     assert as_admin[str(closed.key_id)]["tags"] == {"project": "zephyr-secret"}
     assert as_admin[str(untagged_closed.key_id)]["tags"] == {}
+
+
+@pytest.mark.django_db
+def test_a_listed_key_is_decided_on_only_once_its_rows_check(
+    make_user: Callable[..., Any], api_as: Callable[..., APIClient], admin: Any, settings: Any
+) -> None:
+    """A key policy changed outside the service (its row MAC no longer matches) is refused by the tags request
+    itself (KMSInternalException); the list, asking the same question of the same rows, shows no tags either,
+    and one stored policy the engine cannot read refuses only its own key's tags, not the whole list."""
+    lister = make_user("lister", LISTER)
+    admin_only = only_for(admin.arn)
+    tampered = make_key(
+        "tampered", tags=[{"TagKey": "project", "TagValue": "zephyr-secret"}], policy=admin_only
+    )
+    unreadable = make_key("unreadable", tags=[{"TagKey": "team", "TagValue": "ops"}], policy=admin_only)
+    readable = make_key("readable", tags=[{"TagKey": "team", "TagValue": "payments"}])
+    Key.objects.filter(pk=tampered.pk).update(policy=default_key_policy(settings.KMS_ACCOUNT_ID))
+    update_sealed(  # as an older row would be: a principal path the engine no longer reads
+        Key.objects.filter(pk=unreadable.pk),
+        policy='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": '
+        f'"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:user/a//b/name"}}, "Action": "kms:*", "Resource": "*"}}]}}',
+    )
+
+    assert api_as(lister).get(f"/api/v1/keys/{tampered.key_id}/tags").status_code == 500
+    listed = api_as(lister).get("/api/v1/keys")
+    assert listed.status_code == 200, listed.content
+    rows = {row["key_id"]: row["tags"] for row in listed.json()["results"]}
+    assert rows == {
+        str(tampered.key_id): None,
+        str(unreadable.key_id): None,
+        str(readable.key_id): {"team": "payments"},
+    }
+    assert "zephyr" not in listed.content.decode()

@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kmsconsole.api.dispatch import run
-from kmsconsole.api.serializers import OPERATION_CONTEXT
 from kmsconsole.operations import OperationContext
 
 
@@ -28,16 +27,18 @@ class OperationListView(generics.ListAPIView):
     def rows(self, ctx: OperationContext) -> QuerySet[Any]:
         raise NotImplementedError
 
+    def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
+        """Serializer context for a page of rows whose fields are themselves decisions (a key's tags, say)."""
+        return {}
+
     def audit_params(self) -> dict[str, Any]:
         return {**self.kwargs, "Query": self.request.query_params.dict()}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         def work(ctx: OperationContext) -> Response:
             page = self.paginate_queryset(self.filter_queryset(self.rows(ctx)))
-            # The operation's context: what a row shows may itself be a decision (a key's tags, say).
-            shown = self.get_serializer(
-                page, many=True, context={**self.get_serializer_context(), OPERATION_CONTEXT: ctx}
-            )
-            return self.get_paginated_response(shown.data)
+            rows = page if page is not None else []
+            context = {**self.get_serializer_context(), **self.shown_of_rows(ctx, rows)}
+            return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
 
         return run(request, self.operation, work, params=self.audit_params())

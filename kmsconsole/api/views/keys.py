@@ -50,6 +50,9 @@ class KeyListView(OperationListView):
     def rows(self, ctx: OperationContext) -> QuerySet[Key]:
         return reads.account_keys(ctx)
 
+    def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
+        return {s.READABLE_TAGS: reads.readable_tags(ctx, rows)}
+
     @extend_schema(
         tags=TAG,
         summary="List the keys of the caller's account (ListKeys)",
