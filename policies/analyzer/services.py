@@ -7,9 +7,11 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   ``key_policy_compare``: who gains or loses access under a draft key policy) and ``kmsconsole:SimulatePolicy``
   (``policy_simulate``) reveal what the key's policy says, so the caller must be allowed ``kms:GetKeyPolicy`` on
   the key, decided as a GetKeyPolicy request would be (key policy, and IAM policies where the key policy lets
-  them count), **and** the operation's own action in its identity policies, on the key's ARN (a product action,
-  like the other ``kmsconsole:`` actions: a key policy's ``kms:*`` does not grant it). The key must be in the
-  caller's account. The principals analysed or simulated may be of any account the service has.
+  them count); they also reveal what its tags hold (conditions on ``aws:ResourceTag``), so
+  ``kms:ListResourceTags`` too, decided the same way; **and** the operation's own action in its identity
+  policies, on the key's ARN (a product action, like the other ``kmsconsole:`` actions: a key policy's ``kms:*``
+  does not grant it). The key must be in the caller's account. The principals analysed or simulated may be of
+  any account the service has.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
   at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy the caller may
   not read (``kms:GetKeyPolicy``, decided by the engine as for a real request from the caller, but not recorded
@@ -53,11 +55,14 @@ _POLICY_NAME = {"kms:PolicyName": "default"}
 
 
 def _gate(ctx: OperationContext, key_id: str) -> ResolvedKey:
-    """The key, once the caller may read its policy (kms:GetKeyPolicy) and perform the operation's action on it
-    in IAM (see the module docstring)."""
+    """The key, once the caller may read its policy (kms:GetKeyPolicy) and its tags (kms:ListResourceTags), and
+    perform the operation's action on it in IAM (see the module docstring)."""
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
     authorize_on_key(ctx, key, action="kms:GetKeyPolicy", condition_values=_POLICY_NAME)
+    # Decisions under conditions on aws:ResourceTag (a trace quotes the value; a draft policy's yes or no tests
+    # one, a prefix at a time with StringLike) tell what the key's tags hold.
+    authorize_on_key(ctx, key, action="kms:ListResourceTags")
     authorize(ctx, resource=key.arn, resource_account=key.account.account_id)
     return resolved
 

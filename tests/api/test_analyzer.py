@@ -205,3 +205,47 @@ def test_findings_name_access_keys_nobody_used_for_months(
     ]
     assert admin_api.get("/api/v1/findings?severity=low").json()["credential_findings"] == []
     assert admin_api.get("/api/v1/findings?limit=1").json()["credential_findings"]  # the first page has them
+
+
+def test_simulating_on_a_key_needs_reading_its_tags(
+    world: World, make_user: Any, api_as: Any, admin_api: APIClient
+) -> None:
+    """A trace quotes the key's tag value under a condition on aws:ResourceTag (and a draft policy's yes or no
+    tests a guess): simulating needs kms:ListResourceTags on the key as well as kms:GetKeyPolicy."""
+    tagged = admin_api.put(
+        f"/api/v1/keys/{world.key}/tags",
+        {"tags": [{"tag_key": "project", "tag_value": "zephyr"}]},
+        format="json",
+    )
+    assert tagged.status_code in (200, 204), tagged.content
+    draft_policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": world.admin_arn},
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:ResourceTag/project": "guess"}},
+                }
+            ],
+        }
+    )
+    body = simulation_body(world, draft_key_policy=draft_policy)
+    reader_actions = ["kmsconsole:SimulatePolicy", "kms:GetKeyPolicy"]
+    policy_reader = make_user("policy-reader", json.dumps(allow_all_of(reader_actions)))
+    refused = api_as(policy_reader).post("/api/v1/simulations", body, format="json")
+    assert refused.status_code == 403, refused.content
+    assert "zephyr" not in refused.content.decode()
+    assert "kms:ListResourceTags" in refused.json()["error"]["message"]
+    assert last_event("kmsconsole:SimulatePolicy").decision == "denied"
+
+    tag_reader = make_user("tag-reader", json.dumps(allow_all_of([*reader_actions, "kms:ListResourceTags"])))
+    answered = api_as(tag_reader).post("/api/v1/simulations", body, format="json")
+    assert answered.status_code == 200, answered.content
+    assert answered.json()["decision"] == "denied"
+
+
+def allow_all_of(actions: list[str]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}

@@ -311,9 +311,13 @@ def test_who_may_analyze(
     analysis_only = make_user(
         "auditor", identity_policy("kmsconsole:AnalyzeKeyAccess", "kmsconsole:ListFindings")
     )
-    reader = make_user("reader", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy"))
+    reader = make_user(
+        "reader", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy", "kms:ListResourceTags")
+    )
     policy_only = make_user("policy-reader", identity_policy("kms:GetKeyPolicy"))
-    for refused in (outsider, analysis_only, policy_only):
+    # Decisions under conditions on aws:ResourceTag would tell what the key's tags hold.
+    without_tags = make_user("no-tags", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy"))
+    for refused in (outsider, analysis_only, policy_only, without_tags):
         with pytest.raises(errors.AccessDeniedException):
             analyze(key, refused)
         event = AuditEvent.objects.filter(operation="kmsconsole:AnalyzeKeyAccess").order_by("-seq").first()
