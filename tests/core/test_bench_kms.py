@@ -32,3 +32,20 @@ def test_bench_kms_drives_the_endpoint_without_errors(live_server: Any) -> None:
     assert ours["requests_per_second"] > 0
     assert ours["errors"] == {}
     assert ours["p50_ms"] > 0
+
+
+@pytest.mark.parametrize("op", ["encrypt", "decrypt"])
+def test_bench_kms_inprocess_runs_the_whole_request_path(op: str) -> None:
+    """Each measured request is a real one: signed, authorized, done and audited (one event each)."""
+    from kmsconsole.audit.models import AuditEvent
+
+    out = io.StringIO()
+    call_command(
+        "bench", "kms-inprocess", op=op, requests=12, threads=3, warmup_requests=2, json=True, stdout=out
+    )
+    result = json.loads(out.getvalue())
+    assert result["statuses"] == {"200 OK": 12}
+    assert result["cpu_ms_per_request"] > 0 and result["threads"] == 3
+    operation = {"encrypt": "Encrypt", "decrypt": "Decrypt"}[op]
+    audited = AuditEvent.objects.filter(operation=operation, interface="kms", decision="allowed")
+    assert audited.filter(caller_arn__endswith=":user/kms-bench").count() == 14  # with the warm-up

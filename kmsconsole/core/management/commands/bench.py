@@ -4,6 +4,8 @@
 - `kms`: requests/s, p50, p99 and errors of one KMS operation driven over real HTTP with SigV4-signed requests
   against a running server (`--endpoint`), optionally beside moto's KMS server in the same run
   (`--compare-moto`). The load generator is `kmsconsole.bench.loadgen` (pure client code).
+- `kms-inprocess`: the CPU one such request costs the application itself, called in this process with no web
+  server (`kmsconsole.bench.inprocess`); steadier than `kms` on a shared machine, and exact under callgrind.
 
 Benchmarks are measurements, not tests: they are never part of `make test`. README shows how to run them and
 what they printed on the reference machine.
@@ -25,11 +27,12 @@ from policies.engine.bench import run_policy_benchmark
 
 class Command(BaseCommand):
     help = (
-        "Run a benchmark: `policy` (decision latency of the policy engine) or `kms` (load on the endpoint)."
+        "Run a benchmark: `policy` (decision latency of the policy engine), `kms` (load on the endpoint) or "
+        "`kms-inprocess` (the application's CPU per request, no web server)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("target", choices=["policy", "kms"])
+        parser.add_argument("target", choices=["policy", "kms", "kms-inprocess"])
         parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
         policy = parser.add_argument_group("policy")
         policy.add_argument("--iterations", type=int, default=20_000)
@@ -54,6 +57,10 @@ class Command(BaseCommand):
             "--seed-keys", type=int, default=0, help="first bring the key's account to this many keys"
         )
         kms.add_argument("--region", default=settings.KMS_REGION)
+        inprocess = parser.add_argument_group("kms-inprocess (also --op, --payload-bytes)")
+        inprocess.add_argument("--requests", type=int, default=2000, help="measured requests")
+        inprocess.add_argument("--threads", type=int, default=1, help="threads calling the application")
+        inprocess.add_argument("--warmup-requests", type=int, default=200, help="requests not measured")
         kms.add_argument(
             "--compare-moto",
             action="store_true",
@@ -70,8 +77,37 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["target"] == "kms":
             self._kms(options)
+        elif options["target"] == "kms-inprocess":
+            self._kms_inprocess(options)
         else:
             self._policy(options)
+
+    def _kms_inprocess(self, o: dict[str, Any]) -> None:
+        from kmsconsole.bench import inprocess
+        from kmsconsole.wsgi import application_without_access_log
+
+        if o["requests"] < 1 or o["threads"] < 1 or o["warmup_requests"] < 0:
+            raise CommandError("--requests and --threads must be at least 1, --warmup-requests at least 0")
+        try:
+            requests = inprocess.prepared_requests(o["op"], payload_bytes=o["payload_bytes"])
+        except loadgen.BenchError as exc:
+            raise CommandError(str(exc)) from exc
+        result = inprocess.run_in_process(
+            application_without_access_log,
+            requests,
+            count=o["requests"],
+            threads=o["threads"],
+            warmup=o["warmup_requests"],
+        )
+        if o["json"]:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+            return
+        statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items()))
+        self.stdout.write(
+            f"{loadgen.OPERATIONS[o['op']]} in process, {o['payload_bytes']}-byte payload, {result.requests} "
+            f"requests on {result.threads} thread(s): {result.cpu_ms_per_request:.3f} ms of CPU per request, "
+            f"{result.requests_per_second:.0f} requests/s; answers {statuses}"
+        )
 
     def _kms(self, o: dict[str, Any]) -> None:
         if not o["endpoint"]:
