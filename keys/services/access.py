@@ -12,6 +12,7 @@ carries kms:ViaService (and kms:GrantIsForAWSResource for grant operations); no 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -117,6 +118,14 @@ class KeyQuestions:
         )
         return engine.would_allow(request, key_policy=policy, identity_policies=asker[1])
 
+    def may_read_rules(self, key: Key) -> bool:
+        """Whether the caller may read what decides access to the key: its policy (kms:GetKeyPolicy) and its tags
+        (kms:ListResourceTags, which conditions on aws:ResourceTag test). A decision trace quotes both, and an
+        analysis's results depend on both."""
+        return self.allows(key, "kms:GetKeyPolicy", condition_values=DEFAULT_POLICY_NAME) and self.allows(
+            key, "kms:ListResourceTags"
+        )
+
     def _caller_and_policies(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
         # By hand, not functools.cached_property: on Python 3.11 that holds one lock for every instance.
         if self._asker is None and not self._unreadable:
@@ -126,6 +135,30 @@ class KeyQuestions:
             else:
                 self._asker = (caller, identity_policies(self._ctx.caller))
         return self._asker
+
+
+# GetKeyPolicy's kms:PolicyName (a key has one policy, "default").
+DEFAULT_POLICY_NAME = {"kms:PolicyName": "default"}
+
+
+def may_read_rules_of(ctx: OperationContext, key_arn: str) -> bool:
+    """`KeyQuestions.may_read_rules` for the key of the caller's account that `key_arn` names (False when it names
+    none, or the question cannot be decided)."""
+    key_id = key_arn.rsplit("/", 1)[-1]
+    try:
+        uuid.UUID(key_id)
+    except ValueError:
+        return False
+    key = Key.objects.select_related("account").filter(
+        key_id=key_id, account__account_id=ctx.caller.account_id
+    )
+    found = key.first()
+    if found is None:
+        return False
+    try:
+        return KeyQuestions(ctx).may_read_rules(found)
+    except errors.KmsError:  # e.g. a claimed integrated service the caller may not act as
+        return False
 
 
 _GRANTABLE_ACTIONS = frozenset(operation.action for operation in OPERATIONS.values() if operation.grantable)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from keys.crypto.symmetric import BLOB_VERSION as SYMMETRIC_BLOB_VERSION
 from keys.crypto.symmetric import KEY_ID_BYTES
 from keys.selectors import prefetch_scopes
+from keys.services.access import may_read_rules_of
 from kmsconsole.audit.authevents import record_throttled
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
@@ -34,7 +35,7 @@ from kmsconsole.core.jsonbody import body_problem
 from kmsconsole.core.middleware import client_ip
 from kmsconsole.generations.cache import GenerationSnapshot, request_snapshot
 from kmsconsole.generations.scopes import iam_scope
-from kmsconsole.operations import OPERATIONS, perform, redact, secret_fields
+from kmsconsole.operations import OPERATIONS, OperationContext, perform, redact, secret_fields
 from policies.authorization import may_see_explanations
 from policies.selectors import cached_account_of
 
@@ -232,8 +233,9 @@ def _serve(
 def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Caller) -> HttpResponse:
     """Attach the decision trace when it was asked for and the caller may see it; nobody else ever does.
 
-    A trace quotes the key policy, so it is never shown for another account's key: kmsconsole:Explain in the
-    caller's own identity policies says nothing about what the key owner lets it read.
+    A trace quotes the key policy and the key's tags, so it is never shown for another account's key
+    (kmsconsole:Explain in the caller's own identity policies says nothing about what the key owner lets it read),
+    nor for a key whose policy or tags the caller may not read.
     """
     key_account = record.key_arn.split(":")[4] if record.key_arn.count(":") >= 5 else caller.account_id
     if (
@@ -241,11 +243,27 @@ def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Calle
         and record.trace
         and key_account == caller.account_id
         and may_see_explanations(caller)
+        and _may_read_what_the_trace_quotes(record, caller)
     ):
         response[EXPLANATION_HEADER] = json.dumps(
             list(record.trace), ensure_ascii=True, separators=(",", ":")
         )
     return response
+
+
+def _may_read_what_the_trace_quotes(record: AuditRecord, caller: Caller) -> bool:
+    """A trace on a key quotes its policy and the values of its tags: shown only to a caller who may read both
+    (kms:GetKeyPolicy and kms:ListResourceTags on the key, decided as those requests would be). Asked only when a
+    trace was asked for."""
+    if not record.key_arn:
+        return True
+    question = OperationContext(
+        operation=OPERATIONS["GetKeyPolicy"],
+        caller=caller,
+        meta=record.meta,
+        audit=AuditRecord(operation="GetKeyPolicy", meta=record.meta),  # a question: recorded nowhere
+    )
+    return may_read_rules_of(question, record.key_arn)
 
 
 def _recorded_error(record: AuditRecord, error: errors.KmsError) -> HttpResponse:

@@ -13,12 +13,13 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   does not grant it). The key must be in the caller's account. The principals analysed or simulated may be of
   any account the service has.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
-  at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy the caller may
-  not read (``kms:GetKeyPolicy``, decided by the engine as for a real request from the caller, but not recorded
-  per key) are left out and counted. To stay fast with many principals, its store findings look only at the
-  principals they are about: other accounts' principals and "*", and the account's principals whose identity
-  policies allow every KMS action on every resource. The first page also holds the findings on the account's
-  long-term access keys (``policies/analyzer/credentials.py``: unused, or due for rotation).
+  at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy or tags the
+  caller may not read (``kms:GetKeyPolicy``, ``kms:ListResourceTags``, decided by the engine as for real requests
+  from the caller, but not recorded per key) are left out and counted. To stay fast with many principals, its store
+  findings look only at the principals they are about: other accounts' principals and "*", and the account's
+  principals whose identity policies allow every KMS action on every resource. The first page also holds the
+  findings on the account's long-term access keys (``policies/analyzer/credentials.py``: unused, or due for
+  rotation).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from keys.models import Key
 from keys.selectors import ResolvedKey, resolve_key
-from keys.services.access import KeyQuestions, authorize_on_key
+from keys.services.access import DEFAULT_POLICY_NAME, KeyQuestions, authorize_on_key
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
@@ -51,7 +52,6 @@ KEYS_PER_PAGE = 50
 MAX_KEYS_PER_PAGE = 100
 MAX_GRANT_TOKENS = 10  # GrantTokens holds at most 10 (the KMS API's limit)
 SEVERITIES = tuple(severity.value for severity in Severity)
-_POLICY_NAME = {"kms:PolicyName": "default"}
 
 
 def _gate(ctx: OperationContext, key_id: str) -> ResolvedKey:
@@ -59,7 +59,7 @@ def _gate(ctx: OperationContext, key_id: str) -> ResolvedKey:
     perform the operation's action on it in IAM (see the module docstring)."""
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
-    authorize_on_key(ctx, key, action="kms:GetKeyPolicy", condition_values=_POLICY_NAME)
+    authorize_on_key(ctx, key, action="kms:GetKeyPolicy", condition_values=DEFAULT_POLICY_NAME)
     # Decisions under conditions on aws:ResourceTag (a trace quotes the value; a draft policy's yes or no tests
     # one, a prefix at a time with StringLike) tell what the key's tags hold.
     authorize_on_key(ctx, key, action="kms:ListResourceTags")
@@ -158,10 +158,9 @@ def findings_list(
     keys = _page_of_keys(account_id, after, limit)
     more = len(keys) > limit
     keys = keys[:limit]
+    # Findings follow from the policy and from conditions on the key's tags: only keys whose both the caller may read.
     questions = KeyQuestions(ctx)
-    readable = [
-        key for key in keys if questions.allows(key, "kms:GetKeyPolicy", condition_values=_POLICY_NAME)
-    ]
+    readable = [key for key in keys if questions.may_read_rules(key)]
     # The principals the store findings are about: other accounts' and "*" (external access), and the account's
     # principals whose IAM policies allow every KMS action on every key (kms:* through delegation).
     principals = [

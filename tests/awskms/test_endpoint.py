@@ -360,6 +360,48 @@ def test_the_trace_explains_a_denial_too(kms_client: Any, make_user: Callable[..
     assert "kms:GenerateRandom" in trace[0]
 
 
+def test_a_trace_on_a_key_needs_reading_its_policy_and_tags(
+    kms_client: Any, make_user: Callable[..., Persona]
+) -> None:
+    """A trace on a key quotes its policy and, under a condition on aws:ResourceTag, a tag's value: kmsconsole:Explain
+    shows it only to a caller who may also read both (kms:GetKeyPolicy, kms:ListResourceTags)."""
+    from keys.services import lifecycle
+    from tests.conftest import as_operator
+
+    key = as_operator(
+        "CreateKey",
+        lambda ctx: lifecycle.key_create(ctx=ctx, tags=[{"TagKey": "project", "TagValue": "zephyr"}]),
+    )
+
+    def user_allowed(name: str, *actions: str) -> Persona:
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": list(actions), "Resource": "*"},
+                {  # a condition on the key's tag that the trace quotes with the tag's value
+                    "Effect": "Allow",
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:ResourceTag/project": "guess"}},
+                },
+            ],
+        }
+        return make_user(name, json.dumps(document), EXPLAIN)
+
+    user = user_allowed("user", "kms:Encrypt")
+    response = add_explain_header(kms_client(user)).encrypt(KeyId=str(key.key_id), Plaintext=b"x")
+    assert explanation(response) is None
+    with pytest.raises(ClientError) as raised:  # a denial's trace would quote the tag's value too
+        add_explain_header(kms_client(user)).describe_key(KeyId=str(key.key_id))
+    assert "x-kms-explanation" not in raised.value.response["ResponseMetadata"]["HTTPHeaders"]
+
+    reader = user_allowed("reader", "kms:Encrypt", "kms:GetKeyPolicy", "kms:ListResourceTags")
+    response = add_explain_header(kms_client(reader)).encrypt(KeyId=str(key.key_id), Plaintext=b"x")
+    trace = explanation(response)
+    assert trace and "allowed" in trace[-1]
+    assert any("zephyr" in line for line in trace)  # what the first caller was not shown
+
+
 def test_nobody_else_ever_sees_a_trace(kms_client: Any, random_user: Persona, outsider: Persona) -> None:
     assert explanation(add_explain_header(kms_client(random_user)).generate_random(NumberOfBytes=4)) is None
     with pytest.raises(ClientError) as raised:

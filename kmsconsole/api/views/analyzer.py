@@ -83,7 +83,7 @@ class KeyAccessView(APIView):
     @extend_schema(
         tags=TAG,
         summary="Who can perform each KMS action on the key, and how; the key's findings "
-        "(kmsconsole:AnalyzeKeyAccess, which also needs kms:GetKeyPolicy on the key)",
+        "(kmsconsole:AnalyzeKeyAccess, which also needs kms:GetKeyPolicy and kms:ListResourceTags on the key)",
         responses=a.KeyAccessOutput,
     )
     def get(self, request: Request, key_id: str) -> Response:
@@ -152,7 +152,7 @@ class SimulationView(APIView):
     @extend_schema(
         tags=TAG,
         summary="Decide one request of a principal as the policy engine would, with draft policies if given "
-        "(kmsconsole:SimulatePolicy, which also needs kms:GetKeyPolicy on the key)",
+        "(kmsconsole:SimulatePolicy, which also needs kms:GetKeyPolicy and kms:ListResourceTags on the key)",
         request=a.SimulationInput,
         responses=a.SimulationOutput,
     )
