@@ -1,16 +1,18 @@
 """The application's own cost per request: SigV4-signed KMS requests handed straight to the WSGI application, with
 no web server and no network in between (`manage.py bench kms-inprocess`).
 
-Over HTTP (`bench kms`) the throughput on these shared 2-core machines moves by a third from run to run; the CPU
-one request costs the process, measured here, moves much less, and under `valgrind --tool=callgrind` (README) its
+Over HTTP (`bench kms`) the throughput on these shared 2-core machines moves by a third from run to run, and the
+CPU per request measured here by as much between runs; under `valgrind --tool=callgrind` (README), though, its
 instruction count repeats to a few per mille, which is how a change of a few percent is told from the noise. The
 requests go through everything a served one does (SigV4, the caches and their generation read, the policy
 decision, the work, the audit event and its group commit), in the application the web server runs
-(`kmsconsole.wsgi`), without the access log (the web server's share of the work).
+(`kmsconsole.wsgi`), without the access log (which `manage.py serve` writes by default: the HTTP bench's web
+CPU includes it, and the web server's own work).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import threading
@@ -101,40 +103,47 @@ def run_in_process(
     threads: int,
     warmup: int,
 ) -> InProcessResult:
-    """Call `application` `warmup` times, then `count` times spread over `threads` threads, cycling through
-    `requests`; the CPU of the whole process (every thread) per measured request."""
+    """`count` calls of `application` spread over `threads` threads, cycling through `requests`, after `warmup`
+    calls on each thread (its own database connection and prepared statements, as a web server thread's); the CPU
+    of the whole process (every thread) per measured request. Raises what a thread raised."""
     statuses: Counter[str] = Counter()
+    failures: list[BaseException] = []
     lock = threading.Lock()
-
-    def call(index: int) -> None:
-        environ, body = requests[index % len(requests)]
-        status, _output = answer(application, environ, body)
-        with lock:
-            statuses[status] += 1
-
-    for index in range(warmup):
-        call(index)
-    statuses.clear()
+    ready = threading.Barrier(threads + 1)  # the workers, warmed up, and the clock
     share = [count // threads + (1 if index < count % threads else 0) for index in range(threads)]
 
     def work(first: int, many: int) -> None:
-        try:
-            for index in range(first, first + many):
-                call(index)
-        finally:
-            from django.db import connections
+        from django.db import connections
 
+        try:
+            for index in range(warmup):
+                answer(application, *requests[(first + index) % len(requests)])
+            ready.wait()
+            for index in range(first, first + many):
+                status, _output = answer(application, *requests[index % len(requests)])
+                with lock:
+                    statuses[status] += 1
+        except threading.BrokenBarrierError:
+            pass  # another thread failed during its warm-up: its failure is raised
+        except BaseException as exc:
+            failures.append(exc)
+            ready.abort()
+        finally:
             connections.close_all()  # this thread's connections, as a web server thread's end with it
 
     workers = [
         threading.Thread(target=work, args=(sum(share[:index]), many)) for index, many in enumerate(share)
     ]
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
     for worker in workers:
         worker.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        ready.wait()
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
     for worker in workers:
         worker.join()
     cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+    if failures:
+        raise failures[0]
     return InProcessResult(
         requests=count,
         threads=threads,

@@ -99,10 +99,14 @@ class Command(BaseCommand):
             threads=o["threads"],
             warmup=o["warmup_requests"],
         )
+        statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items()))
+        if result.statuses != {"200 OK": result.requests}:
+            # Cheap refusals (a quota's ThrottlingException, signatures older than the skew window) would pass
+            # for a faster request path.
+            raise CommandError(f"Not every request succeeded ({statuses}): the measurement means nothing.")
         if o["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2))
             return
-        statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items()))
         self.stdout.write(
             f"{loadgen.OPERATIONS[o['op']]} in process, {o['payload_bytes']}-byte payload, {result.requests} "
             f"requests on {result.threads} thread(s): {result.cpu_ms_per_request:.3f} ms of CPU per request, "
