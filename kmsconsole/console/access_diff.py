@@ -2,8 +2,8 @@
 (templates/console/_partials/access_diff.html).
 
 The comparison runs as kmsconsole:AnalyzeKeyAccess (policies.analyzer.services.key_policy_compare). A caller whose
-identity policies do not allow that action is told so, without the attempt (which would leave a refusal in the
-audit trail on every review).
+identity policies do not allow that action, or who may not read the key's policy and tags, is told so, without the
+attempt (which would leave a refusal in the audit trail on every review).
 """
 
 from __future__ import annotations
@@ -13,18 +13,38 @@ from typing import Any
 from django.http import HttpRequest
 
 from keys.models import Key
-from kmsconsole.console.dispatch import attempt, console_caller
+from keys.services.access import may_read_rules_of
+from kmsconsole.audit.recorder import AuditRecord
+from kmsconsole.console.dispatch import attempt, console_caller, request_meta
+from kmsconsole.core.context import Caller
+from kmsconsole.operations import OPERATIONS, OperationContext
 from policies.analyzer.services import PolicyComparison, key_policy_compare
 from policies.authorization import would_allow
 
 ANALYZE = "kmsconsole:AnalyzeKeyAccess"
 
 
+def _may_read_rules(request: HttpRequest, caller: Caller, key: Key) -> bool:
+    """The comparison also needs reading the key's policy and tags (policies.analyzer.services._gate)."""
+    meta = request_meta(request)
+    question = OperationContext(
+        operation=OPERATIONS[ANALYZE],
+        caller=caller,
+        meta=meta,
+        audit=AuditRecord(operation=ANALYZE, meta=meta),
+    )
+    return may_read_rules_of(question, key.arn)
+
+
 def access_diff_context(request: HttpRequest, key: Key, draft: str) -> dict[str, Any]:
     """{"permitted", "error", "gains", "losses", "changes", "sections"} for the access_diff partial."""
     context: dict[str, Any] = {"permitted": True, "error": "", "gains": [], "losses": [], "changes": []}
     caller = console_caller(request)
-    if caller is None or not would_allow(caller, ANALYZE, key.arn):
+    if (
+        caller is None
+        or not would_allow(caller, ANALYZE, key.arn)
+        or not _may_read_rules(request, caller, key)
+    ):
         return {**context, "permitted": False}
     key_id = str(key.key_id)
     outcome = attempt(

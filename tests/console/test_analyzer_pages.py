@@ -271,5 +271,25 @@ def test_the_policy_review_without_permission_to_analyze_says_so_and_asks_nothin
         reverse("console:key-policy-review", args=[key.key_id]), {"policy": draft}
     )
     assert response.status_code == 200
-    assert "do not allow kmsconsole:AnalyzeKeyAccess" in page(response)
+    assert "it needs kmsconsole:AnalyzeKeyAccess" in page(response)
+    assert audit_events("kmsconsole:AnalyzeKeyAccess") == []
+
+
+def test_the_policy_review_without_reading_the_keys_tags_says_so_and_asks_nothing(
+    console: Console, make_user: Callable[..., Persona]
+) -> None:
+    """The comparison's results depend on conditions on the key's tags: it also needs kms:ListResourceTags, and
+    a caller without it is told so before any attempt (no refused compare in the trail at every review)."""
+    editor = make_user(
+        "editor",
+        identity_policy("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kmsconsole:AnalyzeKeyAccess"),
+    )
+    key = make_key(policy(ROOT))
+    draft = policy(ROOT, allow(editor.arn, "kms:DescribeKey", sid="Read"))
+    response = console(editor).post(
+        reverse("console:key-policy-review", args=[key.key_id]), {"policy": draft}
+    )
+    assert response.status_code == 200
+    assert "kms:ListResourceTags" in page(response)
+    assert "Who gains or loses access" in page(response)
     assert audit_events("kmsconsole:AnalyzeKeyAccess") == []
