@@ -16,7 +16,7 @@ from grants.models import Grant
 from keys.models import Key, KeyPolicyVersion
 from kmsconsole.audit.models import AuditEvent
 from policies.models import AccessKey
-from tests.api.conftest import World
+from tests.api.conftest import World, make_key
 from tests.conftest import Persona
 from tests.policies.analyzer_support import PARTNER_ROOT, ROOT, ROOT_ARN, allow, policy
 
@@ -249,3 +249,57 @@ def test_simulating_on_a_key_needs_reading_its_tags(
 
 def allow_all_of(actions: list[str]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+
+
+def test_another_accounts_principals_and_identity_policies_stay_its_own(
+    world: World, make_user: Any, partner: Any, admin_api: APIClient
+) -> None:
+    """The analysis and the simulator read principals and their identity policies: only the caller's account's.
+    Another account appears only where the key's policy names it, as its own IAM might allow it, unread."""
+    from policies.models import Account
+    from tests.api.conftest import client_with, token_for
+    from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT
+
+    secret_sid = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "SecretSidOfAlice", "Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
+        }
+    )
+    make_user("alice-secret-name", secret_sid)
+    partner("mallory", ALLOW_ALL)
+    mallory = client_with(token_for(Account.objects.get(account_id=PARTNER_ACCOUNT), "mallory"))
+    created = mallory.post("/api/v1/keys", {"description": "B's key"}, format="json")
+    assert created.status_code == 201, created.content
+    b_key = created.json()["key_id"]
+
+    access = mallory.get(f"/api/v1/keys/{b_key}/access")
+    assert access.status_code == 200, access.content
+    assert "alice-secret-name" not in access.content.decode()
+    assert "111122223333" not in access.content.decode()  # account A is not named by B's key policy
+    assert f"arn:aws:iam::{PARTNER_ACCOUNT}:user/mallory" in access.content.decode()
+
+    # Simulating A's user is refused as for a principal that does not exist: neither its policies nor its existence.
+    alice = "arn:aws:iam::111122223333:user/alice-secret-name"
+    for principal in (alice, "arn:aws:iam::111122223333:user/nobody-at-all"):
+        simulated = mallory.post(
+            "/api/v1/simulations",
+            {"principal": principal, "action": "kms:Encrypt", "key_id": b_key},
+            format="json",
+        )
+        assert simulated.status_code == 404, simulated.content
+        assert "does not exist in this service" in simulated.json()["error"]["message"]
+        assert "SecretSidOfAlice" not in simulated.content.decode()
+
+    findings = mallory.get("/api/v1/findings")
+    assert findings.status_code == 200, findings.content
+    assert "alice-secret-name" not in findings.content.decode()
+
+    # A names B's root in its key policy: A's analysis shows account B, as B's IAM might allow, and not mallory.
+    shared = make_key(
+        "shared",
+        policy=policy(ROOT, allow(f"arn:aws:iam::{PARTNER_ACCOUNT}:root", "kms:Decrypt", sid="Partner")),
+    )
+    seen = admin_api.get(f"/api/v1/keys/{shared.key_id}/access").content.decode()
+    assert f"Account {PARTNER_ACCOUNT} (its principals, as its own IAM policies allow: not read)" in seen
+    assert "mallory" not in seen

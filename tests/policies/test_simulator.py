@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from policies.analyzer import services as analyzer
 from policies.engine.analysis import Access
 from policies.models import Account
-from tests.conftest import Persona, as_operator
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 from tests.policies.analyzer_support import (
     PARTNER_ROOT,
     ROOT,
@@ -213,24 +213,28 @@ CASES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 
 
 def simulate(world: World, admin: Persona, name: str, action: str, **options: Any) -> Any:
-    """The simulator's answer for a request like boto3's over the live server (unless `options` say otherwise)."""
+    """The simulator's answer for a request like boto3's over the live server (unless `options` say otherwise):
+    as the admin for its own account's principals, as the operator for the partner account's (another account's
+    principals are not the admin's to simulate)."""
     request = {"source_ip": LOOPBACK, "time": datetime.now(UTC), "secure_transport": False, **options}
-    return run_as(
-        admin,
-        "kmsconsole:SimulatePolicy",
-        lambda ctx: analyzer.policy_simulate(
-            ctx=ctx, principal=world.principals[name], action=action, key_id=world.key_arn, **request
-        ),
-    )
+    principal = world.principals[name]
+
+    def work(ctx: Any) -> Any:
+        return analyzer.policy_simulate(
+            ctx=ctx, principal=principal, action=action, key_id=world.key_arn, **request
+        )
+
+    if f":{PARTNER_ACCOUNT}:" in principal:
+        return as_operator("kmsconsole:SimulatePolicy", work)
+    return run_as(admin, "kmsconsole:SimulatePolicy", work)
 
 
 def test_the_simulator_and_the_analyzer_agree_with_real_requests(
     world: World, admin: Persona, kms_client: Callable[..., Any]
 ) -> None:
-    matrix = run_as(
-        admin,
-        "kmsconsole:AnalyzeKeyAccess",
-        lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=world.key_id),
+    # The operator's analysis: every account's principals, each with its identity policies.
+    matrix = as_operator(
+        "kmsconsole:AnalyzeKeyAccess", lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=world.key_id)
     ).matrix
     disagreements = []
     outcomes = []
