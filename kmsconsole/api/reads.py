@@ -8,6 +8,7 @@ orders and pages. Rows are always confined to the caller's account.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -36,13 +37,27 @@ def account_keys(ctx: OperationContext) -> QuerySet[Key]:
     )
 
 
-def readable_tags(ctx: OperationContext, keys: Iterable[Key]) -> dict[int, dict[str, str] | None]:
-    """Each listed key's tags where the caller may read them (kms:ListResourceTags, which the key's policy
-    decides), else None: listing keys is IAM-only, and must not show what a key policy withholds. Decided by the
-    engine as the real request would be, not recorded (the list is the operation audited)."""
+@dataclass(frozen=True)
+class ListedKey:
+    """What the key list may show of a key beyond what ListKeys itself gives, each None where refused."""
+
+    tags: dict[str, str] | None
+    rotation_enabled: bool | None
+
+
+def listed_keys(ctx: OperationContext, keys: Iterable[Key]) -> dict[int, ListedKey]:
+    """For each listed key, its tags where the caller may read them (kms:ListResourceTags) and its rotation status
+    where it may read that (kms:GetKeyRotationStatus), both decided by the key's policy: listing keys is IAM-only,
+    and must not show what a key policy withholds. Decided by the engine as the real requests would be, not
+    recorded (the list is the operation audited)."""
     questions = KeyQuestions(ctx)
     return {
-        key.pk: selectors.key_tags(key) if questions.allows(key, "kms:ListResourceTags") else None
+        key.pk: ListedKey(
+            tags=selectors.key_tags(key) if questions.allows(key, "kms:ListResourceTags") else None,
+            rotation_enabled=(
+                key.rotation_enabled if questions.allows(key, "kms:GetKeyRotationStatus") else None
+            ),
+        )
         for key in keys
     }
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from keys.models import Key
+from kmsconsole.api.reads import ListedKey
 
-# The serializer context entry of the listed keys' readable tags (kmsconsole.api.views.keys.KeyListView).
-READABLE_TAGS = "readable_tags"
+# The serializer context entry of what the key list may show of each key (kmsconsole.api.views.keys.KeyListView).
+LISTED_KEYS = "listed_keys"
 
 # Inputs.
 
@@ -117,7 +118,7 @@ class KeySummaryOutput(serializers.Serializer):
     key_usage = serializers.CharField()
     created_at = serializers.DateTimeField()
     deletion_date = serializers.DateTimeField(allow_null=True)
-    rotation_enabled = serializers.BooleanField()
+    rotation_enabled = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
 
@@ -125,10 +126,19 @@ class KeySummaryOutput(serializers.Serializer):
         return [alias.name for alias in key.aliases.all()]
 
     def get_tags(self, key: Key) -> dict[str, str] | None:
-        """What the list found the caller may read of the key's tags (kmsconsole.api.reads.readable_tags), null
-        when refused, and when nothing was decided."""
-        readable: dict[int, dict[str, str] | None] = self.context.get(READABLE_TAGS, {})
-        return readable.get(key.pk)
+        """The key's tags where the caller may read them (kmsconsole.api.reads.listed_keys), else null (and null
+        when nothing was decided)."""
+        listed = self._listed(key)
+        return None if listed is None else listed.tags
+
+    def get_rotation_enabled(self, key: Key) -> bool | None:
+        """Whether automatic rotation is on, where the caller may read it (kms:GetKeyRotationStatus), else null."""
+        listed = self._listed(key)
+        return None if listed is None else listed.rotation_enabled
+
+    def _listed(self, key: Key) -> ListedKey | None:
+        listed: dict[int, ListedKey] = self.context.get(LISTED_KEYS, {})
+        return listed.get(key.pk)
 
 
 class KeyMetadataOutput(serializers.Serializer):

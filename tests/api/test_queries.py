@@ -159,9 +159,13 @@ def test_key_list_shows_tags_only_where_the_key_policy_lets_the_caller_read_them
     # The tags endpoint itself refuses the same caller on the same key: the list now agrees with it.
     assert api_as(lister).get(f"/api/v1/keys/{closed.key_id}/tags").status_code == 403
 
+    # Rotation status is GetKeyRotationStatus's to show: the lister's IAM does not allow it.
+    assert {row["rotation_enabled"] for row in rows.values()} == {None}
+
     as_admin = {row["key_id"]: row for row in api_as(admin).get("/api/v1/keys").json()["results"]}
     assert as_admin[str(closed.key_id)]["tags"] == {"project": "zephyr-secret"}
     assert as_admin[str(untagged_closed.key_id)]["tags"] == {}
+    assert as_admin[str(shared.key_id)]["rotation_enabled"] is False
 
 
 @pytest.mark.django_db

@@ -51,7 +51,7 @@ class KeyListView(OperationListView):
         return reads.account_keys(ctx)
 
     def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
-        return {s.READABLE_TAGS: reads.readable_tags(ctx, rows)}
+        return {s.LISTED_KEYS: reads.listed_keys(ctx, rows)}
 
     @extend_schema(
         tags=TAG,
