@@ -16,7 +16,7 @@ from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from policies import arns, engine
 from policies.authorization import engine_caller, identity_policies, readable_engine_caller
-from policies.engine.matrix import Identity, Principal, Subject, anyone, outside_account, outsider
+from policies.engine.matrix import Identity, Principal, Subject, anyone
 from policies.models import Account, IamRole, IamUser
 
 SESSION_NAME = "access-analyzer"
@@ -97,55 +97,6 @@ def store_principals(
     if include_anyone:
         found.append(anyone(stranger_account()))
     return found
-
-
-def analysis_principals(account_id: str | None, *policies: str) -> list[Principal]:
-    """The principals an analysis runs over for a caller of `account_id` (None: the operator, every principal of
-    the store, as `store_principals`): the account's own roots, users and roles with their identity policies,
-    the principals of other accounts the key `policies` name (`outside_principals`), and "*"."""
-    if account_id is None:
-        return store_principals()
-    own = store_principals(accounts=[account_id], include_anyone=False)
-    return [*own, *outside_principals(account_id, *policies), anyone(stranger_account())]
-
-
-def outside_principals(account_id: str, *policies: str) -> list[Principal]:
-    """Each other account, user, role or role session the key `policies` name, as its own IAM policies might
-    allow it: another account's principals and identity policies are not a caller of `account_id`'s to read, so
-    only what the key's policy names is shown, and as the key's policy and grants alone decide."""
-    named: dict[str, Principal] = {}
-    for text in policies:
-        try:
-            arns_named = engine.compile_key_policy(text).policy.named_principals()
-        except engine.EngineError:
-            continue  # a draft the engine refuses is reported by the comparison itself
-        for arn in arns_named:
-            parsed = engine.parse_principal_arn(arn)
-            if parsed is not None and parsed.account_id != account_id and parsed.arn not in named:
-                outside = _outside_principal(parsed)
-                if outside is not None:
-                    named[parsed.arn] = outside
-    return sorted(named.values(), key=lambda principal: (principal.subject.account_id, principal.subject.arn))
-
-
-def _outside_principal(parsed: engine.PrincipalArn) -> Principal | None:
-    kind, account = parsed.kind, parsed.account_id
-    if kind is engine.PrincipalKind.ACCOUNT:
-        return outside_account(account)
-    if kind is engine.PrincipalKind.USER:
-        label = f"User {parsed.name} of account {account} (its IAM policies not read)"
-        return outsider(Subject(parsed.arn, "user", account, label), (engine.Caller.user(parsed.arn),))
-    if kind is engine.PrincipalKind.ROLE:
-        session = f"arn:{parsed.partition}:sts::{account}:assumed-role/{parsed.name}/{SESSION_NAME}"
-        label = f"Role {parsed.name} of account {account} (its IAM policies not read)"
-        caller = engine.Caller.assumed_role(session, role_arn=parsed.arn)
-        return outsider(Subject(parsed.arn, "role", account, label), (caller,))
-    if kind is engine.PrincipalKind.ASSUMED_ROLE:
-        label = f"Session {parsed.session_name} of role {parsed.name}, account {account} (its IAM policies not read)"
-        return outsider(
-            Subject(parsed.arn, "role", account, label), (engine.Caller.assumed_role(parsed.arn),)
-        )
-    return None  # groups cannot be principals; federated and provider principals are not IAM principals here
 
 
 def broad_iam(principal: Principal) -> bool:

@@ -10,10 +10,10 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   them count); they also reveal what its tags hold (conditions on ``aws:ResourceTag``), so
   ``kms:ListResourceTags`` too, decided the same way; **and** the operation's own action in its identity
   policies, on the key's ARN (a product action, like the other ``kmsconsole:`` actions: a key policy's ``kms:*``
-  does not grant it). The key must be in the caller's account. The principals analysed are the caller's
-  account's, the other accounts' principals the key policy names (as their own IAM might allow them, unread), and
-  "*"; the principal simulated must be of the caller's account (another account's is "not found", as one that
-  does not exist). The operator analyses and simulates every account's principals.
+  does not grant it). The key must be in the caller's account. The principals analysed are every account's (so
+  that access from other accounts, by the key policy, a grant or a condition on "*", is never under-reported);
+  the principal simulated must be of the caller's account (another account's is "not found", as one that does not
+  exist: simulating reads and quotes its identity policies). The operator simulates any account's principals.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
   at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy or tags the
   caller may not read (``kms:GetKeyPolicy``, ``kms:ListResourceTags``, decided by the engine as for real requests
@@ -43,19 +43,12 @@ from kmsconsole.operations import OperationContext
 from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
 from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
-from policies.analyzer.principals import (
-    analysis_principals,
-    broad_iam,
-    outside_principals,
-    principal_for,
-    store_principals,
-    stranger_account,
-)
+from policies.analyzer.principals import broad_iam, principal_for, store_principals
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
 from policies.authorization import authorize
 from policies.engine.analysis import AccessAnalyzer
 from policies.engine.findings import Severity
-from policies.engine.matrix import AccessChange, AccessMatrix, anyone
+from policies.engine.matrix import AccessChange, AccessMatrix
 
 KEYS_PER_PAGE = 50
 MAX_KEYS_PER_PAGE = 100
@@ -92,7 +85,7 @@ class KeyAccessReport:
 def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport:
     """Every principal's access to every action on the key, and the key's findings."""
     key = _gate(ctx, key_id).key
-    matrix = key_access(key, analysis_principals(_analysing_account(ctx), key.policy))
+    matrix = key_access(key, store_principals())
     return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
 
 
@@ -113,8 +106,7 @@ class PolicyComparison:
 def key_policy_compare(*, ctx: OperationContext, key_id: str, policy: str) -> PolicyComparison:
     """Who would gain or lose which action if `policy` replaced the key's policy (nothing is saved)."""
     key = _gate(ctx, key_id).key
-    principals = analysis_principals(_analysing_account(ctx), key.policy, policy)
-    return PolicyComparison(key, key_access_diff(key, principals, policy))
+    return PolicyComparison(key, key_access_diff(key, store_principals(), policy))
 
 
 @dataclass(frozen=True)
@@ -176,30 +168,17 @@ def findings_list(
     # Findings follow from the policy and from conditions on the key's tags: only keys whose both the caller may read.
     questions = KeyQuestions(ctx)
     readable = [key for key in keys if questions.may_read_rules(key)]
-    # The principals the store findings are about: those of other accounts the key's policy names and "*"
-    # (external access), and the account's principals whose IAM policies allow every KMS action on every key
-    # (kms:* through delegation). The operator's findings cover every account's principals.
-    analysing = _analysing_account(ctx)
-    everyone = analysis_principals(analysing) if analysing is None else []
-    own_broad = [
+    # The principals the store findings are about: other accounts' and "*" (external access), and the account's
+    # principals whose IAM policies allow every KMS action on every key (kms:* through delegation).
+    principals = [
         principal
-        for principal in store_principals(accounts=[account_id], include_anyone=False)
-        if broad_iam(principal)
+        for principal in store_principals()
+        if principal.subject.external_to(account_id) or broad_iam(principal)
     ]
-    stranger = anyone(stranger_account())
     analyzer = AccessAnalyzer()
     now = timezone.now()
     found: list[KeyFinding] = []
     for key in readable:
-        principals = (
-            [
-                principal
-                for principal in everyone
-                if principal.subject.external_to(account_id) or broad_iam(principal)
-            ]
-            if analysing is None
-            else [*own_broad, *outside_principals(account_id, key.policy), stranger]
-        )
         matrix = key_access(key, principals, analyzer=analyzer)
         found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
     order = {value: index for index, value in enumerate(SEVERITIES)}

@@ -20,7 +20,7 @@ from .compiled import CompiledPolicy
 from .context import RequestContext
 from .evaluate import IdentityPolicy
 from .grants import Grant, GrantIndex
-from .principals import Caller, PrincipalType
+from .principals import Caller
 
 ANYONE = "*"
 ANYONE_SESSION = "anyone"
@@ -62,44 +62,19 @@ class Principal:
 
 def anyone(account_id: str) -> Principal:
     """``"*"``: a stranger from ``account_id`` (an account the store does not have)."""
-    return outsider(
-        Subject(ANYONE, "anyone", "", "Anyone (*): any principal of any account"),
-        _any_principal_of(account_id),
-    )
-
-
-def outside_account(account_id: str) -> Principal:
-    """Account ``account_id`` as an analysis may show it to another account: any of its principals, as its own
-    IAM policies might allow them (they are that account's to read, not the analysing caller's)."""
-    return outsider(
-        Subject(
-            f"arn:aws:iam::{account_id}:root",
-            "account",
-            account_id,
-            f"Account {account_id} (its principals, as its own IAM policies allow: not read)",
-        ),
-        _any_principal_of(account_id),
-    )
-
-
-def outsider(subject: Subject, callers: Sequence[Caller]) -> Principal:
-    """A subject whose identity policies the analysis does not read: each caller as if its own IAM policies allowed
-    everything (a root needs none), so the key's policy and grants alone decide."""
     everything = (IdentityPolicy(STRANGER_POLICY_NAME, compile_identity_policy(_EVERYTHING)),)
     return Principal(
-        subject,
-        tuple(
-            Identity(caller) if caller.principal_type is PrincipalType.ROOT else Identity(caller, everything)
-            for caller in callers
+        Subject(ANYONE, "anyone", "", "Anyone (*): any principal of any account"),
+        (
+            Identity(Caller.root(account_id)),
+            Identity(Caller.user(f"arn:aws:iam::{account_id}:user/{ANYONE_SESSION}"), everything),
+            Identity(
+                Caller.assumed_role(
+                    f"arn:aws:sts::{account_id}:assumed-role/{ANYONE_SESSION}/{ANYONE_SESSION}"
+                ),
+                everything,
+            ),
         ),
-    )
-
-
-def _any_principal_of(account_id: str) -> tuple[Caller, ...]:
-    return (
-        Caller.root(account_id),
-        Caller.user(f"arn:aws:iam::{account_id}:user/{ANYONE_SESSION}"),
-        Caller.assumed_role(f"arn:aws:sts::{account_id}:assumed-role/{ANYONE_SESSION}/{ANYONE_SESSION}"),
     )
 
 

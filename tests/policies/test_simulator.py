@@ -232,9 +232,10 @@ def simulate(world: World, admin: Persona, name: str, action: str, **options: An
 def test_the_simulator_and_the_analyzer_agree_with_real_requests(
     world: World, admin: Persona, kms_client: Callable[..., Any]
 ) -> None:
-    # The operator's analysis: every account's principals, each with its identity policies.
-    matrix = as_operator(
-        "kmsconsole:AnalyzeKeyAccess", lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=world.key_id)
+    matrix = run_as(
+        admin,
+        "kmsconsole:AnalyzeKeyAccess",
+        lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=world.key_id),
     ).matrix
     disagreements = []
     outcomes = []
