@@ -87,6 +87,7 @@ class KeyQuestions:
         self._ctx = ctx
         self._asker: tuple[engine.Caller, list[engine.IdentityPolicy]] | None = None
         self._unreadable = False
+        self._policies: dict[int, engine.CompiledPolicy | None] = {}
 
     def allows(self, key: Key, action: str, *, condition_values: Mapping[str, Any] | None = None) -> bool:
         if action in _GRANTABLE_ACTIONS:
@@ -97,15 +98,8 @@ class KeyQuestions:
         asker = self._caller_and_policies()
         if asker is None:
             return False  # every request of a principal the engine cannot read is refused
-        try:
-            # The real request refuses a key whose row, aliases or tags changed outside the service
-            # (KMSInternalException), and one whose stored policy the engine cannot read.
-            check_rows(key)
-            policy = engine.compile_key_policy(key.policy)
-        except (errors.KmsError, engine.EngineError):
-            logger.warning(
-                "Key %s cannot be decided on (its rows or its policy); shown as refused", key.key_id
-            )
+        policy = self._checked_policy(key)
+        if policy is None:
             return False
         request = request_context(
             ctx,
@@ -117,6 +111,22 @@ class KeyQuestions:
             condition_values=request_condition_values(ctx, key, condition_values=condition_values),
         )
         return engine.would_allow(request, key_policy=policy, identity_policies=asker[1])
+
+    def _checked_policy(self, key: Key) -> engine.CompiledPolicy | None:
+        """The key's compiled policy once its rows pass their checks, None when the key cannot be decided on; once
+        per key however many actions are asked about."""
+        if key.pk not in self._policies:
+            try:
+                # The real request refuses a key whose row, aliases or tags changed outside the service
+                # (KMSInternalException), and one whose stored policy the engine cannot read.
+                check_rows(key)
+                self._policies[key.pk] = engine.compile_key_policy(key.policy)
+            except (errors.KmsError, engine.EngineError):
+                logger.warning(
+                    "Key %s cannot be decided on (its rows or its policy); shown as refused", key.key_id
+                )
+                self._policies[key.pk] = None
+        return self._policies[key.pk]
 
     def may_read_rules(self, key: Key) -> bool:
         """Whether the caller may read what decides access to the key: its policy (kms:GetKeyPolicy) and its tags
