@@ -7,7 +7,9 @@ own. If even that write fails, the caller gets KMSInternalException: no request 
 An operation that changes nothing (`audited(standalone=True)`: the AWS endpoint's cryptographic operations) runs
 outside a transaction, and its event, like every denial and failure, is written on its own through the
 process's group commit (`kmsconsole.audit.writer`): the request waits until its event has committed, and fails
-with KMSInternalException if it could not be.
+with KMSInternalException if it could not be. A request served optimistically from the process caches is the
+one exception: if what it relied on changed before its event could be written, nothing is written and `StaleRead`
+goes up to the endpoint, which serves the request again (`kmsconsole.generations.cache`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.writer import insert_chained, write_standalone
 from kmsconsole.core import errors
 from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
+from kmsconsole.generations.cache import StaleRead
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +153,8 @@ def _outcome_for(error: errors.KmsError) -> str:
 def _write_alone(record: AuditRecord, outcome: str) -> None:
     try:
         write_standalone(_clamped(_event_values(record, outcome)))
+    except StaleRead:
+        raise  # nothing was written, nothing answered: the request is served again (kmsconsole.generations)
     except Exception as exc:
         logger.exception("Audit write failed for %s %s", record.operation, record.meta.request_id)
         raise errors.KMSInternalException("The request could not be recorded and was not performed.") from exc
@@ -184,7 +189,7 @@ def audited(record: AuditRecord, *, standalone: bool = False) -> Iterator[AuditR
             with transaction.atomic():
                 yield record
                 append_event(record, AuditEvent.Decision.ALLOWED)
-    except NothingToDo:
+    except (NothingToDo, StaleRead):
         raise
     except errors.KmsError as error:
         record_failure(record, error)

@@ -28,6 +28,14 @@ One statement per batch on PostgreSQL (`_write_postgresql`)
     leaders take turns and pass the head along (`kmsconsole.audit.turns`), so a race is lost only to a writer
     that does not take turns (a change's transaction, another host).
 
+The guard of an optimistic request (`kmsconsole.generations.cache`)
+    A request of the AWS endpoint that took cached entries at their word sends, with its event, the generations
+    it relied on. The batch statement moves the head and writes the events only if every generation the batch's
+    events relied on is still current and every generation trigger is live; otherwise it writes nothing and says
+    which were stale. The events that relied on them are taken out of the batch (their requests get `StaleRead`
+    and are served again with a real read) and the rest are sent again. The locked path makes the same check
+    inside its transaction.
+
 Either way the chain is the same: consecutive seqs, each event linked to the previous one, the head and its MAC
 moved in the same commit as the events, so `manage.py audit verify` checks it unchanged.
 """
@@ -48,7 +56,8 @@ from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
 from kmsconsole.audit.context_index import context_pairs
 from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
 from kmsconsole.audit.turns import HostTurns, turn_file
-from kmsconsole.core.prepared import fetch_all
+from kmsconsole.core.prepared import fetch_all, fetch_on_first_use
+from kmsconsole.generations.cache import StaleRead, current_guard, guard_sql, stale_generations
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +65,19 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 64
 # Lost races for the head before a batch falls back to locking it.
 _OPTIMISTIC_ATTEMPTS = 8
+
+# The (scope, generation) pairs an optimistic request relied on; None (or empty) for any other event.
+Guard = tuple[tuple[str, int], ...] | None
+# A missing generation trigger, as the batch statement reports it: every guard fails.
+_MISSING_TRIGGER = ("", 0)
+
+
+def _relying_on(stale: set[tuple[str, int]], guards: Sequence[Guard], among: Sequence[int]) -> set[int]:
+    """The indexes (of `among`) of the events whose guard holds a stale pair (any guard, if a trigger is missing)."""
+    every_guard = _MISSING_TRIGGER in stale
+    return {
+        index for index in among if (guard := guards[index]) and (every_guard or not stale.isdisjoint(guard))
+    }
 
 
 def chain_links(events: Sequence[dict[str, Any]], last_seq: int, last_hash: str) -> tuple[int, str]:
@@ -105,10 +127,19 @@ def _insert_chained(events: Sequence[dict[str, Any]]) -> tuple[list[AuditEvent],
     return rows, (head.last_seq, head.last_hash)
 
 
-def _write_locked(events: Sequence[dict[str, Any]]) -> tuple[int, str]:
-    """Write the batch in a transaction that locks the head; return the head it leaves (once committed)."""
-    with transaction.atomic():
-        return _insert_chained(events)[1]
+def _write_locked(
+    events: Sequence[dict[str, Any]], guards: Sequence[Guard] = (), using: str = DEFAULT_DB_ALIAS
+) -> tuple[set[int], tuple[int, str] | None]:
+    """Write the batch in a transaction that locks the head, but for the events whose guard no longer holds;
+    return those events' indexes and the head it leaves (once committed; None if it wrote nothing)."""
+    with transaction.atomic(using):
+        stale = _relying_on(
+            stale_generations({pair for guard in guards if guard for pair in guard}, using),
+            guards,
+            range(len(guards)),
+        )
+        kept = [values for index, values in enumerate(events) if index not in stale]
+        return stale, (_insert_chained(kept)[1] if kept else None)
 
 
 # --- PostgreSQL: one statement per batch -----------------------------------------------------------------
@@ -144,9 +175,17 @@ _EVENT_NAMES = ", ".join(_EVENT_NAME_LIST)
 
 
 def _statement(
-    events: Sequence[dict[str, Any]], old: tuple[int, str], new: tuple[int, str]
+    events: Sequence[dict[str, Any]],
+    guards: Sequence[Guard],
+    old: tuple[int, str],
+    new: tuple[int, str],
 ) -> tuple[str, list[Any]]:
-    params: list[Any] = [new[0], new[1], head_mac(*new), old[0], old[1]]
+    pairs = sorted({pair for guard in guards if guard for pair in guard})
+    params: list[Any] = []
+    if pairs:
+        _, pattern, expected = guard_sql("postgresql")
+        params += [json.dumps([{"s": scope, "v": value} for scope, value in pairs]), pattern, expected]
+    params += [new[0], new[1], head_mac(*new), old[0], old[1]]
     for values in events:
         for name in _EVENT_NAME_LIST:
             value = values[name]
@@ -162,29 +201,34 @@ def _statement(
             ]
         )
     )
-    return _batch_sql(len(events)), params
+    return _batch_sql(len(events), guarded=bool(pairs)), params
 
 
-@functools.lru_cache(maxsize=MAX_BATCH)
-def _batch_sql(event_count: int) -> str:
+@functools.lru_cache(maxsize=2 * MAX_BATCH)
+def _batch_sql(event_count: int, guarded: bool = False) -> str:
     """The batch statement for `event_count` events, built once (kmsconsole.core.prepared prepares it once per
-    connection)."""
+    connection); `guarded`: it writes nothing if a generation the events relied on has moved, and lists those."""
     event_table = AuditEvent._meta.db_table
     head_table = AuditChainHead._meta.db_table
     context_table = AuditContextEntry._meta.db_table
     # `cur` locks the head and (READ COMMITTED re-reads a row it waited for) sees its latest version; the head
     # moves and the events go in only if it is still (`old`); either way the statement returns where it is, so
-    # a writer that lost the race chains after the winner at its next attempt.
+    # a writer that lost the race chains after the winner at its next attempt. `stale` (the guard) reads the
+    # generations in the statement's snapshot, taken when it starts: the requests of the batch are linearized
+    # there, before any change that commits later.
+    stale = f"stale AS ({guard_sql('postgresql')[0]}), " if guarded else ""
     return (
-        f"WITH cur AS (SELECT id, last_seq, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608 - table names from our models; values are placeholders
+        f"WITH {stale}cur AS (SELECT id, last_seq, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608 - table names from our models; values are placeholders
         f"head AS (UPDATE {head_table} h SET last_seq = %s, last_hash = %s, head_mac = %s FROM cur "
-        "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s RETURNING h.id), "
+        "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s"
+        f"{' AND NOT EXISTS (SELECT 1 FROM stale)' if guarded else ''} RETURNING h.id), "
         f"ev AS (INSERT INTO {event_table} ({_EVENT_NAMES}) SELECT v.* FROM "
         f"(VALUES {', '.join([_EVENT_ROW] * event_count)}) AS v({_EVENT_NAMES}) CROSS JOIN head "
         "RETURNING id, seq), "
         f"ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "
         "JOIN jsonb_to_recordset(%s::jsonb) AS c(seq bigint, k text, v text) ON c.seq = ev.seq) "
-        "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash FROM cur"
+        "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash, "
+        f"{'(SELECT json_agg(json_build_array(s, v)) FROM stale)' if guarded else 'NULL'} FROM cur"
     )
 
 
@@ -209,35 +253,63 @@ class _PostgresChain:
         self.lost_races = 0
         self.fallbacks = 0
 
-    def write(self, events: Sequence[dict[str, Any]], using: str) -> None:
+    def write(
+        self, events: Sequence[dict[str, Any]], using: str, guards: Sequence[Guard] | None = None
+    ) -> set[int]:
         """Write the batch in this host's turn (kmsconsole.audit.turns), starting from where the previous
-        holder left the head, and leave the new head for the next."""
+        holder left the head, and leave the new head for the next. Returns the indexes of the events left out
+        because their guard failed."""
         with self._turns_for(using).turn() as turn:
             try:
-                self._write(events, using, turn.head() or self.head)
+                return self._write(events, guards or [None] * len(events), using, turn.head() or self.head)
             finally:
                 turn.leave(self.head)
 
-    def _write(self, events: Sequence[dict[str, Any]], using: str, old: tuple[int, str] | None) -> None:
+    def _write(
+        self,
+        events: Sequence[dict[str, Any]],
+        guards: Sequence[Guard],
+        using: str,
+        old: tuple[int, str] | None,
+    ) -> set[int]:
         connection = connections[using]
         self.head = None  # until a statement is known to have committed
+        pending = list(range(len(events)))  # the events still to write
+        stale: set[int] = set()
         for _attempt in range(_OPTIMISTIC_ATTEMPTS):
             if old is None:
                 old = self._read_head(connection)
             if old is None:  # no head row yet: the first event creates it, locked
                 break
-            new = chain_links(events, *old)
-            rows = fetch_all(connection, *_statement(events, old, new))
+            batch = [events[index] for index in pending]
+            new = chain_links(batch, *old)
+            # The batch is the first statement of many requests; if this thread's connection died, it is sent
+            # once more on a new one. That is safe: the head then shows whether the first sending went in.
+            statement = _statement(batch, [guards[index] for index in pending], old, new)
+            rows = fetch_on_first_use(connection, *statement)
             if not rows:  # the head row is gone: let the locked path recreate it
                 break
-            written, seq, last_hash = rows[0]
-            if int(written) == len(events):
+            written, seq, last_hash, stale_pairs = rows[0]
+            old = (int(seq), str(last_hash))
+            if int(written) == len(batch) or old == new:  # old == new: an earlier sending went in
                 self.head = new
-                return
-            old = (int(seq), str(last_hash))  # another writer moved the head: chain after it
-            self.lost_races += 1
+                return stale
+            if stale_pairs:
+                left_out = _relying_on(
+                    {(str(scope), int(value)) for scope, value in json.loads(stale_pairs)}, guards, pending
+                )
+                stale |= left_out
+                pending = [index for index in pending if index not in left_out]
+                if not pending:
+                    self.head = old  # unchanged: a valid hint for the next holder of the turn
+                    return stale
+            else:
+                self.lost_races += 1  # another writer moved the head: chain after it
         self.fallbacks += 1
-        self.head = _write_locked(events)
+        locked_stale, self.head = _write_locked(
+            [events[index] for index in pending], [guards[index] for index in pending], using
+        )
+        return stale | {pending[index] for index in locked_stale}
 
     @staticmethod
     def _read_head(connection: Any) -> tuple[int, str] | None:
@@ -249,22 +321,26 @@ class _PostgresChain:
 _POSTGRES_CHAIN = _PostgresChain()
 
 
-def write_batch(events: Sequence[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
-    """Append the events to the chain and commit them (the caller is in autocommit)."""
+def write_batch(
+    events: Sequence[dict[str, Any]], guards: Sequence[Guard] | None = None, using: str = DEFAULT_DB_ALIAS
+) -> set[int]:
+    """Append the events to the chain and commit them (the caller is in autocommit), but for those whose guard
+    failed: their indexes are returned."""
+    guards = guards or [None] * len(events)
     if connections[using].vendor == "postgresql":
-        _POSTGRES_CHAIN.write(events, using)
-    else:
-        _write_locked(events)
+        return _POSTGRES_CHAIN.write(events, using, guards)
+    return _write_locked(events, guards, using)[0]
 
 
 # --- Group commit ------------------------------------------------------------------------------------------
 
 
 class _Pending:
-    __slots__ = ("done", "error", "leads", "values", "woken")
+    __slots__ = ("done", "error", "guard", "leads", "values", "woken")
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], guard: Guard) -> None:
         self.values = values
+        self.guard = guard
         self.done = False
         self.leads = False  # handed the leadership: write the next batch
         self.error: BaseException | None = None
@@ -280,7 +356,11 @@ class GroupCommit:
     wait again: with eight threads a process, a herd of GIL hand-offs per batch.)
     """
 
-    def __init__(self, write: Callable[[Sequence[dict[str, Any]]], None], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        write: Callable[[Sequence[dict[str, Any]], Sequence[Guard]], set[int]],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self._write = write
         self._max_batch = max_batch
         self._lock = threading.Lock()
@@ -289,9 +369,10 @@ class GroupCommit:
         self.batches = 0
         self.events = 0
 
-    def write(self, values: dict[str, Any]) -> None:
-        """Return once `values` is durably part of the chain; raise what its write raised."""
-        pending = _Pending(values)
+    def write(self, values: dict[str, Any], guard: Guard = None) -> None:
+        """Return once `values` is durably part of the chain; raise what its write raised (`StaleRead` if its
+        guard failed: then it was not written)."""
+        pending = _Pending(values, guard)
         with self._lock:
             self._queue.append(pending)
             pending.leads = not self._writing
@@ -322,7 +403,9 @@ class GroupCommit:
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:
-            self._write([item.values for item in batch])
+            self._left_out(
+                batch, self._write([item.values for item in batch], [item.guard for item in batch])
+            )
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc
@@ -330,7 +413,7 @@ class GroupCommit:
                 logger.warning("A batch of %d audit events failed; writing them one by one", len(batch))
                 for item in batch:
                     try:
-                        self._write([item.values])
+                        self._left_out([item], self._write([item.values], [item.guard]))
                     except Exception as single:
                         item.error = single
         except BaseException as exc:  # interrupted (not an error of the events): none may pass as written
@@ -343,15 +426,24 @@ class GroupCommit:
             self.batches += 1
             self.events += len(batch)
 
+    @staticmethod
+    def _left_out(batch: list[_Pending], stale: set[int]) -> None:
+        for index in stale:
+            batch[index].error = StaleRead()
+
 
 _GROUP = GroupCommit(write_batch)
 
 
 def write_standalone(values: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> None:
     """Write one standalone event: through the process's group commit in autocommit, else (inside a
-    transaction) as part of that transaction."""
+    transaction) as part of that transaction. Raises `StaleRead`, writing nothing, if the running request is
+    optimistic and a generation it relied on has moved."""
+    guard = current_guard()
     if connections[using].in_atomic_block:
         with transaction.atomic(using):
+            if guard and stale_generations(guard, using):
+                raise StaleRead()
             insert_chained([values])
     else:
-        _GROUP.write(values)
+        _GROUP.write(values, guard)

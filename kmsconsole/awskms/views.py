@@ -33,7 +33,7 @@ from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.jsonbody import body_problem
 from kmsconsole.core.middleware import client_ip
-from kmsconsole.generations.cache import GenerationSnapshot, request_snapshot
+from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, request_snapshot
 from kmsconsole.generations.scopes import iam_scope
 from kmsconsole.operations import OPERATIONS, OperationContext, perform, redact, secret_fields
 from policies.authorization import may_see_explanations
@@ -154,20 +154,54 @@ def _read_body(request: HttpRequest) -> bytes:
     return body
 
 
+class _Body:
+    """The request's body, read when first needed and then kept: a request may be served twice."""
+
+    __slots__ = ("_outcome", "_request")
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+        self._outcome: bytes | errors.KmsError | None = None
+
+    def read(self) -> bytes:
+        if self._outcome is None:
+            try:
+                self._outcome = _read_body(self._request)
+            except errors.KmsError as refusal:
+                self._outcome = refusal
+        if isinstance(self._outcome, errors.KmsError):
+            raise self._outcome
+        return self._outcome
+
+
 def kms_endpoint(request: HttpRequest) -> HttpResponse:
     target = request.headers.get("X-Amz-Target", "")
     _, _, raw_name = target.partition(".")
     operation = OPERATIONS.get(raw_name)
+    body = _Body(request)
     if operation is not None and operation.cacheable:
-        # The cryptographic operations read what they need from the process caches, checked against one read
-        # of the generations this request depends on (kmsconsole.generations).
+        # The cryptographic operations read what they need from the process caches, taken at their word and
+        # checked by the request's audit write (kmsconsole.generations.cache); if something they relied on
+        # changed, nothing was written or answered, and the request is served again after reading the
+        # generations first. A trace (X-Kms-Explain) is decided on after the write, so it reads them first.
+        optimistic = request.headers.get(EXPLAIN_REQUEST_HEADER, "").strip() != "1"
+        if optimistic:
+            try:
+                with request_snapshot(optimistic=True) as snapshot:
+                    return _serve(request, target, raw_name, snapshot, body)
+            except StaleRead:
+                pass
         with request_snapshot() as snapshot:
-            return _serve(request, target, raw_name, snapshot)
-    return _serve(request, target, raw_name, None)
+            return _serve(request, target, raw_name, snapshot, body)
+    return _serve(request, target, raw_name, None, body)
 
 
 def _serve(
-    request: HttpRequest, target: str, raw_name: str, snapshot: GenerationSnapshot | None
+    request: HttpRequest,
+    target: str,
+    raw_name: str,
+    snapshot: GenerationSnapshot | None,
+    body_of_request: _Body,
 ) -> HttpResponse:
     meta = RequestMeta(
         interface="kms",
@@ -184,7 +218,7 @@ def _serve(
         ratelimit.check_address(meta.source_ip)
         if request.method != "POST":
             raise errors.UnknownOperationException("The KMS endpoint accepts only POST requests.")
-        body = _read_body(request)
+        body = body_of_request.read()
         # Decoded before authentication (to prefetch what the request will check), refused after it as before.
         document, refusal = _decoded(body)
         if snapshot is not None and document is not None:

@@ -19,8 +19,9 @@ import re
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import InterfaceError, OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import errors, pq
 
@@ -40,6 +41,35 @@ def fetch_all(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) 
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return _run(connection.connection, sql, [_text(value) for value in params])
+
+
+Rows = TypeVar("Rows")
+
+
+def fetch_on_first_use(
+    connection: Any, sql: str, params: Sequence[Any], fetch: Callable[[Any, str, Any], Rows] = fetch_all
+) -> Rows:
+    """`fetch(connection, sql, params)`, standing in for Django's connection health check when it is the request's
+    first use of a persistent connection (the check Django would otherwise send as `SELECT 1` before a cursor's
+    first query; this path opens no cursor): a dead connection is replaced and the statement sent once more.
+
+    Only for statements that are safe to send twice: reads, and writes that tell from their own answer whether an
+    earlier sending took effect (the audit batch: `kmsconsole.audit.writer`)."""
+    pending_check = (
+        getattr(connection, "health_check_enabled", False)
+        and not getattr(connection, "health_check_done", True)
+        and not getattr(connection, "in_atomic_block", False)
+        and getattr(connection, "connection", None) is not None
+    )
+    if pending_check:
+        connection.health_check_done = True
+    try:
+        return fetch(connection, sql, params)
+    except (InterfaceError, OperationalError):
+        if not pending_check:
+            raise
+        connection.close()
+        return fetch(connection, sql, params)
 
 
 def _run(conn: Any, sql: str, values: list[bytes | None], retried: bool = False) -> list[tuple[Any, ...]]:

@@ -131,10 +131,11 @@ class _Flaky:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def __call__(self, events: Sequence[dict[str, Any]]) -> None:
+    def __call__(self, events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
         self.calls.append([event["operation"] for event in events])
         if any(event["operation"] == "bad" for event in events):
             raise RuntimeError("refused")
+        return set()
 
 
 def test_a_bad_event_fails_only_its_own_request() -> None:
@@ -166,10 +167,10 @@ def _queue_behind_a_slow_batch(
     release = threading.Event()
     real_write = group._write
 
-    def slow_first(events: Sequence[dict[str, Any]]) -> None:
+    def slow_first(events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
         if [event["operation"] for event in events] == ["first"]:
             release.wait(5)
-        real_write(events)
+        return real_write(events, guards)
 
     group._write = slow_first
 
@@ -197,9 +198,12 @@ def test_the_leadership_passes_along_the_queue_in_order() -> None:
     """More waiters than a batch holds: each leader writes the oldest queued events and hands over to the next
     waiting thread; every event is written once, in the order queued."""
     written: list[list[str]] = []
-    group = writer.GroupCommit(
-        lambda events: written.append([event["operation"] for event in events]), max_batch=2
-    )
+
+    def write(events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
+        written.append([event["operation"] for event in events])
+        return set()
+
+    group = writer.GroupCommit(write, max_batch=2)
     outcomes: dict[str, str] = {}
     names = [f"e{index}" for index in range(5)]
     release, threads = _queue_behind_a_slow_batch(group, names, outcomes)
@@ -220,11 +224,12 @@ def test_an_interrupted_batch_fails_every_event_in_it() -> None:
 
     written: list[list[str]] = []
 
-    def write(events: Sequence[dict[str, Any]]) -> None:
+    def write(events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
         names = [event["operation"] for event in events]
         if "a" in names:
             raise Interrupted
         written.append(names)
+        return set()
 
     group = writer.GroupCommit(write)
     outcomes: dict[str, str] = {}

@@ -10,6 +10,7 @@ import pytest
 from django.db import OperationalError
 
 from kmsconsole.core.context import Caller
+from kmsconsole.core.prepared import fetch_on_first_use
 from kmsconsole.generations import cache
 from kmsconsole.generations.cache import GenerationalCache, GenerationSnapshot
 from kmsconsole.generations.scopes import bump
@@ -69,21 +70,20 @@ class _Connection:
         self.closed += 1
 
 
-def test_the_first_read_stands_in_for_the_health_check(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_statement_stands_in_for_the_health_check() -> None:
     def fetch(connection: _Connection, sql: str, params: Any) -> list[tuple[str, int]]:
         if connection.failures:
             connection.failures -= 1
             raise OperationalError("server closed the connection unexpectedly")
         return [("iam:1", 5)]
 
-    monkeypatch.setattr(cache, "_fetch", fetch)
     dead = _Connection(failures=1)
-    assert cache._first_query(dead, "SELECT", []) == [("iam:1", 5)]
+    assert fetch_on_first_use(dead, "SELECT", [], fetch=fetch) == [("iam:1", 5)]
     assert dead.closed == 1 and dead.health_check_done  # replaced once, and Django's SELECT 1 skipped
     checked = _Connection(failures=1)
     checked.health_check_done = True  # not the first use of the connection in this request: no retry
     with pytest.raises(OperationalError):
-        cache._first_query(checked, "SELECT", [])
+        fetch_on_first_use(checked, "SELECT", [], fetch=fetch)
 
 
 def test_credentials_keep_their_secret_out_of_reprs() -> None:

@@ -1,0 +1,231 @@
+"""Optimistic snapshots: a request served from the caches reads no generation before it decides; its audit write
+checks every generation it relied on, writes nothing if one has moved (or a trigger is missing), and the request
+is served again from the database. So a change that commits between a request's decision and its audit write is
+still seen by that request, and nothing is answered or recorded from the stale decision.
+
+The writer's side (guards in the batch statement, in the locked path, inside a transaction) is tested on the
+writer directly; the endpoint's side over boto3 against the live test server, whose audit writer is patched to
+make a change at the worst moment: after the decision, before the write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from keys.models import Key
+from kmsconsole.audit import writer
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.generations import cache, triggers
+from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, request_snapshot
+from kmsconsole.generations.models import Generation
+from kmsconsole.generations.scopes import bump, iam_scope, key_scope
+from tests.audit.test_group_commit import values
+from tests.conftest import ALLOW_ALL, Persona
+from tests.generations.conftest import Servers
+from tests.generations.test_invalidation import outcome
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCOPE = "key:" + "c" * 32
+
+
+def current(scope: str) -> int:
+    return Generation.objects.get(scope=scope).value
+
+
+def written_operations() -> list[str]:
+    return list(AuditEvent.objects.order_by("seq").values_list("operation", flat=True))
+
+
+# --- The snapshot ---------------------------------------------------------------------------------------
+
+
+def test_an_optimistic_snapshot_takes_entries_at_their_word_and_guards_them() -> None:
+    bump(SCOPE)
+    built: cache.GenerationalCache[str, str] = cache.GenerationalCache("optimistic", maxsize=4)
+    built.put("entry", "value", ((SCOPE, current(SCOPE)),))
+    snapshot = GenerationSnapshot(optimistic=True)
+    snapshot.want(SCOPE, "iam:111122223333")
+    assert built.get("entry", snapshot) == "value"
+    assert snapshot.queries == 0  # nothing read before the decision
+    # A miss reads the generations it builds under, but never re-reads one the request already relied on.
+    bump(SCOPE)
+    assert snapshot.value("iam:111122223333") == 0 and snapshot.queries == 1
+    assert snapshot.value(SCOPE) != current(SCOPE)
+    assert snapshot.guard() == (("iam:111122223333", 0), (SCOPE, built.peek("entry")[0][0][1]))  # type: ignore[index]
+    # A snapshot that reads first has no guard, and checks the entry against the database.
+    reading = GenerationSnapshot()
+    assert reading.guard() is None and built.get("entry", reading) is None and reading.queries == 1
+
+
+# --- The writer -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["one statement", "locked"])
+def write(request: pytest.FixtureRequest) -> Callable[..., set[int]]:
+    """The batch writer: PostgreSQL's one statement (when the tests run on PostgreSQL), and the locked path that
+    SQLite and a batch that keeps losing its race take."""
+    if request.param == "locked":
+        return lambda events, guards: writer._write_locked(events, guards)[0]
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement batch is PostgreSQL's")
+    return lambda events, guards: writer.write_batch(events, guards)
+
+
+def test_an_event_whose_guard_fails_is_left_out_and_the_rest_are_written(
+    write: Callable[..., set[int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bump(SCOPE)
+    now = current(SCOPE)
+    events = [values("held"), values("stale"), values("unguarded"), values("unknown scope")]
+    guards = [((SCOPE, now),), ((SCOPE, now + 1), ("iam:1", 0)), None, (("key:" + "d" * 32, 0),)]
+    assert write(events, guards) == {1}
+    assert written_operations() == ["held", "unguarded", "unknown scope"]
+    call_command("audit", "verify")
+    assert "intact: 3 events" in capsys.readouterr().out
+    # Every guard failing writes nothing, and leaves the head where it was.
+    assert write([values("late")], [((SCOPE, now - 1),)]) == {0}
+    assert write([values("after")], [None]) == set()
+    assert written_operations() == ["held", "unguarded", "unknown scope", "after"]
+    call_command("audit", "verify")
+    assert "intact: 4 events" in capsys.readouterr().out
+
+
+@pytest.fixture
+def a_trigger_dropped() -> Iterator[None]:
+    """One generation trigger dropped (every one is back afterwards, and this process's caches on)."""
+    watch = triggers.WATCHES[0]
+    name = triggers._name(watch, watch.events[0])
+    with connection.cursor() as cursor:
+        on_table = f" ON {watch.table()}" if connection.vendor == "postgresql" else ""
+        cursor.execute(f"DROP TRIGGER {name}{on_table}")
+    yield
+    triggers.install_triggers("default")
+    cache._enabled.clear()
+
+
+@pytest.mark.usefixtures("a_trigger_dropped")
+def test_a_missing_trigger_fails_every_guard(write: Callable[..., set[int]]) -> None:
+    bump(SCOPE)
+    guards = [((SCOPE, current(SCOPE)),), None, ((SCOPE, current(SCOPE)),)]
+    assert write([values("a"), values("b"), values("c")], guards) == {0, 2}
+    assert written_operations() == ["b"]
+
+
+def test_a_stale_request_is_told_and_nothing_is_written() -> None:
+    """Through `write_standalone`, as a request writes: in autocommit (the group commit) and inside a transaction."""
+    bump(SCOPE)
+    for in_transaction in (False, True):
+        with request_snapshot(optimistic=True) as snapshot:
+            assert snapshot is not None
+            snapshot.holds(SCOPE, current(SCOPE) + 1)  # an entry built before a change this process missed
+            with pytest.raises(StaleRead):
+                if in_transaction:
+                    with transaction.atomic():
+                        writer.write_standalone(values())
+                else:
+                    writer.write_standalone(values())
+        with request_snapshot(optimistic=True) as snapshot:
+            assert snapshot is not None and snapshot.holds(SCOPE, current(SCOPE))
+            writer.write_standalone(values())
+    assert written_operations() == ["Encrypt", "Encrypt"]
+
+
+# --- The endpoint ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(live_server: Any, settings: Any) -> Servers:
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    return Servers("threads", live_server.url, live_server.url)
+
+
+class _ChangeBeforeTheWrite:
+    """Wraps the process's group commit: the first batch holding an event of `operation` by `caller_arn` first
+    runs `change` (as another request would, between this request's decision and its audit write)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, caller_arn: str, change: Callable[[], None]) -> None:
+        self.caller_arn, self.change = caller_arn, change
+        self.armed = False
+        self.guards: list[writer.Guard] = []
+        self.left_out = 0
+        self._real = writer._GROUP._write
+        monkeypatch.setattr(writer._GROUP, "_write", self)
+
+    def __call__(self, events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
+        ours = [
+            guard
+            for event, guard in zip(events, guards, strict=True)
+            if event["caller_arn"] == self.caller_arn
+        ]
+        self.guards += ours
+        if self.armed and ours:
+            self.armed = False
+            self.change()
+            stale = self._real(events, guards)
+            self.left_out += len(stale)
+            return stale
+        return self._real(events, guards)
+
+
+def _app_events(app: Persona) -> list[tuple[str, str, str]]:
+    return list(
+        AuditEvent.objects.filter(caller_arn=app.arn, operation="Encrypt")
+        .order_by("seq")
+        .values_list("decision", "error_code", "request_id")
+    )
+
+
+def test_a_cached_request_reads_no_generation_and_guards_what_it_used(
+    live: Servers, make_user: Callable[..., Persona], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, app = make_user("admin", ALLOW_ALL), make_user("app", ALLOW_ALL)
+    key_id = live.admin(admin).create_key()["KeyMetadata"]["KeyId"]
+    client = live.user(app)
+    watch = _ChangeBeforeTheWrite(monkeypatch, app.arn, lambda: None)
+    reads: list[list[str]] = []
+    real_read = GenerationSnapshot._read
+    monkeypatch.setattr(
+        GenerationSnapshot,
+        "_read",
+        lambda self, scopes: reads.append(sorted(scopes)) or real_read(self, scopes),
+    )
+    for _ in range(3):
+        client.encrypt(KeyId=key_id, Plaintext=b"x")
+    reads.clear()
+    client.encrypt(KeyId=key_id, Plaintext=b"x")
+    assert reads == []
+    scopes = {scope for scope, _ in watch.guards[-1] or ()}
+    assert {key_scope(Key.objects.get(key_id=key_id).key_id), iam_scope(app.arn.split(":")[4])} <= scopes
+
+
+@pytest.mark.parametrize("direction", ["disabled", "enabled"])
+def test_a_change_between_the_decision_and_the_audit_write_decides(
+    direction: str, live: Servers, make_user: Callable[..., Persona], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, app = make_user("admin", ALLOW_ALL), make_user("app", ALLOW_ALL)
+    admin_client = live.admin(admin)
+    key_id = admin_client.create_key()["KeyMetadata"]["KeyId"]
+    client = live.user(app)
+    encrypt = lambda: outcome(lambda: client.encrypt(KeyId=key_id, Plaintext=b"x"))  # noqa: E731
+    if direction == "enabled":
+        admin_client.disable_key(KeyId=key_id)
+        change, before, after = (lambda: admin_client.enable_key(KeyId=key_id)), "DisabledException", "ok"
+    else:
+        change, before, after = (lambda: admin_client.disable_key(KeyId=key_id)), "ok", "DisabledException"
+    watch = _ChangeBeforeTheWrite(monkeypatch, app.arn, change)
+    for _ in range(3):
+        assert encrypt() == before  # now cached
+    events_before = _app_events(app)
+    watch.armed = True
+    assert encrypt() == after  # decided as `before` from the cache, then the change committed: served again
+    assert watch.left_out == 1
+    events = _app_events(app)[len(events_before) :]
+    assert len(events) == 1  # one event for the request, recording what it was answered
+    decision, error_code, _ = events[0]
+    assert (decision, error_code) == (("allowed", "") if after == "ok" else ("failed", "DisabledException"))
+    call_command("audit", "verify")
