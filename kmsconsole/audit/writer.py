@@ -133,6 +133,9 @@ def _write_locked(
     """Write the batch in a transaction that locks the head, but for the events whose guard no longer holds;
     return those events' indexes and the head it leaves (once committed; None if it wrote nothing)."""
     with transaction.atomic(using):
+        # The head first: a change that commits after the check then chains after these events, as the order
+        # in which they were decided.
+        locked_head()
         stale = _relying_on(
             stale_generations({pair for guard in guards if guard for pair in guard}, using),
             guards,
@@ -283,15 +286,13 @@ class _PostgresChain:
                 break
             batch = [events[index] for index in pending]
             new = chain_links(batch, *old)
-            # The batch is the first statement of many requests; if this thread's connection died, it is sent
-            # once more on a new one. That is safe: the head then shows whether the first sending went in.
             statement = _statement(batch, [guards[index] for index in pending], old, new)
-            rows = fetch_on_first_use(connection, *statement)
+            rows = fetch_on_first_use(connection, *statement, fetch=_once(batch, new))
             if not rows:  # the head row is gone: let the locked path recreate it
                 break
             written, seq, last_hash, stale_pairs = rows[0]
             old = (int(seq), str(last_hash))
-            if int(written) == len(batch) or old == new:  # old == new: an earlier sending went in
+            if int(written) == len(batch):
                 self.head = new
                 return stale
             if stale_pairs:
@@ -316,6 +317,30 @@ class _PostgresChain:
         table = AuditChainHead._meta.db_table
         rows = fetch_all(connection, f"SELECT last_seq, last_hash FROM {table} WHERE id = 1", ())  # noqa: S608 - a table name from our models, no input
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+_FIND_EVENT = f"SELECT 1 FROM {AuditEvent._meta.db_table} WHERE event_id = %s"  # noqa: S608 - a table name from our models
+
+
+def _once(
+    batch: Sequence[dict[str, Any]], new: tuple[int, str]
+) -> Callable[[Any, str, Any], list[tuple[Any, ...]]]:
+    """Sends the batch statement; sent again (`fetch_on_first_use`: the connection died under the request's first
+    statement), it first looks for the batch's first event, which an earlier sending that committed before its
+    answer was lost has written: then it answers as that sending would have (written, at `new`), so a batch is
+    never written twice, and none of its requests is served again from an event already in the chain."""
+    sent = False
+
+    def send(connection: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        nonlocal sent
+        if sent:
+            found = fetch_all(connection, _FIND_EVENT, [batch[0]["event_id"]])
+            if found:
+                return [(len(batch), new[0], new[1], None)]
+        sent = True
+        return fetch_all(connection, sql, params)
+
+    return send
 
 
 _POSTGRES_CHAIN = _PostgresChain()

@@ -13,8 +13,9 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -33,7 +34,7 @@ from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.jsonbody import body_problem
 from kmsconsole.core.middleware import client_ip
-from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, request_snapshot
+from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, current_guard, request_snapshot
 from kmsconsole.generations.scopes import iam_scope
 from kmsconsole.operations import OPERATIONS, OperationContext, perform, redact, secret_fields
 from policies.authorization import may_see_explanations
@@ -154,31 +155,66 @@ def _read_body(request: HttpRequest) -> bytes:
     return body
 
 
-class _Body:
-    """The request's body, read when first needed and then kept: a request may be served twice."""
+class _Attempts:
+    """What a request does once however often it is served (an optimistic attempt, then one that reads first):
+    reading the body, and counting it against the rate limits. A retry reuses the first attempt's outcome, so a
+    request served twice is read once, spends one unit of quota and counts as one failure."""
 
-    __slots__ = ("_outcome", "_request")
+    __slots__ = ("_body", "_checks", "_failure_noted", "_request")
 
     def __init__(self, request: HttpRequest) -> None:
         self._request = request
-        self._outcome: bytes | errors.KmsError | None = None
+        self._body: bytes | errors.KmsError | None = None
+        self._checks: dict[tuple[str, ...], errors.KmsError | None] = {}
+        self._failure_noted = False
 
-    def read(self) -> bytes:
-        if self._outcome is None:
+    def body(self) -> bytes:
+        if self._body is None:
             try:
-                self._outcome = _read_body(self._request)
+                self._body = _read_body(self._request)
             except errors.KmsError as refusal:
-                self._outcome = refusal
-        if isinstance(self._outcome, errors.KmsError):
-            raise self._outcome
-        return self._outcome
+                self._body = refusal
+        return _or_raise(self._body)
+
+    def check_address(self, address: str) -> None:
+        self._once(("address", address), lambda: ratelimit.check_address(address))
+
+    def spend_quota(self, account_id: str, operation: str) -> None:
+        self._once(("quota", account_id, operation), lambda: ratelimit.spend_quota(account_id, operation))
+
+    def _once(self, key: tuple[str, ...], check: Callable[[], None]) -> None:
+        if key not in self._checks:
+            self._checks[key] = _outcome_of(check)
+        _or_raise(self._checks[key])
+
+    def note_failed_authentication(self, address: str) -> None:
+        if not self._failure_noted:
+            self._failure_noted = True
+            ratelimit.note_failed_authentication(address)
+
+
+T = TypeVar("T")
+
+
+def _outcome_of(check: Callable[[], None]) -> errors.KmsError | None:
+    try:
+        check()
+    except errors.KmsError as refusal:
+        return refusal
+    return None
+
+
+def _or_raise(outcome: T | errors.KmsError) -> T:
+    if isinstance(outcome, errors.KmsError):
+        raise outcome
+    return outcome
 
 
 def kms_endpoint(request: HttpRequest) -> HttpResponse:
     target = request.headers.get("X-Amz-Target", "")
     _, _, raw_name = target.partition(".")
     operation = OPERATIONS.get(raw_name)
-    body = _Body(request)
+    attempts = _Attempts(request)
     if operation is not None and operation.cacheable:
         # The cryptographic operations read what they need from the process caches, taken at their word and
         # checked by the request's audit write (kmsconsole.generations.cache); if something they relied on
@@ -188,12 +224,12 @@ def kms_endpoint(request: HttpRequest) -> HttpResponse:
         if optimistic:
             try:
                 with request_snapshot(optimistic=True) as snapshot:
-                    return _serve(request, target, raw_name, snapshot, body)
+                    return _serve(request, target, raw_name, snapshot, attempts)
             except StaleRead:
                 pass
         with request_snapshot() as snapshot:
-            return _serve(request, target, raw_name, snapshot, body)
-    return _serve(request, target, raw_name, None, body)
+            return _serve(request, target, raw_name, snapshot, attempts)
+    return _serve(request, target, raw_name, None, attempts)
 
 
 def _serve(
@@ -201,7 +237,7 @@ def _serve(
     target: str,
     raw_name: str,
     snapshot: GenerationSnapshot | None,
-    body_of_request: _Body,
+    attempts: _Attempts,
 ) -> HttpResponse:
     meta = RequestMeta(
         interface="kms",
@@ -215,10 +251,10 @@ def _serve(
     record = AuditRecord(operation=raw_name if _OPERATION_NAME.match(raw_name) else "(invalid)", meta=meta)
     try:
         # An address that failed authentication too often is refused before any work (a dict lookup here).
-        ratelimit.check_address(meta.source_ip)
+        attempts.check_address(meta.source_ip)
         if request.method != "POST":
             raise errors.UnknownOperationException("The KMS endpoint accepts only POST requests.")
-        body = body_of_request.read()
+        body = attempts.body()
         # Decoded before authentication (to prefetch what the request will check), refused after it as before.
         document, refusal = _decoded(body)
         if snapshot is not None and document is not None:
@@ -240,13 +276,13 @@ def _serve(
         if refusal is not None:
             raise refusal
         # The caller's account quota for cryptographic operations (in memory: no round trip).
-        ratelimit.spend_quota(caller.account_id, name)
+        attempts.spend_quota(caller.account_id, name)
         # Only the operation's own members are kept (and audited); AWS ignores unknown members too.
         raw_params = model.modeled_members(name, document or {})
         record.request_parameters = redact(raw_params, secret_fields(OPERATIONS[name])[0])
         params = model.parse_input(name, raw_params)
     except errors.KmsError as error:
-        return _recorded_error(record, error)
+        return _recorded_error(record, error, attempts)
 
     try:
         result = perform(
@@ -300,16 +336,20 @@ def _may_read_what_the_trace_quotes(record: AuditRecord, caller: Caller) -> bool
     return may_read_rules_of(question, record.key_arn)
 
 
-def _recorded_error(record: AuditRecord, error: errors.KmsError) -> HttpResponse:
+def _recorded_error(record: AuditRecord, error: errors.KmsError, attempts: _Attempts) -> HttpResponse:
     try:
         if isinstance(error, ratelimit.Throttled):
+            if current_guard():
+                # A throttled request may be answered with no event, so with no check of what an optimistic
+                # attempt took from the caches (who the caller is): answer it after reading them first.
+                raise StaleRead()
             # Recorded at most once per address or account and interval: a flood of refusals is no flood of
             # audit writes.
             record_throttled(record, error)
             return error_response(error)
         if record.caller is None:
             # Unsigned, badly signed, unknown credentials, or refused before authentication: counted per address.
-            ratelimit.note_failed_authentication(record.meta.source_ip)
+            attempts.note_failed_authentication(record.meta.source_ip)
         record_failure(record, error)
     except errors.KmsError as audit_error:
         return error_response(audit_error)

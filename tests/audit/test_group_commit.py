@@ -161,9 +161,13 @@ def test_a_failed_write_reaches_every_waiter() -> None:
 
 
 def _queue_behind_a_slow_batch(
-    group: writer.GroupCommit, names: list[str], outcomes: dict[str, str]
+    group: writer.GroupCommit,
+    names: list[str],
+    outcomes: dict[str, str],
+    guards: dict[str, writer.Guard] | None = None,
 ) -> tuple[threading.Event, list[threading.Thread]]:
-    """Start 'first' (its batch held until the returned event is set), then queue `names` behind it."""
+    """Start 'first' (its batch held until the returned event is set), then queue `names` behind it (each with
+    its guard in `guards`, if any)."""
     release = threading.Event()
     real_write = group._write
 
@@ -176,7 +180,7 @@ def _queue_behind_a_slow_batch(
 
     def submit(name: str) -> None:
         try:
-            group.write({"operation": name})
+            group.write({"operation": name}, (guards or {}).get(name))
             outcomes[name] = "written"
         except BaseException as exc:
             outcomes[name] = type(exc).__name__

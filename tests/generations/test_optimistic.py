@@ -9,6 +9,7 @@ make a change at the worst moment: after the decision, before the write."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,11 +20,12 @@ from django.db import connection, transaction
 from keys.models import Key
 from kmsconsole.audit import writer
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core import ratelimit
 from kmsconsole.generations import cache, triggers
 from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, request_snapshot
 from kmsconsole.generations.models import Generation
 from kmsconsole.generations.scopes import bump, iam_scope, key_scope
-from tests.audit.test_group_commit import values
+from tests.audit.test_group_commit import _queue_behind_a_slow_batch, values
 from tests.conftest import ALLOW_ALL, Persona
 from tests.generations.conftest import Servers
 from tests.generations.test_invalidation import outcome
@@ -135,6 +137,77 @@ def test_a_stale_request_is_told_and_nothing_is_written() -> None:
     assert written_operations() == ["Encrypt", "Encrypt"]
 
 
+def test_a_stale_event_in_a_batch_that_failed_is_still_left_out() -> None:
+    """A failed batch is written again one event at a time: a stale event there is left out as in the batch."""
+    calls: list[list[str]] = []
+
+    def write(events: Sequence[dict[str, Any]], guards: Sequence[writer.Guard]) -> set[int]:
+        names = [event["operation"] for event in events]
+        calls.append(names)
+        if "bad" in names:
+            raise RuntimeError("refused")
+        return {index for index, guard in enumerate(guards) if guard == (("stale", 1),)}
+
+    group = writer.GroupCommit(write)
+    outcomes: dict[str, str] = {}
+    release, threads = _queue_behind_a_slow_batch(
+        group, ["bad", "stale", "ok"], outcomes, guards={"stale": (("stale", 1),)}
+    )
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes == {"first": "written", "bad": "RuntimeError", "stale": "StaleRead", "ok": "written"}
+    assert sorted(map(tuple, calls[2:])) == [("bad",), ("ok",), ("stale",)]  # the batch failed: one by one
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement batch is PostgreSQL's")
+def test_a_batch_that_loses_its_races_and_holds_stale_events(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stale events are left out at the statement that saw them, even when it lost its race; the rest are written
+    by the locked path once the attempts are used up, and the chain holds."""
+    bump(SCOPE)
+    writer.write_batch([values("earlier")])
+    monkeypatch.setattr(writer, "_OPTIMISTIC_ATTEMPTS", 1)
+    chain = writer._PostgresChain()
+    now = current(SCOPE)
+    events = [values("a"), values("stale"), values("b")]
+    guards = [((SCOPE, now),), ((SCOPE, now + 1),), None]
+    # Where the head was before "earlier": the statement loses its race and reports the stale event.
+    stale = chain._write(events, guards, "default", old=(0, writer.GENESIS_HASH))
+    assert stale == {1} and chain.fallbacks == 1
+    assert written_operations() == ["earlier", "a", "b"]
+    call_command("audit", "verify")
+    assert "intact: 3 events" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement batch is PostgreSQL's")
+def test_a_batch_sent_again_after_it_went_in_is_not_written_twice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The connection died under the batch statement after it committed: it is sent again on a new connection, and
+    another writer moved the head meanwhile. The batch is found in the chain, not written again, and none of its
+    requests is told to start over."""
+    from kmsconsole.audit.recorder import AuditRecord, append_event
+    from kmsconsole.core.context import RequestMeta
+
+    def answer_lost_then_sent_again(connection: Any, sql: str, params: Any, fetch: Any) -> Any:
+        fetch(connection, sql, params)  # committed; its answer never arrives
+        with transaction.atomic():  # a change's event moves the head
+            record = AuditRecord(operation="CreateKey", meta=RequestMeta(interface="cli"))
+            record.authorized(allowed=True, reason="operator")
+            append_event(record, AuditEvent.Decision.ALLOWED)
+        return fetch(connection, sql, params)
+
+    bump(SCOPE)
+    writer.write_batch([values("earlier")])
+    monkeypatch.setattr(writer, "fetch_on_first_use", answer_lost_then_sent_again)
+    assert writer.write_batch([values("a"), values("b")], [((SCOPE, current(SCOPE)),), None]) == set()
+    assert written_operations() == ["earlier", "a", "b", "CreateKey"]
+    call_command("audit", "verify")
+    assert "intact: 4 events" in capsys.readouterr().out
+
+
 # --- The endpoint ---------------------------------------------------------------------------------------
 
 
@@ -221,11 +294,46 @@ def test_a_change_between_the_decision_and_the_audit_write_decides(
     for _ in range(3):
         assert encrypt() == before  # now cached
     events_before = _app_events(app)
+    spent: list[tuple[str, str]] = []
+    real_spend = ratelimit.spend_quota
+    monkeypatch.setattr(ratelimit, "spend_quota", lambda *args: spent.append(args) or real_spend(*args))
     watch.armed = True
     assert encrypt() == after  # decided as `before` from the cache, then the change committed: served again
     assert watch.left_out == 1
+    # Served twice, counted once against the account's quota (the admin's change is counted too: no quota there).
+    assert [call for call in spent if call[1] == "Encrypt"] == [(app.arn.split(":")[4], "Encrypt")]
     events = _app_events(app)[len(events_before) :]
     assert len(events) == 1  # one event for the request, recording what it was answered
     decision, error_code, _ = events[0]
     assert (decision, error_code) == (("allowed", "") if after == "ok" else ("failed", "DisabledException"))
     call_command("audit", "verify")
+
+
+def test_a_throttled_request_is_refused_as_what_the_database_says_the_caller_is(
+    make_user: Callable[..., Persona], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A throttled request may be answered with no event, so with no guard checked: an optimistic attempt must not
+    throttle a caller it authenticated from the caches (an access key deactivated since is unrecognized, not
+    throttled)."""
+    from policies import services as iam
+    from policies.models import Account
+    from tests.conftest import as_operator
+    from tests.security.test_rate_limits import aws_error, send
+
+    admin, app = make_user("admin", ALLOW_ALL), make_user("app", ALLOW_ALL)
+    key_id = json.loads(send(admin, "CreateKey").content)["KeyMetadata"]["KeyId"]
+    encrypt = {"KeyId": key_id, "Plaintext": "aGVsbG8="}
+    for _ in range(2):
+        assert send(app, "Encrypt", encrypt).status_code == 200  # the app's credentials are cached now
+    monkeypatch.setattr(ratelimit.QuotaCounters, "spend", lambda *args, **kwargs: False)  # quota spent
+    assert aws_error(send(app, "Encrypt", encrypt)) == "ThrottlingException"
+    as_operator(
+        "iam:UpdateAccessKey",
+        lambda ctx: iam.access_key_set_status(
+            ctx=ctx,
+            account=Account.objects.get(account_id=app.arn.split(":")[4]),
+            access_key_id=app.access_key_id,
+            status="Inactive",
+        ),
+    )
+    assert aws_error(send(app, "Encrypt", encrypt)) == "UnrecognizedClientException"
