@@ -146,12 +146,13 @@ def retirable_grants(retiring_principal: str) -> QuerySet[Grant]:
     return live_grants().filter(retiring_principal=retiring_principal).select_related("key__account")
 
 
-def due_grant_ids(now: Any, *, limit: int) -> list[str]:
-    """Grants due to take effect, or whose delayed removal is due, oldest first."""
+def due_grant_ids(now: Any, *, limit: int) -> list[tuple[str, str]]:
+    """Grants due to take effect, or whose delayed removal is due, oldest first: (grant id, the key's account)."""
     due = Q(effective_at__isnull=True, removal_requested_at__isnull=True, propagate_after__lte=now) | Q(
         remove_after__lte=now
     )
-    return list(Grant.objects.filter(due).order_by("pk").values_list("grant_id", flat=True)[:limit])
+    rows = Grant.objects.filter(due).order_by("pk").values_list("grant_id", "key__account__account_id")
+    return list(rows[:limit])
 
 
 def integrated_service_values(ctx: OperationContext) -> dict[str, Any]:

@@ -597,12 +597,12 @@ def grants_propagate_due(*, now: datetime | None = None, batch: int = PROPAGATIO
     delayed removal that is due. Leaves a JobRun with how many grants it changed and which failed."""
     with job_run(PROPAGATION_SWEEP_JOB) as run:
         moment = now or timezone.now()
-        for grant_id in due_grant_ids(moment, limit=batch):
+        for grant_id, account_id in due_grant_ids(moment, limit=batch):
             try:
                 if grant_propagate(grant_id=grant_id, now=moment):
-                    run.processed += 1
+                    run.count(account_id)
             except errors.KmsError as error:
-                run.fail(f"grant {grant_id}: {describe_error(error)}")
+                run.fail(f"grant {grant_id}: {describe_error(error)}", account_id=account_id)
     return run.run
 
 

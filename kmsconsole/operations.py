@@ -205,8 +205,9 @@ OPERATIONS: dict[str, Operation] = {
             "kmsconsole:RegisterIntegratedService", "kmsconsole:RegisterIntegratedService", KeyResolution.NONE
         ),
         # The product's own operations (the REST API and `manage.py api-token`), decided by identity policies
-        # except where they read a key's policy (validation of a draft, the version history: kms:GetKeyPolicy).
-        Operation("kmsconsole:ValidateKeyPolicy", "kms:GetKeyPolicy", _ID, read_only=True),
+        # except where they act on a key: the version history reads its policy (kms:GetKeyPolicy); validating a
+        # draft is a dry run of PutKeyPolicy (kms:PutKeyPolicy: it tells which principals exist, in any account).
+        Operation("kmsconsole:ValidateKeyPolicy", "kms:PutKeyPolicy", _ID, read_only=True),
         Operation("kmsconsole:ListKeyPolicyVersions", "kms:GetKeyPolicy", _ID, read_only=True),
         # Checking a draft identity policy reads nothing stored: account-level, its own action.
         Operation(
@@ -216,7 +217,7 @@ OPERATIONS: dict[str, Operation] = {
             read_only=True,
         ),
         # The access analyzer and the policy simulator (policies/analyzer/services.py): each needs its own action
-        # in IAM and, on a key, kms:GetKeyPolicy as well (they reveal what the key's policy says).
+        # in IAM and, on a key, the reads of what it shows as well (its policy, tags, grants, rotation status).
         Operation("kmsconsole:AnalyzeKeyAccess", "kmsconsole:AnalyzeKeyAccess", _ID, read_only=True),
         Operation("kmsconsole:SimulatePolicy", "kmsconsole:SimulatePolicy", _ANY_ID, read_only=True),
         Operation("kmsconsole:ListFindings", "kmsconsole:ListFindings", KeyResolution.NONE, read_only=True),

@@ -36,6 +36,7 @@ from policies.policy_documents import validate_identity_policy
 from policies.selectors import (
     ENTITY_MODELS,
     Entity,
+    account_get,
     entity_find,
     no_such_entity,
     queryable,
@@ -222,8 +223,10 @@ def access_key_create(*, ctx: OperationContext, account: Account, user_name: str
         existing = AccessKey.objects.filter(account=account, kind=AccessKey.Kind.ROOT)
         user = None
     else:
-        user = user_get(account, user_name)
-        authorize(ctx, resource=user.arn)
+        # Authorized before an unknown name is reported (entity_describe): a refused caller learns nothing about
+        # which users exist.
+        user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
+        assert isinstance(user, IamUser)  # noqa: S101 - narrows the shared lookup's return type
         existing = AccessKey.objects.filter(user=user)
     if existing.count() >= ACCESS_KEYS_PER_OWNER:
         raise errors.LimitExceededException(
@@ -389,9 +392,33 @@ def entity_list(*, ctx: OperationContext, account: Account, kind: str) -> QueryS
     return model.objects.filter(account=account).select_related("account").order_by("name", "pk")
 
 
+def refuse_as_unknown_elsewhere(ctx: OperationContext, *, account_id: str, kind: str, name: str) -> None:
+    """Another account's user, role or group: the engine refuses every request on another account's IAM resources
+    (no key policy can allow one), and the refusal must not tell which principals, or accounts, exist. So it is
+    decided on the ARN the name would have at path "/", before anything is looked up, and answered as an unknown
+    name is (NoSuchEntity, the same words): a principal that exists, one that does not, and one of an account that
+    does not exist get the same answer and leave the same audit event. Nothing for the operator, or in the
+    caller's own account (where identity policies decide, and `entity_describe` hides unknown names)."""
+    if ctx.caller.is_operator or account_id == ctx.caller.account_id:
+        return
+    try:
+        authorize(ctx, resource=ENTITY_KINDS[kind](account_id[:32], "/", name[:128]))
+    except errors.AccessDeniedException:
+        raise no_such_entity(kind, name) from None
+
+
+def entity_account(*, ctx: OperationContext, account_id: str, kind: str, name: str) -> Account:
+    """The account of the user, role or group a request names by account id and name; for another account,
+    whether it exists or not, NoSuchEntity for the name (`refuse_as_unknown_elsewhere`)."""
+    refuse_as_unknown_elsewhere(ctx, account_id=account_id, kind=kind, name=name)
+    return account_get(account_id)
+
+
 def entity_describe(*, ctx: OperationContext, account: Account, kind: str, name: str) -> Entity:
     """One user, role or group, once the caller may act on it. An unknown name is authorized on the ARN it would
-    have at path "/" before it is reported, so a caller without permission learns nothing about which exist."""
+    have at path "/" before it is reported, so a caller without permission learns nothing about which exist; a
+    principal of another account is answered as unknown (`refuse_as_unknown_elsewhere`)."""
+    refuse_as_unknown_elsewhere(ctx, account_id=account.account_id, kind=kind, name=name)
     found = entity_find(account, kind, name)
     unknown_arn = ENTITY_KINDS[kind](account.account_id, "/", name[:128])
     authorize(ctx, resource=found.arn if found is not None else unknown_arn)

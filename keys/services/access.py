@@ -128,13 +128,20 @@ class KeyQuestions:
                 self._policies[key.pk] = None
         return self._policies[key.pk]
 
+    def may_read(self, key: Key, reads: Sequence[str]) -> bool:
+        """Whether the caller may make every read of `reads` (`RULES`, `ACCESS_READS`, `ANALYSIS_READS`) on the
+        key, each decided as its request would be."""
+        return all(self.allows(key, action, condition_values=READ_VALUES.get(action)) for action in reads)
+
     def may_read_rules(self, key: Key) -> bool:
         """Whether the caller may read what decides access to the key: its policy (kms:GetKeyPolicy) and its tags
-        (kms:ListResourceTags, which conditions on aws:ResourceTag test). A decision trace quotes both, and an
-        analysis's results depend on both."""
-        return self.allows(key, "kms:GetKeyPolicy", condition_values=DEFAULT_POLICY_NAME) and self.allows(
-            key, "kms:ListResourceTags"
-        )
+        (kms:ListResourceTags, which conditions on aws:ResourceTag test). A decision trace quotes both."""
+        return self.may_read(key, RULES)
+
+    def may_analyse(self, key: Key) -> bool:
+        """Whether the caller may read everything an analysis of the key shows (`ANALYSIS_READS`): its policy and
+        tags, its grants (routes and findings name them) and its rotation status (a finding reports it)."""
+        return self.may_read(key, ANALYSIS_READS)
 
     def _caller_and_policies(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
         # By hand, not functools.cached_property: on Python 3.11 that holds one lock for every instance.
@@ -150,10 +157,23 @@ class KeyQuestions:
 # GetKeyPolicy's kms:PolicyName (a key has one policy, "default").
 DEFAULT_POLICY_NAME = {"kms:PolicyName": "default"}
 
+# What an answer about a key may be made of, each part named by the action of the request that returns it (AWS's
+# rule: a reader must be allowed the operation that returns the data). An answer that shows a part is refused
+# whole to a caller who may not make that read; nothing is left out of an answer that is given.
+# What decides access: the policy, and the tags that conditions on aws:ResourceTag test.
+RULES: tuple[str, ...] = ("kms:GetKeyPolicy", "kms:ListResourceTags")
+# Who may do what, and how: also the key's grants, which allow too (a simulation names the grant that allowed and
+# its trace notes each grant of the principal; a comparison's routes name grants).
+ACCESS_READS: tuple[str, ...] = (*RULES, "kms:ListGrants")
+# A key's analysis (its matrix and findings): also whether automatic rotation is on (the rotation finding).
+ANALYSIS_READS: tuple[str, ...] = (*ACCESS_READS, "kms:GetKeyRotationStatus")
+# The condition values those requests carry whatever their parameters.
+READ_VALUES: dict[str, Mapping[str, Any]] = {"kms:GetKeyPolicy": DEFAULT_POLICY_NAME}
 
-def may_read_rules_of(ctx: OperationContext, key_arn: str) -> bool:
-    """`KeyQuestions.may_read_rules` for the key of the caller's account that `key_arn` names (False when it names
-    none, or the question cannot be decided)."""
+
+def may_read_rules_of(ctx: OperationContext, key_arn: str, *, reads: Sequence[str] = RULES) -> bool:
+    """`KeyQuestions.may_read(key, reads)` (by default the rules: policy and tags) for the key of the caller's
+    account that `key_arn` names (False when it names none, or the question cannot be decided)."""
     key_id = key_arn.rsplit("/", 1)[-1]
     try:
         uuid.UUID(key_id)
@@ -166,7 +186,7 @@ def may_read_rules_of(ctx: OperationContext, key_arn: str) -> bool:
     if found is None:
         return False
     try:
-        return KeyQuestions(ctx).may_read_rules(found)
+        return KeyQuestions(ctx).may_read(found, reads)
     except errors.KmsError:  # e.g. a claimed integrated service the caller may not act as
         return False
 

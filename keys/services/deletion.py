@@ -145,7 +145,7 @@ def keys_destroy_due(now: datetime | None = None) -> JobRun:
         for pk, account_id, arn in due_keys(moment):
             try:
                 if key_destroy(key_pk=pk, account_id=account_id, key_arn=arn, now=moment) is not None:
-                    run.processed += 1
+                    run.count(account_id)
             except errors.KmsError as error:
-                run.fail(f"{arn}: {error}")
+                run.fail(f"{arn}: {error}", account_id=account_id)
     return run.run

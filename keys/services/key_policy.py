@@ -75,6 +75,18 @@ def key_policy_get(
     return key, key.policy
 
 
+def put_condition_values(policy_name: str, bypass_lockout: bool) -> dict[str, object]:
+    """The condition values of a PutKeyPolicy request (and of its dry run, the check of a draft)."""
+    return {"kms:PolicyName": policy_name, "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout}
+
+
+def key_for_policy_check(ctx: OperationContext, key_id: str) -> Key:
+    """The key a draft policy is checked against (kmsconsole:ValidateKeyPolicy), once a PutKeyPolicy request of
+    the caller without the bypass would be allowed on it: the check is that request's dry run, and tells as much
+    (which principals exist, in any account; whether the caller would lock itself out)."""
+    return key_for(ctx, key_id, condition_values=put_condition_values(DEFAULT_POLICY_NAME, False))
+
+
 def key_policy_put(
     *,
     ctx: OperationContext,
@@ -90,10 +102,7 @@ def key_policy_put(
         ctx,
         key_id,
         lock=True,
-        condition_values={
-            "kms:PolicyName": policy_name,
-            "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout,
-        },
+        condition_values=put_condition_values(policy_name, bypass_lockout),
     )
     _check_policy_name(policy_name)
     validate_key_policy(ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout)

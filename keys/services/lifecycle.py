@@ -8,12 +8,13 @@ from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
 from keys.models import Key, KeyState, Tag, key_arn
-from keys.services.access import key_for
+from keys.services.access import authorize_on_key, key_for
 from keys.services.key_policy import record_policy_version, validate_key_policy
 from keys.tag_rules import tags_from_request
+from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import page
-from kmsconsole.operations import OperationContext
+from kmsconsole.operations import OPERATIONS, OperationContext
 from policies.authorization import authorize
 from policies.selectors import account_get
 
@@ -102,6 +103,34 @@ def key_create(
 
 def key_describe(*, ctx: OperationContext, key_id: str) -> Key:
     return key_for(ctx, key_id)
+
+
+DESCRIBE_KEY = "DescribeKey"
+
+
+def key_describable(ctx: OperationContext, key: Key) -> bool:
+    """Whether a DescribeKey request by the caller on `key` (already resolved and checked by the current
+    operation) would be allowed: what a page showing the key's description, state and aliases beside another
+    operation's answer must ask first.
+
+    Decided by DescribeKey's own path (`authorize_on_key`: the key policy, identity policies, the key's tags and
+    condition values, and, DescribeKey being grantable, the caller's grants), from inside the current operation,
+    whose one audit event is the only record: the question's decision goes on a record of its own that is never
+    written, and the current operation's decision stays as it was. (`KeyQuestions` does not consult grants.)"""
+    if ctx.operation.name == DESCRIBE_KEY:
+        return True  # the current operation is the request: it was allowed, or nothing would be shown
+    operation = OPERATIONS[DESCRIBE_KEY]
+    question = OperationContext(
+        operation=operation,
+        caller=ctx.caller,
+        meta=ctx.meta,
+        audit=AuditRecord(operation=operation.name, meta=ctx.meta, caller=ctx.caller),
+    )
+    try:
+        authorize_on_key(question, key)
+    except errors.KmsError:  # refused, or a claimed integrated service the caller may not act as
+        return False
+    return True
 
 
 def key_list(*, ctx: OperationContext, limit: int, marker: str | None) -> tuple[list[Key], str | None]:

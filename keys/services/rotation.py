@@ -211,7 +211,8 @@ def key_rotate(*, ctx: OperationContext, key_id: str) -> KeyMaterial:
     return create_material(key, rotation_type=KeyMaterial.RotationType.AUTOMATIC)
 
 
-def _due_keys(now: datetime) -> list[tuple[int, datetime, int]]:
+def _due_keys(now: datetime) -> list[tuple[int, datetime, int, str]]:
+    """Keys whose automatic rotation is due: (pk, due date, period in days, account id), the most overdue first."""
     rows = (
         Key.objects.filter(
             rotation_enabled=True,
@@ -221,9 +222,11 @@ def _due_keys(now: datetime) -> list[tuple[int, datetime, int]]:
             origin="AWS_KMS",
         )
         .order_by("next_rotation_at", "pk")
-        .values_list("pk", "next_rotation_at", "rotation_period_days")[:ROTATION_SWEEP_BATCH]
+        .values_list("pk", "next_rotation_at", "rotation_period_days", "account__account_id")[
+            :ROTATION_SWEEP_BATCH
+        ]
     )
-    return [(pk, due, period) for pk, due, period in rows if period]
+    return [(pk, due, period, account_id) for pk, due, period, account_id in rows if period]
 
 
 def _following(due: datetime, period_days: int, now: datetime) -> datetime:
@@ -291,11 +294,11 @@ def key_rotate_due(*, now: datetime | None = None) -> JobRun:
     which failed and why (a failing key does not stop the others)."""
     with job_run(ROTATION_SWEEP_JOB) as run:
         moment = now or timezone.now()
-        for pk, due, period_days in _due_keys(moment):
+        for pk, due, period_days, account_id in _due_keys(moment):
             try:
                 if _rotate_if_claimed(pk, due=due, period_days=period_days, now=moment):
-                    run.processed += 1
+                    run.count(account_id)
             except errors.KmsError as error:
                 key = Key.objects.select_related("account").filter(pk=pk).first()
-                run.fail(f"{key.arn if key else f'key #{pk}'}: {error}")
+                run.fail(f"{key.arn if key else f'key #{pk}'}: {error}", account_id=account_id)
     return run.run

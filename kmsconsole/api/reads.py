@@ -2,7 +2,8 @@
 
 Each function takes the OperationContext of the KMS (or product) operation that covers the read, asks the engine
 first — exactly as the KMS endpoint's service does for that operation — and returns a queryset the view filters,
-orders and pages. Rows are always confined to the caller's account.
+orders and pages. Rows are always confined to the caller's account (job runs, which sweep every account, to the
+caller's share of each).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from keys import selectors
 from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.selectors import resolve_key
 from keys.services.access import KeyQuestions, key_for
-from keys.services.key_policy import validate_key_policy
+from keys.services.key_policy import key_for_policy_check, validate_key_policy
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors
-from kmsconsole.jobs.models import JobRun
+from kmsconsole.jobs.models import JobRun, ShownRun
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
@@ -102,8 +103,9 @@ def policy_version(ctx: OperationContext, *, key_id: str, version: int) -> KeyPo
 
 
 def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dict[str, Any]:
-    """Check a draft key policy as PutKeyPolicy would (parse, principals exist, lockout safety) without saving."""
-    key = key_for(ctx, key_id)
+    """Check a draft key policy as PutKeyPolicy would (parse, principals exist, lockout safety) without saving;
+    the caller must be allowed PutKeyPolicy on the key (`key_for_policy_check`)."""
+    key = key_for_policy_check(ctx, key_id)
     try:
         validate_key_policy(ctx, document=document, key_arn=key.arn, bypass_lockout=False)
     except errors.KmsError as exc:
@@ -126,6 +128,15 @@ def audit_event(ctx: OperationContext, *, event_id: str) -> AuditEvent:
 
 
 def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:
-    """Runs of the periodic jobs (deletion, rotation, grant propagation). kmsconsole:ListJobRuns."""
+    """Runs of the periodic jobs (deletion, rotation, grant propagation, the audit jobs). kmsconsole:ListJobRuns.
+
+    Every run, since each sweep runs over every account; what each shows is `shown_runs`."""
     authorize(ctx, resource="*")
     return JobRun.objects.all()
+
+
+def shown_runs(ctx: OperationContext, runs: Iterable[JobRun]) -> dict[int, ShownRun]:
+    """Each run as the caller may see it: its job and times, and of its counts and failures only those about the
+    caller's account (`JobRun.shown_to`). The operator sees every run whole."""
+    account_id = None if ctx.caller.is_operator else ctx.caller.account_id
+    return {run.pk: run.shown_to(account_id) for run in runs}

@@ -8,9 +8,12 @@ from rest_framework import serializers
 
 from keys.models import Key
 from kmsconsole.api.reads import ListedKey
+from kmsconsole.jobs.models import JobRun, ShownRun
 
 # The serializer context entry of what the key list may show of each key (kmsconsole.api.views.keys.KeyListView).
 LISTED_KEYS = "listed_keys"
+# The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
+SHOWN_RUNS = "shown_runs"
 
 # Inputs.
 
@@ -263,10 +266,30 @@ class AuditEventOutput(serializers.Serializer):
 
 
 class JobRunOutput(serializers.Serializer):
+    """A job run as the caller may see it (kmsconsole.api.reads.shown_runs): its counts and errors are the
+    caller's account's share of the run."""
+
     id = serializers.IntegerField()
     job = serializers.CharField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
-    processed = serializers.IntegerField()
-    error = serializers.CharField()
-    succeeded = serializers.BooleanField()
+    processed = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    succeeded = serializers.SerializerMethodField()
+
+    def get_processed(self, run: JobRun) -> int | None:
+        """Rows of the caller's account the run processed; null for a count about no account (the audit jobs')."""
+        return self._shown(run).processed
+
+    def get_error(self, run: JobRun) -> str:
+        """The run's failures about the caller's account's keys and grants, and that it failed for a reason
+        about no account (the reason itself is the operator's)."""
+        return self._shown(run).error
+
+    def get_succeeded(self, run: JobRun) -> bool:
+        return self._shown(run).succeeded
+
+    def _shown(self, run: JobRun) -> ShownRun:
+        shown: dict[int, ShownRun] = self.context.get(SHOWN_RUNS, {})
+        # Fail closed: a run nothing decided on shows its times only.
+        return shown.get(run.pk) or ShownRun(run.pk, run.job, run.started_at, run.finished_at, None, "")

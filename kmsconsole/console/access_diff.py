@@ -2,8 +2,9 @@
 (templates/console/_partials/access_diff.html).
 
 The comparison runs as kmsconsole:AnalyzeKeyAccess (policies.analyzer.services.key_policy_compare). A caller whose
-identity policies do not allow that action, or who may not read the key's policy and tags, is told so, without the
-attempt (which would leave a refusal in the audit trail on every review).
+identity policies do not allow that action, or who may not read the key's policy, tags and grants
+(`keys.services.access.ACCESS_READS`), is told so, without the attempt (which would leave a refusal in the audit
+trail on every review).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from keys.models import Key
-from keys.services.access import may_read_rules_of
+from keys.services.access import ACCESS_READS, may_read_rules_of
 from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.console.dispatch import attempt, console_caller, request_meta
 from kmsconsole.core.context import Caller
@@ -24,8 +25,8 @@ from policies.authorization import would_allow
 ANALYZE = "kmsconsole:AnalyzeKeyAccess"
 
 
-def _may_read_rules(request: HttpRequest, caller: Caller, key: Key) -> bool:
-    """The comparison also needs reading the key's policy and tags (policies.analyzer.services._gate)."""
+def _may_read_what_it_shows(request: HttpRequest, caller: Caller, key: Key) -> bool:
+    """The comparison also needs reading the key's policy, tags and grants (policies.analyzer.services._gate)."""
     meta = request_meta(request)
     question = OperationContext(
         operation=OPERATIONS[ANALYZE],
@@ -33,7 +34,7 @@ def _may_read_rules(request: HttpRequest, caller: Caller, key: Key) -> bool:
         meta=meta,
         audit=AuditRecord(operation=ANALYZE, meta=meta),
     )
-    return may_read_rules_of(question, key.arn)
+    return may_read_rules_of(question, key.arn, reads=ACCESS_READS)
 
 
 def access_diff_context(request: HttpRequest, key: Key, draft: str) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def access_diff_context(request: HttpRequest, key: Key, draft: str) -> dict[str,
     if (
         caller is None
         or not would_allow(caller, ANALYZE, key.arn)
-        or not _may_read_rules(request, caller, key)
+        or not _may_read_what_it_shows(request, caller, key)
     ):
         return {**context, "permitted": False}
     key_id = str(key.key_id)

@@ -1,8 +1,11 @@
 """The record every periodic job run leaves (DESIGN.md, Workers): `with job_run("name") as run: ...`.
 
 The row is written when the run starts, outside any transaction, so a run that never finishes (a killed worker)
-shows as started and unfinished. The job counts its work in `run.processed` and may note partial failures with
-`run.fail(...)`; an exception escaping the block is recorded and re-raised.
+shows as started and unfinished. The job counts its work with `run.count(account_id)` (or, for work that belongs
+to no account, `run.processed += 1`) and may note partial failures with `run.fail(..., account_id=...)`; an
+exception escaping the block is recorded (about no account) and re-raised. Naming the account of each count and
+failure is what lets each account see its own share of a sweep and nothing of the others'
+(`JobRun.shown_to`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.utils import timezone
 
@@ -37,9 +41,21 @@ class RunRecorder:
         self.run = run
         self.processed = 0
         self.failures: list[str] = []
+        self.by_account: dict[str, dict[str, Any]] = {}
 
-    def fail(self, what: str) -> None:
+    def _share(self, account_id: str) -> dict[str, Any]:
+        return self.by_account.setdefault(account_id, {"processed": 0, "errors": []})
+
+    def count(self, account_id: str) -> None:
+        """One row of `account_id` processed."""
+        self.processed += 1
+        self._share(account_id)["processed"] += 1
+
+    def fail(self, what: str, *, account_id: str = "") -> None:
+        """A failure, about a key or grant of `account_id` ("" for one about no account: shown to the operator
+        only, since its text may name anything)."""
         self.failures.append(what)
+        self._share(account_id)["errors"].append(what)
 
 
 @contextmanager
@@ -61,4 +77,20 @@ def _finish(recorder: RunRecorder) -> None:
     run.finished_at = timezone.now()
     run.processed = recorder.processed
     run.error = "; ".join(recorder.failures)[:ERROR_MAX_CHARS]
-    run.save(update_fields=["finished_at", "processed", "error"])
+    run.by_account = {
+        account_id: {"processed": share["processed"], "errors": _cut(share["errors"])}
+        for account_id, share in recorder.by_account.items()
+    }
+    run.save(update_fields=["finished_at", "processed", "error", "by_account"])
+
+
+def _cut(failures: list[str]) -> list[str]:
+    """An account's failures, at most ERROR_MAX_CHARS of them in all (as the run's error column)."""
+    kept: list[str] = []
+    left = ERROR_MAX_CHARS
+    for failure in failures:
+        if left <= 0:
+            break
+        kept.append(failure[:left])
+        left -= len(failure) + 2
+    return kept

@@ -6,12 +6,15 @@ neither does kmsconsole; instead the analyzer says which ones have outlived thei
 - ``access-key-old`` (low): an active key created more than ``MAX_AGE_DAYS`` days ago and still in use: rotate it
   (create a second key, move the callers, deactivate and delete the old one).
 
-Role-session keys expire on their own and are left out. The thresholds follow AWS Security Hub's IAM controls
-(access keys rotated within 90 days; unused credentials removed).
+Role-session keys expire on their own and are left out, and so are the keys of owners whose access keys the
+caller may not list (``may_list_keys_of``: iam:ListAccessKeys on the owner, as ListFindings decides it): a finding
+names the key, its owner and its age. The thresholds follow AWS Security Hub's IAM controls (access keys rotated
+within 90 days; unused credentials removed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,8 +55,11 @@ def _day(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d}"
 
 
-def access_key_findings(account_id: str, now: datetime) -> list[CredentialFinding]:
-    """The findings on the active long-term access keys of `account_id`, oldest key first."""
+def access_key_findings(
+    account_id: str, now: datetime, *, may_list_keys_of: Callable[[str], bool]
+) -> list[CredentialFinding]:
+    """The findings on the active long-term access keys of `account_id` whose owner's ARN (a user's, or the account
+    root's) `may_list_keys_of` accepts, oldest key first."""
     keys = (
         AccessKey.objects.filter(
             account__account_id=account_id,
@@ -67,6 +73,8 @@ def access_key_findings(account_id: str, now: datetime) -> list[CredentialFindin
     found = []
     for key in keys:
         owner = key.user.arn if key.user is not None else key.account.root_arn
+        if not may_list_keys_of(owner):
+            continue
         finding = _finding(key, owner, now)
         if finding is not None:
             found.append(CredentialFinding(key.access_key_id, owner, finding))

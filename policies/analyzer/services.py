@@ -3,32 +3,38 @@
 
 Who may do what (decided by the engine, recorded on the audit event; a refusal is AccessDeniedException):
 
-- ``kmsconsole:AnalyzeKeyAccess`` (``key_access_analyze``: the matrix and the findings of a key;
-  ``key_policy_compare``: who gains or loses access under a draft key policy) and ``kmsconsole:SimulatePolicy``
-  (``policy_simulate``) reveal what the key's policy says, so the caller must be allowed ``kms:GetKeyPolicy`` on
-  the key, decided as a GetKeyPolicy request would be (key policy, and IAM policies where the key policy lets
-  them count); they also reveal what its tags hold (conditions on ``aws:ResourceTag``), so
-  ``kms:ListResourceTags`` too, decided the same way; **and** the operation's own action in its identity
+- Each key operation needs the caller allowed every read of what its answer shows, each decided as that read's
+  own request would be (key policy, and IAM policies where the key policy lets them count; AWS's rule: a reader
+  must be allowed the operation that returns the data), **and** the operation's own action in its identity
   policies, on the key's ARN (a product action, like the other ``kmsconsole:`` actions: a key policy's ``kms:*``
-  does not grant it). The key must be in the caller's account. The principals analysed are every account's (so
+  does not grant it). A read refused refuses the whole answer (its action is named in the message); no answer is
+  given with parts left out. The reads (``keys.services.access``): the key's policy (``kms:GetKeyPolicy``) and
+  its tags (``kms:ListResourceTags``: a trace quotes a tag under a condition on ``aws:ResourceTag``, a draft
+  policy's yes or no tests a guess at one), and its grants (``kms:ListGrants``: grants allow too, and routes, a
+  simulation's answer and its trace name them) for ``kmsconsole:SimulatePolicy`` (``policy_simulate``) and
+  ``kmsconsole:AnalyzeKeyAccess``'s ``key_policy_compare`` (who gains or loses access under a draft key policy)
+  (``ACCESS_READS``); and for ``kmsconsole:AnalyzeKeyAccess``'s ``key_access_analyze`` (the matrix and the
+  findings of a key), whether automatic rotation is on (``kms:GetKeyRotationStatus``: a finding reports it) as well
+  (``ANALYSIS_READS``). The key must be in the caller's account. The principals analysed are every account's (so
   that access from other accounts, by the key policy, a grant or a condition on "*", is never under-reported);
   the principal simulated must be of the caller's account (another account's is "not found", as one that does not
   exist: simulating reads and quotes its identity policies). The operator simulates any account's principals.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
-  at a time) needs the action in the caller's identity policies (resource ``*``); keys whose policy or tags the
-  caller may not read (``kms:GetKeyPolicy``, ``kms:ListResourceTags``, decided by the engine as for real requests
-  from the caller, but not recorded per key) are left out and counted. To stay fast with many principals, its store
-  findings look only at the principals they are about: other accounts' principals the key policy names and "*", and
-  the account's principals whose identity policies allow every KMS action on every resource. The first page also
-  holds the findings on the account's long-term access keys (``policies/analyzer/credentials.py``: unused, or due
-  for rotation).
+  at a time) needs the action in the caller's identity policies (resource ``*``); keys on which the caller may not
+  make every read of ``ANALYSIS_READS`` (decided by the engine as for real requests from the caller, but not
+  recorded per key) are left out whole and counted. To stay fast with many principals, its store findings look
+  only at the principals they are about: other accounts' principals the key policy names and "*", and the
+  account's principals whose identity policies allow every KMS action on every resource. The first page also holds
+  the findings on the account's long-term access keys (``policies/analyzer/credentials.py``: unused, or due for
+  rotation), only of owners (a user, the account root) on whom the caller's ``iam:ListAccessKeys`` request would be
+  allowed (identity policies decide, as for that request; not recorded, and not counted).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,15 +43,22 @@ from django.utils import timezone
 
 from keys.models import Key
 from keys.selectors import ResolvedKey, resolve_key
-from keys.services.access import DEFAULT_POLICY_NAME, KeyQuestions, authorize_on_key
+from keys.services.access import (
+    ACCESS_READS,
+    ANALYSIS_READS,
+    READ_VALUES,
+    KeyQuestions,
+    authorize_on_key,
+)
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
+from policies import engine
 from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
 from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
 from policies.analyzer.principals import broad_iam, principal_for, store_principals
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
-from policies.authorization import authorize
+from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
 from policies.engine.analysis import AccessAnalyzer
 from policies.engine.findings import Severity
 from policies.engine.matrix import AccessChange, AccessMatrix
@@ -61,15 +74,17 @@ def _analysing_account(ctx: OperationContext) -> str | None:
     return None if ctx.caller.is_operator else ctx.caller.account_id
 
 
-def _gate(ctx: OperationContext, key_id: str) -> ResolvedKey:
-    """The key, once the caller may read its policy (kms:GetKeyPolicy) and its tags (kms:ListResourceTags), and
-    perform the operation's action on it in IAM (see the module docstring)."""
+def _gate(ctx: OperationContext, key_id: str, reads: Sequence[str]) -> ResolvedKey:
+    """The key, once the caller may make each read of `reads` on it (`keys.services.access.ACCESS_READS` or
+    `ANALYSIS_READS`: what the answer shows) and perform the operation's action on it in IAM (see the module
+    docstring). A refused read refuses the whole answer, with that action in the message."""
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
-    authorize_on_key(ctx, key, action="kms:GetKeyPolicy", condition_values=DEFAULT_POLICY_NAME)
-    # Decisions under conditions on aws:ResourceTag (a trace quotes the value; a draft policy's yes or no tests
-    # one, a prefix at a time with StringLike) tell what the key's tags hold.
-    authorize_on_key(ctx, key, action="kms:ListResourceTags")
+    # The policy and, through decisions under conditions on aws:ResourceTag (a trace quotes the value; a draft
+    # policy's yes or no tests one, a prefix at a time with StringLike), the tags; then the grants and the
+    # rotation status where the answer shows them.
+    for action in reads:
+        authorize_on_key(ctx, key, action=action, condition_values=READ_VALUES.get(action))
     authorize(ctx, resource=key.arn, resource_account=key.account.account_id)
     return resolved
 
@@ -84,7 +99,7 @@ class KeyAccessReport:
 
 def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport:
     """Every principal's access to every action on the key, and the key's findings."""
-    key = _gate(ctx, key_id).key
+    key = _gate(ctx, key_id, ANALYSIS_READS).key
     matrix = key_access(key, store_principals())
     return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
 
@@ -105,7 +120,7 @@ class PolicyComparison:
 
 def key_policy_compare(*, ctx: OperationContext, key_id: str, policy: str) -> PolicyComparison:
     """Who would gain or lose which action if `policy` replaced the key's policy (nothing is saved)."""
-    key = _gate(ctx, key_id).key
+    key = _gate(ctx, key_id, ACCESS_READS).key
     return PolicyComparison(key, key_access_diff(key, store_principals(), policy))
 
 
@@ -165,9 +180,10 @@ def findings_list(
     keys = _page_of_keys(account_id, after, limit)
     more = len(keys) > limit
     keys = keys[:limit]
-    # Findings follow from the policy and from conditions on the key's tags: only keys whose both the caller may read.
+    # Findings follow from the policy and conditions on the key's tags, and name grants and report rotation: only
+    # keys whose policy, tags, grants and rotation status the caller may all read (ANALYSIS_READS).
     questions = KeyQuestions(ctx)
-    readable = [key for key in keys if questions.may_read_rules(key)]
+    readable = [key for key in keys if questions.may_analyse(key)]
     # The principals the store findings are about: other accounts' and "*" (external access), and the account's
     # principals whose IAM policies allow every KMS action on every key (kms:* through delegation).
     principals = [
@@ -183,7 +199,7 @@ def findings_list(
         found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
     order = {value: index for index, value in enumerate(SEVERITIES)}
     found.sort(key=lambda item: order[item.finding.severity])
-    credentials = [] if after else access_key_findings(account_id, now)
+    credentials = [] if after else access_key_findings(account_id, now, may_list_keys_of=_key_lister(ctx))
     return FindingsPage(
         findings=found,
         keys_analysed=len(readable),
@@ -191,6 +207,30 @@ def findings_list(
         next_after=str(keys[-1].key_id) if more and keys else None,
         credentials=[item for item in credentials if wanted in (None, item.finding.severity)],
     )
+
+
+LIST_ACCESS_KEYS = "iam:ListAccessKeys"
+
+
+def _key_lister(ctx: OperationContext) -> Callable[[str], bool]:
+    """Whether the caller's iam:ListAccessKeys request on an owner (a user's ARN, or the account root's, as the
+    access-key operations authorize it) would be allowed: identity policies decide, as for the real request (its
+    address, transport and time), asked of the engine and recorded nowhere, once per owner."""
+    if ctx.caller.is_operator:
+        return lambda _owner: True
+    caller = readable_engine_caller(ctx.caller)
+    if caller is None:
+        return lambda _owner: False  # every request of a principal the engine cannot read is refused
+    policies = identity_policies(ctx.caller)
+    answers: dict[str, bool] = {}
+
+    def may_list_keys_of(owner_arn: str) -> bool:
+        if owner_arn not in answers:
+            request = request_context(ctx, caller, action=LIST_ACCESS_KEYS, resource=owner_arn)
+            answers[owner_arn] = engine.would_allow(request, key_policy=None, identity_policies=policies)
+        return answers[owner_arn]
+
+    return may_list_keys_of
 
 
 def _check_request(
@@ -224,7 +264,7 @@ def policy_simulate(
     draft_identity_policy: tuple[str, str] | None = None,
 ) -> Simulation:
     """Decide one request of `principal` as the engine would (see policies/analyzer/simulator.py)."""
-    resolved = _gate(ctx, key_id)
+    resolved = _gate(ctx, key_id, ACCESS_READS)
     _check_request(encryption_context, grant_tokens, source_ip)
     if draft_key_policy is not None:
         compiled_policy(draft_key_policy)  # a malformed draft is the caller's error, before anything else

@@ -10,7 +10,8 @@
 // <body hx-headers>; the JSON answer {valid, errors: [{line, column, message}], lockout, findings: [...]} marks each
 // error at its line and lists errors, the lockout warning and the findings in the report element (data-report, or
 // one made after the editor). The textarea stays in the form, kept in sync, so the form posts as it would without
-// JavaScript. data-current-url (GET, answers {"policy": "..."}) enables "Compare with the current policy".
+// JavaScript. Without data-validate-url (a reader's view of a key policy) nothing is checked as it is typed.
+// data-current-url (GET, answers {"policy": "..."}) enables "Compare with the current policy".
 //
 //   <div data-policy-merge data-original="#json-script-id" data-modified="#json-script-id"> server diff </div>
 //
@@ -170,6 +171,7 @@
     }
 
     function schedule() {
+      if (!root.dataset.validateUrl) return; // a reader's editor: the server checks nothing it may not save
       if (timer) clearTimeout(timer);
       timer = setTimeout(validate, DEBOUNCE_MS);
     }
@@ -249,7 +251,7 @@
     }
 
     // A draft the server already found problems in: mark them at their lines straight away.
-    if (textarea.getAttribute("aria-invalid") === "true") validate();
+    if (root.dataset.validateUrl && textarea.getAttribute("aria-invalid") === "true") validate();
   }
 
   function jsonFrom(selector) {

@@ -241,10 +241,46 @@ def test_simulating_on_a_key_needs_reading_its_tags(
     assert "kms:ListResourceTags" in refused.json()["error"]["message"]
     assert last_event("kmsconsole:SimulatePolicy").decision == "denied"
 
-    tag_reader = make_user("tag-reader", json.dumps(allow_all_of([*reader_actions, "kms:ListResourceTags"])))
+    # (The world's key has a grant, which a simulation names: kms:ListGrants too.)
+    tag_reader = make_user(
+        "tag-reader", json.dumps(allow_all_of([*reader_actions, "kms:ListResourceTags", "kms:ListGrants"]))
+    )
     answered = api_as(tag_reader).post("/api/v1/simulations", body, format="json")
     assert answered.status_code == 200, answered.content
     assert answered.json()["decision"] == "denied"
+
+
+def test_a_keys_analysis_needs_reading_its_grants_and_rotation(
+    world: World, make_user: Any, api_as: Any, admin_api: APIClient
+) -> None:
+    """The matrix's routes and the findings name the key's grants (the world's grant to the admin, without
+    constraints) and report whether rotation is on: GET …/access needs kms:ListGrants and kms:GetKeyRotationStatus
+    on the key as well, and GET /api/v1/findings leaves out, counted, the keys a caller may not read them of."""
+    rules = [
+        "kmsconsole:AnalyzeKeyAccess",
+        "kmsconsole:ListFindings",
+        "kms:GetKeyPolicy",
+        "kms:ListResourceTags",
+    ]
+    for name, missing, actions in (
+        ("no-grants", "kms:ListGrants", rules),
+        ("no-rotation", "kms:GetKeyRotationStatus", [*rules, "kms:ListGrants"]),
+    ):
+        client = api_as(make_user(name, json.dumps(allow_all_of(actions))))
+        refused = client.get(f"/api/v1/keys/{world.key}/access")
+        assert refused.status_code == 403, refused.content
+        assert (
+            missing in refused.json()["error"]["message"] and world.grant[:12] not in refused.content.decode()
+        )
+        assert last_event("kmsconsole:AnalyzeKeyAccess").decision == "denied"
+        page = client.get("/api/v1/findings").json()
+        assert (page["keys_analysed"], page["keys_hidden"], page["findings"]) == (0, 3, [])
+    reader = make_user(
+        "reader", json.dumps(allow_all_of([*rules, "kms:ListGrants", "kms:GetKeyRotationStatus"]))
+    )
+    answered = api_as(reader).get(f"/api/v1/keys/{world.key}/access")
+    assert answered.status_code == 200 and world.grant[:12] in answered.content.decode()
+    assert api_as(reader).get("/api/v1/findings").json()["keys_analysed"] == 3
 
 
 def allow_all_of(actions: list[str]) -> dict[str, Any]:

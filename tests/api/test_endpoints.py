@@ -3,6 +3,7 @@ event), an allowed principal gets the result and an allowed audit event with int
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from grants.models import Grant
 from keys.default_policies import default_key_policy
 from keys.models import Alias, Key, KeyMaterial, KeyPolicyVersion, Tag
 from kmsconsole.audit.models import AuditEvent
-from tests.api.conftest import World
+from tests.api.conftest import World, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +138,67 @@ def test_allowed_principal_gets_the_result_and_an_audit_event(
         assert snapshot() == before
     else:
         assert snapshot() != before
+
+
+def _policy_naming(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _allow(principal: str, *actions: str, **condition: Any) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": list(actions), "Resource": "*"}
+    return {**statement, "Condition": condition} if condition else statement
+
+
+def test_validating_a_key_policy_needs_put_key_policy(
+    world: World, make_user: Any, api_as: Any, partner: Any
+) -> None:
+    """A draft's check tells whether each principal it names exists, in any account, which AWS tells only through
+    PutKeyPolicy: the check is PutKeyPolicy's dry run, so it needs kms:PutKeyPolicy on the key, decided as a
+    PutKeyPolicy without the bypass would be. A reader of the policy is refused alike for a principal that exists
+    and one that does not."""
+    partner("bob")
+    root = _allow("arn:aws:iam::111122223333:root", "kms:*")
+    bob, ghost = "arn:aws:iam::444455556666:user/bob", "arn:aws:iam::444455556666:user/ghost"
+    path = f"/api/v1/keys/{world.key}/policy/validate"
+    reader = api_as(make_user("policy-reader", json.dumps(_identity("kms:GetKeyPolicy"))))
+    refusals = []
+    for principal in (bob, ghost):
+        refused = reader.post(
+            path, {"policy": _policy_naming(root, _allow(principal, "kms:Decrypt"))}, format="json"
+        )
+        assert refused.status_code == 403, refused.content
+        refusals.append(refused.json()["error"])
+        event = AuditEvent.objects.order_by("-seq").first()
+        assert (event.operation, event.decision) == ("kmsconsole:ValidateKeyPolicy", "denied")
+        assert event.caller_arn.endswith(":user/policy-reader")
+    assert refusals[0] == refusals[1] and "kms:PutKeyPolicy" in refusals[0]["message"]
+
+    editor = api_as(make_user("policy-editor", json.dumps(_identity("kms:GetKeyPolicy", "kms:PutKeyPolicy"))))
+    for principal, valid in ((bob, True), (ghost, False)):
+        checked = editor.post(
+            path, {"policy": _policy_naming(root, _allow(principal, "kms:Decrypt"))}, format="json"
+        )
+        assert checked.status_code == 200 and checked.json()["valid"] is valid, checked.content
+    assert AuditEvent.objects.order_by("-seq").first().decision == "allowed"
+
+    # A key policy that lets a key administrator put policies only without the bypass lets it check drafts.
+    key_admin = make_user("key-admin")
+    guarded = _policy_naming(
+        _allow(key_admin.arn, "kms:PutKeyPolicy", Bool={"kms:BypassPolicyLockoutSafetyCheck": "false"})
+    )
+    key = make_key("guarded", policy=guarded)
+    checked = api_as(key_admin).post(
+        f"/api/v1/keys/{key.key_id}/policy/validate", {"policy": guarded}, format="json"
+    )
+    # Answered, so allowed (the answer itself is the lockout check's, which decides a PutKeyPolicy without its
+    # condition values: policies.authorization.ensure_no_lockout).
+    assert checked.status_code == 200, checked.content
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.decision) == ("kmsconsole:ValidateKeyPolicy", "allowed")
+
+
+def _identity(*actions: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+    }

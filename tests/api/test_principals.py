@@ -228,6 +228,19 @@ def test_unknown_entity_is_403_without_permission_and_404_with_it(
     assert admin_api.delete("/api/v1/groups/devs/members/admin").status_code == 404
 
 
+def test_creating_an_access_key_tells_a_refused_caller_nothing_about_which_users_exist(
+    people: People, outsider_api: APIClient, admin_api: APIClient
+) -> None:
+    existing = outsider_api.post("/api/v1/users/alice/access-keys")
+    unknown = outsider_api.post("/api/v1/users/nobody/access-keys")
+    # Both refused (decided on the ARN the name would have, before anything is looked up), in the same words.
+    assert (existing.status_code, unknown.status_code) == (403, 403)
+    assert (
+        existing.json()["error"]["message"].replace("alice", "nobody") == unknown.json()["error"]["message"]
+    )
+    assert admin_api.post("/api/v1/users/nobody/access-keys").status_code == 404
+
+
 def test_a_caller_acts_only_in_its_own_account(people: People, partner: Any, admin_api: APIClient) -> None:
     stranger = partner("stranger", ALLOW_RANDOM.replace("kms:GenerateRandom", "*"))
     partner_account = Account.objects.get(account_id="444455556666")

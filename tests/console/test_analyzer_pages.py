@@ -296,3 +296,30 @@ def test_the_policy_review_without_reading_the_keys_tags_says_so_and_asks_nothin
     assert "kms:ListResourceTags" in page(response)
     assert "Who gains or loses access" in page(response)
     assert audit_events("kmsconsole:AnalyzeKeyAccess") == []
+
+
+def test_the_policy_review_without_reading_the_keys_grants_says_so_and_asks_nothing(
+    console: Console, make_user: Callable[..., Persona]
+) -> None:
+    """Grants allow too, and the comparison's routes name them: it also needs kms:ListGrants, and a caller without
+    it is told so before any attempt; the key's own analysis (its findings report rotation) needs
+    kms:GetKeyRotationStatus as well, and the access page says which read was refused."""
+    rules = ("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:ListResourceTags", "kmsconsole:AnalyzeKeyAccess")
+    editor = make_user("editor", identity_policy(*rules))
+    key = make_key(policy(ROOT))
+    draft = policy(ROOT, allow(editor.arn, "kms:DescribeKey", sid="Read"))
+    response = console(editor).post(
+        reverse("console:key-policy-review", args=[key.key_id]), {"policy": draft}
+    )
+    assert response.status_code == 200
+    assert "kms:ListGrants" in page(response) and "it needs kmsconsole:AnalyzeKeyAccess" in page(response)
+    assert audit_events("kmsconsole:AnalyzeKeyAccess") == []
+    # With the grants, the comparison answers; the key's analysis still needs the rotation status.
+    grant_reader = make_user("grant-reader", identity_policy(*rules, "kms:ListGrants"))
+    compared = console(grant_reader).post(
+        reverse("console:key-policy-review", args=[key.key_id]), {"policy": draft}
+    )
+    assert "Gain access" in page(compared)
+    matrix = console(grant_reader).get(reverse("console:key-access", args=[key.key_id]))
+    assert matrix.status_code == 403 and "kms:GetKeyRotationStatus" in page(matrix)
+    assert [event.decision for event in audit_events("kmsconsole:AnalyzeKeyAccess")] == ["allowed", "denied"]

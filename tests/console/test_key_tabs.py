@@ -1,18 +1,23 @@
-"""The Cryptographic configuration tab and the public key download."""
+"""The Cryptographic configuration tab and the public key download; and every tab's header (DescribeKey's answer)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.test import Client
+from django.utils import timezone
 
+from grants.models import Grant
 from keys.crypto import KeySpec, KeyUsage, key_algorithms
+from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona
 from tests.console.conftest import audit_events
-from tests.console.key_tab_helpers import assert_signin_redirect, make_key, url
+from tests.console.key_tab_helpers import assert_signin_redirect, make_grant, make_key, url
+from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +120,62 @@ def test_unknown_key_is_not_found(admin: Persona, console: Callable[..., Client]
     response = console(admin).get("/console/keys/00000000-0000-4000-8000-000000000000/crypto/")
     assert response.status_code == 404
     assert 'role="alert"' in response.content.decode()
+
+
+# The header: what DescribeKey answers, only where DescribeKey would be allowed ---------------------------------------
+
+HEADER_TABS = [
+    "key-aliases",
+    "key-tags",
+    "key-grants",
+    "key-rotation",
+    "key-policy",
+    "key-policy-versions",
+    "key-access",
+]
+# Every tab's own read, and nothing that allows DescribeKey (a key policy decision the default policy leaves to IAM).
+TAB_READS = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kms:List*", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy", "kmsconsole:*"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+
+
+def header(page: str) -> str:
+    """The key header of a tab's page: from the page head to the tabs."""
+    return page.split('<div class="page-head">', 1)[1].split('<nav class="tabs"', 1)[0]
+
+
+@pytest.mark.parametrize("tab", HEADER_TABS)
+def test_a_tab_shows_the_keys_description_and_state_only_where_describe_key_would_be_allowed(
+    tab: str, console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    key = make_key("the payroll master key")
+    reader = make_user("tab-reader", TAB_READS)
+    client = console(reader)
+    refused = client.get(url(tab, key))
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "the payroll master key" not in page and 'class="badge Enabled"' not in header(page)
+    assert f"<h1>{key.key_id}</h1>" in header(page)  # the header names the key by its id only
+    # A grant for DescribeKey allows it (DescribeKey is grantable): the header is shown.
+    grant = make_grant(key, reader.arn, "DescribeKey").grant
+    update_sealed(Grant.objects.filter(pk=grant.pk), effective_at=timezone.now())
+    allowed = header(client.get(url(tab, key)).content.decode())
+    assert "the payroll master key" in allowed and 'class="badge Enabled"' in allowed
+    # Decided inside the tab's own operation: no DescribeKey event, refused or allowed.
+    assert not AuditEvent.objects.filter(operation="DescribeKey", caller_arn=reader.arn).exists()
+
+
+def test_the_admins_tabs_keep_their_header(admin: Persona, console: Callable[..., Client]) -> None:
+    key = make_key("the payroll master key")
+    client = console(admin)
+    for tab in HEADER_TABS:
+        assert "the payroll master key" in header(client.get(url(tab, key)).content.decode()), tab

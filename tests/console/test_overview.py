@@ -28,12 +28,13 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.views.overview import PANEL_ROWS, time_left
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
-from kmsconsole.jobs.models import JobRun, WorkerHeartbeat
+from kmsconsole.jobs.models import FAILED_FOR_THE_OPERATOR, JobRun, WorkerHeartbeat
 from kmsconsole.operations import perform
 from policies.models import IamUser
 from tests.api.conftest import make_key
-from tests.conftest import Persona, as_operator
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 from tests.console.conftest import audit_events
+from tests.console.principals_support import ACCOUNT
 
 pytestmark = pytest.mark.django_db
 
@@ -229,7 +230,31 @@ def test_every_symmetric_key_rotating_is_an_empty_state(
 ) -> None:
     key = make_key("rotating")
     as_operator("EnableKeyRotation", lambda ctx: rotation.key_rotation_enable(ctx=ctx, key_id=key_id(key)))
-    assert "Every symmetric key rotates automatically." in panel(console(admin).get("/"), "rotation-heading")
+    assert "Every symmetric key whose rotation status you may read rotates automatically." in panel(
+        console(admin).get("/"), "rotation-heading"
+    )
+
+
+def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_rotation_status(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    hidden, shown = make_key("hidden"), make_key("shown")
+    statement = {"Effect": "Allow", "Action": "kms:GetKeyRotationStatus", "Resource": shown.arn}
+    reader = make_user(
+        "reader", allow("kms:ListKeys"), json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+    unrotated = panel(console(reader).get("/"), "rotation-heading")
+    [row] = body_rows(unrotated)
+    assert key_id(shown) in row and key_id(hidden) not in unrotated
+    # kms:ListKeys alone: the panel is the same as when every key rotates, and names no key.
+    lister = make_user("lister", allow("kms:ListKeys"))
+    response = console(lister).get("/")
+    unrotated = panel(response, "rotation-heading")
+    assert "Every symmetric key whose rotation status you may read rotates automatically." in unrotated
+    assert key_id(shown) not in unrotated and key_id(hidden) not in unrotated
+    assert re.search(r"All keys</th><td>2<", panel(response, "states-heading"))  # ListKeys still counts them
+    [event] = audit_events("ListKeys", caller_arn=lister.arn)  # the questions are recorded on its event only
+    assert event.decision == "allowed" and not audit_events("GetKeyRotationStatus")
 
 
 def test_keys_of_another_account_are_not_counted(
@@ -316,13 +341,23 @@ def test_uses_of_keys_pending_deletion_are_listed(console: Callable[..., Client]
 # --- Worker health ------------------------------------------------------------------------------------------------
 
 
-def run(job: str, started: datetime, *, finished: bool = True, error: str = "", processed: int = 0) -> JobRun:
+def run(
+    job: str,
+    started: datetime,
+    *,
+    finished: bool = True,
+    error: str = "",
+    processed: int = 0,
+    account_id: str = ACCOUNT,
+) -> JobRun:
+    """A run whose count and error are about `account_id`'s keys (as a sweep records them)."""
     return JobRun.objects.create(
         job=job,
         started_at=started,
         finished_at=started + timedelta(seconds=1) if finished else None,
         error=error,
         processed=processed,
+        by_account={account_id: {"processed": processed, "errors": [error] if error else []}},
     )
 
 
@@ -354,6 +389,39 @@ def test_worker_health_shows_heartbeats_and_each_jobs_last_run(
     assert "Failed" in rotation_row and "NotFoundException: key gone" in rotation_row
     assert PROPAGATION_SWEEP_JOB in propagation_row and "Never run" in propagation_row
     assert "some-other-job" not in workers
+
+
+def test_worker_health_shows_only_the_callers_share_of_each_run(
+    console: Callable[..., Client], admin: Persona, partner: Callable[..., Persona]
+) -> None:
+    now = timezone.now()
+    theirs = f"arn:aws:kms:us-east-1:{PARTNER_ACCOUNT}:key/11111111-1111-1111-1111-111111111111"
+    sweep = run(DELETION_SWEEP_JOB, now - timedelta(minutes=1), processed=2, account_id=PARTNER_ACCOUNT)
+    sweep.by_account[ACCOUNT] = {"processed": 3, "errors": ["ours went wrong"]}
+    sweep.by_account[PARTNER_ACCOUNT]["errors"] = [f"{theirs}: KMSInternalException"]
+    sweep.processed, sweep.error = 5, f"ours went wrong; {theirs}: KMSInternalException"
+    sweep.save()
+    # A run that failed for a reason about no account (or was recorded before runs named their accounts).
+    JobRun.objects.create(
+        job=ROTATION_SWEEP_JOB,
+        started_at=now - timedelta(minutes=2),
+        finished_at=now - timedelta(minutes=2),
+        processed=7,
+        error=f"{theirs}: NotFoundException",
+    )
+    deletion_row, rotation_row, *_ = body_rows_of_jobs(console(admin).get("/"))
+    assert "<td>3</td>" in deletion_row and "ours went wrong" in deletion_row and "Failed" in deletion_row
+    assert "Failed" in rotation_row and FAILED_FOR_THE_OPERATOR in rotation_row and "—" in rotation_row
+    assert theirs not in deletion_row + rotation_row and "<td>7</td>" not in rotation_row
+
+    partner_admin = partner("partner-admin", allow("kmsconsole:ListJobRuns"))
+    deletion_row, *_ = body_rows_of_jobs(console(partner_admin).get("/"))
+    assert "<td>2</td>" in deletion_row and theirs in deletion_row and "ours went wrong" not in deletion_row
+
+
+def body_rows_of_jobs(response: HttpResponse) -> list[str]:
+    *_, jobs = re.findall(r"<tbody>(.*?)</tbody>", panel(response, "workers-heading"), re.S)
+    return list(re.findall(r"<tr>(.*?)</tr>", jobs, re.S))
 
 
 def test_a_silent_worker_and_an_unfinished_run_are_flagged(

@@ -523,3 +523,69 @@ def test_identity_policy_check_gives_findings_with_their_line() -> None:
     assert result["valid"] is True and result["lockout"] == ""
     (finding,) = result["findings"]
     assert finding["id"] == "identity-full-kms-access" and finding["line"] == 3
+
+
+def test_a_reader_of_the_policy_gets_an_editor_that_checks_nothing(
+    key: Key, console: Console, make_user: Callable[..., Persona], partner: Callable[..., Persona]
+) -> None:
+    """Checking a draft is PutKeyPolicy's dry run: it tells whether each principal it names exists, in any
+    account. A caller who may read the policy but not put it gets an editor that checks nothing as it is typed
+    (no validation URL, a sentence saying why, no refused check in the trail), and a check it posts anyway is
+    refused alike for a principal that exists and one that does not."""
+    reader = make_user("reader", json.dumps(_identity("kms:GetKeyPolicy")))
+    partner("bob")
+    client = console(reader)
+    tab = client.get(url("key-policy", key), {"view": "json"})
+    assert tab.status_code == 200
+    assert "data-validate-url" not in page(tab) and url("key-policy-validate", key) not in page(tab)
+    assert "checking and saving a draft need kms:PutKeyPolicy on this key" in page(tab)
+    assert audit_events("kmsconsole:ValidateKeyPolicy") == []
+    refusals = []
+    for principal in ("arn:aws:iam::444455556666:user/bob", "arn:aws:iam::444455556666:user/ghost"):
+        draft = policy_of(ROOT, allow(principal, "kms:Decrypt"))
+        check = client.post(url("key-policy-validate", key), {"policy": draft})
+        assert check.status_code == 403 and "kms:PutKeyPolicy" in check.json()["error"]
+        refusals.append(check.json())
+    assert refusals[0] == refusals[1]
+    assert [event.decision for event in audit_events("kmsconsole:ValidateKeyPolicy")] == ["denied", "denied"]
+
+
+def test_a_key_administrator_checks_drafts_inline_reviews_and_saves(
+    console: Console, make_user: Callable[..., Persona]
+) -> None:
+    """A key administrator the key policy names (no IAM policy at all: kms:PutKeyPolicy comes from the policy)
+    keeps the whole editor: the live check marks a principal that does not exist where it is named, and a valid
+    draft goes through the review to the save."""
+    alice = make_user("alice")
+    key = console_shaped_key(administrators=[alice.arn], users=[])
+    client = console(alice)
+    tab = client.get(url("key-policy", key), {"view": "json"})
+    assert tab.status_code == 200
+    assert f'data-validate-url="{url("key-policy-validate", key)}"' in page(tab)
+    assert "policy-read-only" not in page(tab)
+    document = json.loads(key.policy)
+    ghost = f"arn:aws:iam::{ACCOUNT}:user/ghost"
+    document["Statement"].append(allow(ghost, "kms:Decrypt", sid="Ghost"))
+    draft = json.dumps(document, indent=2)
+    result = client.post(url("key-policy-validate", key), {"policy": draft}).json()
+    assert result["valid"] is False
+    (error,) = result["errors"]
+    assert f"{ghost} does not exist" in error["message"]
+    assert error["line"] == next(n for n, line in enumerate(draft.splitlines(), 1) if ghost in line)
+    document["Statement"][-1] = allow(alice.arn, "kms:DescribeKey", sid="Describe")
+    valid = json.dumps(document, indent=2)
+    assert client.post(url("key-policy-validate", key), {"policy": valid}).json()["valid"] is True
+    review = client.post(url("key-policy-review", key), {"policy": valid})
+    assert review.status_code == 200 and "Review the changes" in page(review)
+    saved = client.post(url("key-policy-save", key), {"policy": valid})
+    assert saved.status_code == 302
+    assert state(key)[0] == valid
+    decisions = [event.decision for event in audit_events("kmsconsole:ValidateKeyPolicy")]
+    assert decisions == ["allowed", "allowed", "allowed"]
+
+
+def _identity(*actions: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+    }

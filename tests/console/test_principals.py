@@ -6,14 +6,16 @@ the admin changes state and the console's audit event is written, bad input is a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from policies.models import IamGroup, IamRole, IamUser
-from tests.conftest import PARTNER_ACCOUNT, Persona
+from policies import services
+from policies.models import Account, IamGroup, IamRole, IamUser
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.principals_support import (
     ACCOUNT,
@@ -247,6 +249,65 @@ def test_outsider_is_refused_entity_pages(
     assert response.status_code == 403 and "Refused." in text(response)
     unique_id = MODELS[name].objects.get(name=target).unique_id
     assert unique_id not in text(response)
+
+
+def _page_text(response: Any) -> str:
+    """The page without what differs between two renders of it (the CSRF token)."""
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", text(response))
+    return re.sub(r'"X-CSRFToken": "[^"]*"', "", page)
+
+
+@pytest.mark.parametrize("kind", ["user", "role", "group"])
+def test_another_accounts_principal_is_answered_as_an_unknown_one(
+    kind: str, console: Console, admin: Persona, partner: Any
+) -> None:
+    partner(None)
+    other = Account.objects.get(account_id=PARTNER_ACCOUNT)
+    create = {"user": services.user_create, "role": services.role_create, "group": services.group_create}[
+        kind
+    ]
+    ghost = as_operator(
+        f"iam:Create{kind.capitalize()}",
+        lambda ctx: create(ctx=ctx, account=other, path="/team/", **{f"{kind}_name": "ghost"}),
+    )
+    client = console(admin)
+    existing = client.get(url(kind, PARTNER_ACCOUNT, "ghost"))
+    no_account = client.get(url(kind, "999999999999", "ghost"))
+    unknown = client.get(url(kind, PARTNER_ACCOUNT, "nobody"))
+    # The same answer, word for word, whether the principal, or even its account, exists or not.
+    assert [existing.status_code, no_account.status_code, unknown.status_code] == [404, 404, 404]
+    assert f"The {kind} with name ghost cannot be found." in text(existing)
+    assert _page_text(existing) == _page_text(no_account)
+    assert _page_text(unknown) == _page_text(existing).replace("ghost", "nobody")
+    assert ghost.arn not in text(existing) and "/team/" not in text(existing)
+    # And the same audit event, which the admin's account may read: no path, nothing that tells them apart.
+    events = audit_events(f"iam:Get{kind.capitalize()}", caller_arn=admin.arn)[-3:]
+    shapes = [
+        (e.decision, e.error_code, e.error_message, e.reason.replace("999999999999", PARTNER_ACCOUNT))
+        for e in events[:2]
+    ]
+    assert shapes[0] == shapes[1] and shapes[0][:2] == ("failed", "NoSuchEntity")
+    assert not any("/team/" in f"{e.reason} {e.error_message}" for e in events)
+
+
+def test_another_accounts_principal_pages_below_an_entity_are_answered_as_unknown(
+    console: Console, admin: Persona, partner: Any
+) -> None:
+    stranger = partner("stranger")
+    key_id = stranger.access_key_id
+    other = Account.objects.get(account_id=PARTNER_ACCOUNT)
+    as_operator(
+        "iam:CreateGroup", lambda ctx: services.group_create(ctx=ctx, account=other, group_name="partners")
+    )
+    client = console(admin)
+    for account_id, name in ((PARTNER_ACCOUNT, "stranger"), ("999999999999", "stranger")):
+        policy = client.get(url("identity-policy", account_id, "user", name, "policy-0"))
+        key = client.get(url("access-key-delete", account_id, name, key_id))
+        for response in (policy, key):
+            assert response.status_code == 404
+            assert "The user with name stranger cannot be found." in text(response)
+        member = client.post(url("group-member-add", account_id, "partners"), {"user_name": "stranger"})
+        assert member.status_code == 404 and "The group with name partners cannot be found." in text(member)
 
 
 def test_unknown_entity_is_404_for_the_admin(console: Console, admin: Persona) -> None:

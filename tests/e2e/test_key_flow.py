@@ -15,10 +15,12 @@ import pytest
 from grants.models import Grant
 from grants.services import grant_create
 from keys.models import Key
+from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import PASSWORD
 from tests.e2e.conftest import WatchedPage
 from tests.e2e.test_signin import sign_in
+from tests.policies.analyzer_support import identity_policy, make_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,3 +172,27 @@ def test_a_key_from_creation_to_refusal(
     assert "Refused." in refusal.inner_text() and "kms:Encrypt" in refusal.inner_text()
     assert page.locator("#try-ciphertext").count() == 0
     watched_page.screenshot("key-crypto-refused")
+
+
+def test_a_readers_policy_editor_checks_nothing_as_it_is_typed(
+    watched_page: WatchedPage, make_user: Callable[..., Persona]
+) -> None:
+    """Checking a draft needs kms:PutKeyPolicy: the editor of a caller who may only read the policy posts no check
+    as it is typed (none refused in the audit trail), and keeps the findings the page came with."""
+    reader = make_user("reader", identity_policy("kms:GetKeyPolicy"))
+    key = make_key()
+    page = watched_page.page
+    posted: list[str] = []
+    page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+    sign_in(watched_page, reader)
+    watched_page.goto(f"/console/keys/{key.key_id}/policy/?view=json")
+    page.locator("#policy-read-only").wait_for()
+    report = page.locator("#policy-report").inner_text()
+    editor = page.locator("[data-policy-editor] .cm-content")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.insert_text(" ")
+    page.wait_for_timeout(1500)  # past the editor's debounce
+    assert [url for url in posted if "/policy/validate/" in url] == []
+    assert page.locator("#policy-report").inner_text() == report
+    assert not AuditEvent.objects.filter(operation="kmsconsole:ValidateKeyPolicy").exists()

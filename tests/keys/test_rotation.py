@@ -394,7 +394,7 @@ def test_two_sweeps_racing_rotate_each_key_once(
     both_read = threading.Barrier(2, timeout=30)
     read_due_keys = rotation._due_keys
 
-    def due_keys_then_wait(now: datetime) -> list[tuple[int, datetime, int]]:
+    def due_keys_then_wait(now: datetime) -> list[tuple[int, datetime, int, str]]:
         rows = read_due_keys(now)
         both_read.wait()
         return rows

@@ -56,6 +56,8 @@ def deny(principal: Any, *actions: str, sid: str | None = None, **condition: Any
 
 
 ROOT = allow(ROOT_ARN, "kms:*", sid="Enable IAM User Permissions")
+# What a key's analysis shows, each read allowed as its own request: its policy, tags, grants, rotation status.
+ANALYSIS_READS = ("kms:GetKeyPolicy", "kms:ListResourceTags", "kms:ListGrants", "kms:GetKeyRotationStatus")
 
 
 def identity_policy(*actions: str, effect: str = "Allow", **condition: Any) -> str:

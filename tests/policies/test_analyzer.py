@@ -4,6 +4,7 @@ engine's decision took; "allowed when" for what only a request can decide; findi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from policies.engine.analysis import Access
 from policies.models import AccessKey, Account
 from tests.conftest import ALLOW_ALL, Persona, as_operator
 from tests.policies.analyzer_support import (
+    ANALYSIS_READS,
     PARTNER,
     PARTNER_ROOT,
     ROOT,
@@ -311,9 +313,7 @@ def test_who_may_analyze(
     analysis_only = make_user(
         "auditor", identity_policy("kmsconsole:AnalyzeKeyAccess", "kmsconsole:ListFindings")
     )
-    reader = make_user(
-        "reader", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy", "kms:ListResourceTags")
-    )
+    reader = make_user("reader", identity_policy("kmsconsole:AnalyzeKeyAccess", *ANALYSIS_READS))
     policy_only = make_user("policy-reader", identity_policy("kms:GetKeyPolicy"))
     # Decisions under conditions on aws:ResourceTag would tell what the key's tags hold.
     without_tags = make_user("no-tags", identity_policy("kmsconsole:AnalyzeKeyAccess", "kms:GetKeyPolicy"))
@@ -334,6 +334,104 @@ def test_who_may_analyze(
     assert hidden.pk not in {item.key.pk for item in page.findings}
     with pytest.raises(errors.AccessDeniedException):
         run_as(outsider, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+
+
+def test_grants_and_rotation_are_shown_only_to_who_may_read_them(
+    store: dict[str, Any], make_user: Callable[..., Persona]
+) -> None:
+    """A key's analysis names its grants (routes, the grant-without-constraints finding: ids, names, grantees) and
+    reports whether automatic rotation is on: it needs kms:ListGrants and kms:GetKeyRotationStatus on the key as
+    well, and is refused whole without either. A comparison and a simulation show grants (routes, the grant that
+    allowed) but not rotation: they need kms:ListGrants. ListFindings leaves such a key out whole, counted."""
+    key = make_key(policy(ROOT))  # symmetric, rotation off: the rotation-disabled finding
+    grant_id = grant(key, user_arn("named"), "Decrypt", name="payroll-batch")  # no constraints: a finding
+    operations = ("kmsconsole:AnalyzeKeyAccess", "kmsconsole:SimulatePolicy", "kmsconsole:ListFindings")
+    rules = ("kms:GetKeyPolicy", "kms:ListResourceTags")
+    rules_reader = make_user("rules-reader", identity_policy(*operations, *rules))
+    grant_reader = make_user("grant-reader", identity_policy(*operations, *rules, "kms:ListGrants"))
+    reader = make_user("reader", identity_policy(*operations, *ANALYSIS_READS))
+    key_id = str(key.key_id)
+
+    def analyse(ctx: Any) -> Any:
+        return analyzer.key_access_analyze(ctx=ctx, key_id=key_id)
+
+    def compare(ctx: Any) -> Any:
+        draft = policy(ROOT, allow(user_arn("dev"), "kms:Decrypt", sid="Dev"))
+        return analyzer.key_policy_compare(ctx=ctx, key_id=key_id, policy=draft)
+
+    def simulate(ctx: Any) -> Any:
+        return analyzer.policy_simulate(
+            ctx=ctx, principal=user_arn("named"), action="kms:Decrypt", key_id=key_id
+        )
+
+    def listing(ctx: Any) -> Any:
+        return analyzer.findings_list(ctx=ctx)
+
+    def refusal(persona: Persona, operation: str, work: Callable[[Any], Any]) -> str:
+        with pytest.raises(errors.AccessDeniedException) as refused:
+            run_as(persona, operation, work)
+        event = AuditEvent.objects.filter(operation=operation).order_by("-seq").first()
+        assert event is not None and (event.decision, event.caller_arn) == ("denied", persona.arn)
+        assert grant_id not in refused.value.message and "payroll-batch" not in refused.value.message
+        return refused.value.message
+
+    assert "kms:ListGrants" in refusal(rules_reader, "kmsconsole:AnalyzeKeyAccess", analyse)
+    assert "kms:ListGrants" in refusal(rules_reader, "kmsconsole:AnalyzeKeyAccess", compare)
+    assert "kms:ListGrants" in refusal(rules_reader, "kmsconsole:SimulatePolicy", simulate)
+    assert "kms:GetKeyRotationStatus" in refusal(grant_reader, "kmsconsole:AnalyzeKeyAccess", analyse)
+    # Grants without rotation: the comparison and the simulation answer.
+    assert run_as(grant_reader, "kmsconsole:AnalyzeKeyAccess", compare).key.pk == key.pk
+    simulation = run_as(grant_reader, "kmsconsole:SimulatePolicy", simulate)
+    assert simulation.allowed and simulation.decision.grant_id == grant_id
+    for persona in (rules_reader, grant_reader):
+        page = run_as(persona, "kmsconsole:ListFindings", listing)
+        assert (page.keys_analysed, page.keys_hidden, page.findings) == (0, 1, [])
+    # Allowed every read: the analysis and the findings name the grant and report rotation.
+    found = findings_of(analyze(key, reader))
+    assert grant_id[:12] in found["grant-without-constraints"].finding.detail
+    assert (
+        "payroll-batch" in found["grant-without-constraints"].finding.detail and "rotation-disabled" in found
+    )
+    page = run_as(reader, "kmsconsole:ListFindings", listing)
+    assert (page.keys_analysed, page.keys_hidden) == (1, 0)
+    assert {"grant-without-constraints", "rotation-disabled"} <= {item.finding.id for item in page.findings}
+
+
+def test_access_key_findings_only_of_owners_whose_keys_the_caller_may_list(
+    account: Account, admin: Persona, make_user: Callable[..., Persona]
+) -> None:
+    """A credential finding names an access key, its owner and its age: ListFindings shows it only to a caller
+    whose iam:ListAccessKeys request on the owner (a user, or the account root) would be allowed."""
+    alpha, beta = make_user("alpha"), make_user("beta")
+    root_key = as_operator(
+        "iam:CreateAccessKey",
+        lambda ctx: services.access_key_create(ctx=ctx, account=account, user_name=None),
+    )
+    old = [alpha.access_key_id, beta.access_key_id, root_key.access_key_id]
+    AccessKey.objects.filter(access_key_id__in=old).update(created_at=timezone.now() - timedelta(days=120))
+    alpha_only = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "kmsconsole:ListFindings", "Resource": "*"},
+                {"Effect": "Allow", "Action": "iam:ListAccessKeys", "Resource": alpha.arn},
+            ],
+        }
+    )
+    auditor = make_user("auditor", alpha_only)
+    findings_only = make_user("findings-only", identity_policy("kmsconsole:ListFindings"))
+
+    def credentials(persona: Persona) -> dict[str, str]:
+        page = run_as(persona, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+        return {item.access_key_id: item.owner_arn for item in page.credentials}
+
+    assert credentials(admin) == {
+        alpha.access_key_id: alpha.arn,
+        beta.access_key_id: beta.arn,
+        root_key.access_key_id: ROOT_ARN,
+    }
+    assert credentials(auditor) == {alpha.access_key_id: alpha.arn}
+    assert credentials(findings_only) == {}
 
 
 def test_a_draft_policy_compared_with_the_current_one(store: dict[str, Any]) -> None:

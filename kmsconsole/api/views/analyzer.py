@@ -83,7 +83,8 @@ class KeyAccessView(APIView):
     @extend_schema(
         tags=TAG,
         summary="Who can perform each KMS action on the key, and how; the key's findings "
-        "(kmsconsole:AnalyzeKeyAccess, which also needs kms:GetKeyPolicy and kms:ListResourceTags on the key)",
+        "(kmsconsole:AnalyzeKeyAccess, which also needs kms:GetKeyPolicy, kms:ListResourceTags, kms:ListGrants and "
+        "kms:GetKeyRotationStatus on the key)",
         responses=a.KeyAccessOutput,
     )
     def get(self, request: Request, key_id: str) -> Response:
@@ -97,7 +98,8 @@ class KeyPolicyCompareView(APIView):
     @extend_schema(
         tags=TAG,
         summary="Who would gain or lose which action if a draft replaced the key's policy (nothing is saved; "
-        "kmsconsole:AnalyzeKeyAccess)",
+        "kmsconsole:AnalyzeKeyAccess, which also needs kms:GetKeyPolicy, kms:ListResourceTags and kms:ListGrants on "
+        "the key)",
         request=a.PolicyCompareInput,
         responses=a.PolicyComparisonOutput,
     )
@@ -152,7 +154,8 @@ class SimulationView(APIView):
     @extend_schema(
         tags=TAG,
         summary="Decide one request of a principal as the policy engine would, with draft policies if given "
-        "(kmsconsole:SimulatePolicy, which also needs kms:GetKeyPolicy and kms:ListResourceTags on the key)",
+        "(kmsconsole:SimulatePolicy, which also needs kms:GetKeyPolicy, kms:ListResourceTags and kms:ListGrants on "
+        "the key)",
         request=a.SimulationInput,
         responses=a.SimulationOutput,
     )

@@ -78,7 +78,8 @@ class KeyPolicyView(APIView):
 class KeyPolicyValidateView(APIView):
     @extend_schema(
         tags=TAG,
-        summary="Check a draft policy as PutKeyPolicy would (syntax, principals, lockout), without saving it",
+        summary="Check a draft policy as PutKeyPolicy would (syntax, principals, lockout), without saving it "
+        "(kmsconsole:ValidateKeyPolicy, a dry run of PutKeyPolicy: needs kms:PutKeyPolicy on the key)",
         request=s.PolicyValidateInput,
         responses=s.PolicyValidationOutput,
     )

@@ -282,9 +282,13 @@ class JobRunListView(OperationListView):
     def rows(self, ctx: OperationContext) -> QuerySet[JobRun]:
         return reads.job_runs(ctx)
 
+    def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
+        return {s.SHOWN_RUNS: reads.shown_runs(ctx, rows)}
+
     @extend_schema(
         tags=["jobs"],
-        summary="Runs of the periodic jobs (deletion, rotation, grant propagation), newest first",
+        summary="Runs of the periodic jobs (deletion, rotation, grant propagation), newest first; counts and "
+        "errors are the caller's account's share of each run",
         responses=s.JobRunOutput(many=True),
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -14,9 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from keys.services import lifecycle
 from kmsconsole.console.dispatch import attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.views.key_tabs import failure_status, key_params
+from kmsconsole.operations import OperationContext
 from policies.analyzer import services
 from policies.engine.analysis import Access
 
@@ -78,18 +80,19 @@ def _rows(report: services.KeyAccessReport) -> list[dict[str, Any]]:
 def key_access(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET: who can perform each action on the key, by which route, and the key's findings."""
     key_id_text = str(key_id)
-    outcome = attempt(
-        request,
-        "kmsconsole:AnalyzeKeyAccess",
-        lambda ctx: services.key_access_analyze(ctx=ctx, key_id=key_id_text),
-        params=key_params(key_id_text),
-    )
+
+    def work(ctx: OperationContext) -> tuple[services.KeyAccessReport, bool]:
+        report = services.key_access_analyze(ctx=ctx, key_id=key_id_text)
+        return report, lifecycle.key_describable(ctx, report.key)
+
+    outcome = attempt(request, "kmsconsole:AnalyzeKeyAccess", work, params=key_params(key_id_text))
     context: dict[str, Any] = {**key_tab_context(key_id_text, "policy"), "key": None, "error": outcome.error}
     if not outcome.ok or outcome.value is None:
         return render(request, "console/key_access.html", context, status=failure_status(outcome.code))
-    report = outcome.value
+    report, key_described = outcome.value
     context.update(
         key=report.key,
+        key_described=key_described,
         actions=[action.removeprefix("kms:") for action in report.matrix.actions],
         rows=_rows(report),
         findings=report.findings,

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from keys.selectors import resolve_key
-from keys.services import aliases
+from keys.services import aliases, lifecycle
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
@@ -67,7 +67,7 @@ def _aliases_page(
     def work(ctx: OperationContext) -> dict[str, Any]:
         rows = list(reads.account_aliases(ctx, key_id=key_id))
         key = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation).key
-        return {"key": key, "aliases": rows}
+        return {"key": key, "key_described": lifecycle.key_describable(ctx, key), "aliases": rows}
 
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
     listed = attempt(request, "ListAliases", work, params={"KeyId": key_id})

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from grants import services as grant_services
 from grants.models import Grant
 from grants.selectors import EQUALS, SUBSET
+from keys.services import lifecycle
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import kept_form, sudo_required, sudo_required_keeping_form
@@ -84,7 +85,13 @@ def _grants_page(
         key, grants = reads.key_grants(ctx, key_id=key_id)
         page = Paginator(grants, GRANTS_PER_PAGE).get_page(page_number)
         confirm = grants.filter(grant_id=confirm_grant_id).first() if confirm_grant_id else None
-        return {"key": key, "page": page, "rows": list(page.object_list), "confirm": confirm}
+        return {
+            "key": key,
+            "key_described": lifecycle.key_describable(ctx, key),
+            "page": page,
+            "rows": list(page.object_list),
+            "confirm": confirm,
+        }
 
     page = TabPage(request, key_id, TAB, LIST_TEMPLATE, action)
     listed = attempt(request, "ListGrants", work, params=key_params(key_id))
@@ -271,7 +278,7 @@ def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
         operations=grant_services.grant_operations_for(key),
         account_id=key.account.account_id,
     )
-    context: dict[str, Any] = {"key": key, "form": form}
+    context: dict[str, Any] = {"key": key, "key_described": True, "form": form}  # read by DescribeKey
     if request.method != "POST":
         return page.render(context)
     if not form.is_valid():
@@ -297,15 +304,17 @@ def key_grant_created(request: HttpRequest, key_id: UUID) -> HttpResponse:
         return HttpResponseRedirect(reverse("console:key-grants", args=[key_id_text]))
     del request.session[NEW_GRANT_SESSION_KEY]
 
-    def work(ctx: OperationContext) -> tuple[Any, Grant | None]:
+    def work(ctx: OperationContext) -> tuple[Any, Grant | None, bool]:
         key, grants = reads.key_grants(ctx, key_id=key_id_text)
-        return key, grants.filter(grant_id=new["grant_id"]).first()
+        return key, grants.filter(grant_id=new["grant_id"]).first(), lifecycle.key_describable(ctx, key)
 
     listed = attempt(request, "ListGrants", work, params=key_params(key_id_text, GrantId=new["grant_id"]))
     context: dict[str, Any] = {"form": None, "grant_id": new["grant_id"], "grant_token": new["token"]}
     if listed.ok:
-        key, grant = listed.value
-        context.update(key=key, created=GrantRow.of(grant, timezone.now()) if grant else None)
+        key, grant, described = listed.value
+        context.update(
+            key=key, key_described=described, created=GrantRow.of(grant, timezone.now()) if grant else None
+        )
     else:
         context.update(key=None, list_error=listed.error)
     context["propagation_seconds"] = settings.KMS_GRANT_PROPAGATION_SECONDS

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from grants.services import key_type
 from keys.models import Key, KeyMaterial
-from keys.services import rotation
+from keys.services import lifecycle, rotation
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.views.key_tabs import TabPage, act, describe, key_params
 from kmsconsole.operations import OperationContext
@@ -80,21 +80,24 @@ def _rotation_page(
 ) -> HttpResponse:
     """The tab; `form` keeps what was typed in the period field, a failed `action` adds its message."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
-    found = attempt(
-        request,
-        "GetKeyRotationStatus",
-        lambda ctx: rotation.key_rotation_status(ctx=ctx, key_id=key_id),
-        params=key_params(key_id),
-    )
+
+    def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool]:
+        settings = rotation.key_rotation_status(ctx=ctx, key_id=key_id)
+        return settings, lifecycle.key_describable(ctx, settings.key)
+
+    found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
     if found.code == NOT_ROTATABLE:
         described = describe(request, key_id)
         if not described.ok:
             return page.refuse(described)
         key = described.value
-        return page.render({"key": key, "rotatable": False, "kind": key_type(key)}, status=status)
+        context = {"key": key, "key_described": True, "rotatable": False, "kind": key_type(key)}
+        return page.render(context, status=status)
     if not found.ok:
         return page.refuse(found)
-    return page.render(_rotatable_context(request, key_id, found.value, form), status=status)
+    settings, key_described = found.value
+    context = _rotatable_context(request, key_id, settings, form)
+    return page.render({**context, "key_described": key_described}, status=status)
 
 
 def _rotatable_context(

@@ -3,8 +3,11 @@ with the public key download. Grants, rotation, aliases and tags live in key_gra
 and key_tags.
 
 Each tab is one read through `attempt()` (the operation AWS would use: DescribeKey, ListGrants, ...), which also
-gives the key for the page header. A refused or failed read still renders the tab, with the reason in words and
-the status that fits it (403 refused, 404 unknown, 400 otherwise), so the other tabs stay one click away.
+gives the key for the page header. The header shows what DescribeKey answers (description, state, alias), so a tab
+whose read is another operation shows it only where a DescribeKey request would be allowed, asked inside that
+read (`key_described`: keys.services.lifecycle.key_describable); otherwise the header is the key id. A refused
+or failed read still renders the tab, with the reason in words and the status that fits it (403 refused, 404
+unknown, 400 otherwise), so the other tabs stay one click away.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def failure_status(code: str) -> int:
 class TabPage:
     """One answer of a key tab: its template, and the action (if any) that led here, whose failure it shows.
 
-    `context["key"]` is the Key the tab's read returned; without it the page shows the key id and the tabs."""
+    `context["key"]` is the Key the tab's read returned; without it, or without `context["key_described"]`, the
+    page's header shows the key id and the tabs."""
 
     request: HttpRequest
     key_id: str
@@ -146,6 +150,7 @@ def crypto_page(
     metadata = key_metadata(key)
     context: dict[str, Any] = {
         "key": key,
+        "key_described": True,  # the tab's read is DescribeKey
         "metadata": metadata,
         "algorithms": [(label, metadata[field]) for field, label in ALGORITHM_FIELDS if field in metadata],
         "asymmetric": key_type(key) == ASYMMETRIC,

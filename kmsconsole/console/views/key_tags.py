@@ -11,11 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from keys import tag_rules
-from keys.models import Tag
-from keys.services import tags
+from keys.models import Key, Tag
+from keys.services import lifecycle, tags
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, key_params
+from kmsconsole.operations import OperationContext
 
 TAB = "tags"
 TEMPLATE = "console/key_tags.html"
@@ -53,21 +54,22 @@ def _tags_page(
 ) -> HttpResponse:
     """The tab; `form` keeps what was typed (or, with ?tag_key=, starts from that tag to change its value)."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
-    listed = attempt(
-        request,
-        "ListResourceTags",
+
+    def work(ctx: OperationContext) -> tuple[Key, list[Tag], bool]:
         # One page holds every tag: a key has at most TAGS_PER_KEY, and LIST_TAGS_MAX_LIMIT is no fewer.
-        lambda ctx: tags.key_tags_list(ctx=ctx, key_id=key_id, limit=tags.LIST_TAGS_MAX_LIMIT),
-        params=key_params(key_id),
-    )
+        key, rows, _ = tags.key_tags_list(ctx=ctx, key_id=key_id, limit=tags.LIST_TAGS_MAX_LIMIT)
+        return key, list(rows), lifecycle.key_describable(ctx, key)
+
+    listed = attempt(request, "ListResourceTags", work, params=key_params(key_id))
     if not listed.ok:
         return page.refuse(listed)
-    key, rows, _ = listed.value
+    key, rows, described = listed.value
     if form is None:
         editing = next((tag for tag in rows if tag.tag_key == request.GET.get("tag_key")), None)
         initial = {"tag_key": editing.tag_key, "tag_value": editing.tag_value} if editing else {}
         form = TagForm(initial=initial)
-    return page.render({"key": key, "tags": rows, "form": form, "rules": TAG_RULES}, status=status)
+    context = {"key": key, "key_described": described, "tags": rows, "form": form, "rules": TAG_RULES}
+    return page.render(context, status=status)
 
 
 @console_view

@@ -3,9 +3,12 @@ keys that never rotate, recent refusals, uses of keys pending deletion, and whet
 rotate and propagate are alive.
 
 Three reads, each one operation through `attempt()` (so each is authorized and audited): ListKeys for the key
-panels, kmsconsole:ListAuditEvents for the audit panels and kmsconsole:ListJobRuns for worker health. A principal
-refused one of them sees that panel say so; the others still show. Every read is an aggregate or a short,
-index-ordered slice, so the page costs the same number of queries at ten keys or a hundred thousand.
+panels (the keys without rotation only where the key policy would let the caller ask GetKeyRotationStatus),
+kmsconsole:ListAuditEvents for the audit panels and kmsconsole:ListJobRuns for worker health (each run's counts
+and errors limited to the caller's account's share: the sweeps run over every account). A principal refused one
+of them sees that panel say so; the others still show. Every read is an aggregate or a short,
+index-ordered slice (the rotation panel decides on at most UNROTATED_CHECKED keys), so the page costs the same
+number of queries at ten keys or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from django.views.decorators.http import require_safe
 from grants.services import PROPAGATION_SWEEP_JOB
 from keys.crypto import KeySpec
 from keys.models import Key, KeyState
-from keys.services.access import PENDING_DELETION_USE
+from keys.services.access import PENDING_DELETION_USE, KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
@@ -36,7 +39,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
 from kmsconsole.audit.verification import VERIFY_JOB
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
-from kmsconsole.jobs.models import JobRun, WorkerHeartbeat
+from kmsconsole.jobs.models import ShownRun, WorkerHeartbeat
 from kmsconsole.operations import OperationContext
 
 # Rows per list panel: the overview points at problems; the key list and the audit dashboard hold the rest.
@@ -56,6 +59,9 @@ PERIODIC_JOBS = (
 NEVER_ROTATES = Q(key_spec=KeySpec.SYMMETRIC_DEFAULT, origin="AWS_KMS", rotation_enabled=False) & ~Q(
     state=KeyState.PENDING_DELETION
 )
+# How many of the oldest such keys the rotation panel decides on (each a key policy decision): a bound on what the
+# page costs, whatever the number of keys.
+UNROTATED_CHECKED = 100
 _AUDIT_COLUMNS = ("seq", "time", "caller_arn", "operation", "key_arn", "error_code", "decision", "notable")
 
 Value = TypeVar("Value")
@@ -147,15 +153,26 @@ def _state_url(state: str) -> str:
     return f"{reverse('console:keys')}?{urlencode({'state': state})}"
 
 
+def _unrotated(ctx: OperationContext, keys: QuerySet[Key]) -> tuple[list[KeyRow], int]:
+    """The oldest keys without automatic rotation whose rotation status the caller may read, and how many of the
+    UNROTATED_CHECKED oldest keys without it are such keys. ListKeys is IAM-only; whether a key rotates is
+    GetKeyRotationStatus's answer, decided by the key's policy: each key is decided on as that request would be
+    (`KeyQuestions`, recorded nowhere but on the overview's ListKeys event), as the REST key list does for its
+    `rotation_enabled`. A key the caller may not ask about is left out, and counted nowhere."""
+    candidates = keys.filter(NEVER_ROTATES).order_by("created_at", "pk").prefetch_related("aliases", "tags")
+    questions = KeyQuestions(ctx)
+    readable = [
+        key for key in candidates[:UNROTATED_CHECKED] if questions.allows(key, "kms:GetKeyRotationStatus")
+    ]
+    return [KeyRow(key=key, url=_key_url(key.key_id)) for key in readable[:PANEL_ROWS]], len(readable)
+
+
 def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
     """ListKeys (IAM-only, every key of the caller's account): counts by state and the two key lists."""
     keys = reads.account_keys(ctx).prefetch_related(None)
-    # One GROUP BY gives the state counts and, beside them, how many keys in each state never rotate.
-    grouped = list(
-        keys.order_by().values("state").annotate(n=Count("pk"), unrotated=Count("pk", filter=NEVER_ROTATES))
-    )
+    grouped = list(keys.order_by().values("state").annotate(n=Count("pk")))
     counts = {row["state"]: row["n"] for row in grouped}
-    unrotated_total = sum(row["unrotated"] for row in grouped)
+    unrotated, unrotated_total = _unrotated(ctx, keys)
     labels = dict(KeyState.choices)
     shown = [state for state in KeyState.values if state in ALWAYS_COUNTED or counts.get(state)]
     # A state this version does not know (a newer row) still counts.
@@ -167,7 +184,7 @@ def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
         states=[StateCount(s, labels.get(s, s), counts.get(s, 0), _state_url(s)) for s in shown],
         pending=_key_rows(soonest, pending_total, now),
         pending_total=pending_total,
-        unrotated=_key_rows(keys.filter(NEVER_ROTATES).order_by("created_at", "pk"), unrotated_total),
+        unrotated=unrotated,
         unrotated_total=unrotated_total,
     )
 
@@ -221,7 +238,7 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
 class JobStatus:
     job: str
     label: str
-    run: JobRun | None
+    run: ShownRun | None
 
     @property
     def result(self) -> str:
@@ -252,13 +269,16 @@ class WorkerHealth:
 
 
 def worker_health(ctx: OperationContext, now: datetime) -> WorkerHealth:
-    """kmsconsole:ListJobRuns: the last run of each periodic job, and the workers' heartbeats beside them."""
+    """kmsconsole:ListJobRuns: the last run of each periodic job (its counts and errors the caller's account's share
+    of it), and the workers' heartbeats beside them."""
     runs = reads.job_runs(ctx)
     newest = Q()
     for job, _label in PERIODIC_JOBS:
         # A scalar subquery per job, ORed into one query; each walks the started_at index from the newest row.
         newest |= Q(pk=Subquery(runs.filter(job=job).order_by("-started_at", "-id").values("pk")[:1]))
-    last = {run.job: run for run in runs.filter(newest)}
+    newest_runs = list(runs.filter(newest))
+    shown = reads.shown_runs(ctx, newest_runs)
+    last = {run.job: shown[run.pk] for run in newest_runs}
     stale = settings.KMS_WORKER_STALE_SECONDS
     workers = []
     for beat in WorkerHeartbeat.objects.order_by("-seen_at")[:PANEL_ROWS]:
@@ -305,5 +325,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             params={"Query": {"view": "overview"}},
         ),
         "panel_rows": PANEL_ROWS,
+        "unrotated_checked": UNROTATED_CHECKED,
     }
     return render(request, "console/overview.html", context)

@@ -2,9 +2,12 @@
 history and restore.
 
 Every read and change runs through `attempt()` with the operation the REST API uses for it: GetKeyPolicy (the
-tab), kmsconsole:ValidateKeyPolicy (the live check and the review step), PutKeyPolicy (save and restore, in sudo
-mode), kmsconsole:ListKeyPolicyVersions (the history). A draft on its way to being saved is kept in the session,
-so the password confirmation of sudo mode, which comes back with a GET, does not lose it.
+tab), kmsconsole:ValidateKeyPolicy (the live check and the review step: a dry run of PutKeyPolicy, so it needs
+kms:PutKeyPolicy on the key), PutKeyPolicy (save and restore, in sudo mode), kmsconsole:ListKeyPolicyVersions (the
+history). The tab asks the engine (recorded nowhere) whether the caller's PutKeyPolicy would be allowed: a reader's
+editor checks nothing as it types, so its keystrokes leave no refused checks in the audit trail. A draft on its way
+to being saved is kept in the session, so the password confirmation of sudo mode, which comes back with a GET, does
+not lose it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from keys.models import Key, KeyPolicyVersion
-from keys.services import key_policy
-from keys.services.access import key_for
+from keys.services import key_policy, lifecycle
+from keys.services.access import KeyQuestions
 from kmsconsole.api import reads
 from kmsconsole.console import policy_check
 from kmsconsole.console.access_diff import access_diff_context
@@ -30,6 +33,7 @@ from kmsconsole.console.dispatch import Outcome, attempt, console_caller, consol
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_fresh, sudo_required
 from kmsconsole.console.views.key_tabs import failure_status, key_params
+from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import arns
 from policies.authorization import would_allow
@@ -94,10 +98,23 @@ def diff_lines(before: str, after: str, *, before_label: str, after_label: str) 
     return rows
 
 
+# The request attribute that carries, from inside the page's operation to its rendering, whether the page's header
+# may show what DescribeKey answers (the key's description, state and alias): `_decide_header`.
+KEY_DESCRIBED = "kms_key_described"
+
+
+def _decide_header(request: HttpRequest, ctx: OperationContext, key: Key) -> None:
+    """Inside the page's own operation (GetKeyPolicy, kmsconsole:ValidateKeyPolicy, ...): whether a DescribeKey
+    request by the caller would be allowed, so that the header shows the key's description, state and alias only
+    then (keys.services.lifecycle.key_describable; recorded on the page's own event only)."""
+    setattr(request, KEY_DESCRIBED, lifecycle.key_describable(ctx, key))
+
+
 def _page(
     request: HttpRequest, template: str, key_id: str, context: dict[str, Any], status: int
 ) -> HttpResponse:
-    return render(request, template, {**key_tab_context(key_id, "policy"), **context}, status=status)
+    page = {**key_tab_context(key_id, "policy"), "key_described": getattr(request, KEY_DESCRIBED, False)}
+    return render(request, template, {**page, **context}, status=status)
 
 
 def _refused(request: HttpRequest, key_id: str, outcome: Outcome[Any]) -> HttpResponse:
@@ -165,8 +182,10 @@ def _editor_page(
     error: str = "",
     people_form: dict[str, str] | None = None,
     status: int = 200,
+    may_check: bool = True,
 ) -> HttpResponse:
-    """The tab: the people view or the JSON editor (with `draft`), findings beside it."""
+    """The tab: the people view or the JSON editor (with `draft`), findings beside it; the editor checks the draft
+    as it is typed only when `may_check` (the caller may PutKeyPolicy on the key)."""
     people = policy_check.policy_people(key.policy)
     if view not in ("people", "json"):
         view = "people" if people is not None else "json"
@@ -193,17 +212,44 @@ def _editor_page(
         "problems": problems or [],
         "error": error,
         "choices": _principal_choices(request) if view == "people" and people is not None else [],
+        "may_check": may_check,
     }
     return _page(request, "console/key_policy.html", str(key.key_id), context, status)
 
 
 def _read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
     """GetKeyPolicy: the key and its policy."""
+
+    def work(ctx: OperationContext) -> tuple[Key, str]:
+        key, document = key_policy.key_policy_get(ctx=ctx, key_id=key_id)
+        _decide_header(request, ctx, key)
+        return key, document
+
     return attempt(
-        request,
-        "GetKeyPolicy",
-        lambda ctx: key_policy.key_policy_get(ctx=ctx, key_id=key_id),
-        params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME),
+        request, "GetKeyPolicy", work, params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME)
+    )
+
+
+def _may_check_drafts(ctx: OperationContext, key: Key) -> bool:
+    """Whether the caller may check a draft (kmsconsole:ValidateKeyPolicy): whether its PutKeyPolicy request
+    without the bypass would be allowed, decided by the engine as that request would be and recorded nowhere."""
+    values = key_policy.put_condition_values(key_policy.DEFAULT_POLICY_NAME, False)
+    try:
+        return KeyQuestions(ctx).allows(key, "kms:PutKeyPolicy", condition_values=values)
+    except errors.KmsError:  # e.g. a claimed integrated service the caller may not act as
+        return False
+
+
+def _read_policy_to_edit(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str, bool]]:
+    """GetKeyPolicy: the key, its policy, and whether the caller may check drafts of it."""
+
+    def work(ctx: OperationContext) -> tuple[Key, str, bool]:
+        key, document = key_policy.key_policy_get(ctx=ctx, key_id=key_id)
+        _decide_header(request, ctx, key)
+        return key, document, _may_check_drafts(ctx, key)
+
+    return attempt(
+        request, "GetKeyPolicy", work, params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME)
     )
 
 
@@ -212,20 +258,33 @@ def key_policy_tab(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET: the key policy tab (?view=people|json). ?format=json answers {"policy": ...} for the editor's
     "compare with the current policy"."""
     key_id_text = str(key_id)
-    outcome = _read_policy(request, key_id_text)
     if request.GET.get("format") == "json":
+        outcome = _read_policy(request, key_id_text)
         if not outcome.ok:
             return JsonResponse({"error": outcome.error}, status=failure_status(outcome.code))
         return JsonResponse({"policy": outcome.value[1]})
-    if not outcome.ok:
-        return _refused(request, key_id_text, outcome)
-    key, document = outcome.value
+    to_edit = _read_policy_to_edit(request, key_id_text)
+    if not to_edit.ok:
+        return _refused(request, key_id_text, to_edit)
+    key, document, may_check = to_edit.value
     findings = policy_check.key_findings(key, document)
-    return _editor_page(request, key, draft=document, view=request.GET.get("view", ""), findings=findings)
+    return _editor_page(
+        request,
+        key,
+        draft=document,
+        view=request.GET.get("view", ""),
+        findings=findings,
+        may_check=may_check,
+    )
 
 
-def _checked(ctx: OperationContext, key_id: str, draft: str) -> tuple[Key, dict[str, Any]]:
-    key = key_for(ctx, key_id)
+def _checked(
+    ctx: OperationContext, key_id: str, draft: str, request: HttpRequest | None = None
+) -> tuple[Key, dict[str, Any]]:
+    """The draft's check; with the `request` of a page that shows the key's header, its header decided too."""
+    key = key_policy.key_for_policy_check(ctx, key_id)
+    if request is not None:
+        _decide_header(request, ctx, key)
     return key, policy_check.key_policy_check(ctx, key=key, document=draft)
 
 
@@ -285,7 +344,7 @@ def _review(
     outcome = attempt(
         request,
         "kmsconsole:ValidateKeyPolicy",
-        lambda ctx: _checked(ctx, key_id, draft),
+        lambda ctx: _checked(ctx, key_id, draft, request),
         params=key_params(key_id, Policy=draft),
     )
     if not outcome.ok:
@@ -397,10 +456,11 @@ def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 def _version_review(
-    ctx: OperationContext, key_id: str, version: int
+    request: HttpRequest, ctx: OperationContext, key_id: str, version: int
 ) -> tuple[KeyPolicyVersion, Key, dict[str, Any]]:
     found = reads.policy_version(ctx, key_id=key_id, version=version)
     key = Key.objects.select_related("account").get(pk=found.key_id)
+    _decide_header(request, ctx, key)
     return found, key, policy_check.key_policy_check(ctx, key=key, document=found.document)
 
 
@@ -410,7 +470,7 @@ def _restore_review(
     outcome = attempt(
         request,
         "kmsconsole:ListKeyPolicyVersions",
-        lambda ctx: _version_review(ctx, key_id, version),
+        lambda ctx: _version_review(request, ctx, key_id, version),
         params=key_params(key_id, Version=version),
     )
     if not outcome.ok:
@@ -473,7 +533,10 @@ def key_policy_versions(request: HttpRequest, key_id: UUID) -> HttpResponse:
     def work(ctx: OperationContext) -> list[KeyPolicyVersion]:
         rows = reads.policy_versions(ctx, key_id=key_id_text).select_related("key__account")
         # One more than a page, to diff the page's oldest version against the one before it.
-        return list(rows[start : start + VERSIONS_PER_PAGE + 1])
+        found = list(rows[start : start + VERSIONS_PER_PAGE + 1])
+        if found:
+            _decide_header(request, ctx, found[0].key)
+        return found
 
     outcome = attempt(request, "kmsconsole:ListKeyPolicyVersions", work, params=key_params(key_id_text))
     if not outcome.ok:

@@ -18,7 +18,6 @@ from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.principals import entity_page, entity_params, error_page, status_of
 from policies import services
 from policies.models import AccessKey
-from policies.selectors import account_get
 
 
 @console_view
@@ -30,7 +29,11 @@ def access_key_create(request: HttpRequest, account_id: str, name: str) -> HttpR
     outcome = attempt(
         request,
         "iam:CreateAccessKey",
-        lambda ctx: services.access_key_create(ctx=ctx, account=account_get(account_id), user_name=name),
+        lambda ctx: services.access_key_create(
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
+            user_name=name,
+        ),
         params=entity_params("user", account_id, name),
         # The id and status only: the secret is never recorded (the operation marks it secret as well).
         audit_response=lambda key: {"AccessKeyId": key.access_key_id, "UserName": name, "Status": key.status},
@@ -54,7 +57,7 @@ def access_key_status(request: HttpRequest, account_id: str, name: str, access_k
         "iam:UpdateAccessKey",
         lambda ctx: services.access_key_set_status(
             ctx=ctx,
-            account=account_get(account_id),
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
             access_key_id=access_key_id,
             status=status,
             user_name=name,
@@ -86,7 +89,11 @@ def access_key_delete(request: HttpRequest, account_id: str, name: str, access_k
             request,
             "iam:ListAccessKeys",
             lambda ctx: (
-                services.access_key_list(ctx=ctx, account=account_get(account_id), user_name=name)
+                services.access_key_list(
+                    ctx=ctx,
+                    account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
+                    user_name=name,
+                )
                 .filter(access_key_id=access_key_id)
                 .first()
             ),
@@ -105,7 +112,10 @@ def access_key_delete(request: HttpRequest, account_id: str, name: str, access_k
         request,
         "iam:DeleteAccessKey",
         lambda ctx: services.access_key_delete(
-            ctx=ctx, account=account_get(account_id), access_key_id=access_key_id, user_name=name
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
+            access_key_id=access_key_id,
+            user_name=name,
         ),
         params=entity_params("user", account_id, name, AccessKeyId=access_key_id),
     )

@@ -23,7 +23,6 @@ from kmsconsole.operations import OperationContext
 from policies import arns, services
 from policies.authorization import authorize
 from policies.models import IdentityPolicy
-from policies.selectors import account_get
 
 # What a new inline policy starts from: valid, and allowing nothing until the person writes a statement.
 STARTER_DOCUMENT = json.dumps(
@@ -83,7 +82,12 @@ def _put(
     """iam:Put<Kind>Policy. A new policy must not silently replace one of the same name."""
 
     def work(ctx: OperationContext) -> IdentityPolicy:
-        owner = services.entity_describe(ctx=ctx, account=account_get(account_id), kind=kind, name=name)
+        owner = services.entity_describe(
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name),
+            kind=kind,
+            name=name,
+        )
         if new and owner.policies.filter(name=policy_name).exists():
             raise errors.EntityAlreadyExistsException(
                 f"This {kind} already has a policy named {policy_name}. Open it to change it, or choose "
@@ -158,7 +162,11 @@ def _describe(request: HttpRequest, kind: str, account_id: str, name: str, polic
         request,
         f"iam:Get{noun(kind)}Policy",
         lambda ctx: services.identity_policy_describe(
-            ctx=ctx, account=account_get(account_id), kind=kind, owner_name=name, policy_name=policy_name
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name),
+            kind=kind,
+            owner_name=name,
+            policy_name=policy_name,
         ),
         params=_policy_params(kind, account_id, name, policy_name),
     )
@@ -206,7 +214,11 @@ def identity_policy_delete(
         request,
         f"iam:Delete{noun(kind)}Policy",
         lambda ctx: services.identity_policy_delete(
-            ctx=ctx, account=account_get(account_id), kind=kind, owner_name=name, policy_name=policy_name
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name),
+            kind=kind,
+            owner_name=name,
+            policy_name=policy_name,
         ),
         params=_policy_params(kind, account_id, name, policy_name),
     )

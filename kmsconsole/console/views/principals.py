@@ -2,7 +2,8 @@
 
 Every read and change is one operation run as the signed-in principal (dispatch.attempt), with the IAM operation
 names the REST API uses, so the engine decides and the audit trail records it. The account comes from the URL:
-the engine refuses acting on another account's principals unless that account's own policies allow it.
+the engine refuses acting on another account's principals, and an entity page of another account answers exactly
+as one of a name that does not exist (404, the same words), so the pages tell no one which principals exist.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ KINDS = ("user", "role", "group")
 PLURALS = {"user": "Users", "role": "Roles", "group": "Groups"}
 NAME_MAX = {"user": arns.USER_NAME_MAX, "role": arns.ROLE_NAME_MAX, "group": arns.GROUP_NAME_MAX}
 PAGE_SIZE = 50
-# Page loads: a refusal is 403 and an unknown entity 404. Form input the service rejects is 400 (see status_of).
+# Page loads: a refusal is 403 and an unknown entity 404 (and another account's entity, existing or not, is unknown:
+# policies.services.refuse_as_unknown_elsewhere). Form input the service rejects is 400 (see status_of).
 STATUS_FOR_CODE = {"AccessDeniedException": 403, "NoSuchEntity": 404}
 
 CREATE: dict[str, Callable[[OperationContext, Account, str, str], services.Entity]] = {
@@ -182,8 +184,9 @@ def entity_create(request: HttpRequest, account_id: str, kind: str) -> HttpRespo
 def _describe(
     ctx: OperationContext, account_id: str, kind: str, name: str
 ) -> tuple[services.Entity, list[Any]]:
-    """iam:GetUser / GetRole / GetGroup: the entity, with a user's groups or a group's members."""
-    account = account_get(account_id)
+    """iam:GetUser / GetRole / GetGroup: the entity, with a user's groups or a group's members. Another account's
+    principal is answered as an unknown one, whether it or its account exists or not."""
+    account = services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name)
     if kind == "group":
         return services.group_members(ctx=ctx, account=account, group_name=name)
     entity = services.entity_describe(ctx=ctx, account=account, kind=kind, name=name)
@@ -254,7 +257,12 @@ def _change_membership(
     return attempt(
         request,
         operation,
-        lambda ctx: change(ctx=ctx, account=account_get(account_id), group_name=name, user_name=user_name),
+        lambda ctx: change(
+            ctx=ctx,
+            account=services.entity_account(ctx=ctx, account_id=account_id, kind="group", name=name),
+            group_name=name,
+            user_name=user_name,
+        ),
         params=entity_params("group", account_id, name, UserName=user_name),
     )
 
