@@ -221,12 +221,28 @@ def gained_uses(
     return gained
 
 
-def ensure_no_lockout(ctx: OperationContext, *, new_policy: engine.CompiledPolicy, key_arn: str) -> None:
+def ensure_no_lockout(
+    ctx: OperationContext,
+    *,
+    new_policy: engine.CompiledPolicy,
+    key_arn: str,
+    resource_tags: Mapping[str, str] | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+) -> None:
     """The policy lockout safety check (kms-spec §6.4): after the change, could the caller still call
-    kms:PutKeyPolicy on the key? The caller's identity policies count, as they do on AWS."""
+    kms:PutKeyPolicy on the key? That later request is decided as it would be: on the key's tags and with its
+    condition values (`keys.services.key_policy.check_no_lockout`), the caller's identity policies counting, as
+    they do on AWS."""
     if ctx.caller.is_operator:
         return
-    request = _request_on_key(ctx, "kms:PutKeyPolicy", key_arn)
+    request = request_context(
+        ctx,
+        engine_caller(ctx.caller),
+        action="kms:PutKeyPolicy",
+        resource=key_arn,
+        resource_tags=resource_tags,
+        condition_values=condition_values,
+    )
     try:
         engine.ensure_no_lockout(request, new_policy, identity_policies(ctx.caller), key_arn=key_arn)
     except engine.EngineError as exc:

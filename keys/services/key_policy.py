@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from keys.models import Key, KeyPolicyVersion
+from keys.selectors import key_tags
 from keys.services.access import SELF_GRANTED_USE, key_for
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -33,9 +36,17 @@ def _principal_exists(arn: str) -> bool:
     return kind is not engine.PrincipalKind.GROUP
 
 
-def validate_key_policy(ctx: OperationContext, *, document: str, key_arn: str, bypass_lockout: bool) -> None:
+def validate_key_policy(
+    ctx: OperationContext,
+    *,
+    document: str,
+    key_arn: str,
+    bypass_lockout: bool,
+    resource_tags: Mapping[str, str] | None = None,
+) -> None:
     """Refuse a key policy that does not parse, names principals that do not exist, or would lock the caller out
-    (unless BypassPolicyLockoutSafetyCheck). The engine gives the messages, in AWS's words."""
+    (unless BypassPolicyLockoutSafetyCheck) of a key with the tags `resource_tags`. The engine gives the messages,
+    in AWS's words."""
     try:
         parsed = engine.parse_key_policy(document)
         compiled = engine.compile_key_policy(document)
@@ -44,7 +55,26 @@ def validate_key_policy(ctx: OperationContext, *, document: str, key_arn: str, b
     if not all(_principal_exists(arn) for arn in parsed.named_principals()):
         raise errors.MalformedPolicyDocumentException(engine.INVALID_PRINCIPALS_MESSAGE)
     if not bypass_lockout:
-        ensure_no_lockout(ctx, new_policy=compiled, key_arn=key_arn)
+        check_no_lockout(ctx, new_policy=compiled, key_arn=key_arn, resource_tags=resource_tags)
+
+
+def check_no_lockout(
+    ctx: OperationContext,
+    *,
+    new_policy: engine.CompiledPolicy,
+    key_arn: str,
+    resource_tags: Mapping[str, str] | None,
+) -> None:
+    """Refuse a policy under which the caller could not put the next one: a PutKeyPolicy request of the default
+    policy, without the bypass, on the key with its tags (a statement conditioned on either, or on a tag, counts
+    as that request would find it)."""
+    ensure_no_lockout(
+        ctx,
+        new_policy=new_policy,
+        key_arn=key_arn,
+        resource_tags=resource_tags,
+        condition_values=put_condition_values(DEFAULT_POLICY_NAME, False),
+    )
 
 
 def record_policy_version(
@@ -105,7 +135,9 @@ def key_policy_put(
         condition_values=put_condition_values(policy_name, bypass_lockout),
     )
     _check_policy_name(policy_name)
-    validate_key_policy(ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout)
+    validate_key_policy(
+        ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout, resource_tags=key_tags(key)
+    )
     if gained_uses(
         ctx,
         before=engine.compile_key_policy(key.policy),

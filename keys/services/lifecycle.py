@@ -89,6 +89,7 @@ def key_create(
             document=policy,
             key_arn=key_arn(account.account_id, str(key.key_id)),
             bypass_lockout=bypass_lockout,
+            resource_tags=tag_map,
         )
     key.policy = document
     key.save()

@@ -107,7 +107,13 @@ def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dic
     the caller must be allowed PutKeyPolicy on the key (`key_for_policy_check`)."""
     key = key_for_policy_check(ctx, key_id)
     try:
-        validate_key_policy(ctx, document=document, key_arn=key.arn, bypass_lockout=False)
+        validate_key_policy(
+            ctx,
+            document=document,
+            key_arn=key.arn,
+            bypass_lockout=False,
+            resource_tags=selectors.key_tags(key),
+        )
     except errors.KmsError as exc:
         return {"valid": False, "code": exc.code, "message": exc.message}
     return {"valid": True, "code": "", "message": ""}

@@ -28,11 +28,11 @@ from django.http import HttpRequest
 
 from keys.default_policies import console_key_policy
 from keys.models import Key
-from keys.services.key_policy import _principal_exists, validate_key_policy
+from keys.selectors import key_tags
+from keys.services.key_policy import _principal_exists, check_no_lockout, validate_key_policy
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
-from policies.authorization import ensure_no_lockout
 from policies.engine.document import SYNTAX_ERROR_MESSAGE
 
 _OFFSET = re.compile(r"at offset (\d+)")
@@ -259,7 +259,9 @@ def key_policy_check(ctx: OperationContext, *, key: Key, document: str) -> dict[
         return _result(problems, findings=findings)
     lockout = ""
     try:
-        ensure_no_lockout(ctx, new_policy=engine.compile_key_policy(document), key_arn=key.arn)
+        check_no_lockout(
+            ctx, new_policy=engine.compile_key_policy(document), key_arn=key.arn, resource_tags=key_tags(key)
+        )
     except errors.KmsError as exc:
         lockout = exc.message
     return _result([], lockout=lockout, findings=findings)

@@ -190,9 +190,8 @@ def test_validating_a_key_policy_needs_put_key_policy(
     checked = api_as(key_admin).post(
         f"/api/v1/keys/{key.key_id}/policy/validate", {"policy": guarded}, format="json"
     )
-    # Answered, so allowed (the answer itself is the lockout check's, which decides a PutKeyPolicy without its
-    # condition values: policies.authorization.ensure_no_lockout).
-    assert checked.status_code == 200, checked.content
+    # Allowed, and valid: the next PutKeyPolicy (without the bypass) would be allowed too, so no lockout.
+    assert checked.status_code == 200 and checked.json()["valid"] is True, checked.content
     event = AuditEvent.objects.order_by("-seq").first()
     assert (event.operation, event.decision) == ("kmsconsole:ValidateKeyPolicy", "allowed")
 

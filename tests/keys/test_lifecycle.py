@@ -154,6 +154,32 @@ def test_lockout_safety_check(admin_kms: Any, make_user: Callable[..., Persona])
     assert message.endswith("because no resource-based policy allows the kms:DescribeKey action")
 
 
+def test_the_lockout_check_decides_the_next_put_as_it_would_be_made(admin_kms: Any, admin: Persona) -> None:
+    """The check asks whether the caller could put the next policy: a PutKeyPolicy request without the bypass,
+    with its condition values, on the key with its tags. A statement conditioned on either is judged as that
+    request would meet it (it was judged without them, so such a policy always "locked the caller out")."""
+
+    def only_admin(**condition: Any) -> str:
+        statement = {"Effect": "Allow", "Principal": {"AWS": admin.arn}, "Action": "kms:*", "Resource": "*"}
+        return json.dumps({"Version": "2012-10-17", "Statement": [{**statement, "Condition": condition}]})
+
+    lockout = (
+        "MalformedPolicyDocumentException",
+        "The new key policy will not allow you to update the key policy in the future.",
+    )
+    unless_bypassed = only_admin(Bool={"kms:BypassPolicyLockoutSafetyCheck": "false"})
+    key_id = admin_kms.create_key(Policy=unless_bypassed)["KeyMetadata"]["KeyId"]
+    admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=unless_bypassed)
+    only_bypassed = only_admin(Bool={"kms:BypassPolicyLockoutSafetyCheck": "true"})
+    assert error_of(lambda: admin_kms.create_key(Policy=only_bypassed)) == lockout
+
+    blue_keys = only_admin(StringEquals={"aws:ResourceTag/team": "blue"})
+    blue = [{"TagKey": "team", "TagValue": "blue"}]
+    key_id = admin_kms.create_key(Policy=blue_keys, Tags=blue)["KeyMetadata"]["KeyId"]
+    admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=blue_keys)
+    assert error_of(lambda: admin_kms.create_key(Policy=blue_keys)) == lockout  # untagged: no later put
+
+
 def test_put_key_policy_keeps_every_version(
     admin_kms: Any, create_key: Callable[..., dict[str, Any]]
 ) -> None:
