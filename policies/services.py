@@ -392,6 +392,17 @@ def entity_list(*, ctx: OperationContext, account: Account, kind: str) -> QueryS
     return model.objects.filter(account=account).select_related("account").order_by("name", "pk")
 
 
+def principals_account(ctx: OperationContext, *, account_id: str, kind: str) -> Account:
+    """The account named (by a console URL) for a list or a creation of its users, roles or groups. Another
+    account's is refused before it is looked up, as the list of its `kind` would be (the engine refuses every
+    request on another account's IAM resources), so an account that exists and one that does not get the same
+    answer (AccessDenied, not NoSuchEntity for the unknown one). Nothing for the operator, or in the caller's own
+    account."""
+    if not ctx.caller.is_operator and account_id != ctx.caller.account_id:
+        authorize(ctx, resource=ENTITY_KINDS[kind](account_id[:32], "/", "*"))
+    return account_get(account_id)
+
+
 def refuse_as_unknown_elsewhere(ctx: OperationContext, *, account_id: str, kind: str, name: str) -> None:
     """Another account's user, role or group: the engine refuses every request on another account's IAM resources
     (no key policy can allow one), and the refusal must not tell which principals, or accounts, exist. So it is

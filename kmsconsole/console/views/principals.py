@@ -23,7 +23,6 @@ from kmsconsole.console.sudo import safe_next, sudo_required
 from kmsconsole.operations import OperationContext
 from policies import arns, services
 from policies.models import Account, IamUser
-from policies.selectors import account_get
 
 KINDS = ("user", "role", "group")
 PLURALS = {"user": "Users", "role": "Roles", "group": "Groups"}
@@ -78,7 +77,8 @@ def _section(request: HttpRequest, kind: str, account_id: str, page_number: str 
     """One kind's count (and, for the shown tab, its page of rows): iam:ListUsers, iam:ListRoles, iam:ListGroups."""
 
     def work(ctx: OperationContext) -> tuple[int, Any]:
-        rows = services.entity_list(ctx=ctx, account=account_get(account_id), kind=kind)
+        account = services.principals_account(ctx, account_id=account_id, kind=kind)
+        rows = services.entity_list(ctx=ctx, account=account, kind=kind)
         if page_number is None:
             return rows.count(), None
         page = Paginator(rows, PAGE_SIZE).get_page(page_number)
@@ -165,7 +165,12 @@ def entity_create(request: HttpRequest, account_id: str, kind: str) -> HttpRespo
     outcome = attempt(
         request,
         f"iam:Create{noun(kind)}",
-        lambda ctx: CREATE[kind](ctx, account_get(account_id), values["name"], values["path"]),
+        lambda ctx: CREATE[kind](
+            ctx,
+            services.principals_account(ctx, account_id=account_id, kind=kind),
+            values["name"],
+            values["path"],
+        ),
         params=entity_params(kind, account_id, values["name"], Path=values["path"]),
         audit_response=lambda entity: {"Arn": entity.arn, f"{noun(kind)}Id": entity.unique_id},
     )
