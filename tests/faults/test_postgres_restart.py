@@ -68,6 +68,10 @@ def test_postgres_restart_during_load(world: World) -> None:
         "last_failure_after_up_s": round(last_failure - up, 2),
         "slowest_failure_s": round(max((o.finished - o.started for o in failures), default=0), 3),
         "ok_while_down": sum(o.ok for o in outcomes if down <= o.started and o.finished <= starting),
+        "slowest_ok_before_stop_s": round(
+            max((o.finished - o.started for o in outcomes if o.ok and o.finished < stopping), default=0), 3
+        ),
+        "failures_started_before_stop": sum(o.started < stopping for o in failures),
     }
     print("postgres restart:", json.dumps(report))
 
@@ -87,8 +91,9 @@ def test_postgres_restart_during_load(world: World) -> None:
         assert failure.request_id, failure
         assert "Traceback" not in failure.message and "<" not in failure.message, failure
         assert failure.finished - failure.started < 4.5, failure
-        # Only while the database was (or had just been) away.
-        assert stopping - 0.5 <= failure.started <= up + RECOVERY_BOUND_SECONDS, failure
+        # Only because the database went away: a failure ends after the stop began (a request already in flight
+        # then fails too, however long it had run), and starts before recovery was due.
+        assert stopping <= failure.finished and failure.started <= up + RECOVERY_BOUND_SECONDS, failure
     assert recovered - up < RECOVERY_BOUND_SECONDS, report
     # Everything after recovery succeeded.
     assert all(o.ok for o in outcomes if o.started >= last_failure + 0.001), report
