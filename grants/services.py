@@ -595,7 +595,7 @@ def grant_propagate(*, grant_id: str, now: datetime | None = None) -> str | None
 def grants_propagate_due(*, now: datetime | None = None, batch: int = PROPAGATION_SWEEP_BATCH) -> JobRun:
     """The beat sweeper: propagate every grant that is due (its message may have been lost) and complete every
     delayed removal that is due. Leaves a JobRun with how many grants it changed and which failed."""
-    with job_run(PROPAGATION_SWEEP_JOB) as run:
+    with job_run(PROPAGATION_SWEEP_JOB, counts_by_account=True) as run:
         moment = now or timezone.now()
         for grant_id, account_id in due_grant_ids(moment, limit=batch):
             try:

@@ -329,6 +329,8 @@ def key_condition_values(key: Key, *, request_alias: str | None) -> dict[str, An
 def _aliases_of(key: Key) -> tuple[str, ...]:
     """The key's alias names. Outside the cache each row is checked here; the set was checked with the key's
     MAC when the key was resolved (`checked`, `key_for(lock=True)`)."""
+    if key.pk is None:
+        return ()  # a key being created (CreateKey's lockout check): no alias can name it yet
     entry = cached_entry(key)
     if entry is not None:
         return entry.aliases

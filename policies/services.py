@@ -396,10 +396,12 @@ def principals_account(ctx: OperationContext, *, account_id: str, kind: str) -> 
     """The account named (by a console URL) for a list or a creation of its users, roles or groups. Another
     account's is refused before it is looked up, as the list of its `kind` would be (the engine refuses every
     request on another account's IAM resources), so an account that exists and one that does not get the same
-    answer (AccessDenied, not NoSuchEntity for the unknown one). Nothing for the operator, or in the caller's own
-    account."""
-    if not ctx.caller.is_operator and account_id != ctx.caller.account_id:
-        authorize(ctx, resource=ENTITY_KINDS[kind](account_id[:32], "/", "*"))
+    answer (AccessDenied, not NoSuchEntity for the unknown one). Nothing for the operator, in the caller's own
+    account, or for what is no account id at all (not 12 ASCII digits: no account can have it, so "cannot be
+    found" tells nothing)."""
+    elsewhere = not ctx.caller.is_operator and account_id != ctx.caller.account_id
+    if elsewhere and engine.is_account_id(account_id):
+        authorize(ctx, resource=ENTITY_KINDS[kind](account_id, "/", "*"))
     return account_get(account_id)
 
 

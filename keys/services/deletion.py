@@ -140,7 +140,7 @@ DELETION_SWEEP_JOB = "destroy-due-keys"
 def keys_destroy_due(now: datetime | None = None) -> JobRun:
     """The beat sweep: destroy every key whose deletion date has passed. Safe to run concurrently and repeatedly
     (each key is destroyed once). Leaves a JobRun: how many keys this run destroyed, and which failed and why."""
-    with job_run(DELETION_SWEEP_JOB) as run:
+    with job_run(DELETION_SWEEP_JOB, counts_by_account=True) as run:
         moment = now or timezone.now()
         for pk, account_id, arn in due_keys(moment):
             try:

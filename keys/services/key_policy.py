@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
-from keys.services.access import SELF_GRANTED_USE, key_for
+from keys.services.access import SELF_GRANTED_USE, key_for, request_condition_values
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -40,13 +40,13 @@ def validate_key_policy(
     ctx: OperationContext,
     *,
     document: str,
-    key_arn: str,
+    key: Key,
     bypass_lockout: bool,
     resource_tags: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse a key policy that does not parse, names principals that do not exist, or would lock the caller out
-    (unless BypassPolicyLockoutSafetyCheck) of a key with the tags `resource_tags`. The engine gives the messages,
-    in AWS's words."""
+    of `key` (unless BypassPolicyLockoutSafetyCheck), whose tags are `resource_tags` (a key being created is not
+    saved yet). The engine gives the messages, in AWS's words."""
     try:
         parsed = engine.parse_key_policy(document)
         compiled = engine.compile_key_policy(document)
@@ -55,25 +55,28 @@ def validate_key_policy(
     if not all(_principal_exists(arn) for arn in parsed.named_principals()):
         raise errors.MalformedPolicyDocumentException(engine.INVALID_PRINCIPALS_MESSAGE)
     if not bypass_lockout:
-        check_no_lockout(ctx, new_policy=compiled, key_arn=key_arn, resource_tags=resource_tags)
+        check_no_lockout(ctx, new_policy=compiled, key=key, resource_tags=resource_tags)
 
 
 def check_no_lockout(
     ctx: OperationContext,
     *,
     new_policy: engine.CompiledPolicy,
-    key_arn: str,
+    key: Key,
     resource_tags: Mapping[str, str] | None,
 ) -> None:
     """Refuse a policy under which the caller could not put the next one: a PutKeyPolicy request of the default
-    policy, without the bypass, on the key with its tags (a statement conditioned on either, or on a tag, counts
-    as that request would find it)."""
+    policy, without the bypass, on the key, decided as that request would be (the key's own condition values:
+    spec, usage, origin, aliases; the request's; the key's tags), so a statement conditioned on any of them counts
+    as that request would find it."""
     ensure_no_lockout(
         ctx,
         new_policy=new_policy,
-        key_arn=key_arn,
+        key_arn=key.arn,
         resource_tags=resource_tags,
-        condition_values=put_condition_values(DEFAULT_POLICY_NAME, False),
+        condition_values=request_condition_values(
+            ctx, key, condition_values=put_condition_values(DEFAULT_POLICY_NAME, False)
+        ),
     )
 
 
@@ -136,7 +139,7 @@ def key_policy_put(
     )
     _check_policy_name(policy_name)
     validate_key_policy(
-        ctx, document=policy, key_arn=key.arn, bypass_lockout=bypass_lockout, resource_tags=key_tags(key)
+        ctx, document=policy, key=key, bypass_lockout=bypass_lockout, resource_tags=key_tags(key)
     )
     if gained_uses(
         ctx,

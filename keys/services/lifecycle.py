@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
-from keys.models import Key, KeyState, Tag, key_arn
+from keys.models import Key, KeyState, Tag
 from keys.services.access import authorize_on_key, key_for
 from keys.services.key_policy import record_policy_version, validate_key_policy
 from keys.tag_rules import tags_from_request
@@ -15,6 +15,7 @@ from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import page
 from kmsconsole.operations import OPERATIONS, OperationContext
+from policies import engine
 from policies.authorization import authorize
 from policies.selectors import account_get
 
@@ -87,7 +88,7 @@ def key_create(
         validate_key_policy(
             ctx,
             document=policy,
-            key_arn=key_arn(account.account_id, str(key.key_id)),
+            key=key,
             bypass_lockout=bypass_lockout,
             resource_tags=tag_map,
         )
@@ -130,6 +131,8 @@ def key_describable(ctx: OperationContext, key: Key) -> bool:
     try:
         authorize_on_key(question, key)
     except errors.KmsError:  # refused, or a claimed integrated service the caller may not act as
+        return False
+    except engine.EngineError:  # a stored policy the engine cannot read: every request on the key is refused
         return False
     return True
 

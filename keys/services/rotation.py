@@ -292,7 +292,7 @@ def key_rotate_due(*, now: datetime | None = None) -> JobRun:
     """The beat sweep: rotate every Enabled key whose automatic rotation is due. Safe to run concurrently and
     repeatedly (each due key is rotated once per due date). Leaves a JobRun: how many keys it rotated, and
     which failed and why (a failing key does not stop the others)."""
-    with job_run(ROTATION_SWEEP_JOB) as run:
+    with job_run(ROTATION_SWEEP_JOB, counts_by_account=True) as run:
         moment = now or timezone.now()
         for pk, due, period_days, account_id in _due_keys(moment):
             try:

@@ -110,7 +110,7 @@ def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dic
         validate_key_policy(
             ctx,
             document=document,
-            key_arn=key.arn,
+            key=key,
             bypass_lockout=False,
             resource_tags=selectors.key_tags(key),
         )

@@ -253,14 +253,14 @@ def key_policy_check(ctx: OperationContext, *, key: Key, document: str) -> dict[
         return _result([_error(locate(document, exc), exc.message)])
     findings = key_findings(key, document)
     try:
-        validate_key_policy(ctx, document=document, key_arn=key.arn, bypass_lockout=True)
+        validate_key_policy(ctx, document=document, key=key, bypass_lockout=True)
     except errors.KmsError as exc:
         problems = _missing_principal_errors(document, policy) or [_error((1, 1), exc.message)]
         return _result(problems, findings=findings)
     lockout = ""
     try:
         check_no_lockout(
-            ctx, new_policy=engine.compile_key_policy(document), key_arn=key.arn, resource_tags=key_tags(key)
+            ctx, new_policy=engine.compile_key_policy(document), key=key, resource_tags=key_tags(key)
         )
     except errors.KmsError as exc:
         lockout = exc.message

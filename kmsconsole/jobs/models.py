@@ -31,15 +31,18 @@ class JobRun(models.Model):
     what went wrong. Written by `kmsconsole.jobs.runs.job_run`; a run with no `finished_at` is running or died.
 
     A sweep works over every account: `by_account` says what it did in each (account id -> {"processed": n,
-    "errors": [...]}), so each account is shown its own share only (`shown_to`). `processed` and `error` are the
-    whole run's, for the operator."""
+    "errors": [...]}), so each account is shown its own share only (`shown_to`); `counts_by_account` says the job
+    counts per account at all (the sweeps do; the audit jobs count the whole trail). `processed` and `error` are
+    the whole run's, for the operator."""
 
     job = models.CharField(max_length=64, db_index=True)
     started_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     processed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
-    by_account = models.JSONField(default=dict, blank=True)
+    # Database defaults too: a worker still running code from before these columns can go on inserting runs.
+    by_account = models.JSONField(default=dict, db_default={}, blank=True)
+    counts_by_account = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -55,17 +58,17 @@ class JobRun(models.Model):
         """The run as a caller of `account_id` may see it (None: the operator, who sees all of it).
 
         Every run's job and times are shown (the sweeps run for every account; whether they run is each account's
-        business). Of the counts and failures, only those about the account's own keys and grants: a count the
-        run did not attribute to any account (the audit jobs count the whole trail) shows as None, and a failure
-        about no account (or a run recorded before runs were attributed) as FAILED_FOR_THE_OPERATOR."""
+        business). Of the counts and failures, only those about the account's own keys and grants: the count of a
+        job that does not count per account (the audit jobs count the whole trail; any run recorded before runs
+        were attributed) shows as None, whatever it is, and a failure about no account (or a run recorded before
+        runs were attributed) as FAILED_FOR_THE_OPERATOR."""
         if account_id is None:
             return ShownRun(self.pk, self.job, self.started_at, self.finished_at, self.processed, self.error)
         parts: dict[str, Any] = self.by_account if isinstance(self.by_account, dict) else {}
         attributed = [part for owner, part in parts.items() if owner and isinstance(part, dict)]
         own = parts.get(account_id) if account_id else None
         own = own if isinstance(own, dict) else {}
-        counted = sum(int(part.get("processed", 0)) for part in attributed)
-        processed: int | None = int(own.get("processed", 0)) if self.processed <= counted else None
+        processed: int | None = int(own.get("processed", 0)) if self.counts_by_account else None
         failures = [str(failure) for failure in own.get("errors", ())]
         unattributed = parts.get("") if isinstance(parts.get(""), dict) else {}
         attributed_failures = any(part.get("errors") for part in attributed)

@@ -59,9 +59,13 @@ class RunRecorder:
 
 
 @contextmanager
-def job_run(job: str) -> Iterator[RunRecorder]:
-    """Record one run of `job`: a row at the start, its counts and errors at the end."""
-    recorder = RunRecorder(JobRun.objects.create(job=job, started_at=timezone.now()))
+def job_run(job: str, *, counts_by_account: bool = False) -> Iterator[RunRecorder]:
+    """Record one run of `job`: a row at the start, its counts and errors at the end. `counts_by_account`: the job
+    counts what it processes with `RunRecorder.count(account_id)` (a sweep over keys or grants), so each account
+    may see its own count; otherwise no account is shown a count."""
+    recorder = RunRecorder(
+        JobRun.objects.create(job=job, started_at=timezone.now(), counts_by_account=counts_by_account)
+    )
     try:
         yield recorder
     except BaseException as exc:

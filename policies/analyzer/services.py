@@ -154,7 +154,8 @@ def _page_of_keys(account_id: str, after: str | None, limit: int) -> list[Key]:
         keys = keys.filter(
             Q(created_at__gt=anchor.created_at) | Q(created_at=anchor.created_at, id__gt=anchor.id)
         )
-    return list(keys[: limit + 1])
+    # Each key's questions (KeyQuestions) read its aliases and tags: prefetched, a query per page, not per key.
+    return list(keys.prefetch_related("aliases", "tags")[: limit + 1])
 
 
 def _uuid(text: str) -> str:

@@ -127,6 +127,19 @@ def test_a_failure_about_no_account_says_the_run_failed_not_why(admin_api: Any) 
     assert secret not in str(rows)
 
 
+def test_a_count_of_the_whole_trail_is_shown_to_no_account(admin_api: Any) -> None:
+    """A job that does not count per account shows no account its count, none or some alike (a 0 shown for an
+    idle run and nothing for a busy one told every account whether the whole trail was archived or verified)."""
+    for processed in (0, 5):
+        with job_run("archive-audit-events") as run:
+            run.processed = processed
+    rows = admin_api.get("/api/v1/job-runs").json()["results"]
+    assert [(row["job"], row["processed"], row["succeeded"]) for row in rows] == [
+        ("archive-audit-events", None, True)
+    ] * 2
+    assert [run.shown_to(None).processed for run in JobRun.objects.order_by("started_at")] == [0, 5]
+
+
 def test_the_operator_sees_every_run_whole(sweep: tuple[Key, Key, Key]) -> None:
     _, _, failing = sweep
 

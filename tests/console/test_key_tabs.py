@@ -170,8 +170,14 @@ def test_a_tab_shows_the_keys_description_and_state_only_where_describe_key_woul
     update_sealed(Grant.objects.filter(pk=grant.pk), effective_at=timezone.now())
     allowed = header(client.get(url(tab, key)).content.decode())
     assert "the payroll master key" in allowed and 'class="badge Enabled"' in allowed
-    # Decided inside the tab's own operation: no DescribeKey event, refused or allowed.
+    # Decided inside the tab's own operation: no DescribeKey event, refused or allowed; and the tab's own events
+    # keep their own decisions (allowed, by what allowed the tab's read, never by the grant for DescribeKey).
     assert not AuditEvent.objects.filter(operation="DescribeKey", caller_arn=reader.arn).exists()
+    events = list(AuditEvent.objects.filter(caller_arn=reader.arn).order_by("seq"))
+    operations = [event.operation for event in events]
+    assert operations and operations == operations[: len(operations) // 2] * 2  # the same events at each load
+    assert all(event.decision == "allowed" and event.decided_by for event in events)
+    assert all(grant.grant_id not in event.decided_by for event in events)
 
 
 def test_the_admins_tabs_keep_their_header(admin: Persona, console: Callable[..., Client]) -> None:

@@ -358,6 +358,7 @@ def run(
         error=error,
         processed=processed,
         by_account={account_id: {"processed": processed, "errors": [error] if error else []}},
+        counts_by_account=True,
     )
 
 

@@ -179,6 +179,33 @@ def test_the_lockout_check_decides_the_next_put_as_it_would_be_made(admin_kms: A
     admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=blue_keys)
     assert error_of(lambda: admin_kms.create_key(Policy=blue_keys)) == lockout  # untagged: no later put
 
+    # The key's own condition values too (kms:KeySpec, ...): allowed only on such keys, and denied on them.
+    symmetric_only = only_admin(StringEquals={"kms:KeySpec": "SYMMETRIC_DEFAULT"})
+    key_id = admin_kms.create_key(Policy=symmetric_only)["KeyMetadata"]["KeyId"]
+    admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=symmetric_only)
+    no_put_on_symmetric = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": admin.arn}, "Action": "kms:*", "Resource": "*"},
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": admin.arn},
+                    "Action": "kms:PutKeyPolicy",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT"}},
+                },
+            ],
+        }
+    )
+    assert error_of(lambda: admin_kms.create_key(Policy=no_put_on_symmetric)) == lockout
+    assert (
+        error_of(
+            lambda: admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=no_put_on_symmetric)
+        )
+        == lockout
+    )
+
 
 def test_put_key_policy_keeps_every_version(
     admin_kms: Any, create_key: Callable[..., dict[str, Any]]

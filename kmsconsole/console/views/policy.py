@@ -182,7 +182,7 @@ def _editor_page(
     error: str = "",
     people_form: dict[str, str] | None = None,
     status: int = 200,
-    may_check: bool = True,
+    may_check: bool,
 ) -> HttpResponse:
     """The tab: the people view or the JSON editor (with `draft`), findings beside it; the editor checks the draft
     as it is typed only when `may_check` (the caller may PutKeyPolicy on the key)."""
@@ -362,6 +362,7 @@ def _review(
             problems=check["errors"],
             error=first,
             status=status if error else 400,
+            may_check=True,  # the check was allowed: a PutKeyPolicy dry run
         )
     action = reverse("console:key-policy-save", args=[key_id])
     return _review_page(request, key, check, draft=draft, action=action, error=error, status=status)
@@ -369,10 +370,10 @@ def _review(
 
 def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
     """A people-view change (add or remove a key administrator or key user) becomes a draft for review."""
-    outcome = _read_policy(request, key_id)
+    outcome = _read_policy_to_edit(request, key_id)
     if not outcome.ok:
         return _refused(request, key_id, outcome)
-    key, document = outcome.value
+    key, document, may_check = outcome.value
     form = {name: request.POST.get(name, "").strip() for name in ("role", "change", "principal", "arn")}
     typed = form["arn"] or form["principal"]
     try:
@@ -395,6 +396,7 @@ def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
             error="" if form["role"] in ROLES else str(exc),
             people_form={**form, "error": str(exc)},
             status=400,
+            may_check=may_check,
         )
     return _review(request, key_id, draft, source="people")
 
