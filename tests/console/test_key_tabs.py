@@ -180,6 +180,22 @@ def test_a_tab_shows_the_keys_description_and_state_only_where_describe_key_woul
     assert all(grant.grant_id not in event.decided_by for event in events)
 
 
+def test_a_key_whose_stored_policy_the_engine_cannot_read_keeps_its_aliases_tab(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    """ListAliases is IAM's to decide, so the tab is shown; the DescribeKey question on such a key is a refusal
+    (as the request would be), not an internal error for the whole tab."""
+    from keys.models import Key
+
+    key = make_key("a key from an older engine")
+    update_sealed(
+        Key.objects.filter(pk=key.pk), policy='{"Version": "2012-10-17", "Statement": "not a list"}'
+    )
+    response = console(make_user("alias-reader", TAB_READS)).get(url("key-aliases", key))
+    assert response.status_code == 200
+    assert "a key from an older engine" not in header(response.content.decode())
+
+
 def test_the_admins_tabs_keep_their_header(admin: Persona, console: Callable[..., Client]) -> None:
     key = make_key("the payroll master key")
     client = console(admin)
