@@ -111,8 +111,11 @@ def insert_chained(events: Sequence[dict[str, Any]]) -> list[AuditEvent]:
     return _insert_chained(events)[0]
 
 
-def _insert_chained(events: Sequence[dict[str, Any]]) -> tuple[list[AuditEvent], tuple[int, str]]:
-    head = locked_head()
+def _insert_chained(
+    events: Sequence[dict[str, Any]], head: AuditChainHead | None = None
+) -> tuple[list[AuditEvent], tuple[int, str]]:
+    """`head`: the head, if the caller's transaction has locked it already."""
+    head = head or locked_head()
     head.last_seq, head.last_hash = chain_links(events, head.last_seq, head.last_hash)
     head.head_mac = head_mac(head.last_seq, head.last_hash)
     rows = AuditEvent.objects.bulk_create([AuditEvent(**values) for values in events])
@@ -135,14 +138,14 @@ def _write_locked(
     with transaction.atomic(using):
         # The head first: a change that commits after the check then chains after these events, as the order
         # in which they were decided.
-        locked_head()
+        head = locked_head()
         stale = _relying_on(
             stale_generations({pair for guard in guards if guard for pair in guard}, using),
             guards,
             range(len(guards)),
         )
         kept = [values for index, values in enumerate(events) if index not in stale]
-        return stale, (_insert_chained(kept)[1] if kept else None)
+        return stale, (_insert_chained(kept, head)[1] if kept else None)
 
 
 # --- PostgreSQL: one statement per batch -----------------------------------------------------------------
@@ -326,19 +329,25 @@ def _once(
     batch: Sequence[dict[str, Any]], new: tuple[int, str]
 ) -> Callable[[Any, str, Any], list[tuple[Any, ...]]]:
     """Sends the batch statement; sent again (`fetch_on_first_use`: the connection died under the request's first
-    statement), it first looks for the batch's first event, which an earlier sending that committed before its
-    answer was lost has written: then it answers as that sending would have (written, at `new`), so a batch is
-    never written twice, and none of its requests is served again from an event already in the chain."""
+    statement), it is sent first and, if that wrote nothing, the batch's first event is looked for: the earlier
+    sending may have committed before its answer was lost, or (the server still running it) only while the
+    second waited for the head's lock, which it then found moved. Either way the batch is in the chain once: the
+    answer is then "written", so no request of it is failed or served again when its event is already there."""
     sent = False
 
     def send(connection: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
         nonlocal sent
-        if sent:
-            found = fetch_all(connection, _FIND_EVENT, [batch[0]["event_id"]])
-            if found:
-                return [(len(batch), new[0], new[1], None)]
-        sent = True
-        return fetch_all(connection, sql, params)
+        if not sent:
+            sent = True
+            return fetch_all(connection, sql, params)
+        rows = fetch_all(connection, sql, params)
+        if (
+            rows
+            and int(rows[0][0]) < len(batch)
+            and fetch_all(connection, _FIND_EVENT, [batch[0]["event_id"]])
+        ):
+            return [(len(batch), *rows[0][1:3], None)]
+        return rows
 
     return send
 

@@ -53,8 +53,8 @@ def fetch_on_first_use(
     first use of a persistent connection (the check Django would otherwise send as `SELECT 1` before a cursor's
     first query; this path opens no cursor): a dead connection is replaced and the statement sent once more.
 
-    Only for statements that are safe to send twice: reads, and writes that tell from their own answer whether an
-    earlier sending took effect (the audit batch: `kmsconsole.audit.writer`)."""
+    Only for statements that are safe to send twice: reads, and writes whose `fetch` finds out whether an earlier
+    sending took effect (the audit batch: `kmsconsole.audit.writer._once`)."""
     pending_check = (
         getattr(connection, "health_check_enabled", False)
         and not getattr(connection, "health_check_done", True)

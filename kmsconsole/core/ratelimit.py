@@ -17,7 +17,9 @@ not count, so the block ends a window after the spraying stops being let through
 Throttled requests are audited, but not one by one: `ThrottleLedger` admits the first refusal of a subject (an
 address or an account) per KMS_THROTTLE_AUDIT_SECONDS, and the next admitted event carries the number left
 unrecorded since. A flood of refused requests therefore costs at most one audit write per subject per interval
-per worker, and a refusal costs no database work at all.
+per worker; the refusal itself costs no database work (a throttled cryptographic request still reads the
+generations its authentication relied on first: it may be answered with no event, so with no check of them at
+the audit write, `kmsconsole.awskms.views._recorded_error`).
 """
 
 from __future__ import annotations

@@ -208,6 +208,43 @@ def test_a_batch_sent_again_after_it_went_in_is_not_written_twice(
     assert "intact: 4 events" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement batch is PostgreSQL's")
+def test_a_batch_sent_again_while_its_first_sending_still_runs_is_written_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The connection looked dead under the batch statement, but the server still ran it: it commits only after
+    the batch was sent again, before that second sending reaches the head (which it then finds moved, by this very
+    batch). The batch is answered as written, not retried into a duplicate event or a failure."""
+    from django.db import OperationalError
+
+    real_fetch_all = writer.fetch_all
+    in_flight: list[tuple[str, list[Any]]] = []
+
+    def fetch_all(conn: Any, sql: str, params: Any) -> Any:
+        if sql.startswith("WITH "):  # the batch statement
+            if not in_flight:
+                in_flight.append((sql, list(params)))  # sent; the answer never comes back
+                raise OperationalError("server closed the connection unexpectedly")
+            if in_flight[0]:
+                real_fetch_all(conn, *in_flight[0])  # the first sending commits now
+                in_flight[0] = ()  # type: ignore[assignment]
+        return real_fetch_all(conn, sql, params)
+
+    def sent_again_on_a_new_connection(conn: Any, sql: str, params: Any, fetch: Any) -> Any:
+        try:
+            return fetch(conn, sql, params)
+        except OperationalError:
+            return fetch(conn, sql, params)
+
+    writer.write_batch([values("earlier")])
+    monkeypatch.setattr(writer, "fetch_all", fetch_all)
+    monkeypatch.setattr(writer, "fetch_on_first_use", sent_again_on_a_new_connection)
+    assert writer.write_batch([values("a"), values("b")]) == set()
+    assert written_operations() == ["earlier", "a", "b"]
+    call_command("audit", "verify")
+    assert "intact: 3 events" in capsys.readouterr().out
+
+
 # --- The endpoint ---------------------------------------------------------------------------------------
 
 
