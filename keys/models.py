@@ -109,7 +109,13 @@ class Key(rowmac.MacProtectedRow, models.Model):
 
     @property
     def arn(self) -> str:
-        return key_arn(self.account.account_id, str(self.key_id))
+        # Built once per instance (a cached key serves many requests, each asking several times): a key's id and
+        # account never change.
+        try:
+            return str(self.__dict__["_arn"])
+        except KeyError:
+            arn = self.__dict__["_arn"] = key_arn(self.account.account_id, str(self.key_id))
+            return arn
 
     @property
     def enabled(self) -> bool:
