@@ -24,7 +24,7 @@ from django.utils import timezone
 from keys.crypto.symmetric import BLOB_VERSION as SYMMETRIC_BLOB_VERSION
 from keys.crypto.symmetric import KEY_ID_BYTES
 from keys.selectors import prefetch_scopes
-from keys.services.access import may_read_rules_of
+from keys.services.access import ACCESS_READS, may_read_rules_of
 from kmsconsole.audit.authevents import record_throttled
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
@@ -322,9 +322,9 @@ def _with_explanation(response: HttpResponse, record: AuditRecord, caller: Calle
 
 
 def _may_read_what_the_trace_quotes(record: AuditRecord, caller: Caller) -> bool:
-    """A trace on a key quotes its policy and the values of its tags: shown only to a caller who may read both
-    (kms:GetKeyPolicy and kms:ListResourceTags on the key, decided as those requests would be). Asked only when a
-    trace was asked for."""
+    """A trace on a key quotes its policy and the values of its tags, and notes the caller's grants on it: shown
+    only to a caller who may read all three (kms:GetKeyPolicy, kms:ListResourceTags and kms:ListGrants on the key,
+    decided as those requests would be). Asked only when a trace was asked for."""
     if not record.key_arn:
         return True
     question = OperationContext(
@@ -333,7 +333,7 @@ def _may_read_what_the_trace_quotes(record: AuditRecord, caller: Caller) -> bool
         meta=record.meta,
         audit=AuditRecord(operation="GetKeyPolicy", meta=record.meta),  # a question: recorded nowhere
     )
-    return may_read_rules_of(question, record.key_arn)
+    return may_read_rules_of(question, record.key_arn, reads=ACCESS_READS)
 
 
 def _recorded_error(record: AuditRecord, error: errors.KmsError, attempts: _Attempts) -> HttpResponse:

@@ -363,8 +363,9 @@ def test_the_trace_explains_a_denial_too(kms_client: Any, make_user: Callable[..
 def test_a_trace_on_a_key_needs_reading_its_policy_and_tags(
     kms_client: Any, make_user: Callable[..., Persona]
 ) -> None:
-    """A trace on a key quotes its policy and, under a condition on aws:ResourceTag, a tag's value: kmsconsole:Explain
-    shows it only to a caller who may also read both (kms:GetKeyPolicy, kms:ListResourceTags)."""
+    """A trace on a key quotes its policy and, under a condition on aws:ResourceTag, a tag's value, and notes the
+    caller's grants on the key: kmsconsole:Explain shows it only to a caller who may also read all three
+    (kms:GetKeyPolicy, kms:ListResourceTags, kms:ListGrants)."""
     from keys.services import lifecycle
     from tests.conftest import as_operator
 
@@ -395,7 +396,13 @@ def test_a_trace_on_a_key_needs_reading_its_policy_and_tags(
         add_explain_header(kms_client(user)).describe_key(KeyId=str(key.key_id))
     assert "x-kms-explanation" not in raised.value.response["ResponseMetadata"]["HTTPHeaders"]
 
-    reader = user_allowed("reader", "kms:Encrypt", "kms:GetKeyPolicy", "kms:ListResourceTags")
+    rules_only = user_allowed("rules-reader", "kms:Encrypt", "kms:GetKeyPolicy", "kms:ListResourceTags")
+    response = add_explain_header(kms_client(rules_only)).encrypt(KeyId=str(key.key_id), Plaintext=b"x")
+    assert explanation(response) is None  # not the grants
+
+    reader = user_allowed(
+        "reader", "kms:Encrypt", "kms:GetKeyPolicy", "kms:ListResourceTags", "kms:ListGrants"
+    )
     response = add_explain_header(kms_client(reader)).encrypt(KeyId=str(key.key_id), Plaintext=b"x")
     trace = explanation(response)
     assert trace and "allowed" in trace[-1]

@@ -63,9 +63,11 @@ def test_a_new_grant_works_with_its_token_at_once_and_without_it_once_a_worker_p
     settings.KMS_GRANT_PROPAGATION_SECONDS = 3
     grant_worker.start(KMS_GRANT_PROPAGATION_SECONDS="3")
     arn = key_arn()
-    # The trace quotes the key policy and tags: explaining needs reading both, besides kmsconsole:Explain.
+    # The trace quotes the key policy and tags and notes the caller's grants: explaining needs reading all three,
+    # besides kmsconsole:Explain.
     app_user = make_user(
-        "app", identity_policy("kmsconsole:Explain", "kms:GetKeyPolicy", "kms:ListResourceTags")
+        "app",
+        identity_policy("kmsconsole:Explain", "kms:GetKeyPolicy", "kms:ListResourceTags", "kms:ListGrants"),
     )
     child = make_user("child")
     app_kms = explaining(kms_client(app_user))
