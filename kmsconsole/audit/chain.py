@@ -37,12 +37,16 @@ CHAINED_FIELDS = (
 )
 
 
+# Built once: json.dumps would build an encoder per call for these options.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_event(values: dict[str, Any]) -> bytes:
     """A byte string that is the same whether the event comes from memory, SQLite or PostgreSQL (jsonb)."""
     material = {name: values[name] for name in CHAINED_FIELDS}
     material["event_id"] = str(material["event_id"])
     material["time"] = values["time"].isoformat(timespec="microseconds")
-    return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL_JSON.encode(material).encode()
 
 
 def head_mac(last_seq: int, last_hash: str) -> str:

@@ -112,3 +112,35 @@ def test_a_warm_encrypt_reads_only_its_generations_before_its_audit_event(
         assert statements == []  # both statements went straight to libpq (kmsconsole.core.prepared)
     else:
         assert len(reads) == 1 and "generations_generation" in reads[0], statements
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"HTTP_X_AMZ_SECURITY_TOKEN": "token", "HTTP_CONTENT_TYPE": "text/plain"},  # a prefixed duplicate
+        {"HTTP_X_KMS_EXPLAIN": " 1 ", "HTTP_ACCEPT_ENCODING": "identity", "SERVER_SOFTWARE": "not a header"},
+    ],
+)
+def test_the_endpoints_headers_are_what_django_reads(extra: dict[str, str]) -> None:
+    """SigV4 signs the headers by lower-case name: the endpoint reads them from the environ itself, and must find
+    exactly the names and values Django's `request.headers` holds (the canonical request depends on both)."""
+    from django.core.handlers.wsgi import WSGIRequest
+
+    from kmsconsole.awskms.views import lowercase_headers
+
+    env = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "CONTENT_TYPE": "application/x-amz-json-1.1",
+        "CONTENT_LENGTH": "2",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_X_AMZ_DATE": "20261129T120000Z",
+        "HTTP_X_AMZ_TARGET": "TrentService.Encrypt",
+        "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIA/20261129/us-east-1/kms/aws4_request",
+        "wsgi.input": io.BytesIO(b"{}"),
+        **extra,
+    }
+    django_headers = {name.lower(): value for name, value in WSGIRequest(env).headers.items()}
+    assert lowercase_headers(env) == django_headers
+    assert "server-software" not in lowercase_headers(env)

@@ -10,6 +10,7 @@ make a change at the worst moment: after the decision, before the write."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -319,7 +320,11 @@ def test_a_cached_request_reads_no_generation_and_guards_what_it_used(
 
 @pytest.mark.parametrize("direction", ["disabled", "enabled"])
 def test_a_change_between_the_decision_and_the_audit_write_decides(
-    direction: str, live: Servers, make_user: Callable[..., Persona], monkeypatch: pytest.MonkeyPatch
+    direction: str,
+    live: Servers,
+    make_user: Callable[..., Persona],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     admin, app = make_user("admin", ALLOW_ALL), make_user("app", ALLOW_ALL)
     admin_client = live.admin(admin)
@@ -339,8 +344,12 @@ def test_a_change_between_the_decision_and_the_audit_write_decides(
     real_spend = ratelimit.spend_quota
     monkeypatch.setattr(ratelimit, "spend_quota", lambda *args: spent.append(args) or real_spend(*args))
     watch.armed = True
-    assert encrypt() == after  # decided as `before` from the cache, then the change committed: served again
+    with caplog.at_level(logging.INFO, logger="kmsconsole.awskms.views"):
+        # Decided as `before` from the cache, then the change committed: served again.
+        assert encrypt() == after
     assert watch.left_out == 1
+    served_again = [record.getMessage() for record in caplog.records if "served again" in record.getMessage()]
+    assert len(served_again) == 1 and served_again[0].startswith("Encrypt ")  # operators see the churn
     # Served twice, counted once against the account's quota (the admin's change is counted too: no quota there).
     assert [call for call in spent if call[1] == "Encrypt"] == [(app.arn.split(":")[4], "Encrypt")]
     events = _app_events(app)[len(events_before) :]
