@@ -74,18 +74,20 @@ def _storable(value: Any) -> Any:
     computed over what the database will give back, or `audit verify` reports an honest event as changed.
     Infinity and NaN, which jsonb refuses (the interfaces refuse them in bodies; this is the last line), are
     spelled as text."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # A lone surrogate ("\ud800" in a JSON body) is valid Python text but not UTF-8, and jsonb
+                # refuses it.
+                value = value.encode("utf-8", "backslashreplace").decode()
+        return value.replace("\x00", "\\u0000") if "\x00" in value else value
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
         if value.is_integer():
             return int(value)
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            # A lone surrogate ("\ud800" in a JSON body) is valid Python text but not UTF-8, and jsonb refuses it.
-            value = value.encode("utf-8", "backslashreplace").decode()
-        return value.replace("\x00", "\\u0000")
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):
