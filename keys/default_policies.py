@@ -53,6 +53,12 @@ USER_ACTIONS_BY_USAGE = {
     ),
     ("ASYMMETRIC", "SIGN_VERIFY"): ("kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"),
     ("ASYMMETRIC", "KEY_AGREEMENT"): ("kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"),
+    ("ASYMMETRIC", "ENCAPSULATE_DECAPSULATE"): (
+        "kms:DescribeKey",
+        "kms:GetPublicKey",
+        "kms:Encapsulate",
+        "kms:Decapsulate",
+    ),
     ("HMAC", "GENERATE_VERIFY_MAC"): ("kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"),
 }
 GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")

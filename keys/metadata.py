@@ -31,12 +31,6 @@ def key_metadata(key: Key) -> dict[str, Any]:
         metadata["CurrentKeyMaterialId"] = current_material(key).material_id
     if key.state == KeyState.PENDING_DELETION and key.deletion_date is not None:
         metadata["DeletionDate"] = key.deletion_date
-    for field, values in (
-        ("EncryptionAlgorithms", algorithms.encryption_algorithms),
-        ("SigningAlgorithms", algorithms.signing_algorithms),
-        ("MacAlgorithms", algorithms.mac_algorithms),
-        ("KeyAgreementAlgorithms", algorithms.key_agreement_algorithms),
-    ):
-        if values:
-            metadata[field] = [str(value) for value in values]
+    # EncryptionAlgorithms, SigningAlgorithms, MacAlgorithms, KeyAgreementAlgorithms or EncapsulationAlgorithms.
+    metadata.update(algorithms.members())
     return metadata

@@ -138,6 +138,10 @@ OPERATIONS: dict[str, Operation] = {
         _crypto("VerifyMac"),
         _crypto("GetPublicKey"),
         _crypto("DeriveSharedSecret"),
+        # ML-KEM keys (kms-spec §1): like DeriveSharedSecret, grantable, cross-account, Enabled keys only. The
+        # shared secret (a sensitive blob) and the ciphertext (a blob) are secret by the service model.
+        _crypto("Encapsulate"),
+        _crypto("Decapsulate"),
         # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services), not by a key policy.
         Operation(
             "CreateGrant",

@@ -7,27 +7,33 @@ service unseals it (``keys.crypto.sealing``, not re-exported here) just for the 
 
 Specs and rules (``specs``, ``rules``)
     Enums with every AWS value: ``KeySpec``, ``KeyUsage``, ``EncryptionAlgorithm``, ``SigningAlgorithm``,
-    ``MacAlgorithm``, ``KeyAgreementAlgorithm``, ``DataKeySpec``, ``DataKeyPairSpec``, ``MessageType``
-    (``StrEnum``: ``KeySpec("RSA_2048")`` parses, ``str(spec)`` is the wire value).
+    ``MacAlgorithm``, ``KeyAgreementAlgorithm``, ``EncapsulationAlgorithm``, ``DataKeySpec``,
+    ``DataKeyPairSpec``, ``MessageType`` (``StrEnum``: ``KeySpec("RSA_2048")`` parses, ``str(spec)`` is the
+    wire value).
     Limits (import them, never repeat them): ``PLAINTEXT_MAX_BYTES`` (4096), ``CIPHERTEXT_MAX_BYTES`` (6144),
     ``MESSAGE_MAX_BYTES`` (4096), ``SIGNATURE_MAX_BYTES`` (6144), ``NUMBER_OF_BYTES_MIN``/``_MAX`` (1..1024),
     ``PUBLIC_KEY_MAX_BYTES`` (8192), ``RSA_OAEP_MAX_PLAINTEXT_BYTES[(spec, alg)]``, ``DIGEST_BYTES[alg]``,
-    ``MAC_BYTES[alg]``, ``DATA_KEY_SPEC_BYTES``; tables ``AWS_KEY_SPEC_USAGES``, ``SUPPORTED_KEY_SPECS``,
-    ``OPERATION_KEY_USAGE`` (operation name -> usage it needs). More in ``keys.crypto.specs``.
+    ``MAC_BYTES[alg]``, ``DATA_KEY_SPEC_BYTES``, ``ML_DSA_MU_BYTES`` (64), ``ML_KEM_CIPHERTEXT_BYTES[spec]``
+    (768/1088/1568), ``ML_KEM_SHARED_SECRET_BYTES`` (32); tables ``AWS_KEY_SPEC_USAGES``,
+    ``SUPPORTED_KEY_SPECS``, ``OPERATION_KEY_USAGE`` (operation name -> usage it needs). More in
+    ``keys.crypto.specs``.
 
     - ``validate_spec_and_usage(key_spec=None, key_usage=None) -> KeyUsage``: CreateKey's rules; returns the
       usage the key gets (SYMMETRIC_DEFAULT may omit it). ValidationException / UnsupportedOperationException.
     - ``key_algorithms(key_spec, key_usage) -> KeyAlgorithms``: the ``EncryptionAlgorithms`` /
-      ``SigningAlgorithms`` / ``MacAlgorithms`` / ``KeyAgreementAlgorithms`` lists (DescribeKey).
+      ``SigningAlgorithms`` / ``MacAlgorithms`` / ``KeyAgreementAlgorithms`` / ``EncapsulationAlgorithms``
+      lists (DescribeKey, GetPublicKey); ``.members()`` gives the non-empty ones by wire member name.
     - ``check_key_usage(*, key_arn, key_usage, operation)``: InvalidKeyUsageException
       ``<arn> key usage is X which is not valid for <Operation>.``
     - ``check_data_key_encrypting_key(*, key_spec, operation)``: GenerateDataKey* need SYMMETRIC_DEFAULT.
     - ``check_encryption_algorithm`` / ``check_signing_algorithm`` / ``check_mac_algorithm`` /
-      ``check_key_agreement_algorithm(key_spec, algorithm)``: the operations below call these themselves.
+      ``check_key_agreement_algorithm`` / ``check_encapsulation_algorithm(key_spec, algorithm)``: the
+      operations below call these themselves.
 
 Key material (``material``, ``ids``)
     - ``generate_key_material(key_spec) -> bytes``: 32 random bytes (SYMMETRIC_DEFAULT), 28/32/48/64 random
-      bytes (HMAC_224/256/384/512), unencrypted PKCS#8 DER (RSA, ECC, Ed25519). Seal this and store it.
+      bytes (HMAC_224/256/384/512), unencrypted PKCS#8 DER (RSA, ECC, Ed25519; ML-DSA and ML-KEM in the seed
+      form of RFC 9881/9935, 54 and 86 bytes: see ``material``). Seal this and store it.
     - ``public_key_der(key_spec, material) -> bytes``: DER SubjectPublicKeyInfo (GetPublicKey). Not secret:
       store it beside the sealed material; ``encrypt_asymmetric`` and ``verify`` take it instead of material.
     - ``validate_key_material(key_spec, material)``: full check for material from outside (import).
@@ -56,10 +62,22 @@ Asymmetric keys (``asymmetric``, ``signing``)
     - ``sign(message, *, key_spec, material, signing_algorithm, message_type=RAW) -> bytes`` and
       ``verify(message, signature, *, key_spec, public_key_der, signing_algorithm, message_type=RAW)``
       (returns None or raises ``InvalidSignature``): RSASSA_PSS_SHA_256/384/512,
-      RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (RAW only).
-      ED25519_PH_SHA_512 is UnsupportedOperationException: ``cryptography`` has no Ed25519ph.
+      RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (RAW only),
+      ML_DSA_SHAKE_256 on ML_DSA_44/65/87 (FIPS 204; RAW = pure ML-DSA with an empty context, EXTERNAL_MU =
+      the caller's 64-byte mu; DIGEST is ValidationException ``Message type DIGEST is incompatible with key
+      spec ML_DSA_44.``). ED25519_PH_SHA_512 is UnsupportedOperationException: ``cryptography`` has no
+      Ed25519ph.
     - ``derive_shared_secret(public_key, *, key_spec, material, key_agreement_algorithm=ECDH) -> bytes``:
       raw ECDH secret for ECC_NIST_P256/P384/P521 KEY_AGREEMENT keys; ``public_key`` is the peer's DER SPKI.
+
+ML-KEM keys (``encapsulation``): Encapsulate/Decapsulate with ML_KEM_768 and ML_KEM_1024 (algorithm ML_KEM)
+    - ``encapsulate(*, key_spec, public_key_der, encapsulation_algorithm=ML_KEM) -> Encapsulated(ciphertext,
+      shared_secret)``: a fresh 32-byte secret (kept out of ``repr``) and its FIPS 203 ciphertext, from the
+      stored public key alone.
+    - ``decapsulate(ciphertext, *, key_spec, material, encapsulation_algorithm=ML_KEM) -> bytes``: the
+      secret; a ciphertext of the wrong length is ``InvalidCiphertext`` (empty), any other gives 32 bytes
+      (FIPS 203 implicit rejection, as AWS documents). ``check_decapsulation_input(ciphertext, *, key_spec,
+      encapsulation_algorithm=ML_KEM)`` refuses the same without the material (check it before unsealing).
 
 HMAC keys (``mac``)
     - ``generate_mac(message, *, key_spec, material, mac_algorithm) -> bytes`` and
@@ -70,8 +88,8 @@ Data keys (``datakeys``)
     - ``generate_data_key(*, key_spec: DataKeySpec | None = None, number_of_bytes: int | None = None)``
       -> bytes (exactly one of the two); ``data_key_length(...) -> int`` only validates those parameters.
     - ``generate_data_key_pair(key_pair_spec) -> DataKeyPair(key_pair_spec, public_key, private_key)``:
-      public DER SPKI, private DER PKCS#8 (kept out of ``repr``); encrypt ``private_key`` with
-      ``encrypt_symmetric`` under the KMS key.
+      public DER SPKI, private DER PKCS#8 (kept out of ``repr``; ML_KEM_768/1024 in seed form, as AWS's);
+      encrypt ``private_key`` with ``encrypt_symmetric`` under the KMS key.
     - ``generate_random(number_of_bytes) -> bytes``: GenerateRandom, 1..1024 (``None`` -> "NumberOfBytes is
       required.").
 
@@ -83,15 +101,17 @@ Errors (``errors``): ``CryptoError`` (base; ``code``, ``message``) and ``Invalid
 unusable stored material, a server fault). Messages and ``repr`` never contain material, plaintext,
 messages, signatures or MACs.
 
-Not supported (UnsupportedOperationException): key specs SM2, ML_DSA_*, ML_KEM_*; algorithms SM2PKE,
-SM2DSA, ML_DSA_SHAKE_256, ED25519_PH_SHA_512; key pair specs SM2, ML_KEM_*. MessageType EXTERNAL_MU is a
-ValidationException.
+Not supported (UnsupportedOperationException): key specs SM2 and ML_KEM_512 (``cryptography`` implements
+ML-KEM-768 and ML-KEM-1024 only; the message says so); algorithms SM2PKE, SM2DSA, ED25519_PH_SHA_512; key
+pair specs SM2 and ML_KEM_512. MessageType EXTERNAL_MU with anything but ML_DSA_SHAKE_256, and DIGEST with
+it, are ValidationException (``Message type X is incompatible with key spec Y.``).
 """
 
 from __future__ import annotations
 
 from .asymmetric import decrypt_asymmetric, derive_shared_secret, encrypt_asymmetric
 from .datakeys import DataKeyPair, data_key_length, generate_data_key, generate_data_key_pair, generate_random
+from .encapsulation import Encapsulated, check_decapsulation_input, decapsulate, encapsulate
 from .errors import (
     CryptoError,
     CryptoValidationError,
@@ -109,6 +129,7 @@ from .material import generate_key_material, public_key_der, validate_key_materi
 from .rules import (
     KeyAlgorithms,
     check_data_key_encrypting_key,
+    check_encapsulation_algorithm,
     check_encryption_algorithm,
     check_key_agreement_algorithm,
     check_key_usage,
@@ -127,6 +148,9 @@ from .specs import (
     KEY_MATERIAL_ID_BYTES,
     MAC_BYTES,
     MESSAGE_MAX_BYTES,
+    ML_DSA_MU_BYTES,
+    ML_KEM_CIPHERTEXT_BYTES,
+    ML_KEM_SHARED_SECRET_BYTES,
     NUMBER_OF_BYTES_MAX,
     NUMBER_OF_BYTES_MIN,
     OPERATION_KEY_USAGE,
@@ -138,6 +162,7 @@ from .specs import (
     SUPPORTED_KEY_SPECS,
     DataKeyPairSpec,
     DataKeySpec,
+    EncapsulationAlgorithm,
     EncryptionAlgorithm,
     KeyAgreementAlgorithm,
     KeySpec,
@@ -165,6 +190,9 @@ __all__ = [
     "KEY_MATERIAL_ID_BYTES",
     "MAC_BYTES",
     "MESSAGE_MAX_BYTES",
+    "ML_DSA_MU_BYTES",
+    "ML_KEM_CIPHERTEXT_BYTES",
+    "ML_KEM_SHARED_SECRET_BYTES",
     "NUMBER_OF_BYTES_MAX",
     "NUMBER_OF_BYTES_MIN",
     "OPERATION_KEY_USAGE",
@@ -180,6 +208,8 @@ __all__ = [
     "DataKeyPair",
     "DataKeyPairSpec",
     "DataKeySpec",
+    "Encapsulated",
+    "EncapsulationAlgorithm",
     "EncryptionAlgorithm",
     "EncryptionContext",
     "IncorrectKey",
@@ -198,15 +228,19 @@ __all__ = [
     "UnsupportedOperation",
     "canonical_encryption_context",
     "check_data_key_encrypting_key",
+    "check_decapsulation_input",
+    "check_encapsulation_algorithm",
     "check_encryption_algorithm",
     "check_key_agreement_algorithm",
     "check_key_usage",
     "check_mac_algorithm",
     "check_signing_algorithm",
     "data_key_length",
+    "decapsulate",
     "decrypt_asymmetric",
     "decrypt_symmetric",
     "derive_shared_secret",
+    "encapsulate",
     "encrypt_asymmetric",
     "encrypt_symmetric",
     "generate_data_key",

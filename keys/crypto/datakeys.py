@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import CryptoValidationError, UnsupportedOperation, value_range_error
 from .material import generate_private_key, private_key_to_der, public_key_to_der
+from .rules import unsupported_key_spec_message
 from .specs import (
     DATA_KEY_PAIR_KEY_SPECS,
     DATA_KEY_SPEC_BYTES,
@@ -66,14 +67,15 @@ class DataKeyPair:
     key_pair_spec: DataKeyPairSpec
     #: DER X.509 SubjectPublicKeyInfo (RFC 5280), as GenerateDataKeyPair returns ``PublicKey``.
     public_key: bytes
-    #: DER PKCS#8 PrivateKeyInfo (RFC 5958), as GenerateDataKeyPair returns ``PrivateKeyPlaintext``.
+    #: DER PKCS#8 PrivateKeyInfo (RFC 5958), as GenerateDataKeyPair returns ``PrivateKeyPlaintext``; for
+    #: ML_KEM_768/1024 its private key is the 64-byte seed form (86 bytes in all, whatever the spec), as AWS's.
     private_key: bytes = field(repr=False)
 
 
 def generate_data_key_pair(key_pair_spec: DataKeyPairSpec) -> DataKeyPair:
-    """A new key pair of ``key_pair_spec``; SM2 and ML_KEM_* are ``UnsupportedOperationException``."""
+    """A new key pair of ``key_pair_spec``; SM2 and ML_KEM_512 are ``UnsupportedOperationException``."""
     if key_pair_spec not in SUPPORTED_DATA_KEY_PAIR_SPECS:
-        raise UnsupportedOperation(f"KeyPairSpec {key_pair_spec} is not supported.")
+        raise UnsupportedOperation(unsupported_key_spec_message("KeyPairSpec", key_pair_spec))
     private_key = generate_private_key(DATA_KEY_PAIR_KEY_SPECS[key_pair_spec])
     return DataKeyPair(
         key_pair_spec=key_pair_spec,

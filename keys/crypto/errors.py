@@ -73,7 +73,7 @@ class InvalidMac(CryptoError):
 
 
 class UnsupportedOperation(CryptoError):
-    """A key spec or algorithm that AWS has but this service does not implement (SM2, ML-DSA, ML-KEM, ...)."""
+    """A key spec or algorithm that AWS has but this service does not implement (SM2, ML_KEM_512, ...)."""
 
     code = "UnsupportedOperationException"
 

@@ -4,7 +4,14 @@ Serialized ("material") forms, which is what the service seals under the root ke
 
 - SYMMETRIC_DEFAULT: 32 raw random bytes (the backing key; see ``symmetric`` for per-message keys);
 - HMAC_224/256/384/512: 28/32/48/64 raw random bytes;
-- RSA, ECC (NIST and secp256k1) and Ed25519: the private key as unencrypted PKCS#8 DER.
+- RSA, ECC (NIST and secp256k1) and Ed25519: the private key as unencrypted PKCS#8 DER;
+- ML_DSA_44/65/87 and ML_KEM_768/1024: also unencrypted PKCS#8 DER, whose private key is the *seed* form of
+  RFC 9881 / RFC 9935 (``[0]`` the 32-byte FIPS 204 seed xi, or the 64-byte FIPS 203 seed d || z): 54 and 86
+  bytes. It is the only form ``cryptography`` writes (``private_bytes`` never emits the expanded key), it
+  reads back with the same loader as every other spec, it is what AWS returns for ML-KEM data key pairs
+  ("the DER-encoded PKCS8 PrivateKeyInfo contains the private key in seed format", GenerateDataKeyPair's
+  documentation), and it is a few dozen bytes instead of the 2.5-4.9 KB expanded keys, which are recomputed
+  from the seed in microseconds. ML_KEM_512 has no material: ``cryptography`` has no ML-KEM-512.
 
 Loading for an operation skips OpenSSL's RSA consistency check (hundreds of milliseconds for RSA 4096): the
 material was made here and is authenticated by the root-key seal, so it cannot have been altered. Material
@@ -15,13 +22,13 @@ check.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, rsa
 
 from .errors import KeyMaterialError, UnsupportedOperation
 from .rules import require_supported_key_spec
@@ -30,6 +37,7 @@ from .specs import (
     EC_KEY_SPECS,
     HMAC_KEY_MATERIAL_BYTES,
     HMAC_KEY_SPECS,
+    POST_QUANTUM_KEY_SPECS,
     RSA_KEY_BITS,
     RSA_KEY_SPECS,
     RSA_PUBLIC_EXPONENT,
@@ -37,8 +45,20 @@ from .specs import (
     KeySpec,
 )
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+MLDSAPrivateKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+MLDSAPublicKey = mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
+MLKEMPrivateKey = mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey
+MLKEMPublicKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey
+PrivateKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | MLDSAPrivateKey
+    | MLKEMPrivateKey
+)
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | MLDSAPublicKey | MLKEMPublicKey
+)
 
 EC_CURVES: Final[Mapping[KeySpec, type[ec.EllipticCurve]]] = MappingProxyType(
     {
@@ -46,6 +66,26 @@ EC_CURVES: Final[Mapping[KeySpec, type[ec.EllipticCurve]]] = MappingProxyType(
         KeySpec.ECC_NIST_P384: ec.SECP384R1,
         KeySpec.ECC_NIST_P521: ec.SECP521R1,
         KeySpec.ECC_SECG_P256K1: ec.SECP256K1,
+    }
+)
+
+#: The post-quantum specs' key classes (private, public), and how a new private key of each is made.
+POST_QUANTUM_KEY_CLASSES: Final[Mapping[KeySpec, tuple[type, type]]] = MappingProxyType(
+    {
+        KeySpec.ML_DSA_44: (mldsa.MLDSA44PrivateKey, mldsa.MLDSA44PublicKey),
+        KeySpec.ML_DSA_65: (mldsa.MLDSA65PrivateKey, mldsa.MLDSA65PublicKey),
+        KeySpec.ML_DSA_87: (mldsa.MLDSA87PrivateKey, mldsa.MLDSA87PublicKey),
+        KeySpec.ML_KEM_768: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey),
+        KeySpec.ML_KEM_1024: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey),
+    }
+)
+_POST_QUANTUM_GENERATORS: Final[Mapping[KeySpec, Callable[[], PrivateKey]]] = MappingProxyType(
+    {
+        KeySpec.ML_DSA_44: mldsa.MLDSA44PrivateKey.generate,
+        KeySpec.ML_DSA_65: mldsa.MLDSA65PrivateKey.generate,
+        KeySpec.ML_DSA_87: mldsa.MLDSA87PrivateKey.generate,
+        KeySpec.ML_KEM_768: mlkem.MLKEM768PrivateKey.generate,
+        KeySpec.ML_KEM_1024: mlkem.MLKEM1024PrivateKey.generate,
     }
 )
 
@@ -59,6 +99,8 @@ def generate_private_key(key_spec: KeySpec) -> PrivateKey:
         return ec.generate_private_key(EC_CURVES[key_spec]())
     if key_spec is KeySpec.ECC_NIST_EDWARDS25519:
         return ed25519.Ed25519PrivateKey.generate()
+    if key_spec in POST_QUANTUM_KEY_SPECS:
+        return _POST_QUANTUM_GENERATORS[key_spec]()
     raise UnsupportedOperation(f"KeySpec {key_spec} has no asymmetric key pair.")
 
 
@@ -110,6 +152,8 @@ def _matches_spec(key_spec: KeySpec, key: PrivateKey | PublicKey) -> bool:
         )
     if key_spec is KeySpec.ECC_NIST_EDWARDS25519:
         return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+    if key_spec in POST_QUANTUM_KEY_SPECS:
+        return isinstance(key, POST_QUANTUM_KEY_CLASSES[key_spec])
     return False
 
 
@@ -126,9 +170,7 @@ def load_private_key(key_spec: KeySpec, material: bytes, *, full_check: bool = F
         )
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise KeyMaterialError(f"The key material does not match KeySpec {key_spec}.") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) or (
-        not _matches_spec(key_spec, key)
-    ):
+    if not isinstance(key, PrivateKey) or not _matches_spec(key_spec, key):
         raise KeyMaterialError(f"The key material does not match KeySpec {key_spec}.")
     return key
 
@@ -164,9 +206,7 @@ def load_public_key(key_spec: KeySpec, der: bytes) -> PublicKey:
         key = serialization.load_der_public_key(der)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError(f"not a DER SubjectPublicKeyInfo of KeySpec {key_spec}") from None
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) or (
-        not _matches_spec(key_spec, key)
-    ):
+    if not isinstance(key, PublicKey) or not _matches_spec(key_spec, key):
         raise ValueError(f"not a DER SubjectPublicKeyInfo of KeySpec {key_spec}")
     return key
 

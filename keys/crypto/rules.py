@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .errors import CryptoValidationError, InvalidKeyUsage, UnsupportedOperation
 from .specs import (
+    AWS_ENCAPSULATION_ALGORITHMS,
     AWS_ENCRYPTION_ALGORITHMS,
     AWS_KEY_AGREEMENT_ALGORITHMS,
     AWS_KEY_SPEC_USAGES,
@@ -22,7 +23,9 @@ from .specs import (
     OPERATION_KEY_USAGE,
     SUPPORTED_KEY_SPECS,
     UNSUPPORTED_ENCRYPTION_ALGORITHMS,
+    UNSUPPORTED_KEY_SPEC_REASONS,
     UNSUPPORTED_SIGNING_ALGORITHMS,
+    EncapsulationAlgorithm,
     EncryptionAlgorithm,
     KeyAgreementAlgorithm,
     KeySpec,
@@ -37,10 +40,17 @@ USAGE_REQUIRED_MESSAGE = (
 DATA_KEY_WITH_ASYMMETRIC_KEY_MESSAGE = "You cannot generate a data key with an asymmetric CMK"
 
 
+def unsupported_key_spec_message(member: str, key_spec: str) -> str:
+    """The UnsupportedOperationException message for a spec AWS has but this service does not implement
+    (``member`` is "KeySpec" or "KeyPairSpec"); it says why where there is more to say (ML_KEM_512)."""
+    reason = UNSUPPORTED_KEY_SPEC_REASONS.get(KeySpec(key_spec))
+    return f"{member} {key_spec} is not supported" + (f": {reason}." if reason else ".")
+
+
 def require_supported_key_spec(key_spec: KeySpec) -> None:
-    """Raise ``UnsupportedOperationException`` for a spec AWS has but this service does not (SM2, ML-*)."""
+    """Raise ``UnsupportedOperationException`` for a spec AWS has but this service does not (SM2, ML_KEM_512)."""
     if key_spec not in SUPPORTED_KEY_SPECS:
-        raise UnsupportedOperation(f"KeySpec {key_spec} is not supported.")
+        raise UnsupportedOperation(unsupported_key_spec_message("KeySpec", key_spec))
 
 
 def validate_spec_and_usage(key_spec: KeySpec | None = None, key_usage: KeyUsage | None = None) -> KeyUsage:
@@ -121,6 +131,13 @@ def check_key_agreement_algorithm(key_spec: KeySpec, algorithm: KeyAgreementAlgo
     require_supported_key_spec(key_spec)
 
 
+def check_encapsulation_algorithm(key_spec: KeySpec, algorithm: EncapsulationAlgorithm) -> None:
+    """Raise unless ``algorithm`` is usable with ``key_spec`` for Encapsulate/Decapsulate (ML_KEM, ML-KEM keys)."""
+    if algorithm not in AWS_ENCAPSULATION_ALGORITHMS.get(key_spec, ()):
+        raise _incompatible(algorithm, key_spec)
+    require_supported_key_spec(key_spec)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyAlgorithms:
     """The algorithm lists DescribeKey/GetPublicKey report for a key; empty lists are omitted on the wire."""
@@ -129,6 +146,18 @@ class KeyAlgorithms:
     signing_algorithms: tuple[SigningAlgorithm, ...] = ()
     mac_algorithms: tuple[MacAlgorithm, ...] = ()
     key_agreement_algorithms: tuple[KeyAgreementAlgorithm, ...] = ()
+    encapsulation_algorithms: tuple[EncapsulationAlgorithm, ...] = ()
+
+    def members(self) -> dict[str, list[str]]:
+        """The non-empty lists under their KeyMetadata / GetPublicKey member names, as wire strings."""
+        lists = {
+            "EncryptionAlgorithms": self.encryption_algorithms,
+            "SigningAlgorithms": self.signing_algorithms,
+            "MacAlgorithms": self.mac_algorithms,
+            "KeyAgreementAlgorithms": self.key_agreement_algorithms,
+            "EncapsulationAlgorithms": self.encapsulation_algorithms,
+        }
+        return {member: [str(value) for value in values] for member, values in lists.items() if values}
 
 
 def key_algorithms(key_spec: KeySpec, key_usage: KeyUsage) -> KeyAlgorithms:
@@ -155,4 +184,6 @@ def key_algorithms(key_spec: KeySpec, key_usage: KeyUsage) -> KeyAlgorithms:
         return KeyAlgorithms(mac_algorithms=AWS_MAC_ALGORITHMS.get(key_spec, ()))
     if key_usage is KeyUsage.KEY_AGREEMENT:
         return KeyAlgorithms(key_agreement_algorithms=AWS_KEY_AGREEMENT_ALGORITHMS.get(key_spec, ()))
+    if key_usage is KeyUsage.ENCAPSULATE_DECAPSULATE:
+        return KeyAlgorithms(encapsulation_algorithms=AWS_ENCAPSULATION_ALGORITHMS.get(key_spec, ()))
     return KeyAlgorithms()

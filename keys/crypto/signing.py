@@ -1,15 +1,24 @@
-"""Sign and Verify for RSA (PSS, PKCS#1 v1.5), ECDSA (NIST curves, secp256k1) and Ed25519 keys.
+"""Sign and Verify for RSA (PSS, PKCS#1 v1.5), ECDSA (NIST curves, secp256k1), Ed25519 and ML-DSA keys.
 
 Signatures are what KMS returns and what standard verifiers accept:
 
 - RSASSA_PSS_SHA_*: PSS with MGF1 over the same hash and a salt as long as the digest;
 - RSASSA_PKCS1_V1_5_SHA_*: PKCS#1 v1.5 with the DigestInfo prefix;
 - ECDSA_SHA_*: DER-encoded ``Ecdsa-Sig-Value`` (SEQUENCE of r and s);
-- ED25519_SHA_512: pure Ed25519 (RFC 8032) over the message, 64 bytes; MessageType must be RAW.
+- ED25519_SHA_512: pure Ed25519 (RFC 8032) over the message, 64 bytes; MessageType must be RAW;
+- ML_DSA_SHAKE_256 (ML_DSA_44/65/87): FIPS 204 signatures (2420, 3309, 4627 bytes). RAW is *pure* ML-DSA
+  over the message with an empty context string (what ``cryptography``'s ``verify(signature, message)``
+  checks); EXTERNAL_MU is the 64-byte message representative mu (FIPS 204 section 6.2; with the empty context
+  SHAKE256(SHAKE256(pk, 64) || 0x00 || 0x00 || message, 64), ``MLDSAMuHasher`` over the public key) that the
+  caller computed, signed as is; both give signatures any FIPS 204 verifier accepts for the message. DIGEST is
+  refused (``Message type DIGEST is incompatible with key spec ML_DSA_44.``, AWS's text), as AWS does: ML-DSA
+  has no prehash mode in KMS (HashML-DSA is another algorithm). Signing is hedged (OpenSSL's default): two
+  signatures of one message differ, and both verify.
 
 MessageType RAW (1..4096 bytes) is hashed here; DIGEST is a digest the caller computed and must be exactly the
-algorithm's hash length (``Digest is invalid length for algorithm ECDSA_SHA_256.``). ED25519_PH_SHA_512
-(Ed25519ph) is not implemented: ``cryptography`` has no prehashed/"dom2" Ed25519
+algorithm's hash length (``Digest is invalid length for algorithm ECDSA_SHA_256.``); EXTERNAL_MU is for ML-DSA
+keys only (``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256.``) and must be 64 bytes.
+ED25519_PH_SHA_512 (Ed25519ph) is not implemented: ``cryptography`` has no prehashed/"dom2" Ed25519
 (``UnsupportedOperationException``).
 """
 
@@ -24,13 +33,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from .errors import CryptoValidationError, InvalidSignature, length_error
-from .material import load_private_key, load_stored_public_key
+from .errors import CryptoValidationError, InvalidSignature, KeyMaterialError, length_error
+from .material import MLDSAPrivateKey, MLDSAPublicKey, load_private_key, load_stored_public_key
 from .rules import check_signing_algorithm
 from .specs import (
     DIGEST_BYTES,
     MESSAGE_MAX_BYTES,
     MESSAGE_MIN_BYTES,
+    ML_DSA_MU_BYTES,
     SIGNATURE_MAX_BYTES,
     KeySpec,
     MessageType,
@@ -59,9 +69,24 @@ _PSS: Final = frozenset(
 )
 
 
-def _check_message(message: bytes, algorithm: SigningAlgorithm, message_type: MessageType) -> None:
-    if message_type is MessageType.EXTERNAL_MU:
-        raise CryptoValidationError(f"MessageType EXTERNAL_MU is not valid for algorithm {algorithm}.")
+_ML_DSA = SigningAlgorithm.ML_DSA_SHAKE_256
+#: The message types each algorithm family takes (the others are "incompatible with key spec").
+_ML_DSA_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.EXTERNAL_MU})
+_HASHED_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.DIGEST})
+
+
+def mu_length_message(algorithm: SigningAlgorithm) -> str:
+    """ValidationException for an EXTERNAL_MU message that is not 64 bytes (AWS documents the rule, not the
+    text; this one is worded after AWS's digest-length message)."""
+    return f"Mu is invalid length for algorithm {algorithm}. MessageType EXTERNAL_MU needs {ML_DSA_MU_BYTES} bytes."
+
+
+def _check_message(
+    message: bytes, key_spec: KeySpec, algorithm: SigningAlgorithm, message_type: MessageType
+) -> None:
+    allowed = _ML_DSA_MESSAGE_TYPES if algorithm is _ML_DSA else _HASHED_MESSAGE_TYPES
+    if message_type not in allowed:
+        raise CryptoValidationError(f"Message type {message_type} is incompatible with key spec {key_spec}.")
     if algorithm is SigningAlgorithm.ED25519_SHA_512 and message_type is not MessageType.RAW:
         raise CryptoValidationError(f"Algorithm {algorithm} requires MessageType RAW.")
     if len(message) < MESSAGE_MIN_BYTES:
@@ -70,6 +95,8 @@ def _check_message(message: bytes, algorithm: SigningAlgorithm, message_type: Me
         raise length_error("message", maximum=MESSAGE_MAX_BYTES)
     if message_type is MessageType.DIGEST and len(message) != DIGEST_BYTES[algorithm]:
         raise CryptoValidationError(f"Digest is invalid length for algorithm {algorithm}.")
+    if message_type is MessageType.EXTERNAL_MU and len(message) != ML_DSA_MU_BYTES:
+        raise CryptoValidationError(mu_length_message(algorithm))
 
 
 def _prepare(
@@ -100,15 +127,22 @@ def sign(
     signing_algorithm: SigningAlgorithm,
     message_type: MessageType = MessageType.RAW,
 ) -> bytes:
-    """Sign a message (RAW) or a digest (DIGEST) with a SIGN_VERIFY key's private material."""
+    """Sign a message (RAW), a digest (DIGEST) or an ML-DSA mu (EXTERNAL_MU) with a SIGN_VERIFY key's private
+    material."""
     check_signing_algorithm(key_spec, signing_algorithm)
-    _check_message(message, signing_algorithm, message_type)
+    _check_message(message, key_spec, signing_algorithm, message_type)
     private_key = load_private_key(key_spec, material)
+    if isinstance(private_key, MLDSAPrivateKey):
+        if message_type is MessageType.EXTERNAL_MU:
+            return private_key.sign_mu(message)
+        return private_key.sign(message)  # pure ML-DSA, empty context
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key.sign(message)
     digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
     if isinstance(private_key, rsa.RSAPrivateKey):
         return private_key.sign(digest, _rsa_padding(signing_algorithm, hash_algorithm), prehashed)
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):  # pragma: no cover - the algorithm check
+        raise KeyMaterialError()  # let only signing specs through (an ML-KEM key has no signing algorithm)
     return private_key.sign(digest, ec.ECDSA(prehashed))
 
 
@@ -126,18 +160,26 @@ def verify(
     Raise ``KMSInvalidSignatureException`` (empty message) otherwise; like AWS, never return "invalid".
     """
     check_signing_algorithm(key_spec, signing_algorithm)
-    _check_message(message, signing_algorithm, message_type)
+    _check_message(message, key_spec, signing_algorithm, message_type)
     if len(signature) > SIGNATURE_MAX_BYTES:
         raise length_error("signature", maximum=SIGNATURE_MAX_BYTES)
     public_key = load_stored_public_key(key_spec, public_key_der)
     try:
+        if isinstance(public_key, MLDSAPublicKey):
+            if message_type is MessageType.EXTERNAL_MU:
+                public_key.verify_mu(signature, message)
+            else:
+                public_key.verify(signature, message)
+            return
         if isinstance(public_key, ed25519.Ed25519PublicKey):
             public_key.verify(signature, message)
             return
         digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, digest, _rsa_padding(signing_algorithm, hash_algorithm), prehashed)
-        else:
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature, digest, ec.ECDSA(prehashed))
+        else:  # pragma: no cover - the algorithm check let only signing specs through
+            raise KeyMaterialError()
     except (_BadSignature, ValueError):
         raise InvalidSignature() from None

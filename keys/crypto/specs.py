@@ -78,6 +78,10 @@ class KeyAgreementAlgorithm(StrEnum):
     ECDH = "ECDH"
 
 
+class EncapsulationAlgorithm(StrEnum):
+    ML_KEM = "ML_KEM"
+
+
 class DataKeySpec(StrEnum):
     AES_256 = "AES_256"
     AES_128 = "AES_128"
@@ -112,11 +116,24 @@ EC_KEY_SPECS: Final = NIST_EC_KEY_SPECS | {KeySpec.ECC_SECG_P256K1}
 HMAC_KEY_SPECS: Final = frozenset({KeySpec.HMAC_224, KeySpec.HMAC_256, KeySpec.HMAC_384, KeySpec.HMAC_512})
 ML_DSA_KEY_SPECS: Final = frozenset({KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87})
 ML_KEM_KEY_SPECS: Final = frozenset({KeySpec.ML_KEM_512, KeySpec.ML_KEM_768, KeySpec.ML_KEM_1024})
+#: The ML-KEM parameter sets ``cryptography`` implements: it has no ML-KEM-512 (FIPS 203's smallest set).
+IMPLEMENTED_ML_KEM_KEY_SPECS: Final = frozenset({KeySpec.ML_KEM_768, KeySpec.ML_KEM_1024})
+#: Post-quantum specs whose private material is a seed (FIPS 204 xi, 32 bytes; FIPS 203 d || z, 64 bytes).
+POST_QUANTUM_KEY_SPECS: Final = ML_DSA_KEY_SPECS | IMPLEMENTED_ML_KEM_KEY_SPECS
 #: Specs whose private material is an asymmetric key (stored as PKCS#8 DER) and that have a public key.
-ASYMMETRIC_KEY_SPECS: Final = RSA_KEY_SPECS | EC_KEY_SPECS | {KeySpec.ECC_NIST_EDWARDS25519}
+ASYMMETRIC_KEY_SPECS: Final = (
+    RSA_KEY_SPECS | EC_KEY_SPECS | {KeySpec.ECC_NIST_EDWARDS25519} | POST_QUANTUM_KEY_SPECS
+)
 
-#: What this service implements. SM2 (China Regions only), ML-DSA and ML-KEM are not implemented.
+#: What this service implements: every AWS spec but SM2 (China Regions only) and ML_KEM_512.
 SUPPORTED_KEY_SPECS: Final = ASYMMETRIC_KEY_SPECS | HMAC_KEY_SPECS | {KeySpec.SYMMETRIC_DEFAULT}
+#: Why a spec AWS has is not implemented here, where there is more to say than "not supported".
+UNSUPPORTED_KEY_SPEC_REASONS: Final[Mapping[KeySpec, str]] = MappingProxyType(
+    {
+        KeySpec.ML_KEM_512: "this KMS implements ML_KEM_768 and ML_KEM_1024 only (its cryptography library "
+        "has no ML-KEM-512)",
+    }
+)
 
 # --- Spec -> usages (CreateKey rules, §3.2) -----------------------------------------------------------------
 
@@ -187,11 +204,15 @@ AWS_KEY_AGREEMENT_ALGORITHMS: Final[Mapping[KeySpec, tuple[KeyAgreementAlgorithm
     {**dict.fromkeys(NIST_EC_KEY_SPECS | {KeySpec.SM2}, (KeyAgreementAlgorithm.ECDH,))}
 )
 
+AWS_ENCAPSULATION_ALGORITHMS: Final[Mapping[KeySpec, tuple[EncapsulationAlgorithm, ...]]] = MappingProxyType(
+    {**dict.fromkeys(ML_KEM_KEY_SPECS, (EncapsulationAlgorithm.ML_KEM,))}
+)
+
 #: Algorithms AWS offers that this service does not implement. ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 §5.1)
 #: needs the Ed25519 "dom2" prefix, which the ``cryptography`` package does not expose.
 UNSUPPORTED_ENCRYPTION_ALGORITHMS: Final = frozenset({EncryptionAlgorithm.SM2PKE})
 UNSUPPORTED_SIGNING_ALGORITHMS: Final = frozenset(
-    {SigningAlgorithm.ED25519_PH_SHA_512, SigningAlgorithm.SM2DSA, SigningAlgorithm.ML_DSA_SHAKE_256}
+    {SigningAlgorithm.ED25519_PH_SHA_512, SigningAlgorithm.SM2DSA}
 )
 
 # --- Data keys ----------------------------------------------------------------------------------------------
@@ -238,6 +259,15 @@ NUMBER_OF_BYTES_MIN: Final = 1
 NUMBER_OF_BYTES_MAX: Final = 1024
 #: GetPublicKey's PublicKey and DeriveSharedSecret's PublicKey.
 PUBLIC_KEY_MAX_BYTES: Final = 8192
+#: MessageType EXTERNAL_MU: the message is ML-DSA's representative mu (FIPS 204 section 6.2), exactly 64 bytes.
+ML_DSA_MU_BYTES: Final = 64
+#: Encapsulate's SharedSecretCiphertextBlob, and the only length Decapsulate accepts (the Encapsulate output
+#: member's documentation: 768, 1088 and 1568 bytes); anything else is InvalidCiphertextException.
+ML_KEM_CIPHERTEXT_BYTES: Final[Mapping[KeySpec, int]] = MappingProxyType(
+    {KeySpec.ML_KEM_512: 768, KeySpec.ML_KEM_768: 1088, KeySpec.ML_KEM_1024: 1568}
+)
+#: Encapsulate's and Decapsulate's SharedSecret (FIPS 203: 32 bytes for every parameter set).
+ML_KEM_SHARED_SECRET_BYTES: Final = 32
 
 _OAEP_HASH_BYTES: Final[Mapping[EncryptionAlgorithm, int]] = MappingProxyType(
     {EncryptionAlgorithm.RSAES_OAEP_SHA_1: 20, EncryptionAlgorithm.RSAES_OAEP_SHA_256: 32}

@@ -1,5 +1,5 @@
 """Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateDataKeyPair*, Sign, Verify,
-GenerateMac, VerifyMac, GetPublicKey.
+GenerateMac, VerifyMac, DeriveSharedSecret, GetPublicKey (Encapsulate and Decapsulate: keys.services.encapsulation).
 
 Order of checks (kms-spec §4.2): the key (NotFoundException; InvalidCiphertextException when a ciphertext
 header names it), authorization (AccessDeniedException, with the encryption context and the condition keys of
@@ -549,7 +549,8 @@ def message_sign(
     signing_algorithm: str,
     message_type: str | None = None,
 ) -> Output:
-    """Sign a message (RAW, hashed here) or a digest (DIGEST, exactly the hash length) with a SIGN_VERIFY key."""
+    """Sign a message (RAW, hashed here), a digest (DIGEST, exactly the hash length) or, with an ML-DSA key, a
+    64-byte mu (EXTERNAL_MU) with a SIGN_VERIFY key."""
     key, algorithm, kind = _signing_key(ctx, key_id, signing_algorithm, message_type)
     with _crypto_errors():
         signature = core.sign(

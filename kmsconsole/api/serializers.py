@@ -175,6 +175,12 @@ class KeyMetadataOutput(serializers.Serializer):
     key_agreement_algorithms = serializers.ListField(
         child=serializers.CharField(), source="KeyAgreementAlgorithms", required=False
     )
+    encapsulation_algorithms = serializers.ListField(
+        child=serializers.CharField(),
+        source="EncapsulationAlgorithms",
+        required=False,
+        help_text="ML-KEM keys (ENCAPSULATE_DECAPSULATE) only.",
+    )
 
 
 class RotationOutput(serializers.Serializer):

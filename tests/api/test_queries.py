@@ -109,6 +109,8 @@ def test_key_search_matches_what_the_list_shows_never_tags(admin_api: APIClient)
         ("ECC_NIST_P256", "SIGN_VERIFY"),
         ("ECC_NIST_P256", "KEY_AGREEMENT"),
         ("HMAC_256", "GENERATE_VERIFY_MAC"),
+        ("ML_DSA_87", "SIGN_VERIFY"),
+        ("ML_KEM_1024", "ENCAPSULATE_DECAPSULATE"),
     ],
 )
 def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec: str, key_usage: str) -> None:
@@ -120,6 +122,21 @@ def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec:
     assert (body["key_spec"], body["key_usage"]) == (key_spec, key_usage)
     # The service model: only symmetric encryption keys name their current key material.
     assert ("current_key_material_id" in body) == (key_spec == "SYMMETRIC_DEFAULT")
+    if key_usage == "ENCAPSULATE_DECAPSULATE":
+        assert body["encapsulation_algorithms"] == ["ML_KEM"] and "signing_algorithms" not in body
+    if key_spec.startswith("ML_DSA"):
+        assert body["signing_algorithms"] == ["ML_DSA_SHAKE_256"]
+
+
+@pytest.mark.django_db
+def test_ml_kem_512_is_refused_with_its_reason(admin_api: APIClient) -> None:
+    refused = admin_api.post(
+        "/api/v1/keys", {"key_spec": "ML_KEM_512", "key_usage": "ENCAPSULATE_DECAPSULATE"}, format="json"
+    )
+    assert refused.status_code == 400, refused.content
+    error = refused.json()["error"]
+    assert error["code"] == "UnsupportedOperationException"
+    assert "ML_KEM_768 and ML_KEM_1024 only" in error["message"]
 
 
 # IAM lets the lister list keys and read tags; a key policy that names only the admin leaves it out.

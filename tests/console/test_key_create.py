@@ -156,12 +156,35 @@ def test_asymmetric_signing_key(
     assert not Alias.objects.exists()
 
 
+def test_post_quantum_encapsulation_key(
+    console: Callable[..., Client], admin: Persona, make_user: Callable[..., Persona]
+) -> None:
+    """An ML-KEM key through the wizard: its one usage needs no choice, its users get Encapsulate/Decapsulate."""
+    peer = make_user("peer")
+    client = console(admin)
+    review = walk_to_review(
+        client,
+        {"key_type": "asymmetric", "key_spec": "ML_KEM_1024"},
+        {"description": "key exchange"},
+        {"principal": [admin.arn]},
+        {"other_arns": peer.arn},
+    )
+    use = statement(review.context["policy"], "Allow use of the key")
+    assert use["Action"] == ["kms:DescribeKey", "kms:GetPublicKey", "kms:Encapsulate", "kms:Decapsulate"]
+    assert submit(client, review, action="create").status_code == 302
+    key = Key.objects.get()
+    assert (key.key_spec, key.key_usage) == ("ML_KEM_1024", "ENCAPSULATE_DECAPSULATE")
+    assert key.public_key_der and len(key.public_key_der) == 1590
+
+
 def test_step_one_offers_only_supported_specs_and_their_usages(
     console: Callable[..., Client], admin: Persona
 ) -> None:
     body = console(admin).get(CREATE).content.decode()
     assert 'value="RSA_2048"' in body and 'value="HMAC_512"' in body
-    assert 'value="SM2"' not in body and 'value="ML_DSA_44"' not in body  # not implemented here
+    assert 'value="SM2"' not in body and 'value="ML_KEM_512"' not in body  # not implemented here
+    assert 'value="ML_DSA_44"' in body and 'value="ML_KEM_1024"' in body  # post-quantum, as on AWS
+    assert 'data-usages="ENCAPSULATE_DECAPSULATE"' in body
     assert 'data-usages="SIGN_VERIFY KEY_AGREEMENT"' in body  # the NIST curves
     assert "js/keys.js" in body
 

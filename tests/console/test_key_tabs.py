@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, mlkem, rsa
 from django.test import Client
 from django.utils import timezone
 
@@ -75,6 +75,8 @@ def test_asymmetric_key_shows_the_public_key_as_pem_with_copy_and_download(
     [
         ("RSA_2048", "ENCRYPT_DECRYPT", rsa.RSAPublicKey),
         ("ECC_NIST_P384", "SIGN_VERIFY", ec.EllipticCurvePublicKey),
+        ("ML_DSA_65", "SIGN_VERIFY", mldsa.MLDSA65PublicKey),
+        ("ML_KEM_768", "ENCAPSULATE_DECAPSULATE", mlkem.MLKEM768PublicKey),
     ],
 )
 def test_public_key_download_is_a_pem_file_cryptography_loads(
@@ -89,6 +91,21 @@ def test_public_key_download_is_a_pem_file_cryptography_loads(
     der = loaded.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert der == bytes(key.public_key_der)
     assert audit_events("GetPublicKey")[-1].decision == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage", "shown"),
+    [
+        ("ML_DSA_44", "SIGN_VERIFY", ("Signing algorithms", "ML_DSA_SHAKE_256")),
+        ("ML_KEM_1024", "ENCAPSULATE_DECAPSULATE", ("Key encapsulation algorithms", "ML_KEM")),
+    ],
+)
+def test_post_quantum_keys_show_their_algorithm_and_public_key(
+    admin: Persona, console: Callable[..., Client], spec: str, usage: str, shown: tuple[str, str]
+) -> None:
+    key = make_key(key_spec=spec, key_usage=usage)
+    page = console(admin).get(url("key-crypto", key)).content.decode()
+    assert all(text in page for text in shown) and "-----BEGIN PUBLIC KEY-----" in page
 
 
 def test_symmetric_key_has_no_public_key_to_download(admin: Persona, console: Callable[..., Client]) -> None:

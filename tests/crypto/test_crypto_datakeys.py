@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from keys.crypto import (
@@ -108,7 +108,12 @@ CHECKS = {
     DataKeyPairSpec.ECC_NIST_P521: (ec.EllipticCurvePrivateKey, "secp521r1"),
     DataKeyPairSpec.ECC_SECG_P256K1: (ec.EllipticCurvePrivateKey, "secp256k1"),
     DataKeyPairSpec.ECC_NIST_EDWARDS25519: (ed25519.Ed25519PrivateKey, "ed25519"),
+    DataKeyPairSpec.ML_KEM_768: (mlkem.MLKEM768PrivateKey, "seed"),
+    DataKeyPairSpec.ML_KEM_1024: (mlkem.MLKEM1024PrivateKey, "seed"),
 }
+#: AWS: "For ML-KEM data key pairs, the DER-encoded PKCS8 PrivateKeyInfo contains the private key in seed
+#: format. As a result, the length of the private key is the same for all ML-KEM key pair specs."
+ML_KEM_SEED_PKCS8_BYTES = 86
 
 
 @functools.cache
@@ -141,6 +146,9 @@ def test_interop_pair_loads_with_der_loaders_and_matches(spec: DataKeyPairSpec) 
         assert str(private.key_size) == detail
     elif isinstance(private, ec.EllipticCurvePrivateKey):
         assert private.curve.name == detail
+    elif detail == "seed":
+        assert len(generated.private_key) == ML_KEM_SEED_PKCS8_BYTES
+        assert generated.private_key.endswith(private.private_bytes_raw())  # type: ignore[union-attr]
     assert private.public_key() == public
     # Exactly the RFC 5280 SPKI / RFC 5958 PKCS#8 DER encodings, not PEM, not traditional OpenSSL.
     assert generated.public_key == public.public_bytes(
@@ -168,6 +176,10 @@ def test_interop_pair_works(spec: DataKeyPairSpec) -> None:
     elif isinstance(private, ec.EllipticCurvePrivateKey):
         assert isinstance(public, ec.EllipticCurvePublicKey)
         public.verify(private.sign(message, ec.ECDSA(hashes.SHA256())), message, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(private, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
+        assert isinstance(public, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey)
+        shared_secret, ciphertext = public.encapsulate()
+        assert private.decapsulate(ciphertext) == shared_secret
     else:
         assert isinstance(private, ed25519.Ed25519PrivateKey) and isinstance(public, ed25519.Ed25519PublicKey)
         public.verify(private.sign(message), message)
@@ -197,8 +209,24 @@ def test_private_key_fits_a_symmetric_blob(spec: DataKeyPairSpec) -> None:
     )
 
 
-@pytest.mark.parametrize("spec", sorted(set(DataKeyPairSpec) - SUPPORTED_DATA_KEY_PAIR_SPECS))
-def test_unsupported_pair_specs(spec: DataKeyPairSpec) -> None:
+UNSUPPORTED_PAIR_SPECS = [
+    (DataKeyPairSpec.SM2, "KeyPairSpec SM2 is not supported."),
+    (
+        DataKeyPairSpec.ML_KEM_512,
+        "KeyPairSpec ML_KEM_512 is not supported: this KMS implements ML_KEM_768 and ML_KEM_1024 only (its "
+        "cryptography library has no ML-KEM-512).",
+    ),
+]
+
+
+def test_every_unsupported_pair_spec_is_listed() -> None:
+    assert {spec for spec, _ in UNSUPPORTED_PAIR_SPECS} == set(
+        DataKeyPairSpec
+    ) - SUPPORTED_DATA_KEY_PAIR_SPECS
+
+
+@pytest.mark.parametrize(("spec", "message"), UNSUPPORTED_PAIR_SPECS)
+def test_unsupported_pair_specs(spec: DataKeyPairSpec, message: str) -> None:
     with pytest.raises(UnsupportedOperation) as caught:
         generate_data_key_pair(spec)
-    assert caught.value.message == f"KeyPairSpec {spec} is not supported."
+    assert caught.value.message == message

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from keys.crypto import (
@@ -42,6 +42,20 @@ ASYMMETRIC_SPECS: dict[KeySpec, tuple[type, Callable[[object], bool]]] = {
     KeySpec.ECC_NIST_P521: (ec.EllipticCurvePrivateKey, lambda k: k.curve.name == "secp521r1"),  # type: ignore[attr-defined]
     KeySpec.ECC_SECG_P256K1: (ec.EllipticCurvePrivateKey, lambda k: k.curve.name == "secp256k1"),  # type: ignore[attr-defined]
     KeySpec.ECC_NIST_EDWARDS25519: (ed25519.Ed25519PrivateKey, lambda k: True),
+    # ML-DSA and ML-KEM: stored as the seed (32 and 64 bytes), the key is derived from it when loaded.
+    KeySpec.ML_DSA_44: (mldsa.MLDSA44PrivateKey, lambda k: len(k.private_bytes_raw()) == 32),  # type: ignore[attr-defined]
+    KeySpec.ML_DSA_65: (mldsa.MLDSA65PrivateKey, lambda k: len(k.private_bytes_raw()) == 32),  # type: ignore[attr-defined]
+    KeySpec.ML_DSA_87: (mldsa.MLDSA87PrivateKey, lambda k: len(k.private_bytes_raw()) == 32),  # type: ignore[attr-defined]
+    KeySpec.ML_KEM_768: (mlkem.MLKEM768PrivateKey, lambda k: len(k.private_bytes_raw()) == 64),  # type: ignore[attr-defined]
+    KeySpec.ML_KEM_1024: (mlkem.MLKEM1024PrivateKey, lambda k: len(k.private_bytes_raw()) == 64),  # type: ignore[attr-defined]
+}
+#: Stored PKCS#8 sizes of the seed forms (RFC 9881 / RFC 9935 "seed" choice), and SPKI sizes AWS returns.
+SEED_PKCS8_BYTES = {
+    KeySpec.ML_DSA_44: 54,
+    KeySpec.ML_DSA_65: 54,
+    KeySpec.ML_DSA_87: 54,
+    KeySpec.ML_KEM_768: 86,
+    KeySpec.ML_KEM_1024: 86,
 }
 UNSUPPORTED = sorted(set(KeySpec) - SUPPORTED_KEY_SPECS)
 ClientKey = Callable[[KeySpec], PrivateKeyTypes]
@@ -101,9 +115,20 @@ def test_symmetric_and_hmac_keys_have_no_public_key(spec: KeySpec) -> None:
         public_key_der(spec, generate_key_material(spec))
 
 
+@pytest.mark.parametrize(("spec", "length"), SEED_PKCS8_BYTES.items())
+def test_post_quantum_material_is_the_seed_form(
+    spec: KeySpec, length: int, material: Callable[..., bytes], client_private_key: ClientKey
+) -> None:
+    der = material(spec)
+    assert len(der) == length
+    seed = client_private_key(spec).private_bytes_raw()  # type: ignore[union-attr]
+    # PrivateKeyInfo whose privateKey OCTET STRING holds the [0] IMPLICIT seed: the seed ends the encoding.
+    assert der.endswith(bytes([0x80, len(seed)]) + seed)
+
+
 @pytest.mark.parametrize("spec", UNSUPPORTED)
 def test_unsupported_specs(spec: KeySpec) -> None:
-    with pytest.raises(UnsupportedOperation, match=f"^KeySpec {spec} is not supported.$"):
+    with pytest.raises(UnsupportedOperation, match=f"^KeySpec {spec} is not supported[.:]"):
         generate_key_material(spec)
     with pytest.raises(UnsupportedOperation):
         public_key_der(spec, b"\x00" * 32)
@@ -119,6 +144,11 @@ def test_unsupported_specs(spec: KeySpec) -> None:
         (KeySpec.RSA_3072, KeySpec.RSA_2048),
         (KeySpec.RSA_2048, KeySpec.ECC_NIST_EDWARDS25519),
         (KeySpec.ECC_NIST_EDWARDS25519, KeySpec.ECC_NIST_P256),
+        (KeySpec.ML_DSA_44, KeySpec.ML_DSA_65),
+        (KeySpec.ML_DSA_87, KeySpec.ML_KEM_1024),
+        (KeySpec.ML_KEM_768, KeySpec.ML_KEM_1024),
+        (KeySpec.ML_KEM_1024, KeySpec.ML_DSA_44),
+        (KeySpec.RSA_2048, KeySpec.ML_KEM_768),
     ],
 )
 def test_material_of_another_spec_is_rejected(

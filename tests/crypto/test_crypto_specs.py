@@ -17,6 +17,7 @@ from keys.crypto import (
     CryptoError,
     CryptoValidationError,
     DataKeyPairSpec,
+    EncapsulationAlgorithm,
     EncryptionAlgorithm,
     InvalidKeyUsage,
     KeyAgreementAlgorithm,
@@ -27,6 +28,7 @@ from keys.crypto import (
     SigningAlgorithm,
     UnsupportedOperation,
     check_data_key_encrypting_key,
+    check_encapsulation_algorithm,
     check_encryption_algorithm,
     check_key_agreement_algorithm,
     check_key_usage,
@@ -59,6 +61,7 @@ AWS_ENUMS = [
     ),
     (MacAlgorithm, "HMAC_SHA_224 HMAC_SHA_256 HMAC_SHA_384 HMAC_SHA_512"),
     (KeyAgreementAlgorithm, "ECDH"),
+    (EncapsulationAlgorithm, "ML_KEM"),
     (
         DataKeyPairSpec,
         "RSA_2048 RSA_3072 RSA_4096 ECC_NIST_P256 ECC_NIST_P384 ECC_NIST_P521 ECC_SECG_P256K1 SM2 "
@@ -88,6 +91,11 @@ def test_supported_specs_are_the_brief() -> None:
         "HMAC_256",
         "HMAC_384",
         "HMAC_512",
+        "ML_DSA_44",
+        "ML_DSA_65",
+        "ML_DSA_87",
+        "ML_KEM_768",
+        "ML_KEM_1024",
     }
     assert {str(s) for s in SUPPORTED_DATA_KEY_PAIR_SPECS} == {
         "RSA_2048",
@@ -98,6 +106,8 @@ def test_supported_specs_are_the_brief() -> None:
         "ECC_NIST_P521",
         "ECC_SECG_P256K1",
         "ECC_NIST_EDWARDS25519",
+        "ML_KEM_768",
+        "ML_KEM_1024",
     }
 
 
@@ -137,6 +147,11 @@ VALID_PAIRS = [
     (KeySpec.ECC_NIST_EDWARDS25519, KeyUsage.SIGN_VERIFY, KeyUsage.SIGN_VERIFY),
     (KeySpec.HMAC_224, KeyUsage.GENERATE_VERIFY_MAC, KeyUsage.GENERATE_VERIFY_MAC),
     (KeySpec.HMAC_512, KeyUsage.GENERATE_VERIFY_MAC, KeyUsage.GENERATE_VERIFY_MAC),
+    (KeySpec.ML_DSA_44, KeyUsage.SIGN_VERIFY, KeyUsage.SIGN_VERIFY),
+    (KeySpec.ML_DSA_65, KeyUsage.SIGN_VERIFY, KeyUsage.SIGN_VERIFY),
+    (KeySpec.ML_DSA_87, KeyUsage.SIGN_VERIFY, KeyUsage.SIGN_VERIFY),
+    (KeySpec.ML_KEM_768, KeyUsage.ENCAPSULATE_DECAPSULATE, KeyUsage.ENCAPSULATE_DECAPSULATE),
+    (KeySpec.ML_KEM_1024, KeyUsage.ENCAPSULATE_DECAPSULATE, KeyUsage.ENCAPSULATE_DECAPSULATE),
 ]
 
 
@@ -182,13 +197,31 @@ INVALID_PAIRS = [
         CryptoValidationError,
         "KeyUsage ENCRYPT_DECRYPT is not compatible with KeySpec ECC_NIST_EDWARDS25519",
     ),
-    (KeySpec.SM2, KeyUsage.SIGN_VERIFY, UnsupportedOperation, "KeySpec SM2 is not supported."),
-    (KeySpec.ML_DSA_65, KeyUsage.SIGN_VERIFY, UnsupportedOperation, "KeySpec ML_DSA_65 is not supported."),
+    (
+        KeySpec.ML_DSA_65,
+        KeyUsage.ENCAPSULATE_DECAPSULATE,
+        CryptoValidationError,
+        "KeyUsage ENCAPSULATE_DECAPSULATE is not compatible with KeySpec ML_DSA_65",
+    ),
     (
         KeySpec.ML_KEM_768,
+        KeyUsage.SIGN_VERIFY,
+        CryptoValidationError,
+        "KeyUsage SIGN_VERIFY is not compatible with KeySpec ML_KEM_768",
+    ),
+    (
+        KeySpec.RSA_2048,
+        KeyUsage.ENCAPSULATE_DECAPSULATE,
+        CryptoValidationError,
+        "KeyUsage ENCAPSULATE_DECAPSULATE is not compatible with KeySpec RSA_2048",
+    ),
+    (KeySpec.SM2, KeyUsage.SIGN_VERIFY, UnsupportedOperation, "KeySpec SM2 is not supported."),
+    (
+        KeySpec.ML_KEM_512,
         KeyUsage.ENCAPSULATE_DECAPSULATE,
         UnsupportedOperation,
-        "KeySpec ML_KEM_768 is not supported.",
+        "KeySpec ML_KEM_512 is not supported: this KMS implements ML_KEM_768 and ML_KEM_1024 only (its "
+        "cryptography library has no ML-KEM-512).",
     ),
 ]
 
@@ -247,6 +280,10 @@ KEY_ALGORITHMS = [
     (KeySpec.ECC_NIST_P384, KeyUsage.KEY_AGREEMENT, "key_agreement_algorithms", ["ECDH"]),
     (KeySpec.HMAC_224, KeyUsage.GENERATE_VERIFY_MAC, "mac_algorithms", ["HMAC_SHA_224"]),
     (KeySpec.HMAC_384, KeyUsage.GENERATE_VERIFY_MAC, "mac_algorithms", ["HMAC_SHA_384"]),
+    (KeySpec.ML_DSA_44, KeyUsage.SIGN_VERIFY, "signing_algorithms", ["ML_DSA_SHAKE_256"]),
+    (KeySpec.ML_DSA_87, KeyUsage.SIGN_VERIFY, "signing_algorithms", ["ML_DSA_SHAKE_256"]),
+    (KeySpec.ML_KEM_768, KeyUsage.ENCAPSULATE_DECAPSULATE, "encapsulation_algorithms", ["ML_KEM"]),
+    (KeySpec.ML_KEM_1024, KeyUsage.ENCAPSULATE_DECAPSULATE, "encapsulation_algorithms", ["ML_KEM"]),
 ]
 
 
@@ -259,9 +296,12 @@ def test_key_algorithms(spec: KeySpec, usage: KeyUsage, field: str, expected: li
         "signing_algorithms",
         "mac_algorithms",
         "key_agreement_algorithms",
+        "encapsulation_algorithms",
     ):
         if other != field:
             assert getattr(algorithms, other) == ()
+    member = "".join(part.capitalize() for part in field.split("_"))
+    assert algorithms.members() == {member: expected}
 
 
 # --- operation/usage and algorithm/spec checks -------------------------------------------------------------
@@ -281,6 +321,9 @@ def test_check_key_usage_accepts_the_right_usage(operation: str) -> None:
         (KeyUsage.GENERATE_VERIFY_MAC, "Verify"),
         (KeyUsage.SIGN_VERIFY, "DeriveSharedSecret"),
         (KeyUsage.KEY_AGREEMENT, "Decrypt"),
+        (KeyUsage.SIGN_VERIFY, "Encapsulate"),
+        (KeyUsage.ENCAPSULATE_DECAPSULATE, "Sign"),
+        (KeyUsage.KEY_AGREEMENT, "Decapsulate"),
     ],
 )
 def test_check_key_usage_message(usage: KeyUsage, operation: str) -> None:
@@ -326,6 +369,11 @@ ALGORITHM_MISMATCHES = [
     (check_encryption_algorithm, KeySpec.RSA_3072, EncryptionAlgorithm.SM2PKE),
     (check_key_agreement_algorithm, KeySpec.ECC_SECG_P256K1, KeyAgreementAlgorithm.ECDH),
     (check_key_agreement_algorithm, KeySpec.RSA_2048, KeyAgreementAlgorithm.ECDH),
+    (check_signing_algorithm, KeySpec.ML_DSA_44, SigningAlgorithm.ECDSA_SHA_256),
+    (check_signing_algorithm, KeySpec.ECC_NIST_P256, SigningAlgorithm.ML_DSA_SHAKE_256),
+    (check_signing_algorithm, KeySpec.ML_KEM_768, SigningAlgorithm.ML_DSA_SHAKE_256),
+    (check_encapsulation_algorithm, KeySpec.ECC_NIST_P256, EncapsulationAlgorithm.ML_KEM),
+    (check_encapsulation_algorithm, KeySpec.ML_DSA_65, EncapsulationAlgorithm.ML_KEM),
 ]
 
 
@@ -347,9 +395,9 @@ def test_awss_recorded_algorithm_message() -> None:
     [
         (check_signing_algorithm, KeySpec.ECC_NIST_EDWARDS25519, SigningAlgorithm.ED25519_PH_SHA_512),
         (check_signing_algorithm, KeySpec.SM2, SigningAlgorithm.SM2DSA),
-        (check_signing_algorithm, KeySpec.ML_DSA_44, SigningAlgorithm.ML_DSA_SHAKE_256),
         (check_encryption_algorithm, KeySpec.SM2, EncryptionAlgorithm.SM2PKE),
         (check_key_agreement_algorithm, KeySpec.SM2, KeyAgreementAlgorithm.ECDH),
+        (check_encapsulation_algorithm, KeySpec.ML_KEM_512, EncapsulationAlgorithm.ML_KEM),
     ],
 )
 def test_aws_algorithms_not_implemented_here(check: object, spec: KeySpec, algorithm: str) -> None:
@@ -363,7 +411,8 @@ def test_aws_algorithms_not_implemented_here(check: object, spec: KeySpec, algor
 
 def test_crypto_core_imports_no_django() -> None:
     code = (
-        "import sys, keys.crypto, keys.crypto.datakeys, keys.crypto.signing, keys.crypto.asymmetric; "
+        "import sys, keys.crypto, keys.crypto.datakeys, keys.crypto.signing, keys.crypto.asymmetric, "
+        "keys.crypto.encapsulation; "
         "bad = sorted(m for m in sys.modules if m == 'django' or m.startswith('django.')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -71,6 +71,17 @@ def refusal(create: Callable[[], Any]) -> str:
             ["Sign", "Verify", "Encrypt", "Decrypt", "ReEncryptFrom", "GenerateDataKey", "GenerateMac",
              "Encapsulate"],
         ),
+        (
+            "ML_KEM_768", "ENCAPSULATE_DECAPSULATE",
+            ["Encapsulate", "Decapsulate", "GetPublicKey", "DescribeKey", "CreateGrant", "RetireGrant"],
+            ["Sign", "Verify", "Encrypt", "Decrypt", "DeriveSharedSecret", "GenerateDataKey",
+             "GenerateDataKeyPair", "GenerateMac"],
+        ),
+        (
+            "ML_DSA_44", "SIGN_VERIFY",
+            ["Sign", "Verify", "GetPublicKey", "DescribeKey", "CreateGrant", "RetireGrant"],
+            ["Encapsulate", "Decapsulate", "Encrypt", "DeriveSharedSecret", "GenerateDataKeyPair"],
+        ),
     ],
 )  # fmt: skip
 def test_operations_must_suit_the_key_usage(

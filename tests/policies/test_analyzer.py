@@ -214,6 +214,12 @@ def test_actions_follow_the_key_type(store: dict[str, Any]) -> None:
     assert not {"kms:Encrypt", "kms:GenerateDataKey", "kms:EnableKeyRotation"} & set(signing)
     hmac = key_actions(make_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC"))
     assert {"kms:GenerateMac", "kms:VerifyMac"} <= set(hmac) and "kms:GetPublicKey" not in hmac
+    encapsulation = key_actions(make_key(key_spec="ML_KEM_768", key_usage="ENCAPSULATE_DECAPSULATE"))
+    assert {"kms:Encapsulate", "kms:Decapsulate", "kms:GetPublicKey"} <= set(encapsulation)
+    assert not {"kms:Sign", "kms:Encrypt", "kms:DeriveSharedSecret"} & set(encapsulation)
+    assert not {"kms:Encapsulate", "kms:Decapsulate"} & set(signing)
+    post_quantum_signing = key_actions(make_key(key_spec="ML_DSA_44", key_usage="SIGN_VERIFY"))
+    assert {"kms:Sign", "kms:Verify", "kms:GetPublicKey"} <= set(post_quantum_signing)
 
 
 def findings_of(report: analyzer.KeyAccessReport) -> dict[str, Any]:

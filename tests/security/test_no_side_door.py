@@ -270,6 +270,8 @@ def kms_params(operation: str, world: World, ciphertext: str) -> dict[str, Any]:
         "Description": "changed",
         "KeyAgreementAlgorithm": "ECDH",
         "PublicKey": base64.b64encode(b"p" * 91).decode(),
+        "EncapsulationAlgorithm": "ML_KEM",
+        "SharedSecretCiphertextBlob": base64.b64encode(b"c" * 1088).decode(),
         "RetiringPrincipal": "arn:aws:iam::111122223333:user/outsider",
     }
     shape = service_model().operation_model(operation).input_shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keys.services import crypto
+from keys.services import crypto, encapsulation
 from kmsconsole.awskms.handlers import handles
 from kmsconsole.awskms.handlers.common import refuse_recipient
 from kmsconsole.operations import OperationContext
@@ -216,22 +216,39 @@ def derive_shared_secret(ctx: OperationContext, params: dict[str, Any]) -> dict[
     }
 
 
+def _ml_kem(params: dict[str, Any]) -> dict[str, Any]:
+    """The members Encapsulate and Decapsulate share: the ML-KEM key and the algorithm."""
+    return {"key_id": params["KeyId"], "encapsulation_algorithm": params["EncapsulationAlgorithm"]}
+
+
+@handles("Encapsulate")
+def encapsulate(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    result = encapsulation.shared_secret_encapsulate(ctx=ctx, **_ml_kem(params))
+    return {
+        "KeyId": result.key.arn,
+        "SharedSecret": result.shared_secret,
+        "SharedSecretCiphertextBlob": result.ciphertext_blob,
+        "EncapsulationAlgorithm": result.algorithm,
+    }
+
+
+@handles("Decapsulate")
+def decapsulate(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    ciphertext = params["SharedSecretCiphertextBlob"]
+    result = encapsulation.shared_secret_decapsulate(ctx=ctx, ciphertext_blob=ciphertext, **_ml_kem(params))
+    return {"KeyId": result.key.arn, "SharedSecret": result.blob, "EncapsulationAlgorithm": result.algorithm}
+
+
 @handles("GetPublicKey")
 def get_public_key(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     result = crypto.public_key_get(ctx=ctx, key_id=params["KeyId"])
-    key, algorithms = result.key, result.algorithms
-    response: dict[str, Any] = {
+    key = result.key
+    # The algorithm lists of the key's usage (Encryption, Signing, KeyAgreement or Encapsulation algorithms).
+    return {
         "KeyId": key.arn,
         "PublicKey": result.public_key,
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
         "KeyUsage": key.key_usage,
+        **result.algorithms.members(),
     }
-    for member, values in (
-        ("EncryptionAlgorithms", algorithms.encryption_algorithms),
-        ("SigningAlgorithms", algorithms.signing_algorithms),
-        ("KeyAgreementAlgorithms", algorithms.key_agreement_algorithms),
-    ):
-        if values:
-            response[member] = [str(value) for value in values]
-    return response

@@ -44,6 +44,7 @@ ALGORITHM_FIELDS = (
     ("SigningAlgorithms", "Signing algorithms"),
     ("MacAlgorithms", "MAC algorithms"),
     ("KeyAgreementAlgorithms", "Key agreement algorithms"),
+    ("EncapsulationAlgorithms", "Key encapsulation algorithms"),
 )
 PEM_LINE = 64
 CRYPTO_TEMPLATE = "console/key_crypto.html"

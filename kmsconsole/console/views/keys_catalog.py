@@ -62,7 +62,8 @@ KEY_TYPES = (
     KeyType(
         "asymmetric",
         "Asymmetric",
-        "An RSA or elliptic-curve key pair. The public key can be downloaded and used outside the service.",
+        "An RSA, elliptic-curve, ML-DSA or ML-KEM (post-quantum) key pair. The public key can be downloaded and "
+        "used outside the service.",
         supported(ASYMMETRIC_KEY_SPECS),
     ),
     KeyType(
