@@ -8,7 +8,7 @@ caller's share of each).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from keys.selectors import resolve_key
 from keys.services.access import KeyQuestions, key_for
 from keys.services.key_policy import key_for_policy_check, validate_key_policy
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.shown import shown_event, shown_values
 from kmsconsole.core import errors
 from kmsconsole.jobs.models import JobRun, ShownRun
 from kmsconsole.operations import OperationContext
@@ -120,17 +121,33 @@ def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dic
 
 
 def audit_events(ctx: OperationContext) -> QuerySet[AuditEvent]:
-    """The audit events of the caller's account (by the caller's account). kmsconsole:ListAuditEvents."""
+    """The audit events of the caller's account (by the caller's account). kmsconsole:ListAuditEvents.
+
+    Rows are stored whole: whoever shows them shows them through `shown_audit_events` or `shown_audit_rows`,
+    since an event of a request on another account's key names that account's statements and grants."""
     authorize(ctx, resource="*")
     return AuditEvent.objects.filter(caller_account=ctx.caller.account_id)
 
 
+def shown_audit_events(ctx: OperationContext, events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """The events as the caller's account may see them: on another account's key, without the names of that
+    account's key-policy statements and grants (kmsconsole.audit.shown)."""
+    return [shown_event(event, ctx.caller.account_id) for event in events]
+
+
+def shown_audit_rows(ctx: OperationContext, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Exported rows (`kmsconsole.audit.export.event_rows`) as the caller's account may see them, as they come."""
+    account_id = ctx.caller.account_id
+    return (shown_values(row, account_id) for row in rows)
+
+
 def audit_event(ctx: OperationContext, *, event_id: str) -> AuditEvent:
+    """One event of the caller's account, as the caller's account may see it. kmsconsole:GetAuditEvent."""
     authorize(ctx, resource="*")
     found = AuditEvent.objects.filter(caller_account=ctx.caller.account_id, event_id=event_id).first()
     if found is None:
         raise errors.NotFoundException(f"Audit event {event_id} does not exist.")
-    return found
+    return shown_event(found, ctx.caller.account_id)
 
 
 def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:

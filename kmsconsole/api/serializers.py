@@ -266,8 +266,14 @@ class AuditEventOutput(serializers.Serializer):
     error_code = serializers.CharField()
     error_message = serializers.CharField()
     decision = serializers.CharField()
-    reason = serializers.CharField()
-    decided_by = serializers.CharField()
+    reason = serializers.CharField(
+        help_text="Why the request was allowed or denied. On another account's key, that account's key-policy "
+        "statements and grants are not named (kmsconsole.audit.shown)."
+    )
+    decided_by = serializers.CharField(
+        help_text="The statement or grant that decided; on another account's key, \"a statement in the key "
+        'owner\'s key policy" or "a grant on the key owner\'s key".'
+    )
     notable = serializers.CharField()
 
 

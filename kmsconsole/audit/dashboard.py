@@ -3,18 +3,21 @@
 - `trail_dashboard` (kmsconsole:ListAuditEvents): a page of the filtered trail, its charts, the notable events
   of the time range and the chain's state;
 - `event_detail` (kmsconsole:GetAuditEvent): one event, its explanation and what it refers to;
-- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as a lazy queryset to stream.
+- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream.
 
 Each asks the engine first (kmsconsole.api.reads: the caller's identity policies decide, and the events are
 those of the caller's account), then resolves the filters in that account. A filter that names nothing comes
-back as a FilterError value (the request was allowed; the person mistyped), never as a failure.
+back as a FilterError value (the request was allowed; the person mistyped), never as a failure. Every event,
+chart and filter is as the caller's account may see it (kmsconsole.audit.shown: an event of a request on another
+account's key does not name that account's key-policy statements or grants).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -22,6 +25,7 @@ from keys.models import Alias, DeletedKey, Key, KeyPolicyVersion
 from kmsconsole.api import reads
 from kmsconsole.audit.charts import Charts, trail_charts
 from kmsconsole.audit.explain import Explanation, explain
+from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from kmsconsole.audit.notable import NotableSection, notable_sections
 from kmsconsole.audit.trail import Cursor, FilterError, Page, TrailFilter, TrailQuery, narrowed, page, resolve
@@ -74,6 +78,13 @@ def chain_state() -> ChainState:
     return ChainState(last, pending, base)
 
 
+def _shown_section(ctx: OperationContext, section: NotableSection) -> NotableSection:
+    events = reads.shown_audit_events(ctx, [row.event for row in section.rows])
+    return replace(
+        section, rows=[replace(row, event=event) for row, event in zip(section.rows, events, strict=True)]
+    )
+
+
 def trail_dashboard(
     ctx: OperationContext,
     *,
@@ -93,29 +104,34 @@ def trail_dashboard(
     first_page = before is None and after is None
     charts = (
         trail_charts(
-            matching, since=query.since, until=query.until or now, key_labels=alias_labels(account_id)
+            matching,
+            since=query.since,
+            until=query.until or now,
+            account_id=account_id,
+            key_labels=alias_labels(account_id),
         )
         if first_page
         else None
     )
+    found = page(matching, before=before, after=after)
     return TrailDashboard(
         filter=trail,
-        page=page(matching, before=before, after=after),
+        page=replace(found, events=reads.shown_audit_events(ctx, found.events)),
         charts=charts,
-        notable=notable_sections(_in_range(events, query)),
+        notable=[_shown_section(ctx, section) for section in notable_sections(_in_range(events, query))],
         chain=chain_state(),
     )
 
 
-def export_events(ctx: OperationContext, *, query: TrailQuery) -> QuerySet[AuditEvent] | FilterError:
-    """kmsconsole:ExportAuditEvents: the filtered events, oldest first, not yet read (the response streams
-    them)."""
+def export_events(ctx: OperationContext, *, query: TrailQuery) -> Iterator[dict[str, Any]] | FilterError:
+    """kmsconsole:ExportAuditEvents: the filtered events, oldest first, as exported rows the caller's account may
+    see, not yet read (the response streams them)."""
     events = reads.audit_events(ctx)
     try:
         trail = resolve(query, account_id=ctx.caller.account_id)
     except FilterError as error:
         return error
-    return narrowed(events, trail).order_by("time", "seq")
+    return reads.shown_audit_rows(ctx, event_rows(narrowed(events, trail).order_by("time", "seq")))
 
 
 @dataclass(frozen=True)
@@ -178,8 +194,9 @@ def _policy_in_force(event: AuditEvent, key: KeyReference) -> PolicyInForce:
 
 
 def event_detail(ctx: OperationContext, *, event_id: str) -> EventDetail:
-    """kmsconsole:GetAuditEvent: the event (of the caller's account), explained, with the key it names and the
-    key policy version in force then (for the caller's own keys: version numbers and dates, not the text)."""
+    """kmsconsole:GetAuditEvent: the event (of the caller's account, as it may see it), explained, with the key it
+    names and the key policy version in force then (for the caller's own keys: version numbers and dates, not the
+    text)."""
     event = reads.audit_event(ctx, event_id=event_id)
     key = _key_reference(event.key_arn, ctx.caller.account_id)
     policy = _policy_in_force(event, key) if key is not None and key.exists else None

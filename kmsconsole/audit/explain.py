@@ -1,7 +1,8 @@
 """An audit event's decision in plain words, from what the event recorded: `reason` (the engine's own sentence,
 e.g. "allowed by statement 'Allow use of the key' in the key policy"), `decided_by` (the statement or grant) and,
 for requests that failed, the error. Nothing is re-evaluated: this is what was decided then, not what the
-policies say now.
+policies say now. The event is the one the reader's account may see (kmsconsole.audit.shown): on another account's
+key, the statement or grant that decided is named by what it is, not by its Sid or id.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.shown import HIDDEN_LABELS
 
 # decided_by as policies.authorization.decided_by() writes it.
 _STATEMENT = re.compile(
@@ -59,7 +61,9 @@ class DecidedBy:
     """What `decided_by` names, taken apart for links: a statement of the key policy or of an identity policy,
     or a grant."""
 
-    kind: str  # "key policy", "identity policy", "grant", "operator", "own account", or "" (nothing named)
+    # "key policy", "identity policy", "grant", "operator", "own account", "key owner" (another account's statement
+    # or grant, not named: kmsconsole.audit.shown), or "" (nothing named)
+    kind: str
     text: str
     statement: str = ""  # 'Sid' or #n
     policy_name: str = ""
@@ -82,6 +86,8 @@ def parse_decided_by(text: str) -> DecidedBy:
         return DecidedBy("grant", text, grant_id=match["grant_id"])
     if text in ("operator", "own account"):
         return DecidedBy(text, text)
+    if text in HIDDEN_LABELS:
+        return DecidedBy("key owner", text)
     return DecidedBy("", text)
 
 
@@ -111,6 +117,11 @@ def explain(event: AuditEvent) -> Explanation:
         summary = f"{reason}; the request failed ({_error(event)})"
     else:
         summary = f"the request failed before any permission was checked ({_error(event)})"
+    if decided_by.kind == "key owner":
+        details.append(
+            "The key belongs to another account, whose key policy and grants only it may read: the statement or "
+            "grant that decided is not named here."
+        )
     if event.decision == AuditEvent.Decision.FAILED and event.error_code.startswith("KMSInternal"):
         details.append("The service failed, not the caller: the request changed nothing and may be retried.")
     return Explanation(event.decision, summary, tuple(details), decided_by)

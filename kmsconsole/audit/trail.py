@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from keys.models import Alias, key_arn
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from kmsconsole.audit.shown import decided_by_matches
 from policies import arns
 from policies.models import IamRole, IamUser
 
@@ -85,6 +86,8 @@ class TrailFilter:
     session_prefix: str = ""
     key_account_prefix: str = ""
     notes: tuple[str, ...] = field(default=())
+    # The reader's account: "decided by" matches what that account is shown (kmsconsole.audit.shown).
+    account_id: str = ""
 
 
 def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
@@ -148,6 +151,7 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
         session_prefix=sessions,
         key_account_prefix=key_account,
         notes=(key_note,) if key_note else (),
+        account_id=account_id,
     )
 
 
@@ -171,11 +175,12 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         "operation": query.operation,
         "decision": query.decision,
         "error_code": query.error_code,
-        "decided_by": query.decided_by,
         "source_ip": query.source_ip,
         "notable": query.notable,
     }
     events = events.filter(**{name: value for name, value in exact.items() if value})
+    if query.decided_by:
+        events = events.filter(decided_by_matches(query.decided_by, trail.account_id))
     if query.request_id:
         events = events.filter(request_id__startswith=query.request_id)
     if query.context_key:

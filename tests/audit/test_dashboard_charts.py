@@ -13,7 +13,16 @@ from django.test import Client
 
 from kmsconsole.audit.charts import bucket_unit, trail_charts
 from kmsconsole.audit.models import AuditEvent
-from tests.audit.dashboard_support import ALICE, ALLOW_STATEMENT, BOB, KEY_1, KEY_2, append, event_values
+from tests.audit.dashboard_support import (
+    ACCOUNT,
+    ALICE,
+    ALLOW_STATEMENT,
+    BOB,
+    KEY_1,
+    KEY_2,
+    append,
+    event_values,
+)
 from tests.conftest import Persona
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +61,7 @@ def seeded() -> None:
 
 def charts_for(**filters: Any) -> Any:
     events = AuditEvent.objects.filter(time__gte=T0, time__lt=T0 + timedelta(hours=6), **filters)
-    return trail_charts(events, since=T0, until=T0 + timedelta(hours=6))
+    return trail_charts(events, since=T0, until=T0 + timedelta(hours=6), account_id=ACCOUNT)
 
 
 def test_requests_over_time_by_decision(seeded: None) -> None:
@@ -95,9 +104,9 @@ def test_charts_follow_the_filters(seeded: None) -> None:
 def test_each_chart_is_one_query(seeded: None, django_assert_num_queries: Any) -> None:
     events = AuditEvent.objects.filter(time__gte=T0)
     with django_assert_num_queries(4):  # timeline, keys, principals, reasons
-        trail_charts(events, since=T0, until=T0 + timedelta(days=2))
+        trail_charts(events, since=T0, until=T0 + timedelta(days=2), account_id=ACCOUNT)
     with django_assert_num_queries(5):  # "all time" first asks where the trail begins
-        charts = trail_charts(events, since=None, until=T0 + timedelta(days=2))
+        charts = trail_charts(events, since=None, until=T0 + timedelta(days=2), account_id=ACCOUNT)
     assert charts.timeline.unit == "hour" and charts.total == 8
 
 
@@ -119,7 +128,7 @@ def test_bucket_sizes(span: timedelta, unit: str) -> None:
 
 def test_months_roll_over_the_year(seeded: None) -> None:
     since = datetime(2019, 11, 15, tzinfo=UTC)
-    charts = trail_charts(AuditEvent.objects.all(), since=since, until=T0)
+    charts = trail_charts(AuditEvent.objects.all(), since=since, until=T0, account_id=ACCOUNT)
     labels = charts.timeline.labels
     assert charts.timeline.unit == "month" and labels[:3] == ["2019-11", "2019-12", "2020-01"]
     assert labels[-1] == "2026-03" and charts.timeline.counts["allowed"][-1] == 5
@@ -175,5 +184,5 @@ def test_dates_at_the_ends_of_the_calendar_draw_a_bounded_line(
 )
 def test_a_range_with_no_events_at_the_ends_of_the_calendar(since: str, until: str) -> None:
     bounds = [datetime.fromisoformat(value).replace(tzinfo=UTC) for value in (since, until)]
-    charts = trail_charts(AuditEvent.objects.none(), since=bounds[0], until=bounds[1])
+    charts = trail_charts(AuditEvent.objects.none(), since=bounds[0], until=bounds[1], account_id=ACCOUNT)
     assert charts.total == 0 and len(charts.timeline.labels) >= 1

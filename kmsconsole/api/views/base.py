@@ -31,14 +31,18 @@ class OperationListView(generics.ListAPIView):
         """Serializer context for a page of rows whose fields are themselves decisions (a key's tags, say)."""
         return {}
 
+    def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
+        """The page's rows as the caller may see them (an audit event of a request on another account's key)."""
+        return rows
+
     def audit_params(self) -> dict[str, Any]:
         return {**self.kwargs, "Query": self.request.query_params.dict()}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         def work(ctx: OperationContext) -> Response:
             page = self.paginate_queryset(self.filter_queryset(self.rows(ctx)))
-            rows = page if page is not None else []
+            rows = self.shown_rows(ctx, page if page is not None else [])
             context = {**self.get_serializer_context(), **self.shown_of_rows(ctx, rows)}
-            return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
+            return self.get_paginated_response(self.get_serializer(rows, many=True, context=context).data)
 
         return run(request, self.operation, work, params=self.audit_params())

@@ -253,6 +253,9 @@ class AuditEventListView(OperationListView):
     def rows(self, ctx: OperationContext) -> QuerySet[AuditEvent]:
         return reads.audit_events(ctx)
 
+    def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
+        return reads.shown_audit_events(ctx, rows)
+
     @extend_schema(
         tags=["audit"],
         summary="The audit events of the caller's account, newest first (cursor pagination)",
