@@ -64,7 +64,8 @@ from kmsconsole.operations import OperationContext, perform
 from policies import engine
 from policies.arns import account_root_arn
 from policies.authorization import authorize, engine_caller
-from policies.models import Account, IamRole, IamUser
+from policies.models import Account
+from policies.principal_locks import existing_locked
 
 logger = logging.getLogger(__name__)
 
@@ -168,25 +169,23 @@ def _parse_principal(principal: str) -> engine.PrincipalArn:
     return parsed
 
 
-def _check_principal_exists(principal: str) -> None:
-    """Grantees and retiring principals must exist here (AWS: InvalidArnException); sessions need their role."""
-    parsed = _parse_principal(principal)
-    account = parsed.account_id
-    kind = parsed.kind
-    if kind is engine.PrincipalKind.USER:
-        exists = IamUser.objects.filter(
-            account__account_id=account, name=parsed.name, path=parsed.path
-        ).exists()
-    elif kind is engine.PrincipalKind.ROLE:
-        exists = IamRole.objects.filter(
-            account__account_id=account, name=parsed.name, path=parsed.path
-        ).exists()
-    elif kind is engine.PrincipalKind.ASSUMED_ROLE:
-        exists = IamRole.objects.filter(account__account_id=account, name=parsed.name).exists()
-    else:  # the account itself, or a federated user of it
-        exists = Account.objects.filter(account_id=account).exists()
-    if not exists:
-        raise _invalid_principal(principal)
+def _check_principals_exist(principals: Sequence[str]) -> None:
+    """Grantees and retiring principals must exist here (AWS: InvalidArnException); sessions need their role. The
+    users and roles named are locked to the end of the transaction (`policies.principal_locks`), so a deletion of
+    one running meanwhile either sees the new grant or is seen to have removed the principal."""
+    parsed = [_parse_principal(principal) for principal in principals]
+    locked = existing_locked(parsed)
+    for principal, named, exists in zip(principals, parsed, locked, strict=True):
+        if named.kind in (
+            engine.PrincipalKind.USER,
+            engine.PrincipalKind.ROLE,
+            engine.PrincipalKind.ASSUMED_ROLE,
+        ):
+            found = exists
+        else:  # the account itself, or a federated user of it
+            found = Account.objects.filter(account_id=named.account_id).exists()
+        if not found:
+            raise _invalid_principal(principal)
 
 
 def _operations(requested: Sequence[str]) -> list[str]:
@@ -326,9 +325,7 @@ def grant_create(
         grant_tokens=grant_tokens,
         new_grant=engine.GrantRequest(frozenset(wanted), engine_constraints(stored_constraints)),
     )
-    _check_principal_exists(grantee)
-    if retiring:
-        _check_principal_exists(retiring)
+    _check_principals_exist([grantee, retiring] if retiring else [grantee])
     _check_operations_suit(key, wanted, stored_constraints)
     if _gives_caller_use(ctx, key, grantee, wanted):
         ctx.audit.notable = SELF_GRANTED_USE

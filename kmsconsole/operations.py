@@ -158,6 +158,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("RevokeGrant", "kms:RevokeGrant", _ID, cross_account=True),
         # The service event when a worker propagates a grant: it takes effect, or its delayed retirement completes.
         Operation("PropagateGrant", "kmsconsole:PropagateGrant", _ID),
+        # The service event on a key whose policy or grants named a user or role that was deleted: the key policy
+        # names its unique id instead, its grants to it are retired (policies.deletion).
+        Operation("UnbindDeletedPrincipal", "kmsconsole:UnbindDeletedPrincipal", _ID),
         # Principal administration (the `manage.py iam` CLI, later the console and the REST API).
         Operation("iam:CreateAccount", "kmsconsole:CreateAccount", KeyResolution.NONE),
         Operation("iam:CreateUser", "iam:CreateUser", KeyResolution.NONE),
@@ -171,6 +174,11 @@ OPERATIONS: dict[str, Operation] = {
         Operation("iam:DeleteUserPolicy", "iam:DeleteUserPolicy", KeyResolution.NONE),
         Operation("iam:DeleteRolePolicy", "iam:DeleteRolePolicy", KeyResolution.NONE),
         Operation("iam:DeleteGroupPolicy", "iam:DeleteGroupPolicy", KeyResolution.NONE),
+        # Deleting principals: refused (DeleteConflict) while the entity still has what AWS makes you remove first.
+        Operation("iam:DeleteUser", "iam:DeleteUser", KeyResolution.NONE),
+        Operation("iam:DeleteRole", "iam:DeleteRole", KeyResolution.NONE),
+        Operation("iam:DeleteGroup", "iam:DeleteGroup", KeyResolution.NONE),
+        Operation("kmsconsole:DeleteConsoleLogin", "kmsconsole:DeleteConsoleLogin", KeyResolution.NONE),
         # Reads of principals (the REST API): identity policies decide, on the entity's ARN.
         *(
             Operation(name, name, KeyResolution.NONE, read_only=True)

@@ -9,19 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kmsconsole.api.models import ApiToken
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
-from kmsconsole.core.rowmac import locked_and_checked
+from kmsconsole.core.rowmac import locked_and_checked as _locked_and_checked
 from kmsconsole.operations import OperationContext
 from policies import arns, engine
 from policies.authorization import authorize, would_allow
+from policies.deletion import deletion_blockers, unbind_deleted_principal
 from policies.models import (
     AccessKey,
     Account,
@@ -45,10 +49,25 @@ from policies.selectors import (
     user_get,
 )
 
+_Entity = TypeVar("_Entity", IamUser, IamRole, IamGroup)
+
 # sts:AssumeRole DurationSeconds lower bound (the upper bound is the role's maximum session duration).
 SESSION_MIN_SECONDS = 900
 # IAM allows two access keys per user (and per root).
 ACCESS_KEYS_PER_OWNER = 2
+
+
+_KINDS = {IamUser: "user", IamRole: "role", IamGroup: "group"}
+
+
+def locked_and_checked(row: _Entity) -> _Entity:
+    """The user, role or group reloaded under its row lock and checked (`kmsconsole.core.rowmac`); one deleted
+    between the lookup and the lock (a racing DeleteUser, DeleteRole or DeleteGroup) is NoSuchEntity, as if the
+    lookup had come after it, never a fault."""
+    try:
+        return _locked_and_checked(row)
+    except ObjectDoesNotExist:
+        raise no_such_entity(_KINDS[type(row)], row.name) from None
 
 
 def _check_name(value: str, *, what: str, max_length: int) -> None:
@@ -154,9 +173,79 @@ def group_create(*, ctx: OperationContext, account: Account, group_name: str, pa
 def group_add_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
     group = entity_describe(ctx=ctx, account=account, kind="group", name=group_name)
     assert isinstance(group, IamGroup)  # noqa: S101 - narrows the shared lookup's return type
+    # The group first (as group_delete locks it): a member added while the group is being deleted waits, then
+    # finds it gone, instead of leaving a user whose MAC covers a group that no longer exists.
+    group = locked_and_checked(group)
     user = locked_and_checked(user_get(account, user_name))  # the user's row MAC covers its memberships
     group.members.add(user)
     user.seal()
+
+
+@dataclass(frozen=True)
+class DeletedEntity:
+    """What DeleteUser, DeleteRole or DeleteGroup removed, for the deleting caller's own audit event: the entity,
+    the sessions of a role that ended with it, and the integrated services it could act as. Never the keys of
+    other accounts whose policies named it (each of those has its own event in its owner's trail)."""
+
+    kind: str
+    name: str
+    arn: str
+    unique_id: str
+    sessions_ended: int = 0
+    integrated_services: tuple[str, ...] = ()
+    api_tokens_revoked: int = 0
+
+    def audit_elements(self) -> dict[str, object]:
+        noun = self.kind.capitalize()
+        elements: dict[str, object] = {f"{noun}Name": self.name, f"{noun}Id": self.unique_id, "Arn": self.arn}
+        if self.kind == "role":
+            elements["RoleSessionsEnded"] = self.sessions_ended
+        if self.kind == "user":
+            elements["ApiTokensRevoked"] = self.api_tokens_revoked  # a number: never a token's id or prefix
+        if self.integrated_services:
+            elements["IntegratedServicesUnbound"] = list(self.integrated_services)
+        return elements
+
+
+def _entity_delete(ctx: OperationContext, entity: Entity) -> DeletedEntity:
+    """Delete an entity the caller was authorized on, in the operation's one transaction: refused with AWS's
+    DeleteConflict while anything of `deletion_blockers` is left; a role's sessions (and their temporary keys)
+    end with it, as do a user's API tokens (the live ones counted); a user or role is unbound from every key
+    policy, grant and integrated service naming it first."""
+    entity = locked_and_checked(entity)  # orders concurrent membership and policy changes of the entity
+    blockers = deletion_blockers(entity)
+    if blockers:
+        raise errors.DeleteConflictException(blockers[0].message)
+    kind = _KINDS[type(entity)]
+    sessions = RoleSession.objects.filter(role=entity) if isinstance(entity, IamRole) else None
+    ended = sessions.count() if sessions is not None else 0
+    if sessions is not None:
+        sessions.delete()  # their access keys with them: refused at once (the credentials cache is bumped)
+    revoked = 0
+    if isinstance(entity, IamUser):
+        tokens = ApiToken.objects.filter(principal=entity)
+        revoked = tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+        tokens.delete()  # refused from now on: a token is looked up by its row at every request
+    services = unbind_deleted_principal(ctx, entity) if isinstance(entity, IamUser | IamRole) else []
+    deleted = DeletedEntity(kind, entity.name, entity.arn, entity.unique_id, ended, tuple(services), revoked)
+    entity.delete()
+    return deleted
+
+
+def user_delete(*, ctx: OperationContext, account: Account, user_name: str) -> DeletedEntity:
+    """iam:DeleteUser on the user: refused while it has access keys, a console login, inline policies or group
+    memberships; its API tokens are revoked with it."""
+    return _entity_delete(ctx, entity_describe(ctx=ctx, account=account, kind="user", name=user_name))
+
+
+def role_delete(*, ctx: OperationContext, account: Account, role_name: str) -> DeletedEntity:
+    """iam:DeleteRole on the role: refused while it has inline policies; its sessions end with it."""
+    return _entity_delete(ctx, entity_describe(ctx=ctx, account=account, kind="role", name=role_name))
+
+
+def group_delete(*, ctx: OperationContext, account: Account, group_name: str) -> DeletedEntity:
+    """iam:DeleteGroup on the group: refused while it has members or inline policies."""
+    return _entity_delete(ctx, entity_describe(ctx=ctx, account=account, kind="group", name=group_name))
 
 
 def group_remove_user(*, ctx: OperationContext, account: Account, group_name: str, user_name: str) -> None:
@@ -358,6 +447,30 @@ def console_login_create(
         login = user_model.objects.create_user(username=username, password=password)
     ConsoleIdentity.objects.create(login=login, iam_user=iam_user)
     return login
+
+
+def console_login_delete(
+    *, ctx: OperationContext, account: Account, user_name: str, login: str | None
+) -> int:
+    """kmsconsole:DeleteConsoleLogin on the user: the console sign-in `login` that acts as it is deleted (IAM's
+    DeleteLoginProfile), or with `login` None every one of them (the console's deletion page, which does not show
+    their names), and their console sessions with them (a session of a login that no longer exists signs in
+    nobody). Returns how many were deleted."""
+    user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
+    assert isinstance(user, IamUser)  # noqa: S101 - narrows the shared lookup's return type
+    found = ConsoleIdentity.objects.select_related("login").filter(iam_user=user).order_by("pk")
+    if login is not None:
+        found = found.filter(login__username=login) if queryable(login) else found.none()
+    links = list(found)
+    if not links:
+        if login is None:
+            raise errors.NoSuchEntityException(f"The user {user_name[:64]} has no console login.")
+        raise errors.NoSuchEntityException(
+            f"The console login {login[:150]} of user {user_name[:64]} cannot be found."
+        )
+    for link in links:
+        link.login.delete()  # the link goes with it (on_delete=CASCADE)
+    return len(links)
 
 
 # Reads and the rest of the entity administration (the REST API). The caller's own account is the only one named:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
@@ -11,29 +11,34 @@ from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.authorization import ensure_no_lockout, gained_uses
-from policies.models import IamRole, IamUser
+from policies.principal_locks import existing_locked
 
 DEFAULT_POLICY_NAME = "default"
 RAM_POLICY_NAME = "AWS_RAM"
 
 
 def _principal_exists(arn: str) -> bool:
-    parsed = engine.parse_principal_arn(arn)
-    if parsed is None:
+    """Whether the principal exists, without a lock (a draft's check, which writes nothing)."""
+    return _principals_exist([arn], lock=False)
+
+
+def _principals_exist(arns: Sequence[str], *, lock: bool = True) -> bool:
+    """Whether every principal a key policy names exists here. The users and roles named are locked to the end of
+    the transaction (`policies.principal_locks`), so a deletion of one running meanwhile either sees the new
+    policy and rewrites it, or is seen to have removed the principal (the policy is then refused)."""
+    parsed = [engine.parse_principal_arn(arn) for arn in arns]
+    if any(named is None for named in parsed):
         return False
-    kind = parsed.kind
-    if kind is engine.PrincipalKind.USER:
-        return IamUser.objects.filter(
-            account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
-        ).exists()
-    if kind is engine.PrincipalKind.ROLE:
-        return IamRole.objects.filter(
-            account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
-        ).exists()
-    if kind is engine.PrincipalKind.ASSUMED_ROLE:
-        return IamRole.objects.filter(account__account_id=parsed.account_id, name=parsed.name).exists()
-    # Accounts, federated users and identity providers are accepted as AWS accepts them.
-    return kind is not engine.PrincipalKind.GROUP
+    named_all = [named for named in parsed if named is not None]
+    locked = existing_locked(named_all, lock=lock)
+    return all(
+        exists
+        if named.kind
+        in (engine.PrincipalKind.USER, engine.PrincipalKind.ROLE, engine.PrincipalKind.ASSUMED_ROLE)
+        # Accounts, federated users and identity providers are accepted as AWS accepts them.
+        else named.kind is not engine.PrincipalKind.GROUP
+        for named, exists in zip(named_all, locked, strict=True)
+    )
 
 
 def validate_key_policy(
@@ -52,7 +57,7 @@ def validate_key_policy(
         compiled = engine.compile_key_policy(document)
     except engine.EngineError as exc:
         raise errors.error_for_code(exc.code, exc.message) from None
-    if not all(_principal_exists(arn) for arn in parsed.named_principals()):
+    if not _principals_exist(list(parsed.named_principals())):
         raise errors.MalformedPolicyDocumentException(engine.INVALID_PRINCIPALS_MESSAGE)
     if not bypass_lockout:
         check_no_lockout(ctx, new_policy=compiled, key=key, resource_tags=resource_tags)

@@ -28,6 +28,7 @@ STATUS_BY_CODE = {
     errors.AlreadyExistsException.code: status.HTTP_409_CONFLICT,
     errors.EntityAlreadyExistsException.code: status.HTTP_409_CONFLICT,
     errors.ConflictException.code: status.HTTP_409_CONFLICT,
+    errors.DeleteConflictException.code: status.HTTP_409_CONFLICT,
     errors.KMSInvalidStateException.code: status.HTTP_409_CONFLICT,
     errors.DisabledException.code: status.HTTP_409_CONFLICT,
 }

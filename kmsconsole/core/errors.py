@@ -79,6 +79,8 @@ CustomKeyStoreNotFoundException = _error("CustomKeyStoreNotFoundException")
 # IAM-side errors used by the principals service (the names IAM itself uses).
 EntityAlreadyExistsException = _error("EntityAlreadyExists")
 NoSuchEntityException = _error("NoSuchEntity")
+# DeleteUser, DeleteRole, DeleteGroup on an entity that still has what AWS makes you remove first (HTTP 409).
+DeleteConflictException = _error("DeleteConflict", status=409)
 
 # Server faults (HTTP 500, retryable).
 KMSInternalException = _error("KMSInternalException", status=500, fault=True)

@@ -31,7 +31,9 @@ Request context
     ``PrincipalType`` (ROOT, IAM_USER, ASSUMED_ROLE, FEDERATED_USER, SERVICE; values are ``aws:PrincipalType``).
 ``parse_principal_arn(text)``; ``is_account_id(text)`` (12 ASCII digits) and ``is_iam_path(text)`` (``/`` or
     ``/a/b/``, no empty segment, no ``*`` or ``?``): the rules principal ARNs follow, which the service checks new
-    accounts and principals against.
+    accounts and principals against. ``is_unique_id(text)``: a deleted user's or role's unique id (``AIDA…``,
+    ``AROA…``), which a stored key policy keeps in place of its ARN: ``compile_key_policy`` accepts it and nothing
+    ever matches it; ``parse_key_policy`` (what a write is validated with) refuses it as an invalid principal.
 ``RequestContext.build(*, caller, action, resource="*", resource_account=None, source_ip=None, now=None,
     secure_transport=None, encryption_context=None, resource_tags=None, request_tags=None, tag_keys=None,
     condition_values=None, new_grant=None) -> RequestContext``
@@ -173,6 +175,7 @@ from .principals import (
     PrincipalType,
     is_account_id,
     is_iam_path,
+    is_unique_id,
     parse_principal_arn,
 )
 
@@ -219,6 +222,7 @@ __all__ = [
     "identity_policy_findings",
     "is_account_id",
     "is_iam_path",
+    "is_unique_id",
     "key_policy_findings",
     "parse_identity_policy",
     "parse_key_policy",

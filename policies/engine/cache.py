@@ -61,7 +61,8 @@ class PolicyCache:
                 self.hits += 1
                 return compiled
             self.misses += 1
-        compiled = compile_policy(parse_policy(text, kind), digest)
+        # Stored texts: a key policy may name a deleted principal by its unique id (parse_policy's `stored`).
+        compiled = compile_policy(parse_policy(text, kind, stored=True), digest)
         with self._lock:
             existing = self._entries.get(key)
             if existing is not None:
@@ -92,7 +93,9 @@ _CACHE = PolicyCache()
 
 
 def compile_key_policy(text: str | bytes) -> CompiledPolicy:
-    """Parse, validate and compile a key policy, cached by content hash. Raises like ``parse_key_policy``."""
+    """Parse, validate and compile a key policy, cached by content hash. Raises like ``parse_key_policy``, except
+    that a deleted principal's unique id is accepted (a stored policy may keep one; it matches no caller): a
+    policy about to be written is checked with ``parse_key_policy`` first."""
     return _CACHE.get(text, PolicyKind.KEY)
 
 

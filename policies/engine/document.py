@@ -34,6 +34,7 @@ from .conditions import ConditionClause, ConditionLiteral, check_clause, check_c
 from .errors import LimitExceededException, MalformedPolicyDocumentException
 from .principals import (
     PrincipalKind,
+    is_unique_id,
     is_valid_federated_principal,
     is_valid_service_principal,
     parse_principal_arn,
@@ -141,10 +142,11 @@ class Policy:
         return self.version == VARIABLES_VERSION
 
     def named_principals(self) -> tuple[str, ...]:
-        """The IAM/STS principal ARNs the policy names (account ids as root ARNs), first-seen order, no ``*``.
+        """The IAM/STS principal ARNs the policy names (account ids as root ARNs), first-seen order, no ``*``, and
+        the unique ids of deleted principals it still names (as written).
 
         The service layer checks that each exists (AWS refuses a key policy naming a principal that does not
-        exist with ``Policy contains a statement with one or more invalid principals.``).
+        exist with ``Policy contains a statement with one or more invalid principals.``); a unique id never does.
         """
         seen: dict[str, None] = {}
         for statement in self.statements:
@@ -155,6 +157,8 @@ class Policy:
                     parsed = parse_principal_arn(value)
                     if parsed is not None:
                         seen.setdefault(parsed.arn, None)
+                    elif is_unique_id(value):
+                        seen.setdefault(value, None)
         return tuple(seen)
 
     def named_services(self) -> tuple[str, ...]:
@@ -182,7 +186,10 @@ class Policy:
 
 
 def parse_key_policy(text: str | bytes) -> Policy:
-    """Parse and validate a key policy. Raises only ``MalformedPolicyDocumentException``/``LimitExceededException``."""
+    """Parse and validate a key policy. Raises only ``MalformedPolicyDocumentException``/``LimitExceededException``.
+
+    A deleted principal's unique id (``is_unique_id``) is refused as an invalid principal, as PutKeyPolicy refuses
+    it; only a stored policy may keep one (``parse_policy(..., stored=True)``, what ``compile_key_policy`` uses)."""
     return _Parser(PolicyKind.KEY).parse(text)
 
 
@@ -191,9 +198,11 @@ def parse_identity_policy(text: str | bytes) -> Policy:
     return _Parser(PolicyKind.IDENTITY).parse(text)
 
 
-def parse_policy(text: str | bytes, kind: PolicyKind) -> Policy:
-    """``parse_key_policy`` or ``parse_identity_policy`` by ``kind``."""
-    return _Parser(kind).parse(text)
+def parse_policy(text: str | bytes, kind: PolicyKind, *, stored: bool = False) -> Policy:
+    """``parse_key_policy`` or ``parse_identity_policy`` by ``kind``. ``stored``: the text is a key policy as the
+    service keeps it, which may name a deleted principal by its unique id (IAM put it there; it matches no
+    caller). A text to be written is never parsed so."""
+    return _Parser(kind, keep_unique_ids=stored).parse(text)
 
 
 class _DuplicateName(ValueError):
@@ -221,8 +230,9 @@ def _shorten(value: object) -> str:
 
 
 class _Parser:
-    def __init__(self, kind: PolicyKind) -> None:
+    def __init__(self, kind: PolicyKind, *, keep_unique_ids: bool = False) -> None:
         self.kind = kind
+        self.keep_unique_ids = keep_unique_ids
         self.index: int | None = None
         self.sid: str | None = None
 
@@ -414,7 +424,9 @@ class _Parser:
         if not any(lists.values()):
             self.fail(NO_PRINCIPAL_MESSAGE, element=element)
         for item in lists.get("AWS", ()):
-            if item != "*":
+            # A stored policy keeps a deleted principal's unique id as IAM left it (it matches no caller); a
+            # policy being written may not name one, as it may not name any principal that does not exist.
+            if item != "*" and not (self.keep_unique_ids and is_unique_id(item)):
                 parsed = parse_principal_arn(item)
                 if parsed is None or parsed.kind not in _VALID_AWS_PRINCIPAL_KINDS:
                     self.fail(INVALID_PRINCIPALS_MESSAGE, element=f"{element}.AWS", value=item)

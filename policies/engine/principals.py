@@ -42,6 +42,11 @@ _FEDERATED_USER = re.compile(rf"arn:({PARTITION_PATTERN}):sts::({_ACCOUNT_ID}):f
 _PROVIDER = re.compile(
     rf"arn:({PARTITION_PATTERN}):iam::({_ACCOUNT_ID}):(saml-provider|oidc-provider)/([\x21-\x7e]+)"
 )
+# The unique id of a deleted IAM user (AIDA...) or role (AROA...): IAM writes it in a key policy in place of the
+# principal's ARN when the principal is deleted, so that a new principal of the same name does not inherit its
+# access (AWS: "a principal with a unique ID that is similar to AIDACKCEVSQ6C2EXAMPLE"). A policy may keep
+# one, but it names no caller: it is never matched, and PutKeyPolicy refuses it, since no principal has it.
+_UNIQUE_ID = re.compile(r"A(?:IDA|ROA)[A-Z0-9]{17}")
 _SERVICE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _FEDERATED_NAME = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
@@ -75,6 +80,12 @@ class PrincipalArn:
 def is_account_id(text: str) -> bool:
     """A 12-digit AWS account id."""
     return _ACCOUNT.fullmatch(text) is not None
+
+
+def is_unique_id(text: str) -> bool:
+    """The unique id of an IAM user or role (``AIDA…``/``AROA…``, 21 characters), as a key policy keeps a deleted
+    principal: accepted in ``Principal``/``NotPrincipal`` but never matched to a caller."""
+    return _UNIQUE_ID.fullmatch(text) is not None
 
 
 def is_iam_path(text: str) -> bool:
@@ -332,6 +343,8 @@ class PrincipalSet:
             if value == "*":
                 everyone = True
                 continue
+            if is_unique_id(value):
+                continue  # a deleted principal: no caller is ever matched by it, not even one of the same name
             parsed = parse_principal_arn(value)
             if parsed is None:
                 continue

@@ -1,4 +1,4 @@
-"""Accounts, users, roles and groups (list, create, retrieve) and group membership. Everything happens in the
+"""Accounts, users, roles and groups (list, create, retrieve, delete) and group membership. Everything happens in the
 caller's own account: its id comes from the authenticated principal, never from the URL."""
 
 from __future__ import annotations
@@ -84,18 +84,35 @@ class EntityListView(OperationListView):
 
 
 class EntityDetailView(APIView):
+    """GET describes one entity; DELETE deletes it (204), refused with DeleteConflict (409) while it still has what
+    IAM makes you remove first (subclasses name the kind)."""
+
     kind = ""
     operation = ""
+    delete_operation = ""
     output: type[p.EntityOutput] = p.EntityOutput
 
     def describe(self, ctx: OperationContext, name: str) -> dict[str, Any]:
         entity = services.entity_describe(ctx=ctx, account=own_account(ctx), kind=self.kind, name=name)
         return dict(self.output(entity).data)
 
+    def remove(self, ctx: OperationContext, name: str) -> services.DeletedEntity:
+        raise NotImplementedError
+
     def get(self, request: Request, name: str) -> Response:
         return Response(
             run(request, self.operation, lambda ctx: self.describe(ctx, name), params={"Name": name})
         )
+
+    def delete(self, request: Request, name: str) -> Response:
+        run(
+            request,
+            self.delete_operation,
+            lambda ctx: self.remove(ctx, name),
+            params={f"{self.kind.capitalize()}Name": name},
+            audit_response=lambda deleted: deleted.audit_elements(),
+        )
+        return Response(status=204)
 
 
 TAG = ["principals"]
@@ -166,23 +183,61 @@ class GroupListView(EntityListView):
 
 
 class UserDetailView(EntityDetailView):
-    kind, operation = "user", "iam:GetUser"
+    kind, operation, delete_operation = "user", "iam:GetUser", "iam:DeleteUser"
 
     @extend_schema(tags=TAG, summary="A user (iam:GetUser)", responses=p.EntityOutput)
     def get(self, request: Request, name: str) -> Response:
         return super().get(request, name)
 
+    @extend_schema(
+        tags=TAG,
+        summary="Delete a user (iam:DeleteUser); 409 DeleteConflict while it has access keys, a console login, "
+        "inline policies or groups; its API tokens are revoked with it",
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        return super().delete(request, name)
+
+    def remove(self, ctx: OperationContext, name: str) -> services.DeletedEntity:
+        return services.user_delete(ctx=ctx, account=own_account(ctx), user_name=name)
+
 
 class RoleDetailView(EntityDetailView):
-    kind, operation, output = "role", "iam:GetRole", p.RoleOutput
+    kind, operation, delete_operation, output = "role", "iam:GetRole", "iam:DeleteRole", p.RoleOutput
 
     @extend_schema(tags=TAG, summary="A role (iam:GetRole)", responses=p.RoleOutput)
     def get(self, request: Request, name: str) -> Response:
         return super().get(request, name)
 
+    @extend_schema(
+        tags=TAG,
+        summary="Delete a role and end its sessions (iam:DeleteRole); 409 DeleteConflict while it has inline "
+        "policies",
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        return super().delete(request, name)
+
+    def remove(self, ctx: OperationContext, name: str) -> services.DeletedEntity:
+        return services.role_delete(ctx=ctx, account=own_account(ctx), role_name=name)
+
 
 class GroupDetailView(EntityDetailView):
-    kind, operation = "group", "iam:GetGroup"
+    kind, operation, delete_operation = "group", "iam:GetGroup", "iam:DeleteGroup"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Delete a group (iam:DeleteGroup); 409 DeleteConflict while it has members or inline policies",
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        return super().delete(request, name)
+
+    def remove(self, ctx: OperationContext, name: str) -> services.DeletedEntity:
+        return services.group_delete(ctx=ctx, account=own_account(ctx), group_name=name)
 
     def describe(self, ctx: OperationContext, name: str) -> dict[str, Any]:
         group, users = services.group_members(ctx=ctx, account=own_account(ctx), group_name=name)

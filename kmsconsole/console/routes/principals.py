@@ -1,12 +1,14 @@
 """Console routes: principals (see kmsconsole/console/urls.py).
 
 Entity pages live under principals/<account id>/<users|roles|groups>/<name>/. IAM names never contain "/", so
-the fixed segments (new/, new-policy/, policies/, members/, access-keys/) cannot collide with a name.
+the fixed segments (new/, new-policy/, policies/, members/, access-keys/, delete/, console-login/) cannot
+collide with a name.
 """
 
 from django.urls import URLPattern, path, register_converter
 
 from kmsconsole.console.views import principal_access_keys as keys
+from kmsconsole.console.views import principal_deletion as deletion
 from kmsconsole.console.views import principal_policies as policies
 from kmsconsole.console.views import principals
 
@@ -56,6 +58,8 @@ urlpatterns: list[URLPattern] = [
         name="identity-policy-validate",
     ),
     *(route for kind in ("user", "role", "group") for route in _entity_routes(kind)),
+    path(f"{ENTITY}delete/", deletion.entity_delete, name="entity-delete"),
+    path(f"{USER}console-login/delete/", deletion.console_login_delete, name="console-login-delete"),
     path(f"{ENTITY}new-policy/", policies.identity_policy_create, name="identity-policy-create"),
     path(f"{ENTITY}policies/<str:policy_name>/", policies.identity_policy_edit, name="identity-policy"),
     path(

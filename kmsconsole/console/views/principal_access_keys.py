@@ -15,7 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
-from kmsconsole.console.views.principals import entity_page, entity_params, error_page, status_of
+from kmsconsole.console.views.principals import (
+    attempt_on_entity,
+    entity_page,
+    entity_params,
+    error_page,
+    status_of,
+)
 from policies import services
 from policies.models import AccessKey
 
@@ -52,17 +58,15 @@ def access_key_create(request: HttpRequest, account_id: str, name: str) -> HttpR
 def access_key_status(request: HttpRequest, account_id: str, name: str, access_key_id: str) -> HttpResponse:
     """iam:UpdateAccessKey: Active or Inactive (an inactive key fails every signed request at once)."""
     status = request.POST.get("status", "")
-    outcome = attempt(
+    outcome = attempt_on_entity(
         request,
         "iam:UpdateAccessKey",
-        lambda ctx: services.access_key_set_status(
-            ctx=ctx,
-            account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
-            access_key_id=access_key_id,
-            status=status,
-            user_name=name,
+        ("user", account_id, name),
+        lambda ctx, account: services.access_key_set_status(
+            ctx=ctx, account=account, access_key_id=access_key_id, status=status, user_name=name
         ),
-        params=entity_params("user", account_id, name, AccessKeyId=access_key_id, Status=status),
+        AccessKeyId=access_key_id,
+        Status=status,
     )
     if outcome.ok:
         state = "active" if status == AccessKey.Status.ACTIVE else "inactive"
@@ -108,16 +112,14 @@ def access_key_delete(request: HttpRequest, account_id: str, name: str, access_k
             "console/access_key_delete.html",
             {"account_id": account_id, "name": name, "key": listed.value},
         )
-    outcome = attempt(
+    outcome = attempt_on_entity(
         request,
         "iam:DeleteAccessKey",
-        lambda ctx: services.access_key_delete(
-            ctx=ctx,
-            account=services.entity_account(ctx=ctx, account_id=account_id, kind="user", name=name),
-            access_key_id=access_key_id,
-            user_name=name,
+        ("user", account_id, name),
+        lambda ctx, account: services.access_key_delete(
+            ctx=ctx, account=account, access_key_id=access_key_id, user_name=name
         ),
-        params=entity_params("user", account_id, name, AccessKeyId=access_key_id),
+        AccessKeyId=access_key_id,
     )
     if outcome.ok:
         messages.success(request, f"Deleted access key {access_key_id}. Requests signed with it now fail.")

@@ -1,4 +1,5 @@
 """The Principals pages: an account's users, roles and groups, each entity's page, and group membership.
+Deleting an entity and its console logins: kmsconsole/console/views/principal_deletion.py.
 
 Every read and change is one operation run as the signed-in principal (dispatch.attempt), with the IAM operation
 names the REST API uses, so the engine decides and the audit trail records it. The account comes from the URL:
@@ -18,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
+from kmsconsole.console.dispatch import Outcome, Value, attempt, console_caller, console_view
 from kmsconsole.console.sudo import safe_next, sudo_required
 from kmsconsole.operations import OperationContext
 from policies import arns, services
@@ -30,7 +31,7 @@ NAME_MAX = {"user": arns.USER_NAME_MAX, "role": arns.ROLE_NAME_MAX, "group": arn
 PAGE_SIZE = 50
 # Page loads: a refusal is 403 and an unknown entity 404 (and another account's entity, existing or not, is unknown:
 # policies.services.refuse_as_unknown_elsewhere). Form input the service rejects is 400 (see status_of).
-STATUS_FOR_CODE = {"AccessDeniedException": 403, "NoSuchEntity": 404}
+STATUS_FOR_CODE = {"AccessDeniedException": 403, "NoSuchEntity": 404, "DeleteConflict": 409}
 
 CREATE: dict[str, Callable[[OperationContext, Account, str, str], services.Entity]] = {
     "user": lambda ctx, account, name, path: services.user_create(
@@ -53,6 +54,27 @@ def noun(kind: str) -> str:
 def entity_params(kind: str, account_id: str, name: str, **more: Any) -> dict[str, Any]:
     """The audited request parameters of an operation on one entity, in IAM's shapes."""
     return {"AccountId": account_id, f"{noun(kind)}Name": name, **more}
+
+
+def attempt_on_entity(
+    request: HttpRequest,
+    operation: str,
+    target: tuple[str, str, str],
+    work: Callable[[OperationContext, Account], Value],
+    *,
+    audit_response: Callable[[Value], dict[str, Any]] | None = None,
+    **params: Any,
+) -> Outcome[Value]:
+    """`attempt()` an operation on the entity a URL names, `target` = (kind, account id, name): `work` gets the
+    account (another account's entity is answered as an unknown one) and `params` join the entity's own."""
+    kind, account_id, name = target
+    return attempt(
+        request,
+        operation,
+        lambda ctx: work(ctx, services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name)),
+        params=entity_params(kind, account_id, name, **params),
+        audit_response=audit_response,
+    )
 
 
 def status_of(outcome: Outcome[Any], *, missing: int = 404) -> int:
@@ -186,7 +208,7 @@ def entity_create(request: HttpRequest, account_id: str, kind: str) -> HttpRespo
 # An entity's page.
 
 
-def _describe(
+def describe_entity(
     ctx: OperationContext, account_id: str, kind: str, name: str
 ) -> tuple[services.Entity, list[Any]]:
     """iam:GetUser / GetRole / GetGroup: the entity, with a user's groups or a group's members. Another account's
@@ -207,7 +229,7 @@ def entity_page(
     described = attempt(
         request,
         f"iam:Get{noun(kind)}",
-        lambda ctx: _describe(ctx, account_id, kind, name),
+        lambda ctx: describe_entity(ctx, account_id, kind, name),
         params=entity_params(kind, account_id, name),
     )
     if not described.ok or described.value is None:

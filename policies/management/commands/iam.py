@@ -71,14 +71,39 @@ class Command(BaseCommand):
             sp = sub(f"create-{entity}", f"Create an IAM {entity}.")
             sp.add_argument(f"--{entity}-name", required=True)
             sp.add_argument("--path", default="/")
-        sp = sub("add-user-to-group", "Add a user to a group.")
-        sp.add_argument("--group-name", required=True)
-        sp.add_argument("--user-name", required=True)
+        for name, help_text in (
+            ("add-user-to-group", "Add a user to a group."),
+            ("remove-user-from-group", "Remove a user from a group."),
+        ):
+            sp = sub(name, help_text)
+            sp.add_argument("--group-name", required=True)
+            sp.add_argument("--user-name", required=True)
         for entity in ("user", "role", "group"):
             sp = sub(f"put-{entity}-policy", f"Create or replace an inline identity policy on a {entity}.")
             sp.add_argument(f"--{entity}-name", required=True)
             sp.add_argument("--policy-name", required=True)
             sp.add_argument("--policy-document", required=True, help="JSON text, or file://path")
+        for entity in ("user", "role", "group"):
+            sp = sub(f"delete-{entity}-policy", f"Delete an inline identity policy of a {entity}.")
+            sp.add_argument(f"--{entity}-name", required=True)
+            sp.add_argument("--policy-name", required=True)
+        for entity, refused in (
+            (
+                "user",
+                "access keys, a console login, inline policies or groups; its API tokens are revoked with it",
+            ),
+            ("role", "inline policies; its sessions end with it"),
+            ("group", "members or inline policies"),
+        ):
+            sp = sub(
+                f"delete-{entity}",
+                f"Delete an IAM {entity} (refused with DeleteConflict while it has {refused}). Key policies "
+                "naming it then name its unique id, and grants to it are retired.",
+            )
+            sp.add_argument(f"--{entity}-name", required=True)
+        sp = sub("delete-console-login", "Delete a console sign-in of a user (IAM's login profile).")
+        sp.add_argument("--user-name", required=True)
+        sp.add_argument("--login", required=True, help="the name it signs in to the console with")
         sp = sub("create-access-key", "Create an access key; the secret is printed once.")
         owner = sp.add_mutually_exclusive_group(required=True)
         owner.add_argument("--user-name")
@@ -188,6 +213,46 @@ def _put_policy(
     return put
 
 
+def _remove_user_from_group(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    services.group_remove_user(
+        ctx=ctx, account=account_get(o["account_id"]), group_name=o["group_name"], user_name=o["user_name"]
+    )
+    return {}
+
+
+def _delete_policy(kind: str) -> Callable[[OperationContext, dict[str, Any]], dict[str, Any]]:
+    def delete(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+        services.identity_policy_delete(
+            ctx=ctx,
+            account=account_get(o["account_id"]),
+            kind=kind,
+            owner_name=o[f"{kind}_name"],
+            policy_name=o["policy_name"],
+        )
+        return {}
+
+    return delete
+
+
+_DELETE = {"user": services.user_delete, "role": services.role_delete, "group": services.group_delete}
+
+
+def _delete_entity(kind: str) -> Callable[[OperationContext, dict[str, Any]], dict[str, Any]]:
+    def delete(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+        name = {f"{kind}_name": o[f"{kind}_name"]}
+        deleted = _DELETE[kind](ctx=ctx, account=account_get(o["account_id"]), **name)
+        return {"Deleted": deleted.audit_elements()}
+
+    return delete
+
+
+def _delete_console_login(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
+    services.console_login_delete(
+        ctx=ctx, account=account_get(o["account_id"]), user_name=o["user_name"], login=o["login"]
+    )
+    return {}
+
+
 def _create_access_key(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
     key = services.access_key_create(
         ctx=ctx, account=account_get(o["account_id"]), user_name=None if o["root"] else o["user_name"]
@@ -263,6 +328,13 @@ _SUBCOMMANDS: dict[str, tuple[Callable[[OperationContext, dict[str, Any]], dict[
     "put-user-policy": (_put_policy(user_get, "user_name"), "iam:PutUserPolicy"),
     "put-role-policy": (_put_policy(role_get, "role_name"), "iam:PutRolePolicy"),
     "put-group-policy": (_put_policy(group_get, "group_name"), "iam:PutGroupPolicy"),
+    "remove-user-from-group": (_remove_user_from_group, "iam:RemoveUserFromGroup"),
+    **{
+        f"delete-{kind}-policy": (_delete_policy(kind), f"iam:Delete{kind.capitalize()}Policy")
+        for kind in ("user", "role", "group")
+    },
+    **{f"delete-{kind}": (_delete_entity(kind), f"iam:Delete{kind.capitalize()}") for kind in _DELETE},
+    "delete-console-login": (_delete_console_login, "kmsconsole:DeleteConsoleLogin"),
     "create-access-key": (_create_access_key, "iam:CreateAccessKey"),
     "update-access-key": (_update_access_key, "iam:UpdateAccessKey"),
     "delete-access-key": (_delete_access_key, "iam:DeleteAccessKey"),
