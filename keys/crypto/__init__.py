@@ -61,7 +61,9 @@ Asymmetric keys (``asymmetric``, ``signing``)
       RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256, standard OAEP (interoperable); AWS's size limits and message.
     - ``sign(message, *, key_spec, material, signing_algorithm, message_type=RAW) -> bytes`` and
       ``verify(message, signature, *, key_spec, public_key_der, signing_algorithm, message_type=RAW)``
-      (returns None or raises ``InvalidSignature``): RSASSA_PSS_SHA_256/384/512,
+      (returns None or raises ``InvalidSignature``; ``check_sign_input(message, *, key_spec, signing_algorithm,
+      message_type=RAW)`` refuses what ``sign`` would without the material: check it before unsealing):
+      RSASSA_PSS_SHA_256/384/512,
       RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (RAW only),
       ML_DSA_SHAKE_256 on ML_DSA_44/65/87 (FIPS 204; RAW = pure ML-DSA with an empty context, EXTERNAL_MU =
       the caller's 64-byte mu; DIGEST is ValidationException ``Message type DIGEST is incompatible with key
@@ -139,7 +141,7 @@ from .rules import (
     require_supported_key_spec,
     validate_spec_and_usage,
 )
-from .signing import sign, verify
+from .signing import check_sign_input, sign, verify
 from .specs import (
     AWS_KEY_SPEC_USAGES,
     CIPHERTEXT_MAX_BYTES,
@@ -234,6 +236,7 @@ __all__ = [
     "check_key_agreement_algorithm",
     "check_key_usage",
     "check_mac_algorithm",
+    "check_sign_input",
     "check_signing_algorithm",
     "data_key_length",
     "decapsulate",

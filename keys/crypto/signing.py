@@ -119,6 +119,20 @@ def _rsa_padding(
     return padding.PKCS1v15()
 
 
+def check_sign_input(
+    message: bytes,
+    *,
+    key_spec: KeySpec,
+    signing_algorithm: SigningAlgorithm,
+    message_type: MessageType = MessageType.RAW,
+) -> None:
+    """Refuse what `sign` would refuse before it needs the private key (the algorithm for the spec, the message
+    type and length): a caller checks this before it unseals the key's material, so a request bound to fail never
+    opens it."""
+    check_signing_algorithm(key_spec, signing_algorithm)
+    _check_message(message, key_spec, signing_algorithm, message_type)
+
+
 def sign(
     message: bytes,
     *,
@@ -129,8 +143,9 @@ def sign(
 ) -> bytes:
     """Sign a message (RAW), a digest (DIGEST) or an ML-DSA mu (EXTERNAL_MU) with a SIGN_VERIFY key's private
     material."""
-    check_signing_algorithm(key_spec, signing_algorithm)
-    _check_message(message, key_spec, signing_algorithm, message_type)
+    check_sign_input(
+        message, key_spec=key_spec, signing_algorithm=signing_algorithm, message_type=message_type
+    )
     private_key = load_private_key(key_spec, material)
     if isinstance(private_key, MLDSAPrivateKey):
         if message_type is MessageType.EXTERNAL_MU:

@@ -552,13 +552,13 @@ def message_sign(
     """Sign a message (RAW, hashed here), a digest (DIGEST, exactly the hash length) or, with an ML-DSA key, a
     64-byte mu (EXTERNAL_MU) with a SIGN_VERIFY key."""
     key, algorithm, kind = _signing_key(ctx, key_id, signing_algorithm, message_type)
+    spec = _spec(key)
+    with _crypto_errors():
+        core.check_sign_input(message, key_spec=spec, signing_algorithm=algorithm, message_type=kind)
+    material = open_material(current_material(key))  # only for a message that can be signed
     with _crypto_errors():
         signature = core.sign(
-            message,
-            key_spec=_spec(key),
-            material=open_material(current_material(key)),
-            signing_algorithm=algorithm,
-            message_type=kind,
+            message, key_spec=spec, material=material, signing_algorithm=algorithm, message_type=kind
         )
     return Output(key=key, blob=signature, algorithm=str(algorithm))
 

@@ -544,3 +544,35 @@ def test_a_ciphertext_that_cannot_be_decapsulated_never_opens_the_private_key(
     assert opened == []
     assert len(decapsulate(ciphertext).response["SharedSecret"]) == 32
     assert opened == [1]
+
+
+@pytest.mark.parametrize(
+    ("key_spec", "algorithm", "message", "message_type"),
+    [
+        ("ECC_NIST_P256", "ECDSA_SHA_256", b"x" * 31, "DIGEST"),  # a digest of the wrong length
+        ("ML_DSA_44", "ML_DSA_SHAKE_256", b"x" * 32, "DIGEST"),  # ML-DSA takes no digest
+        ("ML_DSA_44", "ML_DSA_SHAKE_256", b"x" * 63, "EXTERNAL_MU"),  # mu is 64 bytes
+    ],
+)
+def test_a_message_that_cannot_be_signed_never_opens_the_private_key(
+    admin_kms: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    key_spec: str,
+    algorithm: str,
+    message: bytes,
+    message_type: str,
+) -> None:
+    """Key material is unsealed only for work that can succeed: Sign checks the message first."""
+    from keys.services import crypto as services
+
+    key_id = admin_kms.create_key(KeySpec=key_spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    opened: list[object] = []
+    real_open = services.open_material
+    monkeypatch.setattr(services, "open_material", lambda material: opened.append(1) or real_open(material))
+    sign = lambda body, kind: run(  # noqa: E731
+        lambda: admin_kms.sign(KeyId=key_id, Message=body, MessageType=kind, SigningAlgorithm=algorithm)
+    )
+    assert sign(message, message_type).error[0] == "ValidationException"
+    assert opened == []
+    assert sign(b"a message", "RAW").response["Signature"]
+    assert opened == [1]
