@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from django.conf import settings
+from django.db import connection
 
 from kmsconsole.core import ratelimit
 from kmsconsole.core.context import RequestMeta, operator_caller
@@ -35,6 +36,11 @@ from tests.secrets_watch import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# Tests of what only PostgreSQL does (the one-statement audit batch, concurrent writers' row locks); CI runs the
+# suite on PostgreSQL, the embedded default is SQLite.
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -27,7 +27,7 @@ from kmsconsole.generations.cache import GenerationSnapshot, StaleRead, request_
 from kmsconsole.generations.models import Generation
 from kmsconsole.generations.scopes import bump, iam_scope, key_scope
 from tests.audit.test_group_commit import _queue_behind_a_slow_batch, values
-from tests.conftest import ALLOW_ALL, Persona
+from tests.conftest import ALLOW_ALL, Persona, postgresql_only
 from tests.generations.conftest import Servers
 from tests.generations.test_invalidation import outcome
 
@@ -35,9 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SCOPE = "key:" + "c" * 32
 # The one-statement batch is PostgreSQL's (the suite runs on PostgreSQL in CI; SQLite takes the locked path).
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the one-statement batch is PostgreSQL's"
-)
 
 
 def current(scope: str) -> int:

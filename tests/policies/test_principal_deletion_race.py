@@ -12,20 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from grants import services as grant_services
 from grants.models import Grant
 from keys.models import Key
 from keys.services import key_policy
 from policies.models import Account, IamUser
-from tests.conftest import Persona, as_operator
+from tests.conftest import Persona, as_operator, postgresql_only
 from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user
 
 # SQLite serialises writers (and the embedded test database is one connection's): the interleaving needs two.
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="two concurrent writers need PostgreSQL"
-)
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 
