@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Left
 
+from keys.crypto import KeySpec
 from kmsconsole.core import rowmac
 from policies.models import Account
 
@@ -120,6 +121,12 @@ class Key(rowmac.MacProtectedRow, models.Model):
     @property
     def enabled(self) -> bool:
         return self.state == KeyState.ENABLED
+
+    @property
+    def rotatable(self) -> bool:
+        """Whether the key's material can be rotated (automatically or on demand): a symmetric encryption key of
+        origin AWS_KMS. Every rotation operation on any other key is UnsupportedOperationException."""
+        return self.key_spec == KeySpec.SYMMETRIC_DEFAULT and self.origin == "AWS_KMS"
 
     def mac_fields(self) -> tuple[object, ...]:
         return rowmac.key_mac_fields(self)

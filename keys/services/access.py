@@ -139,9 +139,10 @@ class KeyQuestions:
         return self.may_read(key, RULES)
 
     def may_analyse(self, key: Key) -> bool:
-        """Whether the caller may read everything an analysis of the key shows (`ANALYSIS_READS`): its policy and
-        tags, its grants (routes and findings name them) and its rotation status (a finding reports it)."""
-        return self.may_read(key, ANALYSIS_READS)
+        """Whether the caller may read everything an analysis of the key shows (`analysis_reads`): its policy and
+        tags, its grants (routes and findings name them) and, on a key that can rotate, its rotation status (a
+        finding reports it)."""
+        return self.may_read(key, analysis_reads(key))
 
     def _caller_and_policies(self) -> tuple[engine.Caller, list[engine.IdentityPolicy]] | None:
         # By hand, not functools.cached_property: on Python 3.11 that holds one lock for every instance.
@@ -167,6 +168,12 @@ RULES: tuple[str, ...] = ("kms:GetKeyPolicy", "kms:ListResourceTags")
 ACCESS_READS: tuple[str, ...] = (*RULES, "kms:ListGrants")
 # A key's analysis (its matrix and findings): also whether automatic rotation is on (the rotation finding).
 ANALYSIS_READS: tuple[str, ...] = (*ACCESS_READS, "kms:GetKeyRotationStatus")
+
+
+def analysis_reads(key: Key) -> tuple[str, ...]:
+    """What an analysis of `key` shows: `ANALYSIS_READS` on a key that can rotate; on any other key, whose
+    rotation status no request can read (UnsupportedOperationException) and no finding reports, `ACCESS_READS`."""
+    return ANALYSIS_READS if key.rotatable else ACCESS_READS
 # The condition values those requests carry whatever their parameters.
 READ_VALUES: dict[str, Mapping[str, Any]] = {"kms:GetKeyPolicy": DEFAULT_POLICY_NAME}
 

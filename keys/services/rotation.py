@@ -80,7 +80,7 @@ def _check_rotatable(key: Key) -> None:
         raise errors.UnsupportedOperationException(
             f"{key.arn} origin is EXTERNAL which is not valid for this operation."
         )
-    if key.key_spec != KeySpec.SYMMETRIC_DEFAULT or key.origin != "AWS_KMS":
+    if not key.rotatable:
         raise errors.UnsupportedOperationException("")
 
 

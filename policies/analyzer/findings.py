@@ -194,8 +194,7 @@ def unconstrained_grants(key: Key) -> list[engine.Finding]:
 
 
 def rotation_disabled(key: Key) -> list[engine.Finding]:
-    rotatable = key.key_spec == "SYMMETRIC_DEFAULT" and key.origin == "AWS_KMS"
-    if not rotatable or key.rotation_enabled or key.state == KeyState.PENDING_DELETION:
+    if not key.rotatable or key.rotation_enabled or key.state == KeyState.PENDING_DELETION:
         return []
     return [
         engine.Finding(

@@ -15,13 +15,14 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   ``kmsconsole:AnalyzeKeyAccess``'s ``key_policy_compare`` (who gains or loses access under a draft key policy)
   (``ACCESS_READS``); and for ``kmsconsole:AnalyzeKeyAccess``'s ``key_access_analyze`` (the matrix and the
   findings of a key), whether automatic rotation is on (``kms:GetKeyRotationStatus``: a finding reports it) as well
-  (``ANALYSIS_READS``). The key must be in the caller's account. The principals analysed are every account's (so
-  that access from other accounts, by the key policy, a grant or a condition on "*", is never under-reported);
-  the principal simulated must be of the caller's account (another account's is "not found", as one that does not
-  exist: simulating reads and quotes its identity policies). The operator simulates any account's principals.
+  on a key that can rotate (``analysis_reads``: no request can read the rotation status of any other key). The
+  key must be in the caller's account. The principals analysed are every account's (so that access from other
+  accounts, by the key policy, a grant or a condition on "*", is never under-reported); the principal simulated
+  must be of the caller's account (another account's is "not found", as one that does not exist: simulating reads
+  and quotes its identity policies). The operator simulates any account's principals.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
   at a time) needs the action in the caller's identity policies (resource ``*``); keys on which the caller may not
-  make every read of ``ANALYSIS_READS`` (decided by the engine as for real requests from the caller, but not
+  make every read of ``analysis_reads`` (decided by the engine as for real requests from the caller, but not
   recorded per key) are left out whole and counted. To stay fast with many principals, its store findings look
   only at the principals they are about: other accounts' principals the key policy names and "*", and the
   account's principals whose identity policies allow every KMS action on every resource. The first page also holds
@@ -45,9 +46,9 @@ from keys.models import Key
 from keys.selectors import ResolvedKey, resolve_key
 from keys.services.access import (
     ACCESS_READS,
-    ANALYSIS_READS,
     READ_VALUES,
     KeyQuestions,
+    analysis_reads,
     authorize_on_key,
 )
 from kmsconsole.core import errors
@@ -74,16 +75,18 @@ def _analysing_account(ctx: OperationContext) -> str | None:
     return None if ctx.caller.is_operator else ctx.caller.account_id
 
 
-def _gate(ctx: OperationContext, key_id: str, reads: Sequence[str]) -> ResolvedKey:
-    """The key, once the caller may make each read of `reads` on it (`keys.services.access.ACCESS_READS` or
-    `ANALYSIS_READS`: what the answer shows) and perform the operation's action on it in IAM (see the module
-    docstring). A refused read refuses the whole answer, with that action in the message."""
+def _gate(
+    ctx: OperationContext, key_id: str, reads: Sequence[str] | Callable[[Key], Sequence[str]]
+) -> ResolvedKey:
+    """The key, once the caller may make each read of `reads` on it (`keys.services.access.ACCESS_READS`, or
+    `analysis_reads`, which depends on the key: what the answer shows) and perform the operation's action on it in
+    IAM (see the module docstring). A refused read refuses the whole answer, with that action in the message."""
     resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
     key = resolved.key
     # The policy and, through decisions under conditions on aws:ResourceTag (a trace quotes the value; a draft
     # policy's yes or no tests one, a prefix at a time with StringLike), the tags; then the grants and the
     # rotation status where the answer shows them.
-    for action in reads:
+    for action in reads(key) if callable(reads) else reads:
         authorize_on_key(ctx, key, action=action, condition_values=READ_VALUES.get(action))
     authorize(ctx, resource=key.arn, resource_account=key.account.account_id)
     return resolved
@@ -99,7 +102,7 @@ class KeyAccessReport:
 
 def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport:
     """Every principal's access to every action on the key, and the key's findings."""
-    key = _gate(ctx, key_id, ANALYSIS_READS).key
+    key = _gate(ctx, key_id, analysis_reads).key
     matrix = key_access(key, store_principals())
     return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
 
@@ -182,7 +185,7 @@ def findings_list(
     more = len(keys) > limit
     keys = keys[:limit]
     # Findings follow from the policy and conditions on the key's tags, and name grants and report rotation: only
-    # keys whose policy, tags, grants and rotation status the caller may all read (ANALYSIS_READS).
+    # keys whose policy, tags, grants and rotation status the caller may all read (`analysis_reads`).
     questions = KeyQuestions(ctx)
     readable = [key for key in keys if questions.may_analyse(key)]
     # The principals the store findings are about: other accounts' and "*" (external access), and the account's

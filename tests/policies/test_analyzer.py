@@ -530,3 +530,38 @@ def test_long_term_access_keys_unused_or_due_for_rotation(
         ),
     )
     assert set(credentials()) == {busy.access_key_id}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"key_spec": "ECC_NIST_P256", "key_usage": "SIGN_VERIFY"},
+        {"key_spec": "HMAC_256", "key_usage": "GENERATE_VERIFY_MAC"},
+    ],
+    ids=["asymmetric", "hmac"],
+)
+def test_a_key_that_cannot_rotate_is_analysed_without_reading_its_rotation_status(
+    store: dict[str, Any], make_user: Callable[..., Persona], options: dict[str, str]
+) -> None:
+    """No request can read the rotation status of a key that cannot rotate (GetKeyRotationStatus answers
+    UnsupportedOperationException) and no finding reports it: its analysis and ListFindings need the policy, tags
+    and grants only, while a symmetric key of the same account still needs kms:GetKeyRotationStatus too."""
+    unrotatable = make_key(policy(ROOT), **options)
+    symmetric = make_key(policy(ROOT))
+    operations = ("kmsconsole:AnalyzeKeyAccess", "kmsconsole:ListFindings")
+    grant_reader = make_user(
+        "grant-reader",
+        identity_policy(*operations, "kms:GetKeyPolicy", "kms:ListResourceTags", "kms:ListGrants"),
+    )
+
+    def analyse(key: Any) -> Callable[[Any], Any]:
+        return lambda ctx: analyzer.key_access_analyze(ctx=ctx, key_id=str(key.key_id))
+
+    report = run_as(grant_reader, "kmsconsole:AnalyzeKeyAccess", analyse(unrotatable))
+    assert report.key.pk == unrotatable.pk and "rotation-disabled" not in findings_of(report)
+    with pytest.raises(errors.AccessDeniedException) as refused:
+        run_as(grant_reader, "kmsconsole:AnalyzeKeyAccess", analyse(symmetric))
+    assert "kms:GetKeyRotationStatus" in refused.value.message
+    page = run_as(grant_reader, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
+    assert (page.keys_analysed, page.keys_hidden) == (1, 1)
+    assert {item.key.pk for item in page.findings} <= {unrotatable.pk}
