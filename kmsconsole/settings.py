@@ -274,8 +274,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "console/signin_locked.html"
 AXES_VERBOSE = False
-# The peer address only: X-Forwarded-For is set by the client unless a trusted proxy overwrites it.
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# The address every other limit counts by: the peer's, or behind KMS_TRUSTED_PROXY_ADDRESSES the client they name
+# (X-Forwarded-For is otherwise the client's to write).
+AXES_CLIENT_IP_CALLABLE = "kmsconsole.core.middleware.client_ip"
 # Password spraying: KMS_SIGNIN_ADDRESS_FAILURE_LIMIT failed sign-ins from one address, whatever the user names,
 # within KMS_SIGNIN_LOCKOUT_MINUTES lock that address out too (kmsconsole.console.signin_lockout).
 AXES_HANDLER = "kmsconsole.console.signin_lockout.SignInLockoutHandler"
@@ -349,6 +350,10 @@ SECURE_HSTS_PRELOAD = KMS_TLS
 KMS_TRUSTED_PROXY = env_bool("KMS_TRUSTED_PROXY", False)
 if KMS_TRUSTED_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names the client: the
+# address of limits per address, of the audit trail and of aws:SourceIp (kmsconsole.core.client_address). Empty: the
+# peer's address, whatever the header says.
+KMS_TRUSTED_PROXY_ADDRESSES = env_str("KMS_TRUSTED_PROXY_ADDRESSES", "")
 
 # Celery. The broker is chosen by `manage.py serve` (Redis when REDIS_URL answers, else the embedded
 # filesystem transport) and handed to every process as KMS_BROKER_URL so web, worker and beat agree.

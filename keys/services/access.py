@@ -174,6 +174,8 @@ def analysis_reads(key: Key) -> tuple[str, ...]:
     """What an analysis of `key` shows: `ANALYSIS_READS` on a key that can rotate; on any other key, whose
     rotation status no request can read (UnsupportedOperationException) and no finding reports, `ACCESS_READS`."""
     return ANALYSIS_READS if key.rotatable else ACCESS_READS
+
+
 # The condition values those requests carry whatever their parameters.
 READ_VALUES: dict[str, Mapping[str, Any]] = {"kms:GetKeyPolicy": DEFAULT_POLICY_NAME}
 

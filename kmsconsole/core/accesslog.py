@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
+from kmsconsole.core.client_address import client_address
 from kmsconsole.core.forking import reset_in_forked_child
 
 FLUSH_SECONDS = 0.1
@@ -166,7 +167,7 @@ def with_access_log(application: WSGIApp, log: AccessLog) -> WSGIApp:
         started = time.perf_counter()
         # Read before the application runs: it may change the environ it is given.
         request = (
-            environ.get("REMOTE_ADDR", "-"),
+            client_address(environ) or "-",
             environ.get("REQUEST_METHOD", ""),
             environ.get("PATH_INFO", ""),
             environ.get("SERVER_PROTOCOL", ""),

@@ -2,7 +2,8 @@
 
 Each is an Error with DEBUG off or on: the web server and the workers refuse to start on any of them
 (`kmsconsole.core.startup.refuse_insecure_start`). E001 no root key, E002 the default SECRET_KEY, E003 DEBUG on a
-non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read.
+non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read, E006 a
+KMS_TRUSTED_PROXY_ADDRESSES entry that is not an address or a network.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
+from kmsconsole.core.client_address import ProxySettingError, parse_trusted_proxies
 from kmsconsole.core.rootkey import HOW_TO_CREATE, find_root_key
 
 
@@ -81,6 +83,17 @@ def tls_beyond_loopback(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="kmsconsole.E004",
             )
         ]
+    return []
+
+
+@register(Tags.security)
+def trusted_proxy_addresses(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    # A mistyped proxy would make every request through it look as if it came from the proxy (or, if the start
+    # went on without the entry, silently trust less than the operator meant): refuse to start instead.
+    try:
+        parse_trusted_proxies(settings.KMS_TRUSTED_PROXY_ADDRESSES)
+    except ProxySettingError as exc:
+        return [Error(str(exc), id="kmsconsole.E006")]
     return []
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from kmsconsole.core.client_address import client_address
 from kmsconsole.core.context import Interface, RequestMeta
 
 _USER_AGENT_MAX = 512
@@ -25,8 +26,9 @@ class RequestIdMiddleware:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The peer address. X-Forwarded-For is not trusted: it is set by the client unless a proxy is configured."""
-    return str(request.META.get("REMOTE_ADDR", ""))
+    """The address the request came from: the peer, or behind the trusted proxies the client they name
+    (kmsconsole.core.client_address; X-Forwarded-For from anyone else is ignored)."""
+    return client_address(request.META)
 
 
 def http_request_meta(request: HttpRequest, interface: Interface) -> RequestMeta:

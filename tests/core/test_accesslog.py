@@ -58,6 +58,14 @@ def test_a_line_holds_the_request_line_and_status_and_nothing_secret() -> None:
     assert "s3cret" not in written and "limit" not in written
 
 
+def test_behind_a_trusted_proxy_the_line_names_the_client(settings: Any) -> None:
+    settings.KMS_TRUSTED_PROXY_ADDRESSES = "192.0.2.0/24"
+    forwarded = _environ(HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    assert _serve("200 OK", forwarded).startswith('203.0.113.9 "GET ')
+    settings.KMS_TRUSTED_PROXY_ADDRESSES = ""
+    assert _serve("200 OK", forwarded).startswith('192.0.2.7 "GET ')
+
+
 @pytest.mark.parametrize(
     ("path", "logged"),
     [

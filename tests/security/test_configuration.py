@@ -97,6 +97,10 @@ REFUSED = {
     ),
     "plain-http-on-a-public-bind": ({"KMS_HOST": "10.1.2.3"}, "kmsconsole.E004"),
     "plain-http-on-a-host-name": ({"KMS_HOST": "kms.example.com"}, "kmsconsole.E004"),
+    "a-proxy-named-by-host-name": (
+        {"KMS_TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8,lb.internal"},
+        "kmsconsole.E006",
+    ),
 }
 
 
@@ -123,8 +127,9 @@ def test_a_misconfigured_start_is_refused(tmp_path: Path, case: str) -> None:
         {"DEBUG": "true", "KMS_HOST": "::1"},
         {"KMS_HOST": "localhost"},
         {"KMS_HOST": ANY_ADDRESS, "KMS_TLS": "true", "KMS_TRUSTED_PROXY": "true"},  # behind a TLS proxy
+        {"KMS_TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8, 192.0.2.10, fd00::/8"},
     ],
-    ids=["debug-loopback", "debug-ipv6-loopback", "localhost", "tls-proxy"],
+    ids=["debug-loopback", "debug-ipv6-loopback", "localhost", "tls-proxy", "trusted-proxy-addresses"],
 )
 def test_the_configurations_that_are_safe_start(tmp_path: Path, env: dict[str, str]) -> None:
     checked = _start(tmp_path, "manage.py", "check", **env)

@@ -52,8 +52,10 @@ def send(
     *,
     address: str = SPRAYER,
     secret: str | None = None,
+    **extra: str,
 ) -> Any:
-    """A KMS request from `address`, signed by the persona (with `secret` instead of its own, if given)."""
+    """A KMS request from `address`, signed by the persona (with `secret` instead of its own, if given), with
+    `extra` WSGI environ entries (unsigned headers such as X-Forwarded-For)."""
     body = json.dumps(document or {}).encode()
     request = AWSRequest(
         method="POST",
@@ -64,7 +66,7 @@ def send(
     if persona is not None:
         credentials = Credentials(persona.access_key_id, secret or persona.secret_access_key)
         SigV4Auth(credentials, "kms", settings.KMS_REGION).add_auth(request)
-    meta = {"HTTP_HOST": "testserver", "REMOTE_ADDR": address}
+    meta = {"HTTP_HOST": "testserver", "REMOTE_ADDR": address, **extra}
     for name, value in request.headers.items():
         key = name.upper().replace("-", "_")
         meta[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
