@@ -184,7 +184,9 @@ class _Attempts:
 
     def __init__(self, request: HttpRequest) -> None:
         self._request = request
-        self.headers = lowercase_headers(request.META)
+        # As they arrived (the environ): what SigV4 signatures are made over, even a header the middleware hides
+        # from the rest of the request (kmsconsole.core.middleware.ForwardedProtoMiddleware).
+        self.headers = lowercase_headers(getattr(request, "environ", request.META))
         self._body: bytes | errors.KmsError | None = None
         self._checks: dict[tuple[str, ...], errors.KmsError | None] = {}
         self._failure_noted = False

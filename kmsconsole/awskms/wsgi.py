@@ -4,10 +4,10 @@ An AWS SDK request (`POST /` or `POST /kms/` with an `X-Amz-Target` header) is a
 answered in JSON: the console's middleware (sessions, CSRF, authentication, messages, frame and content security
 policies, sign-in throttling, session lifetimes) has nothing to do for it, yet cost a fifth of its CPU. Such a
 request goes through a Django handler with only the middleware that concern it, in the same order as in
-settings.MIDDLEWARE: SecurityMiddleware (the TLS redirect and the security headers) and RequestIdMiddleware (the
-request id, x-amzn-RequestId). The view is the same (without resolving the URL: both KMS paths lead to it), as
-are Django's request signals (which manage database connections) and its error handling; every other request
-goes through the full stack as before.
+settings.MIDDLEWARE: ForwardedProtoMiddleware (X-Forwarded-Proto only from trusted proxies), SecurityMiddleware
+(the TLS redirect and the security headers) and RequestIdMiddleware (the request id, x-amzn-RequestId). The view
+is the same (without resolving the URL: both KMS paths lead to it), as are Django's request signals (which manage
+database connections) and its error handling; every other request goes through the full stack as before.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.urls import ResolverMatch
 from django.utils.module_loading import import_string
 
 KMS_MIDDLEWARE = (
+    "kmsconsole.core.middleware.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "kmsconsole.core.middleware.RequestIdMiddleware",
 )

@@ -83,14 +83,30 @@ def _is_trusted(address: Address, proxies: tuple[Network, ...]) -> bool:
     return any(address in network for network in proxies)
 
 
+def _configured_proxies() -> tuple[Network, ...]:
+    configured = settings.KMS_TRUSTED_PROXY_ADDRESSES
+    if not configured:
+        return ()
+    return _trusted(configured if isinstance(configured, str) else tuple(configured))
+
+
+def from_untrusted_peer(meta: Mapping[str, Any]) -> bool:
+    """Whether proxies are named (KMS_TRUSTED_PROXY_ADDRESSES) and the request's peer is none of them: then what
+    it says in forwarding headers is the client's own claim."""
+    proxies = _configured_proxies()
+    if not proxies:
+        return False
+    peer = _address(str(meta.get("REMOTE_ADDR", "") or ""))
+    return peer is None or not _is_trusted(peer, proxies)
+
+
 def client_address(meta: Mapping[str, Any]) -> str:
     """The address the request came from (a WSGI environ or `request.META`): the peer, or behind trusted
     proxies the client they name (see the module docstring)."""
     peer = str(meta.get("REMOTE_ADDR", "") or "")
-    configured = settings.KMS_TRUSTED_PROXY_ADDRESSES
-    if not configured:
+    proxies = _configured_proxies()
+    if not proxies:
         return peer
-    proxies = _trusted(configured if isinstance(configured, str) else tuple(configured))
     peer_address = _address(peer)
     if peer_address is None or not _is_trusted(peer_address, proxies):
         return peer

@@ -7,10 +7,29 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from kmsconsole.core.client_address import client_address
+from kmsconsole.core.client_address import client_address, from_untrusted_peer
 from kmsconsole.core.context import Interface, RequestMeta
 
 _USER_AGENT_MAX = 512
+
+
+class ForwardedProtoMiddleware:
+    """X-Forwarded-Proto, which KMS_TRUSTED_PROXY makes Django believe (SECURE_PROXY_SSL_HEADER: secure transport,
+    aws:SecureTransport, the HTTPS redirect), is dropped from a request whose peer is not one of the proxies of
+    KMS_TRUSTED_PROXY_ADDRESSES, when any are named: a client that reaches the server directly cannot claim HTTPS.
+    First in the middleware, before SecurityMiddleware asks whether the request is secure."""
+
+    _HEADER = "HTTP_X_FORWARDED_PROTO"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._HEADER in request.META and from_untrusted_peer(request.META):
+            # A copy without it: the WSGI environ keeps the header as it arrived, which is what a SigV4 signature
+            # that covers it was made over (kmsconsole.awskms.views reads the headers from the environ).
+            request.META = {name: value for name, value in request.META.items() if name != self._HEADER}
+        return self.get_response(request)
 
 
 class RequestIdMiddleware:

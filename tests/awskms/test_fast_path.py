@@ -74,9 +74,37 @@ def test_sdk_requests_skip_the_console_middleware(signed: Callable[..., dict[str
     assert headers["x-amzn-RequestId"] and headers["X-Content-Type-Options"] == "nosniff"  # kept middleware
     assert "Content-Security-Policy" not in headers and "Vary" not in headers  # the console's, skipped
     assert KMS_MIDDLEWARE == (
+        "kmsconsole.core.middleware.ForwardedProtoMiddleware",
         "django.middleware.security.SecurityMiddleware",
         "kmsconsole.core.middleware.RequestIdMiddleware",
     )
+
+
+def test_forwarded_https_is_believed_on_the_fast_path_only_from_a_named_proxy(
+    signed: Callable[..., dict[str, Any]], settings: Any
+) -> None:
+    root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
+    only_tls = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            {"Sid": "NoPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    }  # fmt: skip
+    status, _, body = call(signed("CreateKey", {"Policy": json.dumps(only_tls)}))
+    assert status == "200 OK", body
+    key_arn = json.loads(body)["KeyMetadata"]["Arn"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # KMS_TRUSTED_PROXY=true
+    settings.KMS_TRUSTED_PROXY_ADDRESSES = "192.0.2.0/24"
+
+    def encrypt(peer: str) -> str:
+        request = signed("Encrypt", {"KeyId": key_arn, "Plaintext": "c2VjcmV0"})
+        status, _, body = call({**request, "REMOTE_ADDR": peer, "HTTP_X_FORWARDED_PROTO": "https"})
+        return "200" if status.startswith("200") else str(json.loads(body)["__type"])
+
+    assert encrypt("127.0.0.1") == "AccessDeniedException"  # a client claiming https
+    assert encrypt("192.0.2.9") == "200"  # the proxy
 
 
 def test_errors_are_answered_the_same_way(signed: Callable[..., dict[str, Any]]) -> None:

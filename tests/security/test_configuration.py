@@ -165,7 +165,8 @@ def test_a_client_claiming_https_is_believed_only_behind_a_trusted_proxy(
     kms_client: Any, admin: Any, settings: Any
 ) -> None:
     """aws:SecureTransport comes from the socket unless KMS_TRUSTED_PROXY says a TLS proxy sets
-    X-Forwarded-Proto (and overwrites what clients send)."""
+    X-Forwarded-Proto (and overwrites what clients send); with KMS_TRUSTED_PROXY_ADDRESSES, only from those
+    proxies."""
     kms = kms_client(admin)
     root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
     only_tls = {
@@ -186,4 +187,11 @@ def test_a_client_claiming_https_is_believed_only_behind_a_trusted_proxy(
         kms.encrypt(KeyId=key_id, Plaintext=b"over plain http")
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what KMS_TRUSTED_PROXY=true sets
+    assert kms.encrypt(KeyId=key_id, Plaintext=b"through the proxy")["KeyId"].endswith(key_id)
+    # With the proxies named, only they are believed: this client (127.0.0.1) is not one of them.
+    settings.KMS_TRUSTED_PROXY_ADDRESSES = "192.0.2.0/24"
+    with pytest.raises(ClientError) as refused:
+        kms.encrypt(KeyId=key_id, Plaintext=b"straight to the server, claiming https")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    settings.KMS_TRUSTED_PROXY_ADDRESSES = "192.0.2.0/24, 127.0.0.1"
     assert kms.encrypt(KeyId=key_id, Plaintext=b"through the proxy")["KeyId"].endswith(key_id)
