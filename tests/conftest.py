@@ -94,6 +94,34 @@ ALLOW_RANDOM = json.dumps(
 )
 
 
+def encrypt_only_over_tls_policy() -> str:
+    """A key policy: the account root may do anything, and nobody may Encrypt without secure transport (for the
+    tests of what counts as secure transport, aws:SecureTransport)."""
+    root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Admin",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "NoPlainHttp",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+            ],
+        }
+    )
+
+
 def as_operator(operation: str, work: Callable[[Any], Any], **params: Any) -> Any:
     """Run a principals service the way `manage.py iam` does: through perform(), as the local operator."""
     holder: dict[str, Any] = {}

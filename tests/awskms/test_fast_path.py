@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from kmsconsole.awskms.wsgi import KMS_MIDDLEWARE, is_kms_request
 from kmsconsole.bench import loadgen
 from kmsconsole.wsgi import application
-from tests.conftest import Persona
+from tests.conftest import Persona, encrypt_only_over_tls_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,16 +83,7 @@ def test_sdk_requests_skip_the_console_middleware(signed: Callable[..., dict[str
 def test_forwarded_https_is_believed_on_the_fast_path_only_from_a_named_proxy(
     signed: Callable[..., dict[str, Any]], settings: Any
 ) -> None:
-    root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
-    only_tls = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
-            {"Sid": "NoPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*",
-             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-        ],
-    }  # fmt: skip
-    status, _, body = call(signed("CreateKey", {"Policy": json.dumps(only_tls)}))
+    status, _, body = call(signed("CreateKey", {"Policy": encrypt_only_over_tls_policy()}))
     assert status == "200 OK", body
     key_arn = json.loads(body)["KeyMetadata"]["Arn"]
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # KMS_TRUSTED_PROXY=true

@@ -4,7 +4,6 @@ to ruff's security rules (bandit) in the product's code carries its justificatio
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import REPO
+from tests.conftest import REPO, encrypt_only_over_tls_policy
 
 PRODUCT_CODE = ("kmsconsole", "policies", "keys", "grants")
 
@@ -168,16 +167,7 @@ def test_a_client_claiming_https_is_believed_only_behind_a_trusted_proxy(
     X-Forwarded-Proto (and overwrites what clients send); with KMS_TRUSTED_PROXY_ADDRESSES, only from those
     proxies."""
     kms = kms_client(admin)
-    root = f"arn:aws:iam::{settings.KMS_ACCOUNT_ID}:root"
-    only_tls = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
-            {"Sid": "NoPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*",
-             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-        ],
-    }  # fmt: skip
-    key_id = kms.create_key(Policy=json.dumps(only_tls))["KeyMetadata"]["KeyId"]
+    key_id = kms.create_key(Policy=encrypt_only_over_tls_policy())["KeyMetadata"]["KeyId"]
 
     def claim_https(request: Any, **_: Any) -> None:
         request.headers["X-Forwarded-Proto"] = "https"
