@@ -1,5 +1,7 @@
 """Key material at rest: sealed under the root key, bound to its key and version; opened only for one operation.
 
+Material is opened (unsealed) only by `open_material`, for one operation that is not a dry run.
+
 Inside a request snapshot (the AWS endpoint's cryptographic operations) the material versions a key's requests
 use, and their unsealed bytes, are kept on the key's process cache entry (`keys.selectors.CachedKey`) while the
 key's generation is unchanged: a rotation, a state change or the key's destruction bumps it, and the stale entry
@@ -8,6 +10,8 @@ worker's memory; they are never logged, returned or written anywhere.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from keys.crypto import (
     KeySpec,
@@ -21,6 +25,9 @@ from keys.selectors import cached_entry
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.generations.cache import current_snapshot
+
+if TYPE_CHECKING:
+    from kmsconsole.operations import OperationContext
 
 
 def create_material(key: Key, *, rotation_type: str = "") -> KeyMaterial:
@@ -78,9 +85,14 @@ def material_version(key: Key, material_id: str) -> KeyMaterial | None:
     return material
 
 
-def open_material(material: KeyMaterial) -> bytes:
+def open_material(ctx: OperationContext, material: KeyMaterial) -> bytes:
     """The raw material, in memory for the duration of one operation (or, on the request path, for as long as
-    the key's cache entry is current). Never log or return it."""
+    the key's cache entry is current). Never log or return it.
+
+    A dry run never gets here: its service stops before (`OperationContext.stop_if_dry_run`). One that did would
+    fail closed, with nothing unsealed and nothing put in the cache."""
+    if ctx.dry_run:
+        raise errors.KMSInternalException("A dry run reached the key material.")
     entry = cached_entry(material.key) if current_snapshot() is not None else None
     if entry is None:
         return _unseal(material)

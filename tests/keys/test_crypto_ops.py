@@ -216,30 +216,60 @@ ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("symmetric", "GenerateDataKeyPair", {"KeyPairSpec": "SM2"}, NO_SM2),
     ("symmetric", "Decrypt", {"CiphertextBlob": None}, NO_CIPHERTEXT),
     ("symmetric", "Decrypt", {"CiphertextBlob": None, **IGNORE}, NO_KEY_ID),
-    # Ciphertext bound to another context (exact, case-sensitive pairs, in any order), failed verifications.
+    # A failed verification the public key alone decides.
+    ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
+]
+# What only the key's material can tell: ciphertext bound to another context (exact, case-sensitive pairs, in
+# any order), a MAC that does not match. A dry run, which opens no material, does not (test_dry_run_*).
+MATERIAL_ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("symmetric", "Decrypt", {}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {"tenant": "42"}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "tenant": "43"}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "extra": ""}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": OTHER_CASE}, INVALID_CIPHERTEXT),
     ("symmetric", "ReEncrypt", {"DestinationEncryptionContext": CONTEXT}, INVALID_CIPHERTEXT),
-    ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
     ("hmac", "VerifyMac", {}, ("KMSInvalidMacException", "")),
+]
+EVERY_ERROR = ERRORS + MATERIAL_ERRORS
+
+
+# Each documented error, and the same request as a dry run (every operation here but GetPublicKey takes DryRun).
+ERROR_CASES = [(*error, False) for error in EVERY_ERROR] + [
+    (*error, True) for error in EVERY_ERROR if error[1] != "GetPublicKey"
 ]
 
 
 @pytest.mark.parametrize(
-    ("kind", "operation", "changes", "expected"), ERRORS, ids=[f"{e[1]}-{i}" for i, e in enumerate(ERRORS)]
+    ("kind", "operation", "changes", "expected", "dry_run"),
+    ERROR_CASES,
+    ids=[f"{e[1]}-{i}{'-dry-run' if e[4] else ''}" for i, e in enumerate(ERROR_CASES)],
 )
 def test_documented_errors(
-    admin_kms: Any, keys: Keys, blob: bytes, kind: str, operation: str, changes: dict[str, Any], expected: Any
+    admin_kms: Any,
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+    kind: str,
+    operation: str,
+    changes: dict[str, Any],
+    expected: tuple[str, str],
+    dry_run: bool,
 ) -> None:
+    """Every documented error. A dry run answers the same without opening any key material, except where only the
+    material can tell (MATERIAL_ERRORS: a ciphertext bound to another context, a MAC that does not match): there
+    it answers that the request would have succeeded, as it opens none."""
     key = keys[kind]
-    outcome = run(lambda: invoke(admin_kms, operation, changes, key=key["KeyId"], blob=blob))
+    unsealed.clear()
+    request = {**changes, "DryRun": True} if dry_run else changes
+    outcome = run(lambda: invoke(admin_kms, operation, request, key=key["KeyId"], blob=blob))
+    if dry_run and (kind, operation, changes, expected) in MATERIAL_ERRORS:
+        expected = DRY_RUN
     code, message = expected
     assert outcome.error == (code, message.format(arn=key["Arn"], usage=key["KeyUsage"], operation=operation))
     assert outcome.event.operation == operation and outcome.event.decision == "failed"
     assert outcome.event.error_code == code
+    if dry_run:
+        assert unsealed == []
 
 
 def test_tampered_truncated_and_foreign_blobs(admin_kms: Any, blob: bytes) -> None:
@@ -447,29 +477,139 @@ def test_unusable_keys_refuse_every_operation(admin_kms: Any, keys: Keys, blob: 
         assert outcome.event.notable == notable, operation
 
 
-def test_dry_run(
-    admin_kms: Any, outsider: Persona, kms_client: Callable[..., Any], keys: Keys, blob: bytes
+# Every operation here that takes DryRun (GetPublicKey does not), and what makes its request one that succeeds.
+DRY_RUN_OPERATIONS = [operation for operation in EVERY_OPERATION if operation != "GetPublicKey"]
+SUCCEEDS: dict[str, dict[str, Any]] = {
+    "Decrypt": {"EncryptionContext": CONTEXT},
+    "ReEncrypt": {"SourceEncryptionContext": CONTEXT},
+}
+
+
+def succeeding(client: Any, operation: str, keys: Keys) -> dict[str, Any]:
+    """The changes that make EVERY_OPERATION's request for `operation` succeed (a real signature and MAC)."""
+    changes = dict(SUCCEEDS.get(operation, {}))
+    if operation == "Verify":
+        signed = client.sign(
+            KeyId=keys["rsa_sign"]["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256"
+        )
+        changes["Signature"] = signed["Signature"]
+    if operation == "VerifyMac":
+        made = client.generate_mac(KeyId=keys["hmac"]["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_256")
+        changes["Mac"] = made["Mac"]
+    return changes
+
+
+@pytest.mark.parametrize("operation", DRY_RUN_OPERATIONS)
+def test_a_dry_run_that_would_succeed_opens_no_key_material(
+    admin_kms: Any,
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+    operation: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key_id, arn, hmac = keys["symmetric"]["KeyId"], keys["symmetric"]["Arn"], keys["hmac"]["Arn"]
-    for send in (
-        lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True),
-        lambda: admin_kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT, DryRun=True),
-        lambda: admin_kms.decrypt(KeyId=key_id, **IGNORE),
-        lambda: admin_kms.re_encrypt(SourceKeyId=key_id, DestinationKeyId=key_id, **IGNORE),
-        lambda: admin_kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", DryRun=True),
-        lambda: admin_kms.generate_mac(KeyId=hmac, Message=b"m", MacAlgorithm="HMAC_SHA_256", DryRun=True),
-    ):
-        outcome = run(send)
-        assert outcome.error == DRY_RUN
-        assert (outcome.event.error_code, outcome.event.response_elements) == (DRY_RUN[0], None)
-        assert outcome.event.key_arn in (arn, hmac)
-    # A dry run still checks everything else: the ciphertext, permissions and the key state.
-    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=blob, DryRun=True)) == INVALID_CIPHERTEXT
+    """DryRun answers DryRunOperationException once every check has passed, before any key material is unsealed
+    (or a data key pair made), and is audited as before: the request, the decision, the exception, no response."""
+    from keys import crypto as core
+
+    pairs: list[object] = []
+    real_pair = core.generate_data_key_pair
+    monkeypatch.setattr(core, "generate_data_key_pair", lambda spec: pairs.append(spec) or real_pair(spec))
+    key = keys[EVERY_OPERATION[operation][0]]
+    changes = succeeding(admin_kms, operation, keys)
+    unsealed.clear()
+    send = lambda extra: invoke(admin_kms, operation, {**changes, **extra}, key=key["KeyId"], blob=blob)  # noqa: E731
+
+    dry = run(lambda: send({"DryRun": True}))
+    assert dry.error == DRY_RUN
+    assert dry.trail == (operation, "failed", key["Arn"])
+    assert (dry.event.error_code, dry.event.error_message, dry.event.response_elements) == (*DRY_RUN, None)
+    assert dry.event.request_parameters["DryRun"] is True
+    assert dry.event.reason and dry.event.decided_by  # the authorization decision, as for any request
+    assert unsealed == [] and pairs == []
+
+    done = run(lambda: send({}))
+    assert done.error is None and done.trail == (operation, "allowed", key["Arn"])
+    # The same request without DryRun does open the material (Verify needs only the public key).
+    assert (operation in unsealed) == (operation != "Verify")
+    assert len(pairs) == (1 if operation.startswith("GenerateDataKeyPair") else 0)
+
+
+def test_a_dry_run_still_checks_the_ciphertext_as_far_as_it_can_be_read(
+    admin_kms: Any, keys: Keys, blob: bytes, unsealed: list[str]
+) -> None:
+    """What a ciphertext shows without the key's material is still checked: a blob that cannot be ours (length,
+    version), one naming no key or a material version the key does not have, a KeyId naming another key than the
+    header's, an RSA ciphertext of the wrong length. IGNORE_CIPHERTEXT skips those checks, and nothing else."""
+    unsealed.clear()
+    symmetric = keys["symmetric"]
+    unknown_key = blob[:1] + bytes(16) + blob[17:]
+    unknown_material = blob[:17] + bytes(32) + blob[49:]
+    for bad in (blob[:50], b"\x02" + blob[1:], b"not a ciphertext", unknown_key, unknown_material):
+        outcome = run(
+            lambda b=bad: admin_kms.decrypt(CiphertextBlob=b, EncryptionContext=CONTEXT, DryRun=True)
+        )
+        assert outcome.error == INVALID_CIPHERTEXT
+    another = admin_kms.create_key()["KeyMetadata"]["Arn"]
+    dry = {"EncryptionContext": CONTEXT, "DryRun": True}
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=blob, KeyId=another, **dry)) == INCORRECT_KEY
+    re_encrypt = {"CiphertextBlob": blob, "SourceKeyId": another, "DestinationKeyId": symmetric["Arn"]}
+    assert error_of(lambda: admin_kms.re_encrypt(**re_encrypt, DryRun=True)) == INCORRECT_KEY
+    rsa = {"KeyId": keys["rsa_encrypt"]["Arn"], "EncryptionAlgorithm": "RSAES_OAEP_SHA_256", "DryRun": True}
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(255), **rsa)) == INVALID_CIPHERTEXT
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(256), **rsa)) == DRY_RUN
+    # The ciphertext ignored, the rest checked: the key, its usage, the algorithm.
+    assert (
+        error_of(lambda: admin_kms.decrypt(CiphertextBlob=b"junk", KeyId=symmetric["KeyId"], **IGNORE))
+        == DRY_RUN
+    )
+    refused = error_of(lambda: admin_kms.decrypt(KeyId=symmetric["KeyId"], **OAEP_1, **IGNORE))
+    assert refused == incompatible("RSAES_OAEP_SHA_1", "SYMMETRIC_DEFAULT")
+    assert unsealed == []
+
+
+def test_a_dry_run_is_refused_to_a_denied_caller_and_on_a_disabled_key(
+    admin_kms: Any,
+    outsider: Persona,
+    kms_client: Callable[..., Any],
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+) -> None:
+    unsealed.clear()
     outsider_kms = kms_client(outsider)
-    assert error_of(lambda: outsider_kms.encrypt(KeyId=arn, Plaintext=b"x", DryRun=True))[0] == DENIED
-    admin_kms.disable_key(KeyId=key_id)
-    disabled = error_of(lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True))
-    assert disabled == ("DisabledException", f"{arn} is disabled.")
+    for operation in DRY_RUN_OPERATIONS:
+        key = keys[EVERY_OPERATION[operation][0]]
+        request = {**SUCCEEDS.get(operation, {}), "DryRun": True}
+        denied = run(
+            lambda o=operation, r=request, k=key: invoke(outsider_kms, o, r, key=k["Arn"], blob=blob)
+        )
+        assert denied.error is not None and denied.error[0] == DENIED, operation
+        assert denied.trail == (operation, "denied", key["Arn"])
+    for kind in ("symmetric", "rsa_sign", "hmac", "ecc_agree"):
+        admin_kms.disable_key(KeyId=keys[kind]["KeyId"])
+    for operation in DRY_RUN_OPERATIONS:
+        key = keys[EVERY_OPERATION[operation][0]]
+        request = {**SUCCEEDS.get(operation, {}), "DryRun": True}
+        disabled = run(
+            lambda o=operation, r=request, k=key: invoke(admin_kms, o, r, key=k["KeyId"], blob=blob)
+        )
+        assert disabled.error == ("DisabledException", f"{key['Arn']} is disabled."), operation
+        assert disabled.trail == (operation, "failed", key["Arn"])
+    assert unsealed == []
+
+
+def test_a_dry_run_context_never_opens_key_material(create_key: Callable[..., dict[str, Any]]) -> None:
+    """The last line: `open_material` refuses a dry run's context (fail closed), before anything is unsealed."""
+    from keys.materials import current_material, open_material
+    from kmsconsole.core import errors
+    from tests.conftest import operator_context
+
+    key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
+    material = current_material(key)
+    with pytest.raises(errors.KMSInternalException):
+        open_material(operator_context("Decrypt", dry_run=True), material)
+    assert open_material(operator_context("Decrypt"), material)
 
 
 # --- Authorization: users, roles, accounts ------------------------------------------------------------------

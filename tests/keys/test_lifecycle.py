@@ -335,10 +335,11 @@ def test_credentials_and_material_lookups_take_one_query_each(
 ) -> None:
     from keys.materials import current_material, open_material
     from policies.selectors import credentials_for
+    from tests.conftest import operator_context
 
     with django_assert_num_queries(1):
         credentials = credentials_for(admin.access_key_id)
         assert credentials is not None and credentials.caller.arn == admin.arn
     key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
     with django_assert_num_queries(1):
-        assert open_material(current_material(key))
+        assert open_material(operator_context("Encrypt"), current_material(key))
