@@ -218,7 +218,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         # The product's own operations (the REST API and `manage.py api-token`), decided by identity policies
         # except where they act on a key: the version history reads its policy (kms:GetKeyPolicy); validating a
-        # draft is a dry run of PutKeyPolicy (kms:PutKeyPolicy: it tells which principals exist, in any account).
+        # draft is a dry run of PutKeyPolicy (kms:PutKeyPolicy: it tells whether the principals it names exist).
         Operation("kmsconsole:ValidateKeyPolicy", "kms:PutKeyPolicy", _ID, read_only=True),
         Operation("kmsconsole:ListKeyPolicyVersions", "kms:GetKeyPolicy", _ID, read_only=True),
         # Checking a draft identity policy reads nothing stored: account-level, its own action.
