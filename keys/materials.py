@@ -1,6 +1,7 @@
 """Key material at rest: sealed under the root key, bound to its key and version; opened only for one operation.
 
-Material is opened (unsealed) only by `open_material`, for one operation that is not a dry run.
+Material is opened (unsealed) only by `open_material`, for one operation (a dry run only where its answer depends on
+the material).
 
 Inside a request snapshot (the AWS endpoint's cryptographic operations) the material versions a key's requests
 use, and their unsealed bytes, are kept on the key's process cache entry (`keys.selectors.CachedKey`) while the
@@ -25,6 +26,7 @@ from keys.selectors import cached_entry
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.generations.cache import current_snapshot
+from kmsconsole.operations import DRY_RUN_NEEDS_MATERIAL
 
 if TYPE_CHECKING:
     from kmsconsole.operations import OperationContext
@@ -89,9 +91,10 @@ def open_material(ctx: OperationContext, material: KeyMaterial) -> bytes:
     """The raw material, in memory for the duration of one operation (or, on the request path, for as long as
     the key's cache entry is current). Never log or return it.
 
-    A dry run never gets here: its service stops before (`OperationContext.stop_if_dry_run`). One that did would
-    fail closed, with nothing unsealed and nothing put in the cache."""
-    if ctx.dry_run:
+    A dry run gets here only for an operation whose answer depends on the material (Decrypt, ReEncrypt, VerifyMac:
+    `kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL`); any other stops before (`OperationContext.stop_if_dry_run`),
+    and one that did not would fail closed here, with nothing unsealed and nothing put in the cache."""
+    if ctx.dry_run and ctx.operation.name not in DRY_RUN_NEEDS_MATERIAL:
         raise errors.KMSInternalException("A dry run reached the key material.")
     entry = cached_entry(material.key) if current_snapshot() is not None else None
     if entry is None:

@@ -31,10 +31,12 @@ Decisions where AWS documents nothing:
   when encrypting/decrypting with asymmetric CMKs."); ignoring it would pretend a binding that is not there.
 - GetPublicKey on a key without a public key (symmetric, HMAC) is UnsupportedOperationException.
 - DryRun with DryRunModifiers [IGNORE_CIPHERTEXT] needs the (source) KeyId and checks all but the ciphertext.
-- DryRun makes no check that needs the key's private or secret material: it does not tell whether a ciphertext
-  decrypts under the given encryption context (or its plaintext fits a ReEncrypt's destination), nor whether a
-  MAC matches (AWS documents DryRun as a check of permissions and parameters). Verify needs only the stored
-  public key, so its dry run still tells whether the signature is valid.
+- A dry run opens key material only where the answer depends on it (`kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL`):
+  Decrypt and ReEncrypt decrypt the ciphertext (AWS's DryRunModifiers IGNORE_CIPHERTEXT exists to skip exactly
+  that "ciphertext validation"), and ReEncrypt then checks that the plaintext fits its destination; VerifyMac
+  compares the MAC, as Verify's dry run checks the signature with the public key. Everywhere else (Encrypt,
+  GenerateDataKey*, GenerateDataKeyPair*, Sign, GenerateMac, DeriveSharedSecret, Decapsulate) nothing that
+  passed the checks before the work can fail in it, so the dry run stops before any material is unsealed.
 """
 
 from __future__ import annotations
@@ -371,17 +373,13 @@ def _sealed_ciphertext(
     *,
     algorithm: core.EncryptionAlgorithm,
 ) -> tuple[bytes, _Sealed]:
-    """The ciphertext and the material to decrypt it with, once checked (`_decryption_material`); a dry run ends
-    here (after those checks unless it ignores the ciphertext), before anything is unsealed."""
-    sealed = (
-        None
-        if blob is None
-        else _decryption_material(source.key, blob, header=source.header, algorithm=algorithm)
-    )
-    ctx.stop_if_dry_run()
-    if blob is None or sealed is None:  # only a dry run leaves the ciphertext out, and it has stopped
+    """The ciphertext and the material to decrypt it with, once checked (`_decryption_material`). A dry run that
+    ignores the ciphertext (IGNORE_CIPHERTEXT) ends here, before anything is unsealed; any other goes on to
+    decrypt it, which is what tells whether the request would succeed."""
+    if blob is None:  # only a dry run that ignores the ciphertext leaves it out (`_ciphertext`)
+        ctx.stop_if_dry_run()
         raise errors.KMSInternalException("There is no ciphertext to decrypt.")
-    return blob, sealed
+    return blob, _decryption_material(source.key, blob, header=source.header, algorithm=algorithm)
 
 
 def _algorithm(value: str | None) -> core.EncryptionAlgorithm:
@@ -429,8 +427,8 @@ def key_decrypt(
     (a KeyId naming another key is IncorrectKeyException, checked before decrypting); RSA ciphertext needs
     KeyId and the algorithm it was encrypted with.
 
-    A dry run stops before decrypting; with ``ignore_ciphertext`` (DryRun + IGNORE_CIPHERTEXT) it checks
-    everything but the ciphertext.
+    A dry run decrypts (whether the ciphertext decrypts is what decides the answer) and returns nothing; with
+    ``ignore_ciphertext`` (DryRun + IGNORE_CIPHERTEXT) it checks everything but the ciphertext and opens nothing.
     """
     blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     algorithm = _algorithm(encryption_algorithm)
@@ -449,6 +447,7 @@ def key_decrypt(
     plaintext, material_id = _decrypt_with(
         ctx, source.key, ciphertext, sealed, algorithm=algorithm, context=encryption_context
     )
+    ctx.stop_if_dry_run()  # it decrypted: the request would have succeeded
     return Decrypted(
         key=source.key,
         plaintext=plaintext,
@@ -506,6 +505,8 @@ def key_re_encrypt(
     plaintext, source_material_id = _decrypt_with(
         ctx, source.key, ciphertext, sealed, algorithm=source_algorithm, context=source_encryption_context
     )
+    _check_plaintext(destination.key, plaintext, destination_algorithm)
+    ctx.stop_if_dry_run()  # it decrypted, and the plaintext fits the destination: the request would succeed
     new_blob, destination_material_id = _encrypt_under(
         ctx,
         destination.key,
@@ -696,7 +697,6 @@ def mac_verify(*, ctx: OperationContext, key_id: str, message: bytes, mac: bytes
     key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
     with _crypto_errors():
         core.check_mac_input(message, key_spec=_spec(key), mac_algorithm=algorithm)
-    ctx.stop_if_dry_run()  # whether the MAC matches takes the key's material: a dry run does not tell
     with _crypto_errors():
         core.verify_mac(
             message,
@@ -705,6 +705,7 @@ def mac_verify(*, ctx: OperationContext, key_id: str, message: bytes, mac: bytes
             material=open_material(ctx, current_material(key)),
             mac_algorithm=algorithm,
         )
+    ctx.stop_if_dry_run()  # the MAC matched: the request would have succeeded
     return key
 
 

@@ -220,7 +220,8 @@ ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
 ]
 # What only the key's material can tell: ciphertext bound to another context (exact, case-sensitive pairs, in
-# any order), a MAC that does not match. A dry run, which opens no material, does not (test_dry_run_*).
+# any order), a MAC that does not match. A dry run of these operations opens the material to tell it too
+# (kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL).
 MATERIAL_ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("symmetric", "Decrypt", {}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {"tenant": "42"}}, INVALID_CIPHERTEXT),
@@ -255,21 +256,19 @@ def test_documented_errors(
     expected: tuple[str, str],
     dry_run: bool,
 ) -> None:
-    """Every documented error. A dry run answers the same without opening any key material, except where only the
-    material can tell (MATERIAL_ERRORS: a ciphertext bound to another context, a MAC that does not match): there
-    it answers that the request would have succeeded, as it opens none."""
+    """Every documented error, and the same answer to the same request as a dry run: without opening any key
+    material, except where only the material can tell (MATERIAL_ERRORS: a ciphertext bound to another context, a
+    MAC that does not match), which a dry run opens it to tell, as AWS's does (IGNORE_CIPHERTEXT skips it)."""
     key = keys[kind]
     unsealed.clear()
     request = {**changes, "DryRun": True} if dry_run else changes
     outcome = run(lambda: invoke(admin_kms, operation, request, key=key["KeyId"], blob=blob))
-    if dry_run and (kind, operation, changes, expected) in MATERIAL_ERRORS:
-        expected = DRY_RUN
     code, message = expected
     assert outcome.error == (code, message.format(arn=key["Arn"], usage=key["KeyUsage"], operation=operation))
     assert outcome.event.operation == operation and outcome.event.decision == "failed"
     assert outcome.event.error_code == code
     if dry_run:
-        assert unsealed == []
+        assert (unsealed != []) == ((kind, operation, changes, expected) in MATERIAL_ERRORS)
 
 
 def test_tampered_truncated_and_foreign_blobs(admin_kms: Any, blob: bytes) -> None:
@@ -500,7 +499,7 @@ def succeeding(client: Any, operation: str, keys: Keys) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("operation", DRY_RUN_OPERATIONS)
-def test_a_dry_run_that_would_succeed_opens_no_key_material(
+def test_a_dry_run_that_would_succeed_opens_key_material_only_where_the_answer_depends_on_it(
     admin_kms: Any,
     keys: Keys,
     blob: bytes,
@@ -508,9 +507,11 @@ def test_a_dry_run_that_would_succeed_opens_no_key_material(
     operation: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """DryRun answers DryRunOperationException once every check has passed, before any key material is unsealed
-    (or a data key pair made), and is audited as before: the request, the decision, the exception, no response."""
+    """DryRun answers DryRunOperationException once every check has passed, and is audited as before: the request,
+    the decision, the exception, no response. It unseals no key material (and makes no data key pair) except
+    where the answer depends on it: Decrypt and ReEncrypt decrypt the ciphertext, VerifyMac compares the MAC."""
     from keys import crypto as core
+    from kmsconsole.operations import DRY_RUN_NEEDS_MATERIAL
 
     pairs: list[object] = []
     real_pair = core.generate_data_key_pair
@@ -526,7 +527,8 @@ def test_a_dry_run_that_would_succeed_opens_no_key_material(
     assert (dry.event.error_code, dry.event.error_message, dry.event.response_elements) == (*DRY_RUN, None)
     assert dry.event.request_parameters["DryRun"] is True
     assert dry.event.reason and dry.event.decided_by  # the authorization decision, as for any request
-    assert unsealed == [] and pairs == []
+    assert (operation in unsealed) == (operation in DRY_RUN_NEEDS_MATERIAL) and pairs == []
+    unsealed.clear()
 
     done = run(lambda: send({}))
     assert done.error is None and done.trail == (operation, "allowed", key["Arn"])
@@ -557,7 +559,11 @@ def test_a_dry_run_still_checks_the_ciphertext_as_far_as_it_can_be_read(
     assert error_of(lambda: admin_kms.re_encrypt(**re_encrypt, DryRun=True)) == INCORRECT_KEY
     rsa = {"KeyId": keys["rsa_encrypt"]["Arn"], "EncryptionAlgorithm": "RSAES_OAEP_SHA_256", "DryRun": True}
     assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(255), **rsa)) == INVALID_CIPHERTEXT
-    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(256), **rsa)) == DRY_RUN
+    assert unsealed == []  # none of those needed the material to be refused
+    # The right length: only the private key tells that it is no ciphertext of this key.
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(256), **rsa)) == INVALID_CIPHERTEXT
+    assert unsealed == ["Decrypt", "unseal"]
+    unsealed.clear()
     # The ciphertext ignored, the rest checked: the key, its usage, the algorithm.
     assert (
         error_of(lambda: admin_kms.decrypt(CiphertextBlob=b"junk", KeyId=symmetric["KeyId"], **IGNORE))
@@ -600,16 +606,19 @@ def test_a_dry_run_is_refused_to_a_denied_caller_and_on_a_disabled_key(
 
 
 def test_a_dry_run_context_never_opens_key_material(create_key: Callable[..., dict[str, Any]]) -> None:
-    """The last line: `open_material` refuses a dry run's context (fail closed), before anything is unsealed."""
+    """The last line: `open_material` refuses the context of a dry run whose answer does not depend on the material
+    (fail closed), before anything is unsealed; Decrypt's dry run may open it."""
     from keys.materials import current_material, open_material
     from kmsconsole.core import errors
     from tests.conftest import operator_context
 
     key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
     material = current_material(key)
-    with pytest.raises(errors.KMSInternalException):
-        open_material(operator_context("Decrypt", dry_run=True), material)
+    for operation in ("Encrypt", "GenerateDataKey", "GenerateMac"):
+        with pytest.raises(errors.KMSInternalException):
+            open_material(operator_context(operation, dry_run=True), material)
     assert open_material(operator_context("Decrypt"), material)
+    assert open_material(operator_context("Decrypt", dry_run=True), material)
 
 
 # --- Authorization: users, roles, accounts ------------------------------------------------------------------
