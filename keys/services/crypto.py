@@ -386,6 +386,16 @@ def _algorithm(value: str | None) -> core.EncryptionAlgorithm:
     return core.EncryptionAlgorithm(value) if value else DEFAULT_ENCRYPTION_ALGORITHM
 
 
+def _stop_if_dry_run(ctx: OperationContext, *working_keys: Key) -> None:
+    """A dry run ends here, once the current material rows the work would use (those of `working_keys` that are
+    symmetric or hold a private key) pass their row checks, as the real request checks them: a material row
+    changed in the database is refused (KMSInternalException) by both. Nothing is unsealed."""
+    if ctx.dry_run:
+        for key in working_keys:
+            current_material(key)
+        ctx.stop_if_dry_run()
+
+
 # --- Services ---------------------------------------------------------------------------------------------
 
 
@@ -409,7 +419,7 @@ def key_encrypt(
     _check_usage(key, ctx.operation.name)
     _check_encryption(key, algorithm, encryption_context)
     _check_plaintext(key, plaintext, algorithm)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, *((key,) if _spec(key) is _SYMMETRIC else ()))  # RSA encrypts with the public key
     blob, _ = _encrypt_under(ctx, key, plaintext, algorithm=algorithm, context=encryption_context)
     return Output(key=key, blob=blob, algorithm=str(algorithm))
 
@@ -506,7 +516,8 @@ def key_re_encrypt(
         ctx, source.key, ciphertext, sealed, algorithm=source_algorithm, context=source_encryption_context
     )
     _check_plaintext(destination.key, plaintext, destination_algorithm)
-    ctx.stop_if_dry_run()  # it decrypted, and the plaintext fits the destination: the request would succeed
+    # It decrypted, and the plaintext fits the destination: the request would succeed.
+    _stop_if_dry_run(ctx, *((destination.key,) if _spec(destination.key) is _SYMMETRIC else ()))
     new_blob, destination_material_id = _encrypt_under(
         ctx,
         destination.key,
@@ -563,7 +574,7 @@ def data_key_generate(
     data_key_spec = core.DataKeySpec(key_spec) if key_spec else None
     with _crypto_errors():
         core.data_key_length(key_spec=data_key_spec, number_of_bytes=number_of_bytes)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, key)
     with _crypto_errors():
         plaintext = core.generate_data_key(key_spec=data_key_spec, number_of_bytes=number_of_bytes)
     blob, material_id = _encrypt_under(
@@ -590,7 +601,7 @@ def data_key_pair_generate(
     pair_spec = core.DataKeyPairSpec(key_pair_spec)
     with _crypto_errors():
         core.check_data_key_pair_spec(pair_spec)
-    ctx.stop_if_dry_run()  # before a pair is made
+    _stop_if_dry_run(ctx, key)  # before a pair is made
     with _crypto_errors():
         pair = core.generate_data_key_pair(pair_spec)
     blob, material_id = _encrypt_under(
@@ -633,7 +644,7 @@ def message_sign(
     spec = _spec(key)
     with _crypto_errors():
         core.check_sign_input(message, key_spec=spec, signing_algorithm=algorithm, message_type=kind)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, key)
     material = open_material(ctx, current_material(key))  # only for a message that can be signed
     with _crypto_errors():
         signature = core.sign(
@@ -681,7 +692,7 @@ def mac_generate(*, ctx: OperationContext, key_id: str, message: bytes, mac_algo
     key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
     with _crypto_errors():
         core.check_mac_input(message, key_spec=_spec(key), mac_algorithm=algorithm)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, key)
     with _crypto_errors():
         mac = core.generate_mac(
             message,
@@ -719,7 +730,7 @@ def shared_secret_derive(
     _check_usage(key, ctx.operation.name)
     with _crypto_errors():
         core.check_key_agreement_input(public_key, key_spec=_spec(key), key_agreement_algorithm=algorithm)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, key)
     with _crypto_errors():
         secret = core.derive_shared_secret(
             public_key,

@@ -21,7 +21,7 @@ from keys import crypto as core
 from keys.materials import current_material, open_material
 from keys.models import Key
 from keys.services.access import key_for
-from keys.services.crypto import Output, _check_usage, _crypto_errors, _spec
+from keys.services.crypto import Output, _check_usage, _crypto_errors, _spec, _stop_if_dry_run
 from kmsconsole.operations import OperationContext
 
 
@@ -73,7 +73,7 @@ def shared_secret_decapsulate(
     spec = _spec(key)
     with _crypto_errors():
         core.check_decapsulation_input(ciphertext_blob, key_spec=spec, encapsulation_algorithm=algorithm)
-    ctx.stop_if_dry_run()
+    _stop_if_dry_run(ctx, key)
     material = open_material(ctx, current_material(key))  # only for a ciphertext that can be decapsulated
     with _crypto_errors():
         secret = core.decapsulate(

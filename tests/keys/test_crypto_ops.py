@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keys.models import Key, KeyState
+from keys.models import Key, KeyMaterial, KeyState
 from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona
@@ -603,6 +603,45 @@ def test_a_dry_run_is_refused_to_a_denied_caller_and_on_a_disabled_key(
         assert disabled.error == ("DisabledException", f"{key['Arn']} is disabled."), operation
         assert disabled.trail == (operation, "failed", key["Arn"])
     assert unsealed == []
+
+
+@pytest.mark.parametrize("operation", ["Encrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateMac", "Sign",
+                                       "DeriveSharedSecret", "ReEncrypt"])  # fmt: skip
+def test_a_dry_run_refuses_a_material_row_changed_in_the_database_as_the_request_does(
+    admin_kms: Any, keys: Keys, blob: bytes, unsealed: list[str], operation: str
+) -> None:
+    """A dry run stops before unsealing, but not before the current material row its work would use passes its row
+    check: a row changed in the database (its MAC no longer matches: here, how the version was made) is refused
+    by both, never reported as a request that would succeed. (Sealed bytes changed in the database fail only
+    when unsealed, which a dry run does not do: README.)"""
+    kind = EVERY_OPERATION[operation][0]
+    changes = succeeding(admin_kms, operation, keys)
+    KeyMaterial.objects.filter(key__key_id=keys[kind]["KeyId"]).update(
+        rotation_type=KeyMaterial.RotationType.ON_DEMAND
+    )
+    key_id = keys[kind]["KeyId"]
+    unsealed.clear()
+    for dry in ({"DryRun": True}, {}):
+        # Not through `run`: botocore retries KMSInternalException, and each attempt is a request with its event.
+        with pytest.raises(ClientError) as refused:
+            invoke(admin_kms, operation, {**changes, **dry}, key=key_id, blob=blob)
+        assert refused.value.response["Error"]["Code"] == "KMSInternalException", dry
+    assert "unseal" not in unsealed
+
+
+def test_a_dry_run_re_encrypt_checks_that_the_plaintext_fits_its_rsa_destination(
+    admin_kms: Any, keys: Keys
+) -> None:
+    """ReEncrypt's dry run decrypts, so it can tell (as the request does) that the plaintext is too large for an
+    RSA destination; one that fits would succeed."""
+    symmetric, rsa = keys["symmetric"]["KeyId"], keys["rsa_encrypt"]["Arn"]
+    large = admin_kms.encrypt(KeyId=symmetric, Plaintext=b"p" * 191)["CiphertextBlob"]
+    small = admin_kms.encrypt(KeyId=symmetric, Plaintext=b"p" * 190)["CiphertextBlob"]
+    to_rsa = {"DestinationKeyId": rsa, "DestinationEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+    for dry in (True, False):
+        code, message = error_of(lambda d=dry: admin_kms.re_encrypt(CiphertextBlob=large, **to_rsa, DryRun=d))
+        assert code == "ValidationException" and "cannot encrypt data larger than 190 bytes" in message
+    assert error_of(lambda: admin_kms.re_encrypt(CiphertextBlob=small, **to_rsa, DryRun=True)) == DRY_RUN
 
 
 def test_a_dry_run_context_never_opens_key_material(create_key: Callable[..., dict[str, Any]]) -> None:

@@ -458,9 +458,17 @@ def test_unusable_keys_refuse_every_use(admin_kms: Any, pq_keys: Keys, state: st
         assert outcome.trail == (operation, "failed", arn)
 
 
-def test_dry_run(admin_kms: Any, pq_keys: Keys, unsealed: list[str]) -> None:
+def test_dry_run(admin_kms: Any, pq_keys: Keys, unsealed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A dry run of Sign, Encapsulate or Decapsulate that would succeed opens no key material (and makes no shared
-    secret); the same requests without DryRun do."""
+    secret: Encapsulate needs only the public key, so the spy on the encapsulation itself is what tells); the same
+    requests without DryRun do."""
+    from keys import crypto as core
+
+    encapsulations: list[object] = []
+    real_encapsulate = core.encapsulate
+    monkeypatch.setattr(
+        core, "encapsulate", lambda **kwargs: encapsulations.append(kwargs) or real_encapsulate(**kwargs)
+    )
     unsealed.clear()
     for operation in ("Encapsulate", "Decapsulate", "Sign"):
         kind, request = USES[operation]
@@ -472,14 +480,15 @@ def test_dry_run(admin_kms: Any, pq_keys: Keys, unsealed: list[str]) -> None:
         assert outcome.error == DRY_RUN
         assert (outcome.event.error_code, outcome.event.response_elements) == (DRY_RUN[0], None)
         assert outcome.trail == (operation, "failed", pq_keys[kind]["Arn"])
-    assert unsealed == []
-    for operation in ("Decapsulate", "Sign"):
+    assert unsealed == [] and encapsulations == []
+    for operation in ("Encapsulate", "Decapsulate", "Sign"):
         kind, request = USES[operation]
         assert (
             run(lambda o=operation, r=request, k=pq_keys[kind]["KeyId"]: call(admin_kms, o, r, k)).error
             is None
         )
     assert [name for name in unsealed if name != "unseal"] == ["Decapsulate", "Sign"]
+    assert len(encapsulations) == 1
 
 
 @pytest.mark.parametrize("operation", list(USES))
