@@ -1,5 +1,8 @@
 """Key material at rest: sealed under the root key, bound to its key and version; opened only for one operation.
 
+Material is opened (unsealed) only by `open_material`, for one operation (a dry run only where its answer depends on
+the material).
+
 Inside a request snapshot (the AWS endpoint's cryptographic operations) the material versions a key's requests
 use, and their unsealed bytes, are kept on the key's process cache entry (`keys.selectors.CachedKey`) while the
 key's generation is unchanged: a rotation, a state change or the key's destruction bumps it, and the stale entry
@@ -8,6 +11,8 @@ worker's memory; they are never logged, returned or written anywhere.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from keys.crypto import (
     KeySpec,
@@ -21,6 +26,10 @@ from keys.selectors import cached_entry
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.generations.cache import current_snapshot
+from kmsconsole.operations import DRY_RUN_NEEDS_MATERIAL
+
+if TYPE_CHECKING:
+    from kmsconsole.operations import OperationContext
 
 
 def create_material(key: Key, *, rotation_type: str = "") -> KeyMaterial:
@@ -78,9 +87,15 @@ def material_version(key: Key, material_id: str) -> KeyMaterial | None:
     return material
 
 
-def open_material(material: KeyMaterial) -> bytes:
+def open_material(ctx: OperationContext, material: KeyMaterial) -> bytes:
     """The raw material, in memory for the duration of one operation (or, on the request path, for as long as
-    the key's cache entry is current). Never log or return it."""
+    the key's cache entry is current). Never log or return it.
+
+    A dry run gets here only for an operation whose answer depends on the material (Decrypt, ReEncrypt, VerifyMac:
+    `kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL`); any other stops before (`OperationContext.stop_if_dry_run`),
+    and one that did not would fail closed here, with nothing unsealed and nothing put in the cache."""
+    if ctx.dry_run and ctx.operation.name not in DRY_RUN_NEEDS_MATERIAL:
+        raise errors.KMSInternalException("A dry run reached the key material.")
     entry = cached_entry(material.key) if current_snapshot() is not None else None
     if entry is None:
         return _unseal(material)

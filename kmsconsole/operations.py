@@ -218,7 +218,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         # The product's own operations (the REST API and `manage.py api-token`), decided by identity policies
         # except where they act on a key: the version history reads its policy (kms:GetKeyPolicy); validating a
-        # draft is a dry run of PutKeyPolicy (kms:PutKeyPolicy: it tells which principals exist, in any account).
+        # draft is a dry run of PutKeyPolicy (kms:PutKeyPolicy: it tells whether the principals it names exist).
         Operation("kmsconsole:ValidateKeyPolicy", "kms:PutKeyPolicy", _ID, read_only=True),
         Operation("kmsconsole:ListKeyPolicyVersions", "kms:GetKeyPolicy", _ID, read_only=True),
         # Checking a draft identity policy reads nothing stored: account-level, its own action.
@@ -284,6 +284,23 @@ class OperationContext:
     # The request's GrantTokens (on operations that take them): a grant they name allows at once, before it has
     # propagated. Carried here so that every key check of the operation sees them.
     grant_tokens: tuple[str, ...] = ()
+    # DryRun (the AWS endpoint's cryptographic and grant operations): the service makes every check, then answers
+    # DryRunOperationException (`stop_if_dry_run`) instead of doing the work; it opens key material only where
+    # the answer depends on it (DRY_RUN_NEEDS_MATERIAL).
+    dry_run: bool = False
+
+    def stop_if_dry_run(self) -> None:
+        """A dry run ends here, where the operation would start (or, for DRY_RUN_NEEDS_MATERIAL, return) its work:
+        every check has passed, so it answers as AWS does when the request would have succeeded."""
+        if self.dry_run:
+            raise errors.DryRunOperationException(DRY_RUN_MESSAGE)
+
+
+DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."
+# The operations whose dry run must open key material to tell whether the request would succeed: whether a
+# ciphertext decrypts (AWS's DryRunModifiers IGNORE_CIPHERTEXT skips that), whether a MAC matches. Every other
+# dry run stops before any material is unsealed (`keys.materials.open_material` refuses it).
+DRY_RUN_NEEDS_MATERIAL = frozenset({"Decrypt", "ReEncrypt", "VerifyMac"})
 
 
 @functools.cache

@@ -41,7 +41,12 @@ def existing_locked(principals: Sequence[engine.PrincipalArn], *, lock: bool = T
     kept_users: set[int] = set().union(*users.values())
     kept_roles: set[int] = set().union(*roles.values())
     if lock:
-        kept_users, kept_roles = _lock(IamUser, kept_users), _lock(IamRole, kept_roles)
+        # A lock statement for each kind named, whether any row of it was found: how many statements a check makes
+        # does not tell whether another account's user or role exists.
+        if users:
+            kept_users = _lock(IamUser, kept_users)
+        if roles:
+            kept_roles = _lock(IamRole, kept_roles)
     return [
         bool(users[index] & kept_users) if index in users else bool(roles.get(index, set()) & kept_roles)
         for index in range(len(principals))
@@ -50,8 +55,7 @@ def existing_locked(principals: Sequence[engine.PrincipalArn], *, lock: bool = T
 
 def _lock(model: type[IamUser] | type[IamRole], pks: set[int]) -> set[int]:
     """The rows of `pks` still there, locked FOR NO KEY UPDATE in primary key order (a row deleted while this
-    waited for it is left out)."""
-    if not pks:
-        return set()
-    rows = model.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+    waited for it is left out). With no `pks` the statement still runs (on pk 0, which no row has: Django would
+    skip a query on an empty list)."""
+    rows = model.objects.select_for_update(no_key=True).filter(pk__in=sorted(pks) or [0]).order_by("pk")
     return set(rows.values_list("pk", flat=True))

@@ -19,10 +19,11 @@ from botocore.config import Config
 from django.conf import settings
 from django.db import connection
 
+from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import ratelimit
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.core.rootkey import create_root_key_file, root_key
-from kmsconsole.operations import perform
+from kmsconsole.operations import OPERATIONS, OperationContext, perform
 from policies import services
 from policies.models import Account
 from tests.secrets_watch import (
@@ -140,6 +141,19 @@ def as_operator(operation: str, work: Callable[[Any], Any], **params: Any) -> An
     # A new access key's secret, an API token, a grant token: the test holds it now.
     register_result(holder["result"])
     return holder["result"]
+
+
+def operator_context(operation: str, *, dry_run: bool = False) -> OperationContext:
+    """The context of `operation` run by the local operator, for a test that calls a service's helper (such as
+    `keys.materials.open_material`) directly, recorded nowhere."""
+    meta = RequestMeta(interface="cli")
+    return OperationContext(
+        operation=OPERATIONS[operation],
+        caller=operator_caller(settings.KMS_ACCOUNT_ID, "tests"),
+        meta=meta,
+        audit=AuditRecord(operation=operation, meta=meta),
+        dry_run=dry_run,
+    )
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,15 @@ Data keys (``datakeys``)
     - ``generate_random(number_of_bytes) -> bytes``: GenerateRandom, 1..1024 (``None`` -> "NumberOfBytes is
       required.").
 
+Checks without the material: each operation that needs a key's material has a check that refuses, without it,
+everything the operation would refuse before using it; the service makes it before it unseals the material, so a
+request bound to fail (and a dry run) never opens any: ``check_symmetric_plaintext``,
+``check_asymmetric_plaintext``, ``check_asymmetric_ciphertext`` (an RSA ciphertext not of the modulus' length),
+``check_sign_input``, ``check_mac_input``, ``check_key_agreement_input`` (the peer's public key parses on the
+key's curve), ``check_decapsulation_input``, ``check_data_key_pair_spec`` and ``data_key_length``. A symmetric
+ciphertext's header (``parse_ciphertext_header``) is read before too. What only the material can tell (whether
+a ciphertext decrypts under its context, whether a MAC matches) is known only once it is used.
+
 Errors (``errors``): ``CryptoError`` (base; ``code``, ``message``) and ``InvalidCiphertext``
 (InvalidCiphertextException, empty message), ``IncorrectKey`` (IncorrectKeyException),
 ``CryptoValidationError`` (ValidationException), ``InvalidKeyUsage`` (InvalidKeyUsageException),
@@ -111,8 +120,22 @@ it, are ValidationException (``Message type X is incompatible with key spec Y.``
 
 from __future__ import annotations
 
-from .asymmetric import decrypt_asymmetric, derive_shared_secret, encrypt_asymmetric
-from .datakeys import DataKeyPair, data_key_length, generate_data_key, generate_data_key_pair, generate_random
+from .asymmetric import (
+    check_asymmetric_ciphertext,
+    check_asymmetric_plaintext,
+    check_key_agreement_input,
+    decrypt_asymmetric,
+    derive_shared_secret,
+    encrypt_asymmetric,
+)
+from .datakeys import (
+    DataKeyPair,
+    check_data_key_pair_spec,
+    data_key_length,
+    generate_data_key,
+    generate_data_key_pair,
+    generate_random,
+)
 from .encapsulation import Encapsulated, check_decapsulation_input, decapsulate, encapsulate
 from .errors import (
     CryptoError,
@@ -126,7 +149,7 @@ from .errors import (
     UnsupportedOperation,
 )
 from .ids import key_material_id_hex, new_key_material_id, parse_key_material_id
-from .mac import generate_mac, verify_mac
+from .mac import check_mac_input, generate_mac, verify_mac
 from .material import generate_key_material, public_key_der, validate_key_material
 from .rules import (
     KeyAlgorithms,
@@ -178,6 +201,7 @@ from .symmetric import (
     CiphertextHeader,
     EncryptionContext,
     canonical_encryption_context,
+    check_symmetric_plaintext,
     decrypt_symmetric,
     encrypt_symmetric,
     parse_ciphertext_header,
@@ -229,15 +253,21 @@ __all__ = [
     "SigningAlgorithm",
     "UnsupportedOperation",
     "canonical_encryption_context",
+    "check_asymmetric_ciphertext",
+    "check_asymmetric_plaintext",
     "check_data_key_encrypting_key",
+    "check_data_key_pair_spec",
     "check_decapsulation_input",
     "check_encapsulation_algorithm",
     "check_encryption_algorithm",
     "check_key_agreement_algorithm",
+    "check_key_agreement_input",
     "check_key_usage",
     "check_mac_algorithm",
+    "check_mac_input",
     "check_sign_input",
     "check_signing_algorithm",
+    "check_symmetric_plaintext",
     "data_key_length",
     "decapsulate",
     "decrypt_asymmetric",

@@ -72,10 +72,16 @@ class DataKeyPair:
     private_key: bytes = field(repr=False)
 
 
-def generate_data_key_pair(key_pair_spec: DataKeyPairSpec) -> DataKeyPair:
-    """A new key pair of ``key_pair_spec``; SM2 and ML_KEM_512 are ``UnsupportedOperationException``."""
+def check_data_key_pair_spec(key_pair_spec: DataKeyPairSpec) -> None:
+    """Refuse a key pair spec `generate_data_key_pair` cannot make (SM2, ML_KEM_512:
+    ``UnsupportedOperationException``), without making a pair."""
     if key_pair_spec not in SUPPORTED_DATA_KEY_PAIR_SPECS:
         raise UnsupportedOperation(unsupported_key_spec_message("KeyPairSpec", key_pair_spec))
+
+
+def generate_data_key_pair(key_pair_spec: DataKeyPairSpec) -> DataKeyPair:
+    """A new key pair of ``key_pair_spec``; SM2 and ML_KEM_512 are ``UnsupportedOperationException``."""
+    check_data_key_pair_spec(key_pair_spec)
     private_key = generate_private_key(DATA_KEY_PAIR_KEY_SPECS[key_pair_spec])
     return DataKeyPair(
         key_pair_spec=key_pair_spec,

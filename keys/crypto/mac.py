@@ -29,12 +29,18 @@ _HASHES: Final[Mapping[MacAlgorithm, type[hashes.HashAlgorithm]]] = MappingProxy
 )
 
 
-def _hmac(message: bytes, key_spec: KeySpec, material: bytes, mac_algorithm: MacAlgorithm) -> hmac.HMAC:
+def check_mac_input(message: bytes, *, key_spec: KeySpec, mac_algorithm: MacAlgorithm) -> None:
+    """Refuse what `generate_mac` and `verify_mac` would refuse before they need the material (the algorithm for
+    the spec, the message's size): a caller checks this before it unseals the key's material."""
     check_mac_algorithm(key_spec, mac_algorithm)
     if len(message) < MESSAGE_MIN_BYTES:
         raise length_error("message", minimum=MESSAGE_MIN_BYTES)
     if len(message) > MESSAGE_MAX_BYTES:
         raise length_error("message", maximum=MESSAGE_MAX_BYTES)
+
+
+def _hmac(message: bytes, key_spec: KeySpec, material: bytes, mac_algorithm: MacAlgorithm) -> hmac.HMAC:
+    check_mac_input(message, key_spec=key_spec, mac_algorithm=mac_algorithm)
     state = hmac.HMAC(raw_key_material(key_spec, material), _HASHES[mac_algorithm]())
     state.update(message)
     return state

@@ -77,7 +77,12 @@ _HASHED_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.DIGEST})
 
 def mu_length_message(algorithm: SigningAlgorithm) -> str:
     """ValidationException for an EXTERNAL_MU message that is not 64 bytes (AWS documents the rule, not the
-    text; this one is worded after AWS's digest-length message)."""
+    text; this one is worded after AWS's digest-length message).
+
+    Unverified, like "Message type EXTERNAL_MU is incompatible with key spec X." (worded after AWS's DIGEST refusal
+    for ML-DSA keys): the API reference and developer guide give only the rules, and no recorded AWS answer was
+    found (LocalStack's snapshots, other emulators' tests, issues; one emulator's "External Mu is invalid length
+    for algorithm ML_DSA_SHAKE_256." is its own guess). Change either only on a recorded AWS response."""
     return f"Mu is invalid length for algorithm {algorithm}. MessageType EXTERNAL_MU needs {ML_DSA_MU_BYTES} bytes."
 
 

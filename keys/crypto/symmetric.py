@@ -132,6 +132,18 @@ def _check_ids(key_id: uuid.UUID, key_material_id: bytes) -> None:
         raise KeyMaterialError("The key id must be a UUID and the key material id 32 bytes.")
 
 
+def check_symmetric_plaintext(
+    plaintext: bytes, *, encryption_algorithm: EncryptionAlgorithm = EncryptionAlgorithm.SYMMETRIC_DEFAULT
+) -> None:
+    """Refuse what `encrypt_symmetric` would refuse before it needs the material (the algorithm, the plaintext's
+    size): a caller checks this before it unseals the key's material."""
+    check_encryption_algorithm(KeySpec.SYMMETRIC_DEFAULT, encryption_algorithm)
+    if len(plaintext) < PLAINTEXT_MIN_BYTES:
+        raise length_error("plaintext", minimum=PLAINTEXT_MIN_BYTES)
+    if len(plaintext) > PLAINTEXT_MAX_BYTES:
+        raise length_error("plaintext", maximum=PLAINTEXT_MAX_BYTES)
+
+
 def encrypt_symmetric(
     plaintext: bytes,
     *,
@@ -146,11 +158,7 @@ def encrypt_symmetric(
     Raises ``ValidationException`` (plaintext size, AWS's Coral message; malformed context) and
     ``InvalidKeyUsageException`` (an algorithm other than SYMMETRIC_DEFAULT).
     """
-    check_encryption_algorithm(KeySpec.SYMMETRIC_DEFAULT, encryption_algorithm)
-    if len(plaintext) < PLAINTEXT_MIN_BYTES:
-        raise length_error("plaintext", minimum=PLAINTEXT_MIN_BYTES)
-    if len(plaintext) > PLAINTEXT_MAX_BYTES:
-        raise length_error("plaintext", maximum=PLAINTEXT_MAX_BYTES)
+    check_symmetric_plaintext(plaintext, encryption_algorithm=encryption_algorithm)
     _check_ids(key_id, key_material_id)
     context = canonical_encryption_context(encryption_context)
     nonce = secrets.token_bytes(NONCE_BYTES)

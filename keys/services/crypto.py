@@ -4,7 +4,10 @@ GenerateMac, VerifyMac, DeriveSharedSecret, GetPublicKey (Encapsulate and Decaps
 Order of checks (kms-spec §4.2): the key (NotFoundException; InvalidCiphertextException when a ciphertext
 header names it), authorization (AccessDeniedException, with the encryption context and the condition keys of
 kms-spec §7.6), the key state, the key's usage, spec and algorithm (InvalidKeyUsageException), then sizes and
-semantics (ValidationException); only then is material unsealed. The request's GrantTokens reach every key
+semantics (ValidationException), including what can be seen of a ciphertext without the key's material (its
+length and header: the key and material version it names); only then is material unsealed. A dry run (DryRun)
+stops there, with DryRunOperationException, before anything is unsealed (`OperationContext.stop_if_dry_run`;
+`keys.materials.open_material` refuses a dry run's context). The request's GrantTokens reach every key
 check through the OperationContext. Plaintexts, data keys, private keys, messages, signatures and MACs live
 only in the values returned here: never in an error message, a log line or the audit record.
 
@@ -28,6 +31,12 @@ Decisions where AWS documents nothing:
   when encrypting/decrypting with asymmetric CMKs."); ignoring it would pretend a binding that is not there.
 - GetPublicKey on a key without a public key (symmetric, HMAC) is UnsupportedOperationException.
 - DryRun with DryRunModifiers [IGNORE_CIPHERTEXT] needs the (source) KeyId and checks all but the ciphertext.
+- A dry run opens key material only where the answer depends on it (`kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL`):
+  Decrypt and ReEncrypt decrypt the ciphertext (AWS's DryRunModifiers IGNORE_CIPHERTEXT exists to skip exactly
+  that "ciphertext validation"), and ReEncrypt then checks that the plaintext fits its destination; VerifyMac
+  compares the MAC, as Verify's dry run checks the signature with the public key. Everywhere else (Encrypt,
+  GenerateDataKey*, GenerateDataKeyPair*, Sign, GenerateMac, DeriveSharedSecret, Decapsulate) nothing that
+  passed the checks before the work can fail in it, so the dry run stops before any material is unsealed.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from typing import Any
 
 from keys import crypto as core
 from keys.materials import current_material, material_version, open_material
-from keys.models import Key
+from keys.models import Key, KeyMaterial
 from keys.selectors import key_by_id, resolve_key
 from keys.services.access import authorize_on_key, check_state, key_for
 from kmsconsole.core import errors
@@ -163,8 +172,23 @@ def _check_encryption(
         raise errors.ValidationException(ASYMMETRIC_CONTEXT_MESSAGE)
 
 
+def _check_plaintext(key: Key, plaintext: bytes, algorithm: core.EncryptionAlgorithm) -> None:
+    """What encrypting `plaintext` under `key` would refuse (its size for the spec and algorithm), checked before
+    any material is opened."""
+    with _crypto_errors():
+        if _spec(key) is _SYMMETRIC:
+            core.check_symmetric_plaintext(plaintext, encryption_algorithm=algorithm)
+        else:
+            core.check_asymmetric_plaintext(plaintext, key_spec=_spec(key), encryption_algorithm=algorithm)
+
+
 def _encrypt_under(
-    key: Key, plaintext: bytes, *, algorithm: core.EncryptionAlgorithm, context: EncryptionContext | None
+    ctx: OperationContext,
+    key: Key,
+    plaintext: bytes,
+    *,
+    algorithm: core.EncryptionAlgorithm,
+    context: EncryptionContext | None,
 ) -> tuple[bytes, str | None]:
     """Encrypt with the key's current material (symmetric) or its stored public key (RSA); returns the blob and
     the KeyMaterialId used (None for asymmetric keys)."""
@@ -175,7 +199,7 @@ def _encrypt_under(
                 plaintext,
                 key_id=key.key_id,
                 key_material_id=core.parse_key_material_id(material.material_id),
-                material=open_material(material),
+                material=open_material(ctx, material),
                 encryption_context=context,
                 encryption_algorithm=algorithm,
             )
@@ -190,25 +214,25 @@ def _encrypt_under(
     return blob, None
 
 
-def _decrypt_with(
-    key: Key,
-    blob: bytes,
-    *,
-    header: core.CiphertextHeader | None,
-    algorithm: core.EncryptionAlgorithm,
-    context: EncryptionContext | None,
-) -> tuple[bytes, str | None]:
-    """Decrypt with the material version the header names (symmetric) or the private key (RSA). The caller
-    has authorized and checked the key; a header naming another key is IncorrectKeyException."""
+@dataclass(frozen=True)
+class _Sealed:
+    """What decrypting a ciphertext needs, found and checked without opening anything: the material version to
+    decrypt it with, and the symmetric ciphertext's header (None for RSA ciphertext, which has none)."""
+
+    material: KeyMaterial
+    header: core.CiphertextHeader | None
+
+
+def _decryption_material(
+    key: Key, blob: bytes, *, header: core.CiphertextHeader | None, algorithm: core.EncryptionAlgorithm
+) -> _Sealed:
+    """The material to decrypt `blob` with, once what can be seen without it is checked: an RSA ciphertext of the
+    modulus' length; a symmetric header naming this key (IncorrectKeyException otherwise) and a material version
+    of it that exists. The caller has authorized and checked the key."""
     if _spec(key) is not _SYMMETRIC:
         with _crypto_errors():
-            plaintext = core.decrypt_asymmetric(
-                blob,
-                key_spec=_spec(key),
-                material=open_material(current_material(key)),
-                encryption_algorithm=algorithm,
-            )
-        return plaintext, None
+            core.check_asymmetric_ciphertext(blob, key_spec=_spec(key), encryption_algorithm=algorithm)
+        return _Sealed(material=current_material(key), header=None)
     with _crypto_errors():
         if header is None:
             header = core.parse_ciphertext_header(blob)
@@ -217,16 +241,39 @@ def _decrypt_with(
     material = material_version(key, core.key_material_id_hex(header.key_material_id))
     if material is None:
         raise errors.InvalidCiphertextException("")
+    return _Sealed(material=material, header=header)
+
+
+def _decrypt_with(
+    ctx: OperationContext,
+    key: Key,
+    blob: bytes,
+    sealed: _Sealed,
+    *,
+    algorithm: core.EncryptionAlgorithm,
+    context: EncryptionContext | None,
+) -> tuple[bytes, str | None]:
+    """Decrypt with the material `_decryption_material` found: the version the header names (symmetric) or the
+    private key (RSA). Returns the plaintext and the KeyMaterialId (None for RSA)."""
+    if sealed.header is None:
+        with _crypto_errors():
+            plaintext = core.decrypt_asymmetric(
+                blob,
+                key_spec=_spec(key),
+                material=open_material(ctx, sealed.material),
+                encryption_algorithm=algorithm,
+            )
+        return plaintext, None
     with _crypto_errors():
         plaintext = core.decrypt_symmetric(
             blob,
             key_id=key.key_id,
-            key_material_id=header.key_material_id,
-            material=open_material(material),
+            key_material_id=sealed.header.key_material_id,
+            material=open_material(ctx, sealed.material),
             encryption_context=context,
             encryption_algorithm=algorithm,
         )
-    return plaintext, material.material_id
+    return plaintext, sealed.material.material_id
 
 
 @dataclass(frozen=True)
@@ -310,15 +357,43 @@ def _check_source_usage(source: _Source, ctx: OperationContext) -> None:
     _check_usage(source.key, ctx.operation.name)
 
 
-def _ciphertext(blob: bytes | None, *, ignore_ciphertext: bool) -> bytes | None:
+def _ciphertext(ctx: OperationContext, blob: bytes | None, *, ignore_ciphertext: bool) -> bytes | None:
     """The ciphertext to decrypt, or None for a dry run that ignores it (which alone may omit it)."""
-    if blob is None and not ignore_ciphertext:
+    if ignore_ciphertext and ctx.dry_run:
+        return None
+    if blob is None:
         raise errors.ValidationException(CIPHERTEXT_REQUIRED_MESSAGE)
-    return None if ignore_ciphertext else blob
+    return blob
+
+
+def _sealed_ciphertext(
+    ctx: OperationContext,
+    source: _Source,
+    blob: bytes | None,
+    *,
+    algorithm: core.EncryptionAlgorithm,
+) -> tuple[bytes, _Sealed]:
+    """The ciphertext and the material to decrypt it with, once checked (`_decryption_material`). A dry run that
+    ignores the ciphertext (IGNORE_CIPHERTEXT) ends here, before anything is unsealed; any other goes on to
+    decrypt it, which is what tells whether the request would succeed."""
+    if blob is None:  # only a dry run that ignores the ciphertext leaves it out (`_ciphertext`)
+        ctx.stop_if_dry_run()
+        raise errors.KMSInternalException("There is no ciphertext to decrypt.")
+    return blob, _decryption_material(source.key, blob, header=source.header, algorithm=algorithm)
 
 
 def _algorithm(value: str | None) -> core.EncryptionAlgorithm:
     return core.EncryptionAlgorithm(value) if value else DEFAULT_ENCRYPTION_ALGORITHM
+
+
+def _stop_if_dry_run(ctx: OperationContext, *working_keys: Key) -> None:
+    """A dry run ends here, once the current material rows the work would use (those of `working_keys` that are
+    symmetric or hold a private key) pass their row checks, as the real request checks them: a material row
+    changed in the database is refused (KMSInternalException) by both. Nothing is unsealed."""
+    if ctx.dry_run:
+        for key in working_keys:
+            current_material(key)
+        ctx.stop_if_dry_run()
 
 
 # --- Services ---------------------------------------------------------------------------------------------
@@ -343,7 +418,9 @@ def key_encrypt(
     )
     _check_usage(key, ctx.operation.name)
     _check_encryption(key, algorithm, encryption_context)
-    blob, _ = _encrypt_under(key, plaintext, algorithm=algorithm, context=encryption_context)
+    _check_plaintext(key, plaintext, algorithm)
+    _stop_if_dry_run(ctx, *((key,) if _spec(key) is _SYMMETRIC else ()))  # RSA encrypts with the public key
+    blob, _ = _encrypt_under(ctx, key, plaintext, algorithm=algorithm, context=encryption_context)
     return Output(key=key, blob=blob, algorithm=str(algorithm))
 
 
@@ -355,15 +432,15 @@ def key_decrypt(
     encryption_context: EncryptionContext | None = None,
     encryption_algorithm: str | None = None,
     ignore_ciphertext: bool = False,
-) -> Decrypted | None:
+) -> Decrypted:
     """Decrypt: symmetric ciphertext names its key and material version in its header, so KeyId is optional
     (a KeyId naming another key is IncorrectKeyException, checked before decrypting); RSA ciphertext needs
     KeyId and the algorithm it was encrypted with.
 
-    With ``ignore_ciphertext`` (DryRun + IGNORE_CIPHERTEXT) everything but the ciphertext is checked and
-    None is returned.
+    A dry run decrypts (whether the ciphertext decrypts is what decides the answer) and returns nothing; with
+    ``ignore_ciphertext`` (DryRun + IGNORE_CIPHERTEXT) it checks everything but the ciphertext and opens nothing.
     """
-    blob = _ciphertext(ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
+    blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     algorithm = _algorithm(encryption_algorithm)
     source = _locate_source(ctx, key_id=key_id, blob=blob, member="KeyId")
     _authorize_source(
@@ -376,11 +453,11 @@ def key_decrypt(
     check_state(ctx, source.key)
     _check_source_usage(source, ctx)
     _check_encryption(source.key, algorithm, encryption_context)
-    if blob is None:
-        return None
+    ciphertext, sealed = _sealed_ciphertext(ctx, source, blob, algorithm=algorithm)
     plaintext, material_id = _decrypt_with(
-        source.key, blob, header=source.header, algorithm=algorithm, context=encryption_context
+        ctx, source.key, ciphertext, sealed, algorithm=algorithm, context=encryption_context
     )
+    ctx.stop_if_dry_run()  # it decrypted: the request would have succeeded
     return Decrypted(
         key=source.key,
         plaintext=plaintext,
@@ -400,11 +477,11 @@ def key_re_encrypt(
     source_encryption_algorithm: str | None = None,
     destination_encryption_algorithm: str | None = None,
     ignore_ciphertext: bool = False,
-) -> ReEncrypted | None:
+) -> ReEncrypted:
     """ReEncrypt: decrypt under the source key and encrypt under the destination key inside the service; the
     plaintext never leaves it. Needs kms:ReEncryptFrom on the source and kms:ReEncryptTo on the destination
     (see the module docstring for the audit record)."""
-    blob = _ciphertext(ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
+    blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     source_algorithm = _algorithm(source_encryption_algorithm)
     destination_algorithm = _algorithm(destination_encryption_algorithm)
     source = _locate_source(ctx, key_id=source_key_id, blob=blob, member="SourceKeyId")
@@ -434,13 +511,19 @@ def key_re_encrypt(
     _check_usage(destination.key, ctx.operation.name)
     _check_encryption(source.key, source_algorithm, source_encryption_context)
     _check_encryption(destination.key, destination_algorithm, destination_encryption_context)
-    if blob is None:
-        return None
+    ciphertext, sealed = _sealed_ciphertext(ctx, source, blob, algorithm=source_algorithm)
     plaintext, source_material_id = _decrypt_with(
-        source.key, blob, header=source.header, algorithm=source_algorithm, context=source_encryption_context
+        ctx, source.key, ciphertext, sealed, algorithm=source_algorithm, context=source_encryption_context
     )
+    _check_plaintext(destination.key, plaintext, destination_algorithm)
+    # It decrypted, and the plaintext fits the destination: the request would succeed.
+    _stop_if_dry_run(ctx, *((destination.key,) if _spec(destination.key) is _SYMMETRIC else ()))
     new_blob, destination_material_id = _encrypt_under(
-        destination.key, plaintext, algorithm=destination_algorithm, context=destination_encryption_context
+        ctx,
+        destination.key,
+        plaintext,
+        algorithm=destination_algorithm,
+        context=destination_encryption_context,
     )
     return ReEncrypted(
         source_key=source.key,
@@ -488,12 +571,14 @@ def data_key_generate(
     one) and its copy encrypted under a symmetric key; the handler drops the plaintext for the variant
     without it."""
     key = _data_key_encrypting_key(ctx, key_id, encryption_context=encryption_context, condition_values={})
+    data_key_spec = core.DataKeySpec(key_spec) if key_spec else None
     with _crypto_errors():
-        plaintext = core.generate_data_key(
-            key_spec=core.DataKeySpec(key_spec) if key_spec else None, number_of_bytes=number_of_bytes
-        )
+        core.data_key_length(key_spec=data_key_spec, number_of_bytes=number_of_bytes)
+    _stop_if_dry_run(ctx, key)
+    with _crypto_errors():
+        plaintext = core.generate_data_key(key_spec=data_key_spec, number_of_bytes=number_of_bytes)
     blob, material_id = _encrypt_under(
-        key, plaintext, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
+        ctx, key, plaintext, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
     )
     return DataKey(key=key, plaintext=plaintext, ciphertext_blob=blob, key_material_id=material_id)
 
@@ -513,10 +598,14 @@ def data_key_pair_generate(
         encryption_context=encryption_context,
         condition_values={"kms:DataKeyPairSpec": key_pair_spec},
     )
+    pair_spec = core.DataKeyPairSpec(key_pair_spec)
     with _crypto_errors():
-        pair = core.generate_data_key_pair(core.DataKeyPairSpec(key_pair_spec))
+        core.check_data_key_pair_spec(pair_spec)
+    _stop_if_dry_run(ctx, key)  # before a pair is made
+    with _crypto_errors():
+        pair = core.generate_data_key_pair(pair_spec)
     blob, material_id = _encrypt_under(
-        key, pair.private_key, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
+        ctx, key, pair.private_key, algorithm=DEFAULT_ENCRYPTION_ALGORITHM, context=encryption_context
     )
     return DataKeyPair(
         key=key,
@@ -555,7 +644,8 @@ def message_sign(
     spec = _spec(key)
     with _crypto_errors():
         core.check_sign_input(message, key_spec=spec, signing_algorithm=algorithm, message_type=kind)
-    material = open_material(current_material(key))  # only for a message that can be signed
+    _stop_if_dry_run(ctx, key)
+    material = open_material(ctx, current_material(key))  # only for a message that can be signed
     with _crypto_errors():
         signature = core.sign(
             message, key_spec=spec, material=material, signing_algorithm=algorithm, message_type=kind
@@ -584,6 +674,7 @@ def message_verify(
             signing_algorithm=algorithm,
             message_type=kind,
         )
+    ctx.stop_if_dry_run()  # the public key alone decided: a dry run tells whether the signature is valid
     return key
 
 
@@ -600,10 +691,13 @@ def mac_generate(*, ctx: OperationContext, key_id: str, message: bytes, mac_algo
     """GenerateMac: the HMAC of a message (1..4096 bytes) under a GENERATE_VERIFY_MAC key."""
     key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
     with _crypto_errors():
+        core.check_mac_input(message, key_spec=_spec(key), mac_algorithm=algorithm)
+    _stop_if_dry_run(ctx, key)
+    with _crypto_errors():
         mac = core.generate_mac(
             message,
             key_spec=_spec(key),
-            material=open_material(current_material(key)),
+            material=open_material(ctx, current_material(key)),
             mac_algorithm=algorithm,
         )
     return Output(key=key, blob=mac, algorithm=str(algorithm))
@@ -613,13 +707,16 @@ def mac_verify(*, ctx: OperationContext, key_id: str, message: bytes, mac: bytes
     """VerifyMac: compare in constant time; a mismatch is KMSInvalidMacException with an empty message."""
     key, algorithm = _mac_key(ctx, key_id, mac_algorithm)
     with _crypto_errors():
+        core.check_mac_input(message, key_spec=_spec(key), mac_algorithm=algorithm)
+    with _crypto_errors():
         core.verify_mac(
             message,
             mac,
             key_spec=_spec(key),
-            material=open_material(current_material(key)),
+            material=open_material(ctx, current_material(key)),
             mac_algorithm=algorithm,
         )
+    ctx.stop_if_dry_run()  # the MAC matched: the request would have succeeded
     return key
 
 
@@ -632,10 +729,13 @@ def shared_secret_derive(
     key = key_for(ctx, key_id, condition_values={"kms:KeyAgreementAlgorithm": str(algorithm)})
     _check_usage(key, ctx.operation.name)
     with _crypto_errors():
+        core.check_key_agreement_input(public_key, key_spec=_spec(key), key_agreement_algorithm=algorithm)
+    _stop_if_dry_run(ctx, key)
+    with _crypto_errors():
         secret = core.derive_shared_secret(
             public_key,
             key_spec=_spec(key),
-            material=open_material(current_material(key)),
+            material=open_material(ctx, current_material(key)),
             key_agreement_algorithm=algorithm,
         )
     return Output(key=key, blob=secret, algorithm=str(algorithm))

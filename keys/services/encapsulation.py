@@ -3,8 +3,9 @@
 Order of checks, as for the other cryptographic operations (keys.services.crypto): the key (NotFoundException),
 authorization (kms:Encapsulate / kms:Decapsulate: key policy, identity policies, grants and grant tokens), the key
 state (DisabledException, KMSInvalidStateException), the key usage (InvalidKeyUsageException naming the key's
-usage), the algorithm against the spec, and only then the work. Encapsulate needs only the public key stored
-beside the sealed material, so the private key stays sealed; Decapsulate unseals it for the call.
+usage), the algorithm against the spec (and Decapsulate's ciphertext length), and only then the work: a dry run
+stops before it (`OperationContext.stop_if_dry_run`). Encapsulate needs only the public key stored beside the
+sealed material, so the private key stays sealed; Decapsulate unseals it for the call.
 
 The shared secret is returned and nowhere else: SharedSecret is a sensitive member and SharedSecretCiphertextBlob
 a blob in the service model, so neither reaches the audit trail (kmsconsole.operations.secret_fields), and no
@@ -20,7 +21,7 @@ from keys import crypto as core
 from keys.materials import current_material, open_material
 from keys.models import Key
 from keys.services.access import key_for
-from keys.services.crypto import Output, _check_usage, _crypto_errors, _spec
+from keys.services.crypto import Output, _check_usage, _crypto_errors, _spec, _stop_if_dry_run
 from kmsconsole.operations import OperationContext
 
 
@@ -50,6 +51,7 @@ def shared_secret_encapsulate(
 ) -> Encapsulated:
     """Encapsulate: a new 32-byte shared secret and its ciphertext under an ML-KEM key's public key."""
     key, algorithm = _ml_kem_key(ctx, key_id, encapsulation_algorithm)
+    ctx.stop_if_dry_run()
     with _crypto_errors():
         made = core.encapsulate(
             key_spec=_spec(key),
@@ -71,7 +73,8 @@ def shared_secret_decapsulate(
     spec = _spec(key)
     with _crypto_errors():
         core.check_decapsulation_input(ciphertext_blob, key_spec=spec, encapsulation_algorithm=algorithm)
-    material = open_material(current_material(key))  # only for a ciphertext that can be decapsulated
+    _stop_if_dry_run(ctx, key)
+    material = open_material(ctx, current_material(key))  # only for a ciphertext that can be decapsulated
     with _crypto_errors():
         secret = core.decapsulate(
             ciphertext_blob, key_spec=spec, material=material, encapsulation_algorithm=algorithm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
@@ -17,28 +18,65 @@ DEFAULT_POLICY_NAME = "default"
 RAM_POLICY_NAME = "AWS_RAM"
 
 
-def _principal_exists(arn: str) -> bool:
-    """Whether the principal exists, without a lock (a draft's check, which writes nothing)."""
-    return _principals_exist([arn], lock=False)
+def _existence(arns: Sequence[str], *, lock: bool) -> list[bool]:
+    """For each principal ARN a key policy names, whether it exists here: users and roles (an assumed role's role)
+    are looked up, one query each whatever exists; accounts, federated users and identity providers are accepted
+    as AWS accepts them; a group, or what is no principal ARN, never. With `lock` the users and roles named are
+    locked to the end of the transaction (`policies.principal_locks`), so a deletion of one running meanwhile
+    either sees the new policy and rewrites it, or is seen to have removed the principal (the policy is then
+    refused)."""
+    parsed = [engine.parse_principal_arn(arn) for arn in arns]
+    locked = iter(existing_locked([named for named in parsed if named is not None], lock=lock))
+    return [named is not None and _exists(named, next(locked)) for named in parsed]
+
+
+_LOOKED_UP = frozenset(
+    {engine.PrincipalKind.USER, engine.PrincipalKind.ROLE, engine.PrincipalKind.ASSUMED_ROLE}
+)
+
+
+def _exists(named: engine.PrincipalArn, found: bool) -> bool:
+    return found if named.kind in _LOOKED_UP else named.kind is not engine.PrincipalKind.GROUP
 
 
 def _principals_exist(arns: Sequence[str], *, lock: bool = True) -> bool:
-    """Whether every principal a key policy names exists here. The users and roles named are locked to the end of
-    the transaction (`policies.principal_locks`), so a deletion of one running meanwhile either sees the new
-    policy and rewrites it, or is seen to have removed the principal (the policy is then refused)."""
-    parsed = [engine.parse_principal_arn(arn) for arn in arns]
-    if any(named is None for named in parsed):
-        return False
-    named_all = [named for named in parsed if named is not None]
-    locked = existing_locked(named_all, lock=lock)
-    return all(
-        exists
-        if named.kind
-        in (engine.PrincipalKind.USER, engine.PrincipalKind.ROLE, engine.PrincipalKind.ASSUMED_ROLE)
-        # Accounts, federated users and identity providers are accepted as AWS accepts them.
-        else named.kind is not engine.PrincipalKind.GROUP
-        for named, exists in zip(named_all, locked, strict=True)
+    """Whether every principal a key policy names exists here (`_existence`; locked unless `lock` is False)."""
+    return all(_existence(arns, lock=lock))
+
+
+@dataclass(frozen=True)
+class MissingPrincipals:
+    """The principals a draft key policy names that do not exist, as much as its author is told
+    (`missing_principals`)."""
+
+    # ARNs of the caller's own account (of any account, for the operator).
+    here: frozenset[str]
+    # Whether a principal of another account is missing; never which one.
+    elsewhere: bool
+
+
+def missing_principals(ctx: OperationContext, arns: Sequence[str]) -> MissingPrincipals:
+    """Which principals of a draft do not exist, for the policy editor (a check that writes nothing: no lock).
+
+    A missing principal of the caller's own account is named, so the editor can mark it; of another account's,
+    the editor learns only that one of them is missing, in AWS's words (MalformedPolicyDocumentException, "Policy
+    contains a statement with one or more invalid principals.", which names none). That AWS refuses a principal
+    that does not exist in another account is inherent (a PutKeyPolicy naming only it tells as much), but one
+    check no longer lists which of many exist. Each ARN is looked up once, whatever exists."""
+    unique = list(dict.fromkeys(arns))
+    exists = dict(zip(unique, _existence(unique, lock=False), strict=True))
+    named = {arn for arn in unique if _told_by_name(ctx, arn)}
+    return MissingPrincipals(
+        here=frozenset(arn for arn in named if not exists[arn]),
+        elsewhere=any(not exists[arn] for arn in unique if arn not in named),
     )
+
+
+def _told_by_name(ctx: OperationContext, arn: str) -> bool:
+    """Whether a missing `arn` may be named to the caller: one of its own account, anything for the operator, and
+    what is no principal ARN at all (no account's state decides that)."""
+    parsed = engine.parse_principal_arn(arn)
+    return parsed is None or ctx.caller.is_operator or parsed.account_id == ctx.caller.account_id
 
 
 def validate_key_policy(
@@ -121,7 +159,8 @@ def put_condition_values(policy_name: str, bypass_lockout: bool) -> dict[str, ob
 def key_for_policy_check(ctx: OperationContext, key_id: str) -> Key:
     """The key a draft policy is checked against (kmsconsole:ValidateKeyPolicy), once a PutKeyPolicy request of
     the caller without the bypass would be allowed on it: the check is that request's dry run, and tells as much
-    (which principals exist, in any account; whether the caller would lock itself out)."""
+    (whether the principals it names exist, which ones in the caller's own account: `missing_principals`; whether
+    the caller would lock itself out)."""
     return key_for(ctx, key_id, condition_values=put_condition_values(DEFAULT_POLICY_NAME, False))
 
 

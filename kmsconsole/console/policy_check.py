@@ -2,8 +2,9 @@
 findings), and the "people" view of a policy in the console's statement shape.
 
 `key_policy_check(ctx, key=..., document=...)` checks a key policy as PutKeyPolicy would (the engine's parser, the
-principals it names exist, the lockout safety check for the caller) without saving it; `identity_policy_check`
-does the same for an identity policy. Both return
+principals it names exist, the lockout safety check for the caller) without saving it: a missing principal of
+the caller's own account is marked where it is named, another account's only as AWS says it (which one is not
+told); `identity_policy_check` does the same for an identity policy. Both return
 
     {"valid": bool, "errors": [{"line", "column", "message"}], "lockout": str,
      "findings": [{"id", "severity", "title", "detail", "fix", "statement_index", "sid", "principals", "line"}]}
@@ -29,7 +30,7 @@ from django.http import HttpRequest
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.selectors import key_tags
-from keys.services.key_policy import _principal_exists, check_no_lockout, validate_key_policy
+from keys.services.key_policy import check_no_lockout, missing_principals, validate_key_policy
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -188,27 +189,37 @@ def _error(line_col: tuple[int, int], message: str) -> dict[str, Any]:
     return {"line": line_col[0], "column": line_col[1], "message": message}
 
 
-def _missing_principal_errors(text: str, policy: engine.Policy) -> list[dict[str, Any]]:
-    """One error per principal that does not exist, at the place each is named."""
+def _missing_principal_errors(
+    ctx: OperationContext, text: str, policy: engine.Policy
+) -> list[dict[str, Any]]:
+    """One error per principal of the caller's own account that does not exist, at each place it is named; one
+    error, in AWS's words and at the top of the document, when a principal of another account does not exist,
+    whichever and however many (`keys.services.key_policy.missing_principals`)."""
     root, _ = parse_positions(text)
+    named = [
+        (statement, element, value)
+        for statement in policy.statements
+        for element, block in (("Principal", statement.principal), ("NotPrincipal", statement.not_principal))
+        if block is not None
+        for value in block.aws
+        if value != "*"
+    ]
+    missing = missing_principals(ctx, [value for _, _, value in named])
     problems: list[dict[str, Any]] = []
-    for statement in policy.statements:
-        for element, block in (("Principal", statement.principal), ("NotPrincipal", statement.not_principal)):
-            if block is None:
-                continue
-            for value in block.aws:
-                if value == "*" or _principal_exists(value):
-                    continue
-                node = statement_node(root, statement.index)
-                where = f"'{value}'"
-                offset = _element_offset(node, f"{element}.AWS", where) if node is not None else 0
-                problems.append(
-                    _error(
-                        line_column(text, offset),
-                        f"{engine.INVALID_PRINCIPALS_MESSAGE} {value} does not exist "
-                        f"(statement {statement.label}).",
-                    )
-                )
+    for statement, element, value in named:
+        if value not in missing.here:
+            continue
+        node = statement_node(root, statement.index)
+        offset = _element_offset(node, f"{element}.AWS", f"'{value}'") if node is not None else 0
+        problems.append(
+            _error(
+                line_column(text, offset),
+                f"{engine.INVALID_PRINCIPALS_MESSAGE} {value} does not exist (statement {statement.label}).",
+            )
+        )
+    if missing.elsewhere:  # AWS's words, naming none, at the same place whichever is missing
+        top = line_column(text, root.start if root is not None else 0)
+        problems.append(_error(top, engine.INVALID_PRINCIPALS_MESSAGE))
     return problems
 
 
@@ -255,7 +266,7 @@ def key_policy_check(ctx: OperationContext, *, key: Key, document: str) -> dict[
     try:
         validate_key_policy(ctx, document=document, key=key, bypass_lockout=True)
     except errors.KmsError as exc:
-        problems = _missing_principal_errors(document, policy) or [_error((1, 1), exc.message)]
+        problems = _missing_principal_errors(ctx, document, policy) or [_error((1, 1), exc.message)]
         return _result(problems, findings=findings)
     lockout = ""
     try:

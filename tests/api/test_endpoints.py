@@ -196,6 +196,34 @@ def test_validating_a_key_policy_needs_put_key_policy(
     assert (event.operation, event.decision) == ("kmsconsole:ValidateKeyPolicy", "allowed")
 
 
+def test_validating_a_key_policy_names_no_principal_of_another_account(
+    world: World, make_user: Any, api_as: Any, partner: Any
+) -> None:
+    """A draft naming another account's principals that do not exist gets AWS's answer, naming none: the same
+    whichever is missing and whether the others exist, with the same number of database statements."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    partner("bob")
+    root = _allow("arn:aws:iam::111122223333:root", "kms:*")
+    other = "arn:aws:iam::444455556666:user/"
+    path = f"/api/v1/keys/{world.key}/policy/validate"
+    editor = api_as(make_user("policy-editor", json.dumps(_identity("kms:GetKeyPolicy", "kms:PutKeyPolicy"))))
+    drafts = [
+        _policy_naming(root, _allow(f"{other}bob", "kms:Decrypt"), _allow(f"{other}gh1", "kms:Decrypt")),
+        _policy_naming(root, _allow(f"{other}gh2", "kms:Decrypt"), _allow(f"{other}gh3", "kms:Decrypt")),
+    ]
+    editor.post(path, {"policy": drafts[0]}, format="json")  # warmed up
+    answers, statements = [], []
+    for draft in drafts:
+        with CaptureQueriesContext(connection) as queries:
+            answers.append(editor.post(path, {"policy": draft}, format="json").json())
+        statements.append(len(queries))
+    invalid = "Policy contains a statement with one or more invalid principals."
+    assert answers == [{"valid": False, "code": "MalformedPolicyDocumentException", "message": invalid}] * 2
+    assert statements[0] == statements[1], statements
+
+
 def _identity(*actions: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",

@@ -217,6 +217,53 @@ def test_a_principal_that_does_not_exist_is_reported_where_it_is_named(
     assert f"{ghost} does not exist" in error["message"]
 
 
+def test_another_accounts_missing_principal_is_not_named(
+    key: Key, admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    """A principal of another account that does not exist is answered as AWS answers it, naming none, at the top of
+    the draft: the same answer, with the same number of database statements, whichever of that account's
+    principals is missing and whether the others exist. The caller's own missing principal is still named where it
+    is (see above)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    partner("bob")
+    other = "arn:aws:iam::444455556666:user/"
+    client = console(admin)
+    drafts = (
+        policy_of(ROOT, allow(f"{other}bob", "kms:Decrypt"), allow(f"{other}gh1", "kms:Decrypt")),
+        policy_of(ROOT, allow(f"{other}gh2", "kms:Decrypt"), allow(f"{other}bob", "kms:Decrypt")),
+        policy_of(ROOT, allow(f"{other}gh3", "kms:Decrypt"), allow(f"{other}gh4", "kms:Decrypt")),
+    )
+    client.post(url("key-policy-validate", key), {"policy": drafts[0]})  # caches and session warmed
+    answers, statements = [], []
+    for draft in drafts:
+        with CaptureQueriesContext(connection) as queries:
+            answers.append(client.post(url("key-policy-validate", key), {"policy": draft}).json())
+        statements.append(len(queries))
+    generic = {
+        "line": 1,
+        "column": 1,
+        "message": "Policy contains a statement with one or more invalid principals.",
+    }
+    assert [answer["errors"] for answer in answers] == [[generic]] * 3
+    assert not any(answer["valid"] for answer in answers)
+    assert len(set(statements)) == 1, statements
+
+    # With a missing principal of the caller's own account too: that one is named where it stands.
+    ghost = f"arn:aws:iam::{ACCOUNT}:user/ghost"
+    both = policy_of(ROOT, allow(ghost, "kms:Decrypt"), allow(f"{other}gh5", "kms:Decrypt"))
+    named, unnamed = client.post(url("key-policy-validate", key), {"policy": both}).json()["errors"]
+    assert named["line"] == next(n for n, line in enumerate(both.splitlines(), 1) if ghost in line)
+    assert f"{ghost} does not exist" in named["message"] and unnamed == generic
+
+    # The review step and a refused save say no more.
+    for step in ("key-policy-review", "key-policy-save"):
+        response = client.post(url(step, key), {"policy": drafts[0]})
+        assert response.status_code == 400
+        assert generic["message"] in page(response) and "does not exist" not in page(response)
+
+
 def test_lockout_is_warned_and_the_save_refused_unless_bypassed(
     key: Key, admin: Persona, console: Console, make_user: Callable[..., Persona]
 ) -> None:

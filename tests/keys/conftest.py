@@ -24,3 +24,32 @@ def create_key(admin_kms: Any) -> Callable[..., dict[str, Any]]:
         return admin_kms.create_key(**params)["KeyMetadata"]
 
     return make
+
+
+@pytest.fixture
+def unsealed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every opening of key material, in order: the name of the operation that opened it (through
+    `open_material`, served from the cache or not) and "unseal" each time sealed bytes were actually decrypted.
+    The live test server runs in this process, so its requests are seen too."""
+    from keys import materials
+    from keys.services import crypto, encapsulation
+
+    opened: list[str] = []
+
+    def spy(real: Callable[..., bytes]) -> Callable[..., bytes]:
+        def open_material(ctx: Any, material: Any) -> bytes:
+            opened.append(ctx.operation.name)
+            return real(ctx, material)
+
+        return open_material
+
+    for module in (crypto, encapsulation):
+        monkeypatch.setattr(module, "open_material", spy(module.open_material))
+    real_unseal = materials._unseal
+
+    def unseal(material: Any) -> bytes:
+        opened.append("unseal")
+        return real_unseal(material)
+
+    monkeypatch.setattr(materials, "_unseal", unseal)
+    return opened

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from keys.models import Key, KeyState
+from keys.models import Key, KeyMaterial, KeyState
 from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona
@@ -216,30 +216,59 @@ ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("symmetric", "GenerateDataKeyPair", {"KeyPairSpec": "SM2"}, NO_SM2),
     ("symmetric", "Decrypt", {"CiphertextBlob": None}, NO_CIPHERTEXT),
     ("symmetric", "Decrypt", {"CiphertextBlob": None, **IGNORE}, NO_KEY_ID),
-    # Ciphertext bound to another context (exact, case-sensitive pairs, in any order), failed verifications.
+    # A failed verification the public key alone decides.
+    ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
+]
+# What only the key's material can tell: ciphertext bound to another context (exact, case-sensitive pairs, in
+# any order), a MAC that does not match. A dry run of these operations opens the material to tell it too
+# (kmsconsole.operations.DRY_RUN_NEEDS_MATERIAL).
+MATERIAL_ERRORS: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("symmetric", "Decrypt", {}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {"tenant": "42"}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "tenant": "43"}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": {**CONTEXT, "extra": ""}}, INVALID_CIPHERTEXT),
     ("symmetric", "Decrypt", {"EncryptionContext": OTHER_CASE}, INVALID_CIPHERTEXT),
     ("symmetric", "ReEncrypt", {"DestinationEncryptionContext": CONTEXT}, INVALID_CIPHERTEXT),
-    ("rsa_sign", "Verify", {}, ("KMSInvalidSignatureException", "")),
     ("hmac", "VerifyMac", {}, ("KMSInvalidMacException", "")),
+]
+EVERY_ERROR = ERRORS + MATERIAL_ERRORS
+
+
+# Each documented error, and the same request as a dry run (every operation here but GetPublicKey takes DryRun).
+ERROR_CASES = [(*error, False) for error in EVERY_ERROR] + [
+    (*error, True) for error in EVERY_ERROR if error[1] != "GetPublicKey"
 ]
 
 
 @pytest.mark.parametrize(
-    ("kind", "operation", "changes", "expected"), ERRORS, ids=[f"{e[1]}-{i}" for i, e in enumerate(ERRORS)]
+    ("kind", "operation", "changes", "expected", "dry_run"),
+    ERROR_CASES,
+    ids=[f"{e[1]}-{i}{'-dry-run' if e[4] else ''}" for i, e in enumerate(ERROR_CASES)],
 )
 def test_documented_errors(
-    admin_kms: Any, keys: Keys, blob: bytes, kind: str, operation: str, changes: dict[str, Any], expected: Any
+    admin_kms: Any,
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+    kind: str,
+    operation: str,
+    changes: dict[str, Any],
+    expected: tuple[str, str],
+    dry_run: bool,
 ) -> None:
+    """Every documented error, and the same answer to the same request as a dry run: without opening any key
+    material, except where only the material can tell (MATERIAL_ERRORS: a ciphertext bound to another context, a
+    MAC that does not match), which a dry run opens it to tell, as AWS's does (IGNORE_CIPHERTEXT skips it)."""
     key = keys[kind]
-    outcome = run(lambda: invoke(admin_kms, operation, changes, key=key["KeyId"], blob=blob))
+    unsealed.clear()
+    request = {**changes, "DryRun": True} if dry_run else changes
+    outcome = run(lambda: invoke(admin_kms, operation, request, key=key["KeyId"], blob=blob))
     code, message = expected
     assert outcome.error == (code, message.format(arn=key["Arn"], usage=key["KeyUsage"], operation=operation))
     assert outcome.event.operation == operation and outcome.event.decision == "failed"
     assert outcome.event.error_code == code
+    if dry_run:
+        assert (unsealed != []) == ((kind, operation, changes, expected) in MATERIAL_ERRORS)
 
 
 def test_tampered_truncated_and_foreign_blobs(admin_kms: Any, blob: bytes) -> None:
@@ -447,29 +476,188 @@ def test_unusable_keys_refuse_every_operation(admin_kms: Any, keys: Keys, blob: 
         assert outcome.event.notable == notable, operation
 
 
-def test_dry_run(
-    admin_kms: Any, outsider: Persona, kms_client: Callable[..., Any], keys: Keys, blob: bytes
+# Every operation here that takes DryRun (GetPublicKey does not), and what makes its request one that succeeds.
+DRY_RUN_OPERATIONS = [operation for operation in EVERY_OPERATION if operation != "GetPublicKey"]
+SUCCEEDS: dict[str, dict[str, Any]] = {
+    "Decrypt": {"EncryptionContext": CONTEXT},
+    "ReEncrypt": {"SourceEncryptionContext": CONTEXT},
+}
+
+
+def succeeding(client: Any, operation: str, keys: Keys) -> dict[str, Any]:
+    """The changes that make EVERY_OPERATION's request for `operation` succeed (a real signature and MAC)."""
+    changes = dict(SUCCEEDS.get(operation, {}))
+    if operation == "Verify":
+        signed = client.sign(
+            KeyId=keys["rsa_sign"]["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256"
+        )
+        changes["Signature"] = signed["Signature"]
+    if operation == "VerifyMac":
+        made = client.generate_mac(KeyId=keys["hmac"]["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_256")
+        changes["Mac"] = made["Mac"]
+    return changes
+
+
+@pytest.mark.parametrize("operation", DRY_RUN_OPERATIONS)
+def test_a_dry_run_that_would_succeed_opens_key_material_only_where_the_answer_depends_on_it(
+    admin_kms: Any,
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+    operation: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key_id, arn, hmac = keys["symmetric"]["KeyId"], keys["symmetric"]["Arn"], keys["hmac"]["Arn"]
-    for send in (
-        lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True),
-        lambda: admin_kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT, DryRun=True),
-        lambda: admin_kms.decrypt(KeyId=key_id, **IGNORE),
-        lambda: admin_kms.re_encrypt(SourceKeyId=key_id, DestinationKeyId=key_id, **IGNORE),
-        lambda: admin_kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", DryRun=True),
-        lambda: admin_kms.generate_mac(KeyId=hmac, Message=b"m", MacAlgorithm="HMAC_SHA_256", DryRun=True),
-    ):
-        outcome = run(send)
-        assert outcome.error == DRY_RUN
-        assert (outcome.event.error_code, outcome.event.response_elements) == (DRY_RUN[0], None)
-        assert outcome.event.key_arn in (arn, hmac)
-    # A dry run still checks everything else: the ciphertext, permissions and the key state.
-    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=blob, DryRun=True)) == INVALID_CIPHERTEXT
+    """DryRun answers DryRunOperationException once every check has passed, and is audited as before: the request,
+    the decision, the exception, no response. It unseals no key material (and makes no data key pair) except
+    where the answer depends on it: Decrypt and ReEncrypt decrypt the ciphertext, VerifyMac compares the MAC."""
+    from keys import crypto as core
+    from kmsconsole.operations import DRY_RUN_NEEDS_MATERIAL
+
+    pairs: list[object] = []
+    real_pair = core.generate_data_key_pair
+    monkeypatch.setattr(core, "generate_data_key_pair", lambda spec: pairs.append(spec) or real_pair(spec))
+    key = keys[EVERY_OPERATION[operation][0]]
+    changes = succeeding(admin_kms, operation, keys)
+    unsealed.clear()
+    send = lambda extra: invoke(admin_kms, operation, {**changes, **extra}, key=key["KeyId"], blob=blob)  # noqa: E731
+
+    dry = run(lambda: send({"DryRun": True}))
+    assert dry.error == DRY_RUN
+    assert dry.trail == (operation, "failed", key["Arn"])
+    assert (dry.event.error_code, dry.event.error_message, dry.event.response_elements) == (*DRY_RUN, None)
+    assert dry.event.request_parameters["DryRun"] is True
+    assert dry.event.reason and dry.event.decided_by  # the authorization decision, as for any request
+    assert (operation in unsealed) == (operation in DRY_RUN_NEEDS_MATERIAL) and pairs == []
+    unsealed.clear()
+
+    done = run(lambda: send({}))
+    assert done.error is None and done.trail == (operation, "allowed", key["Arn"])
+    # The same request without DryRun does open the material (Verify needs only the public key).
+    assert (operation in unsealed) == (operation != "Verify")
+    assert len(pairs) == (1 if operation.startswith("GenerateDataKeyPair") else 0)
+
+
+def test_a_dry_run_still_checks_the_ciphertext_as_far_as_it_can_be_read(
+    admin_kms: Any, keys: Keys, blob: bytes, unsealed: list[str]
+) -> None:
+    """What a ciphertext shows without the key's material is still checked: a blob that cannot be ours (length,
+    version), one naming no key or a material version the key does not have, a KeyId naming another key than the
+    header's, an RSA ciphertext of the wrong length. IGNORE_CIPHERTEXT skips those checks, and nothing else."""
+    unsealed.clear()
+    symmetric = keys["symmetric"]
+    unknown_key = blob[:1] + bytes(16) + blob[17:]
+    unknown_material = blob[:17] + bytes(32) + blob[49:]
+    for bad in (blob[:50], b"\x02" + blob[1:], b"not a ciphertext", unknown_key, unknown_material):
+        outcome = run(
+            lambda b=bad: admin_kms.decrypt(CiphertextBlob=b, EncryptionContext=CONTEXT, DryRun=True)
+        )
+        assert outcome.error == INVALID_CIPHERTEXT
+    another = admin_kms.create_key()["KeyMetadata"]["Arn"]
+    dry = {"EncryptionContext": CONTEXT, "DryRun": True}
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=blob, KeyId=another, **dry)) == INCORRECT_KEY
+    re_encrypt = {"CiphertextBlob": blob, "SourceKeyId": another, "DestinationKeyId": symmetric["Arn"]}
+    assert error_of(lambda: admin_kms.re_encrypt(**re_encrypt, DryRun=True)) == INCORRECT_KEY
+    rsa = {"KeyId": keys["rsa_encrypt"]["Arn"], "EncryptionAlgorithm": "RSAES_OAEP_SHA_256", "DryRun": True}
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(255), **rsa)) == INVALID_CIPHERTEXT
+    assert unsealed == []  # none of those needed the material to be refused
+    # The right length: only the private key tells that it is no ciphertext of this key.
+    assert error_of(lambda: admin_kms.decrypt(CiphertextBlob=bytes(256), **rsa)) == INVALID_CIPHERTEXT
+    assert unsealed == ["Decrypt", "unseal"]
+    unsealed.clear()
+    # The ciphertext ignored, the rest checked: the key, its usage, the algorithm.
+    assert (
+        error_of(lambda: admin_kms.decrypt(CiphertextBlob=b"junk", KeyId=symmetric["KeyId"], **IGNORE))
+        == DRY_RUN
+    )
+    refused = error_of(lambda: admin_kms.decrypt(KeyId=symmetric["KeyId"], **OAEP_1, **IGNORE))
+    assert refused == incompatible("RSAES_OAEP_SHA_1", "SYMMETRIC_DEFAULT")
+    assert unsealed == []
+
+
+def test_a_dry_run_is_refused_to_a_denied_caller_and_on_a_disabled_key(
+    admin_kms: Any,
+    outsider: Persona,
+    kms_client: Callable[..., Any],
+    keys: Keys,
+    blob: bytes,
+    unsealed: list[str],
+) -> None:
+    unsealed.clear()
     outsider_kms = kms_client(outsider)
-    assert error_of(lambda: outsider_kms.encrypt(KeyId=arn, Plaintext=b"x", DryRun=True))[0] == DENIED
-    admin_kms.disable_key(KeyId=key_id)
-    disabled = error_of(lambda: admin_kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True))
-    assert disabled == ("DisabledException", f"{arn} is disabled.")
+    for operation in DRY_RUN_OPERATIONS:
+        key = keys[EVERY_OPERATION[operation][0]]
+        request = {**SUCCEEDS.get(operation, {}), "DryRun": True}
+        denied = run(
+            lambda o=operation, r=request, k=key: invoke(outsider_kms, o, r, key=k["Arn"], blob=blob)
+        )
+        assert denied.error is not None and denied.error[0] == DENIED, operation
+        assert denied.trail == (operation, "denied", key["Arn"])
+    for kind in ("symmetric", "rsa_sign", "hmac", "ecc_agree"):
+        admin_kms.disable_key(KeyId=keys[kind]["KeyId"])
+    for operation in DRY_RUN_OPERATIONS:
+        key = keys[EVERY_OPERATION[operation][0]]
+        request = {**SUCCEEDS.get(operation, {}), "DryRun": True}
+        disabled = run(
+            lambda o=operation, r=request, k=key: invoke(admin_kms, o, r, key=k["KeyId"], blob=blob)
+        )
+        assert disabled.error == ("DisabledException", f"{key['Arn']} is disabled."), operation
+        assert disabled.trail == (operation, "failed", key["Arn"])
+    assert unsealed == []
+
+
+@pytest.mark.parametrize("operation", ["Encrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateMac", "Sign",
+                                       "DeriveSharedSecret", "ReEncrypt"])  # fmt: skip
+def test_a_dry_run_refuses_a_material_row_changed_in_the_database_as_the_request_does(
+    admin_kms: Any, keys: Keys, blob: bytes, unsealed: list[str], operation: str
+) -> None:
+    """A dry run stops before unsealing, but not before the current material row its work would use passes its row
+    check: a row changed in the database (its MAC no longer matches: here, how the version was made) is refused
+    by both, never reported as a request that would succeed. (Sealed bytes changed in the database fail only
+    when unsealed, which a dry run does not do: README.)"""
+    kind = EVERY_OPERATION[operation][0]
+    changes = succeeding(admin_kms, operation, keys)
+    KeyMaterial.objects.filter(key__key_id=keys[kind]["KeyId"]).update(
+        rotation_type=KeyMaterial.RotationType.ON_DEMAND
+    )
+    key_id = keys[kind]["KeyId"]
+    unsealed.clear()
+    for dry in ({"DryRun": True}, {}):
+        # Not through `run`: botocore retries KMSInternalException, and each attempt is a request with its event.
+        with pytest.raises(ClientError) as refused:
+            invoke(admin_kms, operation, {**changes, **dry}, key=key_id, blob=blob)
+        assert refused.value.response["Error"]["Code"] == "KMSInternalException", dry
+    assert "unseal" not in unsealed
+
+
+def test_a_dry_run_re_encrypt_checks_that_the_plaintext_fits_its_rsa_destination(
+    admin_kms: Any, keys: Keys
+) -> None:
+    """ReEncrypt's dry run decrypts, so it can tell (as the request does) that the plaintext is too large for an
+    RSA destination; one that fits would succeed."""
+    symmetric, rsa = keys["symmetric"]["KeyId"], keys["rsa_encrypt"]["Arn"]
+    large = admin_kms.encrypt(KeyId=symmetric, Plaintext=b"p" * 191)["CiphertextBlob"]
+    small = admin_kms.encrypt(KeyId=symmetric, Plaintext=b"p" * 190)["CiphertextBlob"]
+    to_rsa = {"DestinationKeyId": rsa, "DestinationEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+    for dry in (True, False):
+        code, message = error_of(lambda d=dry: admin_kms.re_encrypt(CiphertextBlob=large, **to_rsa, DryRun=d))
+        assert code == "ValidationException" and "cannot encrypt data larger than 190 bytes" in message
+    assert error_of(lambda: admin_kms.re_encrypt(CiphertextBlob=small, **to_rsa, DryRun=True)) == DRY_RUN
+
+
+def test_a_dry_run_context_never_opens_key_material(create_key: Callable[..., dict[str, Any]]) -> None:
+    """The last line: `open_material` refuses the context of a dry run whose answer does not depend on the material
+    (fail closed), before anything is unsealed; Decrypt's dry run may open it."""
+    from keys.materials import current_material, open_material
+    from kmsconsole.core import errors
+    from tests.conftest import operator_context
+
+    key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
+    material = current_material(key)
+    for operation in ("Encrypt", "GenerateDataKey", "GenerateMac"):
+        with pytest.raises(errors.KMSInternalException):
+            open_material(operator_context(operation, dry_run=True), material)
+    assert open_material(operator_context("Decrypt"), material)
+    assert open_material(operator_context("Decrypt", dry_run=True), material)
 
 
 # --- Authorization: users, roles, accounts ------------------------------------------------------------------

@@ -127,6 +127,37 @@ def test_create_key_errors(admin_kms: Any, params: dict[str, Any], code: str, me
     assert Key.objects.count() == before
 
 
+def test_a_missing_principal_of_another_account_is_not_named(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], partner: Callable[..., Persona]
+) -> None:
+    """PutKeyPolicy and CreateKey refuse a policy naming another account's principal that does not exist as AWS
+    does, naming none: the same answer whichever is missing and whether the others exist."""
+    partner("bob")
+    other = "arn:aws:iam::444455556666:user/"
+    root = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*"}
+
+    def naming(*names: str) -> str:
+        statements = [root] + [
+            {"Effect": "Allow", "Principal": {"AWS": f"{other}{name}"}, "Action": "kms:Decrypt"}
+            for name in names
+        ]
+        return json.dumps(
+            {"Version": "2012-10-17", "Statement": [{**s, "Resource": "*"} for s in statements]}
+        )
+
+    key_id = create_key()["KeyId"]
+    refused = (
+        "MalformedPolicyDocumentException",
+        "Policy contains a statement with one or more invalid principals.",
+    )
+    put = lambda policy: admin_kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)  # noqa: E731
+    for names in (("bob", "gh1"), ("gh2", "bob"), ("gh3", "gh4")):
+        policy = naming(*names)
+        assert error_of(lambda p=policy: put(p)) == refused
+        assert error_of(lambda p=policy: admin_kms.create_key(Policy=p)) == refused
+    put(naming("bob"))  # one that exists is accepted
+
+
 def test_lockout_safety_check(admin_kms: Any, make_user: Callable[..., Persona]) -> None:
     make_user("someone-else")
     only_someone_else = json.dumps(
@@ -335,10 +366,11 @@ def test_credentials_and_material_lookups_take_one_query_each(
 ) -> None:
     from keys.materials import current_material, open_material
     from policies.selectors import credentials_for
+    from tests.conftest import operator_context
 
     with django_assert_num_queries(1):
         credentials = credentials_for(admin.access_key_id)
         assert credentials is not None and credentials.caller.arn == admin.arn
     key = Key.objects.select_related("account").get(key_id=create_key()["KeyId"])
     with django_assert_num_queries(1):
-        assert open_material(current_material(key))
+        assert open_material(operator_context("Encrypt"), current_material(key))

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
 from keys.materials import current_material, open_material
 from keys.models import Key, KeyState
 from kmsconsole.audit.models import AuditEvent
-from tests.conftest import Persona
+from tests.conftest import Persona, operator_context
 from tests.keys.test_crypto_ops import DENIED, DRY_RUN, ROOT, allow, error_of, policy, run
 from tests.rows import update_sealed
 from tests.secrets_watch import WATCH
@@ -81,7 +81,7 @@ def mu_of(public: Any, message: bytes) -> bytes:
 def watch_private_key(key_id: str) -> bytes:
     """The key's unsealed private key (PKCS#8), registered with the secrets watch: the test fails if it appears in
     a log, an audit event, an error or any answer."""
-    material = open_material(current_material(Key.objects.get(key_id=key_id)))
+    material = open_material(operator_context("Sign"), current_material(Key.objects.get(key_id=key_id)))
     WATCH.register(material, material[-32:])  # the whole PKCS#8, and the seed at its end
     return material
 
@@ -399,6 +399,7 @@ def call(client: Any, operation: str, request: dict[str, Any], key_id: str) -> A
     )
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["", "dry-run"])
 @pytest.mark.parametrize(
     ("kind", "operation", "request_", "expected"),
     REFUSALS,
@@ -407,13 +408,18 @@ def call(client: Any, operation: str, request: dict[str, Any], key_id: str) -> A
 def test_refusals(
     admin_kms: Any,
     pq_keys: Keys,
+    unsealed: list[str],
     kind: str,
     operation: str,
     request_: dict[str, Any],
     expected: tuple[str, str],
+    dry_run: bool,
 ) -> None:
+    """Each refusal, and the same from a dry run, which opens no key material to give it."""
     key = pq_keys[kind]
-    outcome = run(lambda: call(admin_kms, operation, request_, key["KeyId"]))
+    request = {**request_, "DryRun": True} if dry_run else request_
+    outcome = run(lambda: call(admin_kms, operation, request, key["KeyId"]))
+    assert unsealed == []
     code, message = expected
     assert outcome.error == (code, message.format(arn=key["Arn"], usage=key["KeyUsage"], operation=operation))
     assert (outcome.event.operation, outcome.event.decision, outcome.event.error_code) == (
@@ -452,7 +458,18 @@ def test_unusable_keys_refuse_every_use(admin_kms: Any, pq_keys: Keys, state: st
         assert outcome.trail == (operation, "failed", arn)
 
 
-def test_dry_run(admin_kms: Any, pq_keys: Keys) -> None:
+def test_dry_run(admin_kms: Any, pq_keys: Keys, unsealed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run of Sign, Encapsulate or Decapsulate that would succeed opens no key material (and makes no shared
+    secret: Encapsulate needs only the public key, so the spy on the encapsulation itself is what tells); the same
+    requests without DryRun do."""
+    from keys import crypto as core
+
+    encapsulations: list[object] = []
+    real_encapsulate = core.encapsulate
+    monkeypatch.setattr(
+        core, "encapsulate", lambda **kwargs: encapsulations.append(kwargs) or real_encapsulate(**kwargs)
+    )
+    unsealed.clear()
     for operation in ("Encapsulate", "Decapsulate", "Sign"):
         kind, request = USES[operation]
         outcome = run(
@@ -462,6 +479,16 @@ def test_dry_run(admin_kms: Any, pq_keys: Keys) -> None:
         )
         assert outcome.error == DRY_RUN
         assert (outcome.event.error_code, outcome.event.response_elements) == (DRY_RUN[0], None)
+        assert outcome.trail == (operation, "failed", pq_keys[kind]["Arn"])
+    assert unsealed == [] and encapsulations == []
+    for operation in ("Encapsulate", "Decapsulate", "Sign"):
+        kind, request = USES[operation]
+        assert (
+            run(lambda o=operation, r=request, k=pq_keys[kind]["KeyId"]: call(admin_kms, o, r, k)).error
+            is None
+        )
+    assert [name for name in unsealed if name != "unseal"] == ["Decapsulate", "Sign"]
+    assert len(encapsulations) == 1
 
 
 @pytest.mark.parametrize("operation", list(USES))
@@ -533,7 +560,7 @@ def test_a_ciphertext_that_cannot_be_decapsulated_never_opens_the_private_key(
     opened: list[object] = []
     real_open = encapsulation.open_material
     monkeypatch.setattr(
-        encapsulation, "open_material", lambda material: opened.append(1) or real_open(material)
+        encapsulation, "open_material", lambda ctx, material: opened.append(1) or real_open(ctx, material)
     )
     decapsulate = lambda blob: run(  # noqa: E731
         lambda: admin_kms.decapsulate(
@@ -568,7 +595,9 @@ def test_a_message_that_cannot_be_signed_never_opens_the_private_key(
     key_id = admin_kms.create_key(KeySpec=key_spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     opened: list[object] = []
     real_open = services.open_material
-    monkeypatch.setattr(services, "open_material", lambda material: opened.append(1) or real_open(material))
+    monkeypatch.setattr(
+        services, "open_material", lambda ctx, material: opened.append(1) or real_open(ctx, material)
+    )
     sign = lambda body, kind: run(  # noqa: E731
         lambda: admin_kms.sign(KeyId=key_id, Message=body, MessageType=kind, SigningAlgorithm=algorithm)
     )

@@ -4,10 +4,11 @@ service's result into the operation's response members. One module per area; all
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from kmsconsole.core import errors
-from kmsconsole.operations import OperationContext
+from kmsconsole.operations import DRY_RUN_MESSAGE, OperationContext
 
 WireHandler = Callable[[OperationContext, dict[str, Any]], dict[str, Any]]
 HANDLERS: dict[str, WireHandler] = {}
@@ -24,13 +25,16 @@ def handles(name: str) -> Callable[[WireHandler], WireHandler]:
 
 
 def run_handler(name: str, ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Run the operation's handler; with DryRun, every check has passed, so answer as AWS does instead of the
-    result (perform() then rolls the transaction back, so a dry run changes nothing)."""
+    """Run the operation's handler. With DryRun the context says so: a cryptographic service stops once its
+    checks have passed, before it opens any key material (`OperationContext.stop_if_dry_run`); a grant operation
+    runs to its end and is answered as AWS does instead of with its result (perform() then rolls the transaction
+    back, so a dry run changes nothing)."""
+    dry_run = params.get("DryRun") is True
+    if dry_run:
+        ctx = replace(ctx, dry_run=True)
     result = HANDLERS[name](ctx, params)
-    if params.get("DryRun"):
-        raise errors.DryRunOperationException(
-            "The request would have succeeded, but the DryRun option is set."
-        )
+    if dry_run:
+        raise errors.DryRunOperationException(DRY_RUN_MESSAGE)
     return result
 
 

@@ -1,8 +1,9 @@
 """Wire handlers for the cryptographic operations: request members in, one service call, response members out.
 
 Blobs arrive as bytes and leave as bytes (the model encodes them); KeyId in every response is the key ARN.
-GrantTokens travel on the OperationContext (perform() reads them from the request); DryRun is answered by
-run_handler once the service has passed every check.
+GrantTokens travel on the OperationContext (perform() reads them from the request); so does DryRun (run_handler
+marks the context): the service answers DryRunOperationException once its checks have passed, before it opens
+any key material.
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ def decrypt(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
         encryption_algorithm=params.get("EncryptionAlgorithm"),
         ignore_ciphertext=_ignore_ciphertext(params),
     )
-    if result is None:  # a dry run that ignored the ciphertext
-        return {}
     return _with_material(
         {
             "KeyId": result.key.arn,
@@ -74,8 +73,6 @@ def re_encrypt(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
         destination_encryption_algorithm=params.get("DestinationEncryptionAlgorithm"),
         ignore_ciphertext=_ignore_ciphertext(params),
     )
-    if result is None:
-        return {}
     return _with_material(
         {
             "CiphertextBlob": result.ciphertext_blob,
