@@ -42,8 +42,7 @@ Decisions where AWS documents nothing:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,22 +143,42 @@ class PublicKey:
 # --- Shared steps -----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _crypto_errors() -> Iterator[None]:
-    """Map the crypto core's errors onto the service errors (their messages never carry secrets)."""
-    try:
-        yield
-    except core.CryptoError as exc:
-        raise errors.error_for_code(exc.code, exc.message) from None
+class _CryptoErrors:
+    """Map the crypto core's errors onto the service errors (their messages never carry secrets). A class, not a
+    generator context manager: it guards several steps of every cryptographic request, and contextlib's machinery
+    cost more than the step it guarded."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, core.CryptoError):
+            raise errors.error_for_code(exc.code, exc.message) from None
+
+
+_CRYPTO_ERRORS = _CryptoErrors()
+
+
+def _crypto_errors() -> _CryptoErrors:
+    return _CRYPTO_ERRORS
+
+
+# A key's spec as the crypto core's enum: a dict lookup (calling the enum costs a microsecond, several times a
+# request); a stored spec the enum does not know still raises ValueError, as the enum call did.
+_KEY_SPECS = {spec.value: spec for spec in core.KeySpec}
+_KEY_USAGES = {usage.value: usage for usage in core.KeyUsage}
 
 
 def _spec(key: Key) -> core.KeySpec:
-    return core.KeySpec(key.key_spec)
+    try:
+        return _KEY_SPECS[key.key_spec]
+    except KeyError:
+        raise ValueError(f"{key.key_spec!r} is not a valid KeySpec") from None
 
 
 def _check_usage(key: Key, operation: str) -> None:
     with _crypto_errors():
-        core.check_key_usage(key_arn=key.arn, key_usage=core.KeyUsage(key.key_usage), operation=operation)
+        core.check_key_usage(key_arn=key.arn, key_usage=_KEY_USAGES[key.key_usage], operation=operation)
 
 
 def _check_encryption(
@@ -386,13 +405,15 @@ def _algorithm(value: str | None) -> core.EncryptionAlgorithm:
     return core.EncryptionAlgorithm(value) if value else DEFAULT_ENCRYPTION_ALGORITHM
 
 
-def _stop_if_dry_run(ctx: OperationContext, *working_keys: Key) -> None:
-    """A dry run ends here, once the current material rows the work would use (those of `working_keys` that are
-    symmetric or hold a private key) pass their row checks, as the real request checks them: a material row
-    changed in the database is refused (KMSInternalException) by both. Nothing is unsealed."""
+def _stop_if_dry_run(ctx: OperationContext, *working_keys: Key, symmetric_only: bool = False) -> None:
+    """A dry run ends here, once the current material rows the work would use (those of `working_keys`; with
+    `symmetric_only`, of the symmetric ones: an RSA key encrypts with its stored public key) pass their row checks,
+    as the real request checks them: a material row changed in the database is refused (KMSInternalException) by
+    both. Nothing is unsealed."""
     if ctx.dry_run:
         for key in working_keys:
-            current_material(key)
+            if not symmetric_only or _spec(key) is _SYMMETRIC:
+                current_material(key)
         ctx.stop_if_dry_run()
 
 
@@ -419,7 +440,7 @@ def key_encrypt(
     _check_usage(key, ctx.operation.name)
     _check_encryption(key, algorithm, encryption_context)
     _check_plaintext(key, plaintext, algorithm)
-    _stop_if_dry_run(ctx, *((key,) if _spec(key) is _SYMMETRIC else ()))  # RSA encrypts with the public key
+    _stop_if_dry_run(ctx, key, symmetric_only=True)
     blob, _ = _encrypt_under(ctx, key, plaintext, algorithm=algorithm, context=encryption_context)
     return Output(key=key, blob=blob, algorithm=str(algorithm))
 
@@ -517,7 +538,7 @@ def key_re_encrypt(
     )
     _check_plaintext(destination.key, plaintext, destination_algorithm)
     # It decrypted, and the plaintext fits the destination: the request would succeed.
-    _stop_if_dry_run(ctx, *((destination.key,) if _spec(destination.key) is _SYMMETRIC else ()))
+    _stop_if_dry_run(ctx, destination.key, symmetric_only=True)
     new_blob, destination_material_id = _encrypt_under(
         ctx,
         destination.key,
