@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import key_owner_account
 from kmsconsole.audit.writer import insert_chained, write_standalone
 from kmsconsole.core import errors
 from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
@@ -117,6 +118,7 @@ def _clamped(values: dict[str, Any]) -> dict[str, Any]:
 def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     caller = record.caller
     error = record.error
+    caller_account = caller.account_id if caller else ""
     return {
         "event_id": uuid.uuid4(),
         "time": timezone.now(),
@@ -124,7 +126,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "interface": record.meta.interface,
         "operation": record.operation,
         "caller_arn": caller.arn if caller else ANONYMOUS_ARN,
-        "caller_account": caller.account_id if caller else "",
+        "caller_account": caller_account,
         "access_key_id": (caller.access_key_id if caller else "") or record.access_key_id,
         "source_ip": record.meta.source_ip,
         "user_agent": record.meta.user_agent,
@@ -137,6 +139,8 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "reason": record.reason,
         "decided_by": record.decided_by,
         "notable": record.notable,
+        # Not chained: derived from key_arn and caller_account, for the key owner's side of the trail.
+        "key_owner_account": key_owner_account(key_arn=record.key_arn, caller_account=caller_account),
     }
 
 

@@ -12,6 +12,16 @@ exports (`shown_event`, `shown_values`), the charts' groups (`shown_decided_by`)
 own account (its identity policies, its root user) stays, and so does everything about requests on the account's
 own keys. The stored event is never changed: it keeps the whole decision for the key's owner and the operator
 (`audit verify`, the archives), and events written before this rule are shown by it as well.
+
+The key's owner reads the same event from the other side (`Scope.KEY_OWNER`, kmsconsole.audit.scope), and the
+rule turns around: the owner sees its own key policy's statements and grants, and everything the request carried
+(the caller's ARN and account, source IP, user agent, parameters and response as stored, the error), but not the
+caller's account's internals: the identity policies of the caller's account that the decision names (in
+`decided_by`, and in the reason as the deciding or the supporting statement, or as the policy that did not count)
+are shown as `CALLER_IDENTITY_POLICY`, and the caller's access key id is not shown. Anything in `decided_by` that is
+not recognisably the owner's own (a key-policy statement, a grant) or the words every side may see is the caller's
+(fail closed), and a reason that would still name an identity policy after the replacement is cut to its outcome.
+The same functions take the scope; the charts and the filter use the same rule in SQL.
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.expressions import Expression
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import Scope
 
 KEY_OWNER_STATEMENT = "a statement in the key owner's key policy"
 KEY_OWNER_GRANT = "a grant on the key owner's key"
 HIDDEN_LABELS = (KEY_OWNER_STATEMENT, KEY_OWNER_GRANT)
+# What the key's owner is shown for an identity policy of the caller's (another) account.
+CALLER_IDENTITY_POLICY = "an identity policy of the caller's account"
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
 # own business, or a statement of one of the caller's identity policies (policies.authorization.decided_by: the
@@ -42,6 +55,18 @@ _CALLERS_OWN = re.compile(_CALLERS_OWN_PATTERN)
 _GRANT_PREFIX = "grant "
 # A key-policy statement as the engine describes it (policies.engine.StatementRef.describe, policy "default").
 _KEY_STATEMENT_END = " in the key policy"
+# What the key's owner may see in `decided_by` as its own: a statement of a key policy (possibly cut at the column's
+# length), unless it is a statement of an identity policy (_CALLERS_OWN), which a Sid cannot forge.
+_KEY_STATEMENT_PATTERN = r"(?s)^statement .* in the key policy"  # Python and PostgreSQL
+_KEY_STATEMENT = re.compile(_KEY_STATEMENT_PATTERN)
+# An identity policy's statement as the engine describes it, and where a reason names one beside the deciding
+# statement or grant (policies.engine.Decision.explanation: ALLOWED_CROSS_ACCOUNT, ALLOWED_BY_GRANT).
+_IDENTITY_STATEMENT = r"statement (?:'.*'|#\d+) in the identity policy '[A-Za-z0-9_+=,.@-]+'"
+_SUPPORT_ACROSS_ACCOUNTS = re.compile(rf"(?s){_IDENTITY_STATEMENT} in account [0-9]{{12}}\Z")
+_SUPPORT_OF_A_GRANT = re.compile(rf"(?s){_IDENTITY_STATEMENT}\Z")
+_POLICY_NAME = re.compile(r" in the identity policy '(?P<name>[A-Za-z0-9_+=,.@-]+)'\Z")
+# Whatever still reads like this names an identity policy: the reason is then cut to its outcome.
+_NAMES_AN_IDENTITY_POLICY = "identity policy '"
 _DECIDED_BY_LIMIT = AuditEvent._meta.get_field("decided_by").max_length or 0
 
 
@@ -71,8 +96,17 @@ class ShownDecision:
     decided_by: str
 
 
-def shown_decision(*, key_arn: str, reason: str, decided_by: str, account_id: str) -> ShownDecision:
-    """The event's reason and decided_by as a reader of `account_id` may see them."""
+def _outcome_only(reason: str, decided_by: str) -> str:
+    outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
+    return f"{outcome}: decided by {decided_by}" if outcome and decided_by else outcome
+
+
+def shown_decision(
+    *, key_arn: str, reason: str, decided_by: str, account_id: str, scope: Scope = Scope.CALLER
+) -> ShownDecision:
+    """The event's reason and decided_by as a reader of `account_id` may see them through `scope`."""
+    if scope is Scope.KEY_OWNER:
+        return _shown_to_key_owner(reason, decided_by)
     label = _label(decided_by) if on_another_accounts_key(key_arn, account_id) else ""
     if not label:
         return ShownDecision(reason, decided_by)
@@ -86,31 +120,83 @@ def shown_decision(*, key_arn: str, reason: str, decided_by: str, account_id: st
     return ShownDecision(f"{outcome}: decided by {label}" if outcome else "", label)
 
 
-def shown_event(event: AuditEvent, account_id: str) -> AuditEvent:
-    """The event as a reader of `account_id` may see it: a copy where it differs (never saved; events are
-    append-only)."""
+def _owner_label(decided_by: str) -> str:
+    """What `decided_by` stands as to the key's owner: "" when it is the owner's own (or words every side sees)."""
+    if decided_by in _SHOWN_WHOLE or decided_by.startswith(_GRANT_PREFIX):
+        return ""
+    if _KEY_STATEMENT.match(decided_by) and not _CALLERS_OWN.match(decided_by):
+        return ""
+    return CALLER_IDENTITY_POLICY
+
+
+def _shown_to_key_owner(reason: str, decided_by: str) -> ShownDecision:
+    """Another account's request on the reader's key: the reader's own statements and grants stay, the caller's
+    identity policies go."""
+    label = _owner_label(decided_by)
+    shown_by = label or decided_by
+    if label:
+        name = _POLICY_NAME.search(decided_by) if _CALLERS_OWN.match(decided_by) else None
+        if name is None:  # cut at the column's length, or words this module does not know
+            return ShownDecision(_outcome_only(reason, label), label)
+        # The whole name: every mention of it, and of its policy ("so the identity policy 'x' did not count").
+        reason = reason.replace(decided_by, label).replace(f"the identity policy '{name['name']}'", label)
+    elif decided_by:
+        # The deciding statement or grant is the owner's; the caller's identity statement that supported it is not.
+        for prefix, support in (
+            (f"allowed across accounts by {decided_by} together with ", _SUPPORT_ACROSS_ACCOUNTS),
+            (f"allowed by {decided_by}, for the caller's account, together with ", _SUPPORT_OF_A_GRANT),
+        ):
+            if reason.startswith(prefix) and support.match(reason, len(prefix)):
+                reason = prefix + CALLER_IDENTITY_POLICY
+                break
+    # Fail closed: a sentence this module does not know, that still names an identity policy (the owner's own
+    # statement may quote anything: it is left out of the test).
+    if _NAMES_AN_IDENTITY_POLICY in (reason.replace(decided_by, "") if decided_by and not label else reason):
+        reason = _outcome_only(reason, shown_by)
+    return ShownDecision(reason, shown_by)
+
+
+def shown_event(event: AuditEvent, account_id: str, scope: Scope = Scope.CALLER) -> AuditEvent:
+    """The event as a reader of `account_id` may see it through `scope`: a copy where it differs (never saved;
+    events are append-only)."""
     shown = shown_decision(
-        key_arn=event.key_arn, reason=event.reason, decided_by=event.decided_by, account_id=account_id
+        key_arn=event.key_arn,
+        reason=event.reason,
+        decided_by=event.decided_by,
+        account_id=account_id,
+        scope=scope,
     )
-    if (shown.reason, shown.decided_by) == (event.reason, event.decided_by):
+    access_key_id = "" if scope is Scope.KEY_OWNER else event.access_key_id
+    if (shown.reason, shown.decided_by, access_key_id) == (
+        event.reason,
+        event.decided_by,
+        event.access_key_id,
+    ):
         return event
     changed = copy.copy(event)
-    changed.reason, changed.decided_by = shown.reason, shown.decided_by
+    changed.reason, changed.decided_by, changed.access_key_id = shown.reason, shown.decided_by, access_key_id
     return changed
 
 
-def shown_values(values: dict[str, Any], account_id: str) -> dict[str, Any]:
-    """An exported row (`kmsconsole.audit.export.event_rows`) as a reader of `account_id` may see it. Its hashes are
-    the stored event's: only the operator, who holds the chain's key, can check them, against the stored event."""
+def shown_values(values: dict[str, Any], account_id: str, scope: Scope = Scope.CALLER) -> dict[str, Any]:
+    """An exported row (`kmsconsole.audit.export.event_rows`) as a reader of `account_id` may see it through
+    `scope`. Its hashes are the stored event's: only the operator, who holds the chain's key, can check them,
+    against the stored event."""
     shown = shown_decision(
         key_arn=values["key_arn"],
         reason=values["reason"],
         decided_by=values["decided_by"],
         account_id=account_id,
+        scope=scope,
     )
-    if (shown.reason, shown.decided_by) == (values["reason"], values["decided_by"]):
+    access_key_id = "" if scope is Scope.KEY_OWNER else values["access_key_id"]
+    if (shown.reason, shown.decided_by, access_key_id) == (
+        values["reason"],
+        values["decided_by"],
+        values["access_key_id"],
+    ):
         return values
-    return {**values, "reason": shown.reason, "decided_by": shown.decided_by}
+    return {**values, "reason": shown.reason, "decided_by": shown.decided_by, "access_key_id": access_key_id}
 
 
 # --- The same rule in SQL, for the charts and the filter ----------------------------------------------------------
@@ -128,8 +214,24 @@ def _names_a_key_statement() -> Q:
     return ~Q(decided_by__in=_SHOWN_WHOLE) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN) & ~_names_a_grant()
 
 
-def shown_decided_by(account_id: str) -> Expression:
-    """`decided_by` as a reader of `account_id` sees it, as an SQL expression (the charts group by it)."""
+def _shown_to_key_owner_whole() -> Q:
+    """The events whose `decided_by` the key's owner sees as it is (`_owner_label` is "")."""
+    return (
+        Q(decided_by__in=_SHOWN_WHOLE)
+        | _names_a_grant()
+        | (Q(decided_by__regex=_KEY_STATEMENT_PATTERN) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN))
+    )
+
+
+def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression:
+    """`decided_by` as a reader of `account_id` sees it through `scope`, as an SQL expression (the charts group by
+    it)."""
+    if scope is Scope.KEY_OWNER:
+        return Case(
+            When(_shown_to_key_owner_whole(), then=F("decided_by")),
+            default=Value(CALLER_IDENTITY_POLICY),
+            output_field=CharField(),
+        )
     elsewhere = _another_accounts_key(account_id)
     return Case(
         When(elsewhere & _names_a_grant(), then=Value(KEY_OWNER_GRANT)),
@@ -139,10 +241,17 @@ def shown_decided_by(account_id: str) -> Expression:
     )
 
 
-def decided_by_matches(value: str, account_id: str) -> Q:
-    """The events whose `decided_by`, as a reader of `account_id` sees it, is `value`: a statement or grant of
-    another account's key matches only its label, never its name (a filter that matched names would let the
-    reader test guesses at the key owner's Sids and grant ids). An exact value keeps its index."""
+def decided_by_matches(value: str, account_id: str, scope: Scope = Scope.CALLER) -> Q:
+    """The events whose `decided_by`, as a reader of `account_id` sees it through `scope`, is `value`: what is
+    hidden matches only its label, never its name (a filter that matched names would let the reader test guesses:
+    at the key owner's Sids and grant ids from the caller's side, at the caller's identity policies from the key
+    owner's). An exact value keeps its index."""
+    if scope is Scope.KEY_OWNER:
+        if value == CALLER_IDENTITY_POLICY:
+            return ~_shown_to_key_owner_whole()
+        if _owner_label(value):
+            return Q(pk__in=[])  # a name the key's owner is not shown: nothing matches it
+        return Q(decided_by=value)
     if value in HIDDEN_LABELS:
         names = _names_a_grant() if value == KEY_OWNER_GRANT else _names_a_key_statement()
         return _another_accounts_key(account_id) & names

@@ -2,9 +2,10 @@
 
 A `TrailQuery` is what a person typed, checked for shape (kmsconsole.console.views.audit_forms does that). It is
 resolved against the caller's account into a `TrailFilter` (an alias becomes its key's ARN, a user or role name
-its ARN), which narrows a queryset of events already confined to the caller's account and authorized
-(kmsconsole.api.reads.audit_events). Pages are newest first by (time, seq), with a cursor on both: every filter
-has an index ending in (time, seq) (see AuditEvent.Meta), so a page is one index range scan at any depth.
+its ARN), which narrows a queryset of events already confined to what the caller's account reads through the
+query's scope and authorized (kmsconsole.api.reads.audit_events). Pages are newest first by (time, seq), with a
+cursor on both: every filter has an index ending in (time, seq) (see AuditEvent.Meta), so a page is one index
+range scan at any depth.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db.models import Q, QuerySet
 from keys.models import Alias, key_arn
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
 from policies import arns
 from policies.models import IamRole, IamUser
@@ -62,16 +64,19 @@ class TrailQuery:
     source_ip: str = ""
     request_id: str = ""
     notable: str = ""
+    # The side of the trail (kmsconsole.audit.scope): always recorded, the default too.
+    scope: Scope = Scope.CALLER
 
     def as_params(self) -> dict[str, str]:
-        """The filters that are set, as recorded on the audit event of the read (and the export) itself."""
+        """The filters that are set, and the scope, as recorded on the audit event of the read (and the export)
+        itself."""
         params = {}
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             if value:
-                params[item.name] = value
+                params[item.name] = str(value)
         return params
 
 
@@ -88,6 +93,10 @@ class TrailFilter:
     notes: tuple[str, ...] = field(default=())
     # The reader's account: "decided by" matches what that account is shown (kmsconsole.audit.shown).
     account_id: str = ""
+
+    @property
+    def scope(self) -> Scope:
+        return self.query.scope
 
 
 def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
@@ -180,7 +189,7 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
     }
     events = events.filter(**{name: value for name, value in exact.items() if value})
     if query.decided_by:
-        events = events.filter(decided_by_matches(query.decided_by, trail.account_id))
+        events = events.filter(decided_by_matches(query.decided_by, trail.account_id, query.scope))
     if query.request_id:
         events = events.filter(request_id__startswith=query.request_id)
     if query.context_key:

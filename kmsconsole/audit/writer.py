@@ -173,6 +173,7 @@ _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("notable", "text"),
     ("prev_hash", "text"),
     ("hash", "text"),
+    ("key_owner_account", "text"),  # not chained (kmsconsole.audit.scope)
 )
 _JSON_COLUMNS = frozenset(name for name, kind in _EVENT_COLUMNS if kind == "jsonb")
 _EVENT_ROW = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"

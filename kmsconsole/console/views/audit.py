@@ -22,11 +22,12 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import SCOPE_LABELS, Scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
-from kmsconsole.console.views.audit_links import EventLinks, event_links, trail_url
+from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_params, scope_url, trail_url
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
@@ -121,8 +122,15 @@ def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 2
 def audit_trail(request: HttpRequest) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
     params = form.link_params()
+    scope = form.chosen_scope
     context: dict[str, Any] = {
         "form": form,
+        "scope": scope,
+        "scopes": [
+            (value, label, scope_url(params, value), value is scope) for value, label in SCOPE_LABELS.items()
+        ],
+        "owner_scope": scope is Scope.KEY_OWNER,
+        "clear_url": scope_url(None, scope),
         "ranges": RANGES,
         # An invalid form keeps the range the person chose, like every other field.
         "time_range": form.time_range if form.is_valid() else request.GET.get("range") or DEFAULT_RANGE,
@@ -163,6 +171,7 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
         "kmsconsole:GetAuditEvent",
         lambda ctx: dashboard.event_detail(ctx, event_id=str(event_id)),
         params={"EventId": str(event_id)},
+        audit_response=lambda detail: {"Scope": detail.scope.value},
     )
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Audit event")
@@ -175,7 +184,11 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
             "detail": detail,
             "event": detail.event,
             "explanation": detail.explanation,
-            "links": event_links(detail.event, account_id, None, detail=detail),
+            "owner_scope": detail.scope is Scope.KEY_OWNER,
+            "scope_label": SCOPE_LABELS[detail.scope],
+            "trail_url": scope_url(None, detail.scope),
+            # Links to the trail stay on the side the event is seen from.
+            "links": event_links(detail.event, account_id, scope_params(detail.scope), detail=detail),
             "request_parameters": _pretty(detail.event.request_parameters),
             "response_elements": _pretty(detail.event.response_elements),
         },

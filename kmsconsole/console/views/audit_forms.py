@@ -12,6 +12,7 @@ from django.http import QueryDict
 
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
 from kmsconsole.audit.trail import TrailQuery
 from kmsconsole.operations import OPERATIONS
 
@@ -58,6 +59,10 @@ def _datetime(label: str) -> forms.DateTimeField:
 
 
 class TrailFilterForm(forms.Form):
+    # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field.
+    scope = forms.ChoiceField(
+        choices=[(scope.value, scope.label) for scope in Scope], required=False, widget=forms.HiddenInput
+    )
     range = forms.ChoiceField(
         label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
     )
@@ -108,6 +113,17 @@ class TrailFilterForm(forms.Form):
         return data
 
     @property
+    def chosen_scope(self) -> Scope:
+        """The scope asked for; the default when the form is not bound or the value is not one (then it is an
+        error beside the switch, and nothing is read)."""
+        if not self.is_bound:
+            return DEFAULT_SCOPE
+        try:
+            return parse_scope(self.cleaned_data.get("scope") if self.is_valid() else self.data.get("scope"))
+        except ValueError:
+            return DEFAULT_SCOPE
+
+    @property
     def time_range(self) -> str:
         return str(self.cleaned_data.get("range") or DEFAULT_RANGE) if self.is_bound else DEFAULT_RANGE
 
@@ -124,6 +140,7 @@ class TrailFilterForm(forms.Form):
             until=until.astimezone(UTC) if until else None,
             account=data.get("account", ""),
             decision=data.get("decision", ""),
+            scope=self.chosen_scope,
             **{name: data.get(name, "") for name in _TEXT},
         )
 
@@ -135,7 +152,11 @@ class TrailFilterForm(forms.Form):
         for name, value in self.cleaned_data.items():
             if name in ("since", "until"):
                 value = value.strftime("%Y-%m-%dT%H:%M") if value else ""
-            if value and not (name == "range" and value == DEFAULT_RANGE):
+            if (
+                value
+                and not (name == "range" and value == DEFAULT_RANGE)
+                and not (name == "scope" and value == DEFAULT_SCOPE)
+            ):
                 params[name] = value
         if self.time_range != "custom":
             params.pop("since", None)
