@@ -131,6 +131,13 @@ def audit_events(ctx: OperationContext, scope: Scope = Scope.CALLER) -> QuerySet
     return scope_events(ctx.caller.account_id, scope)
 
 
+def audit_event_sides(ctx: OperationContext) -> dict[Scope, QuerySet[AuditEvent]]:
+    """Both sides of the caller's account's trail, under one decision (kmsconsole:ListAuditEvents), for a reader
+    that shows only what neither side hides (the console's overview)."""
+    authorize(ctx, resource="*")
+    return {scope: scope_events(ctx.caller.account_id, scope) for scope in Scope}
+
+
 def shown_audit_events(
     ctx: OperationContext, events: Iterable[AuditEvent], scope: Scope = Scope.CALLER
 ) -> list[AuditEvent]:

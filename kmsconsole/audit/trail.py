@@ -54,6 +54,7 @@ class TrailQuery:
     until: datetime | None = None
     key: str = ""
     principal: str = ""
+    # The key's account; on the key owner's side (where every key is the reader's), the caller's account.
     account: str = ""
     operation: str = ""
     decision: str = ""
@@ -90,6 +91,7 @@ class TrailFilter:
     # A role also stands for its sessions (arn:aws:sts::<account>:assumed-role/<name>/...).
     session_prefix: str = ""
     key_account_prefix: str = ""
+    caller_account: str = ""
     notes: tuple[str, ...] = field(default=())
     # The reader's account: "decided by" matches what that account is shown (kmsconsole.audit.shown).
     account_id: str = ""
@@ -152,13 +154,15 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
     """Resolve names into what events record. Raises FilterError naming the field that names nothing."""
     key, key_note = _key_arn_for(query.key, account_id) if query.key else ("", "")
     principal, sessions = _principal_for(query.principal, account_id) if query.principal else ("", "")
-    key_account = key_arn(query.account, "") if query.account else ""
+    by_caller = query.scope is Scope.KEY_OWNER
+    key_account = key_arn(query.account, "") if query.account and not by_caller else ""
     return TrailFilter(
         query=query,
         key_arn=key,
         principal_arn=principal,
         session_prefix=sessions,
         key_account_prefix=key_account,
+        caller_account=query.account if by_caller else "",
         notes=(key_note,) if key_note else (),
         account_id=account_id,
     )
@@ -180,6 +184,8 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         events = events.filter(matches)
     if trail.key_account_prefix:
         events = events.filter(key_arn__startswith=trail.key_account_prefix)
+    if trail.caller_account:
+        events = events.filter(caller_account=trail.caller_account)
     exact = {
         "operation": query.operation,
         "decision": query.decision,

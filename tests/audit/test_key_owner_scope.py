@@ -12,29 +12,45 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from keys.models import Key
 from keys.services import crypto, lifecycle
+from kmsconsole.audit.charts import trail_charts
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import Scope, key_owner_account, reindex_key_owners
+from kmsconsole.audit.scope import Scope, key_owner_account, reindex_key_owners, scope_events
 from kmsconsole.audit.shown import (
     CALLER_IDENTITY_POLICY,
     KEY_OWNER_STATEMENT,
     shown_decided_by,
     shown_decision,
 )
+from kmsconsole.audit.trail import Page, TrailQuery, narrowed, page, resolve
 from kmsconsole.core import errors
 from policies import services
 from policies.models import Account, IamUser
 from tests.api.conftest import client_with, make_key, token_for
-from tests.audit.dashboard_support import ACCOUNT, KEY_1, OTHER_ACCOUNT, add
-from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator, create_user
+from tests.audit.dashboard_support import (
+    ACCOUNT,
+    KEY_1,
+    OTHER_ACCOUNT,
+    PARTNER_KEY,
+    add,
+    append,
+    event_values,
+)
+from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator, create_user, postgresql_only
 from tests.grants.conftest import ROOT, allow, policy
 from tests.policies.analyzer_support import run_as
 
@@ -548,6 +564,12 @@ def test_the_column_is_derived_from_the_chained_fields_and_rebuilt() -> None:
     assert reindex_key_owners(batch=2) == 1
     assert [AuditEvent.objects.get(pk=e.pk).key_owner_account for e in events] == [ACCOUNT, "", ""]
     assert reindex_key_owners() == 0
+    # The command does the same (after a rolling deploy, or to undo an edit).
+    AuditEvent.objects.filter(pk=events[0].pk).update(key_owner_account="")
+    out = io.StringIO()
+    call_command("audit", "reindex-key-owners", stdout=out)
+    assert out.getvalue() == "Set the key owner of 1 events from their chained fields.\n"
+    assert AuditEvent.objects.get(pk=events[0].pk).key_owner_account == ACCOUNT
 
 
 def test_an_unknown_scope_is_refused_and_audited(console: Callable[..., Client], admin: Persona) -> None:
@@ -586,6 +608,13 @@ def test_the_console_switches_between_the_two_sides(console: Callable[..., Clien
         r'href="([^"]*)" title="Only the events of arn:aws:iam::444455556666:user/zed"', other
     )
     assert principal is not None and "scope=key-owner" in principal[1]
+    # Every key on this side is the reader's: the account filter narrows by the caller's account.
+    third = add(caller_arn=f"arn:aws:iam::{THIRD_ACCOUNT}:user/eve", caller_account=THIRD_ACCOUNT)
+    assert "Caller&#x27;s account" in other or "Caller's account" in other
+    for account_id, shown in ((OTHER_ACCOUNT, theirs), (THIRD_ACCOUNT, third)):
+        narrowed = client.get(TRAIL, {**OWNER_SCOPE, "account": account_id}).content.decode()
+        assert f"/console/audit/events/{shown.event_id}/" in narrowed
+        assert f"/console/audit/events/{({theirs, third} - {shown}).pop().event_id}/" not in narrowed
     # An event's page is reached from either side, and leads back to its own.
     detail = client.get(f"/console/audit/events/{theirs.event_id}/").content.decode()
     assert '<a href="/console/audit/?scope=key-owner">Audit trail</a>' in detail
@@ -612,3 +641,91 @@ def test_the_owners_own_request_is_never_on_the_key_owners_side(
     assert f"/console/audit/events/{own.event_id}/" in client.get(TRAIL).content.decode()
     detail = client.get(f"/console/audit/events/{own.event_id}/").content.decode()
     assert "AKIAEXAMPLE" in detail  # read on its own side: its access key id is the account's own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cross_account_encrypt_over_the_kms_endpoint_reaches_the_key_owner(
+    kms_client: Callable[..., Any], admin: Persona
+) -> None:
+    """boto3 against the live server: the events go through the process's group commit (on PostgreSQL, the
+    one-statement batch), which writes the derived column too."""
+    key = owners_key()
+    partner = partner_app()
+    client = kms_client(partner)
+    client.encrypt(KeyId=key.arn, Plaintext=b"pay", EncryptionContext={"tenant": "ok"})
+    with pytest.raises(ClientError) as refused:
+        client.encrypt(KeyId=key.arn, Plaintext=b"pay", EncryptionContext={"tenant": "blocked"})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    stored = list(AuditEvent.objects.filter(caller_arn=partner.arn, interface="kms").order_by("seq"))
+    assert [(e.decision, e.key_owner_account) for e in stored] == [("allowed", ACCOUNT), ("denied", ACCOUNT)]
+
+    rows = _api(admin).get("/api/v1/audit-events", {**OWNER_SCOPE, "key_arn": key.arn}).json()["results"]
+    assert [row["event_id"] for row in rows] == [str(e.event_id) for e in reversed(stored)]
+    assert [row["decided_by"] for row in rows] == [
+        f"statement '{DENYING_SID}' in the key policy",
+        f"statement '{ALLOWING_SID}' in the key policy",
+    ]
+    assert not [name for name in (*PARTNERS_OWN, partner.access_key_id) if name in json.dumps(rows)]
+
+
+def _plans(work: Callable[[], Any]) -> list[str]:
+    """PostgreSQL's plan of every query on the events that `work` runs, as it ran them."""
+    with CaptureQueriesContext(connection) as captured:
+        work()
+    plans = []
+    for query in captured.captured_queries:
+        if query["sql"].startswith("SELECT") and AuditEvent._meta.db_table in query["sql"]:
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN {query['sql']}")
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    return plans
+
+
+@postgresql_only
+def test_the_key_owners_side_reads_its_partial_index(django_assert_num_queries: Any) -> None:
+    """With a trail where other accounts' requests on the reader's keys are a small share (and statistics that say
+    so), a page, a filtered page, an older page and the charts of the key owner's side start from its partial
+    index: no sequential scan, and a page needs no sort."""
+    now = timezone.now()
+    partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
+    append(
+        event_values(
+            time=now - timedelta(seconds=index),
+            **(
+                {"caller_arn": partner, "caller_account": OTHER_ACCOUNT}
+                if index % 40 == 0
+                else {"caller_arn": partner, "caller_account": OTHER_ACCOUNT, "key_arn": PARTNER_KEY}
+                if index % 2
+                else {}
+            ),
+        )
+        for index in range(6000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {AuditEvent._meta.db_table}")
+    events = scope_events(ACCOUNT, Scope.KEY_OWNER)
+    assert events.count() == 150
+
+    def first_page(**filters: Any) -> Page:
+        query = TrailQuery(since=now - timedelta(days=1), scope=Scope.KEY_OWNER, **filters)
+        return page(narrowed(events, resolve(query, account_id=ACCOUNT)))
+
+    found = first_page()
+    assert len(found.events) == 50 and found.older is not None
+    pages = [
+        *_plans(first_page),
+        *_plans(lambda: first_page(account=OTHER_ACCOUNT)),
+        *_plans(lambda: page(events, before=found.older)),
+    ]
+    for plan in pages:
+        assert "audit_key_owner_time_idx" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+
+    def charts() -> None:
+        trail_charts(
+            events, since=now - timedelta(days=1), until=now, account_id=ACCOUNT, scope=Scope.KEY_OWNER
+        )
+
+    with django_assert_num_queries(4):  # still one query each
+        charts()
+    for plan in _plans(charts):
+        assert "audit_key_owner_time_idx" in plan and "Seq Scan" not in plan, plan

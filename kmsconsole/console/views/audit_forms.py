@@ -87,6 +87,11 @@ class TrailFilterForm(forms.Form):
                 label=label, help_text=hint, max_length=length, required=False, strip=True
             )
         self.fields["operation"].widget.attrs["list"] = "audit-operations"
+        if self.data.get("scope") == Scope.KEY_OWNER.value:
+            # Every key on the key owner's side is the reader's: the account to narrow by is the caller's.
+            self.fields["account"].label = "Caller's account"
+            self.fields["account"].help_text = "The 12-digit account whose principals made the requests."
+            self.fields["principal"].help_text = "A principal's ARN (a role's includes its sessions)."
 
     operation_names = sorted(OPERATIONS)
 

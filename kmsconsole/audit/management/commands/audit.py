@@ -3,6 +3,9 @@
 The chain in the database starts where retention's archive ends (kmsconsole.audit.verification); with
 `--archive DIR` the archive files are checked too, and that the database continues them.
 `python manage.py audit reindex-context` fills the encryption-context index for events written before it existed.
+`python manage.py audit reindex-key-owners` sets each event's key owner column (the key owner's side of the trail,
+kmsconsole.audit.scope) from its chained fields where it differs: events written by a process still running older
+code, or a value edited in the database.
 """
 
 from __future__ import annotations
@@ -14,19 +17,28 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kmsconsole.audit.context_index import reindex
 from kmsconsole.audit.retention import verify_archive
+from kmsconsole.audit.scope import reindex_key_owners
 from kmsconsole.audit.verification import verify_chain
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chain (and its archive), or rebuild the encryption-context index."
+    help = (
+        "Verify the audit trail's hash chain (and its archive), or rebuild the encryption-context index or the "
+        "key owner column."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["verify", "reindex-context"])
+        parser.add_argument("action", choices=["verify", "reindex-context", "reindex-key-owners"])
         parser.add_argument("--archive", type=Path, help="Also verify the archive files in this folder.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "reindex-context":
             self.stdout.write(f"Indexed the encryption contexts of {reindex()} events.")
+            return
+        if options["action"] == "reindex-key-owners":
+            self.stdout.write(
+                f"Set the key owner of {reindex_key_owners()} events from their chained fields."
+            )
             return
         folder = options["archive"]
         if folder is not None:
