@@ -60,8 +60,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-seq"]
-        # The audit dashboard pages newest first by (time, seq) with a keyset cursor, always within the caller's
-        # account and a time range, and filters by one column at a time: each filter has an index that ends in
+        # The audit dashboard pages newest first by (time, seq) with a keyset cursor, always within one side of the
+        # reader's trail (the caller's account, or the key owner's: kmsconsole.audit.scope) and a time range, and
+        # filters by one column at a time: each filter has an index that ends in
         # (time, seq), so a filtered page is one index range scan, never a sort of the whole trail. Columns
         # that are mostly empty get partial indexes.
         indexes = [

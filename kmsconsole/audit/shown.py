@@ -1,7 +1,8 @@
 """An event's decision as the reader's account may see it.
 
 Every event is stored once, whole (its `reason` and `decided_by` are chained fields), and read by its caller's
-account only (`kmsconsole.api.reads.audit_events`). A request on another account's key was decided by that
+account (`kmsconsole.api.reads.audit_events`, scope `caller`) and, on another account's key, by the key's owner
+(scope `key-owner`, below; kmsconsole.audit.scope). A request on another account's key was decided by that
 account's key policy or grants, and the event names them: a statement of the key policy (its Sid, or its
 position) or a grant (its id). The caller's account may not read those (reading a key policy or listing a key's
 grants is the key owner's to allow, and AWS gives the caller's account a copy of a cross-account event without the
