@@ -573,11 +573,48 @@ def test_the_column_is_derived_from_the_chained_fields_and_rebuilt() -> None:
 
 
 def test_an_unknown_scope_is_refused_and_audited(console: Callable[..., Client], admin: Persona) -> None:
-    assert console(admin).get(TRAIL, {"scope": "everyone"}).status_code == 400
+    """On every reader of the trail, as the REST API does: the read fails inside its operation (ValidationException,
+    a 400), and the failed read is an event with the scope as it was asked."""
+    client = console(admin)
+    page = client.get(TRAIL, {"scope": "everyone", "range": "7d"})
+    assert page.status_code == 400
+    body = page.content.decode()
+    assert (
+        '<p class="message error" role="alert">Choose one side of the trail: scope must be one of caller, '
+        "key-owner, not &#x27;everyone&#x27;.</p>" in body
+    )
+    assert 'aria-label="Side of the trail"' in body  # the trail's own page, with its switch
+    for view in ("console:audit-export-csv", "console:audit-export-jsonl"):
+        exported = client.get(reverse(view), {"scope": "everyone"})
+        assert exported.status_code == 400
+        assert (
+            "scope must be one of caller, key-owner, not &#x27;everyone&#x27;." in exported.content.decode()
+        )
     response = _api(admin).get("/api/v1/audit-events", {"scope": "everyone"})
     assert response.status_code == 400 and "scope" in response.json()["error"]["detail"]
-    (refused,) = [e for e in _reads("kmsconsole:ListAuditEvents", admin.arn) if e.interface == "api"]
-    assert refused.decision == "failed" and refused.request_parameters["Query"]["scope"] == "everyone"
+
+    by_interface = {
+        (event.operation, event.interface, (event.request_parameters or {}).get("Format", "")): event
+        for event in AuditEvent.objects.filter(
+            caller_arn=admin.arn,
+            operation__in=("kmsconsole:ListAuditEvents", "kmsconsole:ExportAuditEvents"),
+        )
+    }
+    assert set(by_interface) == {
+        ("kmsconsole:ListAuditEvents", "console", ""),
+        ("kmsconsole:ExportAuditEvents", "console", "csv"),
+        ("kmsconsole:ExportAuditEvents", "console", "jsonl"),
+        ("kmsconsole:ListAuditEvents", "api", ""),
+    }
+    for (operation, interface, _), event in by_interface.items():
+        assert (event.decision, event.error_code) == ("failed", "ValidationException"), event
+        query = event.request_parameters["Filters" if "Export" in operation else "Query"]
+        assert query["scope"] == "everyone"
+        if interface == "console":
+            assert event.error_message == "scope must be one of caller, key-owner, not 'everyone'."
+    assert (
+        by_interface["kmsconsole:ListAuditEvents", "console", ""].request_parameters["Query"]["range"] == "7d"
+    )
 
 
 def test_the_console_switches_between_the_two_sides(console: Callable[..., Client], admin: Persona) -> None:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import SCOPE_LABELS, Scope
+from kmsconsole.audit.scope import SCOPE_LABELS, Scope, checked_scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
@@ -110,6 +110,18 @@ def _page_context(
     }
 
 
+def _refused_scope(
+    request: HttpRequest, form: TrailFilterForm, operation: str, params: dict[str, Any]
+) -> str:
+    """A scope that is not one fails the read inside its operation, with the request's parameters as they came, so
+    the refused read is audited as on the REST API (ValidationException); the error in words, or "" when the scope
+    is one (or none is asked for)."""
+    if form.scope_known:
+        return ""
+    outcome = attempt(request, operation, lambda ctx: checked_scope(form.asked_scope), params=params)
+    return outcome.error or "Choose one side of the trail."
+
+
 def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
     # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
@@ -137,6 +149,9 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
+    scope_error = _refused_scope(request, form, "kmsconsole:ListAuditEvents", {"Query": request.GET.dict()})
+    if scope_error:
+        form.add_error("scope", scope_error)
     if form.is_bound and not form.is_valid():
         return _render_trail(request, context, status=400)
     now = timezone.now()
@@ -207,6 +222,13 @@ _FORMATS = {
 
 def _export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
+    scope_error = _refused_scope(
+        request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": request.GET.dict()}
+    )
+    if scope_error:
+        return render(
+            request, "console/audit_refused.html", {"heading": "Export", "error": scope_error}, status=400
+        )
     if form.is_bound and not form.is_valid():
         errors = "; ".join(
             f"{form[name].label}: {' '.join(e)}" for name, e in form.errors.items() if name in form.fields

@@ -59,10 +59,9 @@ def _datetime(label: str) -> forms.DateTimeField:
 
 
 class TrailFilterForm(forms.Form):
-    # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field.
-    scope = forms.ChoiceField(
-        choices=[(scope.value, scope.label) for scope in Scope], required=False, widget=forms.HiddenInput
-    )
+    # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field. Taken
+    # as it comes: the read's operation checks it (kmsconsole.audit.scope.checked_scope), so a bad one is audited.
+    scope = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     range = forms.ChoiceField(
         label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
     )
@@ -118,15 +117,24 @@ class TrailFilterForm(forms.Form):
         return data
 
     @property
-    def chosen_scope(self) -> Scope:
-        """The scope asked for; the default when the form is not bound or the value is not one (then it is an
-        error beside the switch, and nothing is read)."""
-        if not self.is_bound:
-            return DEFAULT_SCOPE
+    def asked_scope(self) -> str:
+        """The scope as the request names it ("" for none)."""
+        return str(self.data.get("scope", "")) if self.is_bound else ""
+
+    @property
+    def scope_known(self) -> bool:
+        """Whether the scope asked for is one (or none is asked for, the default)."""
         try:
-            return parse_scope(self.cleaned_data.get("scope") if self.is_valid() else self.data.get("scope"))
+            parse_scope(self.asked_scope)
         except ValueError:
-            return DEFAULT_SCOPE
+            return False
+        return True
+
+    @property
+    def chosen_scope(self) -> Scope:
+        """The scope asked for; the default when none is, or the value is not one (then the read fails, audited,
+        and the error is shown beside the switch)."""
+        return parse_scope(self.asked_scope) if self.scope_known else DEFAULT_SCOPE
 
     @property
     def time_range(self) -> str:
@@ -157,11 +165,9 @@ class TrailFilterForm(forms.Form):
         for name, value in self.cleaned_data.items():
             if name in ("since", "until"):
                 value = value.strftime("%Y-%m-%dT%H:%M") if value else ""
-            if (
-                value
-                and not (name == "range" and value == DEFAULT_RANGE)
-                and not (name == "scope" and value == DEFAULT_SCOPE)
-            ):
+            if name == "scope":
+                value = "" if self.chosen_scope is DEFAULT_SCOPE else self.chosen_scope.value
+            if value and not (name == "range" and value == DEFAULT_RANGE):
                 params[name] = value
         if self.time_range != "custom":
             params.pop("since", None)
