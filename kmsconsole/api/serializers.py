@@ -287,7 +287,9 @@ class AuditEventOutput(serializers.Serializer):
     decided_by = serializers.CharField(
         help_text="The statement or grant that decided; on another account's key, \"a statement in the key "
         'owner\'s key policy" or "a grant on the key owner\'s key"; read as the key owner (scope key-owner), "an '
-        "identity policy of the caller's account\" for the caller's identity policies."
+        "identity policy of the caller's account\" for the caller's identity policies, and, read as the owner of "
+        'an allowed ReEncrypt\'s source key, "a statement in the destination key\'s policy" or "a grant on the '
+        'destination key" (the reason is then cut to its outcome).'
     )
     notable = serializers.CharField()
     scope = serializers.SerializerMethodField()

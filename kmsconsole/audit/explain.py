@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY, HIDDEN_LABELS
+from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY, DESTINATION_LABELS, HIDDEN_LABELS
 
 # decided_by as policies.authorization.decided_by() writes it.
 _STATEMENT = re.compile(
@@ -64,7 +64,8 @@ class DecidedBy:
 
     # "key policy", "identity policy", "grant", "operator", "own account", "key owner" (another account's statement
     # or grant, not named: kmsconsole.audit.shown), "caller's account" (the identity policy of another account's
-    # caller, not named), or "" (nothing named)
+    # caller, not named), "destination key" (another account's statement or grant on the destination of a
+    # ReEncrypt out of the reader's key, not named), or "" (nothing named)
     kind: str
     text: str
     statement: str = ""  # 'Sid' or #n
@@ -92,6 +93,8 @@ def parse_decided_by(text: str) -> DecidedBy:
         return DecidedBy("key owner", text)
     if text == CALLER_IDENTITY_POLICY:
         return DecidedBy("caller's account", text)
+    if text in DESTINATION_LABELS:
+        return DecidedBy("destination key", text)
     return DecidedBy("", text)
 
 
@@ -125,6 +128,12 @@ def explain(event: AuditEvent) -> Explanation:
         details.append(
             "The key belongs to another account, whose key policy and grants only it may read: the statement or "
             "grant that decided is not named here."
+        )
+    if decided_by.kind == "destination key":
+        details.append(
+            "A ReEncrypt out of this account's key into another account's key: the event records the decision on "
+            "the destination key, whose key policy and grants only its owner may read, so what decided is not "
+            "named here."
         )
     if decided_by.kind == "caller's account" or CALLER_IDENTITY_POLICY in reason:
         details.append(

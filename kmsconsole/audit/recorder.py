@@ -25,8 +25,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from kmsconsole.audit.derived import derived_values
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import key_owner_account
 from kmsconsole.audit.writer import insert_chained, write_standalone
 from kmsconsole.core import errors
 from kmsconsole.core.context import ANONYMOUS_ARN, Caller, RequestMeta
@@ -66,6 +66,33 @@ class AuditRecord:
     @property
     def has_decision(self) -> bool:
         return bool(self.decision)
+
+    def on_key(self) -> KeyDecision:
+        """The key the record is filed under and the decision on it, as they stand (see `file_under`)."""
+        return KeyDecision(self.key_arn, self.decision, self.reason, self.decided_by, self.trace)
+
+    def file_under(self, side: KeyDecision) -> None:
+        """File the record under `side`'s key, with the decision on that key: an operation on two keys (ReEncrypt)
+        records a failure under the key it is about, so the event reaches that key's owner (and no other's) with
+        that key's own decision (kmsconsole.audit.scope)."""
+        self.key_arn, self.decision, self.reason, self.decided_by, self.trace = (
+            side.key_arn,
+            side.decision,
+            side.reason,
+            side.decided_by,
+            side.trace,
+        )
+
+
+@dataclass(frozen=True)
+class KeyDecision:
+    """One key of a request and the authorization decision on it (`AuditRecord.on_key`)."""
+
+    key_arn: str
+    decision: str
+    reason: str
+    decided_by: str
+    trace: tuple[str, ...] = ()
 
 
 def _storable(value: Any) -> Any:
@@ -119,7 +146,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     caller = record.caller
     error = record.error
     caller_account = caller.account_id if caller else ""
-    return {
+    values = {
         "event_id": uuid.uuid4(),
         "time": timezone.now(),
         "request_id": record.meta.request_id,
@@ -139,9 +166,10 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "reason": record.reason,
         "decided_by": record.decided_by,
         "notable": record.notable,
-        # Not chained: derived from key_arn and caller_account, for the key owner's side of the trail.
-        "key_owner_account": key_owner_account(key_arn=record.key_arn, caller_account=caller_account),
     }
+    # Not chained: derived from the chained fields, for the key owner's side of the trail.
+    values.update(derived_values(values))
+    return values
 
 
 def append_event(record: AuditRecord, outcome: str) -> AuditEvent:

@@ -11,21 +11,23 @@ be another), so an event is seen through at most one of them, and shaped for tha
 `kmsconsole.audit.shown`.
 
 The key owner's side is found through `AuditEvent.key_owner_account`, a column the recorder fills from the chained
-`key_arn` and `caller_account` (`key_owner_account()`) and a partial index covers. The column is not chained (like
-`AuditContextEntry`, it is derived from chained fields and can be rebuilt: `manage.py audit reindex-key-owners`),
-so a reader never trusts it alone: the key owner's query also requires the chained `key_arn` to name one of the
-reader's keys and the chained `caller_account` to be another account (`scope_events`, `scope_of`). A value edited
-in the database can therefore hide an event from its key owner until the column is rebuilt, but never show it to
-an account that does not own the key.
+`key_arn`, `caller_account` and, for an allowed ReEncrypt, the source key its chained response elements name
+(`key_owner_account()`: the source's owner first, since it is its data that moves), and partial indexes cover. The
+column is not chained (like `AuditContextEntry`, it is derived from chained fields and can be rebuilt:
+kmsconsole.audit.derived, `manage.py audit reindex-key-owners`; `audit verify` reports a value that differs), so a
+reader never trusts it alone: the key owner's query also requires the chained `key_arn` (or an allowed ReEncrypt's
+chained `SourceKeyId`) to name one of the reader's keys and the chained `caller_account` to be another account
+(`scope_events`, `scope_of`). A value edited in the database can therefore hide an event from its key owner until
+the column is rebuilt, but never show it to an account that owns neither key.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from keys.models import key_arn
@@ -34,7 +36,6 @@ from kmsconsole.core import errors
 
 # A key ARN as the service writes it: arn:<partition>:kms:<region>:<account>:key/<id>.
 _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>[0-9]{12}):key/", re.ASCII)
-_REINDEX_BATCH = 5000
 
 
 class Scope(StrEnum):
@@ -71,13 +72,52 @@ def checked_scope(value: str | None) -> Scope:
         raise errors.ValidationException(f"scope must be one of {choices}, not {named!r}.") from None
 
 
-def key_owner_account(*, key_arn: str, caller_account: str) -> str:
-    """What the recorder stores as an event's `key_owner_account`: the account of the event's key when that is not
-    the caller's account, else "" (no key, or the caller's own key)."""
-    match = _KEY_ARN.match(key_arn)
-    if match is None or match["account"] == caller_account:
+# The operation whose allowed event names a second key in its chained response elements (the key its data leaves).
+RE_ENCRYPT = "ReEncrypt"
+SOURCE_KEY_ELEMENT = "SourceKeyId"
+
+
+def source_key_arn(*, operation: str, response_elements: Any) -> str:
+    """The source key of an allowed ReEncrypt, as its chained response elements name it (the endpoint's
+    `SourceKeyId`, a key ARN); "" for every other event (a refused or failed ReEncrypt has no response elements:
+    it is filed under the key whose check failed, keys.services.crypto)."""
+    if operation != RE_ENCRYPT or not isinstance(response_elements, dict):
         return ""
-    return match["account"]
+    value = response_elements.get(SOURCE_KEY_ELEMENT)
+    return value if isinstance(value, str) else ""
+
+
+def _account_of(arn: str) -> str:
+    match = _KEY_ARN.match(arn)
+    return match["account"] if match is not None else ""
+
+
+def key_owner_account(*, key_arn: str, caller_account: str, source_key_arn: str = "") -> str:
+    """What the recorder stores as an event's `key_owner_account`: the account that owns a key of the event when
+    that is not the caller's account, else "" (no key, or only the caller's own keys).
+
+    An allowed ReEncrypt names two keys: the event's key (the destination) and the source its data left. The
+    source's account comes first when it is not the caller's: it is that account's data that moved (into the
+    caller's own key, or into a third account's). When both keys belong to two accounts other than the caller's,
+    only the source's owner reads the allowed event (one column, one ordered index range per page); the
+    destination's owner reads every refusal or failure on its key, which is filed under it."""
+    caller_account = caller_account or ""
+    for arn in (source_key_arn, key_arn):
+        account = _account_of(arn)
+        if account and account != caller_account:
+            return account
+    return ""
+
+
+def event_key_owner(values: Mapping[str, Any]) -> str:
+    """`key_owner_account` of an event, from its chained fields (the recorder's values, a walked row)."""
+    return key_owner_account(
+        key_arn=values["key_arn"],
+        caller_account=values["caller_account"],
+        source_key_arn=source_key_arn(
+            operation=values["operation"], response_elements=values["response_elements"]
+        ),
+    )
 
 
 def own_keys_prefix(account_id: str) -> str:
@@ -86,10 +126,15 @@ def own_keys_prefix(account_id: str) -> str:
 
 
 def _key_owner_side(account_id: str) -> Q:
-    # key_owner_account finds the rows (its partial index); the chained key_arn and caller_account decide.
+    # key_owner_account finds the rows (its partial indexes); the chained fields decide: the event's key, or the
+    # source an allowed ReEncrypt names, is the reader's, and the caller is of another account.
+    prefix = own_keys_prefix(account_id)
     return (
         Q(key_owner_account=account_id)
-        & Q(key_arn__startswith=own_keys_prefix(account_id))
+        & (
+            Q(key_arn__startswith=prefix)
+            | Q(operation=RE_ENCRYPT, **{f"response_elements__{SOURCE_KEY_ELEMENT}__startswith": prefix})
+        )
         & ~Q(caller_account=account_id)
     )
 
@@ -120,32 +165,10 @@ def scope_of(event: AuditEvent, account_id: str) -> Scope | None:
     """The scope through which a reader of `account_id` sees `event` (None: neither), as `scope_filter` decides."""
     if event.caller_account == account_id:
         return Scope.CALLER
-    if event.key_owner_account == account_id and event.key_arn.startswith(own_keys_prefix(account_id)):
+    prefix = own_keys_prefix(account_id)
+    source = source_key_arn(operation=event.operation, response_elements=event.response_elements)
+    if event.key_owner_account == account_id and (
+        event.key_arn.startswith(prefix) or source.startswith(prefix)
+    ):
         return Scope.KEY_OWNER
     return None
-
-
-def reindex_key_owners(events: Any = AuditEvent, *, batch: int = _REINDEX_BATCH) -> int:
-    """Set every event's `key_owner_account` from its chained fields where it differs (events written before the
-    column existed, or by a process running older code; a value edited in the database); returns how many
-    changed. Walks the trail in primary-key order, one short transaction per batch, so writers are never held up
-    for long. `events`: the model (a migration passes its historical one)."""
-    changed = 0
-    last_pk = 0
-    while True:
-        with transaction.atomic():
-            rows = list(
-                events.objects.filter(pk__gt=last_pk)
-                .order_by("pk")
-                .values_list("pk", "key_arn", "caller_account", "key_owner_account")[:batch]
-            )
-            if not rows:
-                return changed
-            wrong: dict[str, list[int]] = {}
-            for pk, arn, caller_account, stored in rows:
-                owner = key_owner_account(key_arn=arn, caller_account=caller_account)
-                if owner != stored:
-                    wrong.setdefault(owner, []).append(pk)
-            for owner, pks in wrong.items():
-                changed += events.objects.filter(pk__in=pks).update(key_owner_account=owner)
-            last_pk = rows[-1][0]

@@ -23,6 +23,14 @@ are shown as `CALLER_IDENTITY_POLICY`, and the caller's access key id is not sho
 not recognisably the owner's own (a key-policy statement, a grant) or the words every side may see is the caller's
 (fail closed), and a reason that would still name an identity policy after the replacement is cut to its outcome.
 The same functions take the scope; the charts and the filter use the same rule in SQL.
+
+On the key owner's side, an event whose key is another account's is an allowed ReEncrypt out of the reader's key
+(kmsconsole.audit.scope: its chained response names the reader's key as the source). It holds the decision on the
+destination (the caller's own key, or a third account's), none of it the reader's: a statement or grant is shown as
+`DESTINATION_STATEMENT` or `DESTINATION_GRANT`, an identity policy as `CALLER_IDENTITY_POLICY`, and the reason is cut
+to its outcome. The column `AuditEvent.decided_by_caller_policy` (kmsconsole.audit.derived) stores
+`hidden_from_key_owner` for the events of the key owner's side, so the filter on `CALLER_IDENTITY_POLICY` finds them
+with an index; it still tests the chained `decided_by`.
 """
 
 from __future__ import annotations
@@ -43,6 +51,11 @@ KEY_OWNER_GRANT = "a grant on the key owner's key"
 HIDDEN_LABELS = (KEY_OWNER_STATEMENT, KEY_OWNER_GRANT)
 # What the key's owner is shown for an identity policy of the caller's (another) account.
 CALLER_IDENTITY_POLICY = "an identity policy of the caller's account"
+# What the owner of a ReEncrypt's source key is shown for the destination key's statement or grant (the allowed
+# event holds the decision on the destination, another account's key: the caller's, or a third account's).
+DESTINATION_STATEMENT = "a statement in the destination key's policy"
+DESTINATION_GRANT = "a grant on the destination key"
+DESTINATION_LABELS = (DESTINATION_STATEMENT, DESTINATION_GRANT)
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
 # own business, or a statement of one of the caller's identity policies (policies.authorization.decided_by: the
@@ -107,6 +120,8 @@ def shown_decision(
 ) -> ShownDecision:
     """The event's reason and decided_by as a reader of `account_id` may see them through `scope`."""
     if scope is Scope.KEY_OWNER:
+        if on_another_accounts_key(key_arn, account_id):
+            return _shown_to_source_owner(reason, decided_by)
         return _shown_to_key_owner(reason, decided_by)
     label = _label(decided_by) if on_another_accounts_key(key_arn, account_id) else ""
     if not label:
@@ -121,13 +136,43 @@ def shown_decision(
     return ShownDecision(f"{outcome}: decided by {label}" if outcome else "", label)
 
 
+def _names_a_key_statement_or_grant(decided_by: str) -> bool:
+    """Whether `decided_by` names a key policy's statement or a grant (the key's owner's), not an identity policy."""
+    if decided_by.startswith(_GRANT_PREFIX):
+        return True
+    return bool(_KEY_STATEMENT.match(decided_by)) and not _CALLERS_OWN.match(decided_by)
+
+
 def _owner_label(decided_by: str) -> str:
     """What `decided_by` stands as to the key's owner: "" when it is the owner's own (or words every side sees)."""
-    if decided_by in _SHOWN_WHOLE or decided_by.startswith(_GRANT_PREFIX):
-        return ""
-    if _KEY_STATEMENT.match(decided_by) and not _CALLERS_OWN.match(decided_by):
+    if decided_by in _SHOWN_WHOLE or _names_a_key_statement_or_grant(decided_by):
         return ""
     return CALLER_IDENTITY_POLICY
+
+
+def hidden_from_key_owner(decided_by: str) -> bool:
+    """Whether the key's owner sees `decided_by` as `CALLER_IDENTITY_POLICY` (on its own key, or as a ReEncrypt's
+    source): what the derived column `AuditEvent.decided_by_caller_policy` stores (kmsconsole.audit.derived)."""
+    return bool(_owner_label(decided_by))
+
+
+def _source_owner_label(decided_by: str) -> str:
+    """What `decided_by` stands as to the owner of an allowed ReEncrypt's source key, when the event's key (the
+    destination) is another account's: none of the decision is the reader's."""
+    if decided_by in _SHOWN_WHOLE:
+        return ""
+    if _names_a_key_statement_or_grant(decided_by):
+        return DESTINATION_GRANT if decided_by.startswith(_GRANT_PREFIX) else DESTINATION_STATEMENT
+    return CALLER_IDENTITY_POLICY
+
+
+def _shown_to_source_owner(reason: str, decided_by: str) -> ShownDecision:
+    """An allowed ReEncrypt out of the reader's key into another account's key (the caller's own, or a third
+    account's): the event holds the decision on the destination (kms:ReEncryptTo), whose statements and grants
+    are its owner's and whose identity policies are the caller's. What decided is named by what it is, and the
+    reason is cut to its outcome (the engine's sentence names nothing else the reader may read)."""
+    shown_by = _source_owner_label(decided_by) or decided_by
+    return ShownDecision(_outcome_only(reason, shown_by), shown_by)
 
 
 def _shown_to_key_owner(reason: str, decided_by: str) -> ShownDecision:
@@ -215,25 +260,30 @@ def _names_a_key_statement() -> Q:
     return ~Q(decided_by__in=_SHOWN_WHOLE) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN) & ~_names_a_grant()
 
 
+def _names_an_owner_statement() -> Q:
+    return Q(decided_by__regex=_KEY_STATEMENT_PATTERN) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN)
+
+
 def _shown_to_key_owner_whole() -> Q:
-    """The events whose `decided_by` the key's owner sees as it is (`_owner_label` is "")."""
-    return (
-        Q(decided_by__in=_SHOWN_WHOLE)
-        | _names_a_grant()
-        | (Q(decided_by__regex=_KEY_STATEMENT_PATTERN) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN))
-    )
+    """The events whose `decided_by` the key's owner sees as it is (`_owner_label` is ""), or, as the owner of an
+    allowed ReEncrypt's source, as a label of the destination's (`_source_owner_label`): everything but the
+    caller's identity policies."""
+    return Q(decided_by__in=_SHOWN_WHOLE) | _names_a_grant() | _names_an_owner_statement()
 
 
 def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression:
     """`decided_by` as a reader of `account_id` sees it through `scope`, as an SQL expression (the charts group by
     it)."""
+    elsewhere = _another_accounts_key(account_id)
     if scope is Scope.KEY_OWNER:
+        # On this side, an event whose key is another account's is an allowed ReEncrypt out of the reader's key.
         return Case(
+            When(elsewhere & _names_a_grant(), then=Value(DESTINATION_GRANT)),
+            When(elsewhere & _names_an_owner_statement(), then=Value(DESTINATION_STATEMENT)),
             When(_shown_to_key_owner_whole(), then=F("decided_by")),
             default=Value(CALLER_IDENTITY_POLICY),
             output_field=CharField(),
         )
-    elsewhere = _another_accounts_key(account_id)
     return Case(
         When(elsewhere & _names_a_grant(), then=Value(KEY_OWNER_GRANT)),
         When(elsewhere & _names_a_key_statement(), then=Value(KEY_OWNER_STATEMENT)),
@@ -248,11 +298,19 @@ def decided_by_matches(value: str, account_id: str, scope: Scope = Scope.CALLER)
     at the key owner's Sids and grant ids from the caller's side, at the caller's identity policies from the key
     owner's). An exact value keeps its index."""
     if scope is Scope.KEY_OWNER:
+        elsewhere = _another_accounts_key(account_id)  # an allowed ReEncrypt out of the reader's key
         if value == CALLER_IDENTITY_POLICY:
-            return ~_shown_to_key_owner_whole()
+            # The derived column finds the rows with its partial index (few); the chained decided_by decides.
+            return Q(decided_by_caller_policy=True) & ~_shown_to_key_owner_whole()
+        if value == DESTINATION_GRANT:
+            return elsewhere & _names_a_grant()
+        if value == DESTINATION_STATEMENT:
+            return elsewhere & _names_an_owner_statement()
         if _owner_label(value):
             return Q(pk__in=[])  # a name the key's owner is not shown: nothing matches it
-        return Q(decided_by=value)
+        if value in _SHOWN_WHOLE:
+            return Q(decided_by=value)
+        return Q(decided_by=value) & ~elsewhere  # the reader's own statement or grant, on its own key
     if value in HIDDEN_LABELS:
         names = _names_a_grant() if value == KEY_OWNER_GRANT else _names_a_key_statement()
         return _another_accounts_key(account_id) & names

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
 from kmsconsole.audit.context_index import context_pairs
+from kmsconsole.audit.derived import DERIVED_FIELDS, derived_values
 from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
-from kmsconsole.audit.scope import key_owner_account
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
@@ -49,14 +49,12 @@ def event_values(**fields: Any) -> dict[str, Any]:
         "decided_by": ALLOW_STATEMENT,
         "notable": "",
     }
-    unknown = set(fields) - set(values) - {"key_owner_account"}
+    unknown = set(fields) - set(values) - set(DERIVED_FIELDS)
     assert not unknown, f"not an event column: {unknown}"
     values.update(fields)
-    # Not chained: derived as the recorder derives it, unless a test sets it (a tampered value).
-    values.setdefault(
-        "key_owner_account",
-        key_owner_account(key_arn=values["key_arn"], caller_account=values["caller_account"]),
-    )
+    # Not chained: derived as the recorder derives them, unless a test sets one (a tampered value).
+    for name, value in derived_values(values).items():
+        values.setdefault(name, value)
     return values
 
 

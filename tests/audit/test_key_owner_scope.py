@@ -12,13 +12,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -28,11 +29,16 @@ from django.utils.html import escape
 from keys.models import Key
 from keys.services import crypto, lifecycle
 from kmsconsole.audit.charts import trail_charts
-from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import Scope, key_owner_account, reindex_key_owners, scope_events
+from kmsconsole.audit.derived import DERIVED_FIELDS, derived_values
+from kmsconsole.audit.derived import reindex as reindex_key_owners
+from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from kmsconsole.audit.scope import Scope, key_owner_account, scope_events
 from kmsconsole.audit.shown import (
     CALLER_IDENTITY_POLICY,
+    DESTINATION_GRANT,
+    DESTINATION_STATEMENT,
     KEY_OWNER_STATEMENT,
+    decided_by_matches,
     shown_decided_by,
     shown_decision,
 )
@@ -43,7 +49,9 @@ from policies.models import Account, IamUser
 from tests.api.conftest import client_with, make_key, token_for
 from tests.audit.dashboard_support import (
     ACCOUNT,
+    ALLOW_STATEMENT,
     KEY_1,
+    KEY_2,
     OTHER_ACCOUNT,
     PARTNER_KEY,
     add,
@@ -433,26 +441,66 @@ DECIDED_BY = (
 )
 
 
-def test_the_key_owners_charts_and_rows_show_decided_by_alike() -> None:
-    """The SQL expression the charts group by and the Python rule the rows are shown by agree on every kind."""
-    events = [
-        add(
-            caller_arn=f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed",
-            caller_account=OTHER_ACCOUNT,
-            decided_by=value,
+def _on_both_keys(values: tuple[str, ...]) -> list[AuditEvent]:
+    """Another account's request for each decided_by: on the reader's key, and an allowed ReEncrypt out of the
+    reader's key into the caller's own (the event's key is then another account's)."""
+    partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
+    return [
+        add(caller_arn=partner, caller_account=OTHER_ACCOUNT, decided_by=value, **where)
+        for where in (
+            {},
+            {
+                "operation": "ReEncrypt",
+                "key_arn": PARTNER_KEY,
+                "response_elements": {"SourceKeyId": KEY_1, "KeyId": PARTNER_KEY},
+            },
         )
-        for value in DECIDED_BY
+        for value in values
     ]
+
+
+def test_the_key_owners_charts_and_rows_show_decided_by_alike() -> None:
+    """The SQL expression the charts group by and the Python rule the rows are shown by agree on every kind, on the
+    reader's key and as the owner of a ReEncrypt's source; the filter matches exactly what each value is shown as."""
+    events = _on_both_keys(DECIDED_BY)
+    assert {event.pk for event in events} == set(
+        scope_events(ACCOUNT, Scope.KEY_OWNER)
+        .filter(pk__in=[e.pk for e in events])
+        .values_list("pk", flat=True)
+    )
     grouped = dict(
         AuditEvent.objects.filter(pk__in=[event.pk for event in events])
         .annotate(shown=shown_decided_by(ACCOUNT, Scope.KEY_OWNER))
-        .values_list("decided_by", "shown")
+        .values_list("pk", "shown")
     )
-    for value in DECIDED_BY:
-        python = shown_decision(
-            key_arn=KEY_1, reason="", decided_by=value, account_id=ACCOUNT, scope=Scope.KEY_OWNER
+    python = {
+        event.pk: shown_decision(
+            key_arn=event.key_arn,
+            reason="",
+            decided_by=event.decided_by,
+            account_id=ACCOUNT,
+            scope=Scope.KEY_OWNER,
+        ).decided_by
+        for event in events
+    }
+    assert grouped == python
+    for shown in set(python.values()):
+        matching = AuditEvent.objects.filter(
+            decided_by_matches(shown, ACCOUNT, Scope.KEY_OWNER), pk__in=[event.pk for event in events]
         )
-        assert grouped[value] == python.decided_by, value
+        assert set(matching.values_list("pk", flat=True)) == {pk for pk, s in python.items() if s == shown}, (
+            shown
+        )
+    # Out of the reader's key into another account's: the destination's statements and grants are labels too.
+    assert {python[event.pk] for event in events if event.key_arn == PARTNER_KEY} == {
+        "",
+        "operator",
+        "own account",
+        DESTINATION_GRANT,
+        DESTINATION_STATEMENT,
+        CALLER_IDENTITY_POLICY,
+    }
+    grouped = {event.decided_by: python[event.pk] for event in events if event.key_arn == KEY_1}
     hidden = {value for value in DECIDED_BY if grouped[value] == CALLER_IDENTITY_POLICY}
     assert hidden == {
         # Any statement cut at the column's length: the owner's and the caller's look alike then (fail closed).
@@ -568,8 +616,106 @@ def test_the_column_is_derived_from_the_chained_fields_and_rebuilt() -> None:
     AuditEvent.objects.filter(pk=events[0].pk).update(key_owner_account="")
     out = io.StringIO()
     call_command("audit", "reindex-key-owners", stdout=out)
-    assert out.getvalue() == "Set the key owner of 1 events from their chained fields.\n"
+    assert out.getvalue() == "Set the key owner columns of 1 events from their chained fields.\n"
     assert AuditEvent.objects.get(pk=events[0].pk).key_owner_account == ACCOUNT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_the_columns_as_the_recorder_would() -> None:
+    """audit.0008 carries its own copy of the rules (a later change to them must not change a migration): on events
+    of every kind written before the columns, it gives what the recorder's rules give today."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("audit", "0006_arn_prefix_indexes")])
+    old_event = executor.loader.project_state([("audit", "0006_arn_prefix_indexes")]).apps.get_model(
+        "audit", "AuditEvent"
+    )
+    partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
+    guard = "statement 'Guard' in the identity policy 'guard'"
+    kinds: list[dict[str, Any]] = [
+        {},  # the reader's own request on its own key
+        {"caller_arn": partner, "caller_account": OTHER_ACCOUNT},  # another account's, on the reader's key
+        {"caller_arn": partner, "caller_account": OTHER_ACCOUNT, "decided_by": guard},
+        {"caller_arn": partner, "caller_account": OTHER_ACCOUNT, "key_arn": PARTNER_KEY, "decided_by": guard},
+        {"caller_arn": partner, "caller_account": OTHER_ACCOUNT, "decided_by": "grant 0123abcd"},
+        {"key_arn": "", "decided_by": guard},  # no key (an account-level operation)
+        {  # an allowed ReEncrypt out of the reader's key into the partner's own
+            "caller_arn": partner,
+            "caller_account": OTHER_ACCOUNT,
+            "operation": "ReEncrypt",
+            "key_arn": PARTNER_KEY,
+            "response_elements": {"SourceKeyId": KEY_1, "KeyId": PARTNER_KEY},
+            "decided_by": guard,
+        },
+        {  # the same response on another operation names no source
+            "caller_arn": partner,
+            "caller_account": OTHER_ACCOUNT,
+            "operation": "Decrypt",
+            "key_arn": PARTNER_KEY,
+            "response_elements": {"SourceKeyId": KEY_1},
+        },
+    ]
+    chained = [event_values(**kind) for kind in kinds]
+    for seq, values in enumerate(chained, start=1):
+        old_event.objects.create(
+            seq=seq,
+            prev_hash="0" * 64,
+            hash="0" * 64,
+            **{name: value for name, value in values.items() if name not in DERIVED_FIELDS},
+        )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    filled = list(AuditEvent.objects.order_by("seq").values(*DERIVED_FIELDS))
+    assert filled == [derived_values(values) for values in chained]
+    assert [row["key_owner_account"] for row in filled] == [
+        "",
+        ACCOUNT,
+        ACCOUNT,
+        "",
+        ACCOUNT,
+        "",
+        ACCOUNT,
+        "",
+    ]
+    assert [row["decided_by_caller_policy"] for row in filled] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_verify_reports_derived_columns_that_differ_as_a_finding_not_a_broken_chain() -> None:
+    partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
+    theirs = add(caller_arn=partner, caller_account=OTHER_ACCOUNT)
+    guarded = add(
+        caller_arn=partner,
+        caller_account=OTHER_ACCOUNT,
+        decided_by="statement 'Guard' in the identity policy 'guard'",
+    )
+    assert (theirs.key_owner_account, guarded.decided_by_caller_policy) == (ACCOUNT, True)
+    add()
+
+    def verify() -> str:
+        out = io.StringIO()
+        call_command("audit", "verify", stdout=out)
+        return out.getvalue()
+
+    assert verify() == "Audit chain intact: 3 events verified.\n"
+    # Someone with database access hides the first from its key's owner and the second from the label's filter.
+    AuditEvent.objects.filter(pk=theirs.pk).update(key_owner_account="")
+    AuditEvent.objects.filter(pk=guarded.pk).update(decided_by_caller_policy=False)
+    assert verify() == (
+        "Audit chain intact: 3 events verified.\n"
+        f"Found: 2 events' key owner columns differ from their chained fields (first: event #{theirs.seq} "
+        f"({theirs.event_id}): key_owner_account differ from the chained fields); `manage.py audit "
+        "reindex-key-owners` sets them again.\n"
+    )
+    assert reindex_key_owners() == 2
+    assert verify() == "Audit chain intact: 3 events verified.\n"
 
 
 def test_an_unknown_scope_is_refused_and_audited(console: Callable[..., Client], admin: Persona) -> None:
@@ -718,28 +864,44 @@ def _plans(work: Callable[[], Any]) -> list[str]:
     return plans
 
 
-@postgresql_only
-def test_the_key_owners_side_reads_its_partial_index(django_assert_num_queries: Any) -> None:
-    """With a trail where other accounts' requests on the reader's keys are a small share (and statistics that say
-    so), a page, a filtered page, an older page and the charts of the key owner's side start from its partial
-    index: no sequential scan, and a page needs no sort."""
-    now = timezone.now()
+def _owner_side_values(index: int, now: datetime) -> dict[str, Any]:
+    """One of a trail where other accounts' requests on the reader's keys are a small share (1 in 40), of every
+    kind the filters ask for; the rest are the reader's own requests and another account's on its own keys."""
     partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
-    append(
-        event_values(
-            time=now - timedelta(seconds=index),
-            **(
-                {"caller_arn": partner, "caller_account": OTHER_ACCOUNT}
-                if index % 40 == 0
-                else {"caller_arn": partner, "caller_account": OTHER_ACCOUNT, "key_arn": PARTNER_KEY}
-                if index % 2
-                else {}
-            ),
-        )
-        for index in range(6000)
+    time = now - timedelta(seconds=index)
+    if index % 40:
+        if index % 2:
+            return event_values(
+                time=time, caller_arn=partner, caller_account=OTHER_ACCOUNT, key_arn=PARTNER_KEY
+            )
+        return event_values(time=time)
+    identity = index % 400 == 0
+    return event_values(
+        time=time,
+        caller_arn=partner,
+        caller_account=OTHER_ACCOUNT,
+        key_arn=KEY_2 if index % 120 == 0 else KEY_1,
+        operation="GenerateDataKey" if index % 200 == 0 else "Encrypt",
+        decision="denied" if identity else "allowed",
+        reason="denied by statement 'Guard' in the identity policy 'guard'" if identity else "allowed",
+        decided_by="statement 'Guard' in the identity policy 'guard'" if identity else ALLOW_STATEMENT,
+        request_parameters={"KeyId": KEY_1, "EncryptionContext": {"tenant": str(index % 13)}},
     )
+
+
+@postgresql_only
+def test_the_key_owners_side_reads_its_partial_indexes(
+    django_assert_num_queries: Any, admin: Persona
+) -> None:
+    """With a trail where other accounts' requests on the reader's keys are a small share (and statistics that say
+    so), every read of the key owner's side is index range scans, never a sequential scan of the events: a page,
+    an older page, each filter (the caller's account, key, operation, decision, the "decided by" label and a
+    statement, an encryption-context pair), the charts, and the REST list, which pages by seq."""
+    now = timezone.now()
+    append(_owner_side_values(index, now) for index in range(6000))
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {AuditEvent._meta.db_table}")
+        cursor.execute(f"ANALYZE {AuditContextEntry._meta.db_table}")
     events = scope_events(ACCOUNT, Scope.KEY_OWNER)
     assert events.count() == 150
 
@@ -749,13 +911,34 @@ def test_the_key_owners_side_reads_its_partial_index(django_assert_num_queries: 
 
     found = first_page()
     assert len(found.events) == 50 and found.older is not None
-    pages = [
+    # Pages in the order of the key owner's partial indexes: no sort.
+    for plan in [
         *_plans(first_page),
         *_plans(lambda: first_page(account=OTHER_ACCOUNT)),
         *_plans(lambda: page(events, before=found.older)),
-    ]
-    for plan in pages:
+    ]:
         assert "audit_key_owner_time_idx" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+    label = first_page(decided_by=CALLER_IDENTITY_POLICY)
+    assert len(label.events) == 15
+    assert {event.decided_by for event in label.events} == {
+        "statement 'Guard' in the identity policy 'guard'"
+    }
+    (plan,) = _plans(lambda: first_page(decided_by=CALLER_IDENTITY_POLICY))
+    assert "audit_key_owner_policy_idx" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+    # The other filters: the key owner's index or the filter's own (column, time, seq) one, never a whole scan of
+    # the events (the context pairs here are only the key owner's 150 events' few: read whole, as cheap).
+    filters: dict[str, dict[str, str]] = {
+        "key": {"key": KEY_2},
+        "operation": {"operation": "GenerateDataKey"},
+        "decision": {"decision": "denied"},
+        "statement": {"decided_by": ALLOW_STATEMENT},
+        "context": {"context_key": "tenant", "context_value": "3"},
+    }
+    for name, values in filters.items():
+        assert first_page(**values).events, name
+        for plan in _plans(lambda v=values: first_page(**v)):
+            assert f"Seq Scan on {AuditEvent._meta.db_table}" not in plan, (name, plan)
+            assert re.search(r"Index (Only )?Scan", plan), (name, plan)
 
     def charts() -> None:
         trail_charts(
@@ -765,4 +948,23 @@ def test_the_key_owners_side_reads_its_partial_index(django_assert_num_queries: 
     with django_assert_num_queries(4):  # still one query each
         charts()
     for plan in _plans(charts):
-        assert "audit_key_owner_time_idx" in plan and "Seq Scan" not in plan, plan
+        assert "audit_key_owner_" in plan and "Seq Scan" not in plan, plan
+
+    # The REST list, newest first by seq (kmsconsole.api.filters.AuditCursor): the (key_owner_account, seq) index
+    # walked back, one page read.
+    api = _api(admin)
+    with CaptureQueriesContext(connection) as captured:
+        listed = api.get("/api/v1/audit-events", OWNER_SCOPE)
+    assert listed.status_code == 200 and len(listed.json()["results"]) == 50
+    (listing,) = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT")
+        and f'FROM "{AuditEvent._meta.db_table}"' in query["sql"]
+        and '"seq" DESC' in query["sql"]
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {listing}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan Backward using audit_key_owner_seq_idx" in plan, plan
+    assert "Seq Scan" not in plan and "Sort" not in plan, plan
