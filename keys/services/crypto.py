@@ -24,9 +24,11 @@ Decisions where AWS documents nothing:
   account's key when the header names the same key ("a short key ID is also acceptable" for symmetric
   ciphertext).
 - ReEncrypt authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination (both with
-  kms:ReEncryptOnSameKey). The audit record keeps the last decision, and its key_arn names that decision's
-  key: the source when the source was denied, else the destination (success events name both keys in
-  their response elements).
+  kms:ReEncryptOnSameKey). The audit record is filed under the key whose check or step failed, with the decision
+  on that key: the source when the source was denied, or its state, usage, algorithm or the ciphertext failed
+  (then a use of a source pending deletion is notable), the destination when it was denied or its own checks or
+  the encryption failed. An allowed ReEncrypt is filed under the destination with its decision; its response
+  elements name both keys, and the source key's owner reads it too (kmsconsole.audit.scope).
 - An encryption context with an asymmetric key is ValidationException ("EncryptionContext is not supported
   when encrypting/decrypting with asymmetric CMKs."); ignoring it would pretend a binding that is not there.
 - GetPublicKey on a key without a public key (symmetric, HMAC) is UnsupportedOperationException.
@@ -42,7 +44,7 @@ Decisions where AWS documents nothing:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,7 @@ from keys.materials import current_material, material_version, open_material
 from keys.models import Key, KeyMaterial
 from keys.selectors import key_by_id, resolve_key
 from keys.services.access import authorize_on_key, check_state, key_for
+from kmsconsole.audit.recorder import KeyDecision
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
@@ -517,6 +520,7 @@ def key_re_encrypt(
         context=source_encryption_context,
         condition_values={"kms:EncryptionAlgorithm": str(source_algorithm), **same_key},
     )
+    on_source = ctx.audit.on_key()
     ctx.audit.key_arn = destination.key.arn
     authorize_on_key(
         ctx,
@@ -526,16 +530,34 @@ def key_re_encrypt(
         encryption_context=destination_encryption_context,
         condition_values={"kms:EncryptionAlgorithm": str(destination_algorithm), **same_key},
     )
-    check_state(ctx, source.key)
-    check_state(ctx, destination.key)
-    _check_source_usage(source, ctx)
-    _check_usage(destination.key, ctx.operation.name)
-    _check_encryption(source.key, source_algorithm, source_encryption_context)
-    _check_encryption(destination.key, destination_algorithm, destination_encryption_context)
+    on_destination = ctx.audit.on_key()
+    # Each check and step is filed under the key it is about, with that key's decision: a failure about the source
+    # (its state, usage, algorithm, the ciphertext) reaches the source key's owner, never the destination's.
+    steps: tuple[tuple[KeyDecision, Callable[[], object]], ...] = (
+        (on_source, lambda: check_state(ctx, source.key)),
+        (on_destination, lambda: check_state(ctx, destination.key)),
+        (on_source, lambda: _check_source_usage(source, ctx)),
+        (on_destination, lambda: _check_usage(destination.key, ctx.operation.name)),
+        (on_source, lambda: _check_encryption(source.key, source_algorithm, source_encryption_context)),
+        (
+            on_destination,
+            lambda: _check_encryption(destination.key, destination_algorithm, destination_encryption_context),
+        ),
+    )
+    for side, check in steps:
+        ctx.audit.file_under(side)
+        check()
+    if blob is not None:
+        ctx.audit.file_under(on_source)
+    # Without a ciphertext (a dry run that ignores it) this stops, filed under the destination as the allowed
+    # request would be.
     ciphertext, sealed = _sealed_ciphertext(ctx, source, blob, algorithm=source_algorithm)
     plaintext, source_material_id = _decrypt_with(
         ctx, source.key, ciphertext, sealed, algorithm=source_algorithm, context=source_encryption_context
     )
+    # The allowed event is filed under the destination; its response names the source too (SourceKeyId), which
+    # brings it to the source key's owner as well (kmsconsole.audit.scope.key_owner_account).
+    ctx.audit.file_under(on_destination)
     _check_plaintext(destination.key, plaintext, destination_algorithm)
     # It decrypted, and the plaintext fits the destination: the request would succeed.
     _stop_if_dry_run(ctx, destination.key, symmetric_only=True)

@@ -3,7 +3,7 @@
 Each function takes the OperationContext of the KMS (or product) operation that covers the read, asks the engine
 first — exactly as the KMS endpoint's service does for that operation — and returns a queryset the view filters,
 orders and pages. Rows are always confined to the caller's account (job runs, which sweep every account, to the
-caller's share of each).
+caller's share of each; audit events to its own requests, or to other accounts' requests on its keys).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from keys.selectors import resolve_key
 from keys.services.access import KeyQuestions, key_for
 from keys.services.key_policy import key_for_policy_check, validate_key_policy
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import Scope, either_scope, scope_events, scope_of
 from kmsconsole.audit.shown import shown_event, shown_values
 from kmsconsole.core import errors
 from kmsconsole.jobs.models import JobRun, ShownRun
@@ -120,34 +121,58 @@ def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dic
     return {"valid": True, "code": "", "message": ""}
 
 
-def audit_events(ctx: OperationContext) -> QuerySet[AuditEvent]:
-    """The audit events of the caller's account (by the caller's account). kmsconsole:ListAuditEvents.
+def audit_events(ctx: OperationContext, scope: Scope = Scope.CALLER) -> QuerySet[AuditEvent]:
+    """The audit events the caller's account reads through `scope` (kmsconsole.audit.scope): its own principals'
+    requests (the default), or other accounts' requests on its keys. kmsconsole:ListAuditEvents.
 
-    Rows are stored whole: whoever shows them shows them through `shown_audit_events` or `shown_audit_rows`,
-    since an event of a request on another account's key names that account's statements and grants."""
+    Rows are stored whole: whoever shows them shows them through `shown_audit_events` or `shown_audit_rows` with the
+    same scope, since an event of a cross-account request names each side's statements and grants."""
     authorize(ctx, resource="*")
-    return AuditEvent.objects.filter(caller_account=ctx.caller.account_id)
+    return scope_events(ctx.caller.account_id, scope)
 
 
-def shown_audit_events(ctx: OperationContext, events: Iterable[AuditEvent]) -> list[AuditEvent]:
-    """The events as the caller's account may see them: on another account's key, without the names of that
-    account's key-policy statements and grants (kmsconsole.audit.shown)."""
-    return [shown_event(event, ctx.caller.account_id) for event in events]
+def audit_event_sides(ctx: OperationContext) -> dict[Scope, QuerySet[AuditEvent]]:
+    """Both sides of the caller's account's trail, under one decision (kmsconsole:ListAuditEvents), for a reader
+    that shows only what neither side hides (the console's overview)."""
+    authorize(ctx, resource="*")
+    return {scope: scope_events(ctx.caller.account_id, scope) for scope in Scope}
 
 
-def shown_audit_rows(ctx: OperationContext, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Exported rows (`kmsconsole.audit.export.event_rows`) as the caller's account may see them, as they come."""
+def shown_audit_events(
+    ctx: OperationContext, events: Iterable[AuditEvent], scope: Scope = Scope.CALLER
+) -> list[AuditEvent]:
+    """The events as the caller's account may see them through `scope` (kmsconsole.audit.shown): on another
+    account's key, without the names of that account's key-policy statements and grants; of another account's
+    request on the reader's key, without that account's identity policies and access key id."""
+    return [shown_event(event, ctx.caller.account_id, scope) for event in events]
+
+
+def shown_audit_rows(
+    ctx: OperationContext, rows: Iterable[dict[str, Any]], scope: Scope = Scope.CALLER
+) -> Iterator[dict[str, Any]]:
+    """Exported rows (`kmsconsole.audit.export.event_rows`) as the caller's account may see them through `scope`,
+    as they come."""
     account_id = ctx.caller.account_id
-    return (shown_values(row, account_id) for row in rows)
+    return (shown_values(row, account_id, scope) for row in rows)
 
 
-def audit_event(ctx: OperationContext, *, event_id: str) -> AuditEvent:
-    """One event of the caller's account, as the caller's account may see it. kmsconsole:GetAuditEvent."""
+@dataclass(frozen=True)
+class ReadEvent:
+    """One event as the reader's account may see it, and the scope it is seen through."""
+
+    event: AuditEvent
+    scope: Scope
+
+
+def audit_event(ctx: OperationContext, *, event_id: str) -> ReadEvent:
+    """One event the caller's account reads through either scope, as it may see it. kmsconsole:GetAuditEvent."""
     authorize(ctx, resource="*")
-    found = AuditEvent.objects.filter(caller_account=ctx.caller.account_id, event_id=event_id).first()
-    if found is None:
+    account_id = ctx.caller.account_id
+    found = AuditEvent.objects.filter(either_scope(account_id), event_id=event_id).first()
+    scope = scope_of(found, account_id) if found is not None else None
+    if found is None or scope is None:
         raise errors.NotFoundException(f"Audit event {event_id} does not exist.")
-    return shown_event(found, ctx.caller.account_id)
+    return ReadEvent(shown_event(found, account_id, scope), scope)
 
 
 def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:

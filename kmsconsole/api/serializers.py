@@ -8,12 +8,16 @@ from rest_framework import serializers
 
 from keys.models import Key
 from kmsconsole.api.reads import ListedKey
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
 from kmsconsole.jobs.models import JobRun, ShownRun
 
 # The serializer context entry of what the key list may show of each key (kmsconsole.api.views.keys.KeyListView).
 LISTED_KEYS = "listed_keys"
 # The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
 SHOWN_RUNS = "shown_runs"
+# The serializer context entry of the scope audit events are read through (kmsconsole.audit.scope).
+AUDIT_SCOPE = "audit_scope"
 
 # Inputs.
 
@@ -107,6 +111,15 @@ class GrantCreateInput(serializers.Serializer):
 
 class RetirableGrantsQuery(serializers.Serializer):
     retiring_principal = serializers.CharField()
+
+
+class AuditScopeQuery(serializers.Serializer):
+    scope = serializers.ChoiceField(
+        choices=[scope.value for scope in Scope], required=False, allow_blank=True
+    )
+
+    def validate_scope(self, value: str) -> Scope:
+        return parse_scope(value)
 
 
 # Outputs.
@@ -257,7 +270,7 @@ class AuditEventOutput(serializers.Serializer):
     operation = serializers.CharField()
     caller_arn = serializers.CharField()
     caller_account = serializers.CharField()
-    access_key_id = serializers.CharField()
+    access_key_id = serializers.CharField(help_text="Empty on another account's request (scope key-owner).")
     source_ip = serializers.CharField()
     user_agent = serializers.CharField()
     key_arn = serializers.CharField()
@@ -268,13 +281,24 @@ class AuditEventOutput(serializers.Serializer):
     decision = serializers.CharField()
     reason = serializers.CharField(
         help_text="Why the request was allowed or denied. On another account's key, that account's key-policy "
-        "statements and grants are not named (kmsconsole.audit.shown)."
+        "statements and grants are not named; of another account's request on the caller's key (scope "
+        "key-owner), the caller's identity policies are not (kmsconsole.audit.shown)."
     )
     decided_by = serializers.CharField(
         help_text="The statement or grant that decided; on another account's key, \"a statement in the key "
-        'owner\'s key policy" or "a grant on the key owner\'s key".'
+        'owner\'s key policy" or "a grant on the key owner\'s key"; read as the key owner (scope key-owner), "an '
+        "identity policy of the caller's account\" for the caller's identity policies, and, read as the owner of "
+        'an allowed ReEncrypt\'s source key, "a statement in the destination key\'s policy" or "a grant on the '
+        'destination key" (the reason is then cut to its outcome).'
     )
     notable = serializers.CharField()
+    scope = serializers.SerializerMethodField()
+
+    def get_scope(self, event: AuditEvent) -> str:
+        """The side the caller's account reads the event from: "caller" (a request of its own principals) or
+        "key-owner" (another account's request on one of its keys: access_key_id is then empty, and the caller's
+        identity policies are not named in reason and decided_by)."""
+        return str(self.context.get(AUDIT_SCOPE, DEFAULT_SCOPE).value)
 
 
 class JobRunOutput(serializers.Serializer):

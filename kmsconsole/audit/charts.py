@@ -15,6 +15,7 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import shown_decided_by
 
 TOP = 10
@@ -165,14 +166,16 @@ def top(events: QuerySet[AuditEvent], column: str) -> list[tuple[str, int]]:
     return [(value, n) for value, n in rows]
 
 
-def refusal_reasons(events: QuerySet[AuditEvent], *, account_id: str) -> list[Bar]:
+def refusal_reasons(
+    events: QuerySet[AuditEvent], *, account_id: str, scope: Scope = Scope.CALLER
+) -> list[Bar]:
     """Denied and failed requests by error code and by the statement or grant that decided, as the reader of
-    `account_id` is shown it (kmsconsole.audit.shown: another account's statements and grants by what they are,
-    not by name) (one GROUP BY)."""
+    `account_id` is shown it through `scope` (kmsconsole.audit.shown: another account's statements, grants and
+    identity policies by what they are, not by name) (one GROUP BY)."""
     rows = (
         events.exclude(decision=AuditEvent.Decision.ALLOWED)
         .order_by()
-        .annotate(shown_decided_by=shown_decided_by(account_id))
+        .annotate(shown_decided_by=shown_decided_by(account_id, scope))
         .values_list("decision", "error_code", "shown_decided_by")
         .annotate(n=Count("pk"))
         .order_by("-n", "error_code", "shown_decided_by")[:TOP]
@@ -196,10 +199,11 @@ def trail_charts(
     since: datetime | None,
     until: datetime,
     account_id: str,
+    scope: Scope = Scope.CALLER,
     key_labels: Callable[[list[str]], dict[str, str]] = lambda arns: {},
 ) -> Charts:
-    """Every chart over the filtered events, as a reader of `account_id` is shown them. `key_labels` gives
-    friendlier names (aliases) for key ARNs."""
+    """Every chart over the filtered events, as a reader of `account_id` is shown them through `scope`.
+    `key_labels` gives friendlier names (aliases) for key ARNs."""
     line = timeline(events, since=since, until=until)
     busiest = top(events, "key_arn")
     names = key_labels([arn for arn, _ in busiest])
@@ -208,4 +212,4 @@ def trail_charts(
         Bar(arn.rsplit(":", 1)[-1], n, {"principal": arn}, arn) for arn, n in top(events, "caller_arn")
     ]
     total = sum(sum(column) for column in line.counts.values())
-    return Charts(total, line, keys, principals, refusal_reasons(events, account_id=account_id))
+    return Charts(total, line, keys, principals, refusal_reasons(events, account_id=account_id, scope=scope))

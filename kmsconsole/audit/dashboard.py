@@ -6,10 +6,13 @@
 - `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream.
 
 Each asks the engine first (kmsconsole.api.reads: the caller's identity policies decide, and the events are
-those of the caller's account), then resolves the filters in that account. A filter that names nothing comes
-back as a FilterError value (the request was allowed; the person mistyped), never as a failure. Every event,
-chart and filter is as the caller's account may see it (kmsconsole.audit.shown: an event of a request on another
-account's key does not name that account's key-policy statements or grants).
+those the caller's account reads through the query's scope: its own principals' requests, or other accounts'
+requests on its keys, kmsconsole.audit.scope), then resolves the filters in that account. A filter that names
+nothing comes back as a FilterError value (the request was allowed; the person mistyped), never as a failure.
+Every event, chart, notable event and filter is within the scope and as the caller's account may see it through
+it (kmsconsole.audit.shown: an event of a request on another account's key does not name that account's key-policy
+statements or grants; another account's request on the reader's key does not name the caller's identity policies
+or access key id).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from kmsconsole.audit.explain import Explanation, explain
 from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from kmsconsole.audit.notable import NotableSection, notable_sections
+from kmsconsole.audit.scope import Scope, own_key_events
 from kmsconsole.audit.trail import Cursor, FilterError, Page, TrailFilter, TrailQuery, narrowed, page, resolve
 from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
 from kmsconsole.operations import OperationContext
@@ -78,8 +82,8 @@ def chain_state() -> ChainState:
     return ChainState(last, pending, base)
 
 
-def _shown_section(ctx: OperationContext, section: NotableSection) -> NotableSection:
-    events = reads.shown_audit_events(ctx, [row.event for row in section.rows])
+def _shown_section(ctx: OperationContext, section: NotableSection, scope: Scope) -> NotableSection:
+    events = reads.shown_audit_events(ctx, [row.event for row in section.rows], scope)
     return replace(
         section, rows=[replace(row, event=event) for row, event in zip(section.rows, events, strict=True)]
     )
@@ -93,8 +97,10 @@ def trail_dashboard(
     before: Cursor | None = None,
     after: Cursor | None = None,
 ) -> TrailDashboard | FilterError:
-    """kmsconsole:ListAuditEvents for the dashboard page (or the filter that names nothing)."""
-    events = reads.audit_events(ctx)
+    """kmsconsole:ListAuditEvents for the dashboard page (or the filter that names nothing), within the query's
+    scope."""
+    scope = query.scope
+    events = reads.audit_events(ctx, scope)
     account_id = ctx.caller.account_id
     try:
         trail = resolve(query, account_id=account_id)
@@ -108,30 +114,37 @@ def trail_dashboard(
             since=query.since,
             until=query.until or now,
             account_id=account_id,
+            scope=scope,
             key_labels=alias_labels(account_id),
         )
         if first_page
         else None
     )
     found = page(matching, before=before, after=after)
+    # Another account's refusal on the reader's key usually follows a policy change the reader made (its own side).
+    changes = _in_range(own_key_events(account_id), query) if scope is Scope.KEY_OWNER else None
     return TrailDashboard(
         filter=trail,
-        page=replace(found, events=reads.shown_audit_events(ctx, found.events)),
+        page=replace(found, events=reads.shown_audit_events(ctx, found.events, scope)),
         charts=charts,
-        notable=[_shown_section(ctx, section) for section in notable_sections(_in_range(events, query))],
+        notable=[
+            _shown_section(ctx, section, scope)
+            for section in notable_sections(_in_range(events, query), policy_changes=changes)
+        ],
         chain=chain_state(),
     )
 
 
 def export_events(ctx: OperationContext, *, query: TrailQuery) -> Iterator[dict[str, Any]] | FilterError:
-    """kmsconsole:ExportAuditEvents: the filtered events, oldest first, as exported rows the caller's account may
-    see, not yet read (the response streams them)."""
-    events = reads.audit_events(ctx)
+    """kmsconsole:ExportAuditEvents: the filtered events of the query's scope, oldest first, as exported rows the
+    caller's account may see, not yet read (the response streams them)."""
+    events = reads.audit_events(ctx, query.scope)
     try:
         trail = resolve(query, account_id=ctx.caller.account_id)
     except FilterError as error:
         return error
-    return reads.shown_audit_rows(ctx, event_rows(narrowed(events, trail).order_by("time", "seq")))
+    rows = event_rows(narrowed(events, trail).order_by("time", "seq"))
+    return reads.shown_audit_rows(ctx, rows, query.scope)
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,7 @@ class EventDetail:
     explanation: Explanation
     key: KeyReference | None
     policy: PolicyInForce | None
+    scope: Scope = Scope.CALLER  # the side the reader sees the event from
 
 
 # Operations whose allowed event comes with a new key policy version (written just before the event).
@@ -194,10 +208,11 @@ def _policy_in_force(event: AuditEvent, key: KeyReference) -> PolicyInForce:
 
 
 def event_detail(ctx: OperationContext, *, event_id: str) -> EventDetail:
-    """kmsconsole:GetAuditEvent: the event (of the caller's account, as it may see it), explained, with the key it
-    names and the key policy version in force then (for the caller's own keys: version numbers and dates, not the
-    text)."""
-    event = reads.audit_event(ctx, event_id=event_id)
+    """kmsconsole:GetAuditEvent: the event (one the caller's account reads through either scope, as it may see it
+    through that scope), explained, with the key it names and the key policy version in force then (for the
+    caller's own keys: version numbers and dates, not the text)."""
+    read = reads.audit_event(ctx, event_id=event_id)
+    event = read.event
     key = _key_reference(event.key_arn, ctx.caller.account_id)
     policy = _policy_in_force(event, key) if key is not None and key.exists else None
-    return EventDetail(event, explain(event), key, policy)
+    return EventDetail(event, explain(event), key, policy, read.scope)

@@ -2,7 +2,8 @@
 e.g. "allowed by statement 'Allow use of the key' in the key policy"), `decided_by` (the statement or grant) and,
 for requests that failed, the error. Nothing is re-evaluated: this is what was decided then, not what the
 policies say now. The event is the one the reader's account may see (kmsconsole.audit.shown): on another account's
-key, the statement or grant that decided is named by what it is, not by its Sid or id.
+key, the statement or grant that decided is named by what it is, not by its Sid or id; of another account's
+request on the reader's key, so is the caller's identity policy.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.shown import HIDDEN_LABELS
+from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY, DESTINATION_LABELS, HIDDEN_LABELS
 
 # decided_by as policies.authorization.decided_by() writes it.
 _STATEMENT = re.compile(
@@ -62,7 +63,9 @@ class DecidedBy:
     or a grant."""
 
     # "key policy", "identity policy", "grant", "operator", "own account", "key owner" (another account's statement
-    # or grant, not named: kmsconsole.audit.shown), or "" (nothing named)
+    # or grant, not named: kmsconsole.audit.shown), "caller's account" (the identity policy of another account's
+    # caller, not named), "destination key" (another account's statement or grant on the destination of a
+    # ReEncrypt out of the reader's key, not named), or "" (nothing named)
     kind: str
     text: str
     statement: str = ""  # 'Sid' or #n
@@ -88,6 +91,10 @@ def parse_decided_by(text: str) -> DecidedBy:
         return DecidedBy(text, text)
     if text in HIDDEN_LABELS:
         return DecidedBy("key owner", text)
+    if text == CALLER_IDENTITY_POLICY:
+        return DecidedBy("caller's account", text)
+    if text in DESTINATION_LABELS:
+        return DecidedBy("destination key", text)
     return DecidedBy("", text)
 
 
@@ -121,6 +128,17 @@ def explain(event: AuditEvent) -> Explanation:
         details.append(
             "The key belongs to another account, whose key policy and grants only it may read: the statement or "
             "grant that decided is not named here."
+        )
+    if decided_by.kind == "destination key":
+        details.append(
+            "A ReEncrypt out of this account's key into another account's key: the event records the decision on "
+            "the destination key, whose key policy and grants only its owner may read, so what decided is not "
+            "named here."
+        )
+    if decided_by.kind == "caller's account" or CALLER_IDENTITY_POLICY in reason:
+        details.append(
+            "The caller belongs to another account, whose identity policies only it may read: the one the decision "
+            "relied on is not named here."
         )
     if event.decision == AuditEvent.Decision.FAILED and event.error_code.startswith("KMSInternal"):
         details.append("The service failed, not the caller: the request changed nothing and may be retried.")

@@ -47,11 +47,32 @@ class AuditEvent(models.Model):
     )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Not chained: derived from the chained key_arn, caller_account and (an allowed ReEncrypt) the source key in
+    # response_elements by the recorder (kmsconsole.audit.scope), so the key's owner finds another account's requests
+    # on its keys with an index. Readers check those fields too; `audit verify` reports a value that differs. A
+    # database default too: a process still running the code before this column writes events without it.
+    key_owner_account = models.CharField(
+        max_length=12,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The account that owns the event's key (an allowed ReEncrypt: its source key first) when the "
+        "caller is of another account, else blank.",
+    )
+    # Not chained either: derived from the chained decided_by (kmsconsole.audit.shown.hidden_from_key_owner), so the
+    # key owner's "decided by" filter finds "an identity policy of the caller's account" with a partial index
+    # instead of a regular expression on each of its events; the filter still tests decided_by.
+    decided_by_caller_policy = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Whether the key's owner is shown decided_by as an identity policy of the caller's account.",
+    )
 
     class Meta:
         ordering = ["-seq"]
-        # The audit dashboard pages newest first by (time, seq) with a keyset cursor, always within the caller's
-        # account and a time range, and filters by one column at a time: each filter has an index that ends in
+        # The audit dashboard pages newest first by (time, seq) with a keyset cursor, always within one side of the
+        # reader's trail (the caller's account, or the key owner's: kmsconsole.audit.scope) and a time range, and
+        # filters by one column at a time: each filter has an index that ends in
         # (time, seq), so a filtered page is one index range scan, never a sort of the whole trail. Columns
         # that are mostly empty get partial indexes.
         indexes = [
@@ -77,6 +98,24 @@ class AuditEvent(models.Model):
             ),
             models.Index(
                 fields=["notable", "time", "seq"], name="audit_notable_time_idx", condition=~Q(notable="")
+            ),
+            # The key owner's side of the trail (kmsconsole.audit.scope): a small share of the events. By time for
+            # the dashboard's pages, by seq for the REST list's cursor (kmsconsole.api.filters.AuditCursor).
+            models.Index(
+                fields=["key_owner_account", "time", "seq"],
+                name="audit_key_owner_time_idx",
+                condition=~Q(key_owner_account=""),
+            ),
+            models.Index(
+                fields=["key_owner_account", "seq"],
+                name="audit_key_owner_seq_idx",
+                condition=~Q(key_owner_account=""),
+            ),
+            # ... and its "an identity policy of the caller's account" filter (kmsconsole.audit.shown).
+            models.Index(
+                fields=["key_owner_account", "time", "seq"],
+                name="audit_key_owner_policy_idx",
+                condition=~Q(key_owner_account="") & Q(decided_by_caller_policy=True),
             ),
         ]
 

@@ -76,9 +76,13 @@ def self_granted_uses(events: QuerySet[AuditEvent]) -> NotableSection:
     )
 
 
-def refusals_after_policy_change(events: QuerySet[AuditEvent]) -> NotableSection:
+def refusals_after_policy_change(
+    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None
+) -> NotableSection:
     """Refusals on a key within AFTER_POLICY_CHANGE of an allowed PutKeyPolicy on it: the newest refusals (one
-    index range) are matched against the policy changes of their keys (a second, short read)."""
+    index range) are matched against the policy changes of their keys (a second, short read) among
+    `policy_changes` (default: `events`; the key owner's side passes every event on its own keys, since another
+    account's refusal usually follows a change the owner made)."""
     refusals = list(
         events.filter(decision=_DENIED)
         .exclude(key_arn="")
@@ -89,12 +93,16 @@ def refusals_after_policy_change(events: QuerySet[AuditEvent]) -> NotableSection
     if refusals:
         earliest = min(moment for _, _, moment in refusals) - AFTER_POLICY_CHANGE
         changes: dict[str, list[tuple[datetime, AuditEvent]]] = {}
-        for change in events.filter(
-            operation="PutKeyPolicy",
-            decision=_ALLOWED,
-            key_arn__in={arn for _, arn, _ in refusals},
-            time__gte=earliest,
-        ).order_by("time", "seq"):
+        for change in (
+            (events if policy_changes is None else policy_changes)
+            .filter(
+                operation="PutKeyPolicy",
+                decision=_ALLOWED,
+                key_arn__in={arn for _, arn, _ in refusals},
+                time__gte=earliest,
+            )
+            .order_by("time", "seq")
+        ):
             changes.setdefault(change.key_arn, []).append((change.time, change))
         matched: list[tuple[int, str]] = []
         for pk, arn, moment in refusals:
@@ -176,12 +184,15 @@ def _merged(sources: Iterable[QuerySet[AuditEvent]]) -> list[NotableRow]:
     return sorted(rows, key=lambda row: (row.event.time, row.event.seq), reverse=True)[:ROWS]
 
 
-def notable_sections(events: QuerySet[AuditEvent]) -> list[NotableSection]:
-    """Every section, over events already confined to the caller's account and the time range."""
+def notable_sections(
+    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None
+) -> list[NotableSection]:
+    """Every section, over events already confined to what the caller's account reads through one scope and to
+    the time range (`policy_changes`: see `refusals_after_policy_change`)."""
     return [
         pending_deletion_uses(events),
         self_granted_uses(events),
-        refusals_after_policy_change(events),
+        refusals_after_policy_change(events, policy_changes),
         grants_by_integrated_services(events),
         lockout_bypasses(events),
     ]

@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from kmsconsole.audit.derived import derived_values
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.writer import insert_chained, write_standalone
 from kmsconsole.core import errors
@@ -65,6 +66,33 @@ class AuditRecord:
     @property
     def has_decision(self) -> bool:
         return bool(self.decision)
+
+    def on_key(self) -> KeyDecision:
+        """The key the record is filed under and the decision on it, as they stand (see `file_under`)."""
+        return KeyDecision(self.key_arn, self.decision, self.reason, self.decided_by, self.trace)
+
+    def file_under(self, side: KeyDecision) -> None:
+        """File the record under `side`'s key, with the decision on that key: an operation on two keys (ReEncrypt)
+        records a failure under the key it is about, so the event reaches that key's owner (and no other's) with
+        that key's own decision (kmsconsole.audit.scope)."""
+        self.key_arn, self.decision, self.reason, self.decided_by, self.trace = (
+            side.key_arn,
+            side.decision,
+            side.reason,
+            side.decided_by,
+            side.trace,
+        )
+
+
+@dataclass(frozen=True)
+class KeyDecision:
+    """One key of a request and the authorization decision on it (`AuditRecord.on_key`)."""
+
+    key_arn: str
+    decision: str
+    reason: str
+    decided_by: str
+    trace: tuple[str, ...] = ()
 
 
 def _storable(value: Any) -> Any:
@@ -117,14 +145,15 @@ def _clamped(values: dict[str, Any]) -> dict[str, Any]:
 def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     caller = record.caller
     error = record.error
-    return {
+    caller_account = caller.account_id if caller else ""
+    values = {
         "event_id": uuid.uuid4(),
         "time": timezone.now(),
         "request_id": record.meta.request_id,
         "interface": record.meta.interface,
         "operation": record.operation,
         "caller_arn": caller.arn if caller else ANONYMOUS_ARN,
-        "caller_account": caller.account_id if caller else "",
+        "caller_account": caller_account,
         "access_key_id": (caller.access_key_id if caller else "") or record.access_key_id,
         "source_ip": record.meta.source_ip,
         "user_agent": record.meta.user_agent,
@@ -138,6 +167,9 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "decided_by": record.decided_by,
         "notable": record.notable,
     }
+    # Not chained: derived from the chained fields, for the key owner's side of the trail.
+    values.update(derived_values(values))
+    return values
 
 
 def append_event(record: AuditRecord, outcome: str) -> AuditEvent:

@@ -1,7 +1,8 @@
 """An event's decision as the reader's account may see it.
 
 Every event is stored once, whole (its `reason` and `decided_by` are chained fields), and read by its caller's
-account only (`kmsconsole.api.reads.audit_events`). A request on another account's key was decided by that
+account (`kmsconsole.api.reads.audit_events`, scope `caller`) and, on another account's key, by the key's owner
+(scope `key-owner`, below; kmsconsole.audit.scope). A request on another account's key was decided by that
 account's key policy or grants, and the event names them: a statement of the key policy (its Sid, or its
 position) or a grant (its id). The caller's account may not read those (reading a key policy or listing a key's
 grants is the key owner's to allow, and AWS gives the caller's account a copy of a cross-account event without the
@@ -12,6 +13,24 @@ exports (`shown_event`, `shown_values`), the charts' groups (`shown_decided_by`)
 own account (its identity policies, its root user) stays, and so does everything about requests on the account's
 own keys. The stored event is never changed: it keeps the whole decision for the key's owner and the operator
 (`audit verify`, the archives), and events written before this rule are shown by it as well.
+
+The key's owner reads the same event from the other side (`Scope.KEY_OWNER`, kmsconsole.audit.scope), and the
+rule turns around: the owner sees its own key policy's statements and grants, and everything the request carried
+(the caller's ARN and account, source IP, user agent, parameters and response as stored, the error), but not the
+caller's account's internals: the identity policies of the caller's account that the decision names (in
+`decided_by`, and in the reason as the deciding or the supporting statement, or as the policy that did not count)
+are shown as `CALLER_IDENTITY_POLICY`, and the caller's access key id is not shown. Anything in `decided_by` that is
+not recognisably the owner's own (a key-policy statement, a grant) or the words every side may see is the caller's
+(fail closed), and a reason that would still name an identity policy after the replacement is cut to its outcome.
+The same functions take the scope; the charts and the filter use the same rule in SQL.
+
+On the key owner's side, an event whose key is another account's is an allowed ReEncrypt out of the reader's key
+(kmsconsole.audit.scope: its chained response names the reader's key as the source). It holds the decision on the
+destination (the caller's own key, or a third account's), none of it the reader's: a statement or grant is shown as
+`DESTINATION_STATEMENT` or `DESTINATION_GRANT`, an identity policy as `CALLER_IDENTITY_POLICY`, and the reason is cut
+to its outcome. The column `AuditEvent.decided_by_caller_policy` (kmsconsole.audit.derived) stores
+`hidden_from_key_owner` for the events of the key owner's side, so the filter on `CALLER_IDENTITY_POLICY` finds them
+with an index; it still tests the chained `decided_by`.
 """
 
 from __future__ import annotations
@@ -25,10 +44,18 @@ from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.expressions import Expression
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import Scope
 
 KEY_OWNER_STATEMENT = "a statement in the key owner's key policy"
 KEY_OWNER_GRANT = "a grant on the key owner's key"
 HIDDEN_LABELS = (KEY_OWNER_STATEMENT, KEY_OWNER_GRANT)
+# What the key's owner is shown for an identity policy of the caller's (another) account.
+CALLER_IDENTITY_POLICY = "an identity policy of the caller's account"
+# What the owner of a ReEncrypt's source key is shown for the destination key's statement or grant (the allowed
+# event holds the decision on the destination, another account's key: the caller's, or a third account's).
+DESTINATION_STATEMENT = "a statement in the destination key's policy"
+DESTINATION_GRANT = "a grant on the destination key"
+DESTINATION_LABELS = (DESTINATION_STATEMENT, DESTINATION_GRANT)
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
 # own business, or a statement of one of the caller's identity policies (policies.authorization.decided_by: the
@@ -42,6 +69,18 @@ _CALLERS_OWN = re.compile(_CALLERS_OWN_PATTERN)
 _GRANT_PREFIX = "grant "
 # A key-policy statement as the engine describes it (policies.engine.StatementRef.describe, policy "default").
 _KEY_STATEMENT_END = " in the key policy"
+# What the key's owner may see in `decided_by` as its own: a statement of a key policy (possibly cut at the column's
+# length), unless it is a statement of an identity policy (_CALLERS_OWN), which a Sid cannot forge.
+_KEY_STATEMENT_PATTERN = r"(?s)^statement .* in the key policy"  # Python and PostgreSQL
+_KEY_STATEMENT = re.compile(_KEY_STATEMENT_PATTERN)
+# An identity policy's statement as the engine describes it, and where a reason names one beside the deciding
+# statement or grant (policies.engine.Decision.explanation: ALLOWED_CROSS_ACCOUNT, ALLOWED_BY_GRANT).
+_IDENTITY_STATEMENT = r"statement (?:'.*'|#\d+) in the identity policy '[A-Za-z0-9_+=,.@-]+'"
+_SUPPORT_ACROSS_ACCOUNTS = re.compile(rf"(?s){_IDENTITY_STATEMENT} in account [0-9]{{12}}\Z")
+_SUPPORT_OF_A_GRANT = re.compile(rf"(?s){_IDENTITY_STATEMENT}\Z")
+_POLICY_NAME = re.compile(r" in the identity policy '(?P<name>[A-Za-z0-9_+=,.@-]+)'\Z")
+# Whatever still reads like this names an identity policy: the reason is then cut to its outcome.
+_NAMES_AN_IDENTITY_POLICY = "identity policy '"
 _DECIDED_BY_LIMIT = AuditEvent._meta.get_field("decided_by").max_length or 0
 
 
@@ -71,8 +110,19 @@ class ShownDecision:
     decided_by: str
 
 
-def shown_decision(*, key_arn: str, reason: str, decided_by: str, account_id: str) -> ShownDecision:
-    """The event's reason and decided_by as a reader of `account_id` may see them."""
+def _outcome_only(reason: str, decided_by: str) -> str:
+    outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
+    return f"{outcome}: decided by {decided_by}" if outcome and decided_by else outcome
+
+
+def shown_decision(
+    *, key_arn: str, reason: str, decided_by: str, account_id: str, scope: Scope = Scope.CALLER
+) -> ShownDecision:
+    """The event's reason and decided_by as a reader of `account_id` may see them through `scope`."""
+    if scope is Scope.KEY_OWNER:
+        if on_another_accounts_key(key_arn, account_id):
+            return _shown_to_source_owner(reason, decided_by)
+        return _shown_to_key_owner(reason, decided_by)
     label = _label(decided_by) if on_another_accounts_key(key_arn, account_id) else ""
     if not label:
         return ShownDecision(reason, decided_by)
@@ -86,31 +136,113 @@ def shown_decision(*, key_arn: str, reason: str, decided_by: str, account_id: st
     return ShownDecision(f"{outcome}: decided by {label}" if outcome else "", label)
 
 
-def shown_event(event: AuditEvent, account_id: str) -> AuditEvent:
-    """The event as a reader of `account_id` may see it: a copy where it differs (never saved; events are
-    append-only)."""
+def _names_a_key_statement_or_grant(decided_by: str) -> bool:
+    """Whether `decided_by` names a key policy's statement or a grant (the key's owner's), not an identity policy."""
+    if decided_by.startswith(_GRANT_PREFIX):
+        return True
+    return bool(_KEY_STATEMENT.match(decided_by)) and not _CALLERS_OWN.match(decided_by)
+
+
+def _owner_label(decided_by: str) -> str:
+    """What `decided_by` stands as to the key's owner: "" when it is the owner's own (or words every side sees)."""
+    if decided_by in _SHOWN_WHOLE or _names_a_key_statement_or_grant(decided_by):
+        return ""
+    return CALLER_IDENTITY_POLICY
+
+
+def hidden_from_key_owner(decided_by: str) -> bool:
+    """Whether the key's owner sees `decided_by` as `CALLER_IDENTITY_POLICY` (on its own key, or as a ReEncrypt's
+    source): what the derived column `AuditEvent.decided_by_caller_policy` stores (kmsconsole.audit.derived)."""
+    return bool(_owner_label(decided_by))
+
+
+def _source_owner_label(decided_by: str) -> str:
+    """What `decided_by` stands as to the owner of an allowed ReEncrypt's source key, when the event's key (the
+    destination) is another account's: none of the decision is the reader's."""
+    if decided_by in _SHOWN_WHOLE:
+        return ""
+    if _names_a_key_statement_or_grant(decided_by):
+        return DESTINATION_GRANT if decided_by.startswith(_GRANT_PREFIX) else DESTINATION_STATEMENT
+    return CALLER_IDENTITY_POLICY
+
+
+def _shown_to_source_owner(reason: str, decided_by: str) -> ShownDecision:
+    """An allowed ReEncrypt out of the reader's key into another account's key (the caller's own, or a third
+    account's): the event holds the decision on the destination (kms:ReEncryptTo), whose statements and grants
+    are its owner's and whose identity policies are the caller's. What decided is named by what it is, and the
+    reason is cut to its outcome (the engine's sentence names nothing else the reader may read)."""
+    shown_by = _source_owner_label(decided_by) or decided_by
+    return ShownDecision(_outcome_only(reason, shown_by), shown_by)
+
+
+def _shown_to_key_owner(reason: str, decided_by: str) -> ShownDecision:
+    """Another account's request on the reader's key: the reader's own statements and grants stay, the caller's
+    identity policies go."""
+    label = _owner_label(decided_by)
+    shown_by = label or decided_by
+    if label:
+        name = _POLICY_NAME.search(decided_by) if _CALLERS_OWN.match(decided_by) else None
+        if name is None:  # cut at the column's length, or words this module does not know
+            return ShownDecision(_outcome_only(reason, label), label)
+        # The whole name: every mention of it, and of its policy ("so the identity policy 'x' did not count").
+        reason = reason.replace(decided_by, label).replace(f"the identity policy '{name['name']}'", label)
+    elif decided_by:
+        # The deciding statement or grant is the owner's; the caller's identity statement that supported it is not.
+        for prefix, support in (
+            (f"allowed across accounts by {decided_by} together with ", _SUPPORT_ACROSS_ACCOUNTS),
+            (f"allowed by {decided_by}, for the caller's account, together with ", _SUPPORT_OF_A_GRANT),
+        ):
+            if reason.startswith(prefix) and support.match(reason, len(prefix)):
+                reason = prefix + CALLER_IDENTITY_POLICY
+                break
+    # Fail closed: a sentence this module does not know, that still names an identity policy (the owner's own
+    # statement may quote anything: it is left out of the test).
+    if _NAMES_AN_IDENTITY_POLICY in (reason.replace(decided_by, "") if decided_by and not label else reason):
+        reason = _outcome_only(reason, shown_by)
+    return ShownDecision(reason, shown_by)
+
+
+def shown_event(event: AuditEvent, account_id: str, scope: Scope = Scope.CALLER) -> AuditEvent:
+    """The event as a reader of `account_id` may see it through `scope`: a copy where it differs (never saved;
+    events are append-only)."""
     shown = shown_decision(
-        key_arn=event.key_arn, reason=event.reason, decided_by=event.decided_by, account_id=account_id
+        key_arn=event.key_arn,
+        reason=event.reason,
+        decided_by=event.decided_by,
+        account_id=account_id,
+        scope=scope,
     )
-    if (shown.reason, shown.decided_by) == (event.reason, event.decided_by):
+    access_key_id = "" if scope is Scope.KEY_OWNER else event.access_key_id
+    if (shown.reason, shown.decided_by, access_key_id) == (
+        event.reason,
+        event.decided_by,
+        event.access_key_id,
+    ):
         return event
     changed = copy.copy(event)
-    changed.reason, changed.decided_by = shown.reason, shown.decided_by
+    changed.reason, changed.decided_by, changed.access_key_id = shown.reason, shown.decided_by, access_key_id
     return changed
 
 
-def shown_values(values: dict[str, Any], account_id: str) -> dict[str, Any]:
-    """An exported row (`kmsconsole.audit.export.event_rows`) as a reader of `account_id` may see it. Its hashes are
-    the stored event's: only the operator, who holds the chain's key, can check them, against the stored event."""
+def shown_values(values: dict[str, Any], account_id: str, scope: Scope = Scope.CALLER) -> dict[str, Any]:
+    """An exported row (`kmsconsole.audit.export.event_rows`) as a reader of `account_id` may see it through
+    `scope`. Its hashes are the stored event's: only the operator, who holds the chain's key, can check them,
+    against the stored event."""
     shown = shown_decision(
         key_arn=values["key_arn"],
         reason=values["reason"],
         decided_by=values["decided_by"],
         account_id=account_id,
+        scope=scope,
     )
-    if (shown.reason, shown.decided_by) == (values["reason"], values["decided_by"]):
+    access_key_id = "" if scope is Scope.KEY_OWNER else values["access_key_id"]
+    if (shown.reason, shown.decided_by, access_key_id) == (
+        values["reason"],
+        values["decided_by"],
+        values["access_key_id"],
+    ):
         return values
-    return {**values, "reason": shown.reason, "decided_by": shown.decided_by}
+    return {**values, "reason": shown.reason, "decided_by": shown.decided_by, "access_key_id": access_key_id}
 
 
 # --- The same rule in SQL, for the charts and the filter ----------------------------------------------------------
@@ -128,9 +260,30 @@ def _names_a_key_statement() -> Q:
     return ~Q(decided_by__in=_SHOWN_WHOLE) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN) & ~_names_a_grant()
 
 
-def shown_decided_by(account_id: str) -> Expression:
-    """`decided_by` as a reader of `account_id` sees it, as an SQL expression (the charts group by it)."""
+def _names_an_owner_statement() -> Q:
+    return Q(decided_by__regex=_KEY_STATEMENT_PATTERN) & ~Q(decided_by__regex=_CALLERS_OWN_PATTERN)
+
+
+def _shown_to_key_owner_whole() -> Q:
+    """The events whose `decided_by` the key's owner sees as it is (`_owner_label` is ""), or, as the owner of an
+    allowed ReEncrypt's source, as a label of the destination's (`_source_owner_label`): everything but the
+    caller's identity policies."""
+    return Q(decided_by__in=_SHOWN_WHOLE) | _names_a_grant() | _names_an_owner_statement()
+
+
+def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression:
+    """`decided_by` as a reader of `account_id` sees it through `scope`, as an SQL expression (the charts group by
+    it)."""
     elsewhere = _another_accounts_key(account_id)
+    if scope is Scope.KEY_OWNER:
+        # On this side, an event whose key is another account's is an allowed ReEncrypt out of the reader's key.
+        return Case(
+            When(elsewhere & _names_a_grant(), then=Value(DESTINATION_GRANT)),
+            When(elsewhere & _names_an_owner_statement(), then=Value(DESTINATION_STATEMENT)),
+            When(_shown_to_key_owner_whole(), then=F("decided_by")),
+            default=Value(CALLER_IDENTITY_POLICY),
+            output_field=CharField(),
+        )
     return Case(
         When(elsewhere & _names_a_grant(), then=Value(KEY_OWNER_GRANT)),
         When(elsewhere & _names_a_key_statement(), then=Value(KEY_OWNER_STATEMENT)),
@@ -139,10 +292,25 @@ def shown_decided_by(account_id: str) -> Expression:
     )
 
 
-def decided_by_matches(value: str, account_id: str) -> Q:
-    """The events whose `decided_by`, as a reader of `account_id` sees it, is `value`: a statement or grant of
-    another account's key matches only its label, never its name (a filter that matched names would let the
-    reader test guesses at the key owner's Sids and grant ids). An exact value keeps its index."""
+def decided_by_matches(value: str, account_id: str, scope: Scope = Scope.CALLER) -> Q:
+    """The events whose `decided_by`, as a reader of `account_id` sees it through `scope`, is `value`: what is
+    hidden matches only its label, never its name (a filter that matched names would let the reader test guesses:
+    at the key owner's Sids and grant ids from the caller's side, at the caller's identity policies from the key
+    owner's). An exact value keeps its index."""
+    if scope is Scope.KEY_OWNER:
+        elsewhere = _another_accounts_key(account_id)  # an allowed ReEncrypt out of the reader's key
+        if value == CALLER_IDENTITY_POLICY:
+            # The derived column finds the rows with its partial index (few); the chained decided_by decides.
+            return Q(decided_by_caller_policy=True) & ~_shown_to_key_owner_whole()
+        if value == DESTINATION_GRANT:
+            return elsewhere & _names_a_grant()
+        if value == DESTINATION_STATEMENT:
+            return elsewhere & _names_an_owner_statement()
+        if _owner_label(value):
+            return Q(pk__in=[])  # a name the key's owner is not shown: nothing matches it
+        if value in _SHOWN_WHOLE:
+            return Q(decided_by=value)
+        return Q(decided_by=value) & ~elsewhere  # the reader's own statement or grant, on its own key
     if value in HIDDEN_LABELS:
         names = _names_a_grant() if value == KEY_OWNER_GRANT else _names_a_key_statement()
         return _another_accounts_key(account_id) & names

@@ -2,9 +2,10 @@
 
 A `TrailQuery` is what a person typed, checked for shape (kmsconsole.console.views.audit_forms does that). It is
 resolved against the caller's account into a `TrailFilter` (an alias becomes its key's ARN, a user or role name
-its ARN), which narrows a queryset of events already confined to the caller's account and authorized
-(kmsconsole.api.reads.audit_events). Pages are newest first by (time, seq), with a cursor on both: every filter
-has an index ending in (time, seq) (see AuditEvent.Meta), so a page is one index range scan at any depth.
+its ARN), which narrows a queryset of events already confined to what the caller's account reads through the
+query's scope and authorized (kmsconsole.api.reads.audit_events). Pages are newest first by (time, seq), with a
+cursor on both: every filter has an index ending in (time, seq) (see AuditEvent.Meta), so a page is one index
+range scan at any depth.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db.models import Q, QuerySet
 from keys.models import Alias, key_arn
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
+from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
 from policies import arns
 from policies.models import IamRole, IamUser
@@ -52,6 +54,7 @@ class TrailQuery:
     until: datetime | None = None
     key: str = ""
     principal: str = ""
+    # The key's account; on the key owner's side (where every key is the reader's), the caller's account.
     account: str = ""
     operation: str = ""
     decision: str = ""
@@ -62,16 +65,19 @@ class TrailQuery:
     source_ip: str = ""
     request_id: str = ""
     notable: str = ""
+    # The side of the trail (kmsconsole.audit.scope): always recorded, the default too.
+    scope: Scope = Scope.CALLER
 
     def as_params(self) -> dict[str, str]:
-        """The filters that are set, as recorded on the audit event of the read (and the export) itself."""
+        """The filters that are set, and the scope, as recorded on the audit event of the read (and the export)
+        itself."""
         params = {}
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             if value:
-                params[item.name] = value
+                params[item.name] = str(value)
         return params
 
 
@@ -85,9 +91,14 @@ class TrailFilter:
     # A role also stands for its sessions (arn:aws:sts::<account>:assumed-role/<name>/...).
     session_prefix: str = ""
     key_account_prefix: str = ""
+    caller_account: str = ""
     notes: tuple[str, ...] = field(default=())
     # The reader's account: "decided by" matches what that account is shown (kmsconsole.audit.shown).
     account_id: str = ""
+
+    @property
+    def scope(self) -> Scope:
+        return self.query.scope
 
 
 def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
@@ -143,13 +154,15 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
     """Resolve names into what events record. Raises FilterError naming the field that names nothing."""
     key, key_note = _key_arn_for(query.key, account_id) if query.key else ("", "")
     principal, sessions = _principal_for(query.principal, account_id) if query.principal else ("", "")
-    key_account = key_arn(query.account, "") if query.account else ""
+    by_caller = query.scope is Scope.KEY_OWNER
+    key_account = key_arn(query.account, "") if query.account and not by_caller else ""
     return TrailFilter(
         query=query,
         key_arn=key,
         principal_arn=principal,
         session_prefix=sessions,
         key_account_prefix=key_account,
+        caller_account=query.account if by_caller else "",
         notes=(key_note,) if key_note else (),
         account_id=account_id,
     )
@@ -171,6 +184,8 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         events = events.filter(matches)
     if trail.key_account_prefix:
         events = events.filter(key_arn__startswith=trail.key_account_prefix)
+    if trail.caller_account:
+        events = events.filter(caller_account=trail.caller_account)
     exact = {
         "operation": query.operation,
         "decision": query.decision,
@@ -180,7 +195,7 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
     }
     events = events.filter(**{name: value for name, value in exact.items() if value})
     if query.decided_by:
-        events = events.filter(decided_by_matches(query.decided_by, trail.account_id))
+        events = events.filter(decided_by_matches(query.decided_by, trail.account_id, query.scope))
     if query.request_id:
         events = events.filter(request_id__startswith=query.request_id)
     if query.context_key:

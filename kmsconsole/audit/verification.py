@@ -15,6 +15,11 @@ hash) runs first. Once a day, and always on demand ("Verify now", `manage.py aud
 walked: an old event edited in the database is named by the next whole walk, not by the periodic ones between.
 A problem an incremental walk finds is confirmed by a whole walk before it is reported.
 
+The walk also checks each event's derived, unchained columns (the key owner's side of the trail,
+kmsconsole.audit.derived) against its chained fields: a difference is a finding beside the result
+(`ChainResult.derived`: `manage.py audit verify` prints it, a worker logs it), not a broken chain, since the chain
+itself holds and `manage.py audit reindex-key-owners` sets the columns again.
+
 Each run is kept as a ChainVerification (shown on the dashboard with the first broken event) and leaves a
 JobRun like every periodic job.
 """
@@ -38,6 +43,7 @@ from django.utils import timezone
 
 from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
 from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
+from kmsconsole.audit.derived import DERIVED_FIELDS, mismatched
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
 from kmsconsole.core.rootkey import subkey
 from kmsconsole.jobs.runs import job_run
@@ -52,7 +58,8 @@ ON_DEMAND = "on demand"
 _BATCH = 2000
 # Rounds of "verify what committed while we walked" before the result is taken as it stands.
 _ROUNDS = 5
-_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash")
+# The chained fields and the links, and the derived columns, checked on the way (kmsconsole.audit.derived).
+_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash", *DERIVED_FIELDS)
 
 
 def base_mac(seq: int, last_hash: str) -> str:
@@ -84,11 +91,28 @@ def chain_base() -> tuple[ChainBase, ChainProblem | None]:
 
 
 @dataclass(frozen=True)
+class DerivedFinding:
+    """Events whose derived, unchained columns (kmsconsole.audit.derived) differ from what their chained fields
+    give: the chain holds, but the key owner's side of the trail may miss them until `manage.py audit
+    reindex-key-owners` sets the columns again. A finding, not a broken chain."""
+
+    count: int
+    first: ChainProblem
+
+    def __str__(self) -> str:
+        return (
+            f"{self.count} events' key owner columns differ from their chained fields (first: {self.first}); "
+            "`manage.py audit reindex-key-owners` sets them again"
+        )
+
+
+@dataclass(frozen=True)
 class ChainResult:
     first_seq: int  # the first event in the database that was walked (the one after the archive boundary)
     last_seq: int
     verified: int
     problem: ChainProblem | None
+    derived: DerivedFinding | None = None
 
     @property
     def intact(self) -> bool:
@@ -96,14 +120,34 @@ class ChainResult:
 
 
 class _Counted:
+    """The walked rows, counted, with each row's derived columns checked against its chained fields on the way
+    (a regular expression on the key ARN and a look into a ReEncrypt's response: cheap beside the row's HMAC)."""
+
     def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
         self.rows = rows
         self.count = 0
+        self.mismatches = 0
+        self.first_mismatch: ChainProblem | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for row in self.rows:
             self.count += 1
+            columns = mismatched(row)
+            if columns:
+                self.mismatches += 1
+                if self.first_mismatch is None:
+                    self.first_mismatch = ChainProblem(
+                        row["seq"],
+                        str(row["event_id"]),
+                        f"{', '.join(columns)} differ from the chained fields",
+                    )
             yield row
+
+    @property
+    def finding(self) -> DerivedFinding | None:
+        if self.first_mismatch is None:
+            return None
+        return DerivedFinding(self.mismatches, self.first_mismatch)
 
 
 def _head() -> tuple[int, str, str]:
@@ -113,13 +157,19 @@ def _head() -> tuple[int, str, str]:
 
 def _walk(
     events: QuerySet[AuditEvent], head: tuple[int, str, str], start: ChainBase
-) -> tuple[int, ChainProblem | None]:
+) -> tuple[_Counted, ChainProblem | None]:
     rows = events.order_by("seq").values(*_FIELDS).iterator(chunk_size=_BATCH)
     counted = _Counted(rows)
     # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
     with closing(rows):
         problem = verify_events(counted, *head, start_seq=start.seq, start_hash=start.hash)
-    return counted.count, problem
+    return counted, problem
+
+
+def _merged(finding: DerivedFinding | None, more: DerivedFinding | None) -> DerivedFinding | None:
+    if finding is None or more is None:
+        return finding or more
+    return DerivedFinding(finding.count + more.count, finding.first)
 
 
 def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
@@ -141,7 +191,7 @@ def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
         # The database's chain holds together; it must also still reach what an earlier run vouched for.
         problem = check_checkpoint(archived_through=result.first_seq - 1)
         if problem is not None:
-            return ChainResult(result.first_seq, result.last_seq, result.verified, problem)
+            return ChainResult(result.first_seq, result.last_seq, result.verified, problem, result.derived)
         _advance_checkpoint(result, whole_chain=True)
     return result
 
@@ -180,13 +230,15 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
     first = first or base
     head = _head()
     start, verified = first, 0
+    derived: DerivedFinding | None = None
     for _ in range(_ROUNDS):
         # Without a head row every event is walked: deleting the head must not hide the events after it.
         events = AuditEvent.objects.filter(seq__gt=start.seq)
         if head[0]:
             events = events.filter(seq__lte=head[0])
         walked, problem = _walk(events, head, start)
-        verified += walked
+        verified += walked.count
+        derived = _merged(derived, walked.finding)
         if problem is not None:
             break
         newer = _head()
@@ -200,7 +252,7 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
                 )
             break
         start, head = ChainBase(head[0], head[1]), newer
-    return ChainResult(first.seq + 1, head[0], verified, problem)
+    return ChainResult(first.seq + 1, head[0], verified, problem, derived)
 
 
 def _finish(verification: ChainVerification, result: ChainResult) -> None:
@@ -224,6 +276,9 @@ def run_verification(verification: ChainVerification, *, since_checkpoint: bool 
         with job_run(VERIFY_JOB) as run:
             result = verify_chain(since_checkpoint=since_checkpoint)
             run.processed = result.verified
+            if result.derived is not None:
+                # Not a broken chain: said in the worker log for the operator (`manage.py audit verify` says it too).
+                logger.warning("Audit verification: %s", result.derived)
             if result.problem is not None:
                 run.fail(f"Audit chain broken at {result.problem}")
             _finish(verification, result)

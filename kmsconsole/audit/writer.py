@@ -173,6 +173,9 @@ _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("notable", "text"),
     ("prev_hash", "text"),
     ("hash", "text"),
+    # Not chained (kmsconsole.audit.derived).
+    ("key_owner_account", "text"),
+    ("decided_by_caller_policy", "boolean"),
 )
 _JSON_COLUMNS = frozenset(name for name, kind in _EVENT_COLUMNS if kind == "jsonb")
 _EVENT_ROW = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
 from kmsconsole.audit.context_index import context_pairs
+from kmsconsole.audit.derived import DERIVED_FIELDS, derived_values
 from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
 
 ACCOUNT = "111122223333"
@@ -48,9 +49,12 @@ def event_values(**fields: Any) -> dict[str, Any]:
         "decided_by": ALLOW_STATEMENT,
         "notable": "",
     }
-    unknown = set(fields) - set(values)
+    unknown = set(fields) - set(values) - set(DERIVED_FIELDS)
     assert not unknown, f"not an event column: {unknown}"
     values.update(fields)
+    # Not chained: derived as the recorder derives them, unless a test sets one (a tampered value).
+    for name, value in derived_values(values).items():
+        values.setdefault(name, value)
     return values
 
 

@@ -1,6 +1,6 @@
 """The audit dashboard in headless Chromium (the end-to-end suite's watched page: any JavaScript error, console
 error or CSP violation fails the test): the charts draw from the page's data under the strict CSP, filtering
-swaps the results with htmx, and an event's page opens from the trail."""
+swaps the results with htmx, and an event's page opens from the trail; the switch to the key owner's side."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.audit.dashboard_support import ALICE, BOB, KEY_1, KEY_2, append, event_values
+from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY
+from tests.audit.dashboard_support import ALICE, BOB, KEY_1, KEY_2, OTHER_ACCOUNT, append, event_values
 from tests.conftest import Persona
 from tests.e2e.conftest import WatchedPage
 from tests.e2e.test_signin import sign_in
@@ -73,3 +74,62 @@ def test_charts_draw_filters_swap_and_an_event_opens(watched_page: WatchedPage, 
     page.wait_for_url("**/console/audit/events/**")
     assert "denied: no statement in the key policy allows it" in page.locator(".audit-why").inner_text()
     watched_page.screenshot("audit-event")
+
+
+def test_the_key_owners_side_is_one_switch_away(watched_page: WatchedPage, admin: Persona) -> None:
+    """Another account's requests on the reader's keys are on the other side of the switch, with their charts; the
+    filters stay on that side, and an event's page names the reader's own statements only."""
+    now = timezone.now()
+    partner = f"arn:aws:iam::{OTHER_ACCOUNT}:user/zed"
+    guard = "statement 'QuokkaGuard' in the identity policy 'quokka-rail'"
+    refused = {
+        "decision": "denied",
+        "reason": f"denied by {guard}: an explicit deny overrides",
+        "decided_by": guard,
+    }
+    append(
+        event_values(
+            time=now - timedelta(minutes=i),
+            caller_arn=partner,
+            caller_account=OTHER_ACCOUNT,
+            **(refused if i % 2 else {}),
+        )
+        for i in range(6)
+    )
+    append([event_values(time=now - timedelta(minutes=30))])  # alice's own request
+    sign_in(watched_page, admin)
+    page = watched_page.page
+    watched_page.goto("/console/audit/")
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+    principals = "table.audit-events tbody tr td:nth-child(4)"
+    assert (
+        "user/zed" not in page.locator(principals).all_inner_texts()
+    )  # the account's own side: its requests
+
+    page.get_by_role("link", name="Requests by other accounts on this account's keys").click()
+    page.wait_for_url("**scope=key-owner**")
+    page.locator('canvas[data-chart="reasons"]').wait_for(state="visible")
+    assert set(page.locator(principals).all_inner_texts()) == {"user/zed"}
+    assert "uokka" not in page.content()
+    assert page.locator(".audit-scopes a[aria-current=page]").inner_text() == (
+        "Requests by other accounts on this account's keys"
+    )
+    watched_page.screenshot("audit-key-owner")
+
+    page.get_by_label("Decision", exact=True).select_option("denied")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**decision=denied**")
+    assert "scope=key-owner" in page.url
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+    assert set(page.locator("table.audit-events .badge").all_inner_texts()) == {"denied"}
+    assert set(page.locator(principals).all_inner_texts()) == {"user/zed"}
+
+    page.locator("table.audit-events tbody tr td:first-child a").first.click()
+    page.wait_for_url("**/console/audit/events/**")
+    assert (
+        page.locator(".audit-why").inner_text()
+        == f"denied by {CALLER_IDENTITY_POLICY}: an explicit deny overrides"
+    )
+    assert "uokka" not in page.content()
+    page.get_by_role("link", name="Audit trail").click()
+    page.wait_for_url("**scope=key-owner**")

@@ -32,9 +32,10 @@ from kmsconsole.jobs.models import FAILED_FOR_THE_OPERATOR, JobRun, WorkerHeartb
 from kmsconsole.operations import perform
 from policies.models import IamUser
 from tests.api.conftest import make_key
-from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
+from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.principals_support import ACCOUNT
+from tests.grants import conftest as key_policies
 
 pytestmark = pytest.mark.django_db
 
@@ -71,13 +72,14 @@ def schedule_deletion(key: Key, days: int) -> None:
 
 
 def encrypt_as(persona: Persona, key: Key) -> None:
-    """An SDK's Encrypt as the persona (interface "api"), failing or not."""
+    """An SDK's Encrypt as the persona (interface "api"), failing or not (the key by its ARN: the persona may be of
+    another account)."""
     user = IamUser.objects.select_related("account").get(
         account__account_id=persona.arn.split(":")[4], name=persona.arn.rsplit("/", 1)[-1]
     )
 
     def service(ctx: Any) -> dict[str, Any]:
-        crypto.key_encrypt(ctx=ctx, key_id=key_id(key), plaintext=b"secret")
+        crypto.key_encrypt(ctx=ctx, key_id=key.arn, plaintext=b"secret")
         return {}
 
     with contextlib.suppress(errors.KmsError):
@@ -336,6 +338,39 @@ def test_uses_of_keys_pending_deletion_are_listed(console: Callable[..., Client]
     assert key_id(doomed) in rows[0] and admin.arn in rows[0] and "KMSInvalidStateException" in rows[0]
     assert key_id(fine) not in uses
     assert "Cancel the deletion if it is needed" in uses
+
+
+def test_other_accounts_refused_or_using_a_key_pending_deletion_are_listed_for_the_keys_owner(
+    console: Callable[..., Client], admin: Persona, partner: Callable[..., Persona]
+) -> None:
+    """The key owner's side of the trail (kmsconsole.audit.scope): another account's requests on the account's
+    keys. The partner may use the shared key, not the guarded one."""
+    partner_app = partner("partner-app", ALLOW_ALL)
+    partner_root = f"arn:aws:iam::{PARTNER_ACCOUNT}:root"
+    shared = make_key(
+        "shared",
+        policy=key_policies.policy(key_policies.ROOT, key_policies.allow(partner_root, "kms:Encrypt")),
+    )
+    guarded = make_key("guarded")
+    encrypt_as(partner_app, guarded)  # refused by the guarded key's policy
+    schedule_deletion(shared, 7)
+    encrypt_as(partner_app, shared)  # allowed by the policy, refused by the key's state: notable
+
+    response = console(admin).get("/")
+    refused = body_rows(panel(response, "refused-others-heading"))
+    assert len(refused) == 1 and partner_app.arn in refused[0] and "AccessDeniedException" in refused[0]
+    assert f'<a href="/console/keys/{key_id(guarded)}/"><code>{key_id(guarded)}</code></a>' in refused[0]
+    assert partner_app.arn not in panel(
+        response, "denied-heading"
+    )  # that panel is the account's own requests
+    uses = body_rows(panel(response, "uses-heading"))
+    assert len(uses) == 1 and partner_app.arn in uses[0] and key_id(shared) in uses[0]
+    assert "scope=key-owner&amp;decision=denied" in panel(response, "refused-others-heading")
+
+    # The partner sees its refusal among its own, and nothing on the owner's side: it owns none of these keys.
+    theirs = console(partner_app).get("/")
+    assert partner_app.arn in panel(theirs, "denied-heading")
+    assert "No other account has been refused" in panel(theirs, "refused-others-heading")
 
 
 # --- Worker health ------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from kmsconsole.api.dispatch import body, run, validated
 from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import Scope
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.operations import OperationContext
 
@@ -250,15 +251,41 @@ class AuditEventListView(OperationListView):
     filterset_class = AuditEventFilter
     pagination_class = AuditCursor
 
+    def scope(self) -> Scope:
+        """The side of the trail asked for (checked inside the operation: a bad value is a 400, audited)."""
+        return validated(s.AuditScopeQuery, {"scope": self.request.query_params.get("scope", "")})["scope"]
+
     def rows(self, ctx: OperationContext) -> QuerySet[AuditEvent]:
-        return reads.audit_events(ctx)
+        return reads.audit_events(ctx, self.scope())
 
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
-        return reads.shown_audit_events(ctx, rows)
+        return reads.shown_audit_events(ctx, rows, self.scope())
+
+    def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
+        return {s.AUDIT_SCOPE: self.scope()}
+
+    def audit_params(self) -> dict[str, Any]:
+        # The scope is recorded whether it was asked for or not (the default).
+        query = self.request.query_params.dict()
+        return {**self.kwargs, "Query": {**query, "scope": query.get("scope") or Scope.CALLER.value}}
 
     @extend_schema(
         tags=["audit"],
-        summary="The audit events of the caller's account, newest first (cursor pagination)",
+        summary="The audit events the caller's account reads, newest first (cursor pagination): its own "
+        "principals' requests (scope=caller, the default), or other accounts' principals' requests on its keys "
+        "(scope=key-owner)",
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                OpenApiTypes.STR,
+                enum=[scope.value for scope in Scope],
+                default=Scope.CALLER.value,
+                description="caller: the requests of the caller's account, on any key (another account's "
+                "key-policy statements and grants are not named). key-owner: the requests of other accounts "
+                "on the caller's account's keys, allowed or refused (the callers' identity policies and access "
+                "key ids are not named).",
+            )
+        ],
         responses=s.AuditEventOutput(many=True),
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -266,12 +293,29 @@ class AuditEventListView(OperationListView):
 
 
 class AuditEventDetailView(APIView):
-    @extend_schema(tags=["audit"], summary="One audit event", responses=s.AuditEventOutput)
+    @extend_schema(
+        tags=["audit"],
+        summary="One audit event the caller's account reads through either scope (its own request, or another "
+        "account's on one of its keys), shown as that scope shows it",
+        responses=s.AuditEventOutput,
+    )
     def get(self, request: Request, event_id: str) -> Response:
         def work(ctx: OperationContext) -> dict[str, Any]:
-            return dict(s.AuditEventOutput(reads.audit_event(ctx, event_id=event_id)).data)
+            read = reads.audit_event(ctx, event_id=event_id)
+            return dict(s.AuditEventOutput(read.event, context={s.AUDIT_SCOPE: read.scope}).data)
 
-        return Response(run(request, "kmsconsole:GetAuditEvent", work, params={"EventId": str(event_id)}))
+        def recorded(result: dict[str, Any]) -> dict[str, Any]:
+            return {"Scope": result["scope"]}
+
+        return Response(
+            run(
+                request,
+                "kmsconsole:GetAuditEvent",
+                work,
+                params={"EventId": str(event_id)},
+                audit_response=recorded,
+            )
+        )
 
 
 class JobRunListView(OperationListView):

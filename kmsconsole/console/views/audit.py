@@ -22,11 +22,12 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import SCOPE_LABELS, Scope, checked_scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
-from kmsconsole.console.views.audit_links import EventLinks, event_links, trail_url
+from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_params, scope_url, trail_url
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
@@ -109,6 +110,18 @@ def _page_context(
     }
 
 
+def _refused_scope(
+    request: HttpRequest, form: TrailFilterForm, operation: str, params: dict[str, Any]
+) -> str:
+    """A scope that is not one fails the read inside its operation, with the request's parameters as they came, so
+    the refused read is audited as on the REST API (ValidationException); the error in words, or "" when the scope
+    is one (or none is asked for)."""
+    if form.scope_known:
+        return ""
+    outcome = attempt(request, operation, lambda ctx: checked_scope(form.asked_scope), params=params)
+    return outcome.error or "Choose one side of the trail."
+
+
 def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
     # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
     partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
@@ -121,14 +134,24 @@ def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 2
 def audit_trail(request: HttpRequest) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
     params = form.link_params()
+    scope = form.chosen_scope
     context: dict[str, Any] = {
         "form": form,
+        "scope": scope,
+        "scopes": [
+            (value, label, scope_url(params, value), value is scope) for value, label in SCOPE_LABELS.items()
+        ],
+        "owner_scope": scope is Scope.KEY_OWNER,
+        "clear_url": scope_url(None, scope),
         "ranges": RANGES,
         # An invalid form keeps the range the person chose, like every other field.
         "time_range": form.time_range if form.is_valid() else request.GET.get("range") or DEFAULT_RANGE,
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
+    scope_error = _refused_scope(request, form, "kmsconsole:ListAuditEvents", {"Query": request.GET.dict()})
+    if scope_error:
+        form.add_error("scope", scope_error)
     if form.is_bound and not form.is_valid():
         return _render_trail(request, context, status=400)
     now = timezone.now()
@@ -163,6 +186,7 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
         "kmsconsole:GetAuditEvent",
         lambda ctx: dashboard.event_detail(ctx, event_id=str(event_id)),
         params={"EventId": str(event_id)},
+        audit_response=lambda detail: {"Scope": detail.scope.value},
     )
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Audit event")
@@ -175,7 +199,11 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
             "detail": detail,
             "event": detail.event,
             "explanation": detail.explanation,
-            "links": event_links(detail.event, account_id, None, detail=detail),
+            "owner_scope": detail.scope is Scope.KEY_OWNER,
+            "scope_label": SCOPE_LABELS[detail.scope],
+            "trail_url": scope_url(None, detail.scope),
+            # Links to the trail stay on the side the event is seen from.
+            "links": event_links(detail.event, account_id, scope_params(detail.scope), detail=detail),
             "request_parameters": _pretty(detail.event.request_parameters),
             "response_elements": _pretty(detail.event.response_elements),
         },
@@ -194,6 +222,13 @@ _FORMATS = {
 
 def _export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
+    scope_error = _refused_scope(
+        request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": request.GET.dict()}
+    )
+    if scope_error:
+        return render(
+            request, "console/audit_refused.html", {"heading": "Export", "error": scope_error}, status=400
+        )
     if form.is_bound and not form.is_valid():
         errors = "; ".join(
             f"{form[name].label}: {' '.join(e)}" for name, e in form.errors.items() if name in form.fields

@@ -12,6 +12,7 @@ from django.http import QueryDict
 
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
 from kmsconsole.audit.trail import TrailQuery
 from kmsconsole.operations import OPERATIONS
 
@@ -58,6 +59,9 @@ def _datetime(label: str) -> forms.DateTimeField:
 
 
 class TrailFilterForm(forms.Form):
+    # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field. Taken
+    # as it comes: the read's operation checks it (kmsconsole.audit.scope.checked_scope), so a bad one is audited.
+    scope = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     range = forms.ChoiceField(
         label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
     )
@@ -82,6 +86,11 @@ class TrailFilterForm(forms.Form):
                 label=label, help_text=hint, max_length=length, required=False, strip=True
             )
         self.fields["operation"].widget.attrs["list"] = "audit-operations"
+        if self.data.get("scope") == Scope.KEY_OWNER.value:
+            # Every key on the key owner's side is the reader's: the account to narrow by is the caller's.
+            self.fields["account"].label = "Caller's account"
+            self.fields["account"].help_text = "The 12-digit account whose principals made the requests."
+            self.fields["principal"].help_text = "A principal's ARN (a role's includes its sessions)."
 
     operation_names = sorted(OPERATIONS)
 
@@ -108,6 +117,26 @@ class TrailFilterForm(forms.Form):
         return data
 
     @property
+    def asked_scope(self) -> str:
+        """The scope as the request names it ("" for none)."""
+        return str(self.data.get("scope", "")) if self.is_bound else ""
+
+    @property
+    def scope_known(self) -> bool:
+        """Whether the scope asked for is one (or none is asked for, the default)."""
+        try:
+            parse_scope(self.asked_scope)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def chosen_scope(self) -> Scope:
+        """The scope asked for; the default when none is, or the value is not one (then the read fails, audited,
+        and the error is shown beside the switch)."""
+        return parse_scope(self.asked_scope) if self.scope_known else DEFAULT_SCOPE
+
+    @property
     def time_range(self) -> str:
         return str(self.cleaned_data.get("range") or DEFAULT_RANGE) if self.is_bound else DEFAULT_RANGE
 
@@ -124,6 +153,7 @@ class TrailFilterForm(forms.Form):
             until=until.astimezone(UTC) if until else None,
             account=data.get("account", ""),
             decision=data.get("decision", ""),
+            scope=self.chosen_scope,
             **{name: data.get(name, "") for name in _TEXT},
         )
 
@@ -135,6 +165,8 @@ class TrailFilterForm(forms.Form):
         for name, value in self.cleaned_data.items():
             if name in ("since", "until"):
                 value = value.strftime("%Y-%m-%dT%H:%M") if value else ""
+            if name == "scope":
+                value = "" if self.chosen_scope is DEFAULT_SCOPE else self.chosen_scope.value
             if value and not (name == "range" and value == DEFAULT_RANGE):
                 params[name] = value
         if self.time_range != "custom":

@@ -16,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 
 from kmsconsole.audit.explain import parse_decided_by
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope
 
 if TYPE_CHECKING:
     from kmsconsole.audit.dashboard import EventDetail
@@ -47,6 +48,30 @@ def trail_url(params: QueryDict | None, view: str = "console:audit", **changes: 
     base = console_url(view)
     encoded = query.urlencode()
     return f"{base}?{encoded}" if encoded else base
+
+
+# What a switch to the other side of the trail keeps: the time range (the other filters name the other side's
+# principals, statements and errors).
+_KEPT_ACROSS_SCOPES = ("range", "since", "until")
+
+
+def scope_url(params: QueryDict | None, scope: Scope) -> str:
+    """The dashboard on `scope`'s side, over the same time range."""
+    kept = QueryDict(mutable=True)
+    for name in _KEPT_ACROSS_SCOPES:
+        if params is not None and params.get(name):
+            kept[name] = params[name]
+    if scope is not DEFAULT_SCOPE:
+        kept["scope"] = scope.value
+    return trail_url(kept)
+
+
+def scope_params(scope: Scope) -> QueryDict:
+    """The dashboard's parameters that only choose `scope` (links from an event's page stay on its side)."""
+    params = QueryDict(mutable=True)
+    if scope is not DEFAULT_SCOPE:
+        params["scope"] = scope.value
+    return params
 
 
 def principal_url(arn: str, account_id: str) -> str:

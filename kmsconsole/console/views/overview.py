@@ -1,5 +1,6 @@
 """The overview (GET /): what a security admin checks first. Keys by state, keys about to be destroyed, symmetric
-keys that never rotate, recent refusals, uses of keys pending deletion, and whether the workers that delete,
+keys that never rotate, recent refusals (of the account's requests, and of other accounts' on its keys), uses of
+keys pending deletion, and whether the workers that delete,
 rotate and propagate are alive.
 
 Three reads, each one operation through `attempt()` (so each is authorized and audited): ListKeys for the key
@@ -37,6 +38,7 @@ from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
+from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.verification import VERIFY_JOB
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
 from kmsconsole.jobs.models import ShownRun, WorkerHeartbeat
@@ -200,6 +202,8 @@ class AuditRow:
 class AuditSummary:
     denied: list[AuditRow]
     pending_deletion_uses: list[AuditRow]
+    # The key owner's side (kmsconsole.audit.scope): other accounts' refused requests on the account's keys.
+    refused_others: list[AuditRow]
 
 
 def _key_of(arn: str) -> tuple[str, str]:
@@ -224,13 +228,25 @@ def _audit_rows(events: QuerySet[AuditEvent], account_id: str) -> list[AuditRow]
     return rows
 
 
+def _newest_of(sides: list[list[AuditRow]]) -> list[AuditRow]:
+    rows = [row for side in sides for row in side]
+    return sorted(rows, key=lambda row: (row.event.time, row.event.seq), reverse=True)[:PANEL_ROWS]
+
+
 def audit_summary(ctx: OperationContext) -> AuditSummary:
-    """kmsconsole:ListAuditEvents: the newest refusals and the newest uses of keys pending deletion."""
-    events = reads.audit_events(ctx)
+    """kmsconsole:ListAuditEvents: the newest refusals (of the account's own requests, and of other accounts' on
+    its keys) and the newest uses of keys pending deletion (the account's own, and other accounts' uses of its
+    keys). Only the caller, operation, key and error code are shown: nothing either side hides
+    (kmsconsole.audit.shown)."""
+    sides = reads.audit_event_sides(ctx)
+    own, others = sides[Scope.CALLER], sides[Scope.KEY_OWNER]
     account_id = ctx.caller.account_id
     return AuditSummary(
-        denied=_audit_rows(events.filter(decision=AuditEvent.Decision.DENIED), account_id),
-        pending_deletion_uses=_audit_rows(events.filter(notable=PENDING_DELETION_USE), account_id),
+        denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id),
+        pending_deletion_uses=_newest_of(
+            [_audit_rows(side.filter(notable=PENDING_DELETION_USE), account_id) for side in (own, others)]
+        ),
+        refused_others=_audit_rows(others.filter(decision=AuditEvent.Decision.DENIED), account_id),
     )
 
 
@@ -315,7 +331,14 @@ def overview(request: HttpRequest) -> HttpResponse:
             "kmsconsole:ListAuditEvents",
             audit_summary,
             refused="You are not allowed to list audit events.",
-            params={"Query": {"decision": "denied", "notable": PENDING_DELETION_USE, **limit}},
+            params={
+                "Query": {
+                    "decision": "denied",
+                    "notable": PENDING_DELETION_USE,
+                    "scope": "caller,key-owner",
+                    **limit,
+                }
+            },
         ),
         "health": _panel(
             request,
