@@ -3,55 +3,140 @@
 A CreateGrant, PutKeyPolicy or CreateKey checks that the principals it names exist, then stores their ARNs. A
 DeleteUser or DeleteRole (`policies.services`) locks the principal's row FOR UPDATE, then rewrites every key policy
 and grant naming it. Without a lock on the writer's side, a writer that checked before the deletion and committed
-after it would keep the ARN, and a new principal of the same name would inherit it. Here the writer's check locks
-each named user or role row FOR NO KEY UPDATE (which conflicts with FOR UPDATE), users then roles, each in primary
-key order, to the end of its transaction: either the writer commits first, and the deletion, which reads its
-candidate keys and grants only after locking the principal, sees and rewrites what it wrote; or the writer waits,
-and then finds the principal gone (PostgreSQL skips a row deleted meanwhile). SQLite serialises writers anyway.
+after it would keep the ARN, and a new principal of the same name would inherit it. Here the writer locks each
+named user or role row FOR NO KEY UPDATE (which conflicts with FOR UPDATE), users then roles, each in primary key
+order, to the end of its transaction: either the writer commits first, and the deletion, which reads its candidate
+keys and grants only after locking the principal, sees and rewrites what it wrote; or the writer waits, and then
+finds the principal gone (PostgreSQL skips a row deleted meanwhile). SQLite serialises writers anyway.
+
+**Lock order.** Every transaction that takes both takes the principal rows before any key row: the deletion
+locks its principal, then the keys naming it; a writer locks the principals it names (`lock_named`) *before* it
+locks the key it writes (`keys.services.access.key_for(lock=True)`), and decides on them only after its
+authorization, from what it found then (`NamedPrincipals.existing`), never by locking again. The other order
+(the key, then the principal) let a writer and a deletion each hold what the other waited for: PostgreSQL aborted
+one of them with a deadlock error. Locking before authorization tells a refused caller nothing (the answer is
+given only after it is allowed) and holds the rows only for that request's short transaction.
+
+What was found is also what a key policy version records (`NamedPrincipals.unique_ids`): the unique id of each
+user and role it names as written, so a restore of the version can tell a principal deleted (and perhaps
+recreated) since (`keys.services.key_policy`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
+from django.db import connection
+
+from kmsconsole.core import errors
 from policies import engine
 from policies.models import IamRole, IamUser
 
+# The kinds of principal ARN that name a user or role row (an assumed role names its role, by name).
+ROW_KINDS = (engine.PrincipalKind.USER, engine.PrincipalKind.ROLE, engine.PrincipalKind.ASSUMED_ROLE)
 
-def existing_locked(principals: Sequence[engine.PrincipalArn], *, lock: bool = True) -> list[bool]:
-    """For each user, role or assumed-role ARN, whether its user or role (an assumed role's role, by name) exists,
-    its row locked as the module says (unless `lock` is False: a check that writes nothing); False for any other
-    kind (the caller decides those)."""
-    users: dict[int, set[int]] = {}
-    roles: dict[int, set[int]] = {}
-    for index, parsed in enumerate(principals):
-        if parsed.kind is engine.PrincipalKind.USER:
+
+@dataclass(frozen=True)
+class NamedPrincipals:
+    """The user, role and assumed-role ARNs a write names, each with the unique id of the user or role it named
+    when they were looked up (None: no such principal), their rows locked then unless the lookup was a check that
+    writes nothing."""
+
+    ids: dict[str, str | None] = field(default_factory=dict)
+    # When each principal found was created (a restore of a version that recorded no unique ids compares them).
+    created: dict[str, datetime] = field(default_factory=dict)
+
+    def existing(self, principals: Sequence[engine.PrincipalArn]) -> list[bool]:
+        """For each principal, whether its user or role was found; False for any other kind (the caller decides
+        those). An ARN not looked up beforehand is a fault of the caller, never a reason to lock now (a writer
+        holds its key's lock by then: see the module's lock order)."""
+        found = []
+        for parsed in principals:
+            if parsed.kind not in ROW_KINDS:
+                found.append(False)
+            elif parsed.arn not in self.ids:
+                raise errors.KMSInternalException(
+                    "A principal the request names was not looked up before its key was locked."
+                )
+            else:
+                found.append(self.ids[parsed.arn] is not None)
+        return found
+
+    def unique_ids(self, arns: Iterable[str]) -> dict[str, str | None]:
+        """What a key policy version naming `arns` records: for each user, role or assumed-role ARN among them,
+        the unique id of its user or role (None when there was none)."""
+        return {arn: self.ids[arn] for arn in arns if arn in self.ids}
+
+
+def lock_named(arns: Iterable[str], *, lock: bool = True) -> NamedPrincipals:
+    """Look up (and, unless `lock` is False, lock as the module says) the users and roles that the user, role and
+    assumed-role ARNs among `arns` name; anything else (an account, a malformed ARN, a unique id) is left for the
+    caller's checks, which come later and refuse it in their own words."""
+    parsed = {
+        named.arn: named
+        for arn in arns
+        if (named := engine.parse_principal_arn(arn)) is not None and named.kind in ROW_KINDS
+    }
+    users: dict[str, set[int]] = {}
+    roles: dict[str, set[int]] = {}
+    for arn, named in parsed.items():
+        if named.kind is engine.PrincipalKind.USER:
             found = IamUser.objects.filter(
-                account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
+                account__account_id=named.account_id, name=named.name, path=named.path
             )
-            users[index] = set(found.values_list("pk", flat=True))
-        elif parsed.kind is engine.PrincipalKind.ROLE:
-            found_roles = IamRole.objects.filter(
-                account__account_id=parsed.account_id, name=parsed.name, path=parsed.path
-            )
-            roles[index] = set(found_roles.values_list("pk", flat=True))
-        elif parsed.kind is engine.PrincipalKind.ASSUMED_ROLE:
-            found_roles = IamRole.objects.filter(account__account_id=parsed.account_id, name=parsed.name)
-            roles[index] = set(found_roles.values_list("pk", flat=True))
-    kept_users: set[int] = set().union(*users.values())
-    kept_roles: set[int] = set().union(*roles.values())
-    if lock:
-        kept_users, kept_roles = _lock(IamUser, kept_users), _lock(IamRole, kept_roles)
-    return [
-        bool(users[index] & kept_users) if index in users else bool(roles.get(index, set()) & kept_roles)
-        for index in range(len(principals))
-    ]
+            users[arn] = set(found.values_list("pk", flat=True))
+        else:
+            found_roles = IamRole.objects.filter(account__account_id=named.account_id, name=named.name)
+            if named.kind is engine.PrincipalKind.ROLE:
+                found_roles = found_roles.filter(path=named.path)
+            roles[arn] = set(found_roles.values_list("pk", flat=True))
+    user_ids = _rows(IamUser, set().union(*users.values()), lock=lock)
+    role_ids = _rows(IamRole, set().union(*roles.values()), lock=lock)
+    ids: dict[str, str | None] = {}
+    created: dict[str, datetime] = {}
+    for arn in parsed:
+        pks, rows = (users[arn], user_ids) if arn in users else (roles[arn], role_ids)
+        kept = sorted(pk for pk in pks if pk in rows)
+        ids[arn] = rows[kept[0]][0] if kept else None
+        if kept:
+            created[arn] = rows[kept[0]][1]
+    return NamedPrincipals(ids, created)
 
 
-def _lock(model: type[IamUser] | type[IamRole], pks: set[int]) -> set[int]:
-    """The rows of `pks` still there, locked FOR NO KEY UPDATE in primary key order (a row deleted while this
-    waited for it is left out)."""
+def _rows(
+    model: type[IamUser] | type[IamRole], pks: set[int], *, lock: bool
+) -> dict[int, tuple[str, datetime]]:
+    """The unique ids and creation times of the rows of `pks` still there, locked FOR NO KEY UPDATE in primary
+    key order when `lock` (a row deleted while this waited for it is left out)."""
     if not pks:
-        return set()
-    rows = model.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
-    return set(rows.values_list("pk", flat=True))
+        return {}
+    rows = model.objects.filter(pk__in=pks).order_by("pk")
+    if lock:
+        rows = rows.select_for_update(no_key=True)
+    return {
+        pk: (unique_id, created)
+        for pk, unique_id, created in rows.values_list("pk", "unique_id", "created_at")
+    }
+
+
+def held_for_a_child(entity: IamUser | IamRole) -> bool:
+    """Before a row that refers to `entity` is inserted (an access key or API token of a user, a console login
+    acting as it, a session of a role): lock the entity's row FOR KEY SHARE to the end of the transaction, and say
+    whether it is still there.
+
+    PostgreSQL checks the new row's foreign key (deferred, as Django declares it) only at the commit, after the
+    transaction has appended its audit event and so holds the chain head: a deletion of the entity holding its
+    row FOR UPDATE and waiting for the head, and the insert holding the head and waiting for the row, was a
+    deadlock. Taken here, first, the lock makes the insert wait for a deletion (and then find the entity gone) or
+    the deletion wait for the insert (and then see the new row: a conflict, or, for a session or token, one more
+    to end). FOR KEY SHARE, the lock the foreign-key check itself takes, conflicts only with a deletion (or a key
+    change), so concurrent inserts for one entity do not wait for each other. SQLite serialises writers."""
+    model = type(entity)
+    if connection.vendor != "postgresql":
+        return model.objects.filter(pk=entity.pk).exists()
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [entity.pk])  # noqa: S608 - the table name is the model's own
+        return cursor.fetchone() is not None

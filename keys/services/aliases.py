@@ -157,6 +157,17 @@ def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
     alias = _alias_in_account(ctx, alias_name, arn=arn)
     old = alias.key
     authorize_on_key(ctx, old)
+    # Both keys' rows, in primary key order, before either is used: every transaction that locks several keys
+    # (this one, a principal's deletion rewriting the keys naming it) takes them in that order, so none waits for
+    # a key while holding one another waits for (new, then old, deadlocked with a deletion holding old and
+    # waiting for new). The target is resolved here as key_for resolves it, with the same errors.
+    target = resolve_key(target_key_id, caller_account=ctx.caller.account_id, operation=ctx.operation).key
+    list(
+        Key.objects.select_for_update(of=("self",))
+        .filter(pk__in=[old.pk, target.pk])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     new = key_for(ctx, target_key_id, lock=True)
     if new.state == KeyState.PENDING_DELETION:
         raise errors.KMSInvalidStateException(f"{new.arn} is pending deletion.")

@@ -188,8 +188,9 @@ def _error(line_col: tuple[int, int], message: str) -> dict[str, Any]:
     return {"line": line_col[0], "column": line_col[1], "message": message}
 
 
-def _missing_principal_errors(text: str, policy: engine.Policy) -> list[dict[str, Any]]:
-    """One error per principal that does not exist, at the place each is named."""
+def _missing_principal_errors(text: str, policy: engine.Policy, *, stored: bool) -> list[dict[str, Any]]:
+    """One error per principal that does not exist, at the place each is named (`stored`: a version being
+    restored, whose deleted principals' unique ids are kept)."""
     root, _ = parse_positions(text)
     problems: list[dict[str, Any]] = []
     for statement in policy.statements:
@@ -197,7 +198,7 @@ def _missing_principal_errors(text: str, policy: engine.Policy) -> list[dict[str
             if block is None:
                 continue
             for value in block.aws:
-                if value == "*" or _principal_exists(value):
+                if value == "*" or (stored and engine.is_unique_id(value)) or _principal_exists(value):
                     continue
                 node = statement_node(root, statement.index)
                 where = f"'{value}'"
@@ -245,17 +246,21 @@ def key_findings(key: Key, document: str) -> list[dict[str, Any]]:
     return _finding_dicts(document, found)
 
 
-def key_policy_check(ctx: OperationContext, *, key: Key, document: str) -> dict[str, Any]:
-    """Check a draft key policy for `key` as PutKeyPolicy would, as the caller of `ctx`, without saving it."""
+def key_policy_check(
+    ctx: OperationContext, *, key: Key, document: str, stored: bool = False
+) -> dict[str, Any]:
+    """Check a draft key policy for `key` as PutKeyPolicy would, as the caller of `ctx`, without saving it.
+    `stored`: the document a restore would write, which may keep a deleted principal's unique id (as
+    `keys.services.policy_restore` writes it)."""
     try:
-        policy = engine.parse_key_policy(document)
+        policy = engine.parse_policy(document, engine.PolicyKind.KEY, stored=stored)
     except engine.EngineError as exc:
         return _result([_error(locate(document, exc), exc.message)])
     findings = key_findings(key, document)
     try:
-        validate_key_policy(ctx, document=document, key=key, bypass_lockout=True)
+        validate_key_policy(ctx, document=document, key=key, bypass_lockout=True, lock=False, stored=stored)
     except errors.KmsError as exc:
-        problems = _missing_principal_errors(document, policy) or [_error((1, 1), exc.message)]
+        problems = _missing_principal_errors(document, policy, stored=stored) or [_error((1, 1), exc.message)]
         return _result(problems, findings=findings)
     lockout = ""
     try:

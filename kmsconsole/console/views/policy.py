@@ -24,8 +24,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from keys.models import Key, KeyPolicyVersion
-from keys.services import key_policy, lifecycle
+from keys.services import key_policy, lifecycle, policy_restore
 from keys.services.access import KeyQuestions
+from keys.services.policy_restore import RestoredPolicy, RestorePlan
 from kmsconsole.api import reads
 from kmsconsole.console import policy_check
 from kmsconsole.console.access_diff import access_diff_context
@@ -313,6 +314,7 @@ def _review_page(
     draft: str,
     action: str,
     restore: KeyPolicyVersion | None = None,
+    restore_notes: tuple[str, ...] = (),
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
@@ -330,6 +332,7 @@ def _review_page(
         "access_diff": access_diff_context(request, key, draft) if draft != key.policy else None,
         "action": action,
         "restore": restore,
+        "restore_notes": restore_notes,
         "error": error,
         "sudo_fresh": sudo_fresh(request),
     }
@@ -459,11 +462,13 @@ def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 def _version_review(
     request: HttpRequest, ctx: OperationContext, key_id: str, version: int
-) -> tuple[KeyPolicyVersion, Key, dict[str, Any]]:
-    found = reads.policy_version(ctx, key_id=key_id, version=version)
-    key = Key.objects.select_related("account").get(pk=found.key_id)
+) -> tuple[RestorePlan, Key, dict[str, Any]]:
+    """The review of a restore: what it would write (the version, with the ARNs of principals deleted since named
+    by their unique ids: `keys.services.policy_restore`), and that document's check."""
+    plan = policy_restore.restore_preview(ctx, key_id=key_id, version=version)
+    key = Key.objects.select_related("account").get(pk=plan.version.key_id)
     _decide_header(request, ctx, key)
-    return found, key, policy_check.key_policy_check(ctx, key=key, document=found.document)
+    return plan, key, policy_check.key_policy_check(ctx, key=key, document=plan.document, stored=True)
 
 
 def _restore_review(
@@ -477,18 +482,25 @@ def _restore_review(
     )
     if not outcome.ok:
         return _refused(request, key_id, outcome)
-    found, key, check = outcome.value
+    plan, key, check = outcome.value
     action = reverse("console:key-policy-restore", args=[key_id, version])
     return _review_page(
-        request, key, check, draft=found.document, action=action, restore=found, error=error, status=status
+        request,
+        key,
+        check,
+        draft=plan.document,
+        action=action,
+        restore=plan.version,
+        restore_notes=plan.notes,
+        error=error,
+        status=status,
     )
 
 
-def _restore(ctx: OperationContext, key_id: str, version: int, bypass: bool) -> Key:
+def _restore(ctx: OperationContext, key_id: str, version: int, bypass: bool) -> RestoredPolicy:
     # As the REST API does: the version is read once the caller may PutKeyPolicy on the key, and the put is
-    # then decided again, with the old document, as any PutKeyPolicy.
-    document = reads.policy_version(ctx, key_id=key_id, version=version).document
-    return key_policy.key_policy_put(ctx=ctx, key_id=key_id, policy=document, bypass_lockout=bypass)
+    # then decided again, with the document it writes, as any PutKeyPolicy.
+    return policy_restore.key_policy_restore(ctx=ctx, key_id=key_id, version=version, bypass_lockout=bypass)
 
 
 @console_view
@@ -512,7 +524,9 @@ def key_policy_restore(request: HttpRequest, key_id: UUID, version: int) -> Http
         ),
     )
     if outcome.ok:
-        return _saved(request, key_id_text, outcome.value, f"Version {version} was restored.")
+        for note in outcome.value.plan.notes:
+            messages.warning(request, note)
+        return _saved(request, key_id_text, outcome.value.key, f"Version {version} was restored.")
     return _restore_review(
         request, key_id_text, version, error=outcome.error, status=failure_status(outcome.code)
     )
