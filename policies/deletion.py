@@ -232,9 +232,14 @@ def unbind_deleted_principal(
     may act as. Returns the names of those integrated services (the operator's, recorded on the caller's
     event)."""
     principal = DeletedPrincipal.of(entity)
-    for key_pk in _candidate_keys(principal):
+    # Every row this changes is locked before the first write (`policies.principal_locks`, lock order): the keys
+    # and their grants, then the integrated services naming the principal; the writes (which take generation
+    # rows) come after, the caller's own (the account's IAM generation row) after these, the audit head last.
+    keys = _candidate_keys(principal)
+    services = _integrated_services_naming(principal)
+    for key_pk in keys:
         _unbind_key(ctx, key_pk, principal, events)
-    return _unbind_integrated_services(principal)
+    return _unbind_integrated_services(principal, services)
 
 
 def _unbind_key(
@@ -318,16 +323,31 @@ def _check_stored_policy(document: str, key: Key, principal: DeletedPrincipal) -
         ) from None
 
 
-def _unbind_integrated_services(principal: DeletedPrincipal) -> list[str]:
-    """An integrated service bound to the deleted principal's ARN keeps its unique id instead: a new principal of
-    that name cannot act as the service (only the operator binds principals to services)."""
-    names = []
-    for service in IntegratedService.objects.select_for_update().order_by("pk"):
-        if any(principal.names(value) for value in service.principals):
-            service.check_row()
-            service.principals = [
-                principal.unique_id if principal.names(value) else value for value in service.principals
-            ]
-            service.save(update_fields=["principals"])
-            names.append(service.name)
-    return names
+def _integrated_services_naming(principal: DeletedPrincipal) -> list[IntegratedService]:
+    """The integrated services bound to the principal, their rows locked in primary key order.
+
+    Only the rows that name it: locking every service's row made two deletions that share nothing wait for each
+    other, and deadlock when one of them held its account's IAM generation row. They are found by reading every
+    row without a lock (a handful; `principals` is a JSON list, which the SQL of both databases cannot match
+    exactly), then locked and checked again. A registration naming the principal locks the principal's row first
+    (`policies.principal_locks`), so it either committed before this read or waits and then finds it gone."""
+    naming = [
+        pk
+        for pk, bound in IntegratedService.objects.values_list("pk", "principals")
+        if isinstance(bound, list) and any(principal.names(value) for value in bound)
+    ]
+    locked = IntegratedService.objects.select_for_update().filter(pk__in=naming).order_by("pk")
+    return [service for service in locked if any(principal.names(value) for value in service.principals)]
+
+
+def _unbind_integrated_services(principal: DeletedPrincipal, services: list[IntegratedService]) -> list[str]:
+    """Each integrated service bound to the deleted principal's ARN (`_integrated_services_naming`) keeps its
+    unique id instead: a new principal of that name cannot act as the service (only the operator binds principals
+    to services)."""
+    for service in services:
+        service.check_row()
+        service.principals = [
+            principal.unique_id if principal.names(value) else value for value in service.principals
+        ]
+        service.save(update_fields=["principals"])
+    return [service.name for service in services]

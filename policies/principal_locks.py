@@ -9,13 +9,28 @@ order, to the end of its transaction: either the writer commits first, and the d
 keys and grants only after locking the principal, sees and rewrites what it wrote; or the writer waits, and then
 finds the principal gone (PostgreSQL skips a row deleted meanwhile). SQLite serialises writers anyway.
 
-**Lock order.** Every transaction that takes both takes the principal rows before any key row: the deletion
-locks its principal, then the keys naming it; a writer locks the principals it names (`lock_named`) *before* it
-locks the key it writes (`keys.services.access.key_for(lock=True)`), and decides on them only after its
-authorization, from what it found then (`NamedPrincipals.existing`), never by locking again. The other order
-(the key, then the principal) let a writer and a deletion each hold what the other waited for: PostgreSQL aborted
-one of them with a deadlock error. Locking before authorization tells a refused caller nothing (the answer is
-given only after it is allowed) and holds the rows only for that request's short transaction.
+**Lock order.** A transaction that takes more than one of these takes them in this order, so none holds what
+another waits for (PostgreSQL would abort one of them with a deadlock error, a KMSInternalException):
+
+1. the principal rows: a deletion its own (FOR UPDATE); a writer those it names (`lock_named`), users then
+   roles, each in primary key order;
+2. the key rows, in primary key order (`keys.services.access.key_for(lock=True)`; the deletion's candidate keys;
+   UpdateAlias's two keys);
+3. the rows hanging from those keys that a deletion rewrites: their grants, then the integrated services naming
+   the principal, each in primary key order;
+4. the generation rows (`kmsconsole.generations`): taken by the writes themselves (a database trigger bumps
+   `key:<id>` when a key, its grants or tags change, `iam:<account>` when a user, role, session, access key or
+   identity policy does), so every write comes after every row lock above. In a deletion this means that the
+   role's sessions, the user's API tokens and the entity itself are deleted last, after the keys, grants and
+   integrated services are locked and rewritten (`policies.services._entity_delete`): ending a session first
+   took the account's `iam:` row, and another deletion in the account that held a shared key (or integrated
+   service) and wanted that row deadlocked with it;
+5. the audit chain head, last of all (`kmsconsole.audit.recorder.events_at_the_end`).
+
+A writer decides on the principals it locked only after its authorization, from what it found then
+(`NamedPrincipals.existing`), never by locking again. The other order (the key, then the principal) let a writer
+and a deletion each hold what the other waited for. Locking before authorization tells a refused caller nothing
+(the answer is given only after it is allowed) and holds the rows only for that request's short transaction.
 
 What was found is also what a key policy version records (`NamedPrincipals.unique_ids`): the unique id of each
 user and role it names as written, so a restore of the version can tell a principal deleted (and perhaps

@@ -219,18 +219,22 @@ def _entity_delete(ctx: OperationContext, entity: Entity) -> DeletedEntity:
     if blockers:
         raise errors.DeleteConflictException(blockers[0].message)
     kind = _KINDS[type(entity)]
+    # Counted now, deleted last (below): no session or token is added meanwhile, as AssumeRole and
+    # CreateApiToken lock the entity's row first (`held_for_a_child`), which this transaction holds.
     sessions = RoleSession.objects.filter(role=entity) if isinstance(entity, IamRole) else None
     ended = sessions.count() if sessions is not None else 0
-    if sessions is not None:
-        sessions.delete()  # their access keys with them: refused at once (the credentials cache is bumped)
-    revoked = 0
-    if isinstance(entity, IamUser):
-        tokens = ApiToken.objects.filter(principal=entity)
-        revoked = tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
-        tokens.delete()  # refused from now on: a token is looked up by its row at every request
-    # The unbinding's events go on the chain once everything else is written, the entity's row included: the
-    # head is the last lock this transaction takes, as it is every other change's (a CreateUser in the account
-    # holds its generation row, which deleting the entity bumps, while it waits for the head).
+    tokens = ApiToken.objects.filter(principal=entity) if isinstance(entity, IamUser) else None
+    revoked = (
+        tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+        if tokens is not None
+        else 0
+    )
+    # The lock order of `policies.principal_locks`: the keys, grants and integrated services naming the entity
+    # are locked (by the unbinding) before anything here writes the account's IAM generation row (deleting a
+    # session, a session's access key or the entity bumps it), and the unbinding's events go on the chain once
+    # everything else is written: the head is the last lock this transaction takes, as it is every other
+    # change's (a CreateUser in the account holds the generation row while it waits for the head; another
+    # deletion in the account holds a key this one rewrites while it waits for the generation row).
     with events_at_the_end() as events:
         services = (
             unbind_deleted_principal(ctx, entity, events) if isinstance(entity, IamUser | IamRole) else []
@@ -238,6 +242,10 @@ def _entity_delete(ctx: OperationContext, entity: Entity) -> DeletedEntity:
         deleted = DeletedEntity(
             kind, entity.name, entity.arn, entity.unique_id, ended, tuple(services), revoked
         )
+        if sessions is not None:
+            sessions.delete()  # their access keys with them: refused at once (the credentials cache is bumped)
+        if tokens is not None:
+            tokens.delete()  # refused from now on: a token is looked up by its row at every request
         entity.delete()
     return deleted
 

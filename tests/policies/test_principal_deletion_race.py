@@ -9,22 +9,20 @@ connections, a deterministic interleaving), and the deletion racing other writes
 - The deletion appends its events last (`kmsconsole.audit.recorder.events_at_the_end`): a RevokeGrant on a key it
   rewrites next, or a CreateUser in its account, each holding a generation row while waiting for the audit chain
   head, only wait for it.
+- Two deletions in one account (a role with a live session, a user) write the account's IAM generation row only
+  after locking the keys and integrated services naming their principal (only those), so they only wait.
 
-Each bad interleaving is forced: a thread is paused where it holds the locks in question (its key's row, the
-principal's row, the chain head), the other is let go until it waits on a lock (seen in `pg_stat_activity`) or
-finishes, and only then is the first let go. PostgreSQL's deadlock detector (`deadlock_timeout`, 1 s by default)
-then finds a cycle if there is one."""
+Each bad interleaving is forced (`tests.races`): a thread is paused where it holds the locks in question (its key's
+row, the principal's row, the chain head), the other is let go until it waits on a lock or finishes, and only then
+is the first let go."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
 
 from grants import services as grant_services
 from grants.models import Grant, IntegratedService
@@ -34,82 +32,13 @@ from kmsconsole.api.models import ApiToken
 from kmsconsole.api.tokens import api_token_create
 from kmsconsole.core import errors
 from policies import deletion, services
-from policies.models import AccessKey, Account, ConsoleIdentity, IamUser, RoleSession
+from policies.models import AccessKey, Account, ConsoleIdentity, IamRole, IamUser, RoleSession
 from tests.conftest import Persona, as_operator, postgresql_only
 from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user
+from tests.races import Pause, finish, in_thread, lock_waiters, waits_or_ends
 
 # SQLite serialises writers (and the embedded test database is one connection's): the interleaving needs two.
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
-
-
-class Pause:
-    """Wraps a function: the first time a thread named `thread` has called it (`after`) or is about to (not
-    `after`), say so and wait to be released."""
-
-    def __init__(self, function: Callable[..., Any], *, thread: str, after: bool = True) -> None:
-        self.function = function
-        self.thread = thread
-        self.after = after
-        self.reached = threading.Event()
-        self.release = threading.Event()
-
-    def _hold(self) -> None:
-        if threading.current_thread().name == self.thread and not self.reached.is_set():
-            self.reached.set()
-            assert self.release.wait(30)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.after:
-            self._hold()
-        result = self.function(*args, **kwargs)
-        if self.after:
-            self._hold()
-        return result
-
-
-def in_thread(work: Callable[[], Any], results: dict[str, Any], name: str) -> threading.Thread:
-    def run() -> None:
-        try:
-            results[name] = work()
-        except Exception as exc:  # reported by the test
-            results[name] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name=name)
-    thread.start()
-    return thread
-
-
-def lock_waiters() -> int:
-    """Backends of this database waiting for a lock (a row, a transaction id)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
-
-
-def waits_or_ends(thread: threading.Thread, timeout: float = 30) -> str:
-    """Wait until `thread` waits on a database lock ("waiting") or has finished ("finished")."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            return "finished"
-        if lock_waiters():
-            return "waiting"
-        time.sleep(0.02)
-    raise AssertionError(f"{thread.name} neither waited for a lock nor finished")
-
-
-def finish(*threads: threading.Thread, results: dict[str, Any]) -> None:
-    for thread in threads:
-        thread.join(30)
-        assert not thread.is_alive(), f"{thread.name} is still running"
-    for thread in threads:
-        assert not isinstance(results[thread.name], Exception), (thread.name, repr(results[thread.name]))
 
 
 def create_grant(key: Key, alice: IamUser, admin: Persona) -> Any:
@@ -444,3 +373,70 @@ def test_update_alias_and_a_deletion_lock_keys_in_one_order(
     for key in (old, new):
         assert alice.unique_id in Key.objects.get(pk=key.pk).policy
     nothing_names(alice, account)
+
+
+def _a_key_naming_both(role: IamRole, alice: IamUser, admin: Persona) -> None:
+    key_naming(role.arn, alice.arn, admin.arn)
+
+
+def _a_service_naming_neither(role: IamRole, alice: IamUser, admin: Persona) -> None:
+    as_operator(
+        "kmsconsole:RegisterIntegratedService",
+        lambda ctx: grant_services.integrated_service_register(
+            ctx=ctx, name="ec2.us-east-1.amazonaws.com", principals=[admin.arn]
+        ),
+    )
+
+
+# What two deletions in one account share: (what is made, what each key policy or binding names afterwards).
+SHARED: dict[str, Callable[[IamRole, IamUser, Persona], None]] = {
+    # Both deletions lock it (the keys naming their principal, in primary key order).
+    "a key naming both": _a_key_naming_both,
+    # Neither names it: locked by neither deletion (before, each locked every integrated service's row).
+    "an integrated service naming neither": _a_service_naming_neither,
+}
+
+
+@pytest.mark.parametrize("first", ["DeleteRole", "DeleteUser"])
+@pytest.mark.parametrize("shared", SHARED)
+def test_two_deletions_in_one_account_only_wait(
+    account: Account, admin: Persona, monkeypatch: pytest.MonkeyPatch, first: str, shared: str
+) -> None:
+    """A DeleteRole of a role with a live session and a DeleteUser in the same account. The first is paused: a
+    DeleteRole before it unbinds the role (before, it had already ended the role's sessions, which bumps the
+    account's IAM generation row, `iam:<account>`); a DeleteUser once it has unbound the user (holding the keys
+    and integrated services it locked), before it deletes the user's row (which bumps that generation). The other
+    runs, then the first goes on. Every write of the generation row comes after the key and integrated-service
+    locks in both, so one only waits for the other. (Before, the DeleteRole held the generation row and wanted a
+    key or an integrated service the DeleteUser held, which wanted the generation row: PostgreSQL aborted one.)"""
+    role = as_operator(
+        "iam:CreateRole", lambda ctx: services.role_create(ctx=ctx, account=account, role_name="app")
+    )
+    _assume_role(account)
+    alice = plain_user(account, "alice")
+    SHARED[shared](role, alice, admin)
+    services_before = list(IntegratedService.objects.values_list("name", "principals"))
+    deletions = {
+        "DeleteRole": lambda: delete_as(admin, "role", "app"),
+        "DeleteUser": lambda: delete_as(admin, "user", "alice"),
+    }
+    paused = Pause(services.unbind_deleted_principal, thread="first", after=first == "DeleteUser")
+    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    results: dict[str, Any] = {}
+
+    one = in_thread(deletions[first], results, "first")
+    assert paused.reached.wait(30)
+    [second] = set(deletions) - {first}
+    other = in_thread(deletions[second], results, "second")
+    waits_or_ends(other)
+    paused.release.set()
+    finish(one, other, results=results)
+
+    assert results["first" if first == "DeleteRole" else "second"].sessions_ended == 1
+    assert not RoleSession.objects.exists() and not IamRole.objects.filter(pk=role.pk).exists()
+    nothing_names(alice, account)
+    if shared == "a key naming both":
+        policy = Key.objects.get(policy__contains=alice.unique_id).policy
+        assert role.unique_id in policy and role.arn not in policy
+    else:
+        assert list(IntegratedService.objects.values_list("name", "principals")) == services_before
