@@ -15,9 +15,12 @@ another waits for (PostgreSQL would abort one of them with a deadlock error, a K
 1. the principal rows: a deletion its own (FOR UPDATE); a writer those it names (`lock_named`), users then
    roles, each in primary key order;
 2. the key rows, in primary key order (`keys.services.access.key_for(lock=True)`; the deletion's candidate keys;
-   UpdateAlias's two keys);
-3. the rows hanging from those keys that a deletion rewrites: their grants, then the integrated services naming
-   the principal, each in primary key order;
+   UpdateAlias's two keys), each after the alias rows a transaction locks (UpdateAlias and DeleteAlias lock their
+   alias, then its keys; destroying a key locks its aliases, which go with it, then the key:
+   `keys.services.aliases`);
+3. the rows hanging from those keys that the transaction changes and others lock on their own: their grants
+   (a principal's deletion rewrites them, a key's destruction deletes them; RevokeGrant and RetireGrant lock
+   one without its key), then the integrated services naming the principal, each in primary key order;
 4. the generation rows (`kmsconsole.generations`): taken by the writes themselves (a database trigger bumps
    `key:<id>` when a key, its grants or tags change, `iam:<account>` when a user, role, session, access key or
    identity policy does), so every write comes after every row lock above. In a deletion this means that the

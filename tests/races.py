@@ -74,13 +74,14 @@ def lock_waiters() -> int:
     return int(row[0]) if row else 0
 
 
-def waits_or_ends(thread: threading.Thread, timeout: float = 30) -> str:
-    """Wait until `thread` waits on a database lock ("waiting") or has finished ("finished")."""
+def waits_or_ends(thread: threading.Thread, timeout: float = 30, *, waiters: int = 1) -> str:
+    """Wait until `thread` waits on a database lock ("waiting": `waiters` backends wait, counting those that
+    waited before it) or has finished ("finished")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not thread.is_alive():
             return "finished"
-        if lock_waiters():
+        if lock_waiters() >= waiters:
             return "waiting"
         time.sleep(0.02)
     raise AssertionError(f"{thread.name} neither waited for a lock nor finished")

@@ -7,6 +7,12 @@ by that key's policy (which may delegate to IAM) — the old and the new key for
 Order of checks: the alias name's rules, then IAM on the alias ARN, then the key(s) (NotFoundException, the key
 policy, the key state), then the alias's own rules (exists, quota, compatible keys).
 
+**Lock order.** An alias's row before its key's: UpdateAlias and DeleteAlias lock the alias, then its key(s)
+(UpdateAlias both keys in primary key order, as every transaction that locks several keys does); the destruction
+of a key pending deletion, which deletes its aliases with it, locks its alias rows before the key
+(`keys.services.deletion._destroy`); CreateAlias locks the key and inserts a new row, which no one else holds.
+The whole order, principals and generation rows included, is written down in `policies.principal_locks`.
+
 Names starting with `alias/aws/` belong to AWS managed keys, which this KMS does not have. AWS does not document
 the exception it raises for them; this KMS answers every alias operation naming one with
 InvalidAliasNameException (the modeled alias-name error) and RESERVED_PREFIX_MESSAGE.
