@@ -53,7 +53,7 @@ from grants.selectors import (
 from grants.tokens import INVALID_TOKEN_MESSAGE, issue_token, read_token
 from keys.models import Key
 from keys.selectors import key_tags, resolve_key
-from keys.services.access import SELF_GRANTED_USE, key_for, request_condition_values
+from keys.services.access import SELF_GRANTED_USE, key_for, key_for_write_naming, request_condition_values
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
@@ -318,13 +318,12 @@ def grant_create(
         [(kind, context_pairs)] = stored_constraints.items()
         conditions["kms:GrantConstraintType"] = kind
     principals = [grantee, retiring] if retiring else [grantee]
-    # The principals' rows before the key's (the lock order of `policies.principal_locks`); whether they exist is
-    # told only once the caller is allowed, below.
-    named = lock_named(principals)
-    key = key_for(
+    # Authorized first, then the principals' rows before the key's (the lock order of `policies.principal_locks`);
+    # whether they exist is told only once the caller is allowed on the locked key too, below.
+    key, named = key_for_write_naming(
         ctx,
         key_id,
-        lock=True,
+        lambda: lock_named(principals),
         encryption_context=context_pairs,
         condition_values=conditions,
         grant_tokens=grant_tokens,

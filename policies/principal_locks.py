@@ -4,10 +4,13 @@ A CreateGrant, PutKeyPolicy or CreateKey checks that the principals it names exi
 DeleteUser or DeleteRole (`policies.services`) locks the principal's row FOR UPDATE, then rewrites every key policy
 and grant naming it. Without a lock on the writer's side, a writer that checked before the deletion and committed
 after it would keep the ARN, and a new principal of the same name would inherit it. Here the writer locks each
-named user or role row FOR NO KEY UPDATE (which conflicts with FOR UPDATE), users then roles, each in primary key
-order, to the end of its transaction: either the writer commits first, and the deletion, which reads its candidate
-keys and grants only after locking the principal, sees and rewrites what it wrote; or the writer waits, and then
-finds the principal gone (PostgreSQL skips a row deleted meanwhile). SQLite serialises writers anyway.
+named user or role row FOR KEY SHARE, users then roles (one query each, however many are named), each in primary
+key order, to the end of its transaction: either the writer commits first, and the deletion, which reads its
+candidate keys and grants only after locking the principal, sees and rewrites what it wrote; or the writer waits,
+and then finds the principal gone (PostgreSQL skips a row deleted meanwhile). FOR KEY SHARE conflicts with the
+deletion's FOR UPDATE (and with the FOR UPDATE of a change to the principal's own rows, an inline policy or a
+membership, which waits for such a writer), not with another FOR KEY SHARE: writers naming the same principal do
+not wait for each other. SQLite serialises writers anyway.
 
 **Lock order.** A transaction that takes more than one of these takes them in this order, so none holds what
 another waits for (PostgreSQL would abort one of them with a deadlock error, a KMSInternalException):
@@ -30,10 +33,15 @@ another waits for (PostgreSQL would abort one of them with a deadlock error, a K
    service) and wanted that row deadlocked with it;
 5. the audit chain head, last of all (`kmsconsole.audit.recorder.events_at_the_end`).
 
-A writer decides on the principals it locked only after its authorization, from what it found then
-(`NamedPrincipals.existing`), never by locking again. The other order (the key, then the principal) let a writer
-and a deletion each hold what the other waited for. Locking before authorization tells a refused caller nothing
-(the answer is given only after it is allowed) and holds the rows only for that request's short transaction.
+The other order (the key, then the principal) let a writer and a deletion each hold what the other waited for.
+
+**Authorization first.** A writer is authorized on its key's row as it is before it looks up or locks any
+principal, then locks the principals, then the key, and is authorized again on the locked row, the decision that
+counts and the one audited (`keys.services.access.key_for_write_naming`; CreateKey is authorized by identity
+policies, before it locks anything). A refused caller so looks nothing up (its request costs the same few queries
+whatever it names) and holds no principal's row: it cannot block a deletion, nor time another account's changes
+to its principals. An allowed one decides on the principals it locked from what it found then
+(`NamedPrincipals.existing`), never by locking again, and tells whether they exist only then.
 
 What was found is also what a key policy version records (`NamedPrincipals.unique_ids`): the unique id of each
 user and role it names as written, so a restore of the version can tell a principal deleted (and perhaps
@@ -42,11 +50,14 @@ recreated) since (`keys.services.key_policy`).
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Q
 
 from kmsconsole.core import errors
 from policies import engine
@@ -90,53 +101,75 @@ class NamedPrincipals:
 
 def lock_named(arns: Iterable[str], *, lock: bool = True) -> NamedPrincipals:
     """Look up (and, unless `lock` is False, lock as the module says) the users and roles that the user, role and
-    assumed-role ARNs among `arns` name; anything else (an account, a malformed ARN, a unique id) is left for the
-    caller's checks, which come later and refuse it in their own words."""
+    assumed-role ARNs among `arns` name, in one query for the users and one for the roles however many are named;
+    anything else (an account, a malformed ARN, a unique id) is left for the caller's checks, which come later and
+    refuse it in their own words."""
     parsed = {
         named.arn: named
         for arn in arns
         if (named := engine.parse_principal_arn(arn)) is not None and named.kind in ROW_KINDS
     }
-    users: dict[str, set[int]] = {}
-    roles: dict[str, set[int]] = {}
-    for arn, named in parsed.items():
-        if named.kind is engine.PrincipalKind.USER:
-            found = IamUser.objects.filter(
-                account__account_id=named.account_id, name=named.name, path=named.path
-            )
-            users[arn] = set(found.values_list("pk", flat=True))
-        else:
-            found_roles = IamRole.objects.filter(account__account_id=named.account_id, name=named.name)
-            if named.kind is engine.PrincipalKind.ROLE:
-                found_roles = found_roles.filter(path=named.path)
-            roles[arn] = set(found_roles.values_list("pk", flat=True))
-    user_ids = _rows(IamUser, set().union(*users.values()), lock=lock)
-    role_ids = _rows(IamRole, set().union(*roles.values()), lock=lock)
+    users = [named for named in parsed.values() if named.kind is engine.PrincipalKind.USER]
+    roles = [named for named in parsed.values() if named.kind is not engine.PrincipalKind.USER]
+    found_users = _rows(IamUser, users, lock=lock)
+    found_roles = _rows(IamRole, roles, lock=lock)
     ids: dict[str, str | None] = {}
     created: dict[str, datetime] = {}
-    for arn in parsed:
-        pks, rows = (users[arn], user_ids) if arn in users else (roles[arn], role_ids)
-        kept = sorted(pk for pk in pks if pk in rows)
-        ids[arn] = rows[kept[0]][0] if kept else None
-        if kept:
-            created[arn] = rows[kept[0]][1]
+    for arn, named in parsed.items():
+        rows = found_users if named.kind is engine.PrincipalKind.USER else found_roles
+        match = next((row for row in rows if _names(named, row)), None)
+        ids[arn] = match.unique_id if match is not None else None
+        if match is not None:
+            created[arn] = match.created_at
     return NamedPrincipals(ids, created)
 
 
+@dataclass(frozen=True)
+class _Row:
+    pk: int
+    account_id: str
+    name: str
+    path: str
+    unique_id: str
+    created_at: datetime
+
+
+def _names(named: engine.PrincipalArn, row: _Row) -> bool:
+    """Whether the ARN names the row: its account, name and (but for an assumed role, which names its role by name
+    alone) path; compared as the query compared them (exactly)."""
+    return (
+        row.account_id == named.account_id
+        and row.name == named.name
+        and (named.kind is engine.PrincipalKind.ASSUMED_ROLE or row.path == named.path)
+    )
+
+
 def _rows(
-    model: type[IamUser] | type[IamRole], pks: set[int], *, lock: bool
-) -> dict[int, tuple[str, datetime]]:
-    """The unique ids and creation times of the rows of `pks` still there, locked FOR NO KEY UPDATE in primary
-    key order when `lock` (a row deleted while this waited for it is left out)."""
-    if not pks:
-        return {}
-    rows = model.objects.filter(pk__in=pks).order_by("pk")
-    if lock:
-        rows = rows.select_for_update(no_key=True)
-    return {
-        pk: (unique_id, created)
-        for pk, unique_id, created in rows.values_list("pk", "unique_id", "created_at")
-    }
+    model: type[IamUser] | type[IamRole], named: list[engine.PrincipalArn], *, lock: bool
+) -> list[_Row]:
+    """The rows `named` name, in primary key order, in one query; locked FOR KEY SHARE when `lock` (a row deleted
+    while this waited for it is left out: PostgreSQL re-checks a row it waited for)."""
+    if not named:
+        return []
+    wanted = [
+        Q(account__account_id=one.account_id, name=one.name)
+        & (Q() if one.kind is engine.PrincipalKind.ASSUMED_ROLE else Q(path=one.path))
+        for one in named
+    ]
+    rows = (
+        model.objects.filter(functools.reduce(operator.or_, wanted))
+        .order_by("pk")
+        .values_list("pk", "account__account_id", "name", "path", "unique_id", "created_at")
+    )
+    if not lock or connection.vendor != "postgresql":  # SQLite serialises writers
+        return [_Row(*row) for row in rows]
+    # FOR KEY SHARE, which Django's select_for_update() cannot ask for, on the principal's table only (not the
+    # account's, joined to match the account id). The query is the ORM's own, with its parameters.
+    sql, params = rows.query.sql_with_params()
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR KEY SHARE OF {table}", params)
+        return [_Row(*row) for row in cursor.fetchall()]
 
 
 def held_for_a_child(entity: IamUser | IamRole) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
-from keys.services.access import SELF_GRANTED_USE, key_for, request_condition_values
+from keys.services.access import SELF_GRANTED_USE, key_for, key_for_write_naming, request_condition_values
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -186,13 +186,12 @@ def key_policy_put(
     """Replace the key's policy, keeping the old one in the history."""
     if policy_name == RAM_POLICY_NAME:
         raise errors.ValidationException("The AWS_RAM policy can only be managed by the RAM service")
-    # The named principals' rows before the key's (`policies.principal_locks`); nothing is told of them until the
-    # caller is allowed (validate_key_policy, below).
-    named = lock_principals_of(policy)
-    key = key_for(
+    # Authorized first, then the named principals' rows before the key's (`policies.principal_locks`); nothing is
+    # told of them until the caller is allowed on the locked key too (validate_key_policy, below).
+    key, named = key_for_write_naming(
         ctx,
         key_id,
-        lock=True,
+        lambda: lock_principals_of(policy),
         condition_values=put_condition_values(policy_name, bypass_lockout),
     )
     _check_policy_name(policy_name)

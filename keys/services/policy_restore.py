@@ -17,7 +17,9 @@ was created after the version (one created before it is the principal the versio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
@@ -97,11 +99,17 @@ def restore_plan(version: KeyPolicyVersion, named: NamedPrincipals) -> RestorePl
     return RestorePlan(version, document, rebound, tuple(notes))
 
 
-def policy_version_get(ctx: OperationContext, *, key_id: str, version: int) -> KeyPolicyVersion:
+def policy_version_get(
+    ctx: OperationContext,
+    *,
+    key_id: str,
+    version: int,
+    condition_values: Mapping[str, Any] | None = None,
+) -> KeyPolicyVersion:
     """Version `version` of the key's policy, once the caller may make the request of `ctx` on the key (reading
-    the history, or a PutKeyPolicy restoring it), its row checked: a restore makes this document the key policy
-    again, so never one edited outside the service (`kmsconsole.core.rowmac`)."""
-    key = key_for(ctx, key_id)
+    the history, or a PutKeyPolicy restoring it, with its `condition_values`), its row checked: a restore makes
+    this document the key policy again, so never one edited outside the service (`kmsconsole.core.rowmac`)."""
+    key = key_for(ctx, key_id, condition_values=condition_values)
     found = KeyPolicyVersion.objects.filter(key=key, version=version).select_related("key__account").first()
     if found is None:
         raise errors.NotFoundException(
@@ -132,19 +140,16 @@ def key_policy_restore(
     """Make an earlier version the key's policy again, as a new version: a PutKeyPolicy of the version's document,
     with each ARN whose principal changed since named by the unique id the version recorded (`restore_plan`).
 
-    The version is read once the caller may PutKeyPolicy on the key (the put is then decided again, with the
-    document to write, as any PutKeyPolicy). The principals it names are locked before the key (the lock order of
-    `policies.principal_locks`), so a deletion racing the restore either rewrites what it wrote or is seen."""
+    The version is read once the caller may PutKeyPolicy on the key, as it is (a refused caller looks up no
+    principal); the principals it names are then locked, then the key (the lock order of
+    `policies.principal_locks`: a deletion racing the restore either rewrites what it wrote or is seen), and the
+    put is decided again on the locked key, with the document to write, as any PutKeyPolicy."""
     expect_operation(ctx, "PutKeyPolicy")
-    found = policy_version_get(ctx, key_id=key_id, version=version)
+    put_values = put_condition_values(DEFAULT_POLICY_NAME, bypass_lockout)
+    found = policy_version_get(ctx, key_id=key_id, version=version, condition_values=put_values)
     named = lock_principals_of(found.document)
     plan = restore_plan(found, named)
-    key = key_for(
-        ctx,
-        key_id,
-        lock=True,
-        condition_values=put_condition_values(DEFAULT_POLICY_NAME, bypass_lockout),
-    )
+    key = key_for(ctx, key_id, lock=True, condition_values=put_values)
     principal_ids = validate_key_policy(
         ctx,
         document=plan.document,

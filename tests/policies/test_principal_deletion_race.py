@@ -1,7 +1,7 @@
 """A CreateGrant, PutKeyPolicy or CreateKey naming a user, racing that user's deletion (two threads, two database
 connections, a deterministic interleaving), and the deletion racing other writes that share its locks.
 
-- The writer locks the named principal's row (FOR NO KEY UPDATE, `policies.principal_locks`) *before* its key's:
+- The writer locks the named principal's row (FOR KEY SHARE, `policies.principal_locks`) *before* its key's:
   a deletion that comes while the writer holds its key waits for the writer (on the principal) and then rewrites
   what it wrote. With the other order (the key, then the principal) the two waited for each other and PostgreSQL
   aborted one with a deadlock error (`test_a_writer_holding_its_key_and_a_deletion_only_wait`).
@@ -9,6 +9,8 @@ connections, a deterministic interleaving), and the deletion racing other writes
 - The deletion appends its events last (`kmsconsole.audit.recorder.events_at_the_end`): a RevokeGrant on a key it
   rewrites next, or a CreateUser in its account, each holding a generation row while waiting for the audit chain
   head, only wait for it.
+- A writer is authorized before it locks any principal: a refused one locks none; writers naming one principal
+  do not wait for each other.
 - Two deletions in one account (a role with a live session, a user) write the account's IAM generation row only
   after locking the keys and integrated services naming their principal (only those), so they only wait.
 
@@ -34,6 +36,7 @@ from kmsconsole.core import errors
 from policies import deletion, services
 from policies.models import AccessKey, Account, ConsoleIdentity, IamRole, IamUser, RoleSession
 from tests.conftest import Persona, as_operator, postgresql_only
+from tests.policies.analyzer_support import run_as
 from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user
 from tests.races import Pause, finish, in_thread, lock_waiters, waits_or_ends
 
@@ -150,15 +153,16 @@ def test_a_writer_that_checked_before_the_deletion_is_seen_by_it(
 def test_a_writer_holding_its_key_and_a_deletion_only_wait(
     account: Account, admin: Persona, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
-    """The writer is paused holding its key's row (its authorization runs once the key is locked); the deletion
-    comes, then the writer goes on. The writer locked the principal before the key, so the deletion waits on it,
-    and the writer, once released, takes nothing the deletion holds: no deadlock, the deletion rewrites what the
-    writer wrote. (Before, the writer locked the principal only now, after its key: the deletion held the
-    principal and waited for the key, which it must rewrite as its policy names alice already, the writer
-    waited for the principal, and PostgreSQL aborted one.)"""
+    """The writer is paused holding its key's row (its second authorization runs once the key is locked); the
+    deletion comes, then the writer goes on. The writer locked the principal before the key, so the deletion
+    waits on it, and the writer, once released, takes nothing the deletion holds: no deadlock, the deletion
+    rewrites what the writer wrote. (Before, the writer locked the principal only now, after its key: the
+    deletion held the principal and waited for the key, which it must rewrite as its policy names alice already,
+    the writer waited for the principal, and PostgreSQL aborted one.)"""
     alice = plain_user(account, "alice")
     key = key_naming(alice.arn, admin.arn)
-    paused = Pause(access.authorize_on_key, thread="writer", after=False)
+    # Its second authorization: the first, on the key as it is, comes before any lock.
+    paused = Pause(access.authorize_on_key, thread="writer", after=False, call=2)
     monkeypatch.setattr(access, "authorize_on_key", paused)
     results: dict[str, Any] = {}
 
@@ -440,3 +444,73 @@ def test_two_deletions_in_one_account_only_wait(
         assert role.unique_id in policy and role.arn not in policy
     else:
         assert list(IntegratedService.objects.values_list("name", "principals")) == services_before
+
+
+def _refused_writes(key: Key, alice: IamUser, outsider: Persona) -> dict[str, Callable[[], Any]]:
+    policy = with_alice(key, alice)
+    return {
+        "CreateGrant": lambda: run_as(
+            outsider,
+            "CreateGrant",
+            lambda ctx: grant_services.grant_create(
+                ctx=ctx, key_id=str(key.key_id), grantee_principal=alice.arn, operations=["Decrypt"]
+            ),
+        ),
+        "PutKeyPolicy": lambda: run_as(
+            outsider,
+            "PutKeyPolicy",
+            lambda ctx: key_policy.key_policy_put(ctx=ctx, key_id=str(key.key_id), policy=policy),
+        ),
+    }
+
+
+@pytest.mark.parametrize("operation", ["CreateGrant", "PutKeyPolicy"])
+def test_a_refused_writer_locks_no_principal(
+    account: Account, admin: Persona, outsider: Persona, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """A caller allowed nothing names alice; it is paused before its authorization. It has looked up and locked
+    nothing yet, so alice's deletion does not wait for it; then it is refused. (Before, it locked the principals
+    it named before its authorization: any caller could hold any account's principals' rows, blocking their
+    deletion, and time another account's changes to them.)"""
+    alice = plain_user(account, "alice")
+    key = key_naming(alice.arn, admin.arn)
+    paused = Pause(access.authorize_on_key, thread="writer", after=False)
+    monkeypatch.setattr(access, "authorize_on_key", paused)
+    results: dict[str, Any] = {}
+
+    writer = in_thread(_refused_writes(key, alice, outsider)[operation], results, "writer")
+    assert paused.reached.wait(30)
+    deleter = in_thread(lambda: delete_as(admin, "user", "alice"), results, "deleter")
+    seen = waits_or_ends(deleter)
+    paused.release.set()
+    writer.join(30)
+    deleter.join(30)
+
+    assert seen == "finished"
+    assert isinstance(results["writer"], errors.AccessDeniedException), repr(results["writer"])
+    assert not isinstance(results["deleter"], Exception), repr(results["deleter"])
+    nothing_names(alice, account)
+
+
+@pytest.mark.parametrize("second", ["CreateGrant", "PutKeyPolicy"])
+def test_writers_naming_one_principal_do_not_wait_for_each_other(
+    account: Account, admin: Persona, monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    """A CreateGrant to alice on one key is paused holding alice's row; a CreateGrant or PutKeyPolicy naming alice
+    on another key goes through. The writers lock what they name FOR KEY SHARE, which conflicts with the
+    deletion's FOR UPDATE only. (Before, FOR NO KEY UPDATE: every writer naming alice waited for the one before.)"""
+    alice = plain_user(account, "alice")
+    one, two = key_naming(admin.arn), key_naming(admin.arn)
+    paused = Pause(grant_services.lock_named, thread="first")
+    monkeypatch.setattr(grant_services, "lock_named", paused)
+    results: dict[str, Any] = {}
+
+    first = in_thread(lambda: create_grant(one, alice, admin), results, "first")
+    assert paused.reached.wait(30)
+    other = in_thread(lambda: WRITERS[second](two, alice, admin), results, "second")
+    seen = waits_or_ends(other)
+    paused.release.set()
+    finish(first, other, results=results)
+
+    assert seen == "finished"
+    assert Grant.objects.filter(grantee_principal=alice.arn, key=one).exists()
