@@ -6,7 +6,13 @@ from collections.abc import Mapping, Sequence
 
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
-from keys.services.access import SELF_GRANTED_USE, key_for, key_for_write_naming, request_condition_values
+from keys.services.access import (
+    SELF_GRANTED_USE,
+    KeyQuestions,
+    key_for,
+    key_for_write_naming,
+    request_condition_values,
+)
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -166,6 +172,19 @@ def key_policy_get(
 def put_condition_values(policy_name: str, bypass_lockout: bool) -> dict[str, object]:
     """The condition values of a PutKeyPolicy request (and of its dry run, the check of a draft)."""
     return {"kms:PolicyName": policy_name, "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout}
+
+
+def may_put_key_policy(ctx: OperationContext, key: Key) -> bool:
+    """Whether the caller's PutKeyPolicy request on `key` (already resolved and checked by the current operation),
+    without the bypass, would be allowed: decided by the engine as that request would be, and recorded nowhere
+    (the current operation's event keeps its own decision). What a read may show only to who may change the
+    policy asks first: the live check of a draft, the review of a restore."""
+    try:
+        return KeyQuestions(ctx).allows(
+            key, "kms:PutKeyPolicy", condition_values=put_condition_values(DEFAULT_POLICY_NAME, False)
+        )
+    except errors.KmsError:  # e.g. a claimed integrated service the caller may not act as
+        return False
 
 
 def key_for_policy_check(ctx: OperationContext, key_id: str) -> Key:

@@ -13,12 +13,21 @@ the ARN.
 A version written before versions recorded unique ids has none (`principal_ids` None): a restore of it cannot tell
 a recreated principal from the one meant, so it keeps the ARN and the review warns about each ARN whose principal
 was created after the version (one created before it is the principal the version named).
+
+**Who is told what.** The notes tell the history of principals, and only the restore's own caller hears them: the
+review (`restore_preview`, run as a read of the history, kms:GetKeyPolicy) gives the plan only to a caller whose
+PutKeyPolicy on the key would be allowed, decided as that request would be and recorded nowhere but the page's
+own event (`keys.services.key_policy.may_put_key_policy`); a reader sees the version as saved. Even then, another
+account's principals are that account's business: their notes say only that the principal named by the ARN is no
+longer (or may not be) the one the version named, never its unique id, whether it was deleted or recreated, nor
+when it was created; only the operator hears those for every account. (The restored document names the unique id
+it writes, as a deletion's rewrite names it in every account's key policies.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keys.models import Key, KeyPolicyVersion
@@ -27,12 +36,14 @@ from keys.services.access import expect_operation, key_for
 from keys.services.key_policy import (
     DEFAULT_POLICY_NAME,
     lock_principals_of,
+    may_put_key_policy,
     put_condition_values,
     store_key_policy,
     validate_key_policy,
 )
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
+from policies import engine
 from policies.deletion import DeletedPrincipal, policy_without
 from policies.principal_locks import NamedPrincipals
 
@@ -41,30 +52,47 @@ from policies.principal_locks import NamedPrincipals
 class RestorePlan:
     """What restoring a version writes: `document` (the version's text, with `rebound` ARNs replaced by the
     unique ids the version recorded for them), and `notes`, in words naming each ARN concerned: those rebound,
-    and those whose principal may not be the one the version meant."""
+    and those whose principal may not be the one the version meant. `rebound_shown` is `rebound` as the caller
+    may see it: another account's unique ids are None, but for the operator."""
 
     version: KeyPolicyVersion
     document: str
     rebound: dict[str, str]
     notes: tuple[str, ...]
+    rebound_shown: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def verbatim(self) -> bool:
         return self.document == self.version.document
 
 
-def restore_plan(version: KeyPolicyVersion, named: NamedPrincipals) -> RestorePlan:
+def restore_plan(
+    version: KeyPolicyVersion, named: NamedPrincipals, *, own_account: str | None
+) -> RestorePlan:
     """The plan for restoring `version`, given the principals its ARNs name now (`lock_principals_of` on its
-    document: locked by a restore, looked up without a lock by its review)."""
+    document: locked by a restore, looked up without a lock by its review). `own_account`: the key's account,
+    whose principals the notes tell in full (unique ids, deleted or recreated, creation times); the others' only
+    as the module says. None: the operator, told everything."""
     number = version.version
     recorded = version.principal_ids
     document = version.document
     rebound: dict[str, str] = {}
+    shown: dict[str, str | None] = {}
     notes: list[str] = []
     for arn, current in named.ids.items():
+        told = own_account is None or _account_of(arn) == own_account
         if recorded is None:
             created = named.created.get(arn)
-            if created is not None and created > version.created_at:
+            if created is None:
+                continue
+            if not told:  # whenever it exists: when it was created is its account's business
+                notes.append(
+                    f"Version {number} was saved before versions recorded the unique ids of the principals they "
+                    f"name, and {arn} is another account's principal: this cannot tell whether the principal named "
+                    f"{arn} now is the one the version meant. Restoring the version gives it what the version "
+                    f"gives {arn}."
+                )
+            elif created > version.created_at:
                 notes.append(
                     f"Version {number} was saved before versions recorded the unique ids of the principals they "
                     f"name, and {arn} names a principal created after it ({created:%Y-%m-%d %H:%M} UTC): this "
@@ -78,6 +106,9 @@ def restore_plan(version: KeyPolicyVersion, named: NamedPrincipals) -> RestorePl
                 notes.append(
                     f"{arn} named no principal when version {number} was saved. Restoring the version gives "
                     f"the principal that has that name now what the version gives {arn}."
+                    if told
+                    else f"The principal named {arn} is not one version {number} named. Restoring the version "
+                    f"gives it what the version gives {arn}."
                 )
             continue
         if current == meant:
@@ -87,6 +118,13 @@ def restore_plan(version: KeyPolicyVersion, named: NamedPrincipals) -> RestorePl
             continue
         document = rewritten
         rebound[arn] = meant
+        shown[arn] = meant if told else None
+        if not told:
+            notes.append(
+                f"The principal named {arn} is no longer the one version {number} named: the restored policy names "
+                f"it by the unique id of the one it named, which matches no one."
+            )
+            continue
         since = (
             "was deleted since, and another principal of that name created"
             if current is not None
@@ -96,7 +134,12 @@ def restore_plan(version: KeyPolicyVersion, named: NamedPrincipals) -> RestorePl
             f"The principal {arn} named when version {number} was saved {since}: the restored policy names its "
             f"unique id {meant} instead, which matches no one, as the deletion leaves a policy naming it."
         )
-    return RestorePlan(version, document, rebound, tuple(notes))
+    return RestorePlan(version, document, rebound, tuple(notes), shown)
+
+
+def _account_of(arn: str) -> str | None:
+    parsed = engine.parse_principal_arn(arn)
+    return parsed.account_id if parsed is not None else None
 
 
 def policy_version_get(
@@ -119,10 +162,29 @@ def policy_version_get(
     return found
 
 
-def restore_preview(ctx: OperationContext, *, key_id: str, version: int) -> RestorePlan:
-    """What restoring the version would write and why (the review of a restore), looked up without a lock."""
+@dataclass(frozen=True)
+class RestorePreview:
+    """The review of a restore: the version, and the plan of its restore (`plan`) for a caller who may restore it;
+    None for one who may only read it, who sees the version as saved."""
+
+    version: KeyPolicyVersion
+    plan: RestorePlan | None
+
+
+def restore_preview(ctx: OperationContext, *, key_id: str, version: int) -> RestorePreview:
+    """What restoring the version would write and why (the review of a restore, a read of the history), looked up
+    without a lock, and only when the caller's PutKeyPolicy request on the key would be allowed (the module's
+    "Who is told what"): a reader of the policy gets the version and no principal is looked up for it."""
     found = policy_version_get(ctx, key_id=key_id, version=version)
-    return restore_plan(found, lock_principals_of(found.document, lock=False))
+    if not may_put_key_policy(ctx, found.key):
+        return RestorePreview(found, None)
+    named = lock_principals_of(found.document, lock=False)
+    return RestorePreview(found, restore_plan(found, named, own_account=_own_account(ctx, found.key)))
+
+
+def _own_account(ctx: OperationContext, key: Key) -> str | None:
+    """The account whose principals a restore's notes tell in full: the key's; every account's for the operator."""
+    return None if ctx.caller.is_operator else key.account.account_id
 
 
 @dataclass(frozen=True)
@@ -148,7 +210,7 @@ def key_policy_restore(
     put_values = put_condition_values(DEFAULT_POLICY_NAME, bypass_lockout)
     found = policy_version_get(ctx, key_id=key_id, version=version, condition_values=put_values)
     named = lock_principals_of(found.document)
-    plan = restore_plan(found, named)
+    plan = restore_plan(found, named, own_account=_own_account(ctx, found.key))
     key = key_for(ctx, key_id, lock=True, condition_values=put_values)
     principal_ids = validate_key_policy(
         ctx,

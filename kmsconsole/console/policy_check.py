@@ -246,6 +246,12 @@ def key_findings(key: Key, document: str) -> list[dict[str, Any]]:
     return _finding_dicts(document, found)
 
 
+def findings_only(key: Key, document: str) -> dict[str, Any]:
+    """A stored document's findings, for a page that shows it to a reader who may not check it (which would tell
+    which principals exist, and whether the caller could lock itself out): no errors, no lockout."""
+    return _result([], findings=key_findings(key, document))
+
+
 def key_policy_check(
     ctx: OperationContext, *, key: Key, document: str, stored: bool = False
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from keys.models import Key
 from policies.models import Account
 from tests.conftest import Persona
-from tests.keys.test_policy_restore import history, recreated
+from tests.keys.test_policy_restore import history, recreated, recreated_in_both_accounts
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +42,18 @@ def test_an_unchanged_version_is_restored_verbatim(
     assert response.status_code == 200
     assert response.json()["notes"] == [] and response.json()["rebound_principals"] == {}
     assert Key.objects.get(pk=key.pk).policy == key.policy_versions.get(version=1).document
+
+
+def test_another_accounts_unique_id_is_not_in_the_answers_words(
+    account: Account, admin: Persona, admin_api: APIClient
+) -> None:
+    """The restored policy names bob's old unique id (it must: it is what is written); the answer's
+    `rebound_principals` and `notes` do not, as bob is another account's."""
+    key, alice, bob = recreated_in_both_accounts(account, admin)
+    response = admin_api.post(f"/api/v1/keys/{key.key_id}/policy/versions/1/restore", {}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["rebound_principals"] == {alice.arn: alice.unique_id, bob.arn: None}
+    [bob_note] = [note for note in body["notes"] if bob.arn in note]
+    assert bob.unique_id not in bob_note and "deleted" not in bob_note
+    assert bob.unique_id in body["policy"]

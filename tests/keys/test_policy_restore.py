@@ -21,7 +21,8 @@ from kmsconsole.core import errors
 from policies import services
 from policies.models import Account, IamRole, IamUser
 from policies.principal_locks import NamedPrincipals
-from tests.conftest import Persona, as_operator, create_user
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator, create_user
+from tests.policies.analyzer_support import run_as
 from tests.policies.test_principal_deletion import (
     delete_as,
     describe_as,
@@ -49,11 +50,20 @@ def restore(key: Key, version: int) -> policy_restore.RestoredPolicy:
     return result
 
 
-def preview(key: Key, version: int) -> policy_restore.RestorePlan:
-    plan: policy_restore.RestorePlan = as_operator(
+def preview(key: Key, version: int, persona: Persona | None = None) -> policy_restore.RestorePreview:
+    """The review of a restore, as the persona (None: the operator)."""
+    found: policy_restore.RestorePreview = run_as(
+        persona,
         "kmsconsole:ListKeyPolicyVersions",
         lambda ctx: policy_restore.restore_preview(ctx=ctx, key_id=str(key.key_id), version=version),
     )
+    return found
+
+
+def plan_of(key: Key, version: int) -> policy_restore.RestorePlan:
+    """The plan the operator's review shows."""
+    plan = preview(key, version).plan
+    assert plan is not None
     return plan
 
 
@@ -81,6 +91,22 @@ def recreated(account: Account, admin: Persona) -> tuple[Key, IamUser, Persona]:
     new = create_user(account, "alice")
     assert new.arn == old.arn
     return key, old, new
+
+
+def recreated_in_both_accounts(account: Account, admin: Persona) -> tuple[Key, IamUser, IamUser]:
+    """A key whose version 1 names alice (this account) and bob (the partner's), and version 2 neither; then each
+    deleted and created again."""
+    other = as_operator(
+        "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=PARTNER_ACCOUNT)
+    )
+    alice, bob = plain_user(account, "alice"), plain_user(other, "bob")
+    key = key_naming(alice.arn, bob.arn, admin.arn)
+    put(key, policy_naming(admin.arn))
+    delete_as(admin, "user", "alice")
+    delete_as(None, "user", "bob", PARTNER_ACCOUNT)
+    plain_user(account, "alice")
+    plain_user(other, "bob")
+    return key, alice, bob
 
 
 def as_if_written_before_bindings(found: KeyPolicyVersion) -> None:
@@ -121,7 +147,7 @@ def test_a_restore_after_delete_and_recreate_names_the_unique_id_and_the_new_ali
     key, old, new = recreated(account, admin)
     assert KeyPolicyVersion.objects.filter(key=key).count() == 2
 
-    plan = preview(key, 1)
+    plan = plan_of(key, 1)
     assert plan.rebound == {old.arn: old.unique_id}
     [note] = plan.notes
     assert old.arn in note and old.unique_id in note and "another principal of that name created" in note
@@ -159,7 +185,7 @@ def test_a_version_whose_principals_are_unchanged_restores_verbatim(account: Acc
     put(key, policy_naming(admin.arn))
     with pytest.raises(errors.AccessDeniedException):
         describe_as(alice, key)
-    assert not preview(key, 1).notes
+    assert not plan_of(key, 1).notes
     restored = restore(key, 1)
     assert restored.plan.verbatim and not restored.plan.rebound and not restored.plan.notes
     assert Key.objects.get(pk=key.pk).policy == version(key, 1).document
@@ -199,11 +225,11 @@ def test_an_old_version_without_bindings_warns_about_a_younger_principal_and_res
 ) -> None:
     key, old = history(account, admin)
     as_if_written_before_bindings(version(key, 1))
-    assert not preview(key, 1).notes  # alice is older than the version: the one it meant
+    assert not plan_of(key, 1).notes  # alice is older than the version: the one it meant
     delete_as(admin, "user", "alice")
     new = create_user(account, "alice")
 
-    plan = preview(key, 1)
+    plan = plan_of(key, 1)
     assert plan.verbatim and not plan.rebound
     [note] = plan.notes
     assert old.arn in note and "cannot tell whether it is the principal the version meant" in note
@@ -230,7 +256,7 @@ def test_restore_plan_in_every_case() -> None:
     for recorded, current, created, said in cases:
         written.principal_ids = recorded
         named = NamedPrincipals({arn: current}, {arn: created} if created is not None else {})
-        plan = policy_restore.restore_plan(written, named)
+        plan = policy_restore.restore_plan(written, named, own_account=ACCOUNT)
         assert (said in plan.notes[0]) if said else not plan.notes, (recorded, current)
         rebound = recorded is not None and recorded.get(arn) not in (None, current)
         assert plan.rebound == ({arn: "AIDAOLDOLDOLDOLDOLDOL"} if rebound else {})
@@ -251,5 +277,72 @@ def test_bindings_edited_in_the_database_fail_closed(account: Account, admin: Pe
         with pytest.raises(errors.KMSInternalException):
             restore(key, 1)
         with pytest.raises(errors.KMSInternalException):
-            preview(key, 1)
+            plan_of(key, 1)
     assert old.arn not in Key.objects.get(pk=key.pk).policy
+
+
+# Who is told what.
+
+
+def test_another_accounts_principal_is_told_without_its_history(account: Account, admin: Persona) -> None:
+    """For the same version and principals, the notes tell the operator everything, the key's account all about
+    its own principals, and of another account's only that the principal named is not (or may not be) the one
+    the version named: never its unique id, whether it was deleted or recreated, nor when it was created."""
+    ours, theirs = f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{PARTNER_ACCOUNT}:user/bob"
+    written = KeyPolicyVersion(version=4, document=policy_naming(ours, theirs))
+    written.created_at = timezone.now()
+    later = written.created_at + timedelta(days=1)
+    old, new = "AIDAOLDOLDOLDOLDOLDOL", "AIDANEWNEWNEWNEWNEWN"
+    cases: list[tuple[dict[str, Any] | None, str | None, str]] = [
+        ({ours: old, theirs: old}, new, "no longer the one version 4 named"),  # recreated
+        ({ours: old, theirs: old}, None, "no longer the one version 4 named"),  # deleted
+        ({ours: None, theirs: None}, new, "is not one version 4 named"),  # created since
+        (None, new, "this cannot tell whether the principal named"),  # before bindings, created since
+    ]
+    for recorded, current, said in cases:
+        written.principal_ids = recorded
+        named = NamedPrincipals(
+            {ours: current, theirs: current}, {ours: later, theirs: later} if current else {}
+        )
+        plan = policy_restore.restore_plan(written, named, own_account=ACCOUNT)
+        [mine, other] = plan.notes
+        assert ours in mine and theirs in other and said in other, (recorded, current)
+        for secret in (old, new, f"{later:%Y-%m-%d %H:%M}", "deleted", "created"):
+            assert secret not in other, (recorded, current, secret)
+        if recorded is not None and current is None:
+            assert old in mine and "deleted" in mine
+        if recorded is not None and recorded.get(ours):
+            assert plan.rebound == {ours: old, theirs: old}  # written the same for both
+            assert plan.rebound_shown == {ours: old, theirs: None}
+        told = policy_restore.restore_plan(written, named, own_account=None)  # the operator
+        assert all(theirs not in note or said not in note for note in told.notes)
+        if recorded is not None and recorded.get(theirs):
+            assert told.rebound_shown == {ours: old, theirs: old}
+
+
+def test_a_reader_of_the_history_gets_the_version_and_no_principal_history(
+    account: Account, admin: Persona
+) -> None:
+    """The review runs as a read of the history (kms:GetKeyPolicy): a caller who may not PutKeyPolicy on the key
+    gets the version and no plan (no notes, no principal looked up); one who may gets the plan."""
+    key, old, _ = recreated(account, admin)
+    reader = create_user(
+        account,
+        "reader",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["kms:GetKeyPolicy", "kms:DescribeKey", "kms:List*"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
+    seen = preview(key, 1, reader)
+    assert seen.plan is None and seen.version.version == 1
+    plan = preview(key, 1, admin).plan
+    assert plan is not None and plan.rebound == {old.arn: old.unique_id}

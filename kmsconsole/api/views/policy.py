@@ -137,7 +137,7 @@ class KeyPolicyRestoreView(APIView):
                         "policy": plan.document,
                         "restored_version": version,
                         "version": restored.written.version,
-                        "rebound_principals": plan.rebound,
+                        "rebound_principals": plan.rebound_shown,
                         "notes": list(plan.notes),
                     }
                 ).data
