@@ -29,7 +29,7 @@ import pytest
 from grants import services as grant_services
 from grants.models import Grant, IntegratedService
 from keys.models import Alias, Key
-from keys.services import access, aliases, key_policy, lifecycle
+from keys.services import access, aliases, key_policy, lifecycle, policy_restore
 from kmsconsole.api.models import ApiToken
 from kmsconsole.api.tokens import api_token_create
 from kmsconsole.core import errors
@@ -37,7 +37,7 @@ from policies import deletion, services
 from policies.models import AccessKey, Account, ConsoleIdentity, IamRole, IamUser, RoleSession
 from tests.conftest import Persona, as_operator, postgresql_only
 from tests.policies.analyzer_support import run_as
-from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user
+from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user, policy_naming
 from tests.races import Pause, finish, in_thread, lock_waiters, waits_or_ends
 
 # SQLite serialises writers (and the embedded test database is one connection's): the interleaving needs two.
@@ -514,3 +514,51 @@ def test_writers_naming_one_principal_do_not_wait_for_each_other(
 
     assert seen == "finished"
     assert Grant.objects.filter(grantee_principal=alice.arn, key=one).exists()
+
+
+def _restore_version_1(key: Key) -> Any:
+    return as_operator(
+        "PutKeyPolicy",
+        lambda ctx: policy_restore.key_policy_restore(ctx=ctx, key_id=str(key.key_id), version=1),
+    )
+
+
+@pytest.mark.parametrize("first", ["restore", "deletion"])
+def test_a_restore_and_a_deletion_of_a_principal_it_names_only_wait(
+    account: Account, admin: Persona, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """Version 1 of a key's policy names alice, the current one does not; alice is deleted while version 1 is
+    restored. The restore paused once it has locked the principals version 1 names: the deletion waits for it, and
+    then rewrites the restored policy (which names alice's ARN again) to her unique id. The deletion paused holding
+    alice's row: the restore waits for it, finds alice gone, and writes the unique id the version recorded. Either
+    way nothing names alice's ARN afterwards."""
+    alice = plain_user(account, "alice")
+    key = key_naming(alice.arn, admin.arn)
+    as_operator(
+        "PutKeyPolicy",
+        lambda ctx: key_policy.key_policy_put(
+            ctx=ctx, key_id=str(key.key_id), policy=policy_naming(admin.arn)
+        ),
+    )
+    if first == "restore":
+        paused = Pause(policy_restore.lock_principals_of, thread="first")
+        monkeypatch.setattr(policy_restore, "lock_principals_of", paused)
+        work = {"first": lambda: _restore_version_1(key), "second": lambda: delete_as(admin, "user", "alice")}
+    else:
+        paused = Pause(services.unbind_deleted_principal, thread="first", after=False)
+        monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+        work = {"first": lambda: delete_as(admin, "user", "alice"), "second": lambda: _restore_version_1(key)}
+    results: dict[str, Any] = {}
+
+    one = in_thread(work["first"], results, "first")
+    assert paused.reached.wait(30)
+    other = in_thread(work["second"], results, "second")
+    assert waits_or_ends(other) == "waiting"  # for alice's row
+    paused.release.set()
+    finish(one, other, results=results)
+
+    restored = results["first" if first == "restore" else "second"]
+    assert restored.plan.rebound == ({} if first == "restore" else {alice.arn: alice.unique_id})
+    policy = Key.objects.get(pk=key.pk).policy
+    assert alice.unique_id in policy and alice.arn not in policy
+    nothing_names(alice, account)
