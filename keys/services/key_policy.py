@@ -23,9 +23,11 @@ DEFAULT_POLICY_NAME = "default"
 RAM_POLICY_NAME = "AWS_RAM"
 
 
-def _principal_exists(arn: str) -> bool:
-    """Whether the principal exists, without a lock (a draft's check, which writes nothing)."""
-    return _principals_exist([arn], lock_named([arn], lock=False))
+def missing_principals(arns: Sequence[str]) -> set[str]:
+    """Those of the principal ARNs that name no principal here, looked up without a lock in one query per kind (a
+    draft's check, which writes nothing, and says where each missing one is named)."""
+    named = lock_named(arns, lock=False)
+    return {arn for arn in arns if not _principals_exist([arn], named)}
 
 
 def parsed_for_write(document: str, *, stored: bool = False) -> engine.Policy:

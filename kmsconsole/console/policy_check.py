@@ -29,7 +29,7 @@ from django.http import HttpRequest
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.selectors import key_tags
-from keys.services.key_policy import _principal_exists, check_no_lockout, validate_key_policy
+from keys.services.key_policy import check_no_lockout, missing_principals, validate_key_policy
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -193,23 +193,32 @@ def _missing_principal_errors(text: str, policy: engine.Policy, *, stored: bool)
     restored, whose deleted principals' unique ids are kept)."""
     root, _ = parse_positions(text)
     problems: list[dict[str, Any]] = []
-    for statement in policy.statements:
-        for element, block in (("Principal", statement.principal), ("NotPrincipal", statement.not_principal)):
-            if block is None:
+    blocks = [
+        (statement, element, block)
+        for statement in policy.statements
+        for element, block in (("Principal", statement.principal), ("NotPrincipal", statement.not_principal))
+        if block is not None
+    ]
+    named = [
+        value
+        for _, _, block in blocks
+        for value in block.aws
+        if value != "*" and not (stored and engine.is_unique_id(value))
+    ]
+    missing = missing_principals(named)  # one query per kind, however many are named
+    for statement, element, block in blocks:
+        for value in block.aws:
+            if value not in missing:
                 continue
-            for value in block.aws:
-                if value == "*" or (stored and engine.is_unique_id(value)) or _principal_exists(value):
-                    continue
-                node = statement_node(root, statement.index)
-                where = f"'{value}'"
-                offset = _element_offset(node, f"{element}.AWS", where) if node is not None else 0
-                problems.append(
-                    _error(
-                        line_column(text, offset),
-                        f"{engine.INVALID_PRINCIPALS_MESSAGE} {value} does not exist "
-                        f"(statement {statement.label}).",
-                    )
+            node = statement_node(root, statement.index)
+            where = f"'{value}'"
+            offset = _element_offset(node, f"{element}.AWS", where) if node is not None else 0
+            problems.append(
+                _error(
+                    line_column(text, offset),
+                    f"{engine.INVALID_PRINCIPALS_MESSAGE} {value} does not exist (statement {statement.label}).",
                 )
+            )
     return problems
 
 

@@ -18,6 +18,7 @@ from grants import services as grant_services
 from keys.models import Key
 from keys.services import key_policy
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console import policy_check
 from kmsconsole.core import errors
 from policies.models import Account
 from tests.conftest import Persona
@@ -40,11 +41,15 @@ def named(count: int) -> list[str]:
     return [kinds[index % len(kinds)](index) for index in range(count)]
 
 
-def queries_of(call: Callable[[], Any], refused_with: type[errors.KmsError]) -> int:
+def queries_of(call: Callable[[], Any], refused_with: type[errors.KmsError] | None) -> int:
     """How many queries `call` runs (the audit event of its refusal included; savepoints left out), refused as
-    expected."""
-    with CaptureQueriesContext(connection) as captured, pytest.raises(refused_with):
-        call()
+    expected (or not, with None)."""
+    with CaptureQueriesContext(connection) as captured:
+        if refused_with is None:
+            call()
+        else:
+            with pytest.raises(refused_with):
+                call()
     savepoints = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
     return sum(1 for query in captured.captured_queries if not query["sql"].startswith(savepoints))
 
@@ -108,3 +113,28 @@ def test_an_allowed_write_records_one_event_with_the_decision_on_the_locked_key(
         assert event.decision == "allowed" and event.key_arn == key.arn, operation
         assert event.reason and event.decided_by, operation
     assert policy != json.loads(Key.objects.get(pk=key.pk).policy)
+
+
+def test_the_check_of_a_draft_looks_principals_up_in_one_query_per_kind(admin: Persona) -> None:
+    """The console's live check (a PutKeyPolicy dry run) marks each principal that does not exist where it is
+    named, all found in one query per kind."""
+    key = key_naming(admin.arn)
+
+    def check(arns: list[str]) -> Callable[[], Any]:
+        return lambda: run_as(
+            admin,
+            "kmsconsole:ValidateKeyPolicy",
+            lambda ctx: policy_check.key_policy_check(
+                ctx, key=key_policy.key_for_policy_check(ctx, str(key.key_id)), document=policy_naming(*arns)
+            ),
+        )
+
+    queries_of(check(named(4)), None)
+    few = queries_of(check(named(4)), None)
+    many = queries_of(check(named(400)), None)
+    assert many == few, (few, many)
+    result = check(named(400))()
+    assert (
+        len(result["errors"]) == 400
+        and "assumed-role/nobody-399/session does not exist" in result["errors"][-1]["message"]
+    )
