@@ -53,7 +53,7 @@ from grants.selectors import (
 from grants.tokens import INVALID_TOKEN_MESSAGE, issue_token, read_token
 from keys.models import Key
 from keys.selectors import key_tags, resolve_key
-from keys.services.access import SELF_GRANTED_USE, key_for, request_condition_values
+from keys.services.access import SELF_GRANTED_USE, key_for, key_for_write_naming, request_condition_values
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
@@ -65,7 +65,7 @@ from policies import engine
 from policies.arns import account_root_arn
 from policies.authorization import authorize, engine_caller
 from policies.models import Account
-from policies.principal_locks import existing_locked
+from policies.principal_locks import NamedPrincipals, lock_named
 
 logger = logging.getLogger(__name__)
 
@@ -169,12 +169,13 @@ def _parse_principal(principal: str) -> engine.PrincipalArn:
     return parsed
 
 
-def _check_principals_exist(principals: Sequence[str]) -> None:
-    """Grantees and retiring principals must exist here (AWS: InvalidArnException); sessions need their role. The
-    users and roles named are locked to the end of the transaction (`policies.principal_locks`), so a deletion of
-    one running meanwhile either sees the new grant or is seen to have removed the principal."""
+def _check_principals_exist(principals: Sequence[str], named: NamedPrincipals) -> None:
+    """Grantees and retiring principals must exist here (AWS: InvalidArnException); sessions need their role.
+    `named` is what `lock_named` found before the key was locked: the users and roles named, locked to the end of
+    the transaction (`policies.principal_locks`), so a deletion of one running meanwhile either sees the new
+    grant or is seen to have removed the principal."""
     parsed = [_parse_principal(principal) for principal in principals]
-    locked = existing_locked(parsed)
+    locked = named.existing(parsed)
     for principal, named, exists in zip(principals, parsed, locked, strict=True):
         if named.kind in (
             engine.PrincipalKind.USER,
@@ -316,16 +317,19 @@ def grant_create(
     if stored_constraints:
         [(kind, context_pairs)] = stored_constraints.items()
         conditions["kms:GrantConstraintType"] = kind
-    key = key_for(
+    principals = [grantee, retiring] if retiring else [grantee]
+    # Authorized first, then the principals' rows before the key's (the lock order of `policies.principal_locks`);
+    # whether they exist is told only once the caller is allowed on the locked key too, below.
+    key, named = key_for_write_naming(
         ctx,
         key_id,
-        lock=True,
+        lambda: lock_named(principals),
         encryption_context=context_pairs,
         condition_values=conditions,
         grant_tokens=grant_tokens,
         new_grant=engine.GrantRequest(frozenset(wanted), engine_constraints(stored_constraints)),
     )
-    _check_principals_exist([grantee, retiring] if retiring else [grantee])
+    _check_principals_exist(principals, named)
     _check_operations_suit(key, wanted, stored_constraints)
     if _gives_caller_use(ctx, key, grantee, wanted):
         ctx.audit.notable = SELF_GRANTED_USE
@@ -612,10 +616,21 @@ def integrated_service_register(
     """Register a service (e.g. `ec2.us-east-1.amazonaws.com`) and the user and role ARNs that act as it
     (see grants.models.IntegratedService)."""
     authorize(ctx, resource="*")
+    parsed_all = []
     for arn in principals:
         parsed = engine.parse_principal_arn(arn)
         if parsed is None or parsed.kind not in (engine.PrincipalKind.USER, engine.PrincipalKind.ROLE):
             raise errors.ValidationException(f"{arn[:256]} is not a user or role ARN.")
+        parsed_all.append(parsed)
+    # Only principals that exist, their rows locked as a grant's (`policies.principal_locks`): a binding to a name
+    # nobody has, or to one being deleted, would let whoever is created with that name later act as the service.
+    # A deletion racing this either sees the new service and rebinds it to the unique id, or is seen.
+    found = lock_named(list(principals)).existing(parsed_all)
+    for arn, exists in zip(principals, found, strict=True):
+        if not exists:
+            raise errors.ValidationException(
+                f"{arn[:256]} names no user or role: an integrated service is bound only to principals that exist."
+            )
     if len(name) > 128 or not INTEGRATED_SERVICE_NAME.match(name):
         raise errors.ValidationException(
             "An integrated service is named like a service principal: lower-case labels separated by dots, "

@@ -201,10 +201,18 @@ class KeyMaterial(rowmac.MacProtectedRow, models.Model):
 
 class KeyPolicyVersion(rowmac.MacProtectedRow, models.Model):
     """Every key policy a key has had: who set it, when, and the document, for history and diffs. `mac`
-    (`rowmac.key_policy_version_mac_fields`) is checked before a version is restored."""
+    (`rowmac.key_policy_version_mac_fields`) is checked before a version is restored.
+
+    `principal_ids` binds the version to the principals it meant: for each user, role or assumed-role ARN the
+    document names, the unique id of its user or role when the version was written (null: there was none), as AWS
+    binds a policy to principals' unique ids when it is saved. A restore names, instead of an ARN whose principal
+    has a different unique id now (deleted, perhaps recreated), the recorded unique id
+    (`keys.services.key_policy.restore_plan`). Versions written before bindings were recorded have None."""
 
     MAC_KIND = "key-policy-version"
-    MAC_COLUMNS = frozenset({"key", "version", "document", "created_by", "bypassed_lockout_check"})
+    MAC_COLUMNS = frozenset(
+        {"key", "version", "document", "created_by", "bypassed_lockout_check", "principal_ids"}
+    )
 
     key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="policy_versions")
     version = models.PositiveIntegerField()
@@ -212,6 +220,7 @@ class KeyPolicyVersion(rowmac.MacProtectedRow, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=2048)
     bypassed_lockout_check = models.BooleanField(default=False)
+    principal_ids = models.JSONField(null=True, blank=True, default=None)
     mac = models.CharField(max_length=64, blank=True, default="")
 
     objects: rowmac.MacProtectedManager[KeyPolicyVersion] = rowmac.MacProtectedManager()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kmsconsole.audit.recorder import AuditRecord, audited
+from kmsconsole.audit.recorder import AuditRecord, DeferredEvents, audited
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 
@@ -364,10 +364,13 @@ def perform(
     params: Mapping[str, Any],
     service: Callable[[OperationContext], Result],
     record: AuditRecord | None = None,
+    deferred: DeferredEvents | None = None,
 ) -> Result:
     """Run one operation through authorization and the audit trail. `service` returns the response elements.
 
-    Pass `record` to read the decision afterwards (the KMS endpoint does, for X-Kms-Explain).
+    Pass `record` to read the decision afterwards (the KMS endpoint does, for X-Kms-Explain), and `deferred` to
+    run it inside another operation's transaction with its event appended at the end of that one's work
+    (`kmsconsole.audit.recorder.events_at_the_end`).
     """
     op = operation(name)
     secret_request, secret_response = secret_fields(op)
@@ -375,7 +378,7 @@ def perform(
         record = AuditRecord(operation=op.name, meta=meta)
     record.operation, record.caller = op.name, caller
     record.request_parameters = redact(params, secret_request)
-    with audited(record, standalone=op.cacheable):
+    with audited(record, standalone=op.cacheable, deferred=deferred):
         context = OperationContext(
             operation=op, caller=caller, meta=meta, audit=record, grant_tokens=_grant_tokens(params)
         )

@@ -27,8 +27,8 @@ from django.db.models import Q
 
 from grants.models import Grant, IntegratedService
 from keys.models import Key
-from keys.services.key_policy import record_policy_version
-from kmsconsole.audit.recorder import NothingToDo
+from keys.services.key_policy import principal_ids_of, record_policy_version
+from kmsconsole.audit.recorder import DeferredEvents, NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.operations import OperationContext, perform
@@ -200,11 +200,11 @@ def policy_without(document: str, principal: DeletedPrincipal) -> str | None:
 def _candidate_keys(principal: DeletedPrincipal) -> list[int]:
     """Keys whose policy may name the principal (the text has its ARN, or any JSON escape, which could spell it
     otherwise: those are parsed too), or with a grant to or retirable by it. Locked, in key order, with those
-    grants, in grant order, before any audit event of the transaction takes the chain head (a PutKeyPolicy holds
-    its key, then the head; a RevokeGrant its grant, then the head). Read only once the principal's row is locked
-    (`policies.services._entity_delete`): a CreateGrant, PutKeyPolicy or CreateKey naming it either committed
-    before (and is seen here) or waits for the deletion and finds the principal gone
-    (`policies.principal_locks`)."""
+    grants, in grant order, all before the first is changed, and long before the deletion's audit events take the
+    chain head at the end (a PutKeyPolicy holds its key, then the head; a RevokeGrant its grant, then the head).
+    Read only once the principal's row is locked (`policies.services._entity_delete`): a CreateGrant,
+    PutKeyPolicy or CreateKey naming it, which locks the principal before its key (`policies.principal_locks`),
+    either committed before (and is seen here) or waits for the deletion and finds the principal gone."""
     spelled = Q(policy__contains=principal.arn) | Q(policy__contains="\\")
     if principal.session_prefix:
         spelled |= Q(policy__contains=principal.session_prefix)
@@ -223,17 +223,28 @@ def _candidate_keys(principal: DeletedPrincipal) -> list[int]:
     return keys
 
 
-def unbind_deleted_principal(ctx: OperationContext, entity: IamUser | IamRole) -> list[str]:
+def unbind_deleted_principal(
+    ctx: OperationContext, entity: IamUser | IamRole, events: DeferredEvents
+) -> list[str]:
     """Unbind the user or role (about to be deleted in this transaction) from every key policy and grant that
-    names it, one service event per changed key in its owner's trail, and from the integrated services it may act
-    as. Returns the names of those integrated services (the operator's, recorded on the caller's event)."""
+    names it, one service event per changed key in its owner's trail (kept in `events`, appended once the
+    deletion's work is done: `kmsconsole.audit.recorder.events_at_the_end`), and from the integrated services it
+    may act as. Returns the names of those integrated services (the operator's, recorded on the caller's
+    event)."""
     principal = DeletedPrincipal.of(entity)
-    for key_pk in _candidate_keys(principal):
-        _unbind_key(ctx, key_pk, principal)
-    return _unbind_integrated_services(principal)
+    # Every row this changes is locked before the first write (`policies.principal_locks`, lock order): the keys
+    # and their grants, then the integrated services naming the principal; the writes (which take generation
+    # rows) come after, the caller's own (the account's IAM generation row) after these, the audit head last.
+    keys = _candidate_keys(principal)
+    services = _integrated_services_naming(principal)
+    for key_pk in keys:
+        _unbind_key(ctx, key_pk, principal, events)
+    return _unbind_integrated_services(principal, services)
 
 
-def _unbind_key(ctx: OperationContext, key_pk: int, principal: DeletedPrincipal) -> None:
+def _unbind_key(
+    ctx: OperationContext, key_pk: int, principal: DeletedPrincipal, events: DeferredEvents
+) -> None:
     key = Key.objects.select_related("account").get(pk=key_pk)
     key_arn = key.arn
 
@@ -248,7 +259,9 @@ def _unbind_key(ctx: OperationContext, key_pk: int, principal: DeletedPrincipal)
             key.policy = document
             key.save(update_fields=["policy"])  # bumps the key's generation (database trigger)
             # Not a caller's PutKeyPolicy: nobody is locked out who was not named by the deleted principal.
-            version = record_policy_version(event, key, document=document, bypassed=False)
+            version = record_policy_version(
+                event, key, document=document, bypassed=False, principal_ids=principal_ids_of(document)
+            )
             elements["PolicyVersion"] = version.version
         grants = Grant.objects.select_related("key").filter(key=key)
         # The query only narrows: SQLite's LIKE (`__startswith`) ignores ASCII case, so role APP's sessions
@@ -288,6 +301,7 @@ def _unbind_key(ctx: OperationContext, key_pk: int, principal: DeletedPrincipal)
             ),
             params={"KeyId": key_arn, "DeletedPrincipal": principal.arn, "PrincipalId": principal.unique_id},
             service=apply,
+            deferred=events,
         )
     except NothingToDo:
         return
@@ -309,16 +323,31 @@ def _check_stored_policy(document: str, key: Key, principal: DeletedPrincipal) -
         ) from None
 
 
-def _unbind_integrated_services(principal: DeletedPrincipal) -> list[str]:
-    """An integrated service bound to the deleted principal's ARN keeps its unique id instead: a new principal of
-    that name cannot act as the service (only the operator binds principals to services)."""
-    names = []
-    for service in IntegratedService.objects.select_for_update().order_by("pk"):
-        if any(principal.names(value) for value in service.principals):
-            service.check_row()
-            service.principals = [
-                principal.unique_id if principal.names(value) else value for value in service.principals
-            ]
-            service.save(update_fields=["principals"])
-            names.append(service.name)
-    return names
+def _integrated_services_naming(principal: DeletedPrincipal) -> list[IntegratedService]:
+    """The integrated services bound to the principal, their rows locked in primary key order.
+
+    Only the rows that name it: locking every service's row made two deletions that share nothing wait for each
+    other, and deadlock when one of them held its account's IAM generation row. They are found by reading every
+    row without a lock (a handful; `principals` is a JSON list, which the SQL of both databases cannot match
+    exactly), then locked and checked again. A registration naming the principal locks the principal's row first
+    (`policies.principal_locks`), so it either committed before this read or waits and then finds it gone."""
+    naming = [
+        pk
+        for pk, bound in IntegratedService.objects.values_list("pk", "principals")
+        if isinstance(bound, list) and any(principal.names(value) for value in bound)
+    ]
+    locked = IntegratedService.objects.select_for_update().filter(pk__in=naming).order_by("pk")
+    return [service for service in locked if any(principal.names(value) for value in service.principals)]
+
+
+def _unbind_integrated_services(principal: DeletedPrincipal, services: list[IntegratedService]) -> list[str]:
+    """Each integrated service bound to the deleted principal's ARN (`_integrated_services_naming`) keeps its
+    unique id instead: a new principal of that name cannot act as the service (only the operator binds principals
+    to services)."""
+    for service in services:
+        service.check_row()
+        service.principals = [
+            principal.unique_id if principal.names(value) else value for value in service.principals
+        ]
+        service.save(update_fields=["principals"])
+    return [service.name for service in services]

@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.api.models import ApiToken
+from kmsconsole.audit.recorder import events_at_the_end
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import sealer
 from kmsconsole.core.rowmac import locked_and_checked as _locked_and_checked
@@ -37,6 +38,7 @@ from policies.models import (
     RoleSession,
 )
 from policies.policy_documents import validate_identity_policy
+from policies.principal_locks import held_for_a_child
 from policies.selectors import (
     ENTITY_MODELS,
     Entity,
@@ -217,18 +219,34 @@ def _entity_delete(ctx: OperationContext, entity: Entity) -> DeletedEntity:
     if blockers:
         raise errors.DeleteConflictException(blockers[0].message)
     kind = _KINDS[type(entity)]
+    # Counted now, deleted last (below): no session or token is added meanwhile, as AssumeRole and
+    # CreateApiToken lock the entity's row first (`held_for_a_child`), which this transaction holds.
     sessions = RoleSession.objects.filter(role=entity) if isinstance(entity, IamRole) else None
     ended = sessions.count() if sessions is not None else 0
-    if sessions is not None:
-        sessions.delete()  # their access keys with them: refused at once (the credentials cache is bumped)
-    revoked = 0
-    if isinstance(entity, IamUser):
-        tokens = ApiToken.objects.filter(principal=entity)
-        revoked = tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
-        tokens.delete()  # refused from now on: a token is looked up by its row at every request
-    services = unbind_deleted_principal(ctx, entity) if isinstance(entity, IamUser | IamRole) else []
-    deleted = DeletedEntity(kind, entity.name, entity.arn, entity.unique_id, ended, tuple(services), revoked)
-    entity.delete()
+    tokens = ApiToken.objects.filter(principal=entity) if isinstance(entity, IamUser) else None
+    revoked = (
+        tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now()).count()
+        if tokens is not None
+        else 0
+    )
+    # The lock order of `policies.principal_locks`: the keys, grants and integrated services naming the entity
+    # are locked (by the unbinding) before anything here writes the account's IAM generation row (deleting a
+    # session, a session's access key or the entity bumps it), and the unbinding's events go on the chain once
+    # everything else is written: the head is the last lock this transaction takes, as it is every other
+    # change's (a CreateUser in the account holds the generation row while it waits for the head; another
+    # deletion in the account holds a key this one rewrites while it waits for the generation row).
+    with events_at_the_end() as events:
+        services = (
+            unbind_deleted_principal(ctx, entity, events) if isinstance(entity, IamUser | IamRole) else []
+        )
+        deleted = DeletedEntity(
+            kind, entity.name, entity.arn, entity.unique_id, ended, tuple(services), revoked
+        )
+        if sessions is not None:
+            sessions.delete()  # their access keys with them: refused at once (the credentials cache is bumped)
+        if tokens is not None:
+            tokens.delete()  # refused from now on: a token is looked up by its row at every request
+        entity.delete()
     return deleted
 
 
@@ -316,6 +334,8 @@ def access_key_create(*, ctx: OperationContext, account: Account, user_name: str
         # which users exist.
         user = entity_describe(ctx=ctx, account=account, kind="user", name=user_name)
         assert isinstance(user, IamUser)  # noqa: S101 - narrows the shared lookup's return type
+        if not held_for_a_child(user):  # deleted meanwhile; else a deletion waits and sees the new key
+            raise no_such_entity("user", user_name)
         existing = AccessKey.objects.filter(user=user)
     if existing.count() >= ACCESS_KEYS_PER_OWNER:
         raise errors.LimitExceededException(
@@ -415,6 +435,8 @@ def role_assume(
             f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role "
             f"({role.max_session_seconds}) or is below {SESSION_MIN_SECONDS}."
         )
+    if not held_for_a_child(role):  # deleted meanwhile; else a deletion waits for this session and ends it
+        raise no_such_entity("role", role_name)
     token = arns.new_session_token()
     session = RoleSession.objects.create(
         role=role,
@@ -438,6 +460,8 @@ def console_login_create(
 ) -> AbstractBaseUser:
     """A console sign-in that acts as `iam_user`: what it does in the console is done as that principal."""
     authorize(ctx, resource=iam_user.arn)
+    if not held_for_a_child(iam_user):  # deleted meanwhile; else a deletion waits and sees the login
+        raise no_such_entity("user", iam_user.name)
     user_model = get_user_model()
     if user_model.objects.filter(username=username).exists():
         raise errors.EntityAlreadyExistsException(f"Console login {username} already exists.")

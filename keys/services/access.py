@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from grants.selectors import (
     INTEGRATED_SERVICE_KEYS,
@@ -30,6 +30,8 @@ from policies import engine
 from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
 
 logger = logging.getLogger(__name__)
+
+Named = TypeVar("Named")
 
 PENDING_DELETION_USE = "use of a key pending deletion"
 # A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
@@ -269,6 +271,34 @@ def key_for(
     )
     check_state(ctx, key)
     return key
+
+
+def key_for_write_naming(
+    ctx: OperationContext,
+    key_id: str,
+    lock_named: Callable[[], Named],
+    *,
+    encryption_context: Mapping[str, str] | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+    grant_tokens: Sequence[str] = (),
+    new_grant: engine.GrantRequest | None = None,
+) -> tuple[Key, Named]:
+    """The key a write that names principals (PutKeyPolicy, CreateGrant, a restore) changes, locked, and what
+    `lock_named` found (the principals it names, looked up and locked: `policies.principal_locks`).
+
+    The caller is authorized on the key's row as it is first (refused, it has looked up and locked nothing), then
+    the principals are locked, then the key (the lock order), and the caller is authorized again on the locked
+    row: the decision that counts, and the one recorded (one event: `authorize` records each decision on the same
+    record, the last one stays)."""
+    checks: dict[str, Any] = {
+        "encryption_context": encryption_context,
+        "condition_values": condition_values,
+        "grant_tokens": grant_tokens,
+        "new_grant": new_grant,
+    }
+    key_for(ctx, key_id, **checks)
+    named = lock_named()
+    return key_for(ctx, key_id, lock=True, **checks), named
 
 
 def check_state(ctx: OperationContext, key: Key) -> None:

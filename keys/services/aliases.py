@@ -7,6 +7,12 @@ by that key's policy (which may delegate to IAM) — the old and the new key for
 Order of checks: the alias name's rules, then IAM on the alias ARN, then the key(s) (NotFoundException, the key
 policy, the key state), then the alias's own rules (exists, quota, compatible keys).
 
+**Lock order.** An alias's row before its key's: UpdateAlias and DeleteAlias lock the alias, then its key(s)
+(UpdateAlias both keys in primary key order, as every transaction that locks several keys does); the destruction
+of a key pending deletion, which deletes its aliases with it, locks its alias rows before the key
+(`keys.services.deletion._destroy`); CreateAlias locks the key and inserts a new row, which no one else holds.
+The whole order, principals and generation rows included, is written down in `policies.principal_locks`.
+
 Names starting with `alias/aws/` belong to AWS managed keys, which this KMS does not have. AWS does not document
 the exception it raises for them; this KMS answers every alias operation naming one with
 InvalidAliasNameException (the modeled alias-name error) and RESERVED_PREFIX_MESSAGE.
@@ -157,6 +163,17 @@ def alias_update(*, ctx: OperationContext, alias_name: str, target_key_id: str) 
     alias = _alias_in_account(ctx, alias_name, arn=arn)
     old = alias.key
     authorize_on_key(ctx, old)
+    # Both keys' rows, in primary key order, before either is used: every transaction that locks several keys
+    # (this one, a principal's deletion rewriting the keys naming it) takes them in that order, so none waits for
+    # a key while holding one another waits for (new, then old, deadlocked with a deletion holding old and
+    # waiting for new). The target is resolved here as key_for resolves it, with the same errors.
+    target = resolve_key(target_key_id, caller_account=ctx.caller.account_id, operation=ctx.operation).key
+    list(
+        Key.objects.select_for_update(of=("self",))
+        .filter(pk__in=[old.pk, target.pk])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     new = key_for(ctx, target_key_id, lock=True)
     if new.state == KeyState.PENDING_DELETION:
         raise errors.KMSInvalidStateException(f"{new.arn} is pending deletion.")

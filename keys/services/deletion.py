@@ -12,7 +12,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from keys.models import DeletedKey, Key, KeyState, key_arn
+from grants.models import Grant
+from keys.models import Alias, DeletedKey, Key, KeyState, key_arn
 from keys.services.access import key_for
 from kmsconsole.audit.recorder import NothingToDo
 from kmsconsole.core import clock, errors
@@ -67,6 +68,17 @@ def key_cancel_deletion(*, ctx: OperationContext, key_id: str) -> Key:
 
 
 def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
+    # The key's aliases first, in primary key order, then the key (the lock order of `keys.services.aliases`):
+    # the deletion below deletes them with it, and UpdateAlias and DeleteAlias lock an alias's row, then its key.
+    # Taking the key first, then meeting a held alias row in the cascade, deadlocked with them. An alias moved
+    # away meanwhile is skipped (PostgreSQL re-checks the condition once the row is free); none can be moved to
+    # or created for a key pending deletion.
+    list(
+        Alias.objects.select_for_update(of=("self",))
+        .filter(key_id=key_pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     # The claim: lock the row only if it is still pending deletion and due. A second worker waits on the lock,
     # then finds the row gone; a CancelKeyDeletion (which locks the row too) is ordered before or after, never
     # in between.
@@ -81,6 +93,11 @@ def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
     ctx.audit.key_arn = key.arn
     key.check_row()  # a deletion date moved in the database does not destroy a key
     authorize(ctx, resource=key.arn)
+    # Its grants too, in primary key order, before the first write: deleting the key's rows bumps its generation
+    # row (a trigger), and a RevokeGrant or RetireGrant locks its grant's row, then bumps that row, in one
+    # statement. Deleting the material versions first (as the cascade does) and then meeting a grant row so held
+    # was a deadlock (`policies.principal_locks`: row locks, then generation rows).
+    list(Grant.objects.select_for_update().filter(key=key).order_by("pk").values_list("pk", flat=True))
     tombstone = DeletedKey(
         key_id=key.key_id,
         arn=key.arn,

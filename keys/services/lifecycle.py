@@ -84,8 +84,11 @@ def key_create(
     account = account_get(ctx.caller.account_id)
     key = Key(account=account, description=description, key_spec=spec, key_usage=usage, origin=origin)
     document = policy if policy is not None else default_key_policy(account.account_id)
+    # The default policy names the account only. A given one's users and roles are locked (no key row is held:
+    # the key is new), so a deletion of one either rewrites this key once it commits or refuses the policy.
+    principal_ids: dict[str, str | None] = {}
     if policy is not None:
-        validate_key_policy(
+        principal_ids = validate_key_policy(
             ctx,
             document=policy,
             key=key,
@@ -99,7 +102,7 @@ def key_create(
     Tag.objects.bulk_create(Tag(key=key, tag_key=name, tag_value=value) for name, value in tag_map.items())
     if tag_map:
         key.seal()  # the key's MAC covers its tags (nobody else sees the new key before the commit)
-    record_policy_version(ctx, key, document=document, bypassed=bypass_lockout)
+    record_policy_version(ctx, key, document=document, bypassed=bypass_lockout, principal_ids=principal_ids)
     return key
 
 

@@ -21,6 +21,7 @@ from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.selectors import resolve_key
 from keys.services.access import KeyQuestions, key_for
 from keys.services.key_policy import key_for_policy_check, validate_key_policy
+from keys.services.policy_restore import policy_version_get
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope, either_scope, scope_events, scope_of
 from kmsconsole.audit.shown import shown_event, shown_values
@@ -95,13 +96,8 @@ def policy_versions(ctx: OperationContext, *, key_id: str) -> QuerySet[KeyPolicy
 
 
 def policy_version(ctx: OperationContext, *, key_id: str, version: int) -> KeyPolicyVersion:
-    found = policy_versions(ctx, key_id=key_id).filter(version=version).select_related("key").first()
-    if found is None:
-        raise errors.NotFoundException(
-            f"Version {version} of the policy of key {key_id[:128]} does not exist."
-        )
-    found.check_row()  # a restore makes this document the key policy again: never one edited outside
-    return found
+    """One version of the key policy's history, its row checked (`keys.services.policy_restore`)."""
+    return policy_version_get(ctx, key_id=key_id, version=version)
 
 
 def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dict[str, Any]:
@@ -115,6 +111,7 @@ def policy_validate(ctx: OperationContext, *, key_id: str, document: str) -> dic
             key=key,
             bypass_lockout=False,
             resource_tags=selectors.key_tags(key),
+            lock=False,  # a dry run writes nothing
         )
     except errors.KmsError as exc:
         return {"valid": False, "code": exc.code, "message": exc.message}

@@ -228,6 +228,22 @@ class PolicyVersionOutput(serializers.Serializer):
     bypassed_lockout_check = serializers.BooleanField()
 
 
+class PolicyRestoreOutput(PolicyOutput):
+    restored_version = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="The new version, which is now the key policy.")
+    rebound_principals = serializers.DictField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Each ARN of the restored version whose principal was deleted (or deleted and recreated) since "
+        "it was saved, with the unique id written instead of it; null for another account's principal (its "
+        "unique id is that account's business; the policy names it, as a deletion's rewrite does).",
+    )
+    notes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="In words, each ARN rebound, and each whose principal may not be the one the version meant; "
+        "another account's principal without its unique id, whether it was deleted or recreated, or when.",
+    )
+
+
 class AliasOutput(serializers.Serializer):
     alias_name = serializers.CharField(source="name")
     alias_arn = serializers.CharField(source="arn")

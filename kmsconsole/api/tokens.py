@@ -18,7 +18,8 @@ from kmsconsole.core.rootkey import subkey
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 from policies.models import Account, IamUser
-from policies.selectors import user_get
+from policies.principal_locks import held_for_a_child
+from policies.selectors import no_such_entity, user_get
 
 TOKEN_SCHEME = "kmsc"  # noqa: S105 - the token prefix, not a secret
 MAX_EXPIRY_DAYS = 3650
@@ -48,6 +49,8 @@ def api_token_create(
     `expires_in_days`, or KMS_API_TOKEN_TTL_DAYS when not given."""
     user = user_get(account, user_name)
     authorize(ctx, resource=user.arn)
+    if not held_for_a_child(user):  # deleted meanwhile; else a deletion waits and revokes this token too
+        raise no_such_entity("user", user_name)
     if expires_in_days is None:
         expires_in_days = settings.KMS_API_TOKEN_TTL_DAYS
     errors.check_value_range("expiresInDays", expires_in_days, minimum=1, maximum=MAX_EXPIRY_DAYS)

@@ -206,15 +206,49 @@ def record_event(record: AuditRecord) -> None:
     _write_alone(record, AuditEvent.Decision.ALLOWED)
 
 
+class DeferredEvents:
+    """The "allowed" events of operations run inside another operation's transaction (`perform(..., deferred=)`),
+    kept to be appended together when `events_at_the_end()` closes: see there."""
+
+    def __init__(self) -> None:
+        self._values: list[dict[str, Any]] = []
+
+    def add(self, record: AuditRecord) -> None:
+        self._values.append(_clamped(_event_values(record, AuditEvent.Decision.ALLOWED)))
+
+    def append(self) -> None:
+        if self._values:
+            insert_chained(self._values)
+            self._values = []
+
+
+@contextmanager
+def events_at_the_end() -> Iterator[DeferredEvents]:
+    """Inside a transaction that runs other operations (the deletion of a principal runs one per key it
+    rewrites): their events go on the chain together when the block's work is done, not each as it ends.
+    Appending an event locks the chain head until the commit, and every change takes that lock last (its event
+    is its last write). A transaction that took it in the middle of its work and then wrote more (a key's policy,
+    whose generation row a RevokeGrant on that key may hold; a principal's row) could wait for a request that
+    held those and waited for the head: PostgreSQL aborts one of them as a deadlock. On an error nothing is
+    appended: the transaction rolls back."""
+    events = DeferredEvents()
+    yield events
+    events.append()
+
+
 class NothingToDo(Exception):
     """Raised by a worker's service when the row it came for was already handled (another worker won the claim):
     the transaction rolls back, no event is written, because nothing happened."""
 
 
 @contextmanager
-def audited(record: AuditRecord, *, standalone: bool = False) -> Iterator[AuditRecord]:
+def audited(
+    record: AuditRecord, *, standalone: bool = False, deferred: DeferredEvents | None = None
+) -> Iterator[AuditRecord]:
     """Run an operation's work and its audit event as one unit (see the module docstring). `standalone`: the
-    work changes nothing, so it runs outside a transaction and its event is written on its own."""
+    work changes nothing, so it runs outside a transaction and its event is written on its own. `deferred`: the
+    operation runs inside another's transaction, and its event is appended when that one's
+    `events_at_the_end()` block closes."""
     try:
         if standalone:
             yield record
@@ -222,7 +256,10 @@ def audited(record: AuditRecord, *, standalone: bool = False) -> Iterator[AuditR
         else:
             with transaction.atomic():
                 yield record
-                append_event(record, AuditEvent.Decision.ALLOWED)
+                if deferred is None:
+                    append_event(record, AuditEvent.Decision.ALLOWED)
+                else:
+                    deferred.add(record)
     except (NothingToDo, StaleRead):
         raise
     except errors.KmsError as error:

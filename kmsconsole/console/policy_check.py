@@ -190,11 +190,12 @@ def _error(line_col: tuple[int, int], message: str) -> dict[str, Any]:
 
 
 def _missing_principal_errors(
-    ctx: OperationContext, text: str, policy: engine.Policy
+    ctx: OperationContext, text: str, policy: engine.Policy, *, stored: bool
 ) -> list[dict[str, Any]]:
     """One error per principal of the caller's own account that does not exist, at each place it is named; one
     error, in AWS's words and at the top of the document, when a principal of another account does not exist,
-    whichever and however many (`keys.services.key_policy.missing_principals`)."""
+    whichever and however many (`keys.services.key_policy.missing_principals`, one query per kind). `stored`: a
+    version being restored, whose deleted principals' unique ids are kept."""
     root, _ = parse_positions(text)
     named = [
         (statement, element, value)
@@ -202,7 +203,7 @@ def _missing_principal_errors(
         for element, block in (("Principal", statement.principal), ("NotPrincipal", statement.not_principal))
         if block is not None
         for value in block.aws
-        if value != "*"
+        if value != "*" and not (stored and engine.is_unique_id(value))
     ]
     missing = missing_principals(ctx, [value for _, _, value in named])
     problems: list[dict[str, Any]] = []
@@ -256,17 +257,29 @@ def key_findings(key: Key, document: str) -> list[dict[str, Any]]:
     return _finding_dicts(document, found)
 
 
-def key_policy_check(ctx: OperationContext, *, key: Key, document: str) -> dict[str, Any]:
-    """Check a draft key policy for `key` as PutKeyPolicy would, as the caller of `ctx`, without saving it."""
+def findings_only(key: Key, document: str) -> dict[str, Any]:
+    """A stored document's findings, for a page that shows it to a reader who may not check it (which would tell
+    which principals exist, and whether the caller could lock itself out): no errors, no lockout."""
+    return _result([], findings=key_findings(key, document))
+
+
+def key_policy_check(
+    ctx: OperationContext, *, key: Key, document: str, stored: bool = False
+) -> dict[str, Any]:
+    """Check a draft key policy for `key` as PutKeyPolicy would, as the caller of `ctx`, without saving it.
+    `stored`: the document a restore would write, which may keep a deleted principal's unique id (as
+    `keys.services.policy_restore` writes it)."""
     try:
-        policy = engine.parse_key_policy(document)
+        policy = engine.parse_policy(document, engine.PolicyKind.KEY, stored=stored)
     except engine.EngineError as exc:
         return _result([_error(locate(document, exc), exc.message)])
     findings = key_findings(key, document)
     try:
-        validate_key_policy(ctx, document=document, key=key, bypass_lockout=True)
+        validate_key_policy(ctx, document=document, key=key, bypass_lockout=True, lock=False, stored=stored)
     except errors.KmsError as exc:
-        problems = _missing_principal_errors(ctx, document, policy) or [_error((1, 1), exc.message)]
+        problems = _missing_principal_errors(ctx, document, policy, stored=stored) or [
+            _error((1, 1), exc.message)
+        ]
         return _result(problems, findings=findings)
     lockout = ""
     try:

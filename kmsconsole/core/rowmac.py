@@ -311,8 +311,9 @@ def key_material_mac_fields(material: Any, key_id: uuid.UUID | None = None) -> t
     )
 
 
-def key_policy_version_mac_fields(version: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
-    """A key policy of the history, which a restore makes the key policy again."""
+def key_policy_version_mac_fields_v1(version: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """The first formula, kept for the migration that used it; still the whole formula of a version written
+    before versions recorded their principals' unique ids."""
     return (
         key_id if key_id is not None else version.key.key_id,
         version.version,
@@ -320,6 +321,18 @@ def key_policy_version_mac_fields(version: Any, key_id: uuid.UUID | None = None)
         version.created_by,
         version.bypassed_lockout_check,
     )
+
+
+def key_policy_version_mac_fields(version: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """A key policy of the history, which a restore makes the key policy again, and the unique ids of the
+    principals it named when written (which a restore names instead of an ARN whose principal changed).
+
+    A version written before those were recorded (`principal_ids` None) keeps its first MAC, so no migration
+    needs the root key; one written since has one field more. The two encodings never coincide (a different
+    number of fields), so setting a recorded version's `principal_ids` to None in the database, to pass it off
+    as an old one whose restore only warns, fails its check."""
+    fields = key_policy_version_mac_fields_v1(version, key_id)
+    return fields if version.principal_ids is None else (*fields, version.principal_ids)
 
 
 def grant_mac_fields(grant: Any, key_id: uuid.UUID | None = None) -> tuple[Any, ...]:
@@ -381,7 +394,7 @@ FILL_SPECS_2: dict[str, FillSpec] = {
         ("Alias", "alias", alias_mac_fields),
         ("Tag", "tag", tag_mac_fields),
         ("KeyMaterial", "key-material", key_material_mac_fields),
-        ("KeyPolicyVersion", "key-policy-version", key_policy_version_mac_fields),
+        ("KeyPolicyVersion", "key-policy-version", key_policy_version_mac_fields_v1),
     ),
     "grants": (("IntegratedService", "integrated-service", integrated_service_mac_fields),),
 }

@@ -108,7 +108,12 @@ def _create_key_with(policy: str, owner: str = ACCOUNT) -> Key:
 
 def key_naming(*principals: str, owner: str = ACCOUNT) -> Key:
     """A key of `owner` whose policy lets the account's root administer it and `principals` use it."""
-    policy = json.dumps(
+    return _create_key_with(policy_naming(*principals, owner=owner), owner)
+
+
+def policy_naming(*principals: str, owner: str = ACCOUNT) -> str:
+    """A key policy of `owner` that lets the account's root administer the key and `principals` use it."""
+    return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
@@ -130,7 +135,6 @@ def key_naming(*principals: str, owner: str = ACCOUNT) -> Key:
         },
         indent=2,
     )
-    return _create_key_with(policy, owner)
 
 
 # The conflicts: AWS's DeleteConflict, nothing changed, the refusal audited.
@@ -424,6 +428,25 @@ def test_an_integrated_service_binding_is_unbound(account: Account, admin: Perso
     assert last_event("iam:DeleteUser").response_elements["IntegratedServicesUnbound"] == [service.name]
 
 
+def test_an_integrated_service_is_bound_only_to_principals_that_exist(
+    account: Account, admin: Persona
+) -> None:
+    """A binding to a deleted principal's ARN (or any name nobody has) would let whoever is created with that name
+    later act as the service: refused, nothing registered."""
+    alice = plain_user(account, "alice")
+    delete_as(admin, "user", "alice")
+    for bound in ([admin.arn, alice.arn], [f"arn:aws:iam::{ACCOUNT}:role/nobody"]):
+        with pytest.raises(errors.ValidationException) as refused:
+            as_operator(
+                "kmsconsole:RegisterIntegratedService",
+                lambda ctx, bound=bound: grant_services.integrated_service_register(
+                    ctx=ctx, name="ec2.us-east-1.amazonaws.com", principals=bound
+                ),
+            )
+        assert refused.value.message.startswith(f"{bound[-1]} names no user or role")
+    assert not IntegratedService.objects.exists()
+
+
 def test_policy_without_reads_escaped_arns_and_leaves_conditions(account: Account) -> None:
     principal = deletion.DeletedPrincipal("arn:aws:iam::111122223333:user/alice", "AIDAAAAAAAAAAAAAAAAAA")
     escaped = (
@@ -499,7 +522,7 @@ def test_the_iam_cli_deletes_and_reports_conflicts(
 # A rewrite keeps the stored text (review: re-serialising grew a policy past the size limit, breaking its key).
 
 
-def _describe_as(persona: Persona, key: Key) -> None:
+def describe_as(persona: Persona, key: Key) -> None:
     credentials = credentials_for(persona.access_key_id)
     assert credentials is not None
     perform(
@@ -545,7 +568,7 @@ def test_a_compact_policy_near_the_limit_with_non_ascii_text_keeps_its_text(
     latest = key.policy_versions.order_by("-version").first()
     assert latest is not None and latest.document == key.policy
     engine.compile_key_policy(key.policy)
-    _describe_as(admin, key)  # the key still answers its owner
+    describe_as(admin, key)  # the key still answers its owner
 
 
 def test_a_rewrite_that_cannot_keep_the_text_is_compact() -> None:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from keys.models import KeyPolicyVersion
-from keys.services import key_policy
+from keys.services import key_policy, policy_restore
 from kmsconsole.api import reads
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
@@ -113,20 +113,35 @@ class KeyPolicyVersionListView(OperationListView):
 class KeyPolicyRestoreView(APIView):
     @extend_schema(
         tags=TAG,
-        summary="Make an earlier version the key's policy again, as a new version (PutKeyPolicy)",
+        summary="Make an earlier version the key's policy again, as a new version (PutKeyPolicy); a principal "
+        "deleted (or deleted and recreated) since the version was saved is named by the unique id the version "
+        "recorded, and `notes` says so",
         request=s.PolicyRestoreInput,
-        responses=s.PolicyOutput,
+        responses=s.PolicyRestoreOutput,
     )
     def post(self, request: Request, key_id: str, version: int) -> Response:
         def work(ctx: OperationContext) -> dict[str, Any]:
             data = validated(s.PolicyRestoreInput, request.data)
-            # The version is looked up once the caller is allowed kms:PutKeyPolicy on the key (the put below
-            # is then decided again, with the old document, as any PutKeyPolicy).
-            document = reads.policy_version(ctx, key_id=key_id, version=version).document
-            key_policy.key_policy_put(
-                ctx=ctx, key_id=key_id, policy=document, bypass_lockout=data["bypass_lockout_safety_check"]
+            # The version is looked up once the caller is allowed kms:PutKeyPolicy on the key (the put is then
+            # decided again, with the document it writes, as any PutKeyPolicy). A principal deleted since the
+            # version was saved is named by the unique id the version recorded, and the notes say so.
+            restored = policy_restore.key_policy_restore(
+                ctx=ctx, key_id=key_id, version=version, bypass_lockout=data["bypass_lockout_safety_check"]
             )
-            return _policy(key_id, document)
+            plan = restored.plan
+            return dict(
+                s.PolicyRestoreOutput(
+                    {
+                        "key_id": key_id,
+                        "policy_name": key_policy.DEFAULT_POLICY_NAME,
+                        "policy": plan.document,
+                        "restored_version": version,
+                        "version": restored.written.version,
+                        "rebound_principals": plan.rebound_shown,
+                        "notes": list(plan.notes),
+                    }
+                ).data
+            )
 
         params = {"KeyId": key_id, "Version": version, **body(request)}
         return Response(run(request, "PutKeyPolicy", work, params=params, audit_response=_without_document))

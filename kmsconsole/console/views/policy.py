@@ -4,10 +4,12 @@ history and restore.
 Every read and change runs through `attempt()` with the operation the REST API uses for it: GetKeyPolicy (the
 tab), kmsconsole:ValidateKeyPolicy (the live check and the review step: a dry run of PutKeyPolicy, so it needs
 kms:PutKeyPolicy on the key), PutKeyPolicy (save and restore, in sudo mode), kmsconsole:ListKeyPolicyVersions (the
-history). The tab asks the engine (recorded nowhere) whether the caller's PutKeyPolicy would be allowed: a reader's
-editor checks nothing as it types, so its keystrokes leave no refused checks in the audit trail. A draft on its way
-to being saved is kept in the session, so the password confirmation of sudo mode, which comes back with a GET, does
-not lose it.
+history, and the review of a restore). The tab and the restore's review ask the engine (recorded nowhere) whether
+the caller's PutKeyPolicy would be allowed (`keys.services.key_policy.may_put_key_policy`): a reader's editor
+checks nothing as it types, so its keystrokes leave no refused checks in the audit trail, and a reader's review of
+a restore shows the version as saved, without what a restore would change or why (who was deleted or recreated).
+A draft on its way to being saved is kept in the session, so the password confirmation of sudo mode, which comes
+back with a GET, does not lose it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from keys.models import Key, KeyPolicyVersion
-from keys.services import key_policy, lifecycle
-from keys.services.access import KeyQuestions
+from keys.services import key_policy, lifecycle, policy_restore
+from keys.services.policy_restore import RestoredPolicy, RestorePreview
 from kmsconsole.api import reads
 from kmsconsole.console import policy_check
 from kmsconsole.console.access_diff import access_diff_context
@@ -33,7 +35,6 @@ from kmsconsole.console.dispatch import Outcome, attempt, console_caller, consol
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_fresh, sudo_required
 from kmsconsole.console.views.key_tabs import failure_status, key_params
-from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import arns
 from policies.authorization import would_allow
@@ -230,23 +231,13 @@ def _read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
     )
 
 
-def _may_check_drafts(ctx: OperationContext, key: Key) -> bool:
-    """Whether the caller may check a draft (kmsconsole:ValidateKeyPolicy): whether its PutKeyPolicy request
-    without the bypass would be allowed, decided by the engine as that request would be and recorded nowhere."""
-    values = key_policy.put_condition_values(key_policy.DEFAULT_POLICY_NAME, False)
-    try:
-        return KeyQuestions(ctx).allows(key, "kms:PutKeyPolicy", condition_values=values)
-    except errors.KmsError:  # e.g. a claimed integrated service the caller may not act as
-        return False
-
-
 def _read_policy_to_edit(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str, bool]]:
     """GetKeyPolicy: the key, its policy, and whether the caller may check drafts of it."""
 
     def work(ctx: OperationContext) -> tuple[Key, str, bool]:
         key, document = key_policy.key_policy_get(ctx=ctx, key_id=key_id)
         _decide_header(request, ctx, key)
-        return key, document, _may_check_drafts(ctx, key)
+        return key, document, key_policy.may_put_key_policy(ctx, key)
 
     return attempt(
         request, "GetKeyPolicy", work, params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME)
@@ -313,6 +304,8 @@ def _review_page(
     draft: str,
     action: str,
     restore: KeyPolicyVersion | None = None,
+    restore_notes: tuple[str, ...] = (),
+    may_restore: bool = True,
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
@@ -330,6 +323,8 @@ def _review_page(
         "access_diff": access_diff_context(request, key, draft) if draft != key.policy else None,
         "action": action,
         "restore": restore,
+        "restore_notes": restore_notes,
+        "may_restore": may_restore,
         "error": error,
         "sudo_fresh": sudo_fresh(request),
     }
@@ -459,11 +454,17 @@ def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 def _version_review(
     request: HttpRequest, ctx: OperationContext, key_id: str, version: int
-) -> tuple[KeyPolicyVersion, Key, dict[str, Any]]:
-    found = reads.policy_version(ctx, key_id=key_id, version=version)
-    key = Key.objects.select_related("account").get(pk=found.key_id)
+) -> tuple[RestorePreview, Key, dict[str, Any]]:
+    """The review of a restore: for a caller who may restore it, what it would write (the version, with the ARNs of
+    principals deleted since named by their unique ids: `keys.services.policy_restore`) and that document's
+    check; for a reader, the version as saved and its findings (no principal looked up, no check as the caller)."""
+    preview = policy_restore.restore_preview(ctx, key_id=key_id, version=version)
+    key = Key.objects.select_related("account").get(pk=preview.version.key_id)
     _decide_header(request, ctx, key)
-    return found, key, policy_check.key_policy_check(ctx, key=key, document=found.document)
+    if preview.plan is None:
+        return preview, key, policy_check.findings_only(key, preview.version.document)
+    check = policy_check.key_policy_check(ctx, key=key, document=preview.plan.document, stored=True)
+    return preview, key, check
 
 
 def _restore_review(
@@ -477,18 +478,27 @@ def _restore_review(
     )
     if not outcome.ok:
         return _refused(request, key_id, outcome)
-    found, key, check = outcome.value
+    preview, key, check = outcome.value
     action = reverse("console:key-policy-restore", args=[key_id, version])
+    plan = preview.plan
     return _review_page(
-        request, key, check, draft=found.document, action=action, restore=found, error=error, status=status
+        request,
+        key,
+        check,
+        draft=plan.document if plan is not None else preview.version.document,
+        action=action,
+        restore=preview.version,
+        restore_notes=plan.notes if plan is not None else (),
+        may_restore=plan is not None,
+        error=error,
+        status=status,
     )
 
 
-def _restore(ctx: OperationContext, key_id: str, version: int, bypass: bool) -> Key:
+def _restore(ctx: OperationContext, key_id: str, version: int, bypass: bool) -> RestoredPolicy:
     # As the REST API does: the version is read once the caller may PutKeyPolicy on the key, and the put is
-    # then decided again, with the old document, as any PutKeyPolicy.
-    document = reads.policy_version(ctx, key_id=key_id, version=version).document
-    return key_policy.key_policy_put(ctx=ctx, key_id=key_id, policy=document, bypass_lockout=bypass)
+    # then decided again, with the document it writes, as any PutKeyPolicy.
+    return policy_restore.key_policy_restore(ctx=ctx, key_id=key_id, version=version, bypass_lockout=bypass)
 
 
 @console_view
@@ -512,7 +522,9 @@ def key_policy_restore(request: HttpRequest, key_id: UUID, version: int) -> Http
         ),
     )
     if outcome.ok:
-        return _saved(request, key_id_text, outcome.value, f"Version {version} was restored.")
+        for note in outcome.value.plan.notes:
+            messages.warning(request, note)
+        return _saved(request, key_id_text, outcome.value.key, f"Version {version} was restored.")
     return _restore_review(
         request, key_id_text, version, error=outcome.error, status=failure_status(outcome.code)
     )
