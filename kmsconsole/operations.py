@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kmsconsole.audit.recorder import AuditRecord, audited
@@ -284,6 +284,10 @@ class OperationContext:
     # The request's GrantTokens (on operations that take them): a grant they name allows at once, before it has
     # propagated. Carried here so that every key check of the operation sees them.
     grant_tokens: tuple[str, ...] = ()
+    # What the operation's own decision read and its questions may reuse within this one request: the caller's
+    # compiled identity policies (`policies.authorization.request_identity_policies`), so that a list asking many
+    # questions reads them once. Never carried across requests.
+    read_once: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @functools.cache

@@ -9,7 +9,6 @@ caller's share of each).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,7 +18,7 @@ from grants.selectors import grants_of_key
 from keys import selectors
 from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.selectors import resolve_key
-from keys.services.access import KeyQuestions, key_for
+from keys.services.access import key_for
 from keys.services.key_policy import key_for_policy_check, validate_key_policy
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.shown import shown_event, shown_values
@@ -37,31 +36,6 @@ def account_keys(ctx: OperationContext) -> QuerySet[Key]:
         .select_related("account")
         .prefetch_related("aliases", "tags")
     )
-
-
-@dataclass(frozen=True)
-class ListedKey:
-    """What the key list may show of a key beyond what ListKeys itself gives, each None where refused."""
-
-    tags: dict[str, str] | None
-    rotation_enabled: bool | None
-
-
-def listed_keys(ctx: OperationContext, keys: Iterable[Key]) -> dict[int, ListedKey]:
-    """For each listed key, its tags where the caller may read them (kms:ListResourceTags) and its rotation status
-    where it may read that (kms:GetKeyRotationStatus), both decided by the key's policy: listing keys is IAM-only,
-    and must not show what a key policy withholds. Decided by the engine as the real requests would be, not
-    recorded (the list is the operation audited)."""
-    questions = KeyQuestions(ctx)
-    return {
-        key.pk: ListedKey(
-            tags=selectors.key_tags(key) if questions.allows(key, "kms:ListResourceTags") else None,
-            rotation_enabled=(
-                key.rotation_enabled if questions.allows(key, "kms:GetKeyRotationStatus") else None
-            ),
-        )
-        for key in keys
-    }
 
 
 def account_aliases(ctx: OperationContext, *, key_id: str | None = None) -> QuerySet[Alias]:

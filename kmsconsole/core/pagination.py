@@ -1,7 +1,13 @@
-"""Opaque Marker/NextMarker pagination as the KMS List* operations use it.
+"""Opaque Marker/NextMarker pagination as the KMS List* operations use it, and sealed positions.
 
 A marker names the last row returned (its primary key), authenticated so that callers cannot forge positions:
 a changed or foreign marker is InvalidMarkerException, never a database error.
+
+A sealed position (`seal_position` / `open_position`) is a page link's cursor for lists whose order or narrowing
+must not be read from the link (the console's and the REST API's key lists): only a direction and the primary key
+of the row the next page continues from, encrypted and authenticated (AES-256-GCM under a root-key subkey) with
+its scope as associated data, so it tells its holder nothing and opens only for the list (account, query and
+filters) it was made for.
 """
 
 from __future__ import annotations
@@ -10,9 +16,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 from collections.abc import Sequence
 from typing import TypeVar
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db.models import Model, QuerySet
 
 from kmsconsole.core import errors
@@ -69,3 +78,44 @@ def list_limit(limit: int | None, *, default: int, maximum: int) -> int:
         return default
     errors.check_value_range("limit", limit, minimum=1, maximum=maximum)
     return limit
+
+
+_SEALED_VERSION = b"\x01"
+_SEALED_NONCE_BYTES = 12
+_DIRECTIONS = ("after", "before")
+
+
+def _position_cipher() -> AESGCM:
+    return AESGCM(subkey("pagination/sealed-position/v1"))
+
+
+def seal_position(scope: str, direction: str, position: int) -> str:
+    """A page link's cursor: `direction` ("after" or "before") the row with primary key `position`, sealed to
+    `scope` (what the list is: its account, query and filters)."""
+    nonce = os.urandom(_SEALED_NONCE_BYTES)
+    plain = bytes([_DIRECTIONS.index(direction)]) + position.to_bytes(8, "big")
+    sealed = _SEALED_VERSION + nonce + _position_cipher().encrypt(nonce, plain, scope.encode())
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def open_position(scope: str, cursor: str) -> tuple[str, int]:
+    """(direction, primary key) of a cursor `seal_position` made for `scope`; InvalidMarkerException for anything
+    else (changed, truncated, made for another list, account or query)."""
+    invalid = errors.InvalidMarkerException(
+        "That page link is not valid for this list (it was changed, or made for another search, filter, order or "
+        "account). Start again from the first page."
+    )
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if len(raw) != 1 + _SEALED_NONCE_BYTES + 9 + 16 or raw[:1] != _SEALED_VERSION:
+        raise invalid
+    nonce, body = raw[1 : 1 + _SEALED_NONCE_BYTES], raw[1 + _SEALED_NONCE_BYTES :]
+    try:
+        plain = _position_cipher().decrypt(nonce, body, scope.encode())
+    except InvalidTag:
+        raise invalid from None
+    if plain[0] >= len(_DIRECTIONS):
+        raise invalid
+    return _DIRECTIONS[plain[0]], int.from_bytes(plain[1:], "big")

@@ -17,7 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from grants.services import PROPAGATION_SWEEP_JOB
+from grants.services import PROPAGATION_SWEEP_JOB, grant_create
 from keys.models import Key, KeyState
 from keys.services import aliases, crypto, deletion, lifecycle, rotation
 from keys.services.access import PENDING_DELETION_USE
@@ -241,13 +241,15 @@ def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_r
     hidden, shown = make_key("hidden"), make_key("shown")
     statement = {"Effect": "Allow", "Action": "kms:GetKeyRotationStatus", "Resource": shown.arn}
     reader = make_user(
-        "reader", allow("kms:ListKeys"), json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        "reader",
+        allow("kms:ListKeys", "kms:DescribeKey"),
+        json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
     )
     unrotated = panel(console(reader).get("/"), "rotation-heading")
     [row] = body_rows(unrotated)
     assert key_id(shown) in row and key_id(hidden) not in unrotated
-    # kms:ListKeys alone: the panel is the same as when every key rotates, and names no key.
-    lister = make_user("lister", allow("kms:ListKeys"))
+    # kms:ListKeys and kms:DescribeKey: the panel is the same as when every key rotates, and names no key.
+    lister = make_user("lister", allow("kms:ListKeys", "kms:DescribeKey"))
     response = console(lister).get("/")
     unrotated = panel(response, "rotation-heading")
     assert "Every symmetric key whose rotation status you may read rotates automatically." in unrotated
@@ -255,6 +257,61 @@ def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_r
     assert re.search(r"All keys</th><td>2<", panel(response, "states-heading"))  # ListKeys still counts them
     [event] = audit_events("ListKeys", caller_arn=lister.arn)  # the questions are recorded on its event only
     assert event.decision == "allowed" and not audit_events("GetKeyRotationStatus")
+
+
+def test_the_key_panels_show_only_keys_the_caller_may_describe(
+    console: Callable[..., Client], make_user: Callable[..., Persona], keys: dict[str, Key], settings: Any
+) -> None:
+    """ListKeys gives key ids only: a key's state, spec, dates (and its deletion date) are DescribeKey's answer, a
+    key policy decision that grants may allow, and its aliases ListAliases'. The panels counted, listed and filtered
+    every key of the account by them for anyone allowed kms:ListKeys."""
+    lister = make_user("lister", allow("kms:ListKeys", "kms:GetKeyRotationStatus"))
+    response = console(lister).get("/")
+    states = panel(response, "states-heading")
+    counted = dict(
+        re.findall(r'<span class="badge (\w+)">[\w ]+</span></td>\s*<td>(?:<a[^>]*>)?(\d+)', states)
+    )
+    assert counted == {KeyState.ENABLED: "0", KeyState.DISABLED: "0", KeyState.PENDING_DELETION: "0"}
+    assert re.search(r"needs kms:DescribeKey</td><td>7<", states) and re.search(
+        r"All keys</th><td>7<", states
+    )
+    pending, unrotated = panel(response, "pending-heading"), panel(response, "rotation-heading")
+    assert not body_rows(pending) and not body_rows(unrotated)
+    for key in keys.values():
+        assert key_id(key) not in response.content.decode()
+    assert "alias/payroll" not in response.content.decode()
+
+    # A grant allowing DescribeKey makes its key counted and listed, still without its alias (ListAliases).
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    as_operator(
+        "CreateGrant",
+        lambda ctx: grant_create(
+            ctx=ctx, key_id=key_id(keys["plain"]), grantee_principal=lister.arn, operations=["DescribeKey"]
+        ),
+    )
+    response = console(lister).get("/")
+    states = panel(response, "states-heading")
+    counted = dict(
+        re.findall(r'<span class="badge (\w+)">[\w ]+</span></td>\s*<td>(?:<a[^>]*>)?(\d+)', states)
+    )
+    assert counted == {KeyState.ENABLED: "1", KeyState.DISABLED: "0", KeyState.PENDING_DELETION: "0"}
+    assert re.search(r"needs kms:DescribeKey</td><td>6<", states)
+    assert not body_rows(panel(response, "pending-heading"))
+    [unrotated] = body_rows(panel(response, "rotation-heading"))
+    assert key_id(keys["plain"]) in unrotated and "alias/payroll" not in unrotated
+    # DescribeKey on one key pending deletion (an identity policy the key policy delegates to): that key only.
+    soon = {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": keys["soon"].arn}
+    one = make_user("one", allow("kms:ListKeys"), json.dumps({"Version": "2012-10-17", "Statement": [soon]}))
+    [pending] = body_rows(panel(console(one).get("/"), "pending-heading"))
+    assert key_id(keys["soon"]) in pending and key_id(keys["late"]) not in pending
+    with_aliases = make_user(
+        "alias-reader",
+        allow("kms:ListKeys", "kms:DescribeKey", "kms:ListAliases", "kms:GetKeyRotationStatus"),
+    )
+    assert "alias/payroll" in panel(console(with_aliases).get("/"), "rotation-heading")
+    [event] = audit_events("ListKeys", caller_arn=lister.arn)[-1:]
+    assert event.decision == "allowed"
+    assert not audit_events("DescribeKey") and not audit_events("ListAliases")
 
 
 def test_keys_of_another_account_are_not_counted(
