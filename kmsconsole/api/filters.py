@@ -84,6 +84,21 @@ class KeyPages(PageNumbers):
             }
         )
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["description"] = (
+                    "A page number of the whole list. A searched or filtered list has none: it continues with "
+                    "the `cursor` of its `next` link (another page number is a 400)."
+                )
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Keys per page (at most {self.max_page_size}). A searched or filtered page looks through "
+                    "the same number of keys whatever its size."
+                )
+        return parameters
+
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         paged = super().get_paginated_response_schema(schema)
         properties = paged["properties"]
