@@ -139,10 +139,10 @@ class KeyListing:
         self.query = query
         self.page_size = page_size
         self._extras = extras
-        account = account_get(ctx.caller.account_id)
+        keys = reads.account_keys(ctx)  # the ListKeys decision, before anything is read
         # The account's primary key, not only its id through the join: PostgreSQL then walks the listing index
         # (account, created_at, id) in order and stops after a page instead of sorting every key.
-        self._keys = reads.account_keys(ctx).filter(account=account)
+        self._keys = keys.filter(account=account_get(ctx.caller.account_id))
         self._questions = KeyQuestions(ctx)
         self.aliases_shown = self._questions.allows_on_account("kms:ListAliases")
         self._search = _parsed_search(query.search, ctx.caller.account_id)
@@ -188,7 +188,7 @@ class KeyListing:
         return self._keyset(direction, frontier)
 
     def shown(self, keys: Sequence[Key]) -> list[ListedKey]:
-        """Rows for `keys`, each decided alone (the page shows every one of them)."""
+        """Rows for `keys`, every one of which the page shows: only they are decided."""
         return self._rows(keys, self._questions.describable(keys))
 
     def _opened(self, cursor: str | None) -> tuple[str, tuple[object, int] | None]:

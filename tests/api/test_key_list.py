@@ -433,3 +433,14 @@ def test_the_schema_documents_what_the_list_withholds(client: Any) -> None:
     assert "at most 500 keys per request" in operation["description"]
     paged = document["components"]["schemas"]["PaginatedKeySummaryOutputList"]["properties"]
     assert paged["count"]["nullable"] and paged["searched"]["nullable"]
+
+
+def test_identity_policies_are_read_once_per_list(world: World) -> None:
+    """The list's own decision reads the caller's identity policies; every question (DescribeKey on each key,
+    ListAliases, ListResourceTags, GetKeyRotationStatus) reuses that read."""
+    client = world.describer
+    for params in ({}, {"search": "ledger"}, {"state": "Enabled", "page_size": "1"}):
+        with counting() as (_, queries):
+            assert client.get(KEYS, params).status_code == 200
+        reads = [q for q in queries.captured_queries if 'FROM "policies_identitypolicy"' in q["sql"]]
+        assert len(reads) == 1, params

@@ -224,3 +224,13 @@ def test_sorting_by_hidden_values_is_gone(console: Callable[..., Client], world:
     body = console(world.admin).get(KEY_LIST).content.decode()
     assert "sort=description" not in body and "sort=state" not in body and "sort=spec" not in body
     assert 'aria-sort="descending"' in body and "sort=created" in body
+
+
+def test_identity_policies_are_read_once_per_list(console: Callable[..., Client], world: World) -> None:
+    client = console(world.describer)
+    for params in ({}, {"q": "ledger"}, {"state": "Enabled"}, {"q": str(world.hidden.key_id)}):
+        client.get(KEY_LIST, params)  # the session warm
+        with counting() as (_, queries):
+            assert client.get(KEY_LIST, params).status_code == 200
+        reads = [q for q in queries.captured_queries if 'FROM "policies_identitypolicy"' in q["sql"]]
+        assert len(reads) == 1, params
