@@ -25,7 +25,10 @@ decisions, because a key it may not describe matches. So:
 
 The only orders are creation, ascending and descending: an order by description, state or spec would place a key
 by what the caller may not see. A page link carries only a direction and the primary key of the key it continues
-from, sealed to the account and the query (`kmsconsole.core.pagination.seal_position`).
+from, sealed to the caller, the account and the query (`kmsconsole.core.pagination.seal_position`): a narrowed
+walk's cursors are positions of keys that matched what *this* caller may see, and another principal replaying them
+(read from a shared URL, say) would learn from its own walk which of its hidden keys they point at. Cursors are
+never recorded on audit events (`kmsconsole.core.pagination.RECORDED_CURSOR`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from keys.models import Alias, Key, key_arn
 from keys.services.access import KeyQuestions
 from kmsconsole.api import reads
 from kmsconsole.core import errors
+from kmsconsole.core.context import Caller
 from kmsconsole.core.pagination import open_position, seal_position
 from kmsconsole.operations import OperationContext
 from policies.selectors import account_get
@@ -70,10 +74,18 @@ class KeyQuery:
     def narrowed(self) -> bool:
         return bool(self.search or self.state or self.key_spec or self.key_usage)
 
-    def scope(self, account_id: str) -> str:
-        """What a page link is sealed to: the account and everything the list was asked for."""
+    def scope(self, caller: Caller) -> str:
+        """What a page link is sealed to: the caller, its account and everything the list was asked for.
+
+        The caller is its ARN and its unique id (`aws:userid`: an IAM user's AIDA… id, a role session's "AROA…:
+        session name", the account id for the root), what the policies and the audit trail know a principal by. A
+        user deleted and created again under the same name, or a role recreated, has a new unique id: its old
+        cursors are refused. Not the credential: one principal's access keys, API tokens and console login, and a
+        role's sessions under one session name, are the same caller to every policy (a new session of the role is
+        open to whoever may assume it), and a cursor only ever shows that caller what it may see."""
         asked = [self.search, self.state, self.key_spec, self.key_usage, self.descending]
-        return f"ListKeys:v1:{account_id}:{json.dumps(asked)}"
+        bound = {"account": caller.account_id, "caller": [caller.arn, caller.userid], "query": asked}
+        return f"ListKeys:v2:{json.dumps(bound, sort_keys=True)}"
 
 
 @dataclass(frozen=True)
@@ -146,7 +158,7 @@ class KeyListing:
         self._questions = KeyQuestions(ctx)
         self.aliases_shown = self._questions.allows_on_account("kms:ListAliases")
         self._search = _parsed_search(query.search, ctx.caller.account_id)
-        self._scope = query.scope(ctx.caller.account_id)
+        self._scope = query.scope(ctx.caller)
 
     @property
     def walks(self) -> bool:

@@ -6,8 +6,14 @@ a changed or foreign marker is InvalidMarkerException, never a database error.
 A sealed position (`seal_position` / `open_position`) is a page link's cursor for lists whose order or narrowing
 must not be read from the link (the console's and the REST API's key lists): only a direction and the primary key
 of the row the next page continues from, encrypted and authenticated (AES-256-GCM under a root-key subkey) with
-its scope as associated data, so it tells its holder nothing and opens only for the list (account, query and
-filters) it was made for.
+its scope as associated data, so it tells its holder nothing and opens only for the list (caller, account, query
+and filters) it was made for.
+
+No cursor is recorded on an audit event (`RECORDED_CURSOR` stands in for it): readers of the trail are other
+principals, and a cursor is a position in a list as its maker saw it. The KMS operations' markers stay in their
+events' request parameters: each of their pages shows every row it passes (no row is hidden from one caller and
+shown to another), so a marker is a position that any principal allowed the operation reaches from its own pages,
+and replaying it shows that principal nothing its own pages would not.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from kmsconsole.core import errors
 from kmsconsole.core.rootkey import subkey
 
 _TAG_BYTES = 8
+# What an audit event records for a page link's cursor: that the request continued a list, never where.
+RECORDED_CURSOR = "(cursor)"
 RowT = TypeVar("RowT", bound=Model)
 
 
@@ -100,10 +108,10 @@ def seal_position(scope: str, direction: str, position: int) -> str:
 
 def open_position(scope: str, cursor: str) -> tuple[str, int]:
     """(direction, primary key) of a cursor `seal_position` made for `scope`; InvalidMarkerException for anything
-    else (changed, truncated, made for another list, account or query)."""
+    else (changed, truncated, made for another list, caller, account or query)."""
     invalid = errors.InvalidMarkerException(
-        "That page link is not valid for this list (it was changed, or made for another search, filter, order or "
-        "account). Start again from the first page."
+        "That page link is not valid for this list (it was changed, or made for another caller, search, filter, "
+        "order or account). Start again from the first page."
     )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
@@ -21,12 +21,15 @@ from rest_framework.test import APIClient
 from grants.services import grant_create
 from keys.models import Key, KeyState
 from keys.services import aliases
-from kmsconsole.api.key_listing import WALK_CHUNK, WALK_LIMIT
+from kmsconsole.api.authentication import user_caller
+from kmsconsole.api.key_listing import WALK_CHUNK, WALK_LIMIT, KeyQuery
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core.context import Caller
+from kmsconsole.core.pagination import RECORDED_CURSOR, open_position
 from policies import engine
 from policies.models import Account
-from tests.api.conftest import client_with, make_key, token_for
-from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
+from tests.api.conftest import client_with, iam_user, make_key, token_for
+from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator
 from tests.rows import update_sealed
 
 pytestmark = pytest.mark.django_db
@@ -358,7 +361,7 @@ def test_only_creation_order(world: World) -> None:
         assert response.json()["error"]["code"] == "ValidationException"
 
 
-def test_cursors_are_sealed_to_the_account_and_the_query(
+def test_cursors_are_sealed_to_the_caller_the_account_and_the_query(
     world: World, partner: Callable[..., Persona]
 ) -> None:
     for index in range(4):
@@ -366,7 +369,14 @@ def test_cursors_are_sealed_to_the_account_and_the_query(
     client = world.describer
     first = client.get(KEYS, {"search": "ledger", "page_size": "2"}).json()
     cursor = cursor_of(first["next"])
-    assert "ledger" not in cursor and str(world.shown.pk) not in cursor  # nothing readable in it
+    # All it holds is the position the next page continues from, sealed: opened for this list and caller, it is
+    # the last key of the page; a second link to the same position differs and has the same length.
+    scope = KeyQuery(search="ledger").scope(user_caller(iam_user("describer")))
+    last = Key.objects.get(key_id=first["results"][-1]["key_id"])
+    assert open_position(scope, cursor) == ("after", last.pk)
+    again = cursor_of(client.get(KEYS, {"search": "ledger", "page_size": "2"}).json()["next"])
+    assert again != cursor and len(again) == len(cursor)
+    assert open_position(scope, again) == ("after", last.pk)
     assert client.get(KEYS, {"search": "ledger", "page_size": "2", "cursor": cursor}).status_code == 200
     tampered = cursor[:-4] + ("AAAA" if not cursor.endswith("AAAA") else "BBBB")
     for params in (
@@ -391,6 +401,84 @@ def test_cursors_are_sealed_to_the_account_and_the_query(
     refused = client.get(KEYS, {"search": "ledger", "page_size": "1", "cursor": theirs})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "InvalidMarkerException"
     assert AuditEvent.objects.filter(operation="ListKeys", error_code="InvalidMarkerException").exists()
+
+
+def test_a_cursor_opens_only_for_the_caller_it_was_made_for(
+    world: World, make_user: Callable[..., Persona], api_as: Callable[[Persona], APIClient]
+) -> None:
+    """The review's replay: another principal of the account allowed kms:ListKeys took the admin's cursors of a
+    filtered walk (`state=Disabled&page_size=1`) and, from its own walks' `searched`, recovered which keys it may
+    not describe had matched. A cursor is now sealed to its caller too."""
+    disabled = [make_key(f"hidden {index}", policy=only_for(world.admin.arn)) for index in range(3)]
+    update_sealed(Key.objects.filter(pk__in=[key.pk for key in disabled]), state=KeyState.DISABLED)
+    for index in range(3):
+        make_key(f"filler {index}")
+    walk = {"state": "Disabled", "page_size": "1"}
+    admin = api_as(world.admin)
+    cursor = cursor_of(admin.get(KEYS, walk).json()["next"])
+    assert rows_of(admin.get(KEYS, {**walk, "cursor": cursor}))  # its own: the next match
+    # The same principal through another API token is the same caller.
+    assert rows_of(api_as(world.admin).get(KEYS, {**walk, "cursor": cursor}))
+    # Another principal, with the same query: refused in words, as a changed cursor is, and audited.
+    for other in (world.describer, api_as(make_user("second-admin", ALLOW_ALL))):
+        refused = other.get(KEYS, {**walk, "cursor": cursor})
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["code"] == "InvalidMarkerException" and "not valid for this list" in error["message"]
+        assert "another caller" in error["message"]
+    assert AuditEvent.objects.filter(operation="ListKeys", error_code="InvalidMarkerException").count() == 2
+
+
+def test_the_callers_identity_in_a_cursors_scope() -> None:
+    """The ARN and the unique id (aws:userid): a user or role recreated under the same name is another caller; one
+    role's sessions are one caller per session name (as aws:userid and the session ARN say), whatever session."""
+    query = KeyQuery(state="Disabled")
+    role = "arn:aws:sts::111122223333:assumed-role/app"
+
+    def session(name: str, role_id: str = "AROAEXAMPLE") -> Caller:
+        return Caller(
+            arn=f"{role}/{name}", account_id="111122223333", principal_type="AssumedRole",
+            userid=f"{role_id}:{name}", role_arn="arn:aws:iam::111122223333:role/app", session_pk=7,
+        )  # fmt: skip
+
+    alice = Caller(arn="arn:aws:iam::111122223333:user/alice", account_id="111122223333",
+                   principal_type="IAMUser", userid="AIDAFIRST", user_pk=1)  # fmt: skip
+    scopes = {
+        query.scope(alice),
+        query.scope(replace(alice, userid="AIDASECOND", user_pk=2)),  # recreated
+        query.scope(session("ci")),
+        query.scope(session("laptop")),
+        query.scope(session("ci", role_id="AROARECREATED")),
+    }
+    assert len(scopes) == 5
+    # Another access key or API token, or another session of the role under the same session name: the same.
+    assert query.scope(replace(alice, access_key_id="AKIAOTHER")) == query.scope(alice)
+    assert query.scope(replace(session("ci"), session_pk=8)) == query.scope(session("ci"))
+
+
+def test_no_cursor_is_recorded_on_an_audit_event(
+    world: World, api_as: Callable[[Persona], APIClient]
+) -> None:
+    """The trail's readers (kmsconsole:ListAuditEvents) are other principals: a ListKeys event, and the audit list's
+    own, say that the request continued a list, never where."""
+    for index in range(3):
+        make_key(f"ledger {index}")
+    admin = api_as(world.admin)
+    link = admin.get(KEYS, {"search": "ledger", "page_size": "1"}).json()["next"]
+    cursor = cursor_of(link)
+    assert admin.get(link).status_code == 200
+    [event] = AuditEvent.objects.filter(operation="ListKeys").order_by("-seq")[:1]
+    assert event.request_parameters["Query"] == {
+        "search": "ledger",
+        "page_size": "1",
+        "cursor": RECORDED_CURSOR,
+    }
+    events = admin.get("/api/v1/audit-events", {"page_size": "2"}).json()
+    assert admin.get(events["next"]).status_code == 200
+    [listed] = AuditEvent.objects.filter(operation="kmsconsole:ListAuditEvents").order_by("-seq")[:1]
+    assert listed.request_parameters["Query"] == {"page_size": "2", "cursor": RECORDED_CURSOR}
+    trail = json.dumps(list(AuditEvent.objects.values_list("request_parameters", flat=True)))
+    assert cursor not in trail and cursor_of(events["next"]) not in trail
 
 
 def test_a_narrowed_list_has_no_page_numbers(world: World) -> None:

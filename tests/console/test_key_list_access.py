@@ -5,6 +5,7 @@ request, and refuses a changed or foreign page link in words."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from django.urls import reverse
 from keys.models import Key, KeyState
 from kmsconsole.api.key_listing import WALK_LIMIT
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console.views.keys_list import PAGE_SIZE
+from kmsconsole.core.pagination import RECORDED_CURSOR
 from tests.api.test_key_list import allow, counting, describe_grantee, only_for
 from tests.conftest import Persona
 from tests.console.test_keys import make_key
@@ -207,6 +210,53 @@ def test_a_changed_or_foreign_page_link_is_refused_in_words(
     # htmx gets the message as a 200 it can swap in.
     swapped = client.get(KEY_LIST, {"q": "ledger", "cursor": "x"}, HTTP_HX_REQUEST="true")
     assert swapped.status_code == 200 and "not valid for this list" in swapped.content.decode()
+
+
+def test_a_page_link_opens_only_for_the_caller_it_was_made_for(
+    console: Callable[..., Client], world: World, make_user: Callable[..., Persona]
+) -> None:
+    """Another principal of the account, allowed the same, with the admin's "look further" link of a filtered
+    walk: refused in words (replaying it, its own walks told which of its hidden keys had matched)."""
+    disabled = [make_key(f"hidden {index}", policy=only_for(world.admin.arn)) for index in range(3)]
+    update_sealed(Key.objects.filter(pk__in=[key.pk for key in disabled]), state=KeyState.DISABLED)
+    for index in range(PAGE_SIZE + 5):
+        make_key(f"filler {index}")
+    mine = console(world.admin)
+    next_url = mine.get(KEY_LIST, {"state": "Enabled"}).context["next_url"]
+    assert next_url and listed(mine.get(next_url))
+    for other in (world.describer, make_user("second-admin", allow("*"))):
+        refused = console(other).get(next_url)
+        assert refused.status_code == 400
+        body = refused.content.decode()
+        assert re.search(r'role="alert">That page link is not valid for this list \(it was changed, or made for '
+                         r"another caller", body)  # fmt: skip
+        assert refused.context["rows"] == []
+    # The ListKeys events say a page link was followed, never which.
+    cursor = parse_qs(urlsplit(next_url).query)["cursor"][0]
+    events = AuditEvent.objects.filter(operation="ListKeys", request_parameters__Cursor__isnull=False)
+    assert {event.request_parameters["Cursor"] for event in events} == {RECORDED_CURSOR}
+    assert events.count() == 3
+    assert not any(cursor in json.dumps(event.request_parameters) for event in AuditEvent.objects.all())
+
+
+def test_the_audit_trails_page_links_are_not_recorded(console: Callable[..., Client], world: World) -> None:
+    client = console(world.admin)
+    for index in range(60):
+        client.get(KEY_LIST, {"q": f"search {index}"})  # events to page through
+    older = client.get("/console/audit/").context["older_url"]
+    assert older and client.get(older).status_code == 200
+    newer = client.get(older).context["newer_url"]
+    assert newer and client.get(newer).status_code == 200
+    pages = AuditEvent.objects.filter(operation="kmsconsole:ListAuditEvents").order_by("seq")
+    recorded = [
+        {name: event.request_parameters["Query"].get(name) for name in ("Before", "After")} for event in pages
+    ]
+    assert recorded == [
+        {"Before": None, "After": None},
+        {"Before": RECORDED_CURSOR, "After": None},
+        {"Before": RECORDED_CURSOR, "After": None},
+        {"Before": None, "After": RECORDED_CURSOR},
+    ]
 
 
 def test_the_list_is_one_event(console: Callable[..., Client], world: World) -> None:

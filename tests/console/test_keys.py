@@ -22,12 +22,13 @@ from django.utils import timezone
 from keys.default_policies import default_key_policy
 from keys.models import Alias, Key, KeyState, Tag
 from keys.services import aliases, deletion
+from kmsconsole.api.authentication import user_caller
 from kmsconsole.api.key_listing import WALK_LIMIT, KeyQuery
 from kmsconsole.console.views.keys_list import PAGE_SIZE
 from kmsconsole.core import rowmac
 from kmsconsole.core.pagination import seal_position
 from policies.models import Account
-from tests.api.conftest import client_with, token_for
+from tests.api.conftest import client_with, iam_user, token_for
 from tests.api.conftest import make_key as create_key
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import PASSWORD, audit_events
@@ -571,7 +572,7 @@ def test_list_stays_fast_at_100000_keys(
             cursor.execute("ANALYZE")  # what autovacuum does after a bulk load
     client = console(admin)
     api = client_with(token_for(Account.objects.get(account_id=settings.KMS_ACCOUNT_ID), admin.name))
-    account_id = settings.KMS_ACCOUNT_ID
+    admin_caller = user_caller(iam_user(admin.name))  # the console's caller: a cursor is sealed to it
     deep_new = Key.objects.order_by("-created_at", "-pk")[BENCH_KEYS - 1_000]
     deep_filtered = Key.objects.order_by("-created_at", "-pk")[BENCH_KEYS - 1_000]
     filtered = KeyQuery(state="Disabled", key_spec="RSA_2048", descending=True)
@@ -579,7 +580,7 @@ def test_list_stays_fast_at_100000_keys(
         "first page (newest first)": (KEY_LIST, {}),
         "deep page, newest first (key 99,000)": (
             KEY_LIST,
-            {"cursor": seal_position(KeyQuery(descending=True).scope(account_id), "after", deep_new.pk)},
+            {"cursor": seal_position(KeyQuery(descending=True).scope(admin_caller), "after", deep_new.pk)},
         ),
         "filter: Disabled + RSA_2048": (KEY_LIST, {"state": "Disabled", "spec": "RSA_2048"}),
         "filter, deep (from key 99,000)": (
@@ -587,7 +588,7 @@ def test_list_stays_fast_at_100000_keys(
             {
                 "state": "Disabled",
                 "spec": "RSA_2048",
-                "cursor": seal_position(filtered.scope(account_id), "after", deep_filtered.pk),
+                "cursor": seal_position(filtered.scope(admin_caller), "after", deep_filtered.pk),
             },
         ),
         "search: a description word": (KEY_LIST, {"q": "service 996 "}),

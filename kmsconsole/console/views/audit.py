@@ -27,6 +27,7 @@ from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
 from kmsconsole.console.views.audit_links import EventLinks, event_links, trail_url
+from kmsconsole.core.pagination import RECORDED_CURSOR
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
@@ -138,12 +139,13 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     except FilterError as error:
         context["cursor_error"] = error.message
         return _render_trail(request, context, status=400)
-    cursor = {"Before": str(before) if before else "", "After": str(after) if after else ""}
+    # A page link's position is recorded only as RECORDED_CURSOR: the trail's readers are other principals.
+    cursor = {"Before": before, "After": after}
     outcome = attempt(
         request,
         "kmsconsole:ListAuditEvents",
         lambda ctx: dashboard.trail_dashboard(ctx, query=query, now=now, before=before, after=after),
-        params={"Query": {**query.as_params(), **{k: v for k, v in cursor.items() if v}}},
+        params={"Query": {**query.as_params(), **{k: RECORDED_CURSOR for k, v in cursor.items() if v}}},
     )
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Audit trail")

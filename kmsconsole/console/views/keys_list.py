@@ -22,6 +22,7 @@ from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, WALK_LIMIT, KeyListing
 from kmsconsole.console.dispatch import attempt, console_view
 from kmsconsole.console.views.keys import error_status
 from kmsconsole.console.views.keys_catalog import ALL_SPECS, ALL_USAGES, usage_label
+from kmsconsole.core.pagination import RECORDED_CURSOR
 from kmsconsole.operations import OperationContext
 
 PAGE_SIZE = 50
@@ -103,6 +104,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
 
     audited = {"Search": "q", "KeyState": "state", "KeySpec": "spec", "KeyUsage": "usage", "Sort": "sort"}
     params = {"Limit": PAGE_SIZE, **{member: data[name] for member, name in audited.items() if data[name]}}
+    if cursor:
+        params["Cursor"] = RECORDED_CURSOR  # that the request continued a list, never where (pagination.py)
     outcome = attempt(request, "ListKeys", work, params=params)
     context["created"] = _created_heading(request, form)
     context["error"] = outcome.error
