@@ -49,7 +49,6 @@ from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.pagination import open_position, seal_position
 from kmsconsole.operations import OperationContext
-from policies.selectors import account_get
 
 # Keys fetched and decided at a time by a walk, and at most per request: neither depends on the page size.
 WALK_CHUNK = 100
@@ -151,10 +150,7 @@ class KeyListing:
         self.query = query
         self.page_size = page_size
         self._extras = extras
-        keys = reads.account_keys(ctx)  # the ListKeys decision, before anything is read
-        # The account's primary key, not only its id through the join: PostgreSQL then walks the listing index
-        # (account, created_at, id) in order and stops after a page instead of sorting every key.
-        self._keys = keys.filter(account=account_get(ctx.caller.account_id))
+        self._keys = reads.account_keys(ctx)  # the ListKeys decision, before anything is read
         self._questions = KeyQuestions(ctx)
         self.aliases_shown = self._questions.allows_on_account("kms:ListAliases")
         self._search = _parsed_search(query.search, ctx.caller.account_id)

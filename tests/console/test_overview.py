@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,16 +26,18 @@ from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api.authentication import user_caller
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.console.views.overview import PANEL_ROWS, time_left
+from kmsconsole.console.views.overview import OVERVIEW_KEYS, PANEL_ROWS, time_left
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.jobs.models import FAILED_FOR_THE_OPERATOR, JobRun, WorkerHeartbeat
 from kmsconsole.operations import perform
 from policies.models import IamUser
 from tests.api.conftest import make_key
+from tests.api.test_key_list import counting
 from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.principals_support import ACCOUNT
+from tests.console.test_keys import BENCH_KEYS, query_cost, seed_benchmark_keys, seed_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -569,6 +572,74 @@ def test_the_overview_costs_a_constant_number_of_queries(
     assert len(body_rows(pending)) == PANEL_ROWS and f"The {PANEL_ROWS} soonest of 12 keys" in pending
     assert len(body_rows(panel(response, "denied-heading"))) == PANEL_ROWS
     assert len(body_rows(panel(response, "uses-heading"))) == PANEL_ROWS
+
+
+def test_the_key_panels_decide_a_bounded_number_of_keys_read_by_the_listing_index(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    """The review measured 1,004 engine decisions per load at 100,000 keys (GetKeyRotationStatus asked about every
+    described key, asymmetric and pending deletion ones too) and a window query filtered through the join on the
+    account's id, which scanned and sorted every key."""
+    seed_keys(OVERVIEW_KEYS + 40)  # mixed specs and states, the account's default key policy
+    reader = make_user("reader", allow("kms:ListKeys", "kms:DescribeKey", "kms:GetKeyRotationStatus"))
+    client = console(reader)
+    client.get("/")  # warm the per-process caches
+    with counting() as (decisions, queries):
+        assert client.get("/").status_code == 200
+    window = Key.objects.order_by("-created_at", "-pk")[:OVERVIEW_KEYS]
+    may_rotate = sum(
+        1
+        for key in window
+        if key.key_spec == "SYMMETRIC_DEFAULT"
+        and key.origin == "AWS_KMS"
+        and key.state != KeyState.PENDING_DELETION
+    )
+    assert 0 < may_rotate < OVERVIEW_KEYS * 2 // 3
+    # The three reads, the ListAliases question, DescribeKey on each key of the window, and GetKeyRotationStatus
+    # only on the described keys that can rotate and are not pending deletion.
+    assert decisions.count == len(OVERVIEW_READS) + 1 + OVERVIEW_KEYS + may_rotate
+    assert (
+        len(queries.captured_queries) < 50
+    )  # about 45 with the savepoints and the three events, at any size
+    # The window and the count filter keys by the account's primary key (the listing index's first column).
+    listing = [
+        query["sql"]
+        for query in queries.captured_queries
+        if 'FROM "keys_key"' in query["sql"]
+        and ("COUNT(*)" in query["sql"] or f"LIMIT {OVERVIEW_KEYS}" in query["sql"])
+    ]
+    assert len(listing) == 2
+    for sql in listing:
+        assert '"keys_key"."account_id" = ' in sql and '"policies_account"."account_id" =' not in sql, sql
+
+
+@pytest.mark.benchmark
+def test_the_overview_at_100000_keys(
+    request: pytest.FixtureRequest, console: Callable[..., Client], admin: Persona
+) -> None:
+    """The root page as the admin (every key described) at 100,000 keys: whole request (best of 3), engine
+    decisions, queries, and the key window's and count's own times and plans."""
+    seed_benchmark_keys(request)
+    client = console(admin)
+    client.get("/")
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert client.get("/").status_code == 200
+        times.append((time.perf_counter() - started) * 1000)
+    with counting() as (decisions, queries):
+        client.get("/")
+    keys = [query["sql"] for query in queries.captured_queries if 'FROM "keys_key"' in query["sql"]]
+    window = next(sql for sql in keys if f"LIMIT {OVERVIEW_KEYS}" in sql)
+    count = next(sql for sql in keys if "COUNT(*)" in sql)
+    print(
+        f"\nOverview at {BENCH_KEYS:,} keys on {connection.vendor}: {min(times):.1f} ms request (best of 3: "
+        f"{', '.join(f'{t:.1f}' for t in times)}), {decisions.count} decisions, {len(queries)} queries"
+    )
+    for label, sql in (("window", window), ("count", count)):
+        query_ms, plan = query_cost(sql)
+        print(f"  {label}: {query_ms:.1f} ms\n    {plan}")
+    assert decisions.count < len(OVERVIEW_READS) + 1 + 2 * OVERVIEW_KEYS
 
 
 # --- The countdown ------------------------------------------------------------------------------------------------

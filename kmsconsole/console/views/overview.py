@@ -13,8 +13,10 @@ filter only keys on which a DescribeKey request by the caller would be allowed (
 the caller's grants), name a key by its alias only where ListAliases would be allowed, and list a key without
 rotation only where GetKeyRotationStatus would be too: each decided as that request would be and recorded only on
 the overview's ListKeys event. Every key looked at is decided whatever it turns out to be (a panel never narrows by
-a hidden value first), and they are the OVERVIEW_KEYS most recently created keys (with the count of every key), so
-the page costs the same number of queries, and a bounded number of decisions, at ten keys or a hundred thousand.
+a hidden value first); GetKeyRotationStatus is asked only about described keys that can rotate and are not pending
+deletion, chosen by what their DescribeKey shows, never by whether they rotate. They are the OVERVIEW_KEYS most
+recently created keys (with the count of every key), read by the account's listing index, so the page costs the
+same number of queries, and a bounded number of decisions, at ten keys or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ PERIODIC_JOBS = (
     (ARCHIVE_JOB, "Audit retention (archive and remove)"),
 )
 # How many of the most recently created keys the key panels look at (each decided on: DescribeKey, and
-# GetKeyRotationStatus for those described): a bound on what the page costs, whatever the number of keys.
+# GetKeyRotationStatus for those described that can rotate and are not pending deletion): a bound on what the page
+# costs, whatever the number of keys.
 OVERVIEW_KEYS = 500
 _AUDIT_COLUMNS = ("seq", "time", "caller_arn", "operation", "key_arn", "error_code", "decision", "notable")
 
@@ -148,13 +151,14 @@ def _state_url(state: str) -> str:
     return f"{reverse('console:keys')}?{urlencode({'state': state})}"
 
 
-def _never_rotates(key: Key) -> bool:
-    """A symmetric key of our own material (the only keys that can rotate) without automatic rotation, leaving out
-    keys pending deletion: they are listed above and will not be used again."""
+def _may_rotate(key: Key) -> bool:
+    """A symmetric key of our own material (the only keys that can rotate), leaving out keys pending deletion
+    (listed above; they will not be used again): the keys the rotation panel asks GetKeyRotationStatus about. Only
+    DescribeKey's fields, which the caller sees of every key it is asked about: never whether the key rotates, so
+    the questions asked do not depend on a value the caller may not read."""
     return (
         key.key_spec == KeySpec.SYMMETRIC_DEFAULT
         and key.origin == "AWS_KMS"
-        and not key.rotation_enabled
         and key.state != KeyState.PENDING_DELETION
     )
 
@@ -164,15 +168,18 @@ def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
     most recently created, counts by state, the keys pending deletion (soonest first) and the symmetric keys without
     automatic rotation (oldest first), each only where the caller may describe the key (and, for rotation, read
     its rotation status)."""
-    keys = reads.account_keys(ctx)
+    keys = reads.account_keys(ctx)  # by the account's primary key: the window and the count use its index
     total = keys.count()
     window = list(keys.order_by("-created_at", "-pk")[:OVERVIEW_KEYS]) if total else []
     questions = KeyQuestions(ctx)
     describable = questions.describable(window)
     described = [key for key in window if key.pk in describable]
     with_alias = questions.allows_on_account("kms:ListAliases")
-    # Decided for every described key (whose spec and state the caller sees), rotating or not.
-    rotation_readable = {key.pk for key in described if questions.allows(key, "kms:GetKeyRotationStatus")}
+    # Decided for every described key that can rotate and is not pending deletion (what the caller sees of it),
+    # rotating or not: no other key could be listed.
+    rotation_readable = {
+        key.pk for key in described if _may_rotate(key) and questions.allows(key, "kms:GetKeyRotationStatus")
+    }
 
     def row(key: Key, countdown: str = "") -> KeyRow:
         aliases = sorted(alias.name for alias in key.aliases.all()) if with_alias else []
@@ -192,7 +199,7 @@ def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
         key=lambda key: (key.deletion_date, key.pk),
     )
     unrotated = sorted(
-        (key for key in described if key.pk in rotation_readable and _never_rotates(key)),
+        (key for key in described if key.pk in rotation_readable and not key.rotation_enabled),
         key=lambda key: (key.created_at, key.pk),
     )
     return KeySummary(
