@@ -1,6 +1,6 @@
-"""`KeyQuestions.describable`: DescribeKey decided for many keys at once, exactly as DescribeKey's own path decides
-one (`keys.services.lifecycle.key_describable`: key policy, identity policies, tags and condition values, the
-caller's grants, row checks), for what the key lists show; and what it costs per key."""
+"""`KeyQuestions.describable`: DescribeKey decided for many keys at once, exactly as a real DescribeKey request
+decides each (key policy, identity policies, tags and condition values, the caller's grants, row checks), for what
+the key lists show; and what it costs per key."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from django.test.utils import CaptureQueriesContext
 from grants.models import Grant
 from grants.services import grant_create
 from keys.models import Key
-from keys.selectors import resolve_key
 from keys.services import aliases, lifecycle
 from keys.services.access import KeyQuestions
 from kmsconsole.api.authentication import user_caller
+from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.operations import OPERATIONS, OperationContext, perform
 from policies import engine, services
-from policies.authorization import authorize
+from policies.authorization import authorize, readable_engine_caller
+from policies.models import IamUser
 from tests.api.conftest import iam_user, make_key
 from tests.conftest import Persona, as_operator
 from tests.rows import update_sealed
@@ -78,6 +79,24 @@ def listed(keys: list[Key]) -> list[Key]:
         .prefetch_related("aliases", "tags")
         .order_by("pk")
     )
+
+
+def describe_key(persona: Persona, key: Key) -> bool:
+    """Whether the persona's DescribeKey request on `key` succeeds: the real operation through `perform()`, in a
+    context of its own (from the address the keys' conditions name), audited like any other."""
+    try:
+        perform(
+            "DescribeKey",
+            caller=user_caller(iam_user(persona.name)),
+            meta=RequestMeta(interface="api", source_ip="10.0.0.7", secure_transport=True),
+            params={"KeyId": str(key.key_id)},
+            service=lambda ctx: {
+                "KeyId": str(lifecycle.key_describe(ctx=ctx, key_id=str(key.key_id)).key_id)
+            },
+        )
+    except errors.KmsError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -184,27 +203,35 @@ def test_describable_decides_each_key_as_describe_key_would(
     give(reader, *policies)
     rows = listed(list(keys.values()))
     by_pk = {key.pk: name for name, key in keys.items()}
-
-    def one(ctx: OperationContext, key: Key) -> bool:
-        """DescribeKey's own path on one key: resolved (its row checked), then `key_describable`."""
-        try:
-            resolved = resolve_key(
-                str(key.key_id), caller_account=ACCOUNT, operation=OPERATIONS["DescribeKey"]
-            )
-        except errors.KmsError:
-            return False
-        return lifecycle.key_describable(ctx, resolved.key)
-
-    def compare(ctx: OperationContext) -> tuple[set[str], set[str]]:
-        one_by_one = {by_pk[key.pk] for key in rows if one(ctx, key)}
-        return {by_pk[pk] for pk in KeyQuestions(ctx).describable(rows)}, one_by_one
-
-    bulk, single = as_caller(reader, compare)
-    assert bulk == single
+    bulk = {by_pk[pk] for pk in as_caller(reader, lambda ctx: KeyQuestions(ctx).describable(rows))}
+    # Each key's real DescribeKey, a request of its own (a fresh context: its own read of the identity policies,
+    # not the list's `read_once`, so a list deciding on a stale or wrong read would differ).
+    requested = {name for name, key in keys.items() if describe_key(reader, key)}
+    assert bulk == requested
     assert bulk == expected
 
 
-def test_the_operator_may_describe_every_key_and_an_unreadable_caller_none(keys: dict[str, Key]) -> None:
+def test_a_stale_read_of_the_identity_policies_differs_from_describe_key(
+    reader: Persona, keys: dict[str, Key]
+) -> None:
+    """What the comparison above would catch: a list deciding with another read of the identity policies than
+    the caller's current ones (here, the list's read replaced by none) decides differently from DescribeKey."""
+    give(reader, DESCRIBE_ANY)
+    rows = listed(list(keys.values()))
+
+    def stale(ctx: OperationContext) -> frozenset[int]:
+        for read in ctx.read_once:  # the list's read, as if made before the policy was put
+            ctx.read_once[read] = []
+        return KeyQuestions(ctx).describable(rows)
+
+    requested = {key.pk for key in keys.values() if describe_key(reader, key)}
+    assert as_caller(reader, lambda ctx: KeyQuestions(ctx).describable(rows)) == requested
+    assert as_caller(reader, stale) != requested
+
+
+def test_the_operator_may_describe_every_key_and_an_unreadable_caller_none(
+    keys: dict[str, Key], make_user: Callable[..., Persona]
+) -> None:
     rows = listed(list(keys.values()))
 
     def decide(ctx: OperationContext) -> frozenset[int]:
@@ -213,6 +240,24 @@ def test_the_operator_may_describe_every_key_and_an_unreadable_caller_none(keys:
 
     everything = as_operator("ListKeys", decide)
     assert everything == {key.pk for key in rows}
+    # A principal whose ARN the engine cannot read (a path stored before the engine's rule, "/a//b/"): every
+    # request of its is refused, DescribeKey too, though an identity policy and key policies would allow it.
+    allowed = make_user("unreadable", document(allow("kms:*")))
+    user = iam_user(allowed.name)
+    update_sealed(IamUser.objects.filter(pk=user.pk), path="/a//b/")
+    caller = user_caller(iam_user(allowed.name))
+    assert caller.arn.endswith(":user/a//b/unreadable") and readable_engine_caller(caller) is None
+    context = OperationContext(
+        operation=OPERATIONS["ListKeys"],
+        caller=caller,
+        meta=RequestMeta(interface="api"),
+        audit=AuditRecord(operation="ListKeys", meta=RequestMeta(interface="api"), caller=caller),
+    )
+    assert KeyQuestions(context).describable(rows) == frozenset()
+    assert not any(describe_key(allowed, key) for key in keys.values())
+    # The same user with a path the engine reads is allowed DescribeKey on the keys that delegate to IAM.
+    update_sealed(IamUser.objects.filter(pk=user.pk), path="/")
+    assert describe_key(allowed, keys["delegated"])
 
 
 def test_describable_reads_identity_policies_once_and_grants_in_one_query(
