@@ -56,6 +56,16 @@ WALK_LIMIT = 500
 SEARCH_MAX_LENGTH = 256
 ALIAS_PREFIX = "alias/"
 DESCRIBE_KEY_NEEDED = "kms:DescribeKey"
+
+
+def only_by_creation(orders: str) -> str:
+    """Why an order other than creation's (`orders`, in the interface's words) is refused, in words."""
+    return (
+        f"The key list is sorted by creation only ({orders}). Sorting by description, state, key spec or usage was "
+        "removed: it placed keys by values the caller may not see (DescribeKey's answer)."
+    )
+
+
 LIST_ALIASES_NEEDED = "kms:ListAliases"
 
 
@@ -125,18 +135,19 @@ def _parsed_search(search: str, account_id: str) -> _Search:
         return _Search("key", key_id=uuid.UUID(search))
     except ValueError:
         pass
-    if search.startswith("arn:") and ":key/" in search:
+    folded = search.casefold()
+    if folded.startswith("arn:") and ":key/" in folded:
         try:
-            key_id = uuid.UUID(search.rsplit(":key/", 1)[1])
+            key_id = uuid.UUID(folded.rsplit(":key/", 1)[1])
         except ValueError:
-            return _Search("text", text=search.casefold())
-        # Only an ARN of this account (partition, region) names a key of the list.
-        return (
-            _Search("key", key_id=key_id) if search == key_arn(account_id, str(key_id)) else _Search("none")
-        )
-    if search.casefold().startswith(ALIAS_PREFIX):
+            return _Search("text", text=folded)
+        # Only an ARN of this account (partition, region) names a key of the list: compared with the ARN rebuilt
+        # from the parsed key id, whatever the case it was typed in (a key id is case-insensitive, as a search is).
+        named = folded == key_arn(account_id, str(key_id)).casefold()
+        return _Search("key", key_id=key_id) if named else _Search("none")
+    if folded.startswith(ALIAS_PREFIX):
         return _Search("alias", text=search)
-    return _Search("text", text=search.casefold())
+    return _Search("text", text=folded)
 
 
 class KeyListing:

@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from keys.models import KeyState
-from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, ListedKey
+from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, ListedKey, only_by_creation
 from kmsconsole.jobs.models import JobRun, ShownRun
 
 # The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
@@ -143,6 +143,10 @@ class KeyListQuery(serializers.Serializer):
         choices=[("created_at", "oldest first"), ("-created_at", "newest first")],
         required=False,
         default="created_at",
+        error_messages={
+            "invalid_choice": '"{input}" is not an order of the key list. '
+            + only_by_creation("`created_at`, oldest first, or `-created_at`, newest first")
+        },
         help_text="Creation order (ListKeys' order), oldest first by default. Ordering by description, state or "
         "key spec is refused: it would place a key by what the caller may not see.",
     )

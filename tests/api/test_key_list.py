@@ -25,7 +25,7 @@ from kmsconsole.api.authentication import user_caller
 from kmsconsole.api.key_listing import WALK_CHUNK, WALK_LIMIT, KeyQuery
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core.context import Caller
-from kmsconsole.core.pagination import RECORDED_CURSOR, open_position
+from kmsconsole.core.pagination import RECORDED_CURSOR, open_position, seal_position
 from policies import engine
 from policies.models import Account
 from tests.api.conftest import client_with, iam_user, make_key, token_for
@@ -236,7 +236,15 @@ def test_search_and_filters_never_find_a_key_by_what_its_row_does_not_show(world
 
 def test_a_key_id_or_arn_finds_any_key(world: World) -> None:
     hidden = world.hidden
-    for search in (str(hidden.key_id), str(hidden.key_id).upper(), hidden.arn, str(hidden.key_id)[:13]):
+    prefix, _, key_id = hidden.arn.rpartition("/")
+    for search in (
+        str(hidden.key_id),
+        str(hidden.key_id).upper(),
+        hidden.arn,
+        f"{prefix}/{key_id.upper()}",  # the key id as the console or a script may print it
+        hidden.arn.upper(),
+        str(hidden.key_id)[:13],
+    ):
         rows = rows_of(world.ids_only.get(KEYS, {"search": search}))
         assert list(rows) == [str(hidden.key_id)], search
         assert rows[str(hidden.key_id)]["described"] is False
@@ -355,10 +363,18 @@ def test_only_creation_order(world: World) -> None:
         row["key_id"] for row in world.ids_only.get(KEYS, {"ordering": "-created_at"}).json()["results"]
     ]
     assert newest_first == [str(world.hidden.key_id), str(world.shown.key_id)]
-    for ordering in ("description", "state", "-key_spec", "key_usage"):
+    for ordering in ("description", "-description", "state", "-key_spec", "key_usage"):
         response = world.ids_only.get(KEYS, {"ordering": ordering})
         assert response.status_code == 400, ordering
-        assert response.json()["error"]["code"] == "ValidationException"
+        error = response.json()["error"]
+        assert error["code"] == "ValidationException"
+        # Why, in words: not merely "not a valid choice".
+        [why] = error["detail"]["ordering"]
+        assert why.startswith(
+            f'"{ordering}" is not an order of the key list. The key list is sorted by creation '
+        )
+        assert "only (`created_at`, oldest first, or `-created_at`, newest first)" in why
+        assert "values the caller may not see" in why
 
 
 def test_cursors_are_sealed_to_the_caller_the_account_and_the_query(
@@ -484,8 +500,27 @@ def test_no_cursor_is_recorded_on_an_audit_event(
 def test_a_narrowed_list_has_no_page_numbers(world: World) -> None:
     response = world.describer.get(KEYS, {"search": "ledger", "page": "2"})
     assert response.status_code == 400
+    assert "A searched or filtered list has no page numbers" in response.json()["error"]["message"]
     assert "follow its `next` link" in response.json()["error"]["message"]
     assert world.describer.get(KEYS, {"search": "ledger", "page": "1"}).status_code == 200
+
+
+def test_a_page_number_with_a_cursor_on_the_whole_list_says_so(world: World) -> None:
+    """The whole list is paged by number; a cursor (a console link's, say) pages it too, but not both at once:
+    the message is about that, not about searches and filters, which this list has none of."""
+    for index in range(3):
+        make_key(f"ledger {index}")
+    cursor = cursor_of(world.describer.get(KEYS, {"search": "ledger", "page_size": "1"}).json()["next"])
+    whole = KeyQuery().scope(user_caller(iam_user("describer")))
+    plain = seal_position(whole, "after", world.shown.pk)
+    assert world.describer.get(KEYS, {"cursor": plain}).status_code == 200
+    response = world.describer.get(KEYS, {"cursor": plain, "page": "2"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("A page number and a cursor cannot be used together")
+    assert "searched or filtered" not in message
+    narrowed = world.describer.get(KEYS, {"search": "ledger", "cursor": cursor, "page": "2"})
+    assert "A searched or filtered list has no page numbers" in narrowed.json()["error"]["message"]
 
 
 def test_a_cursor_whose_key_was_deleted_is_refused_in_words(world: World) -> None:

@@ -196,7 +196,12 @@ def test_no_sort_by_what_a_caller_may_not_see(
     make_key(description="b")
     response = console(admin).get(KEY_LIST, {"sort": sort})
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    body = response.content.decode()
+    assert (
+        f"Sort: &quot;{sort}&quot; is not an order of the key list. The key list is sorted by creation"
+        in body
+    )
+    assert "values the caller may not see" in body
 
 
 def test_newest_first_by_default_and_created_sorts_both_ways(

@@ -63,6 +63,9 @@ class KeyListView(OperationListView):
             if request.query_params.get(paginator.page_query_param, "1") != "1":
                 raise errors.ValidationException(
                     "A searched or filtered list has no page numbers: follow its `next` link (a cursor)."
+                    if query.narrowed
+                    else "A page number and a cursor cannot be used together: page the whole list by `page` "
+                    "alone, or follow a link's `cursor` without a page number."
                 )
             page = listing.page(cursor or None)
             return paginator.cursor_response(

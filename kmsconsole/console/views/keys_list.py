@@ -18,7 +18,14 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from keys.models import KeyState
-from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, WALK_LIMIT, KeyListing, KeyListPage, KeyQuery
+from kmsconsole.api.key_listing import (
+    SEARCH_MAX_LENGTH,
+    WALK_LIMIT,
+    KeyListing,
+    KeyListPage,
+    KeyQuery,
+    only_by_creation,
+)
 from kmsconsole.console.dispatch import attempt, console_view
 from kmsconsole.console.views.keys import error_status
 from kmsconsole.console.views.keys_catalog import ALL_SPECS, ALL_USAGES, usage_label
@@ -42,7 +49,14 @@ class KeyListForm(forms.Form):
         required=False,
         choices=[("", "Any key usage"), *((u, usage_label(u)) for u in ALL_USAGES)],
     )
-    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=SORT_CHOICES,
+        error_messages={
+            "invalid_choice": '"%(value)s" is not an order of the key list. '
+            + only_by_creation('"created", oldest first, or "-created", newest first')
+        },
+    )
     cursor = forms.CharField(required=False, max_length=256)
 
     def clean_sort(self) -> str:
