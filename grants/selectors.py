@@ -90,10 +90,33 @@ def caller_grants(
 def _grants_for(key: Key, grantees: Iterable[str]) -> list[engine.Grant]:
     """The rows, each checked against its MAC (which names the key) before the engine sees it."""
     rows = list(Grant.objects.filter(key=key, grantee_principal__in=list(grantees)))
-    for row in rows:
-        row.key = key  # no query; a grant moved to this key in the database then fails its check
-        row.check_row()
-    return [engine_grant(row, key.arn) for row in rows]
+    return [_checked_grant(row, key) for row in rows]
+
+
+def _checked_grant(row: Grant, key: Key) -> engine.Grant:
+    row.key = key  # no query; a grant moved to this key in the database then fails its check
+    row.check_row()
+    return engine_grant(row, key.arn)
+
+
+def caller_grants_of_keys(ctx: OperationContext, keys: Sequence[Key]) -> dict[int, engine.GrantIndex | None]:
+    """`caller_grants(ctx, key)` for many keys in one query: for each key (by primary key), its grants that can
+    apply to the caller, or None when one of them fails its MAC check (the request on that key fails closed,
+    KMSInternalException, and is never allowed)."""
+    if ctx.caller.is_operator or not keys:
+        return {key.pk: engine.GrantIndex() for key in keys}
+    grantees = list(engine_caller(ctx.caller).grant_keys)
+    by_pk = {key.pk: key for key in keys}
+    found: dict[int, list[engine.Grant] | None] = {pk: [] for pk in by_pk}
+    for row in Grant.objects.filter(key__in=list(by_pk), grantee_principal__in=grantees):
+        grants = found[row.key_id]
+        if grants is None:
+            continue
+        try:
+            grants.append(_checked_grant(row, by_pk[row.key_id]))
+        except errors.KmsError:
+            found[row.key_id] = None
+    return {pk: None if grants is None else engine.GrantIndex(grants) for pk, grants in found.items()}
 
 
 def token_grant_ids(tokens: Sequence[str], key: Key) -> frozenset[str]:

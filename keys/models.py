@@ -11,19 +11,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Left
 
 from keys.crypto import KeySpec
 from kmsconsole.core import rowmac
 from policies.models import Account
-
-# The console sorts keys by the start of their description (descriptions run to 8 KB, too long for a B-tree
-# index entry on PostgreSQL); the index below and the listing use this one expression.
-DESCRIPTION_SORT_CHARS = 64
-
-
-def description_sort_key() -> Left:
-    return Left("description", DESCRIPTION_SORT_CHARS)
 
 
 class KeyState(models.TextChoices):
@@ -90,20 +81,10 @@ class Key(rowmac.MacProtectedRow, models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        # The listings: by creation (the default), and by state, spec or description, each then by creation, so
-        # the console pages any of them with a keyset cursor, never an OFFSET.
-        indexes = [
-            models.Index(fields=["account", "created_at", "id"], name="key_account_listing_idx"),
-            models.Index(fields=["account", "state", "created_at", "id"], name="key_account_state_idx"),
-            models.Index(fields=["account", "key_spec", "created_at", "id"], name="key_account_spec_idx"),
-            models.Index(
-                models.F("account"),
-                description_sort_key(),
-                models.F("created_at"),
-                models.F("id"),
-                name="key_account_description_idx",
-            ),
-        ]
+        # The key lists' one order, ListKeys' (creation, then id), paged with a keyset cursor, never an OFFSET. No
+        # order by state, spec or description: a key's place in it would tell them to a caller who may not
+        # describe the key (kmsconsole.api.key_listing).
+        indexes = [models.Index(fields=["account", "created_at", "id"], name="key_account_listing_idx")]
 
     def __str__(self) -> str:
         return str(self.key_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +152,15 @@ def key_by_id(key_id: uuid.UUID) -> Key | None:
 def check_rows(key: Key) -> None:
     """Raise KMSInternalException unless the key's row, and its aliases and tags (as a list prefetched them, or
     read now), match their MACs: what resolving the key checks before any request on it."""
-    key.check_loaded(_alias_rows(key), _tag_rows(key))
+    checked_aliases_and_tags(key)
+
+
+def checked_aliases_and_tags(key: Key) -> tuple[tuple[str, ...], dict[str, str]]:
+    """`check_rows(key)`, and the alias names and tags it checked (as a list prefetched them): what a request on
+    the key reads of them (kms:ResourceAliases, aws:ResourceTag), with no further query or check."""
+    aliases, tags = _alias_rows(key), _tag_rows(key)
+    key.check_loaded(aliases, tags)
+    return tuple(alias.name for alias in aliases), {tag.tag_key: tag.tag_value for tag in tags}
 
 
 def checked(key: Key | None) -> Key | None:
@@ -312,14 +321,17 @@ def check_key_state(key: Key, operation: Operation) -> None:
         raise errors.DisabledException(f"{key.arn} is disabled.")
 
 
-def key_condition_values(key: Key, *, request_alias: str | None) -> dict[str, Any]:
-    """The condition keys that describe the key itself (kms-spec §7.6), for every request on it."""
+def key_condition_values(
+    key: Key, *, request_alias: str | None, aliases: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The condition keys that describe the key itself (kms-spec §7.6), for every request on it. `aliases` are its
+    alias names when the caller has read and checked them already (`checked_aliases_and_tags`)."""
     values: dict[str, Any] = {
         "kms:KeySpec": key.key_spec,
         "kms:KeyUsage": key.key_usage,
         "kms:KeyOrigin": key.origin,
         "kms:MultiRegion": False,
-        "kms:ResourceAliases": list(_aliases_of(key)),
+        "kms:ResourceAliases": list(_aliases_of(key) if aliases is None else aliases),
     }
     if request_alias is not None:
         values["kms:RequestAlias"] = request_alias

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kmsconsole.audit.recorder import AuditRecord, DeferredEvents, audited
@@ -288,6 +288,10 @@ class OperationContext:
     # DryRunOperationException (`stop_if_dry_run`) instead of doing the work; it opens key material only where
     # the answer depends on it (DRY_RUN_NEEDS_MATERIAL).
     dry_run: bool = False
+    # What the operation's own decision read and its questions may reuse within this one request: the caller's
+    # compiled identity policies (`policies.authorization.request_identity_policies`), so that a list asking many
+    # questions reads them once. Never carried across requests.
+    read_once: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def stop_if_dry_run(self) -> None:
         """A dry run ends here, where the operation would start (or, for DRY_RUN_NEEDS_MATERIAL, return) its work:

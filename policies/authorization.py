@@ -75,6 +75,19 @@ def identity_policies(caller: Caller) -> list[engine.IdentityPolicy]:
     return list(cached)
 
 
+_READ_IDENTITY_POLICIES = "identity_policies"
+
+
+def request_identity_policies(ctx: OperationContext) -> list[engine.IdentityPolicy]:
+    """The caller's identity policies as the operation's own decision read them (`authorize` keeps them on the
+    context), read now only if it has not decided yet: the questions a list asks about each of its keys reuse the
+    list's own read instead of reading the policies again, once per request."""
+    found: list[engine.IdentityPolicy] | None = ctx.read_once.get(_READ_IDENTITY_POLICIES)
+    if found is None:
+        found = ctx.read_once[_READ_IDENTITY_POLICIES] = identity_policies(ctx.caller)
+    return found
+
+
 def _compiled_identity_policies(caller: Caller) -> list[engine.IdentityPolicy]:
     return [
         engine.IdentityPolicy(policy.name, engine.compile_identity_policy(policy.document))
@@ -124,10 +137,12 @@ def authorize(
         request_tags=request_tags,
         condition_values=condition_values,
     )
+    # Read afresh for every decision (a change earlier in the operation counts); kept for the questions that follow.
+    policies = ctx.read_once[_READ_IDENTITY_POLICIES] = identity_policies(ctx.caller)
     decision = engine.evaluate(
         request,
         key_policy=engine.compile_key_policy(key_policy) if key_policy is not None else None,
-        identity_policies=identity_policies(ctx.caller),
+        identity_policies=policies,
         grants=grants,
         token_grant_ids=token_grant_ids,
     )

@@ -14,20 +14,33 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from grants.selectors import (
     INTEGRATED_SERVICE_KEYS,
     caller_grants,
+    caller_grants_of_keys,
     integrated_service_values,
     token_grant_ids,
 )
 from keys.models import Key, KeyState
-from keys.selectors import check_key_state, check_rows, key_condition_values, key_tags, resolve_key
+from keys.selectors import (
+    check_key_state,
+    checked_aliases_and_tags,
+    key_condition_values,
+    key_tags,
+    resolve_key,
+)
+from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
 from kmsconsole.operations import OPERATIONS, OperationContext
 from policies import engine
-from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
+from policies.authorization import (
+    authorize,
+    readable_engine_caller,
+    request_context,
+    request_identity_policies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,18 +91,103 @@ def authorize_on_key(
     )
 
 
+def question_context(ctx: OperationContext, name: str) -> OperationContext:
+    """A context for asking whether a request `name` by the caller would be allowed, from inside the current
+    operation: the same caller, address and transport, the operation's own read of the identity policies, and a
+    record of its own that is never written (the current operation's one event is the only record)."""
+    operation = OPERATIONS[name]
+    return OperationContext(
+        operation=operation,
+        caller=ctx.caller,
+        meta=ctx.meta,
+        audit=AuditRecord(operation=operation.name, meta=ctx.meta, caller=ctx.caller),
+        read_once=ctx.read_once,
+    )
+
+
+DESCRIBE_KEY = "DescribeKey"
+
+
+class _CheckedKey(NamedTuple):
+    """What every question about a key reads of it, once its rows passed their checks."""
+
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    policy: engine.CompiledPolicy
+
+
 class KeyQuestions:
     """Whether the caller's request for an action on a key would be allowed, decided by the engine as that request
     would be (key policy, identity policies, the key's tags and condition values, the checks of its rows) and
     recorded nowhere: what a list, itself one authorized and audited operation, may show of each of its keys. The
-    caller's identity policies are read once, for all the keys asked about. Only for actions no grant can allow
-    (grants are not consulted)."""
+    caller's identity policies are read once per request (the operation's own read, `request_identity_policies`),
+    for all the keys asked about. `allows` is only for actions no grant can allow (grants are not consulted);
+    `describable` decides DescribeKey, grants included, for many keys at once."""
 
     def __init__(self, ctx: OperationContext) -> None:
         self._ctx = ctx
         self._asker: tuple[engine.Caller, list[engine.IdentityPolicy]] | None = None
         self._unreadable = False
-        self._policies: dict[int, engine.CompiledPolicy | None] = {}
+        self._keys: dict[int, _CheckedKey | None] = {}
+        self._compiled: dict[str, engine.CompiledPolicy | None] = {}
+
+    def allows_on_account(self, action: str) -> bool:
+        """Whether the caller's request for an IAM-only action on "*" (kms:ListAliases, say) would be allowed:
+        identity policies alone decide, as `authorize(ctx, resource="*")` decides the request itself."""
+        if self._ctx.caller.is_operator:
+            return True
+        asker = self._caller_and_policies()
+        if asker is None:
+            return False
+        request = request_context(self._ctx, asker[0], action=action, resource="*")
+        return engine.would_allow(request, key_policy=None, identity_policies=asker[1])
+
+    def describable(self, keys: Sequence[Key]) -> frozenset[int]:
+        """The primary keys of those of `keys` on which a DescribeKey request by the caller would be allowed.
+
+        DescribeKey's own decision (`authorize_on_key` for a DescribeKey, which `keys.services.lifecycle.
+        key_describable` asks one key at a time), made for many keys at once and recorded nowhere: each key's
+        rows pass their MAC checks (its row, aliases and tags, as a list prefetched them) or it is refused, as the
+        request would fail; its key policy (compiled once per distinct text; one the engine cannot read refuses);
+        the caller's identity policies (read once per request); the key's tags and condition values; the
+        integrated service the request comes through; and the caller's grants on every one of the keys (one query;
+        a grant row failing its check refuses its key). The keys are passed with `select_related("account")` and
+        `prefetch_related("aliases", "tags")`. Every key is decided, whatever is later shown of it."""
+        ctx = self._ctx
+        if ctx.caller.is_operator:
+            return frozenset(key.pk for key in keys)
+        asker = self._caller_and_policies()
+        if asker is None or not keys:
+            return frozenset()
+        question = question_context(ctx, DESCRIBE_KEY)
+        try:
+            service_values = integrated_service_values(question)
+        except errors.KmsError:  # a claimed integrated service the caller may not act as: every request fails
+            return frozenset()
+        caller, policies = asker
+        grants = caller_grants_of_keys(question, keys)
+        allowed = []
+        for key in keys:
+            index = grants[key.pk]
+            checked = self._checked(key) if index is not None else None
+            if index is None or checked is None:
+                continue
+            values = key_condition_values(key, request_alias=None, aliases=checked.aliases)
+            values.update(service_values)
+            request = request_context(
+                question,
+                caller,
+                action=question.operation.action,
+                resource=key.arn,
+                resource_account=key.account.account_id,
+                resource_tags=checked.tags,
+                condition_values=values,
+            )
+            if engine.would_allow(
+                request, key_policy=checked.policy, identity_policies=policies, grants=index
+            ):
+                allowed.append(key.pk)
+        return frozenset(allowed)
 
     def allows(self, key: Key, action: str, *, condition_values: Mapping[str, Any] | None = None) -> bool:
         if action in _GRANTABLE_ACTIONS:
@@ -100,8 +198,8 @@ class KeyQuestions:
         asker = self._caller_and_policies()
         if asker is None:
             return False  # every request of a principal the engine cannot read is refused
-        policy = self._checked_policy(key)
-        if policy is None:
+        checked = self._checked(key)
+        if checked is None:
             return False
         request = request_context(
             ctx,
@@ -109,26 +207,42 @@ class KeyQuestions:
             action=action,
             resource=key.arn,
             resource_account=key.account.account_id,
-            resource_tags=key_tags(key),
-            condition_values=request_condition_values(ctx, key, condition_values=condition_values),
+            resource_tags=checked.tags,
+            condition_values=request_condition_values(
+                ctx, key, condition_values=condition_values, aliases=checked.aliases
+            ),
         )
-        return engine.would_allow(request, key_policy=policy, identity_policies=asker[1])
+        return engine.would_allow(request, key_policy=checked.policy, identity_policies=asker[1])
 
-    def _checked_policy(self, key: Key) -> engine.CompiledPolicy | None:
-        """The key's compiled policy once its rows pass their checks, None when the key cannot be decided on; once
-        per key however many actions are asked about."""
-        if key.pk not in self._policies:
+    def _checked(self, key: Key) -> _CheckedKey | None:
+        """The key's aliases, tags and compiled policy once its rows pass their checks, None when the key cannot be
+        decided on; checked once per key however many questions are asked about it."""
+        if key.pk not in self._keys:
+            found = None
             try:
                 # The real request refuses a key whose row, aliases or tags changed outside the service
                 # (KMSInternalException), and one whose stored policy the engine cannot read.
-                check_rows(key)
-                self._policies[key.pk] = engine.compile_key_policy(key.policy)
-            except (errors.KmsError, engine.EngineError):
+                aliases, tags = checked_aliases_and_tags(key)
+                policy = self._compiled_policy(key.policy)
+                found = _CheckedKey(aliases, tags, policy) if policy is not None else None
+            except errors.KmsError:
+                pass
+            if found is None:
                 logger.warning(
                     "Key %s cannot be decided on (its rows or its policy); shown as refused", key.key_id
                 )
-                self._policies[key.pk] = None
-        return self._policies[key.pk]
+            self._keys[key.pk] = found
+        return self._keys[key.pk]
+
+    def _compiled_policy(self, text: str) -> engine.CompiledPolicy | None:
+        """The compiled key policy (None when the engine cannot read it), once per distinct text: a list's keys
+        mostly share a few."""
+        if text not in self._compiled:
+            try:
+                self._compiled[text] = engine.compile_key_policy(text)
+            except engine.EngineError:
+                self._compiled[text] = None
+        return self._compiled[text]
 
     def may_read(self, key: Key, reads: Sequence[str]) -> bool:
         """Whether the caller may make every read of `reads` (`RULES`, `ACCESS_READS`, `ANALYSIS_READS`) on the
@@ -153,7 +267,7 @@ class KeyQuestions:
             if caller is None:
                 self._unreadable = True
             else:
-                self._asker = (caller, identity_policies(self._ctx.caller))
+                self._asker = (caller, request_identity_policies(self._ctx))
         return self._asker
 
 
@@ -211,10 +325,12 @@ def request_condition_values(
     *,
     request_alias: str | None = None,
     condition_values: Mapping[str, Any] | None = None,
+    aliases: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The condition values of a request on `key`: the key's own, the operation's, and those of the integrated
-    service the request verifiably comes through (which nothing else can set)."""
-    values = key_condition_values(key, request_alias=request_alias)
+    service the request verifiably comes through (which nothing else can set). `aliases`: the key's alias names
+    when they were read and checked already."""
+    values = key_condition_values(key, request_alias=request_alias, aliases=aliases)
     values.update(
         (name, value)
         for name, value in (condition_values or {}).items()

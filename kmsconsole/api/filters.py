@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from keys.models import Key, KeyState
 from kmsconsole.audit.models import AuditEvent
-
-
-class KeyFilter(django_filters.FilterSet):
-    state = django_filters.ChoiceFilter(choices=KeyState.choices)
-    key_spec = django_filters.CharFilter()
-    key_usage = django_filters.CharFilter()
-
-    class Meta:
-        model = Key
-        fields = ["state", "key_spec", "key_usage"]
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -45,3 +39,79 @@ class AuditCursor(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class KeyPages(PageNumbers):
+    """The key list's pages (kmsconsole.api.key_listing). The whole list is paged by number and counted (ListKeys
+    gives every key's id). A searched or filtered list is not counted (`count` is null: counting would decide every
+    key) and continues through `next` and `previous` links that carry a sealed cursor; where it is walked,
+    `searched` says how many keys this page looked through."""
+
+    cursor_query_param = "cursor"
+
+    def get_paginated_response(self, data: Any) -> Response:
+        count = self.page.paginator.count if self.page is not None else 0
+        return self._response(count, self.get_next_link(), self.get_previous_link(), None, data)
+
+    def cursor_response(
+        self,
+        request: Request,
+        data: Any,
+        *,
+        next_cursor: str | None,
+        previous_cursor: str | None,
+        searched: int | None,
+    ) -> Response:
+        def link(cursor: str | None) -> str | None:
+            if not cursor:
+                return None
+            url = remove_query_param(request.build_absolute_uri(), self.page_query_param)
+            return str(replace_query_param(url, self.cursor_query_param, cursor))
+
+        return self._response(None, link(next_cursor), link(previous_cursor), searched, data)
+
+    @staticmethod
+    def _response(
+        count: int | None, next_link: str | None, previous_link: str | None, searched: int | None, data: Any
+    ) -> Response:
+        return Response(
+            {
+                "count": count,
+                "next": next_link,
+                "previous": previous_link,
+                "searched": searched,
+                "results": data,
+            }
+        )
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["description"] = (
+                    "A page number of the whole list. A searched or filtered list has none: it continues with "
+                    "the `cursor` of its `next` link (another page number is a 400)."
+                )
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Keys per page (at most {self.max_page_size}). A searched or filtered page looks through "
+                    "the same number of keys whatever its size."
+                )
+        return parameters
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        paged = super().get_paginated_response_schema(schema)
+        properties = paged["properties"]
+        properties["count"] = {
+            "type": "integer",
+            "nullable": True,
+            "description": "Every key of the account; null for a searched or filtered list (not counted).",
+        }
+        properties["searched"] = {
+            "type": "integer",
+            "nullable": True,
+            "description": "How many keys a searched or filtered page looked through (at most 500, whatever the "
+            "page size; `next` continues after the last); null when every key looked at is shown.",
+        }
+        paged["required"] = ["count", "results"]
+        return paged

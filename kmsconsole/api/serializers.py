@@ -4,16 +4,16 @@ read-only descriptions of what the services return; nothing here ever saves a mo
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from keys.models import Key
-from kmsconsole.api.reads import ListedKey
+from keys.models import KeyState
+from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, ListedKey, only_by_creation
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
 from kmsconsole.jobs.models import JobRun, ShownRun
 
-# The serializer context entry of what the key list may show of each key (kmsconsole.api.views.keys.KeyListView).
-LISTED_KEYS = "listed_keys"
 # The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
 SHOWN_RUNS = "shown_runs"
 # The serializer context entry of the scope audit events are read through (kmsconsole.audit.scope).
@@ -122,39 +122,118 @@ class AuditScopeQuery(serializers.Serializer):
         return parse_scope(value)
 
 
+class KeyListQuery(serializers.Serializer):
+    """The key list's query parameters (kmsconsole.api.key_listing)."""
+
+    search = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=SEARCH_MAX_LENGTH,
+        help_text="One case-insensitive text (not split into terms). A whole key id or key ARN finds that key; a "
+        "search starting with `alias/` matches alias names, and only for a caller allowed kms:ListAliases; any "
+        "other text matches part of a key id, of an alias name (where aliases are shown) or of a description "
+        "(only on keys the caller may describe). Never tags.",
+    )
+    state = serializers.ChoiceField(
+        choices=KeyState.choices,
+        required=False,
+        allow_blank=True,
+        help_text="Only keys in this state, among the keys the caller may describe (kms:DescribeKey).",
+    )
+    key_spec = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Only keys of this spec, among the keys the caller may describe.",
+    )
+    key_usage = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="Only keys of this usage, among the keys the caller may describe.",
+    )
+    ordering = serializers.ChoiceField(
+        choices=[("created_at", "oldest first"), ("-created_at", "newest first")],
+        required=False,
+        default="created_at",
+        error_messages={
+            "invalid_choice": '"{input}" is not an order of the key list. '
+            + only_by_creation("`created_at`, oldest first, or `-created_at`, newest first")
+        },
+        help_text="Creation order (ListKeys' order), oldest first by default. Ordering by description, state or "
+        "key spec is refused: it would place a key by what the caller may not see.",
+    )
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=256,
+        help_text="Continues a searched or filtered list: take it from the `next` link. Opens only for the same "
+        "account, search, filters and ordering; anything else is a 400 InvalidMarkerException.",
+    )
+
+
 # Outputs.
 
 
 class KeySummaryOutput(serializers.Serializer):
+    """A listed key. ListKeys gives `key_id` and `arn` only: every other field is another request's answer, shown
+    only where that request by the caller would be allowed (decided by the policy engine, recorded only on the
+    list's ListKeys event), else null."""
+
     key_id = serializers.UUIDField()
     arn = serializers.CharField()
-    description = serializers.CharField()
-    state = serializers.CharField()
-    key_spec = serializers.CharField()
-    key_usage = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    deletion_date = serializers.DateTimeField(allow_null=True)
-    rotation_enabled = serializers.SerializerMethodField()
-    aliases = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
+    described = serializers.BooleanField(
+        help_text="Whether a DescribeKey request by the caller on this key would be allowed (key policy, identity "
+        "policies and the caller's grants): only then are description, state, key_spec, key_usage, origin, "
+        "created_at and deletion_date shown; otherwise they are null."
+    )
+    description = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    state = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    key_spec = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    key_usage = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    origin = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    created_at = serializers.DateTimeField(allow_null=True, help_text="null unless `described`.")
+    deletion_date = serializers.DateTimeField(
+        allow_null=True, help_text="null unless `described`, or when no deletion is scheduled."
+    )
+    rotation_enabled = serializers.BooleanField(
+        allow_null=True,
+        help_text="Whether automatic rotation is on, where the key policy lets the caller read it "
+        "(kms:GetKeyRotationStatus), else null.",
+    )
+    aliases = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="The key's alias names where the caller may list aliases (kms:ListAliases, IAM-only), else null.",
+    )
+    tags = serializers.DictField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="The key's tags where the key policy lets the caller read them (kms:ListResourceTags), else null.",
+    )
 
-    def get_aliases(self, key: Key) -> list[str]:
-        return [alias.name for alias in key.aliases.all()]
 
-    def get_tags(self, key: Key) -> dict[str, str] | None:
-        """The key's tags where the caller may read them (kmsconsole.api.reads.listed_keys), else null (and null
-        when nothing was decided)."""
-        listed = self._listed(key)
-        return None if listed is None else listed.tags
-
-    def get_rotation_enabled(self, key: Key) -> bool | None:
-        """Whether automatic rotation is on, where the caller may read it (kms:GetKeyRotationStatus), else null."""
-        listed = self._listed(key)
-        return None if listed is None else listed.rotation_enabled
-
-    def _listed(self, key: Key) -> ListedKey | None:
-        listed: dict[int, ListedKey] = self.context.get(LISTED_KEYS, {})
-        return listed.get(key.pk)
+def key_summary(row: ListedKey) -> dict[str, Any]:
+    """What `KeySummaryOutput` shows of a row of the key list."""
+    key = row.key
+    described = {
+        "description": key.description,
+        "state": key.state,
+        "key_spec": key.key_spec,
+        "key_usage": key.key_usage,
+        "origin": key.origin,
+        "created_at": key.created_at,
+        "deletion_date": key.deletion_date,
+    }
+    return {
+        "key_id": key.key_id,
+        "arn": key.arn,
+        "described": row.described,
+        **{name: value if row.described else None for name, value in described.items()},
+        "rotation_enabled": row.rotation_enabled,
+        "aliases": list(row.aliases) if row.aliases is not None else None,
+        "tags": row.tags,
+    }
 
 
 class KeyMetadataOutput(serializers.Serializer):

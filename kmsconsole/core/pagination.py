@@ -1,7 +1,19 @@
-"""Opaque Marker/NextMarker pagination as the KMS List* operations use it.
+"""Opaque Marker/NextMarker pagination as the KMS List* operations use it, and sealed positions.
 
 A marker names the last row returned (its primary key), authenticated so that callers cannot forge positions:
 a changed or foreign marker is InvalidMarkerException, never a database error.
+
+A sealed position (`seal_position` / `open_position`) is a page link's cursor for lists whose order or narrowing
+must not be read from the link (the console's and the REST API's key lists): only a direction and the primary key
+of the row the next page continues from, encrypted and authenticated (AES-256-GCM under a root-key subkey) with
+its scope as associated data, so it tells its holder nothing and opens only for the list (caller, account, query
+and filters) it was made for.
+
+No cursor is recorded on an audit event (`RECORDED_CURSOR` stands in for it): readers of the trail are other
+principals, and a cursor is a position in a list as its maker saw it. The KMS operations' markers stay in their
+events' request parameters: each of their pages shows every row it passes (no row is hidden from one caller and
+shown to another), so a marker is a position that any principal allowed the operation reaches from its own pages,
+and replaying it shows that principal nothing its own pages would not.
 """
 
 from __future__ import annotations
@@ -10,15 +22,20 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 from collections.abc import Sequence
 from typing import TypeVar
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db.models import Model, QuerySet
 
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import subkey
 
 _TAG_BYTES = 8
+# What an audit event records for a page link's cursor: that the request continued a list, never where.
+RECORDED_CURSOR = "(cursor)"
 RowT = TypeVar("RowT", bound=Model)
 
 
@@ -69,3 +86,44 @@ def list_limit(limit: int | None, *, default: int, maximum: int) -> int:
         return default
     errors.check_value_range("limit", limit, minimum=1, maximum=maximum)
     return limit
+
+
+_SEALED_VERSION = b"\x01"
+_SEALED_NONCE_BYTES = 12
+_DIRECTIONS = ("after", "before")
+
+
+def _position_cipher() -> AESGCM:
+    return AESGCM(subkey("pagination/sealed-position/v1"))
+
+
+def seal_position(scope: str, direction: str, position: int) -> str:
+    """A page link's cursor: `direction` ("after" or "before") the row with primary key `position`, sealed to
+    `scope` (what the list is: its account, query and filters)."""
+    nonce = os.urandom(_SEALED_NONCE_BYTES)
+    plain = bytes([_DIRECTIONS.index(direction)]) + position.to_bytes(8, "big")
+    sealed = _SEALED_VERSION + nonce + _position_cipher().encrypt(nonce, plain, scope.encode())
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def open_position(scope: str, cursor: str) -> tuple[str, int]:
+    """(direction, primary key) of a cursor `seal_position` made for `scope`; InvalidMarkerException for anything
+    else (changed, truncated, made for another list, caller, account or query)."""
+    invalid = errors.InvalidMarkerException(
+        "That page link is not valid for this list (it was changed, or made for another caller, search, filter, "
+        "order or account). Start again from the first page."
+    )
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if len(raw) != 1 + _SEALED_NONCE_BYTES + 9 + 16 or raw[:1] != _SEALED_VERSION:
+        raise invalid
+    nonce, body = raw[1 : 1 + _SEALED_NONCE_BYTES], raw[1 + _SEALED_NONCE_BYTES :]
+    try:
+        plain = _position_cipher().decrypt(nonce, body, scope.encode())
+    except InvalidTag:
+        raise invalid from None
+    if plain[0] >= len(_DIRECTIONS):
+        raise invalid
+    return _DIRECTIONS[plain[0]], int.from_bytes(plain[1:], "big")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from grants.services import PROPAGATION_SWEEP_JOB
+from grants.services import PROPAGATION_SWEEP_JOB, grant_create
 from keys.models import Key, KeyState
 from keys.services import aliases, crypto, deletion, lifecycle, rotation
 from keys.services.access import PENDING_DELETION_USE
@@ -25,16 +26,18 @@ from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api.authentication import user_caller
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.console.views.overview import PANEL_ROWS, time_left
+from kmsconsole.console.views.overview import OVERVIEW_KEYS, PANEL_ROWS, time_left
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.jobs.models import FAILED_FOR_THE_OPERATOR, JobRun, WorkerHeartbeat
 from kmsconsole.operations import perform
 from policies.models import IamUser
 from tests.api.conftest import make_key
+from tests.api.test_key_list import counting
 from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.principals_support import ACCOUNT
+from tests.console.test_keys import BENCH_KEYS, query_cost, seed_benchmark_keys, seed_keys
 from tests.grants import conftest as key_policies
 
 pytestmark = pytest.mark.django_db
@@ -243,13 +246,15 @@ def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_r
     hidden, shown = make_key("hidden"), make_key("shown")
     statement = {"Effect": "Allow", "Action": "kms:GetKeyRotationStatus", "Resource": shown.arn}
     reader = make_user(
-        "reader", allow("kms:ListKeys"), json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        "reader",
+        allow("kms:ListKeys", "kms:DescribeKey"),
+        json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
     )
     unrotated = panel(console(reader).get("/"), "rotation-heading")
     [row] = body_rows(unrotated)
     assert key_id(shown) in row and key_id(hidden) not in unrotated
-    # kms:ListKeys alone: the panel is the same as when every key rotates, and names no key.
-    lister = make_user("lister", allow("kms:ListKeys"))
+    # kms:ListKeys and kms:DescribeKey: the panel is the same as when every key rotates, and names no key.
+    lister = make_user("lister", allow("kms:ListKeys", "kms:DescribeKey"))
     response = console(lister).get("/")
     unrotated = panel(response, "rotation-heading")
     assert "Every symmetric key whose rotation status you may read rotates automatically." in unrotated
@@ -257,6 +262,61 @@ def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_r
     assert re.search(r"All keys</th><td>2<", panel(response, "states-heading"))  # ListKeys still counts them
     [event] = audit_events("ListKeys", caller_arn=lister.arn)  # the questions are recorded on its event only
     assert event.decision == "allowed" and not audit_events("GetKeyRotationStatus")
+
+
+def test_the_key_panels_show_only_keys_the_caller_may_describe(
+    console: Callable[..., Client], make_user: Callable[..., Persona], keys: dict[str, Key], settings: Any
+) -> None:
+    """ListKeys gives key ids only: a key's state, spec, dates (and its deletion date) are DescribeKey's answer, a
+    key policy decision that grants may allow, and its aliases ListAliases'. The panels counted, listed and filtered
+    every key of the account by them for anyone allowed kms:ListKeys."""
+    lister = make_user("lister", allow("kms:ListKeys", "kms:GetKeyRotationStatus"))
+    response = console(lister).get("/")
+    states = panel(response, "states-heading")
+    counted = dict(
+        re.findall(r'<span class="badge (\w+)">[\w ]+</span></td>\s*<td>(?:<a[^>]*>)?(\d+)', states)
+    )
+    assert counted == {KeyState.ENABLED: "0", KeyState.DISABLED: "0", KeyState.PENDING_DELETION: "0"}
+    assert re.search(r"needs kms:DescribeKey</td><td>7<", states) and re.search(
+        r"All keys</th><td>7<", states
+    )
+    pending, unrotated = panel(response, "pending-heading"), panel(response, "rotation-heading")
+    assert not body_rows(pending) and not body_rows(unrotated)
+    for key in keys.values():
+        assert key_id(key) not in response.content.decode()
+    assert "alias/payroll" not in response.content.decode()
+
+    # A grant allowing DescribeKey makes its key counted and listed, still without its alias (ListAliases).
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    as_operator(
+        "CreateGrant",
+        lambda ctx: grant_create(
+            ctx=ctx, key_id=key_id(keys["plain"]), grantee_principal=lister.arn, operations=["DescribeKey"]
+        ),
+    )
+    response = console(lister).get("/")
+    states = panel(response, "states-heading")
+    counted = dict(
+        re.findall(r'<span class="badge (\w+)">[\w ]+</span></td>\s*<td>(?:<a[^>]*>)?(\d+)', states)
+    )
+    assert counted == {KeyState.ENABLED: "1", KeyState.DISABLED: "0", KeyState.PENDING_DELETION: "0"}
+    assert re.search(r"needs kms:DescribeKey</td><td>6<", states)
+    assert not body_rows(panel(response, "pending-heading"))
+    [unrotated] = body_rows(panel(response, "rotation-heading"))
+    assert key_id(keys["plain"]) in unrotated and "alias/payroll" not in unrotated
+    # DescribeKey on one key pending deletion (an identity policy the key policy delegates to): that key only.
+    soon = {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": keys["soon"].arn}
+    one = make_user("one", allow("kms:ListKeys"), json.dumps({"Version": "2012-10-17", "Statement": [soon]}))
+    [pending] = body_rows(panel(console(one).get("/"), "pending-heading"))
+    assert key_id(keys["soon"]) in pending and key_id(keys["late"]) not in pending
+    with_aliases = make_user(
+        "alias-reader",
+        allow("kms:ListKeys", "kms:DescribeKey", "kms:ListAliases", "kms:GetKeyRotationStatus"),
+    )
+    assert "alias/payroll" in panel(console(with_aliases).get("/"), "rotation-heading")
+    [event] = audit_events("ListKeys", caller_arn=lister.arn)[-1:]
+    assert event.decision == "allowed"
+    assert not audit_events("DescribeKey") and not audit_events("ListAliases")
 
 
 def test_keys_of_another_account_are_not_counted(
@@ -547,6 +607,74 @@ def test_the_overview_costs_a_constant_number_of_queries(
     assert len(body_rows(pending)) == PANEL_ROWS and f"The {PANEL_ROWS} soonest of 12 keys" in pending
     assert len(body_rows(panel(response, "denied-heading"))) == PANEL_ROWS
     assert len(body_rows(panel(response, "uses-heading"))) == PANEL_ROWS
+
+
+def test_the_key_panels_decide_a_bounded_number_of_keys_read_by_the_listing_index(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    """The review measured 1,004 engine decisions per load at 100,000 keys (GetKeyRotationStatus asked about every
+    described key, asymmetric and pending deletion ones too) and a window query filtered through the join on the
+    account's id, which scanned and sorted every key."""
+    seed_keys(OVERVIEW_KEYS + 40)  # mixed specs and states, the account's default key policy
+    reader = make_user("reader", allow("kms:ListKeys", "kms:DescribeKey", "kms:GetKeyRotationStatus"))
+    client = console(reader)
+    client.get("/")  # warm the per-process caches
+    with counting() as (decisions, queries):
+        assert client.get("/").status_code == 200
+    window = Key.objects.order_by("-created_at", "-pk")[:OVERVIEW_KEYS]
+    may_rotate = sum(
+        1
+        for key in window
+        if key.key_spec == "SYMMETRIC_DEFAULT"
+        and key.origin == "AWS_KMS"
+        and key.state != KeyState.PENDING_DELETION
+    )
+    assert 0 < may_rotate < OVERVIEW_KEYS * 2 // 3
+    # The three reads, the ListAliases question, DescribeKey on each key of the window, and GetKeyRotationStatus
+    # only on the described keys that can rotate and are not pending deletion.
+    assert decisions.count == len(OVERVIEW_READS) + 1 + OVERVIEW_KEYS + may_rotate
+    assert (
+        len(queries.captured_queries) < 50
+    )  # about 45 with the savepoints and the three events, at any size
+    # The window and the count filter keys by the account's primary key (the listing index's first column).
+    listing = [
+        query["sql"]
+        for query in queries.captured_queries
+        if 'FROM "keys_key"' in query["sql"]
+        and ("COUNT(*)" in query["sql"] or f"LIMIT {OVERVIEW_KEYS}" in query["sql"])
+    ]
+    assert len(listing) == 2
+    for sql in listing:
+        assert '"keys_key"."account_id" = ' in sql and '"policies_account"."account_id" =' not in sql, sql
+
+
+@pytest.mark.benchmark
+def test_the_overview_at_100000_keys(
+    request: pytest.FixtureRequest, console: Callable[..., Client], admin: Persona
+) -> None:
+    """The root page as the admin (every key described) at 100,000 keys: whole request (best of 3), engine
+    decisions, queries, and the key window's and count's own times and plans."""
+    seed_benchmark_keys(request)
+    client = console(admin)
+    client.get("/")
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert client.get("/").status_code == 200
+        times.append((time.perf_counter() - started) * 1000)
+    with counting() as (decisions, queries):
+        client.get("/")
+    keys = [query["sql"] for query in queries.captured_queries if 'FROM "keys_key"' in query["sql"]]
+    window = next(sql for sql in keys if f"LIMIT {OVERVIEW_KEYS}" in sql)
+    count = next(sql for sql in keys if "COUNT(*)" in sql)
+    print(
+        f"\nOverview at {BENCH_KEYS:,} keys on {connection.vendor}: {min(times):.1f} ms request (best of 3: "
+        f"{', '.join(f'{t:.1f}' for t in times)}), {decisions.count} decisions, {len(queries)} queries"
+    )
+    for label, sql in (("window", window), ("count", count)):
+        query_ms, plan = query_cost(sql)
+        print(f"  {label}: {query_ms:.1f} ms\n    {plan}")
+    assert decisions.count < len(OVERVIEW_READS) + 1 + 2 * OVERVIEW_KEYS
 
 
 # --- The countdown ------------------------------------------------------------------------------------------------

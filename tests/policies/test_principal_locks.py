@@ -136,6 +136,8 @@ def test_the_check_of_a_draft_looks_principals_up_in_one_query_per_kind(admin: P
     assert many == few, (few, many)
     result = check(named(400))()
     messages = [error["message"] for error in result["errors"]]
-    assert len(messages) == 300 + 1  # 300 of this account, each named; 100 of another, one message naming none
+    assert (
+        len(messages) == 300 + 1
+    )  # 300 of this account, each named; 100 of another, one message naming none
     assert any("assumed-role/nobody-399/session does not exist" in message for message in messages)
     assert not any("444455556666" in message for message in messages)

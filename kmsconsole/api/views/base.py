@@ -10,7 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kmsconsole.api.dispatch import run
+from kmsconsole.core.pagination import RECORDED_CURSOR
 from kmsconsole.operations import OperationContext
+
+# Query parameters that carry a page link's cursor (DRF's CursorPagination and the key list's sealed cursors).
+CURSOR_PARAMS = frozenset({"cursor"})
 
 
 def echo(data: Any) -> dict[str, Any]:
@@ -36,7 +40,13 @@ class OperationListView(generics.ListAPIView):
         return rows
 
     def audit_params(self) -> dict[str, Any]:
-        return {**self.kwargs, "Query": self.request.query_params.dict()}
+        """The URL's arguments and the query string, a cursor recorded only as RECORDED_CURSOR: the trail's readers
+        are other principals, and a cursor is a position in the list as this caller saw it."""
+        query = self.request.query_params.dict()
+        for name in CURSOR_PARAMS | {getattr(self.paginator, "cursor_query_param", "cursor")}:
+            if query.get(name):
+                query[name] = RECORDED_CURSOR
+        return {**self.kwargs, "Query": query}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         def work(ctx: OperationContext) -> Response:

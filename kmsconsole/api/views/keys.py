@@ -8,7 +8,6 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import filters
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,11 +16,12 @@ from keys.metadata import key_metadata
 from keys.models import Key, KeyMaterial
 from keys.services import deletion, lifecycle, rotation
 from kmsconsole.api import principal_serializers as ps
-from kmsconsole.api import reads
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
-from kmsconsole.api.filters import KeyFilter
+from kmsconsole.api.filters import KeyPages
+from kmsconsole.api.key_listing import KeyListing, KeyQuery, ListedKey
 from kmsconsole.api.views.base import OperationListView, echo
+from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
 TAG = ["keys"]
@@ -32,30 +32,67 @@ def metadata(key: Key) -> dict[str, Any]:
 
 
 class KeyListView(OperationListView):
+    """ListKeys. Each key's id and ARN, and beyond them only what the caller may see (`kmsconsole.api.key_listing`:
+    DescribeKey's fields where DescribeKey would be allowed, aliases where ListAliases would be, tags and rotation
+    status where their reads would be). Search, filters and order are the listing's own, never DRF's filter
+    backends: they must match only what the caller may see and cost the same whether or not a hidden key matches."""
+
     operation = "ListKeys"
     serializer_class = s.KeySummaryOutput
     queryset = Key.objects.none()
-    filterset_class = KeyFilter
-    filter_backends = [
-        *OperationListView.filter_backends,
-        filters.SearchFilter,
-        filters.OrderingFilter,
-    ]
-    # Not tags: ListKeys is an IAM-only permission, and a search that matched tags would tell a caller refused
-    # kms:ListResourceTags (a key policy decision) what a key's tags hold, a character at a time.
-    search_fields = ["key_id", "description", "aliases__name"]
-    ordering_fields = ["created_at", "description", "state", "key_spec"]
-    ordering = ["created_at", "id"]
+    pagination_class = KeyPages
+    filter_backends: list[type] = []
 
-    def rows(self, ctx: OperationContext) -> QuerySet[Key]:
-        return reads.account_keys(ctx)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        paginator: KeyPages = self.paginator  # type: ignore[assignment]  # pagination_class
 
-    def shown_of_rows(self, ctx: OperationContext, rows: list[Any]) -> dict[str, Any]:
-        return {s.LISTED_KEYS: reads.listed_keys(ctx, rows)}
+        def work(ctx: OperationContext) -> Response:
+            data = validated(s.KeyListQuery, request.query_params)
+            query = KeyQuery(
+                search=data.get("search", "").strip(),
+                state=data.get("state", ""),
+                key_spec=data.get("key_spec", ""),
+                key_usage=data.get("key_usage", ""),
+                descending=data["ordering"] == "-created_at",
+            )
+            listing = KeyListing(ctx, query, page_size=paginator.get_page_size(request) or 50, extras=True)
+            cursor = data.get("cursor", "")
+            if not query.narrowed and not cursor:
+                keys = paginator.paginate_queryset(listing.ordered(), request, view=self) or []
+                return paginator.get_paginated_response(self._summaries(listing.shown(keys)))
+            if request.query_params.get(paginator.page_query_param, "1") != "1":
+                raise errors.ValidationException(
+                    "A searched or filtered list has no page numbers: follow its `next` link (a cursor)."
+                    if query.narrowed
+                    else "A page number and a cursor cannot be used together: page the whole list by `page` "
+                    "alone, or follow a link's `cursor` without a page number."
+                )
+            page = listing.page(cursor or None)
+            return paginator.cursor_response(
+                request,
+                self._summaries(page.rows),
+                next_cursor=page.next_cursor,
+                previous_cursor=page.previous_cursor,
+                searched=page.searched,
+            )
+
+        return run(request, self.operation, work, params=self.audit_params())
+
+    @staticmethod
+    def _summaries(rows: list[ListedKey]) -> Any:
+        return s.KeySummaryOutput([s.key_summary(row) for row in rows], many=True).data
 
     @extend_schema(
         tags=TAG,
         summary="List the keys of the caller's account (ListKeys)",
+        description="Every key's id and ARN (kms:ListKeys, IAM-only). A key's description, state, spec, usage, "
+        "origin and dates are shown only where a DescribeKey request by the caller would be allowed (`described`; "
+        "else null), its aliases only where kms:ListAliases would be, its tags and rotation status only where "
+        "kms:ListResourceTags and kms:GetKeyRotationStatus would be. The whole list is paged by `page` and "
+        "counted. A searched or filtered list matches only what the caller may see: it looks through at most 500 "
+        "keys per request in creation order, whatever `page_size`, then stops with a `next` link (its cursor) "
+        "to look further; its `count` is null and `searched` says how many keys the page looked through.",
+        parameters=[s.KeyListQuery],
         responses=s.KeySummaryOutput(many=True),
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

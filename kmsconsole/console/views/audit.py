@@ -28,6 +28,7 @@ from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
 from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_params, scope_url, trail_url
+from kmsconsole.core.pagination import RECORDED_CURSOR
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
@@ -110,6 +111,15 @@ def _page_context(
     }
 
 
+def _as_recorded(request: HttpRequest) -> dict[str, str]:
+    """The request's query as its audit event records it: a page position only as RECORDED_CURSOR (the trail's
+    readers are other principals)."""
+    return {
+        name: RECORDED_CURSOR if name in ("before", "after") and value else value
+        for name, value in request.GET.dict().items()
+    }
+
+
 def _refused_scope(
     request: HttpRequest, form: TrailFilterForm, operation: str, params: dict[str, Any]
 ) -> str:
@@ -149,7 +159,9 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
-    scope_error = _refused_scope(request, form, "kmsconsole:ListAuditEvents", {"Query": request.GET.dict()})
+    scope_error = _refused_scope(
+        request, form, "kmsconsole:ListAuditEvents", {"Query": _as_recorded(request)}
+    )
     if scope_error:
         form.add_error("scope", scope_error)
     if form.is_bound and not form.is_valid():
@@ -161,12 +173,13 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     except FilterError as error:
         context["cursor_error"] = error.message
         return _render_trail(request, context, status=400)
-    cursor = {"Before": str(before) if before else "", "After": str(after) if after else ""}
+    # A page link's position is recorded only as RECORDED_CURSOR: the trail's readers are other principals.
+    cursor = {"Before": before, "After": after}
     outcome = attempt(
         request,
         "kmsconsole:ListAuditEvents",
         lambda ctx: dashboard.trail_dashboard(ctx, query=query, now=now, before=before, after=after),
-        params={"Query": {**query.as_params(), **{k: v for k, v in cursor.items() if v}}},
+        params={"Query": {**query.as_params(), **{k: RECORDED_CURSOR for k, v in cursor.items() if v}}},
     )
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Audit trail")
@@ -223,7 +236,7 @@ _FORMATS = {
 def _export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
     scope_error = _refused_scope(
-        request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": request.GET.dict()}
+        request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": _as_recorded(request)}
     )
     if scope_error:
         return render(

@@ -4,12 +4,20 @@ keys pending deletion, and whether the workers that delete,
 rotate and propagate are alive.
 
 Three reads, each one operation through `attempt()` (so each is authorized and audited): ListKeys for the key
-panels (the keys without rotation only where the key policy would let the caller ask GetKeyRotationStatus),
-kmsconsole:ListAuditEvents for the audit panels and kmsconsole:ListJobRuns for worker health (each run's counts
-and errors limited to the caller's account's share: the sweeps run over every account). A principal refused one
-of them sees that panel say so; the others still show. Every read is an aggregate or a short,
-index-ordered slice (the rotation panel decides on at most UNROTATED_CHECKED keys), so the page costs the same
-number of queries at ten keys or a hundred thousand.
+panels, kmsconsole:ListAuditEvents for the audit panels and kmsconsole:ListJobRuns for worker health (each run's
+counts and errors limited to the caller's account's share: the sweeps run over every account). A principal refused
+one of them sees that panel say so; the others still show.
+
+ListKeys gives every key's id and nothing more; a key's state, spec, dates and deletion date are DescribeKey's
+answer, its aliases ListAliases', whether it rotates GetKeyRotationStatus'. So the key panels count, list and
+filter only keys on which a DescribeKey request by the caller would be allowed (`KeyQuestions.describable`, with
+the caller's grants), name a key by its alias only where ListAliases would be allowed, and list a key without
+rotation only where GetKeyRotationStatus would be too: each decided as that request would be and recorded only on
+the overview's ListKeys event. Every key looked at is decided whatever it turns out to be (a panel never narrows by
+a hidden value first); GetKeyRotationStatus is asked only about described keys that can rotate and are not pending
+deletion, chosen by what their DescribeKey shows, never by whether they rotate. They are the OVERVIEW_KEYS most
+recently created keys (with the count of every key), read by the account's listing index, so the page costs the
+same number of queries, and a bounded number of decisions, at ten keys or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -56,14 +64,10 @@ PERIODIC_JOBS = (
     (VERIFY_JOB, "Audit chain verification"),
     (ARCHIVE_JOB, "Audit retention (archive and remove)"),
 )
-# Symmetric keys of our own material without automatic rotation (the only keys that can rotate), leaving out
-# keys pending deletion: they are listed above and will not be used again.
-NEVER_ROTATES = Q(key_spec=KeySpec.SYMMETRIC_DEFAULT, origin="AWS_KMS", rotation_enabled=False) & ~Q(
-    state=KeyState.PENDING_DELETION
-)
-# How many of the oldest such keys the rotation panel decides on (each a key policy decision): a bound on what the
-# page costs, whatever the number of keys.
-UNROTATED_CHECKED = 100
+# How many of the most recently created keys the key panels look at (each decided on: DescribeKey, and
+# GetKeyRotationStatus for those described that can rotate and are not pending deletion): a bound on what the page
+# costs, whatever the number of keys.
+OVERVIEW_KEYS = 500
 _AUDIT_COLUMNS = ("seq", "time", "caller_arn", "operation", "key_arn", "error_code", "decision", "notable")
 
 Value = TypeVar("Value")
@@ -115,12 +119,8 @@ def time_left(when: datetime, now: datetime) -> str:
 class KeyRow:
     key: Key
     url: str
+    alias: str = ""  # the first alias, where the caller may list aliases
     time_left: str = ""
-
-    @property
-    def alias(self) -> str:
-        aliases = list(self.key.aliases.all())  # prefetched
-        return aliases[0].name if aliases else ""
 
 
 @dataclass(frozen=True)
@@ -134,60 +134,87 @@ class StateCount:
 @dataclass(frozen=True)
 class KeySummary:
     total: int
-    states: list[StateCount]
+    looked_at: (
+        int  # the most recently created keys the panels looked at (all of them when total <= OVERVIEW_KEYS)
+    )
+    states: list[StateCount]  # of the described keys among those
+    undescribed: int  # keys looked at that the caller may not describe
     pending: list[KeyRow]
     pending_total: int
     unrotated: list[KeyRow]
     unrotated_total: int
 
-
-def _key_rows(keys: QuerySet[Key], count: int, now: datetime | None = None) -> list[KeyRow]:
-    rows: list[KeyRow] = []
-    if not count:  # the counts already say the list is empty: no query
-        return rows
-    for key in keys.prefetch_related("aliases")[:PANEL_ROWS]:
-        countdown = time_left(key.deletion_date, now) if now and key.deletion_date else ""
-        rows.append(KeyRow(key=key, url=_key_url(key.key_id), time_left=countdown))
-    return rows
+    @property
+    def partial(self) -> bool:
+        return self.looked_at < self.total
 
 
 def _state_url(state: str) -> str:
     return f"{reverse('console:keys')}?{urlencode({'state': state})}"
 
 
-def _unrotated(ctx: OperationContext, keys: QuerySet[Key]) -> tuple[list[KeyRow], int]:
-    """The oldest keys without automatic rotation whose rotation status the caller may read, and how many of the
-    UNROTATED_CHECKED oldest keys without it are such keys. ListKeys is IAM-only; whether a key rotates is
-    GetKeyRotationStatus's answer, decided by the key's policy: each key is decided on as that request would be
-    (`KeyQuestions`, recorded nowhere but on the overview's ListKeys event), as the REST key list does for its
-    `rotation_enabled`. A key the caller may not ask about is left out, and counted nowhere."""
-    candidates = keys.filter(NEVER_ROTATES).order_by("created_at", "pk").prefetch_related("aliases", "tags")
-    questions = KeyQuestions(ctx)
-    readable = [
-        key for key in candidates[:UNROTATED_CHECKED] if questions.allows(key, "kms:GetKeyRotationStatus")
-    ]
-    return [KeyRow(key=key, url=_key_url(key.key_id)) for key in readable[:PANEL_ROWS]], len(readable)
+def _may_rotate(key: Key) -> bool:
+    """A symmetric key of our own material (the only keys that can rotate), leaving out keys pending deletion
+    (listed above; they will not be used again): the keys the rotation panel asks GetKeyRotationStatus about. Only
+    DescribeKey's fields, which the caller sees of every key it is asked about: never whether the key rotates, so
+    the questions asked do not depend on a value the caller may not read."""
+    return (
+        key.key_spec == KeySpec.SYMMETRIC_DEFAULT
+        and key.origin == "AWS_KMS"
+        and key.state != KeyState.PENDING_DELETION
+    )
 
 
 def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
-    """ListKeys (IAM-only, every key of the caller's account): counts by state and the two key lists."""
-    keys = reads.account_keys(ctx).prefetch_related(None)
-    grouped = list(keys.order_by().values("state").annotate(n=Count("pk")))
-    counts = {row["state"]: row["n"] for row in grouped}
-    unrotated, unrotated_total = _unrotated(ctx, keys)
+    """ListKeys (IAM-only, every key of the caller's account): how many keys there are; and, of the OVERVIEW_KEYS
+    most recently created, counts by state, the keys pending deletion (soonest first) and the symmetric keys without
+    automatic rotation (oldest first), each only where the caller may describe the key (and, for rotation, read
+    its rotation status)."""
+    keys = reads.account_keys(ctx)  # by the account's primary key: the window and the count use its index
+    total = keys.count()
+    window = list(keys.order_by("-created_at", "-pk")[:OVERVIEW_KEYS]) if total else []
+    questions = KeyQuestions(ctx)
+    describable = questions.describable(window)
+    described = [key for key in window if key.pk in describable]
+    with_alias = questions.allows_on_account("kms:ListAliases")
+    # Decided for every described key that can rotate and is not pending deletion (what the caller sees of it),
+    # rotating or not: no other key could be listed.
+    rotation_readable = {
+        key.pk for key in described if _may_rotate(key) and questions.allows(key, "kms:GetKeyRotationStatus")
+    }
+
+    def row(key: Key, countdown: str = "") -> KeyRow:
+        aliases = sorted(alias.name for alias in key.aliases.all()) if with_alias else []
+        return KeyRow(
+            key=key, url=_key_url(key.key_id), alias=aliases[0] if aliases else "", time_left=countdown
+        )
+
+    counts: dict[str, int] = {}
+    for key in described:
+        counts[key.state] = counts.get(key.state, 0) + 1
     labels = dict(KeyState.choices)
     shown = [state for state in KeyState.values if state in ALWAYS_COUNTED or counts.get(state)]
     # A state this version does not know (a newer row) still counts.
     shown += sorted(set(counts) - set(shown))
-    pending_total = counts.get(KeyState.PENDING_DELETION, 0)
-    soonest = keys.filter(state=KeyState.PENDING_DELETION).order_by("deletion_date", "pk")
+    pending = sorted(
+        (key for key in described if key.state == KeyState.PENDING_DELETION and key.deletion_date),
+        key=lambda key: (key.deletion_date, key.pk),
+    )
+    unrotated = sorted(
+        (key for key in described if key.pk in rotation_readable and not key.rotation_enabled),
+        key=lambda key: (key.created_at, key.pk),
+    )
     return KeySummary(
-        total=sum(counts.values()),
+        total=total,
+        looked_at=len(window),
         states=[StateCount(s, labels.get(s, s), counts.get(s, 0), _state_url(s)) for s in shown],
-        pending=_key_rows(soonest, pending_total, now),
-        pending_total=pending_total,
-        unrotated=unrotated,
-        unrotated_total=unrotated_total,
+        undescribed=len(window) - len(described),
+        pending=[
+            row(key, time_left(key.deletion_date, now)) for key in pending[:PANEL_ROWS] if key.deletion_date
+        ],
+        pending_total=len(pending),
+        unrotated=[row(key) for key in unrotated[:PANEL_ROWS]],
+        unrotated_total=len(unrotated),
     )
 
 
@@ -348,6 +375,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             params={"Query": {"view": "overview"}},
         ),
         "panel_rows": PANEL_ROWS,
-        "unrotated_checked": UNROTATED_CHECKED,
+        "overview_keys": OVERVIEW_KEYS,
     }
     return render(request, "console/overview.html", context)
