@@ -492,7 +492,11 @@ def test_no_cursor_is_recorded_on_an_audit_event(
     events = admin.get("/api/v1/audit-events", {"page_size": "2"}).json()
     assert admin.get(events["next"]).status_code == 200
     [listed] = AuditEvent.objects.filter(operation="kmsconsole:ListAuditEvents").order_by("-seq")[:1]
-    assert listed.request_parameters["Query"] == {"page_size": "2", "cursor": RECORDED_CURSOR}
+    assert listed.request_parameters["Query"] == {
+        "page_size": "2",
+        "cursor": RECORDED_CURSOR,
+        "scope": "caller",
+    }
     trail = json.dumps(list(AuditEvent.objects.values_list("request_parameters", flat=True)))
     assert cursor not in trail and cursor_of(events["next"]) not in trail
 

@@ -265,9 +265,11 @@ class AuditEventListView(OperationListView):
         return {s.AUDIT_SCOPE: self.scope()}
 
     def audit_params(self) -> dict[str, Any]:
-        # The scope is recorded whether it was asked for or not (the default).
-        query = self.request.query_params.dict()
-        return {**self.kwargs, "Query": {**query, "scope": query.get("scope") or Scope.CALLER.value}}
+        # The scope is recorded whether it was asked for or not (the default); the cursor as the base view records
+        # it (never in clear).
+        params = super().audit_params()
+        query = params["Query"]
+        return {**params, "Query": {**query, "scope": query.get("scope") or Scope.CALLER.value}}
 
     @extend_schema(
         tags=["audit"],
