@@ -38,7 +38,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from grants.services import PROPAGATION_SWEEP_JOB
-from keys.crypto import KeySpec
 from keys.models import Key, KeyState
 from keys.services.access import PENDING_DELETION_USE, KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB
@@ -154,15 +153,11 @@ def _state_url(state: str) -> str:
 
 
 def _may_rotate(key: Key) -> bool:
-    """A symmetric key of our own material (the only keys that can rotate), leaving out keys pending deletion
-    (listed above; they will not be used again): the keys the rotation panel asks GetKeyRotationStatus about. Only
-    DescribeKey's fields, which the caller sees of every key it is asked about: never whether the key rotates, so
-    the questions asked do not depend on a value the caller may not read."""
-    return (
-        key.key_spec == KeySpec.SYMMETRIC_DEFAULT
-        and key.origin == "AWS_KMS"
-        and key.state != KeyState.PENDING_DELETION
-    )
+    """A key that can rotate (`Key.rotatable`: a symmetric key of our own material), leaving out keys pending
+    deletion (listed above; they will not be used again): the keys the rotation panel asks GetKeyRotationStatus
+    about. Only DescribeKey's fields, which the caller sees of every key it is asked about: never whether the key
+    rotates, so the questions asked do not depend on a value the caller may not read."""
+    return key.rotatable and key.state != KeyState.PENDING_DELETION
 
 
 def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
