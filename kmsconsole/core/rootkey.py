@@ -1,24 +1,40 @@
-"""The service's root key: where it comes from, how it is created, and the sealer built on it.
+"""The service's root keys: where they come from, how they are created and rotated, and what is built on them.
 
-Resolution order: KMS_ROOT_KEY (or KMS_ROOT_KEY_FILE) as 64 hex characters or base64 of 32 bytes; else the
-file `root.key` in KMS_DATA_DIR. `python manage.py rootkey init` creates that file once (mode 0600). There is
-no silent fallback: without a root key the start fails (system check kmsconsole.E001).
+Resolution order: KMS_ROOT_KEY (or the file KMS_ROOT_KEY_FILE names); else the file `root.key` in KMS_DATA_DIR.
+`python manage.py rootkey init` creates that file once (mode 0600). There is no silent fallback: without a root
+key the start fails (system check kmsconsole.E001).
+
+A root key source holds one or more keys, one per line (or separated by commas in KMS_ROOT_KEY), each 64 hex
+characters or base64 of 32 bytes; blank lines and lines starting with `#` are ignored:
+
+- the first is the **current** key: everything new is sealed and MACed under it;
+- the others are **previous** keys, kept so that what was sealed or MACed under them still opens until
+  `rootkey reseal` has moved it to the current key;
+- a key written `retired:<key>` opens and verifies nothing any more, except the audit trail's links written while
+  it was current (old events stay verifiable; no new event can be written or accepted under it).
+
+Each key has a public id (`RootKey.key_id`, 16 hex characters derived one-way from it) that sealed blobs, the
+audit chain and `rootkey status` name it by. `python manage.py rootkey` rotates, re-seals and retires
+(kmsconsole.core.rootkey_rotation).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import secrets
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from keys.crypto.sealing import ROOT_KEY_BYTES, Sealer, derive_subkey
+from keys.crypto.sealing import ROOT_KEY_BYTES, Sealer, derive_subkey, root_key_id
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +43,41 @@ HOW_TO_CREATE = (
     "`python -c 'import secrets; print(secrets.token_hex(32))'`) or KMS_ROOT_KEY_FILE, or run "
     "`python manage.py rootkey init` to generate one into KMS_DATA_DIR."
 )
+RETIRED_PREFIX = "retired:"
+
+
+@dataclass(frozen=True)
+class RootKey:
+    """One root key of the ring. `secret` never appears in a repr (and so in no log or traceback)."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
+    retired: bool = False
+
+    def subkey(self, purpose: str) -> bytes:
+        return _derived(self.secret, purpose)
+
+
+@dataclass(frozen=True)
+class RootKeyRing:
+    """The configured root keys: `current` first, then `previous` (readable), then `retired` (audit links only)."""
+
+    current: RootKey
+    previous: tuple[RootKey, ...] = ()
+    retired: tuple[RootKey, ...] = ()
+
+    @property
+    def readable(self) -> tuple[RootKey, ...]:
+        """The keys secrets may be opened and MACs verified under: the current one first."""
+        return (self.current, *self.previous)
+
+    @property
+    def everything(self) -> tuple[RootKey, ...]:
+        return (*self.readable, *self.retired)
+
+    def find(self, key_id: str) -> RootKey | None:
+        """The configured key (retired ones included) with this id, or None."""
+        return next((key for key in self.everything if key.key_id == key_id), None)
 
 
 def _decode(text: str, source: str) -> bytes:
@@ -36,53 +87,149 @@ def _decode(text: str, source: str) -> bytes:
             bytes.fromhex(text) if len(text) == 2 * ROOT_KEY_BYTES else base64.b64decode(text, validate=True)
         )
     except (ValueError, binascii.Error) as exc:
-        raise ImproperlyConfigured(f"The root key from {source} is neither hex nor base64") from exc
+        raise ImproperlyConfigured(f"A root key from {source} is neither hex nor base64") from exc
     if len(raw) != ROOT_KEY_BYTES:
         raise ImproperlyConfigured(
-            f"The root key from {source} must be 256 bits (32 bytes), not {len(raw)} bytes"
+            f"A root key from {source} must be 256 bits (32 bytes), not {len(raw)} bytes"
         )
     return raw
 
 
+def encode_root_key(key: RootKey) -> str:
+    """One line of a root key source for `key` (what `parse_root_keys` reads back)."""
+    return (RETIRED_PREFIX if key.retired else "") + key.secret.hex()
+
+
+def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
+    """The ring a root key source describes, or None when it holds no key. Refuses (ImproperlyConfigured, naming
+    the source and never a key) a retired key first, a key listed twice, or a key that does not decode."""
+    entries = [
+        entry.strip()
+        for line in text.splitlines()
+        if not line.strip().startswith("#")
+        for entry in line.split(",")
+        if entry.strip()
+    ]
+    if not entries:
+        return None
+    keys: list[RootKey] = []
+    for entry in entries:
+        retired = entry.lower().startswith(RETIRED_PREFIX)
+        secret = _decode(entry[len(RETIRED_PREFIX) :] if retired else entry, source)
+        keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret, retired=retired))
+    if keys[0].retired:
+        raise ImproperlyConfigured(f"The first root key in {source} is the current one and cannot be retired")
+    if len({key.key_id for key in keys}) != len(keys):
+        raise ImproperlyConfigured(f"{source} lists a root key twice")
+    return RootKeyRing(
+        current=keys[0],
+        previous=tuple(key for key in keys[1:] if not key.retired),
+        retired=tuple(key for key in keys[1:] if key.retired),
+    )
+
+
 def root_key_path() -> Path:
-    return Path(settings.KMS_ROOT_KEY_PATH)
+    """The file the root keys are read from (and `rootkey init`/`rotate` write): KMS_ROOT_KEY_FILE when set,
+    else `root.key` in KMS_DATA_DIR. Meaningless when KMS_ROOT_KEY holds the keys itself."""
+    return Path(settings.KMS_ROOT_KEY_FILE or settings.KMS_ROOT_KEY_PATH)
 
 
-def find_root_key() -> bytes | None:
-    """The configured root key, or None when there is none (never generates one)."""
-    if settings.KMS_ROOT_KEY:
-        return _decode(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY")
+def root_keys_in_environment() -> bool:
+    """Whether KMS_ROOT_KEY itself holds the keys (no file to rotate in place)."""
+    return bool(settings.KMS_ROOT_KEY) and not settings.KMS_ROOT_KEY_FILE
+
+
+def find_root_keys() -> RootKeyRing | None:
+    """The configured root keys as they are now (the file is read afresh), or None when there is none (never
+    generates one)."""
+    if root_keys_in_environment():
+        return parse_root_keys(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY")
     path = root_key_path()
-    if path.exists():
-        return _decode(path.read_text(), str(path))
+    if settings.KMS_ROOT_KEY_FILE or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"The root key file {path} cannot be read: {exc.strerror}") from exc
+        return parse_root_keys(text, str(path))
     return None
 
 
+def find_root_key() -> bytes | None:
+    """The configured current root key, or None when there is none (never generates one)."""
+    ring = find_root_keys()
+    return ring.current.secret if ring is not None else None
+
+
 @cache
-def root_key() -> bytes:
-    key = find_root_key()
-    if key is None and settings.DEBUG:
+def root_keys() -> RootKeyRing:
+    """The root keys this process uses (read once; `reload_root_keys()` reads them again)."""
+    ring = find_root_keys()
+    if ring is None and settings.DEBUG:
         # Development convenience only; with DEBUG off the start has already refused (check E001).
         create_root_key_file()
-        key = find_root_key()
-    if key is None:
+        ring = find_root_keys()
+    if ring is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    return key
+    return ring
+
+
+def root_key() -> bytes:
+    """The current root key."""
+    return root_keys().current.secret
 
 
 @cache
 def sealer() -> Sealer:
-    return Sealer(root_key())
+    return Sealer([key.secret for key in root_keys().readable])
+
+
+@cache
+def _derived(secret: bytes, purpose: str) -> bytes:
+    return derive_subkey(secret, purpose)
 
 
 @cache
 def subkey(purpose: str) -> bytes:
-    return derive_subkey(root_key(), purpose)
+    """The current root key's subkey for `purpose`: what everything new is MACed or encrypted under."""
+    return _derived(root_key(), purpose)
+
+
+def readable_subkeys(purpose: str) -> tuple[bytes, ...]:
+    """The subkeys for `purpose` of every readable root key, the current one first: what a MAC made before a
+    rotation may be under until it is made again."""
+    return tuple(_derived(key.secret, purpose) for key in root_keys().readable)
+
+
+def readable_macs(purpose: str, message: bytes) -> tuple[str, ...]:
+    """HMAC-SHA256 (hex) of `message` under every readable root key's subkey, the current one first: the values a
+    stored keyed digest may hold (a lookup asks for any of them)."""
+    return tuple(hmac.new(key, message, hashlib.sha256).hexdigest() for key in readable_subkeys(purpose))
+
+
+def mac_matches(purpose: str, message: bytes, mac: str) -> bool:
+    """Whether `mac` (hex) is the HMAC-SHA256 of `message` under a readable root key's subkey for `purpose`.
+    Every candidate is compared in constant time, and all are compared whichever matches."""
+    found = False
+    for candidate in readable_macs(purpose, message):
+        found |= hmac.compare_digest(candidate, str(mac))
+    return found
+
+
+def reload_root_keys() -> RootKeyRing:
+    """Read the root keys again (after `rootkey rotate` or `retire` rewrote the file), dropping every value
+    derived from the old reading. Raises ImproperlyConfigured, keeping the keys in use, if the source is now
+    unusable."""
+    fresh = find_root_keys()
+    if fresh is None:
+        raise ImproperlyConfigured(HOW_TO_CREATE)
+    for cached in (root_keys, sealer, subkey, _derived):
+        cached.cache_clear()
+    return root_keys()
 
 
 def create_root_key_file() -> bool:
     """Create `root.key` in the data dir with mode 0600 unless a root key exists. True when one was made."""
-    if find_root_key() is not None:
+    if find_root_keys() is not None:
         return False
     path = root_key_path()
     path.parent.mkdir(parents=True, exist_ok=True)

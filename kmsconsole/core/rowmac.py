@@ -48,6 +48,12 @@ def _subkey() -> bytes:
     return subkey(SUBKEY_PURPOSE)
 
 
+def _readable_subkeys() -> tuple[bytes, ...]:
+    from kmsconsole.core.rootkey import readable_subkeys
+
+    return readable_subkeys(SUBKEY_PURPOSE)
+
+
 def _plain(value: Any) -> Any:
     """A JSON value for one field; distinct values of the types rows hold never encode alike."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -79,6 +85,20 @@ def row_mac(kind: str, *fields: Any) -> str:
 
 
 def verify_row_mac(stored: str, kind: str, *fields: Any) -> bool:
+    """Whether `stored` is the MAC of these fields under a readable root key: the current one, or a previous one
+    until `rootkey reseal` has MACed the row again (kmsconsole.core.rootkey)."""
+    stored, message = str(stored or ""), encode(kind, fields)
+    keys = _readable_subkeys()
+    if hmac.compare_digest(stored, hmac.new(keys[0], message, hashlib.sha256).hexdigest()):
+        return True
+    found = False
+    for key in keys[1:]:  # only between a rotation and its retirement; each compared in constant time
+        found |= hmac.compare_digest(stored, hmac.new(key, message, hashlib.sha256).hexdigest())
+    return found
+
+
+def is_under_current_root_key(stored: str, kind: str, *fields: Any) -> bool:
+    """Whether `stored` is the row's MAC under the current root key (a re-seal leaves such a row alone)."""
     return hmac.compare_digest(str(stored or ""), row_mac(kind, *fields))
 
 

@@ -1,0 +1,98 @@
+"""The root key ring (kmsconsole.core.rootkey) and sealing across root keys (keys.crypto.sealing)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from keys.crypto.sealing import Sealer, SealingError, derive_subkey, root_key_id, sealed_under
+from kmsconsole.core.rootkey import encode_root_key, parse_root_keys
+
+OLD, NEW, OLDER = (secrets.token_bytes(32) for _ in range(3))
+
+
+def _v1_blob(root: bytes, secret: bytes, bound_to: str) -> bytes:
+    """A blob as sealing wrote it before root keys rotated (version 1: no key id, no header in the AAD)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(12)
+    return (
+        b"\x01" + nonce + AESGCM(derive_subkey(root, "sealing/v1")).encrypt(nonce, secret, bound_to.encode())
+    )
+
+
+def test_a_ring_lists_current_previous_and_retired_keys_in_order() -> None:
+    text = f"# rotated\n{NEW.hex()}\n\n{OLD.hex()}\nretired:{OLDER.hex()}\n"
+    ring = parse_root_keys(text, "root.key")
+    assert ring is not None
+    assert [key.secret for key in ring.readable] == [NEW, OLD]
+    assert [key.secret for key in ring.retired] == [OLDER]
+    assert ring.current.key_id == root_key_id(NEW).hex()
+    assert ring.find(root_key_id(OLDER).hex()) is ring.retired[0]
+    assert ring.find("0" * 16) is None
+    # KMS_ROOT_KEY's form: commas between entries; encode_root_key writes what parse reads.
+    again = parse_root_keys(",".join(encode_root_key(key) for key in ring.everything), "KMS_ROOT_KEY")
+    assert again == ring
+
+
+def test_a_key_never_appears_in_a_repr() -> None:
+    ring = parse_root_keys(NEW.hex(), "root.key")
+    assert ring is not None
+    assert NEW.hex() not in repr(ring) and NEW.hex() not in str(ring.current)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"retired:{NEW.hex()}\n{OLD.hex()}", "cannot be retired"),
+        (f"{NEW.hex()}\nretired:{NEW.hex()}", "twice"),
+        (f"{NEW.hex()}\nnot-a-key", "neither hex nor base64"),
+        (f"{NEW.hex()}\n{base64.b64encode(OLD[:31]).decode()}", "must be 256 bits"),
+    ],
+)
+def test_a_bad_ring_is_refused_without_naming_a_key(text: str, message: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message) as refused:
+        parse_root_keys(text, "root.key")
+    assert NEW.hex() not in str(refused.value) and OLD.hex() not in str(refused.value)
+
+
+def test_an_empty_source_holds_no_ring() -> None:
+    assert parse_root_keys("# nothing yet\n\n", "root.key") is None
+
+
+def test_a_blob_names_its_root_key_and_opens_after_a_rotation_until_the_key_is_dropped() -> None:
+    before = Sealer([OLD])
+    blob = before.seal(b"material", bound_to="key/1")
+    assert sealed_under(blob) == root_key_id(OLD)
+    after = Sealer([NEW, OLD])
+    assert after.open(blob, bound_to="key/1") == b"material"
+    assert not after.is_current(blob)
+    resealed = after.seal(after.open(blob, bound_to="key/1"), bound_to="key/1")
+    assert after.is_current(resealed) and sealed_under(resealed) == root_key_id(NEW)
+    with pytest.raises(SealingError, match="not configured"):
+        Sealer([NEW]).open(blob, bound_to="key/1")
+    with pytest.raises(SealingError):
+        after.open(blob, bound_to="key/2")
+
+
+def test_a_version_1_blob_opens_under_whichever_readable_key_sealed_it() -> None:
+    blob = _v1_blob(OLD, b"secret", "access-key/A")
+    assert sealed_under(blob) is None
+    assert Sealer([NEW, OLD]).open(blob, bound_to="access-key/A") == b"secret"
+    assert not Sealer([NEW, OLD]).is_current(blob)
+    with pytest.raises(SealingError):
+        Sealer([NEW]).open(blob, bound_to="access-key/A")
+
+
+def test_an_edited_key_id_does_not_open_even_under_a_key_that_would_fit() -> None:
+    sealer = Sealer([NEW, OLD])
+    blob = Sealer([OLD]).seal(b"secret", bound_to="row")
+    relabelled = blob[:1] + root_key_id(NEW) + blob[9:]
+    with pytest.raises(SealingError):
+        sealer.open(relabelled, bound_to="row")
+    for malformed in (b"", b"\x02" + root_key_id(NEW), b"\x03" + blob[1:]):
+        with pytest.raises(SealingError, match="malformed"):
+            sealer.open(malformed, bound_to="row")
