@@ -357,3 +357,44 @@ def real_worker() -> Iterator[WorkerProcesses]:
     workers = WorkerProcesses()
     yield workers
     workers.stop()
+
+
+class RootKeyFile:
+    """A root key file of the test's own (KMS_ROOT_KEY_FILE), starting with the suite's root key as the only one,
+    so rows made before the test still open. `rotate()` and `write()` change it and make this process read it
+    again, as `rootkey rotate` and a restart would; other tests and processes keep the suite's file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.write(root_key().hex())
+
+    def write(self, text: str) -> None:
+        from kmsconsole.core.rootkey import reload_root_keys
+
+        self.path.write_text(text if text.endswith("\n") else text + "\n")
+        self.path.chmod(0o600)
+        for line in text.replace(",", "\n").splitlines():
+            WATCH.register(line.strip().removeprefix("retired:"))
+        reload_root_keys()
+
+    def rotate(self) -> str:
+        """Put a new current key in front of the others; returns its id."""
+        import secrets as random
+
+        from kmsconsole.core.rootkey import root_keys
+
+        self.write(random.token_hex(32) + "\n" + self.path.read_text())
+        return root_keys().current.key_id
+
+
+@pytest.fixture
+def root_key_file(settings: Any, tmp_path: Path) -> Iterator[RootKeyFile]:
+    from kmsconsole.core.rootkey import reload_root_keys
+
+    original = settings.KMS_ROOT_KEY_FILE
+    settings.KMS_ROOT_KEY_FILE = str(tmp_path / "root.key")
+    try:
+        yield RootKeyFile(tmp_path / "root.key")
+    finally:
+        settings.KMS_ROOT_KEY_FILE = original
+        reload_root_keys()
