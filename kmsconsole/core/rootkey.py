@@ -27,8 +27,8 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
@@ -55,7 +55,12 @@ class RootKey:
     retired: bool = False
 
     def subkey(self, purpose: str) -> bytes:
-        return _derived(self.secret, purpose)
+        """This key's subkey for `purpose` (derived once per reading of the keys)."""
+        derived = _keys().subkeys
+        found = derived.get((self.key_id, purpose))
+        if found is None:
+            found = derived[(self.key_id, purpose)] = derive_subkey(self.secret, purpose)
+        return found
 
 
 @dataclass(frozen=True)
@@ -160,9 +165,31 @@ def find_root_key() -> bytes | None:
     return ring.current.secret if ring is not None else None
 
 
-@cache
-def root_keys() -> RootKeyRing:
-    """The root keys this process uses (read once; `reload_root_keys()` reads them again)."""
+class _Keys:
+    """One reading of the root keys and what is derived from it. A reload swaps in a new one whole, so a thread
+    deriving from the old reading at that moment stores into the old one and never into the new."""
+
+    def __init__(self, ring: RootKeyRing) -> None:
+        self.ring = ring
+        self.sealer = Sealer([key.secret for key in ring.readable])
+        self.subkeys: dict[tuple[str, str], bytes] = {}
+        self.readable_subkeys: dict[str, tuple[bytes, ...]] = {}
+
+
+_keys_in_use: _Keys | None = None
+_loading = threading.Lock()
+
+
+def _keys() -> _Keys:
+    keys = _keys_in_use
+    if keys is None:
+        with _loading:
+            keys = _keys_in_use or _load()
+    return keys
+
+
+def _load() -> _Keys:
+    global _keys_in_use
     ring = find_root_keys()
     if ring is None and settings.DEBUG:
         # Development convenience only; with DEBUG off the start has already refused (check E001).
@@ -170,34 +197,37 @@ def root_keys() -> RootKeyRing:
         ring = find_root_keys()
     if ring is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    return ring
+    _keys_in_use = _Keys(ring)
+    return _keys_in_use
+
+
+def root_keys() -> RootKeyRing:
+    """The root keys this process uses (read once; `reload_root_keys()` reads them again)."""
+    return _keys().ring
 
 
 def root_key() -> bytes:
     """The current root key."""
-    return root_keys().current.secret
+    return _keys().ring.current.secret
 
 
-@cache
 def sealer() -> Sealer:
-    return Sealer([key.secret for key in root_keys().readable])
+    return _keys().sealer
 
 
-@cache
-def _derived(secret: bytes, purpose: str) -> bytes:
-    return derive_subkey(secret, purpose)
-
-
-@cache
 def subkey(purpose: str) -> bytes:
     """The current root key's subkey for `purpose`: what everything new is MACed or encrypted under."""
-    return _derived(root_key(), purpose)
+    return _keys().ring.current.subkey(purpose)
 
 
 def readable_subkeys(purpose: str) -> tuple[bytes, ...]:
     """The subkeys for `purpose` of every readable root key, the current one first: what a MAC made before a
     rotation may be under until it is made again."""
-    return tuple(_derived(key.secret, purpose) for key in root_keys().readable)
+    keys = _keys()
+    found = keys.readable_subkeys.get(purpose)
+    if found is None:
+        found = keys.readable_subkeys[purpose] = tuple(key.subkey(purpose) for key in keys.ring.readable)
+    return found
 
 
 def readable_macs(purpose: str, message: bytes) -> tuple[str, ...]:
@@ -219,12 +249,13 @@ def reload_root_keys() -> RootKeyRing:
     """Read the root keys again (after `rootkey rotate` or `retire` rewrote the file), dropping every value
     derived from the old reading. Raises ImproperlyConfigured, keeping the keys in use, if the source is now
     unusable."""
+    global _keys_in_use
     fresh = find_root_keys()
     if fresh is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    for cached in (root_keys, sealer, subkey, _derived):
-        cached.cache_clear()
-    return root_keys()
+    with _loading:
+        _keys_in_use = _Keys(fresh)
+    return fresh
 
 
 def create_root_key_file() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -97,3 +98,23 @@ def test_an_edited_key_id_does_not_open_even_under_a_key_that_would_fit() -> Non
     for malformed in (b"", b"\x02" + root_key_id(NEW), b"\x03" + blob[1:]):
         with pytest.raises(SealingError, match="malformed"):
             sealer.open(malformed, bound_to="row")
+
+
+def test_a_reload_moves_sealing_and_subkeys_to_the_new_current_key(root_key_file: Any) -> None:
+    from kmsconsole.core import rootkey
+
+    before = rootkey.root_keys().current
+    blob = rootkey.sealer().seal(b"material", bound_to="row")
+    mac_before = rootkey.readable_macs("purpose", b"message")[0]
+    new_id = root_key_file.rotate()
+    assert rootkey.root_keys().current.key_id == new_id
+    assert rootkey.root_keys().previous == (before,)
+    assert rootkey.subkey("purpose") != before.subkey("purpose")
+    assert rootkey.sealer().open(blob, bound_to="row") == b"material"
+    assert sealed_under(rootkey.sealer().seal(b"x", bound_to="row")) == bytes.fromhex(new_id)
+    # A MAC made before the rotation still matches; one under a key no longer configured does not.
+    assert rootkey.mac_matches("purpose", b"message", mac_before)
+    root_key_file.write(rootkey.root_key().hex())
+    assert not rootkey.mac_matches("purpose", b"message", mac_before)
+    with pytest.raises(SealingError):
+        rootkey.sealer().open(blob, bound_to="row")
