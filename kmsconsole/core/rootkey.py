@@ -34,7 +34,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from keys.crypto.sealing import ROOT_KEY_BYTES, Sealer, derive_subkey, root_key_id
+from keys.crypto.sealing import ROOT_KEY_BYTES, ROOT_KEY_ID_BYTES, Sealer, derive_subkey, root_key_id
 
 logger = logging.getLogger(__name__)
 
@@ -44,23 +44,61 @@ HOW_TO_CREATE = (
     "`python manage.py rootkey init` to generate one into KMS_DATA_DIR."
 )
 RETIRED_PREFIX = "retired:"
+# What a retired key is kept as: the subkeys the audit trail verifies old links, heads, checkpoints and archive
+# manifests under (kmsconsole.audit.chain, checkpoint, retention). The root key itself is not kept, so nothing
+# sealed or MACed under it (in the database or any backup of it) can be opened or forged with the key file.
+KEPT_WHEN_RETIRED = ("audit-chain/v1", "audit-chain/head/v1", "audit-checkpoint", "audit-archive/manifest/v1")
+_SUBKEY_HEX = 64
+
+
+class RetiredRootKeyError(ValueError):
+    """A retired key was asked for a subkey it does not keep (anything but the audit trail's)."""
 
 
 @dataclass(frozen=True)
 class RootKey:
-    """One root key of the ring. `secret` never appears in a repr (and so in no log or traceback)."""
+    """One root key of the ring. `secret` and `kept` never appear in a repr (and so in no log or traceback).
+
+    A retired key written by `rootkey retire` has no `secret`: only its `kept` subkeys (KEPT_WHEN_RETIRED)."""
 
     key_id: str
-    secret: bytes = field(repr=False)
+    secret: bytes | None = field(repr=False)
     retired: bool = False
+    kept: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def subkey(self, purpose: str) -> bytes:
         """This key's subkey for `purpose` (derived once per reading of the keys)."""
         derived = _keys().subkeys
         found = derived.get((self.key_id, purpose))
         if found is None:
-            found = derived[(self.key_id, purpose)] = derive_subkey(self.secret, purpose)
+            found = derived[(self.key_id, purpose)] = self._derive(purpose)
         return found
+
+    @property
+    def material(self) -> bytes:
+        """The key itself; a retired key kept as its audit subkeys has none."""
+        if self.secret is None:
+            raise RetiredRootKeyError(
+                f"The retired root key {self.key_id} is not kept, only its audit subkeys"
+            )
+        return self.secret
+
+    def _derive(self, purpose: str) -> bytes:
+        if self.secret is not None:
+            return derive_subkey(self.secret, purpose)
+        kept = dict(self.kept).get(purpose)
+        if kept is None:
+            raise RetiredRootKeyError(f"The retired root key {self.key_id} keeps no subkey for {purpose}")
+        return kept
+
+    def retire(self) -> RootKey:
+        """This key as `rootkey retire` keeps it: retired, its audit subkeys only, the key itself dropped."""
+        kept = (
+            self.kept
+            if self.secret is None
+            else tuple((p, derive_subkey(self.secret, p)) for p in KEPT_WHEN_RETIRED)
+        )
+        return RootKey(key_id=self.key_id, secret=None, retired=True, kept=kept)
 
 
 @dataclass(frozen=True)
@@ -101,8 +139,34 @@ def _decode(text: str, source: str) -> bytes:
 
 
 def encode_root_key(key: RootKey) -> str:
-    """One line of a root key source for `key` (what `parse_root_keys` reads back)."""
-    return (RETIRED_PREFIX if key.retired else "") + key.secret.hex()
+    """One entry of a root key source for `key` (what `parse_root_keys` reads back). A retired key is written as
+    `retired:<key id>:<purpose>=<subkey hex>;...`: its audit subkeys, never the key (`RootKey.retire`)."""
+    if not key.retired:
+        return key.material.hex()
+    kept = key.retire().kept
+    return f"{RETIRED_PREFIX}{key.key_id}:" + ";".join(f"{purpose}={sub.hex()}" for purpose, sub in kept)
+
+
+def _parse_retired(text: str, source: str) -> RootKey:
+    """`retired:` followed by a key (written by hand: kept whole, though only its audit subkeys are used) or by
+    `<key id>:<purpose>=<hex>;...` (what `rootkey retire` writes)."""
+    if ":" not in text:
+        secret = _decode(text, source)
+        return RootKey(key_id=root_key_id(secret).hex(), secret=secret, retired=True).retire()
+    key_id, _, listed = text.partition(":")
+    kept: dict[str, bytes] = {}
+    for item in listed.split(";"):
+        purpose, _, value = item.strip().partition("=")
+        if purpose not in KEPT_WHEN_RETIRED or len(value) != _SUBKEY_HEX or purpose in kept:
+            raise ImproperlyConfigured(f"A retired root key in {source} is malformed")
+        try:
+            kept[purpose] = bytes.fromhex(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"A retired root key in {source} is malformed") from exc
+    if len(key_id) != 2 * ROOT_KEY_ID_BYTES or set(kept) != set(KEPT_WHEN_RETIRED):
+        raise ImproperlyConfigured(f"A retired root key in {source} is malformed")
+    kept_in_order = tuple((purpose, kept[purpose]) for purpose in KEPT_WHEN_RETIRED)
+    return RootKey(key_id=key_id.lower(), secret=None, retired=True, kept=kept_in_order)
 
 
 def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
@@ -119,9 +183,11 @@ def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
         return None
     keys: list[RootKey] = []
     for entry in entries:
-        retired = entry.lower().startswith(RETIRED_PREFIX)
-        secret = _decode(entry[len(RETIRED_PREFIX) :] if retired else entry, source)
-        keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret, retired=retired))
+        if entry.lower().startswith(RETIRED_PREFIX):
+            keys.append(_parse_retired(entry[len(RETIRED_PREFIX) :], source))
+        else:
+            secret = _decode(entry, source)
+            keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret))
     if keys[0].retired:
         raise ImproperlyConfigured(f"The first root key in {source} is the current one and cannot be retired")
     if len({key.key_id for key in keys}) != len(keys):
@@ -171,7 +237,7 @@ class _Keys:
 
     def __init__(self, ring: RootKeyRing) -> None:
         self.ring = ring
-        self.sealer = Sealer([key.secret for key in ring.readable])
+        self.sealer = Sealer([key.material for key in ring.readable])
         self.subkeys: dict[tuple[str, str], bytes] = {}
         self.readable_subkeys: dict[str, tuple[bytes, ...]] = {}
 
@@ -208,7 +274,7 @@ def root_keys() -> RootKeyRing:
 
 def root_key() -> bytes:
     """The current root key."""
-    return _keys().ring.current.secret
+    return _keys().ring.current.material
 
 
 def sealer() -> Sealer:

@@ -10,7 +10,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from keys.crypto.sealing import Sealer, SealingError, derive_subkey, root_key_id, sealed_under
-from kmsconsole.core.rootkey import encode_root_key, parse_root_keys
+from kmsconsole.core.rootkey import (
+    KEPT_WHEN_RETIRED,
+    RetiredRootKeyError,
+    encode_root_key,
+    parse_root_keys,
+)
 
 OLD, NEW, OLDER = (secrets.token_bytes(32) for _ in range(3))
 
@@ -30,13 +35,38 @@ def test_a_ring_lists_current_previous_and_retired_keys_in_order() -> None:
     ring = parse_root_keys(text, "root.key")
     assert ring is not None
     assert [key.secret for key in ring.readable] == [NEW, OLD]
-    assert [key.secret for key in ring.retired] == [OLDER]
+    assert [key.key_id for key in ring.retired] == [root_key_id(OLDER).hex()]
     assert ring.current.key_id == root_key_id(NEW).hex()
     assert ring.find(root_key_id(OLDER).hex()) is ring.retired[0]
     assert ring.find("0" * 16) is None
     # KMS_ROOT_KEY's form: commas between entries; encode_root_key writes what parse reads.
     again = parse_root_keys(",".join(encode_root_key(key) for key in ring.everything), "KMS_ROOT_KEY")
     assert again == ring
+
+
+def test_a_retired_key_is_kept_as_its_audit_subkeys_only() -> None:
+    """What `rootkey retire` writes holds no key: the old audit links, heads, checkpoints and manifests still
+    verify, and nothing sealed or MACed under the key (a database backup's rows) can be opened or forged."""
+    ring = parse_root_keys(f"{NEW.hex()}\nretired:{OLDER.hex()}", "root.key")
+    assert ring is not None
+    written = encode_root_key(ring.retired[0])
+    assert OLDER.hex() not in written and written.startswith(f"retired:{root_key_id(OLDER).hex()}:")
+    for purpose in KEPT_WHEN_RETIRED:
+        assert derive_subkey(OLDER, purpose).hex() in written
+    again = parse_root_keys(f"{NEW.hex()}\n{written}", "root.key")
+    assert again == ring
+    retired = again.retired[0]
+    assert retired.secret is None
+    for purpose in KEPT_WHEN_RETIRED:
+        assert retired.subkey(purpose) == derive_subkey(OLDER, purpose)
+    for purpose in ("sealing/v1", "row-integrity", "api-token/v1"):
+        with pytest.raises(RetiredRootKeyError):
+            retired.subkey(purpose)
+    with pytest.raises(RetiredRootKeyError):
+        assert not retired.material
+    for bad in (written[:-2], written.replace("audit-checkpoint=", "sealing/v1="), written.rsplit(";", 1)[0]):
+        with pytest.raises(ImproperlyConfigured, match="malformed"):
+            parse_root_keys(f"{NEW.hex()}\n{bad}", "root.key")
 
 
 def test_a_key_never_appears_in_a_repr() -> None:
