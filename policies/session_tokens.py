@@ -1,0 +1,145 @@
+"""Role-session tokens across a root-key rotation: re-hashed when used, counted and ended when nobody uses them.
+
+A session token is kept only as a keyed digest (`policies.selectors.session_token_digest`), which the session's
+access key's row MAC covers (`kmsconsole.core.rowmac.access_key_mac_fields`). After a rotation a token is checked
+under every readable root key (`policies.selectors.session_token_key`); one that matched under a previous key is
+hashed again under the current key by the request that used it (`session_token_rehash`), and the access key's
+MAC is made again over the verified fields with the new digest. The dependent "session token digests" counts the
+live sessions nobody has used since (they end on their own within the role's maximum session duration), and
+`rootkey retire --end-unmovable` ends them (`role_sessions_end`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from kmsconsole.core.context import Caller, RequestMeta, operator_caller
+from kmsconsole.core.rootkey import root_keys
+from kmsconsole.core.token_digests import (
+    RETIRE_CALLER,
+    digest_dependent,
+    digest_now,
+    key_share_nowait,
+    matching_key,
+    rehash_quietly,
+)
+from kmsconsole.generations.models import Generation
+from kmsconsole.generations.scopes import iam_scope
+from kmsconsole.operations import OperationContext, perform
+from policies.authorization import authorize
+from policies.models import AccessKey, Account, IamRole, RoleSession
+from policies.principal_locks import held_for_a_child
+from policies.selectors import SESSION_TOKEN_PURPOSE
+
+END_OPERATION = "kmsconsole:EndRoleSessions"
+
+
+def session_token_rehash(caller: Caller, token: str) -> bool:
+    """Hash the token of the session `caller` signed as (just authenticated under a previous root key) again
+    under the current key; whether it happened. Never fails the request (`rehash_quietly`)."""
+    return rehash_quietly("role session", caller.session_pk, lambda: _rehash(caller, token))
+
+
+def _rehash(caller: Caller, token: str) -> bool:
+    """Locks in `policies.principal_locks`' order, each NOWAIT: the role's row FOR KEY SHARE (what AssumeRole
+    takes: a deletion of the role holds it FOR UPDATE, and then the re-hash gives way), the access key's and the
+    session's rows, then the account's `iam:` generation row, which both writes bump (their triggers): the
+    credentials cached by every process are built again with the new digest, and a concurrent request that used
+    the old one was verified already (an optimistic one is served again: `kmsconsole.generations.cache`)."""
+    if caller.role_pk is None or caller.session_pk is None:
+        return False
+    if not key_share_nowait(IamRole._meta.db_table, caller.role_pk):
+        return False
+    key = (
+        AccessKey.objects.select_for_update(nowait=True, of=("self",))
+        .select_related("account")
+        .filter(access_key_id=caller.access_key_id, session_id=caller.session_pk)
+        .first()
+    )
+    session = (
+        RoleSession.objects.select_for_update(nowait=True, of=("self",))
+        .select_related("role__account")
+        .filter(pk=caller.session_pk)
+        .first()
+    )
+    if key is None or session is None:
+        return False
+    if matching_key(SESSION_TOKEN_PURPOSE, token.encode(), session.session_token_digest) is None:
+        return False
+    key.session = session
+    key.check_row()  # the fields the new MAC covers are the ones verified here, the new digest aside
+    list(Generation.objects.select_for_update(nowait=True).filter(scope=iam_scope(key.account.account_id)))
+    session.session_token_digest, session.session_token_key_id = digest_now(
+        SESSION_TOKEN_PURPOSE, token.encode()
+    )
+    session.save(update_fields=["session_token_digest", "session_token_key_id"])
+    key.save(update_fields=["mac"])  # MacProtectedRow: recomputed over the session as it is now
+    return True
+
+
+def role_sessions_end(
+    *, ctx: OperationContext, account: Account, session_ids: list[int]
+) -> dict[str, object]:
+    """End the account's sessions `session_ids` (and their temporary access keys, which go with them), as a
+    deletion of their role ends its sessions; authorized on each role. Returns the response elements: how many
+    ended and the roles' ARNs (never a session's token or key)."""
+    sessions = RoleSession.objects.select_related("role__account").filter(
+        pk__in=session_ids, role__account=account
+    )
+    roles = {session.role.pk: session.role for session in sessions}
+    for role in sorted(roles.values(), key=lambda role: role.pk):
+        authorize(ctx, resource=role.arn)
+    # `policies.principal_locks`' order: the roles' rows first (FOR KEY SHARE, as AssumeRole takes them, so a
+    # deletion of one of them either ended its sessions already or waits), then the deletes, which take the
+    # account's generation row.
+    for pk in sorted(roles):
+        held_for_a_child(roles[pk])
+    _, deleted = RoleSession.objects.filter(pk__in=session_ids, role__account=account).delete()
+    return {
+        "RoleSessionsEnded": deleted.get(RoleSession._meta.label, 0),
+        "Roles": sorted(role.arn for role in roles.values()),
+    }
+
+
+def _live() -> QuerySet[RoleSession]:
+    return RoleSession.objects.filter(expires_at__gt=timezone.now())
+
+
+def _end_by_account(sessions: QuerySet[RoleSession]) -> int:
+    """End `sessions`: one audited `kmsconsole:EndRoleSessions` by the operator in each account's trail, naming
+    the roles and the count. How many ended."""
+    by_account: dict[str, list[int]] = defaultdict(list)
+    for pk, account_id in sessions.order_by("pk").values_list("pk", "role__account__account_id"):
+        by_account[account_id].append(pk)
+    ended = 0
+    for account_id, session_ids in sorted(by_account.items()):
+
+        def end(
+            ctx: OperationContext, account_id: str = account_id, ids: list[int] = session_ids
+        ) -> dict[str, Any]:
+            return role_sessions_end(
+                ctx=ctx, account=Account.objects.get(account_id=account_id), session_ids=ids
+            )
+
+        result = perform(
+            END_OPERATION,
+            caller=operator_caller(account_id, RETIRE_CALLER),
+            meta=RequestMeta(interface="cli"),
+            params={"PreviousRootKeyIds": [key.key_id for key in root_keys().previous]},
+            service=end,
+        )
+        ended += int(result["RoleSessionsEnded"])
+    return ended
+
+
+DEPENDENT = digest_dependent(
+    name="session token digests",
+    live=_live,
+    key_id_field="session_token_key_id",
+    ends="ends",
+    end=_end_by_account,
+)
