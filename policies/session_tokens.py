@@ -81,9 +81,7 @@ def _rehash(caller: Caller, token: str) -> bool:
     return True
 
 
-def role_sessions_end(
-    *, ctx: OperationContext, account: Account, session_ids: list[int]
-) -> dict[str, object]:
+def role_sessions_end(*, ctx: OperationContext, account: Account, session_ids: list[int]) -> dict[str, Any]:
     """End the account's sessions `session_ids` (and their temporary access keys, which go with them), as a
     deletion of their role ends its sessions; authorized on each role. Returns the response elements: how many
     ended and the roles' ARNs (never a session's token or key)."""
