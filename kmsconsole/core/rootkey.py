@@ -27,14 +27,22 @@ import hmac
 import logging
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from keys.crypto.sealing import ROOT_KEY_BYTES, Sealer, derive_subkey, root_key_id
+from keys.crypto.sealing import (
+    ROOT_KEY_BYTES,
+    ROOT_KEY_ID_BYTES,
+    Sealer,
+    SealingError,
+    derive_subkey,
+    root_key_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +52,61 @@ HOW_TO_CREATE = (
     "`python manage.py rootkey init` to generate one into KMS_DATA_DIR."
 )
 RETIRED_PREFIX = "retired:"
+# What a retired key is kept as: the subkeys the audit trail verifies old links, heads, checkpoints and archive
+# manifests under (kmsconsole.audit.chain, checkpoint, retention). The root key itself is not kept, so nothing
+# sealed or MACed under it (in the database or any backup of it) can be opened or forged with the key file.
+KEPT_WHEN_RETIRED = ("audit-chain/v1", "audit-chain/head/v1", "audit-checkpoint", "audit-archive/manifest/v1")
+_SUBKEY_HEX = 64
+
+
+class RetiredRootKeyError(ValueError):
+    """A retired key was asked for a subkey it does not keep (anything but the audit trail's)."""
 
 
 @dataclass(frozen=True)
 class RootKey:
-    """One root key of the ring. `secret` never appears in a repr (and so in no log or traceback)."""
+    """One root key of the ring. `secret` and `kept` never appear in a repr (and so in no log or traceback).
+
+    A retired key written by `rootkey retire` has no `secret`: only its `kept` subkeys (KEPT_WHEN_RETIRED)."""
 
     key_id: str
-    secret: bytes = field(repr=False)
+    secret: bytes | None = field(repr=False)
     retired: bool = False
+    kept: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
     def subkey(self, purpose: str) -> bytes:
-        return _derived(self.secret, purpose)
+        """This key's subkey for `purpose` (derived once per reading of the keys)."""
+        derived = _keys().subkeys
+        found = derived.get((self.key_id, purpose))
+        if found is None:
+            found = derived[(self.key_id, purpose)] = self._derive(purpose)
+        return found
+
+    @property
+    def material(self) -> bytes:
+        """The key itself; a retired key kept as its audit subkeys has none."""
+        if self.secret is None:
+            raise RetiredRootKeyError(
+                f"The retired root key {self.key_id} is not kept, only its audit subkeys"
+            )
+        return self.secret
+
+    def _derive(self, purpose: str) -> bytes:
+        if self.secret is not None:
+            return derive_subkey(self.secret, purpose)
+        kept = dict(self.kept).get(purpose)
+        if kept is None:
+            raise RetiredRootKeyError(f"The retired root key {self.key_id} keeps no subkey for {purpose}")
+        return kept
+
+    def retire(self) -> RootKey:
+        """This key as `rootkey retire` keeps it: retired, its audit subkeys only, the key itself dropped."""
+        kept = (
+            self.kept
+            if self.secret is None
+            else tuple((p, derive_subkey(self.secret, p)) for p in KEPT_WHEN_RETIRED)
+        )
+        return RootKey(key_id=self.key_id, secret=None, retired=True, kept=kept)
 
 
 @dataclass(frozen=True)
@@ -96,8 +147,34 @@ def _decode(text: str, source: str) -> bytes:
 
 
 def encode_root_key(key: RootKey) -> str:
-    """One line of a root key source for `key` (what `parse_root_keys` reads back)."""
-    return (RETIRED_PREFIX if key.retired else "") + key.secret.hex()
+    """One entry of a root key source for `key` (what `parse_root_keys` reads back). A retired key is written as
+    `retired:<key id>:<purpose>=<subkey hex>;...`: its audit subkeys, never the key (`RootKey.retire`)."""
+    if not key.retired:
+        return key.material.hex()
+    kept = key.retire().kept
+    return f"{RETIRED_PREFIX}{key.key_id}:" + ";".join(f"{purpose}={sub.hex()}" for purpose, sub in kept)
+
+
+def _parse_retired(text: str, source: str) -> RootKey:
+    """`retired:` followed by a key (written by hand: kept whole, though only its audit subkeys are used) or by
+    `<key id>:<purpose>=<hex>;...` (what `rootkey retire` writes)."""
+    if ":" not in text:
+        secret = _decode(text, source)
+        return RootKey(key_id=root_key_id(secret).hex(), secret=secret, retired=True).retire()
+    key_id, _, listed = text.partition(":")
+    kept: dict[str, bytes] = {}
+    for item in listed.split(";"):
+        purpose, _, value = item.strip().partition("=")
+        if purpose not in KEPT_WHEN_RETIRED or len(value) != _SUBKEY_HEX or purpose in kept:
+            raise ImproperlyConfigured(f"A retired root key in {source} is malformed")
+        try:
+            kept[purpose] = bytes.fromhex(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"A retired root key in {source} is malformed") from exc
+    if len(key_id) != 2 * ROOT_KEY_ID_BYTES or set(kept) != set(KEPT_WHEN_RETIRED):
+        raise ImproperlyConfigured(f"A retired root key in {source} is malformed")
+    kept_in_order = tuple((purpose, kept[purpose]) for purpose in KEPT_WHEN_RETIRED)
+    return RootKey(key_id=key_id.lower(), secret=None, retired=True, kept=kept_in_order)
 
 
 def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
@@ -114,9 +191,11 @@ def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
         return None
     keys: list[RootKey] = []
     for entry in entries:
-        retired = entry.lower().startswith(RETIRED_PREFIX)
-        secret = _decode(entry[len(RETIRED_PREFIX) :] if retired else entry, source)
-        keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret, retired=retired))
+        if entry.lower().startswith(RETIRED_PREFIX):
+            keys.append(_parse_retired(entry[len(RETIRED_PREFIX) :], source))
+        else:
+            secret = _decode(entry, source)
+            keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret))
     if keys[0].retired:
         raise ImproperlyConfigured(f"The first root key in {source} is the current one and cannot be retired")
     if len({key.key_id for key in keys}) != len(keys):
@@ -142,16 +221,34 @@ def root_keys_in_environment() -> bool:
 def find_root_keys() -> RootKeyRing | None:
     """The configured root keys as they are now (the file is read afresh), or None when there is none (never
     generates one)."""
+    return _read_root_keys()[0]
+
+
+FileSignature = tuple[int, int, int]
+
+
+def _file_signature(path: Path) -> FileSignature | None:
+    """What changes when the key file is rewritten (a rename gives a new inode): None if it cannot be read."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
+def _read_root_keys() -> tuple[RootKeyRing | None, FileSignature | None]:
+    """The configured ring, and the signature of the file it was read from (None from the environment)."""
     if root_keys_in_environment():
-        return parse_root_keys(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY")
+        return parse_root_keys(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY"), None
     path = root_key_path()
     if settings.KMS_ROOT_KEY_FILE or path.exists():
+        signature = _file_signature(path)  # before the read: a rewrite in between is seen at the next look
         try:
             text = path.read_text()
         except OSError as exc:
             raise ImproperlyConfigured(f"The root key file {path} cannot be read: {exc.strerror}") from exc
-        return parse_root_keys(text, str(path))
-    return None
+        return parse_root_keys(text, str(path)), signature
+    return None, None
 
 
 def find_root_key() -> bytes | None:
@@ -160,44 +257,123 @@ def find_root_key() -> bytes | None:
     return ring.current.secret if ring is not None else None
 
 
-@cache
-def root_keys() -> RootKeyRing:
-    """The root keys this process uses (read once; `reload_root_keys()` reads them again)."""
-    ring = find_root_keys()
+# How often a process looks whether its key file was rewritten (`rootkey rotate` and `retire` rewrite it): every
+# process takes up a rotation within this many seconds, with no restart, and at once when it meets something
+# under a key it does not have (`refresh_root_keys`).
+RECHECK_SECONDS = 5.0
+
+
+class _Keys:
+    """One reading of the root keys and what is derived from it. A reload swaps in a new one whole, so a thread
+    deriving from the old reading at that moment stores into the old one and never into the new."""
+
+    def __init__(self, ring: RootKeyRing, signature: FileSignature | None) -> None:
+        self.ring = ring
+        self.signature = signature
+        self.next_look = time.monotonic() + RECHECK_SECONDS
+        self.sealer = Sealer([key.material for key in ring.readable])
+        self.subkeys: dict[tuple[str, str], bytes] = {}
+        self.readable_subkeys: dict[str, tuple[bytes, ...]] = {}
+
+
+_keys_in_use: _Keys | None = None
+_loading = threading.Lock()
+
+
+def _keys() -> _Keys:
+    keys = _keys_in_use
+    if keys is None:
+        with _loading:
+            keys = _keys_in_use or _load()
+    elif keys.signature is not None and time.monotonic() >= keys.next_look:
+        keys.next_look = time.monotonic() + RECHECK_SECONDS
+        refresh_root_keys()
+        keys = _keys_in_use or keys
+    return keys
+
+
+def _load() -> _Keys:
+    global _keys_in_use
+    ring, signature = _read_root_keys()
     if ring is None and settings.DEBUG:
         # Development convenience only; with DEBUG off the start has already refused (check E001).
         create_root_key_file()
-        ring = find_root_keys()
+        ring, signature = _read_root_keys()
     if ring is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    return ring
+    _keys_in_use = _Keys(ring, signature)
+    return _keys_in_use
+
+
+def refresh_root_keys() -> bool:
+    """Read the key file again if it was rewritten since this process read it (one `stat` when it was not);
+    True when the ring changed. Called every RECHECK_SECONDS, and by whoever meets a blob, a MAC or a digest
+    no readable key verifies, before giving up on it. A file that no longer reads as a ring is logged (never its
+    contents) and the keys in use are kept: a bad edit never stops a running service."""
+    global _keys_in_use
+    keys = _keys_in_use
+    if keys is None or keys.signature is None or _file_signature(root_key_path()) == keys.signature:
+        return False
+    with _loading:
+        if _keys_in_use is not keys:  # another thread reloaded meanwhile
+            return True
+        try:
+            ring, signature = _read_root_keys()
+        except ImproperlyConfigured as exc:
+            logger.error(
+                "The root key file was rewritten but cannot be used; keeping the keys in use: %s", exc
+            )
+            keys.signature = _file_signature(root_key_path())  # not again until it changes once more
+            return False
+        if ring is None:
+            logger.error("The root key file was rewritten without a key; keeping the keys in use")
+            keys.signature = signature
+            return False
+        changed = ring != keys.ring
+        _keys_in_use = _Keys(ring, signature)
+    if changed:
+        logger.info("Root keys read again: current %s, %d previous", ring.current.key_id, len(ring.previous))
+    return changed
+
+
+def root_keys() -> RootKeyRing:
+    """The root keys this process uses (read once; `reload_root_keys()` reads them again)."""
+    return _keys().ring
 
 
 def root_key() -> bytes:
     """The current root key."""
-    return root_keys().current.secret
+    return _keys().ring.current.material
 
 
-@cache
 def sealer() -> Sealer:
-    return Sealer([key.secret for key in root_keys().readable])
+    return _keys().sealer
 
 
-@cache
-def _derived(secret: bytes, purpose: str) -> bytes:
-    return derive_subkey(secret, purpose)
+def open_sealed(blob: bytes, *, bound_to: str) -> bytes:
+    """`sealer().open()`, reading the key file again first if the blob does not open and the file was rewritten
+    (another process rotated, and sealed this under the new key, before this one looked). SealingError otherwise."""
+    try:
+        return sealer().open(blob, bound_to=bound_to)
+    except SealingError:
+        if not refresh_root_keys():
+            raise
+    return sealer().open(blob, bound_to=bound_to)
 
 
-@cache
 def subkey(purpose: str) -> bytes:
     """The current root key's subkey for `purpose`: what everything new is MACed or encrypted under."""
-    return _derived(root_key(), purpose)
+    return _keys().ring.current.subkey(purpose)
 
 
 def readable_subkeys(purpose: str) -> tuple[bytes, ...]:
     """The subkeys for `purpose` of every readable root key, the current one first: what a MAC made before a
     rotation may be under until it is made again."""
-    return tuple(_derived(key.secret, purpose) for key in root_keys().readable)
+    keys = _keys()
+    found = keys.readable_subkeys.get(purpose)
+    if found is None:
+        found = keys.readable_subkeys[purpose] = tuple(key.subkey(purpose) for key in keys.ring.readable)
+    return found
 
 
 def readable_macs(purpose: str, message: bytes) -> tuple[str, ...]:
@@ -209,9 +385,16 @@ def readable_macs(purpose: str, message: bytes) -> tuple[str, ...]:
 def mac_matches(purpose: str, message: bytes, mac: str) -> bool:
     """Whether `mac` (hex) is the HMAC-SHA256 of `message` under a readable root key's subkey for `purpose`.
     Every candidate is compared in constant time, and all are compared whichever matches."""
+    found = _any_matches(readable_macs(purpose, message), str(mac))
+    if not found and refresh_root_keys():
+        found = _any_matches(readable_macs(purpose, message), str(mac))
+    return found
+
+
+def _any_matches(candidates: tuple[str, ...], mac: str) -> bool:
     found = False
-    for candidate in readable_macs(purpose, message):
-        found |= hmac.compare_digest(candidate, str(mac))
+    for candidate in candidates:
+        found |= hmac.compare_digest(candidate, mac)
     return found
 
 
@@ -219,12 +402,13 @@ def reload_root_keys() -> RootKeyRing:
     """Read the root keys again (after `rootkey rotate` or `retire` rewrote the file), dropping every value
     derived from the old reading. Raises ImproperlyConfigured, keeping the keys in use, if the source is now
     unusable."""
-    fresh = find_root_keys()
+    global _keys_in_use
+    fresh, signature = _read_root_keys()
     if fresh is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    for cached in (root_keys, sealer, subkey, _derived):
-        cached.cache_clear()
-    return root_keys()
+    with _loading:
+        _keys_in_use = _Keys(fresh, signature)
+    return fresh
 
 
 def create_root_key_file() -> bool:
