@@ -88,10 +88,19 @@ def api_token_list(*, ctx: OperationContext, user: IamUser) -> QuerySet[ApiToken
 
 def api_token_revoke(*, ctx: OperationContext, token_id: int, owner: IamUser | None = None) -> ApiToken:
     """Revoke a token at once. kmsconsole:RevokeApiToken on its user's ARN. With `owner`, only that user's tokens
-    count (authorized on the owner before an unknown token is reported)."""
+    count (authorized on the owner before an unknown token is reported).
+
+    The row is locked and checked before it is written, as every writer of a MAC-protected row does: the token's
+    first use after a rotation re-hashes it (`_rehash`, NOWAIT: it gives way to this lock), and a revocation that
+    saved a row read before that re-hash committed would MAC the old digest beside the new one (a false integrity
+    alarm, and a token no retirement could end)."""
     # Ids beyond the id column's range name no token (and must not reach the database as an overflow).
     in_range = 0 < token_id < 2**63
-    tokens = ApiToken.objects.select_related("principal__account").filter(pk=token_id if in_range else 0)
+    tokens = (
+        ApiToken.objects.select_for_update(of=("self",))
+        .select_related("principal__account")
+        .filter(pk=token_id if in_range else 0)
+    )
     if owner is not None:
         authorize(ctx, resource=owner.arn)
         tokens = tokens.filter(principal=owner)
@@ -101,6 +110,7 @@ def api_token_revoke(*, ctx: OperationContext, token_id: int, owner: IamUser | N
     if owner is None:
         authorize(ctx, resource=token.principal.arn)
     if token.revoked_at is None:
+        token.check_row()  # the MAC made below covers what is verified here (the digest above all)
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
