@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kmsconsole.audit.recorder import events_at_the_end
 from kmsconsole.core.context import Caller, RequestMeta, operator_caller
-from kmsconsole.core.rootkey import root_keys
+from kmsconsole.core.rootkey import RootKeyRing, root_keys
 from kmsconsole.core.token_digests import (
     RETIRE_CALLER,
     digest_dependent,
@@ -107,30 +109,42 @@ def _live() -> QuerySet[RoleSession]:
     return RoleSession.objects.filter(expires_at__gt=timezone.now())
 
 
-def _end_by_account(sessions: QuerySet[RoleSession]) -> int:
+def _end_by_account(ring: RootKeyRing, sessions: QuerySet[RoleSession]) -> int:
     """End `sessions`: one audited `kmsconsole:EndRoleSessions` by the operator in each account's trail, naming
-    the roles and the count. How many ended."""
+    the previous root keys of `ring`, how many sessions it ends and their roles. How many ended.
+
+    One transaction in `policies.principal_locks`' order (`RootKeyDependent.end_unmovable`): every role's row
+    first (FOR KEY SHARE, by primary key, every account's before anything is written), then the deletions
+    (which take the accounts' `iam:` generation rows), the events last (`events_at_the_end`). Ending one
+    account's sessions and appending its event before locking the next account's roles held the chain head
+    while waiting for a role that a DeleteRole held, itself waiting for the head: a deadlock."""
+    listed = list(sessions.order_by("pk").values_list("pk", "role_id", "role__account__account_id"))
     by_account: dict[str, list[int]] = defaultdict(list)
-    for pk, account_id in sessions.order_by("pk").values_list("pk", "role__account__account_id"):
+    for pk, _, account_id in listed:
         by_account[account_id].append(pk)
     ended = 0
-    for account_id, session_ids in sorted(by_account.items()):
+    with transaction.atomic(), events_at_the_end() as events:
+        roles = IamRole.objects.select_related("account").filter(pk__in={role for _, role, _ in listed})
+        for role in sorted(roles, key=lambda role: role.pk):
+            held_for_a_child(role)
+        for account_id, session_ids in sorted(by_account.items()):
 
-        def end(
-            ctx: OperationContext, account_id: str = account_id, ids: list[int] = session_ids
-        ) -> dict[str, Any]:
-            return role_sessions_end(
-                ctx=ctx, account=Account.objects.get(account_id=account_id), session_ids=ids
+            def end(
+                ctx: OperationContext, account_id: str = account_id, ids: list[int] = session_ids
+            ) -> dict[str, Any]:
+                return role_sessions_end(
+                    ctx=ctx, account=Account.objects.get(account_id=account_id), session_ids=ids
+                )
+
+            result = perform(
+                END_OPERATION,
+                caller=operator_caller(account_id, RETIRE_CALLER),
+                meta=RequestMeta(interface="cli"),
+                params={"PreviousRootKeyIds": [key.key_id for key in root_keys().previous]},
+                service=end,
+                deferred=events,
             )
-
-        result = perform(
-            END_OPERATION,
-            caller=operator_caller(account_id, RETIRE_CALLER),
-            meta=RequestMeta(interface="cli"),
-            params={"PreviousRootKeyIds": [key.key_id for key in root_keys().previous]},
-            service=end,
-        )
-        ended += int(result["RoleSessionsEnded"])
+            ended += int(result["RoleSessionsEnded"])
     return ended
 
 

@@ -29,6 +29,34 @@ def remaining_count(name: str) -> int:
     return dependent(name).remaining(root_keys()).count
 
 
+def chain_head_free_while_ending(name: str, module: Any, monkeypatch: Any) -> int:
+    """Run the dependent `name`'s `end_unmovable` inside a transaction (as `rootkey retire` runs it, in its
+    operation's) in a thread, paused after its first audited operation (`module.perform`), and check that the
+    audit chain head is free there: principal_locks' rule 5, the events appended last. What it returned."""
+    from django.db import transaction
+
+    from kmsconsole.audit.models import AuditChainHead
+    from tests.races import Pause, finish, in_thread
+
+    paused = Pause(module.perform, thread="retire")
+    monkeypatch.setattr(module, "perform", paused)
+    results: dict[str, Any] = {}
+
+    def retire() -> int:
+        with transaction.atomic():
+            return dependent(name).end_unmovable(root_keys())
+
+    retiring = in_thread(retire, results, "retire")
+    assert paused.reached.wait(30)
+    try:
+        with transaction.atomic():
+            assert list(AuditChainHead.objects.select_for_update(nowait=True))
+    finally:
+        paused.release.set()
+        finish(retiring, results=results)
+    return int(results["retire"])
+
+
 # Children before the parents whose MACs cover theirs.
 _CHILDREN_FIRST = (
     "policies.IdentityPolicy",

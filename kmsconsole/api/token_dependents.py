@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.api.models import ApiToken
 from kmsconsole.api.tokens import api_token_revoke
+from kmsconsole.audit.recorder import DeferredEvents, events_at_the_end
 from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.rootkey import RootKeyRing
 from kmsconsole.core.token_digests import RETIRE_CALLER, digest_dependent
 from kmsconsole.operations import OperationContext, perform
 
@@ -25,25 +28,34 @@ def _live() -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
 
 
-def _revoke_each(tokens: QuerySet[ApiToken]) -> int:
-    """Revoke each token of `tokens` as `manage.py api-token revoke` does; how many."""
+def _revoke_each(ring: RootKeyRing, tokens: QuerySet[ApiToken]) -> int:
+    """Revoke each token of `tokens` as `manage.py api-token revoke` does; how many. One transaction, whose
+    events go on the chain at its end (`RootKeyDependent.end_unmovable`: the chain head is taken last, so a
+    DeleteUser that holds a user and waits for the head never waits for this, which waits for its tokens)."""
     revoked = 0
-    for pk, account_id in tokens.order_by("pk").values_list("pk", "principal__account__account_id"):
-
-        def revoke(ctx: OperationContext, token_id: int = pk) -> dict[str, Any]:
-            token = api_token_revoke(ctx=ctx, token_id=token_id)
-            revoked_at = token.revoked_at.isoformat().replace("+00:00", "Z") if token.revoked_at else None
-            return {"TokenId": token.pk, "Prefix": str(token), "RevokedAt": revoked_at}
-
-        perform(
-            "kmsconsole:RevokeApiToken",
-            caller=operator_caller(account_id, RETIRE_CALLER),
-            meta=RequestMeta(interface="cli"),
-            params={"TokenId": pk},
-            service=revoke,
-        )
-        revoked += 1
+    with transaction.atomic(), events_at_the_end() as events:
+        for pk, account_id in tokens.order_by("pk").values_list("pk", "principal__account__account_id"):
+            revoked += _revoke(pk, account_id, events)
     return revoked
+
+
+def _revoke(pk: int, account_id: str, events: DeferredEvents) -> int:
+    """Revoke the token `pk` (audited by the operator in `account_id`'s trail, its event deferred); 1."""
+
+    def revoke(ctx: OperationContext) -> dict[str, Any]:
+        token = api_token_revoke(ctx=ctx, token_id=pk)
+        revoked_at = token.revoked_at.isoformat().replace("+00:00", "Z") if token.revoked_at else None
+        return {"TokenId": token.pk, "Prefix": str(token), "RevokedAt": revoked_at}
+
+    perform(
+        "kmsconsole:RevokeApiToken",
+        caller=operator_caller(account_id, RETIRE_CALLER),
+        meta=RequestMeta(interface="cli"),
+        params={"TokenId": pk},
+        service=revoke,
+        deferred=events,
+    )
+    return 1
 
 
 DEPENDENT = digest_dependent(

@@ -89,12 +89,13 @@ def digest_dependent(
     live: Callable[[], QuerySet[Any]],
     key_id_field: str,
     ends: str,
-    end: Callable[[QuerySet[Any]], int],
+    end: Callable[[RootKeyRing, QuerySet[Any]], int],
 ) -> RootKeyDependent:
     """The root-key dependent of one kind of stored token digest, registered: `live()` are the tokens that still
     work (unexpired, unrevoked), `key_id_field` the column naming the root key each digest is under, `end` ends
-    the tokens of a queryset (for `rootkey retire --end-unmovable`, audited) and returns how many, `ends` says
-    how in the operator's words ("revokes", "ends").
+    the tokens of a queryset left under a key of `ring` other than its current one (for `rootkey retire
+    --end-unmovable`, audited, as `RootKeyDependent.end_unmovable` says) and returns how many, `ends` says how
+    in the operator's words ("revokes", "ends").
 
     - `remaining`: the live tokens whose digest is not under the current key (blank, unknown, counted), which no
       re-seal can move (`movable=False`);
@@ -114,6 +115,9 @@ def digest_dependent(
 
     return register(
         RootKeyDependent(
-            name=name, remaining=remaining, stamp=stamp, end_unmovable=lambda ring: end(not_current(ring))
+            name=name,
+            remaining=remaining,
+            stamp=stamp,
+            end_unmovable=lambda ring: end(ring, not_current(ring)),
         )
     )

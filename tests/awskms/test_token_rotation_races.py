@@ -1,0 +1,39 @@
+"""Role-session tokens across a root-key rotation, against what runs at the same time: `rootkey retire
+--end-unmovable` inside the retire operation's transaction, racing a session's first use or a role's deletion, a
+second re-hash of a session already moved, and a process that has not read the rotated key file yet (a rolling
+restart)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core.rootkey import root_keys
+from policies import session_tokens
+from tests.conftest import ALLOW_ALL, Persona
+from tests.rootkeys import chain_head_free_while_ending, dependent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SESSIONS = "session token digests"
+ACCOUNT = "111122223333"
+
+
+def end_in_the_retire_transaction() -> int:
+    with transaction.atomic():  # as root_keys_retire runs it (its operation's transaction)
+        return dependent(SESSIONS).end_unmovable(root_keys())
+
+
+def test_end_unmovable_takes_the_audit_chain_head_last(
+    role_session: Callable[..., Persona], root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Principal_locks rule 5: while the sessions are being ended (roles, sessions and generation rows locked) the
+    chain head is free, so a DeleteRole that holds a role and waits for the head never deadlocks with this."""
+    role_session("app", ALLOW_ALL)
+    root_key_file.rotate()
+    assert chain_head_free_while_ending(SESSIONS, session_tokens, monkeypatch) == 1
+    assert AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").count() == 1
