@@ -118,15 +118,21 @@ def _end_by_account(ring: RootKeyRing, sessions: QuerySet[RoleSession]) -> int:
     (which take the accounts' `iam:` generation rows), the events last (`events_at_the_end`). Ending one
     account's sessions and appending its event before locking the next account's roles held the chain head
     while waiting for a role that a DeleteRole held, itself waiting for the head: a deadlock."""
-    listed = list(sessions.order_by("pk").values_list("pk", "role_id", "role__account__account_id"))
-    by_account: dict[str, list[int]] = defaultdict(list)
-    for pk, _, account_id in listed:
-        by_account[account_id].append(pk)
+    listed = list(sessions.order_by("pk").values_list("pk", "role_id"))
     ended = 0
     with transaction.atomic(), events_at_the_end() as events:
-        roles = IamRole.objects.select_related("account").filter(pk__in={role for _, role, _ in listed})
+        roles = IamRole.objects.select_related("account").filter(pk__in={role for _, role in listed})
         for role in sorted(roles, key=lambda role: role.pk):
             held_for_a_child(role)
+        # Then the sessions, by the query that lists them again: PostgreSQL checks a row changed meanwhile against
+        # it once it has it, so a session whose first use moved it to the current key since it was listed is
+        # left out (and a re-hash coming later gives way: NOWAIT).
+        still = (
+            sessions.select_for_update(of=("self",)).filter(pk__in=[pk for pk, _ in listed]).order_by("pk")
+        )
+        by_account: dict[str, list[int]] = defaultdict(list)
+        for pk, account_id in list(still.values_list("pk", "role__account__account_id")):
+            by_account[account_id].append(pk)
         for account_id, session_ids in sorted(by_account.items()):
 
             def end(

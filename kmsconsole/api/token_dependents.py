@@ -31,10 +31,17 @@ def _live() -> QuerySet[ApiToken]:
 def _revoke_each(ring: RootKeyRing, tokens: QuerySet[ApiToken]) -> int:
     """Revoke each token of `tokens` as `manage.py api-token revoke` does; how many. One transaction, whose
     events go on the chain at its end (`RootKeyDependent.end_unmovable`: the chain head is taken last, so a
-    DeleteUser that holds a user and waits for the head never waits for this, which waits for its tokens)."""
+    DeleteUser that holds a user and waits for the head never waits for this, which waits for its tokens).
+
+    Every row is locked first, in primary key order, by the query that lists them: PostgreSQL checks a row
+    changed meanwhile against the query again once it has it, so a token that moved to the current key (its
+    first use re-hashed it), was revoked, or was deleted with its user since `tokens` was read is left out,
+    not revoked nor reported missing. One locked stays as it is until the revocations commit (a re-hash gives
+    way: NOWAIT)."""
     revoked = 0
     with transaction.atomic(), events_at_the_end() as events:
-        for pk, account_id in tokens.order_by("pk").values_list("pk", "principal__account__account_id"):
+        locked = tokens.select_for_update(of=("self",)).order_by("pk")
+        for pk, account_id in list(locked.values_list("pk", "principal__account__account_id")):
             revoked += _revoke(pk, account_id, events)
     return revoked
 

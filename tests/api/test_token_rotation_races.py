@@ -20,7 +20,8 @@ from kmsconsole.core.rootkey import root_keys
 from policies.models import Account
 from tests.api.conftest import client_with, token_for
 from tests.conftest import Persona, as_operator
-from tests.races import finish, in_thread
+from tests.policies.test_principal_deletion import delete_as, plain_user
+from tests.races import Pause, finish, in_thread, waits_or_ends
 from tests.rootkeys import chain_head_free_while_ending, dependent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,6 +70,54 @@ def test_a_revocation_racing_the_first_use_after_a_rotation_keeps_the_row_mac_va
     row.check_row()  # the revocation's MAC covers the digest the row holds, whoever wrote it last
 
 
+def test_end_unmovable_leaves_a_token_that_moved_to_the_current_key_meanwhile(
+    account: Account, admin: Persona, root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = token_for(account, "admin"), token_for(account, "admin")
+    new_key = root_key_file.rotate()
+    # `second`'s first use re-hashes it and stops, its row locked, before it commits.
+    paused = Pause(api_tokens.digest_now, thread="user")
+    monkeypatch.setattr(api_tokens, "digest_now", paused)
+    results: dict[str, Any] = {}
+    using = in_thread(lambda: client_with(second).get(KEYS).status_code, results, "user")
+    assert paused.reached.wait(30)
+    retiring = in_thread(lambda: dependent(TOKENS).end_unmovable(root_keys()), results, "retire")
+    assert waits_or_ends(retiring) == "waiting"  # for `second`'s row
+    paused.release.set()
+    finish(using, retiring, results=results)
+    assert results == {"user": 200, "retire": 1}
+    assert row_of(first).revoked_at is not None
+    moved = row_of(second)
+    assert moved.revoked_at is None and moved.secret_digest_key_id == new_key
+    moved.check_row()
+
+
+def test_end_unmovable_counts_a_token_deleted_meanwhile_as_ended(
+    account: Account, admin: Persona, root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain_user(account, "bob")
+    first, second = token_for(account, "admin"), token_for(account, "bob")
+    root_key_file.rotate()
+    results: dict[str, Any] = {}
+    threads: list[threading.Thread] = []
+    original = token_dependents.perform
+
+    def perform(*args: Any, **kwargs: Any) -> Any:
+        if not threads:  # bob's deletion (which deletes his tokens) comes while the first token is revoked
+            threads.append(in_thread(lambda: delete_as(admin, "user", "bob"), results, "deleter"))
+            # Watched from a connection of its own: this one is in a transaction, where pg_stat_activity stays
+            # as it was first read.
+            finish(in_thread(lambda: waits_or_ends(threads[0]), results, "watcher"), results=results)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(token_dependents, "perform", perform)
+    ended = dependent(TOKENS).end_unmovable(root_keys())
+    finish(*threads, results=results)
+    assert ended in (1, 2)  # bob's token revoked before his deletion, or gone with it
+    assert row_of(first).revoked_at is not None
+    assert not ApiToken.objects.filter(prefix=second.split("_")[1]).exists()
+
+
 def test_end_unmovable_takes_the_audit_chain_head_last(
     account: Account, admin: Persona, root_key_file: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,3 +128,27 @@ def test_end_unmovable_takes_the_audit_chain_head_last(
     root_key_file.rotate()
     assert chain_head_free_while_ending(TOKENS, token_dependents, monkeypatch) == 2
     assert AuditEvent.objects.filter(operation="kmsconsole:RevokeApiToken").count() == 2
+
+
+def test_end_unmovable_inside_the_retire_transaction_does_not_deadlock_with_a_user_deletion(
+    account: Account, admin: Persona, root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rootkey retire --end-unmovable` calls `end_unmovable` inside its own operation's transaction: the audit
+    chain head is taken last (principal_locks rule 5), so a DeleteUser holding a token's user waits or goes
+    first, never deadlocks with it."""
+    plain_user(account, "alice")
+    plain_user(account, "bob")
+    token_for(account, "alice")  # revoked first (lower pk)
+    token_for(account, "bob")
+    root_key_file.rotate()
+    paused = Pause(token_dependents.perform, thread="retire")  # after the first revocation
+    monkeypatch.setattr(token_dependents, "perform", paused)
+    results: dict[str, Any] = {}
+
+    retiring = in_thread(end_in_the_retire_transaction, results, "retire")
+    assert paused.reached.wait(30)
+    deleter = in_thread(lambda: delete_as(admin, "user", "bob"), results, "deleter")
+    waits_or_ends(deleter)
+    paused.release.set()
+    finish(retiring, deleter, results=results)
+    assert results["retire"] == 2

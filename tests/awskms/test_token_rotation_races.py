@@ -14,7 +14,10 @@ from django.db import transaction
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core.rootkey import root_keys
 from policies import session_tokens
+from policies.models import AccessKey, RoleSession
+from policies.selectors import credentials_for
 from tests.conftest import ALLOW_ALL, Persona
+from tests.races import Pause, finish, in_thread, waits_or_ends
 from tests.rootkeys import chain_head_free_while_ending, dependent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,3 +40,27 @@ def test_end_unmovable_takes_the_audit_chain_head_last(
     root_key_file.rotate()
     assert chain_head_free_while_ending(SESSIONS, session_tokens, monkeypatch) == 1
     assert AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").count() == 1
+
+
+def test_end_unmovable_leaves_a_session_that_moved_to_the_current_key_meanwhile(
+    role_session: Callable[..., Persona], root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    persona = role_session("app", ALLOW_ALL)
+    new_key = root_key_file.rotate()
+    caller = credentials_for(persona.access_key_id).caller  # type: ignore[union-attr]
+    # The session's first use re-hashes it and stops, its rows locked, before it commits.
+    paused = Pause(session_tokens.digest_now, thread="user")
+    monkeypatch.setattr(session_tokens, "digest_now", paused)
+    results: dict[str, Any] = {}
+    using = in_thread(
+        lambda: session_tokens.session_token_rehash(caller, persona.session_token), results, "user"
+    )
+    assert paused.reached.wait(30)
+    retiring = in_thread(end_in_the_retire_transaction, results, "retire")
+    assert waits_or_ends(retiring) == "waiting"
+    paused.release.set()
+    finish(using, retiring, results=results)
+    assert results == {"user": True, "retire": 0}
+    session = RoleSession.objects.get()
+    assert session.session_token_key_id == new_key
+    AccessKey.objects.select_related("account", "session").get(kind="session").check_row()
