@@ -12,6 +12,7 @@ live sessions nobody has used since (they end on their own within the role's max
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -83,26 +84,32 @@ def _rehash(caller: Caller, token: str) -> bool:
     return True
 
 
-def role_sessions_end(*, ctx: OperationContext, account: Account, session_ids: list[int]) -> dict[str, Any]:
-    """End the account's sessions `session_ids` (and their temporary access keys, which go with them), as a
-    deletion of their role ends its sessions; authorized on each role. Returns the response elements: how many
-    ended and the roles' ARNs (never a session's token or key)."""
-    sessions = RoleSession.objects.select_related("role__account").filter(
-        pk__in=session_ids, role__account=account
-    )
-    roles = {session.role.pk: session.role for session in sessions}
-    for role in sorted(roles.values(), key=lambda role: role.pk):
+def role_sessions_end(
+    *, ctx: OperationContext, account: Account, roles: list[IamRole], session_ids: list[int]
+) -> dict[str, Any]:
+    """End the account's sessions `session_ids` of `roles` (and their temporary access keys, which go with them),
+    as a deletion of their role ends its sessions. Authorized on each role first, from what the caller found, so
+    a session gone meanwhile (its role deleted, or ended another way) is never an error: it is not counted.
+    Returns the response elements: how many ended and the roles' ARNs (never a session's token or key)."""
+    for role in sorted(roles, key=lambda role: role.pk):
         authorize(ctx, resource=role.arn)
     # `policies.principal_locks`' order: the roles' rows first (FOR KEY SHARE, as AssumeRole takes them, so a
     # deletion of one of them either ended its sessions already or waits), then the deletes, which take the
     # account's generation row.
-    for pk in sorted(roles):
-        held_for_a_child(roles[pk])
-    _, deleted = RoleSession.objects.filter(pk__in=session_ids, role__account=account).delete()
+    for role in sorted(roles, key=lambda role: role.pk):
+        held_for_a_child(role)
+    _, deleted = RoleSession.objects.filter(
+        pk__in=session_ids, role__in=roles, role__account=account
+    ).delete()
     return {
         "RoleSessionsEnded": deleted.get(RoleSession._meta.label, 0),
-        "Roles": sorted(role.arn for role in roles.values()),
+        "Roles": sorted(role.arn for role in roles),
     }
+
+
+def _ender(account: Account, roles: list[IamRole], ids: list[int]) -> Callable[[OperationContext], Any]:
+    """The service of one account's EndRoleSessions (`role_sessions_end` looked up when it runs)."""
+    return lambda ctx: role_sessions_end(ctx=ctx, account=account, roles=roles, session_ids=ids)
 
 
 def _live() -> QuerySet[RoleSession]:
@@ -121,27 +128,26 @@ def _end_by_account(ring: RootKeyRing, sessions: QuerySet[RoleSession]) -> int:
     listed = list(sessions.order_by("pk").values_list("pk", "role_id"))
     ended = 0
     with transaction.atomic(), events_at_the_end() as events:
-        roles = IamRole.objects.select_related("account").filter(pk__in={role for _, role in listed})
-        for role in sorted(roles, key=lambda role: role.pk):
-            held_for_a_child(role)
+        roles = {
+            role.pk: role
+            for role in IamRole.objects.select_related("account").filter(pk__in={role for _, role in listed})
+        }
+        for pk in sorted(roles):
+            held_for_a_child(roles[pk])
         # Then the sessions, by the query that lists them again: PostgreSQL checks a row changed meanwhile against
         # it once it has it, so a session whose first use moved it to the current key since it was listed is
         # left out (and a re-hash coming later gives way: NOWAIT).
         still = (
             sessions.select_for_update(of=("self",)).filter(pk__in=[pk for pk, _ in listed]).order_by("pk")
         )
-        by_account: dict[str, list[int]] = defaultdict(list)
-        for pk, account_id in list(still.values_list("pk", "role__account__account_id")):
-            by_account[account_id].append(pk)
-        for account_id, session_ids in sorted(by_account.items()):
-
-            def end(
-                ctx: OperationContext, account_id: str = account_id, ids: list[int] = session_ids
-            ) -> dict[str, Any]:
-                return role_sessions_end(
-                    ctx=ctx, account=Account.objects.get(account_id=account_id), session_ids=ids
-                )
-
+        by_account: dict[str, dict[int, IamRole]] = defaultdict(dict)
+        session_ids: dict[str, list[int]] = defaultdict(list)
+        for pk, role_pk, account_id in list(still.values_list("pk", "role_id", "role__account__account_id")):
+            by_account[account_id][role_pk] = roles[role_pk]
+            session_ids[account_id].append(pk)
+        for account_id, account_roles in sorted(by_account.items()):
+            account_of = next(iter(account_roles.values())).account
+            end = _ender(account_of, list(account_roles.values()), session_ids[account_id])
             result = perform(
                 END_OPERATION,
                 caller=operator_caller(account_id, RETIRE_CALLER),

@@ -64,3 +64,21 @@ def test_end_unmovable_leaves_a_session_that_moved_to_the_current_key_meanwhile(
     session = RoleSession.objects.get()
     assert session.session_token_key_id == new_key
     AccessKey.objects.select_related("account", "session").get(kind="session").check_row()
+
+
+def test_end_unmovable_counts_sessions_gone_meanwhile_as_ended(
+    role_session: Callable[..., Persona], root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role_session("app", ALLOW_ALL)
+    root_key_file.rotate()
+    original = session_tokens.role_sessions_end
+
+    def after_the_sessions_ended(**kwargs: Any) -> Any:
+        RoleSession.objects.all().delete()  # ended another way after they were listed
+        return original(**kwargs)
+
+    monkeypatch.setattr(session_tokens, "role_sessions_end", after_the_sessions_ended)
+    assert dependent(SESSIONS).end_unmovable(root_keys()) == 0
+    event = AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").get()
+    assert event.decision == "allowed"
+    assert event.response_elements["RoleSessionsEnded"] == 0
