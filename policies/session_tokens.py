@@ -4,9 +4,10 @@ A session token is kept only as a keyed digest (`policies.selectors.session_toke
 access key's row MAC covers (`kmsconsole.core.rowmac.access_key_mac_fields`). After a rotation a token is checked
 under every readable root key (`policies.selectors.session_token_key`); one that matched under a previous key is
 hashed again under the current key by the request that used it (`session_token_rehash`), and the access key's
-MAC is made again over the verified fields with the new digest. The dependent "session token digests" counts the
-live sessions nobody has used since (they end on their own within the role's maximum session duration), and
-`rootkey retire --end-unmovable` ends them (`role_sessions_end`).
+MAC is made again over the verified fields with the new digest, which bumps the account's `iam:` generation once
+per session (its first use after the rotation). The dependent "session token digests" counts the live sessions
+nobody has used since (they end on their own within the role's maximum session duration), and `rootkey retire
+--end-unmovable` ends them (`role_sessions_end`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ END_OPERATION = "kmsconsole:EndRoleSessions"
 
 def session_token_rehash(caller: Caller, token: str) -> bool:
     """Hash the token of the session `caller` signed as (just authenticated under a previous root key) again
-    under the current key; whether it happened. Never fails the request (`rehash_quietly`)."""
+    under the current key; whether it happened. Never fails the request (`rehash_quietly`). Each session's first
+    use after a rotation so bumps its account's `iam:` generation once (every process's cached credentials of the
+    account are built again); a session already moved, by this process or another, is not written again."""
     return rehash_quietly("role session", caller.session_pk, lambda: _rehash(caller, token))
 
 
@@ -71,7 +74,10 @@ def _rehash(caller: Caller, token: str) -> bool:
     )
     if key is None or session is None:
         return False
-    if matching_key(SESSION_TOKEN_PURPOSE, token.encode(), session.session_token_digest) is None:
+    under = matching_key(SESSION_TOKEN_PURPOSE, token.encode(), session.session_token_digest)
+    if under is None or under.key_id == root_keys().current.key_id:
+        # Not this token's, or moved already (by another process, whose cached credentials were rebuilt first):
+        # writing it again would bump the generation, and rebuild every process's credentials, for nothing.
         return False
     key.session = session
     key.check_row()  # the fields the new MAC covers are the ones verified here, the new digest aside

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core.rootkey import root_keys
+from kmsconsole.generations.models import Generation
 from policies import session_tokens
 from policies.models import AccessKey, RoleSession
 from policies.selectors import credentials_for
@@ -82,3 +83,18 @@ def test_end_unmovable_counts_sessions_gone_meanwhile_as_ended(
     event = AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").get()
     assert event.decision == "allowed"
     assert event.response_elements["RoleSessionsEnded"] == 0
+
+
+def test_a_second_rehash_of_a_session_already_under_the_current_key_writes_nothing(
+    role_session: Callable[..., Persona], root_key_file: Any
+) -> None:
+    persona = role_session("app", ALLOW_ALL)
+    root_key_file.rotate()
+    caller = credentials_for(persona.access_key_id).caller  # type: ignore[union-attr]
+    assert session_tokens.session_token_rehash(caller, persona.session_token)
+    before = Generation.objects.get(scope=f"iam:{ACCOUNT}").value
+    digest = RoleSession.objects.get().session_token_digest
+    # Another process, its cached credentials still holding the old digest, does the same a moment later.
+    assert not session_tokens.session_token_rehash(caller, persona.session_token)
+    assert Generation.objects.get(scope=f"iam:{ACCOUNT}").value == before
+    assert RoleSession.objects.get().session_token_digest == digest
