@@ -124,7 +124,8 @@ def _live() -> QuerySet[RoleSession]:
 
 def _end_by_account(ring: RootKeyRing, sessions: QuerySet[RoleSession]) -> int:
     """End `sessions`: one audited `kmsconsole:EndRoleSessions` by the operator in each account's trail, naming
-    the previous root keys of `ring`, how many sessions it ends and their roles. How many ended.
+    the previous root keys of `ring` (the ring retire is retiring) and how many sessions it is to end, its
+    response how many it ended and their roles. How many ended.
 
     One transaction in `policies.principal_locks`' order (`RootKeyDependent.end_unmovable`): every role's row
     first (FOR KEY SHARE, by primary key, every account's before anything is written), then the deletions
@@ -158,7 +159,10 @@ def _end_by_account(ring: RootKeyRing, sessions: QuerySet[RoleSession]) -> int:
                 END_OPERATION,
                 caller=operator_caller(account_id, RETIRE_CALLER),
                 meta=RequestMeta(interface="cli"),
-                params={"PreviousRootKeyIds": [key.key_id for key in root_keys().previous]},
+                params={
+                    "PreviousRootKeyIds": [key.key_id for key in ring.previous],
+                    "RoleSessions": len(session_ids[account_id]),
+                },
                 service=end,
                 deferred=events,
             )

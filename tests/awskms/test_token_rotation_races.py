@@ -5,6 +5,7 @@ restart)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,19 @@ def test_end_unmovable_counts_sessions_gone_meanwhile_as_ended(
     event = AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").get()
     assert event.decision == "allowed"
     assert event.response_elements["RoleSessionsEnded"] == 0
+
+
+def test_end_role_sessions_names_the_previous_keys_of_the_ring_given_and_the_count(
+    role_session: Callable[..., Persona], root_key_file: Any
+) -> None:
+    role_session("app", ALLOW_ALL)
+    root_key_file.rotate()
+    root_key_file.rotate()
+    ring = root_keys()
+    given = dataclasses.replace(ring, previous=ring.previous[:1])
+    assert dependent(SESSIONS).end_unmovable(given) == 1
+    event = AuditEvent.objects.filter(operation="kmsconsole:EndRoleSessions").get()
+    assert event.request_parameters == {"PreviousRootKeyIds": [ring.previous[0].key_id], "RoleSessions": 1}
 
 
 def test_a_second_rehash_of_a_session_already_under_the_current_key_writes_nothing(
