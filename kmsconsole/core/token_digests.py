@@ -21,7 +21,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 
 from kmsconsole.core import errors
-from kmsconsole.core.rootkey import RootKey, RootKeyRing, root_keys
+from kmsconsole.core.rootkey import RootKey, RootKeyRing, refresh_root_keys, root_keys
 from kmsconsole.core.rootkey_dependents import Remaining, RootKeyDependent, register
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,18 @@ def matching_key(purpose: str, message: bytes, stored: str) -> RootKey | None:
     """The readable root key (current first) under whose subkey `stored` is the HMAC of `message`, or None.
     Every readable key's candidate is compared in constant time, all of them whichever matches, so timing says
     nothing about which key a digest is under. A digest under no readable key (forged by a database writer, or
-    made under a retired key) matches nothing."""
+    made under a retired key) matches nothing.
+
+    On a miss the process looks whether its key file was rewritten, and if so tries once more under the keys
+    read then (`refresh_root_keys`): during a rotation another process that has read the new key already
+    re-hashes the tokens it sees under it (their first use), and this one must not refuse them meanwhile."""
+    found = _matching_key(purpose, message, stored)
+    if found is None and refresh_root_keys():
+        found = _matching_key(purpose, message, stored)
+    return found
+
+
+def _matching_key(purpose: str, message: bytes, stored: str) -> RootKey | None:
     found: RootKey | None = None
     for key in root_keys().readable:
         candidate = hmac.new(key.subkey(purpose), message, hashlib.sha256).hexdigest()

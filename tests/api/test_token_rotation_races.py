@@ -152,3 +152,19 @@ def test_end_unmovable_inside_the_retire_transaction_does_not_deadlock_with_a_us
     paused.release.set()
     finish(retiring, deleter, results=results)
     assert results["retire"] == 2
+
+
+def test_a_token_rehashed_by_a_process_that_read_the_new_key_works_in_one_that_had_not_yet(
+    account: Account, admin: Persona, root_key_file: Any
+) -> None:
+    """A rolling restart, or a process that has not looked at its key file since `rootkey rotate`: another
+    process moved the token to the new key; this one reads the key file again on the miss."""
+    token = token_for(account, "admin")
+    old_ring = root_key_file.path.read_text()
+    root_key_file.rotate()
+    new_ring = root_key_file.path.read_text()
+    assert client_with(token).get(KEYS).status_code == 200  # re-hashed under the new key
+    root_key_file.write(old_ring)  # this process has the old ring...
+    root_key_file.path.write_text(new_ring)  # ...and the file is rotated, unread yet
+    assert client_with(token).get(KEYS).status_code == 200
+    assert root_keys().current.key_id == row_of(token).secret_digest_key_id

@@ -17,7 +17,7 @@ from kmsconsole.core.rootkey import root_keys
 from kmsconsole.generations.models import Generation
 from policies import session_tokens
 from policies.models import AccessKey, RoleSession
-from policies.selectors import credentials_for
+from policies.selectors import credentials_for, session_token_key
 from tests.conftest import ALLOW_ALL, Persona
 from tests.races import Pause, finish, in_thread, waits_or_ends
 from tests.rootkeys import chain_head_free_while_ending, dependent
@@ -112,3 +112,34 @@ def test_a_second_rehash_of_a_session_already_under_the_current_key_writes_nothi
     assert not session_tokens.session_token_rehash(caller, persona.session_token)
     assert Generation.objects.get(scope=f"iam:{ACCOUNT}").value == before
     assert RoleSession.objects.get().session_token_digest == digest
+
+
+def test_a_session_rehashed_by_a_process_that_read_the_new_key_works_in_one_that_had_not_yet(
+    kms_client: Any, role_session: Callable[..., Persona], root_key_file: Any
+) -> None:
+    client = kms_client(role_session("app", ALLOW_ALL))
+    old_ring = root_key_file.path.read_text()
+    new_key = root_key_file.rotate()
+    new_ring = root_key_file.path.read_text()
+    assert len(client.generate_random(NumberOfBytes=1)["Plaintext"]) == 1  # re-hashed, access key MACed again
+    root_key_file.write(old_ring)  # this process has the old ring...
+    root_key_file.path.write_text(new_ring)  # ...and the file is rotated, unread yet
+    assert len(client.generate_random(NumberOfBytes=1)["Plaintext"]) == 1
+    assert root_keys().current.key_id == new_key
+
+
+def test_a_session_digest_under_a_key_this_process_has_not_read_yet_matches_once_it_reads_the_key_file(
+    role_session: Callable[..., Persona], root_key_file: Any
+) -> None:
+    """The token is checked before anything else of the request reads a row under the new key (which would have
+    made the process read its key file already)."""
+    persona = role_session("app", ALLOW_ALL)
+    old_ring = root_key_file.path.read_text()
+    new_key = root_key_file.rotate()
+    new_ring = root_key_file.path.read_text()
+    caller = credentials_for(persona.access_key_id).caller  # type: ignore[union-attr]
+    assert session_tokens.session_token_rehash(caller, persona.session_token)
+    root_key_file.write(old_ring)
+    root_key_file.path.write_text(new_ring)
+    found = session_token_key(persona.session_token, RoleSession.objects.get().session_token_digest)
+    assert found is not None and found.key_id == new_key
