@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db.models import Model, QuerySet
 
 from kmsconsole.core import errors
-from kmsconsole.core.rootkey import readable_macs, root_keys, subkey
+from kmsconsole.core.rootkey import readable_macs, refresh_root_keys, root_keys, subkey
 
 _TAG_BYTES = 8
 # What an audit event records for a page link's cursor: that the request continued a list, never where.
@@ -51,7 +51,15 @@ def _tag(scope: str, position: int) -> bytes:
 
 
 def _tag_matches(scope: str, position: int, tag: bytes) -> bool:
-    """Whether `tag` is the marker's tag under a readable root key; every candidate compared in constant time."""
+    """Whether `tag` is the marker's tag under a readable root key; every candidate compared in constant time.
+    On a miss, once more if the key file was rewritten since this process read it (`refresh_root_keys`: a
+    marker another process made under a new key)."""
+    return _tag_under_a_readable_key(scope, position, tag) or (
+        refresh_root_keys() and _tag_under_a_readable_key(scope, position, tag)
+    )
+
+
+def _tag_under_a_readable_key(scope: str, position: int, tag: bytes) -> bool:
     found = False
     for mac in readable_macs(_MARKER_PURPOSE, _message(scope, position)):
         found |= hmac.compare_digest(bytes.fromhex(mac)[:_TAG_BYTES], tag)
@@ -115,7 +123,15 @@ def _position_cipher() -> AESGCM:
 
 
 def _open_sealed(nonce: bytes, body: bytes, scope: str) -> bytes | None:
-    """The plaintext of a sealed position under any readable root key (current first), or None."""
+    """The plaintext of a sealed position under any readable root key (current first), or None; on a miss, once
+    more if the key file was rewritten since this process read it (`refresh_root_keys`: a cursor another process
+    made under a new key)."""
+    return _open_under_a_readable_key(nonce, body, scope) or (
+        _open_under_a_readable_key(nonce, body, scope) if refresh_root_keys() else None
+    )
+
+
+def _open_under_a_readable_key(nonce: bytes, body: bytes, scope: str) -> bytes | None:
     for key in root_keys().readable:
         try:
             return AESGCM(key.subkey(_POSITION_PURPOSE)).decrypt(nonce, body, scope.encode())
