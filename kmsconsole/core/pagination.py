@@ -123,21 +123,23 @@ def _position_cipher() -> AESGCM:
 
 
 def _open_sealed(nonce: bytes, body: bytes, scope: str) -> bytes | None:
-    """The plaintext of a sealed position under any readable root key (current first), or None; on a miss, once
-    more if the key file was rewritten since this process read it (`refresh_root_keys`: a cursor another process
-    made under a new key)."""
+    """The plaintext of a sealed position under a readable root key, or None. Tried under every readable key
+    whichever opens it, as `_tag_matches` compares every candidate, so timing says nothing about which key a
+    cursor is under; on a miss, once more if the key file was rewritten (`refresh_root_keys`)."""
     return _open_under_a_readable_key(nonce, body, scope) or (
         _open_under_a_readable_key(nonce, body, scope) if refresh_root_keys() else None
     )
 
 
 def _open_under_a_readable_key(nonce: bytes, body: bytes, scope: str) -> bytes | None:
+    found: bytes | None = None
     for key in root_keys().readable:
         try:
-            return AESGCM(key.subkey(_POSITION_PURPOSE)).decrypt(nonce, body, scope.encode())
+            plain = AESGCM(key.subkey(_POSITION_PURPOSE)).decrypt(nonce, body, scope.encode())
         except InvalidTag:
             continue
-    return None
+        found = plain if found is None else found
+    return found
 
 
 def seal_position(scope: str, direction: str, position: int) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from kmsconsole.core import pagination
 from kmsconsole.core.pagination import decode_marker, encode_marker, open_position, seal_position
 
 SCOPE = "ListKeys:111122223333"
@@ -31,3 +34,20 @@ def test_a_marker_made_under_a_key_this_process_has_not_read_yet_opens(root_key_
 def test_a_cursor_made_under_a_key_this_process_has_not_read_yet_opens(root_key_file: Any) -> None:
     _, cursor = behind_a_rotation(root_key_file)
     assert open_position(SCOPE, cursor) == ("after", 7)
+
+
+def test_a_cursor_is_tried_under_every_readable_key_whichever_opens_it(
+    root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root_key_file.rotate()
+    cursor = seal_position(SCOPE, "before", 9)  # under the current key, the first tried
+    tried: list[bytes] = []
+    real = pagination.AESGCM
+
+    def counting(key: bytes) -> Any:
+        tried.append(key)
+        return real(key)
+
+    monkeypatch.setattr(pagination, "AESGCM", counting)
+    assert open_position(SCOPE, cursor) == ("before", 9)
+    assert len(tried) == 2
