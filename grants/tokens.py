@@ -11,6 +11,11 @@ token different, as on AWS (all tokens of a grant are interchangeable). Tokens a
 we keep them out of the audit trail and logs as AWS does. `read_token` only proves a token was issued here for
 that grant and key; whether the grant still exists is the caller's question (a retired or revoked grant's token
 must not work again: `grants.selectors.token_grant_ids`).
+
+Across a root-key rotation: a token is made under the current root key and read under any readable one, so a
+token issued before a rotation works until the previous key is retired; after that it is InvalidGrantToken, like
+any token this service did not issue. Nothing keeps it, so nothing counts it: a grant token is only needed until
+its grant has propagated (seconds), after which the grant itself allows what the token did.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import secrets
 from dataclasses import dataclass
 
 from kmsconsole.core import errors
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import mac_matches, subkey
 
 TOKEN_VERSION = 1
 MAC_PURPOSE = "grant-token/v1"
@@ -74,7 +79,7 @@ def read_token(token: str) -> TokenClaims:
     if len(raw) <= _FIXED + _MAC_BYTES or raw[0] != TOKEN_VERSION:
         raise invalid
     body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if not hmac.compare_digest(mac, _mac(body)):
+    if not mac_matches(MAC_PURPOSE, body, mac.hex()):  # under any readable root key, constant time
         raise invalid
     offset = 1 + _NONCE_BYTES
     grant_id = body[offset : offset + _GRANT_ID_BYTES].hex()

@@ -254,6 +254,8 @@ OPERATIONS: dict[str, Operation] = {
             secret_response_fields=frozenset({"Token"}),
         ),
         Operation("kmsconsole:RevokeApiToken", "kmsconsole:RevokeApiToken", KeyResolution.NONE),
+        # `rootkey retire --end-unmovable` (the operator only): role sessions still under a root key being retired.
+        Operation("kmsconsole:EndRoleSessions", "kmsconsole:EndRoleSessions", KeyResolution.NONE),
         Operation("iam:UpdateAccessKey", "iam:UpdateAccessKey", KeyResolution.NONE),
         Operation("iam:DeleteAccessKey", "iam:DeleteAccessKey", KeyResolution.NONE),
         Operation(

@@ -195,6 +195,9 @@ class RoleSession(models.Model):
     role = models.ForeignKey(IamRole, on_delete=models.CASCADE, related_name="sessions")
     session_name = models.CharField(max_length=64)
     session_token_digest = models.CharField(max_length=64)
+    # The root key the digest is under (blank: made before digests recorded it; `rootkey rotate` stamps it).
+    # Not under the access key's row MAC: it only tells `rootkey status` what is left to move.
+    session_token_key_id = models.CharField(max_length=16, blank=True, default="")
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 

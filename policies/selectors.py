@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,8 +11,9 @@ from keys.crypto.sealing import SealingError
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.jsonbody import text_problem
-from kmsconsole.core.rootkey import open_sealed, subkey
+from kmsconsole.core.rootkey import RootKey, open_sealed
 from kmsconsole.core.rowmac import integrity_failure
+from kmsconsole.core.token_digests import digest_now, matching_key
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
 from policies.models import AccessKey, Account, IamGroup, IamRole, IamUser, IdentityPolicy
@@ -78,9 +77,20 @@ def group_get(account: Account, name: str) -> IamGroup:
     return group
 
 
-def session_token_digest(token: str) -> str:
-    """Session tokens are stored only as a keyed hash; a database reader cannot use them."""
-    return hmac.new(subkey("session-token/v1"), token.encode(), hashlib.sha256).hexdigest()
+SESSION_TOKEN_PURPOSE = "session-token/v1"  # noqa: S105 - a subkey's purpose, not a secret
+
+
+def session_token_digest(token: str) -> tuple[str, str]:
+    """Session tokens are stored only as a keyed hash; a database reader cannot use them. (The digest under the
+    current root key, that key's id.)"""
+    return digest_now(SESSION_TOKEN_PURPOSE, token.encode())
+
+
+def session_token_key(token: str, stored: str) -> RootKey | None:
+    """The readable root key `stored` is the token's digest under (constant time, every key compared), or None:
+    a session made before a rotation keeps working until the key it is under is retired
+    (`policies.session_tokens`)."""
+    return matching_key(SESSION_TOKEN_PURPOSE, token.encode(), stored)
 
 
 @dataclass(frozen=True)

@@ -438,10 +438,12 @@ def role_assume(
     if not held_for_a_child(role):  # deleted meanwhile; else a deletion waits for this session and ends it
         raise no_such_entity("role", role_name)
     token = arns.new_session_token()
+    digest, digest_key_id = session_token_digest(token)
     session = RoleSession.objects.create(
         role=role,
         session_name=session_name,
-        session_token_digest=session_token_digest(token),
+        session_token_digest=digest,
+        session_token_key_id=digest_key_id,
         expires_at=timezone.now() + timedelta(seconds=seconds),
     )
     key = _store_access_key(account=account, kind=AccessKey.Kind.SESSION, session=session)

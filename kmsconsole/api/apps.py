@@ -7,4 +7,7 @@ class ApiConfig(AppConfig):
     verbose_name = "REST API"
 
     def ready(self) -> None:
-        from kmsconsole.api import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from kmsconsole.api import (
+            schema,  # noqa: F401 - registers the OpenAPI authentication extensions
+            token_dependents,  # noqa: F401 - registers "API token digests" (rootkey)
+        )

@@ -20,6 +20,10 @@ class ApiToken(rowmac.MacProtectedRow, models.Model):
     name = models.CharField(max_length=128, blank=True, default="")
     prefix = models.CharField(max_length=16, unique=True)
     secret_digest = models.CharField(max_length=64)
+    # The root key the digest is under (`RootKey.key_id`; blank: made before digests recorded it, stamped by
+    # `rootkey rotate`). Not under the row MAC: it only tells `rootkey status` what is left to move; the digest
+    # itself is checked under every readable key (kmsconsole.core.token_digests).
+    secret_digest_key_id = models.CharField(max_length=16, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()  # every token expires (KMS_API_TOKEN_TTL_DAYS by default)
     revoked_at = models.DateTimeField(null=True, blank=True)

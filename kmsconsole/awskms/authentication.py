@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -11,7 +10,9 @@ from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.awskms import sigv4
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
-from policies.selectors import credentials_for, session_token_digest
+from kmsconsole.core.rootkey import root_keys
+from policies.selectors import credentials_for, session_token_key
+from policies.session_tokens import session_token_rehash
 
 SERVICE = "kms"
 INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105 - an error message
@@ -39,10 +40,11 @@ def authenticate(
     if credentials is None:
         raise errors.UnrecognizedClientException(INVALID_TOKEN)
     token = request.headers.get("x-amz-security-token", "")
+    token_key = None
     if credentials.is_temporary:
-        if not token or not hmac.compare_digest(
-            session_token_digest(token), credentials.session_token_digest
-        ):
+        # Under any readable root key: a session made before a rotation works until its key is retired.
+        token_key = session_token_key(token, credentials.session_token_digest) if token else None
+        if token_key is None:
             raise errors.UnrecognizedClientException(INVALID_TOKEN)
         if credentials.expires_at is not None and credentials.expires_at <= now:
             raise errors.ExpiredTokenException(EXPIRED_TOKEN)
@@ -53,4 +55,8 @@ def authenticate(
         sigv4.verify_signature(request, auth, secret=credentials.secret, amz_date=amz_date)
     except sigv4.SigV4Error as exc:
         raise errors.error_for_code(exc.code, exc.message) from None
+    if token_key is not None and token_key.key_id != root_keys().current.key_id:
+        # Authenticated with a token under a previous key: hash it under the current one now (never fails the
+        # request; its own audit write may find the credentials' generation moved, and serve it again).
+        session_token_rehash(credentials.caller, token)
     return credentials.caller

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db.models import Model, QuerySet
 
 from kmsconsole.core import errors
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import readable_macs, refresh_root_keys, root_keys, subkey
 
 _TAG_BYTES = 8
 # What an audit event records for a page link's cursor: that the request continued a list, never where.
@@ -39,9 +39,31 @@ RECORDED_CURSOR = "(cursor)"
 RowT = TypeVar("RowT", bound=Model)
 
 
+_MARKER_PURPOSE = "pagination/v1"
+
+
+def _message(scope: str, position: int) -> bytes:
+    return f"{scope}:{position}".encode()
+
+
 def _tag(scope: str, position: int) -> bytes:
-    message = f"{scope}:{position}".encode()
-    return hmac.new(subkey("pagination/v1"), message, hashlib.sha256).digest()[:_TAG_BYTES]
+    return hmac.new(subkey(_MARKER_PURPOSE), _message(scope, position), hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def _tag_matches(scope: str, position: int, tag: bytes) -> bool:
+    """Whether `tag` is the marker's tag under a readable root key; every candidate compared in constant time.
+    On a miss, once more if the key file was rewritten since this process read it (`refresh_root_keys`: a
+    marker another process made under a new key)."""
+    return _tag_under_a_readable_key(scope, position, tag) or (
+        refresh_root_keys() and _tag_under_a_readable_key(scope, position, tag)
+    )
+
+
+def _tag_under_a_readable_key(scope: str, position: int, tag: bytes) -> bool:
+    found = False
+    for mac in readable_macs(_MARKER_PURPOSE, _message(scope, position)):
+        found |= hmac.compare_digest(bytes.fromhex(mac)[:_TAG_BYTES], tag)
+    return found
 
 
 def encode_marker(scope: str, position: int) -> str:
@@ -57,7 +79,7 @@ def decode_marker(scope: str, marker: str) -> int:
     if len(raw) != 8 + _TAG_BYTES:
         raise errors.InvalidMarkerException("The request contains an invalid marker.")
     position = int.from_bytes(raw[:8], "big")
-    if not hmac.compare_digest(raw[8:], _tag(scope, position)):
+    if not _tag_matches(scope, position, raw[8:]):
         raise errors.InvalidMarkerException("The request contains an invalid marker.")
     return position
 
@@ -93,8 +115,31 @@ _SEALED_NONCE_BYTES = 12
 _DIRECTIONS = ("after", "before")
 
 
+_POSITION_PURPOSE = "pagination/sealed-position/v1"
+
+
 def _position_cipher() -> AESGCM:
-    return AESGCM(subkey("pagination/sealed-position/v1"))
+    return AESGCM(subkey(_POSITION_PURPOSE))
+
+
+def _open_sealed(nonce: bytes, body: bytes, scope: str) -> bytes | None:
+    """The plaintext of a sealed position under a readable root key, or None. Tried under every readable key
+    whichever opens it, as `_tag_matches` compares every candidate, so timing says nothing about which key a
+    cursor is under; on a miss, once more if the key file was rewritten (`refresh_root_keys`)."""
+    return _open_under_a_readable_key(nonce, body, scope) or (
+        _open_under_a_readable_key(nonce, body, scope) if refresh_root_keys() else None
+    )
+
+
+def _open_under_a_readable_key(nonce: bytes, body: bytes, scope: str) -> bytes | None:
+    found: bytes | None = None
+    for key in root_keys().readable:
+        try:
+            plain = AESGCM(key.subkey(_POSITION_PURPOSE)).decrypt(nonce, body, scope.encode())
+        except InvalidTag:
+            continue
+        found = plain if found is None else found
+    return found
 
 
 def seal_position(scope: str, direction: str, position: int) -> str:
@@ -120,10 +165,9 @@ def open_position(scope: str, cursor: str) -> tuple[str, int]:
     if len(raw) != 1 + _SEALED_NONCE_BYTES + 9 + 16 or raw[:1] != _SEALED_VERSION:
         raise invalid
     nonce, body = raw[1 : 1 + _SEALED_NONCE_BYTES], raw[1 + _SEALED_NONCE_BYTES :]
-    try:
-        plain = _position_cipher().decrypt(nonce, body, scope.encode())
-    except InvalidTag:
-        raise invalid from None
+    plain = _open_sealed(nonce, body, scope)
+    if plain is None:
+        raise invalid
     if plain[0] >= len(_DIRECTIONS):
         raise invalid
     return _DIRECTIONS[plain[0]], int.from_bytes(plain[1:], "big")

@@ -56,7 +56,12 @@ class RootKeyDependent:
     - `stamp(ring)`: called by `rootkey rotate` before the new key becomes current, for items whose key cannot be
       told later (a keyed digest of a token not kept): records that they are under `ring.current`.
     - `end_unmovable(ring)`: ends the items no re-seal can move (revokes the tokens); `rootkey retire
-      --end-unmovable` only. Returns how many it ended.
+      --end-unmovable` only. Returns how many it ended. It may be called inside the caller's transaction (the
+      retire operation's), so it keeps `policies.principal_locks`' order whatever it ends: all in one
+      transaction of its own (a savepoint inside the caller's), it takes every row lock first and appends its
+      audit events last (`kmsconsole.audit.recorder.events_at_the_end`: the chain head is the last lock, rule
+      5); an item that is gone, ended or moved to `ring.current` by the time it is locked is left alone (not
+      counted); it authorizes before it looks anything up, so an item gone meanwhile is never an error.
     """
 
     name: str
