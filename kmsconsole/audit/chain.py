@@ -1,4 +1,16 @@
-"""Hashing and verifying the audit chain."""
+"""Hashing and verifying the audit chain, across root-key rotations.
+
+Each link is an HMAC-SHA256 under a subkey (`audit-chain/v1`) of the root key that was current when the event was
+written, and the chain head's own MAC (`audit-chain/head/v1`) is under the key of its newest link: no field says
+which key, the verifier finds it. A rotation (kmsconsole.core.rootkey) starts a new **epoch**: the key of a
+chain's links may change between two events only *forward*, to a key newer in the ring (`RootKeyRing.everything`
+lists the newest first). So `ChainWalk` walks with the epoch key: each link must verify under the key of the link
+before it, or under a newer key (the new epoch), never under an older or an unconfigured one. Links may be under
+retired keys (old events stay verifiable once their key is retired); the head must be under a readable key no
+older than its last link's. Whoever still holds a previous or a retired key therefore cannot link an event after
+the chain moved past that key, nor rewind the head behind it: only the current key extends a chain that reached
+it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import RootKey, RootKeyRing, root_keys, subkey
 
 GENESIS_HASH = "0" * 64
+LINK_PURPOSE = "audit-chain/v1"
+HEAD_PURPOSE = "audit-chain/head/v1"
 # The fields a link covers, in a fixed order; adding one is a new chain version.
 CHAINED_FIELDS = (
     "seq",
@@ -49,16 +63,28 @@ def canonical_event(values: dict[str, Any]) -> bytes:
     return _CANONICAL_JSON.encode(material).encode()
 
 
-def head_mac(last_seq: int, last_hash: str) -> str:
-    """The chain head's own MAC: without it, deleting the newest events and rewinding the head would pass."""
+def head_mac(last_seq: int, last_hash: str, key: bytes | None = None) -> str:
+    """The chain head's own MAC: without it, deleting the newest events and rewinding the head would pass. `key`:
+    a root key's `HEAD_PURPOSE` subkey (the current one's by default)."""
     return hmac.new(
-        subkey("audit-chain/head/v1"), f"{last_seq}:{last_hash}".encode(), hashlib.sha256
+        key or subkey(HEAD_PURPOSE), f"{last_seq}:{last_hash}".encode(), hashlib.sha256
     ).hexdigest()
 
 
-def link_hash(prev_hash: str, values: dict[str, Any]) -> str:
-    key = subkey("audit-chain/v1")
-    return hmac.new(key, prev_hash.encode() + b"\n" + canonical_event(values), hashlib.sha256).hexdigest()
+def link_hash(prev_hash: str, values: dict[str, Any], key: bytes | None = None) -> str:
+    """An event's link: `key` is a root key's `LINK_PURPOSE` subkey (the current one's by default)."""
+    return hmac.new(
+        key or subkey(LINK_PURPOSE), prev_hash.encode() + b"\n" + canonical_event(values), hashlib.sha256
+    ).hexdigest()
+
+
+def head_key(ring: RootKeyRing, last_seq: int, last_hash: str, mac: str) -> RootKey | None:
+    """The configured root key (retired ones included) the head's MAC is under, or None. The current key is
+    tried first: on the writers' path one HMAC decides."""
+    for key in ring.everything:
+        if hmac.compare_digest(str(mac), head_mac(last_seq, last_hash, key.subkey(HEAD_PURPOSE))):
+            return key
+    return None
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,113 @@ class ChainProblem:
 
     def __str__(self) -> str:
         return f"event #{self.seq} ({self.event_id}): {self.what}"
+
+
+class ChainWalk:
+    """A walk along the chain from (`seq`, `hash`): each `events()` call continues where the last one ended, in
+    the epoch it ended in (see the module docstring). `epoch`: the id of the key the start's own link is under,
+    when known ("": the first link may be under any configured key)."""
+
+    def __init__(
+        self, ring: RootKeyRing | None = None, *, seq: int = 0, hash: str = GENESIS_HASH, epoch: str = ""
+    ) -> None:
+        self.ring = ring or root_keys()
+        self._keys = self.ring.everything
+        self._link_keys = tuple(key.subkey(LINK_PURPOSE) for key in self._keys)
+        self.seq, self.hash = seq, hash
+        # The index (in `_keys`, newest first) of the last link's key; None until a link has been walked.
+        self._epoch = next((i for i, key in enumerate(self._keys) if key.key_id == epoch), None)
+        self.last_event_id = ""
+
+    @property
+    def epoch(self) -> str:
+        """The id of the key the last walked link is under ("" if none is known)."""
+        return "" if self._epoch is None else self._keys[self._epoch].key_id
+
+    def key_of(self, prev_hash: str, event: dict[str, Any]) -> int | None:
+        """The index of the configured key `event`'s link (after `prev_hash`) is under: the epoch's is tried first,
+        so a walk costs one HMAC an event."""
+        stored = str(event["hash"])
+        epoch = self._epoch
+        if epoch is not None and hmac.compare_digest(
+            stored, link_hash(prev_hash, event, self._link_keys[epoch])
+        ):
+            return epoch
+        for index, key in enumerate(self._link_keys):
+            if index != epoch and hmac.compare_digest(stored, link_hash(prev_hash, event, key)):
+                return index
+        return None
+
+    def events(self, events: Iterable[dict[str, Any]]) -> ChainProblem | None:
+        """Walk `events` in seq order from where the walk stands; return the first broken link, or None."""
+        for event in events:
+            seq, event_id = event["seq"], str(event["event_id"])
+            if seq != self.seq + 1:
+                return ChainProblem(
+                    seq,
+                    event_id,
+                    f"expected event #{self.seq + 1} here: an event before it was removed or reordered",
+                )
+            if event["prev_hash"] != self.hash:
+                return ChainProblem(seq, event_id, "its link to the previous event is broken")
+            index = self.key_of(self.hash, event)
+            if index is None:
+                return ChainProblem(
+                    seq, event_id, "its contents were changed, or it is linked under no configured root key"
+                )
+            if self._epoch is not None and index > self._epoch:
+                return ChainProblem(
+                    seq,
+                    event_id,
+                    f"it is linked under an older root key ({self._keys[index].key_id}) than the event before it "
+                    f"({self._keys[self._epoch].key_id})",
+                )
+            self._epoch, self.seq, self.hash, self.last_event_id = index, seq, event["hash"], event_id
+        return None
+
+    def head_problem(
+        self, head_seq: int, head_hash: str, mac: str
+    ) -> tuple[RootKey | None, ChainProblem | None]:
+        """The key the head's MAC is under, and a problem unless that is a readable root key (a retired key MACs
+        no head: the chain has moved past it). A head at #0 (no event yet) has no MAC."""
+        if not head_seq:
+            return None, None
+        key = head_key(self.ring, head_seq, head_hash, mac)
+        if key is None:
+            return None, ChainProblem(
+                head_seq, "", "the chain head was altered (its MAC does not match): events may be missing"
+            )
+        if key.retired:
+            return key, ChainProblem(
+                head_seq,
+                "",
+                f"the chain head's MAC is under a retired root key ({key.key_id}): it was rewound or forged",
+            )
+        return key, None
+
+    def up_to_head(
+        self, events: Iterable[dict[str, Any]], head_seq: int, head_hash: str, mac: str
+    ) -> ChainProblem | None:
+        """Check the head's MAC, walk `events`, and check that they end where the head says, under a key no older
+        than the last link's (the writer MACs the head under the key it links under)."""
+        key, problem = self.head_problem(head_seq, head_hash, mac)
+        problem = problem or self.events(events)
+        if problem is not None:
+            return problem
+        if head_seq != self.seq or not hmac.compare_digest(head_hash, self.hash):
+            return ChainProblem(
+                self.seq,
+                self.last_event_id,
+                f"the chain head records event #{head_seq}: events after this one were removed",
+            )
+        if key is not None and self._epoch is not None and self._keys.index(key) > self._epoch:
+            return ChainProblem(
+                head_seq,
+                self.last_event_id,
+                f"the chain head's MAC is under an older root key ({key.key_id}) than its last event's "
+                f"({self.epoch}): it was rewound",
+            )
+        return None
 
 
 def verify_events(
@@ -84,33 +217,4 @@ def verify_events(
 
     `start_seq`/`start_hash`: the last event before `events` (archived by retention), which the first of them
     must continue; the defaults are the chain's beginning."""
-    if head_seq and not hmac.compare_digest(head_mac_value, head_mac(head_seq, head_hash)):
-        return ChainProblem(
-            head_seq, "", "the chain head was altered (its MAC does not match): events may be missing"
-        )
-    expected_seq = start_seq + 1
-    prev_hash = start_hash
-    last_event_id = ""
-    for event in events:
-        if event["seq"] != expected_seq:
-            return ChainProblem(
-                event["seq"],
-                str(event["event_id"]),
-                f"expected event #{expected_seq} here: an event before it was removed or reordered",
-            )
-        if event["prev_hash"] != prev_hash:
-            return ChainProblem(
-                event["seq"], str(event["event_id"]), "its link to the previous event is broken"
-            )
-        if not hmac.compare_digest(event["hash"], link_hash(prev_hash, event)):
-            return ChainProblem(event["seq"], str(event["event_id"]), "its contents were changed")
-        prev_hash = event["hash"]
-        last_event_id = str(event["event_id"])
-        expected_seq += 1
-    if head_seq != expected_seq - 1 or not hmac.compare_digest(head_hash, prev_hash):
-        return ChainProblem(
-            expected_seq - 1,
-            last_event_id,
-            f"the chain head records event #{head_seq}: events after this one were removed",
-        )
-    return None
+    return ChainWalk(seq=start_seq, hash=start_hash).up_to_head(events, head_seq, head_hash, head_mac_value)

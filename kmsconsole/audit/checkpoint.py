@@ -11,6 +11,11 @@ unnoticed nor forge a checkpoint. The file only moves forward.
 The checkpoint also says when a walk of the whole chain (from the archive boundary) last ended there
 (`full_at`, under the same MAC): the periodic verification starts from the checkpoint while that is recent, so
 its cost follows the events written since, not the size of the trail (kmsconsole.audit.verification).
+
+Root keys rotate (kmsconsole.core.rootkey): the file is written under the current key and read under any readable
+one. A successful verification rewrites it, so after a rotation the next one moves it to the current key; `rootkey
+reseal` moves it at once (`reseal_checkpoint`, kmsconsole.audit.rootkeys). A file under a retired key no longer
+verifies, which is why `rootkey retire` waits until nothing is left under a previous key.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from django.utils import timezone
 
 from kmsconsole.audit.chain import ChainProblem
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import RootKey, RootKeyRing, mac_matches, root_keys, subkey
+
+PURPOSE = "audit-checkpoint"
 
 
 @dataclass(frozen=True)
@@ -45,29 +52,59 @@ def checkpoint_path() -> Path | None:
     return Path(configured) if configured else None
 
 
-def _mac(seq: int, chain_hash: str, full_at: str = "") -> str:
+def _message(seq: int, chain_hash: str, full_at: str = "") -> bytes:
     # Files written before `full_at` existed carry a MAC over seq and hash only, and still verify.
-    message = f"{seq}:{chain_hash}" + (f":{full_at}" if full_at else "")
-    return hmac.new(subkey("audit-checkpoint"), message.encode(), hashlib.sha256).hexdigest()
+    return (f"{seq}:{chain_hash}" + (f":{full_at}" if full_at else "")).encode()
 
 
-def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
+def _mac(seq: int, chain_hash: str, full_at: str = "", key: bytes | None = None) -> str:
+    """The file's MAC under the current root key (`key`: another root key's PURPOSE subkey)."""
+    return hmac.new(key or subkey(PURPOSE), _message(seq, chain_hash, full_at), hashlib.sha256).hexdigest()
+
+
+def _read() -> tuple[Checkpoint | None, str, ChainProblem | None]:
+    """The checkpoint and its MAC as the file holds them (unchecked), or the problem that it cannot be read."""
     path = checkpoint_path()
     if path is None or not path.exists():
-        return None, None
+        return None, "", None
     try:
         data = json.loads(path.read_text())
         checkpoint = Checkpoint(
             int(data["seq"]), str(data["hash"]), str(data.get("written_at", "")), str(data.get("full_at", ""))
         )
-        valid = hmac.compare_digest(
-            str(data["mac"]), _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at)
+        return checkpoint, str(data["mac"]), None
+    except (ValueError, KeyError, TypeError, OSError, AttributeError):
+        return None, "", ChainProblem(0, "", f"the checkpoint file {path} was altered or is unreadable")
+
+
+def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
+    """The checkpoint, if its MAC is under a readable root key; else the problem (a retired key's is refused)."""
+    checkpoint, mac, problem = _read()
+    if checkpoint is None or problem is not None:
+        return None, problem
+    if not mac_matches(PURPOSE, _message(checkpoint.seq, checkpoint.hash, checkpoint.full_at), mac):
+        return None, ChainProblem(
+            0,
+            "",
+            f"the checkpoint file {checkpoint_path()} was altered or is unreadable (its MAC does not match)",
         )
-    except (ValueError, KeyError, TypeError, OSError):
-        valid, checkpoint = False, None
-    if not valid:
-        return None, ChainProblem(0, "", f"the checkpoint file {path} was altered or is unreadable")
     return checkpoint, None
+
+
+def _under(checkpoint: Checkpoint, mac: str, keys: tuple[RootKey, ...]) -> bool:
+    found = False
+    for key in keys:  # each compared in constant time, whichever matches
+        expected = _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at, key.subkey(PURPOSE))
+        found |= hmac.compare_digest(mac, expected)
+    return found
+
+
+def under_current_key(ring: RootKeyRing) -> bool | None:
+    """Whether the file's MAC is under `ring`'s current key (None: there is no file). One HMAC, no chain walk."""
+    checkpoint, mac, problem = _read()
+    if checkpoint is None:
+        return None if problem is None else False
+    return _under(checkpoint, mac, (ring.current,))
 
 
 def check_checkpoint(*, archived_through: int) -> ChainProblem | None:
@@ -102,15 +139,40 @@ def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True) ->
         and current is not None
         and (current.seq > seq or (current.seq == seq and not whole_chain))
     ):
+        # Nothing to move; but every successful verification leaves the file under the current root key.
+        if not under_current_key(root_keys()):
+            _write(path, current)
         return
     now = timezone.now().isoformat()
     full_at = now if whole_chain else (current.full_at if current is not None and problem is None else "")
+    _write(path, Checkpoint(seq, chain_hash, now, full_at))
+
+
+def reseal_checkpoint(ring: RootKeyRing) -> bool | None:
+    """`rootkey reseal`: the checkpoint, verified under `ring`'s readable keys, written again under its current
+    key, unchanged (recomputed from the verified content, never a MAC copied). True if it was rewritten, False if
+    it is under the current key already (or there is none), None if it does not verify under a readable key (left
+    as it is: `audit verify` reports it)."""
+    path = checkpoint_path()
+    checkpoint, mac, problem = _read()
+    if path is None or checkpoint is None:
+        return None if problem is not None else False
+    if _under(checkpoint, mac, (ring.current,)):
+        return False
+    if not _under(checkpoint, mac, ring.readable):
+        return None
+    _write(path, checkpoint, ring.current)
+    return True
+
+
+def _write(path: Path, checkpoint: Checkpoint, key: RootKey | None = None) -> None:
+    """Write the file atomically (readable by the owner only), MACed under the current root key (or `key`)."""
     document = {
-        "seq": seq,
-        "hash": chain_hash,
-        "written_at": now,
-        "full_at": full_at,
-        "mac": _mac(seq, chain_hash, full_at),
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "written_at": checkpoint.written_at,
+        "full_at": checkpoint.full_at,
+        "mac": _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at, key and key.subkey(PURPOSE)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-checkpoint-")

@@ -8,6 +8,10 @@ while it writes, and only a complete, synced file is renamed into place. Then th
 batches, one transaction each, which also moves the archive boundary (AuditChainBase, with its own HMAC) to the
 batch's last event: `audit verify` starts the chain there, and `audit verify --archive DIR` checks the files
 and that they end where the database begins. A run interrupted between batches is finished by the next one.
+
+Root keys rotate (kmsconsole.core.rootkey): the links are checked epoch by epoch (kmsconsole.audit.chain), one
+walk through every file, and new manifests and boundaries are MACed under the current key (`manifest_matches` says
+why an old manifest keeps verifying).
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash, verify_events
+from kmsconsole.audit.chain import GENESIS_HASH, ChainProblem, ChainWalk
 from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import root_keys, subkey
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext, perform
@@ -43,6 +47,7 @@ ARCHIVE_FOLDER = "audit-archive"
 BATCH = 2000
 MAX_PER_RUN = 200_000
 MANIFEST_FORMAT = 1
+MANIFEST_PURPOSE = "audit-archive/manifest/v1"
 
 
 class ArchiveError(Exception):
@@ -53,11 +58,32 @@ def archive_dir() -> Path:
     return Path(settings.KMS_DATA_DIR) / ARCHIVE_FOLDER
 
 
-def manifest_mac(manifest: dict[str, Any]) -> str:
+def manifest_mac(manifest: dict[str, Any], key: bytes | None = None) -> str:
+    """A manifest's MAC, under the current root key (`key`: another root key's MANIFEST_PURPOSE subkey)."""
     material = json.dumps(
         {k: v for k, v in manifest.items() if k != "mac"}, sort_keys=True, separators=(",", ":")
     ).encode()
-    return hmac.new(subkey("audit-archive/manifest/v1"), material, hashlib.sha256).hexdigest()
+    return hmac.new(key or subkey(MANIFEST_PURPOSE), material, hashlib.sha256).hexdigest()
+
+
+def manifest_matches(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's MAC is under a configured root key, **retired keys included**.
+
+    Unlike the boundary and the checkpoint, which `rootkey reseal` MACs again, a manifest keeps the key it was
+    written under: an archive file is immutable (written once, synced and renamed into place; rewriting it to
+    move its MAC would put the evidence itself at risk), so it must verify after its key is retired. That costs
+    nothing in strength, because the manifest is not what vouches for the events: every archived event is covered
+    by its link, which verifies under its epoch's key (retired keys included, by design, kmsconsole.audit.chain),
+    each file must continue the one before it from event #1, and the last must reach the boundary, whose MAC must
+    be under a readable key. A holder of a retired key who forged a manifest (or re-linked archived events) would
+    still have to make the archive end at the boundary's hash, which continues into the database's chain, itself
+    anchored by the head and the checkpoint under readable keys. An unconfigured key's MAC is refused."""
+    found = False
+    for key in root_keys().everything:  # each compared in constant time, whichever matches
+        found |= hmac.compare_digest(
+            str(manifest.get("mac", "")), manifest_mac(manifest, key.subkey(MANIFEST_PURPOSE))
+        )
+    return found
 
 
 def file_name(first_seq: int, last_seq: int) -> str:
@@ -105,16 +131,22 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) ->
         .values(*EVENT_FIELDS)
         .iterator(chunk_size=BATCH)
     )
-    expected, prev_hash = base_seq + 1, base_hash
+    # The epoch of the boundary's own link is not kept: the first archived link may be under any configured key.
+    walk = ChainWalk(seq=base_seq, hash=base_hash)
     try:
         with open(partial, "w", encoding="ascii", opener=lambda p, f: os.open(p, f, 0o600)) as out:
             for row in rows:
-                if row["seq"] != expected or row["prev_hash"] != prev_hash:
-                    raise ArchiveError(f"event #{expected} is missing or out of place; nothing was archived")
-                if not hmac.compare_digest(row["hash"], link_hash(prev_hash, row)):
-                    raise ArchiveError(f"event #{row['seq']} was changed; nothing was archived")
+                if row["seq"] != walk.seq + 1 or row["prev_hash"] != walk.hash:
+                    raise ArchiveError(
+                        f"event #{walk.seq + 1} is missing or out of place; nothing was archived"
+                    )
+                problem = walk.events([row])
+                if problem is not None:
+                    raise ArchiveError(
+                        f"event #{row['seq']} was changed; nothing was archived ({problem.what})"
+                    )
                 out.write(json_line(row))
-                prev_hash, expected = row["hash"], expected + 1
+            expected, prev_hash = walk.seq + 1, walk.hash
             if expected != last_seq + 1:
                 raise ArchiveError(f"event #{expected} is missing; nothing was archived")
             manifest = {
@@ -279,9 +311,10 @@ def verify_archive(folder: Path) -> ArchiveCheck:
     files = events = 0
     last_seq, last_hash = 0, GENESIS_HASH
     base, base_problem = chain_base()
+    walk = ChainWalk()  # one walk through every file: an epoch reached in one binds the next
     for path in paths:
         manifest = read_manifest(path)
-        if manifest is None or not hmac.compare_digest(str(manifest.get("mac", "")), manifest_mac(manifest)):
+        if manifest is None or not manifest_matches(manifest):
             return ArchiveCheck(
                 files, events, last_seq, last_hash, f"{path.name}: its manifest is missing or altered"
             )
@@ -295,14 +328,13 @@ def verify_archive(folder: Path) -> ArchiveCheck:
                 f"{path.name}: it does not continue from event #{last_seq}",
             )
         end, end_hash = manifest["last_seq"], manifest["last_hash"]
-        problem = verify_events(
-            _events_of(path),
-            end,
-            end_hash,
-            head_mac(end, end_hash),
-            start_seq=first - 1,
-            start_hash=last_hash,
-        )
+        problem = walk.events(_events_of(path))
+        if problem is None and (walk.seq != end or not hmac.compare_digest(walk.hash, str(end_hash))):
+            problem = ChainProblem(
+                walk.seq,
+                walk.last_event_id,
+                f"the manifest records event #{end}: events after this one were removed",
+            )
         if problem is not None:
             return ArchiveCheck(files, events, last_seq, last_hash, f"{path.name}: {problem}")
         files, events, last_seq, last_hash = files + 1, events + manifest["count"], end, end_hash

@@ -11,8 +11,10 @@ The periodic job walks only what was written since the checkpoint (kmsconsole.au
 the whole chain ended there less than KMS_AUDIT_FULL_VERIFY_SECONDS ago (a day by default), so its cost follows
 the rate of new events, not the size of the trail; the start is the checkpoint's seq and hash, which only the
 root key could have vouched for, and the checkpoint's own check (the database still holds that event with that
-hash) runs first. Once a day, and always on demand ("Verify now", `manage.py audit verify`), the whole chain is
-walked: an old event edited in the database is named by the next whole walk, not by the periodic ones between.
+hash) runs first; the walk goes on in the epoch of that event's link (kmsconsole.audit.chain), so an incremental
+walk refuses a link under an older root key as a whole walk does. Once a day, and always on demand ("Verify now",
+`manage.py audit verify`), the whole chain is walked: an old event edited in the database is named by the next
+whole walk, not by the periodic ones between.
 A problem an incremental walk finds is confirmed by a whole walk before it is reported.
 
 The walk also checks each event's derived, unchained columns (the key owner's side of the trail,
@@ -41,11 +43,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk
 from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
 from kmsconsole.audit.derived import DERIVED_FIELDS, mismatched
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import mac_matches, root_keys, subkey
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
@@ -60,11 +62,23 @@ _BATCH = 2000
 _ROUNDS = 5
 # The chained fields and the links, and the derived columns, checked on the way (kmsconsole.audit.derived).
 _FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash", *DERIVED_FIELDS)
+BASE_PURPOSE = "audit-chain/base/v1"
 
 
-def base_mac(seq: int, last_hash: str) -> str:
-    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived."""
-    return hmac.new(subkey("audit-chain/base/v1"), f"{seq}:{last_hash}".encode(), hashlib.sha256).hexdigest()
+def base_mac(seq: int, last_hash: str, key: bytes | None = None) -> str:
+    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived.
+    Written under the current root key (`key`: a root key's BASE_PURPOSE subkey, for the re-seal)."""
+    return hmac.new(key or subkey(BASE_PURPOSE), _base_message(seq, last_hash), hashlib.sha256).hexdigest()
+
+
+def _base_message(seq: int, last_hash: str) -> bytes:
+    return f"{seq}:{last_hash}".encode()
+
+
+def base_mac_matches(seq: int, last_hash: str, mac: str) -> bool:
+    """Whether `mac` is the boundary's MAC under a readable root key: a previous key's until `rootkey reseal`
+    MACs it again (kmsconsole.audit.rootkeys), never a retired key's."""
+    return mac_matches(BASE_PURPOSE, _base_message(seq, last_hash), mac)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,8 @@ class ChainBase:
     seq: int
     hash: str
     archive_file: str = ""
+    # The id of the root key the link at `seq` is under, when known ("": the next link may be under any key).
+    epoch: str = ""
 
 
 GENESIS = ChainBase(0, GENESIS_HASH)
@@ -83,7 +99,7 @@ def chain_base() -> tuple[ChainBase, ChainProblem | None]:
     if row is None:
         return GENESIS, None
     base = ChainBase(row.seq, row.hash, row.archive_file)
-    if not hmac.compare_digest(row.mac, base_mac(row.seq, row.hash)):
+    if not base_mac_matches(row.seq, row.hash, row.mac):
         return base, ChainProblem(
             row.seq, "", "the archive boundary was altered (its MAC does not match): events may be missing"
         )
@@ -156,13 +172,14 @@ def _head() -> tuple[int, str, str]:
 
 
 def _walk(
-    events: QuerySet[AuditEvent], head: tuple[int, str, str], start: ChainBase
+    events: QuerySet[AuditEvent], head: tuple[int, str, str], walk: ChainWalk
 ) -> tuple[_Counted, ChainProblem | None]:
+    """Walk `events` from where `walk` stands up to `head` (the walk then stands at the head)."""
     rows = events.order_by("seq").values(*_FIELDS).iterator(chunk_size=_BATCH)
     counted = _Counted(rows)
     # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
     with closing(rows):
-        problem = verify_events(counted, *head, start_seq=start.seq, start_hash=start.hash)
+        problem = walk.up_to_head(counted, *head)
     return counted, problem
 
 
@@ -213,7 +230,14 @@ def _recent_checkpoint() -> ChainBase | None:
         return None
     if check_checkpoint(archived_through=base.seq) is not None:
         return None  # the whole walk that follows reports it
-    return ChainBase(checkpoint.seq, checkpoint.hash)
+    # The walk goes on in the epoch of the checkpoint's own link (one more HMAC): a link after it under an older
+    # key is refused here as in a whole walk. Not found (its key is no longer configured): a whole walk decides.
+    row = AuditEvent.objects.filter(seq=checkpoint.seq).values(*_FIELDS).first()
+    walk = ChainWalk()
+    index = walk.key_of(row["prev_hash"], row) if row is not None else None
+    if index is None:
+        return None
+    return ChainBase(checkpoint.seq, checkpoint.hash, epoch=walk.ring.everything[index].key_id)
 
 
 def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
@@ -229,14 +253,15 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
         return ChainResult(base.seq + 1, base.seq, 0, problem)
     first = first or base
     head = _head()
-    start, verified = first, 0
+    # One walk through every round: the epoch reached in one round binds the next.
+    walk, verified = ChainWalk(root_keys(), seq=first.seq, hash=first.hash, epoch=first.epoch), 0
     derived: DerivedFinding | None = None
     for _ in range(_ROUNDS):
         # Without a head row every event is walked: deleting the head must not hide the events after it.
-        events = AuditEvent.objects.filter(seq__gt=start.seq)
+        events = AuditEvent.objects.filter(seq__gt=walk.seq)
         if head[0]:
             events = events.filter(seq__lte=head[0])
-        walked, problem = _walk(events, head, start)
+        walked, problem = _walk(events, head, walk)
         verified += walked.count
         derived = _merged(derived, walked.finding)
         if problem is not None:
@@ -251,7 +276,7 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
                     "it lies beyond the chain head: the service did not write it",
                 )
             break
-        start, head = ChainBase(head[0], head[1]), newer
+        head = newer
     return ChainResult(first.seq + 1, head[0], verified, problem, derived)
 
 
