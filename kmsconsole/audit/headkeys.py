@@ -1,0 +1,90 @@
+"""Which root key a writer extends the audit chain head under (kmsconsole.audit.writer).
+
+Events are linked, and the head MACed, under the current root key, and a chain's key may only move forward
+(kmsconsole.audit.chain). A process not yet restarted after `rootkey rotate` still has the old ring: had it linked
+under its current key after another process moved the chain to the new one, the chain would move back. So a
+writer extends a head only once it knows the head's MAC is under its current key or an older configured one
+(retired ones included: moving forward from them is what a rotation does).
+
+- The locked path (a change's transaction) checks the head it locked: `writing_key`.
+- The batch statement on PostgreSQL requires the head's MAC to be the one the writer expects (`extending`): the
+  MAC of the head it wrote or checked last, kept with the key it is under, or else the MAC under its current key
+  (one HMAC; the database compares). A head under another key comes back with the statement's answer and is
+  checked under the ring (`writing_key`).
+
+A head under no key the process has makes it read the root keys again, once (a file-based ring that was
+rotated); still none, and the write fails closed like any failed audit write: the request fails, nothing is
+written, and the log names no key and no MAC. The head this process last wrote or checked is remembered, so a
+writer that writes after itself pays no HMAC beyond its links and the new head's MAC.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kmsconsole.audit.chain import HEAD_PURPOSE, head_key, head_mac
+from kmsconsole.core.rootkey import RootKey, reload_root_keys, root_keys
+
+logger = logging.getLogger(__name__)
+
+
+class ChainHeadUnderUnknownKey(Exception):
+    """The chain head's MAC is under no root key this process has, even after reading them again: the head may be
+    under a newer key (this process's ring is older than the file's) or forged. Extending it could move the chain
+    back to an older key, so nothing is written (the message names no key and no MAC)."""
+
+
+# The last head this process wrote or checked: (id of the root key its MAC is under, seq, hash, MAC). That the MAC
+# is that key's is a fact about the values, true whether or not the head committed; the ring decides whether the
+# key may still be extended (any configured key is older than, or is, the current one).
+_known_head: tuple[str, int, str, str] | None = None
+
+
+def remember(key: RootKey, last_seq: int, last_hash: str, mac: str) -> None:
+    global _known_head
+    _known_head = (key.key_id, last_seq, last_hash, mac)
+
+
+def _known_mac(last_seq: int, last_hash: str) -> str | None:
+    """The MAC of the head (last_seq, last_hash) if this process knows it under a configured key."""
+    known = _known_head
+    if known is None or known[1] != last_seq or known[2] != last_hash:
+        return None
+    ring = root_keys()
+    return known[3] if known[0] == ring.current.key_id or ring.find(known[0]) is not None else None
+
+
+def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
+    """The root key to extend the head (last_seq, last_hash, MACed `mac`) under: the current one, once the head is
+    known to be under it or under an older configured key, retired ones included (the chain moves forward).
+    Raises ChainHeadUnderUnknownKey if it is under none, even after reading the root keys again."""
+    if not last_seq or _known_mac(last_seq, last_hash) == mac:  # #0: no event yet, so no key to follow
+        return root_keys().current
+    ring = root_keys()
+    key = head_key(ring, last_seq, last_hash, mac)
+    if key is None:
+        # Another process may have moved the chain to a key this one has not read yet (`rootkey rotate`).
+        ring = reload_root_keys()
+        key = head_key(ring, last_seq, last_hash, mac)
+    if key is None:
+        logger.error(
+            "The audit chain head (#%d) is under no root key this process has, even after reading them again: "
+            "no audit event can be written (compare the root key file with the other processes')",
+            last_seq,
+        )
+        raise ChainHeadUnderUnknownKey(
+            f"The audit chain head (#{last_seq}) is under no root key this process has; nothing was written."
+        )
+    remember(key, last_seq, last_hash, mac)
+    return ring.current
+
+
+def extending(old: tuple[int, str], mac: str | None) -> tuple[RootKey, str]:
+    """The root key to extend the head `old` under, and the MAC the batch statement requires the head to carry.
+    `mac` None (`old` is where this process or the previous turn left the head): the MAC this process remembers
+    for it, else the one under the current key (the database tells if it is another)."""
+    if mac is not None:
+        return writing_key(*old, mac), mac
+    current = root_keys().current
+    known = _known_mac(*old)
+    return current, known if known is not None else head_mac(*old, current.subkey(HEAD_PURPOSE))
