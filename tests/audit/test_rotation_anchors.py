@@ -1,0 +1,183 @@
+"""The audit trail's anchors across root-key rotations: the retention boundary, the archive manifests and the
+checkpoint verify under readable keys (manifests under retired ones too: kmsconsole.audit.retention explains
+why), are written under the current key, and are what the trail registers as root-key dependents
+(kmsconsole.audit.rootkeys) for `rootkey status`, `reseal` and `retire`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError
+from django.utils import timezone
+
+from kmsconsole.audit import retention
+from kmsconsole.audit.checkpoint import read_checkpoint
+from kmsconsole.audit.models import AuditChainBase, AuditEvent
+from kmsconsole.audit.verification import verify_periodically
+from kmsconsole.core.rootkey import root_keys
+from kmsconsole.core.rootkey_dependents import Moved, dependents
+from tests.audit.dashboard_support import append, event_values, hours_ago
+from tests.audit.rotation_support import (
+    key,
+    link_key_ids,
+    relink,
+    retire_previous,
+    set_head,
+    verify,
+    write_events,
+)
+from tests.audit.test_checkpoint import checkpoint_file  # noqa: F401 - the fixture
+from tests.audit.test_retention import DAYS, archive  # noqa: F401 - the fixture
+from tests.conftest import RootKeyFile
+
+pytestmark = pytest.mark.django_db
+
+
+def dependent(name: str) -> Any:
+    return next(d for d in dependents() if d.name == name)
+
+
+def remaining(name: str) -> int:
+    return int(dependent(name).remaining(root_keys()).count)
+
+
+def reseal(name: str) -> Moved:
+    moved: Moved = dependent(name).reseal(root_keys(), 100)
+    return moved
+
+
+def test_the_trails_anchors_are_registered_and_cheap(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+    django_assert_max_num_queries: Any,
+) -> None:
+    write_events(2)
+    verify()
+    names = [d.name for d in dependents()]
+    assert {"audit chain head", "audit retention base", "audit checkpoint"} <= set(names)
+    assert [remaining(name) for name in ("audit chain head", "audit checkpoint")] == [0, 0]
+    root_key_file.rotate()
+    with django_assert_max_num_queries(2):  # one row each, no walk
+        assert [remaining(name) for name in ("audit chain head", "audit retention base")] == [1, 0]
+    assert remaining("audit checkpoint") == 1
+    # The head's re-seal does nothing: the next event (the re-seal's own) moves it.
+    assert reseal("audit chain head") == Moved()
+    assert remaining("audit chain head") == 1
+    write_events(1)
+    assert remaining("audit chain head") == 0
+
+
+def test_archive_and_boundary_across_a_rotation_and_after_retire(
+    root_key_file: RootKeyFile,
+    archive: Path,  # noqa: F811 - the fixture
+) -> None:
+    old = root_keys().current.key_id
+    append(event_values(time=hours_ago(40 * 24 - i / 60)) for i in range(10))
+    now = timezone.now()
+    assert (
+        retention.archive_due(now).processed == 10
+    )  # the file, its manifest and the boundary: the old key's
+    new = root_key_file.rotate()
+    assert "Audit chain intact: 1 events verified after the archive's #10" in verify(
+        "--archive", str(archive)
+    )
+    assert remaining("audit retention base") == 1
+    assert reseal("audit retention base") == Moved(moved=1)
+    assert (remaining("audit retention base"), reseal("audit retention base")) == (0, Moved())
+
+    # A second run spans the rotation: the first run's own event (#11, the old key's) and ten under the new key.
+    append(event_values(time=hours_ago(1)) for _ in range(10))
+    assert retention.archive_due(now + timedelta(days=DAYS + 1)).processed == 11
+    second = json.loads(sorted(archive.iterdir())[-1].read_text().splitlines()[-1])["manifest"]
+    assert (second["first_seq"], second["last_seq"]) == (11, 21)
+    assert remaining("audit retention base") == 0  # moved by the run, under the new key
+    assert link_key_ids() == [new]  # the second run's own event
+    retire_previous(root_key_file)
+    # The old manifest and the old links verify under the retired key; the boundary is under the current one.
+    assert "21 events in 2 files, through #21" in verify("--archive", str(archive))
+    assert old in [k.key_id for k in root_keys().retired]
+
+
+def test_a_boundary_left_under_a_retired_key_no_longer_verifies(
+    root_key_file: RootKeyFile,
+    archive: Path,  # noqa: F811 - the fixture
+) -> None:
+    append(event_values(time=hours_ago(40 * 24)) for _ in range(5))
+    retention.archive_due()
+    root_key_file.rotate()
+    assert "after the archive's #5" in verify()  # under the previous key: still readable
+    retire_previous(root_key_file)  # what `rootkey retire` refuses to do while the boundary remains
+    with pytest.raises(CommandError, match="the archive boundary was altered"):
+        verify()
+    assert AuditChainBase.objects.get().seq == 5
+
+
+def test_the_checkpoint_across_a_rotation_and_after_retire(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    write_events(3)
+    verify_periodically()
+    written = json.loads(checkpoint_file.read_text())
+    root_key_file.rotate()
+    checkpoint, problem = read_checkpoint()
+    assert problem is None and checkpoint is not None and checkpoint.seq == 3  # the previous key's: readable
+    # Every successful verification leaves it under the current key, even one that walked nothing new.
+    run = verify_periodically()
+    assert (run.status, run.events_verified) == ("intact", 0)
+    rewritten = json.loads(checkpoint_file.read_text())
+    assert rewritten["mac"] != written["mac"]
+    assert {k: v for k, v in rewritten.items() if k != "mac"} == {
+        k: v for k, v in written.items() if k != "mac"
+    }
+    assert remaining("audit checkpoint") == 0
+    write_events(1)  # `rootkey retire` waits for the head to move too (an event, as the re-seal's own)
+    retire_previous(root_key_file)
+    assert read_checkpoint()[1] is None
+    assert "intact: 4 events" in verify()
+    assert verify_periodically().status == "intact"
+
+
+def test_the_checkpoint_reseal_and_a_checkpoint_left_under_a_retired_key(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    write_events(2)
+    verify()
+    saved = checkpoint_file.read_text()
+    root_key_file.rotate()
+    assert remaining("audit checkpoint") == 1
+    assert reseal("audit checkpoint") == Moved(moved=1)
+    assert (remaining("audit checkpoint"), reseal("audit checkpoint")) == (0, Moved())
+    write_events(1)
+    retire_previous(root_key_file)
+    assert read_checkpoint()[1] is None
+    checkpoint_file.write_text(saved)  # one left under the (now retired) old key is refused
+    assert read_checkpoint()[1] is not None
+    assert reseal("audit checkpoint") == Moved(failed=("audit checkpoint",))
+    with pytest.raises(CommandError, match=r"checkpoint file .* was altered"):
+        verify()
+
+
+def test_an_incremental_walk_refuses_a_link_under_an_older_key_after_the_checkpoint(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    """The periodic walk starts at the checkpoint in the epoch of the checkpoint's own link: an event after it
+    linked (with the head) by the holder of the previous key is named as a whole walk names it."""
+    old = root_keys().current.key_id
+    write_events(2)
+    root_key_file.rotate()
+    write_events(2)
+    assert verify_periodically().last_seq == 4
+    write_events(1)
+    forged = relink(5, key(old), error_message="nothing happened")
+    set_head(5, forged, key(old))
+    run = verify_periodically()
+    assert (run.status, run.problem_seq) == ("broken", 5)
+    assert f"older root key ({old})" in run.problem
+    assert AuditEvent.objects.count() == 5
