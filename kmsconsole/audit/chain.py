@@ -202,19 +202,3 @@ class ChainWalk:
                 f"({self.epoch}): it was rewound",
             )
         return None
-
-
-def verify_events(
-    events: Iterable[dict[str, Any]],
-    head_seq: int,
-    head_hash: str,
-    head_mac_value: str,
-    *,
-    start_seq: int = 0,
-    start_hash: str = GENESIS_HASH,
-) -> ChainProblem | None:
-    """Walk events in seq order; return the first broken link, or None when the whole chain holds.
-
-    `start_seq`/`start_hash`: the last event before `events` (archived by retention), which the first of them
-    must continue; the defaults are the chain's beginning."""
-    return ChainWalk(seq=start_seq, hash=start_hash).up_to_head(events, head_seq, head_hash, head_mac_value)
