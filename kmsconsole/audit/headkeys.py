@@ -12,9 +12,12 @@ writer extends a head only once it knows the head's MAC is under its current key
   (one HMAC; the database compares). A head under another key comes back with the statement's answer and is
   checked under the ring (`writing_key`).
 
-A head under no key the process has makes it read the root keys again, once (a file-based ring that was
-rotated); still none, and the write fails closed like any failed audit write: the request fails, nothing is
-written, and the log names no key and no MAC. The head this process last wrote or checked is remembered, so a
+A head under no key the process has makes it read the key file again if it was rewritten
+(`kmsconsole.core.rootkey.refresh_root_keys`: `rootkey rotate` in another process); still none, and the write fails
+closed like any failed audit write: the request fails, nothing is written, and the log names no key and no MAC.
+With KMS_ROOT_KEY in the environment there is no file to read again: a process started before the new key was
+put first fails its audit writes (and so its requests) as soon as a restarted one has written under that key, so
+such processes must be restarted together. The head this process last wrote or checked is remembered, so a
 writer that writes after itself pays no HMAC beyond its links and the new head's MAC.
 """
 
@@ -23,15 +26,15 @@ from __future__ import annotations
 import logging
 
 from kmsconsole.audit.chain import HEAD_PURPOSE, head_key, head_mac
-from kmsconsole.core.rootkey import RootKey, reload_root_keys, root_keys
+from kmsconsole.core.rootkey import RootKey, refresh_root_keys, root_keys
 
 logger = logging.getLogger(__name__)
 
 
 class ChainHeadUnderUnknownKey(Exception):
-    """The chain head's MAC is under no root key this process has, even after reading them again: the head may be
-    under a newer key (this process's ring is older than the file's) or forged. Extending it could move the chain
-    back to an older key, so nothing is written (the message names no key and no MAC)."""
+    """The chain head's MAC is under no root key this process has, even after a look at the key file: it may be
+    under a newer key (another process's ring is newer and the file does not have it) or forged. Extending it could
+    move the chain back to an older key, so nothing is written (the message names no key and no MAC)."""
 
 
 # The last head this process wrote or checked: (id of the root key its MAC is under, seq, hash, MAC). That the MAC
@@ -57,18 +60,18 @@ def _known_mac(last_seq: int, last_hash: str) -> str | None:
 def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
     """The root key to extend the head (last_seq, last_hash, MACed `mac`) under: the current one, once the head is
     known to be under it or under an older configured key, retired ones included (the chain moves forward).
-    Raises ChainHeadUnderUnknownKey if it is under none, even after reading the root keys again."""
+    Raises ChainHeadUnderUnknownKey if it is under none, even after a look at the key file."""
     if not last_seq or _known_mac(last_seq, last_hash) == mac:  # #0: no event yet, so no key to follow
         return root_keys().current
     ring = root_keys()
     key = head_key(ring, last_seq, last_hash, mac)
-    if key is None:
-        # Another process may have moved the chain to a key this one has not read yet (`rootkey rotate`).
-        ring = reload_root_keys()
+    if key is None and refresh_root_keys():
+        # Another process moved the chain to a key this one had not read yet (`rootkey rotate` rewrote the file).
+        ring = root_keys()
         key = head_key(ring, last_seq, last_hash, mac)
     if key is None:
         logger.error(
-            "The audit chain head (#%d) is under no root key this process has, even after reading them again: "
+            "The audit chain head (#%d) is under no root key this process has, even after a look at the key file: "
             "no audit event can be written (compare the root key file with the other processes')",
             last_seq,
         )
