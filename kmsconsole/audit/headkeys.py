@@ -3,8 +3,10 @@
 Events are linked, and the head MACed, under the current root key, and a chain's key may only move forward
 (kmsconsole.audit.chain). A process not yet restarted after `rootkey rotate` still has the old ring: had it linked
 under its current key after another process moved the chain to the new one, the chain would move back. So a
-writer extends a head only once it knows the head's MAC is under its current key or an older configured one
-(retired ones included: moving forward from them is what a rotation does).
+writer extends a head only once it knows the head's MAC is under its current key or an older *readable* one. A
+head under a retired key is refused, as the verifier refuses it (`ChainWalk.head_problem`): `rootkey retire` waits
+until the head is under the current key, so such a head was rewound or forged by whoever kept the retired key, and
+extending it under the current key would launder the rewind into a chain that verifies.
 
 - The locked path (a change's transaction) checks the head it locked: `writing_key`.
 - The batch statement on PostgreSQL requires the head's MAC to be the one the writer expects (`extending`): the
@@ -37,6 +39,12 @@ class ChainHeadUnderUnknownKey(Exception):
     move the chain back to an older key, so nothing is written (the message names no key and no MAC)."""
 
 
+class ChainHeadUnderRetiredKey(Exception):
+    """The chain head's MAC is under a retired root key. The verifier refuses such a head (a retired key MACs no
+    head), so the writer refuses to extend it: a new event under the current key would make a rewound chain
+    verify again. Nothing is written."""
+
+
 # The last head this process wrote or checked: (id of the root key its MAC is under, seq, hash, MAC). That the MAC
 # is that key's is a fact about the values, true whether or not the head committed; the ring decides whether the
 # key may still be extended (any configured key is older than, or is, the current one).
@@ -49,18 +57,20 @@ def remember(key: RootKey, last_seq: int, last_hash: str, mac: str) -> None:
 
 
 def _known_mac(last_seq: int, last_hash: str) -> str | None:
-    """The MAC of the head (last_seq, last_hash) if this process knows it under a configured key."""
+    """The MAC of the head (last_seq, last_hash) if this process knows it under a readable key (a key retired since
+    it was remembered no longer vouches for a head)."""
     known = _known_head
     if known is None or known[1] != last_seq or known[2] != last_hash:
         return None
-    ring = root_keys()
-    return known[3] if known[0] == ring.current.key_id or ring.find(known[0]) is not None else None
+    key = root_keys().find(known[0])
+    return known[3] if key is not None and not key.retired else None
 
 
 def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
     """The root key to extend the head (last_seq, last_hash, MACed `mac`) under: the current one, once the head is
-    known to be under it or under an older configured key, retired ones included (the chain moves forward).
-    Raises ChainHeadUnderUnknownKey if it is under none, even after a look at the key file."""
+    known to be under it or under an older readable key (the chain moves forward). Raises
+    ChainHeadUnderUnknownKey if it is under none, even after a look at the key file, and ChainHeadUnderRetiredKey
+    if it is under a retired one (the verifier refuses that head: it was rewound or forged)."""
     if not last_seq or _known_mac(last_seq, last_hash) == mac:  # #0: no event yet, so no key to follow
         return root_keys().current
     ring = root_keys()
@@ -77,6 +87,16 @@ def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
         )
         raise ChainHeadUnderUnknownKey(
             f"The audit chain head (#{last_seq}) is under no root key this process has; nothing was written."
+        )
+    if key.retired:
+        logger.error(
+            "The audit chain head (#%d) is under a retired root key (%s): it was rewound or forged; no audit event "
+            "can be written (run `manage.py audit verify`)",
+            last_seq,
+            key.key_id,
+        )
+        raise ChainHeadUnderRetiredKey(
+            f"The audit chain head (#{last_seq}) is under a retired root key; nothing was written."
         )
     remember(key, last_seq, last_hash, mac)
     return ring.current

@@ -104,6 +104,30 @@ def test_a_head_remaced_under_a_retired_key_is_refused(root_key_file: RootKeyFil
         verify()
 
 
+def test_a_writer_refuses_to_extend_a_head_under_a_retired_key(
+    root_key_file: RootKeyFile, account: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The holder of a retired key rewinds the chain and MACs the head under that key. The verifier refuses that
+    head; the writer must too, or the next event (under the current key) would make the rewound chain verify."""
+    old, _new = rotated_chain(root_key_file, 3, 3)
+    # The procedure done right: rotated, the head moved by the events after it, the old key retired.
+    retire_previous(root_key_file)
+    third = AuditEvent.objects.get(seq=3)
+    AuditEvent.objects.filter(seq__gt=3).delete()
+    set_head(3, third.hash, key(old))
+    head = AuditChainHead.objects.values().get()
+
+    with pytest.raises(headkeys.ChainHeadUnderRetiredKey):
+        write_events(1)
+    with pytest.raises(errors.KMSInternalException):
+        group_create(account, "refused")  # a change: its event in its transaction
+    assert AuditEvent.objects.count() == 3 and AuditChainHead.objects.values().get() == head
+    assert not IamGroup.objects.filter(name="refused").exists()
+    assert f"under a retired root key ({old})" in caplog.text and head["head_mac"] not in caplog.text
+    with pytest.raises(CommandError, match="retired root key"):
+        verify()
+
+
 def test_a_head_rewound_under_a_previous_key_behind_its_last_event_is_refused(
     root_key_file: RootKeyFile,
 ) -> None:

@@ -17,7 +17,7 @@ from kmsconsole.audit.recorder import AuditRecord, audited
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.core.rootkey import root_keys
-from tests.audit.rotation_support import link_key_ids, verify
+from tests.audit.rotation_support import key, link_key_ids, verify
 from tests.audit.test_group_commit import values
 from tests.audit.test_turns import chain_on
 from tests.conftest import RootKeyFile
@@ -91,6 +91,33 @@ def test_a_batch_writer_whose_ring_lacks_the_heads_key_fails_closed_until_the_fi
     writer.write_standalone(values())
     assert root_keys().current.key_id == new and link_key_ids() == [new] * 4
     assert "intact: 4 events" in verify()
+
+
+def test_a_batch_writer_refuses_to_extend_a_head_under_a_retired_key(root_key_file: RootKeyFile) -> None:
+    """The batch statement finds the head under a key it does not expect; the ring says retired: nothing written,
+    even though this process remembers having written that very head under that key (since retired)."""
+    old = root_keys().current.key_id
+    for _ in range(3):
+        writer.write_standalone(values())  # the head, remembered by this process under `old`
+    head = AuditChainHead.objects.values().get()
+    third = AuditEvent.objects.get(seq=3)
+    root_key_file.rotate()
+    for _ in range(2):
+        writer.write_standalone(values())
+    text = root_key_file.path.read_text().split()
+    root_key_file.write("\n".join([text[0], "retired:" + text[1]]))
+    assert key(old).retired
+    # The retired key's holder puts the old, genuine head back (its MAC under `old`) after deleting #4 and #5.
+    AuditEvent.objects.filter(seq__gt=3).delete()
+    AuditChainHead.objects.filter(pk=1).update(last_seq=3, last_hash=third.hash, head_mac=head["head_mac"])
+    for _ in range(2):  # a refused head is not remembered: refused again
+        with pytest.raises(headkeys.ChainHeadUnderRetiredKey):
+            writer.write_standalone(values())
+    # A head this process remembers under a key retired since vouches for nothing either.
+    headkeys.remember(key(old), 3, third.hash, head["head_mac"])
+    with pytest.raises(headkeys.ChainHeadUnderRetiredKey):
+        writer.write_standalone(values())
+    assert AuditEvent.objects.count() == 3
 
 
 def test_writing_after_itself_costs_no_check_of_the_head(
