@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kmsconsole.core.rootkey import RootKey, RootKeyRing, root_keys, subkey
+from kmsconsole.core.rootkey import RootKey, RootKeyRing, refresh_root_keys, root_keys, subkey
 
 GENESIS_HASH = "0" * 64
 LINK_PURPOSE = "audit-chain/v1"
@@ -100,37 +100,64 @@ class ChainProblem:
 class ChainWalk:
     """A walk along the chain from (`seq`, `hash`): each `events()` call continues where the last one ended, in
     the epoch it ended in (see the module docstring). `epoch`: the id of the key the start's own link is under,
-    when known ("": the first link may be under any configured key)."""
+    when known ("": the first link may be under any configured key).
 
-    def __init__(
-        self, ring: RootKeyRing | None = None, *, seq: int = 0, hash: str = GENESIS_HASH, epoch: str = ""
-    ) -> None:
-        self.ring = ring or root_keys()
-        self._keys = self.ring.everything
-        self._link_keys = tuple(key.subkey(LINK_PURPOSE) for key in self._keys)
+    The walk uses this process's ring. A link or a head under none of its keys makes it look at the key file once
+    (`refresh_root_keys`: another process may have rotated it since this one read it, or since the walk began)
+    and, if the file gave a new ring, take that ring up; the epoch is kept by key id, so it holds across the new
+    ring."""
+
+    def __init__(self, *, seq: int = 0, hash: str = GENESIS_HASH, epoch: str = "") -> None:
+        self._use(root_keys())
         self.seq, self.hash = seq, hash
-        # The index (in `_keys`, newest first) of the last link's key; None until a link has been walked.
-        self._epoch = next((i for i, key in enumerate(self._keys) if key.key_id == epoch), None)
+        # The id of the last link's key ("" until a link has been walked, unless the start's was given).
+        self.epoch = epoch
         self.last_event_id = ""
 
-    @property
-    def epoch(self) -> str:
-        """The id of the key the last walked link is under ("" if none is known)."""
-        return "" if self._epoch is None else self._keys[self._epoch].key_id
+    def _use(self, ring: RootKeyRing) -> None:
+        self.ring = ring
+        self._keys = ring.everything
+        self._link_keys = tuple(key.subkey(LINK_PURPOSE) for key in self._keys)
 
-    def key_of(self, prev_hash: str, event: dict[str, Any]) -> int | None:
-        """The index of the configured key `event`'s link (after `prev_hash`) is under: the epoch's is tried first,
-        so a walk costs one HMAC an event."""
+    def _refreshed(self) -> bool:
+        """Take up the key file's ring if it was rewritten since this process read it (True: there is a new one)."""
+        if not refresh_root_keys():
+            return False
+        self._use(root_keys())
+        return True
+
+    def rank(self, key_id: str) -> int | None:
+        """The age rank of a configured key (0: the current one; `RootKeyRing.everything` is newest first)."""
+        return next((i for i, key in enumerate(self._keys) if key.key_id == key_id), None)
+
+    def key_of(self, prev_hash: str, event: dict[str, Any]) -> RootKey | None:
+        """The configured key `event`'s link (after `prev_hash`) is under, or None (after a look at the key file).
+        The epoch's is tried first, so a walk costs one HMAC an event."""
+        found = self._key_of(prev_hash, event)
+        if found is None and self._refreshed():
+            found = self._key_of(prev_hash, event)
+        return found
+
+    def _key_of(self, prev_hash: str, event: dict[str, Any]) -> RootKey | None:
         stored = str(event["hash"])
-        epoch = self._epoch
+        epoch = self.rank(self.epoch) if self.epoch else None
         if epoch is not None and hmac.compare_digest(
             stored, link_hash(prev_hash, event, self._link_keys[epoch])
         ):
-            return epoch
+            return self._keys[epoch]
         for index, key in enumerate(self._link_keys):
             if index != epoch and hmac.compare_digest(stored, link_hash(prev_hash, event, key)):
-                return index
+                return self._keys[index]
         return None
+
+    def _older_than_epoch(self, key: RootKey) -> bool:
+        """Whether `key` is older than the epoch's (an epoch key no longer configured: every key is, fail closed)."""
+        if not self.epoch:
+            return False
+        if self.rank(self.epoch) is None:
+            self._refreshed()  # the start's epoch (given by the caller) may be a key this process has not read
+        epoch, rank = self.rank(self.epoch), self.rank(key.key_id)
+        return epoch is None or rank is None or rank > epoch
 
     def events(self, events: Iterable[dict[str, Any]]) -> ChainProblem | None:
         """Walk `events` in seq order from where the walk stands; return the first broken link, or None."""
@@ -144,19 +171,19 @@ class ChainWalk:
                 )
             if event["prev_hash"] != self.hash:
                 return ChainProblem(seq, event_id, "its link to the previous event is broken")
-            index = self.key_of(self.hash, event)
-            if index is None:
+            key = self.key_of(self.hash, event)
+            if key is None:
                 return ChainProblem(
                     seq, event_id, "its contents were changed, or it is linked under no configured root key"
                 )
-            if self._epoch is not None and index > self._epoch:
+            if self._older_than_epoch(key):
                 return ChainProblem(
                     seq,
                     event_id,
-                    f"it is linked under an older root key ({self._keys[index].key_id}) than the event before it "
-                    f"({self._keys[self._epoch].key_id})",
+                    f"it is linked under an older root key ({key.key_id}) than the event before it "
+                    f"({self.epoch})",
                 )
-            self._epoch, self.seq, self.hash, self.last_event_id = index, seq, event["hash"], event_id
+            self.epoch, self.seq, self.hash, self.last_event_id = key.key_id, seq, event["hash"], event_id
         return None
 
     def head_problem(
@@ -167,6 +194,8 @@ class ChainWalk:
         if not head_seq:
             return None, None
         key = head_key(self.ring, head_seq, head_hash, mac)
+        if key is None and self._refreshed():
+            key = head_key(self.ring, head_seq, head_hash, mac)
         if key is None:
             return None, ChainProblem(
                 head_seq, "", "the chain head was altered (its MAC does not match): events may be missing"
@@ -194,7 +223,7 @@ class ChainWalk:
                 self.last_event_id,
                 f"the chain head records event #{head_seq}: events after this one were removed",
             )
-        if key is not None and self._epoch is not None and self._keys.index(key) > self._epoch:
+        if key is not None and self._older_than_epoch(key):
             return ChainProblem(
                 head_seq,
                 self.last_event_id,

@@ -35,7 +35,7 @@ from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.rootkey import root_keys, subkey
+from kmsconsole.core.rootkey import RootKey, refresh_root_keys, root_keys, subkey
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext, perform
@@ -77,9 +77,16 @@ def manifest_matches(manifest: dict[str, Any]) -> bool:
     each file must continue the one before it from event #1, and the last must reach the boundary, whose MAC must
     be under a readable key. A holder of a retired key who forged a manifest (or re-linked archived events) would
     still have to make the archive end at the boundary's hash, which continues into the database's chain, itself
-    anchored by the head and the checkpoint under readable keys. An unconfigured key's MAC is refused."""
+    anchored by the head and the checkpoint under readable keys. An unconfigured key's MAC is refused, after a look
+    at the key file (another process may have rotated it since this one read it)."""
+    return _manifest_under(manifest, root_keys().everything) or (
+        refresh_root_keys() and _manifest_under(manifest, root_keys().everything)
+    )
+
+
+def _manifest_under(manifest: dict[str, Any], keys: tuple[RootKey, ...]) -> bool:
     found = False
-    for key in root_keys().everything:  # each compared in constant time, whichever matches
+    for key in keys:  # each compared in constant time, whichever matches
         found |= hmac.compare_digest(
             str(manifest.get("mac", "")), manifest_mac(manifest, key.subkey(MANIFEST_PURPOSE))
         )

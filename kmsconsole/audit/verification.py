@@ -47,7 +47,7 @@ from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, C
 from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
 from kmsconsole.audit.derived import DERIVED_FIELDS, mismatched
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
-from kmsconsole.core.rootkey import mac_matches, root_keys, subkey
+from kmsconsole.core.rootkey import mac_matches, subkey
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
@@ -233,11 +233,10 @@ def _recent_checkpoint() -> ChainBase | None:
     # The walk goes on in the epoch of the checkpoint's own link (one more HMAC): a link after it under an older
     # key is refused here as in a whole walk. Not found (its key is no longer configured): a whole walk decides.
     row = AuditEvent.objects.filter(seq=checkpoint.seq).values(*_FIELDS).first()
-    walk = ChainWalk()
-    index = walk.key_of(row["prev_hash"], row) if row is not None else None
-    if index is None:
+    key = ChainWalk().key_of(row["prev_hash"], row) if row is not None else None
+    if key is None:
         return None
-    return ChainBase(checkpoint.seq, checkpoint.hash, epoch=walk.ring.everything[index].key_id)
+    return ChainBase(checkpoint.seq, checkpoint.hash, epoch=key.key_id)
 
 
 def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
@@ -254,7 +253,7 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
     first = first or base
     head = _head()
     # One walk through every round: the epoch reached in one round binds the next.
-    walk, verified = ChainWalk(root_keys(), seq=first.seq, hash=first.hash, epoch=first.epoch), 0
+    walk, verified = ChainWalk(seq=first.seq, hash=first.hash, epoch=first.epoch), 0
     derived: DerivedFinding | None = None
     for _ in range(_ROUNDS):
         # Without a head row every event is walked: deleting the head must not hide the events after it.

@@ -102,6 +102,25 @@ def test_archive_and_boundary_across_a_rotation_and_after_retire(
     assert old in [k.key_id for k in root_keys().retired]
 
 
+def test_an_archive_written_under_a_key_the_verifier_has_not_read_yet_verifies(
+    root_key_file: RootKeyFile,
+    archive: Path,  # noqa: F811 - the fixture
+) -> None:
+    """Another process rotated the file and archived under the new key (manifest, boundary, links); this one has
+    not looked at the file since: it does when it meets the manifest, instead of calling the archive altered."""
+    started_with = root_key_file.path.read_text()
+    new = root_key_file.rotate()
+    append(event_values(time=hours_ago(40 * 24 - i / 60)) for i in range(5))
+    assert retention.archive_due().processed == 5
+    rotated = root_key_file.path.read_text()
+    root_key_file.write(started_with)
+    root_key_file.path.write_text(rotated)
+    manifest = retention.read_manifest(next(archive.iterdir()))
+    assert manifest is not None and retention.manifest_matches(manifest)
+    assert root_keys().current.key_id == new
+    assert "5 events in 1 files, through #5" in verify("--archive", str(archive))
+
+
 def test_a_boundary_left_under_a_retired_key_no_longer_verifies(
     root_key_file: RootKeyFile,
     archive: Path,  # noqa: F811 - the fixture

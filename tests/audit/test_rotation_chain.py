@@ -13,6 +13,7 @@ import pytest
 from django.core.management import CommandError
 
 from kmsconsole.audit import headkeys
+from kmsconsole.audit.chain import ChainWalk
 from kmsconsole.audit.models import AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import verify_periodically
 from kmsconsole.core import errors
@@ -21,6 +22,7 @@ from policies import services
 from policies.models import IamGroup
 from tests.audit.rotation_support import (
     FIELDS,
+    head_mac_under,
     key,
     link_key_ids,
     relink,
@@ -84,8 +86,6 @@ def test_an_event_after_the_switch_relinked_under_an_older_key_is_named(
             f"it ({new})"
         ) in problem
     # The link itself is refused, whatever the head says.
-    from kmsconsole.audit.chain import ChainWalk
-
     link = ChainWalk().events(AuditEvent.objects.order_by("seq").values(*FIELDS))
     assert link is not None and (link.seq, link.event_id) == (6, str(target.event_id))
     assert f"older root key ({old})" in link.what
@@ -158,6 +158,43 @@ def test_a_writer_not_restarted_after_a_rotation_follows_the_chain_forward(
     assert root_keys().current.key_id == new
     assert link_key_ids() == [old, old, new, new, new]
     assert "intact: 5 events" in verify()
+
+
+def stale_ring(root_key_file: RootKeyFile, *counts: int) -> list[str]:
+    """`rotated_chain` written by another process; this one still has the ring it read before the rotation, and
+    has not looked at the file since (it does every RECHECK_SECONDS, or when it meets an unknown key)."""
+    started_with = root_key_file.path.read_text()
+    epochs = rotated_chain(root_key_file, *counts)
+    rotated = root_key_file.path.read_text()
+    root_key_file.write(started_with)
+    root_key_file.path.write_text(rotated)
+    assert root_keys().current.key_id == epochs[0]
+    return epochs
+
+
+def test_a_verifier_not_restarted_after_a_rotation_takes_up_the_new_ring(root_key_file: RootKeyFile) -> None:
+    """A head and links under a key the verifier has not read yet are not a broken chain: it looks at the file."""
+    _old, new = stale_ring(root_key_file, 2, 2)
+    run = verify_periodically()
+    assert (run.status, run.events_verified, run.problem) == ("intact", 4, "")
+    assert root_keys().current.key_id == new
+
+
+def test_a_walk_that_takes_up_a_new_ring_keeps_its_epoch(root_key_file: RootKeyFile) -> None:
+    """A walk that began before the rotation (a round of the verification) and meets the new key in a later round:
+    the ring it takes up lists the keys in another order, and the epoch it reached still binds by key id."""
+    old, new = stale_ring(root_key_file, 3, 1)
+    events = list(AuditEvent.objects.order_by("seq").values(*FIELDS))
+    walk = ChainWalk()
+    # The first round saw the head at #2 (under the old key, the only one this process had).
+    assert (
+        walk.up_to_head(events[:2], 2, events[1]["hash"], head_mac_under(key(old), 2, events[1]["hash"]))
+        is None
+    )
+    assert walk.epoch == old
+    head = AuditChainHead.objects.get()
+    assert walk.up_to_head(events[2:], head.last_seq, head.last_hash, head.head_mac) is None  # #3 old, #4 new
+    assert (walk.epoch, walk.ring.current.key_id) == (new, new)
 
 
 def group_create(account: Any, name: str) -> Any:
