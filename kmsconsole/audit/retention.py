@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import GENESIS_HASH, ChainProblem, ChainWalk
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk
 from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
@@ -122,9 +122,10 @@ def _sync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) -> Path:
-    """Write events (base_seq, last_seq] to one file, checking each link as it goes; raise ArchiveError (and
-    leave nothing behind) if a link is broken: evidence that does not verify is never removed."""
+def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int, *, epoch: str = "") -> Path:
+    """Write events (base_seq, last_seq] to one file, checking each link as it goes (from the boundary's `epoch`:
+    a link under an older key than the boundary's is refused); raise ArchiveError (and leave nothing behind) if a
+    link is broken: evidence that does not verify is never removed."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A file a run wrote before it stopped, without removing anything, holds only events still in the
     # database: this run writes them again.
@@ -138,8 +139,7 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) ->
         .values(*EVENT_FIELDS)
         .iterator(chunk_size=BATCH)
     )
-    # The epoch of the boundary's own link is not kept: the first archived link may be under any configured key.
-    walk = ChainWalk(seq=base_seq, hash=base_hash)
+    walk = ChainWalk(seq=base_seq, hash=base_hash, epoch=epoch)
     try:
         with open(partial, "w", encoding="ascii", opener=lambda p, f: os.open(p, f, 0o600)) as out:
             for row in rows:
@@ -181,16 +181,22 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) ->
 
 def _delete_batch(first: int, last: int, archive_file: str) -> None:
     """Delete events first..last and move the boundary to `last`, in the caller's transaction."""
-    last_hash = AuditEvent.objects.filter(seq=last).values_list("hash", flat=True).first()
-    if last_hash is None:
+    row = AuditEvent.objects.filter(seq=last).values(*CHAINED_FIELDS, "prev_hash", "hash").first()
+    if row is None:
         raise ArchiveError(f"event #{last} is gone from the database before it was removed")
+    # The boundary keeps its link's key (its epoch), under its MAC: the walk from it goes on in that epoch.
+    key = ChainWalk().key_of(row["prev_hash"], row)
+    if key is None:
+        raise ArchiveError(f"event #{last} was changed before it was removed; nothing more was removed")
+    last_hash = str(row["hash"])
     AuditEvent.objects.filter(seq__gte=first, seq__lte=last).delete()
     AuditChainBase.objects.update_or_create(
         pk=1,
         defaults={
             "seq": last,
             "hash": last_hash,
-            "mac": base_mac(last, last_hash),
+            "mac": base_mac(last, last_hash, epoch=key.key_id),
+            "key_id": key.key_id,
             "archive_file": archive_file,
         },
     )
@@ -263,7 +269,7 @@ def archive_due(now: datetime | None = None) -> JobRun:
             if last <= base.seq:
                 return job.run
             try:
-                path = write_archive(folder, base.seq, base.hash, last)
+                path = write_archive(folder, base.seq, base.hash, last, epoch=base.epoch)
             except ArchiveError as error:
                 job.fail(str(error))
                 return job.run
@@ -309,16 +315,20 @@ class ArchiveCheck:
     last_seq: int
     last_hash: str
     problem: str = ""
+    # The id of the key the boundary's link is under, as the archive's walk found it ("" if not reached).
+    base_epoch: str = ""
 
 
 def verify_archive(folder: Path) -> ArchiveCheck:
     """Check every archive file in `folder`: each manifest's MAC, each event's link, that each file continues
-    the one before it from event #1, and that the last file ends where the database's chain begins."""
+    the one before it from event #1, and that the last file ends where the database's chain begins, in the
+    boundary's epoch (the key its link is under, which the database's walk starts in: `base_epoch`)."""
     paths = sorted(folder.glob("audit-*.jsonl"))
     files = events = 0
     last_seq, last_hash = 0, GENESIS_HASH
     base, base_problem = chain_base()
     walk = ChainWalk()  # one walk through every file: an epoch reached in one binds the next
+    base_epoch: list[str] = []
     for path in paths:
         manifest = read_manifest(path)
         if manifest is None or not manifest_matches(manifest):
@@ -335,7 +345,7 @@ def verify_archive(folder: Path) -> ArchiveCheck:
                 f"{path.name}: it does not continue from event #{last_seq}",
             )
         end, end_hash = manifest["last_seq"], manifest["last_hash"]
-        problem = walk.events(_events_of(path))
+        problem = walk.events(_noting_epoch(walk, _events_of(path), base.seq, base_epoch))
         if problem is None and (walk.seq != end or not hmac.compare_digest(walk.hash, str(end_hash))):
             problem = ChainProblem(
                 walk.seq,
@@ -363,7 +373,26 @@ def verify_archive(folder: Path) -> ArchiveCheck:
             last_hash,
             f"the database's chain does not begin where the archive has event #{base.seq}",
         )
-    return ArchiveCheck(files, events, last_seq, last_hash)
+    epoch = base_epoch[0] if base_epoch else ""
+    if base.epoch and epoch and base.epoch != epoch:
+        return ArchiveCheck(
+            files,
+            events,
+            last_seq,
+            last_hash,
+            f"the archive boundary names root key {base.epoch}, but event #{base.seq} is linked under {epoch}",
+        )
+    return ArchiveCheck(files, events, last_seq, last_hash, base_epoch=epoch)
+
+
+def _noting_epoch(
+    walk: ChainWalk, events: Iterator[dict[str, Any]], seq: int, noted: list[str]
+) -> Iterator[dict[str, Any]]:
+    """`events`, noting the walk's epoch once it has taken event #`seq` (the boundary's)."""
+    for event in events:
+        yield event
+        if walk.seq == seq and not noted:  # the walk asks for the next event only after taking this one
+            noted.append(walk.epoch)
 
 
 def _hash_at(paths: list[Path], seq: int) -> str:

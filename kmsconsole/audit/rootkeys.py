@@ -49,7 +49,8 @@ def head_remaining(ring: RootKeyRing) -> Remaining:
 def _base_under(row: AuditChainBase, ring: RootKeyRing, *, readable: bool) -> bool:
     found = False
     for key in ring.readable if readable else (ring.current,):  # each compared in constant time
-        found |= hmac.compare_digest(str(row.mac), base_mac(row.seq, row.hash, key.subkey(BASE_PURPOSE)))
+        expected = base_mac(row.seq, row.hash, key.subkey(BASE_PURPOSE), epoch=row.key_id)
+        found |= hmac.compare_digest(str(row.mac), expected)
     return found
 
 
@@ -68,7 +69,7 @@ def reseal_base(ring: RootKeyRing, batch_size: int) -> Moved:
             return Moved()
         if not _base_under(row, ring, readable=True):
             return Moved(failed=(f"AuditChainBase {row.pk}",))
-        row.mac = base_mac(row.seq, row.hash, ring.current.subkey(BASE_PURPOSE))
+        row.mac = base_mac(row.seq, row.hash, ring.current.subkey(BASE_PURPOSE), epoch=row.key_id)
         row.save(update_fields=["mac"])
     return Moved(moved=1)
 

@@ -33,7 +33,7 @@ import hmac
 import logging
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -65,20 +65,24 @@ _FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash", *DERIVED_FIELDS)
 BASE_PURPOSE = "audit-chain/base/v1"
 
 
-def base_mac(seq: int, last_hash: str, key: bytes | None = None) -> str:
-    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived.
-    Written under the current root key (`key`: a root key's BASE_PURPOSE subkey, for the re-seal)."""
-    return hmac.new(key or subkey(BASE_PURPOSE), _base_message(seq, last_hash), hashlib.sha256).hexdigest()
+def base_mac(seq: int, last_hash: str, key: bytes | None = None, *, epoch: str = "") -> str:
+    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived, nor
+    move the boundary's epoch (`epoch`: the id of the root key the link at `seq` is under). Written under the
+    current root key (`key`: a root key's BASE_PURPOSE subkey, for the re-seal)."""
+    return hmac.new(
+        key or subkey(BASE_PURPOSE), _base_message(seq, last_hash, epoch), hashlib.sha256
+    ).hexdigest()
 
 
-def _base_message(seq: int, last_hash: str) -> bytes:
-    return f"{seq}:{last_hash}".encode()
+def _base_message(seq: int, last_hash: str, epoch: str = "") -> bytes:
+    # Boundaries written before the epoch was kept carry a MAC over seq and hash only, and still verify.
+    return (f"{seq}:{last_hash}" + (f":{epoch}" if epoch else "")).encode()
 
 
-def base_mac_matches(seq: int, last_hash: str, mac: str) -> bool:
+def base_mac_matches(seq: int, last_hash: str, mac: str, epoch: str = "") -> bool:
     """Whether `mac` is the boundary's MAC under a readable root key: a previous key's until `rootkey reseal`
     MACs it again (kmsconsole.audit.rootkeys), never a retired key's."""
-    return mac_matches(BASE_PURPOSE, _base_message(seq, last_hash), mac)
+    return mac_matches(BASE_PURPOSE, _base_message(seq, last_hash, epoch), mac)
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,8 @@ def chain_base() -> tuple[ChainBase, ChainProblem | None]:
     row = AuditChainBase.objects.filter(pk=1).first()
     if row is None:
         return GENESIS, None
-    base = ChainBase(row.seq, row.hash, row.archive_file)
-    if not base_mac_matches(row.seq, row.hash, row.mac):
+    base = ChainBase(row.seq, row.hash, row.archive_file, epoch=row.key_id)
+    if not base_mac_matches(row.seq, row.hash, row.mac, row.key_id):
         return base, ChainProblem(
             row.seq, "", "the archive boundary was altered (its MAC does not match): events may be missing"
         )
@@ -189,9 +193,11 @@ def _merged(finding: DerivedFinding | None, more: DerivedFinding | None) -> Deri
     return DerivedFinding(finding.count + more.count, finding.first)
 
 
-def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
+def verify_chain(*, since_checkpoint: bool = False, base_epoch: str = "") -> ChainResult:
     """Walk the chain in the database from the archive boundary to the head; name the first broken event.
     `since_checkpoint` (the periodic job): from the checkpoint instead, when a whole walk ended there recently.
+    `base_epoch`: the key of the boundary's link as the archive's walk found it (`audit verify --archive`), for a
+    boundary written before its own epoch was kept.
 
     Retention may archive (and delete) the oldest events during the walk: a problem found while the boundary
     moved is checked again from the new boundary before it is reported."""
@@ -201,9 +207,9 @@ def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
         if result.problem is None:
             _advance_checkpoint(result, whole_chain=False)
             return result
-    result = _verify_from(None)
+    result = _verify_from(None, base_epoch)
     if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
-        result = _verify_from(None)
+        result = _verify_from(None, base_epoch)
     if result.problem is None:
         # The database's chain holds together; it must also still reach what an earlier run vouched for.
         problem = check_checkpoint(archived_through=result.first_seq - 1)
@@ -245,12 +251,13 @@ def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
         record_checkpoint(result.last_seq, last, whole_chain=whole_chain)
 
 
-def _verify_from(first: ChainBase | None) -> ChainResult:
-    """Walk from `first` (None: the archive boundary) to the head, and past it while the head keeps moving."""
+def _verify_from(first: ChainBase | None, base_epoch: str = "") -> ChainResult:
+    """Walk from `first` (None: the archive boundary, in its epoch, else `base_epoch`) to the head, and past it
+    while the head keeps moving."""
     base, problem = chain_base()
     if problem is not None:
         return ChainResult(base.seq + 1, base.seq, 0, problem)
-    first = first or base
+    first = first or (base if base.epoch else replace(base, epoch=base_epoch))
     head = _head()
     # One walk through every round: the epoch reached in one round binds the next.
     walk, verified = ChainWalk(seq=first.seq, hash=first.hash, epoch=first.epoch), 0

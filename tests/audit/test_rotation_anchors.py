@@ -17,13 +17,14 @@ from django.utils import timezone
 from kmsconsole.audit import retention
 from kmsconsole.audit.checkpoint import read_checkpoint
 from kmsconsole.audit.models import AuditChainBase, AuditEvent
-from kmsconsole.audit.verification import verify_periodically
+from kmsconsole.audit.verification import base_mac, verify_periodically
 from kmsconsole.core.rootkey import root_keys
 from kmsconsole.core.rootkey_dependents import Moved, dependents
 from tests.audit.dashboard_support import append, event_values, hours_ago
 from tests.audit.rotation_support import (
     key,
     link_key_ids,
+    link_under,
     relink,
     retire_previous,
     set_head,
@@ -119,6 +120,69 @@ def test_an_archive_written_under_a_key_the_verifier_has_not_read_yet_verifies(
     assert manifest is not None and retention.manifest_matches(manifest)
     assert root_keys().current.key_id == new
     assert "5 events in 1 files, through #5" in verify("--archive", str(archive))
+
+
+def forge_after_boundary(seq: int, under: Any) -> None:
+    """The holder of `under` replaces event #`seq` and everything after it by one forged event linked (with the
+    head) under that key."""
+    full = AuditEvent.objects.filter(seq=seq).values().get()
+    full.pop("id")
+    full["error_message"] = "forged"
+    full["hash"] = link_under(under, full["prev_hash"], full)
+    AuditEvent.objects.filter(seq__gte=seq).delete()
+    AuditEvent.objects.create(**full)
+    set_head(seq, full["hash"], under)
+
+
+def test_the_archive_boundary_keeps_its_epoch(
+    root_key_file: RootKeyFile,
+    archive: Path,  # noqa: F811 - the fixture
+) -> None:
+    """Retention archived through a link under the new key: the walk from the boundary goes on in that epoch, so
+    the previous key's holder cannot link events after it (as a whole walk would refuse)."""
+    old = root_keys().current.key_id
+    append(event_values(time=hours_ago(40 * 24 - i / 60)) for i in range(2))
+    new = root_key_file.rotate()
+    append(event_values(time=hours_ago(39 * 24 - i / 60)) for i in range(2))
+    append(event_values(time=hours_ago(1)) for _ in range(2))
+    assert retention.archive_due().processed == 4
+    base = AuditChainBase.objects.get()
+    assert (base.seq, base.key_id) == (4, new)
+    assert "Audit chain intact: 3 events verified after the archive's #4" in verify("--archive", str(archive))
+
+    forge_after_boundary(5, key(old))
+    for extra in ((), ("--archive", str(archive))):
+        with pytest.raises(
+            CommandError, match=rf"older root key \({old}\) than the event before it \({new}\)"
+        ):
+            verify(*extra)
+    # The epoch is under the boundary's MAC: a boundary that names another key (or none) is another message.
+    AuditChainBase.objects.filter(pk=1).update(key_id=old)
+    with pytest.raises(CommandError, match="the archive boundary was altered"):
+        verify()
+    # A boundary written before the epoch was kept (MACed over seq and hash only) still verifies alone; the
+    # archive's walk carries the epoch it reached into the database's walk.
+    AuditChainBase.objects.filter(pk=1).update(key_id="", mac=base_mac(4, base.hash))
+    assert "Audit chain intact: 1 events verified" in verify()
+    with pytest.raises(CommandError, match=rf"older root key \({old}\) than the event before it \({new}\)"):
+        verify("--archive", str(archive))
+
+
+def test_archiving_refuses_a_link_under_an_older_key_than_the_boundarys(
+    root_key_file: RootKeyFile,
+    archive: Path,  # noqa: F811 - the fixture
+) -> None:
+    old = root_keys().current.key_id
+    append(event_values(time=hours_ago(45 * 24 - i / 60)) for i in range(2))
+    root_key_file.rotate()
+    append(event_values(time=hours_ago(44 * 24 - i / 60)) for i in range(2))
+    append(event_values(time=hours_ago(35 * 24 - i / 60)) for i in range(2))
+    now = timezone.now()
+    assert retention.archive_due(now - timedelta(days=10)).processed == 4  # through #4 (the new key's)
+    forge_after_boundary(5, key(old))
+    run = retention.archive_due(now)
+    assert f"older root key ({old})" in run.error
+    assert AuditChainBase.objects.get().seq == 4 and AuditEvent.objects.filter(seq=5).exists()
 
 
 def test_a_boundary_left_under_a_retired_key_no_longer_verifies(
