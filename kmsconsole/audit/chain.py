@@ -8,8 +8,10 @@ lists the newest first). So `ChainWalk` walks with the epoch key: each link must
 before it, or under a newer key (the new epoch), never under an older or an unconfigured one. Links may be under
 retired keys (old events stay verifiable once their key is retired); the head must be under a readable key no
 older than its last link's. Whoever still holds a previous or a retired key therefore cannot link an event after
-the chain moved past that key, nor rewind the head behind it: only the current key extends a chain that reached
-it.
+the chain moved past that key, nor rewind the head to behind an event under a newer key while that event stays.
+The walk alone does not stop a previous key's holder (until `rootkey retire`) from deleting every event written
+since the rotation and MACing the head under that key: the checkpoint does (kmsconsole.audit.checkpoint, which
+also names the key the head was under), once it has been recorded past the rotation.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class ChainWalk:
         # The id of the last link's key ("" until a link has been walked, unless the start's was given).
         self.epoch = epoch
         self.last_event_id = ""
+        # The id of the key the head's MAC was under, once `up_to_head` checked it.
+        self.head_key = ""
 
     def _use(self, ring: RootKeyRing) -> None:
         self.ring = ring
@@ -214,6 +218,7 @@ class ChainWalk:
         """Check the head's MAC, walk `events`, and check that they end where the head says, under a key no older
         than the last link's (the writer MACs the head under the key it links under)."""
         key, problem = self.head_problem(head_seq, head_hash, mac)
+        self.head_key = "" if key is None else key.key_id
         problem = problem or self.events(events)
         if problem is not None:
             return problem

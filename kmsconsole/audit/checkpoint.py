@@ -16,6 +16,13 @@ Root keys rotate (kmsconsole.core.rootkey): the file is written under the curren
 one. A successful verification rewrites it, so after a rotation the next one moves it to the current key; `rootkey
 reseal` moves it at once (`reseal_checkpoint`, kmsconsole.audit.rootkeys). A file under a retired key no longer
 verifies, which is why `rootkey retire` waits until nothing is left under a previous key.
+
+The checkpoint also names the root key the chain head was under when it was verified (`key_id`, under the MAC).
+Until `rootkey retire`, the previous key still MACs heads: its holder could delete every event written since the
+rotation and MAC the head under it. A chain whose head is under an older key than the checkpoint's is refused,
+and `rootkey reseal` records a checkpoint at the head once the head is under the current key
+(kmsconsole.audit.rootkeys), so that rewind is named from the re-seal on. Before it, the previous key's holder can
+still rewind the chain to the checkpoint (as anyone holding the current key can).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Checkpoint:
     written_at: str
     # When a walk of the whole chain last ended at (or before) this checkpoint; "" if none is known.
     full_at: str = ""
+    # The id of the root key the chain head's MAC was under when it was verified here; "" in older files.
+    key_id: str = ""
 
 
 def checkpoint_path() -> Path | None:
@@ -52,14 +61,19 @@ def checkpoint_path() -> Path | None:
     return Path(configured) if configured else None
 
 
-def _message(seq: int, chain_hash: str, full_at: str = "") -> bytes:
-    # Files written before `full_at` existed carry a MAC over seq and hash only, and still verify.
-    return (f"{seq}:{chain_hash}" + (f":{full_at}" if full_at else "")).encode()
+def _message(checkpoint: Checkpoint) -> bytes:
+    # Files written before `full_at` (or `key_id`) existed carry a MAC without it, and still verify.
+    full_at, key_id = checkpoint.full_at, checkpoint.key_id
+    return (
+        f"{checkpoint.seq}:{checkpoint.hash}"
+        + (f":{full_at}" if full_at else "")
+        + (f";{key_id}" if key_id else "")
+    ).encode()
 
 
-def _mac(seq: int, chain_hash: str, full_at: str = "", key: bytes | None = None) -> str:
+def _mac(checkpoint: Checkpoint, key: bytes | None = None) -> str:
     """The file's MAC under the current root key (`key`: another root key's PURPOSE subkey)."""
-    return hmac.new(key or subkey(PURPOSE), _message(seq, chain_hash, full_at), hashlib.sha256).hexdigest()
+    return hmac.new(key or subkey(PURPOSE), _message(checkpoint), hashlib.sha256).hexdigest()
 
 
 def _read() -> tuple[Checkpoint | None, str, ChainProblem | None]:
@@ -70,7 +84,11 @@ def _read() -> tuple[Checkpoint | None, str, ChainProblem | None]:
     try:
         data = json.loads(path.read_text())
         checkpoint = Checkpoint(
-            int(data["seq"]), str(data["hash"]), str(data.get("written_at", "")), str(data.get("full_at", ""))
+            int(data["seq"]),
+            str(data["hash"]),
+            str(data.get("written_at", "")),
+            str(data.get("full_at", "")),
+            str(data.get("key_id", "")),
         )
         return checkpoint, str(data["mac"]), None
     except (ValueError, KeyError, TypeError, OSError, AttributeError):
@@ -82,7 +100,7 @@ def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
     checkpoint, mac, problem = _read()
     if checkpoint is None or problem is not None:
         return None, problem
-    if not mac_matches(PURPOSE, _message(checkpoint.seq, checkpoint.hash, checkpoint.full_at), mac):
+    if not mac_matches(PURPOSE, _message(checkpoint), mac):
         return None, ChainProblem(
             0,
             "",
@@ -94,7 +112,7 @@ def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
 def _under(checkpoint: Checkpoint, mac: str, keys: tuple[RootKey, ...]) -> bool:
     found = False
     for key in keys:  # each compared in constant time, whichever matches
-        expected = _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at, key.subkey(PURPOSE))
+        expected = _mac(checkpoint, key.subkey(PURPOSE))
         found |= hmac.compare_digest(mac, expected)
     return found
 
@@ -105,6 +123,32 @@ def under_current_key(ring: RootKeyRing) -> bool | None:
     if checkpoint is None:
         return None if problem is None else False
     return _under(checkpoint, mac, (ring.current,))
+
+
+def head_key_problem(head_seq: int, head_key: str) -> ChainProblem | None:
+    """Whether the chain head (verified under `head_key`) is under an older root key than the one the checkpoint
+    saw the head under: the head was rewound by a holder of the older key (everything written since removed)."""
+    checkpoint, problem = read_checkpoint()
+    if problem is not None or checkpoint is None or not checkpoint.key_id or not head_key:
+        return problem
+    if not _older(head_key, checkpoint.key_id):
+        return None
+    return ChainProblem(
+        head_seq,
+        "",
+        f"the chain head's MAC is under an older root key ({head_key}) than the head verified on "
+        f"{checkpoint.written_at} (checkpoint file, {checkpoint.key_id}): it was rewound",
+    )
+
+
+def _older(key_id: str, than: str) -> bool:
+    """Whether root key `key_id` is older than `than` in the ring (newest first); an unconfigured one is."""
+    ids = [key.key_id for key in root_keys().everything]
+    if than not in ids:
+        return (
+            False  # `than` unknown: nothing to compare with (a file under no readable key is refused anyway)
+        )
+    return key_id not in ids or ids.index(key_id) > ids.index(than)
 
 
 def check_checkpoint(*, archived_through: int) -> ChainProblem | None:
@@ -127,9 +171,10 @@ def check_checkpoint(*, archived_through: int) -> ChainProblem | None:
     return None
 
 
-def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True) -> None:
+def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True, key_id: str = "") -> None:
     """Move the checkpoint forward to a verified event (never backward), atomically, readable by the owner only.
-    `whole_chain`: the walk started at the archive boundary (it renews `full_at`); otherwise `full_at` is kept."""
+    `whole_chain`: the walk started at the archive boundary (it renews `full_at`); otherwise `full_at` is kept.
+    `key_id`: the root key the head at `seq` was verified under (a newer one at the same seq is recorded)."""
     path = checkpoint_path()
     if path is None or seq <= 0:
         return
@@ -137,7 +182,10 @@ def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True) ->
     if (
         problem is None
         and current is not None
-        and (current.seq > seq or (current.seq == seq and not whole_chain))
+        and (
+            current.seq > seq
+            or (current.seq == seq and not whole_chain and not _newer_key(key_id, current.key_id))
+        )
     ):
         # Nothing to move; but every successful verification leaves the file under the current root key.
         if not under_current_key(root_keys()):
@@ -145,7 +193,11 @@ def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True) ->
         return
     now = timezone.now().isoformat()
     full_at = now if whole_chain else (current.full_at if current is not None and problem is None else "")
-    _write(path, Checkpoint(seq, chain_hash, now, full_at))
+    _write(path, Checkpoint(seq, chain_hash, now, full_at, key_id))
+
+
+def _newer_key(key_id: str, than: str) -> bool:
+    return bool(key_id) and key_id != than and (not than or _older(than, key_id))
 
 
 def reseal_checkpoint(ring: RootKeyRing) -> bool | None:
@@ -172,7 +224,8 @@ def _write(path: Path, checkpoint: Checkpoint, key: RootKey | None = None) -> No
         "hash": checkpoint.hash,
         "written_at": checkpoint.written_at,
         "full_at": checkpoint.full_at,
-        "mac": _mac(checkpoint.seq, checkpoint.hash, checkpoint.full_at, key and key.subkey(PURPOSE)),
+        "key_id": checkpoint.key_id,
+        "mac": _mac(checkpoint, key and key.subkey(PURPOSE)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-checkpoint-")

@@ -77,7 +77,9 @@ def manifest_matches(manifest: dict[str, Any]) -> bool:
     each file must continue the one before it from event #1, and the last must reach the boundary, whose MAC must
     be under a readable key. A holder of a retired key who forged a manifest (or re-linked archived events) would
     still have to make the archive end at the boundary's hash, which continues into the database's chain, itself
-    anchored by the head and the checkpoint under readable keys. An unconfigured key's MAC is refused, after a look
+    anchored by the head and the checkpoint under readable keys. (Those anchors do not stop a holder of a
+    *previous* key, before `rootkey retire`, from rewinding the database's chain to the checkpoint:
+    kmsconsole.audit.checkpoint.) An unconfigured key's MAC is refused, after a look
     at the key file (another process may have rotated it since this one read it)."""
     return _manifest_under(manifest, root_keys().everything) or (
         refresh_root_keys() and _manifest_under(manifest, root_keys().everything)

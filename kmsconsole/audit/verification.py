@@ -44,7 +44,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk
-from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
+from kmsconsole.audit.checkpoint import check_checkpoint, head_key_problem, read_checkpoint, record_checkpoint
 from kmsconsole.audit.derived import DERIVED_FIELDS, mismatched
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
 from kmsconsole.core.rootkey import mac_matches, subkey
@@ -133,6 +133,8 @@ class ChainResult:
     verified: int
     problem: ChainProblem | None
     derived: DerivedFinding | None = None
+    # The id of the root key the head's MAC is under ("" without a head).
+    head_key: str = ""
 
     @property
     def intact(self) -> bool:
@@ -204,17 +206,20 @@ def verify_chain(*, since_checkpoint: bool = False, base_epoch: str = "") -> Cha
     start = _recent_checkpoint() if since_checkpoint else None
     if start is not None:
         result = _verify_from(start)
-        if result.problem is None:
+        if result.problem is None and head_key_problem(result.last_seq, result.head_key) is None:
             _advance_checkpoint(result, whole_chain=False)
             return result
     result = _verify_from(None, base_epoch)
     if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
         result = _verify_from(None, base_epoch)
     if result.problem is None:
-        # The database's chain holds together; it must also still reach what an earlier run vouched for.
-        problem = check_checkpoint(archived_through=result.first_seq - 1)
+        # The database's chain holds together; it must also still reach what an earlier run vouched for, with a
+        # head under a key no older than the one that run saw.
+        problem = check_checkpoint(archived_through=result.first_seq - 1) or head_key_problem(
+            result.last_seq, result.head_key
+        )
         if problem is not None:
-            return ChainResult(result.first_seq, result.last_seq, result.verified, problem, result.derived)
+            return replace(result, problem=problem)
         _advance_checkpoint(result, whole_chain=True)
     return result
 
@@ -248,7 +253,7 @@ def _recent_checkpoint() -> ChainBase | None:
 def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
     last = AuditEvent.objects.filter(seq=result.last_seq).values_list("hash", flat=True).first()
     if last is not None:
-        record_checkpoint(result.last_seq, last, whole_chain=whole_chain)
+        record_checkpoint(result.last_seq, last, whole_chain=whole_chain, key_id=result.head_key)
 
 
 def _verify_from(first: ChainBase | None, base_epoch: str = "") -> ChainResult:
@@ -283,7 +288,7 @@ def _verify_from(first: ChainBase | None, base_epoch: str = "") -> ChainResult:
                 )
             break
         head = newer
-    return ChainResult(first.seq + 1, head[0], verified, problem, derived)
+    return ChainResult(first.seq + 1, head[0], verified, problem, derived, walk.head_key)
 
 
 def _finish(verification: ChainVerification, result: ChainResult) -> None:

@@ -65,9 +65,10 @@ def test_the_trails_anchors_are_registered_and_cheap(
     with django_assert_max_num_queries(2):  # one row each, no walk
         assert [remaining(name) for name in ("audit chain head", "audit retention base")] == [1, 0]
     assert remaining("audit checkpoint") == 1
-    # The head's re-seal does nothing: the next event (the re-seal's own) moves it.
-    assert reseal("audit chain head") == Moved()
-    assert remaining("audit chain head") == 1
+    # The head's re-seal MACs it again (its last link stays under the old key: a head may be newer, never older).
+    assert reseal("audit chain head") == Moved(moved=1)
+    assert (remaining("audit chain head"), reseal("audit chain head")) == (0, Moved())
+    assert "intact: 2 events" in verify()
     write_events(1)
     assert remaining("audit chain head") == 0
 
@@ -264,3 +265,64 @@ def test_an_incremental_walk_refuses_a_link_under_an_older_key_after_the_checkpo
     assert (run.status, run.problem_seq) == ("broken", 5)
     assert f"older root key ({old})" in run.problem
     assert AuditEvent.objects.count() == 5
+
+
+def reseal_the_trail() -> dict[str, Moved]:
+    """What `rootkey reseal` does to the trail's dependents, in the registry's order."""
+    return {d.name: d.reseal(root_keys(), 100) for d in dependents() if d.name.startswith("audit ")}
+
+
+def rewind_behind_the_rotation(seq: int, under: Any) -> None:
+    """The previous key's holder deletes every event after #`seq` (those written since the rotation) and MACs
+    the head at #`seq` under that key."""
+    kept = AuditEvent.objects.get(seq=seq)
+    AuditEvent.objects.filter(seq__gt=seq).delete()
+    set_head(seq, kept.hash, under)
+
+
+def test_the_reseal_records_the_checkpoint_past_the_rotation(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    """Verified before the rotation, the checkpoint stays at #3: deleting what came after the rotation and MACing
+    the head under the previous key would pass. The re-seal verifies the chain once its head is under the current
+    key, so the checkpoint passes the rotation and the rewind is named."""
+    old = root_keys().current.key_id
+    write_events(3)
+    verify()
+    new = root_key_file.rotate()
+    write_events(3)
+    moved = reseal_the_trail()
+    assert moved["audit checkpoint"] == Moved(moved=1) and moved["audit chain head"] == Moved()
+    checkpoint = read_checkpoint()[0]
+    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (6, new)
+    rewind_behind_the_rotation(3, key(old))
+    with pytest.raises(CommandError, match=r"#6 \(\): it was verified on .* no longer in the database"):
+        verify()
+    assert verify_periodically().status == "broken"
+
+
+def test_a_head_under_an_older_key_than_the_checkpoints_is_a_rewind(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    """Rotated and re-sealed before any new event: the head is MACed again under the new key and the checkpoint
+    at it names that key. Events follow; the previous key's holder deletes them and MACs the head under the old
+    key again: the checkpoint's event is still there, but its key says the head was rewound."""
+    old = root_keys().current.key_id
+    write_events(3)
+    verify()
+    new = root_key_file.rotate()
+    moved = reseal_the_trail()
+    assert moved["audit chain head"] == Moved(moved=1) and moved["audit checkpoint"] == Moved(moved=1)
+    checkpoint = read_checkpoint()[0]
+    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (3, new)
+    write_events(3)  # no verification since: the checkpoint stays at #3
+    rewind_behind_the_rotation(3, key(old))
+    message = (
+        rf"older root key \({old}\) than the head verified on .* \(checkpoint file, {new}\): it was rewound"
+    )
+    with pytest.raises(CommandError, match=message):
+        verify()
+    run = verify_periodically()
+    assert run.status == "broken" and "it was rewound" in run.problem

@@ -1,8 +1,10 @@
 """The audit chain across root-key rotations (kmsconsole.audit.chain, kmsconsole.audit.writer): links are made
 under the current key and verified epoch by epoch, so a chain across rotations verifies, old events stay
 verifiable once their key is retired, and whoever still holds a previous or a retired key can neither link an
-event after the chain moved past that key nor rewind the head behind it. A writer never moves the chain back:
-one whose ring lacks the head's key reads the ring again, and fails closed if that does not help."""
+event after the chain moved past that key nor rewind the head to behind a newer key's event that stays. (Deleting
+everything written since the rotation and MACing the head under the previous key is the checkpoint's to name:
+tests/audit/test_rotation_anchors.py.) A writer never moves the chain back: one whose ring lacks the head's key
+reads the ring again, fails closed if that does not help, and refuses a head under a retired key."""
 
 from __future__ import annotations
 
