@@ -23,15 +23,22 @@ rotation and MAC the head under it. A chain whose head is under an older key tha
 and `rootkey reseal` records a checkpoint at the head once the head is under the current key
 (kmsconsole.audit.rootkeys), so that rewind is named from the re-seal on. Before it, the previous key's holder can
 still rewind the chain to the checkpoint (as anyone holding the current key can).
+
+Verifications (workers, `audit verify`) and `rootkey reseal` read, decide on and write the file under an exclusive
+lock on a file beside it (`<checkpoint>.lock`), so one never writes back an older reading over another's newer
+checkpoint.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +185,13 @@ def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True, ke
     path = checkpoint_path()
     if path is None or seq <= 0:
         return
+    # Read, decide and write as one: a concurrent writer's newer checkpoint is never undone.
+    with _locked(path):
+        _record(path, seq, chain_hash, whole_chain=whole_chain, key_id=key_id)
+
+
+def _record(path: Path, seq: int, chain_hash: str, *, whole_chain: bool, key_id: str) -> None:
+    """`record_checkpoint` under the lock: the file as it is now, re-read."""
     current, problem = read_checkpoint()
     if (
         problem is None
@@ -193,6 +207,8 @@ def record_checkpoint(seq: int, chain_hash: str, *, whole_chain: bool = True, ke
         return
     now = timezone.now().isoformat()
     full_at = now if whole_chain else (current.full_at if current is not None and problem is None else "")
+    if current is not None and problem is None and current.seq == seq and _newer_key(current.key_id, key_id):
+        key_id = current.key_id  # a verification that saw the head under a newer key got here first
     _write(path, Checkpoint(seq, chain_hash, now, full_at, key_id))
 
 
@@ -206,15 +222,33 @@ def reseal_checkpoint(ring: RootKeyRing) -> bool | None:
     it is under the current key already (or there is none), None if it does not verify under a readable key (left
     as it is: `audit verify` reports it)."""
     path = checkpoint_path()
-    checkpoint, mac, problem = _read()
-    if path is None or checkpoint is None:
-        return None if problem is not None else False
-    if _under(checkpoint, mac, (ring.current,)):
+    if path is None:
         return False
-    if not _under(checkpoint, mac, ring.readable):
-        return None
-    _write(path, checkpoint, ring.current)
+    with _locked(path):  # what is rewritten is what the file holds now, never an older reading of it
+        checkpoint, mac, problem = _read()
+        if checkpoint is None:
+            return None if problem is not None else False
+        if _under(checkpoint, mac, (ring.current,)):
+            return False
+        if not _under(checkpoint, mac, ring.readable):
+            return None
+        if ring.current.key_id != root_keys().current.key_id:
+            return False  # `ring` is no longer this process's: the next verification moves the file
+        _write(path, checkpoint, ring.current)
     return True
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock (flock) on a file beside the checkpoint, held while it is read, decided on and written:
+    verifications (workers, `audit verify`) and `rootkey reseal` run in separate processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def _write(path: Path, checkpoint: Checkpoint, key: RootKey | None = None) -> None:

@@ -15,7 +15,7 @@ from django.core.management import CommandError
 from django.utils import timezone
 
 from kmsconsole.audit import retention
-from kmsconsole.audit.checkpoint import read_checkpoint
+from kmsconsole.audit.checkpoint import read_checkpoint, reseal_checkpoint
 from kmsconsole.audit.models import AuditChainBase, AuditEvent
 from kmsconsole.audit.verification import base_mac, verify_periodically
 from kmsconsole.core.rootkey import root_keys
@@ -326,3 +326,20 @@ def test_a_head_under_an_older_key_than_the_checkpoints_is_a_rewind(
         verify()
     run = verify_periodically()
     assert run.status == "broken" and "it was rewound" in run.problem
+
+
+def test_the_checkpoint_reseal_writes_only_under_the_processs_current_key(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+) -> None:
+    """A re-seal still holding a ring that rotated again meanwhile does not write the file under its (no longer
+    current) key: the file is left for the current one."""
+    write_events(2)
+    verify()
+    saved = checkpoint_file.read_text()
+    root_key_file.rotate()
+    stale = root_keys()
+    root_key_file.rotate()
+    assert reseal_checkpoint(stale) is False
+    assert checkpoint_file.read_text() == saved
+    assert reseal_checkpoint(root_keys()) is True

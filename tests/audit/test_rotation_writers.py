@@ -7,17 +7,19 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, connections  # noqa: F401 - `connection` for the skipif condition
 
-from kmsconsole.audit import headkeys, writer
+from kmsconsole.audit import checkpoint, headkeys, writer
 from kmsconsole.audit.models import AuditChainHead, AuditEvent
 from kmsconsole.audit.recorder import AuditRecord, audited
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.core.rootkey import root_keys
 from tests.audit.rotation_support import key, link_key_ids, verify
+from tests.audit.test_checkpoint import checkpoint_file  # noqa: F401 - the fixture
 from tests.audit.test_group_commit import values
 from tests.audit.test_turns import chain_on
 from tests.conftest import RootKeyFile
@@ -160,3 +162,35 @@ def test_a_writer_after_a_turn_of_a_process_with_a_newer_ring_follows_it(
     not_restarted.write([values()], "default")
     assert link_key_ids() == [old, old, new, new]
     assert "intact: 4 events" in verify()
+
+
+def test_the_checkpoint_reseal_racing_a_verification_never_moves_the_file_back(
+    root_key_file: RootKeyFile,
+    checkpoint_file: Path,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rootkey reseal` (one process) has read the checkpoint at #3 and is about to write it again under the new key
+    when a verification (a worker) records #6: the worker waits for the lock, and the file ends at #6, not #3."""
+    for _ in range(3):
+        writer.write_standalone(values())
+    verify()
+    root_key_file.rotate()
+    for _ in range(3):
+        writer.write_standalone(values())
+    verifications: list[threading.Thread] = []
+    real_under = checkpoint._under
+
+    def under(*args: Any) -> bool:
+        if not verifications:  # the reseal has read the file: a worker's verification starts meanwhile
+            worker = threading.Thread(target=lambda: (verify(), connections.close_all()))
+            verifications.append(worker)
+            worker.start()
+            worker.join(timeout=1.0)  # it would be done by now, had nothing held it back
+        return real_under(*args)
+
+    monkeypatch.setattr(checkpoint, "_under", under)
+    assert checkpoint.reseal_checkpoint(root_keys()) is True
+    verifications[0].join(timeout=30)
+    assert not verifications[0].is_alive()
+    recorded, problem = checkpoint.read_checkpoint()
+    assert problem is None and recorded is not None and recorded.seq == 6
