@@ -26,11 +26,16 @@ writer that writes after itself pays no HMAC beyond its links and the new head's
 from __future__ import annotations
 
 import logging
+import time
 
 from kmsconsole.audit.chain import HEAD_PURPOSE, head_key, head_mac
 from kmsconsole.core.rootkey import RootKey, refresh_root_keys, root_keys
 
 logger = logging.getLogger(__name__)
+
+REFUSAL_LOG_SECONDS = 60.0
+# The head last refused (seq, hash, key id) and when it was logged.
+_last_refusal: tuple[tuple[int, str, str], float] | None = None
 
 
 class ChainHeadUnderUnknownKey(Exception):
@@ -80,7 +85,8 @@ def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
         ring = root_keys()
         key = head_key(ring, last_seq, last_hash, mac)
     if key is None:
-        logger.error(
+        _log_refusal(
+            (last_seq, last_hash, ""),
             "The audit chain head (#%d) is under no root key this process has, even after a look at the key file: "
             "no audit event can be written (compare the root key file with the other processes')",
             last_seq,
@@ -89,7 +95,8 @@ def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
             f"The audit chain head (#{last_seq}) is under no root key this process has; nothing was written."
         )
     if key.retired:
-        logger.error(
+        _log_refusal(
+            (last_seq, last_hash, key.key_id),
             "The audit chain head (#%d) is under a retired root key (%s): it was rewound or forged; no audit event "
             "can be written (run `manage.py audit verify`)",
             last_seq,
@@ -100,6 +107,18 @@ def writing_key(last_seq: int, last_hash: str, mac: str) -> RootKey:
         )
     remember(key, last_seq, last_hash, mac)
     return ring.current
+
+
+def _log_refusal(head: tuple[int, str, str], message: str, *args: object) -> None:
+    """Log a refused head at ERROR once, then at most once every REFUSAL_LOG_SECONDS while the same head is refused:
+    every request fails on it, and the log must stay readable (the requests' own failures say the rest)."""
+    global _last_refusal
+    now = time.monotonic()
+    last = _last_refusal
+    if last is not None and last[0] == head and now - last[1] < REFUSAL_LOG_SECONDS:
+        return
+    _last_refusal = (head, now)
+    logger.error(message, *args)
 
 
 def extending(old: tuple[int, str], mac: str | None) -> tuple[RootKey, str]:

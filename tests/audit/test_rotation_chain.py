@@ -225,6 +225,12 @@ def test_a_writer_whose_ring_lacks_the_heads_key_fails_closed_until_the_file_has
     assert AuditEvent.objects.count() == count and AuditChainHead.objects.values().get() == head
     assert "under no root key this process has" in caplog.text
     assert head["head_mac"] not in caplog.text and head["last_hash"] not in caplog.text
+    # Every request fails on that head: logged once, not once a request.
+    for _ in range(3):
+        with pytest.raises(headkeys.ChainHeadUnderUnknownKey):
+            write_events(1)
+    refusals = [r for r in caplog.records if "under no root key this process has" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.ERROR]
 
     root_key_file.path.write_text(rotated)  # the operator puts the key back; the process reads it by itself
     group_create(account, "accepted")
