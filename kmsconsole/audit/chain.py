@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,15 @@ def link_hash(prev_hash: str, values: dict[str, Any], key: bytes | None = None) 
     return hmac.new(
         key or subkey(LINK_PURPOSE), prev_hash.encode() + b"\n" + canonical_event(values), hashlib.sha256
     ).hexdigest()
+
+
+def mac_under(mac: str, keys: Iterable[RootKey], mac_of: Callable[[RootKey], str]) -> bool:
+    """Whether `mac` is `mac_of(key)` for one of `keys` (the trail's anchors: boundary, checkpoint, manifests).
+    Every candidate is compared in constant time, and all are compared whichever matches."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(str(mac), mac_of(key))
+    return found
 
 
 def head_key(ring: RootKeyRing, last_seq: int, last_hash: str, mac: str) -> RootKey | None:

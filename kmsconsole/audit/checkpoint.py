@@ -45,7 +45,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from kmsconsole.audit.chain import ChainProblem
+from kmsconsole.audit.chain import ChainProblem, mac_under
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core.rootkey import RootKey, RootKeyRing, mac_matches, root_keys, subkey
 
@@ -117,11 +117,7 @@ def read_checkpoint() -> tuple[Checkpoint | None, ChainProblem | None]:
 
 
 def _under(checkpoint: Checkpoint, mac: str, keys: tuple[RootKey, ...]) -> bool:
-    found = False
-    for key in keys:  # each compared in constant time, whichever matches
-        expected = _mac(checkpoint, key.subkey(PURPOSE))
-        found |= hmac.compare_digest(mac, expected)
-    return found
+    return mac_under(mac, keys, lambda key: _mac(checkpoint, key.subkey(PURPOSE)))
 
 
 def under_current_key(ring: RootKeyRing) -> bool | None:

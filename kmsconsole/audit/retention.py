@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk, mac_under
 from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
@@ -87,12 +87,9 @@ def manifest_matches(manifest: dict[str, Any]) -> bool:
 
 
 def _manifest_under(manifest: dict[str, Any], keys: tuple[RootKey, ...]) -> bool:
-    found = False
-    for key in keys:  # each compared in constant time, whichever matches
-        found |= hmac.compare_digest(
-            str(manifest.get("mac", "")), manifest_mac(manifest, key.subkey(MANIFEST_PURPOSE))
-        )
-    return found
+    return mac_under(
+        str(manifest.get("mac", "")), keys, lambda key: manifest_mac(manifest, key.subkey(MANIFEST_PURPOSE))
+    )
 
 
 def file_name(first_seq: int, last_seq: int) -> str:

@@ -26,7 +26,7 @@ import hmac
 
 from django.db import transaction
 
-from kmsconsole.audit.chain import HEAD_PURPOSE, head_key, head_mac
+from kmsconsole.audit.chain import HEAD_PURPOSE, head_key, head_mac, mac_under
 from kmsconsole.audit.checkpoint import checkpoint_path, reseal_checkpoint, under_current_key
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead
 from kmsconsole.audit.verification import BASE_PURPOSE, base_mac, verify_chain
@@ -69,11 +69,11 @@ def reseal_head(ring: RootKeyRing, batch_size: int) -> Moved:
 
 
 def _base_under(row: AuditChainBase, ring: RootKeyRing, *, readable: bool) -> bool:
-    found = False
-    for key in ring.readable if readable else (ring.current,):  # each compared in constant time
-        expected = base_mac(row.seq, row.hash, key.subkey(BASE_PURPOSE), epoch=row.key_id)
-        found |= hmac.compare_digest(str(row.mac), expected)
-    return found
+    return mac_under(
+        row.mac,
+        ring.readable if readable else (ring.current,),
+        lambda key: base_mac(row.seq, row.hash, key.subkey(BASE_PURPOSE), epoch=row.key_id),
+    )
 
 
 def base_remaining(ring: RootKeyRing) -> Remaining:
