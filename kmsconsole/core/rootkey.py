@@ -198,6 +198,10 @@ def parse_root_keys(text: str, source: str) -> RootKeyRing | None:
             keys.append(RootKey(key_id=root_key_id(secret).hex(), secret=secret))
     if keys[0].retired:
         raise ImproperlyConfigured(f"The first root key in {source} is the current one and cannot be retired")
+    first_retired = next((at for at, key in enumerate(keys) if key.retired), len(keys))
+    if any(not key.retired for key in keys[first_retired:]):
+        # The order is the keys' age (the audit chain may only move to a newer key): retired keys are the oldest.
+        raise ImproperlyConfigured(f"{source} lists a key after a retired one: retired keys come last")
     if len({key.key_id for key in keys}) != len(keys):
         raise ImproperlyConfigured(f"{source} lists a root key twice")
     return RootKeyRing(

@@ -84,8 +84,9 @@ def test_a_key_never_appears_in_a_repr() -> None:
         (f"{NEW.hex()}\nretired:{NEW.hex()}", "twice"),
         (f"{NEW.hex()}\nnot-a-key", "neither hex nor base64"),
         (f"{NEW.hex()}\n{base64.b64encode(OLD[:31]).decode()}", "must be 256 bits"),
+        (f"{NEW.hex()}\nretired:{OLDER.hex()}\n{OLD.hex()}", "retired keys come last"),
     ],
-    ids=["retired-first", "listed-twice", "not-a-key", "short-key"],
+    ids=["retired-first", "listed-twice", "not-a-key", "short-key", "retired-before-previous"],
 )
 def test_a_bad_ring_is_refused_without_naming_a_key(text: str, message: str) -> None:
     with pytest.raises(ImproperlyConfigured, match=message) as refused:
