@@ -6,3 +6,7 @@ class AuditConfig(AppConfig):
 
     name = "kmsconsole.audit"
     label = "audit"
+
+    def ready(self) -> None:
+        # The trail's anchors under a root key, for `rootkey status`, `reseal` and `retire`.
+        from kmsconsole.audit import rootkeys  # noqa: F401

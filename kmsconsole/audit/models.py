@@ -164,6 +164,13 @@ class AuditChainBase(models.Model):
     hash = models.CharField(max_length=64)
     mac = models.CharField(max_length=64)
     archive_file = models.CharField(max_length=255, blank=True, help_text="The archive holding event #seq.")
+    # The epoch of the boundary (covered by the MAC): the walk from it refuses a next link under an older key.
+    key_id = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="The id of the root key event #seq's link is under (empty on boundaries written before it was kept).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -8,6 +8,10 @@ while it writes, and only a complete, synced file is renamed into place. Then th
 batches, one transaction each, which also moves the archive boundary (AuditChainBase, with its own HMAC) to the
 batch's last event: `audit verify` starts the chain there, and `audit verify --archive DIR` checks the files
 and that they end where the database begins. A run interrupted between batches is finished by the next one.
+
+Root keys rotate (kmsconsole.core.rootkey): the links are checked epoch by epoch (kmsconsole.audit.chain), one
+walk through every file, and new manifests and boundaries are MACed under the current key (`manifest_matches` says
+why an old manifest keeps verifying).
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash, verify_events
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk, mac_under
 from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
 from kmsconsole.core.context import RequestMeta, operator_caller
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import RootKey, refresh_root_keys, root_keys, subkey
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext, perform
@@ -43,6 +47,7 @@ ARCHIVE_FOLDER = "audit-archive"
 BATCH = 2000
 MAX_PER_RUN = 200_000
 MANIFEST_FORMAT = 1
+MANIFEST_PURPOSE = "audit-archive/manifest/v1"
 
 
 class ArchiveError(Exception):
@@ -53,11 +58,38 @@ def archive_dir() -> Path:
     return Path(settings.KMS_DATA_DIR) / ARCHIVE_FOLDER
 
 
-def manifest_mac(manifest: dict[str, Any]) -> str:
+def manifest_mac(manifest: dict[str, Any], key: bytes | None = None) -> str:
+    """A manifest's MAC, under the current root key (`key`: another root key's MANIFEST_PURPOSE subkey)."""
     material = json.dumps(
         {k: v for k, v in manifest.items() if k != "mac"}, sort_keys=True, separators=(",", ":")
     ).encode()
-    return hmac.new(subkey("audit-archive/manifest/v1"), material, hashlib.sha256).hexdigest()
+    return hmac.new(key or subkey(MANIFEST_PURPOSE), material, hashlib.sha256).hexdigest()
+
+
+def manifest_matches(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's MAC is under a configured root key, **retired keys included**.
+
+    Unlike the boundary and the checkpoint, which `rootkey reseal` MACs again, a manifest keeps the key it was
+    written under: an archive file is immutable (written once, synced and renamed into place; rewriting it to
+    move its MAC would put the evidence itself at risk), so it must verify after its key is retired. That costs
+    nothing in strength, because the manifest is not what vouches for the events: every archived event is covered
+    by its link, which verifies under its epoch's key (retired keys included, by design, kmsconsole.audit.chain),
+    each file must continue the one before it from event #1, and the last must reach the boundary, whose MAC must
+    be under a readable key. A holder of a retired key who forged a manifest (or re-linked archived events) would
+    still have to make the archive end at the boundary's hash, which continues into the database's chain, itself
+    anchored by the head and the checkpoint under readable keys. (Those anchors do not stop a holder of a
+    *previous* key, before `rootkey retire`, from rewinding the database's chain to the checkpoint:
+    kmsconsole.audit.checkpoint.) An unconfigured key's MAC is refused, after a look
+    at the key file (another process may have rotated it since this one read it)."""
+    return _manifest_under(manifest, root_keys().everything) or (
+        refresh_root_keys() and _manifest_under(manifest, root_keys().everything)
+    )
+
+
+def _manifest_under(manifest: dict[str, Any], keys: tuple[RootKey, ...]) -> bool:
+    return mac_under(
+        str(manifest.get("mac", "")), keys, lambda key: manifest_mac(manifest, key.subkey(MANIFEST_PURPOSE))
+    )
 
 
 def file_name(first_seq: int, last_seq: int) -> str:
@@ -89,9 +121,10 @@ def _sync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) -> Path:
-    """Write events (base_seq, last_seq] to one file, checking each link as it goes; raise ArchiveError (and
-    leave nothing behind) if a link is broken: evidence that does not verify is never removed."""
+def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int, *, epoch: str = "") -> Path:
+    """Write events (base_seq, last_seq] to one file, checking each link as it goes (from the boundary's `epoch`:
+    a link under an older key than the boundary's is refused); raise ArchiveError (and leave nothing behind) if a
+    link is broken: evidence that does not verify is never removed."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A file a run wrote before it stopped, without removing anything, holds only events still in the
     # database: this run writes them again.
@@ -105,16 +138,21 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) ->
         .values(*EVENT_FIELDS)
         .iterator(chunk_size=BATCH)
     )
-    expected, prev_hash = base_seq + 1, base_hash
+    walk = ChainWalk(seq=base_seq, hash=base_hash, epoch=epoch)
     try:
         with open(partial, "w", encoding="ascii", opener=lambda p, f: os.open(p, f, 0o600)) as out:
             for row in rows:
-                if row["seq"] != expected or row["prev_hash"] != prev_hash:
-                    raise ArchiveError(f"event #{expected} is missing or out of place; nothing was archived")
-                if not hmac.compare_digest(row["hash"], link_hash(prev_hash, row)):
-                    raise ArchiveError(f"event #{row['seq']} was changed; nothing was archived")
+                if row["seq"] != walk.seq + 1 or row["prev_hash"] != walk.hash:
+                    raise ArchiveError(
+                        f"event #{walk.seq + 1} is missing or out of place; nothing was archived"
+                    )
+                problem = walk.events([row])
+                if problem is not None:
+                    raise ArchiveError(
+                        f"event #{row['seq']} was changed; nothing was archived ({problem.what})"
+                    )
                 out.write(json_line(row))
-                prev_hash, expected = row["hash"], expected + 1
+            expected, prev_hash = walk.seq + 1, walk.hash
             if expected != last_seq + 1:
                 raise ArchiveError(f"event #{expected} is missing; nothing was archived")
             manifest = {
@@ -142,16 +180,22 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int) ->
 
 def _delete_batch(first: int, last: int, archive_file: str) -> None:
     """Delete events first..last and move the boundary to `last`, in the caller's transaction."""
-    last_hash = AuditEvent.objects.filter(seq=last).values_list("hash", flat=True).first()
-    if last_hash is None:
+    row = AuditEvent.objects.filter(seq=last).values(*CHAINED_FIELDS, "prev_hash", "hash").first()
+    if row is None:
         raise ArchiveError(f"event #{last} is gone from the database before it was removed")
+    # The boundary keeps its link's key (its epoch), under its MAC: the walk from it goes on in that epoch.
+    key = ChainWalk().key_of(row["prev_hash"], row)
+    if key is None:
+        raise ArchiveError(f"event #{last} was changed before it was removed; nothing more was removed")
+    last_hash = str(row["hash"])
     AuditEvent.objects.filter(seq__gte=first, seq__lte=last).delete()
     AuditChainBase.objects.update_or_create(
         pk=1,
         defaults={
             "seq": last,
             "hash": last_hash,
-            "mac": base_mac(last, last_hash),
+            "mac": base_mac(last, last_hash, epoch=key.key_id),
+            "key_id": key.key_id,
             "archive_file": archive_file,
         },
     )
@@ -224,7 +268,7 @@ def archive_due(now: datetime | None = None) -> JobRun:
             if last <= base.seq:
                 return job.run
             try:
-                path = write_archive(folder, base.seq, base.hash, last)
+                path = write_archive(folder, base.seq, base.hash, last, epoch=base.epoch)
             except ArchiveError as error:
                 job.fail(str(error))
                 return job.run
@@ -270,18 +314,23 @@ class ArchiveCheck:
     last_seq: int
     last_hash: str
     problem: str = ""
+    # The id of the key the boundary's link is under, as the archive's walk found it ("" if not reached).
+    base_epoch: str = ""
 
 
 def verify_archive(folder: Path) -> ArchiveCheck:
     """Check every archive file in `folder`: each manifest's MAC, each event's link, that each file continues
-    the one before it from event #1, and that the last file ends where the database's chain begins."""
+    the one before it from event #1, and that the last file ends where the database's chain begins, in the
+    boundary's epoch (the key its link is under, which the database's walk starts in: `base_epoch`)."""
     paths = sorted(folder.glob("audit-*.jsonl"))
     files = events = 0
     last_seq, last_hash = 0, GENESIS_HASH
     base, base_problem = chain_base()
+    walk = ChainWalk()  # one walk through every file: an epoch reached in one binds the next
+    base_epoch: list[str] = []
     for path in paths:
         manifest = read_manifest(path)
-        if manifest is None or not hmac.compare_digest(str(manifest.get("mac", "")), manifest_mac(manifest)):
+        if manifest is None or not manifest_matches(manifest):
             return ArchiveCheck(
                 files, events, last_seq, last_hash, f"{path.name}: its manifest is missing or altered"
             )
@@ -295,14 +344,13 @@ def verify_archive(folder: Path) -> ArchiveCheck:
                 f"{path.name}: it does not continue from event #{last_seq}",
             )
         end, end_hash = manifest["last_seq"], manifest["last_hash"]
-        problem = verify_events(
-            _events_of(path),
-            end,
-            end_hash,
-            head_mac(end, end_hash),
-            start_seq=first - 1,
-            start_hash=last_hash,
-        )
+        problem = walk.events(_noting_epoch(walk, _events_of(path), base.seq, base_epoch))
+        if problem is None and (walk.seq != end or not hmac.compare_digest(walk.hash, str(end_hash))):
+            problem = ChainProblem(
+                walk.seq,
+                walk.last_event_id,
+                f"the manifest records event #{end}: events after this one were removed",
+            )
         if problem is not None:
             return ArchiveCheck(files, events, last_seq, last_hash, f"{path.name}: {problem}")
         files, events, last_seq, last_hash = files + 1, events + manifest["count"], end, end_hash
@@ -324,7 +372,26 @@ def verify_archive(folder: Path) -> ArchiveCheck:
             last_hash,
             f"the database's chain does not begin where the archive has event #{base.seq}",
         )
-    return ArchiveCheck(files, events, last_seq, last_hash)
+    epoch = base_epoch[0] if base_epoch else ""
+    if base.epoch and epoch and base.epoch != epoch:
+        return ArchiveCheck(
+            files,
+            events,
+            last_seq,
+            last_hash,
+            f"the archive boundary names root key {base.epoch}, but event #{base.seq} is linked under {epoch}",
+        )
+    return ArchiveCheck(files, events, last_seq, last_hash, base_epoch=epoch)
+
+
+def _noting_epoch(
+    walk: ChainWalk, events: Iterator[dict[str, Any]], seq: int, noted: list[str]
+) -> Iterator[dict[str, Any]]:
+    """`events`, noting the walk's epoch once it has taken event #`seq` (the boundary's)."""
+    for event in events:
+        yield event
+        if walk.seq == seq and not noted:  # the walk asks for the next event only after taking this one
+            noted.append(walk.epoch)
 
 
 def _hash_at(paths: list[Path], seq: int) -> str:

@@ -11,8 +11,10 @@ The periodic job walks only what was written since the checkpoint (kmsconsole.au
 the whole chain ended there less than KMS_AUDIT_FULL_VERIFY_SECONDS ago (a day by default), so its cost follows
 the rate of new events, not the size of the trail; the start is the checkpoint's seq and hash, which only the
 root key could have vouched for, and the checkpoint's own check (the database still holds that event with that
-hash) runs first. Once a day, and always on demand ("Verify now", `manage.py audit verify`), the whole chain is
-walked: an old event edited in the database is named by the next whole walk, not by the periodic ones between.
+hash) runs first; the walk goes on in the epoch of that event's link (kmsconsole.audit.chain), so an incremental
+walk refuses a link under an older root key as a whole walk does. Once a day, and always on demand ("Verify now",
+`manage.py audit verify`), the whole chain is walked: an old event edited in the database is named by the next
+whole walk, not by the periodic ones between.
 A problem an incremental walk finds is confirmed by a whole walk before it is reported.
 
 The walk also checks each event's derived, unchained columns (the key owner's side of the trail,
@@ -31,7 +33,7 @@ import hmac
 import logging
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -41,11 +43,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, verify_events
-from kmsconsole.audit.checkpoint import check_checkpoint, read_checkpoint, record_checkpoint
+from kmsconsole.audit.chain import CHAINED_FIELDS, GENESIS_HASH, ChainProblem, ChainWalk
+from kmsconsole.audit.checkpoint import check_checkpoint, head_key_problem, read_checkpoint, record_checkpoint
 from kmsconsole.audit.derived import DERIVED_FIELDS, mismatched
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent, ChainVerification
-from kmsconsole.core.rootkey import subkey
+from kmsconsole.core.rootkey import mac_matches, subkey
 from kmsconsole.jobs.runs import job_run
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
@@ -60,11 +62,27 @@ _BATCH = 2000
 _ROUNDS = 5
 # The chained fields and the links, and the derived columns, checked on the way (kmsconsole.audit.derived).
 _FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash", *DERIVED_FIELDS)
+BASE_PURPOSE = "audit-chain/base/v1"
 
 
-def base_mac(seq: int, last_hash: str) -> str:
-    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived."""
-    return hmac.new(subkey("audit-chain/base/v1"), f"{seq}:{last_hash}".encode(), hashlib.sha256).hexdigest()
+def base_mac(seq: int, last_hash: str, key: bytes | None = None, *, epoch: str = "") -> str:
+    """The archive boundary's MAC: without the root key nobody can claim that removed events were archived, nor
+    move the boundary's epoch (`epoch`: the id of the root key the link at `seq` is under). Written under the
+    current root key (`key`: a root key's BASE_PURPOSE subkey, for the re-seal)."""
+    return hmac.new(
+        key or subkey(BASE_PURPOSE), _base_message(seq, last_hash, epoch), hashlib.sha256
+    ).hexdigest()
+
+
+def _base_message(seq: int, last_hash: str, epoch: str = "") -> bytes:
+    # Boundaries written before the epoch was kept carry a MAC over seq and hash only, and still verify.
+    return (f"{seq}:{last_hash}" + (f":{epoch}" if epoch else "")).encode()
+
+
+def base_mac_matches(seq: int, last_hash: str, mac: str, epoch: str = "") -> bool:
+    """Whether `mac` is the boundary's MAC under a readable root key: a previous key's until `rootkey reseal`
+    MACs it again (kmsconsole.audit.rootkeys), never a retired key's."""
+    return mac_matches(BASE_PURPOSE, _base_message(seq, last_hash, epoch), mac)
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,8 @@ class ChainBase:
     seq: int
     hash: str
     archive_file: str = ""
+    # The id of the root key the link at `seq` is under, when known ("": the next link may be under any key).
+    epoch: str = ""
 
 
 GENESIS = ChainBase(0, GENESIS_HASH)
@@ -82,8 +102,8 @@ def chain_base() -> tuple[ChainBase, ChainProblem | None]:
     row = AuditChainBase.objects.filter(pk=1).first()
     if row is None:
         return GENESIS, None
-    base = ChainBase(row.seq, row.hash, row.archive_file)
-    if not hmac.compare_digest(row.mac, base_mac(row.seq, row.hash)):
+    base = ChainBase(row.seq, row.hash, row.archive_file, epoch=row.key_id)
+    if not base_mac_matches(row.seq, row.hash, row.mac, row.key_id):
         return base, ChainProblem(
             row.seq, "", "the archive boundary was altered (its MAC does not match): events may be missing"
         )
@@ -113,6 +133,8 @@ class ChainResult:
     verified: int
     problem: ChainProblem | None
     derived: DerivedFinding | None = None
+    # The id of the root key the head's MAC is under ("" without a head).
+    head_key: str = ""
 
     @property
     def intact(self) -> bool:
@@ -156,13 +178,14 @@ def _head() -> tuple[int, str, str]:
 
 
 def _walk(
-    events: QuerySet[AuditEvent], head: tuple[int, str, str], start: ChainBase
+    events: QuerySet[AuditEvent], head: tuple[int, str, str], walk: ChainWalk
 ) -> tuple[_Counted, ChainProblem | None]:
+    """Walk `events` from where `walk` stands up to `head` (the walk then stands at the head)."""
     rows = events.order_by("seq").values(*_FIELDS).iterator(chunk_size=_BATCH)
     counted = _Counted(rows)
     # closing(): stopping at a broken link must release PostgreSQL's server-side cursor now, not at GC.
     with closing(rows):
-        problem = verify_events(counted, *head, start_seq=start.seq, start_hash=start.hash)
+        problem = walk.up_to_head(counted, *head)
     return counted, problem
 
 
@@ -172,26 +195,31 @@ def _merged(finding: DerivedFinding | None, more: DerivedFinding | None) -> Deri
     return DerivedFinding(finding.count + more.count, finding.first)
 
 
-def verify_chain(*, since_checkpoint: bool = False) -> ChainResult:
+def verify_chain(*, since_checkpoint: bool = False, base_epoch: str = "") -> ChainResult:
     """Walk the chain in the database from the archive boundary to the head; name the first broken event.
     `since_checkpoint` (the periodic job): from the checkpoint instead, when a whole walk ended there recently.
+    `base_epoch`: the key of the boundary's link as the archive's walk found it (`audit verify --archive`), for a
+    boundary written before its own epoch was kept.
 
     Retention may archive (and delete) the oldest events during the walk: a problem found while the boundary
     moved is checked again from the new boundary before it is reported."""
     start = _recent_checkpoint() if since_checkpoint else None
     if start is not None:
         result = _verify_from(start)
-        if result.problem is None:
+        if result.problem is None and head_key_problem(result.last_seq, result.head_key) is None:
             _advance_checkpoint(result, whole_chain=False)
             return result
-    result = _verify_from(None)
+    result = _verify_from(None, base_epoch)
     if result.problem is not None and chain_base()[0].seq != result.first_seq - 1:
-        result = _verify_from(None)
+        result = _verify_from(None, base_epoch)
     if result.problem is None:
-        # The database's chain holds together; it must also still reach what an earlier run vouched for.
-        problem = check_checkpoint(archived_through=result.first_seq - 1)
+        # The database's chain holds together; it must also still reach what an earlier run vouched for, with a
+        # head under a key no older than the one that run saw.
+        problem = check_checkpoint(archived_through=result.first_seq - 1) or head_key_problem(
+            result.last_seq, result.head_key
+        )
         if problem is not None:
-            return ChainResult(result.first_seq, result.last_seq, result.verified, problem, result.derived)
+            return replace(result, problem=problem)
         _advance_checkpoint(result, whole_chain=True)
     return result
 
@@ -213,30 +241,38 @@ def _recent_checkpoint() -> ChainBase | None:
         return None
     if check_checkpoint(archived_through=base.seq) is not None:
         return None  # the whole walk that follows reports it
-    return ChainBase(checkpoint.seq, checkpoint.hash)
+    # The walk goes on in the epoch of the checkpoint's own link (one more HMAC): a link after it under an older
+    # key is refused here as in a whole walk. Not found (its key is no longer configured): a whole walk decides.
+    row = AuditEvent.objects.filter(seq=checkpoint.seq).values(*_FIELDS).first()
+    key = ChainWalk().key_of(row["prev_hash"], row) if row is not None else None
+    if key is None:
+        return None
+    return ChainBase(checkpoint.seq, checkpoint.hash, epoch=key.key_id)
 
 
 def _advance_checkpoint(result: ChainResult, *, whole_chain: bool) -> None:
     last = AuditEvent.objects.filter(seq=result.last_seq).values_list("hash", flat=True).first()
     if last is not None:
-        record_checkpoint(result.last_seq, last, whole_chain=whole_chain)
+        record_checkpoint(result.last_seq, last, whole_chain=whole_chain, key_id=result.head_key)
 
 
-def _verify_from(first: ChainBase | None) -> ChainResult:
-    """Walk from `first` (None: the archive boundary) to the head, and past it while the head keeps moving."""
+def _verify_from(first: ChainBase | None, base_epoch: str = "") -> ChainResult:
+    """Walk from `first` (None: the archive boundary, in its epoch, else `base_epoch`) to the head, and past it
+    while the head keeps moving."""
     base, problem = chain_base()
     if problem is not None:
         return ChainResult(base.seq + 1, base.seq, 0, problem)
-    first = first or base
+    first = first or (base if base.epoch else replace(base, epoch=base_epoch))
     head = _head()
-    start, verified = first, 0
+    # One walk through every round: the epoch reached in one round binds the next.
+    walk, verified = ChainWalk(seq=first.seq, hash=first.hash, epoch=first.epoch), 0
     derived: DerivedFinding | None = None
     for _ in range(_ROUNDS):
         # Without a head row every event is walked: deleting the head must not hide the events after it.
-        events = AuditEvent.objects.filter(seq__gt=start.seq)
+        events = AuditEvent.objects.filter(seq__gt=walk.seq)
         if head[0]:
             events = events.filter(seq__lte=head[0])
-        walked, problem = _walk(events, head, start)
+        walked, problem = _walk(events, head, walk)
         verified += walked.count
         derived = _merged(derived, walked.finding)
         if problem is not None:
@@ -251,8 +287,8 @@ def _verify_from(first: ChainBase | None) -> ChainResult:
                     "it lies beyond the chain head: the service did not write it",
                 )
             break
-        start, head = ChainBase(head[0], head[1]), newer
-    return ChainResult(first.seq + 1, head[0], verified, problem, derived)
+        head = newer
+    return ChainResult(first.seq + 1, head[0], verified, problem, derived, walk.head_key)
 
 
 def _finish(verification: ChainVerification, result: ChainResult) -> None:

@@ -38,6 +38,13 @@ The guard of an optimistic request (`kmsconsole.generations.cache`)
 
 Either way the chain is the same: consecutive seqs, each event linked to the previous one, the head and its MAC
 moved in the same commit as the events, so `manage.py audit verify` checks it unchanged.
+
+Root keys (`kmsconsole.audit.headkeys`)
+    Events are linked, and the head MACed, under the current root key, and the chain's key only moves forward: a
+    writer extends a head only once it knows the head's MAC is under its current key or an older configured one.
+    The batch statement also requires the head's MAC to be the one the writer expects, so a head another process
+    moved to a key this one lacks comes back with the statement's answer; the locked path checks the head it
+    locked.
 """
 
 from __future__ import annotations
@@ -52,8 +59,9 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from kmsconsole.audit.chain import GENESIS_HASH, head_mac, link_hash
+from kmsconsole.audit.chain import GENESIS_HASH, HEAD_PURPOSE, LINK_PURPOSE, head_mac, link_hash
 from kmsconsole.audit.context_index import context_pairs
+from kmsconsole.audit.headkeys import extending, remember, writing_key
 from kmsconsole.audit.models import AuditChainHead, AuditContextEntry, AuditEvent
 from kmsconsole.audit.turns import HostTurns, turn_file
 from kmsconsole.core.prepared import fetch_all, fetch_on_first_use
@@ -80,14 +88,16 @@ def _relying_on(stale: set[tuple[str, int]], guards: Sequence[Guard], among: Seq
     }
 
 
-def chain_links(events: Sequence[dict[str, Any]], last_seq: int, last_hash: str) -> tuple[int, str]:
+def chain_links(
+    events: Sequence[dict[str, Any]], last_seq: int, last_hash: str, key: bytes | None = None
+) -> tuple[int, str]:
     """Give each event (in order) its seq, prev_hash and hash after the head (last_seq, last_hash); return the
-    new head."""
+    new head. `key`: the LINK_PURPOSE subkey of the root key to link under (the current one's by default)."""
     for values in events:
         last_seq += 1
         values["seq"] = last_seq
         values["prev_hash"] = last_hash
-        values["hash"] = last_hash = link_hash(last_hash, values)
+        values["hash"] = last_hash = link_hash(last_hash, values, key)
     return last_seq, last_hash
 
 
@@ -116,8 +126,12 @@ def _insert_chained(
 ) -> tuple[list[AuditEvent], tuple[int, str]]:
     """`head`: the head, if the caller's transaction has locked it already."""
     head = head or locked_head()
-    head.last_seq, head.last_hash = chain_links(events, head.last_seq, head.last_hash)
-    head.head_mac = head_mac(head.last_seq, head.last_hash)
+    key = writing_key(head.last_seq, head.last_hash, head.head_mac)
+    head.last_seq, head.last_hash = chain_links(
+        events, head.last_seq, head.last_hash, key.subkey(LINK_PURPOSE)
+    )
+    head.head_mac = head_mac(head.last_seq, head.last_hash, key.subkey(HEAD_PURPOSE))
+    remember(key, head.last_seq, head.last_hash, head.head_mac)
     rows = AuditEvent.objects.bulk_create([AuditEvent(**values) for values in events])
     entries = [
         AuditContextEntry(event=row, key=key, value=value)
@@ -186,15 +200,16 @@ _EVENT_NAMES = ", ".join(_EVENT_NAME_LIST)
 def _statement(
     events: Sequence[dict[str, Any]],
     guards: Sequence[Guard],
-    old: tuple[int, str],
-    new: tuple[int, str],
+    old: tuple[int, str, str],
+    new: tuple[int, str, str],
 ) -> tuple[str, list[Any]]:
+    """`old` and `new`: the head (seq, hash, MAC) the statement expects, and the one it leaves."""
     pairs = sorted({pair for guard in guards if guard for pair in guard})
     params: list[Any] = []
     if pairs:
         _, pattern, expected = guard_sql("postgresql")
         params += [json.dumps([{"s": scope, "v": value} for scope, value in pairs]), pattern, expected]
-    params += [new[0], new[1], head_mac(*new), old[0], old[1]]
+    params += [*new, *old]
     for values in events:
         for name in _EVENT_NAME_LIST:
             value = values[name]
@@ -221,22 +236,23 @@ def _batch_sql(event_count: int, guarded: bool = False) -> str:
     head_table = AuditChainHead._meta.db_table
     context_table = AuditContextEntry._meta.db_table
     # `cur` locks the head and (READ COMMITTED re-reads a row it waited for) sees its latest version; the head
-    # moves and the events go in only if it is still (`old`); either way the statement returns where it is, so
-    # a writer that lost the race chains after the winner at its next attempt. `stale` (the guard) reads the
+    # moves and the events go in only if it is still (`old`, its MAC included: under the key the writer expects);
+    # either way the statement returns where it is, so a writer that lost the race (or expected another key)
+    # chains after the winner at its next attempt. `stale` (the guard) reads the
     # generations in the statement's snapshot, taken when it starts: the requests of the batch are linearized
     # there, before any change that commits later.
     stale = f"stale AS ({guard_sql('postgresql')[0]}), " if guarded else ""
     return (
-        f"WITH {stale}cur AS (SELECT id, last_seq, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608 - table names from our models; values are placeholders
+        f"WITH {stale}cur AS (SELECT id, last_seq, last_hash, head_mac FROM {head_table} WHERE id = 1 FOR UPDATE), "  # noqa: S608 - table names from our models; values are placeholders
         f"head AS (UPDATE {head_table} h SET last_seq = %s, last_hash = %s, head_mac = %s FROM cur "
-        "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s"
+        "WHERE h.id = cur.id AND cur.last_seq = %s AND cur.last_hash = %s AND cur.head_mac = %s"
         f"{' AND NOT EXISTS (SELECT 1 FROM stale)' if guarded else ''} RETURNING h.id), "
         f"ev AS (INSERT INTO {event_table} ({_EVENT_NAMES}) SELECT v.* FROM "
         f"(VALUES {', '.join([_EVENT_ROW] * event_count)}) AS v({_EVENT_NAMES}) CROSS JOIN head "
         "RETURNING id, seq), "
         f"ctx AS (INSERT INTO {context_table} (event_id, key, value) SELECT ev.id, c.k, c.v FROM ev "
         "JOIN jsonb_to_recordset(%s::jsonb) AS c(seq bigint, k text, v text) ON c.seq = ev.seq) "
-        "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash, "
+        "SELECT (SELECT count(*) FROM ev), cur.last_seq, cur.last_hash, cur.head_mac, "
         f"{'(SELECT json_agg(json_build_array(s, v)) FROM stale)' if guarded else 'NULL'} FROM cur"
     )
 
@@ -285,21 +301,28 @@ class _PostgresChain:
         self.head = None  # until a statement is known to have committed
         pending = list(range(len(events)))  # the events still to write
         stale: set[int] = set()
+        mac: str | None = None  # the head's MAC as the database holds it; None: `old` is a hint
         for _attempt in range(_OPTIMISTIC_ATTEMPTS):
             if old is None:
-                old = self._read_head(connection)
-            if old is None:  # no head row yet: the first event creates it, locked
-                break
+                read = self._read_head(connection)
+                if read is None:  # no head row yet: the first event creates it, locked
+                    break
+                old, mac = read[:2], read[2]
+            key, expected = extending(old, mac)
             batch = [events[index] for index in pending]
-            new = chain_links(batch, *old)
-            statement = _statement(batch, [guards[index] for index in pending], old, new)
+            new = chain_links(batch, *old, key.subkey(LINK_PURPOSE))
+            new_mac = head_mac(*new, key.subkey(HEAD_PURPOSE))
+            statement = _statement(
+                batch, [guards[index] for index in pending], (*old, expected), (*new, new_mac)
+            )
             rows = fetch_on_first_use(connection, *statement, fetch=_once(batch, new))
             if not rows:  # the head row is gone: let the locked path recreate it
                 break
-            written, seq, last_hash, stale_pairs = rows[0]
+            written, seq, last_hash, mac, stale_pairs = rows[0]
             old = (int(seq), str(last_hash))
             if int(written) == len(batch):
                 self.head = new
+                remember(key, *new, new_mac)
                 return stale
             if stale_pairs:
                 left_out = _relying_on(
@@ -319,10 +342,10 @@ class _PostgresChain:
         return stale | {pending[index] for index in locked_stale}
 
     @staticmethod
-    def _read_head(connection: Any) -> tuple[int, str] | None:
+    def _read_head(connection: Any) -> tuple[int, str, str] | None:
         table = AuditChainHead._meta.db_table
-        rows = fetch_all(connection, f"SELECT last_seq, last_hash FROM {table} WHERE id = 1", ())  # noqa: S608 - a table name from our models, no input
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        rows = fetch_all(connection, f"SELECT last_seq, last_hash, head_mac FROM {table} WHERE id = 1", ())  # noqa: S608 - a table name from our models, no input
+        return (int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
 
 
 _FIND_EVENT = f"SELECT 1 FROM {AuditEvent._meta.db_table} WHERE event_id = %s"  # noqa: S608 - a table name from our models
@@ -349,7 +372,7 @@ def _once(
             and int(rows[0][0]) < len(batch)
             and fetch_all(connection, _FIND_EVENT, [batch[0]["event_id"]])
         ):
-            return [(len(batch), *rows[0][1:3], None)]
+            return [(len(batch), *rows[0][1:4], None)]
         return rows
 
     return send

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from kmsconsole.audit.checkpoint import Checkpoint, read_checkpoint
 from kmsconsole.audit.checkpoint import _mac as checkpoint_mac
-from kmsconsole.audit.checkpoint import read_checkpoint
 from kmsconsole.audit.models import AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import verify_periodically
 from policies import services
@@ -149,7 +149,7 @@ def test_a_checkpoint_without_a_whole_walk_time_means_a_whole_walk(
     add_events(account, 3, "g")
     last = AuditEvent.objects.order_by("-seq").first()
     legacy = {"seq": last.seq, "hash": last.hash, "written_at": "2026-11-01T00:00:00+00:00"}  # type: ignore[union-attr]
-    legacy["mac"] = checkpoint_mac(last.seq, last.hash)  # type: ignore[union-attr]
+    legacy["mac"] = checkpoint_mac(Checkpoint(last.seq, last.hash, ""))  # type: ignore[union-attr]
     checkpoint_file.write_text(json.dumps(legacy))
     assert read_checkpoint()[1] is None
     run = verify_periodically()

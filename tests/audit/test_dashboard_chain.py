@@ -42,7 +42,7 @@ def test_an_edited_event_is_found_and_shown(
     tasks.verify_audit_chain()
     result = ChainVerification.objects.get()
     assert (result.status, result.problem_seq, result.problem_event_id) == ("broken", 7, str(target.event_id))
-    assert result.problem == "its contents were changed"
+    assert result.problem.startswith("its contents were changed")
     run = JobRun.objects.get(job="verify-audit-chain")
     assert f"Audit chain broken at event #7 ({target.event_id})" in run.error and not run.succeeded
 

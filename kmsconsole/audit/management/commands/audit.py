@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 f"Set the key owner columns of {reindex_derived()} events from their chained fields."
             )
             return
-        folder = options["archive"]
+        folder, base_epoch = options["archive"], ""
         if folder is not None:
             if not folder.is_dir():
                 raise CommandError(f"{folder} is not a folder.")
@@ -50,7 +50,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Audit archive intact: {archive.events} events in {archive.files} files, through #{archive.last_seq}."
             )
-        result = verify_chain()
+            # The database's walk goes on in the epoch the archive's reached (a boundary written before it kept
+            # its own names none).
+            base_epoch = archive.base_epoch
+        result = verify_chain(base_epoch=base_epoch)
         if result.problem is not None:
             raise CommandError(f"Audit chain broken at {result.problem}")
         archived = f" after the archive's #{result.first_seq - 1}" if result.first_seq > 1 else ""
