@@ -7,4 +7,7 @@ class ApiConfig(AppConfig):
     verbose_name = "REST API"
 
     def ready(self) -> None:
-        from kmsconsole.api import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from kmsconsole.api import (
+            rootkey_dependents,  # noqa: F401 - registers what the app keeps under a root key
+            schema,  # noqa: F401 - registers the OpenAPI authentication extensions
+        )
