@@ -1,0 +1,286 @@
+"""Root-key rotation, the operator's side: rotate, re-seal, status, retire (`manage.py rootkey`).
+
+The procedure (README, "Rotating the root key"):
+
+1. `root_key_rotate`: every dependent's `stamp` under the ring as it is, then a new random key first in the key
+   file, the others kept in their order. Every process keeps working with the keys it read at its start.
+2. The operator restarts every process (web, worker, beat), so each seals and MACs under the new key and still
+   opens and verifies under the previous ones.
+3. `root_keys_reseal`: every dependent moves what it keeps under a previous key to the current one, in batches;
+   idempotent, resumable, safe while the service runs.
+4. `root_keys_status`: the ring (ids and roles, never keys) and what each dependent still keeps under a previous
+   key.
+5. `root_keys_retire`: refused while anything remains (named, with how it moves); then every previous key is
+   written `retired:` in the file. A retired key opens and verifies nothing but the audit links written under it.
+
+Only the operator may rotate, re-seal or retire (`Operation.operator_only`; the services check it too), and
+only a key file can be rewritten in place: with the keys in KMS_ROOT_KEY the operator edits the variable by hand
+(the refusal says how). The file is rewritten atomically (a 0600 file in the same folder, fsync, rename, fsync
+of the folder) after the operation's event has committed, under a lock on the folder, and only if it still holds
+the ring the operation planned against: the trail never lacks a rotation that happened. No key is ever logged,
+audited or printed: only its public id (`RootKey.key_id`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+from keys.crypto.sealing import ROOT_KEY_BYTES
+from kmsconsole.core import errors
+from kmsconsole.core.rootkey import (
+    RETIRED_PREFIX,
+    RootKeyRing,
+    parse_root_keys,
+    reload_root_keys,
+    root_key_path,
+    root_keys,
+    root_keys_in_environment,
+)
+from kmsconsole.core.rootkey_dependents import Remaining, RootKeyDependent, dependents
+from kmsconsole.core.rootkey_movers import MAX_NAMED
+from kmsconsole.operations import OperationContext, require_operator
+from policies.authorization import authorize
+
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000
+
+NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
+ROTATE_BY_HAND = (
+    "The root keys are in the KMS_ROOT_KEY environment variable, which this command cannot rewrite. Rotate by "
+    f"hand: make a new key ({NEW_KEY_HINT}), set KMS_ROOT_KEY to the new key, a comma, then the keys it holds "
+    "now in their order; restart every process (web, worker, beat); then run `manage.py rootkey reseal`. "
+    "Alternatively, move the keys into a file named by KMS_ROOT_KEY_FILE (mode 0600), one per line, and let "
+    "this command rotate it."
+)
+RETIRE_BY_HAND = (
+    "The root keys are in the KMS_ROOT_KEY environment variable, which this command cannot rewrite. Retire by "
+    "hand: once `manage.py rootkey status` shows nothing remaining, write `retired:` before every key but the "
+    "first in KMS_ROOT_KEY, and restart every process (web, worker, beat)."
+)
+
+
+# --- who may ----------------------------------------------------------------------------------------------
+
+
+def _authorized(ctx: OperationContext) -> None:
+    """The operator, and no one else: refused before any engine is asked, then the one authorization check
+    (which records the operator's decision)."""
+    require_operator(ctx)
+    authorize(ctx, resource="*")
+
+
+def _file_only(by_hand: str) -> Path:
+    if root_keys_in_environment():
+        raise errors.UnsupportedOperationException(by_hand)
+    return root_key_path()
+
+
+# --- the services -----------------------------------------------------------------------------------------
+
+
+def root_key_rotate(*, ctx: OperationContext) -> dict[str, Any]:
+    """Put a new random root key first in the key file (the others kept, in order), after every dependent's
+    `stamp` under the ring as it is. Answers the new and the previous key ids."""
+    _authorized(ctx)
+    path = _file_only(ROTATE_BY_HAND)
+    ring = reload_root_keys()  # the file as it is now, not as this process read it at its start
+    for dependent in dependents():
+        dependent.stamp(ring)
+    new_key = secrets.token_bytes(ROOT_KEY_BYTES)
+    new_id = parse_root_keys(new_key.hex(), "the new key").current.key_id  # type: ignore[union-attr]
+
+    def rotate(text: str) -> str:
+        return new_key.hex() + "\n" + (text if text.endswith("\n") or not text else text + "\n")
+
+    _after_commit(path, ring, rotate, lambda fresh: fresh.current.key_id == new_id)
+    return {"CurrentKeyId": new_id, "PreviousKeyIds": [key.key_id for key in ring.readable]}
+
+
+def root_keys_reseal(*, ctx: OperationContext, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Move everything every dependent keeps under a previous root key to the current one, `batch_size` items
+    per transaction (the operation commits in batches: `Operation.commits_in_batches`). Items that verify under
+    no readable key stay as they are and are named (kind and primary key)."""
+    _authorized(ctx)
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise errors.ValidationException(f"The batch size must be between 1 and {MAX_BATCH_SIZE}.")
+    ring = root_keys()
+    report = []
+    for dependent in dependents():
+        moved = dependent.reseal(ring, batch_size)
+        report.append(
+            {
+                "Name": dependent.name,
+                "Moved": moved.moved,
+                "Failed": len(moved.failed),
+                "FailedItems": list(moved.failed[:MAX_NAMED]),
+            }
+        )
+    return {
+        "CurrentKeyId": ring.current.key_id,
+        "Moved": sum(entry["Moved"] for entry in report),
+        "Failed": sum(entry["Failed"] for entry in report),
+        "Dependents": report,
+    }
+
+
+def root_keys_status() -> dict[str, Any]:
+    """The ring (ids and roles, never keys), where it comes from, and each dependent's remaining items. A read
+    of the shell's own: no caller, nothing recorded."""
+    ring = root_keys()
+    return {
+        "Source": "KMS_ROOT_KEY" if root_keys_in_environment() else str(root_key_path()),
+        "Keys": _ring_ids(ring),
+        "Dependents": [_remaining_entry(dependent, dependent.remaining(ring)) for dependent in dependents()],
+    }
+
+
+def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> dict[str, Any]:
+    """Write every previous root key `retired:` in the key file. Refused (KMSInvalidStateException, naming each
+    dependent with items left and how they move) while any dependent keeps an item under a previous key; with
+    `end_unmovable`, the items no re-seal can move are ended first (`RootKeyDependent.end_unmovable`), in this
+    operation's transaction, so a refusal ends nothing."""
+    _authorized(ctx)
+    path = _file_only(RETIRE_BY_HAND)
+    ring = reload_root_keys()
+    if not ring.previous:
+        return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": [], "Ended": {}}
+    left = _left(ring)
+    movable = [(dependent, remaining) for dependent, remaining in left if remaining.movable]
+    if movable or (left and not end_unmovable):
+        raise errors.KMSInvalidStateException(_refusal(left, end_unmovable))
+    ended = {dependent.name: dependent.end_unmovable(ring) for dependent, _remaining in left}
+    still = _left(ring)
+    if still:
+        raise errors.KMSInvalidStateException(_refusal(still, end_unmovable))
+    retiring = {key.key_id for key in ring.previous}
+
+    def retire(text: str) -> str:
+        return "".join(_retired_line(line, retiring) for line in text.splitlines(keepends=True))
+
+    _after_commit(path, ring, retire, lambda fresh: not fresh.previous)
+    return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(retiring), "Ended": ended}
+
+
+# --- what is left -----------------------------------------------------------------------------------------
+
+
+def _ring_ids(ring: RootKeyRing) -> list[dict[str, str]]:
+    return [
+        {"KeyId": ring.current.key_id, "Role": "current"},
+        *({"KeyId": key.key_id, "Role": "previous"} for key in ring.previous),
+        *({"KeyId": key.key_id, "Role": "retired"} for key in ring.retired),
+    ]
+
+
+def _remaining_entry(dependent: RootKeyDependent, remaining: Remaining) -> dict[str, Any]:
+    return {
+        "Name": dependent.name,
+        "Remaining": remaining.count,
+        "HowTheyMove": remaining.how_they_move,
+        "Movable": remaining.movable,
+    }
+
+
+def _left(ring: RootKeyRing) -> list[tuple[RootKeyDependent, Remaining]]:
+    found = [(dependent, dependent.remaining(ring)) for dependent in dependents()]
+    return [(dependent, remaining) for dependent, remaining in found if remaining.count]
+
+
+def _refusal(left: list[tuple[RootKeyDependent, Remaining]], end_unmovable: bool) -> str:
+    lines = []
+    for dependent, remaining in left:
+        how = remaining.how_they_move
+        if not remaining.movable and not end_unmovable:
+            how += "; `rootkey retire --end-unmovable` ends them"
+        lines.append(f"{dependent.name}: {remaining.count} ({how})")
+    return "Nothing was retired: items still need a previous root key. " + "; ".join(lines) + "."
+
+
+# --- the key file -----------------------------------------------------------------------------------------
+
+
+def _retired_line(line: str, retiring: set[str]) -> str:
+    """`line` of a key file with each entry whose key is in `retiring` written `retired:<key>` (comments, blank
+    lines and the other entries kept as they are)."""
+    body = line.rstrip("\r\n")
+    if not body.strip() or body.strip().startswith("#"):
+        return line
+    entries = []
+    for entry in body.split(","):
+        text = entry.strip()
+        if text and not text.lower().startswith(RETIRED_PREFIX):
+            one = parse_root_keys(text, "the key file")
+            if one is not None and one.current.key_id in retiring:
+                entry = entry.replace(text, RETIRED_PREFIX + text)
+        entries.append(entry)
+    return ",".join(entries) + line[len(body) :]
+
+
+def _after_commit(
+    path: Path, planned: RootKeyRing, change: Callable[[str], str], done: Callable[[RootKeyRing], bool]
+) -> None:
+    """Once the operation (and its audit event) has committed: rewrite the key file with `change(text)` if it
+    still holds the `planned` ring, then reload this process's keys and check `done(fresh ring)`."""
+
+    def rewrite() -> None:
+        with _folder_locked(path.resolve().parent):
+            target = path.resolve()
+            text = target.read_text()
+            try:
+                now = parse_root_keys(text, str(path))
+            except ImproperlyConfigured as exc:
+                raise errors.ConflictException(f"Nothing was written: {exc}") from None
+            if now is None or _ring_ids(now) != _ring_ids(planned):
+                raise errors.ConflictException(
+                    f"Nothing was written: {path} changed while the operation ran. Run it again."
+                )
+            write_key_file(target, change(text))
+        fresh = reload_root_keys()
+        if not done(fresh):
+            raise errors.KMSInternalException(f"{path} was written, but does not read back as intended.")
+
+    transaction.on_commit(rewrite, robust=False)
+
+
+def write_key_file(path: Path, text: str) -> None:
+    """Replace the key file `path` with `text` atomically: a new file (mode 0600) in the same folder, written and
+    fsynced, renamed over it, then the folder fsynced, so a crash leaves either the old file or the new one."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+@contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the key file's folder: two rotations (or a rotation and a retirement) never both
+    rewrite the file from the same reading of it, and no lock file is left beside the keys."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
