@@ -26,7 +26,8 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -104,8 +105,31 @@ def is_under_current_root_key(stored: str, kind: str, *fields: Any) -> bool:
 
 def integrity_failure(kind: str, pk: Any) -> errors.KmsError:
     """Logged (kind and primary key only: never a value) and returned for the caller to raise."""
-    logger.error("Row integrity check failed: %s row pk=%s was changed outside the service", kind, pk)
+    if not _FIRST_READ.get():
+        logger.error("Row integrity check failed: %s row pk=%s was changed outside the service", kind, pk)
     return errors.KMSInternalException(INTEGRITY_MESSAGE)
+
+
+# Set while `read_consistently` makes its first read: a failure then is only logged if the second read fails too.
+_FIRST_READ: ContextVar[bool] = ContextVar("rowmac_first_read", default=False)
+_Loaded = TypeVar("_Loaded")
+
+
+def read_consistently(load: Callable[[], _Loaded]) -> _Loaded:
+    """`load()`, which reads a parent and its children in separate statements and checks them together, read again
+    once if that check failed. A write that committed between its statements (a service changing a child and
+    resealing its parent in one transaction, or `rootkey reseal` moving a whole family to the current root key)
+    makes the rows it read disagree although the database never held a wrong state; read again, they agree. A
+    row changed outside the service fails both times (and is logged then)."""
+    token = _FIRST_READ.set(True)
+    try:
+        return load()
+    except errors.KMSInternalException as exc:
+        if exc.message != INTEGRITY_MESSAGE:
+            raise
+    finally:
+        _FIRST_READ.reset(token)
+    return load()
 
 
 class MacProtectedRow:
