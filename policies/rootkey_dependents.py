@@ -13,7 +13,8 @@ from policies.models import AccessKey, ConsoleIdentity, IamGroup, IamRole, IamUs
 
 
 def _user_fields(user: Any, pairs: dict[str, list[tuple[str, str]]]) -> tuple[Any, ...]:
-    return rowmac.iam_user_mac_fields(user, None, pairs["policies"])
+    groups = [group.unique_id for group in user.groups.all()]  # prefetched by the scans
+    return rowmac.iam_user_mac_fields(user, groups, pairs["policies"])
 
 
 def _role_fields(role: Any, pairs: dict[str, list[tuple[str, str]]]) -> tuple[Any, ...]:
@@ -37,10 +38,10 @@ register(
         order=10,
     )
 )
-for _name, _model, _back, _fields in (
-    ("row MACs: IAM users, with their inline policies", IamUser, "user", _user_fields),
-    ("row MACs: IAM roles, with their inline policies", IamRole, "role", _role_fields),
-    ("row MACs: IAM groups, with their inline policies", IamGroup, "group", _group_fields),
+for _name, _model, _back, _fields, _prefetch in (
+    ("row MACs: IAM users, with their inline policies", IamUser, "user", _user_fields, ("groups",)),
+    ("row MACs: IAM roles, with their inline policies", IamRole, "role", _role_fields, ()),
+    ("row MACs: IAM groups, with their inline policies", IamGroup, "group", _group_fields, ()),
 ):
     register(
         mac_family(
@@ -48,6 +49,7 @@ for _name, _model, _back, _fields in (
             model=_model,
             children=(Children("policies", "name", _back),),
             parent_fields=_fields,
+            prefetch=_prefetch,
             order=50,
         )
     )

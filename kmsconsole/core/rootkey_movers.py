@@ -252,17 +252,19 @@ def mac_family(
     children: Sequence[Children],
     parent_fields: ParentFields,
     related: Sequence[str] = ("account",),
+    prefetch: Sequence[str] = (),
     order: int = 100,
 ) -> RootKeyDependent:
     """The dependent of a parent kind whose MAC covers its `children`'s (as (name, MAC) pairs):
-    `parent_fields(parent, {relation: pairs})` are its MAC fields given those pairs."""
+    `parent_fields(parent, {relation: pairs})` are its MAC fields given those pairs. `prefetch`: other relations
+    `parent_fields` reads, fetched a page at a time by the scans."""
 
     def rows() -> QuerySet[Any]:
-        prefetch = [
+        children_prefetch = [
             Prefetch(child.related, queryset=_child_model(model, child).objects.select_related(*child.select))
             for child in children
         ]
-        return model.objects.select_related(*related).prefetch_related(*prefetch)  # type: ignore[attr-defined, no-any-return]
+        return model.objects.select_related(*related).prefetch_related(*children_prefetch, *prefetch)  # type: ignore[attr-defined, no-any-return]
 
     def members(parent: Any, loaded: dict[str, list[Any]]) -> list[tuple[MacProtectedRow, str]]:
         """Every member of the family with its state, the children first, the parent last."""

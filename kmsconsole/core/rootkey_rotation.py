@@ -35,7 +35,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from keys.crypto.sealing import ROOT_KEY_BYTES
+from keys.crypto.sealing import ROOT_KEY_BYTES, root_key_id
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import (
     RETIRED_PREFIX,
@@ -97,7 +97,7 @@ def root_key_rotate(*, ctx: OperationContext) -> dict[str, Any]:
     for dependent in dependents():
         dependent.stamp(ring)
     new_key = secrets.token_bytes(ROOT_KEY_BYTES)
-    new_id = parse_root_keys(new_key.hex(), "the new key").current.key_id  # type: ignore[union-attr]
+    new_id = root_key_id(new_key).hex()
 
     def rotate(text: str) -> str:
         return new_key.hex() + "\n" + (text if text.endswith("\n") or not text else text + "\n")

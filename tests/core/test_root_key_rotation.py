@@ -328,3 +328,39 @@ def test_the_checks_warn_while_a_rotation_is_under_way(rootkey: Rootkey) -> None
     rootkey("reseal")
     rootkey("retire")
     assert root_key_rotation_under_way() == []
+
+
+def test_rotate_stamps_under_the_old_ring_and_retire_ends_the_unmovable_only_when_asked(
+    rootkey: Rootkey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dependent whose items no re-seal can move (a digest of a token that is not kept): `rotate` stamps them
+    under the ring as it was, `retire` refuses and says `--end-unmovable` ends them, and with it ends them first."""
+    from kmsconsole.core import rootkey_dependents
+
+    stamped: list[str] = []
+    items = {"left": 2}
+
+    def left(ring: Any) -> rootkey_dependents.Remaining:
+        how = "tokens whose digests need a previous key"
+        return rootkey_dependents.Remaining(items["left"], how_they_move=how, movable=False)
+
+    def end(ring: Any) -> int:
+        ended, items["left"] = items["left"], 0
+        return ended
+
+    fake = rootkey_dependents.RootKeyDependent(
+        name="test tokens",
+        remaining=left,
+        stamp=lambda ring: stamped.append(ring.current.key_id),
+        end_unmovable=end,
+    )
+    monkeypatch.setitem(rootkey_dependents._DEPENDENTS, fake.name, fake)
+    old_id = root_keys().current.key_id
+    rootkey("rotate")
+    assert stamped == [old_id]
+    rootkey("reseal")
+    with pytest.raises(CommandError, match=r"test tokens: 2 \(tokens whose .*--end-unmovable` ends them"):
+        rootkey("retire")
+    assert items["left"] == 2 and root_keys().previous
+    assert "test tokens: 2 ended" in rootkey("retire", "--end-unmovable")
+    assert not root_keys().previous
