@@ -11,7 +11,8 @@ The procedure (README, "Rotating the root key"):
 4. `root_keys_status`: the ring (ids and roles, never keys) and what each dependent still keeps under a previous
    key.
 5. `root_keys_retire`: refused while anything remains (named, with how it moves); then every previous key is
-   written `retired:` in the file. A retired key opens and verifies nothing but the audit links written under it.
+   written retired in the file, as its id and audit subkeys only (`RootKey.retire`): it opens and verifies
+   nothing but the audit trail written under it, and the key itself is gone from the file.
 
 Only the operator may rotate, re-seal or retire (`Operation.operator_only`; the services check it too), and
 only a key file can be rewritten in place: with the keys in KMS_ROOT_KEY the operator edits the variable by hand
@@ -40,6 +41,7 @@ from kmsconsole.core import errors
 from kmsconsole.core.rootkey import (
     RETIRED_PREFIX,
     RootKeyRing,
+    encode_root_key,
     parse_root_keys,
     reload_root_keys,
     root_key_path,
@@ -145,10 +147,10 @@ def root_keys_status() -> dict[str, Any]:
 
 
 def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> dict[str, Any]:
-    """Write every previous root key `retired:` in the key file. Refused (KMSInvalidStateException, naming each
-    dependent with items left and how they move) while any dependent keeps an item under a previous key; with
-    `end_unmovable`, the items no re-seal can move are ended first (`RootKeyDependent.end_unmovable`), in this
-    operation's transaction, so a refusal ends nothing."""
+    """Write every previous root key retired in the key file (its audit subkeys only, `RootKey.retire`).
+    Refused (KMSInvalidStateException, naming each dependent with items left and how they move) while any
+    dependent keeps an item under a previous key; with `end_unmovable`, the items no re-seal can move are ended
+    first (`RootKeyDependent.end_unmovable`), in this operation's transaction, so a refusal ends nothing."""
     _authorized(ctx)
     path = _file_only(RETIRE_BY_HAND)
     ring = reload_root_keys()
@@ -165,7 +167,7 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     retiring = {key.key_id for key in ring.previous}
 
     def retire(text: str) -> str:
-        return "".join(_retired_line(line, retiring) for line in text.splitlines(keepends=True))
+        return "".join(_retired_line(line, ring) for line in text.splitlines(keepends=True))
 
     _after_commit(path, ring, retire, lambda fresh: not fresh.previous)
     return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(retiring), "Ended": ended}
@@ -209,19 +211,22 @@ def _refusal(left: list[tuple[RootKeyDependent, Remaining]], end_unmovable: bool
 # --- the key file -----------------------------------------------------------------------------------------
 
 
-def _retired_line(line: str, retiring: set[str]) -> str:
-    """`line` of a key file with each entry whose key is in `retiring` written `retired:<key>` (comments, blank
-    lines and the other entries kept as they are)."""
+def _retired_line(line: str, ring: RootKeyRing) -> str:
+    """`line` of a key file with each previous key, and each retired key written whole by hand, written as
+    `rootkey retire` keeps a retired key: its id and its audit subkeys, the key itself dropped (`RootKey.retire`,
+    `encode_root_key`). Comments, blank lines and the other entries are kept as they are."""
     body = line.rstrip("\r\n")
     if not body.strip() or body.strip().startswith("#"):
         return line
     entries = []
     for entry in body.split(","):
         text = entry.strip()
-        if text and not text.lower().startswith(RETIRED_PREFIX):
-            one = parse_root_keys(text, "the key file")
-            if one is not None and one.current.key_id in retiring:
-                entry = entry.replace(text, RETIRED_PREFIX + text)
+        whole = text[len(RETIRED_PREFIX) :] if text.lower().startswith(RETIRED_PREFIX) else text
+        if text and ":" not in whole:  # a key itself (a retired one written by hand too), not its subkeys
+            one = parse_root_keys(whole, "the key file")
+            key = ring.find(one.current.key_id) if one is not None else None
+            if key is not None and key is not ring.current:
+                entry = entry.replace(text, encode_root_key(key.retire()))
         entries.append(entry)
     return ",".join(entries) + line[len(body) :]
 

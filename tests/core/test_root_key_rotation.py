@@ -57,7 +57,7 @@ def rootkey(root_key_file: RootKeyFile, django_capture_on_commit_callbacks: Any)
             WATCH.register(line.strip().removeprefix("retired:"))
         printed = out.getvalue()
         for key in root_keys().everything:
-            assert key.secret.hex() not in printed
+            assert key.secret is None or key.secret.hex() not in printed
         return printed
 
     yield run
@@ -232,8 +232,13 @@ def test_the_key_file_stays_0600_with_its_lines_in_order(
 
     rootkey("reseal")
     rootkey("retire")
-    lines = root_key_file.path.read_text().splitlines()
-    assert lines == [new.secret.hex(), "# the service's root keys", f"retired:{current}", f"retired:{older}"]
+    text = root_key_file.path.read_text()
+    lines = text.splitlines()
+    # A retired key is kept as its id and its audit subkeys: the key itself is no longer in the file.
+    assert lines[:2] == [new.secret.hex(), "# the service's root keys"] and len(lines) == 4
+    for line, retired in zip(lines[2:], (current, older), strict=True):
+        assert line.startswith(f"retired:{root_key_id(bytes.fromhex(retired)).hex()}:audit-chain/v1=")
+        assert retired not in text
     assert stat.S_IMODE(root_key_file.path.stat().st_mode) == 0o600
     assert "No previous root key to retire" in rootkey("retire")
 
