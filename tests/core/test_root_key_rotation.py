@@ -221,12 +221,12 @@ def test_the_key_file_stays_0600_with_its_lines_in_order(
     rootkey: Rootkey, root_key_file: RootKeyFile
 ) -> None:
     current = root_keys().current.secret.hex()
-    older = secrets.token_hex(32)
-    root_key_file.write(f"# the service's root keys\n{current}\n{older}\n")
+    older, oldest = secrets.token_hex(32), secrets.token_hex(32)
+    root_key_file.write(f"# the service's root keys\n{current}\n{older}\nretired:{oldest}\n")
     rootkey("rotate")
     lines = root_key_file.path.read_text().splitlines()
     new = root_keys().current
-    assert lines == [new.secret.hex(), "# the service's root keys", current, older]
+    assert lines == [new.secret.hex(), "# the service's root keys", current, older, f"retired:{oldest}"]
     assert stat.S_IMODE(root_key_file.path.stat().st_mode) == 0o600
     assert not [path for path in root_key_file.path.parent.iterdir() if path.name.endswith(".tmp")]
 
@@ -235,8 +235,8 @@ def test_the_key_file_stays_0600_with_its_lines_in_order(
     text = root_key_file.path.read_text()
     lines = text.splitlines()
     # A retired key is kept as its id and its audit subkeys: the key itself is no longer in the file.
-    assert lines[:2] == [new.secret.hex(), "# the service's root keys"] and len(lines) == 4
-    for line, retired in zip(lines[2:], (current, older), strict=True):
+    assert lines[:2] == [new.secret.hex(), "# the service's root keys"] and len(lines) == 5
+    for line, retired in zip(lines[2:], (current, older, oldest), strict=True):
         assert line.startswith(f"retired:{root_key_id(bytes.fromhex(retired)).hex()}:audit-chain/v1=")
         assert retired not in text
     assert stat.S_IMODE(root_key_file.path.stat().st_mode) == 0o600
