@@ -24,7 +24,7 @@ from keys.crypto import (
 from keys.models import Key, KeyMaterial
 from keys.selectors import cached_entry
 from kmsconsole.core import errors
-from kmsconsole.core.rootkey import sealer
+from kmsconsole.core.rootkey import open_sealed, sealer
 from kmsconsole.generations.cache import current_snapshot
 from kmsconsole.operations import DRY_RUN_NEEDS_MATERIAL
 
@@ -104,4 +104,4 @@ def open_material(ctx: OperationContext, material: KeyMaterial) -> bytes:
 
 
 def _unseal(material: KeyMaterial) -> bytes:
-    return sealer().open(bytes(material.sealed), bound_to=material.sealing_identity)
+    return open_sealed(bytes(material.sealed), bound_to=material.sealing_identity)

@@ -13,7 +13,7 @@ from keys.crypto.sealing import SealingError
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.jsonbody import text_problem
-from kmsconsole.core.rootkey import sealer, subkey
+from kmsconsole.core.rootkey import open_sealed, subkey
 from kmsconsole.core.rowmac import integrity_failure, read_consistently
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
@@ -150,7 +150,7 @@ def _load_credentials(access_key_id: str) -> Credentials | None:
     # fails here, closed (KMSInternalException, audited by the endpoint), before its secret is even opened.
     key.check_row()
     try:
-        secret = sealer().open(bytes(key.secret_sealed), bound_to=key.sealing_identity).decode()
+        secret = open_sealed(bytes(key.secret_sealed), bound_to=key.sealing_identity).decode()
     except SealingError:
         raise integrity_failure(AccessKey.MAC_KIND, key.pk) from None
     account_id = key.account.account_id

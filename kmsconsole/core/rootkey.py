@@ -28,13 +28,21 @@ import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from keys.crypto.sealing import ROOT_KEY_BYTES, ROOT_KEY_ID_BYTES, Sealer, derive_subkey, root_key_id
+from keys.crypto.sealing import (
+    ROOT_KEY_BYTES,
+    ROOT_KEY_ID_BYTES,
+    Sealer,
+    SealingError,
+    derive_subkey,
+    root_key_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,16 +221,34 @@ def root_keys_in_environment() -> bool:
 def find_root_keys() -> RootKeyRing | None:
     """The configured root keys as they are now (the file is read afresh), or None when there is none (never
     generates one)."""
+    return _read_root_keys()[0]
+
+
+FileSignature = tuple[int, int, int]
+
+
+def _file_signature(path: Path) -> FileSignature | None:
+    """What changes when the key file is rewritten (a rename gives a new inode): None if it cannot be read."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
+def _read_root_keys() -> tuple[RootKeyRing | None, FileSignature | None]:
+    """The configured ring, and the signature of the file it was read from (None from the environment)."""
     if root_keys_in_environment():
-        return parse_root_keys(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY")
+        return parse_root_keys(settings.KMS_ROOT_KEY, "KMS_ROOT_KEY"), None
     path = root_key_path()
     if settings.KMS_ROOT_KEY_FILE or path.exists():
+        signature = _file_signature(path)  # before the read: a rewrite in between is seen at the next look
         try:
             text = path.read_text()
         except OSError as exc:
             raise ImproperlyConfigured(f"The root key file {path} cannot be read: {exc.strerror}") from exc
-        return parse_root_keys(text, str(path))
-    return None
+        return parse_root_keys(text, str(path)), signature
+    return None, None
 
 
 def find_root_key() -> bytes | None:
@@ -231,12 +257,20 @@ def find_root_key() -> bytes | None:
     return ring.current.secret if ring is not None else None
 
 
+# How often a process looks whether its key file was rewritten (`rootkey rotate` and `retire` rewrite it): every
+# process takes up a rotation within this many seconds, with no restart, and at once when it meets something
+# under a key it does not have (`refresh_root_keys`).
+RECHECK_SECONDS = 5.0
+
+
 class _Keys:
     """One reading of the root keys and what is derived from it. A reload swaps in a new one whole, so a thread
     deriving from the old reading at that moment stores into the old one and never into the new."""
 
-    def __init__(self, ring: RootKeyRing) -> None:
+    def __init__(self, ring: RootKeyRing, signature: FileSignature | None) -> None:
         self.ring = ring
+        self.signature = signature
+        self.next_look = time.monotonic() + RECHECK_SECONDS
         self.sealer = Sealer([key.material for key in ring.readable])
         self.subkeys: dict[tuple[str, str], bytes] = {}
         self.readable_subkeys: dict[str, tuple[bytes, ...]] = {}
@@ -251,20 +285,55 @@ def _keys() -> _Keys:
     if keys is None:
         with _loading:
             keys = _keys_in_use or _load()
+    elif keys.signature is not None and time.monotonic() >= keys.next_look:
+        keys.next_look = time.monotonic() + RECHECK_SECONDS
+        refresh_root_keys()
+        keys = _keys_in_use or keys
     return keys
 
 
 def _load() -> _Keys:
     global _keys_in_use
-    ring = find_root_keys()
+    ring, signature = _read_root_keys()
     if ring is None and settings.DEBUG:
         # Development convenience only; with DEBUG off the start has already refused (check E001).
         create_root_key_file()
-        ring = find_root_keys()
+        ring, signature = _read_root_keys()
     if ring is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
-    _keys_in_use = _Keys(ring)
+    _keys_in_use = _Keys(ring, signature)
     return _keys_in_use
+
+
+def refresh_root_keys() -> bool:
+    """Read the key file again if it was rewritten since this process read it (one `stat` when it was not);
+    True when the ring changed. Called every RECHECK_SECONDS, and by whoever meets a blob, a MAC or a digest
+    no readable key verifies, before giving up on it. A file that no longer reads as a ring is logged (never its
+    contents) and the keys in use are kept: a bad edit never stops a running service."""
+    global _keys_in_use
+    keys = _keys_in_use
+    if keys is None or keys.signature is None or _file_signature(root_key_path()) == keys.signature:
+        return False
+    with _loading:
+        if _keys_in_use is not keys:  # another thread reloaded meanwhile
+            return True
+        try:
+            ring, signature = _read_root_keys()
+        except ImproperlyConfigured as exc:
+            logger.error(
+                "The root key file was rewritten but cannot be used; keeping the keys in use: %s", exc
+            )
+            keys.signature = _file_signature(root_key_path())  # not again until it changes once more
+            return False
+        if ring is None:
+            logger.error("The root key file was rewritten without a key; keeping the keys in use")
+            keys.signature = signature
+            return False
+        changed = ring != keys.ring
+        _keys_in_use = _Keys(ring, signature)
+    if changed:
+        logger.info("Root keys read again: current %s, %d previous", ring.current.key_id, len(ring.previous))
+    return changed
 
 
 def root_keys() -> RootKeyRing:
@@ -279,6 +348,17 @@ def root_key() -> bytes:
 
 def sealer() -> Sealer:
     return _keys().sealer
+
+
+def open_sealed(blob: bytes, *, bound_to: str) -> bytes:
+    """`sealer().open()`, reading the key file again first if the blob does not open and the file was rewritten
+    (another process rotated, and sealed this under the new key, before this one looked). SealingError otherwise."""
+    try:
+        return sealer().open(blob, bound_to=bound_to)
+    except SealingError:
+        if not refresh_root_keys():
+            raise
+    return sealer().open(blob, bound_to=bound_to)
 
 
 def subkey(purpose: str) -> bytes:
@@ -305,9 +385,16 @@ def readable_macs(purpose: str, message: bytes) -> tuple[str, ...]:
 def mac_matches(purpose: str, message: bytes, mac: str) -> bool:
     """Whether `mac` (hex) is the HMAC-SHA256 of `message` under a readable root key's subkey for `purpose`.
     Every candidate is compared in constant time, and all are compared whichever matches."""
+    found = _any_matches(readable_macs(purpose, message), str(mac))
+    if not found and refresh_root_keys():
+        found = _any_matches(readable_macs(purpose, message), str(mac))
+    return found
+
+
+def _any_matches(candidates: tuple[str, ...], mac: str) -> bool:
     found = False
-    for candidate in readable_macs(purpose, message):
-        found |= hmac.compare_digest(candidate, str(mac))
+    for candidate in candidates:
+        found |= hmac.compare_digest(candidate, mac)
     return found
 
 
@@ -316,11 +403,11 @@ def reload_root_keys() -> RootKeyRing:
     derived from the old reading. Raises ImproperlyConfigured, keeping the keys in use, if the source is now
     unusable."""
     global _keys_in_use
-    fresh = find_root_keys()
+    fresh, signature = _read_root_keys()
     if fresh is None:
         raise ImproperlyConfigured(HOW_TO_CREATE)
     with _loading:
-        _keys_in_use = _Keys(fresh)
+        _keys_in_use = _Keys(fresh, signature)
     return fresh
 
 

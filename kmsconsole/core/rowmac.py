@@ -87,8 +87,18 @@ def row_mac(kind: str, *fields: Any) -> str:
 
 def verify_row_mac(stored: str, kind: str, *fields: Any) -> bool:
     """Whether `stored` is the MAC of these fields under a readable root key: the current one, or a previous one
-    until `rootkey reseal` has MACed the row again (kmsconsole.core.rootkey)."""
+    until `rootkey reseal` has MACed the row again (kmsconsole.core.rootkey). A row no key in use verifies makes
+    the process look whether its key file was rewritten (another process may have MACed it under a new key) and
+    try again once."""
+    from kmsconsole.core.rootkey import refresh_root_keys
+
     stored, message = str(stored or ""), encode(kind, fields)
+    return _under_a_readable_key(stored, message) or (
+        refresh_root_keys() and _under_a_readable_key(stored, message)
+    )
+
+
+def _under_a_readable_key(stored: str, message: bytes) -> bool:
     keys = _readable_subkeys()
     if hmac.compare_digest(stored, hmac.new(keys[0], message, hashlib.sha256).hexdigest()):
         return True

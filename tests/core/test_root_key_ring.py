@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -148,3 +150,48 @@ def test_a_reload_moves_sealing_and_subkeys_to_the_new_current_key(root_key_file
     assert not rootkey.mac_matches("purpose", b"message", mac_before)
     with pytest.raises(SealingError):
         rootkey.sealer().open(blob, bound_to="row")
+
+
+def test_a_process_takes_up_a_rewritten_key_file_when_it_meets_the_new_key_or_looks_again(
+    root_key_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process rotated (rewrote the file) and sealed or MACed something under the new key: this one opens
+    it at once, and takes up the new current key within RECHECK_SECONDS even if it meets nothing."""
+    from kmsconsole.core import rootkey, rowmac
+
+    old_text = root_key_file.path.read_text()
+    new = secrets.token_bytes(32)
+    blob = Sealer([new]).seal(b"material", bound_to="row")
+    mac = hmac.new(
+        derive_subkey(new, rowmac.SUBKEY_PURPOSE), rowmac.encode("kind", (1,)), "sha256"
+    ).hexdigest()
+    token = hmac.new(derive_subkey(new, "api-token/v1"), b"token", "sha256").hexdigest()
+    root_key_file.path.write_text(new.hex() + "\n" + old_text)  # written by "another process": no reload here
+    assert rootkey.root_keys().current.key_id != root_key_id(new).hex()
+    assert rootkey.open_sealed(blob, bound_to="row") == b"material"
+    assert rootkey.root_keys().current.key_id == root_key_id(new).hex()
+
+    for meets in (
+        lambda: rowmac.verify_row_mac(mac, "kind", 1),
+        lambda: rootkey.mac_matches("api-token/v1", b"token", token),
+    ):
+        root_key_file.write(old_text)
+        root_key_file.path.write_text(new.hex() + "\n" + old_text)
+        assert meets()
+
+    root_key_file.write(old_text)
+    root_key_file.path.write_text(new.hex() + "\n" + old_text)
+    assert rootkey.root_keys().current.key_id != root_key_id(new).hex()  # not looked yet
+    clock = time.monotonic() + rootkey.RECHECK_SECONDS + 1
+    monkeypatch.setattr(rootkey.time, "monotonic", lambda: clock)
+    assert rootkey.root_keys().current.key_id == root_key_id(new).hex()
+
+
+def test_a_key_file_rewritten_badly_keeps_the_keys_in_use(root_key_file: Any) -> None:
+    from kmsconsole.core import rootkey
+
+    before = rootkey.root_keys()
+    root_key_file.path.write_text("not a key\n")
+    assert rootkey.refresh_root_keys() is False
+    assert rootkey.root_keys() == before
+    assert rootkey.refresh_root_keys() is False  # and it does not read the bad file again until it changes
