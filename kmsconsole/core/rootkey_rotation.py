@@ -240,6 +240,7 @@ def _after_commit(
     def rewrite() -> None:
         with _folder_locked(path.resolve().parent):
             target = path.resolve()
+            sweep_temporary_key_files(target)
             text = target.read_text()
             try:
                 now = parse_root_keys(text, str(path))
@@ -258,25 +259,60 @@ def _after_commit(
 
 
 def write_key_file(path: Path, text: str) -> None:
-    """Replace the key file `path` with `text` atomically: a new file (mode 0600) in the same folder, written and
-    fsynced, renamed over it, then the folder fsynced, so a crash leaves either the old file or the new one."""
+    """Replace the key file `path` with `text` atomically: a new file in the same folder, with the old file's
+    owner and group and mode 0600, written and fsynced, renamed over it, then the folder fsynced, so a crash
+    leaves either the old file or the new one. Refused (KMSInvalidStateException, nothing written) when the new
+    file cannot be given the old one's owner: the service reads the file as its own user, and a file owned by
+    whoever ran the command (root, often) would lock it out of its own keys."""
+    os.replace(write_temporary_key_file(path, text), path)
+    _fsync_folder(path.parent)
+
+
+def write_temporary_key_file(path: Path, text: str) -> Path:
+    """`text` in a new file beside `path` (owner and group of `path`, mode 0600), written and fsynced: what
+    `write_key_file` renames over `path`. Removed again if anything fails."""
+    try:
+        owner = path.stat()
+    except OSError as exc:
+        raise errors.KMSInvalidStateException(
+            f"Nothing was written: {path} cannot be read ({exc.strerror})."
+        ) from None
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as out:
+            try:
+                os.fchown(out.fileno(), owner.st_uid, owner.st_gid)
+            except OSError as exc:
+                raise errors.KMSInvalidStateException(
+                    f"Nothing was written: the new key file cannot be given the owner of {path} (uid "
+                    f"{owner.st_uid}, gid {owner.st_gid}): {exc.strerror}. Run the command as that user (the "
+                    "service's), or as root."
+                ) from None
             os.fchmod(out.fileno(), 0o600)
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    folder = os.open(path.parent, os.O_RDONLY)
+    return Path(temporary)
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        os.fsync(handle)
     finally:
-        os.close(folder)
+        os.close(handle)
+
+
+def sweep_temporary_key_files(path: Path) -> None:
+    """Remove the temporary files a rewrite of `path` interrupted by a crash left beside it (each holds every
+    key in full). Only under the folder lock, where no rewrite is under way."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with suppress(FileNotFoundError):
+            stale.unlink()
 
 
 @contextmanager

@@ -7,13 +7,11 @@ import base64
 import json
 import secrets
 import stat
-from collections.abc import Callable, Iterator
-from io import StringIO
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
@@ -35,32 +33,10 @@ from policies.selectors import credentials_for
 from tests.api.conftest import token_for
 from tests.conftest import ALLOW_ALL, Persona, RootKeyFile, as_operator, operator_context
 from tests.console.conftest import console_login_for
-from tests.secrets_watch import WATCH
+from tests.core.conftest import Rootkey
 from tests.security.test_fuzz_kms import send
 
 pytestmark = pytest.mark.django_db
-
-Rootkey = Callable[..., str]
-
-
-@pytest.fixture
-def rootkey(root_key_file: RootKeyFile, django_capture_on_commit_callbacks: Any) -> Iterator[Rootkey]:
-    """`rootkey("rotate")`: the command as the operator runs it, its output returned. The key file is rewritten
-    once the operation has committed (the test's transaction never does: the callbacks run at the end of the
-    call). Every key the file holds afterwards is registered with the secrets watch."""
-
-    def run(*args: str) -> str:
-        out = StringIO()
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command("rootkey", *args, stdout=out)
-        for line in root_key_file.path.read_text().splitlines():
-            WATCH.register(line.strip().removeprefix("retired:"))
-        printed = out.getvalue()
-        for key in root_keys().everything:
-            assert key.secret is None or key.secret.hex() not in printed
-        return printed
-
-    yield run
 
 
 def kms(client: Client, persona: Persona, operation: str, **params: Any) -> dict[str, Any]:

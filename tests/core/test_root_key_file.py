@@ -1,0 +1,63 @@
+"""The key file as `manage.py rootkey rotate` and `retire` rewrite it (kmsconsole.core.rootkey_rotation): its
+owner and mode kept, written atomically under the folder lock, and nothing audited for a rewrite that did not
+happen."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from kmsconsole.core import errors, rootkey_rotation
+from kmsconsole.core.rootkey_rotation import write_key_file
+from tests.conftest import RootKeyFile
+from tests.core.conftest import Rootkey
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_USER = 1234
+
+
+def temporary_files(folder: Path) -> list[str]:
+    return [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another owner needs root")
+def test_a_rewrite_by_root_keeps_the_service_users_ownership(tmp_path: Path) -> None:
+    path = tmp_path / "root.key"
+    path.write_text("aa" * 32 + "\n")
+    os.chown(path, SERVICE_USER, SERVICE_USER)
+    path.chmod(0o640)
+    before = path.stat().st_ino
+    write_key_file(path, "bb" * 32 + "\n" + "aa" * 32 + "\n")
+    found = path.stat()
+    assert (found.st_uid, found.st_gid) == (SERVICE_USER, SERVICE_USER)
+    assert stat.S_IMODE(found.st_mode) == 0o600
+    assert found.st_ino != before, "renamed over, never written in place"
+    assert path.read_text().startswith("bb" * 32) and not temporary_files(tmp_path)
+
+
+def test_a_file_that_cannot_keep_its_owner_is_not_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "root.key"
+    path.write_text("aa" * 32 + "\n")
+
+    def refused(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(rootkey_rotation.os, "fchown", refused)
+    with pytest.raises(errors.KMSInvalidStateException, match="cannot be given the owner"):
+        write_key_file(path, "bb" * 32 + "\n")
+    assert path.read_text() == "aa" * 32 + "\n" and not temporary_files(tmp_path)
+
+
+def test_a_rotation_sweeps_the_temporary_files_a_crash_left(
+    rootkey: Rootkey, root_key_file: RootKeyFile
+) -> None:
+    stale = root_key_file.path.parent / f".{root_key_file.path.name}.crashed.tmp"
+    stale.write_text("aa" * 32 + "\n")  # every key in full, left by a rewrite that never renamed it
+    rootkey("rotate")
+    assert not temporary_files(root_key_file.path.parent)
