@@ -16,20 +16,24 @@ The procedure (README, "Rotating the root key"):
 
 Only the operator may rotate, re-seal or retire (`Operation.operator_only`; the services check it too), and
 only a key file can be rewritten in place: with the keys in KMS_ROOT_KEY the operator edits the variable by hand
-(the refusal says how). The file is rewritten atomically (a 0600 file in the same folder, fsync, rename, fsync
-of the folder) after the operation's event has committed, under a lock on the folder, and only if it still holds
-the ring the operation planned against: the trail never lacks a rotation that happened. No key is ever logged,
-audited or printed: only its public id (`RootKey.key_id`).
+(the refusal says how). The folder of the key file is locked from the reading the operation plans on to the
+rename (`key_file_held`); the new file (the old one's owner, 0600) is written, fsynced and read back before the
+operation's event commits, and only the rename (then an fsync of the folder) is left for after the commit: the
+trail never lacks a rotation that happened, and a rename that still fails is logged and told to the operator.
+No key is ever logged, audited or printed: only its public id (`RootKey.key_id`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,8 @@ from kmsconsole.core.rootkey_dependents import Remaining, RootKeyDependent, depe
 from kmsconsole.core.rootkey_movers import MAX_NAMED
 from kmsconsole.operations import OperationContext, require_operator
 from policies.authorization import authorize
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
@@ -81,12 +87,6 @@ def _authorized(ctx: OperationContext) -> None:
     authorize(ctx, resource="*")
 
 
-def _file_only(by_hand: str) -> Path:
-    if root_keys_in_environment():
-        raise errors.UnsupportedOperationException(by_hand)
-    return root_key_path()
-
-
 # --- the services -----------------------------------------------------------------------------------------
 
 
@@ -94,17 +94,15 @@ def root_key_rotate(*, ctx: OperationContext) -> dict[str, Any]:
     """Put a new random root key first in the key file (the others kept, in order), after every dependent's
     `stamp` under the ring as it is. Answers the new and the previous key ids."""
     _authorized(ctx)
-    path = _file_only(ROTATE_BY_HAND)
-    ring = reload_root_keys()  # the file as it is now, not as this process read it at its start
+    held, ring = _planning(ROTATE_BY_HAND)
     for dependent in dependents():
         dependent.stamp(ring)
     new_key = secrets.token_bytes(ROOT_KEY_BYTES)
     new_id = root_key_id(new_key).hex()
 
-    def rotate(text: str) -> str:
-        return new_key.hex() + "\n" + (text if text.endswith("\n") or not text else text + "\n")
-
-    _after_commit(path, ring, rotate, lambda fresh: fresh.current.key_id == new_id)
+    text = held.text
+    rotated = new_key.hex() + "\n" + (text if text.endswith("\n") or not text else text + "\n")
+    _prepare(held, rotated, lambda fresh: fresh.current.key_id == new_id)
     return {"CurrentKeyId": new_id, "PreviousKeyIds": [key.key_id for key in ring.readable]}
 
 
@@ -152,8 +150,7 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     dependent keeps an item under a previous key; with `end_unmovable`, the items no re-seal can move are ended
     first (`RootKeyDependent.end_unmovable`), in this operation's transaction, so a refusal ends nothing."""
     _authorized(ctx)
-    path = _file_only(RETIRE_BY_HAND)
-    ring = reload_root_keys()
+    held, ring = _planning(RETIRE_BY_HAND)
     if not ring.previous:
         return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": [], "Ended": {}}
     left = _left(ring)
@@ -166,10 +163,8 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
         raise errors.KMSInvalidStateException(_refusal(still, end_unmovable))
     retiring = {key.key_id for key in ring.previous}
 
-    def retire(text: str) -> str:
-        return "".join(_retired_line(line, ring) for line in text.splitlines(keepends=True))
-
-    _after_commit(path, ring, retire, lambda fresh: not fresh.previous)
+    retired = "".join(_retired_line(line, ring) for line in held.text.splitlines(keepends=True))
+    _prepare(held, retired, lambda fresh: not fresh.previous)
     return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(retiring), "Ended": ended}
 
 
@@ -231,31 +226,114 @@ def _retired_line(line: str, ring: RootKeyRing) -> str:
     return ",".join(entries) + line[len(body) :]
 
 
-def _after_commit(
-    path: Path, planned: RootKeyRing, change: Callable[[str], str], done: Callable[[RootKeyRing], bool]
-) -> None:
-    """Once the operation (and its audit event) has committed: rewrite the key file with `change(text)` if it
-    still holds the `planned` ring, then reload this process's keys and check `done(fresh ring)`."""
+@dataclass
+class KeyFileHeld:
+    """The key file while `rotate` or `retire` runs (`key_file_held`): its text when the operation read it, the
+    rewrite prepared beside it, and what went wrong after the commit, for the operator."""
 
-    def rewrite() -> None:
-        with _folder_locked(path.resolve().parent):
-            target = path.resolve()
-            sweep_temporary_key_files(target)
-            text = target.read_text()
-            try:
-                now = parse_root_keys(text, str(path))
-            except ImproperlyConfigured as exc:
-                raise errors.ConflictException(f"Nothing was written: {exc}") from None
-            if now is None or _ring_ids(now) != _ring_ids(planned):
-                raise errors.ConflictException(
-                    f"Nothing was written: {path} changed while the operation ran. Run it again."
-                )
-            write_key_file(target, change(text))
-        fresh = reload_root_keys()
-        if not done(fresh):
-            raise errors.KMSInternalException(f"{path} was written, but does not read back as intended.")
+    path: Path
+    locked: bool = False
+    text: str = ""
+    temporary: Path | None = None
+    failure: str = ""
 
-    transaction.on_commit(rewrite, robust=False)
+
+_HELD: ContextVar[KeyFileHeld | None] = ContextVar("key_file_held", default=None)
+
+
+@contextmanager
+def key_file_held() -> Iterator[KeyFileHeld | None]:
+    """Around the whole of `perform()` for `rotate` and `retire` (the command's): the key file's folder locked from
+    the reading the operation plans on, through its event's commit, to the rename, so no other rotation or
+    retirement reads or writes the file in between. Stale temporary files are swept first; a prepared rewrite that
+    was never committed is removed at the end. `failure` says, afterwards, whether the rename after the commit
+    failed (logged, and to be told to the operator; no second event). None with the keys in the environment."""
+    if root_keys_in_environment():
+        yield None  # the services refuse, and say how to do it by hand
+        return
+    held = KeyFileHeld(root_key_path().resolve())
+    with _folder_locked(held.path.parent):
+        sweep_temporary_key_files(held.path)
+        token, held.locked = _HELD.set(held), True
+        try:
+            yield held
+        finally:
+            _HELD.reset(token)
+            held.locked = False
+            # Inside a transaction of the caller's (a test's), the commit, and the rename, come later: the rename
+            # takes the lock again then, and a rewrite that never commits is swept by the next run.
+            if held.temporary is not None and not transaction.get_connection().in_atomic_block:
+                with suppress(FileNotFoundError):
+                    held.temporary.unlink()
+                held.temporary = None
+
+
+def _planning(by_hand: str) -> tuple[KeyFileHeld, RootKeyRing]:
+    """The locked key file and the ring it holds now (this process reads it again too), for a rewrite."""
+    if root_keys_in_environment():
+        raise errors.UnsupportedOperationException(by_hand)
+    held = _HELD.get()
+    if held is None:
+        raise errors.KMSInternalException(
+            "The key file is rewritten only under its lock (`manage.py rootkey`)."
+        )
+    try:
+        held.text = held.path.read_text()
+    except OSError as exc:
+        raise errors.KMSInvalidStateException(f"{held.path} cannot be read: {exc.strerror}.") from None
+    ring = _ring_of(held.text, held.path)
+    reload_root_keys()  # the file as it is now, not as this process read it at its start
+    return held, ring
+
+
+def _ring_of(text: str, path: Path) -> RootKeyRing:
+    try:
+        ring = parse_root_keys(text, str(path))
+    except ImproperlyConfigured as exc:
+        raise errors.KMSInvalidStateException(f"Nothing was written: {exc}") from None
+    if ring is None:
+        raise errors.KMSInvalidStateException(f"Nothing was written: {path} holds no root key.")
+    return ring
+
+
+def _prepare(held: KeyFileHeld, text: str, done: Callable[[RootKeyRing], bool]) -> None:
+    """Before the operation's event commits: `text` written beside the key file (its owner, 0600, fsynced) and
+    read back as the ring `done` expects, so that after the commit only the rename is left (`_install`): the
+    trail never records a rotation whose file could not even be written."""
+    if held.path.read_text() != held.text:
+        raise errors.ConflictException(
+            f"Nothing was written: {held.path} changed while the operation ran. Run it again."
+        )
+    held.temporary = temporary = write_temporary_key_file(held.path, text)
+    if not done(_ring_of(temporary.read_text(), temporary)):
+        raise errors.KMSInternalException(
+            f"Nothing was written: the new {held.path} does not read as intended."
+        )
+    transaction.on_commit(lambda: _install(held, temporary, done))
+
+
+def _install(held: KeyFileHeld, temporary: Path, done: Callable[[RootKeyRing], bool]) -> None:
+    """After the commit: the prepared file renamed over the key file, and this process's keys read again. A
+    failure is logged and kept in `held.failure` for the operator; it raises nothing (the event has committed,
+    and a second one would contradict it)."""
+    with nullcontext() if held.locked else _folder_locked(held.path.parent):
+        try:
+            if held.path.read_text() != held.text:
+                raise OSError(0, "it was changed by hand meanwhile")
+            os.replace(temporary, held.path)
+            held.temporary = None
+            _fsync_folder(held.path.parent)
+            fresh: RootKeyRing | None = reload_root_keys()
+        except (OSError, ImproperlyConfigured) as exc:
+            reason, fresh = getattr(exc, "strerror", None) or str(exc), None
+        else:
+            reason = "" if fresh is not None and done(fresh) else "it does not read back as intended"
+    if reason:
+        held.failure = (
+            f"The operation was recorded, but {held.path} was not rewritten as planned ({reason}). Check the file "
+            "(`manage.py rootkey status`) and run the command again."
+        )
+        logger.error("Root key file rewrite after the audit event committed failed: %s", reason)
 
 
 def write_key_file(path: Path, text: str) -> None:

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import os
 import stat
+from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from kmsconsole.core import errors, rootkey_rotation
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core import errors, rootkey_dependents, rootkey_rotation
 from kmsconsole.core.rootkey_rotation import write_key_file
 from tests.conftest import RootKeyFile
 from tests.core.conftest import Rootkey
+from tests.secrets_watch import WATCH
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +67,42 @@ def test_a_rotation_sweeps_the_temporary_files_a_crash_left(
     stale.write_text("aa" * 32 + "\n")  # every key in full, left by a rewrite that never renamed it
     rootkey("rotate")
     assert not temporary_files(root_key_file.path.parent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rotation_that_wrote_nothing_is_not_audited_as_allowed(
+    root_key_file: RootKeyFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file changes (by hand) while the rotation plans: refused before its event commits, one failed event."""
+
+    def edited_by_hand(ring: Any) -> None:
+        WATCH.register("ab" * 32)
+        root_key_file.path.write_text("ab" * 32 + "\n" + root_key_file.path.read_text())
+
+    fake = rootkey_dependents.RootKeyDependent(
+        name="zz edited", remaining=lambda ring: rootkey_dependents.Remaining(0), stamp=edited_by_hand
+    )
+    monkeypatch.setitem(rootkey_dependents._DEPENDENTS, fake.name, fake)
+    with pytest.raises(CommandError, match="changed while"):
+        call_command("rootkey", "rotate", stdout=StringIO())
+    events = AuditEvent.objects.filter(operation="kmsconsole:RotateRootKey")
+    assert [event.decision for event in events] == ["failed"]
+    assert not temporary_files(root_key_file.path.parent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rename_failing_after_the_commit_is_told_once_and_not_audited_twice(
+    root_key_file: RootKeyFile, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = root_key_file.path.read_text()
+
+    def full_disk(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rootkey_rotation.os, "replace", full_disk)
+    with pytest.raises(CommandError, match=r"was recorded, but .* was not rewritten as planned"):
+        call_command("rootkey", "rotate", stdout=StringIO())
+    events = AuditEvent.objects.filter(operation="kmsconsole:RotateRootKey")
+    assert [event.decision for event in events] == ["allowed"], "one operation, one event"
+    assert root_key_file.path.read_text() == before and not temporary_files(root_key_file.path.parent)
+    assert any("rewrite after the audit event committed failed" in r.getMessage() for r in caplog.records)

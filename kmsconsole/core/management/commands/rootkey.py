@@ -19,6 +19,7 @@ from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.core.rootkey import create_root_key_file, create_secret_key_file, root_key_path
 from kmsconsole.core.rootkey_rotation import (
     DEFAULT_BATCH_SIZE,
+    key_file_held,
     root_key_rotate,
     root_keys_reseal,
     root_keys_retire,
@@ -62,7 +63,9 @@ class Command(BaseCommand):
         elif action == "status":
             self._status(root_keys_status())
         elif action == "rotate":
-            self._rotated(self._perform("kmsconsole:RotateRootKey", {}, lambda ctx: root_key_rotate(ctx=ctx)))
+            self._rotated(
+                self._rewriting("kmsconsole:RotateRootKey", {}, lambda ctx: root_key_rotate(ctx=ctx))
+            )
         elif action == "reseal":
             size = options["batch_size"]
             self._resealed(
@@ -75,12 +78,22 @@ class Command(BaseCommand):
         else:
             end = options["end_unmovable"]
             self._retired(
-                self._perform(
+                self._rewriting(
                     "kmsconsole:RetireRootKeys",
                     {"EndUnmovable": end},
                     lambda ctx: root_keys_retire(ctx=ctx, end_unmovable=end),
                 )
             )
+
+    def _rewriting(
+        self, name: str, params: dict[str, Any], service: Callable[[OperationContext], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """`_perform` with the key file held from the operation's planning to its rename after the commit."""
+        with key_file_held() as held:
+            result = self._perform(name, params, service)
+        if held is not None and held.failure:
+            raise CommandError(held.failure)
+        return result
 
     def _perform(
         self, name: str, params: dict[str, Any], service: Callable[[OperationContext], dict[str, Any]]
