@@ -30,10 +30,12 @@ import logging
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from django.db import transaction
 from keys.crypto.sealing import ROOT_KEY_BYTES, root_key_id
 from kmsconsole.core import errors
 from kmsconsole.core.rootkey import (
+    RECHECK_SECONDS,
     RETIRED_PREFIX,
     RootKeyRing,
     encode_root_key,
@@ -60,6 +63,13 @@ from policies.authorization import authorize
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+
+# How long after the key file was last rewritten `retire` refuses. Every process reads a rewritten file again
+# within RECHECK_SECONDS (5 s, kmsconsole.core.rootkey); until it has, it still seals and MACs under the key that
+# was current before, and a transaction that sealed under that key just before the rotation may commit after
+# retire has counted what remains. Retiring the key then would make what they wrote unreadable for good. Twelve
+# times RECHECK_SECONDS leaves every process time to look, with ample room for the longest request's transaction.
+RETIRE_SETTLE_SECONDS = 12 * RECHECK_SECONDS
 MAX_BATCH_SIZE = 10_000
 
 NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
@@ -153,6 +163,7 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     held, ring = _planning(RETIRE_BY_HAND)
     if not ring.previous:
         return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": [], "Ended": {}}
+    _settled(held)
     left = _left(ring)
     movable = [(dependent, remaining) for dependent, remaining in left if remaining.movable]
     if movable or (left and not end_unmovable):
@@ -166,6 +177,21 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     retired = "".join(_retired_line(line, ring) for line in held.text.splitlines(keepends=True))
     _prepare(held, retired, lambda fresh: not fresh.previous)
     return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(retiring), "Ended": ended}
+
+
+def _settled(held: KeyFileHeld) -> None:
+    """Refuse (KMSInvalidStateException, naming when it may run) while the key file was rewritten less than
+    RETIRE_SETTLE_SECONDS ago: a process may still seal under a key retire would drop."""
+    rewritten = held.path.stat().st_mtime
+    if time.time() < rewritten + RETIRE_SETTLE_SECONDS:
+        when = datetime.fromtimestamp(rewritten + RETIRE_SETTLE_SECONDS, tz=UTC).strftime(
+            "%Y-%m-%d %H:%M:%S UTC"
+        )
+        raise errors.KMSInvalidStateException(
+            f"Nothing was retired: {held.path} was rewritten less than {RETIRE_SETTLE_SECONDS:.0f} seconds ago, "
+            f"and a process may still seal under a previous key. Run `manage.py rootkey status`, then retire "
+            f"again from {when}."
+        )
 
 
 # --- what is left -----------------------------------------------------------------------------------------

@@ -34,3 +34,12 @@ def rootkey(root_key_file: RootKeyFile, django_capture_on_commit_callbacks: Any)
         return printed
 
     yield run
+
+
+@pytest.fixture(autouse=True)
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rootkey retire` may run at once after a rotation here (it waits RETIRE_SETTLE_SECONDS in service: tested
+    on its own in test_root_key_file)."""
+    from kmsconsole.core import rootkey_rotation
+
+    monkeypatch.setattr(rootkey_rotation, "RETIRE_SETTLE_SECONDS", 0.0)

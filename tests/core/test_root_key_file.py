@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors, rootkey_dependents, rootkey_rotation
+from kmsconsole.core.rootkey import root_keys
 from kmsconsole.core.rootkey_rotation import write_key_file
 from tests.conftest import RootKeyFile
 from tests.core.conftest import Rootkey
@@ -106,3 +107,27 @@ def test_a_rename_failing_after_the_commit_is_told_once_and_not_audited_twice(
     assert [event.decision for event in events] == ["allowed"], "one operation, one event"
     assert root_key_file.path.read_text() == before and not temporary_files(root_key_file.path.parent)
     assert any("rewrite after the audit event committed failed" in r.getMessage() for r in caplog.records)
+
+
+def test_retire_waits_until_every_process_has_read_the_rotated_file(
+    rootkey: Rootkey, root_key_file: RootKeyFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ended: list[str] = []
+    fake = rootkey_dependents.RootKeyDependent(
+        name="zz unmovable",
+        remaining=lambda ring: rootkey_dependents.Remaining(0 if ended else 1, "revoked", movable=False),
+        end_unmovable=lambda ring: ended.append("ended") or 1,
+    )
+    monkeypatch.setitem(rootkey_dependents._DEPENDENTS, fake.name, fake)
+    monkeypatch.setattr(rootkey_rotation, "RETIRE_SETTLE_SECONDS", 60.0)
+    rootkey("rotate")
+    rootkey("reseal")
+    with pytest.raises(CommandError, match=r"rewritten less than 60 seconds ago.*retire again from 20"):
+        rootkey("retire", "--end-unmovable")
+    assert not ended and root_keys().previous
+    assert not AuditEvent.objects.filter(operation="kmsconsole:RetireRootKeys", decision="allowed").exists()
+
+    rewritten = root_key_file.path.stat().st_mtime
+    os.utime(root_key_file.path, (rewritten - 61, rewritten - 61))  # as a minute later
+    assert "Retired root key" in rootkey("retire", "--end-unmovable")
+    assert ended and not root_keys().previous
