@@ -161,8 +161,13 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     first (`RootKeyDependent.end_unmovable`), in this operation's transaction, so a refusal ends nothing."""
     _authorized(ctx)
     held, ring = _planning(RETIRE_BY_HAND)
+    dropped: set[str] = set()
+    retired = "".join(_retired_line(line, ring, dropped) for line in held.text.splitlines(keepends=True))
     if not ring.previous:
-        return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": [], "Ended": {}}
+        # Nothing to wait for or to move, but a retired key written whole by hand is still dropped from the file.
+        if dropped:
+            _prepare(held, retired, lambda fresh: not fresh.previous)
+        return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(dropped), "Ended": {}}
     _settled(held)
     left = _left(ring)
     movable = [(dependent, remaining) for dependent, remaining in left if remaining.movable]
@@ -172,11 +177,8 @@ def root_keys_retire(*, ctx: OperationContext, end_unmovable: bool = False) -> d
     still = _left(ring)
     if still:
         raise errors.KMSInvalidStateException(_refusal(still, end_unmovable))
-    retiring = {key.key_id for key in ring.previous}
-
-    retired = "".join(_retired_line(line, ring) for line in held.text.splitlines(keepends=True))
     _prepare(held, retired, lambda fresh: not fresh.previous)
-    return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(retiring), "Ended": ended}
+    return {"CurrentKeyId": ring.current.key_id, "RetiredKeyIds": sorted(dropped), "Ended": ended}
 
 
 def _settled(held: KeyFileHeld) -> None:
@@ -232,10 +234,10 @@ def _refusal(left: list[tuple[RootKeyDependent, Remaining]], end_unmovable: bool
 # --- the key file -----------------------------------------------------------------------------------------
 
 
-def _retired_line(line: str, ring: RootKeyRing) -> str:
+def _retired_line(line: str, ring: RootKeyRing, dropped: set[str]) -> str:
     """`line` of a key file with each previous key, and each retired key written whole by hand, written as
     `rootkey retire` keeps a retired key: its id and its audit subkeys, the key itself dropped (`RootKey.retire`,
-    `encode_root_key`). Comments, blank lines and the other entries are kept as they are."""
+    `encode_root_key`); their ids added to `dropped`. Comments, blank lines and the other entries are kept."""
     body = line.rstrip("\r\n")
     if not body.strip() or body.strip().startswith("#"):
         return line
@@ -248,6 +250,7 @@ def _retired_line(line: str, ring: RootKeyRing) -> str:
             key = ring.find(one.current.key_id) if one is not None else None
             if key is not None and key is not ring.current:
                 entry = entry.replace(text, encode_root_key(key.retire()))
+                dropped.add(key.key_id)
         entries.append(entry)
     return ",".join(entries) + line[len(body) :]
 

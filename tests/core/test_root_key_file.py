@@ -5,6 +5,7 @@ happen."""
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from io import StringIO
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from keys.crypto.sealing import root_key_id
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors, rootkey_dependents, rootkey_rotation
 from kmsconsole.core.rootkey import root_keys
@@ -131,3 +133,16 @@ def test_retire_waits_until_every_process_has_read_the_rotated_file(
     os.utime(root_key_file.path, (rewritten - 61, rewritten - 61))  # as a minute later
     assert "Retired root key" in rootkey("retire", "--end-unmovable")
     assert ended and not root_keys().previous
+
+
+def test_retire_drops_a_hand_written_retired_key_with_no_previous_key(
+    rootkey: Rootkey, root_key_file: RootKeyFile
+) -> None:
+    current, old = root_keys().current.secret.hex(), secrets.token_hex(32)
+    root_key_file.write(f"{current}\nretired:{old}\n")
+    out = rootkey("retire")
+    text = root_key_file.path.read_text()
+    old_id = root_key_id(bytes.fromhex(old)).hex()
+    assert old not in text and text.splitlines()[1].startswith(f"retired:{old_id}:audit-chain/v1=")
+    assert f"Retired root key: {old_id}" in out
+    assert "No previous root key to retire" in rootkey("retire")
