@@ -124,8 +124,10 @@ def root_keys_reseal(*, ctx: OperationContext, batch_size: int = DEFAULT_BATCH_S
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise errors.ValidationException(f"The batch size must be between 1 and {MAX_BATCH_SIZE}.")
     ring = root_keys()
-    report = []
+    report: list[dict[str, Any]] = []
     for dependent in dependents():
+        # Batches commit as they go: the counts so far ride on the record, for the failure event if one comes.
+        ctx.audit.committed_so_far = {**_resealed(ring, report), "StoppedIn": dependent.name}
         moved = dependent.reseal(ring, batch_size)
         report.append(
             {
@@ -135,11 +137,16 @@ def root_keys_reseal(*, ctx: OperationContext, batch_size: int = DEFAULT_BATCH_S
                 "FailedItems": list(moved.failed[:MAX_NAMED]),
             }
         )
+    ctx.audit.committed_so_far = None
+    return _resealed(ring, report)
+
+
+def _resealed(ring: RootKeyRing, report: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "CurrentKeyId": ring.current.key_id,
         "Moved": sum(entry["Moved"] for entry in report),
         "Failed": sum(entry["Failed"] for entry in report),
-        "Dependents": report,
+        "Dependents": list(report),
     }
 
 

@@ -8,10 +8,12 @@ import json
 import secrets
 import stat
 from collections.abc import Callable
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
@@ -21,7 +23,7 @@ from keys.crypto.sealing import root_key_id
 from keys.models import Key, KeyMaterial, Tag
 from keys.services import aliases, lifecycle, tags
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.core import errors
+from kmsconsole.core import errors, rootkey_dependents
 from kmsconsole.core.context import RequestMeta
 from kmsconsole.core.rootkey import root_keys
 from kmsconsole.core.rootkey_rotation import root_key_rotate, root_keys_status
@@ -345,3 +347,34 @@ def test_rotate_stamps_under_the_old_ring_and_retire_ends_the_unmovable_only_whe
     assert items["left"] == 2 and root_keys().previous
     assert "test tokens: 2 ended" in rootkey("retire", "--end-unmovable")
     assert not root_keys().previous
+
+
+@pytest.mark.parametrize(
+    "stop", [KeyboardInterrupt(), errors.KMSInternalException("boom")], ids=["interrupted", "failing"]
+)
+def test_a_reseal_stopped_halfway_records_what_it_had_committed(
+    root_key_file: RootKeyFile, account: Any, monkeypatch: pytest.MonkeyPatch, stop: BaseException
+) -> None:
+    """Batches commit as they go: a reseal stopped by Ctrl-C or by a later dependent's failure writes a failure
+    event with the counts of what it had moved, and lets the interruption through as it is."""
+    role = as_operator(
+        "iam:CreateRole", lambda ctx: services.role_create(ctx=ctx, account=account, role_name="r")
+    )
+    root_key_file.rotate()
+
+    def stopped(ring: Any, batch_size: int) -> Any:
+        raise stop
+
+    fake = rootkey_dependents.RootKeyDependent(
+        name="zz stopped", remaining=lambda ring: rootkey_dependents.Remaining(0), reseal=stopped, order=999
+    )
+    monkeypatch.setitem(rootkey_dependents._DEPENDENTS, fake.name, fake)
+    with pytest.raises(KeyboardInterrupt if isinstance(stop, KeyboardInterrupt) else CommandError):
+        call_command("rootkey", "reseal", stdout=StringIO())
+    role.refresh_from_db()
+    assert is_under_current_root_key(role.mac, role.MAC_KIND, *role.mac_fields())  # committed in its batch
+    event = AuditEvent.objects.get(operation="kmsconsole:ResealRootKeys")
+    assert event.decision == "failed" and event.response_elements
+    assert event.response_elements["Moved"] >= 1 and event.response_elements["StoppedIn"] == "zz stopped"
+    roles = [e for e in event.response_elements["Dependents"] if e["Name"].startswith("row MACs: IAM roles")]
+    assert roles and roles[0]["Moved"] == 1
