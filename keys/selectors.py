@@ -168,26 +168,22 @@ def checked_aliases_and_tags(key: Key) -> tuple[tuple[str, ...], dict[str, str]]
     """`check_rows(key)`, and the alias names and tags it checked (as a list prefetched them): what a request on
     the key reads of them (kms:ResourceAliases, aws:ResourceTag), with no further query or check.
 
-    A key read on its own is read again once if its check fails (`read_consistently`: a family moved between the
-    statements). A list's key is not: the list shows it refused (`keys.services.access`) rather than pay three
-    queries per changed key on every listing."""
-    if _prefetched(key, "aliases") or _prefetched(key, "tags"):
+    A key whose check fails is read again once (`read_consistently`): the key as it is now and its children read
+    afresh, not as a list prefetched them, since a write (a request, `rootkey reseal`) may have committed between
+    the statements. Only then does a list pay more queries for it, and only then is a failure logged."""
+    reads = 0
+
+    def load() -> tuple[list[Alias], list[Tag]]:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            key.refresh_from_db()  # its columns and MAC as they are now; a list's prefetched children dropped
         aliases, tags = _alias_rows(key), _tag_rows(key)
         key.check_loaded(aliases, tags)
-    else:
-        aliases, tags = read_consistently(lambda: _checked_children(key))
+        return aliases, tags
+
+    aliases, tags = read_consistently(load)
     return tuple(alias.name for alias in aliases), {tag.tag_key: tag.tag_value for tag in tags}
-
-
-def _checked_children(key: Key) -> tuple[list[Alias], list[Tag]]:
-    aliases, tags = _alias_rows(key), _tag_rows(key)
-    try:
-        key.check_loaded(aliases, tags)
-    except errors.KMSInternalException:
-        # Read again with the key's MAC as it is now (the caller's row was read before the children were).
-        key.mac = Key.objects.filter(pk=key.pk).values_list("mac", flat=True).first() or ""
-        raise
-    return aliases, tags
 
 
 def checked(key: Key | None) -> Key | None:

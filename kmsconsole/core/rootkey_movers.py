@@ -281,7 +281,28 @@ def mac_family(
         for page in _pages(rows(), batch_size):
             for parent in page:
                 loaded = {child.related: list(getattr(parent, child.related).all()) for child in children}
-                yield parent, members(parent, loaded)
+                found = members(parent, loaded)
+                if any(state == "failed" for _row, state in found):
+                    # The page and its children were read in separate statements, unlocked: a write committing
+                    # between them (a request, another reseal) makes a legitimate family disagree once.
+                    again = read_again(parent.pk)
+                    if again is None:
+                        continue  # deleted meanwhile
+                    parent, found = again
+                yield parent, found
+
+    def read_again(pk: Any) -> tuple[Any, list[tuple[MacProtectedRow, str]]] | None:
+        """One family as it is now (only for a family a scan found failing: its queries are paid then only)."""
+        parent = model.objects.select_related(*related).prefetch_related(*prefetch).filter(pk=pk).first()  # type: ignore[attr-defined]
+        if parent is None:
+            return None
+        return parent, members(parent, children_of(parent))
+
+    def children_of(parent: Any) -> dict[str, list[Any]]:
+        return {
+            child.related: list(getattr(parent, child.related).select_related(*child.select).order_by("pk"))
+            for child in children
+        }
 
     def remaining(ring: RootKeyRing, batch_size: int = 500) -> Remaining:
         tally = _Tally()
@@ -299,10 +320,7 @@ def mac_family(
         parent = model.objects.select_for_update(of=("self",)).select_related(*related).filter(pk=pk).first()  # type: ignore[attr-defined]
         if parent is None:
             return Moved()  # deleted meanwhile: nothing of it is left to move
-        loaded = {
-            child.related: list(getattr(parent, child.related).select_related(*child.select).order_by("pk"))
-            for child in children
-        }
+        loaded = children_of(parent)
         for child in first:
             if [row.pk for row in loaded[child.related]] != locked_first[child.related]:
                 # A child joined or left between the two locks: start again with the set as it is now.
