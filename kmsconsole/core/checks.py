@@ -47,7 +47,7 @@ def root_key_rotation_under_way(app_configs: Any = None, **kwargs: Any) -> list[
         Warning(
             "A root key rotation is under way: run `manage.py rootkey reseal`, then `manage.py rootkey retire` "
             f"({len(ring.previous)} previous root key(s) configured).",
-            hint="Restart every process after `rootkey rotate` first; `rootkey status` shows what remains.",
+            hint="`rootkey status` shows what remains (processes take a rotated key file up by themselves).",
             id="kmsconsole.W002",
         )
     ]

@@ -3,14 +3,17 @@
 The procedure (README, "Rotating the root key"):
 
 1. `root_key_rotate`: every dependent's `stamp` under the ring as it is, then a new random key first in the key
-   file, the others kept in their order. Every process keeps working with the keys it read at its start.
-2. The operator restarts every process (web, worker, beat), so each seals and MACs under the new key and still
-   opens and verifies under the previous ones.
+   file, the others kept in their order.
+2. No restart: every process reads the rewritten file within RECHECK_SECONDS, and at once when it meets something
+   under a key it does not have (`kmsconsole.core.rootkey.refresh_root_keys`); until then it seals under the key
+   that was current, which stays readable. Only keys in KMS_ROOT_KEY need every process stopped and started
+   together.
 3. `root_keys_reseal`: every dependent moves what it keeps under a previous key to the current one, in batches;
    idempotent, resumable, safe while the service runs.
 4. `root_keys_status`: the ring (ids and roles, never keys) and what each dependent still keeps under a previous
    key.
-5. `root_keys_retire`: refused while anything remains (named, with how it moves); then every previous key is
+5. `root_keys_retire`: refused while anything remains (named, with how it moves) and for RETIRE_SETTLE_SECONDS
+   after the last rewrite of the file; then every previous key is
    written retired in the file, as its id and audit subkeys only (`RootKey.retire`): it opens and verifies
    nothing but the audit trail written under it, and the key itself is gone from the file.
 
@@ -76,14 +79,16 @@ NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
 ROTATE_BY_HAND = (
     "The root keys are in the KMS_ROOT_KEY environment variable, which this command cannot rewrite. Rotate by "
     f"hand: make a new key ({NEW_KEY_HINT}), set KMS_ROOT_KEY to the new key, a comma, then the keys it holds "
-    "now in their order; restart every process (web, worker, beat); then run `manage.py rootkey reseal`. "
+    "now in their order; restart every process together (stop all of web, worker and beat, then start them all: "
+    "one on the old value cannot verify what one on the new value writes); then run `manage.py rootkey reseal`. "
     "Alternatively, move the keys into a file named by KMS_ROOT_KEY_FILE (mode 0600), one per line, and let "
     "this command rotate it."
 )
 RETIRE_BY_HAND = (
     "The root keys are in the KMS_ROOT_KEY environment variable, which this command cannot rewrite. Retire by "
     "hand: once `manage.py rootkey status` shows nothing remaining, write `retired:` before every key but the "
-    "first in KMS_ROOT_KEY, and restart every process (web, worker, beat)."
+    "first in KMS_ROOT_KEY, and restart every process together (stop all of web, worker and beat, then start "
+    "them all)."
 )
 
 

@@ -27,9 +27,9 @@ from kmsconsole.core.rootkey_rotation import (
 )
 from kmsconsole.operations import OperationContext, perform
 
-RESTART = (
-    "Restart every process (web, worker, beat) now: each keeps using the keys it read at its start. Then run "
-    "`manage.py rootkey reseal`."
+ROTATED = (
+    "No restart is needed: every process reads the rewritten key file within seconds (one that cannot logs an "
+    "error and keeps its keys). Run `manage.py rootkey reseal` now."
 )
 
 
@@ -121,7 +121,7 @@ class Command(BaseCommand):
         self.stdout.write(f"New current root key: {result['CurrentKeyId']}")
         for key_id in result["PreviousKeyIds"]:
             self.stdout.write(f"Previous root key (still readable): {key_id}")
-        self.stdout.write(RESTART)
+        self.stdout.write(ROTATED)
 
     def _status(self, status: dict[str, Any]) -> None:
         self.stdout.write(f"Root keys ({status['Source']}):")
@@ -163,6 +163,6 @@ class Command(BaseCommand):
         for key_id in result["RetiredKeyIds"]:
             self.stdout.write(f"Retired root key: {key_id}")
         self.stdout.write(
-            f"Current root key: {result['CurrentKeyId']}. Restart every process (web, worker, beat) so none "
-            "accepts the retired keys any more."
+            f"Current root key: {result['CurrentKeyId']}. Every process stops accepting the retired keys within "
+            "seconds, with no restart."
         )
