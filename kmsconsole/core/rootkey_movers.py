@@ -358,8 +358,10 @@ class _FamilyChanged(Exception):
     """A family's children changed between the lock on them and the lock on their parent."""
 
 
-# A family whose children keep changing under the reseal is tried this many times, then reported as failing.
+# A family whose children keep changing under the reseal is tried this many times, then reported as left (named
+# with KEPT_CHANGING: it is not tampered with, a later run moves it).
 FAMILY_ATTEMPTS = 5
+KEPT_CHANGING = "its children kept changing"
 
 
 def _retried_family(work: Callable[[], Moved], name: str) -> Moved:
@@ -368,7 +370,7 @@ def _retried_family(work: Callable[[], Moved], name: str) -> Moved:
             return _retried(work)
         except _FamilyChanged:
             continue
-    return Moved(failed=(f"{name} (its children kept changing: run rootkey reseal again)",))
+    return Moved(failed=(f"{name} ({KEPT_CHANGING}: run rootkey reseal again)",))
 
 
 def _child_model(model: type[Model], child: Children) -> Any:

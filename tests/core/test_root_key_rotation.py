@@ -388,3 +388,23 @@ def test_a_reseal_stopped_halfway_records_what_it_had_committed(
     assert event.response_elements["Moved"] >= 1 and event.response_elements["StoppedIn"] == "zz stopped"
     roles = [e for e in event.response_elements["Dependents"] if e["Name"].startswith("row MACs: IAM roles")]
     assert roles and roles[0]["Moved"] == 1
+
+
+def test_a_family_whose_children_kept_changing_is_told_to_run_again(
+    rootkey: Rootkey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmsconsole.core.rootkey_movers import FAMILY_ATTEMPTS, _FamilyChanged, _retried_family
+
+    def changing() -> rootkey_dependents.Moved:
+        raise _FamilyChanged
+
+    fake = rootkey_dependents.RootKeyDependent(
+        name="zz changing",
+        remaining=lambda ring: rootkey_dependents.Remaining(0),
+        reseal=lambda ring, size: _retried_family(changing, "key pk=1"),
+    )
+    assert FAMILY_ATTEMPTS > 1
+    monkeypatch.setitem(rootkey_dependents._DEPENDENTS, fake.name, fake)
+    with pytest.raises(CommandError) as refused:
+        rootkey("reseal")
+    assert "families whose children kept changing" in str(refused.value)

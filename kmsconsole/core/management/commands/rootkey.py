@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.core.rootkey import create_root_key_file, create_secret_key_file, root_key_path
+from kmsconsole.core.rootkey_movers import KEPT_CHANGING
 from kmsconsole.core.rootkey_rotation import (
     DEFAULT_BATCH_SIZE,
     key_file_held,
@@ -48,7 +49,10 @@ class Command(BaseCommand):
             "--batch-size",
             type=int,
             default=DEFAULT_BATCH_SIZE,
-            help=f"reseal: items per transaction (default {DEFAULT_BATCH_SIZE}).",
+            help=(
+                f"reseal: items per transaction (default {DEFAULT_BATCH_SIZE}); a family (a key with its aliases "
+                "and tags, a principal with its inline policies) moves in a transaction of its own, one per parent."
+            ),
         )
         parser.add_argument(
             "--end-unmovable",
@@ -144,14 +148,16 @@ class Command(BaseCommand):
             failed = f", {entry['Failed']} failed their integrity check" if entry["Failed"] else ""
             self.stdout.write(f"{entry['Name']}: {entry['Moved']} moved{failed}")
             for name in entry["FailedItems"]:
-                self.stdout.write(f"  left as it is (verifies under no readable root key): {name}")
+                why = "run reseal again" if KEPT_CHANGING in name else "verifies under no readable root key"
+                self.stdout.write(f"  left as it is ({why}): {name}")
         self.stdout.write(
             f"{result['Moved']} moved to root key {result['CurrentKeyId']}, {result['Failed']} left as they are."
         )
         if result["Failed"]:
             raise CommandError(
-                "Some items verify under no readable root key and were left as they are (named above): restore "
-                "or delete them; retire refuses while they remain."
+                "Some items were left as they are (named above): restore or delete those that verify under no "
+                "readable root key, and run `manage.py rootkey reseal` again for families whose children kept "
+                "changing; retire refuses while they remain."
             )
 
     def _retired(self, result: dict[str, Any]) -> None:
