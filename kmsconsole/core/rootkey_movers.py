@@ -35,6 +35,8 @@ from kmsconsole.core.rowmac import MacProtectedRow, is_under_current_root_key, r
 
 # Items a report names at most (the count says how many there are).
 MAX_NAMED = 20
+# Rows whose parents a batch of `mac_rows` locks first (see `_lock_parents`) are moved at most this many at a time.
+PARENT_LOCKS_PER_BATCH = 500
 # A batch that lost a deadlock (PostgreSQL aborts one of the transactions) is tried again this many times.
 DEADLOCK_ATTEMPTS = 3
 
@@ -220,7 +222,10 @@ def mac_rows(
 
     def reseal(ring: RootKeyRing, batch_size: int) -> Moved:
         results = []
-        for page in _pages(rows(), batch_size):
+        # Rows hanging from a parent lock their parents first (a key: every request on it waits meanwhile), so
+        # one transaction holds at most PARENT_LOCKS_PER_BATCH of them, whatever the batch size.
+        size = batch_size if parent is None else min(batch_size, PARENT_LOCKS_PER_BATCH)
+        for page in _pages(rows(), size):
             pks = [row.pk for row in page if _state(row, row.mac_fields()) != "current"]
             if pks:
                 results.append(_retried(lambda pks=pks: reseal_page(pks)))  # type: ignore[misc]

@@ -21,7 +21,7 @@ from grants import services as grant_services
 from grants.services import grant_create
 from keys.crypto.sealing import root_key_id
 from keys.models import Key, KeyMaterial, Tag
-from keys.services import aliases, lifecycle, tags
+from keys.services import aliases, lifecycle, rotation, tags
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors, rootkey_dependents
 from kmsconsole.core.context import RequestMeta
@@ -408,3 +408,30 @@ def test_a_family_whose_children_kept_changing_is_told_to_run_again(
     with pytest.raises(CommandError) as refused:
         rootkey("reseal")
     assert "families whose children kept changing" in str(refused.value)
+
+
+def test_rows_hanging_from_keys_lock_a_bounded_number_of_keys_per_batch(
+    root_key_file: RootKeyFile, key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmsconsole.core import rootkey_movers
+
+    for _ in range(2):
+        as_operator(
+            "RotateKeyOnDemand", lambda ctx: rotation.key_rotate_on_demand(ctx=ctx, key_id=str(key.key_id))
+        )
+    root_key_file.rotate()
+    monkeypatch.setattr(rootkey_movers, "PARENT_LOCKS_PER_BATCH", 1)
+    pages: list[int] = []
+    real = rootkey_movers._retried
+
+    def counted(work: Any) -> Any:
+        moved = real(work)
+        pages.append(moved.moved)
+        return moved
+
+    monkeypatch.setattr(rootkey_movers, "_retried", counted)
+    versions = next(
+        one for one in rootkey_dependents.dependents() if one.name == "row MACs: key material versions"
+    )
+    assert versions.reseal(root_keys(), 10_000).moved == 3
+    assert pages == [1, 1, 1]
