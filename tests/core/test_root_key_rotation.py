@@ -211,7 +211,11 @@ def test_the_key_file_stays_0600_with_its_lines_in_order(
     current = root_keys().current.secret.hex()
     older, oldest = secrets.token_hex(32), secrets.token_hex(32)
     root_key_file.write(f"# the service's root keys\n{current}\n{older}\nretired:{oldest}\n")
+    inode = root_key_file.path.stat().st_ino
     rootkey("rotate")
+    assert root_key_file.path.stat().st_ino != inode, (
+        "a new file renamed over the old one, never written in place"
+    )
     lines = root_key_file.path.read_text().splitlines()
     new = root_keys().current
     assert lines == [new.secret.hex(), "# the service's root keys", current, older, f"retired:{oldest}"]
