@@ -7,4 +7,7 @@ class GrantsConfig(AppConfig):
     name = "grants"
 
     def ready(self) -> None:
-        from grants import checks  # noqa: F401 - registers the database check of integrated-service bindings
+        from grants import (
+            checks,  # noqa: F401 - registers the database check of integrated-service bindings
+            rootkey_dependents,  # noqa: F401 - registers what the app keeps under a root key
+        )

@@ -36,6 +36,7 @@ class Key(rowmac.MacProtectedRow, models.Model):
     """
 
     MAC_KIND = "key"
+    MAC_FAMILY = True
     MAC_COLUMNS = frozenset(
         {
             "key_id",

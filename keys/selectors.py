@@ -20,6 +20,7 @@ from django.conf import settings
 
 from keys.models import Alias, Key, KeyState, Tag, alias_arn, key_arn
 from kmsconsole.core import errors
+from kmsconsole.core.rowmac import read_consistently
 from kmsconsole.generations.cache import GenerationalCache, GenerationSnapshot, current_snapshot
 from kmsconsole.generations.scopes import alias_scope, key_scope
 from kmsconsole.operations import KeyResolution, KeyStates, Operation
@@ -85,15 +86,23 @@ def _cached_key(key_id: uuid.UUID, snapshot: GenerationSnapshot) -> CachedKey | 
     # Each generation is read before the rows it vouches for.
     scope = key_scope(key_id)
     generation = snapshot.value(scope)
-    key = Key.objects.select_related("account").filter(key_id=key_id).first()
-    if key is None:
+
+    def load() -> tuple[Key, tuple[str, int], list[Alias], list[Tag]] | None:
+        key = Key.objects.select_related("account").filter(key_id=key_id).first()
+        if key is None:
+            return None
+        names = alias_scope(key.account.account_id)
+        names_generation = snapshot.value(names)
+        aliases, tags = _alias_rows(key), _tag_rows(key)
+        # Once per load into the cache (a write bumps the generation, so a changed row reloads): the key's MAC
+        # covers its aliases and tags, each of which has its own.
+        key.check_loaded(aliases, tags)
+        return key, (names, names_generation), aliases, tags
+
+    loaded = read_consistently(load)
+    if loaded is None:
         return None
-    names = alias_scope(key.account.account_id)
-    names_generation = snapshot.value(names)
-    aliases, tags = _alias_rows(key), _tag_rows(key)
-    # Once per load into the cache (a write bumps the generation, so a changed row reloads): the key's MAC covers
-    # its aliases and tags, each of which has its own.
-    key.check_loaded(aliases, tags)
+    key, (names, names_generation), aliases, tags = loaded
     entry = CachedKey(
         key=key,
         aliases=tuple(alias.name for alias in aliases),
@@ -157,9 +166,23 @@ def check_rows(key: Key) -> None:
 
 def checked_aliases_and_tags(key: Key) -> tuple[tuple[str, ...], dict[str, str]]:
     """`check_rows(key)`, and the alias names and tags it checked (as a list prefetched them): what a request on
-    the key reads of them (kms:ResourceAliases, aws:ResourceTag), with no further query or check."""
-    aliases, tags = _alias_rows(key), _tag_rows(key)
-    key.check_loaded(aliases, tags)
+    the key reads of them (kms:ResourceAliases, aws:ResourceTag), with no further query or check.
+
+    A key whose check fails is read again once (`read_consistently`): the key as it is now and its children read
+    afresh, not as a list prefetched them, since a write (a request, `rootkey reseal`) may have committed between
+    the statements. Only then does a list pay more queries for it, and only then is a failure logged."""
+    reads = 0
+
+    def load() -> tuple[list[Alias], list[Tag]]:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            key.refresh_from_db()  # its columns and MAC as they are now; a list's prefetched children dropped
+        aliases, tags = _alias_rows(key), _tag_rows(key)
+        key.check_loaded(aliases, tags)
+        return aliases, tags
+
+    aliases, tags = read_consistently(load)
     return tuple(alias.name for alias in aliases), {tag.tag_key: tag.tag_value for tag in tags}
 
 

@@ -52,6 +52,12 @@ class Operation:
     # Secret members beyond what the KMS service model marks (blobs and sensitive members are always secret).
     secret_request_fields: frozenset[str] = frozenset()
     secret_response_fields: frozenset[str] = frozenset()
+    # Only the operator at the server's shell may perform it: `perform()` refuses every other caller before the
+    # service runs, whatever its policies say (root-key rotation).
+    operator_only: bool = False
+    # Its work commits in batches of its own, outside the operation's transaction (it may touch every row), and
+    # its event is written on its own at the end (a re-seal). Only for work that is safe to stop halfway.
+    commits_in_batches: bool = False
 
     @property
     def cacheable(self) -> bool:
@@ -254,8 +260,25 @@ OPERATIONS: dict[str, Operation] = {
             secret_response_fields=frozenset({"Token"}),
         ),
         Operation("kmsconsole:RevokeApiToken", "kmsconsole:RevokeApiToken", KeyResolution.NONE),
+        # Root-key rotation (`manage.py rootkey`, kmsconsole.core.rootkey_rotation): the operator's alone. No
+        # interface but the command offers them, and no identity policy (not even `kmsconsole:*`) reaches them.
+        Operation(
+            "kmsconsole:RotateRootKey", "kmsconsole:RotateRootKey", KeyResolution.NONE, operator_only=True
+        ),
+        Operation(
+            "kmsconsole:ResealRootKeys",
+            "kmsconsole:ResealRootKeys",
+            KeyResolution.NONE,
+            operator_only=True,
+            commits_in_batches=True,
+        ),
+        Operation(
+            "kmsconsole:RetireRootKeys", "kmsconsole:RetireRootKeys", KeyResolution.NONE, operator_only=True
+        ),
         # `rootkey retire --end-unmovable` (the operator only): role sessions still under a root key being retired.
-        Operation("kmsconsole:EndRoleSessions", "kmsconsole:EndRoleSessions", KeyResolution.NONE),
+        Operation(
+            "kmsconsole:EndRoleSessions", "kmsconsole:EndRoleSessions", KeyResolution.NONE, operator_only=True
+        ),
         Operation("iam:UpdateAccessKey", "iam:UpdateAccessKey", KeyResolution.NONE),
         Operation("iam:DeleteAccessKey", "iam:DeleteAccessKey", KeyResolution.NONE),
         Operation(
@@ -266,6 +289,22 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+
+
+OPERATOR_ONLY_REASON = (
+    "only the operator at the server's shell may perform this operation; no policy allows it"
+)
+
+
+def require_operator(ctx: OperationContext) -> None:
+    """Refuse (AccessDeniedException, the denial recorded) any caller but the operator, before any engine is asked:
+    an identity policy allowing the action, even `kmsconsole:*` or `*`, does not count."""
+    if not ctx.caller.is_operator:
+        ctx.audit.authorized(allowed=False, reason=OPERATOR_ONLY_REASON, decided_by="operator-only")
+        raise errors.AccessDeniedException(
+            f"User: {ctx.caller.arn} is not authorized to perform: {ctx.operation.action} because "
+            f"{OPERATOR_ONLY_REASON}"
+        )
 
 
 def operation(name: str) -> Operation:
@@ -384,10 +423,12 @@ def perform(
         record = AuditRecord(operation=op.name, meta=meta)
     record.operation, record.caller = op.name, caller
     record.request_parameters = redact(params, secret_request)
-    with audited(record, standalone=op.cacheable, deferred=deferred):
+    with audited(record, standalone=op.cacheable or op.commits_in_batches, deferred=deferred):
         context = OperationContext(
             operation=op, caller=caller, meta=meta, audit=record, grant_tokens=_grant_tokens(params)
         )
+        if op.operator_only:
+            require_operator(context)
         result = service(context)
         if not record.has_decision:
             # A service that returns without asking the engine is a side door; fail closed.

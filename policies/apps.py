@@ -7,4 +7,7 @@ class PoliciesConfig(AppConfig):
     name = "policies"
 
     def ready(self) -> None:
-        from policies import session_tokens  # noqa: F401 - registers "session token digests" (rootkey)
+        from policies import (
+            rootkey_dependents,  # noqa: F401 - registers what the app keeps under a root key
+            session_tokens,  # noqa: F401 - registers "session token digests" (rootkey)
+        )

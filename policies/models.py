@@ -57,6 +57,7 @@ class IamUser(rowmac.MacProtectedRow, IamEntity):
     """
 
     MAC_KIND = "iam-user"
+    MAC_FAMILY = True
     MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id"})
 
     mac = models.CharField(max_length=64, blank=True, default="")
@@ -90,6 +91,7 @@ class IamRole(rowmac.MacProtectedRow, IamEntity):
     """
 
     MAC_KIND = "iam-role"
+    MAC_FAMILY = True
     MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id", "max_session_seconds"})
 
     max_session_seconds = models.PositiveIntegerField(default=3600)
@@ -119,6 +121,7 @@ class IamGroup(rowmac.MacProtectedRow, IamEntity):
     """
 
     MAC_KIND = "iam-group"
+    MAC_FAMILY = True
     MAC_COLUMNS = frozenset({"account", "name", "path", "unique_id"})
 
     members = models.ManyToManyField(IamUser, related_name="groups", blank=True)

@@ -12,7 +12,7 @@ from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
 from kmsconsole.core.jsonbody import text_problem
 from kmsconsole.core.rootkey import RootKey, open_sealed
-from kmsconsole.core.rowmac import integrity_failure
+from kmsconsole.core.rowmac import integrity_failure, read_consistently
 from kmsconsole.core.token_digests import digest_now, matching_key
 from kmsconsole.generations.cache import GenerationalCache, current_snapshot
 from kmsconsole.generations.scopes import iam_scope
@@ -217,6 +217,10 @@ def identity_policies_for(caller: Caller) -> list[IdentityPolicy]:
     deleted in the database fails closed (KMSInternalException). The request path calls this only when it
     (re)loads its cache (`policies.authorization.identity_policies`).
     """
+    return read_consistently(lambda: _checked_identity_policies(caller))
+
+
+def _checked_identity_policies(caller: Caller) -> list[IdentityPolicy]:
     owners = ("user", "group", "role")
     if caller.user_pk is not None:
         user = IamUser.objects.select_related("account").filter(pk=caller.user_pk).first()

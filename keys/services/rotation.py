@@ -247,13 +247,13 @@ def _rotate_if_claimed(pk: int, *, due: datetime, period_days: int, now: datetim
         key = Key.objects.select_related("account").filter(pk=pk).first()
         if key is None:
             return False
-        checked_mac = key.mac
         claimed = 0
         try:
-            key.check_row()
+            key.check_row()  # read again in place if a write committed between the key and its children
         except errors.KmsError:
             pass  # logged; perform() below records the failure
         else:
+            checked_mac = key.mac
             key.next_rotation_at = _following(due, period_days, now)
             key.refresh_mac()
             claimed = Key.objects.filter(

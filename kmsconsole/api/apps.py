@@ -8,6 +8,7 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from kmsconsole.api import (
+            rootkey_dependents,  # noqa: F401 - registers what the app keeps under a root key
             schema,  # noqa: F401 - registers the OpenAPI authentication extensions
             token_dependents,  # noqa: F401 - registers "API token digests" (rootkey)
         )

@@ -46,6 +46,9 @@ class AuditRecord:
     key_arn: str = ""
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
+    # What an operation that commits in batches has committed so far (`Operation.commits_in_batches`), kept up to
+    # date as it goes: its failure event carries it, so work already committed is never unrecorded.
+    committed_so_far: dict[str, Any] | None = None
     decision: str = ""
     reason: str = ""
     decided_by: str = ""
@@ -159,7 +162,9 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "user_agent": record.meta.user_agent,
         "key_arn": record.key_arn,
         "request_parameters": record.request_parameters,
-        "response_elements": record.response_elements if outcome == AuditEvent.Decision.ALLOWED else None,
+        "response_elements": (
+            record.response_elements if outcome == AuditEvent.Decision.ALLOWED else record.committed_so_far
+        ),
         "error_code": error.code if error else "",
         "error_message": error.message if error else "",
         "decision": outcome,
@@ -270,3 +275,12 @@ def audited(
         internal = errors.KMSInternalException("An internal error occurred. Retry the request.")
         record_failure(record, internal)
         raise internal from exc
+    except GeneratorExit:
+        raise
+    except BaseException:
+        # Interrupted (Ctrl-C, SystemExit, a worker's shutdown): recorded as a failure, then let through as it is.
+        try:
+            record_failure(record, errors.KMSInternalException("The operation was interrupted."))
+        except errors.KmsError:
+            logger.exception("The interruption of %s could not be recorded", record.operation)
+        raise

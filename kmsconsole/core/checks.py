@@ -3,7 +3,8 @@
 Each is an Error with DEBUG off or on: the web server and the workers refuse to start on any of them
 (`kmsconsole.core.startup.refuse_insecure_start`). E001 no root key, E002 the default SECRET_KEY, E003 DEBUG on a
 non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read, E006 a
-KMS_TRUSTED_PROXY_ADDRESSES entry that is not an address or a network.
+KMS_TRUSTED_PROXY_ADDRESSES entry that is not an address or a network. W002 (a warning: the start goes on) while a
+root-key rotation is under way.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from kmsconsole.core.client_address import ProxySettingError, parse_trusted_proxies
-from kmsconsole.core.rootkey import HOW_TO_CREATE, find_root_key
+from kmsconsole.core.rootkey import HOW_TO_CREATE, find_root_key, find_root_keys
 
 
 @register(Tags.security)
@@ -31,6 +32,25 @@ def root_key_configured(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if key is None and not settings.DEBUG:
         return [Error(HOW_TO_CREATE, id="kmsconsole.E001")]
     return []
+
+
+@register(Tags.security)
+def root_key_rotation_under_way(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Previous root keys are configured: a rotation was started and not finished (kmsconsole.core.rootkey)."""
+    try:
+        ring = find_root_keys()
+    except ImproperlyConfigured:
+        return []  # E001's to report
+    if ring is None or not ring.previous:
+        return []
+    return [
+        Warning(
+            "A root key rotation is under way: run `manage.py rootkey reseal`, then `manage.py rootkey retire` "
+            f"({len(ring.previous)} previous root key(s) configured).",
+            hint="`rootkey status` shows what remains (processes take a rotated key file up by themselves).",
+            id="kmsconsole.W002",
+        )
+    ]
 
 
 @register(Tags.security)

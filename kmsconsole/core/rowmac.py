@@ -26,10 +26,12 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 
 from kmsconsole.core import errors
@@ -114,8 +116,31 @@ def is_under_current_root_key(stored: str, kind: str, *fields: Any) -> bool:
 
 def integrity_failure(kind: str, pk: Any) -> errors.KmsError:
     """Logged (kind and primary key only: never a value) and returned for the caller to raise."""
-    logger.error("Row integrity check failed: %s row pk=%s was changed outside the service", kind, pk)
+    if not _FIRST_READ.get():
+        logger.error("Row integrity check failed: %s row pk=%s was changed outside the service", kind, pk)
     return errors.KMSInternalException(INTEGRITY_MESSAGE)
+
+
+# Set while `read_consistently` makes its first read: a failure then is only logged if the second read fails too.
+_FIRST_READ: ContextVar[bool] = ContextVar("rowmac_first_read", default=False)
+_Loaded = TypeVar("_Loaded")
+
+
+def read_consistently(load: Callable[[], _Loaded]) -> _Loaded:
+    """`load()`, which reads a parent and its children in separate statements and checks them together, read again
+    once if that check failed. A write that committed between its statements (a service changing a child and
+    resealing its parent in one transaction, or `rootkey reseal` moving a whole family to the current root key)
+    makes the rows it read disagree although the database never held a wrong state; read again, they agree. A
+    row changed outside the service fails both times (and is logged then)."""
+    token = _FIRST_READ.set(True)
+    try:
+        return load()
+    except errors.KMSInternalException as exc:
+        if exc.message != INTEGRITY_MESSAGE:
+            raise
+    finally:
+        _FIRST_READ.reset(token)
+    return load()
 
 
 class MacProtectedRow:
@@ -125,6 +150,10 @@ class MacProtectedRow:
 
     MAC_KIND: ClassVar[str]
     MAC_COLUMNS: ClassVar[frozenset[str]]
+    # A parent whose MAC covers its children's (a key, an IAM user, role or group): `check_row` reads it and its
+    # children in separate statements, so a write committing between them (a service changing a child and
+    # resealing the parent, `rootkey reseal` moving the family) can make a legitimate family disagree once.
+    MAC_FAMILY: ClassVar[bool] = False
     mac: str
     pk: Any
 
@@ -135,8 +164,22 @@ class MacProtectedRow:
         self.mac = row_mac(self.MAC_KIND, *self.mac_fields())
 
     def check_row(self) -> None:
-        """Raise KMSInternalException (and log) unless the row's MAC matches its covered values."""
-        self.check_fields(self.mac_fields())
+        """Raise KMSInternalException (and log) unless the row's MAC matches its covered values. A family parent
+        (`MAC_FAMILY`) that fails is read again once, in place (its columns and MAC as they are now, and its
+        children read afresh, not as a list prefetched them), and checked again: only a second failure is
+        logged. A row read under a lock fails both times alike; `read_consistently` reads a whole load again."""
+        if verify_row_mac(self.mac, self.MAC_KIND, *self.mac_fields()):
+            return
+        if self.MAC_FAMILY and self.pk is not None and not _FIRST_READ.get() and self._read_again():
+            return
+        raise integrity_failure(self.MAC_KIND, self.pk)
+
+    def _read_again(self) -> bool:
+        try:
+            self.refresh_from_db()  # type: ignore[attr-defined]  (also drops a list's prefetched children)
+        except ObjectDoesNotExist:
+            return False  # deleted meanwhile: refused, as the row it was is gone
+        return verify_row_mac(self.mac, self.MAC_KIND, *self.mac_fields())
 
     def check_fields(self, fields: Sequence[Any]) -> None:
         """`check_row()` with the covered values given: a loader that has read a parent's children already

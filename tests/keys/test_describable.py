@@ -272,8 +272,18 @@ def test_describable_reads_identity_policies_once_and_grants_in_one_query(
         return [query["sql"] for query in queries.captured_queries]
 
     queries = as_caller(reader, decide)
-    # The list's own decision read the identity policies; the questions reuse them: one query, the grants'.
-    assert len(queries) == 1 and "grants_grant" in queries[0], queries
+    # The list's own decision read the identity policies; the questions reuse them: one query, the grants'. A key
+    # that fails its check is read again once (a write may have committed between the list's statements): those
+    # queries are paid for the two keys changed outside only, never for a key that passes.
+    grants = [query for query in queries if "grants_grant" in query]
+    assert len(grants) == 1, queries
+    tampered = {keys["tampered"].pk, keys["tampered tag"].pk}
+    rereads = [query for query in queries if '"keys_' in query.split("FROM", 1)[-1]]
+    assert len(rereads) == 3 * len(tampered), queries
+    assert {
+        int(query.split("= ", 1)[1].split()[0]) for query in rereads if 'WHERE "keys_key"' in query
+    } == tampered
+    assert len(queries) <= 1 + 4 * len(tampered), queries
 
 
 @pytest.mark.benchmark
