@@ -57,44 +57,13 @@ def chain_head_free_while_ending(name: str, module: Any, monkeypatch: Any) -> in
     return int(results["retire"])
 
 
-# Children before the parents whose MACs cover theirs.
-_CHILDREN_FIRST = (
-    "policies.IdentityPolicy",
-    "keys.Alias",
-    "keys.Tag",
-    "keys.KeyMaterial",
-    "keys.KeyPolicyVersion",
-    "grants.Grant",
-    "grants.IntegratedService",
-    "policies.ConsoleIdentity",
-    "api.ApiToken",
-    "policies.AccessKey",
-    "policies.IamUser",
-    "policies.IamRole",
-    "policies.IamGroup",
-    "keys.Key",
-)
-
-
 def reseal_others() -> None:
-    """A stand-in for `rootkey reseal` (branch reseal) over what these tests' requests read besides tokens: the
-    row MACs (each checked first) and the access keys' sealed secrets, made again under the current key, so a
-    request after a retirement fails or succeeds because of its token alone. Token digests are not touched."""
-    from django.apps import apps
-
-    from kmsconsole.core.rootkey import sealer
-    from policies.models import AccessKey
-
-    for key in AccessKey.objects.all():
-        secret = sealer().open(bytes(key.secret_sealed), bound_to=key.sealing_identity)
-        AccessKey.objects.filter(pk=key.pk).update(
-            secret_sealed=sealer().seal(secret, bound_to=key.sealing_identity)
-        )
-    rows = [row for label in _CHILDREN_FIRST for row in apps.get_model(label).objects.all()]
-    for row in rows:
-        row.check_row()  # every row before any is moved (a parent's MAC covers its children's)
-    for row in rows:
-        row.save(update_fields=["mac"])
+    """`rootkey reseal`'s work, as its service does it (every registered dependent, in order, under this process's
+    ring): everything the tests' requests read besides token digests moves to the current key, the audit chain's
+    head and checkpoint included. Token digests are unmovable, so what a test asserts of them is theirs alone."""
+    ring = root_keys()
+    for one in dependents():
+        one.reseal(ring, 500)
 
 
 @contextmanager
