@@ -35,6 +35,7 @@ from kmsconsole.audit.export import EVENT_FIELDS, json_line, record_values
 from kmsconsole.audit.models import AuditChainBase, AuditChainHead, AuditEvent
 from kmsconsole.audit.verification import base_mac, chain_base
 from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.durable import fsync_folder
 from kmsconsole.core.rootkey import RootKey, refresh_root_keys, root_keys, subkey
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.jobs.runs import job_run
@@ -113,14 +114,6 @@ def last_due_seq(base_seq: int, cutoff: datetime) -> int:
     return min(last, base_seq + MAX_PER_RUN)
 
 
-def _sync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int, *, epoch: str = "") -> Path:
     """Write events (base_seq, last_seq] to one file, checking each link as it goes (from the boundary's `epoch`:
     a link under an older key than the boundary's is refused); raise ArchiveError (and leave nothing behind) if a
@@ -169,7 +162,7 @@ def write_archive(folder: Path, base_seq: int, base_hash: str, last_seq: int, *,
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, final)
-        _sync_dir(folder)
+        fsync_folder(folder)
     finally:
         partial.unlink(missing_ok=True)
     return final

@@ -47,6 +47,7 @@ from django.db import transaction
 
 from keys.crypto.sealing import ROOT_KEY_BYTES, root_key_id
 from kmsconsole.core import errors
+from kmsconsole.core.durable import fsync_folder
 from kmsconsole.core.rootkey import (
     RECHECK_SECONDS,
     RETIRED_PREFIX,
@@ -363,7 +364,7 @@ def _install(held: KeyFileHeld, temporary: Path, done: Callable[[RootKeyRing], b
                 raise OSError(0, "it was changed by hand meanwhile")
             os.replace(temporary, held.path)
             held.temporary = None
-            _fsync_folder(held.path.parent)
+            fsync_folder(held.path.parent)
             fresh: RootKeyRing | None = reload_root_keys()
         except (OSError, ImproperlyConfigured) as exc:
             reason, fresh = getattr(exc, "strerror", None) or str(exc), None
@@ -384,7 +385,7 @@ def write_key_file(path: Path, text: str) -> None:
     file cannot be given the old one's owner: the service reads the file as its own user, and a file owned by
     whoever ran the command (root, often) would lock it out of its own keys."""
     os.replace(write_temporary_key_file(path, text), path)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def write_temporary_key_file(path: Path, text: str) -> Path:
@@ -416,14 +417,6 @@ def write_temporary_key_file(path: Path, text: str) -> Path:
             os.unlink(temporary)
         raise
     return Path(temporary)
-
-
-def _fsync_folder(folder: Path) -> None:
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def sweep_temporary_key_files(path: Path) -> None:
