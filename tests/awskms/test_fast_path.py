@@ -163,3 +163,68 @@ def test_the_endpoints_headers_are_what_django_reads(extra: dict[str, str]) -> N
     django_headers = {name.lower(): value for name, value in WSGIRequest(env).headers.items()}
     assert lowercase_headers(env) == django_headers
     assert "server-software" not in lowercase_headers(env)
+
+
+def test_an_exception_the_view_lets_out_is_answered_as_an_aws_server_fault(
+    signed: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kmsconsole.awskms import views
+
+    def broken(request: Any) -> Any:
+        raise RuntimeError("the view broke near a secret")
+
+    monkeypatch.setattr(views, "kms_endpoint", broken)
+    with caplog.at_level("ERROR", logger="django.request"):
+        status, headers, body = call(signed("ListKeys", {}))
+    assert status == "500 Internal Server Error"
+    assert json.loads(body) == {"__type": "KMSInternalException", "message": "An internal error occurred."}
+    assert headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert headers["x-amzn-ErrorType"] == "KMSInternalException"
+    assert (
+        headers["x-amzn-RequestId"] and headers["X-Content-Type-Options"] == "nosniff"
+    )  # middleware still ran
+    errors = [record for record in caplog.records if record.name == "django.request"]
+    assert (
+        len(errors) == 1 and errors[0].exc_info and "secret" not in body.decode()
+    )  # logged once, with the trace
+
+
+def test_request_signals_are_sent_when_anyone_but_django_listens(
+    signed: Callable[..., dict[str, Any]],
+) -> None:
+    from django.core import signals
+
+    heard: list[str] = []
+
+    def started(sender: Any, **kwargs: Any) -> None:
+        heard.append("started")
+
+    def finished(sender: Any, **kwargs: Any) -> None:
+        heard.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        assert call(signed("ListKeys", {}))[0] == "200 OK"
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert heard == ["started", "finished"]
+    assert call(signed("ListKeys", {}))[0] == "200 OK" and heard == ["started", "finished"]
+
+
+def test_a_connection_past_its_age_is_closed_when_the_response_is(
+    signed: Callable[..., dict[str, Any]],
+) -> None:
+    """What Django's request_finished receiver does, done directly on this path: CONN_MAX_AGE holds."""
+    import time
+
+    from kmsconsole.wsgi import application
+
+    answered: list[str] = []
+    response = application(signed("ListKeys", {}), lambda status, headers: answered.append(status))
+    assert b"".join(response) and answered == ["200 OK"]
+    assert connection.connection is not None  # the request's connection, still open
+    connection.close_at = time.monotonic() - 1  # its CONN_MAX_AGE has run out
+    response.close()  # type: ignore[attr-defined]
+    assert connection.connection is None
