@@ -204,6 +204,13 @@ def parse_input(operation: str, body: Any) -> dict[str, Any]:
     return params
 
 
+class Base64Text(str):
+    """A blob member as the wire carries it: base64 text, in which JSON has nothing to escape (the response
+    encoder splices it in as it is: kmsconsole.awskms.views.response_json)."""
+
+    __slots__ = ()
+
+
 def _serialize(value: Any, shape: Shape) -> Any:
     kind = shape.type_name
     if kind == "structure":
@@ -220,7 +227,7 @@ def _serialize(value: Any, shape: Shape) -> Any:
         assert isinstance(shape, MapShape)  # noqa: S101 - botocore's type for "map" shapes
         return {k: _serialize(v, shape.value) for k, v in value.items()}
     if kind == "blob":
-        return base64.b64encode(value).decode()
+        return Base64Text(base64.b64encode(value).decode())
     if kind == "timestamp":
         return value.timestamp() if isinstance(value, datetime) else value
     return value

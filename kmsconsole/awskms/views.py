@@ -57,8 +57,19 @@ _OPERATION_NAME = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _RESPONSE_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
+def response_json(body: dict[str, Any]) -> bytes:
+    """`body` as compact JSON, its top-level blob members (model.Base64Text) spliced in as they are: escaping a
+    4 KiB blob's 5,600 characters one at a time cost the JSON encoder a fortieth of an Encrypt's CPU."""
+    encode = _RESPONSE_JSON.encode
+    members = (
+        f'{encode(name)}:"{value}"' if type(value) is model.Base64Text else f"{encode(name)}:{encode(value)}"
+        for name, value in body.items()
+    )
+    return f"{{{','.join(members)}}}".encode()
+
+
 def _json_response(body: dict[str, Any] | None, status: int = 200) -> HttpResponse:
-    content = b"" if body is None else _RESPONSE_JSON.encode(body).encode()
+    content = b"" if body is None else response_json(body)
     return HttpResponse(content, status=status, content_type=CONTENT_TYPE)
 
 
