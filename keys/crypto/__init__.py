@@ -1,5 +1,5 @@
-"""kmsconsole's crypto core: pure Python (no Django), fully typed, built on ``cryptography`` (and pycryptodome for
-Ed25519ph alone, which ``cryptography`` lacks).
+"""kmsconsole's crypto core: pure Python (no Django), fully typed, built on ``cryptography`` (and libsodium, through
+PyNaCl, for Ed25519ph alone, which ``cryptography`` lacks).
 
 Everything the service layer needs is importable from ``keys.crypto``. Functions take the data positionally
 and the key keyword-only. "material" is a key's *unsealed* serialized material (see Key material); the
@@ -66,10 +66,12 @@ Asymmetric keys (``asymmetric``, ``signing``)
       message_type=RAW)`` refuses what ``sign`` would without the material: check it before unsealing):
       RSASSA_PSS_SHA_256/384/512,
       RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (pure
-      Ed25519, RAW only), ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 section 5.1, DIGEST only: a 64-byte SHA-512
+      Ed25519, RAW only; DIGEST is ValidationException ``Message type DIGEST is incompatible with algorithm
+      ED25519_SHA_512.``), ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 section 5.1, DIGEST only: a 64-byte SHA-512
       digest that, as on AWS, is hashed again as the prehash, so the signature is Ed25519ph over the digest;
-      pycryptodome in ``keys.crypto.ed25519ph``, as ``cryptography`` has no Ed25519ph; the other message type
-      is ValidationException ``Algorithm ED25519_PH_SHA_512 requires MessageType DIGEST.``),
+      libsodium in ``keys.crypto.ed25519ph``, as ``cryptography`` has no Ed25519ph; RAW is ValidationException
+      ``Message type RAW is incompatible with algorithm ED25519_PH_SHA_512.``; these two texts are real KMS's as
+      an emulator's test records them),
       ML_DSA_SHAKE_256 on ML_DSA_44/65/87 (FIPS 204; RAW = pure ML-DSA with an empty context, EXTERNAL_MU =
       the caller's 64-byte mu; DIGEST is ValidationException ``Message type DIGEST is incompatible with key
       spec ML_DSA_44.``).

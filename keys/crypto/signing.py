@@ -9,7 +9,7 @@ Signatures are what KMS returns and what standard verifiers accept:
 - ED25519_PH_SHA_512: Ed25519ph (RFC 8032 section 5.1, HashEdDSA with dom2, phflag 1, empty context), 64 bytes;
   MessageType must be DIGEST (a 64-byte SHA-512 digest), which KMS hashes *again* as HashEdDSA's prehash, as
   AWS documents: the signature is Ed25519ph over the digest, not over the caller's original message
-  (``keys.crypto.ed25519ph``, with pycryptodome: ``cryptography`` has no Ed25519ph);
+  (``keys.crypto.ed25519ph``, with libsodium: ``cryptography`` has no Ed25519ph);
 - ML_DSA_SHAKE_256 (ML_DSA_44/65/87): FIPS 204 signatures (2420, 3309, 4627 bytes). RAW is *pure* ML-DSA
   over the message with an empty context string (what ``cryptography``'s ``verify(signature, message)``
   checks); EXTERNAL_MU is the 64-byte message representative mu (FIPS 204 section 6.2; with the empty context
@@ -22,7 +22,8 @@ Signatures are what KMS returns and what standard verifiers accept:
 MessageType RAW (1..4096 bytes) is hashed here; DIGEST is a digest the caller computed and must be exactly the
 algorithm's hash length (``Digest is invalid length for algorithm ECDSA_SHA_256.``); EXTERNAL_MU is for ML-DSA
 keys only (``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256.``) and must be 64 bytes. The two
-Ed25519 algorithms each take one message type (``Algorithm ED25519_PH_SHA_512 requires MessageType DIGEST.``).
+Ed25519 algorithms each take one message type (``Message type RAW is incompatible with algorithm
+ED25519_PH_SHA_512.``).
 """
 
 from __future__ import annotations
@@ -78,10 +79,12 @@ _ML_DSA = SigningAlgorithm.ML_DSA_SHAKE_256
 _ML_DSA_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.EXTERNAL_MU})
 _HASHED_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.DIGEST})
 #: The one message type each Ed25519 algorithm takes (AWS's Sign/Verify MessageType documentation); another is
-#: ValidationException ``Algorithm X requires MessageType Y.`` The exception is AWS's; the text is this service's,
-#: unverified: no recorded AWS answer was found. An emulator's issue (floci-io/floci#2924) reports real KMS
-#: answering RAW with Ed25519ph "ValidationException: Message type RAW is incompatible", quoted cut short; change
-#: both texts only on a full recorded response.
+#: ValidationException ``Message type RAW is incompatible with algorithm ED25519_PH_SHA_512.`` (and ``Message type
+#: DIGEST is incompatible with algorithm ED25519_SHA_512.``). The texts are not from AWS's documentation: they are
+#: an emulator's, whose test states them as measured against real KMS (floci, PR #2930, "measured in
+#: ap-northeast-1", test ``ed25519RejectsTheCombinationsRealKmsRejects``), which sends a 7-byte message: the message
+#: type is refused before its length is looked at. EXTERNAL_MU is refused before this, with its own (this
+#: service's) ``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_EDWARDS25519.``
 _ONLY_MESSAGE_TYPE: Final[Mapping[SigningAlgorithm, MessageType]] = MappingProxyType(
     {
         SigningAlgorithm.ED25519_SHA_512: MessageType.RAW,
@@ -109,7 +112,9 @@ def _check_message(
         raise CryptoValidationError(f"Message type {message_type} is incompatible with key spec {key_spec}.")
     only = _ONLY_MESSAGE_TYPE.get(algorithm)
     if only is not None and message_type is not only:
-        raise CryptoValidationError(f"Algorithm {algorithm} requires MessageType {only}.")
+        raise CryptoValidationError(
+            f"Message type {message_type} is incompatible with algorithm {algorithm}."
+        )
     if len(message) < MESSAGE_MIN_BYTES:
         raise length_error("message", minimum=MESSAGE_MIN_BYTES)
     if len(message) > MESSAGE_MAX_BYTES:

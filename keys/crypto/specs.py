@@ -209,7 +209,7 @@ AWS_ENCAPSULATION_ALGORITHMS: Final[Mapping[KeySpec, tuple[EncapsulationAlgorith
 )
 
 #: Algorithms AWS offers that this service does not implement: SM2's (China Regions only). ED25519_PH_SHA_512
-#: (Ed25519ph, RFC 8032 §5.1) is implemented with pycryptodome (``keys.crypto.ed25519ph``).
+#: (Ed25519ph, RFC 8032 §5.1) is implemented with libsodium (``keys.crypto.ed25519ph``).
 UNSUPPORTED_ENCRYPTION_ALGORITHMS: Final = frozenset({EncryptionAlgorithm.SM2PKE})
 UNSUPPORTED_SIGNING_ALGORITHMS: Final = frozenset({SigningAlgorithm.SM2DSA})
 

@@ -1,6 +1,8 @@
-"""ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 section 5.1) in the crypto core: RFC 8032's test vector byte for byte,
-byte-exact agreement with an independent implementation (libsodium) in AWS's sense of a DIGEST (hashed again),
-and domain separation from pure Ed25519. Message types, digest lengths and tampering are in the tables of
+"""ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 section 5.1) in the crypto core (libsodium, through PyNaCl): RFC 8032's
+test vector byte for byte, byte-exact agreement with an independent implementation (pycryptodome, tests only) in
+AWS's sense of a DIGEST (hashed again), domain separation from pure Ed25519, and the signatures a strict verifier
+refuses (a small-order component in R, a non-canonical S, a wrong length). The refused message types and their
+texts are in MESSAGE_ERRORS in test_crypto_mldsa.py; digest lengths and tampering in the tables of
 test_crypto_signing.py, which cover this algorithm with the others."""
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature as CryptographyInvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from nacl.exceptions import BadSignatureError
 
 from keys.crypto import InvalidSignature, KeySpec, MessageType, SigningAlgorithm, sign, verify
 from keys.crypto.ed25519ph import ed25519ph_sign, ed25519ph_verify
-from tests.crypto import libsodium_ed25519ph
+from tests.crypto import pycryptodome_ed25519ph
 from tests.crypto.conftest import MaterialFactory
 
 SPEC = KeySpec.ECC_NIST_EDWARDS25519
@@ -75,10 +76,10 @@ def test_rfc8032_test_vector_byte_for_byte() -> None:
         ed25519ph_verify(RFC8032_MESSAGE + b"d", RFC8032_SIGNATURE, public_key=key.public_key())
 
 
-def test_libsodium_agrees_on_the_rfc8032_vector() -> None:
+def test_pycryptodome_agrees_on_the_rfc8032_vector() -> None:
     """The independent implementation the other tests trust gives the RFC's bytes too."""
-    assert libsodium_ed25519ph.sign(RFC8032_SECRET, RFC8032_MESSAGE) == RFC8032_SIGNATURE
-    libsodium_ed25519ph.verify(RFC8032_PUBLIC, RFC8032_MESSAGE, RFC8032_SIGNATURE)
+    assert pycryptodome_ed25519ph.sign(RFC8032_SECRET, RFC8032_MESSAGE) == RFC8032_SIGNATURE
+    pycryptodome_ed25519ph.verify(RFC8032_PUBLIC, RFC8032_MESSAGE, RFC8032_SIGNATURE)
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=["empty", "abc", "fox", "10KiB"])
@@ -86,13 +87,13 @@ def test_sign_with_a_digest_is_ed25519ph_over_that_digest_byte_for_byte(
     message: bytes, material: MaterialFactory, public_der: MaterialFactory
 ) -> None:
     """AWS: with MessageType DIGEST, KMS "still performs the SHA-512 prehash": the 64 bytes sent are HashEdDSA's
-    message, so the signature equals libsodium's Ed25519ph of the digest (Ed25519 is deterministic)."""
+    message, so the signature equals pycryptodome's Ed25519ph of the digest (Ed25519 is deterministic)."""
     digest = sha512(message)
     signature = kms_sign(message, material)
     seed = private_key(material).private_bytes_raw()
-    assert signature == libsodium_ed25519ph.sign(seed, digest)
+    assert signature == pycryptodome_ed25519ph.sign(seed, digest)
     public = private_key(material).public_key().public_bytes_raw()
-    libsodium_ed25519ph.verify(public, digest, signature)
+    pycryptodome_ed25519ph.verify(public, digest, signature)
     ph_verify(digest, signature, public_der)
 
 
@@ -103,18 +104,18 @@ def test_the_digest_is_hashed_again_as_aws_documents(message: bytes, material: M
     signature = kms_sign(message, material)
     seed = private_key(material).private_bytes_raw()
     public = private_key(material).public_key().public_bytes_raw()
-    assert signature != libsodium_ed25519ph.sign(seed, message)
-    with pytest.raises(BadSignatureError):
-        libsodium_ed25519ph.verify(public, message, signature)
+    assert signature != pycryptodome_ed25519ph.sign(seed, message)
+    with pytest.raises(ValueError):
+        pycryptodome_ed25519ph.verify(public, message, signature)
 
 
-def test_signatures_made_by_libsodium_verify_here(
+def test_signatures_made_by_pycryptodome_verify_here(
     material: MaterialFactory, public_der: MaterialFactory
 ) -> None:
     seed = private_key(material).private_bytes_raw()
     for message in MESSAGES:
         digest = sha512(message)
-        signature = libsodium_ed25519ph.sign(seed, digest)
+        signature = pycryptodome_ed25519ph.sign(seed, digest)
         ph_verify(digest, signature, public_der)
         with pytest.raises(InvalidSignature):  # and only for that digest
             ph_verify(sha512(message + b"!"), signature, public_der)
@@ -124,7 +125,7 @@ def test_pure_and_prehashed_signatures_are_not_interchangeable(
     material: MaterialFactory, public_der: MaterialFactory
 ) -> None:
     """dom2 separates the two: the same key signs the same 64 bytes differently in each scheme, and neither
-    signature verifies in the other (here, with `cryptography`'s pure verifier, and with libsodium's ph one)."""
+    signature verifies in the other (here, with `cryptography`'s pure verifier, and with pycryptodome's ph one)."""
     digest = sha512(b"one message, two schemes")
     pure = sign(digest, key_spec=SPEC, material=material(SPEC), signing_algorithm=ED25519, message_type=RAW)
     prehashed = sign(
@@ -139,8 +140,8 @@ def test_pure_and_prehashed_signatures_are_not_interchangeable(
     public = private_key(material).public_key()
     with pytest.raises(CryptographyInvalidSignature):
         public.verify(prehashed, digest)
-    with pytest.raises(BadSignatureError):
-        libsodium_ed25519ph.verify(public.public_bytes_raw(), digest, pure)
+    with pytest.raises(ValueError):
+        pycryptodome_ed25519ph.verify(public.public_bytes_raw(), digest, pure)
     # And both verify in their own scheme.
     verify(digest, pure, signing_algorithm=ED25519, message_type=RAW, **common)
     verify(digest, prehashed, signing_algorithm=ED25519PH, message_type=DIGEST, **common)
@@ -154,13 +155,63 @@ def test_a_signature_under_another_key_fails(material: MaterialFactory, public_d
     assert (caught.value.code, caught.value.message) == ("KMSInvalidSignatureException", "")
 
 
-def test_pycryptodome_is_imported_by_the_crypto_core_alone() -> None:
-    """Ed25519ph's library stays behind keys/crypto/ed25519ph.py: no other source imports it."""
+def test_a_small_order_component_in_r_is_rejected(
+    material: MaterialFactory, public_der: MaterialFactory
+) -> None:
+    """Verification is cofactorless, as libsodium's and OpenSSL's (and AWS's): a signature whose R has a point of
+    order 8 added satisfies the cofactored equation pycryptodome checks, but not [S]B = R + [k]A, so it is refused.
+    (With pycryptodome in production it was accepted.)"""
+    seed = private_key(material).private_bytes_raw()
+    public = private_key(material).public_key()
+    digest = sha512(b"one signature, two verifiers")
+    tweaked = pycryptodome_ed25519ph.cofactor_tweaked_sign(seed, digest)
+    pycryptodome_ed25519ph.verify(public.public_bytes_raw(), digest, tweaked)  # valid, cofactored
+    assert tweaked != kms_sign(b"one signature, two verifiers", material)
+    with pytest.raises(InvalidSignature):
+        ed25519ph_verify(digest, tweaked, public_key=public)
+    with pytest.raises(InvalidSignature):
+        ph_verify(digest, tweaked, public_der)
+
+
+def test_a_non_canonical_s_is_rejected(material: MaterialFactory, public_der: MaterialFactory) -> None:
+    """S must be below L (RFC 8032 section 5.1.7): the same signature with S + L (same residue) is refused."""
+    digest = sha512(b"malleable?")
+    signature = kms_sign(b"malleable?", material)
+    ph_verify(digest, signature, public_der)
+    s = int.from_bytes(signature[32:], "little")
+    assert s < pycryptodome_ed25519ph.L
+    malleated = signature[:32] + (s + pycryptodome_ed25519ph.L).to_bytes(32, "little")
+    with pytest.raises(InvalidSignature):
+        ph_verify(digest, malleated, public_der)
+
+
+@pytest.mark.parametrize("length", [0, 32, 63, 65, 128])
+def test_a_signature_of_the_wrong_length_is_invalid(
+    length: int, material: MaterialFactory, public_der: MaterialFactory
+) -> None:
+    digest = sha512(b"abc")
+    signature = (kms_sign(b"abc", material) * 2)[:length]
+    with pytest.raises(InvalidSignature) as caught:
+        ph_verify(digest, signature, public_der)
+    assert (caught.value.code, caught.value.message) == ("KMSInvalidSignatureException", "")
+
+
+IMPORTERS = [
+    # (library, the one module that may import it)
+    ("nacl", "keys/crypto/ed25519ph.py"),  # production: libsodium
+    ("Crypto", "tests/crypto/pycryptodome_ed25519ph.py"),  # tests: the independent implementation
+]
+
+
+@pytest.mark.parametrize(("library", "importer"), IMPORTERS)
+def test_each_ed25519ph_library_is_imported_by_one_module(library: str, importer: str) -> None:
+    """libsodium stays behind keys/crypto/ed25519ph.py, pycryptodome behind the tests' reference module. Ruff's
+    banned-api rule (TID251, pyproject.toml) enforces it at lint time; this catches a per-file ignore that lets
+    one library into the other's module."""
     root = Path(__file__).resolve().parents[2]
-    importer = re.compile(r"^\s*(from|import)\s+Crypto(\.|\s|$)", re.MULTILINE)
+    pattern = re.compile(rf"^\s*(from|import)\s+{library}(\.|\s|$)", re.MULTILINE)
     sources = [
         p for top in ("keys", "kmsconsole", "policies", "grants", "tests") for p in (root / top).rglob("*.py")
     ]
     assert len(sources) > 100
-    importers = sorted(str(p.relative_to(root)) for p in sources if importer.search(p.read_text()))
-    assert importers == ["keys/crypto/ed25519ph.py"]
+    assert sorted(str(p.relative_to(root)) for p in sources if pattern.search(p.read_text())) == [importer]

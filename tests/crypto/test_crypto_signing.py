@@ -1,5 +1,5 @@
 """Sign/Verify for every supported (spec, algorithm, message type), with offline verification by `cryptography`
-(libsodium for Ed25519ph, which `cryptography` lacks) using the exported DER public key, exactly as a client of
+(pycryptodome for Ed25519ph, which `cryptography` lacks) using the exported DER public key, exactly as a client of
 GetPublicKey would do it."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from keys.crypto import (
     sign,
     verify,
 )
-from tests.crypto import libsodium_ed25519ph
+from tests.crypto import pycryptodome_ed25519ph
 
 Material = Callable[..., bytes]
 SIGNING_SPECS = [
@@ -89,7 +89,7 @@ def client_verify(
     if alg is ED25519PH:
         # AWS hashes the caller's digest again: the signature is Ed25519ph with the digest as HashEdDSA's message.
         assert isinstance(public, ed25519.Ed25519PublicKey)
-        libsodium_ed25519ph.verify(public.public_bytes_raw(), hashlib.sha512(message).digest(), signature)
+        pycryptodome_ed25519ph.verify(public.public_bytes_raw(), hashlib.sha512(message).digest(), signature)
         return
     digest = CLIENT_HASHES[alg[-3:]]()
     if alg.startswith("RSASSA_PSS"):
@@ -160,7 +160,7 @@ def test_interop_signature_made_offline_verifies_here(
     private = client_private_key(spec)
     if alg is ED25519PH:
         assert isinstance(private, ed25519.Ed25519PrivateKey)
-        signature = libsodium_ed25519ph.sign(private.private_bytes_raw(), hashlib.sha512(MESSAGE).digest())
+        signature = pycryptodome_ed25519ph.sign(private.private_bytes_raw(), hashlib.sha512(MESSAGE).digest())
     elif isinstance(private, ed25519.Ed25519PrivateKey):
         signature = private.sign(MESSAGE)
     else:
@@ -305,7 +305,7 @@ def test_raw_message_size_limits(
 def test_ed25519_needs_raw(material: Material) -> None:
     spec = KeySpec.ECC_NIST_EDWARDS25519
     with pytest.raises(
-        CryptoValidationError, match=r"^Algorithm ED25519_SHA_512 requires MessageType RAW\.$"
+        CryptoValidationError, match=r"^Message type DIGEST is incompatible with algorithm ED25519_SHA_512\.$"
     ):
         sign(
             b"\x00" * 64,

@@ -1,7 +1,8 @@
 """ED25519_PH_SHA_512 (Ed25519ph) over boto3 against the live server, as AWS KMS does it: Ed25519 keys list both
 algorithms; Sign takes the message's 64-byte SHA-512 digest (MessageType DIGEST), which KMS hashes again, and
-the signature verifies with libsodium's Ed25519ph (given the digest) and the public key from GetPublicKey; every
-refusal, without opening the key; kms:SigningAlgorithm in a key policy; a grant; one audit event per call."""
+the signature verifies with pycryptodome's Ed25519ph (given the digest) and the public key from GetPublicKey; every
+refusal, without opening the key; kms:SigningAlgorithm in a key policy; a grant; one audit event per call.
+The independent Ed25519ph is pycryptodome's (tests only); the service signs with libsodium."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from nacl.exceptions import BadSignatureError
 
+from keys.models import KeyMaterial
+from kmsconsole.core.rootkey import sealer
 from tests.conftest import Persona
-from tests.crypto import libsodium_ed25519ph
+from tests.crypto import pycryptodome_ed25519ph
 from tests.keys.test_crypto_ops import DENIED, DRY_RUN, ROOT, allow, error_of, policy, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +27,9 @@ BOTH = [PURE, PH]
 # Past Sign's 4096-byte limit for a message: what a digest is for.
 MESSAGE = b"an artefact too large to send, signed by its SHA-512 digest. " * 100
 DIGEST = hashlib.sha512(MESSAGE).digest()
-NEEDS_DIGEST = ("ValidationException", "Algorithm ED25519_PH_SHA_512 requires MessageType DIGEST.")
+# Real KMS's texts, as an emulator's test records them (floci, ed25519RejectsTheCombinationsRealKmsRejects).
+NEEDS_DIGEST = ("ValidationException", f"Message type RAW is incompatible with algorithm {PH}.")
+NEEDS_RAW = ("ValidationException", f"Message type DIGEST is incompatible with algorithm {PURE}.")
 
 
 def bad_length() -> tuple[str, str]:
@@ -56,7 +60,7 @@ def test_create_describe_and_get_public_key_list_both_algorithms(admin_kms: Any)
     assert (got["KeySpec"], got["KeyUsage"], got["SigningAlgorithms"]) == (SPEC, "SIGN_VERIFY", BOTH)
 
 
-def test_sign_a_digest_and_verify_it_with_libsodium_and_the_endpoint(
+def test_sign_a_digest_and_verify_it_with_pycryptodome_and_the_endpoint(
     admin_kms: Any, key: dict[str, Any]
 ) -> None:
     arn = key["Arn"]
@@ -72,9 +76,9 @@ def test_sign_a_digest_and_verify_it_with_libsodium_and_the_endpoint(
     # Offline, as a client of GetPublicKey: Ed25519ph with the digest as the message (AWS hashes it again); not
     # with the original message.
     public = public_key(admin_kms, arn)
-    libsodium_ed25519ph.verify(public, DIGEST, signature)
-    with pytest.raises(BadSignatureError):
-        libsodium_ed25519ph.verify(public, MESSAGE, signature)
+    pycryptodome_ed25519ph.verify(public, DIGEST, signature)
+    with pytest.raises(ValueError, match="not authentic"):
+        pycryptodome_ed25519ph.verify(public, MESSAGE, signature)
 
     verified = run(lambda: admin_kms.verify(Signature=signature, **ph_request(key["KeyId"])))
     assert verified.response == {
@@ -92,23 +96,35 @@ def test_sign_a_digest_and_verify_it_with_libsodium_and_the_endpoint(
         assert outcome.trail == ("Verify", "failed", arn)
 
 
-def test_a_signature_made_with_libsodium_verifies_in_the_endpoint(
+def test_a_signature_made_by_pycryptodome_with_the_keys_seed_verifies_in_the_endpoint(
     admin_kms: Any, key: dict[str, Any]
 ) -> None:
-    """And the two algorithms' signatures are not interchangeable on the wire: a pure Ed25519 signature of the
-    same 64 bytes is not an Ed25519ph one, nor the other way round."""
-    pure = admin_kms.sign(KeyId=key["KeyId"], Message=DIGEST, SigningAlgorithm=PURE)["Signature"]
+    """The positive side of interoperability: pycryptodome, given the key's own seed (unsealed here, as the server
+    does), makes the signature the endpoint makes, byte for byte, and Verify accepts it. And the two algorithms'
+    signatures are not interchangeable on the wire: a pure Ed25519 signature of the same 64 bytes is not an
+    Ed25519ph one, nor the other way round; a signature under another key is refused."""
+    material = KeyMaterial.objects.get(key__key_id=key["KeyId"])
+    private = serialization.load_der_private_key(
+        sealer().open(bytes(material.sealed), bound_to=material.sealing_identity), password=None
+    )
+    assert isinstance(private, ed25519.Ed25519PrivateKey)
+    outside = pycryptodome_ed25519ph.sign(private.private_bytes_raw(), DIGEST)
+    verified = run(lambda: admin_kms.verify(Signature=outside, **ph_request(key["KeyId"])))
+    assert verified.response["SignatureValid"] is True
+    assert verified.trail == ("Verify", "allowed", key["Arn"])
     prehashed = admin_kms.sign(**ph_request(key["KeyId"]))["Signature"]
+    assert prehashed == outside
+
+    pure = admin_kms.sign(KeyId=key["KeyId"], Message=DIGEST, SigningAlgorithm=PURE)["Signature"]
     assert pure != prehashed
     wrong_scheme = run(lambda: admin_kms.verify(Signature=pure, **ph_request(key["KeyId"])))
     assert wrong_scheme.error == ("KMSInvalidSignatureException", "")
     as_pure = {"KeyId": key["KeyId"], "Message": DIGEST, "SigningAlgorithm": PURE, "Signature": prehashed}
     assert run(lambda: admin_kms.verify(**as_pure)).error == ("KMSInvalidSignatureException", "")
     assert admin_kms.verify(**{**as_pure, "Signature": pure})["SignatureValid"]
-    # A signature made outside, by another implementation, with another key: valid only under that key.
-    seed = bytes(range(32))
-    outside = libsodium_ed25519ph.sign(seed, DIGEST)
-    assert run(lambda: admin_kms.verify(Signature=outside, **ph_request(key["KeyId"]))).error == (
+    # Made outside with another key: valid only under that key.
+    another = pycryptodome_ed25519ph.sign(bytes(range(32)), DIGEST)
+    assert run(lambda: admin_kms.verify(Signature=another, **ph_request(key["KeyId"]))).error == (
         "KMSInvalidSignatureException",
         "",
     )
@@ -127,7 +143,7 @@ def test_a_signature_made_with_libsodium_verifies_in_the_endpoint(
         (
             "sign",
             {"SigningAlgorithm": PURE},
-            ("ValidationException", f"Algorithm {PURE} requires MessageType RAW."),
+            NEEDS_RAW,
         ),
         (
             "sign",
@@ -182,7 +198,11 @@ def test_signing_algorithm_condition_and_a_grant(
     admin_kms: Any, kms_client: Callable[..., Any], make_user: Callable[..., Persona]
 ) -> None:
     """kms:SigningAlgorithm takes ED25519_PH_SHA_512 like any other value: a key policy that allows Sign only with
-    it allows Ed25519ph and denies pure Ed25519; a grant for Sign and Verify allows Ed25519ph through its token."""
+    it allows Ed25519ph and denies pure Ed25519; a grant for Sign and Verify allows Ed25519ph through its token.
+
+    The denied request differs from the allowed one in SigningAlgorithm alone (same MessageType DIGEST, same
+    64-byte message), so only the kms:SigningAlgorithm condition can deny it: authorization runs before the
+    message is checked, which is why it is AccessDeniedException and not pure Ed25519's refusal of DIGEST."""
     signer, grantee = make_user("ph-signer"), make_user("ph-grantee")
     only_ph = {"StringEquals": {"kms:SigningAlgorithm": PH, "kms:MessageType": "DIGEST"}}
     arn = admin_kms.create_key(
@@ -195,12 +215,14 @@ def test_signing_algorithm_condition_and_a_grant(
     assert allowed.response["SigningAlgorithm"] == PH
     assert (allowed.event.decision, allowed.event.caller_arn) == ("allowed", signer.arn)
     assert "Ed25519ph only" in allowed.event.decided_by
-    denied = run(lambda: signing.sign(KeyId=arn, Message=b"a raw message", SigningAlgorithm=PURE))
+    denied = run(lambda: signing.sign(**ph_request(arn, SigningAlgorithm=PURE)))
     assert denied.error is not None and denied.error[0] == DENIED
     assert denied.error[1].startswith(
         f"User: {signer.arn} is not authorized to perform: kms:Sign on resource: {arn}"
     )
     assert denied.trail == ("Sign", "denied", arn)
+    # Without the policy's condition in the way (the key's administrator), the same request fails validation.
+    assert error_of(lambda: admin_kms.sign(**ph_request(arn, SigningAlgorithm=PURE))) == NEEDS_RAW
 
     granted = kms_client(grantee)
     assert error_of(lambda: granted.sign(**ph_request(arn)))[0] == DENIED
@@ -210,4 +232,4 @@ def test_signing_algorithm_condition_and_a_grant(
     assert (signed.event.decision, signed.event.caller_arn) == ("allowed", grantee.arn)
     signature = signed.response["Signature"]
     assert granted.verify(Signature=signature, **tokens, **ph_request(arn))["SignatureValid"]
-    libsodium_ed25519ph.verify(public_key(admin_kms, arn), DIGEST, signature)
+    pycryptodome_ed25519ph.verify(public_key(admin_kms, arn), DIGEST, signature)
