@@ -1,4 +1,5 @@
-"""kmsconsole's crypto core: pure Python (no Django), fully typed, built on ``cryptography``.
+"""kmsconsole's crypto core: pure Python (no Django), fully typed, built on ``cryptography`` (and libsodium, through
+PyNaCl, for Ed25519ph alone, which ``cryptography`` lacks).
 
 Everything the service layer needs is importable from ``keys.crypto``. Functions take the data positionally
 and the key keyword-only. "material" is a key's *unsealed* serialized material (see Key material); the
@@ -64,11 +65,16 @@ Asymmetric keys (``asymmetric``, ``signing``)
       (returns None or raises ``InvalidSignature``; ``check_sign_input(message, *, key_spec, signing_algorithm,
       message_type=RAW)`` refuses what ``sign`` would without the material: check it before unsealing):
       RSASSA_PSS_SHA_256/384/512,
-      RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (RAW only),
+      RSASSA_PKCS1_V1_5_SHA_256/384/512, ECDSA_SHA_256/384/512 (DER signatures), ED25519_SHA_512 (pure
+      Ed25519, RAW only; DIGEST is ValidationException ``Message type DIGEST is incompatible with algorithm
+      ED25519_SHA_512.``), ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 section 5.1, DIGEST only: a 64-byte SHA-512
+      digest that, as on AWS, is hashed again as the prehash, so the signature is Ed25519ph over the digest;
+      libsodium in ``keys.crypto.ed25519ph``, as ``cryptography`` has no Ed25519ph; RAW is ValidationException
+      ``Message type RAW is incompatible with algorithm ED25519_PH_SHA_512.``; these two texts are real KMS's as
+      an emulator's test records them),
       ML_DSA_SHAKE_256 on ML_DSA_44/65/87 (FIPS 204; RAW = pure ML-DSA with an empty context, EXTERNAL_MU =
       the caller's 64-byte mu; DIGEST is ValidationException ``Message type DIGEST is incompatible with key
-      spec ML_DSA_44.``). ED25519_PH_SHA_512 is UnsupportedOperationException: ``cryptography`` has no
-      Ed25519ph.
+      spec ML_DSA_44.``).
     - ``derive_shared_secret(public_key, *, key_spec, material, key_agreement_algorithm=ECDH) -> bytes``:
       raw ECDH secret for ECC_NIST_P256/P384/P521 KEY_AGREEMENT keys; ``public_key`` is the peer's DER SPKI.
 
@@ -113,8 +119,8 @@ unusable stored material, a server fault). Messages and ``repr`` never contain m
 messages, signatures or MACs.
 
 Not supported (UnsupportedOperationException): key specs SM2 and ML_KEM_512 (``cryptography`` implements
-ML-KEM-768 and ML-KEM-1024 only; the message says so); algorithms SM2PKE, SM2DSA, ED25519_PH_SHA_512; key
-pair specs SM2 and ML_KEM_512. MessageType EXTERNAL_MU with anything but ML_DSA_SHAKE_256, and DIGEST with
+ML-KEM-768 and ML-KEM-1024 only; the message says so); algorithms SM2PKE and SM2DSA; key pair specs SM2 and
+ML_KEM_512. MessageType EXTERNAL_MU with anything but ML_DSA_SHAKE_256, and DIGEST with
 it, are ValidationException (``Message type X is incompatible with key spec Y.``).
 """
 

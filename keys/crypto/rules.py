@@ -164,7 +164,7 @@ def key_algorithms(key_spec: KeySpec, key_usage: KeyUsage) -> KeyAlgorithms:
     """The algorithms a key of this spec and usage can use *here* (AWS's lists minus what is unimplemented).
 
     Only the list matching the usage is filled: an RSA SIGN_VERIFY key reports signing algorithms only.
-    ECC_NIST_EDWARDS25519 reports ED25519_SHA_512 alone (AWS also lists ED25519_PH_SHA_512).
+    ECC_NIST_EDWARDS25519 reports ED25519_SHA_512 and ED25519_PH_SHA_512, as AWS does.
     """
     if key_usage is KeyUsage.ENCRYPT_DECRYPT:
         return KeyAlgorithms(

@@ -6,6 +6,10 @@ Signatures are what KMS returns and what standard verifiers accept:
 - RSASSA_PKCS1_V1_5_SHA_*: PKCS#1 v1.5 with the DigestInfo prefix;
 - ECDSA_SHA_*: DER-encoded ``Ecdsa-Sig-Value`` (SEQUENCE of r and s);
 - ED25519_SHA_512: pure Ed25519 (RFC 8032) over the message, 64 bytes; MessageType must be RAW;
+- ED25519_PH_SHA_512: Ed25519ph (RFC 8032 section 5.1, HashEdDSA with dom2, phflag 1, empty context), 64 bytes;
+  MessageType must be DIGEST (a 64-byte SHA-512 digest), which KMS hashes *again* as HashEdDSA's prehash, as
+  AWS documents: the signature is Ed25519ph over the digest, not over the caller's original message
+  (``keys.crypto.ed25519ph``, with libsodium: ``cryptography`` has no Ed25519ph);
 - ML_DSA_SHAKE_256 (ML_DSA_44/65/87): FIPS 204 signatures (2420, 3309, 4627 bytes). RAW is *pure* ML-DSA
   over the message with an empty context string (what ``cryptography``'s ``verify(signature, message)``
   checks); EXTERNAL_MU is the 64-byte message representative mu (FIPS 204 section 6.2; with the empty context
@@ -17,9 +21,9 @@ Signatures are what KMS returns and what standard verifiers accept:
 
 MessageType RAW (1..4096 bytes) is hashed here; DIGEST is a digest the caller computed and must be exactly the
 algorithm's hash length (``Digest is invalid length for algorithm ECDSA_SHA_256.``); EXTERNAL_MU is for ML-DSA
-keys only (``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256.``) and must be 64 bytes.
-ED25519_PH_SHA_512 (Ed25519ph) is not implemented: ``cryptography`` has no prehashed/"dom2" Ed25519
-(``UnsupportedOperationException``).
+keys only (``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256.``) and must be 64 bytes. The two
+Ed25519 algorithms each take one message type (``Message type RAW is incompatible with algorithm
+ED25519_PH_SHA_512.``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from .ed25519ph import ed25519ph_sign, ed25519ph_verify
 from .errors import CryptoValidationError, InvalidSignature, KeyMaterialError, length_error
 from .material import MLDSAPrivateKey, MLDSAPublicKey, load_private_key, load_stored_public_key
 from .rules import check_signing_algorithm
@@ -73,6 +78,19 @@ _ML_DSA = SigningAlgorithm.ML_DSA_SHAKE_256
 #: The message types each algorithm family takes (the others are "incompatible with key spec").
 _ML_DSA_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.EXTERNAL_MU})
 _HASHED_MESSAGE_TYPES: Final = frozenset({MessageType.RAW, MessageType.DIGEST})
+#: The one message type each Ed25519 algorithm takes (AWS's Sign/Verify MessageType documentation); another is
+#: ValidationException ``Message type RAW is incompatible with algorithm ED25519_PH_SHA_512.`` (and ``Message type
+#: DIGEST is incompatible with algorithm ED25519_SHA_512.``). The texts are not from AWS's documentation: they are
+#: an emulator's, whose test states them as measured against real KMS (floci, PR #2930, "measured in
+#: ap-northeast-1", test ``ed25519RejectsTheCombinationsRealKmsRejects``), which sends a 7-byte message: the message
+#: type is refused before its length is looked at. EXTERNAL_MU is refused before this, with its own (this
+#: service's) ``Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_EDWARDS25519.``
+_ONLY_MESSAGE_TYPE: Final[Mapping[SigningAlgorithm, MessageType]] = MappingProxyType(
+    {
+        SigningAlgorithm.ED25519_SHA_512: MessageType.RAW,
+        SigningAlgorithm.ED25519_PH_SHA_512: MessageType.DIGEST,
+    }
+)
 
 
 def mu_length_message(algorithm: SigningAlgorithm) -> str:
@@ -92,8 +110,11 @@ def _check_message(
     allowed = _ML_DSA_MESSAGE_TYPES if algorithm is _ML_DSA else _HASHED_MESSAGE_TYPES
     if message_type not in allowed:
         raise CryptoValidationError(f"Message type {message_type} is incompatible with key spec {key_spec}.")
-    if algorithm is SigningAlgorithm.ED25519_SHA_512 and message_type is not MessageType.RAW:
-        raise CryptoValidationError(f"Algorithm {algorithm} requires MessageType RAW.")
+    only = _ONLY_MESSAGE_TYPE.get(algorithm)
+    if only is not None and message_type is not only:
+        raise CryptoValidationError(
+            f"Message type {message_type} is incompatible with algorithm {algorithm}."
+        )
     if len(message) < MESSAGE_MIN_BYTES:
         raise length_error("message", minimum=MESSAGE_MIN_BYTES)
     if len(message) > MESSAGE_MAX_BYTES:
@@ -157,6 +178,8 @@ def sign(
             return private_key.sign_mu(message)
         return private_key.sign(message)  # pure ML-DSA, empty context
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        if signing_algorithm is SigningAlgorithm.ED25519_PH_SHA_512:
+            return ed25519ph_sign(message, private_key=private_key)
         return private_key.sign(message)
     digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
     if isinstance(private_key, rsa.RSAPrivateKey):
@@ -192,7 +215,10 @@ def verify(
                 public_key.verify(signature, message)
             return
         if isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(signature, message)
+            if signing_algorithm is SigningAlgorithm.ED25519_PH_SHA_512:
+                ed25519ph_verify(message, signature, public_key=public_key)
+            else:
+                public_key.verify(signature, message)
             return
         digest, prehashed, hash_algorithm = _prepare(message, signing_algorithm, message_type)
         if isinstance(public_key, rsa.RSAPublicKey):

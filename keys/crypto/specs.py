@@ -208,12 +208,10 @@ AWS_ENCAPSULATION_ALGORITHMS: Final[Mapping[KeySpec, tuple[EncapsulationAlgorith
     {**dict.fromkeys(ML_KEM_KEY_SPECS, (EncapsulationAlgorithm.ML_KEM,))}
 )
 
-#: Algorithms AWS offers that this service does not implement. ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 §5.1)
-#: needs the Ed25519 "dom2" prefix, which the ``cryptography`` package does not expose.
+#: Algorithms AWS offers that this service does not implement: SM2's (China Regions only). ED25519_PH_SHA_512
+#: (Ed25519ph, RFC 8032 §5.1) is implemented with libsodium (``keys.crypto.ed25519ph``).
 UNSUPPORTED_ENCRYPTION_ALGORITHMS: Final = frozenset({EncryptionAlgorithm.SM2PKE})
-UNSUPPORTED_SIGNING_ALGORITHMS: Final = frozenset(
-    {SigningAlgorithm.ED25519_PH_SHA_512, SigningAlgorithm.SM2DSA}
-)
+UNSUPPORTED_SIGNING_ALGORITHMS: Final = frozenset({SigningAlgorithm.SM2DSA})
 
 # --- Data keys ----------------------------------------------------------------------------------------------
 
@@ -281,7 +279,8 @@ RSA_OAEP_MAX_PLAINTEXT_BYTES: Final[Mapping[tuple[KeySpec, EncryptionAlgorithm],
     }
 )
 
-#: MessageType DIGEST: the message must be exactly this long.
+#: MessageType DIGEST: the message must be exactly this long (ED25519_PH_SHA_512: a SHA-512 digest, which KMS
+#: hashes again as Ed25519ph's prehash).
 DIGEST_BYTES: Final[Mapping[SigningAlgorithm, int]] = MappingProxyType(
     {
         SigningAlgorithm.RSASSA_PSS_SHA_256: 32,

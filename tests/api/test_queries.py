@@ -111,6 +111,7 @@ def test_key_search_matches_what_the_list_shows_never_tags(admin_api: APIClient)
         ("HMAC_256", "GENERATE_VERIFY_MAC"),
         ("ML_DSA_87", "SIGN_VERIFY"),
         ("ML_KEM_1024", "ENCAPSULATE_DECAPSULATE"),
+        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
     ],
 )
 def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec: str, key_usage: str) -> None:
@@ -126,6 +127,8 @@ def test_every_key_spec_is_created_and_described(admin_api: APIClient, key_spec:
         assert body["encapsulation_algorithms"] == ["ML_KEM"] and "signing_algorithms" not in body
     if key_spec.startswith("ML_DSA"):
         assert body["signing_algorithms"] == ["ML_DSA_SHAKE_256"]
+    if key_spec == "ECC_NIST_EDWARDS25519":  # both of AWS's: pure Ed25519 and Ed25519ph
+        assert body["signing_algorithms"] == ["ED25519_SHA_512", "ED25519_PH_SHA_512"]
 
 
 @pytest.mark.django_db

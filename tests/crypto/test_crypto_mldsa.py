@@ -164,11 +164,16 @@ EMPTY = (
     "1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have length greater "
     "than or equal to 1"
 )
-ECDSA, PSS, ED25519 = (
+ECDSA, PSS, ED25519, ED25519PH = (
     SigningAlgorithm.ECDSA_SHA_256,
     SigningAlgorithm.RSASSA_PSS_SHA_256,
     SigningAlgorithm.ED25519_SHA_512,
+    SigningAlgorithm.ED25519_PH_SHA_512,
 )
+# Real KMS's texts for the Ed25519 message types, as an emulator's test records them (floci PR #2930, "measured in
+# ap-northeast-1", ed25519RejectsTheCombinationsRealKmsRejects).
+NEEDS_DIGEST = "Message type RAW is incompatible with algorithm ED25519_PH_SHA_512."
+NEEDS_RAW = "Message type DIGEST is incompatible with algorithm ED25519_SHA_512."
 MESSAGE_ERRORS = [
     # AWS's recorded text for DIGEST on an ML-DSA key (real KMS, us-east-1).
     (KeySpec.ML_DSA_44, ML_DSA, DIGEST, b"\x00" * 64, INCOMPATIBLE.format("DIGEST", "ML_DSA_44")),
@@ -197,6 +202,20 @@ MESSAGE_ERRORS = [
         b"\x00" * 64,
         INCOMPATIBLE.format("EXTERNAL_MU", "ECC_NIST_EDWARDS25519"),
     ),
+    (
+        KeySpec.ECC_NIST_EDWARDS25519,
+        ED25519PH,
+        EXTERNAL_MU,
+        b"\x00" * 64,
+        INCOMPATIBLE.format("EXTERNAL_MU", "ECC_NIST_EDWARDS25519"),
+    ),
+    # Each Ed25519 algorithm takes one message type: Ed25519ph refuses RAW, even of a digest's length.
+    (KeySpec.ECC_NIST_EDWARDS25519, ED25519PH, RAW, b"\x00" * 64, NEEDS_DIGEST),
+    (KeySpec.ECC_NIST_EDWARDS25519, ED25519PH, RAW, MESSAGE, NEEDS_DIGEST),
+    (KeySpec.ECC_NIST_EDWARDS25519, ED25519, DIGEST, b"\x00" * 64, NEEDS_RAW),
+    # The message type is refused before the length is looked at (the recorded request sends 7 bytes, b"message").
+    (KeySpec.ECC_NIST_EDWARDS25519, ED25519, DIGEST, b"message", NEEDS_RAW),
+    (KeySpec.ECC_NIST_EDWARDS25519, ED25519PH, RAW, b"message", NEEDS_DIGEST),
 ]
 
 

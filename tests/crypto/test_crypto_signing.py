@@ -1,5 +1,6 @@
 """Sign/Verify for every supported (spec, algorithm, message type), with offline verification by `cryptography`
-using the exported DER public key, exactly as a client of GetPublicKey would do it."""
+(pycryptodome for Ed25519ph, which `cryptography` lacks) using the exported DER public key, exactly as a client of
+GetPublicKey would do it."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from keys.crypto import (
     KeyUsage,
     MessageType,
     SigningAlgorithm,
-    UnsupportedOperation,
     key_algorithms,
     sign,
     verify,
 )
+from tests.crypto import pycryptodome_ed25519ph
 
 Material = Callable[..., bytes]
 SIGNING_SPECS = [
@@ -44,12 +45,17 @@ PAIRS = [
     for spec in SIGNING_SPECS
     for alg in key_algorithms(spec, KeyUsage.SIGN_VERIFY).signing_algorithms
 ]
-CASES = [
-    (spec, alg, message_type)
-    for spec, alg in PAIRS
-    for message_type in (MessageType.RAW, MessageType.DIGEST)
-    if not (alg is SigningAlgorithm.ED25519_SHA_512 and message_type is MessageType.DIGEST)
-]
+ED25519, ED25519PH = SigningAlgorithm.ED25519_SHA_512, SigningAlgorithm.ED25519_PH_SHA_512
+#: The Ed25519 algorithms take one message type each: pure Ed25519 the message, Ed25519ph its SHA-512 digest.
+ONLY_MESSAGE_TYPE = {ED25519: MessageType.RAW, ED25519PH: MessageType.DIGEST}
+
+
+def message_types(alg: SigningAlgorithm) -> list[MessageType]:
+    only = ONLY_MESSAGE_TYPE.get(alg)
+    return [only] if only else [MessageType.RAW, MessageType.DIGEST]
+
+
+CASES = [(spec, alg, message_type) for spec, alg in PAIRS for message_type in message_types(alg)]
 HASHLIB = {32: hashlib.sha256, 48: hashlib.sha384, 64: hashlib.sha512}
 CLIENT_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256,
@@ -60,8 +66,8 @@ MESSAGE = b"The quick brown fox jumps over the lazy dog"
 
 
 def test_every_supported_pair_is_covered() -> None:
-    assert len(PAIRS) == 3 * 6 + 4 + 1  # RSA x 6 algorithms, 4 ECDSA specs, Ed25519 (pure only)
-    assert len(CASES) == 2 * len(PAIRS) - 1
+    assert len(PAIRS) == 3 * 6 + 4 + 2  # RSA x 6 algorithms, 4 ECDSA specs, Ed25519 (pure and ph)
+    assert len(CASES) == 2 * len(PAIRS) - 2
 
 
 def as_sent(alg: SigningAlgorithm, message_type: MessageType, message: bytes = MESSAGE) -> bytes:
@@ -76,9 +82,14 @@ def client_verify(
 ) -> None:
     """Offline verification, as documented by AWS for each algorithm, with nothing from keys.crypto."""
     public = serialization.load_der_public_key(public_der)
-    if alg is SigningAlgorithm.ED25519_SHA_512:
+    if alg is ED25519:
         assert isinstance(public, ed25519.Ed25519PublicKey)
         public.verify(signature, message)
+        return
+    if alg is ED25519PH:
+        # AWS hashes the caller's digest again: the signature is Ed25519ph with the digest as HashEdDSA's message.
+        assert isinstance(public, ed25519.Ed25519PublicKey)
+        pycryptodome_ed25519ph.verify(public.public_bytes_raw(), hashlib.sha512(message).digest(), signature)
         return
     digest = CLIENT_HASHES[alg[-3:]]()
     if alg.startswith("RSASSA_PSS"):
@@ -134,7 +145,8 @@ def test_sign_verify_round_trip(
 def test_interop_signature_verifies_offline_with_the_exported_public_key(
     spec: KeySpec, alg: SigningAlgorithm, message_type: MessageType, material: Material, public_der: Material
 ) -> None:
-    # Whether the caller sent the message or its digest, the signature is over the message.
+    # Whether the caller sent the message or its digest, the signature is over the message (for Ed25519ph: over
+    # the digest, which is what AWS signs).
     client_verify(public_der(spec), alg, do_sign(spec, alg, message_type, material))
 
 
@@ -146,7 +158,10 @@ def test_interop_signature_made_offline_verifies_here(
     public_der: Material,
 ) -> None:
     private = client_private_key(spec)
-    if isinstance(private, ed25519.Ed25519PrivateKey):
+    if alg is ED25519PH:
+        assert isinstance(private, ed25519.Ed25519PrivateKey)
+        signature = pycryptodome_ed25519ph.sign(private.private_bytes_raw(), hashlib.sha512(MESSAGE).digest())
+    elif isinstance(private, ed25519.Ed25519PrivateKey):
         signature = private.sign(MESSAGE)
     else:
         digest = CLIENT_HASHES[alg[-3:]]()
@@ -160,9 +175,8 @@ def test_interop_signature_made_offline_verifies_here(
         else:
             assert isinstance(private, ec.EllipticCurvePrivateKey)
             signature = private.sign(MESSAGE, ec.ECDSA(digest))
-    do_verify(spec, alg, MessageType.RAW, signature, public_der)
-    if alg is not SigningAlgorithm.ED25519_SHA_512:
-        do_verify(spec, alg, MessageType.DIGEST, signature, public_der)
+    for message_type in message_types(alg):
+        do_verify(spec, alg, message_type, signature, public_der)
 
 
 @pytest.mark.parametrize("spec", [KeySpec.RSA_2048, KeySpec.RSA_4096])
@@ -181,11 +195,14 @@ def test_pkcs1_raw_and_digest_give_the_same_signature(
     assert do_sign(spec, alg, MessageType.RAW, material) == do_sign(spec, alg, MessageType.DIGEST, material)
 
 
-def test_ed25519_signature_is_64_raw_bytes_and_deterministic(material: Material) -> None:
-    spec, alg = KeySpec.ECC_NIST_EDWARDS25519, SigningAlgorithm.ED25519_SHA_512
-    first = do_sign(spec, alg, MessageType.RAW, material)
+@pytest.mark.parametrize("alg", [ED25519, ED25519PH])
+def test_ed25519_signature_is_64_raw_bytes_and_deterministic(
+    alg: SigningAlgorithm, material: Material
+) -> None:
+    spec, message_type = KeySpec.ECC_NIST_EDWARDS25519, ONLY_MESSAGE_TYPE[alg]
+    first = do_sign(spec, alg, message_type, material)
     assert len(first) == 64
-    assert first == do_sign(spec, alg, MessageType.RAW, material)
+    assert first == do_sign(spec, alg, message_type, material)
 
 
 # --- failures ----------------------------------------------------------------------------------------------
@@ -221,7 +238,7 @@ def test_signature_over_the_size_limit(public_der: Material) -> None:
         )
 
 
-DIGEST_ALGORITHMS = sorted({alg for _, alg in PAIRS if alg is not SigningAlgorithm.ED25519_SHA_512})
+DIGEST_ALGORITHMS = sorted({alg for _, alg in PAIRS if alg is not ED25519})
 
 
 @pytest.mark.parametrize("alg", DIGEST_ALGORITHMS)
@@ -288,7 +305,7 @@ def test_raw_message_size_limits(
 def test_ed25519_needs_raw(material: Material) -> None:
     spec = KeySpec.ECC_NIST_EDWARDS25519
     with pytest.raises(
-        CryptoValidationError, match=r"^Algorithm ED25519_SHA_512 requires MessageType RAW\.$"
+        CryptoValidationError, match=r"^Message type DIGEST is incompatible with algorithm ED25519_SHA_512\.$"
     ):
         sign(
             b"\x00" * 64,
@@ -297,20 +314,6 @@ def test_ed25519_needs_raw(material: Material) -> None:
             signing_algorithm=SigningAlgorithm.ED25519_SHA_512,
             message_type=MessageType.DIGEST,
         )
-
-
-def test_ed25519ph_is_not_supported(material: Material) -> None:
-    spec = KeySpec.ECC_NIST_EDWARDS25519
-    with pytest.raises(UnsupportedOperation) as caught:
-        sign(
-            b"\x00" * 64,
-            key_spec=spec,
-            material=material(spec),
-            signing_algorithm=SigningAlgorithm.ED25519_PH_SHA_512,
-            message_type=MessageType.DIGEST,
-        )
-    assert caught.value.code == "UnsupportedOperationException"
-    assert caught.value.message == "SigningAlgorithm ED25519_PH_SHA_512 is not supported."
 
 
 def test_external_mu_is_for_ml_dsa_only(material: Material) -> None:
