@@ -35,6 +35,7 @@ from kmsconsole.api.tokens import api_token_create
 from kmsconsole.core import errors
 from policies import deletion, services
 from policies.models import AccessKey, Account, ConsoleIdentity, IamRole, IamUser, RoleSession
+from policies.services import entity_deletion
 from tests.conftest import Persona, as_operator, postgresql_only
 from tests.policies.analyzer_support import run_as
 from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user, policy_naming
@@ -189,8 +190,8 @@ def test_a_writer_that_comes_during_the_deletion_waits_and_is_refused(
     waited for the row holding its key, which the deletion then waited for: a deadlock.)"""
     alice = plain_user(account, "alice")
     key = key_naming(alice.arn, admin.arn)
-    paused = Pause(services.unbind_deleted_principal, thread="deleter", after=False)
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="deleter", after=False)
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
     keys_before = set(Key.objects.values_list("pk", flat=True))
 
@@ -323,8 +324,8 @@ def test_a_row_for_the_principal_inserted_during_its_deletion_waits_and_is_refus
     else:
         plain_user(account, "alice")
     name = "app" if kind == "role" else "alice"
-    paused = Pause(services.unbind_deleted_principal, thread="deleter", after=False)
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="deleter", after=False)
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
 
     deleter = in_thread(lambda: delete_as(admin, kind, name), results, "deleter")
@@ -424,8 +425,8 @@ def test_two_deletions_in_one_account_only_wait(
         "DeleteRole": lambda: delete_as(admin, "role", "app"),
         "DeleteUser": lambda: delete_as(admin, "user", "alice"),
     }
-    paused = Pause(services.unbind_deleted_principal, thread="first", after=first == "DeleteUser")
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="first", after=first == "DeleteUser")
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
 
     one = in_thread(deletions[first], results, "first")
@@ -545,8 +546,8 @@ def test_a_restore_and_a_deletion_of_a_principal_it_names_only_wait(
         monkeypatch.setattr(policy_restore, "lock_principals_of", paused)
         work = {"first": lambda: _restore_version_1(key), "second": lambda: delete_as(admin, "user", "alice")}
     else:
-        paused = Pause(services.unbind_deleted_principal, thread="first", after=False)
-        monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+        paused = Pause(entity_deletion.unbind_deleted_principal, thread="first", after=False)
+        monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
         work = {"first": lambda: delete_as(admin, "user", "alice"), "second": lambda: _restore_version_1(key)}
     results: dict[str, Any] = {}
 
