@@ -28,6 +28,8 @@ import pytest
 
 from grants import services as grant_services
 from grants.models import Grant, IntegratedService
+from grants.services import creation as grant_creation
+from grants.services import integrated_services
 from keys.models import Alias, Key
 from keys.services import access, aliases, key_policy, lifecycle, policy_restore
 from kmsconsole.api.models import ApiToken
@@ -130,7 +132,12 @@ def test_a_writer_that_checked_before_the_deletion_is_seen_by_it(
     rewrites what it wrote."""
     alice = plain_user(account, "alice")
     key = key_naming(admin.arn)
-    module = key_policy if operation in ("PutKeyPolicy", "CreateKey") else grant_services
+    module = {
+        "PutKeyPolicy": key_policy,
+        "CreateKey": key_policy,
+        "CreateGrant": grant_creation,
+        "RegisterIntegratedService": integrated_services,
+    }[operation]
     paused = Pause(module.lock_named, thread="writer")
     monkeypatch.setattr(module, "lock_named", paused)
     results: dict[str, Any] = {}
@@ -502,8 +509,8 @@ def test_writers_naming_one_principal_do_not_wait_for_each_other(
     deletion's FOR UPDATE only. (Before, FOR NO KEY UPDATE: every writer naming alice waited for the one before.)"""
     alice = plain_user(account, "alice")
     one, two = key_naming(admin.arn), key_naming(admin.arn)
-    paused = Pause(grant_services.lock_named, thread="first")
-    monkeypatch.setattr(grant_services, "lock_named", paused)
+    paused = Pause(grant_creation.lock_named, thread="first")
+    monkeypatch.setattr(grant_creation, "lock_named", paused)
     results: dict[str, Any] = {}
 
     first = in_thread(lambda: create_grant(one, alice, admin), results, "first")
