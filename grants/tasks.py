@@ -12,7 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from grants.services import grant_propagate, grants_propagate_due
+from grants.services.propagation import grant_propagate, grants_propagate_due
 
 # Transient database failures (a restart, a dropped connection) are retried with exponential backoff.
 MAX_RETRIES = 8

@@ -391,7 +391,7 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-due-keys": {"task": "keys.tasks.rotate_due_keys", "schedule": 60.0},
     # Scheduled deletion: destroy the keys whose deletion date has passed (keys.services.deletion).
     "destroy-due-keys": {"task": "keys.tasks.destroy_due_keys", "schedule": 60.0},
-    # Grants whose propagation is due (their task's message may have been lost): grants.services.
+    # Grants whose propagation is due (their task's message may have been lost): grants.services.propagation.
     "propagate-due-grants": {"task": "grants.tasks.propagate_due_grants", "schedule": 5.0},
     # The audit chain, verified end to end (kmsconsole.audit.verification); the dashboard shows the result.
     "verify-audit-chain": {"task": "kmsconsole.audit.tasks.verify_audit_chain", "schedule": 600.0},

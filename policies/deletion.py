@@ -202,7 +202,7 @@ def _candidate_keys(principal: DeletedPrincipal) -> list[int]:
     otherwise: those are parsed too), or with a grant to or retirable by it. Locked, in key order, with those
     grants, in grant order, all before the first is changed, and long before the deletion's audit events take the
     chain head at the end (a PutKeyPolicy holds its key, then the head; a RevokeGrant its grant, then the head).
-    Read only once the principal's row is locked (`policies.services._entity_delete`): a CreateGrant,
+    Read only once the principal's row is locked (`policies.services.entity_deletion._entity_delete`): a CreateGrant,
     PutKeyPolicy or CreateKey naming it, which locks the principal before its key (`policies.principal_locks`),
     either committed before (and is seen here) or waits for the deletion and finds the principal gone."""
     spelled = Q(policy__contains=principal.arn) | Q(policy__contains="\\")

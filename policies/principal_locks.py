@@ -28,9 +28,9 @@ another waits for (PostgreSQL would abort one of them with a deadlock error, a K
    `key:<id>` when a key, its grants or tags change, `iam:<account>` when a user, role, session, access key or
    identity policy does), so every write comes after every row lock above. In a deletion this means that the
    role's sessions, the user's API tokens and the entity itself are deleted last, after the keys, grants and
-   integrated services are locked and rewritten (`policies.services._entity_delete`): ending a session first
-   took the account's `iam:` row, and another deletion in the account that held a shared key (or integrated
-   service) and wanted that row deadlocked with it;
+   integrated services are locked and rewritten (`policies.services.entity_deletion._entity_delete`): ending a
+   session first took the account's `iam:` row, and another deletion in the account that held a shared key (or
+   integrated service) and wanted that row deadlocked with it;
 5. the audit chain head, last of all (`kmsconsole.audit.recorder.events_at_the_end`).
 
 The other order (the key, then the principal) let a writer and a deletion each hold what the other waited for.

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from grants.models import Grant
 from grants.selectors import engine_grant
-from grants.services import key_type
+from grants.services.key_operations import key_type
 from keys.crypto import OPERATION_KEY_USAGE
 from keys.crypto.specs import DATA_KEY_OPERATIONS
 from keys.models import Key

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.models import Key, KeyState
 from keys.services import aliases
 from kmsconsole.api.authentication import user_caller

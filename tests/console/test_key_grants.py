@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from grants.models import Grant
-from grants.services import OPERATIONS_BY_KEY_TYPE
+from grants.services.key_operations import OPERATIONS_BY_KEY_TYPE
 from policies import services
 from policies.models import Account
 from tests.conftest import Persona, as_operator

@@ -18,7 +18,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from grants.services import PROPAGATION_SWEEP_JOB, grant_create
+from grants.services.creation import grant_create
+from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
 from keys.services import aliases, crypto, deletion, lifecycle, rotation
 from keys.services.access import PENDING_DELETION_USE

@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from grants import services as grant_services
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.crypto.sealing import root_key_id
 from keys.models import Key, KeyMaterial, Tag
 from keys.services import aliases, lifecycle, rotation, tags

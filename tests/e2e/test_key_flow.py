@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from grants.models import Grant
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.models import Key
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona, as_operator

@@ -217,7 +217,7 @@ def test_names_at_the_limits_are_taken(admin: Persona) -> None:
 
 
 def test_only_ascii_digits_name_an_account() -> None:
-    from grants.services import normalize_principal
+    from grants.services.principals import normalize_principal
 
     assert normalize_principal("111122223333") == "arn:aws:iam::111122223333:root"
     full_width = "\uff11" * 12  # twelve full-width ones: digits to str.isdigit(), not an account id

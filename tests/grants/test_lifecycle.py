@@ -12,8 +12,8 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.models import model_to_dict
 
-from grants import services
 from grants.models import Grant
+from grants.services import creation
 from keys.models import Key, KeyState
 from kmsconsole.audit.models import AuditEvent
 from policies import services as principals
@@ -325,8 +325,8 @@ def test_at_most_the_limit_of_grants_per_key(
     make_user: Callable[..., Persona],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert services.GRANTS_PER_KEY_LIMIT == 50_000
-    monkeypatch.setattr(services, "GRANTS_PER_KEY_LIMIT", 3)
+    assert creation.GRANTS_PER_KEY_LIMIT == 50_000
+    monkeypatch.setattr(creation, "GRANTS_PER_KEY_LIMIT", 3)
     arn, other = key_arn(), key_arn()
     user = make_user("user")
     named = admin_kms.create_grant(KeyId=arn, GranteePrincipal=user.arn, Operations=DESCRIBE, Name="n")

@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from grants import tasks
 from grants.models import Grant
-from grants.services import PROPAGATION_SWEEP_JOB, grant_propagate, grants_propagate_due
+from grants.services.propagation import PROPAGATION_SWEEP_JOB, grant_propagate, grants_propagate_due
 from grants.tasks import propagate_due_grants, propagate_grant
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.celery import app

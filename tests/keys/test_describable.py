@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from grants.models import Grant
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.models import Key
 from keys.services import aliases, lifecycle
 from keys.services.access import KeyQuestions

@@ -32,6 +32,7 @@ from kmsconsole.operations import perform
 from policies import deletion, engine, services
 from policies.models import AccessKey, Account, ConsoleIdentity, IamGroup, IamRole, IamUser, RoleSession
 from policies.selectors import credentials_for
+from policies.services import entity_checks
 from tests.conftest import ALLOW_RANDOM, PARTNER_ACCOUNT, Persona, as_operator
 
 pytestmark = pytest.mark.django_db
@@ -668,7 +669,7 @@ def test_add_user_to_group_racing_a_deletion_is_no_such_entity(
     group = as_operator(
         "iam:CreateGroup", lambda ctx: services.group_create(ctx=ctx, account=account, group_name="devs")
     )
-    locking = services._locked_and_checked
+    locking = entity_checks._locked_and_checked
 
     target = group if gone == "group" else alice
 
@@ -677,7 +678,7 @@ def test_add_user_to_group_racing_a_deletion_is_no_such_entity(
             type(target).objects.filter(pk=target.pk).delete()
         return locking(row)
 
-    monkeypatch.setattr(services, "_locked_and_checked", deleted_meanwhile)
+    monkeypatch.setattr(entity_checks, "_locked_and_checked", deleted_meanwhile)
     with pytest.raises(errors.NoSuchEntityException, match=f"The {gone} with name"):
         as_operator(
             "iam:AddUserToGroup",

@@ -28,6 +28,8 @@ import pytest
 
 from grants import services as grant_services
 from grants.models import Grant, IntegratedService
+from grants.services import creation as grant_creation
+from grants.services import integrated_services
 from keys.models import Alias, Key
 from keys.services import access, aliases, key_policy, lifecycle, policy_restore
 from kmsconsole.api.models import ApiToken
@@ -35,6 +37,7 @@ from kmsconsole.api.tokens import api_token_create
 from kmsconsole.core import errors
 from policies import deletion, services
 from policies.models import AccessKey, Account, ConsoleIdentity, IamRole, IamUser, RoleSession
+from policies.services import entity_deletion
 from tests.conftest import Persona, as_operator, postgresql_only
 from tests.policies.analyzer_support import run_as
 from tests.policies.test_principal_deletion import delete_as, key_naming, plain_user, policy_naming
@@ -129,7 +132,12 @@ def test_a_writer_that_checked_before_the_deletion_is_seen_by_it(
     rewrites what it wrote."""
     alice = plain_user(account, "alice")
     key = key_naming(admin.arn)
-    module = key_policy if operation in ("PutKeyPolicy", "CreateKey") else grant_services
+    module = {
+        "PutKeyPolicy": key_policy,
+        "CreateKey": key_policy,
+        "CreateGrant": grant_creation,
+        "RegisterIntegratedService": integrated_services,
+    }[operation]
     paused = Pause(module.lock_named, thread="writer")
     monkeypatch.setattr(module, "lock_named", paused)
     results: dict[str, Any] = {}
@@ -189,8 +197,8 @@ def test_a_writer_that_comes_during_the_deletion_waits_and_is_refused(
     waited for the row holding its key, which the deletion then waited for: a deadlock.)"""
     alice = plain_user(account, "alice")
     key = key_naming(alice.arn, admin.arn)
-    paused = Pause(services.unbind_deleted_principal, thread="deleter", after=False)
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="deleter", after=False)
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
     keys_before = set(Key.objects.values_list("pk", flat=True))
 
@@ -323,8 +331,8 @@ def test_a_row_for_the_principal_inserted_during_its_deletion_waits_and_is_refus
     else:
         plain_user(account, "alice")
     name = "app" if kind == "role" else "alice"
-    paused = Pause(services.unbind_deleted_principal, thread="deleter", after=False)
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="deleter", after=False)
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
 
     deleter = in_thread(lambda: delete_as(admin, kind, name), results, "deleter")
@@ -424,8 +432,8 @@ def test_two_deletions_in_one_account_only_wait(
         "DeleteRole": lambda: delete_as(admin, "role", "app"),
         "DeleteUser": lambda: delete_as(admin, "user", "alice"),
     }
-    paused = Pause(services.unbind_deleted_principal, thread="first", after=first == "DeleteUser")
-    monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+    paused = Pause(entity_deletion.unbind_deleted_principal, thread="first", after=first == "DeleteUser")
+    monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
     results: dict[str, Any] = {}
 
     one = in_thread(deletions[first], results, "first")
@@ -501,8 +509,8 @@ def test_writers_naming_one_principal_do_not_wait_for_each_other(
     deletion's FOR UPDATE only. (Before, FOR NO KEY UPDATE: every writer naming alice waited for the one before.)"""
     alice = plain_user(account, "alice")
     one, two = key_naming(admin.arn), key_naming(admin.arn)
-    paused = Pause(grant_services.lock_named, thread="first")
-    monkeypatch.setattr(grant_services, "lock_named", paused)
+    paused = Pause(grant_creation.lock_named, thread="first")
+    monkeypatch.setattr(grant_creation, "lock_named", paused)
     results: dict[str, Any] = {}
 
     first = in_thread(lambda: create_grant(one, alice, admin), results, "first")
@@ -545,8 +553,8 @@ def test_a_restore_and_a_deletion_of_a_principal_it_names_only_wait(
         monkeypatch.setattr(policy_restore, "lock_principals_of", paused)
         work = {"first": lambda: _restore_version_1(key), "second": lambda: delete_as(admin, "user", "alice")}
     else:
-        paused = Pause(services.unbind_deleted_principal, thread="first", after=False)
-        monkeypatch.setattr(services, "unbind_deleted_principal", paused)
+        paused = Pause(entity_deletion.unbind_deleted_principal, thread="first", after=False)
+        monkeypatch.setattr(entity_deletion, "unbind_deleted_principal", paused)
         work = {"first": lambda: delete_as(admin, "user", "alice"), "second": lambda: _restore_version_1(key)}
     results: dict[str, Any] = {}
 

@@ -23,7 +23,7 @@ from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from grants.models import Grant
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.models import Key
 from keys.services import lifecycle, tags
 from kmsconsole.audit.models import AuditEvent

@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from grants.models import Grant
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.services import aliases, lifecycle, tags
 from kmsconsole.api.models import ApiToken

@@ -16,7 +16,7 @@ import urllib3
 from django.conf import settings
 from django.test import Client
 
-from grants.services import grant_create
+from grants.services.creation import grant_create
 from keys.services import lifecycle
 from tests.api.conftest import client_with, token_for
 from tests.conftest import Persona, as_operator

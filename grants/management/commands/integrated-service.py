@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from grants.models import IntegratedService
-from grants.services import integrated_service_register
+from grants.services.integrated_services import integrated_service_register
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
 from kmsconsole.operations import OperationContext, perform

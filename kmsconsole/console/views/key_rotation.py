@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.formats import date_format
 from django.views.decorators.http import require_POST
 
-from grants.services import key_type
+from grants.services.key_operations import key_type
 from keys.models import Key, KeyMaterial
 from keys.services import lifecycle, rotation
 from kmsconsole.console.dispatch import Outcome, attempt, console_view

@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from grants.services import key_type
+from grants.services.key_operations import key_type
 from keys.metadata import key_metadata
 from keys.services import crypto, lifecycle
 from kmsconsole.console.dispatch import Outcome, attempt, console_view

@@ -40,7 +40,7 @@ from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.selectors import account_get
-from policies.services import entity_list
+from policies.services.lookups import entity_list
 
 WIZARD_SALT = "kmsconsole.console.key-create"
 WIZARD_MAX_AGE = 24 * 60 * 60

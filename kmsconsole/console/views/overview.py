@@ -37,7 +37,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from grants.services import PROPAGATION_SWEEP_JOB
+from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
 from keys.services.access import PENDING_DELETION_USE, KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB

@@ -39,7 +39,7 @@ from kmsconsole.operations import OperationContext
 from policies import arns
 from policies.authorization import would_allow
 from policies.selectors import account_get
-from policies.services import entity_list
+from policies.services.lookups import entity_list
 
 DRAFTS = "kms_policy_drafts"
 DRAFTS_KEPT = 5  # drafts of different keys kept in one session

@@ -37,6 +37,7 @@ from kmsconsole.operations import OperationContext
 from policies import services
 from policies.deletion import Blocker, deletion_blockers
 from policies.models import Account
+from policies.selectors import Entity
 
 DELETE: dict[str, Callable[[OperationContext, Account, str], services.DeletedEntity]] = {
     "user": lambda ctx, account, name: services.user_delete(ctx=ctx, account=account, user_name=name),
@@ -62,7 +63,7 @@ def _removal(kind: str, account_id: str, name: str, what: str, item: str) -> dic
 
 
 def _listed_items(
-    request: HttpRequest, kind: str, account_id: str, entity: services.Entity, blocker: Blocker
+    request: HttpRequest, kind: str, account_id: str, entity: Entity, blocker: Blocker
 ) -> list[str] | None:
     """The blocking items the viewer may see, under the read the entity's own page lists them with; None when
     that read is refused (or the items are never listed: console sign-in names)."""
@@ -98,7 +99,7 @@ def _listed_items(
 
 
 def _shown(
-    request: HttpRequest, kind: str, account_id: str, entity: services.Entity, blocker: Blocker
+    request: HttpRequest, kind: str, account_id: str, entity: Entity, blocker: Blocker
 ) -> dict[str, Any]:
     shown: dict[str, Any] = {"message": blocker.message, "removals": []}
     if blocker.what == "console-logins":
@@ -125,7 +126,7 @@ def delete_page(
 ) -> HttpResponse:
     """The confirmation page, with what blocks the deletion now; `error` is the refusal of the last attempt."""
 
-    def work(ctx: OperationContext) -> tuple[services.Entity, list[Blocker]]:
+    def work(ctx: OperationContext) -> tuple[Entity, list[Blocker]]:
         entity, _ = describe_entity(ctx, account_id, kind, name)
         return entity, deletion_blockers(entity)
 

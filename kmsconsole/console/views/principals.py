@@ -24,16 +24,17 @@ from kmsconsole.console.sudo import safe_next, sudo_required
 from kmsconsole.operations import OperationContext
 from policies import arns, services
 from policies.models import Account, IamUser
+from policies.selectors import Entity
 
 KINDS = ("user", "role", "group")
 PLURALS = {"user": "Users", "role": "Roles", "group": "Groups"}
 NAME_MAX = {"user": arns.USER_NAME_MAX, "role": arns.ROLE_NAME_MAX, "group": arns.GROUP_NAME_MAX}
 PAGE_SIZE = 50
 # Page loads: a refusal is 403 and an unknown entity 404 (and another account's entity, existing or not, is unknown:
-# policies.services.refuse_as_unknown_elsewhere). Form input the service rejects is 400 (see status_of).
+# policies.services.lookups.refuse_as_unknown_elsewhere). Form input the service rejects is 400 (see status_of).
 STATUS_FOR_CODE = {"AccessDeniedException": 403, "NoSuchEntity": 404, "DeleteConflict": 409}
 
-CREATE: dict[str, Callable[[OperationContext, Account, str, str], services.Entity]] = {
+CREATE: dict[str, Callable[[OperationContext, Account, str, str], Entity]] = {
     "user": lambda ctx, account, name, path: services.user_create(
         ctx=ctx, account=account, user_name=name, path=path
     ),
@@ -208,9 +209,7 @@ def entity_create(request: HttpRequest, account_id: str, kind: str) -> HttpRespo
 # An entity's page.
 
 
-def describe_entity(
-    ctx: OperationContext, account_id: str, kind: str, name: str
-) -> tuple[services.Entity, list[Any]]:
+def describe_entity(ctx: OperationContext, account_id: str, kind: str, name: str) -> tuple[Entity, list[Any]]:
     """iam:GetUser / GetRole / GetGroup: the entity, with a user's groups or a group's members. Another account's
     principal is answered as an unknown one, whether it or its account exists or not."""
     account = services.entity_account(ctx=ctx, account_id=account_id, kind=kind, name=name)
