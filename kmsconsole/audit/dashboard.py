@@ -3,7 +3,8 @@
 - `trail_dashboard` (kmsconsole:ListAuditEvents): a page of the filtered trail, its charts, the notable events
   of the time range and the chain's state;
 - `event_detail` (kmsconsole:GetAuditEvent): one event, its explanation and what it refers to;
-- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream.
+- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream;
+- `refused_query` (either read): a query refused for its shape, decided and failed so that it is audited.
 
 Each asks the engine first (kmsconsole.api.reads: the caller's identity policies decide, and the events are
 those the caller's account reads through the query's scope: its own principals' requests, or other accounts'
@@ -17,10 +18,10 @@ or access key id).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db.models import QuerySet
 
@@ -34,6 +35,7 @@ from kmsconsole.audit.notable import NotableSection, notable_sections
 from kmsconsole.audit.scope import Scope, own_key_events
 from kmsconsole.audit.trail import Cursor, FilterError, Page, TrailFilter, TrailQuery, narrowed, page, resolve
 from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
+from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
 
@@ -145,6 +147,16 @@ def export_events(ctx: OperationContext, *, query: TrailQuery) -> Iterator[dict[
         return error
     rows = event_rows(narrowed(events, trail).order_by("time", "seq"))
     return reads.shown_audit_rows(ctx, rows, query.scope)
+
+
+def refused_query(ctx: OperationContext, *, problems: Sequence[str]) -> NoReturn:
+    """kmsconsole:ListAuditEvents or kmsconsole:ExportAuditEvents for a query refused for its shape (a filter that
+    is not one, a scope that is not one, a page link that is not one): decided as the read would be, so a caller
+    who may not read at all is refused (AccessDeniedException), then failed with ValidationException naming every
+    problem (`problems`, phrased by the interface, never echoing a secret), as the REST API fails a bad filter
+    inside its read: one event for the refused request. Nothing is read."""
+    reads.audit_events(ctx)
+    raise errors.ValidationException(" ".join(problems) or "The query is not valid.")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import SCOPE_LABELS, Scope, checked_scope
+from kmsconsole.audit.scope import SCOPE_LABELS, Scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
@@ -74,6 +74,15 @@ def _cursors(request: HttpRequest) -> tuple[Cursor | None, Cursor | None]:
     return (Cursor.parse(before) if before else None, Cursor.parse(after) if after else None)
 
 
+def _cursor_error(request: HttpRequest) -> str:
+    """Why a page link's position is not one; "" when it is (or there is none)."""
+    try:
+        _cursors(request)
+    except FilterError as error:
+        return error.message
+    return ""
+
+
 def _page_context(
     request: HttpRequest, form: TrailFilterForm, result: dashboard.TrailDashboard
 ) -> dict[str, Any]:
@@ -120,16 +129,25 @@ def _as_recorded(request: HttpRequest) -> dict[str, str]:
     }
 
 
-def _refused_scope(
+def _refused_query(
     request: HttpRequest, form: TrailFilterForm, operation: str, params: dict[str, Any]
-) -> str:
-    """A scope that is not one fails the read inside its operation, with the request's parameters as they came, so
-    the refused read is audited as on the REST API (ValidationException); the error in words, or "" when the scope
-    is one (or none is asked for)."""
-    if form.scope_known:
-        return ""
-    outcome = attempt(request, operation, lambda ctx: checked_scope(form.asked_scope), params=params)
-    return outcome.error or "Choose one side of the trail."
+) -> Outcome[Any] | None:
+    """A query refused for its shape (a filter the form refuses, a scope that is not one, a page link whose position
+    is not one) fails inside its operation, with the request's parameters as they came (`params`, from
+    `_as_recorded`): decided first, so a caller who may not read is refused (AccessDeniedException), then failed
+    with ValidationException naming every problem, as the REST API fails a bad filter. One event, whatever is
+    wrong. The outcome, or None for a well-formed query (whose read records itself). The scope's problem is added
+    to the form, beside the switch."""
+    problems = form.problems()
+    if cursor_error := _cursor_error(request):
+        problems.append(cursor_error)
+    if not problems:
+        return None
+    if form.scope_error:
+        form.add_error("scope", form.scope_error)
+    return attempt(
+        request, operation, lambda ctx: dashboard.refused_query(ctx, problems=problems), params=params
+    )
 
 
 def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -159,20 +177,15 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
-    scope_error = _refused_scope(
-        request, form, "kmsconsole:ListAuditEvents", {"Query": _as_recorded(request)}
-    )
-    if scope_error:
-        form.add_error("scope", scope_error)
-    if form.is_bound and not form.is_valid():
+    refused = _refused_query(request, form, "kmsconsole:ListAuditEvents", {"Query": _as_recorded(request)})
+    if refused is not None:
+        if refused.code != "ValidationException":
+            return _refusal(request, refused, "Audit trail")
+        context["cursor_error"] = _cursor_error(request)
         return _render_trail(request, context, status=400)
     now = timezone.now()
     query = form.query(now)
-    try:
-        before, after = _cursors(request)
-    except FilterError as error:
-        context["cursor_error"] = error.message
-        return _render_trail(request, context, status=400)
+    before, after = _cursors(request)  # well formed: _refused_query checked them
     # A page link's position is recorded only as RECORDED_CURSOR: the trail's readers are other principals.
     cursor = {"Before": before, "After": after}
     outcome = attempt(
@@ -235,23 +248,13 @@ _FORMATS = {
 
 def _export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = TrailFilterForm(request.GET or None)
-    scope_error = _refused_scope(
+    # An export is the whole filtered range, so a page link's position is not used; one that is not a position is
+    # still refused, as the trail refuses it.
+    refused = _refused_query(
         request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": _as_recorded(request)}
     )
-    if scope_error:
-        return render(
-            request, "console/audit_refused.html", {"heading": "Export", "error": scope_error}, status=400
-        )
-    if form.is_bound and not form.is_valid():
-        errors = "; ".join(
-            f"{form[name].label}: {' '.join(e)}" for name, e in form.errors.items() if name in form.fields
-        )
-        return render(
-            request,
-            "console/audit_refused.html",
-            {"heading": "Export", "error": errors or "Check the filters."},
-            status=400,
-        )
+    if refused is not None:
+        return _refusal(request, refused, "Export")
     query = form.query(timezone.now())
     outcome = attempt(
         request,

@@ -12,7 +12,7 @@ from django.http import QueryDict
 
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
 from kmsconsole.audit.trail import TrailQuery
 from kmsconsole.operations import OPERATIONS
 
@@ -60,7 +60,8 @@ def _datetime(label: str) -> forms.DateTimeField:
 
 class TrailFilterForm(forms.Form):
     # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field. Taken
-    # as it comes: the read's operation checks it (kmsconsole.audit.scope.checked_scope), so a bad one is audited.
+    # as it comes: a bad one (`scope_error`) fails the read inside its operation, audited, with the other filters
+    # kept for the switch's links.
     scope = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     range = forms.ChoiceField(
         label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
@@ -122,13 +123,26 @@ class TrailFilterForm(forms.Form):
         return str(self.data.get("scope", "")) if self.is_bound else ""
 
     @property
+    def scope_error(self) -> str:
+        """Why the scope asked for is not one; "" when it is (or none is asked for, the default)."""
+        return scope_problem(self.asked_scope)
+
+    @property
     def scope_known(self) -> bool:
         """Whether the scope asked for is one (or none is asked for, the default)."""
-        try:
-            parse_scope(self.asked_scope)
-        except ValueError:
-            return False
-        return True
+        return not self.scope_error
+
+    def problems(self) -> list[str]:
+        """Every reason the filters are refused, each as the page shows it beside its field (the scope's beside the
+        switch), for the refused read's audit event; [] for filters that are well formed."""
+        found = [self.scope_error] if self.scope_error else []
+        for name, field_errors in self.errors.items():
+            if name == "scope" and self.scope_error:
+                continue  # already said
+            field = self.fields.get(name)
+            label = f"{field.label}: " if field is not None and field.label else ""
+            found.append(label + " ".join(field_errors))
+        return found
 
     @property
     def chosen_scope(self) -> Scope:
