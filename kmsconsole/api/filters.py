@@ -5,17 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from rest_framework.pagination import CursorPagination, PageNumberPagination
+from django.core.validators import RegexValidator
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.trail import KEY_ARN
+from kmsconsole.core import errors
+
+# A key ARN filter that is not one is refused for its shape (a 400 inside the read, audited as failed), as the
+# console refuses a key that is not one; a well-formed ARN of a key that does not exist matches no event.
+_KEY_ARN_SHAPE = RegexValidator(KEY_ARN, "Give a key ARN (arn:aws:kms:<region>:<account>:key/<key-id>).")
+INVALID_CURSOR = "The cursor is not valid; start again from the first page (without a cursor)."
+
+
+def described(parameters: list[dict[str, Any]], descriptions: dict[str, str]) -> list[dict[str, Any]]:
+    """A pagination's OpenAPI query parameters, with the descriptions this API gives some of them."""
+    for parameter in parameters:
+        if parameter["name"] in descriptions:
+            parameter["description"] = descriptions[parameter["name"]]
+    return parameters
 
 
 class AuditEventFilter(django_filters.FilterSet):
     time = django_filters.IsoDateTimeFromToRangeFilter(help_text="time_after / time_before (ISO 8601).")
-    key_arn = django_filters.CharFilter()
+    key_arn = django_filters.CharFilter(validators=[_KEY_ARN_SHAPE], help_text="A key ARN (a 400 otherwise).")
     caller_arn = django_filters.CharFilter()
     operation = django_filters.CharFilter()
     decision = django_filters.ChoiceFilter(choices=AuditEvent.Decision.choices)
@@ -33,12 +50,33 @@ class PageNumbers(PageNumberPagination):
 
 
 class AuditCursor(CursorPagination):
-    """The audit log grows while it is read: a cursor never skips or repeats an event."""
+    """The audit log grows while it is read: a cursor never skips or repeats an event. A cursor that is not one is
+    a bad request (ValidationException, 400, inside the read: audited as failed, the cursor recorded only as the
+    placeholder), as the console refuses a page link that is not one, not DRF's 404."""
 
     ordering = "-seq"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor: Cursor | None = super().decode_cursor(request)
+        except NotFound:
+            raise errors.ValidationException(INVALID_CURSOR) from None
+        # The position is a seq: anything else would reach the database as a number it is not.
+        if cursor is not None and cursor.position is not None and not cursor.position.isdigit():
+            raise errors.ValidationException(INVALID_CURSOR)
+        return cursor
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return described(
+            super().get_schema_operation_parameters(view),
+            {
+                self.cursor_query_param: "The cursor of a `next` or `previous` link. One that is not a cursor is "
+                "a 400 ValidationException."
+            },
+        )
 
 
 class KeyPages(PageNumbers):
@@ -85,19 +123,15 @@ class KeyPages(PageNumbers):
         )
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_query_param:
-                parameter["description"] = (
-                    "A page number of the whole list. A searched or filtered list has none: it continues with "
-                    "the `cursor` of its `next` link (another page number is a 400)."
-                )
-            elif parameter["name"] == self.page_size_query_param:
-                parameter["description"] = (
-                    f"Keys per page (at most {self.max_page_size}). A searched or filtered page looks through "
-                    "the same number of keys whatever its size."
-                )
-        return parameters
+        return described(
+            super().get_schema_operation_parameters(view),
+            {
+                self.page_query_param: "A page number of the whole list. A searched or filtered list has none: it "
+                "continues with the `cursor` of its `next` link (another page number is a 400).",
+                self.page_size_query_param: f"Keys per page (at most {self.max_page_size}). A searched or "
+                "filtered page looks through the same number of keys whatever its size.",
+            },
+        )
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         paged = super().get_paginated_response_schema(schema)

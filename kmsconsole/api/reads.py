@@ -110,7 +110,8 @@ def audit_events(ctx: OperationContext, scope: Scope = Scope.CALLER) -> QuerySet
 
 def audit_event_sides(ctx: OperationContext) -> dict[Scope, QuerySet[AuditEvent]]:
     """Both sides of the caller's account's trail, under one decision (kmsconsole:ListAuditEvents), for a reader
-    that shows only what neither side hides (the console's overview)."""
+    that shows only what neither side hides (the console's overview), or that decides before it checks the side
+    it was asked for (the REST list: a caller who may not read is denied whatever its query)."""
     authorize(ctx, resource="*")
     return {scope: scope_events(ctx.caller.account_id, scope) for scope in Scope}
 

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from keys.models import KeyState
 from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, ListedKey, only_by_creation
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
 from kmsconsole.jobs.models import JobRun, ShownRun
 
 # The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
@@ -114,11 +114,12 @@ class RetirableGrantsQuery(serializers.Serializer):
 
 
 class AuditScopeQuery(serializers.Serializer):
-    scope = serializers.ChoiceField(
-        choices=[scope.value for scope in Scope], required=False, allow_blank=True
-    )
+    scope = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
     def validate_scope(self, value: str) -> Scope:
+        # The console's words for a scope that is not one (kmsconsole.audit.scope.scope_problem), one source.
+        if problem := scope_problem(value):
+            raise serializers.ValidationError(problem)
         return parse_scope(value)
 
 

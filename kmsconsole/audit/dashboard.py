@@ -3,12 +3,16 @@
 - `trail_dashboard` (kmsconsole:ListAuditEvents): a page of the filtered trail, its charts, the notable events
   of the time range and the chain's state;
 - `event_detail` (kmsconsole:GetAuditEvent): one event, its explanation and what it refers to;
-- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream.
+- `export_events` (kmsconsole:ExportAuditEvents): the filtered events, as lazy rows to stream;
+- `refused_query` (either read): a query refused for its shape, decided and failed so that it is audited.
 
 Each asks the engine first (kmsconsole.api.reads: the caller's identity policies decide, and the events are
 those the caller's account reads through the query's scope: its own principals' requests, or other accounts'
-requests on its keys, kmsconsole.audit.scope), then resolves the filters in that account. A filter that names
-nothing comes back as a FilterError value (the request was allowed; the person mistyped), never as a failure.
+requests on its keys, kmsconsole.audit.scope), then resolves the filters in that account. A filter of the wrong
+shape (a key id that is not one, another account's alias) fails the read with ValidationException, after the
+decision, so the refusal is audited as failed; a well-formed filter that names nothing (an alias or a user that
+does not exist) is an allowed read that matches no event, with a note saying why, as AWS answers a well-formed
+query that matches nothing.
 Every event, chart, notable event and filter is within the scope and as the caller's account may see it through
 it (kmsconsole.audit.shown: an event of a request on another account's key does not name that account's key-policy
 statements or grants; another account's request on the reader's key does not name the caller's identity policies
@@ -17,10 +21,10 @@ or access key id).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db.models import QuerySet
 
@@ -32,8 +36,9 @@ from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from kmsconsole.audit.notable import NotableSection, notable_sections
 from kmsconsole.audit.scope import Scope, own_key_events
-from kmsconsole.audit.trail import Cursor, FilterError, Page, TrailFilter, TrailQuery, narrowed, page, resolve
+from kmsconsole.audit.trail import Cursor, Page, TrailFilter, TrailQuery, narrowed, page, resolve
 from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
+from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
 
@@ -96,16 +101,12 @@ def trail_dashboard(
     now: datetime,
     before: Cursor | None = None,
     after: Cursor | None = None,
-) -> TrailDashboard | FilterError:
-    """kmsconsole:ListAuditEvents for the dashboard page (or the filter that names nothing), within the query's
-    scope."""
+) -> TrailDashboard:
+    """kmsconsole:ListAuditEvents for the dashboard page, within the query's scope."""
     scope = query.scope
     events = reads.audit_events(ctx, scope)
     account_id = ctx.caller.account_id
-    try:
-        trail = resolve(query, account_id=account_id)
-    except FilterError as error:
-        return error
+    trail = resolve(query, account_id=account_id)
     matching = narrowed(events, trail)
     first_page = before is None and after is None
     charts = (
@@ -135,16 +136,24 @@ def trail_dashboard(
     )
 
 
-def export_events(ctx: OperationContext, *, query: TrailQuery) -> Iterator[dict[str, Any]] | FilterError:
+def export_events(ctx: OperationContext, *, query: TrailQuery) -> Iterator[dict[str, Any]]:
     """kmsconsole:ExportAuditEvents: the filtered events of the query's scope, oldest first, as exported rows the
     caller's account may see, not yet read (the response streams them)."""
     events = reads.audit_events(ctx, query.scope)
-    try:
-        trail = resolve(query, account_id=ctx.caller.account_id)
-    except FilterError as error:
-        return error
+    trail = resolve(query, account_id=ctx.caller.account_id)
     rows = event_rows(narrowed(events, trail).order_by("time", "seq"))
     return reads.shown_audit_rows(ctx, rows, query.scope)
+
+
+def refused_query(ctx: OperationContext, *, scope: Scope, problems: Sequence[str]) -> NoReturn:
+    """kmsconsole:ListAuditEvents or kmsconsole:ExportAuditEvents for a query refused for its shape (a filter that
+    is not one, a scope that is not one, a page link that is not one): decided as the read would be (through
+    `scope`, the one asked for when it is one, else the default), so a caller who may not read at all is refused
+    (AccessDeniedException), then failed with ValidationException naming every problem (`problems`, phrased by the
+    interface, never echoing a secret), as the REST API fails a bad filter inside its read: one event for the
+    refused request. Nothing is read."""
+    reads.audit_events(ctx, scope)
+    raise errors.ValidationException(" ".join(problems) or "The query is not valid.")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from django.db.models import Q, QuerySet
 
 from keys.models import key_arn
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.core import errors
 
 # A key ARN as the service writes it: arn:<partition>:kms:<region>:<account>:key/<id>.
 _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>[0-9]{12}):key/", re.ASCII)
@@ -61,15 +60,17 @@ def parse_scope(value: str | None) -> Scope:
     return Scope(value)
 
 
-def checked_scope(value: str | None) -> Scope:
-    """`parse_scope` inside an operation: anything else fails the read with ValidationException, so the refused
-    read is audited (as the REST API's serializer does, kmsconsole.api.serializers.AuditScopeQuery)."""
+def scope_problem(value: str | None) -> str:
+    """Why `value` names no scope, in words that do not echo a long value; "" when it names one (or is empty: the
+    default). A reader refuses such a read inside its operation, so the refusal is audited (as the REST API's
+    serializer does, kmsconsole.api.serializers.AuditScopeQuery)."""
     try:
-        return parse_scope(value)
+        parse_scope(value)
     except ValueError:
         named = value if len(value or "") <= 64 else f"{(value or '')[:64]}..."
         choices = ", ".join(scope.value for scope in Scope)
-        raise errors.ValidationException(f"scope must be one of {choices}, not {named!r}.") from None
+        return f"scope must be one of {choices}, not {named!r}."
+    return ""
 
 
 # The operation whose allowed event names a second key in its chained response elements (the key its data leaves).

@@ -22,11 +22,13 @@ from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
+from kmsconsole.core import errors
 from policies import arns
 from policies.models import IamRole, IamUser
 
 PAGE_SIZE = 50
-_KEY_ARN = re.compile(
+# A key ARN as a filter takes it (the console's trail and the REST API's list alike).
+KEY_ARN = re.compile(
     r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/(?P<key_id>[0-9a-fA-F-]{36})$", re.ASCII
 )
 _ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>alias/.+)$", re.ASCII)
@@ -38,7 +40,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FilterError(ValueError):
-    """A filter value that names nothing: shown beside its field."""
+    """A page link whose position is not one (`Cursor.parse`): refused, with the filters, inside the read."""
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(message)
@@ -93,6 +95,9 @@ class TrailFilter:
     key_account_prefix: str = ""
     caller_account: str = ""
     notes: tuple[str, ...] = field(default=())
+    # A filter names nothing in the reader's account (an alias or a user that does not exist): a well-formed query
+    # that matches no event, answered as an allowed read with no rows and a note saying why.
+    matches_nothing: bool = False
     # The reader's account: "decided by" matches what that account is shown (kmsconsole.audit.shown).
     account_id: str = ""
 
@@ -101,59 +106,82 @@ class TrailFilter:
         return self.query.scope
 
 
-def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
-    """(key ARN, note) for a key named by id, ARN, alias name or alias ARN."""
-    if match := _KEY_ARN.match(value):
-        return value, ""
-    alias_account, alias_name = account_id, ""
+def key_problem(value: str, account_id: str) -> str:
+    """Why `value` cannot name a key for a reader of `account_id` (not a key id, key ARN, alias name or alias ARN;
+    another account's alias, whose name a reader cannot look up); "" when it can. What the filter form refuses,
+    inside the read's operation (kmsconsole.audit.dashboard.refused_query); `resolve` asks again."""
+    if not value or KEY_ARN.match(value):
+        return ""
     if match := _ALIAS_ARN.match(value):
-        alias_account, alias_name = match["account"], match["alias"]
-    elif value.startswith("alias/"):
-        alias_name = value
+        if match["account"] != account_id:
+            return "Aliases of another account cannot be looked up; give the key's ARN."
+        return ""
+    if value.startswith("alias/") and len(value) > len("alias/"):
+        return ""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return "Give a key id, a key ARN, an alias name (alias/...) or an alias ARN."
+    return ""
+
+
+def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
+    """(key ARN, note) for a key named by id, ARN, alias name or alias ARN (well formed: `key_problem`); ("", note)
+    for an alias that does not exist."""
+    if KEY_ARN.match(value):
+        return value, ""
+    alias_match = _ALIAS_ARN.match(value)
+    alias_name = alias_match["alias"] if alias_match else value if value.startswith("alias/") else ""
     if alias_name:
-        if alias_account != account_id:
-            raise FilterError("key", "Aliases of another account cannot be looked up; give the key's ARN.")
-        alias = Alias.objects.filter(account__account_id=account_id, name=alias_name).select_related("key")
-        found = alias.first()
+        found = (
+            Alias.objects.filter(account__account_id=account_id, name=alias_name)
+            .select_related("key")
+            .first()
+        )
         if found is None:
-            raise FilterError("key", f"There is no alias {alias_name} in account {account_id}.")
+            return "", f"There is no alias {alias_name[:256]} in account {account_id}: no event matches it."
         arn = key_arn(account_id, str(found.key.key_id))
         return arn, f"{alias_name} points at {arn} now; events are matched by that key."
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        raise FilterError(
-            "key", "Give a key id, a key ARN, an alias name (alias/...) or an alias ARN."
-        ) from None
     # A key id needs no lookup: the key may have been deleted since, and its events still matter.
-    return key_arn(account_id, str(parsed)), ""
+    return key_arn(account_id, str(uuid.UUID(value))), ""
 
 
-def _principal_for(value: str, account_id: str) -> tuple[str, str]:
-    """(principal ARN, session prefix) for an ARN, or a user or role name of the caller's account."""
+def _principal_for(value: str, account_id: str) -> tuple[str, str, str]:
+    """(principal ARN, session prefix, note) for an ARN, or a user or role name of the caller's account; ("", "",
+    note) for a name that is neither."""
     if value.startswith("arn:") or value.startswith("kmsconsole:") or value == "anonymous":
         match = _ROLE_ARN.match(value)
         if match is None:
-            return value, ""
+            return value, "", ""
         prefix = f"arn:{match['partition']}:sts::{match['account']}:assumed-role/{match['name']}/"
-        return value, prefix
+        return value, prefix, ""
     user = IamUser.objects.filter(account__account_id=account_id, name=value).first()
     if user is not None:
-        return arns.user_arn(account_id, user.path, user.name), ""
+        return arns.user_arn(account_id, user.path, user.name), "", ""
     role = IamRole.objects.filter(account__account_id=account_id, name=value).first()
     if role is not None:
-        return arns.role_arn(account_id, role.path, role.name), arns.assumed_role_arn(
-            account_id, role.name, ""
+        return (
+            arns.role_arn(account_id, role.path, role.name),
+            arns.assumed_role_arn(account_id, role.name, ""),
+            "",
         )
-    raise FilterError(
-        "principal", f"There is no user or role named {value[:64]} in account {account_id}; give an ARN."
+    note = (
+        f"There is no user or role named {value[:64]} in account {account_id}: no event matches it. "
+        "Give an ARN for a principal that no longer exists."
     )
+    return "", "", note
 
 
 def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
-    """Resolve names into what events record. Raises FilterError naming the field that names nothing."""
+    """Resolve names into what events record, inside the read's operation. A filter of the wrong shape
+    (`key_problem`) fails the read (ValidationException, audited as failed); a well-formed name that names nothing
+    (an alias or a user that does not exist) is a query that matches no event, with a note saying why."""
+    if problem := key_problem(query.key, account_id):
+        raise errors.ValidationException(f"Key: {problem}")
     key, key_note = _key_arn_for(query.key, account_id) if query.key else ("", "")
-    principal, sessions = _principal_for(query.principal, account_id) if query.principal else ("", "")
+    principal, sessions, principal_note = (
+        _principal_for(query.principal, account_id) if query.principal else ("", "", "")
+    )
     by_caller = query.scope is Scope.KEY_OWNER
     key_account = key_arn(query.account, "") if query.account and not by_caller else ""
     return TrailFilter(
@@ -163,13 +191,16 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
         session_prefix=sessions,
         key_account_prefix=key_account,
         caller_account=query.account if by_caller else "",
-        notes=(key_note,) if key_note else (),
+        notes=tuple(note for note in (key_note, principal_note) if note),
+        matches_nothing=bool(query.key and not key) or bool(query.principal and not principal),
         account_id=account_id,
     )
 
 
 def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[AuditEvent]:
     """The events that match every filter that is set (the time range included)."""
+    if trail.matches_nothing:
+        return events.none()
     query = trail.query
     if query.since is not None:
         events = events.filter(time__gte=query.since)

@@ -91,6 +91,10 @@ def test_schema_is_a_valid_openapi_3_document(client: Any) -> None:
     assert len(operations) >= 30
     assert all(op.get("summary") for op in operations)
     assert set(document["components"]["securitySchemes"]) == {"apiToken", "consoleSession"}
+    # The audit list's cursor and key filter: one that is not one is a 400 (not DRF's 404 "Invalid cursor").
+    audit = {p["name"]: p for p in document["paths"]["/api/v1/audit-events"]["get"]["parameters"]}
+    assert "400 ValidationException" in audit["cursor"]["description"]
+    assert "a 400" in audit["key_arn"]["description"]
 
 
 @pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from tests.audit.dashboard_support import ALICE, KEY_1, PARTNER_KEY, add
@@ -99,23 +100,52 @@ def test_the_first_visit_shows_the_last_24_hours(console: Callable[..., Client],
         ({"since": "yesterday"}, "Enter a valid date/time."),
         ({"since": "2026-01-02T00:00", "until": "2026-01-01T00:00"}, "Until must be after From."),
         ({"context_value": "42"}, "Give the encryption context key"),
-        ({"key": "alias/no-such-alias"}, "There is no alias alias/no-such-alias in account 111122223333."),
         ({"key": "not a key"}, "Give a key id, a key ARN, an alias name"),
-        ({"principal": "nobody-here"}, "There is no user or role named nobody-here"),
+        (
+            {"key": "arn:aws:kms:us-east-1:999999999999:alias/x"},
+            "Aliases of another account cannot be looked up",
+        ),
         ({"before": "garbage"}, "That page link is not valid"),
-        ({"range": "forever"}, "Select a valid choice."),
+        ({"range": "forever"}, "Select one of the offered choices."),
     ],
 )
-def test_bad_filters_are_answered_inline_and_kept(
+def test_bad_filters_are_answered_inline_kept_and_one_failed_event(
     console: Callable[..., Client], admin: Persona, params: dict[str, str], message: str
 ) -> None:
+    """A filter refused for its shape, by the form or once the form has it (a key id that is not one, another
+    account's alias): refused inside the read, after the decision, one failed ValidationException event."""
     response = console(admin).get(TRAIL, params)
     assert response.status_code == 400
     body = response.content.decode()
-    assert message in body
+    assert escape(message) in body
     for name, value in params.items():
         if name not in ("before", "range"):
             assert f'value="{value}"' in body, "what the person typed stays in the form"
+    (event,) = audit_events("kmsconsole:ListAuditEvents", caller_arn=admin.arn)
+    assert (event.decision, event.error_code) == ("failed", "ValidationException")
+    assert message in event.error_message
+
+
+@pytest.mark.parametrize(
+    ("params", "note"),
+    [
+        ({"key": "alias/no-such-alias"}, "There is no alias alias/no-such-alias in account 111122223333"),
+        ({"principal": "nobody-here"}, "There is no user or role named nobody-here in account 111122223333"),
+    ],
+)
+def test_a_well_formed_filter_naming_nothing_is_an_allowed_read_of_no_events(
+    console: Callable[..., Client], admin: Persona, seeded: AuditEvent, params: dict[str, str], note: str
+) -> None:
+    """As AWS answers a well-formed query that matches nothing: allowed, no events, and the page says why."""
+    response = console(admin).get(TRAIL, {**params, "range": "7d"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert note in body and str(seeded.event_id) not in body
+    for value in params.values():
+        assert f'value="{value}"' in body
+    (event,) = audit_events("kmsconsole:ListAuditEvents", caller_arn=admin.arn)
+    assert (event.decision, event.error_code) == ("allowed", "")
+    assert {name: event.request_parameters["Query"][name] for name in params} == params
 
 
 def test_the_event_page_of_another_account_or_unknown_event_is_not_found(

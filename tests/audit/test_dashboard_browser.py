@@ -133,3 +133,44 @@ def test_the_key_owners_side_is_one_switch_away(watched_page: WatchedPage, admin
     assert "uokka" not in page.content()
     page.get_by_role("link", name="Audit trail").click()
     page.wait_for_url("**scope=key-owner**")
+
+
+def test_a_refused_query_says_why_beside_the_field_and_in_results_htmx_swaps(
+    watched_page: WatchedPage, admin: Persona
+) -> None:
+    """Dates typed the wrong way round: the whole page comes back (a 400) with the message beside the field. A
+    page link htmx follows whose query is refused (here a date that is not one): htmx swaps only successful
+    answers, so the results come as a 200 that says the problem in words where the results were, never the
+    generic "could not complete that request"."""
+    now = timezone.now()
+    append(event_values(time=now - timedelta(minutes=i)) for i in range(60))
+    sign_in(watched_page, admin)
+    page = watched_page.page
+    watched_page.goto("/console/audit/")
+    page.locator('canvas[data-chart="timeline"]').wait_for(state="visible")
+
+    page.locator('input[name="since"]').fill("2026-01-02T00:00")
+    page.locator('input[name="until"]').fill("2026-01-01T00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url("**until=**")
+    page.locator("p.field-error", has_text="Until must be after From.").wait_for(state="visible")
+    assert page.locator('input[name="since"]').input_value() == "2026-01-02T00:00"
+    watched_page.screenshot("audit-refused-filter")
+
+    watched_page.goto("/console/audit/")
+    older = page.get_by_role("link", name="Older")
+    older.wait_for(state="visible")
+    page.eval_on_selector(
+        "a[rel=next]",
+        """link => {
+            const url = link.getAttribute("hx-get") + "&since=yesterday";
+            link.setAttribute("hx-get", url);
+            link.setAttribute("href", url);
+            htmx.process(link);
+        }""",
+    )
+    older.click()
+    results = page.locator("#audit-results")
+    results.get_by_text("From: Enter a valid date/time.").wait_for(state="visible")
+    assert page.locator("#htmx-error").count() == 0
+    assert results.locator("table.audit-events").count() == 0

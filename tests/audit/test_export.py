@@ -105,11 +105,21 @@ def test_refused_without_the_permission_and_nothing_is_exported(
     assert {e.decision for e in audit_events("kmsconsole:ExportAuditEvents")} == {"denied"}
 
 
-def test_bad_filters_are_a_400_in_words(console: Callable[..., Client], admin: Persona) -> None:
+def test_bad_filters_are_a_400_in_words_and_a_name_of_nothing_exports_nothing(
+    console: Callable[..., Client], admin: Persona
+) -> None:
     response = console(admin).get(CSV_URL, {"account": "nope"})
     assert response.status_code == 400 and "An account id is 12 digits." in response.content.decode()
+    response = console(admin).get(JSONL_URL, {"key": "not-a-key"})
+    assert response.status_code == 400 and "Give a key id, a key ARN" in response.content.decode()
+    assert [(e.decision, e.error_code) for e in audit_events("kmsconsole:ExportAuditEvents")] == [
+        ("failed", "ValidationException")
+    ] * 2
+    # A well-formed alias that does not exist: an allowed export of no events (AWS-like), not a refusal.
     response = console(admin).get(JSONL_URL, {"key": "alias/missing"})
-    assert response.status_code == 400 and "There is no alias alias/missing" in response.content.decode()
+    assert isinstance(response, StreamingHttpResponse) and response.status_code == 200
+    assert b"".join(response.streaming_content) == b""
+    assert audit_events("kmsconsole:ExportAuditEvents")[-1].decision == "allowed"
 
 
 def test_rows_are_read_in_chunks_and_written_as_they_come(trail: list[AuditEvent], monkeypatch: Any) -> None:

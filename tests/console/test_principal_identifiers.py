@@ -87,7 +87,7 @@ def test_a_user_the_engine_cannot_read_is_refused_in_the_console(
     ],
 )
 def test_the_trail_filters_by_an_account_of_twelve_ascii_digits(account: str, valid: bool) -> None:
-    form = TrailFilterForm({"account": account})
+    form = TrailFilterForm({"account": account}, account_id=ACCOUNT)
     assert form.is_valid() is valid
     if not valid:
         assert form.errors["account"] == ["An account id is 12 digits."]

@@ -9,7 +9,7 @@ Every page works without JavaScript: the charts are drawn from the same numbers 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import SCOPE_LABELS, Scope, checked_scope
+from kmsconsole.audit.scope import SCOPE_LABELS, Scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
@@ -69,15 +70,37 @@ BAR_CHARTS = (
 )
 
 
-def _cursors(request: HttpRequest) -> tuple[Cursor | None, Cursor | None]:
-    before, after = request.GET.get("before", ""), request.GET.get("after", "")
-    return (Cursor.parse(before) if before else None, Cursor.parse(after) if after else None)
+@dataclass(frozen=True)
+class PagePosition:
+    """A page link's position, parsed once per request: where the page continues, or why the link is not one."""
+
+    before: Cursor | None = None
+    after: Cursor | None = None
+    problem: str = ""
+    # The names a read records for the position (never the position itself, RECORDED_CURSOR stands in for it).
+    recorded: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> PagePosition:
+        before, after = request.GET.get("before", ""), request.GET.get("after", "")
+        recorded = tuple(name for name, value in (("Before", before), ("After", after)) if value)
+        try:
+            return cls(
+                Cursor.parse(before) if before else None, Cursor.parse(after) if after else None, "", recorded
+            )
+        except FilterError as error:
+            return cls(problem=error.message, recorded=recorded)
+
+    def as_recorded(self) -> dict[str, str]:
+        """The position as a read records it: that the request continued a list, never where (the trail's readers
+        are other principals)."""
+        return dict.fromkeys(self.recorded, RECORDED_CURSOR)
 
 
 def _page_context(
     request: HttpRequest, form: TrailFilterForm, result: dashboard.TrailDashboard
 ) -> dict[str, Any]:
-    account_id = console_caller(request).account_id  # type: ignore[union-attr]  # console_view checked it
+    account_id = _account_id(request)
     params = form.link_params()
     page, charts = result.page, result.charts
     return {
@@ -111,38 +134,58 @@ def _page_context(
     }
 
 
-def _as_recorded(request: HttpRequest) -> dict[str, str]:
-    """The request's query as its audit event records it: a page position only as RECORDED_CURSOR (the trail's
-    readers are other principals)."""
-    return {
-        name: RECORDED_CURSOR if name in ("before", "after") and value else value
-        for name, value in request.GET.dict().items()
-    }
+def _refused_query(
+    request: HttpRequest,
+    form: TrailFilterForm,
+    position: PagePosition,
+    operation: str,
+    params: Callable[[dict[str, str]], dict[str, Any]],
+) -> Outcome[Any] | None:
+    """A query refused for its shape (a filter the form refuses, a scope that is not one, a page link whose position
+    is not one) fails inside its operation: decided first, through the scope asked for when it is one, so a caller
+    who may not read is refused (AccessDeniedException), then failed with ValidationException naming every problem,
+    as the REST API fails a bad filter. One event, whatever is wrong, recording what a well-formed read records
+    (`params` places them: the form's fields as typed, the scope, the position's placeholder). The outcome, or None
+    for a well-formed query (whose read records itself). The scope's problem is added to the form, beside the
+    switch."""
+    problems = form.problems()
+    if position.problem:
+        problems.append(position.problem)
+    if not problems:
+        return None
+    if form.scope_error:
+        form.add_error("scope", form.scope_error)
+    return attempt(
+        request,
+        operation,
+        lambda ctx: dashboard.refused_query(ctx, scope=form.chosen_scope, problems=problems),
+        params=params({**form.as_typed(), **position.as_recorded()}),
+    )
 
 
-def _refused_scope(
-    request: HttpRequest, form: TrailFilterForm, operation: str, params: dict[str, Any]
-) -> str:
-    """A scope that is not one fails the read inside its operation, with the request's parameters as they came, so
-    the refused read is audited as on the REST API (ValidationException); the error in words, or "" when the scope
-    is one (or none is asked for)."""
-    if form.scope_known:
-        return ""
-    outcome = attempt(request, operation, lambda ctx: checked_scope(form.asked_scope), params=params)
-    return outcome.error or "Choose one side of the trail."
+def _is_htmx(request: HttpRequest) -> bool:
+    # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
+    return bool(request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"))
 
 
 def _render_trail(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    # htmx swaps the results only; a history restore (or a plain browser) needs the whole page.
-    partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
-    template = "console/_partials/audit_results.html" if partial else "console/audit_list.html"
-    return render(request, template, context, status=status)
+    """The page, or for htmx only the results. htmx swaps only successful answers (its default response
+    handling), so a refused query it asked about comes as a 200 whose results say every problem in words (the
+    filters beside which a whole page shows them are not swapped), as the key list answers; the event records the
+    refusal all the same."""
+    if _is_htmx(request):
+        response = render(request, "console/_partials/audit_results.html", {**context, "partial": True})
+    else:
+        response = render(request, "console/audit_list.html", context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 @console_view
 @require_safe
 def audit_trail(request: HttpRequest) -> HttpResponse:
-    form = TrailFilterForm(request.GET or None)
+    form = TrailFilterForm(request.GET or None, account_id=_account_id(request))
+    position = PagePosition.of(request)
     params = form.link_params()
     scope = form.chosen_scope
     context: dict[str, Any] = {
@@ -159,36 +202,37 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
         "export_csv": trail_url(params, view="console:audit-export-csv"),
         "export_jsonl": trail_url(params, view="console:audit-export-jsonl"),
     }
-    scope_error = _refused_scope(
-        request, form, "kmsconsole:ListAuditEvents", {"Query": _as_recorded(request)}
-    )
-    if scope_error:
-        form.add_error("scope", scope_error)
-    if form.is_bound and not form.is_valid():
+    refused = _refused_query(request, form, position, "kmsconsole:ListAuditEvents", lambda q: {"Query": q})
+    if refused is not None:
+        if refused.code != "ValidationException":
+            return _trail_refusal(request, refused, context)
+        context["cursor_error"] = position.problem
+        context["problems"] = form.problems()
         return _render_trail(request, context, status=400)
     now = timezone.now()
     query = form.query(now)
-    try:
-        before, after = _cursors(request)
-    except FilterError as error:
-        context["cursor_error"] = error.message
-        return _render_trail(request, context, status=400)
-    # A page link's position is recorded only as RECORDED_CURSOR: the trail's readers are other principals.
-    cursor = {"Before": before, "After": after}
+    before, after = position.before, position.after
     outcome = attempt(
         request,
         "kmsconsole:ListAuditEvents",
         lambda ctx: dashboard.trail_dashboard(ctx, query=query, now=now, before=before, after=after),
-        params={"Query": {**query.as_params(), **{k: RECORDED_CURSOR for k, v in cursor.items() if v}}},
+        params={"Query": {**query.as_params(), **position.as_recorded()}},
     )
     if not outcome.ok or outcome.value is None:
-        return _refusal(request, outcome, "Audit trail")
-    result = outcome.value
-    if isinstance(result, FilterError):
-        form.add_error(result.field_name if result.field_name in form.fields else None, result.message)
-        return _render_trail(request, context, status=400)
-    context.update(_page_context(request, form, result))
+        return _trail_refusal(request, outcome, context)
+    context.update(_page_context(request, form, outcome.value))
     return _render_trail(request, context)
+
+
+def _trail_refusal(request: HttpRequest, outcome: Outcome[Any], context: dict[str, Any]) -> HttpResponse:
+    """The read refused or failed: its page of refusal, or for htmx the results saying it."""
+    if _is_htmx(request):
+        return _render_trail(request, {**context, "refusal": outcome.error})
+    return _refusal(request, outcome, "Audit trail")
+
+
+def _account_id(request: HttpRequest) -> str:
+    return console_caller(request).account_id  # type: ignore[union-attr]  # console_view checked it
 
 
 @console_view
@@ -204,7 +248,7 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Audit event")
     detail = outcome.value
-    account_id = console_caller(request).account_id  # type: ignore[union-attr]
+    account_id = _account_id(request)
     return render(
         request,
         "console/audit_detail.html",
@@ -234,24 +278,18 @@ _FORMATS = {
 
 
 def _export(request: HttpRequest, fmt: str) -> HttpResponse:
-    form = TrailFilterForm(request.GET or None)
-    scope_error = _refused_scope(
-        request, form, "kmsconsole:ExportAuditEvents", {"Format": fmt, "Filters": _as_recorded(request)}
+    form = TrailFilterForm(request.GET or None, account_id=_account_id(request))
+    # An export is the whole filtered range, so a page link's position is not used; one that is not a position is
+    # still refused, as the trail refuses it.
+    refused = _refused_query(
+        request,
+        form,
+        PagePosition.of(request),
+        "kmsconsole:ExportAuditEvents",
+        lambda q: {"Format": fmt, "Filters": q},
     )
-    if scope_error:
-        return render(
-            request, "console/audit_refused.html", {"heading": "Export", "error": scope_error}, status=400
-        )
-    if form.is_bound and not form.is_valid():
-        errors = "; ".join(
-            f"{form[name].label}: {' '.join(e)}" for name, e in form.errors.items() if name in form.fields
-        )
-        return render(
-            request,
-            "console/audit_refused.html",
-            {"heading": "Export", "error": errors or "Check the filters."},
-            status=400,
-        )
+    if refused is not None:
+        return _refusal(request, refused, "Export")
     query = form.query(timezone.now())
     outcome = attempt(
         request,
@@ -261,13 +299,6 @@ def _export(request: HttpRequest, fmt: str) -> HttpResponse:
     )
     if not outcome.ok or outcome.value is None:
         return _refusal(request, outcome, "Export")
-    if isinstance(outcome.value, FilterError):
-        return render(
-            request,
-            "console/audit_refused.html",
-            {"heading": "Export", "error": outcome.value.message},
-            status=400,
-        )
     rows: Iterator[dict[str, Any]] = outcome.value
     content_type, lines = _FORMATS[fmt]
     response = StreamingHttpResponse(export.batched(lines(rows)), content_type=content_type)

@@ -12,8 +12,8 @@ from django.http import QueryDict
 
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope
-from kmsconsole.audit.trail import TrailQuery
+from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
+from kmsconsole.audit.trail import TrailQuery, key_problem
 from kmsconsole.operations import OPERATIONS
 
 # (value, label, span): the time ranges offered; "custom" uses the two dates.
@@ -28,6 +28,10 @@ RANGES: tuple[tuple[str, str, timedelta | None], ...] = (
 )
 DEFAULT_RANGE = "24h"
 _SPANS = {value: span for value, _, span in RANGES}
+# A choice that is not offered is refused without its value (Django's message repeats it, whatever its length).
+_NOT_OFFERED = {"invalid_choice": "Select one of the offered choices."}
+# The longest a problem's words may be in the refused read's event (and the page): no value is repeated at length.
+PROBLEM_CHARS = 256
 _DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
 # The filters that are text to match exactly (or, for the request id, its beginning), with their labels.
 _TEXT = {
@@ -60,10 +64,14 @@ def _datetime(label: str) -> forms.DateTimeField:
 
 class TrailFilterForm(forms.Form):
     # The side of the trail (kmsconsole.audit.scope): chosen with the page's switch, kept by a hidden field. Taken
-    # as it comes: the read's operation checks it (kmsconsole.audit.scope.checked_scope), so a bad one is audited.
+    # as it comes: a bad one (`scope_error`) fails the read inside its operation, audited, with the other filters
+    # kept for the switch's links.
     scope = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     range = forms.ChoiceField(
-        label="Time range", choices=[(v, label) for v, label, _ in RANGES], required=False
+        label="Time range",
+        choices=[(v, label) for v, label, _ in RANGES],
+        required=False,
+        error_messages=_NOT_OFFERED,
     )
     since = _datetime("From")
     until = _datetime("Until")
@@ -76,11 +84,16 @@ class TrailFilterForm(forms.Form):
         error_messages={"invalid": "An account id is 12 digits."},
     )
     decision = forms.ChoiceField(
-        label="Decision", choices=[("", "Any"), *AuditEvent.Decision.choices], required=False
+        label="Decision",
+        choices=[("", "Any"), *AuditEvent.Decision.choices],
+        required=False,
+        error_messages=_NOT_OFFERED,
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, account_id: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The reader's account: a key filter naming another account's alias is refused for its shape.
+        self.account_id = account_id
         for name, (label, hint, length) in _TEXT.items():
             self.fields[name] = forms.CharField(
                 label=label, help_text=hint, max_length=length, required=False, strip=True
@@ -93,6 +106,12 @@ class TrailFilterForm(forms.Form):
             self.fields["principal"].help_text = "A principal's ARN (a role's includes its sessions)."
 
     operation_names = sorted(OPERATIONS)
+
+    def clean_key(self) -> str:
+        value: str = self.cleaned_data["key"]
+        if problem := key_problem(value, self.account_id):
+            raise forms.ValidationError(problem)
+        return value
 
     def clean_source_ip(self) -> str:
         value: str = self.cleaned_data["source_ip"]
@@ -122,19 +141,39 @@ class TrailFilterForm(forms.Form):
         return str(self.data.get("scope", "")) if self.is_bound else ""
 
     @property
-    def scope_known(self) -> bool:
-        """Whether the scope asked for is one (or none is asked for, the default)."""
-        try:
-            parse_scope(self.asked_scope)
-        except ValueError:
-            return False
-        return True
+    def scope_error(self) -> str:
+        """Why the scope asked for is not one; "" when it is (or none is asked for, the default)."""
+        return scope_problem(self.asked_scope)
+
+    def problems(self) -> list[str]:
+        """Every reason the filters are refused, each as the page shows it beside its field (the scope's beside the
+        switch), at most PROBLEM_CHARS long, for the refused read's audit event; [] for filters that are well
+        formed."""
+        found = [self.scope_error] if self.scope_error else []
+        for name, field_errors in self.errors.items():
+            if name == "scope" and self.scope_error:
+                continue  # already said
+            field = self.fields.get(name)
+            label = f"{field.label}: " if field is not None and field.label else ""
+            found.append(label + " ".join(field_errors))
+        return [
+            problem if len(problem) <= PROBLEM_CHARS else f"{problem[:PROBLEM_CHARS]}..." for problem in found
+        ]
 
     @property
     def chosen_scope(self) -> Scope:
         """The scope asked for; the default when none is, or the value is not one (then the read fails, audited,
         and the error is shown beside the switch)."""
-        return parse_scope(self.asked_scope) if self.scope_known else DEFAULT_SCOPE
+        return DEFAULT_SCOPE if self.scope_error else parse_scope(self.asked_scope)
+
+    def as_typed(self) -> dict[str, str]:
+        """The filters as the request gives them, for the event of a refused read: the form's own fields only
+        (nothing else the URL carries), as typed, and the scope as asked or the default, as a well-formed read
+        records `TrailQuery.as_params()`."""
+        typed = {name: str(self.data.get(name, "")) for name in self.fields} if self.is_bound else {}
+        recorded = {name: value for name, value in typed.items() if value}
+        recorded["scope"] = typed.get("scope") or DEFAULT_SCOPE.value
+        return recorded
 
     @property
     def time_range(self) -> str:
