@@ -9,20 +9,24 @@ ATOMIC_REQUESTS checks, the request signals' dispatch) another 6 % of its instru
 same order as in settings.MIDDLEWARE and each wrapped in Django's exception-to-response conversion as Django
 wraps it: ForwardedProtoMiddleware (X-Forwarded-Proto only from trusted proxies), SecurityMiddleware (the TLS
 redirect and the security headers) and RequestIdMiddleware (the request id, x-amzn-RequestId); then the view,
-whose uncaught exception is answered as the AWS server fault it is (KMSInternalException in JSON), not Django's
-HTML error page.
+wrapped the same way (an exception it lets out reaches Django's handler500, which answers the KMS endpoint's
+paths in AWS's JSON: kmsconsole.core.errorpages).
 Every other request goes through the full stack as before.
 
 What Django's request signals do for a request is done here directly, at the same two moments: broken database
 connections, and those past CONN_MAX_AGE, are closed when the request starts and when the server closes its
 response (`close_old_connections`, the receiver both signals run; their other receivers, the query log that
 only DEBUG keeps, the cache connections and the URLconf, concern nothing this path uses). The signals are still
-sent, as Django sends them, whenever a receiver other than Django's own is connected (`_signals_needed`).
+sent, as Django sends them, whenever a receiver other than Django's own is connected (`_signals_needed`);
+under DEBUG the query log is cleared at the start, as request_started's `reset_queries` does.
+
+Tools that instrument Django by patching `WSGIHandler` or `BaseHandler.get_response` (APM agents) do not see
+these requests; a tool that listens to the request signals does.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -38,18 +42,15 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
-from kmsconsole.core import errors
-
-logger = logging.getLogger("django.request")
-
 KMS_MIDDLEWARE = (
     "kmsconsole.core.middleware.ForwardedProtoMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "kmsconsole.core.middleware.RequestIdMiddleware",
 )
 KMS_PATHS = frozenset({"/", "/kms/"})
-# The receivers Django itself connects to the request signals: what they do for this path is done directly.
-_DJANGOS_RECEIVERS = frozenset({reset_queries, close_old_connections, close_caches, reset_urlconf})
+# The receivers Django itself connects to the request signals: what they do for this path is done directly. By
+# identity, as Django keys its receivers (a receiver need not be hashable); these functions live as long as Django.
+_DJANGOS_RECEIVERS = frozenset(map(id, (reset_queries, close_old_connections, close_caches, reset_urlconf)))
 _REQUEST_SIGNALS = (signals.request_started, signals.request_finished)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -61,28 +62,17 @@ def _signals_needed() -> bool:
     for signal in _REQUEST_SIGNALS:
         for entry in signal.receivers:
             receiver = entry[1]  # (lookup key, receiver or a weak reference to it, ...)
-            if (
-                receiver() if isinstance(receiver, weakref.ReferenceType) else receiver
-            ) not in _DJANGOS_RECEIVERS:
+            if isinstance(receiver, weakref.ReferenceType):
+                receiver = receiver()
+            if receiver is not None and id(receiver) not in _DJANGOS_RECEIVERS:
                 return True
     return False
 
 
 def _answer(request: HttpRequest) -> HttpResponse:
-    """The view's response; an exception it lets out is a server fault, answered as AWS answers one (the SDK
-    parses it and retries) and logged with its traceback, as Django logs an uncaught exception."""
-    from kmsconsole.awskms.views import error_response, kms_endpoint
+    from kmsconsole.awskms.views import kms_endpoint
 
-    try:
-        return kms_endpoint(request)
-    except Exception:
-        logger.exception(
-            "Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request}
-        )
-        signals.got_request_exception.send(sender=KmsEndpointHandler, request=request)
-        response = error_response(errors.KMSInternalException("An internal error occurred."))
-        response._has_been_logged = True  # type: ignore[attr-defined]  # (log_response's own mark: logged once)
-        return response
+    return kms_endpoint(request)
 
 
 class _Answered:
@@ -98,10 +88,9 @@ class _Answered:
         yield self._content
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # as Django's response ignores its closers' errors
             self._request.close()
-        finally:
-            _request_finished(self._send_signals)
+        _request_finished(self._send_signals)
 
 
 class KmsEndpointHandler:
@@ -109,7 +98,7 @@ class KmsEndpointHandler:
     (kmsconsole.urls), through the middleware of KMS_MIDDLEWARE."""
 
     def __init__(self) -> None:
-        handler: Callable[[HttpRequest], HttpResponse] = _answer
+        handler: Callable[[HttpRequest], HttpResponse] = convert_exception_to_response(_answer)
         for path in reversed([name for name in settings.MIDDLEWARE if name in KMS_MIDDLEWARE]):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._chain = handler
@@ -119,12 +108,18 @@ class KmsEndpointHandler:
         if send_signals:
             signals.request_started.send(sender=self.__class__, environ=environ)
         else:
+            if settings.DEBUG:
+                reset_queries()
             close_old_connections()
         request = WSGIRequest(environ)
         response = self._chain(request)
         if response.status_code >= 400:
             log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", c.output(header="")) for c in response.cookies.values()),
+        ]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
         return _Answered(response.content, request, send_signals)
 
 

@@ -168,6 +168,9 @@ def test_the_endpoints_headers_are_what_django_reads(extra: dict[str, str]) -> N
 def test_an_exception_the_view_lets_out_is_answered_as_an_aws_server_fault(
     signed: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """As through Django's handler: handler500 answers the KMS endpoint in AWS's JSON (kmsconsole.core.errorpages),
+    and the middleware still adds the request id and the security headers."""
+    from kmsconsole.api.exceptions import INTERNAL_MESSAGE
     from kmsconsole.awskms import views
 
     def broken(request: Any) -> Any:
@@ -177,7 +180,7 @@ def test_an_exception_the_view_lets_out_is_answered_as_an_aws_server_fault(
     with caplog.at_level("ERROR", logger="django.request"):
         status, headers, body = call(signed("ListKeys", {}))
     assert status == "500 Internal Server Error"
-    assert json.loads(body) == {"__type": "KMSInternalException", "message": "An internal error occurred."}
+    assert json.loads(body) == {"__type": "KMSInternalException", "message": INTERNAL_MESSAGE}
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
     assert headers["x-amzn-ErrorType"] == "KMSInternalException"
     assert (
@@ -211,6 +214,28 @@ def test_request_signals_are_sent_when_anyone_but_django_listens(
         signals.request_finished.disconnect(finished)
     assert heard == ["started", "finished"]
     assert call(signed("ListKeys", {}))[0] == "200 OK" and heard == ["started", "finished"]
+
+
+def test_a_receiver_that_cannot_be_hashed_is_heard_too(signed: Callable[..., dict[str, Any]]) -> None:
+    """Django keys receivers by identity; so does the check for receivers other than Django's own."""
+    import dataclasses
+
+    from django.core import signals
+
+    @dataclasses.dataclass  # eq without frozen: __hash__ is None
+    class Listener:
+        heard: int = 0
+
+        def __call__(self, sender: Any, **kwargs: Any) -> None:
+            self.heard += 1
+
+    listener = Listener()
+    signals.request_finished.connect(listener, weak=False)
+    try:
+        assert call(signed("ListKeys", {}))[0] == "200 OK"
+    finally:
+        signals.request_finished.disconnect(listener)
+    assert listener.heard == 1
 
 
 def test_a_connection_past_its_age_is_closed_when_the_response_is(
