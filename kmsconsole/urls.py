@@ -21,5 +21,7 @@ urlpatterns = [
     path("api/", include("kmsconsole.api.urls")),
 ]
 
-# An unhandled exception (the database gone mid-request) is answered in the interface's own error shape.
+# An unhandled exception (the database gone mid-request), and a request Django refuses as suspicious (a Host header
+# not allowed), are answered in the interface's own error shape.
 handler500 = "kmsconsole.core.errorpages.server_error"
+handler400 = "kmsconsole.core.errorpages.bad_request"

@@ -13,12 +13,12 @@ wrapped the same way (an exception it lets out reaches Django's handler500, whic
 paths in AWS's JSON: kmsconsole.core.errorpages).
 Every other request goes through the full stack as before.
 
-What Django's request signals do for a request is done here directly, at the same two moments: broken database
-connections, and those past CONN_MAX_AGE, are closed when the request starts and when the server closes its
-response (`close_old_connections`, the receiver both signals run; their other receivers, the query log that
-only DEBUG keeps, the cache connections and the URLconf, concern nothing this path uses). The signals are still
-sent, as Django sends them, whenever a receiver other than Django's own is connected (`_signals_needed`);
-under DEBUG the query log is cleared at the start, as request_started's `reset_queries` does.
+What Django's request signals do for a request is done here directly, at the same two moments, by calling those
+of Django's own receivers that are connected: `close_old_connections` (broken database connections, and those
+past CONN_MAX_AGE, are closed when the request starts and when the server closes its response) and, under DEBUG,
+`reset_queries`; the cache connections and the URLconf that the others reset concern nothing this path uses. A
+receiver Django disconnected (its test client does, around a request) is not called. The signals are still sent,
+as Django sends them, whenever a receiver other than Django's own is connected (`_direct_receivers`).
 
 Tools that instrument Django by patching `WSGIHandler` or `BaseHandler.get_response` (APM agents) do not see
 these requests; a tool that listens to the request signals does.
@@ -48,25 +48,40 @@ KMS_MIDDLEWARE = (
     "kmsconsole.core.middleware.RequestIdMiddleware",
 )
 KMS_PATHS = frozenset({"/", "/kms/"})
-# The receivers Django itself connects to the request signals: what they do for this path is done directly. By
-# identity, as Django keys its receivers (a receiver need not be hashable); these functions live as long as Django.
+# The receivers Django itself connects to the request signals, by identity as Django keys its receivers (a
+# receiver need not be hashable); these functions live as long as Django.
 _DJANGOS_RECEIVERS = frozenset(map(id, (reset_queries, close_old_connections, close_caches, reset_urlconf)))
-_REQUEST_SIGNALS = (signals.request_started, signals.request_finished)
+# Of those, the ones that concern nothing on this path: the cache connections and the URLconf.
+_NOT_HERE = frozenset(map(id, (close_caches, reset_urlconf)))
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Receiver = Callable[..., Any]
 
 
-def _signals_needed() -> bool:
-    """Whether anything but Django's own receivers listens to the request signals (a monitoring library, say).
-    Asked at each request: a receiver may connect at any time."""
-    for signal in _REQUEST_SIGNALS:
-        for entry in signal.receivers:
-            receiver = entry[1]  # (lookup key, receiver or a weak reference to it, ...)
-            if isinstance(receiver, weakref.ReferenceType):
-                receiver = receiver()
-            if receiver is not None and id(receiver) not in _DJANGOS_RECEIVERS:
-                return True
-    return False
+def _direct_receivers(signal: signals.Signal) -> list[Receiver] | None:
+    """The receivers of `signal` to call directly, or None when one that is not Django's own listens (a monitoring
+    library, say): the signal is then sent. Asked at each request: receivers connect and disconnect at any time."""
+    found: list[Receiver] = []
+    for entry in signal.receivers:
+        receiver = entry[1]  # (lookup key, receiver or a weak reference to it, ...)
+        if isinstance(receiver, weakref.ReferenceType):
+            receiver = receiver()
+        if receiver is None or id(receiver) in _NOT_HERE:
+            continue
+        if id(receiver) not in _DJANGOS_RECEIVERS:
+            return None
+        if receiver is not reset_queries or settings.DEBUG:
+            found.append(receiver)
+    return found
+
+
+def _request_signal(signal: signals.Signal, **kwargs: Any) -> None:
+    direct = _direct_receivers(signal)
+    if direct is None:
+        signal.send(sender=KmsEndpointHandler, **kwargs)
+        return
+    for receiver in direct:
+        receiver(sender=KmsEndpointHandler, **kwargs)
 
 
 def _answer(request: HttpRequest) -> HttpResponse:
@@ -79,10 +94,10 @@ class _Answered:
     """The response body as the WSGI server iterates it; closing it ends the request as Django's response would
     (the request's resources, then the end-of-request work)."""
 
-    __slots__ = ("_content", "_request", "_send_signals")
+    __slots__ = ("_content", "_request")
 
-    def __init__(self, content: bytes, request: HttpRequest, send_signals: bool) -> None:
-        self._content, self._request, self._send_signals = content, request, send_signals
+    def __init__(self, content: bytes, request: HttpRequest) -> None:
+        self._content, self._request = content, request
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._content
@@ -90,7 +105,7 @@ class _Answered:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # as Django's response ignores its closers' errors
             self._request.close()
-        _request_finished(self._send_signals)
+        _request_signal(signals.request_finished)
 
 
 class KmsEndpointHandler:
@@ -104,13 +119,7 @@ class KmsEndpointHandler:
         self._chain = handler
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        send_signals = _signals_needed()
-        if send_signals:
-            signals.request_started.send(sender=self.__class__, environ=environ)
-        else:
-            if settings.DEBUG:
-                reset_queries()
-            close_old_connections()
+        _request_signal(signals.request_started, environ=environ)
         request = WSGIRequest(environ)
         response = self._chain(request)
         if response.status_code >= 400:
@@ -120,14 +129,7 @@ class KmsEndpointHandler:
             *(("Set-Cookie", c.output(header="")) for c in response.cookies.values()),
         ]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
-        return _Answered(response.content, request, send_signals)
-
-
-def _request_finished(send_signals: bool) -> None:
-    if send_signals:
-        signals.request_finished.send(sender=KmsEndpointHandler)
-    else:
-        close_old_connections()
+        return _Answered(response.content, request)
 
 
 def is_kms_request(environ: dict[str, Any]) -> bool:

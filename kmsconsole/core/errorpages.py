@@ -1,4 +1,6 @@
-"""Django's last-resort answer to an exception nothing else handled (`handler500`), in each interface's own shape.
+"""Django's last-resort answers, in each interface's own shape: to an exception nothing else handled
+(`handler500`), and to a request Django refuses as suspicious before any view sees it (`handler400`: a Host header
+not in ALLOWED_HOSTS, which SecurityMiddleware's HTTPS redirect and CSRF check meet, too many fields...).
 
 Every KMS failure a service raises is answered and audited by the endpoint itself. What escapes it is a fault
 outside any service: typically the database going away (a restart, a failover) while a request authenticates or
@@ -18,11 +20,27 @@ from kmsconsole.awskms.views import error_response
 from kmsconsole.core import errors
 
 _KMS_PATHS = ("/", "/kms/")
+# Not the exception's own text: Django's names the refused Host header, which is the caller's to know already.
+REFUSED_MESSAGE = "The request was refused: its Host header or its form is not acceptable."
+
+
+def _is_kms(request: HttpRequest) -> bool:
+    return (
+        request.method == "POST" and request.path in _KMS_PATHS and bool(request.headers.get("X-Amz-Target"))
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and request.path in _KMS_PATHS and request.headers.get("X-Amz-Target"):
+    if _is_kms(request):
         return error_response(errors.KMSInternalException(INTERNAL_MESSAGE))
     if request.path.startswith("/api/"):
         return JsonResponse(body(errors.KMSInternalException.code, INTERNAL_MESSAGE), status=500)
     return defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_kms(request):
+        return error_response(errors.ValidationException(REFUSED_MESSAGE))
+    if request.path.startswith("/api/"):
+        return JsonResponse(body(errors.ValidationException.code, REFUSED_MESSAGE), status=400)
+    return defaults.bad_request(request, exception)

@@ -253,3 +253,26 @@ def test_a_connection_past_its_age_is_closed_when_the_response_is(
     connection.close_at = time.monotonic() - 1  # its CONN_MAX_AGE has run out
     response.close()  # type: ignore[attr-defined]
     assert connection.connection is None
+
+
+def test_a_receiver_django_disconnected_is_not_called(signed: Callable[..., dict[str, Any]]) -> None:
+    """Django's test client disconnects close_old_connections around its requests; what the signals would not do,
+    the short path does not do either."""
+    import time
+
+    from django.core import signals
+    from django.db import close_old_connections
+
+    from kmsconsole.wsgi import application
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        response = application(signed("ListKeys", {}), lambda status, headers: None)
+        assert b"".join(response)
+        connection.close_at = time.monotonic() - 1  # past its CONN_MAX_AGE, as in the test above
+        response.close()  # type: ignore[attr-defined]
+        assert connection.connection is not None  # left open: nobody asked for it to be closed
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)

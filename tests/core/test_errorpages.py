@@ -57,3 +57,44 @@ def test_the_console_keeps_its_page_in_words(monkeypatch: pytest.MonkeyPatch) ->
     response = Client(raise_request_exception=False).get("/")
     assert response.status_code == 500
     assert b"Something went wrong on our side" in response.content
+
+
+@pytest.mark.django_db(
+    transaction=True
+)  # the WSGI entry closes old connections, as Django's request signals do
+def test_a_host_header_not_allowed_is_refused_in_each_interfaces_own_shape(settings: Any) -> None:
+    """handler400: SecurityMiddleware's HTTPS redirect asks for the host, and a Host not in ALLOWED_HOSTS is a
+    SuspiciousOperation before any view: an AWS SDK gets AWS's JSON, the REST API its JSON body, the console words.
+    Through the WSGI entry the web server runs (the KMS endpoint's short path) and through Django's handler."""
+    import io
+    import sys
+
+    from kmsconsole.awskms.wsgi import KmsEndpointHandler
+    from kmsconsole.core.errorpages import REFUSED_MESSAGE
+
+    settings.SECURE_SSL_REDIRECT = True
+    application = KmsEndpointHandler()  # its SecurityMiddleware reads the setting when it is made
+    answered: dict[str, Any] = {}
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(b"{}"), "wsgi.errors": sys.stderr, "CONTENT_LENGTH": "2",
+        "CONTENT_TYPE": "application/x-amz-json-1.1", "HTTP_HOST": "evil.example",
+        "HTTP_X_AMZ_TARGET": "TrentService.ListKeys",
+    }  # fmt: skip
+    response = application(
+        environ, lambda status, headers: answered.update(status=status, headers=dict(headers))
+    )
+    try:
+        content = b"".join(response)
+    finally:
+        response.close()  # type: ignore[attr-defined]
+    assert answered["status"].startswith("400")
+    assert answered["headers"]["Content-Type"] == "application/x-amz-json-1.1"
+    assert json.loads(content) == {"__type": "ValidationException", "message": REFUSED_MESSAGE}
+    assert answered["headers"]["x-amzn-ErrorType"] == "ValidationException"
+
+    api = Client(raise_request_exception=False, HTTP_HOST="evil.example").get("/api/v1/keys")
+    assert api.status_code == 400 and api.json()["error"]["code"] == "ValidationException"
+    console = Client(raise_request_exception=False, HTTP_HOST="evil.example").get("/console/")
+    assert console.status_code == 400 and b"Bad Request" in console.content
