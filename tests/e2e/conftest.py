@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from tests.conftest import REPO
 
@@ -54,9 +55,25 @@ def browser() -> Iterator[Any]:
     # ones; Playwright's documented remedy for Django is this switch.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+        finally:
+            _close_connections_opened_under_playwright()
+
+
+def _close_connections_opened_under_playwright() -> None:
+    """Close the database connections this thread opened while Playwright ran. Once Playwright has started, this
+    thread's code runs in another contextvars context than before (Playwright switches greenlets around an asyncio
+    loop), and Django keeps connections per context (asgiref's Local): `connections["default"]` is then a new
+    connection, not the one opened before. pytest-django, closing the connections of the context it runs in, never
+    sees it; left open, it outlives the session and the test database cannot be dropped at the end ("is being
+    accessed by other users"). They are closed here, in their own context, before Playwright stops; one inside a
+    transaction (none of these holds the test's own) is left alone."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 @dataclass
