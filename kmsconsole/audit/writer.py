@@ -404,13 +404,23 @@ class _Pending:
         self.done = False
         self.leads = False  # handed the leadership: write the next batch
         self.error: BaseException | None = None
-        self.woken = threading.Event()
+        # Held until its thread is woken, once: released by the leader (any thread may release a plain lock), so
+        # the waiting thread's acquire returns. A threading.Event does the same through a Condition in Python
+        # code, about 3 µs a request against 0.2 µs.
+        self.woken = threading.Lock()
+        self.woken.acquire()
+
+    def wait(self) -> None:
+        self.woken.acquire()
+
+    def wake(self) -> None:
+        self.woken.release()
 
 
 class GroupCommit:
     """Leader/follower group commit of standalone events within one process (see the module docstring).
 
-    Each waiting thread sleeps on its own event, and is woken only when its event is written (or failed) or when
+    Each waiting thread sleeps on its own lock, and is woken only when its event is written (or failed) or when
     it is handed the leadership: a leader wakes the threads of its batch and, if events are queued, the first of
     them to write the next batch. (A shared condition woke every waiting thread at each batch, most of them only to
     wait again: with eight threads a process, a herd of GIL hand-offs per batch.)
@@ -438,7 +448,7 @@ class GroupCommit:
             pending.leads = not self._writing
             self._writing = True
         if not pending.leads:
-            pending.woken.wait()
+            pending.wait()
         if not pending.done:  # woken to lead: its event is first in the queue, so in the next batch
             self._lead()
         if pending.error is not None:
@@ -452,12 +462,12 @@ class GroupCommit:
         finally:
             for item in batch:
                 if not item.leads:
-                    item.woken.set()
+                    item.wake()
             with self._lock:
                 if self._queue:
                     successor = self._queue[0]
                     successor.leads = True
-                    successor.woken.set()
+                    successor.wake()
                 else:
                     self._writing = False
 
