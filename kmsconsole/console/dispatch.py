@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ from django.shortcuts import render
 
 from kmsconsole.api.authentication import user_caller
 from kmsconsole.audit.authevents import RELINKED, record_refused
+from kmsconsole.console.sudo import decide_first
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.middleware import http_request_meta
@@ -97,8 +98,11 @@ def run(
     if caller is None:
         raise errors.AccessDeniedException("This console login is not linked to an IAM principal.")
     holder: dict[str, Value] = {}
+    deciding = decide_first(request)
 
     def service(ctx: OperationContext) -> Mapping[str, Any]:
+        if deciding:  # a sensitive action without a fresh password: decided, not done (console.sudo)
+            ctx = replace(ctx, decide_only=True)
         holder["value"] = work(ctx)
         return dict(audit_response(holder["value"])) if audit_response is not None else {}
 

@@ -1,28 +1,56 @@
 """Sudo mode: a console action that changes who can do what asks for the password again unless it was given in
 the last KMS_SUDO_SECONDS. A stolen session cookie then cannot disable keys, schedule deletion, change key or
 identity policies, grants, group membership, access keys, or the tags and aliases that ABAC conditions
-(aws:ResourceTag, kms:ResourceAliases, kms:RequestAlias) decide by."""
+(aws:ResourceTag, kms:ResourceAliases, kms:RequestAlias) decide by.
+
+Without a fresh confirmation, `sudo_required` first lets the engine decide the request (`decide_first`): a refused
+caller is answered at once, with the refusal's one audit event, and is never asked for a password that could not
+help. A request that would be allowed stops at that decision, with nothing done and nothing recorded
+(`WouldBeAllowed`); the posted fields wait in the session (`PENDING`), and the confirmation then performs exactly
+that request (`take_pending`, `replay`): what was typed is neither lost nor typed again.
+"""
 
 from __future__ import annotations
 
+import copy
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.urls import reverse
+from django.urls import resolve, reverse
+from django.utils.datastructures import MultiValueDict
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from kmsconsole.audit.recorder import WouldBeAllowed
+
 SUDO_AT = "kms_sudo_at"
-# A form posted without sudo, kept for the page it came from so the confirmation does not lose what was typed.
-KEPT_FORM = "kms_sudo_kept_form"
-# Never kept: the CSRF token (a new page has its own) and anything that could be a password.
-_NEVER_KEPT = frozenset({"csrfmiddlewaretoken", "password"})
-# A draft larger than this is not kept (the session is stored in the database; a policy is at most ~10 KiB).
+# The one request waiting for the password (a newer one replaces it).
+PENDING = "kms_sudo_pending"
+# How long a request waits for the password. The confirmation also checks the login and the id the prompt was
+# shown with: a request is completed only for the login that sent it, from the prompt it led to, within minutes
+# (whoever confirms later may not be the person who typed it).
+PENDING_MAX_SECONDS = 10 * 60
+# A request larger than this is not kept (the session is stored in the database; a key policy is at most 32 KB).
 _KEPT_MAX_CHARS = 64 * 1024
+# The confirmation page has its own CSRF token, and the request's was checked when it was posted.
+_CSRF_FIELD = "csrfmiddlewaretoken"
+# A field whose name says it may hold a password or a secret is never stored; a request that posts one (with a
+# value) is not kept at all, since completing it without that field would be another request.
+_SECRET_NAME_PARTS = ("password", "secret", "plaintext", "token")
+NOT_KEPT = (
+    "This action cannot wait for your password (it carries a file, a secret or too much text): once you have "
+    "confirmed, submit it again."
+)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Set on a request while `sudo_required` lets the engine decide it before the password (`decide_first`).
+_DECIDING = "_kms_sudo_deciding"
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
@@ -34,6 +62,12 @@ def sudo_fresh(request: HttpRequest) -> bool:
 
 def grant_sudo(request: HttpRequest) -> None:
     request.session[SUDO_AT] = int(time.time())
+
+
+def decide_first(request: HttpRequest) -> bool:
+    """Whether the console's operations in this request are only to be decided (`OperationContext.decide_only`):
+    the request is a sensitive action posted without a fresh confirmation."""
+    return bool(getattr(request, _DECIDING, False))
 
 
 def safe_next(request: HttpRequest, candidate: str | None, fallback: str) -> str:
@@ -52,34 +86,120 @@ def safe_next(request: HttpRequest, candidate: str | None, fallback: str) -> str
     return fallback
 
 
-def _keep_form(request: HttpRequest) -> bool:
-    fields = {name: values for name, values in request.POST.lists() if name not in _NEVER_KEPT}
-    if sum(len(value) for values in fields.values() for value in values) > _KEPT_MAX_CHARS:
-        return False
-    request.session[KEPT_FORM] = {"path": request.path, "fields": fields}
-    return True
+@dataclass(frozen=True)
+class Pending:
+    """A request waiting for the password: where it was posted, its fields (never a CSRF token or a secret), and
+    what the engine decided it is (the operation and its audited parameters, shown on the prompt)."""
+
+    id: str
+    login: Any
+    at: float
+    path: str
+    path_info: str
+    query: str
+    fields: dict[str, list[str]]
+    operation: str
+    parameters: dict[str, Any]
+
+    def summary(self) -> list[tuple[str, str]]:
+        """The parameters as the prompt lists them, each cut to a line."""
+        return [(name, _shortened(value)) for name, value in self.parameters.items()]
 
 
-def kept_form(request: HttpRequest) -> QueryDict | None:
-    """The form this page posted before the password confirmation, once (it leaves the session here)."""
-    kept = request.session.get(KEPT_FORM)
-    if not isinstance(kept, dict) or kept.get("path") != request.path:
+def _shortened(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def _keepable_fields(request: HttpRequest) -> dict[str, list[str]] | None:
+    """The posted fields to keep, or None when the request cannot be kept whole (a file, a body that is not a
+    form, a secret, too large)."""
+    if request.FILES or request.content_type not in _FORM_TYPES:
         return None
-    del request.session[KEPT_FORM]
-    data = QueryDict(mutable=True)
-    for name, values in kept.get("fields", {}).items():
-        data.setlist(name, [str(value) for value in values])
-    return data
+    fields = {name: values for name, values in request.POST.lists() if name != _CSRF_FIELD}
+    for name, values in fields.items():
+        if any(part in name.lower() for part in _SECRET_NAME_PARTS) and any(values):
+            return None
+    if (
+        sum(len(name) + sum(len(value) for value in values) for name, values in fields.items())
+        > _KEPT_MAX_CHARS
+    ):
+        return None
+    return fields
 
 
-def _to_confirmation(request: HttpRequest, *, keep_form: bool) -> HttpResponse:
-    if keep_form and _keep_form(request):
-        # The form's own page (its GET) shows the kept draft; submitting it again then saves.
-        back = request.path
+def _keep(request: HttpRequest, allowed: WouldBeAllowed) -> str | None:
+    """Keep the request for the confirmation to complete; its id, or None when it cannot be kept."""
+    request.session.pop(PENDING, None)
+    fields = _keepable_fields(request)
+    if fields is None:
+        return None
+    pending_id = secrets.token_urlsafe(16)
+    request.session[PENDING] = {
+        "id": pending_id,
+        "login": request.user.pk,
+        "at": time.time(),
+        "path": request.path,
+        "path_info": request.path_info,
+        "query": request.META.get("QUERY_STRING", ""),
+        "fields": fields,
+        "operation": allowed.operation,
+        "parameters": allowed.parameters or {},
+    }
+    return pending_id
+
+
+def pending_for(request: HttpRequest, pending_id: str | None) -> Pending | None:
+    """The request waiting for the password if it is the one `pending_id` (from the prompt) names, was sent by this
+    login and is recent enough; None otherwise. Reading leaves it in the session (the prompt shows it)."""
+    kept = request.session.get(PENDING)
+    if not pending_id or not isinstance(kept, dict):
+        return None
+    try:
+        pending = Pending(**kept)
+    except TypeError:  # a session written by another version: nothing to complete
+        return None
+    if not secrets.compare_digest(str(pending.id), pending_id):
+        return None
+    if pending.login != request.user.pk or time.time() - pending.at > PENDING_MAX_SECONDS:
+        return None
+    return pending
+
+
+def take_pending(request: HttpRequest, pending_id: str | None) -> Pending | None:
+    """`pending_for`, and the session forgets the request whatever the answer: it is completed once at most."""
+    pending = pending_for(request, pending_id)
+    request.session.pop(PENDING, None)
+    return pending
+
+
+def replay(request: HttpRequest, pending: Pending) -> HttpResponse:
+    """Perform the kept request within `request` (the confirmation's POST, which passed its own CSRF check, as the
+    kept one did when it was posted): the same view, path, query and fields, the same session and login. Its answer
+    is the view's own (a redirect on success, the form with its error otherwise)."""
+    again = copy.copy(request)
+    again.path, again.path_info = pending.path, pending.path_info
+    again.META = {**request.META, "PATH_INFO": pending.path_info, "QUERY_STRING": pending.query}
+    again.GET = QueryDict(pending.query)
+    posted = QueryDict(mutable=True)
+    for name, values in pending.fields.items():
+        posted.setlist(name, [str(value) for value in values])
+    posted._mutable = False
+    again._post, again._files = posted, MultiValueDict()  # type: ignore[attr-defined]
+    match = resolve(pending.path_info)
+    again.resolver_match = match
+    return match.func(again, *match.args, **match.kwargs)  # type: ignore[no-any-return]
+
+
+def _to_confirmation(request: HttpRequest, allowed: WouldBeAllowed) -> HttpResponse:
+    came_from = request.headers.get("HX-Current-URL") or request.META.get("HTTP_REFERER")
+    query = {"next": safe_next(request, came_from, request.path)}
+    pending_id = _keep(request, allowed)
+    if pending_id is not None:
+        query["action"] = pending_id
     else:
-        came_from = request.headers.get("HX-Current-URL") or request.META.get("HTTP_REFERER")
-        back = safe_next(request, came_from, request.path)
-    target = f"{reverse('console:sudo')}?{urlencode({'next': back})}"
+        messages.warning(request, NOT_KEPT)
+    target = f"{reverse('console:sudo')}?{urlencode(query)}"
     if request.headers.get("HX-Request"):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target
@@ -87,23 +207,21 @@ def _to_confirmation(request: HttpRequest, *, keep_form: bool) -> HttpResponse:
     return HttpResponseRedirect(target)
 
 
-def _sudo_guard(view: View, *, keep_form: bool) -> View:
+def sudo_required(view: View) -> View:
+    """Unsafe requests to `view` need a fresh password confirmation. Without one, the engine decides the request
+    first: refused (or failing for another reason), the view answers as it always does, nothing asked; allowed,
+    nothing is done, the request is kept and the browser goes to the confirmation, which then completes it."""
+
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method in ("GET", "HEAD", "OPTIONS") or sudo_fresh(request):
             return view(request, *args, **kwargs)
-        return _to_confirmation(request, keep_form=keep_form)
+        setattr(request, _DECIDING, True)
+        try:
+            return view(request, *args, **kwargs)
+        except WouldBeAllowed as allowed:
+            return _to_confirmation(request, allowed)
+        finally:
+            setattr(request, _DECIDING, False)
 
     return wrapped  # type: ignore[return-value]
-
-
-def sudo_required(view: View) -> View:
-    """Unsafe requests to `view` need a fresh password confirmation; without one the browser is sent to the
-    confirmation page, which returns to the page the action came from. Nothing is changed until then."""
-    return _sudo_guard(view, keep_form=False)
-
-
-def sudo_required_keeping_form(view: View) -> View:
-    """`sudo_required` for a view whose GET shows the form it posts (an editor): the posted fields are kept in
-    the session, the confirmation returns to the form, and the view fills it from `kept_form()`."""
-    return _sudo_guard(view, keep_form=True)
