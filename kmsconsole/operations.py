@@ -330,7 +330,9 @@ class OperationContext:
     # the answer depends on it (DRY_RUN_NEEDS_MATERIAL).
     dry_run: bool = False
     # Decide only (the console, before the password of sudo mode): a change stops at its first allowed decision
-    # (`stop_if_deciding_only`), nothing done or recorded; a refusal is recorded and answered as usual. Reads run.
+    # (`stop_if_deciding_only`), nothing done, no event of its own; a refusal is recorded and answered as usual;
+    # checks after that decision run after the password. Reads run. A change that returns instead fails closed
+    # (`kmsconsole.console.dispatch.run`).
     decide_only: bool = False
     # What the operation's own decision read and its questions may reuse within this one request: the caller's
     # compiled identity policies (`policies.authorization.request_identity_policies`), so that a list asking many

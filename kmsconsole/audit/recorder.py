@@ -244,8 +244,9 @@ def events_at_the_end() -> Iterator[DeferredEvents]:
 class WouldBeAllowed(Exception):
     """Raised where an operation run only to be decided (`OperationContext.decide_only`: a console action waiting
     for the password, `kmsconsole.console.sudo`) reaches its first allowed decision on a change: the transaction
-    rolls back and no event is written, because nothing was done; the request is performed, and recorded, once
-    the password is confirmed. A refusal before that point is recorded as any refusal is."""
+    rolls back and the operation writes no event, because nothing was done (the console records the prompt, one
+    `kmsconsole:RequestConfirmation` event); the request is performed, and recorded, once the password is
+    confirmed. A refusal before that point is recorded as any refusal is; checks after it run after the password."""
 
     def __init__(self, operation: str, parameters: dict[str, Any] | None) -> None:
         super().__init__(operation)

@@ -3,16 +3,21 @@ the last KMS_SUDO_SECONDS. A stolen session cookie then cannot disable keys, sch
 identity policies, grants, group membership, access keys, or the tags and aliases that ABAC conditions
 (aws:ResourceTag, kms:ResourceAliases, kms:RequestAlias) decide by.
 
-Without a fresh confirmation, `sudo_required` first lets the engine decide the request (`decide_first`): a refused
-caller is answered at once, with the refusal's one audit event, and is never asked for a password that could not
-help. A request that would be allowed stops at that decision, with nothing done and nothing recorded
-(`WouldBeAllowed`); the posted fields wait in the session (`PENDING`), and the confirmation then performs exactly
-that request (`take_pending`, `replay`): what was typed is neither lost nor typed again.
+Without a fresh confirmation, `sudo_required` first lets the engine decide the caller's permission for the request
+(`decide_first`): a refused caller is answered at once, with the refusal's one audit event, and is never asked for
+a password that could not help. A request that would be allowed stops at its first allowed decision, with nothing
+done (`WouldBeAllowed`; checks a service makes after that decision run only after the password); the prompt is
+one `REQUEST_CONFIRMATION` event, the fields the view names (`keep`) wait in the session (`PENDING`), and the
+confirmation then performs exactly that request (`take_pending`, `replay`, marked confirmed for that one request):
+what was typed is neither lost nor typed again. A change that returns while only deciding fails closed in
+`kmsconsole.console.dispatch.run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -28,7 +33,9 @@ from django.urls import resolve, reverse
 from django.utils.datastructures import MultiValueDict
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from kmsconsole.audit.authevents import record_authenticated
 from kmsconsole.audit.recorder import WouldBeAllowed
+from kmsconsole.core import errors
 
 SUDO_AT = "kms_sudo_at"
 # The one request waiting for the password (a newer one replaces it).
@@ -51,13 +58,24 @@ NOT_KEPT = (
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Set on a request while `sudo_required` lets the engine decide it before the password (`decide_first`).
 _DECIDING = "_kms_sudo_deciding"
+# Set on the request the confirmation replays: its password was just typed for exactly this request, whatever
+# KMS_SUDO_SECONDS says (0 asks every time; the replay must not ask again).
+_CONFIRMED = "_kms_sudo_confirmed"
+# The prompt issued for a request that would be allowed: one audit event each (no change made), so a stolen
+# session probing what it could do shows in the trail.
+REQUEST_CONFIRMATION = "kmsconsole:RequestConfirmation"
+UNRECORDED_PROMPT = "The request could not be recorded in the audit trail, so it was not kept. Try again."
+# Every view `sudo_required` protects (the tests run each one without a confirmation).
+SUDO_VIEWS: list[Callable[..., HttpResponse]] = []
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
 
 def sudo_fresh(request: HttpRequest) -> bool:
+    """The password was confirmed in the last KMS_SUDO_SECONDS (never when it is 0: every action asks)."""
     confirmed = int(request.session.get(SUDO_AT, 0))
-    return confirmed > 0 and time.time() - confirmed <= settings.KMS_SUDO_SECONDS
+    seconds = settings.KMS_SUDO_SECONDS
+    return seconds > 0 and confirmed > 0 and time.time() - confirmed <= seconds
 
 
 def grant_sudo(request: HttpRequest) -> None:
@@ -101,24 +119,48 @@ class Pending:
     operation: str
     parameters: dict[str, Any]
 
-    def summary(self) -> list[tuple[str, str]]:
-        """The parameters as the prompt lists them, each cut to a line."""
-        return [(name, _shortened(value)) for name, value in self.parameters.items()]
+    def summary(self) -> list[tuple[str, str, bool]]:
+        """The parameters as the prompt lists them, each in full (never cut: what is done is what is shown), and
+        whether it is long (shown in a scrollable block)."""
+        return [(name, text, "\n" in text or len(text) > _SHORT) for name, text in _shown(self.parameters)]
 
 
-def _shortened(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+_SHORT = 120
 
 
-def _keepable_fields(request: HttpRequest) -> dict[str, list[str]] | None:
-    """The posted fields to keep, or None when the request cannot be kept whole (a file, a body that is not a
-    form, a secret, too large)."""
+def _shown(parameters: dict[str, Any]) -> list[tuple[str, str]]:
+    shown = []
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            text = value
+            with contextlib.suppress(ValueError):  # a JSON document (a policy) is laid out to be read
+                parsed = json.loads(value)
+                if isinstance(parsed, dict | list):
+                    text = json.dumps(parsed, indent=2)
+        else:
+            text = json.dumps(value, indent=2, default=str) if isinstance(value, dict | list) else str(value)
+        shown.append((name, text))
+    return shown
+
+
+def _kept_name(name: str, keep: tuple[str, ...]) -> bool:
+    return any(name == kept or (kept.endswith("*") and name.startswith(kept[:-1])) for kept in keep)
+
+
+def _keepable_fields(request: HttpRequest, keep: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """The posted fields to keep: only those the view names (`sudo_required(keep=...)`, so a field added later,
+    a secret perhaps, is never stored by default). None when the request cannot be kept whole: a file, a body that
+    is not a form, a field with a value the view does not name (completing it without that field would be another
+    request), too large."""
     if request.FILES or request.content_type not in _FORM_TYPES:
         return None
-    fields = {name: values for name, values in request.POST.lists() if name != _CSRF_FIELD}
-    for name, values in fields.items():
-        if any(part in name.lower() for part in _SECRET_NAME_PARTS) and any(values):
+    fields: dict[str, list[str]] = {}
+    for name, values in request.POST.lists():
+        if name == _CSRF_FIELD:
+            continue
+        if _kept_name(name, keep):
+            fields[name] = values
+        elif any(values):
             return None
     if (
         sum(len(name) + sum(len(value) for value in values) for name, values in fields.items())
@@ -128,10 +170,10 @@ def _keepable_fields(request: HttpRequest) -> dict[str, list[str]] | None:
     return fields
 
 
-def _keep(request: HttpRequest, allowed: WouldBeAllowed) -> str | None:
+def _keep(request: HttpRequest, allowed: WouldBeAllowed, keep: tuple[str, ...]) -> str | None:
     """Keep the request for the confirmation to complete; its id, or None when it cannot be kept."""
     request.session.pop(PENDING, None)
-    fields = _keepable_fields(request)
+    fields = _keepable_fields(request, keep)
     if fields is None:
         return None
     pending_id = secrets.token_urlsafe(16)
@@ -179,27 +221,63 @@ def replay(request: HttpRequest, pending: Pending) -> HttpResponse:
     is the view's own (a redirect on success, the form with its error otherwise)."""
     again = copy.copy(request)
     again.path, again.path_info = pending.path, pending.path_info
-    again.META = {**request.META, "PATH_INFO": pending.path_info, "QUERY_STRING": pending.query}
-    again.GET = QueryDict(pending.query)
     posted = QueryDict(mutable=True)
     for name, values in pending.fields.items():
         posted.setlist(name, [str(value) for value in values])
+    # The body is the kept fields, never the confirmation's own (which carries the password).
+    body = posted.urlencode().encode()
     posted._mutable = False
+    again.META = {
+        **request.META,
+        "PATH_INFO": pending.path_info,
+        "QUERY_STRING": pending.query,
+        "CONTENT_TYPE": _FORM_TYPES[0],
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    again.content_type, again.content_params = _FORM_TYPES[0], {}
+    again._body = body  # type: ignore[attr-defined]
+    again.GET = QueryDict(pending.query)
     again._post, again._files = posted, MultiValueDict()  # type: ignore[attr-defined]
+    setattr(again, _CONFIRMED, True)
+    setattr(again, _DECIDING, False)
     match = resolve(pending.path_info)
     again.resolver_match = match
     return match.func(again, *match.args, **match.kwargs)  # type: ignore[no-any-return]
 
 
-def _to_confirmation(request: HttpRequest, allowed: WouldBeAllowed) -> HttpResponse:
+def _record_prompt(request: HttpRequest, allowed: WouldBeAllowed) -> None:
+    """One audit event for the prompt: the operation awaited and its recorded parameters, decision allowed, no
+    change made. Raises KmsError when it cannot be written."""
+    from kmsconsole.console.dispatch import console_caller, request_meta  # dispatch imports this module
+
+    record_authenticated(
+        request_meta(request),
+        operation=REQUEST_CONFIRMATION,
+        caller=console_caller(request),
+        params={"AwaitedOperation": allowed.operation, "AwaitedParameters": allowed.parameters or {}},
+        reason=f"{allowed.operation} would be allowed; the password was asked before it is done (nothing done).",
+    )
+
+
+def _to_confirmation(request: HttpRequest, allowed: WouldBeAllowed, keep: tuple[str, ...]) -> HttpResponse:
     came_from = request.headers.get("HX-Current-URL") or request.META.get("HTTP_REFERER")
-    query = {"next": safe_next(request, came_from, request.path)}
-    pending_id = _keep(request, allowed)
+    back = safe_next(request, came_from, request.path)
+    query = {"next": back}
+    try:
+        _record_prompt(request, allowed)
+    except errors.KmsError:  # unrecorded, nothing is kept (fail closed); the recorder logged the write
+        request.session.pop(PENDING, None)
+        messages.error(request, UNRECORDED_PROMPT)
+        return _redirect(request, back)
+    pending_id = _keep(request, allowed, keep)
     if pending_id is not None:
         query["action"] = pending_id
     else:
         messages.warning(request, NOT_KEPT)
-    target = f"{reverse('console:sudo')}?{urlencode(query)}"
+    return _redirect(request, f"{reverse('console:sudo')}?{urlencode(query)}")
+
+
+def _redirect(request: HttpRequest, target: str) -> HttpResponse:
     if request.headers.get("HX-Request"):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target
@@ -207,21 +285,36 @@ def _to_confirmation(request: HttpRequest, allowed: WouldBeAllowed) -> HttpRespo
     return HttpResponseRedirect(target)
 
 
-def sudo_required(view: View) -> View:
-    """Unsafe requests to `view` need a fresh password confirmation. Without one, the engine decides the request
+def sudo_required(*, keep: tuple[str, ...] = ()) -> Callable[[View], View]:
+    """Unsafe requests to the view need a fresh password confirmation. Without one, the engine decides the request
     first: refused (or failing for another reason), the view answers as it always does, nothing asked; allowed,
-    nothing is done, the request is kept and the browser goes to the confirmation, which then completes it."""
+    nothing is done, one RequestConfirmation event is recorded, the request is kept and the browser goes to the
+    confirmation, which then completes it.
 
+    `keep`: the posted fields the confirmation may store and replay (a name, or a prefix ending in `*`); any
+    other field posted with a value makes the request one that cannot wait (it is submitted again after)."""
+
+    def decorate(view: View) -> View:
+        return _protected(view, tuple(keep))
+
+    return decorate
+
+
+def _protected(view: View, keep: tuple[str, ...]) -> View:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method in ("GET", "HEAD", "OPTIONS") or sudo_fresh(request):
+        if request.method in ("GET", "HEAD", "OPTIONS") or getattr(request, _CONFIRMED, False):
+            return view(request, *args, **kwargs)
+        if sudo_fresh(request):
             return view(request, *args, **kwargs)
         setattr(request, _DECIDING, True)
         try:
             return view(request, *args, **kwargs)
         except WouldBeAllowed as allowed:
-            return _to_confirmation(request, allowed)
+            return _to_confirmation(request, allowed, keep)
         finally:
             setattr(request, _DECIDING, False)
 
+    wrapped.sudo_required = True  # type: ignore[attr-defined]  # copied onto outer wrappers by functools.wraps
+    SUDO_VIEWS.append(wrapped)
     return wrapped  # type: ignore[return-value]

@@ -244,7 +244,7 @@ def _change(ctx: OperationContext) -> None:
 
 
 @console_view
-@sudo_required
+@sudo_required()
 def _destructive(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         refused = attempt(request, "iam:CreateGroup", _change)

@@ -96,13 +96,14 @@ def test_a_deletion_scheduled_before_the_password_keeps_its_waiting_period(
     assert event.request_parameters["PendingWindowInDays"] == 9
 
 
-def test_a_kept_request_never_holds_a_password_and_one_that_posts_one_is_not_kept(
-    console: Callable[..., Client], admin: Persona
+@pytest.mark.parametrize("field", ["password", "api_key"])  # a field the view does not name, secret or not
+def test_a_kept_request_never_holds_a_field_its_view_does_not_name_and_one_that_posts_one_is_not_kept(
+    console: Callable[..., Client], admin: Persona, field: str
 ) -> None:
     key = make_key()
     client = console(admin, sudo=False)
     asked = client.post(
-        keytabs.url("key-alias-create", key), {"alias_name": "alias/x", "password": "typed by mistake 1"}
+        keytabs.url("key-alias-create", key), {"alias_name": "alias/x", field: "typed by mistake 1"}
     )
     prompt = prompt_of(asked)
     assert "action" not in prompt and PENDING not in client.session

@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from kmsconsole.audit.authevents import CONFIRM_PASSWORD, record_authenticated, record_refused
 from kmsconsole.console.dispatch import console_caller, request_meta, untrusted_login
-from kmsconsole.console.sudo import grant_sudo, pending_for, replay, safe_next, take_pending
+from kmsconsole.console.sudo import Pending, grant_sudo, pending_for, replay, safe_next, take_pending
 from kmsconsole.core import errors
 
 WRONG_CONFIRMATION = "The password typed to confirm did not match the signed-in login's."
@@ -95,9 +95,27 @@ def _context(request: HttpRequest, back: str, action: str, error: str) -> dict[s
         "next": back,
         "action": action,
         "pending": pending,
+        "policy_diff": _key_policy_diff(request, pending) if request.method == "GET" else None,
         "error": error,
-        "sudo_minutes": max(1, settings.KMS_SUDO_SECONDS // 60),
+        # 0: the password is asked before every sensitive action (kmsconsole.console.sudo.sudo_fresh).
+        "sudo_minutes": max(1, settings.KMS_SUDO_SECONDS // 60) if settings.KMS_SUDO_SECONDS > 0 else 0,
     }
+
+
+def _key_policy_diff(request: HttpRequest, pending: Pending | None) -> list[tuple[str, str]] | None:
+    """A PutKeyPolicy waiting for the password: its document against the key's current policy, read by
+    GetKeyPolicy as the caller (authorized and recorded as any read; no diff when it is refused)."""
+    if pending is None or pending.operation != "PutKeyPolicy":
+        return None
+    key_id, document = pending.parameters.get("KeyId"), pending.parameters.get("Policy")
+    if not isinstance(key_id, str) or not isinstance(document, str):
+        return None
+    from kmsconsole.console.views.policy import diff_lines, read_policy  # the policy tab's own read and diff
+
+    current = read_policy(request, key_id)
+    if not current.ok or current.value is None:
+        return None
+    return diff_lines(current.value[1], document, before_label="current policy", after_label="this request")
 
 
 def _reset_failures(request: HttpRequest) -> None:

@@ -114,7 +114,7 @@ def key_grants(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required()
 def key_grant_revoke(request: HttpRequest, key_id: UUID, grant_id: str) -> HttpResponse:
     """GET: confirm revoking the grant; POST: revoke it (RevokeGrant)."""
     key_id_text = str(key_id)
@@ -258,8 +258,20 @@ def _create_grant(request: HttpRequest, key_id: str, data: Mapping[str, Any]) ->
     )
 
 
+# What a grant form waiting for the password keeps (GrantForm's fields; the context pairs are numbered).
+GRANT_FIELDS = (
+    "grantee_principal",
+    "operations",
+    "retiring_principal",
+    "name",
+    "constraint",
+    "context_key_*",
+    "context_value_*",
+)
+
+
 @console_view
-@sudo_required
+@sudo_required(keep=GRANT_FIELDS)
 def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """The create-grant form (GET), and CreateGrant (POST); the token then waits in the session for the one page
     that shows it."""

@@ -178,7 +178,7 @@ key_enable = console_view(
     )
 )
 key_disable = console_view(
-    sudo_required(
+    sudo_required()(
         _state_change(
             "DisableKey",
             lifecycle.key_disable,
@@ -196,7 +196,7 @@ key_cancel_deletion = console_view(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("pending_window_days", "confirm_key_id"))
 @_post_only
 def key_schedule_deletion(request: HttpRequest, key_id: str) -> HttpResponse:
     form = ScheduleDeletionForm(request.POST, key_id=key_id)

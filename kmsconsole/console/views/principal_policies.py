@@ -131,7 +131,7 @@ def _submit(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("policy_name", "policy"))
 @require_http_methods(["GET", "POST"])
 def identity_policy_create(request: HttpRequest, account_id: str, kind: str, name: str) -> HttpResponse:
     """GET: an editor for a new inline policy. POST: iam:Put<Kind>Policy, refusing a name already in use."""
@@ -168,7 +168,7 @@ def _describe(request: HttpRequest, kind: str, account_id: str, name: str, polic
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("policy",))
 @require_http_methods(["GET", "POST"])
 def identity_policy_edit(
     request: HttpRequest, account_id: str, kind: str, name: str, policy_name: str
@@ -193,7 +193,7 @@ def identity_policy_edit(
 
 
 @console_view
-@sudo_required
+@sudo_required()
 @require_http_methods(["GET", "POST"])
 def identity_policy_delete(
     request: HttpRequest, account_id: str, kind: str, name: str, policy_name: str
