@@ -276,6 +276,54 @@ def test_a_refused_query_records_what_a_valid_read_records(
     )
 
 
+def cut(text: str) -> str:
+    """`text` as an event records a long value typed in: its first 256 characters, marked, with its length."""
+    return f"{text[:256]}... ({len(text)} characters)"
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_refused_query_records_each_long_field_cut_with_its_length(
+    console: Callable[..., Client], admin: Persona, reader: Reader
+) -> None:
+    """Only the request line bounds what a refused query's fields carry: each is recorded cut at 256 characters,
+    marked with its whole length; a short one is recorded whole."""
+    query = {
+        "key": "k" * 5000,  # refused (longer than a key filter may be)
+        "principal": "p" * 257,  # well formed, but long
+        "scope": "s" * 3000,  # not a scope
+        "operation": "Decrypt",
+        "notable": "n" * 256,  # exactly at the limit: whole
+    }
+    client = console(admin)
+    seq = last_seq()
+    assert client.get(reader.url, query).status_code == 400
+    (event,) = events_after(seq)
+    assert (event.decision, event.error_code) == ("failed", "ValidationException")
+    assert event.request_parameters == reader.recorded(
+        {
+            "key": cut("k" * 5000),
+            "principal": cut("p" * 257),
+            "scope": cut("s" * 3000),
+            "operation": "Decrypt",
+            "notable": "n" * 256,
+        }
+    )
+    assert len(json.dumps(event.request_parameters)) < 2000
+
+
+def test_a_well_formed_query_records_a_long_filter_whole(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """A read the form takes records its filters as it always did, however long they may be."""
+    value = "v" * 1000
+    client = console(admin)
+    seq = last_seq()
+    assert client.get(TRAIL.url, {"context_key": "team", "context_value": value}).status_code == 200
+    (event,) = events_after(seq)
+    assert event.decision == "allowed"
+    assert event.request_parameters["Query"]["context_value"] == value
+
+
 @pytest.mark.parametrize("reader", [pytest.param(reader, id=reader.name) for reader in (CSV, JSONL)])
 def test_every_problem_of_one_export_is_one_event(
     console: Callable[..., Client], admin: Persona, reader: Reader
@@ -454,3 +502,20 @@ def test_the_rest_api_and_the_console_answer_a_refused_query_alike(
     if "scope" in api_query and persona == "admin":
         # One sentence for a scope that is not one, on both interfaces.
         assert events[0].error_message in json.dumps(on_api.json()["error"]), on_api.json()
+
+
+def test_the_rest_api_records_a_refused_querys_long_values_cut_with_their_length(admin: Persona) -> None:
+    """The REST API records a list's query string as typed: each name and value is cut at 256 characters, marked
+    with its whole length, as the console records a refused query's fields."""
+    api = api_client(admin)
+    seq = last_seq()
+    response = api.get(API, {"key_arn": "k" * 5000, "x" * 300: "y" * 4000, "decision": "denied"})
+    assert response.status_code == 400
+    (event,) = events_after(seq)
+    assert (event.interface, event.decision, event.error_code) == ("api", "failed", "ValidationException")
+    assert event.request_parameters["Query"] == {
+        "key_arn": cut("k" * 5000),
+        cut("x" * 300): cut("y" * 4000),
+        "decision": "denied",
+        "scope": "caller",
+    }

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kmsconsole.api.dispatch import run
+from kmsconsole.audit.recorder import recorded_text
 from kmsconsole.core.pagination import RECORDED_CURSOR
 from kmsconsole.operations import OperationContext
 
@@ -41,8 +42,12 @@ class OperationListView(generics.ListAPIView):
 
     def audit_params(self) -> dict[str, Any]:
         """The URL's arguments and the query string, a cursor recorded only as RECORDED_CURSOR: the trail's readers
-        are other principals, and a cursor is a position in the list as this caller saw it."""
-        query = self.request.query_params.dict()
+        are other principals, and a cursor is a position in the list as this caller saw it. Each name and value of
+        the query is cut at RECORDED_TEXT_CHARS (as typed, whether the filters take it or refuse it, it is bounded
+        by nothing but the request line)."""
+        query = {
+            recorded_text(name): recorded_text(value) for name, value in self.request.query_params.items()
+        }
         for name in CURSOR_PARAMS | {getattr(self.paginator, "cursor_query_param", "cursor")}:
             if query.get(name):
                 query[name] = RECORDED_CURSOR

@@ -12,6 +12,7 @@ from django.http import QueryDict
 
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.recorder import recorded_text
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
 from kmsconsole.audit.trail import TrailQuery, key_problem
 from kmsconsole.operations import OPERATIONS
@@ -168,9 +169,14 @@ class TrailFilterForm(forms.Form):
 
     def as_typed(self) -> dict[str, str]:
         """The filters as the request gives them, for the event of a refused read: the form's own fields only
-        (nothing else the URL carries), as typed, and the scope as asked or the default, as a well-formed read
+        (nothing else the URL carries), as typed (each cut at RECORDED_TEXT_CHARS: a refused field's length is
+        bounded by nothing but the request line), and the scope as asked or the default, as a well-formed read
         records `TrailQuery.as_params()`."""
-        typed = {name: str(self.data.get(name, "")) for name in self.fields} if self.is_bound else {}
+        typed = (
+            {name: recorded_text(str(self.data.get(name, ""))) for name in self.fields}
+            if self.is_bound
+            else {}
+        )
         recorded = {name: value for name, value in typed.items() if value}
         recorded["scope"] = typed.get("scope") or DEFAULT_SCOPE.value
         return recorded
