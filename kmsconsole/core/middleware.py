@@ -32,16 +32,34 @@ class ForwardedProtoMiddleware:
         return self.get_response(request)
 
 
+# The header that carries the request id, on every interface's answers.
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+
+
+def fresh_request_id(request: HttpRequest) -> str:
+    """A new id for `request`, kept on it (`request.request_id`): its audit event and the answer's header name it."""
+    request_id = str(uuid.uuid4())
+    request.request_id = request_id  # type: ignore[attr-defined]
+    return request_id
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = str(uuid.uuid4())
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request_id = fresh_request_id(request)
         response = self.get_response(request)
-        response.setdefault("x-amzn-RequestId", request_id)
+        response.setdefault(REQUEST_ID_HEADER, request_id)
         return response
+
+
+def with_request_id(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """`response` carrying the request's id, as RequestIdMiddleware sets it on whatever passes through it; for an
+    answer made before the middleware ran (Django's handler400 when SecurityMiddleware, ahead of it, refuses the
+    Host header), a fresh one."""
+    response.setdefault(REQUEST_ID_HEADER, getattr(request, "request_id", "") or fresh_request_id(request))
+    return response
 
 
 def client_ip(request: HttpRequest) -> str:
