@@ -133,20 +133,6 @@ _TEXT_LIMITS = tuple(
 )
 
 
-# The longest a free-text value is recorded where what a caller typed is kept as typed and nothing but the server's
-# request line bounds it (a refused query's fields, a list's query string): the trail records what was asked, not
-# whatever a request carried.
-RECORDED_TEXT_CHARS = 256
-
-
-def recorded_text(text: str) -> str:
-    """`text` as an event records a value typed in: whole up to RECORDED_TEXT_CHARS characters; longer, its beginning
-    marked as cut, with the whole length ("aaa... (5000 characters)")."""
-    if len(text) <= RECORDED_TEXT_CHARS:
-        return text
-    return f"{text[:RECORDED_TEXT_CHARS]}... ({len(text)} characters)"
-
-
 def _clamped(values: dict[str, Any]) -> dict[str, Any]:
     """Make every value storable and cut every text to its column's length: a long caller-supplied value (an
     access key id, a Sid in a key policy) must not make the audit write, and so the request, fail."""

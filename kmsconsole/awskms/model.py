@@ -19,6 +19,7 @@ import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from kmsconsole.core import errors
+from kmsconsole.core.text import shortened
 
 
 @cache
@@ -162,8 +163,7 @@ class _Validator:
 
 
 def _display(value: Any) -> str:
-    text = _as_java_prints(value)
-    return text if len(text) <= 256 else text[:256] + "..."
+    return shortened(_as_java_prints(value))
 
 
 def _as_java_prints(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -62,6 +63,23 @@ def with_request_id(request: HttpRequest, response: HttpResponse) -> HttpRespons
     return response
 
 
+class RequestIdLogFilter(logging.Filter):
+    """Gives every log record a `request_id` for the log format (settings.LOGGING): the id of the request the
+    record carries (Django's request loggers pass it as `request`), "-" for a record of no request. A request
+    logged before RequestIdMiddleware gave it an id (a Host header SecurityMiddleware refuses, logged before
+    handler400 answers) is given its id here, kept on the request, so the answer's x-amzn-RequestId is the id the
+    log shows: an operator can find any id a caller quotes. Only the id: the record's request (its headers carry
+    signatures and session tokens) is never formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if isinstance(request, HttpRequest):
+            record.request_id = getattr(request, "request_id", "") or fresh_request_id(request)
+        elif not hasattr(record, "request_id"):
+            record.request_id = "-"
+        return True
+
+
 def client_ip(request: HttpRequest) -> str:
     """The address the request came from: the peer, or behind the trusted proxies the client they name
     (kmsconsole.core.client_address; X-Forwarded-For from anyone else is ignored)."""
@@ -72,7 +90,7 @@ def http_request_meta(request: HttpRequest, interface: Interface) -> RequestMeta
     """Where an HTTP request to the REST API or the console came from, for its audit event."""
     return RequestMeta(
         interface=interface,
-        request_id=getattr(request, "request_id", "") or RequestMeta(interface=interface).request_id,
+        request_id=getattr(request, "request_id", "") or fresh_request_id(request),
         source_ip=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
         secure_transport=request.is_secure(),

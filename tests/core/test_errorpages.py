@@ -126,3 +126,65 @@ def test_a_host_header_not_allowed_is_answered_with_a_fresh_request_id(settings:
     ]
     assert all(str(uuid.UUID(request_id)) == request_id for request_id in ids), ids
     assert len(set(ids)) == len(ids), "each answer has its own"
+
+
+@pytest.fixture
+def server_log() -> Any:
+    """The lines the server's log handler (settings.LOGGING: its format and its filters) writes, as a list."""
+    import logging.config
+
+    from django.conf import settings
+
+    stream = io.StringIO()
+    config = settings.LOGGING
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(config["formatters"]["plain"]["format"]))
+    for name in config["handlers"]["console"].get("filters", []):
+        factory = config["filters"][name]["()"]
+        module, _, attribute = factory.rpartition(".")
+        handler.addFilter(getattr(__import__(module, fromlist=[attribute]), attribute)())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: stream.getvalue().splitlines()
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_host_is_logged_with_the_request_id_its_answer_carries(
+    settings: Any, server_log: Any
+) -> None:
+    """handler400's answer has no audit event (by design): the id it carries is in the server log's line for the
+    refusal, so an operator can find the id a caller quotes. The line names the id only, never the request."""
+    settings.SECURE_SSL_REDIRECT = True
+    answered = [
+        refused_on_the_kms_short_path(settings)[0]["x-amzn-RequestId"],
+        refused_through_django("/api/v1/keys")["x-amzn-RequestId"],
+        refused_through_django("/console/")["x-amzn-RequestId"],
+    ]
+    lines = server_log()
+    for request_id in answered:
+        (line,) = [line for line in lines if f"[{request_id}]" in line]
+        assert "DisallowedHost" in line and "evil.example" in line, line
+
+
+def test_a_server_error_is_logged_with_the_request_id_its_answer_carries(
+    monkeypatch: pytest.MonkeyPatch, server_log: Any
+) -> None:
+    from kmsconsole.core import views
+
+    monkeypatch.setattr(views, "overview", database_gone)
+    response = Client(raise_request_exception=False, HTTP_AUTHORIZATION="Bearer secret-token").get("/")
+    assert response.status_code == 500
+    request_id = response["x-amzn-RequestId"]
+    (line,) = [line for line in server_log() if f"[{request_id}]" in line]
+    assert "ERROR django.request" in line and "Internal Server Error" in line, line
+    assert "secret-token" not in "\n".join(server_log())
+
+
+def test_a_line_of_no_request_says_so(server_log: Any) -> None:
+    import logging
+
+    logging.getLogger("kmsconsole.test").warning("no request here")
+    assert any(line.endswith("kmsconsole.test [-]: no request here") for line in server_log())
