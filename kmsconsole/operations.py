@@ -148,7 +148,8 @@ OPERATIONS: dict[str, Operation] = {
         # shared secret (a sensitive blob) and the ciphertext (a blob) are secret by the service model.
         _crypto("Encapsulate"),
         _crypto("Decapsulate"),
-        # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services), not by a key policy.
+        # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services.removal), not by a key
+        # policy.
         Operation(
             "CreateGrant",
             "kms:CreateGrant",

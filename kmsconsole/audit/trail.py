@@ -23,6 +23,7 @@ from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
 from kmsconsole.core import errors
+from kmsconsole.core.text import shortened
 from policies import arns
 from policies.models import IamRole, IamUser
 
@@ -139,7 +140,10 @@ def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
             .first()
         )
         if found is None:
-            return "", f"There is no alias {alias_name[:256]} in account {account_id}: no event matches it."
+            return (
+                "",
+                f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it.",
+            )
         arn = key_arn(account_id, str(found.key.key_id))
         return arn, f"{alias_name} points at {arn} now; events are matched by that key."
     # A key id needs no lookup: the key may have been deleted since, and its events still matter.
