@@ -1,0 +1,69 @@
+"""Where this KMS once answered outside botocore's KMS model or AWS's documented behaviour, over boto3 against the
+live server: multi-Region key ids (`mrk-`, a valid key id form that names no key here). Each case checks its audit
+event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from grants.models import Grant
+from keys.models import Alias
+from tests.grants.conftest import ACCOUNT, error_of, last_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MRK_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
+MRK_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{MRK_ID}"
+MRK_MISSING = ("NotFoundException", f"Key '{MRK_ARN}' does not exist")
+
+# Multi-Region key ids
+
+
+def test_a_multi_region_key_id_is_well_formed_and_names_no_key(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]]
+) -> None:
+    """`mrk-` and 32 lowercase hex digits is a key id (kms-spec §2.5): as an id or in a key ARN it is answered
+    as a well-formed key that does not exist (AWS's recorded answer), never as a malformed one."""
+    create_key()
+    for identifier in (MRK_ID, MRK_ARN):
+        assert error_of(lambda i=identifier: admin_kms.describe_key(KeyId=i)) == MRK_MISSING
+    event = last_event("DescribeKey")
+    assert (event.decision, event.error_code, event.error_message) == ("failed", *MRK_MISSING)
+    # Malformed multi-Region ids stay malformed (AWS: "Invalid keyId 'mrk-fake-key-id'").
+    for malformed in ("mrk-fake-key-id", MRK_ID.upper(), "MRK-" + MRK_ID[4:], MRK_ID + "0", MRK_ID[:-1]):
+        assert error_of(lambda m=malformed: admin_kms.describe_key(KeyId=m)) == (
+            "NotFoundException",
+            f"Invalid keyId '{malformed}'",
+        )
+
+
+def test_every_key_id_member_accepts_a_multi_region_key_id(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]], make_user: Any
+) -> None:
+    """Management, cryptographic, alias and grant operations parse the id alike, and it matches no key."""
+    key_id = create_key()["KeyId"]
+    grantee = make_user("grantee")
+    grant_id = admin_kms.create_grant(KeyId=key_id, GranteePrincipal=grantee.arn, Operations=["Encrypt"])[
+        "GrantId"
+    ]
+    calls: dict[str, Callable[[], Any]] = {
+        "EnableKey": lambda: admin_kms.enable_key(KeyId=MRK_ID),
+        "GetKeyPolicy": lambda: admin_kms.get_key_policy(KeyId=MRK_ARN),
+        "Encrypt": lambda: admin_kms.encrypt(KeyId=MRK_ID, Plaintext=b"x"),
+        "Decrypt": lambda: admin_kms.decrypt(KeyId=MRK_ID, CiphertextBlob=b"\x01" * 64),
+        "CreateAlias": lambda: admin_kms.create_alias(AliasName="alias/mrk", TargetKeyId=MRK_ID),
+        "ListAliases": lambda: admin_kms.list_aliases(KeyId=MRK_ID),
+        "ListGrants": lambda: admin_kms.list_grants(KeyId=MRK_ID),
+        "CreateGrant": lambda: admin_kms.create_grant(
+            KeyId=MRK_ARN, GranteePrincipal=grantee.arn, Operations=["Encrypt"]
+        ),
+        "RevokeGrant": lambda: admin_kms.revoke_grant(KeyId=MRK_ID, GrantId=grant_id),
+    }
+    for operation, call in calls.items():
+        assert error_of(call) == MRK_MISSING, operation
+        assert last_event(operation).error_code == "NotFoundException", operation
+    assert not Alias.objects.filter(name="alias/mrk").exists()
+    assert Grant.objects.filter(grant_id=grant_id).count() == 1
