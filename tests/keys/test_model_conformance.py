@@ -1,6 +1,6 @@
 """Where this KMS once answered outside botocore's KMS model or AWS's documented behaviour, over boto3 against the
-live server: multi-Region key ids (`mrk-`, a valid key id form that names no key here). Each case checks its audit
-event."""
+live server: CreateKey's XksKeyId, and multi-Region key ids (`mrk-`, a valid key id form that names no key here).
+Each case checks its audit event."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from grants.models import Grant
-from keys.models import Alias
+from keys.models import Alias, Key
 from tests.grants.conftest import ACCOUNT, error_of, last_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,6 +18,42 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MRK_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
 MRK_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{MRK_ID}"
 MRK_MISSING = ("NotFoundException", f"Key '{MRK_ARN}' does not exist")
+
+# CreateKey: XksKeyId and CustomKeyStoreId
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"XksKeyId": "abc"}, "ValidationException"),
+        ({"XksKeyId": "abc", "Origin": "AWS_KMS"}, "ValidationException"),
+        ({"XksKeyId": "abc", "Origin": "EXTERNAL"}, "ValidationException"),
+        ({"XksKeyId": "abc", "KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}, "ValidationException"),
+        ({"CustomKeyStoreId": "cks-1234567890abcdef0"}, "CustomKeyStoreNotFoundException"),
+        (
+            {"CustomKeyStoreId": "cks-1234567890abcdef0", "Origin": "EXTERNAL"},
+            "CustomKeyStoreNotFoundException",
+        ),
+    ],
+)
+def test_create_key_refuses_external_key_store_members(
+    admin_kms: Any, params: dict[str, str], code: str
+) -> None:
+    """XksKeyId is not valid for any Origin but EXTERNAL_KEY_STORE, and no custom key store exists: refused
+    before any key is made, and audited as the failure it is."""
+    keys = Key.objects.count()
+    got_code, message = error_of(lambda: admin_kms.create_key(**params))
+    assert got_code == code
+    if code == "ValidationException":
+        assert message == (
+            "XksKeyId is valid only for a KMS key in an external key store (Origin EXTERNAL_KEY_STORE), "
+            "which this KMS does not offer."
+        )
+    assert Key.objects.count() == keys
+    event = last_event("CreateKey")
+    assert (event.decision, event.error_code, event.key_arn) == ("failed", code, "")
+    assert event.request_parameters == params
+
 
 # Multi-Region key ids
 
