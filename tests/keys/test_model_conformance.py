@@ -1,9 +1,10 @@
 """Where this KMS once answered outside botocore's KMS model or AWS's documented behaviour, over boto3 against the
-live server: CreateKey's XksKeyId, and multi-Region key ids (`mrk-`, a valid key id form that names no key here).
-Each case checks its audit event."""
+live server: DescribeCustomKeyStores (an account with no custom key stores), CreateKey's XksKeyId, and
+multi-Region key ids (`mrk-`, a valid key id form that names no key here). Each case checks its audit event."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 from grants.models import Grant
 from keys.models import Alias, Key
+from kmsconsole.audit.models import AuditEvent
+from tests.conftest import Persona
 from tests.grants.conftest import ACCOUNT, error_of, last_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,6 +21,109 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MRK_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
 MRK_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{MRK_ID}"
 MRK_MISSING = ("NotFoundException", f"Key '{MRK_ARN}' does not exist")
+
+ALLOW_DESCRIBE_STORES = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:DescribeCustomKeyStores", "Resource": "*"}],
+    }
+)
+ALLOW_LIST_KEYS = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"}]}
+)
+
+
+# DescribeCustomKeyStores
+
+
+def test_describe_custom_key_stores_lists_none(kms_client: Callable[..., Any], make_user: Any) -> None:
+    """An account with no custom key stores gets an empty, untruncated list, allowed by the IAM-only action
+    kms:DescribeCustomKeyStores alone, and one audit event."""
+    user = make_user("store-reader", ALLOW_DESCRIBE_STORES)
+    events = AuditEvent.objects.count()
+    answer = kms_client(user).describe_custom_key_stores()
+    assert (answer["CustomKeyStores"], answer["Truncated"]) == ([], False)
+    assert "NextMarker" not in answer
+    assert kms_client(user).describe_custom_key_stores(Limit=1000)["CustomKeyStores"] == []
+    assert AuditEvent.objects.count() == events + 2
+    event = last_event("DescribeCustomKeyStores")
+    assert (event.decision, event.interface, event.caller_arn) == ("allowed", "kms", user.arn)
+    assert event.request_parameters == {"Limit": 1000}
+    assert event.response_elements == {"CustomKeyStores": [], "Truncated": False}
+    assert "policy-0" in event.reason
+
+
+def test_describe_custom_key_stores_needs_its_own_action(
+    kms_client: Callable[..., Any], outsider: Persona, make_user: Any
+) -> None:
+    lister = make_user("key-lister", ALLOW_LIST_KEYS)
+    for persona in (outsider, lister):
+        code, message = error_of(lambda p=persona: kms_client(p).describe_custom_key_stores())
+        assert (code, message) == (
+            "AccessDeniedException",
+            f"User: {persona.arn} is not authorized to perform: kms:DescribeCustomKeyStores on resource: * "
+            "because no identity-based policy allows the kms:DescribeCustomKeyStores action",
+        )
+        event = last_event("DescribeCustomKeyStores")
+        assert (event.decision, event.error_code, event.caller_arn) == (
+            "denied",
+            "AccessDeniedException",
+            persona.arn,
+        )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"CustomKeyStoreId": "cks-1234567890abcdef0"},
+        {"CustomKeyStoreName": "ExampleKeyStore"},
+        {"CustomKeyStoreId": "cks-1234567890abcdef0", "CustomKeyStoreName": "ExampleKeyStore"},
+    ],
+)
+def test_naming_a_custom_key_store_finds_none(admin_kms: Any, params: dict[str, str]) -> None:
+    assert error_of(lambda: admin_kms.describe_custom_key_stores(**params)) == (
+        "CustomKeyStoreNotFoundException",
+        "",
+    )
+    event = last_event("DescribeCustomKeyStores")
+    assert (event.decision, event.error_code) == ("failed", "CustomKeyStoreNotFoundException")
+    assert event.request_parameters == params
+
+
+def test_describe_custom_key_stores_refuses_markers_and_limits(
+    kms_client: Callable[..., Any], admin: Persona, create_key: Callable[..., dict[str, Any]]
+) -> None:
+    """It never issues a NextMarker, so every marker is invalid (a forged one, or another listing's), as on the
+    other List operations; Limit is checked against the model's range (1-1000)."""
+    admin_kms = kms_client(admin, parameter_validation=False)  # boto3 would refuse Limit=0 itself
+    create_key(), create_key()
+    list_keys_marker = admin_kms.list_keys(Limit=1)["NextMarker"]
+    for marker in ("bogus", "AAAAAAAAAAAAAAAAAAAAAA", list_keys_marker):
+        assert error_of(lambda m=marker: admin_kms.describe_custom_key_stores(Marker=m)) == (
+            "InvalidMarkerException",
+            "The request contains an invalid marker.",
+        )
+        assert last_event("DescribeCustomKeyStores").error_code == "InvalidMarkerException"
+    for limit, constraint in ((0, "greater than or equal to 1"), (1001, "less than or equal to 1000")):
+        assert error_of(lambda n=limit: admin_kms.describe_custom_key_stores(Limit=n)) == (
+            "ValidationException",
+            f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: "
+            f"Member must have value {constraint}",
+        )
+
+
+def test_the_other_custom_key_store_operations_stay_unsupported(admin_kms: Any) -> None:
+    """No custom key store can exist here: creating one, or acting on one, is not offered (kms-spec §0: "out")."""
+    calls = {
+        "CreateCustomKeyStore": lambda: admin_kms.create_custom_key_store(CustomKeyStoreName="store"),
+        "ConnectCustomKeyStore": lambda: admin_kms.connect_custom_key_store(CustomKeyStoreId="cks-1"),
+        "DisconnectCustomKeyStore": lambda: admin_kms.disconnect_custom_key_store(CustomKeyStoreId="cks-1"),
+        "UpdateCustomKeyStore": lambda: admin_kms.update_custom_key_store(CustomKeyStoreId="cks-1"),
+        "DeleteCustomKeyStore": lambda: admin_kms.delete_custom_key_store(CustomKeyStoreId="cks-1"),
+    }
+    for name, call in calls.items():
+        assert error_of(call) == ("UnsupportedOperationException", f"{name} is not supported by this KMS.")
+
 
 # CreateKey: XksKeyId and CustomKeyStoreId
 
