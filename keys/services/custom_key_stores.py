@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from kmsconsole.core import errors
-from kmsconsole.core.pagination import decode_marker
+from kmsconsole.core.pagination import INVALID_MARKER
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
-# DescribeCustomKeyStores' Limit: the model's LimitType, 1-1000.
-DESCRIBE_CUSTOM_KEY_STORES_MAX_LIMIT = 1000
+# What every operation naming a custom key store answers, no store existing here: AWS's answer for a store that
+# does not exist, with its empty message (AWS's developer guide, delete-xks.md).
+CUSTOM_KEY_STORE_NOT_FOUND = ""
 
 
 def custom_key_store_list(
@@ -24,20 +25,19 @@ def custom_key_store_list(
     ctx: OperationContext,
     custom_key_store_id: str | None = None,
     custom_key_store_name: str | None = None,
-    limit: int | None = None,
     marker: str | None = None,
 ) -> list[dict[str, Any]]:
     """The custom key stores of the caller's account: always none (kms:DescribeCustomKeyStores is IAM-only).
 
-    Naming a store, by id or by name, is CustomKeyStoreNotFoundException, as AWS answers for a store that does
-    not exist (with an empty message: AWS's developer guide, delete-xks.md). A marker can only be one this
-    listing never issued (it never has a next page), so it is InvalidMarkerException as on every List operation.
+    Limit is not taken: the KMS endpoint's model validates it (1-1000) before this runs, and a list that is
+    always empty has no page to size. Naming a store, by id or by name, is CustomKeyStoreNotFoundException. A
+    marker can only be one this listing never issued (it never has a next page), so it is InvalidMarkerException
+    with the message of every List operation, refused without decoding it (no scope of this listing is ever
+    signed, so no check of it could pass).
     """
     authorize(ctx, resource="*")
-    if limit is not None:
-        errors.check_value_range("limit", limit, minimum=1, maximum=DESCRIBE_CUSTOM_KEY_STORES_MAX_LIMIT)
     if marker:
-        decode_marker(f"DescribeCustomKeyStores:{ctx.caller.account_id}", marker)
+        raise errors.InvalidMarkerException(INVALID_MARKER)
     if custom_key_store_id is not None or custom_key_store_name is not None:
-        raise errors.CustomKeyStoreNotFoundException("")
+        raise errors.CustomKeyStoreNotFoundException(CUSTOM_KEY_STORE_NOT_FOUND)
     return []

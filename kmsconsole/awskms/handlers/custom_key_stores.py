@@ -15,7 +15,6 @@ def describe_custom_key_stores(ctx: OperationContext, params: dict[str, Any]) ->
         ctx=ctx,
         custom_key_store_id=params.get("CustomKeyStoreId"),
         custom_key_store_name=params.get("CustomKeyStoreName"),
-        limit=params.get("Limit"),
         marker=params.get("Marker"),
     )
     return {"CustomKeyStores": stores, "Truncated": False}
