@@ -142,7 +142,7 @@ class KeyTagsView(OperationListView):
         tag_keys = request.query_params.getlist("tag_key")
 
         def work(ctx: OperationContext) -> None:
-            validated(s.TagsDeleteInput, {"tag_keys": tag_keys})
+            validated(s.TagsDeleteInput, {"tag_key": tag_keys})
             tags.key_untag(ctx=ctx, key_id=key_id, tag_keys=tag_keys)
 
         run(request, "UntagResource", work, params={"KeyId": key_id, "TagKeys": tag_keys})
