@@ -1,8 +1,8 @@
 """Sudo mode completes what was asked: a sensitive action posted without a fresh password is decided by the engine
-first; allowed, it waits in the session (never a CSRF token, a password or a secret) and the right password
-performs exactly that request, once, for that login, within minutes; refused, it is answered at once with the
-refusal's one audit event and no password is asked. The key page offers only the actions the caller would be
-allowed."""
+first; allowed, it waits in the session (only the fields its view names: never a CSRF token or a password) and the
+right password performs exactly that request, once, for that login, within minutes; refused, it is answered at
+once with the refusal's one audit event and no password is asked. The key page offers only the actions the caller
+would be allowed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Sudo mode covers every console action that changes who can do what: without a fresh password confirmation the
-action is sent to the confirmation page and nothing changes (no row, no audit event); with one it is done.
+action is sent to the confirmation page and nothing changes (no row, no event of the action: only the prompt's
+kmsconsole:RequestConfirmation); with one it is done.
 
 The existing tests cover disable, schedule deletion, key policy save and restore, grant revoke and access-key
 create; this file covers the rest: CreateGrant, identity policies, group membership, access-key status and
