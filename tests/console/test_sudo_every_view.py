@@ -26,7 +26,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console import sudo
 from kmsconsole.console.dispatch import DECIDED_NOT_STOPPED
 from kmsconsole.console.sudo import PENDING, REQUEST_CONFIRMATION, Pending
-from kmsconsole.operations import OperationContext
+from kmsconsole.operations import OperationContext, operation
 from policies import services as iam
 from policies.models import Account, ConsoleIdentity, IamUser
 from tests.conftest import Persona, as_operator
@@ -204,6 +204,7 @@ def test_every_sudo_view_without_a_password_asks_and_changes_nothing(
     assert state() == before
     [prompt] = AuditEvent.objects.filter(seq__gt=seq, operation=REQUEST_CONFIRMATION)
     assert (prompt.caller_arn, prompt.decision) == (admin.arn, "allowed")
+    assert not operation(prompt.request_parameters["AwaitedOperation"]).read_only  # the change, not a read
     assert changes_since(seq) == []
 
 
