@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kmsconsole.audit.recorder import AuditRecord, DeferredEvents, audited
+from kmsconsole.audit.recorder import AuditRecord, DeferredEvents, WouldBeAllowed, audited
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 
@@ -334,6 +334,11 @@ class OperationContext:
     # DryRunOperationException (`stop_if_dry_run`) instead of doing the work; it opens key material only where
     # the answer depends on it (DRY_RUN_NEEDS_MATERIAL).
     dry_run: bool = False
+    # Decide only (the console, before the password of sudo mode): a change stops at its first allowed decision
+    # (`stop_if_deciding_only`), nothing done, no event of its own; a refusal is recorded and answered as usual;
+    # checks after that decision run after the password. Reads run. A change that returns instead fails closed
+    # (`kmsconsole.console.dispatch.run`).
+    decide_only: bool = False
     # What the operation's own decision read and its questions may reuse within this one request: the caller's
     # compiled identity policies (`policies.authorization.request_identity_policies`), so that a list asking many
     # questions reads them once. Never carried across requests.
@@ -344,6 +349,12 @@ class OperationContext:
         every check has passed, so it answers as AWS does when the request would have succeeded."""
         if self.dry_run:
             raise errors.DryRunOperationException(DRY_RUN_MESSAGE)
+
+    def stop_if_deciding_only(self) -> None:
+        """Called by `authorize()` after each allowed decision: a change decided only ends there, before any work
+        (every service authorizes before it changes anything)."""
+        if self.decide_only and not self.operation.read_only:
+            raise WouldBeAllowed(self.operation.name, self.audit.request_parameters)
 
 
 DRY_RUN_MESSAGE = "The request would have succeeded, but the DryRun option is set."

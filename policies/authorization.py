@@ -125,6 +125,7 @@ def authorize(
     """
     if ctx.caller.is_operator:
         ctx.audit.authorized(allowed=True, reason=OPERATOR_REASON, decided_by="operator")
+        ctx.stop_if_deciding_only()
         return None
     request = request_context(
         ctx,
@@ -154,6 +155,7 @@ def authorize(
     )
     if not decision.allowed:
         raise errors.AccessDeniedException(decision.access_denied_message())
+    ctx.stop_if_deciding_only()
     return decision
 
 

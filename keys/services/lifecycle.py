@@ -8,8 +8,9 @@ from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
 from keys.models import Key, KeyState, Tag
-from keys.services.access import DESCRIBE_KEY, authorize_on_key, key_for, question_context
+from keys.services.access import DESCRIBE_KEY, KeyQuestions, authorize_on_key, key_for, question_context
 from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
+from keys.services.deletion import PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS
 from keys.services.key_policy import record_policy_version, validate_key_policy
 from keys.tag_rules import tags_from_request
 from kmsconsole.core import errors
@@ -171,6 +172,36 @@ def key_describable(ctx: OperationContext, key: Key) -> bool:
     except engine.EngineError:  # a stored policy the engine cannot read: every request on the key is refused
         return False
     return True
+
+
+# The changes a key's page offers (its General configuration tab), by the IAM action each request needs.
+KEY_PAGE_ACTIONS = (
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:UpdateKeyDescription",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+)
+_WINDOW_CONDITION = "kms:ScheduleKeyDeletionPendingWindowInDays"
+
+
+def key_actions_allowed(ctx: OperationContext, key: Key) -> frozenset[str]:
+    """Those of KEY_PAGE_ACTIONS a request by the caller on `key` would be allowed: what a page showing the key
+    (inside its DescribeKey) may offer, so that it offers nothing the engine would refuse, and asks no password
+    for it. Decided as `key_describable` decides DescribeKey, by the engine as each request would be and recorded
+    nowhere (`KeyQuestions.allows`: none of these actions can be allowed by a grant); the page's own event is the
+    only record. A ScheduleKeyDeletion request carries its waiting period, which a policy may test: it is offered
+    when some period the form accepts would be allowed."""
+    questions = KeyQuestions(ctx)
+    allowed = {action for action in KEY_PAGE_ACTIONS if action != "kms:ScheduleKeyDeletion"}
+    allowed = {action for action in allowed if questions.allows(key, action)}
+    windows = range(PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS - 1, -1)
+    if any(
+        questions.allows(key, "kms:ScheduleKeyDeletion", condition_values={_WINDOW_CONDITION: days})
+        for days in windows
+    ):
+        allowed.add("kms:ScheduleKeyDeletion")
+    return frozenset(allowed)
 
 
 def key_list(*, ctx: OperationContext, limit: int, marker: str | None) -> tuple[list[Key], str | None]:

@@ -241,6 +241,19 @@ def events_at_the_end() -> Iterator[DeferredEvents]:
     events.append()
 
 
+class WouldBeAllowed(Exception):
+    """Raised where an operation run only to be decided (`OperationContext.decide_only`: a console action waiting
+    for the password, `kmsconsole.console.sudo`) reaches its first allowed decision on a change: the transaction
+    rolls back and the operation writes no event, because nothing was done (the console records the prompt, one
+    `kmsconsole:RequestConfirmation` event); the request is performed, and recorded, once the password is
+    confirmed. A refusal before that point is recorded as any refusal is; checks after it run after the password."""
+
+    def __init__(self, operation: str, parameters: dict[str, Any] | None) -> None:
+        super().__init__(operation)
+        self.operation = operation
+        self.parameters = parameters
+
+
 class NothingToDo(Exception):
     """Raised by a worker's service when the row it came for was already handled (another worker won the claim):
     the transaction rolls back, no event is written, because nothing happened."""
@@ -265,7 +278,7 @@ def audited(
                     append_event(record, AuditEvent.Decision.ALLOWED)
                 else:
                     deferred.add(record)
-    except (NothingToDo, StaleRead):
+    except (NothingToDo, StaleRead, WouldBeAllowed):
         raise
     except errors.KmsError as error:
         record_failure(record, error)

@@ -8,8 +8,9 @@ service layer becomes a sentence on the page (`Outcome.error`), never a 500.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import Any, Generic, TypeVar
 
@@ -19,11 +20,15 @@ from django.shortcuts import render
 
 from kmsconsole.api.authentication import user_caller
 from kmsconsole.audit.authevents import RELINKED, record_refused
+from kmsconsole.console.sudo import decide_first
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller, RequestMeta
 from kmsconsole.core.middleware import http_request_meta
 from kmsconsole.operations import OperationContext, perform
 from policies.models import ConsoleIdentity
+
+logger = logging.getLogger(__name__)
+DECIDED_NOT_STOPPED = "The action was not stopped before the password was confirmed, so nothing was done."
 
 Value = TypeVar("Value")
 View = TypeVar("View", bound=Callable[..., HttpResponse])
@@ -97,9 +102,18 @@ def run(
     if caller is None:
         raise errors.AccessDeniedException("This console login is not linked to an IAM principal.")
     holder: dict[str, Value] = {}
+    deciding = decide_first(request)
 
     def service(ctx: OperationContext) -> Mapping[str, Any]:
+        if deciding:  # a sensitive action without a fresh password: decided, not done (console.sudo)
+            ctx = replace(ctx, decide_only=True)
         holder["value"] = work(ctx)
+        if deciding and not ctx.operation.read_only:
+            # A change decided only must stop at its decision (WouldBeAllowed); one that returned did its work
+            # without asking the engine on this context, or after it. Fail closed: raised inside the
+            # operation's transaction, so whatever it wrote rolls back, and the failure is recorded.
+            logger.error("%s returned while only deciding: rolled back", operation)
+            raise errors.KMSInternalException(DECIDED_NOT_STOPPED)
         return dict(audit_response(holder["value"])) if audit_response is not None else {}
 
     perform(operation, caller=caller, meta=request_meta(request), params=dict(params or {}), service=service)

@@ -149,3 +149,18 @@ def secret_files_private(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return problems
+
+
+@register(Tags.security)
+def sudo_seconds_valid(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """KMS_SUDO_SECONDS: how long a confirmed password opens sudo mode; 0 asks for it before every action."""
+    seconds = settings.KMS_SUDO_SECONDS
+    if not isinstance(seconds, int) or seconds < 0:
+        return [
+            Error(
+                f"KMS_SUDO_SECONDS must be 0 (ask for the password before every sensitive action) or a number of "
+                f"seconds; it is {seconds!r}.",
+                id="kmsconsole.E007",
+            )
+        ]
+    return []

@@ -18,10 +18,13 @@ from django.test import Client
 from django.urls import include, path
 
 from kmsconsole import urls as project_urls
+from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console import urls as console_urls
-from kmsconsole.console.dispatch import console_view
+from kmsconsole.console.dispatch import attempt, console_view
 from kmsconsole.console.session import LAST_SEEN_AT, SIGNED_IN_AT
 from kmsconsole.console.sudo import SUDO_AT, sudo_required
+from kmsconsole.operations import OperationContext
+from policies.authorization import authorize
 from tests.conftest import Persona
 from tests.console.conftest import PASSWORD, console_login_for
 
@@ -235,11 +238,18 @@ def test_the_confirmation_page_needs_a_sign_in(client: Client) -> None:
 changes: list[str] = []
 
 
+def _change(ctx: OperationContext) -> None:
+    authorize(ctx, resource="*")  # as every service decides before it changes anything
+    changes.append("done")
+
+
 @console_view
-@sudo_required
+@sudo_required()
 def _destructive(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        changes.append("done")
+        refused = attempt(request, "iam:CreateGroup", _change)
+        if not refused.ok:
+            return HttpResponse(refused.error, status=403)
     return HttpResponse("ok")
 
 
@@ -272,7 +282,7 @@ def test_without_confirmation_the_action_waits_for_the_password(
     assert no_sudo.get("/destroy/").status_code == 200  # reading needs no password
     response = no_sudo.post("/destroy/", HTTP_REFERER="http://testserver/console/keys/?page=2")
     assert response.status_code == 302
-    assert response["Location"] == "/console/confirm/?next=%2Fconsole%2Fkeys%2F%3Fpage%3D2"
+    assert response["Location"].startswith("/console/confirm/?next=%2Fconsole%2Fkeys%2F%3Fpage%3D2&action=")
     assert destructive == []
 
 
@@ -280,7 +290,7 @@ def test_an_external_referer_is_not_where_the_confirmation_returns(
     no_sudo: Client, destructive: list[str]
 ) -> None:
     response = no_sudo.post("/destroy/", HTTP_REFERER="https://evil.example/phish")
-    assert response["Location"] == "/console/confirm/?next=%2Fdestroy%2F"
+    assert response["Location"].startswith("/console/confirm/?next=%2Fdestroy%2F&action=")
 
 
 def test_htmx_is_told_to_go_to_the_confirmation(no_sudo: Client, destructive: list[str]) -> None:
@@ -288,7 +298,7 @@ def test_htmx_is_told_to_go_to_the_confirmation(no_sudo: Client, destructive: li
         "/destroy/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/console/keys/"
     )
     assert response.status_code == 204
-    assert response["HX-Redirect"] == "/console/confirm/?next=%2Fconsole%2Fkeys%2F"
+    assert response["HX-Redirect"].startswith("/console/confirm/?next=%2Fconsole%2Fkeys%2F&action=")
     assert destructive == []
 
 
@@ -300,6 +310,26 @@ def test_the_confirmation_expires(no_sudo: Client, destructive: list[str]) -> No
     session[SUDO_AT] = int(time.time()) - settings.KMS_SUDO_SECONDS - 1
     session.save()
     assert no_sudo.post("/destroy/").status_code == 302
+    assert destructive == ["done"]
+
+
+def test_a_caller_the_engine_refuses_is_refused_before_any_password(
+    console: Callable[..., Client], outsider: Persona, destructive: list[str]
+) -> None:
+    response = console(outsider, sudo=False).post("/destroy/")
+    assert response.status_code == 403 and b"Refused" in response.content
+    assert destructive == []
+    [event] = AuditEvent.objects.filter(operation="iam:CreateGroup", caller_arn=outsider.arn)
+    assert event.decision == "denied"
+
+
+def test_the_confirmation_completes_the_action_that_asked_for_it(
+    no_sudo: Client, destructive: list[str]
+) -> None:
+    asked = no_sudo.post("/destroy/")
+    assert destructive == [] and "&action=" in asked["Location"]
+    done = no_sudo.post(asked["Location"], {"password": PASSWORD})
+    assert done.status_code == 200 and done.content == b"ok"
     assert destructive == ["done"]
 
 

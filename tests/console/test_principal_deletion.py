@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.console.sudo import REQUEST_CONFIRMATION
 from policies import services
 from policies.models import Account, ConsoleIdentity, IamGroup, IamRole, IamUser
 from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
@@ -81,13 +82,18 @@ def test_admin_deletes_after_sudo(kind: str, console: Console, admin: Persona) -
     assert event.response_elements[f"{kind.capitalize()}Id"] == entity.unique_id
 
 
-def test_without_sudo_nothing_is_deleted_and_no_event(console: Console, admin: Persona) -> None:
+def test_without_sudo_nothing_is_deleted_and_only_the_prompt_is_recorded(
+    console: Console, admin: Persona
+) -> None:
     seed("user")
     events = AuditEvent.objects.count()
     response = console(admin, sudo=False).post(url("entity-delete", ACCOUNT, "user", "doomed"))
     assert response.status_code == 302 and response["Location"].startswith(url("sudo"))
     assert IamUser.objects.filter(name="doomed").exists()
-    assert AuditEvent.objects.count() == events
+    # The one event is the prompt's (nothing deleted): kmsconsole:RequestConfirmation, naming what waits.
+    [prompt] = AuditEvent.objects.order_by("seq")[events:]
+    assert prompt.operation == REQUEST_CONFIRMATION
+    assert prompt.request_parameters["AwaitedOperation"] == "iam:DeleteUser"
 
 
 def test_outsider_is_refused_and_nothing_changes(console: Console, outsider: Persona) -> None:

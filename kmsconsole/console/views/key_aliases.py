@@ -106,7 +106,7 @@ def _field_failure(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("alias_name",))
 @require_POST
 def key_alias_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """CreateAlias for this key."""
@@ -128,7 +128,7 @@ def key_alias_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("alias_name",))
 def key_alias_delete(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET ?alias_name=: confirm deleting the alias; POST: DeleteAlias."""
     key_id_text = str(key_id)
@@ -148,7 +148,7 @@ def key_alias_delete(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("alias_name", "target_key_id"))
 def key_alias_update(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """GET ?alias_name=: the form to point the alias at another key; POST: UpdateAlias."""
     key_id_text = str(key_id)

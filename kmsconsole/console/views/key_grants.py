@@ -24,7 +24,7 @@ from grants.selectors import EQUALS, SUBSET
 from keys.services import lifecycle
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
-from kmsconsole.console.sudo import kept_form, sudo_required, sudo_required_keeping_form
+from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, describe, key_params
 from kmsconsole.operations import OperationContext
 from policies import arns
@@ -114,7 +114,7 @@ def key_grants(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required()
 def key_grant_revoke(request: HttpRequest, key_id: UUID, grant_id: str) -> HttpResponse:
     """GET: confirm revoking the grant; POST: revoke it (RevokeGrant)."""
     key_id_text = str(key_id)
@@ -258,8 +258,20 @@ def _create_grant(request: HttpRequest, key_id: str, data: Mapping[str, Any]) ->
     )
 
 
+# What a grant form waiting for the password keeps (GrantForm's fields; the context pairs are numbered).
+GRANT_FIELDS = (
+    "grantee_principal",
+    "operations",
+    "retiring_principal",
+    "name",
+    "constraint",
+    "context_key_*",
+    "context_value_*",
+)
+
+
 @console_view
-@sudo_required_keeping_form
+@sudo_required(keep=GRANT_FIELDS)
 def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """The create-grant form (GET), and CreateGrant (POST); the token then waits in the session for the one page
     that shows it."""
@@ -270,10 +282,8 @@ def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
         return page.refuse(described, form=None)
     key = described.value
     kind = grant_services.key_type(key)
-    # On GET, the form posted before the password confirmation, if any (bound, so it shows as typed).
-    data = request.POST if request.method == "POST" else kept_form(request)
     form = GrantForm(
-        data,
+        request.POST if request.method == "POST" else None,
         key_kind=kind,
         operations=grant_services.grant_operations_for(key),
         account_id=key.account.account_id,

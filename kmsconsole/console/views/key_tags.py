@@ -78,7 +78,7 @@ def key_tags(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("tag_key", "tag_value"))
 @require_POST
 def key_tag_put(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """TagResource with one tag: add it, or replace the value of the tag with that key."""
@@ -100,7 +100,7 @@ def key_tag_put(request: HttpRequest, key_id: UUID) -> HttpResponse:
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("tag_key",))
 @require_POST
 def key_tag_remove(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """UntagResource with one tag key. A tag the key does not have is no error (as on AWS), but the page says

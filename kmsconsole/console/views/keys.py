@@ -2,7 +2,9 @@
 schedule deletion (a waiting period, and the key id typed to confirm) and cancel it.
 
 Each action is one operation run as the signed-in principal; a refusal re-renders the tab with the engine's
-message and changes nothing. Disabling and scheduling deletion need a fresh password (sudo mode).
+message and changes nothing. Disabling and scheduling deletion need a fresh password (sudo mode), asked only
+once the engine would allow them. The tab offers only the actions the caller would be allowed
+(`keys.services.lifecycle.key_actions_allowed`) and names the others it leaves out.
 """
 
 from __future__ import annotations
@@ -78,12 +80,14 @@ class ScheduleDeletionForm(forms.Form):
 
 
 def _describe(request: HttpRequest, key_id: str) -> Any:
-    return attempt(
-        request,
-        "DescribeKey",
-        lambda ctx: lifecycle.key_describe(ctx=ctx, key_id=key_id),
-        params={"KeyId": key_id},
-    )
+    """DescribeKey, and which of the tab's actions the caller would be allowed, asked inside it (recorded nowhere
+    but its event): the tab offers only those, and says which it leaves out and why."""
+
+    def work(ctx: OperationContext) -> tuple[Key, frozenset[str]]:
+        key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
+        return key, lifecycle.key_actions_allowed(ctx, key)
+
+    return attempt(request, "DescribeKey", work, params={"KeyId": key_id})
 
 
 def _general_tab(
@@ -106,7 +110,7 @@ def _general_tab(
         return render(
             request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))
         )
-    key: Key = outcome.value
+    key, allowed = outcome.value
     canonical = str(key.key_id)
     context = {
         **key_tab_context(canonical, "general"),
@@ -118,6 +122,7 @@ def _general_tab(
         "deletion_form": deletion_form or ScheduleDeletionForm(key_id=canonical),
         "deletion_limits": (deletion.PENDING_WINDOW_MIN_DAYS, deletion.PENDING_WINDOW_MAX_DAYS),
         "states": KeyState,
+        "allowed_actions": allowed,
     }
     return render(request, "console/key_detail.html", context, status=status)
 
@@ -173,7 +178,7 @@ key_enable = console_view(
     )
 )
 key_disable = console_view(
-    sudo_required(
+    sudo_required()(
         _state_change(
             "DisableKey",
             lifecycle.key_disable,
@@ -191,7 +196,7 @@ key_cancel_deletion = console_view(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("pending_window_days", "confirm_key_id"))
 @_post_only
 def key_schedule_deletion(request: HttpRequest, key_id: str) -> HttpResponse:
     form = ScheduleDeletionForm(request.POST, key_id=key_id)

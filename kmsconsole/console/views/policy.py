@@ -218,7 +218,7 @@ def _editor_page(
     return _page(request, "console/key_policy.html", str(key.key_id), context, status)
 
 
-def _read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
+def read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
     """GetKeyPolicy: the key and its policy."""
 
     def work(ctx: OperationContext) -> tuple[Key, str]:
@@ -250,7 +250,7 @@ def key_policy_tab(request: HttpRequest, key_id: UUID) -> HttpResponse:
     "compare with the current policy"."""
     key_id_text = str(key_id)
     if request.GET.get("format") == "json":
-        outcome = _read_policy(request, key_id_text)
+        outcome = read_policy(request, key_id_text)
         if not outcome.ok:
             return JsonResponse({"error": outcome.error}, status=failure_status(outcome.code))
         return JsonResponse({"policy": outcome.value[1]})
@@ -424,7 +424,7 @@ def _saved(request: HttpRequest, key_id: str, key: Key, what: str) -> HttpRespon
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("policy", "bypass_lockout_safety_check"))
 @require_POST
 def key_policy_save(request: HttpRequest, key_id: UUID) -> HttpResponse:
     """Save the reviewed draft (PutKeyPolicy). A refusal shows the engine's message with the draft kept."""
@@ -502,7 +502,7 @@ def _restore(ctx: OperationContext, key_id: str, version: int, bypass: bool) -> 
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("bypass_lockout_safety_check",))
 def key_policy_restore(request: HttpRequest, key_id: UUID, version: int) -> HttpResponse:
     """GET: the review of restoring `version` (diff against the current policy, lockout warning). POST: make it
     the key policy again, as a new version (PutKeyPolicy)."""

@@ -27,7 +27,7 @@ from policies.models import AccessKey
 
 
 @console_view
-@sudo_required
+@sudo_required()
 @require_POST
 @never_cache
 def access_key_create(request: HttpRequest, account_id: str, name: str) -> HttpResponse:
@@ -53,7 +53,7 @@ def access_key_create(request: HttpRequest, account_id: str, name: str) -> HttpR
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("status",))
 @require_POST
 def access_key_status(request: HttpRequest, account_id: str, name: str, access_key_id: str) -> HttpResponse:
     """iam:UpdateAccessKey: Active or Inactive (an inactive key fails every signed request at once)."""
@@ -83,7 +83,7 @@ def access_key_status(request: HttpRequest, account_id: str, name: str, access_k
 
 
 @console_view
-@sudo_required
+@sudo_required()
 @require_http_methods(["GET", "POST"])
 def access_key_delete(request: HttpRequest, account_id: str, name: str, access_key_id: str) -> HttpResponse:
     """GET: confirm, naming the key (it must be one of the user's, iam:ListAccessKeys). POST:

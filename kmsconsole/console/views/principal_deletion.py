@@ -146,7 +146,7 @@ def delete_page(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("next",))
 @require_http_methods(["GET", "POST"])
 def entity_delete(request: HttpRequest, account_id: str, kind: str, name: str) -> HttpResponse:
     """GET: confirm, listing what blocks the deletion. POST: iam:Delete<Kind>, then the account's list."""
@@ -170,7 +170,7 @@ def entity_delete(request: HttpRequest, account_id: str, kind: str, name: str) -
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("login", "next"))
 @require_POST
 def console_login_delete(request: HttpRequest, account_id: str, name: str) -> HttpResponse:
     """kmsconsole:DeleteConsoleLogin: the console sign-in posted as `login`, of user `name`, and its sessions; with

@@ -10,13 +10,13 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.policy_check import identity_policy_check, posted_policy
-from kmsconsole.console.sudo import kept_form, sudo_required, sudo_required_keeping_form
+from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.principals import PLURALS, entity_params, error_page, noun, status_of
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -131,7 +131,7 @@ def _submit(
 
 
 @console_view
-@sudo_required_keeping_form
+@sudo_required(keep=("policy_name", "policy"))
 @require_http_methods(["GET", "POST"])
 def identity_policy_create(request: HttpRequest, account_id: str, kind: str, name: str) -> HttpResponse:
     """GET: an editor for a new inline policy. POST: iam:Put<Kind>Policy, refusing a name already in use."""
@@ -140,20 +140,15 @@ def identity_policy_create(request: HttpRequest, account_id: str, kind: str, nam
         return _submit(
             request, kind=kind, account_id=account_id, name=name, policy_name=policy_name, new=True
         )
-    kept = kept_form(request)  # the draft posted before the password confirmation
     return _editor(
         request,
         kind=kind,
         account_id=account_id,
         name=name,
-        policy_name=kept.get("policy_name", "").strip() if kept else "",
-        document=_kept_document(kept) or STARTER_DOCUMENT,
+        policy_name="",
+        document=STARTER_DOCUMENT,
         creating=True,
     )
-
-
-def _kept_document(kept: QueryDict | None) -> str:
-    return kept.get("policy", "").replace("\r\n", "\n") if kept is not None else ""
 
 
 def _describe(request: HttpRequest, kind: str, account_id: str, name: str, policy_name: str) -> Outcome[Any]:
@@ -173,7 +168,7 @@ def _describe(request: HttpRequest, kind: str, account_id: str, name: str, polic
 
 
 @console_view
-@sudo_required_keeping_form
+@sudo_required(keep=("policy",))
 @require_http_methods(["GET", "POST"])
 def identity_policy_edit(
     request: HttpRequest, account_id: str, kind: str, name: str, policy_name: str
@@ -192,13 +187,13 @@ def identity_policy_edit(
         account_id=account_id,
         name=name,
         policy_name=policy_name,
-        document=_kept_document(kept_form(request)) or found.value.document,
+        document=found.value.document,
         creating=False,
     )
 
 
 @console_view
-@sudo_required
+@sudo_required()
 @require_http_methods(["GET", "POST"])
 def identity_policy_delete(
     request: HttpRequest, account_id: str, kind: str, name: str, policy_name: str

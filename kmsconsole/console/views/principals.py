@@ -294,7 +294,7 @@ def _change_membership(
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("user_name",))
 @require_POST
 def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpResponse:
     """iam:AddUserToGroup with the user name typed on the group's page."""
@@ -319,7 +319,7 @@ def group_member_add(request: HttpRequest, account_id: str, name: str) -> HttpRe
 
 
 @console_view
-@sudo_required
+@sudo_required(keep=("next",))
 @require_POST
 def group_member_remove(request: HttpRequest, account_id: str, name: str, user_name: str) -> HttpResponse:
     """iam:RemoveUserFromGroup, from the group's page or the user's (`next` says which to return to)."""
