@@ -1,4 +1,5 @@
-"""A key's General configuration tab (DescribeKey) and its actions: edit the description, enable, disable,
+"""A key's General configuration tab (DescribeKey, with the key's last usage where GetKeyLastUsage would be allowed)
+and its actions: edit the description, enable, disable,
 schedule deletion (a waiting period, and the key id typed to confirm) and cancel it.
 
 Each action is one operation run as the signed-in principal; a refusal re-renders the tab with the engine's
@@ -8,6 +9,7 @@ message and changes nothing. Disabling and scheduling deletion need a fresh pass
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -18,13 +20,16 @@ from django.shortcuts import redirect, render
 
 from keys.metadata import key_metadata
 from keys.models import Key, KeyState
-from keys.services import deletion, lifecycle
-from kmsconsole.console.dispatch import attempt, console_view
+from keys.services import deletion, lifecycle, usage
+from keys.services.access import KeyQuestions
+from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.keys_catalog import model_max_length, usage_label
 from kmsconsole.operations import OperationContext
 
+# The action of an audit event's page (kmsconsole:GetAuditEvent, IAM-only): the last use links to its event there.
+AUDIT_EVENT_ACTION = "kmsconsole:GetAuditEvent"
 # How an engine refusal answers over HTTP; anything else the service refuses is a bad request.
 ERROR_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInvalidStateException": 409}
 
@@ -77,13 +82,28 @@ class ScheduleDeletionForm(forms.Form):
         return typed
 
 
-def _describe(request: HttpRequest, key_id: str) -> Any:
-    return attempt(
-        request,
-        "DescribeKey",
-        lambda ctx: lifecycle.key_describe(ctx=ctx, key_id=key_id),
-        params={"KeyId": key_id},
+@dataclass(frozen=True)
+class _Described:
+    """The tab's one read: DescribeKey's key, and beside it the key's last usage where a GetKeyLastUsage request by
+    the viewer would be allowed (and whether its event's page would open: kmsconsole:GetAuditEvent), each decided
+    as that request would be and recorded only on the DescribeKey event."""
+
+    key: Key
+    last_usage: usage.KeyLastUsage | None
+    may_open_events: bool
+
+
+def _described(ctx: OperationContext, key_id: str) -> _Described:
+    key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
+    last_usage = usage.key_last_usage_shown(ctx, key)
+    may_open = bool(last_usage and last_usage.last_use) and KeyQuestions(ctx).allows_on_account(
+        AUDIT_EVENT_ACTION
     )
+    return _Described(key, last_usage, may_open)
+
+
+def _describe(request: HttpRequest, key_id: str) -> Outcome[_Described]:
+    return attempt(request, "DescribeKey", lambda ctx: _described(ctx, key_id), params={"KeyId": key_id})
 
 
 def _general_tab(
@@ -106,11 +126,13 @@ def _general_tab(
         return render(
             request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))
         )
-    key: Key = outcome.value
+    key = outcome.value.key
     canonical = str(key.key_id)
     context = {
         **key_tab_context(canonical, "general"),
         "key": key,
+        "last_usage": outcome.value.last_usage,
+        "may_open_events": outcome.value.may_open_events,
         "metadata": key_metadata(key),
         "usage_label": usage_label(key.key_usage),
         "error": action_error,
