@@ -7,9 +7,12 @@ decision, a dry run or a mismatched signature or MAC "failed"). It counts for th
 (`key_arn`, whoever the caller, any interface), and an allowed ReEncrypt counts for its source key as well, which
 its chained response elements name (`SourceKeyId`; the event is filed under the destination).
 
-Each of the two is the first entry of one range of a partial index (`audit_key_use_time_idx`,
-`audit_reencrypt_source_idx`, kmsconsole.audit.models), read backwards: the answer costs two index probes
-however many other events the key has.
+"Last" is the chain's order (`seq`; an event's time follows it but for the microseconds a group commit takes).
+Each of the two is the first entry of one range of a partial index by (key, -seq) (`audit_key_use_idx`,
+`audit_reencrypt_source_idx`, kmsconsole.audit.models): the answer costs two index probes however many other
+events the key has. The queries order by the same `-seq` (`Negated`), which no other index gives, so the planner
+has no ordered path but these (by seq it could walk the seq index back through every newer event, guessing that
+the key's uses are spread evenly among them).
 
 The trail in the database may not reach back to a key's creation: retention archives old events
 (kmsconsole.audit.retention) and moves the archive boundary (AuditChainBase). Usage is tracked from the first event
@@ -33,6 +36,7 @@ from kmsconsole.audit.models import (
     SOURCE_KEY_ELEMENT,
     AuditChainBase,
     AuditEvent,
+    Negated,
 )
 
 _FIELDS = ("operation", "time", "seq", "event_id", "request_id")
@@ -49,10 +53,10 @@ class LastUse:
 
 
 def uses_filed_under(key_arn: str) -> QuerySet[AuditEvent]:
-    """The allowed cryptographic events filed under the key, latest first (`audit_key_use_time_idx`)."""
+    """The allowed cryptographic events filed under the key, latest first (`audit_key_use_idx`)."""
     return AuditEvent.objects.filter(
         key_arn=key_arn, decision=ALLOWED, operation__in=KEY_USAGE_OPERATIONS
-    ).order_by("-time", "-seq")
+    ).order_by(Negated("seq"))
 
 
 def re_encryptions_from(key_arn: str) -> QuerySet[AuditEvent]:
@@ -61,7 +65,7 @@ def re_encryptions_from(key_arn: str) -> QuerySet[AuditEvent]:
     return (
         AuditEvent.objects.annotate(source_key=KeyTextTransform(SOURCE_KEY_ELEMENT, "response_elements"))
         .filter(source_key=key_arn, decision=ALLOWED, operation=RE_ENCRYPT)
-        .order_by("-time", "-seq")
+        .order_by(Negated("seq"))
     )
 
 
@@ -77,7 +81,7 @@ def last_use(key_arn: str) -> LastUse | None:
     ]
     if not found:
         return None
-    latest = max(found, key=lambda row: (row["time"], row["seq"]))
+    latest = max(found, key=lambda row: row["seq"])
     return LastUse(latest["operation"], latest["time"], latest["event_id"], latest["request_id"])
 
 
