@@ -7,12 +7,19 @@ decision, a dry run or a mismatched signature or MAC "failed"). It counts for th
 (`key_arn`, whoever the caller, any interface), and an allowed ReEncrypt counts for its source key as well, which
 its chained response elements name (`SourceKeyId`; the event is filed under the destination).
 
-"Last" is the chain's order (`seq`; an event's time follows it but for the microseconds a group commit takes).
-Each of the two is the first entry of one range of a partial index by (key, -seq) (`audit_key_use_idx`,
-`audit_reencrypt_source_idx`, kmsconsole.audit.models): the answer costs two index probes however many other
-events the key has. The queries order by the same `-seq` (`Negated`), which no other index gives, so the planner
-has no ordered path but these (by seq it could walk the seq index back through every newer event, guessing that
-the key's uses are spread evenly among them).
+"Last" is the chain's order: the use with the largest `seq`. The answer reports that event's own time, which is
+its writer's clock when it recorded the request: writers racing into one group commit may chain a use whose time is
+a little earlier than another use's, so another use may have a later time than the one reported.
+
+On PostgreSQL each of the two is the first entry of one range of a partial index by (key, -seq)
+(`audit_key_use_idx`, `audit_reencrypt_source_idx`, kmsconsole.audit.models): the answer costs two index probes
+however many other events the key has. The queries order by the same `-seq` (`Negated`), which no other index
+gives, so the planner has no ordered path but these (by seq it could walk the seq index back through every newer
+event, guessing that the key's uses are spread evenly among them). On SQLite the ReEncrypt query
+uses its partial index too (SQLite matches a predicate's plain equalities against the bound values), but not the
+IN list of the other: that query orders by (-time, -seq) and keeps its decision and operation terms off every
+index (`NotIndexed`), so SQLite walks audit_key_time_idx (key, time, seq) backwards within the key, to the key's
+latest use: no scan of the trail, no sort, but a walk over the key's newer events that are no use.
 
 The trail in the database may not reach back to a key's creation: retention archives old events
 (kmsconsole.audit.retention) and moves the archive boundary (AuditChainBase). Usage is tracked from the first event
@@ -26,18 +33,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+from django.db.models.lookups import Exact, In
 
-from kmsconsole.audit.models import (
-    ALLOWED,
-    KEY_USAGE_OPERATIONS,
-    RE_ENCRYPT,
-    SOURCE_KEY_ELEMENT,
-    AuditChainBase,
-    AuditEvent,
-    Negated,
-)
+from kmsconsole.audit.expressions import RE_ENCRYPT, Negated, NotIndexed, ReEncryptSource
+from kmsconsole.audit.models import KEY_USAGE_OPERATIONS, AuditChainBase, AuditEvent
 
 _FIELDS = ("operation", "time", "seq", "event_id", "request_id")
 
@@ -53,18 +54,26 @@ class LastUse:
 
 
 def uses_filed_under(key_arn: str) -> QuerySet[AuditEvent]:
-    """The allowed cryptographic events filed under the key, latest first (`audit_key_use_idx`)."""
+    """The allowed cryptographic events filed under the key, latest first (`audit_key_use_idx` on PostgreSQL,
+    audit_key_time_idx elsewhere: see the module's docstring)."""
+    if connection.vendor == "postgresql":
+        return AuditEvent.objects.filter(
+            key_arn=key_arn, decision=AuditEvent.Decision.ALLOWED, operation__in=KEY_USAGE_OPERATIONS
+        ).order_by(Negated("seq"))
     return AuditEvent.objects.filter(
-        key_arn=key_arn, decision=ALLOWED, operation__in=KEY_USAGE_OPERATIONS
-    ).order_by(Negated("seq"))
+        Q(key_arn=key_arn),
+        Exact(NotIndexed("decision"), AuditEvent.Decision.ALLOWED),
+        In(NotIndexed("operation"), KEY_USAGE_OPERATIONS),
+    ).order_by(F("time").desc(), F("seq").desc())
 
 
 def re_encryptions_from(key_arn: str) -> QuerySet[AuditEvent]:
-    """The allowed ReEncrypts whose source is the key, latest first (`audit_reencrypt_source_idx`: the filter is
-    the index's own expression, `response_elements ->> 'SourceKeyId'`)."""
+    """The allowed ReEncrypts whose source is the key, latest first (`audit_reencrypt_source_idx`, on SQLite too:
+    its predicate's terms are plain equalities, which SQLite matches against the bound values; the filter is the
+    index's own expression, `ReEncryptSource`, compared with a plain `=`)."""
     return (
-        AuditEvent.objects.annotate(source_key=KeyTextTransform(SOURCE_KEY_ELEMENT, "response_elements"))
-        .filter(source_key=key_arn, decision=ALLOWED, operation=RE_ENCRYPT)
+        AuditEvent.objects.annotate(source_key=ReEncryptSource())
+        .filter(source_key=key_arn, decision=AuditEvent.Decision.ALLOWED, operation=RE_ENCRYPT)
         .order_by(Negated("seq"))
     )
 

@@ -10,48 +10,47 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import F, Func, Q
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import F, Q
+
+from kmsconsole.audit.expressions import RE_ENCRYPT, Negated, ReEncryptSource
 
 _ARN_TIME_SEQ_OPCLASSES = ["varchar_pattern_ops", "timestamptz_ops", "int8_ops"]
 
 # The operations GetKeyLastUsage reports as a key's use: botocore's KeyLastUsageTrackingOperation, every
-# cryptographic operation that uses the key's secret material (GetPublicKey and GenerateRandom are not uses).
-KEY_USAGE_OPERATIONS = (
-    "Decrypt",
-    "DeriveSharedSecret",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac",
-    "ReEncrypt",
-    "Sign",
-    "Verify",
-    "VerifyMac",
-    "Encapsulate",
-    "Decapsulate",
+# cryptographic operation that uses the key's secret material (GetPublicKey and GenerateRandom are not uses). Sorted:
+# one order for the index's predicate and every query's IN list.
+KEY_USAGE_OPERATIONS = tuple(
+    sorted(
+        (
+            "Decapsulate",
+            "Decrypt",
+            "DeriveSharedSecret",
+            "Encapsulate",
+            "Encrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateMac",
+            "ReEncrypt",
+            "Sign",
+            "Verify",
+            "VerifyMac",
+        )
+    )
 )
-# The operation whose allowed event names a second key in its chained response elements (the key its data leaves).
-RE_ENCRYPT = "ReEncrypt"
-SOURCE_KEY_ELEMENT = "SourceKeyId"
-ALLOWED = "allowed"
 
 
-class Negated(Func):
-    """`-expression`, written without a parameter so that a query's ORDER BY is the same expression as an index's
-    (GetKeyLastUsage's indexes: newest first as an ascending order that only they give)."""
+class Decision(models.TextChoices):
+    """An audit event's decision (`AuditEvent.Decision`): "allowed" only for a request that succeeded."""
 
-    template = "(-%(expressions)s)"
-    output_field = models.BigIntegerField()
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    FAILED = "failed"
 
 
 class AuditEvent(models.Model):
-    class Decision(models.TextChoices):
-        ALLOWED = "allowed"
-        DENIED = "denied"
-        FAILED = "failed"
+    Decision = Decision
 
     seq = models.BigIntegerField(unique=True, help_text="Position in the chain, gapless from 1.")
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -165,15 +164,15 @@ class AuditEvent(models.Model):
                 F("key_arn"),
                 Negated("seq"),
                 name="audit_key_use_idx",
-                condition=Q(decision=ALLOWED, operation__in=KEY_USAGE_OPERATIONS),
+                condition=Q(decision=Decision.ALLOWED, operation__in=KEY_USAGE_OPERATIONS),
             ),
             # ... and an allowed ReEncrypt's source key, which its chained response elements name (the event is
             # filed under the destination): an expression over the chained field, so no column to keep in step.
             models.Index(
-                KeyTextTransform(SOURCE_KEY_ELEMENT, "response_elements"),
+                ReEncryptSource(),
                 Negated("seq"),
                 name="audit_reencrypt_source_idx",
-                condition=Q(decision=ALLOWED, operation=RE_ENCRYPT),
+                condition=Q(decision=Decision.ALLOWED, operation=RE_ENCRYPT),
             ),
         ]
 

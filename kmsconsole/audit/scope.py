@@ -31,7 +31,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from keys.models import key_arn
-from kmsconsole.audit.models import RE_ENCRYPT, SOURCE_KEY_ELEMENT, AuditEvent
+from kmsconsole.audit.expressions import RE_ENCRYPT, SOURCE_KEY_ELEMENT
+from kmsconsole.audit.models import AuditEvent
 
 # A key ARN as the service writes it: arn:<partition>:kms:<region>:<account>:key/<id>.
 _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>[0-9]{12}):key/", re.ASCII)

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from kmsconsole.audit.last_usage import last_use
+from kmsconsole.audit.last_usage import last_use, re_encryptions_from, uses_filed_under
 from kmsconsole.audit.models import AuditEvent
 from tests.audit.dashboard_support import KEY_1, KEY_2, PARTNER_KEY, append, event_values
 from tests.conftest import postgresql_only
@@ -118,3 +118,28 @@ def test_the_read_is_two_index_probes_however_many_other_events_the_key_has() ->
         assert not [node for node in nodes if node["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
         used.add(scan["Index Name"])
     assert used == {"audit_key_use_idx", "audit_reencrypt_source_idx"}
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan")
+def test_on_sqlite_the_read_walks_an_index_within_the_key_with_no_scan_or_sort() -> None:
+    """On SQLite the uses filed under the key walk audit_key_time_idx within the key (no partial index serves an IN
+    list of bound parameters) and the ReEncrypts from it are one probe of audit_reencrypt_source_idx: in the order
+    asked, with no full scan of the trail and no temporary b-tree to sort it."""
+    _, re_encrypt = _seed(len(NOT_USES) * 20)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    with CaptureQueriesContext(connection) as captured:
+        found = last_use(KEY_1)
+    assert found is not None and found.event_id == re_encrypt.event_id
+    assert len(captured.captured_queries) == 2
+    for queryset, index in (
+        (uses_filed_under(KEY_1), "audit_key_time_idx"),
+        (re_encryptions_from(KEY_1), "audit_reencrypt_source_idx"),
+    ):
+        sql, params = queryset.values("seq")[:1].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = [row[-1] for row in cursor.fetchall()]
+        assert not [step for step in plan if "TEMP B-TREE" in step], plan
+        assert not [step for step in plan if step.startswith("SCAN") and "INDEX" not in step], plan
+        assert [step for step in plan if step.startswith("SEARCH") and f"INDEX {index} " in step], plan
