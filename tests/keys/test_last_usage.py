@@ -15,12 +15,13 @@ import pytest
 from botocore.exceptions import ClientError
 from django.utils import timezone
 
+from kmsconsole.api import reads
 from kmsconsole.audit import retention
 from kmsconsole.audit.models import KEY_USAGE_OPERATIONS, AuditEvent
 from kmsconsole.operations import OPERATIONS, KeyResolution, KeyStates
 from policies.analyzer.access import all_key_actions
 from policies.engine.findings import KEY_ACTIONS
-from tests.conftest import Persona
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,8 +96,10 @@ def test_the_tracked_operations_are_botocores_and_every_one_is_a_cryptographic_o
         KeyStates.ANY,
     )
     assert not operation.cross_account and not operation.grantable
-    # The simulator's and the access matrix's actions come from the operation table; the findings keep their own.
-    assert "kms:GetKeyLastUsage" in all_key_actions() and "kms:GetKeyLastUsage" in KEY_ACTIONS
+    # The simulator's and the access matrix's actions come from the operation table; the findings keep their own
+    # (the policy engine imports nothing of the app's), which must name every one of them.
+    assert "kms:GetKeyLastUsage" in all_key_actions()
+    assert set(all_key_actions()) <= set(KEY_ACTIONS)
 
 
 def test_an_unused_key_reports_an_empty_usage_tracked_since_its_creation(
@@ -275,3 +278,83 @@ def test_tracking_starts_where_the_trail_in_the_database_begins(
     newer = create_key()
     assert usage_of(admin_kms, newer["KeyId"])["TrackingStartDate"] == newer["CreationDate"]
     assert timezone.now() - first_kept.time < timedelta(minutes=5)
+
+
+def shared_with_partner() -> str:
+    """A key policy giving every action to this account's root and to the partner account's (IAM decides)."""
+    roots = [f"arn:aws:iam::{account}:root" for account in ("111122223333", PARTNER_ACCOUNT)]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": roots}, "Action": "kms:*", "Resource": "*"}
+            ],
+        }
+    )
+
+
+def test_another_accounts_use_of_the_key_counts_for_its_owner(
+    admin_kms: Any,
+    kms_client: Callable[..., Any],
+    create_key: Callable[..., dict[str, Any]],
+    partner: Callable[..., Persona],
+) -> None:
+    key = create_key(Policy=shared_with_partner())
+    outside = kms_client(partner("key-user", identity_policy("kms:*")))
+    used = outside.encrypt(KeyId=key["Arn"], Plaintext=PLAINTEXT)
+    event = event_of(used)
+    assert (event.caller_account, event.key_arn) == (PARTNER_ACCOUNT, key["Arn"])
+    assert last_usage_of(admin_kms, key["KeyId"]) == reported(event)
+
+
+def test_a_cross_account_re_encrypt_counts_for_the_source_key_and_its_owner_opens_its_event(
+    admin_kms: Any,
+    kms_client: Callable[..., Any],
+    create_key: Callable[..., dict[str, Any]],
+    partner: Callable[..., Persona],
+) -> None:
+    source = create_key(Policy=shared_with_partner())
+    blob = admin_kms.encrypt(KeyId=source["KeyId"], Plaintext=PLAINTEXT)["CiphertextBlob"]
+    outside = kms_client(partner("mover", identity_policy("kms:*")))
+    destination = outside.create_key()["KeyMetadata"]
+    moved = outside.re_encrypt(
+        CiphertextBlob=blob, SourceKeyId=source["Arn"], DestinationKeyId=destination["KeyId"]
+    )
+    event = event_of(moved)
+    assert (event.caller_account, event.key_arn) == (PARTNER_ACCOUNT, destination["Arn"])
+    assert last_usage_of(admin_kms, source["KeyId"]) == reported(event)
+    # The source key's owner reads the event the answer names (GetAuditEvent, this account's operator).
+    read = as_operator(
+        "kmsconsole:GetAuditEvent", lambda ctx: reads.audit_event(ctx=ctx, event_id=str(event.event_id))
+    )
+    assert read.event.event_id == event.event_id
+
+
+def test_a_mismatched_signature_or_mac_is_not_a_use(
+    admin_kms: Any, create_key: Callable[..., dict[str, Any]]
+) -> None:
+    signing = create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyId"]
+    signature = admin_kms.sign(KeyId=signing, Message=PLAINTEXT, SigningAlgorithm="ECDSA_SHA_256")[
+        "Signature"
+    ]
+    signed = AuditEvent.objects.filter(operation="Sign").latest("seq")
+    code, _ = error_of(
+        lambda: admin_kms.verify(
+            KeyId=signing, Message=b"another message", Signature=signature, SigningAlgorithm="ECDSA_SHA_256"
+        )
+    )
+    assert code == "KMSInvalidSignatureException"
+    assert last_usage_of(admin_kms, signing) == reported(signed)
+
+    hmac_key = create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyId"]
+    code, _ = error_of(
+        lambda: admin_kms.verify_mac(
+            KeyId=hmac_key, Message=PLAINTEXT, Mac=b"\0" * 32, MacAlgorithm="HMAC_SHA_256"
+        )
+    )
+    assert code == "KMSInvalidMacException"
+    assert usage_of(admin_kms, hmac_key)["KeyLastUsage"] == {}
+    failed = AuditEvent.objects.filter(operation__in=("Verify", "VerifyMac")).values_list(
+        "operation", "decision"
+    )
+    assert sorted(failed) == [("Verify", "failed"), ("VerifyMac", "failed")]

@@ -22,6 +22,7 @@ from keys.metadata import key_metadata
 from keys.models import Key, KeyState
 from keys.services import deletion, lifecycle, usage
 from keys.services.access import KeyQuestions
+from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_required
@@ -96,14 +97,26 @@ class _Described:
 def _described(ctx: OperationContext, key_id: str) -> _Described:
     key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
     last_usage = usage.key_last_usage_shown(ctx, key)
-    may_open = bool(last_usage and last_usage.last_use) and KeyQuestions(ctx).allows_on_account(
-        AUDIT_EVENT_ACTION
+    used = last_usage.last_use if last_usage is not None else None
+    # A link only to a page the viewer can open: GetAuditEvent allowed, and the event in one of its account's
+    # scopes (a ReEncrypt into this key by another account from a third's key is the source key owner's, not ours).
+    may_open = (
+        used is not None
+        and KeyQuestions(ctx).allows_on_account(AUDIT_EVENT_ACTION)
+        and reads.audit_event_in_scope(ctx, used.event_id)
     )
     return _Described(key, last_usage, may_open)
 
 
 def _describe(request: HttpRequest, key_id: str) -> Outcome[_Described]:
-    return attempt(request, "DescribeKey", lambda ctx: _described(ctx, key_id), params={"KeyId": key_id})
+    # The page's one event says whether it showed the key's last use (another principal's activity) beside the key.
+    return attempt(
+        request,
+        "DescribeKey",
+        lambda ctx: _described(ctx, key_id),
+        params={"KeyId": key_id},
+        audit_response=lambda described: {"LastUsageShown": described.last_usage is not None},
+    )
 
 
 def _general_tab(
