@@ -106,6 +106,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "CancelKeyDeletion", "kms:CancelKeyDeletion", _ID, key_states=KeyStates.PENDING_DELETION_ONLY
         ),
+        # Read from the audit trail (keys.services.usage); any key state, the caller's own keys only (kms-spec §1).
+        Operation("GetKeyLastUsage", "kms:GetKeyLastUsage", _ID, read_only=True),
         # The service event when a deletion window ends (a worker destroys the key; AWS logs it as DeleteKey).
         Operation("DeleteKey", "kms:DeleteKey", _ID),
         # Key policies.

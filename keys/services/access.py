@@ -105,6 +105,30 @@ def question_context(ctx: OperationContext, name: str) -> OperationContext:
     )
 
 
+def request_allowed(ctx: OperationContext, key: Key, name: str) -> bool:
+    """Whether a request `name` by the caller on `key` (already resolved and checked by the current operation)
+    would be allowed: what a page showing another operation's answer beside its own must ask first.
+
+    Decided by that operation's own path: another account's key only for a cross-account operation, then
+    `authorize_on_key` (the key policy, identity policies, the key's tags and condition values, and, for a
+    grantable operation, the caller's grants), then its key-state check; from inside the current operation, whose
+    one audit event is the only record: the question's decision goes on a record of its own that is never written,
+    and the current operation's decision stays as it was. (`KeyQuestions` does not consult grants.)"""
+    if ctx.operation.name == name:
+        return True  # the current operation is the request: it was allowed, or nothing would be shown
+    question = question_context(ctx, name)
+    if not question.operation.cross_account and key.account.account_id != ctx.caller.account_id:
+        return False  # the request would not find another account's key (keys.selectors.resolve_key)
+    try:
+        authorize_on_key(question, key)
+        check_key_state(key, question.operation)  # as the request would, after authorization
+    except errors.KmsError:  # refused, in a state the request refuses, or a claimed integrated service
+        return False
+    except engine.EngineError:  # a stored policy the engine cannot read: every request on the key is refused
+        return False
+    return True
+
+
 DESCRIBE_KEY = "DescribeKey"
 
 

@@ -8,7 +8,12 @@ from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
 from keys.models import Key, KeyState, Tag
-from keys.services.access import DESCRIBE_KEY, KeyQuestions, authorize_on_key, key_for, question_context
+from keys.services.access import (
+    DESCRIBE_KEY,
+    KeyQuestions,
+    key_for,
+    request_allowed,
+)
 from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
 from keys.services.deletion import PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS
 from keys.services.key_policy import record_policy_version, validate_key_policy
@@ -16,7 +21,6 @@ from keys.tag_rules import tags_from_request
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import page
 from kmsconsole.operations import OperationContext
-from policies import engine
 from policies.authorization import authorize
 from policies.selectors import account_get
 
@@ -155,23 +159,9 @@ def key_describe(*, ctx: OperationContext, key_id: str) -> Key:
 
 
 def key_describable(ctx: OperationContext, key: Key) -> bool:
-    """Whether a DescribeKey request by the caller on `key` (already resolved and checked by the current
-    operation) would be allowed: what a page showing the key's description, state and aliases beside another
-    operation's answer must ask first.
-
-    Decided by DescribeKey's own path (`authorize_on_key`: the key policy, identity policies, the key's tags and
-    condition values, and, DescribeKey being grantable, the caller's grants), from inside the current operation,
-    whose one audit event is the only record: the question's decision goes on a record of its own that is never
-    written, and the current operation's decision stays as it was. (`KeyQuestions` does not consult grants.)"""
-    if ctx.operation.name == DESCRIBE_KEY:
-        return True  # the current operation is the request: it was allowed, or nothing would be shown
-    try:
-        authorize_on_key(question_context(ctx, DESCRIBE_KEY), key)
-    except errors.KmsError:  # refused, or a claimed integrated service the caller may not act as
-        return False
-    except engine.EngineError:  # a stored policy the engine cannot read: every request on the key is refused
-        return False
-    return True
+    """Whether a DescribeKey request by the caller on `key` would be allowed (`request_allowed`): what a page showing
+    the key's description, state and aliases beside another operation's answer must ask first."""
+    return request_allowed(ctx, key, DESCRIBE_KEY)
 
 
 # The changes a key's page offers (its General configuration tab), by the IAM action each request needs.

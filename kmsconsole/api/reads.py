@@ -142,15 +142,28 @@ class ReadEvent:
     scope: Scope
 
 
+def _event_in_scope(account_id: str, event_id: Any) -> ReadEvent | None:
+    """The event as stored and the scope through which a reader of `account_id` sees it; None if it sees it
+    through neither (or there is no such event)."""
+    found = AuditEvent.objects.filter(either_scope(account_id), event_id=event_id).first()
+    scope = scope_of(found, account_id) if found is not None else None
+    return None if found is None or scope is None else ReadEvent(found, scope)
+
+
 def audit_event(ctx: OperationContext, *, event_id: str) -> ReadEvent:
     """One event the caller's account reads through either scope, as it may see it. kmsconsole:GetAuditEvent."""
     authorize(ctx, resource="*")
     account_id = ctx.caller.account_id
-    found = AuditEvent.objects.filter(either_scope(account_id), event_id=event_id).first()
-    scope = scope_of(found, account_id) if found is not None else None
-    if found is None or scope is None:
+    read = _event_in_scope(account_id, event_id)
+    if read is None:
         raise errors.NotFoundException(f"Audit event {event_id} does not exist.")
-    return ReadEvent(shown_event(found, account_id, scope), scope)
+    return ReadEvent(shown_event(read.event, account_id, read.scope), read.scope)
+
+
+def audit_event_in_scope(ctx: OperationContext, event_id: Any) -> bool:
+    """Whether `audit_event` would find the event for the caller's account (its scopes; kmsconsole:GetAuditEvent
+    is the caller's to ask separately): what a page linking to an event's page must ask first."""
+    return _event_in_scope(ctx.caller.account_id, event_id) is not None
 
 
 def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:

@@ -300,6 +300,29 @@ class RotationOutput(serializers.Serializer):
     next_rotation_at = serializers.DateTimeField(allow_null=True)
 
 
+class LastUseOutput(serializers.Serializer):
+    operation = serializers.CharField()
+    time = serializers.DateTimeField()
+    event_id = serializers.UUIDField(help_text="The audit event of the use (AWS: its CloudTrail event id).")
+    request_id = serializers.CharField()
+
+
+class KeyLastUsageOutput(serializers.Serializer):
+    """GetKeyLastUsage's answer (keys.services.usage.KeyLastUsage)."""
+
+    key_id = serializers.CharField(source="key.key_id")
+    last_usage = LastUseOutput(
+        source="last_use",
+        allow_null=True,
+        help_text="The last successful cryptographic operation with the key since tracking_started_at, or null.",
+    )
+    tracking_started_at = serializers.DateTimeField(
+        help_text="Since when uses are known: the key's creation, or the oldest event the audit trail still holds "
+        "once retention archived older ones, whichever is later."
+    )
+    created_at = serializers.DateTimeField(source="key.created_at")
+
+
 class RotateOutput(serializers.Serializer):
     key_id = StrictCharField()
     key_material_id = StrictCharField()

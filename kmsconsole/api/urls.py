@@ -31,6 +31,7 @@ urlpatterns = [
     path(f"{KEY}/cancel-deletion", keys.KeyCancelDeletionView.as_view(), name="api-key-cancel-deletion"),
     path(f"{KEY}/rotate", keys.KeyRotateView.as_view(), name="api-key-rotate"),
     path(f"{KEY}/rotation", keys.KeyRotationView.as_view(), name="api-key-rotation"),
+    path(f"{KEY}/last-usage", keys.KeyLastUsageView.as_view(), name="api-key-last-usage"),
     path(f"{KEY}/policy", policy.KeyPolicyView.as_view(), name="api-key-policy"),
     path(f"{KEY}/policy/validate", policy.KeyPolicyValidateView.as_view(), name="api-key-policy-validate"),
     path(f"{KEY}/policy/versions", policy.KeyPolicyVersionListView.as_view(), name="api-key-policy-versions"),

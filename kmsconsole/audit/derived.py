@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
-from django.db.models.fields.json import KeyTextTransform
 
+from kmsconsole.audit.expressions import RE_ENCRYPT, SOURCE_KEY_ELEMENT, ReEncryptSource
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.scope import RE_ENCRYPT, SOURCE_KEY_ELEMENT, event_key_owner
+from kmsconsole.audit.scope import event_key_owner
 from kmsconsole.audit.shown import hidden_from_key_owner
 
 DERIVED_FIELDS = ("key_owner_account", "decided_by_caller_policy")
@@ -61,7 +61,7 @@ def reindex(*, batch: int = _REINDEX_BATCH) -> int:
             rows = list(
                 AuditEvent.objects.filter(pk__gt=last_pk)
                 .order_by("pk")
-                .annotate(source=KeyTextTransform(SOURCE_KEY_ELEMENT, "response_elements"))
+                .annotate(source=ReEncryptSource())
                 .values(
                     "pk", "key_arn", "caller_account", "operation", "decided_by", "source", *DERIVED_FIELDS
                 )[:batch]

@@ -10,16 +10,47 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+
+from kmsconsole.audit.expressions import RE_ENCRYPT, Negated, ReEncryptSource
 
 _ARN_TIME_SEQ_OPCLASSES = ["varchar_pattern_ops", "timestamptz_ops", "int8_ops"]
 
+# The operations GetKeyLastUsage reports as a key's use: botocore's KeyLastUsageTrackingOperation, every
+# cryptographic operation that uses the key's secret material (GetPublicKey and GenerateRandom are not uses). Sorted:
+# one order for the index's predicate and every query's IN list.
+KEY_USAGE_OPERATIONS = tuple(
+    sorted(
+        (
+            "Decapsulate",
+            "Decrypt",
+            "DeriveSharedSecret",
+            "Encapsulate",
+            "Encrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateMac",
+            "ReEncrypt",
+            "Sign",
+            "Verify",
+            "VerifyMac",
+        )
+    )
+)
+
+
+class Decision(models.TextChoices):
+    """An audit event's decision (`AuditEvent.Decision`): "allowed" only for a request that succeeded."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    FAILED = "failed"
+
 
 class AuditEvent(models.Model):
-    class Decision(models.TextChoices):
-        ALLOWED = "allowed"
-        DENIED = "denied"
-        FAILED = "failed"
+    Decision = Decision
 
     seq = models.BigIntegerField(unique=True, help_text="Position in the chain, gapless from 1.")
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -122,6 +153,26 @@ class AuditEvent(models.Model):
                 fields=["key_owner_account", "time", "seq"],
                 name="audit_key_owner_policy_idx",
                 condition=~Q(key_owner_account="") & Q(decided_by_caller_policy=True),
+            ),
+            # GetKeyLastUsage (kmsconsole.audit.last_usage): a key's latest successful cryptographic use is the
+            # first entry of one index range, however many other events the key has (reads, refusals, failures),
+            # so the answer costs the same on a key with millions of DescribeKey events. Only allowed uses are in
+            # it: one more index entry for each of those events, written by the same INSERT, and no other write.
+            # Ordered by -seq, an order no other index gives: by seq (or time) the planner may walk the seq index
+            # or audit_key_time_idx back through other events instead, on a guess that uses are spread evenly.
+            models.Index(
+                F("key_arn"),
+                Negated("seq"),
+                name="audit_key_use_idx",
+                condition=Q(decision=Decision.ALLOWED, operation__in=KEY_USAGE_OPERATIONS),
+            ),
+            # ... and an allowed ReEncrypt's source key, which its chained response elements name (the event is
+            # filed under the destination): an expression over the chained field, so no column to keep in step.
+            models.Index(
+                ReEncryptSource(),
+                Negated("seq"),
+                name="audit_reencrypt_source_idx",
+                condition=Q(decision=Decision.ALLOWED, operation=RE_ENCRYPT),
             ),
         ]
 

@@ -31,6 +31,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from keys.models import key_arn
+from kmsconsole.audit.expressions import RE_ENCRYPT, SOURCE_KEY_ELEMENT
 from kmsconsole.audit.models import AuditEvent
 
 # A key ARN as the service writes it: arn:<partition>:kms:<region>:<account>:key/<id>.
@@ -71,11 +72,6 @@ def scope_problem(value: str | None) -> str:
         choices = ", ".join(scope.value for scope in Scope)
         return f"scope must be one of {choices}, not {named!r}."
     return ""
-
-
-# The operation whose allowed event names a second key in its chained response elements (the key its data leaves).
-RE_ENCRYPT = "ReEncrypt"
-SOURCE_KEY_ELEMENT = "SourceKeyId"
 
 
 def source_key_arn(*, operation: str, response_elements: Any) -> str:

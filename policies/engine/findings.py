@@ -92,6 +92,7 @@ KEY_ACTIONS = (
     "kms:GenerateDataKeyPairWithoutPlaintext",
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:GenerateMac",
+    "kms:GetKeyLastUsage",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
     "kms:GetParametersForImport",

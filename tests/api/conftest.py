@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 
 from grants import services as grant_services
 from keys.models import Key
-from keys.services import aliases, deletion, lifecycle, rotation, tags
+from keys.services import aliases, crypto, deletion, lifecycle, rotation, tags
 from kmsconsole.api.tokens import api_token_create
+from kmsconsole.audit.models import AuditEvent
 from policies import services
 from policies.models import Account, IamUser
 from tests.conftest import ALLOW_RANDOM, Persona, as_operator
@@ -58,6 +59,16 @@ def make_key(description: str = "", **options: Any) -> Key:
     return as_operator(
         "CreateKey", lambda ctx: lifecycle.key_create(ctx=ctx, description=description, **options)
     )
+
+
+def encrypted(key: Key) -> AuditEvent:
+    """Encrypt under the key as the operator; the Encrypt's audit event."""
+    as_operator(
+        "Encrypt",
+        lambda ctx: crypto.key_encrypt(ctx=ctx, key_id=str(key.key_id), plaintext=b"a use"),
+        KeyId=str(key.key_id),
+    )
+    return AuditEvent.objects.filter(operation="Encrypt").latest("seq")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Keys: list, create, retrieve, update the description, enable, disable, schedule and cancel deletion, rotate
-on demand, and the automatic rotation settings. The URL's key is a key id."""
+on demand, the automatic rotation settings, and the last usage. The URL's key is a key id."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from keys.metadata import key_metadata
 from keys.models import Key, KeyMaterial
-from keys.services import deletion, lifecycle, rotation
+from keys.services import deletion, lifecycle, rotation, usage
 from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
@@ -314,6 +314,19 @@ class KeyRotationView(APIView):
         operation = "EnableKeyRotation" if enabling else "DisableKeyRotation"
         params = {"KeyId": key_id, **body(request)}
         return Response(run(request, operation, work, params=params, audit_response=echo))
+
+
+class KeyLastUsageView(APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="A key's last successful cryptographic operation, from the audit trail (GetKeyLastUsage)",
+        responses=s.KeyLastUsageOutput,
+    )
+    def get(self, request: Request, key_id: str) -> Response:
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            return dict(s.KeyLastUsageOutput(usage.key_last_usage(ctx=ctx, key_id=key_id)).data)
+
+        return Response(run(request, "GetKeyLastUsage", work, params={"KeyId": key_id}, audit_response=echo))
 
 
 class KeyRotationListView(OperationListView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from keys.metadata import key_metadata
-from keys.services import key_policy, lifecycle
+from keys.services import key_policy, lifecycle, usage
 from kmsconsole.awskms.handlers import handles
 from kmsconsole.operations import OperationContext
 
@@ -89,3 +89,24 @@ def put_key_policy(ctx: OperationContext, params: dict[str, Any]) -> dict[str, A
 def list_key_policies(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
     _, names = key_policy.key_policy_list(ctx=ctx, key_id=params["KeyId"])
     return {"PolicyNames": names, "Truncated": False}
+
+
+@handles("GetKeyLastUsage")
+def get_key_last_usage(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
+    found = usage.key_last_usage(ctx=ctx, key_id=params["KeyId"])
+    used = found.last_use
+    # An empty object, not an absent member, when the key has not been used since tracking began (the model's doc).
+    last_usage: dict[str, Any] = {}
+    if used is not None:
+        last_usage = {
+            "Operation": used.operation,
+            "Timestamp": used.time,
+            "CloudTrailEventId": str(used.event_id),
+            "KmsRequestId": used.request_id,
+        }
+    return {
+        "KeyId": str(found.key.key_id),
+        "KeyLastUsage": last_usage,
+        "TrackingStartDate": found.tracking_started_at,
+        "KeyCreationDate": found.key.created_at,
+    }

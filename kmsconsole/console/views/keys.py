@@ -1,4 +1,5 @@
-"""A key's General configuration tab (DescribeKey) and its actions: edit the description, enable, disable,
+"""A key's General configuration tab (DescribeKey, with the key's last usage where GetKeyLastUsage would be allowed)
+and its actions: edit the description, enable, disable,
 schedule deletion (a waiting period, and the key id typed to confirm) and cancel it.
 
 Each action is one operation run as the signed-in principal; a refusal re-renders the tab with the engine's
@@ -10,6 +11,7 @@ once the engine would allow them. The tab offers only the actions the caller wou
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -20,13 +22,17 @@ from django.shortcuts import redirect, render
 
 from keys.metadata import key_metadata
 from keys.models import Key, KeyState
-from keys.services import deletion, lifecycle
-from kmsconsole.console.dispatch import attempt, console_view
+from keys.services import deletion, lifecycle, usage
+from keys.services.access import KeyQuestions
+from kmsconsole.api import reads
+from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.keys_catalog import model_max_length, usage_label
 from kmsconsole.operations import OperationContext
 
+# The action of an audit event's page (kmsconsole:GetAuditEvent, IAM-only): the last use links to its event there.
+AUDIT_EVENT_ACTION = "kmsconsole:GetAuditEvent"
 # How an engine refusal answers over HTTP; anything else the service refuses is a bad request.
 ERROR_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInvalidStateException": 409}
 
@@ -79,15 +85,44 @@ class ScheduleDeletionForm(forms.Form):
         return typed
 
 
-def _describe(request: HttpRequest, key_id: str) -> Any:
-    """DescribeKey, and which of the tab's actions the caller would be allowed, asked inside it (recorded nowhere
-    but its event): the tab offers only those, and says which it leaves out and why."""
+@dataclass(frozen=True)
+class _Described:
+    """The tab's one read: DescribeKey's key, and beside it the key's last usage where a GetKeyLastUsage request by
+    the viewer would be allowed (and whether its event's page would open: kmsconsole:GetAuditEvent), each decided
+    as that request would be and recorded only on the DescribeKey event; and the tab's actions the viewer would be
+    allowed."""
 
-    def work(ctx: OperationContext) -> tuple[Key, frozenset[str]]:
-        key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
-        return key, lifecycle.key_actions_allowed(ctx, key)
+    key: Key
+    last_usage: usage.KeyLastUsage | None
+    may_open_events: bool
+    # Which of the tab's actions the caller would be allowed (the tab offers only those, and says which it leaves
+    # out and why), asked inside DescribeKey too.
+    allowed_actions: frozenset[str]
 
-    return attempt(request, "DescribeKey", work, params={"KeyId": key_id})
+
+def _described(ctx: OperationContext, key_id: str) -> _Described:
+    key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
+    last_usage = usage.key_last_usage_shown(ctx, key)
+    used = last_usage.last_use if last_usage is not None else None
+    # A link only to a page the viewer can open: GetAuditEvent allowed, and the event in one of its account's
+    # scopes (a ReEncrypt into this key by another account from a third's key is the source key owner's, not ours).
+    may_open = (
+        used is not None
+        and KeyQuestions(ctx).allows_on_account(AUDIT_EVENT_ACTION)
+        and reads.audit_event_in_scope(ctx, used.event_id)
+    )
+    return _Described(key, last_usage, may_open, lifecycle.key_actions_allowed(ctx, key))
+
+
+def _describe(request: HttpRequest, key_id: str) -> Outcome[_Described]:
+    # The page's one event says whether it showed the key's last use (another principal's activity) beside the key.
+    return attempt(
+        request,
+        "DescribeKey",
+        lambda ctx: _described(ctx, key_id),
+        params={"KeyId": key_id},
+        audit_response=lambda described: {"LastUsageShown": described.last_usage is not None},
+    )
 
 
 def _general_tab(
@@ -110,11 +145,13 @@ def _general_tab(
         return render(
             request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))
         )
-    key, allowed = outcome.value
+    key = outcome.value.key
     canonical = str(key.key_id)
     context = {
         **key_tab_context(canonical, "general"),
         "key": key,
+        "last_usage": outcome.value.last_usage,
+        "may_open_events": outcome.value.may_open_events,
         "metadata": key_metadata(key),
         "usage_label": usage_label(key.key_usage),
         "error": action_error,
@@ -122,7 +159,7 @@ def _general_tab(
         "deletion_form": deletion_form or ScheduleDeletionForm(key_id=canonical),
         "deletion_limits": (deletion.PENDING_WINDOW_MIN_DAYS, deletion.PENDING_WINDOW_MAX_DAYS),
         "states": KeyState,
-        "allowed_actions": allowed,
+        "allowed_actions": outcome.value.allowed_actions,
     }
     return render(request, "console/key_detail.html", context, status=status)
 
