@@ -301,16 +301,16 @@ class RotationOutput(serializers.Serializer):
 
 
 class LastUseOutput(serializers.Serializer):
-    operation = serializers.CharField()
+    operation = StrictCharField()
     time = serializers.DateTimeField()
     event_id = serializers.UUIDField(help_text="The audit event of the use (AWS: its CloudTrail event id).")
-    request_id = serializers.CharField()
+    request_id = StrictCharField()
 
 
 class KeyLastUsageOutput(serializers.Serializer):
     """GetKeyLastUsage's answer (keys.services.usage.KeyLastUsage)."""
 
-    key_id = serializers.CharField(source="key.key_id")
+    key_id = StrictCharField(source="key.key_id")
     last_usage = LastUseOutput(
         source="last_use",
         allow_null=True,
