@@ -163,3 +163,32 @@ def test_keys_that_cannot_rotate_explain_why(
     assert "apply only to symmetric encryption keys" in page and why in page
     assert url("key-rotate-now", key) not in page and url("key-rotation-enable", key) not in page
     assert 'role="alert"' not in page
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage"), [("ECC_NIST_P256", "SIGN_VERIFY"), ("HMAC_256", "GENERATE_VERIFY_MAC")]
+)
+def test_keys_that_cannot_rotate_are_not_asked_for_their_rotation_status(
+    admin: Persona, console: Callable[..., Client], spec: str, usage: str
+) -> None:
+    """The README: the rotation status of asymmetric and HMAC keys is not asked for. A visit records the tab's one
+    read, DescribeKey, and no failed GetKeyRotationStatus for the overview to count as a failure."""
+    key = make_key(key_spec=spec, key_usage=usage)
+    response = console(admin).get(url("key-rotation", key))
+    assert (
+        response.status_code == 200 and "apply only to symmetric encryption keys" in response.content.decode()
+    )
+    assert audit_events("GetKeyRotationStatus") == []
+    [described] = audit_events("DescribeKey")
+    assert described.decision == "allowed" and described.request_parameters["KeyId"] == str(key.key_id)
+
+
+def test_a_key_that_cannot_rotate_still_refuses_a_caller_who_may_not_describe_it(
+    outsider: Persona, console: Callable[..., Client]
+) -> None:
+    key = make_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY")
+    response = console(outsider).get(url("key-rotation", key))
+    assert response.status_code == 403
+    assert "apply only to symmetric encryption keys" not in response.content.decode()
+    assert audit_events("GetKeyRotationStatus") == []
+    assert [event.decision for event in audit_events("DescribeKey")] == ["denied"]
