@@ -66,6 +66,16 @@ class Operation:
         transaction (`kmsconsole.audit.writer`)."""
         return self.read_only and self.grantable and self.key_states is KeyStates.USABLE
 
+    @property
+    def uses_key(self) -> bool:
+        """Whether a request of this operation is someone using the key rather than managing it: the
+        cryptographic operations (GetPublicKey too: its answer is used to encrypt or verify outside KMS) and
+        CreateGrant (how integrated services such as EBS take up a key). Exactly the grantable operations that
+        need a usable key. A refusal of one of them on a key pending deletion is what "something still depends on
+        this key" means; a management call (ScheduleKeyDeletion again, EnableKey, a rotation setting) is someone
+        looking after the key, not depending on it."""
+        return self.grantable and self.key_states is KeyStates.USABLE
+
 
 _GRANT_TOKENS = frozenset({"GrantTokens", "GrantToken"})
 
@@ -289,6 +299,8 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+# The operations whose refusal on a key pending deletion is a use of it (Operation.uses_key).
+KEY_USE_OPERATIONS = frozenset(name for name, op in OPERATIONS.items() if op.uses_key)
 
 
 OPERATOR_ONLY_REASON = (

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from keys.models import Alias, key_arn
+from keys.services.access import notable_events
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
@@ -222,9 +223,10 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         "decision": query.decision,
         "error_code": query.error_code,
         "source_ip": query.source_ip,
-        "notable": query.notable,
     }
     events = events.filter(**{name: value for name, value in exact.items() if value})
+    if query.notable:
+        events = events.filter(notable_events(query.notable))
     if query.decided_by:
         events = events.filter(decided_by_matches(query.decided_by, trail.account_id, query.scope))
     if query.request_id:

@@ -15,6 +15,7 @@ from grants.models import IntegratedService
 from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.notable import notable_sections
+from kmsconsole.audit.trail import TrailFilter, TrailQuery, narrowed
 from tests.audit.dashboard_support import ACCOUNT, ALICE, BOB, KEY_1, KEY_2, append, event_values
 from tests.conftest import Persona
 
@@ -48,6 +49,27 @@ def test_uses_of_keys_pending_deletion() -> None:
         event_values(decision="failed", error_code="KMSInvalidStateException"),
     )
     assert sections()["pending-deletion"] == [(used, "")]
+
+
+def test_a_management_call_refused_on_a_key_pending_deletion_is_not_a_use() -> None:
+    """Events written when a repeated ScheduleKeyDeletion was marked as a use: the mark is chained and stays, so
+    the readers leave them out (the panel, and the trail's notable filter the panel links to)."""
+    (use, _, _) = seqs(
+        event_values(decision="failed", error_code="KMSInvalidStateException", notable=PENDING_DELETION_USE),
+        *(
+            event_values(
+                operation=operation,
+                decision="failed",
+                error_code="KMSInvalidStateException",
+                notable=PENDING_DELETION_USE,
+            )
+            for operation in ("ScheduleKeyDeletion", "EnableKey")
+        ),
+    )
+    assert sections()["pending-deletion"] == [(use, "")]
+    query = TrailQuery(notable=PENDING_DELETION_USE)
+    found = narrowed(AuditEvent.objects.all(), TrailFilter(query=query, account_id=ACCOUNT))
+    assert [event.seq for event in found] == [use]
 
 
 def test_refusals_soon_after_a_policy_change_on_the_same_key() -> None:

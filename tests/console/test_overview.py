@@ -386,6 +386,23 @@ def test_denied_requests_name_the_key(
     assert f'<a href="/console/keys/{key_id(key)}/"><code>{key_id(key)}</code></a>' in rows[0]
 
 
+def test_scheduling_the_deletion_of_a_key_pending_deletion_again_is_not_a_use(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """A refused ScheduleKeyDeletion (the key is already pending deletion) is its administrator at work, not
+    something that depends on the key: not marked, not listed. A refused Encrypt still is."""
+    doomed = make_key("doomed")
+    schedule_deletion(doomed, 7)
+    with pytest.raises(errors.KMSInvalidStateException):
+        schedule_deletion(doomed, 7)
+    assert AuditEvent.objects.filter(notable=PENDING_DELETION_USE).count() == 0
+    assert body_rows(panel(console(admin).get("/"), "uses-heading")) == []
+
+    encrypt_as(admin, doomed)
+    [use] = AuditEvent.objects.filter(notable=PENDING_DELETION_USE)
+    assert use.operation == "Encrypt"
+
+
 def test_uses_of_keys_pending_deletion_are_listed(console: Callable[..., Client], admin: Persona) -> None:
     doomed, fine = make_key("doomed"), make_key("fine")
     schedule_deletion(doomed, 7)
