@@ -110,11 +110,18 @@ def _key_type(key: Key) -> str:
     return "asymmetric"
 
 
+def _with_article(key_type: str) -> str:
+    # "an asymmetric", "an HMAC" (said aitch-mac), "a symmetric". The sentence is this service's own: AWS's
+    # reference gives no wording for this refusal (kms-spec §9.1), so it is written as plain English.
+    return f"{'a' if key_type == 'symmetric' else 'an'} {key_type}"
+
+
 def _check_compatible(alias: Alias, *, old: Key, new: Key) -> None:
     if _key_type(old) != _key_type(new) or old.key_usage != new.key_usage:
         raise errors.ValidationException(
-            f"Alias {alias.arn} cannot be moved from a {_key_type(old)} {old.key_usage} key to a "
-            f"{_key_type(new)} {new.key_usage} key: the new key must be of the same type and key usage."
+            f"Alias {alias.arn} cannot be moved from {_with_article(_key_type(old))} {old.key_usage} key to "
+            f"{_with_article(_key_type(new))} {new.key_usage} key: the new key must be of the same type and key "
+            "usage."
         )
 
 

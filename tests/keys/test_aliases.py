@@ -215,6 +215,13 @@ def test_update_alias_needs_the_same_key_type_and_usage(
             lambda: admin_kms.update_alias(AliasName="alias/moving", TargetKeyId=new_key["KeyId"])
         )
         assert code == "ValidationException" and "same type and key usage" in message
+        # This service's own sentence (AWS's reference gives none), so plain English: "an asymmetric", "an HMAC".
+        expected = {
+            id(SYMMETRIC): "from a symmetric ENCRYPT_DECRYPT key to an asymmetric ENCRYPT_DECRYPT key",
+            id(RSA_SIGN): "from an asymmetric SIGN_VERIFY key to an asymmetric ENCRYPT_DECRYPT key",
+            id(HMAC_256): "from an HMAC GENERATE_VERIFY_MAC key to a symmetric ENCRYPT_DECRYPT key",
+        }
+        assert expected[id(old)] in message
         assert Alias.objects.get(name="alias/moving").key.arn == old_key["Arn"]
 
 

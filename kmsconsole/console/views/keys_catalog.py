@@ -33,6 +33,17 @@ class KeyType:
         return usages_of(self.specs)
 
     @property
+    def in_sentence(self) -> str:
+        """The type as a sentence names it: "symmetric", "asymmetric", "HMAC" (an initialism keeps its capitals)."""
+        return self.label if self.label.isupper() else self.label.lower()
+
+    @property
+    def with_article(self) -> str:
+        """ "a symmetric", "an asymmetric", "an HMAC" (said aitch-mac)."""
+        article = "an" if self.in_sentence.startswith(("a", "e", "i", "o", "u", "HMAC")) else "a"
+        return f"{article} {self.in_sentence}"
+
+    @property
     def spec_options(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Each spec with the usages it allows."""
         return tuple((spec, spec_usages(spec)) for spec in self.specs)

@@ -69,10 +69,10 @@ class KeyTypeForm(forms.Form):
             )
             return data
         if not spec:
-            self.add_error("key_spec", f"Choose a key spec for the {key_type.label.lower()} key.")
+            self.add_error("key_spec", f"Choose a key spec for the {key_type.in_sentence} key.")
             return data
         if spec not in key_type.specs:
-            self.add_error("key_spec", f"{spec} is not a {key_type.label.lower()} key spec.")
+            self.add_error("key_spec", f"{spec} is not {key_type.with_article} key spec.")
             return data
         usages = spec_usages(spec)
         usage = usage or (usages[0] if len(usages) == 1 else "")
