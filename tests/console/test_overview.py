@@ -241,6 +241,20 @@ def test_every_symmetric_key_rotating_is_an_empty_state(
     )
 
 
+def test_the_empty_state_says_keys_pending_deletion_are_not_counted(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """The only symmetric key without rotation is pending deletion, so it is not listed: the sentence must not
+    claim that every symmetric key rotates."""
+    schedule_deletion(make_key("doomed"), 7)
+    unrotated = panel(console(admin).get("/"), "rotation-heading")
+    assert body_rows(unrotated) == []
+    assert (
+        "Keys pending deletion and keys of imported material (which cannot rotate) are not counted."
+        in unrotated
+    )
+
+
 def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_rotation_status(
     console: Callable[..., Client], make_user: Callable[..., Persona]
 ) -> None:
