@@ -20,6 +20,7 @@ InvalidAliasNameException (the modeled alias-name error) and RESERVED_PREFIX_MES
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
@@ -67,6 +68,38 @@ def check_alias_name(name: str) -> None:
     # The pattern admits ':', but KMS refuses it in alias names (as AWS-compatible emulators record).
     if ":" in name:
         raise errors.ValidationException(f"{name} contains invalid characters for an alias")
+
+
+# What a person may type after "alias/", as the console says it (and what `alias_name_problem` checks):
+# `check_alias_name` refuses ':' although the model's pattern admits it.
+ALLOWED_CHARACTERS = "letters, digits, /, _ and -"
+_DISALLOWED = re.compile(r"[^a-zA-Z0-9/_-]")
+
+
+def alias_name_problem(name: str) -> str:
+    """Why `check_alias_name` refuses `name`, in plain words for a person at the console ("" when it does not).
+    The KMS endpoint answers with AWS's own messages ("1 validation error detected: Value ... at 'aliasName'
+    ..."), which name a regular expression a person should not have to read."""
+    try:
+        check_alias_name(name)
+    except errors.KmsError:
+        pass
+    else:
+        return ""
+    problems: list[str] = []
+    if not name.startswith(ALIAS_PREFIX):
+        problems.append(f'An alias name starts with "{ALIAS_PREFIX}".')
+    elif name.startswith(RESERVED_PREFIX):
+        problems.append(f'Names starting with "{RESERVED_PREFIX}" are reserved for AWS managed keys.')
+    elif name == ALIAS_PREFIX:
+        problems.append(f'Write a name after "{ALIAS_PREFIX}".')
+    wrong = sorted(set(_DISALLOWED.findall(name)))
+    if wrong:
+        shown = ", ".join("spaces" if char == " " else f'"{char}"' for char in wrong[:10])
+        problems.append(f"An alias name may contain only {ALLOWED_CHARACTERS}, not {shown}.")
+    if len(name) > ALIAS_NAME_MAX_LENGTH:
+        problems.append(f"An alias name has at most {ALIAS_NAME_MAX_LENGTH} characters.")
+    return " ".join(problems) or "This alias name is not allowed."
 
 
 def _authorize_alias(ctx: OperationContext, name: str, action: str | None = None) -> str:

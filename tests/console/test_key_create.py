@@ -231,7 +231,8 @@ def test_hmac_needs_no_usage(console: Callable[..., Client], admin: Persona) -> 
     ("data", "message"),
     [
         ({"alias": "aws/mine"}, "reserved for AWS managed keys"),
-        ({"alias": "has space"}, "regular expression pattern"),
+        ({"alias": "has space"}, "An alias name may contain only letters, digits, /, _ and -, not spaces."),
+        ({"alias": "a:b"}, "An alias name may contain only letters, digits, /, _ and -, not &quot;:&quot;."),
         ({"alias": "taken"}, "already in use"),
         ({"tag_key": ["a", "a"], "tag_value": ["1", "2"]}, "Duplicate tag keys"),
         ({"tag_key": ["aws:x"], "tag_value": ["1"]}, "reserved"),
@@ -258,6 +259,26 @@ def test_step_two_checks_alias_description_and_tags(
     assert message in response.content.decode()
 
 
+def test_a_validation_error_shows_the_tags_with_one_empty_row_and_the_alias_problem_in_words(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """Each answer carries back the empty row it showed: submitting it again must not add another."""
+    client = console(admin)
+    page = submit(client, client.get(CREATE), SYMMETRIC)
+    assert page.context["tag_rows"] == [("", "")]
+    for _ in range(3):
+        # What the browser sends: every row shown, the tag typed into the first.
+        keys = ["env"] + [""] * (len(page.context["tag_rows"]) - 1)
+        values = ["prod"] + [""] * (len(page.context["tag_rows"]) - 1)
+        page = submit(client, page, {"alias": "aws/evil key", "tag_key": keys, "tag_value": values})
+        assert page.status_code == 400 and page.context["step"] == 2
+        assert page.context["tag_rows"] == [("env", "prod"), ("", "")]
+    body = page.content.decode()
+    assert "validation error detected" not in body and "^[a-zA-Z0-9" not in body
+    assert "Names starting with &quot;alias/aws/&quot; are reserved for AWS managed keys." in body
+    assert "not spaces" in body
+
+
 def test_add_another_tag_keeps_what_was_typed(console: Callable[..., Client], admin: Persona) -> None:
     client = console(admin)
     step_two = submit(client, client.get(CREATE), SYMMETRIC)
@@ -265,8 +286,11 @@ def test_add_another_tag_keeps_what_was_typed(console: Callable[..., Client], ad
         client, step_two, {"alias": "kept", "tag_key": ["env"], "tag_value": ["prod"]}, "add-tag"
     )
     assert response.status_code == 200 and response.context["step"] == 2
-    assert response.context["tag_rows"] == [("env", "prod"), ("", ""), ("", "")]
+    assert response.context["tag_rows"] == [("env", "prod"), ("", "")]
     assert 'value="kept"' in response.content.decode()
+    # Asked again with the empty row it showed: another empty row, as asked.
+    response = submit(client, response, {"tag_key": ["env", ""], "tag_value": ["prod", ""]}, "add-tag")
+    assert response.context["tag_rows"] == [("env", "prod"), ("", ""), ("", "")]
 
 
 def test_previous_keeps_every_choice(

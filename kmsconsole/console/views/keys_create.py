@@ -104,16 +104,25 @@ class LabelsForm(forms.Form):
         else:
             self.tag_rows = [tuple(row) for row in self.initial.get("tags", [])]
 
+    def shown_tag_rows(self, *, add_tag: bool) -> list[tuple[str, str]]:
+        """The tag table to show: the rows as typed and one empty row to type the next tag in. "Add another tag"
+        keeps the empty rows it was sent and adds one; any other answer (a validation error) leaves out the
+        empty rows, since the form sent back carries the empty row it was shown and each answer would add
+        another."""
+        rows = [(str(name), str(value)) for name, value in self.tag_rows]
+        if not add_tag:
+            rows = [(name, value) for name, value in rows if name.strip() or value.strip()]
+        return [*rows, ("", "")]
+
     def clean_alias(self) -> str:
         name: str = self.cleaned_data["alias"].strip()
         if not name:
             return ""
         if not name.startswith(aliases.ALIAS_PREFIX):
             name = aliases.ALIAS_PREFIX + name
-        try:
-            aliases.check_alias_name(name)
-        except errors.KmsError as exc:
-            raise forms.ValidationError(exc.message) from None
+        problem = aliases.alias_name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
     def clean(self) -> dict[str, Any]:
@@ -298,8 +307,7 @@ def _render(
     if step == 1:
         context["usage_options"] = USAGE_OPTIONS
     if step == 2 and form is not None:
-        rows = list(getattr(form, "tag_rows", []))
-        context["tag_rows"] = rows + [("", "")] * (1 + int(extra.get("add_tag", False)))
+        context["tag_rows"] = form.shown_tag_rows(add_tag=bool(extra.get("add_tag")))  # type: ignore[attr-defined]
         context["tag_key_max"], context["tag_value_max"] = tag_limits()
     if step in (3, 4) and form is not None:
         context.update(_principal_choices(request, form, state))
