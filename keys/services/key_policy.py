@@ -59,6 +59,14 @@ def missing_principals(ctx: OperationContext, arns: Sequence[str]) -> MissingPri
     )
 
 
+def missing_principal_message(arn: str, where: str = "") -> str:
+    """AWS's refusal of a policy naming a principal that does not exist, with the principal named (and `where`,
+    e.g. which statement): what the console may tell about a principal of the caller's own account
+    (`missing_principals`); the KMS endpoint keeps AWS's words, which name none."""
+    place = f" ({where})" if where else ""
+    return f"{engine.INVALID_PRINCIPALS_MESSAGE} {arn} does not exist{place}."
+
+
 def parsed_for_write(document: str, *, stored: bool = False) -> engine.Policy:
     """The policy parsed as a write checks it (`stored`: a restored version, which may keep a deleted principal's
     unique id, as the version does); the engine's error in AWS's words."""

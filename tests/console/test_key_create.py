@@ -463,3 +463,27 @@ def test_an_alias_that_fails_after_the_key_is_not_claimed(
     page = client.get(response.url).content.decode()
     assert "The key was created, but not its alias alias/late: No more aliases today." in page
     assert f"Key {key.key_id} created." in page and "Key alias/late created." not in page
+
+
+def test_a_principal_of_ones_own_account_that_does_not_exist_is_named(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """CreateKey refuses the policy in AWS's words, which name no principal; the wizard names the missing one of the
+    caller's own account, as the key policy editor does. Another account's stays unnamed."""
+    account = admin.arn.split(":")[4]
+    nobody = f"arn:aws:iam::{account}:user/nobody"
+    client = console(admin)
+    review = walk_to_review(client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": nobody}, {})
+    body = create_refused(client, review, 400).content.decode()
+    assert (
+        f"Policy contains a statement with one or more invalid principals. {nobody} does not exist." in body
+    )
+    [event] = audit_events("CreateKey")
+    assert event.decision == "failed" and event.error_code == "MalformedPolicyDocumentException"
+
+    elsewhere = "arn:aws:iam::999988887777:user/nobody"
+    review = walk_to_review(client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": elsewhere}, {})
+    refused = create_refused(client, review, 400)
+    assert (
+        refused.context["create_error"] == "Policy contains a statement with one or more invalid principals."
+    )

@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.services import aliases, lifecycle
+from keys.services.key_policy import missing_principal_message, missing_principals
 from keys.tag_rules import tags_from_request
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
@@ -378,6 +379,22 @@ def key_create(request: HttpRequest) -> HttpResponse:
     return _render(request, step + 1, state)
 
 
+def _name_missing_principals(
+    ctx: OperationContext, state: dict[str, Any], refused: errors.MalformedPolicyDocumentException
+) -> None:
+    """AWS's refusal of a policy naming a principal that does not exist names none; as in the key policy editor,
+    the one missing of the caller's own account is named (`missing_principals`: another account's stays
+    unnamed). Asked only once CreateKey has authorized the caller and refused the policy, so it tells no more
+    than the editor would."""
+    if engine.INVALID_PRINCIPALS_MESSAGE not in refused.message:
+        return
+    missing = missing_principals(ctx, [*state.get("admins", []), *state.get("users", [])])
+    if missing.here:
+        raise errors.MalformedPolicyDocumentException(
+            " ".join(missing_principal_message(arn) for arn in sorted(missing.here))
+        ) from refused
+
+
 def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
     """CreateKey with the generated policy and the tags, then CreateAlias. Inside CreateKey, before it commits,
     the alias is checked as CreateAlias would check it (a taken name, kms:CreateAlias refused), so the key is not
@@ -390,14 +407,18 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
     alias = state.get("alias", "")
 
     def work(ctx: OperationContext) -> Key:
-        key = lifecycle.key_create(
-            ctx=ctx,
-            description=state.get("description", ""),
-            key_spec=state["key_spec"],
-            key_usage=state["key_usage"],
-            policy=policy,
-            tags=tags,
-        )
+        try:
+            key = lifecycle.key_create(
+                ctx=ctx,
+                description=state.get("description", ""),
+                key_spec=state["key_spec"],
+                key_usage=state["key_usage"],
+                policy=policy,
+                tags=tags,
+            )
+        except errors.MalformedPolicyDocumentException as exc:
+            _name_missing_principals(ctx, state, exc)
+            raise
         if alias:
             aliases.check_alias_for_new_key(ctx=ctx, key=key, alias_name=alias)
         return key
