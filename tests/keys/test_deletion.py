@@ -77,7 +77,13 @@ def test_using_a_key_pending_deletion_is_refused_and_notable(
     admin_kms.schedule_key_deletion(KeyId=metadata["KeyId"], PendingWindowInDays=7)
     assert error_of(lambda: admin_kms.enable_key(KeyId=metadata["KeyId"])) == (
         "KMSInvalidStateException", f"{metadata['Arn']} is pending deletion.")  # fmt: skip
+    # A management call refused (its administrator at work) is not a use: nothing depends on the key through it.
     event = AuditEvent.objects.filter(operation="EnableKey").get()
+    assert (event.decision, event.notable) == ("failed", "")
+    assert error_of(lambda: admin_kms.encrypt(KeyId=metadata["KeyId"], Plaintext=b"x"))[0] == (
+        "KMSInvalidStateException"
+    )
+    event = AuditEvent.objects.filter(operation="Encrypt").get()
     assert (event.decision, event.notable) == ("failed", "use of a key pending deletion")
 
 
