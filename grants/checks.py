@@ -1,13 +1,13 @@
 """`manage.py check --database default`: integrated services bound to a user or role name that nobody (or not the
 principal meant) has.
 
-Since 2026-11-29 a registration binds only principals that exist (`grants.services.integrated_service_register`),
-and deleting one binds the service to its unique id instead (`policies.deletion`). A registration made before could
-name any user or role ARN: one naming nobody lets whoever is created with that name later act as the service, and
-one whose principal was created after the registration may already have been so created. Which ones, only the
-database can tell, so this is a database check (Django runs those only when asked with `--database`: starting the
-service, `make test` and `manage.py check` without it need no database); it warns (kmsconsole.W001), naming each
-service and ARN and what to do."""
+Since 2026-11-29 a registration binds only principals that exist
+(`grants.services.integrated_services.integrated_service_register`), and deleting one binds the service to its
+unique id instead (`policies.deletion`). A registration made before could name any user or role ARN: one naming
+nobody lets whoever is created with that name later act as the service, and one whose principal was created after
+the registration may already have been so created. Which ones, only the database can tell, so this is a database
+check (Django runs those only when asked with `--database`: starting the service, `make test` and `manage.py
+check` without it need no database); it warns (kmsconsole.W001), naming each service and ARN and what to do."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ class Grant(rowmac.MacProtectedRow, models.Model):
     a new grant, as on AWS.
 
     `mac` covers everything the engine reads and the state columns (`rowmac.grant_mac_fields`); the loaders
-    check it, and the workers' conditional UPDATEs write the new MAC in the same statement (`grants.services`).
+    check it, and the workers' conditional UPDATEs write the new MAC in the same statement
+    (`grants.services.propagation`).
     """
 
     MAC_KIND = "grant"

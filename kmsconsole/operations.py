@@ -127,6 +127,10 @@ OPERATIONS: dict[str, Operation] = {
         Operation("UpdateAlias", "kms:UpdateAlias", KeyResolution.ALIAS),
         Operation("DeleteAlias", "kms:DeleteAlias", KeyResolution.ALIAS),
         Operation("ListAliases", "kms:ListAliases", KeyResolution.NONE, read_only=True),
+        # Custom key stores: this KMS has none; listing them is an IAM-only read of the account (an empty list).
+        Operation(
+            "DescribeCustomKeyStores", "kms:DescribeCustomKeyStores", KeyResolution.NONE, read_only=True
+        ),
         # Tags.
         Operation("TagResource", "kms:TagResource", _ID, key_states=_MANAGE),
         Operation("UntagResource", "kms:UntagResource", _ID, key_states=_MANAGE),
@@ -158,7 +162,8 @@ OPERATIONS: dict[str, Operation] = {
         # shared secret (a sensitive blob) and the ciphertext (a blob) are secret by the service model.
         _crypto("Encapsulate"),
         _crypto("Decapsulate"),
-        # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services), not by a key policy.
+        # Grants (kms-spec §8). RetireGrant is decided by the grant itself (grants.services.removal), not by a key
+        # policy.
         Operation(
             "CreateGrant",
             "kms:CreateGrant",

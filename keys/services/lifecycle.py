@@ -9,6 +9,7 @@ from keys.default_policies import default_key_policy
 from keys.materials import create_material
 from keys.models import Key, KeyState, Tag
 from keys.services.access import DESCRIBE_KEY, authorize_on_key, key_for, question_context
+from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
 from keys.services.key_policy import record_policy_version, validate_key_policy
 from keys.tag_rules import tags_from_request
 from kmsconsole.core import errors
@@ -19,6 +20,8 @@ from policies.authorization import authorize
 from policies.selectors import account_get
 
 SUPPORTED_ORIGINS = ("AWS_KMS",)
+# The origins of a key in a custom key store (a CloudHSM or an external key store), which this KMS does not offer.
+CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 # ListKeys' Limit when none is given (the model allows 1-1000).
 LIST_KEYS_DEFAULT_LIMIT = 100
 # CreateKey's and UpdateKeyDescription's Description: 0-8192 characters.
@@ -58,10 +61,15 @@ def key_create(
     policy: str | None = None,
     tags: Sequence[Mapping[str, str]] = (),
     bypass_lockout: bool = False,
+    custom_key_store_id: str | None = None,
+    xks_key_id: str | None = None,
+    multi_region: bool = False,
 ) -> Key:
     """Create a key with fresh material, the given (or the default) key policy, and tags.
 
-    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2).
+    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). A request for a
+    feature this KMS lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key)
+    is refused after authorization, in `_refuse_missing_features`.
     """
     errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
     spec, usage = _spec_and_usage(key_spec, key_usage)
@@ -71,15 +79,19 @@ def key_create(
         "kms:KeyUsage": usage,
         "kms:KeyOrigin": origin,
         "kms:BypassPolicyLockoutSafetyCheck": bypass_lockout,
-        "kms:MultiRegion": False,
+        "kms:MultiRegion": multi_region,
     }
     authorize(ctx, resource="*", request_tags=tag_map, condition_values=conditions)
     if tag_map:
         authorize(
             ctx, resource="*", action="kms:TagResource", request_tags=tag_map, condition_values=conditions
         )
-    if origin not in SUPPORTED_ORIGINS:
-        raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this KMS.")
+    _refuse_missing_features(
+        origin=origin,
+        custom_key_store_id=custom_key_store_id,
+        xks_key_id=xks_key_id,
+        multi_region=multi_region,
+    )
     account = account_get(ctx.caller.account_id)
     key = Key(account=account, description=description, key_spec=spec, key_usage=usage, origin=origin)
     document = policy if policy is not None else default_key_policy(account.account_id)
@@ -103,6 +115,38 @@ def key_create(
         key.seal()  # the key's MAC covers its tags (nobody else sees the new key before the commit)
     record_policy_version(ctx, key, document=document, bypassed=bypass_lockout, principal_ids=principal_ids)
     return key
+
+
+def _refuse_missing_features(
+    *, origin: str, custom_key_store_id: str | None, xks_key_id: str | None, multi_region: bool
+) -> None:
+    """CreateKey's members that ask for a feature this KMS lacks, decided here only, in this order.
+
+    After authorization: none is a shape error (the model accepts every one), AWS's own order is not documented,
+    and kms-spec §4.2's suggested order puts semantic checks after authorize. So a caller without kms:CreateKey
+    is AccessDeniedException whatever it asks for (learning nothing of what this KMS offers), every refusal's
+    event carries its decision, and the kms:KeyOrigin and kms:MultiRegion conditions see the request's values.
+    The Origin first: a key in a custom key store (Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE, which is what
+    CustomKeyStoreId and XksKeyId go with) is one missing feature with one answer, whatever else is sent.
+    """
+    if origin in CUSTOM_KEY_STORE_ORIGINS:
+        raise errors.UnsupportedOperationException(
+            f"Origin {origin} (a KMS key in a custom key store) is not supported by this KMS: it has no custom "
+            "key stores."
+        )
+    if origin not in SUPPORTED_ORIGINS:
+        raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this KMS.")
+    if xks_key_id is not None:
+        # "Not valid for KMS keys with any other Origin value" (the model's CreateKey.XksKeyId). AWS's exact error
+        # is not on record: ValidationException, the one AWS uses for a member that does not fit the request.
+        raise errors.ValidationException(
+            "XksKeyId is valid only for a KMS key in an external key store (Origin EXTERNAL_KEY_STORE)."
+        )
+    if custom_key_store_id is not None:
+        # The store named cannot exist: AWS's answer for a store that does not.
+        raise errors.CustomKeyStoreNotFoundException(CUSTOM_KEY_STORE_NOT_FOUND)
+    if multi_region:
+        raise errors.UnsupportedOperationException("Multi-Region keys are not supported by this KMS.")
 
 
 def key_describe(*, ctx: OperationContext, key_id: str) -> Key:

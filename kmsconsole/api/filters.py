@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from kmsconsole.api.exceptions import FieldValidationError
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.trail import KEY_ARN
-from kmsconsole.core import errors
 
 # A key ARN filter that is not one is refused for its shape (a 400 inside the read, audited as failed), as the
 # console refuses a key that is not one; a well-formed ARN of a key that does not exist matches no event.
@@ -30,26 +30,85 @@ def described(parameters: list[dict[str, Any]], descriptions: dict[str, str]) ->
     return parameters
 
 
+def _column_length(name: str) -> int | None:
+    """The audit event column's max_length: a filter on it takes no longer text (a 400, not a match of nothing), so
+    a well-formed filter is recorded whole (kmsconsole.api.views.base.recorded_query)."""
+    return AuditEvent._meta.get_field(name).max_length  # type: ignore[union-attr]
+
+
 class AuditEventFilter(django_filters.FilterSet):
-    time = django_filters.IsoDateTimeFromToRangeFilter(help_text="time_after / time_before (ISO 8601).")
-    key_arn = django_filters.CharFilter(validators=[_KEY_ARN_SHAPE], help_text="A key ARN (a 400 otherwise).")
-    caller_arn = django_filters.CharFilter()
-    operation = django_filters.CharFilter()
+    # Two filters, not one range filter: a bad value's error then names the parameter sent (time_after or
+    # time_before), not the range's "time".
+    time_after = django_filters.IsoDateTimeFilter(
+        field_name="time", lookup_expr="gte", help_text="Events at or after this time (ISO 8601)."
+    )
+    time_before = django_filters.IsoDateTimeFilter(
+        field_name="time", lookup_expr="lte", help_text="Events at or before this time (ISO 8601)."
+    )
+    key_arn = django_filters.CharFilter(
+        validators=[_KEY_ARN_SHAPE],
+        max_length=_column_length("key_arn"),
+        help_text="A key ARN (a 400 otherwise).",
+    )
+    caller_arn = django_filters.CharFilter(max_length=_column_length("caller_arn"))
+    operation = django_filters.CharFilter(max_length=_column_length("operation"))
     decision = django_filters.ChoiceFilter(choices=AuditEvent.Decision.choices)
-    error_code = django_filters.CharFilter()
+    error_code = django_filters.CharFilter(max_length=_column_length("error_code"))
 
     class Meta:
         model = AuditEvent
-        fields = ["time", "key_arn", "caller_arn", "operation", "decision", "error_code"]
+        fields = ["time_after", "time_before", "key_arn", "caller_arn", "operation", "decision", "error_code"]
 
 
-class PageNumbers(PageNumberPagination):
+def refused_parameter(name: str, message: str) -> FieldValidationError:
+    """A bad paging parameter: a 400 ValidationException naming it (inside the read: audited as failed)."""
+    return FieldValidationError("The request is not valid.", {name: [message]})
+
+
+class StrictPageSize:
+    """`page_size` is a whole number of 1 or more, else a 400 naming it (DRF ignored a bad one, then echoed it in
+    the `next` link); one above `max_page_size` is served as `max_page_size`, as documented."""
+
+    page_size: int
+    page_size_query_param: str
+    max_page_size: int
+
+    def get_page_size(self, request: Request) -> int:
+        given = request.query_params.get(self.page_size_query_param)
+        if given is None:
+            return self.page_size
+        if not given.isascii() or not given.isdigit() or int(given) < 1:
+            raise refused_parameter(
+                self.page_size_query_param,
+                f"Must be a whole number from 1 (at most {self.max_page_size} are served).",
+            )
+        return min(int(given), self.max_page_size)
+
+
+class PageNumbers(StrictPageSize, PageNumberPagination):
+    """A page number that is not one, or past the last page, is a 400 naming `page` (DRF's was a 404)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        given = request.query_params.get(self.page_query_param)
+        if (
+            given is not None
+            and given not in self.last_page_strings
+            and (not given.isascii() or not given.isdigit() or int(given) < 1)
+        ):
+            raise refused_parameter(self.page_query_param, "Must be a whole number from 1.")
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            raise refused_parameter(
+                self.page_query_param, f"There is no page {given}: follow the `next` and `previous` links."
+            ) from None
 
-class AuditCursor(CursorPagination):
+
+class AuditCursor(StrictPageSize, CursorPagination):
     """The audit log grows while it is read: a cursor never skips or repeats an event. A cursor that is not one is
     a bad request (ValidationException, 400, inside the read: audited as failed, the cursor recorded only as the
     placeholder), as the console refuses a page link that is not one, not DRF's 404."""
@@ -63,10 +122,10 @@ class AuditCursor(CursorPagination):
         try:
             cursor: Cursor | None = super().decode_cursor(request)
         except NotFound:
-            raise errors.ValidationException(INVALID_CURSOR) from None
+            raise refused_parameter(self.cursor_query_param, INVALID_CURSOR) from None
         # The position is a seq: anything else would reach the database as a number it is not.
         if cursor is not None and cursor.position is not None and not cursor.position.isdigit():
-            raise errors.ValidationException(INVALID_CURSOR)
+            raise refused_parameter(self.cursor_query_param, INVALID_CURSOR)
         return cursor
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from kmsconsole.api.serializers import GrantOutput
+from kmsconsole.api.serializers import GrantOutput, StrictCharField
 from policies.models import AccessKey
 
 # Inputs.
 
 
 class AccountCreateInput(serializers.Serializer):
-    account_id = serializers.CharField(help_text="12 digits.")
+    account_id = StrictCharField(help_text="12 digits.")
 
 
 class EntityCreateInput(serializers.Serializer):
-    name = serializers.CharField(trim_whitespace=False)
-    path = serializers.CharField(required=False, default="/", trim_whitespace=False)
+    name = StrictCharField(trim_whitespace=False)
+    path = StrictCharField(required=False, default="/", trim_whitespace=False)
 
 
 class MemberAddInput(serializers.Serializer):
-    user_name = serializers.CharField(trim_whitespace=False)
+    user_name = StrictCharField(trim_whitespace=False)
 
 
 class IdentityPolicyPutInput(serializers.Serializer):
-    document = serializers.CharField(trim_whitespace=False, help_text="The policy document (JSON text).")
+    document = StrictCharField(trim_whitespace=False, help_text="The policy document (JSON text).")
 
 
 class AccessKeyUpdateInput(serializers.Serializer):
@@ -34,7 +34,7 @@ class AccessKeyUpdateInput(serializers.Serializer):
 
 
 class ApiTokenCreateInput(serializers.Serializer):
-    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=128)
+    name = StrictCharField(required=False, default="", allow_blank=True, max_length=128)
     expires_in_days = serializers.IntegerField(
         required=False,
         default=None,
@@ -47,16 +47,16 @@ class ApiTokenCreateInput(serializers.Serializer):
 
 
 class AccountOutput(serializers.Serializer):
-    account_id = serializers.CharField()
-    root_arn = serializers.CharField()
+    account_id = StrictCharField()
+    root_arn = StrictCharField()
     created_at = serializers.DateTimeField()
 
 
 class EntityOutput(serializers.Serializer):
-    name = serializers.CharField()
-    path = serializers.CharField()
-    arn = serializers.CharField()
-    unique_id = serializers.CharField()
+    name = StrictCharField()
+    path = StrictCharField()
+    arn = StrictCharField()
+    unique_id = StrictCharField()
     created_at = serializers.DateTimeField()
 
 
@@ -69,52 +69,48 @@ class GroupDetailOutput(EntityOutput):
 
 
 class IdentityPolicySummaryOutput(serializers.Serializer):
-    policy_name = serializers.CharField(source="name")
+    policy_name = StrictCharField(source="name")
     updated_at = serializers.DateTimeField()
 
 
 class IdentityPolicyOutput(IdentityPolicySummaryOutput):
-    document = serializers.CharField()
+    document = StrictCharField()
 
 
 class AccessKeyOutput(serializers.Serializer):
-    access_key_id = serializers.CharField()
-    user_name = serializers.CharField(source="user.name")
-    status = serializers.CharField()
+    access_key_id = StrictCharField()
+    user_name = StrictCharField(source="user.name")
+    status = StrictCharField()
     created_at = serializers.DateTimeField()
 
 
 class AccessKeyCreatedOutput(serializers.Serializer):
-    access_key_id = serializers.CharField()
-    user_name = serializers.CharField(source="owner_name")
-    status = serializers.CharField()
+    access_key_id = StrictCharField()
+    user_name = StrictCharField(source="owner_name")
+    status = StrictCharField()
     created_at = serializers.DateTimeField()
-    secret_access_key = serializers.CharField(
-        help_text="Shown once, in this response; never stored in clear."
-    )
+    secret_access_key = StrictCharField(help_text="Shown once, in this response; never stored in clear.")
 
 
 class ApiTokenOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    prefix = serializers.CharField()
+    name = StrictCharField()
+    prefix = StrictCharField()
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     revoked_at = serializers.DateTimeField(allow_null=True)
 
 
 class ApiTokenCreatedOutput(ApiTokenOutput):
-    token = serializers.CharField(help_text="`kmsc_<prefix>_<secret>`: shown once, in this response.")
+    token = StrictCharField(help_text="`kmsc_<prefix>_<secret>`: shown once, in this response.")
 
 
 class KeyRotationOutput(serializers.Serializer):
-    key_material_id = serializers.CharField(source="material_id")
-    rotation_type = serializers.CharField(
-        help_text="AUTOMATIC or ON_DEMAND; empty for the original material."
-    )
+    key_material_id = StrictCharField(source="material_id")
+    rotation_type = StrictCharField(help_text="AUTOMATIC or ON_DEMAND; empty for the original material.")
     rotation_date = serializers.DateTimeField(source="created_at")
     is_current = serializers.BooleanField()
 
 
 class RetirableGrantOutput(GrantOutput):
-    key_arn = serializers.CharField(source="key.arn")
+    key_arn = StrictCharField(source="key.arn")

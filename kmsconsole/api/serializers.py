@@ -36,22 +36,37 @@ class StrictBooleanField(serializers.BooleanField):
         raise AssertionError("fail() raises")  # pragma: no cover
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, nothing else: DRF's CharField turns a number into its text, so `{"description": 123}` was
+    stored as "123" where the KMS endpoint refuses it (SerializationException). Every text field of every
+    serializer of the API is this one (a test walks them all), outputs too, which it does not change."""
+
+    default_error_messages = {
+        "invalid": "Must be a string (a JSON string), not a number, boolean, list or object."
+    }
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class TagInput(serializers.Serializer):
-    tag_key = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    tag_value = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    tag_key = StrictCharField(allow_blank=True, trim_whitespace=False)
+    tag_value = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 
 class KeyCreateInput(serializers.Serializer):
-    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    key_spec = serializers.CharField(required=False, default=None, allow_null=True)
-    key_usage = serializers.CharField(required=False, default=None, allow_null=True)
-    policy = serializers.CharField(required=False, default=None, allow_null=True, trim_whitespace=False)
+    description = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    key_spec = StrictCharField(required=False, default=None, allow_null=True)
+    key_usage = StrictCharField(required=False, default=None, allow_null=True)
+    policy = StrictCharField(required=False, default=None, allow_null=True, trim_whitespace=False)
     bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
     tags = TagInput(many=True, required=False, default=list)
 
 
 class KeyUpdateInput(serializers.Serializer):
-    description = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    description = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 
 class ScheduleDeletionInput(serializers.Serializer):
@@ -64,12 +79,12 @@ class RotationSettingsInput(serializers.Serializer):
 
 
 class PolicyPutInput(serializers.Serializer):
-    policy = serializers.CharField(trim_whitespace=False)
+    policy = StrictCharField(trim_whitespace=False)
     bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
 
 
 class PolicyValidateInput(serializers.Serializer):
-    policy = serializers.CharField(trim_whitespace=False)
+    policy = StrictCharField(trim_whitespace=False)
 
 
 class PolicyRestoreInput(serializers.Serializer):
@@ -77,12 +92,12 @@ class PolicyRestoreInput(serializers.Serializer):
 
 
 class AliasCreateInput(serializers.Serializer):
-    alias_name = serializers.CharField()
-    target_key_id = serializers.CharField()
+    alias_name = StrictCharField()
+    target_key_id = StrictCharField()
 
 
 class AliasUpdateInput(serializers.Serializer):
-    target_key_id = serializers.CharField()
+    target_key_id = StrictCharField()
 
 
 class TagsPutInput(serializers.Serializer):
@@ -90,19 +105,23 @@ class TagsPutInput(serializers.Serializer):
 
 
 class TagsDeleteInput(serializers.Serializer):
+    """The query string of UntagResource: `tag_key`, repeated (named as sent, so its errors name it)."""
+
     # A blank key names the empty-key tags stored before tag keys had a minimum length (keys.tag_rules).
-    tag_keys = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False, allow_blank=True), allow_empty=False
+    tag_key = serializers.ListField(
+        child=StrictCharField(trim_whitespace=False, allow_blank=True),
+        allow_empty=False,
+        error_messages={"empty": "Name at least one tag key: ?tag_key=<key>, repeated for more."},
     )
 
 
 class GrantCreateInput(serializers.Serializer):
-    grantee_principal = serializers.CharField()
-    operations = serializers.ListField(child=serializers.CharField(), allow_empty=False)
-    retiring_principal = serializers.CharField(required=False, default=None, allow_null=True)
-    name = serializers.CharField(required=False, default=None, allow_null=True)
+    grantee_principal = StrictCharField()
+    operations = serializers.ListField(child=StrictCharField(), allow_empty=False)
+    retiring_principal = StrictCharField(required=False, default=None, allow_null=True)
+    name = StrictCharField(required=False, default=None, allow_null=True)
     constraints = serializers.DictField(
-        child=serializers.DictField(child=serializers.CharField()),
+        child=serializers.DictField(child=StrictCharField()),
         required=False,
         default=None,
         allow_null=True,
@@ -110,11 +129,11 @@ class GrantCreateInput(serializers.Serializer):
 
 
 class RetirableGrantsQuery(serializers.Serializer):
-    retiring_principal = serializers.CharField()
+    retiring_principal = StrictCharField()
 
 
 class AuditScopeQuery(serializers.Serializer):
-    scope = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    scope = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
 
     def validate_scope(self, value: str) -> Scope:
         # The console's words for a scope that is not one (kmsconsole.audit.scope.scope_problem), one source.
@@ -126,7 +145,7 @@ class AuditScopeQuery(serializers.Serializer):
 class KeyListQuery(serializers.Serializer):
     """The key list's query parameters (kmsconsole.api.key_listing)."""
 
-    search = serializers.CharField(
+    search = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=SEARCH_MAX_LENGTH,
@@ -141,13 +160,13 @@ class KeyListQuery(serializers.Serializer):
         allow_blank=True,
         help_text="Only keys in this state, among the keys the caller may describe (kms:DescribeKey).",
     )
-    key_spec = serializers.CharField(
+    key_spec = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=64,
         help_text="Only keys of this spec, among the keys the caller may describe.",
     )
-    key_usage = serializers.CharField(
+    key_usage = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=64,
@@ -164,7 +183,7 @@ class KeyListQuery(serializers.Serializer):
         help_text="Creation order (ListKeys' order), oldest first by default. Ordering by description, state or "
         "key spec is refused: it would place a key by what the caller may not see.",
     )
-    cursor = serializers.CharField(
+    cursor = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=256,
@@ -182,17 +201,17 @@ class KeySummaryOutput(serializers.Serializer):
     list's ListKeys event), else null."""
 
     key_id = serializers.UUIDField()
-    arn = serializers.CharField()
+    arn = StrictCharField()
     described = serializers.BooleanField(
         help_text="Whether a DescribeKey request by the caller on this key would be allowed (key policy, identity "
         "policies and the caller's grants): only then are description, state, key_spec, key_usage, origin, "
         "created_at and deletion_date shown; otherwise they are null."
     )
-    description = serializers.CharField(allow_null=True, help_text="null unless `described`.")
-    state = serializers.CharField(allow_null=True, help_text="null unless `described`.")
-    key_spec = serializers.CharField(allow_null=True, help_text="null unless `described`.")
-    key_usage = serializers.CharField(allow_null=True, help_text="null unless `described`.")
-    origin = serializers.CharField(allow_null=True, help_text="null unless `described`.")
+    description = StrictCharField(allow_null=True, help_text="null unless `described`.")
+    state = StrictCharField(allow_null=True, help_text="null unless `described`.")
+    key_spec = StrictCharField(allow_null=True, help_text="null unless `described`.")
+    key_usage = StrictCharField(allow_null=True, help_text="null unless `described`.")
+    origin = StrictCharField(allow_null=True, help_text="null unless `described`.")
     created_at = serializers.DateTimeField(allow_null=True, help_text="null unless `described`.")
     deletion_date = serializers.DateTimeField(
         allow_null=True, help_text="null unless `described`, or when no deletion is scheduled."
@@ -203,12 +222,12 @@ class KeySummaryOutput(serializers.Serializer):
         "(kms:GetKeyRotationStatus), else null.",
     )
     aliases = serializers.ListField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         allow_null=True,
         help_text="The key's alias names where the caller may list aliases (kms:ListAliases, IAM-only), else null.",
     )
     tags = serializers.DictField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         allow_null=True,
         help_text="The key's tags where the key policy lets the caller read them (kms:ListResourceTags), else null.",
     )
@@ -240,36 +259,34 @@ def key_summary(row: ListedKey) -> dict[str, Any]:
 class KeyMetadataOutput(serializers.Serializer):
     """KeyMetadata as DescribeKey returns it (keys.metadata.key_metadata), in the API's snake_case."""
 
-    aws_account_id = serializers.CharField(source="AWSAccountId")
-    key_id = serializers.CharField(source="KeyId")
-    arn = serializers.CharField(source="Arn")
+    aws_account_id = StrictCharField(source="AWSAccountId")
+    key_id = StrictCharField(source="KeyId")
+    arn = StrictCharField(source="Arn")
     creation_date = serializers.DateTimeField(source="CreationDate")
     enabled = serializers.BooleanField(source="Enabled")
-    description = serializers.CharField(source="Description")
-    key_usage = serializers.CharField(source="KeyUsage")
-    key_state = serializers.CharField(source="KeyState")
-    origin = serializers.CharField(source="Origin")
-    key_manager = serializers.CharField(source="KeyManager")
-    key_spec = serializers.CharField(source="KeySpec")
+    description = StrictCharField(source="Description")
+    key_usage = StrictCharField(source="KeyUsage")
+    key_state = StrictCharField(source="KeyState")
+    origin = StrictCharField(source="Origin")
+    key_manager = StrictCharField(source="KeyManager")
+    key_spec = StrictCharField(source="KeySpec")
     multi_region = serializers.BooleanField(source="MultiRegion")
-    current_key_material_id = serializers.CharField(
+    current_key_material_id = StrictCharField(
         source="CurrentKeyMaterialId", required=False, help_text="Symmetric encryption keys only."
     )
     deletion_date = serializers.DateTimeField(source="DeletionDate", required=False)
     encryption_algorithms = serializers.ListField(
-        child=serializers.CharField(), source="EncryptionAlgorithms", required=False
+        child=StrictCharField(), source="EncryptionAlgorithms", required=False
     )
     signing_algorithms = serializers.ListField(
-        child=serializers.CharField(), source="SigningAlgorithms", required=False
+        child=StrictCharField(), source="SigningAlgorithms", required=False
     )
-    mac_algorithms = serializers.ListField(
-        child=serializers.CharField(), source="MacAlgorithms", required=False
-    )
+    mac_algorithms = serializers.ListField(child=StrictCharField(), source="MacAlgorithms", required=False)
     key_agreement_algorithms = serializers.ListField(
-        child=serializers.CharField(), source="KeyAgreementAlgorithms", required=False
+        child=StrictCharField(), source="KeyAgreementAlgorithms", required=False
     )
     encapsulation_algorithms = serializers.ListField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         source="EncapsulationAlgorithms",
         required=False,
         help_text="ML-KEM keys (ENCAPSULATE_DECAPSULATE) only.",
@@ -277,34 +294,34 @@ class KeyMetadataOutput(serializers.Serializer):
 
 
 class RotationOutput(serializers.Serializer):
-    key_id = serializers.CharField()
+    key_id = StrictCharField()
     rotation_enabled = serializers.BooleanField()
     rotation_period_days = serializers.IntegerField(allow_null=True)
     next_rotation_at = serializers.DateTimeField(allow_null=True)
 
 
 class RotateOutput(serializers.Serializer):
-    key_id = serializers.CharField()
-    key_material_id = serializers.CharField()
+    key_id = StrictCharField()
+    key_material_id = StrictCharField()
 
 
 class PolicyOutput(serializers.Serializer):
-    key_id = serializers.CharField()
-    policy_name = serializers.CharField()
-    policy = serializers.CharField()
+    key_id = StrictCharField()
+    policy_name = StrictCharField()
+    policy = StrictCharField()
 
 
 class PolicyValidationOutput(serializers.Serializer):
     valid = serializers.BooleanField()
-    code = serializers.CharField(help_text="The error code PutKeyPolicy would answer, empty when valid.")
-    message = serializers.CharField()
+    code = StrictCharField(help_text="The error code PutKeyPolicy would answer, empty when valid.")
+    message = StrictCharField()
 
 
 class PolicyVersionOutput(serializers.Serializer):
     version = serializers.IntegerField()
-    document = serializers.CharField()
+    document = StrictCharField()
     created_at = serializers.DateTimeField()
-    created_by = serializers.CharField()
+    created_by = StrictCharField()
     bypassed_lockout_check = serializers.BooleanField()
 
 
@@ -312,82 +329,78 @@ class PolicyRestoreOutput(PolicyOutput):
     restored_version = serializers.IntegerField()
     version = serializers.IntegerField(help_text="The new version, which is now the key policy.")
     rebound_principals = serializers.DictField(
-        child=serializers.CharField(allow_null=True),
+        child=StrictCharField(allow_null=True),
         help_text="Each ARN of the restored version whose principal was deleted (or deleted and recreated) since "
         "it was saved, with the unique id written instead of it; null for another account's principal (its "
         "unique id is that account's business; the policy names it, as a deletion's rewrite does).",
     )
     notes = serializers.ListField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         help_text="In words, each ARN rebound, and each whose principal may not be the one the version meant; "
         "another account's principal without its unique id, whether it was deleted or recreated, or when.",
     )
 
 
 class AliasOutput(serializers.Serializer):
-    alias_name = serializers.CharField(source="name")
-    alias_arn = serializers.CharField(source="arn")
+    alias_name = StrictCharField(source="name")
+    alias_arn = StrictCharField(source="arn")
     target_key_id = serializers.UUIDField(source="key.key_id")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
 
 class TagOutput(serializers.Serializer):
-    tag_key = serializers.CharField()
-    tag_value = serializers.CharField()
+    tag_key = StrictCharField()
+    tag_value = StrictCharField()
 
 
 class GrantOutput(serializers.Serializer):
-    grant_id = serializers.CharField()
-    name = serializers.CharField()
-    grantee_principal = serializers.CharField()
-    retiring_principal = serializers.CharField()
-    issuing_account = serializers.CharField()
-    operations = serializers.ListField(child=serializers.CharField())
-    constraints = serializers.DictField(
-        child=serializers.DictField(child=serializers.CharField()), allow_null=True
-    )
+    grant_id = StrictCharField()
+    name = StrictCharField()
+    grantee_principal = StrictCharField()
+    retiring_principal = StrictCharField()
+    issuing_account = StrictCharField()
+    operations = serializers.ListField(child=StrictCharField())
+    constraints = serializers.DictField(child=serializers.DictField(child=StrictCharField()), allow_null=True)
     created_at = serializers.DateTimeField()
 
 
 class GrantCreatedOutput(serializers.Serializer):
-    grant_id = serializers.CharField()
-    grant_token = serializers.CharField(
-        help_text="Use it at once in GrantTokens, before the grant propagates."
-    )
+    grant_id = StrictCharField()
+    grant_token = StrictCharField(help_text="Use it at once in GrantTokens, before the grant propagates.")
 
 
 class AuditEventOutput(serializers.Serializer):
     event_id = serializers.UUIDField()
     seq = serializers.IntegerField()
     time = serializers.DateTimeField()
-    request_id = serializers.CharField()
-    interface = serializers.CharField()
-    operation = serializers.CharField()
-    caller_arn = serializers.CharField()
-    caller_account = serializers.CharField()
-    access_key_id = serializers.CharField(help_text="Empty on another account's request (scope key-owner).")
-    source_ip = serializers.CharField()
-    user_agent = serializers.CharField()
-    key_arn = serializers.CharField()
+    request_id = StrictCharField()
+    interface = StrictCharField()
+    operation = StrictCharField()
+    caller_arn = StrictCharField()
+    caller_account = StrictCharField()
+    access_key_id = StrictCharField(help_text="Empty on another account's request (scope key-owner).")
+    source_ip = StrictCharField()
+    user_agent = StrictCharField()
+    key_arn = StrictCharField()
     request_parameters = serializers.JSONField(allow_null=True)
     response_elements = serializers.JSONField(allow_null=True)
-    error_code = serializers.CharField()
-    error_message = serializers.CharField()
-    decision = serializers.CharField()
-    reason = serializers.CharField(
+    error_code = StrictCharField()
+    error_message = StrictCharField()
+    decision = StrictCharField()
+    reason = StrictCharField(
         help_text="Why the request was allowed or denied. On another account's key, that account's key-policy "
         "statements and grants are not named; of another account's request on the caller's key (scope "
         "key-owner), the caller's identity policies are not (kmsconsole.audit.shown)."
     )
-    decided_by = serializers.CharField(
+    decided_by = StrictCharField(
         help_text="The statement or grant that decided; on another account's key, \"a statement in the key "
         'owner\'s key policy" or "a grant on the key owner\'s key"; read as the key owner (scope key-owner), "an '
         "identity policy of the caller's account\" for the caller's identity policies, and, read as the owner of "
         'an allowed ReEncrypt\'s source key, "a statement in the destination key\'s policy" or "a grant on the '
         'destination key" (the reason is then cut to its outcome).'
     )
-    notable = serializers.CharField()
+    notable = StrictCharField()
     scope = serializers.SerializerMethodField()
 
     def get_scope(self, event: AuditEvent) -> str:
@@ -402,7 +415,7 @@ class JobRunOutput(serializers.Serializer):
     caller's account's share of the run."""
 
     id = serializers.IntegerField()
-    job = serializers.CharField()
+    job = StrictCharField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     processed = serializers.SerializerMethodField()

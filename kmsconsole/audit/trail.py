@@ -18,19 +18,25 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from keys.models import Alias, key_arn
+from keys.selectors import MULTI_REGION_KEY_ID
 from keys.services.access import notable_events
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
 from kmsconsole.core import errors
+from kmsconsole.core.text import shortened
 from policies import arns
 from policies.models import IamRole, IamUser
 
 PAGE_SIZE = 50
-# A key ARN as a filter takes it (the console's trail and the REST API's list alike).
+# A key ARN as a filter takes it (the console's trail and the REST API's list alike), a multi-Region key's too:
+# well formed as the KMS endpoint takes it (keys.selectors), it names no key here, so, as an unknown key's ARN, it
+# matches no event rather than being refused as malformed.
 KEY_ARN = re.compile(
-    r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/(?P<key_id>[0-9a-fA-F-]{36})$", re.ASCII
+    r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):key/"
+    rf"(?P<key_id>[0-9a-fA-F-]{{36}}|{MULTI_REGION_KEY_ID.pattern})$",
+    re.ASCII,
 )
 _ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>alias/.+)$", re.ASCII)
 _ROLE_ARN = re.compile(
@@ -119,6 +125,8 @@ def key_problem(value: str, account_id: str) -> str:
         return ""
     if value.startswith("alias/") and len(value) > len("alias/"):
         return ""
+    if MULTI_REGION_KEY_ID.fullmatch(value):
+        return ""
     try:
         uuid.UUID(value)
     except ValueError:
@@ -140,10 +148,15 @@ def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
             .first()
         )
         if found is None:
-            return "", f"There is no alias {alias_name[:256]} in account {account_id}: no event matches it."
+            return (
+                "",
+                f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it.",
+            )
         arn = key_arn(account_id, str(found.key.key_id))
         return arn, f"{alias_name} points at {arn} now; events are matched by that key."
     # A key id needs no lookup: the key may have been deleted since, and its events still matter.
+    if MULTI_REGION_KEY_ID.fullmatch(value):
+        return key_arn(account_id, value), ""
     return key_arn(account_id, str(uuid.UUID(value))), ""
 
 

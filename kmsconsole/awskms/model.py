@@ -19,6 +19,7 @@ import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from kmsconsole.core import errors
+from kmsconsole.core.text import shortened
 
 
 @cache
@@ -162,8 +163,7 @@ class _Validator:
 
 
 def _display(value: Any) -> str:
-    text = _as_java_prints(value)
-    return text if len(text) <= 256 else text[:256] + "..."
+    return shortened(_as_java_prints(value))
 
 
 def _as_java_prints(value: Any) -> str:
@@ -206,9 +206,19 @@ def parse_input(operation: str, body: Any) -> dict[str, Any]:
 
 class Base64Text(str):
     """A blob member as the wire carries it: base64 text, in which JSON has nothing to escape (the response
-    encoder splices it in as it is: kmsconsole.awskms.views.response_json)."""
+    encoder splices it in as it is: kmsconsole.awskms.views.response_json). Made only from bytes, by encoding them
+    (`Base64Text(raw)`): text cannot be passed off as one, so nothing spliced in can close the JSON string."""
 
     __slots__ = ()
+
+    def __new__(cls, raw: bytes) -> Base64Text:
+        # binascii's encoder directly (base64.b64encode calls it): this constructor is the one call added on every
+        # blob of every response.
+        return str.__new__(cls, binascii.b2a_base64(raw, newline=False).decode())
+
+    def __getnewargs__(self) -> tuple[bytes]:  # type: ignore[override]
+        # copy and pickle make it again from its bytes.
+        return (binascii.a2b_base64(self),)
 
 
 def _serialize(value: Any, shape: Shape) -> Any:
@@ -227,7 +237,7 @@ def _serialize(value: Any, shape: Shape) -> Any:
         assert isinstance(shape, MapShape)  # noqa: S101 - botocore's type for "map" shapes
         return {k: _serialize(v, shape.value) for k, v in value.items()}
     if kind == "blob":
-        return Base64Text(base64.b64encode(value).decode())
+        return Base64Text(value)
     if kind == "timestamp":
         return value.timestamp() if isinstance(value, datetime) else value
     return value

@@ -112,8 +112,28 @@ def _decode_body(body: bytes) -> dict[str, Any]:
     if problem is not None:
         raise errors.SerializationException(problem)
     if not isinstance(decoded, dict):
-        raise errors.SerializationException("Start of list found where not expected.")
+        raise _not_an_object(decoded)
     return decoded
+
+
+_JSON_VALUE_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+}
+
+
+def _not_an_object(decoded: Any) -> errors.SerializationException:
+    """A body that is JSON but not an object: SerializationException, as AWS answers (400), saying what came; a
+    list in AWS's words."""
+    if isinstance(decoded, list):
+        return errors.SerializationException("Start of list found where not expected.")
+    found = _JSON_VALUE_NAMES.get(type(decoded), "not an object")
+    return errors.SerializationException(
+        f"The request body is {found}, not a JSON object: send the operation's parameters as one ({{}} for none)."
+    )
 
 
 def _decoded(body: bytes) -> tuple[dict[str, Any] | None, errors.KmsError | None]:

@@ -7,6 +7,8 @@ outside any service: typically the database going away (a restart, a failover) w
 reads its caches. An AWS SDK must then get what AWS sends for a server fault, `KMSInternalException` as JSON with
 HTTP 500 (which every SDK retries), never the console's HTML page; the REST API gets its JSON error body; the
 console keeps its page in words. The traceback goes to the server log (django.request), never to the caller.
+Each answer carries the request's id (x-amzn-RequestId), a fresh one when Django answered before
+RequestIdMiddleware ran (a Host header SecurityMiddleware refuses).
 Nothing is recorded in the audit trail here: the request was not performed, and the trail may be unreachable.
 """
 
@@ -18,6 +20,7 @@ from django.views import defaults
 from kmsconsole.api.exceptions import INTERNAL_MESSAGE, body
 from kmsconsole.awskms.views import error_response
 from kmsconsole.core import errors
+from kmsconsole.core.middleware import with_request_id
 
 _KMS_PATHS = ("/", "/kms/")
 # Not the exception's own text: Django's names the refused Host header, which is the caller's to know already.
@@ -31,6 +34,10 @@ def _is_kms(request: HttpRequest) -> bool:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    return with_request_id(request, _server_error(request))
+
+
+def _server_error(request: HttpRequest) -> HttpResponse:
     if _is_kms(request):
         return error_response(errors.KMSInternalException(INTERNAL_MESSAGE))
     if request.path.startswith("/api/"):
@@ -39,6 +46,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return with_request_id(request, _bad_request(request, exception))
+
+
+def _bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_kms(request):
         return error_response(errors.ValidationException(REFUSED_MESSAGE))
     if request.path.startswith("/api/"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from kmsconsole.core.text import shortened
+
 
 class KmsError(Exception):
     """Base class: `code` is the AWS exception name, `status` the HTTP status AWS sends on the wire."""
@@ -97,17 +99,11 @@ def error_for_code(code: str, message: str = "") -> KmsError:
     return _BY_CODE.get(code, KMSInternalException)(message)
 
 
-# AWS's model validation echoes at most this many characters of a value it refuses (the KMS endpoint's does too).
-SHOWN_VALUE_MAX_LENGTH = 256
-
-
 def model_constraint_error(member: str, value: object, constraint: str) -> KmsError:
     """AWS's (Coral's) ValidationException for one member that breaks its model's constraint. The KMS endpoint's
     model check words its own; the services use this for the interfaces that reach them unchecked (REST API,
     console), so every interface gives the same message. `member` is the path as AWS prints it (camelCase)."""
-    shown = str(value)
-    if len(shown) > SHOWN_VALUE_MAX_LENGTH:
-        shown = shown[:SHOWN_VALUE_MAX_LENGTH] + "..."
+    shown = shortened(str(value))  # at most SHOWN_CHARS characters of the value, as AWS echoes it
     return ValidationException(
         f"1 validation error detected: Value '{shown}' at '{member}' failed to satisfy constraint: {constraint}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -32,16 +33,51 @@ class ForwardedProtoMiddleware:
         return self.get_response(request)
 
 
+# The header that carries the request id, on every interface's answers.
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+
+
+def fresh_request_id(request: HttpRequest) -> str:
+    """A new id for `request`, kept on it (`request.request_id`): its audit event and the answer's header name it."""
+    request_id = str(uuid.uuid4())
+    request.request_id = request_id  # type: ignore[attr-defined]
+    return request_id
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = str(uuid.uuid4())
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request_id = fresh_request_id(request)
         response = self.get_response(request)
-        response.setdefault("x-amzn-RequestId", request_id)
+        response.setdefault(REQUEST_ID_HEADER, request_id)
         return response
+
+
+def with_request_id(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """`response` carrying the request's id, as RequestIdMiddleware sets it on whatever passes through it; for an
+    answer made before the middleware ran (Django's handler400 when SecurityMiddleware, ahead of it, refuses the
+    Host header), a fresh one."""
+    response.setdefault(REQUEST_ID_HEADER, getattr(request, "request_id", "") or fresh_request_id(request))
+    return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Gives every log record a `request_id` for the log format (settings.LOGGING): the id of the request the
+    record carries (Django's request loggers pass it as `request`), "-" for a record of no request. A request
+    logged before RequestIdMiddleware gave it an id (a Host header SecurityMiddleware refuses, logged before
+    handler400 answers) is given its id here, kept on the request, so the answer's x-amzn-RequestId is the id the
+    log shows: an operator can find any id a caller quotes. Only the id: the record's request (its headers carry
+    signatures and session tokens) is never formatted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if isinstance(request, HttpRequest):
+            record.request_id = getattr(request, "request_id", "") or fresh_request_id(request)
+        elif not hasattr(record, "request_id"):
+            record.request_id = "-"
+        return True
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -54,7 +90,7 @@ def http_request_meta(request: HttpRequest, interface: Interface) -> RequestMeta
     """Where an HTTP request to the REST API or the console came from, for its audit event."""
     return RequestMeta(
         interface=interface,
-        request_id=getattr(request, "request_id", "") or RequestMeta(interface=interface).request_id,
+        request_id=getattr(request, "request_id", "") or fresh_request_id(request),
         source_ip=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
         secure_transport=request.is_secure(),

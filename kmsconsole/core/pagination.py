@@ -71,16 +71,20 @@ def encode_marker(scope: str, position: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# What a List operation answers for a marker it did not issue (AWS's message).
+INVALID_MARKER = "The request contains an invalid marker."
+
+
 def decode_marker(scope: str, marker: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(marker + "=" * (-len(marker) % 4))
     except (binascii.Error, ValueError):
-        raise errors.InvalidMarkerException("The request contains an invalid marker.") from None
+        raise errors.InvalidMarkerException(INVALID_MARKER) from None
     if len(raw) != 8 + _TAG_BYTES:
-        raise errors.InvalidMarkerException("The request contains an invalid marker.")
+        raise errors.InvalidMarkerException(INVALID_MARKER)
     position = int.from_bytes(raw[:8], "big")
     if not _tag_matches(scope, position, raw[8:]):
-        raise errors.InvalidMarkerException("The request contains an invalid marker.")
+        raise errors.InvalidMarkerException(INVALID_MARKER)
     return position
 
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import sys
 
+# How long granian lets a worker finish its requests when stopping before it kills it.
+WEB_WORKERS_KILL_SECONDS = 10
+
 
 def web_server_command(*, host: str, port: int, processes: int, threads: int, access_log: bool) -> list[str]:
     return [
@@ -42,7 +45,8 @@ def web_server_command(*, host: str, port: int, processes: int, threads: int, ac
         "--respawn-interval",
         "1",
         "--workers-kill-timeout",
-        "20",  # as long as `serve` waits for the whole service to stop
+        # `serve` waits longer than this for the whole service, so granian always reaps its own workers.
+        str(WEB_WORKERS_KILL_SECONDS),
         # The application writes the access log itself, off the request's thread (kmsconsole.core.accesslog).
         "--no-access-log",
         "kmsconsole.wsgi:application" if access_log else "kmsconsole.wsgi:application_without_access_log",

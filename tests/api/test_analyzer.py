@@ -133,6 +133,25 @@ def test_findings_by_severity_and_bad_queries(world: World, admin_api: APIClient
         assert response.json()["error"]["code"] == "ValidationException"
 
 
+def test_findings_record_their_own_parameters_and_count_the_others(
+    world: World, admin_api: APIClient
+) -> None:
+    """ListFindings records its query as every REST list does (kmsconsole.api.views.base.recorded_query): its own
+    parameters by name, a long one cut as structured data, and one entry for however many others there are."""
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    query = {f"p{index:03}": "v" * 256 for index in range(500)}
+    assert admin_api.get("/api/v1/findings", {**query, "severity": "medium"}).status_code == 200
+    assert admin_api.get("/api/v1/findings", {"after": "a" * 1000}).status_code == 400
+    allowed, refused = AuditEvent.objects.filter(seq__gt=last, operation="kmsconsole:ListFindings").order_by(
+        "seq"
+    )
+    assert allowed.request_parameters["Query"] == {
+        "severity": "medium",
+        "(other parameters)": f"500 parameters, {500 * (4 + 256)} characters",
+    }
+    assert refused.request_parameters["Query"] == {"after": {"cut": "a" * 256, "length": 1000}}
+
+
 def test_simulation_answers_and_refuses_bad_input(
     world: World, admin_api: APIClient, outsider: Persona
 ) -> None:

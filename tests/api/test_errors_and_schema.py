@@ -52,7 +52,7 @@ def test_business_limits_come_from_the_service(world: World, admin_api: APIClien
         ("post", "/api/v1/keys/{pending}/disable", 409, "KMSInvalidStateException"),
         ("post", "/api/v1/aliases", 409, "AlreadyExistsException"),
         ("get", "/api/v1/audit-events?decision=maybe", 400, "ValidationException"),
-        ("get", "/api/v1/keys?page=99", 404, "NotFoundException"),
+        ("get", "/api/v1/keys?page=99", 400, "ValidationException"),  # past the last page: a bad parameter
         ("delete", "/api/v1/keys", 405, "UnsupportedOperationException"),
     ],
 )

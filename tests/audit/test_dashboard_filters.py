@@ -143,6 +143,21 @@ def test_each_filter_narrows_to_exactly_its_events(
     assert shown(console(admin), {**trail["window"], **params}) == names(trail, *expected)
 
 
+def test_a_multi_region_key_id_or_arn_is_a_key_filter(console: Callable[..., Client], admin: Persona) -> None:
+    """`mrk-` and 32 lowercase hex digits is a key id (keys.selectors.MULTI_REGION_KEY_ID), as an id or in a key
+    ARN: the filter takes it, and, naming no key here (no event records one), it matches no event, as an unknown
+    key's ARN does. A malformed one is still refused."""
+    mrk_id = "mrk-1234abcd12ab34cd56ef1234567890ab"
+    mrk_arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{mrk_id}"
+    since = {"since": (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    other = add(caller_arn=ALICE, key_arn=KEY_2)
+    assert other.seq in shown(console(admin), since)
+    for value in (mrk_id, mrk_arn):
+        assert shown(console(admin), {**since, "key": value}) == [], value
+    for malformed in ("mrk-fake-key-id", mrk_id.upper(), f"{mrk_arn}0"):
+        assert console(admin).get(TRAIL, {**since, "key": malformed}).status_code == 400, malformed
+
+
 def test_a_user_or_role_name_is_looked_up(
     console: Callable[..., Client], admin: Persona, trail: dict[str, Any], make_user: Any, role_session: Any
 ) -> None:

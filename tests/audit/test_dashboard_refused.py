@@ -276,6 +276,83 @@ def test_a_refused_query_records_what_a_valid_read_records(
     )
 
 
+def cut(text: str, limit: int = 256) -> dict[str, Any]:
+    """`text` as an event records a long value typed in that was refused: its beginning and its whole length, as
+    structured data (a value typed in is always a string, so none can pass for a cut one)."""
+    return {"cut": text[:limit], "length": len(text)}
+
+
+# A role's ARN longer than 256 characters, well formed (a role name of 64 characters under a long path).
+LONG_ROLE_ARN = "arn:aws:iam::111122223333:role/" + "/".join(["p" * 40] * 6) + "/" + "r" * 64
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_refused_query_records_its_refused_fields_cut_and_its_good_fields_whole(
+    console: Callable[..., Client], admin: Persona, reader: Reader
+) -> None:
+    """Only the request line bounds what a refused field carries: each is recorded cut at 256 characters, as
+    structured data with its whole length. A field the form took is recorded whole, as a well-formed read records
+    it, however long it may be (up to its own max_length), even beside a refused one."""
+    assert len(LONG_ROLE_ARN) > 300
+    query = {
+        "key": "k" * 5000,  # refused (not a key filter, and longer than one may be)
+        "principal": LONG_ROLE_ARN,  # well formed, but long
+        "since": "9" * 400,  # not a date
+        "scope": "s" * 3000,  # not a scope
+        "operation": "Decrypt",
+        "notable": "n" * 128,
+        "context_key": "x... (5000 characters)",  # typed to look like the old marker: a string, recorded as one
+    }
+    client = console(admin)
+    seq = last_seq()
+    assert client.get(reader.url, query).status_code == 400
+    (event,) = events_after(seq)
+    assert (event.decision, event.error_code) == ("failed", "ValidationException")
+    assert event.request_parameters == reader.recorded(
+        {
+            "key": cut("k" * 5000),
+            "principal": LONG_ROLE_ARN,
+            "since": cut("9" * 400),
+            "scope": cut("s" * 3000),
+            "operation": "Decrypt",
+            "notable": "n" * 128,
+            "context_key": "x... (5000 characters)",
+        }
+    )
+    assert len(json.dumps(event.request_parameters)) < 2000
+
+
+def test_a_well_formed_query_records_a_long_filter_whole(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """A read the form takes records its filters as it always did, however long they may be."""
+    value = "v" * 1000
+    client = console(admin)
+    seq = last_seq()
+    response = client.get(
+        TRAIL.url, {"context_key": "team", "context_value": value, "principal": LONG_ROLE_ARN}
+    )
+    assert response.status_code == 200
+    (event,) = events_after(seq)
+    assert event.decision == "allowed"
+    assert event.request_parameters["Query"]["context_value"] == value
+    assert event.request_parameters["Query"]["principal"] == LONG_ROLE_ARN
+
+
+def test_the_event_page_shows_a_cut_value_as_what_it_is(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """The event's page shows its request parameters as JSON: a cut value is its beginning and its length."""
+    client = console(admin)
+    seq = last_seq()
+    assert client.get(TRAIL.url, {"key": "k" * 5000}).status_code == 400
+    (event,) = events_after(seq)
+    page = client.get(f"/console/audit/events/{event.event_id}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "&quot;cut&quot;: &quot;" + "k" * 256 + "&quot;" in text and "&quot;length&quot;: 5000" in text
+
+
 @pytest.mark.parametrize("reader", [pytest.param(reader, id=reader.name) for reader in (CSV, JSONL)])
 def test_every_problem_of_one_export_is_one_event(
     console: Callable[..., Client], admin: Persona, reader: Reader
@@ -454,3 +531,62 @@ def test_the_rest_api_and_the_console_answer_a_refused_query_alike(
     if "scope" in api_query and persona == "admin":
         # One sentence for a scope that is not one, on both interfaces.
         assert events[0].error_message in json.dumps(on_api.json()["error"]), on_api.json()
+
+
+def test_the_rest_api_records_a_refused_querys_long_values_cut_with_their_length(admin: Persona) -> None:
+    """The REST API records the list's own parameters: a value longer than its filter takes (a refused one) is cut at
+    that length, as structured data with its whole length; a short one is recorded whole. A name the list does not
+    take is not recorded: the entry "(other parameters)" counts them (two long names alike are never confused)."""
+    api = api_client(admin)
+    seq = last_seq()
+    response = api.get(
+        API,
+        {"key_arn": "k" * 5000, "x" * 300 + "1": "y" * 4000, "x" * 300 + "2": "z", "decision": "denied"},
+    )
+    assert response.status_code == 400
+    (event,) = events_after(seq)
+    assert (event.interface, event.decision, event.error_code) == ("api", "failed", "ValidationException")
+    assert event.request_parameters["Query"] == {
+        "key_arn": cut("k" * 5000, 2048),
+        "(other parameters)": f"2 parameters, {301 + 4000 + 301 + 1} characters",
+        "decision": "denied",
+        "scope": "caller",
+    }
+
+
+def test_the_rest_api_records_how_many_other_parameters_not_each(admin: Persona) -> None:
+    """However many parameters a list does not take a request carries, its event records one entry for them all:
+    900 unknown parameters (an allowed read: filters ignore what they do not know) are not 900 entries."""
+    api = api_client(admin)
+    seq = last_seq()
+    query = {f"p{index:03}": "v" * 256 for index in range(900)}
+    response = api.get(API, {**query, "decision": "denied"})
+    assert response.status_code == 200
+    (event,) = events_after(seq)
+    assert event.decision == "allowed"
+    assert event.request_parameters["Query"] == {
+        "decision": "denied",
+        "(other parameters)": f"900 parameters, {900 * (4 + 256)} characters",
+        "scope": "caller",
+    }
+    assert len(json.dumps(event.request_parameters)) < 500
+
+
+def test_the_rest_api_records_a_long_well_formed_filter_whole_and_refuses_one_too_long(
+    admin: Persona,
+) -> None:
+    """A caller ARN up to the column's 2048 characters is a filter, recorded whole; a longer one is refused for its
+    length (400, ValidationException), recorded cut at 2048."""
+    api = api_client(admin)
+    seq = last_seq()
+    assert api.get(API, {"caller_arn": LONG_ROLE_ARN}).status_code == 200
+    too_long = LONG_ROLE_ARN + "r" * 2048
+    assert api.get(API, {"caller_arn": too_long}).status_code == 400
+    allowed, refused = events_after(seq)
+    assert (allowed.decision, refused.decision, refused.error_code) == (
+        "allowed",
+        "failed",
+        "ValidationException",
+    )
+    assert allowed.request_parameters["Query"] == {"caller_arn": LONG_ROLE_ARN, "scope": "caller"}
+    assert refused.request_parameters["Query"] == {"caller_arn": cut(too_long, 2048), "scope": "caller"}

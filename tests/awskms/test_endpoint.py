@@ -249,6 +249,22 @@ def test_a_modeled_operation_this_server_does_not_offer(live_server: Any, random
         (b"{not json", "SerializationException", "The request body is not valid JSON."),
         (b"[1, 2]", "SerializationException", "Start of list found where not expected."),
         (
+            b"null",
+            "SerializationException",
+            "The request body is null, not a JSON object: send the operation's parameters as one ({} for none).",
+        ),
+        (
+            b'"str"',
+            "SerializationException",
+            "The request body is a string, not a JSON object: send the operation's parameters as one ({} for "
+            "none).",
+        ),
+        (
+            b"12",
+            "SerializationException",
+            "The request body is a number, not a JSON object: send the operation's parameters as one ({} for none).",
+        ),
+        (
             b'{"NumberOfBytes": "eight"}',
             "SerializationException",
             "STRING_VALUE can not be converted to an Integer",

@@ -40,3 +40,34 @@ def test_blob_members_are_spliced_in_as_they_are_and_read_back_the_same() -> Non
     encoded = response_json(body)
     assert encoded == compact(body)  # base64 has nothing to escape: byte for byte the same
     assert base64.b64decode(json.loads(encoded)["CiphertextBlob"]) == blob
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b'"', b'", "Plaintext": "', bytes(range(256)), os.urandom(4096)],
+    ids=lambda raw: str(len(raw)),
+)
+def test_a_base64_text_is_its_bytes_encoded(raw: bytes) -> None:
+    text = model.Base64Text(raw)
+    assert type(text) is model.Base64Text
+    assert text == base64.b64encode(raw).decode()
+    assert set(text) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+    assert base64.b64decode(json.loads(response_json({"Blob": text}))["Blob"]) == raw
+
+
+@pytest.mark.parametrize("text", ['", "KeyId": "alias/other', "aGVsbG8=", ""])
+def test_text_cannot_be_passed_off_as_a_base64_text(text: str) -> None:
+    """response_json splices a Base64Text in unescaped: one made from text carrying a quote would end the JSON
+    string and write members of its own. It is made only from bytes, by encoding them; even text that is already
+    base64 is refused (the type says the encoder made it)."""
+    with pytest.raises(TypeError):
+        model.Base64Text(text)  # type: ignore[arg-type]
+
+
+def test_a_base64_text_copies_and_pickles_as_itself() -> None:
+    import copy
+    import pickle
+
+    text = model.Base64Text(b'any "bytes"')
+    for again in (copy.copy(text), copy.deepcopy(text), pickle.loads(pickle.dumps(text))):  # noqa: S301 - our own
+        assert type(again) is model.Base64Text and again == text

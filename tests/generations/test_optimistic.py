@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -407,6 +408,70 @@ def test_the_guard_looks_each_scope_up_by_index_however_many_keys_there_are() ->
         stale = cursor.fetchall()
     assert Generation._meta.db_table not in _seq_scanned(json.loads(plan))
     assert stale == [(iam_scope("111122223333"), 5)]  # the one pair whose generation is not current
+
+
+@postgresql_only
+def test_the_prepared_batch_statements_generic_plan_looks_each_scope_up_by_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The audit writer's batch statement is prepared once per connection (kmsconsole.core.prepared), and after a
+    few runs PostgreSQL may keep a generic plan, made without the parameters' values: that plan too reads the few
+    generations its events relied on by index, never the whole table (a join was planned as a hash join over a
+    sequential scan of every key's generation)."""
+    Generation.objects.bulk_create(
+        [Generation(scope=f"key:{index:032x}", value=index + 1) for index in range(20_000)]
+    )
+    bump(SCOPE)
+    writer.write_batch([values("earlier")])  # the chain's head exists: the next batch is one statement
+    sent: set[str] = set()
+    real = writer.fetch_on_first_use
+
+    def spy(connection: Any, sql: str, params: Any, fetch: Any) -> Any:
+        sent.add(sql)
+        return real(connection, sql, params, fetch)
+
+    monkeypatch.setattr(writer, "fetch_on_first_use", spy)
+    guard = ((SCOPE, current(SCOPE)), (f"key:{7:032x}", 8))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Generation._meta.db_table}")
+    assert writer.write_batch([values("guarded")], [guard]) == set()  # prepared and run on this connection
+    assert written_operations() == ["earlier", "guarded"]
+    (statement,) = sent
+    with connection.cursor() as cursor:
+        # The statement as the writer prepared it on this connection (its placeholders numbered: $1, $2, ...).
+        cursor.execute(
+            "SELECT name, statement, parameter_types::text[] FROM pg_prepared_statements WHERE NOT from_sql"
+        )
+        ((name, types),) = [
+            (row[0], row[2]) for row in cursor.fetchall() if re.sub(r"\$\d+", "%s", row[1]) == statement
+        ]
+        # Values to run it with: the generic plan depends on none of them.
+        arguments = [_ANY_VALUES[kind] for kind in types]
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            cursor.execute(
+                f"EXPLAIN (FORMAT JSON) EXECUTE {name}({', '.join(['%s'] * len(arguments))})", arguments
+            )
+            plan = cursor.fetchone()[0]
+        finally:
+            cursor.execute("RESET plan_cache_mode")
+    assert _MARK not in json.dumps(plan), "a generic plan: no parameter's value is in it"
+    assert Generation._meta.db_table not in _seq_scanned(plan), json.dumps(plan, indent=1)
+
+
+# A text that a custom plan, made for the values given, would show where the statement compares with a parameter.
+_MARK = "given-value"
+# A value of each type the batch statement's parameters have (as literals the server casts to them).
+_ANY_VALUES = {
+    "bigint": 1,
+    "integer": 1,
+    "text": _MARK,
+    "character varying": _MARK,
+    "jsonb": "[]",
+    "uuid": "00000000-0000-0000-0000-000000000000",
+    "timestamp with time zone": "2026-01-01T00:00:00Z",
+    "boolean": False,
+}
 
 
 def _seq_scanned(plan: Any) -> set[str]:

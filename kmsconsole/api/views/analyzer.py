@@ -13,6 +13,8 @@ from rest_framework.views import APIView
 
 from kmsconsole.api import analyzer_serializers as a
 from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.views.base import recorded_query
+from kmsconsole.core.text import SHOWN_CHARS
 from kmsconsole.operations import OperationContext
 from policies.analyzer import services
 from policies.analyzer.findings import KeyFinding
@@ -146,7 +148,11 @@ class FindingListView(APIView):
             }
             return dict(a.FindingsPageOutput(data).data)
 
-        params = {"Query": request.query_params.dict()}
+        params = {
+            "Query": recorded_query(
+                request.query_params, dict.fromkeys(a.FindingsQuery().fields, SHOWN_CHARS)
+            )
+        }
         return Response(run(request, "kmsconsole:ListFindings", work, params=params, audit_response=_counts))
 
 

@@ -22,6 +22,7 @@ from kmsconsole.api.filters import KeyPages
 from kmsconsole.api.key_listing import KeyListing, KeyQuery, ListedKey
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.core import errors
+from kmsconsole.core.text import SHOWN_CHARS
 from kmsconsole.operations import OperationContext
 
 TAG = ["keys"]
@@ -42,6 +43,10 @@ class KeyListView(OperationListView):
     queryset = Key.objects.none()
     pagination_class = KeyPages
     filter_backends: list[type] = []
+    own_query_params = {
+        name: getattr(field, "max_length", None) or SHOWN_CHARS
+        for name, field in s.KeyListQuery().fields.items()
+    }
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         paginator: KeyPages = self.paginator  # type: ignore[assignment]  # pagination_class
@@ -315,6 +320,7 @@ class KeyRotationListView(OperationListView):
     operation = "ListKeyRotations"
     serializer_class = ps.KeyRotationOutput
     queryset = KeyMaterial.objects.none()
+    own_query_params = {"include_key_material": SHOWN_CHARS}
 
     def rows(self, ctx: OperationContext) -> QuerySet[KeyMaterial]:
         include = self.request.query_params.get("include_key_material", rotation.ROTATIONS_ONLY)

@@ -24,6 +24,7 @@ from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
+from kmsconsole.core.text import ARN_CHARS, SHOWN_CHARS
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.operations import OperationContext
 
@@ -39,6 +40,7 @@ class AliasListView(OperationListView):
     filter_backends = [filters.OrderingFilter]
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
+    own_query_params = {"key_id": ARN_CHARS}  # a key id, key ARN, alias name or alias ARN
 
     def rows(self, ctx: OperationContext) -> QuerySet[Alias]:
         return reads.account_aliases(ctx, key_id=self.request.query_params.get("key_id"))
@@ -140,7 +142,7 @@ class KeyTagsView(OperationListView):
         tag_keys = request.query_params.getlist("tag_key")
 
         def work(ctx: OperationContext) -> None:
-            validated(s.TagsDeleteInput, {"tag_keys": tag_keys})
+            validated(s.TagsDeleteInput, {"tag_key": tag_keys})
             tags.key_untag(ctx=ctx, key_id=key_id, tag_keys=tag_keys)
 
         run(request, "UntagResource", work, params={"KeyId": key_id, "TagKeys": tag_keys})
@@ -223,6 +225,7 @@ class RetirableGrantListView(OperationListView):
     operation = "ListRetirableGrants"
     serializer_class = ps.RetirableGrantOutput
     queryset = Grant.objects.none()
+    own_query_params = {"retiring_principal": ARN_CHARS}
 
     def rows(self, ctx: OperationContext) -> QuerySet[Grant]:
         principal = self.request.query_params.get("retiring_principal", "")
@@ -250,6 +253,7 @@ class AuditEventListView(OperationListView):
     queryset = AuditEvent.objects.none()
     filterset_class = AuditEventFilter
     pagination_class = AuditCursor
+    own_query_params = {"scope": SHOWN_CHARS}
 
     def scope(self) -> Scope:
         """The side of the trail asked for (checked inside the operation, after the decision: a bad value is a 400,

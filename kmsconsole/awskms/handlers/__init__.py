@@ -42,6 +42,7 @@ def run_handler(name: str, ctx: OperationContext, params: dict[str, Any]) -> dic
 from kmsconsole.awskms.handlers import (  # noqa: E402, F401
     aliases,
     crypto,
+    custom_key_stores,
     deletion,
     grants,
     keys,

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
 from kmsconsole.core import errors
 
 
 def refuse_custom_key_store(params: dict[str, Any]) -> None:
     # Custom key stores (CloudHSM, external) are AWS infrastructure; none exists here (kms-spec: tier "out").
     if "CustomKeyStoreId" in params:
-        raise errors.CustomKeyStoreNotFoundException("The specified custom key store does not exist.")
+        raise errors.CustomKeyStoreNotFoundException(CUSTOM_KEY_STORE_NOT_FOUND)
 
 
 def refuse_recipient(params: dict[str, Any]) -> None:
     if "Recipient" in params:
         raise errors.UnsupportedOperationException("Recipient (Nitro Enclaves attestation) is not supported.")
-
-
-def refuse_multi_region(params: dict[str, Any]) -> None:
-    if params.get("MultiRegion"):
-        raise errors.UnsupportedOperationException("Multi-Region keys are not supported by this KMS.")

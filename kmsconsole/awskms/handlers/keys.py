@@ -7,14 +7,11 @@ from typing import Any
 from keys.metadata import key_metadata
 from keys.services import key_policy, lifecycle
 from kmsconsole.awskms.handlers import handles
-from kmsconsole.awskms.handlers.common import refuse_custom_key_store, refuse_multi_region
 from kmsconsole.operations import OperationContext
 
 
 @handles("CreateKey")
 def create_key(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
-    refuse_custom_key_store(params)
-    refuse_multi_region(params)
     spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec")
     key = lifecycle.key_create(
         ctx=ctx,
@@ -25,6 +22,9 @@ def create_key(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
         policy=params.get("Policy"),
         tags=params.get("Tags", []),
         bypass_lockout=params.get("BypassPolicyLockoutSafetyCheck", False),
+        custom_key_store_id=params.get("CustomKeyStoreId"),
+        xks_key_id=params.get("XksKeyId"),
+        multi_region=params.get("MultiRegion", False),
     )
     return {"KeyMetadata": key_metadata(key)}
 

@@ -145,9 +145,9 @@ def _refused_query(
     is not one) fails inside its operation: decided first, through the scope asked for when it is one, so a caller
     who may not read is refused (AccessDeniedException), then failed with ValidationException naming every problem,
     as the REST API fails a bad filter. One event, whatever is wrong, recording what a well-formed read records
-    (`params` places them: the form's fields as typed, the scope, the position's placeholder). The outcome, or None
-    for a well-formed query (whose read records itself). The scope's problem is added to the form, beside the
-    switch."""
+    (`params` places them: the form's fields as typed, each cut at a length, the scope, the position's
+    placeholder). The outcome, or None for a well-formed query (whose read records itself). The scope's problem
+    is added to the form, beside the switch."""
     problems = form.problems()
     if position.problem:
         problems.append(position.problem)

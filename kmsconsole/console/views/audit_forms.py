@@ -14,6 +14,7 @@ from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
 from kmsconsole.audit.trail import TrailQuery, key_problem
+from kmsconsole.core.text import SHOWN_CHARS, recorded, shortened
 from kmsconsole.operations import OPERATIONS
 
 # (value, label, span): the time ranges offered; "custom" uses the two dates.
@@ -30,8 +31,6 @@ DEFAULT_RANGE = "24h"
 _SPANS = {value: span for value, _, span in RANGES}
 # A choice that is not offered is refused without its value (Django's message repeats it, whatever its length).
 _NOT_OFFERED = {"invalid_choice": "Select one of the offered choices."}
-# The longest a problem's words may be in the refused read's event (and the page): no value is repeated at length.
-PROBLEM_CHARS = 256
 _DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
 # The filters that are text to match exactly (or, for the request id, its beginning), with their labels.
 _TEXT = {
@@ -147,8 +146,8 @@ class TrailFilterForm(forms.Form):
 
     def problems(self) -> list[str]:
         """Every reason the filters are refused, each as the page shows it beside its field (the scope's beside the
-        switch), at most PROBLEM_CHARS long, for the refused read's audit event; [] for filters that are well
-        formed."""
+        switch), at most SHOWN_CHARS long (no value is repeated at length), for the refused read's audit event; []
+        for filters that are well formed."""
         found = [self.scope_error] if self.scope_error else []
         for name, field_errors in self.errors.items():
             if name == "scope" and self.scope_error:
@@ -156,9 +155,7 @@ class TrailFilterForm(forms.Form):
             field = self.fields.get(name)
             label = f"{field.label}: " if field is not None and field.label else ""
             found.append(label + " ".join(field_errors))
-        return [
-            problem if len(problem) <= PROBLEM_CHARS else f"{problem[:PROBLEM_CHARS]}..." for problem in found
-        ]
+        return [shortened(problem, SHOWN_CHARS) for problem in found]
 
     @property
     def chosen_scope(self) -> Scope:
@@ -166,14 +163,22 @@ class TrailFilterForm(forms.Form):
         and the error is shown beside the switch)."""
         return DEFAULT_SCOPE if self.scope_error else parse_scope(self.asked_scope)
 
-    def as_typed(self) -> dict[str, str]:
+    def as_typed(self) -> dict[str, Any]:
         """The filters as the request gives them, for the event of a refused read: the form's own fields only
         (nothing else the URL carries), as typed, and the scope as asked or the default, as a well-formed read
-        records `TrailQuery.as_params()`."""
-        typed = {name: str(self.data.get(name, "")) for name in self.fields} if self.is_bound else {}
-        recorded = {name: value for name, value in typed.items() if value}
-        recorded["scope"] = typed.get("scope") or DEFAULT_SCOPE.value
-        return recorded
+        records `TrailQuery.as_params()`. A field the form refused (and a scope that is not one) is recorded cut
+        at SHOWN_CHARS (`kmsconsole.core.text.recorded`: nothing but the request line bounds it); a field it took
+        is recorded whole, as a well-formed read records it (its own max_length bounds it)."""
+        if not self.is_bound:
+            return {"scope": DEFAULT_SCOPE.value}
+        refused = set(self.errors) | ({"scope"} if self.scope_error else set())
+        recorded_fields: dict[str, Any] = {}
+        for name in self.fields:
+            value = str(self.data.get(name, ""))
+            if value:
+                recorded_fields[name] = recorded(value) if name in refused else value
+        recorded_fields["scope"] = recorded_fields.get("scope") or DEFAULT_SCOPE.value
+        return recorded_fields
 
     @property
     def time_range(self) -> str:

@@ -8,11 +8,22 @@ exits, everything stops (with status 1), as there is nothing left to serve.
 
 The broker is decided here, once, and handed to the three processes: Redis when REDIS_URL answers, otherwise
 the embedded filesystem broker under KMS_DATA_DIR.
+
+Stopping: the web server runs in a process group of its own, so that its worker processes are stopped by granian
+alone, with one SIGTERM each. Ctrl-C signals the terminal's whole process group: a granian worker then received
+the terminal's SIGINT and, a moment later, granian's SIGTERM, and sometimes missed both (py-spy: its main thread
+still waiting in granian's `_main` for the shutdown event, with or without requests served, the application's own
+threads not involved; the same with a hello-world WSGI app), so it was killed after granian's kill timeout of 20 s,
+the moment `serve` gave up on granian too, which could leave that worker behind holding the port. The web server
+is told to stop by `serve` (SIGTERM), and by the kernel if `serve` itself dies (PR_SET_PDEATHSIG), so it is never
+left behind; `serve` waits longer than granian's kill timeout, so granian always reaps its workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -25,16 +36,27 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from kmsconsole.core.startup import refuse_insecure_start
-from kmsconsole.core.webserver import web_server_command
+from kmsconsole.core.webserver import WEB_WORKERS_KILL_SECONDS, web_server_command
 
 logger = logging.getLogger("kmsconsole.serve")
 
-_STOP_GRACE_SECONDS = 20
+# granian kills a worker that has not stopped after WEB_WORKERS_KILL_SECONDS (kmsconsole.core.webserver); `serve`
+# waits longer than that for the whole service, so that granian always reaps its own workers.
+_STOP_GRACE_SECONDS = WEB_WORKERS_KILL_SECONDS + 10
+_PR_SET_PDEATHSIG = 1
 # The processes started again when they exit; the delay doubles from the first to the last while they keep
 # exiting, and starts over once one has run RESTART_RESET_SECONDS.
 RESTARTED = frozenset({"worker", "beat"})
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 RESTART_RESET_SECONDS = 60.0
+
+
+def _stop_when_parent_dies() -> None:
+    """In the web server's process, before it runs: SIGTERM it when `serve` dies (Linux), as its own process group
+    no longer shares a Ctrl-C, a SIGKILL of `serve`'s group or a lost terminal with `serve`."""
+    # Not Linux: `serve` still stops it on every exit it sees.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def redis_answers(url: str) -> bool:
@@ -140,7 +162,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
 
         def start(name: str) -> None:
-            processes[name] = subprocess.Popen(commands[name], env=env, cwd=settings.BASE_DIR)  # noqa: S603 - our own interpreter and fixed arguments, no shell
+            # The web server in a group of its own: only granian signals its workers (see the module docstring).
+            alone = {"process_group": 0, "preexec_fn": _stop_when_parent_dies} if name == "web" else {}
+            processes[name] = subprocess.Popen(commands[name], env=env, cwd=settings.BASE_DIR, **alone)  # type: ignore[call-overload]  # noqa: S603 - our own interpreter and fixed arguments, no shell
             started_at[name] = time.monotonic()
 
         started_at: dict[str, float] = {}
