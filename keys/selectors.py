@@ -264,15 +264,6 @@ def _key_in(account_id: str, key_id: str, shown: str) -> Key:
     return key
 
 
-def key_in_account(key_id: str, account_id: str) -> Key | None:
-    """The key with this id in this account, or None; no authorization. Only for choosing which authorized read
-    a page makes, never for showing the key."""
-    try:
-        return _key_in(account_id, key_id, key_id)
-    except errors.NotFoundException:
-        return None
-
-
 def _alias_in(account_id: str, name: str) -> ResolvedKey:
     snapshot = current_snapshot()
     key: Key | None = None

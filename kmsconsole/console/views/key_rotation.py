@@ -15,9 +15,8 @@ from django.views.decorators.http import require_POST
 
 from grants.services.key_operations import key_type
 from keys.models import Key, KeyMaterial
-from keys.selectors import key_in_account
 from keys.services import lifecycle, rotation
-from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
+from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.views.key_tabs import TabPage, act, describe, key_params
 from kmsconsole.operations import OperationContext
 
@@ -81,8 +80,6 @@ def _rotation_page(
 ) -> HttpResponse:
     """The tab; `form` keeps what was typed in the period field, a failed `action` adds its message."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
-    if _cannot_rotate(request, key_id):
-        return _unsupported_page(request, key_id, page, status)
 
     def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool]:
         settings = rotation.key_rotation_status(ctx=ctx, key_id=key_id)
@@ -90,34 +87,17 @@ def _rotation_page(
 
     found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
     if found.code == NOT_ROTATABLE:
-        # The key changed between the look and the read (an import made it EXTERNAL): explain all the same.
-        return _unsupported_page(request, key_id, page, status)
+        described = describe(request, key_id)
+        if not described.ok:
+            return page.refuse(described)
+        key = described.value
+        context = {"key": key, "key_described": True, "rotatable": False, "kind": key_type(key)}
+        return page.render(context, status=status)
     if not found.ok:
         return page.refuse(found)
     settings, key_described = found.value
     context = _rotatable_context(request, key_id, settings, form)
     return page.render({**context, "key_described": key_described}, status=status)
-
-
-def _cannot_rotate(request: HttpRequest, key_id: str) -> bool:
-    """Whether the key (of the caller's account) is one whose rotation status AWS refuses to give
-    (UnsupportedOperationException): asymmetric, HMAC and imported keys. Such a tab does not ask for it, as the
-    README promises, so a plain visit writes no failed GetKeyRotationStatus event that the overview would then
-    count among refusals and failures. What the tab shows for them comes from DescribeKey, the tab's one
-    authorized read. An unknown key goes the usual way, to the read that says so."""
-    caller = console_caller(request)
-    key = key_in_account(key_id, caller.account_id) if caller is not None else None
-    return key is not None and not key.rotatable
-
-
-def _unsupported_page(request: HttpRequest, key_id: str, page: TabPage, status: int) -> HttpResponse:
-    """The explanation for a key that cannot rotate, from DescribeKey (which also gives the page's header)."""
-    described = describe(request, key_id)
-    if not described.ok:
-        return page.refuse(described)
-    key = described.value
-    context = {"key": key, "key_described": True, "rotatable": False, "kind": key_type(key)}
-    return page.render(context, status=status)
 
 
 def _rotatable_context(
