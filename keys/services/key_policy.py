@@ -15,6 +15,7 @@ from keys.services.access import (
     request_condition_values,
 )
 from kmsconsole.core import errors
+from kmsconsole.core.text import listed
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.authorization import ensure_no_lockout, gained_uses
@@ -59,12 +60,21 @@ def missing_principals(ctx: OperationContext, arns: Sequence[str]) -> MissingPri
     )
 
 
-def missing_principal_message(arn: str, where: str = "") -> str:
-    """AWS's refusal of a policy naming a principal that does not exist, with the principal named (and `where`,
-    e.g. which statement): what the console may tell about a principal of the caller's own account
-    (`missing_principals`); the KMS endpoint keeps AWS's words, which name none."""
+def missing_principal_message(arns: Sequence[str], where: str = "") -> str:
+    """AWS's refusal of a policy naming a principal that does not exist, with the principals named ("X does not
+    exist", "X and Y do not exist") and `where` (e.g. which statement): what the console may tell about principals
+    of the caller's own account (`missing_principals`); the KMS endpoint keeps AWS's words, which name none."""
     place = f" ({where})" if where else ""
-    return f"{engine.INVALID_PRINCIPALS_MESSAGE} {arn} does not exist{place}."
+    verb = "does" if len(arns) == 1 else "do"
+    return f"{engine.INVALID_PRINCIPALS_MESSAGE} {listed(arns)} {verb} not exist{place}."
+
+
+def missing_principal_messages(missing: MissingPrincipals) -> list[str]:
+    """What the console says of `missing` in one place: the caller's own account's missing principals named in
+    one sentence, and AWS's words alone (naming none) when one of another account is missing too, as the key
+    policy editor marks it (`kmsconsole.console.policy_check`)."""
+    named = [missing_principal_message(sorted(missing.here))] if missing.here else []
+    return named + ([engine.INVALID_PRINCIPALS_MESSAGE] if missing.elsewhere else [])
 
 
 def parsed_for_write(document: str, *, stored: bool = False) -> engine.Policy:

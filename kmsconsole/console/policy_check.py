@@ -220,7 +220,7 @@ def _missing_principal_errors(
         problems.append(
             _error(
                 line_column(text, offset),
-                missing_principal_message(value, f"statement {statement.label}"),
+                missing_principal_message([value], f"statement {statement.label}"),
             )
         )
     if missing.elsewhere:  # AWS's words, naming none, at the same place whichever is missing

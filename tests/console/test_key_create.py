@@ -20,6 +20,7 @@ from tests.api.conftest import make_key
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 
+INVALID = "Policy contains a statement with one or more invalid principals."
 pytestmark = pytest.mark.django_db
 
 CREATE = reverse("console:key-create")
@@ -487,3 +488,23 @@ def test_a_principal_of_ones_own_account_that_does_not_exist_is_named(
     assert (
         refused.context["create_error"] == "Policy contains a statement with one or more invalid principals."
     )
+
+
+def test_several_missing_principals_are_named_together_and_another_accounts_is_told(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """Two missing principals of the caller's own account are named in one sentence, and a missing one of another
+    account adds AWS's words (naming none), as the key policy editor marks them. The audit event keeps what
+    CreateKey answered, not the console's wording."""
+    account = admin.arn.split(":")[4]
+    first, second = f"arn:aws:iam::{account}:user/nobody-a", f"arn:aws:iam::{account}:user/nobody-b"
+    elsewhere = "arn:aws:iam::999988887777:user/nobody"
+    client = console(admin)
+    review = walk_to_review(
+        client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": f"{second} {elsewhere} {first}"}, {}
+    )
+    refused = create_refused(client, review, 400)
+    assert refused.context["create_error"] == (f"{INVALID} {first} and {second} do not exist. {INVALID}")
+    [event] = audit_events("CreateKey")
+    assert event.decision == "failed" and event.error_code == "MalformedPolicyDocumentException"
+    assert event.error_message == INVALID

@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.services import aliases, lifecycle
-from keys.services.key_policy import missing_principal_message, missing_principals
+from keys.services.key_policy import MissingPrincipals, missing_principal_messages, missing_principals
 from keys.tag_rules import tags_from_request
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
@@ -379,20 +379,15 @@ def key_create(request: HttpRequest) -> HttpResponse:
     return _render(request, step + 1, state)
 
 
-def _name_missing_principals(
+def _missing_principals_of(
     ctx: OperationContext, state: dict[str, Any], refused: errors.MalformedPolicyDocumentException
-) -> None:
-    """AWS's refusal of a policy naming a principal that does not exist names none; as in the key policy editor,
-    the one missing of the caller's own account is named (`missing_principals`: another account's stays
-    unnamed). Asked only once CreateKey has authorized the caller and refused the policy, so it tells no more
-    than the editor would."""
+) -> MissingPrincipals | None:
+    """AWS's refusal of a policy naming a principal that does not exist names none; the key policy editor names
+    those of the caller's own account (`missing_principals`: another account's stay unnamed). Asked only once
+    CreateKey has authorized the caller and refused the policy, so it tells no more than the editor would."""
     if engine.INVALID_PRINCIPALS_MESSAGE not in refused.message:
-        return
-    missing = missing_principals(ctx, [*state.get("admins", []), *state.get("users", [])])
-    if missing.here:
-        raise errors.MalformedPolicyDocumentException(
-            " ".join(missing_principal_message(arn) for arn in sorted(missing.here))
-        ) from refused
+        return None
+    return missing_principals(ctx, [*state.get("admins", []), *state.get("users", [])])
 
 
 def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
@@ -406,6 +401,10 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
     tags = [{"TagKey": name, "TagValue": value} for name, value in state.get("tags", [])]
     alias = state.get("alias", "")
 
+    # What CreateKey's refused policy is missing, asked inside CreateKey (authorized); worded after it, so the
+    # audit event keeps what the service answered.
+    missing: list[MissingPrincipals] = []
+
     def work(ctx: OperationContext) -> Key:
         try:
             key = lifecycle.key_create(
@@ -417,7 +416,8 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
                 tags=tags,
             )
         except errors.MalformedPolicyDocumentException as exc:
-            _name_missing_principals(ctx, state, exc)
+            found = _missing_principals_of(ctx, state, exc)
+            missing.extend([found] if found is not None else [])
             raise
         if alias:
             aliases.check_alias_for_new_key(ctx=ctx, key=key, alias_name=alias)
@@ -435,12 +435,13 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
         lockout = (
             outcome.code == "MalformedPolicyDocumentException" and engine.LOCKOUT_MESSAGE in outcome.error
         )
+        named = [message for found in missing for message in missing_principal_messages(found)]
         return _render(
             request,
             REVIEW,
             state,
             status=error_status(outcome.code),
-            create_error=outcome.error,
+            create_error=" ".join(named) or outcome.error,
             lockout=lockout,
             alias_taken=outcome.code == "AlreadyExistsException",
         )
