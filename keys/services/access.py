@@ -16,8 +16,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from django.db.models import Q
-
 from grants.selectors import (
     INTEGRATED_SERVICE_KEYS,
     caller_grants,
@@ -33,9 +31,10 @@ from keys.selectors import (
     key_tags,
     resolve_key,
 )
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
-from kmsconsole.operations import KEY_USE_OPERATIONS, OPERATIONS, OperationContext
+from kmsconsole.operations import OPERATIONS, OperationContext
 from policies import engine
 from policies.authorization import (
     authorize,
@@ -47,23 +46,6 @@ from policies.authorization import (
 logger = logging.getLogger(__name__)
 
 Named = TypeVar("Named")
-
-PENDING_DELETION_USE = "use of a key pending deletion"
-# A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
-# cryptographic use (a key administrator making itself a key user).
-SELF_GRANTED_USE = "gave itself use of the key"
-
-
-def notable_events(value: str) -> Q:
-    """The events that carry the mark `value`, as every reader asks for them (the notable panels, the overview,
-    the trail's "notable" filter).
-
-    The mark is chained, so events written before only uses were marked (when a refused ScheduleKeyDeletion on a
-    key already pending deletion was marked as well) cannot be corrected in place: a use of a key pending
-    deletion is also asked to be of an operation that uses a key, which leaves those out on every reader."""
-    if value == PENDING_DELETION_USE:
-        return Q(notable=value, operation__in=KEY_USE_OPERATIONS)
-    return Q(notable=value)
 
 
 def authorize_on_key(

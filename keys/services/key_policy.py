@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
 from keys.services.access import (
-    SELF_GRANTED_USE,
     KeyQuestions,
     key_for,
     key_for_write_naming,
     request_condition_values,
 )
+from kmsconsole.audit.marks import SELF_GRANTED_USE
 from kmsconsole.core import errors
 from kmsconsole.core.text import listed
 from kmsconsole.operations import OperationContext

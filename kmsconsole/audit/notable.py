@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
-from keys.services.access import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
+from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 
 ROWS = 5

@@ -19,8 +19,8 @@ from django.db.models import Q, QuerySet
 
 from keys.models import Alias, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
-from keys.services.access import notable_events
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
+from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches

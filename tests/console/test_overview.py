@@ -22,10 +22,10 @@ from grants.services.creation import grant_create
 from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
 from keys.services import aliases, crypto, deletion, lifecycle, rotation
-from keys.services.access import PENDING_DELETION_USE
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api.authentication import user_caller
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.views.overview import OVERVIEW_KEYS, PANEL_ROWS, time_left
 from kmsconsole.core import errors

@@ -39,10 +39,11 @@ from django.views.decorators.http import require_safe
 
 from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
-from keys.services.access import PENDING_DELETION_USE, KeyQuestions, notable_events
+from keys.services.access import KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
+from kmsconsole.audit.marks import PENDING_DELETION_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
 from kmsconsole.audit.scope import Scope
