@@ -18,6 +18,7 @@ from django.utils import timezone
 from keys.models import DeletedKey, Key, KeyMaterial, KeyState
 from keys.services import deletion, lifecycle
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.operations import KEY_USE_OPERATIONS
 from tests.conftest import WorkerProcesses, as_operator
 from tests.rows import update_sealed
 
@@ -85,6 +86,29 @@ def test_using_a_key_pending_deletion_is_refused_and_notable(
     )
     event = AuditEvent.objects.filter(operation="Encrypt").get()
     assert (event.decision, event.notable) == ("failed", "use of a key pending deletion")
+
+
+def test_the_operations_that_use_a_key_are_declared() -> None:
+    """Which refusals on a key pending deletion are uses (the mark, every reader of it): declared one by one in
+    the operation table, so a new operation is a use only when it says so."""
+    assert KEY_USE_OPERATIONS == {
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "Sign",
+        "Verify",
+        "GenerateMac",
+        "VerifyMac",
+        "GetPublicKey",
+        "DeriveSharedSecret",
+        "Encapsulate",
+        "Decapsulate",
+        "CreateGrant",
+    }
 
 
 def test_a_day_can_be_shortened_for_demos(
