@@ -11,6 +11,7 @@ from functools import cache
 from keys.crypto import AWS_KEY_SPEC_USAGES, SUPPORTED_KEY_SPECS, KeySpec, KeyUsage
 from keys.crypto.specs import ASYMMETRIC_KEY_SPECS, HMAC_KEY_SPECS
 from kmsconsole.awskms.model import operation_model
+from kmsconsole.core.text import with_article
 
 USAGE_LABELS = {
     KeyUsage.ENCRYPT_DECRYPT: "Encrypt and decrypt",
@@ -39,9 +40,8 @@ class KeyType:
 
     @property
     def with_article(self) -> str:
-        """ "a symmetric", "an asymmetric", "an HMAC" (said aitch-mac)."""
-        article = "an" if self.in_sentence.startswith(("a", "e", "i", "o", "u", "HMAC")) else "a"
-        return f"{article} {self.in_sentence}"
+        """ "a symmetric", "an asymmetric", "an HMAC"."""
+        return with_article(self.in_sentence)
 
     @property
     def spec_options(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

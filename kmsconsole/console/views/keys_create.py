@@ -25,6 +25,7 @@ from keys.services import aliases, lifecycle
 from keys.services.key_policy import MissingPrincipals, missing_principal_messages, missing_principals
 from keys.tag_rules import tags_from_request
 from kmsconsole.api import reads
+from kmsconsole.console.alias_names import TOO_LONG, alias_name_problem
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
 from kmsconsole.console.views.keys import error_status
 from kmsconsole.console.views.keys_catalog import (
@@ -90,7 +91,12 @@ class KeyTypeForm(forms.Form):
 
 
 class LabelsForm(forms.Form):
-    alias = forms.CharField(label="Alias", required=False, max_length=aliases.ALIAS_NAME_MAX_LENGTH)
+    alias = forms.CharField(
+        label="Alias",
+        required=False,
+        max_length=aliases.ALIAS_NAME_MAX_LENGTH,
+        error_messages={"max_length": TOO_LONG},
+    )
     description = forms.CharField(
         label="Description",
         required=False,
@@ -121,7 +127,7 @@ class LabelsForm(forms.Form):
             return ""
         if not name.startswith(aliases.ALIAS_PREFIX):
             name = aliases.ALIAS_PREFIX + name
-        problem = aliases.alias_name_problem(name)
+        problem = alias_name_problem(name)
         if problem:
             raise forms.ValidationError(problem)
         return name
