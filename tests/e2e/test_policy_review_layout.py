@@ -32,6 +32,8 @@ def test_the_access_table_of_adding_a_key_user_fits_its_card(
     card = page.locator("#access-diff").bounding_box()
     tables = page.locator("#access-diff table")
     assert card is not None and tables.count() >= 1
+    # The card itself stays within the window: no sideways scrolling at a laptop's width.
+    assert card["x"] >= 0 and card["x"] + card["width"] <= WIDTH, card
     for index in range(tables.count()):
         table = tables.nth(index).bounding_box()
         assert table is not None
