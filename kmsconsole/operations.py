@@ -58,6 +58,12 @@ class Operation:
     # Its work commits in batches of its own, outside the operation's transaction (it may touch every row), and
     # its event is written on its own at the end (a re-seal). Only for work that is safe to stop halfway.
     commits_in_batches: bool = False
+    # Whether a request of it is someone using the key rather than managing it: the cryptographic operations
+    # (GetPublicKey too: its answer is used to encrypt or verify outside KMS) and CreateGrant (how integrated
+    # services such as EBS take up a key). A refusal of one of them on a key pending deletion is what "something
+    # still depends on this key" means (kmsconsole.audit.marks); a management call (ScheduleKeyDeletion again,
+    # EnableKey, a rotation setting) is someone looking after the key, not depending on it.
+    uses_key: bool = False
 
     @property
     def cacheable(self) -> bool:
@@ -76,9 +82,16 @@ _USE = KeyStates.USABLE
 
 
 def _crypto(name: str, resolution: KeyResolution = _ANY_ID) -> Operation:
-    """A cryptographic operation: grantable, cross-account, needs an Enabled key."""
+    """A cryptographic operation: grantable, cross-account, needs an Enabled key, a use of the key."""
     return Operation(
-        name, f"kms:{name}", resolution, grantable=True, read_only=True, key_states=_USE, cross_account=True
+        name,
+        f"kms:{name}",
+        resolution,
+        grantable=True,
+        read_only=True,
+        key_states=_USE,
+        cross_account=True,
+        uses_key=True,
     )
 
 
@@ -163,6 +176,7 @@ OPERATIONS: dict[str, Operation] = {
             grantable=True,
             key_states=_USE,
             cross_account=True,
+            uses_key=True,
             secret_response_fields=frozenset({"GrantToken"}),
         ),
         Operation("ListGrants", "kms:ListGrants", _ID, read_only=True, cross_account=True),
@@ -296,6 +310,8 @@ OPERATIONS: dict[str, Operation] = {
         ),
     )
 }
+# The operations whose refusal on a key pending deletion is a use of it (Operation.uses_key).
+KEY_USE_OPERATIONS = frozenset(name for name, op in OPERATIONS.items() if op.uses_key)
 
 
 OPERATOR_ONLY_REASON = (

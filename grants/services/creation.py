@@ -22,7 +22,8 @@ from grants.services.principals import _check_principals_exist, normalize_princi
 from grants.services.propagation import _propagate_after_commit
 from grants.tokens import issue_token
 from keys.models import Key
-from keys.services.access import SELF_GRANTED_USE, key_for_write_naming
+from keys.services.access import key_for_write_naming
+from kmsconsole.audit.marks import SELF_GRANTED_USE
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine

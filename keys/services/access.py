@@ -31,6 +31,7 @@ from keys.selectors import (
     key_tags,
     resolve_key,
 )
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors
 from kmsconsole.operations import OPERATIONS, OperationContext
@@ -45,11 +46,6 @@ from policies.authorization import (
 logger = logging.getLogger(__name__)
 
 Named = TypeVar("Named")
-
-PENDING_DELETION_USE = "use of a key pending deletion"
-# A principal that gave itself use of a key: a key policy change or a grant by which the caller itself gains
-# cryptographic use (a key administrator making itself a key user).
-SELF_GRANTED_USE = "gave itself use of the key"
 
 
 def authorize_on_key(
@@ -446,7 +442,8 @@ def check_state(ctx: OperationContext, key: Key) -> None:
     try:
         check_key_state(key, ctx.operation)
     except errors.KMSInvalidStateException:
-        if key.state == KeyState.PENDING_DELETION:
-            # AWS users alarm on exactly this: something still depends on a key that is about to disappear.
+        if key.state == KeyState.PENDING_DELETION and ctx.operation.uses_key:
+            # AWS users alarm on exactly this: something still depends on a key that is about to disappear. Only
+            # a use counts: a second ScheduleKeyDeletion or an EnableKey refused here is its administrator at work.
             ctx.audit.notable = PENDING_DELETION_USE
         raise

@@ -20,6 +20,7 @@ InvalidAliasNameException (the modeled alias-name error) and RESERVED_PREFIX_MES
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
@@ -31,13 +32,20 @@ from keys.services.access import authorize_on_key, key_for
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import list_limit, page
 from kmsconsole.core.rowmac import locked_and_checked
+from kmsconsole.core.text import with_article
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
 ALIAS_PREFIX = "alias/"
 RESERVED_PREFIX = "alias/aws/"
 ALIAS_NAME_MAX_LENGTH = 256
-ALIAS_NAME_PATTERN = "^[a-zA-Z0-9:/_-]+$"
+# The characters KMS accepts in an alias name, as a regular-expression class without its brackets ('-' last, so
+# literal): letters, digits, /, _ and -. AWS's model pattern admits ':' as well, which KMS refuses
+# (`check_alias_name`); the pattern is written as AWS's messages quote it.
+_LETTERS_AND_DIGITS = "a-zA-Z0-9"
+_MARKS = "/_-"
+ALIAS_NAME_CHARACTERS = _LETTERS_AND_DIGITS + _MARKS
+ALIAS_NAME_PATTERN = f"^[{_LETTERS_AND_DIGITS}:{_MARKS}]+$"
 # Customer aliases per key (kms-spec §12.1; adjustable on AWS, fixed here).
 ALIASES_PER_KEY = 50
 # ListAliases' Limit: AWS accepts 1-100 (the shared model type says 1-1000) and defaults to 50.
@@ -65,7 +73,7 @@ def check_alias_name(name: str) -> None:
     if name == ALIAS_PREFIX:
         raise errors.InvalidAliasNameException(EMPTY_NAME_MESSAGE)
     # The pattern admits ':', but KMS refuses it in alias names (as AWS-compatible emulators record).
-    if ":" in name:
+    if not re.fullmatch(f"[{ALIAS_NAME_CHARACTERS}]+", name):
         raise errors.ValidationException(f"{name} contains invalid characters for an alias")
 
 
@@ -111,10 +119,12 @@ def _key_type(key: Key) -> str:
 
 
 def _check_compatible(alias: Alias, *, old: Key, new: Key) -> None:
+    # This service's own sentence: AWS's reference gives no wording for this refusal (kms-spec §9.1).
     if _key_type(old) != _key_type(new) or old.key_usage != new.key_usage:
         raise errors.ValidationException(
-            f"Alias {alias.arn} cannot be moved from a {_key_type(old)} {old.key_usage} key to a "
-            f"{_key_type(new)} {new.key_usage} key: the new key must be of the same type and key usage."
+            f"Alias {alias.arn} cannot be moved from {with_article(_key_type(old))} {old.key_usage} key to "
+            f"{with_article(_key_type(new))} {new.key_usage} key: the new key must be of the same type and key "
+            "usage."
         )
 
 

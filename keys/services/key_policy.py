@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from keys.models import Key, KeyPolicyVersion
 from keys.selectors import key_tags
 from keys.services.access import (
-    SELF_GRANTED_USE,
     KeyQuestions,
     key_for,
     key_for_write_naming,
     request_condition_values,
 )
+from kmsconsole.audit.marks import SELF_GRANTED_USE
 from kmsconsole.core import errors
+from kmsconsole.core.text import listed
 from kmsconsole.operations import OperationContext
 from policies import engine
 from policies.authorization import ensure_no_lockout, gained_uses
@@ -57,6 +58,23 @@ def missing_principals(ctx: OperationContext, arns: Sequence[str]) -> MissingPri
         here=frozenset(arn for arn in named if arn in missing),
         elsewhere=any(arn in missing for arn in unique if arn not in named),
     )
+
+
+def missing_principal_message(arns: Sequence[str], where: str = "") -> str:
+    """AWS's refusal of a policy naming a principal that does not exist, with the principals named ("X does not
+    exist", "X and Y do not exist") and `where` (e.g. which statement): what the console may tell about principals
+    of the caller's own account (`missing_principals`); the KMS endpoint keeps AWS's words, which name none."""
+    place = f" ({where})" if where else ""
+    verb = "does" if len(arns) == 1 else "do"
+    return f"{engine.INVALID_PRINCIPALS_MESSAGE} {listed(arns)} {verb} not exist{place}."
+
+
+def missing_principal_messages(missing: MissingPrincipals) -> list[str]:
+    """What the console says of `missing` in one place: the caller's own account's missing principals named in
+    one sentence, and AWS's words alone (naming none) when one of another account is missing too, as the key
+    policy editor marks it (`kmsconsole.console.policy_check`)."""
+    named = [missing_principal_message(sorted(missing.here))] if missing.here else []
+    return named + ([engine.INVALID_PRINCIPALS_MESSAGE] if missing.elsewhere else [])
 
 
 def parsed_for_write(document: str, *, stored: bool = False) -> engine.Policy:

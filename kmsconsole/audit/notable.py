@@ -1,6 +1,7 @@
 """The notable-events panel: what an auditor should look at first, from the trail itself.
 
-- uses of keys pending deletion (the service marks them `notable` when it refuses them);
+- uses of keys pending deletion (the service marks them `notable` when it refuses them; only operations that use
+  a key, `Operation.uses_key`);
 - refusals on a key soon after its key policy changed (a policy edit that broke someone's access);
 - grants created by principals the operator bound to an integrated service;
 - key policies set with the lockout safety check bypassed;
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
-from keys.services.access import PENDING_DELETION_USE, SELF_GRANTED_USE
+from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 
 ROWS = 5
@@ -60,7 +61,7 @@ def pending_deletion_uses(events: QuerySet[AuditEvent]) -> NotableSection:
         "pending-deletion",
         "Uses of keys pending deletion",
         "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it.",
-        _newest(events.filter(notable=PENDING_DELETION_USE)),
+        _newest(events.filter(notable_events(PENDING_DELETION_USE))),
         {"notable": PENDING_DELETION_USE},
     )
 
@@ -71,7 +72,7 @@ def self_granted_uses(events: QuerySet[AuditEvent]) -> NotableSection:
         "Principals that gave themselves use of a key",
         "A key policy change or a grant by which its author became able to use the key (a key administrator "
         "making itself a key user): check that it was meant.",
-        _newest(events.filter(notable=SELF_GRANTED_USE)),
+        _newest(events.filter(notable_events(SELF_GRANTED_USE))),
         {"notable": SELF_GRANTED_USE},
     )
 

@@ -43,6 +43,7 @@ from typing import Any
 from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.expressions import Expression
 
+from kmsconsole.audit.marks import shown_notable
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
 
@@ -213,14 +214,17 @@ def shown_event(event: AuditEvent, account_id: str, scope: Scope = Scope.CALLER)
         scope=scope,
     )
     access_key_id = "" if scope is Scope.KEY_OWNER else event.access_key_id
-    if (shown.reason, shown.decided_by, access_key_id) == (
+    notable = shown_notable(event.notable, event.operation)
+    if (shown.reason, shown.decided_by, access_key_id, notable) == (
         event.reason,
         event.decided_by,
         event.access_key_id,
+        event.notable,
     ):
         return event
     changed = copy.copy(event)
     changed.reason, changed.decided_by, changed.access_key_id = shown.reason, shown.decided_by, access_key_id
+    changed.notable = notable
     return changed
 
 
@@ -236,13 +240,21 @@ def shown_values(values: dict[str, Any], account_id: str, scope: Scope = Scope.C
         scope=scope,
     )
     access_key_id = "" if scope is Scope.KEY_OWNER else values["access_key_id"]
-    if (shown.reason, shown.decided_by, access_key_id) == (
+    notable = shown_notable(values["notable"], values["operation"])
+    if (shown.reason, shown.decided_by, access_key_id, notable) == (
         values["reason"],
         values["decided_by"],
         values["access_key_id"],
+        values["notable"],
     ):
         return values
-    return {**values, "reason": shown.reason, "decided_by": shown.decided_by, "access_key_id": access_key_id}
+    return {
+        **values,
+        "reason": shown.reason,
+        "decided_by": shown.decided_by,
+        "access_key_id": access_key_id,
+        "notable": notable,
+    }
 
 
 # --- The same rule in SQL, for the charts and the filter ----------------------------------------------------------

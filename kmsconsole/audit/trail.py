@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from keys.models import Alias, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
+from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches
@@ -235,9 +236,10 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         "decision": query.decision,
         "error_code": query.error_code,
         "source_ip": query.source_ip,
-        "notable": query.notable,
     }
     events = events.filter(**{name: value for name, value in exact.items() if value})
+    if query.notable:
+        events = events.filter(notable_events(query.notable))
     if query.decided_by:
         events = events.filter(decided_by_matches(query.decided_by, trail.account_id, query.scope))
     if query.request_id:

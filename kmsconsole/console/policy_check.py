@@ -30,7 +30,12 @@ from django.http import HttpRequest
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.selectors import key_tags
-from keys.services.key_policy import check_no_lockout, missing_principals, validate_key_policy
+from keys.services.key_policy import (
+    check_no_lockout,
+    missing_principal_message,
+    missing_principals,
+    validate_key_policy,
+)
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
@@ -215,7 +220,7 @@ def _missing_principal_errors(
         problems.append(
             _error(
                 line_column(text, offset),
-                f"{engine.INVALID_PRINCIPALS_MESSAGE} {value} does not exist (statement {statement.label}).",
+                missing_principal_message([value], f"statement {statement.label}"),
             )
         )
     if missing.elsewhere:  # AWS's words, naming none, at the same place whichever is missing

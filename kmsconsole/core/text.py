@@ -1,8 +1,10 @@
 """How a long value a caller typed is shortened where it is repeated: in a message, on a page, in an audit event.
-One limit and one way, wherever the meaning is the same."""
+One limit and one way, wherever the meaning is the same. And the few ways a sentence of this service is put
+together in plain English (a list of names, an article)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # The longest a value typed in is repeated as it is: AWS's model validation echoes at most this many characters of a
@@ -29,3 +31,13 @@ def recorded(text: str, limit: int = SHOWN_CHARS) -> str | dict[str, Any]:
     if len(text) <= limit:
         return text
     return {CUT: text[:limit], "length": len(text)}
+
+
+def listed(items: Sequence[str]) -> str:
+    """The items as a sentence lists them: "X", "X and Y", "X, Y and Z"."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), *items[-1:]]))
+
+
+def with_article(words: str) -> str:
+    """`words` after "a" or "an" as said aloud: "a symmetric", "an asymmetric", "an HMAC" (aitch-mac)."""
+    return f"{'an' if words.startswith(('a', 'e', 'i', 'o', 'u', 'HMAC')) else 'a'} {words}"

@@ -468,9 +468,12 @@ def _deleters(
                 "key (kms:ScheduleKeyDeletion). Once deleted, everything encrypted under it is lost."
             ),
             fix=(
-                'Remove kms:ScheduleKeyDeletion from this statement (in the console: untick "Allow key '
-                'administrators to delete this key"), so that deletion needs the account root or a break-glass '
-                "role, or require MFA with the condition aws:MultiFactorAuthPresent."
+                # Said where the finding is shown (the key policy editor, the findings list, the API): the
+                # create-key wizard's "Allow key administrators to delete this key" box is not there, and the
+                # policy's people view changes who, not which actions.
+                "Remove kms:ScheduleKeyDeletion from this statement's Action list (in the console: the key "
+                "policy's JSON document), so that deletion needs the account root or a break-glass role, or "
+                "require MFA with the condition aws:MultiFactorAuthPresent."
             ),
             statement_index=group.statement.index,
             sid=group.statement.sid,

@@ -86,6 +86,16 @@ def test_a_reader_sees_the_trail_and_the_read_is_audited_with_its_filters(
     assert query["decision"] == "denied" and "since" in query
 
 
+def test_the_count_of_matching_events_is_a_sentence(
+    console: Callable[..., Client], admin: Persona, seeded: AuditEvent
+) -> None:
+    client = console(admin)
+    denied = {"decision": "denied", "range": "7d"}
+    assert "<strong>1</strong> event matches." in client.get(TRAIL, denied).content.decode()
+    add(operation="Encrypt", decision="denied", reason="denied: nothing", decided_by="", caller_arn=ALICE)
+    assert "<strong>2</strong> events match." in client.get(TRAIL, denied).content.decode()
+
+
 def test_the_first_visit_shows_the_last_24_hours(console: Callable[..., Client], admin: Persona) -> None:
     response = console(admin).get(TRAIL)
     assert response.status_code == 200

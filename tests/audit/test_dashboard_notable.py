@@ -3,19 +3,26 @@ created by integrated services, and key policies set with the lockout check bypa
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from grants.models import IntegratedService
-from keys.services.access import PENDING_DELETION_USE
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.notable import notable_sections
-from tests.audit.dashboard_support import ACCOUNT, ALICE, BOB, KEY_1, KEY_2, append, event_values
+from kmsconsole.audit.trail import TrailFilter, TrailQuery, narrowed
+from policies.models import Account
+from tests.api.conftest import client_with, token_for
+from tests.audit.dashboard_support import ACCOUNT, ALICE, BOB, KEY_1, KEY_2, add, append, event_values
 from tests.conftest import Persona
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +55,68 @@ def test_uses_of_keys_pending_deletion() -> None:
         event_values(decision="failed", error_code="KMSInvalidStateException"),
     )
     assert sections()["pending-deletion"] == [(used, "")]
+
+
+def test_a_management_call_refused_on_a_key_pending_deletion_is_not_a_use() -> None:
+    """Events written when a repeated ScheduleKeyDeletion was marked as a use: the mark is chained and stays, so
+    the readers leave them out (the panel, and the trail's notable filter the panel links to)."""
+    (use, _, _) = seqs(
+        event_values(decision="failed", error_code="KMSInvalidStateException", notable=PENDING_DELETION_USE),
+        *(
+            event_values(
+                operation=operation,
+                decision="failed",
+                error_code="KMSInvalidStateException",
+                notable=PENDING_DELETION_USE,
+            )
+            for operation in ("ScheduleKeyDeletion", "EnableKey")
+        ),
+    )
+    assert sections()["pending-deletion"] == [(use, "")]
+    query = TrailQuery(notable=PENDING_DELETION_USE)
+    found = narrowed(AuditEvent.objects.all(), TrailFilter(query=query, account_id=ACCOUNT))
+    assert [event.seq for event in found] == [use]
+
+
+def test_every_reader_shows_an_old_mark_on_a_management_call_as_none(
+    admin: Persona, console: Callable[..., Client]
+) -> None:
+    """The page's list, an event's page, the REST API and both exports show an old "use of a key pending deletion"
+    mark on a refused ScheduleKeyDeletion as no mark at all, as the panel and the filter leave it out; a real
+    use keeps its mark."""
+    refused = {
+        "decision": "failed",
+        "error_code": "KMSInvalidStateException",
+        "notable": PENDING_DELETION_USE,
+    }
+    management = add(operation="ScheduleKeyDeletion", **refused)
+    use = add(**refused)
+    assert AuditEvent.objects.get(pk=management.pk).notable == PENDING_DELETION_USE  # stored, chained, kept
+    client = console(admin)
+    listed = client.get(reverse("console:audit"), {"scope": "caller"}).content.decode()
+    assert listed.count(f'<span class="badge failed">{PENDING_DELETION_USE}</span>') == 1
+    old_page = client.get(reverse("console:audit-event", args=[management.event_id])).content.decode()
+    assert PENDING_DELETION_USE not in old_page
+    assert (
+        PENDING_DELETION_USE
+        in client.get(reverse("console:audit-event", args=[use.event_id])).content.decode()
+    )
+    csv_rows = list(csv.DictReader(io.StringIO(_body(client.get(reverse("console:audit-export-csv"))))))
+    jsonl_rows = [
+        json.loads(line) for line in _body(client.get(reverse("console:audit-export-jsonl"))).splitlines()
+    ]
+    api = client_with(token_for(Account.objects.get(account_id=ACCOUNT), "admin"))
+    api_rows = api.get("/api/v1/audit-events").json()["results"]
+    api_one = api.get(f"/api/v1/audit-events/{management.event_id}").json()
+    for rows in (csv_rows, jsonl_rows, api_rows, [api_one]):
+        marks = {row["event_id"]: row["notable"] for row in rows}
+        assert marks[str(management.event_id)] == ""
+        if rows is not api_one:
+            assert marks.get(str(use.event_id), PENDING_DELETION_USE) == PENDING_DELETION_USE
+
+
+def _body(response: Any) -> str:
+    return b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
 
 
 def test_refusals_soon_after_a_policy_change_on_the_same_key() -> None:

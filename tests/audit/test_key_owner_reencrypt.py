@@ -16,8 +16,8 @@ from django.test import Client
 
 from keys.models import Key
 from keys.services import crypto, deletion, key_policy, lifecycle
-from keys.services.access import PENDING_DELETION_USE
 from kmsconsole.audit.derived import reindex as reindex_key_owners
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import (
     Scope,

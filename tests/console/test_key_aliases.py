@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 
-from keys.models import Alias, Key
+from keys.models import Alias, Key, alias_arn
 from keys.services import aliases
+from kmsconsole.core import errors
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.key_tab_helpers import assert_signin_redirect, make_key, snapshot, url
@@ -67,10 +71,14 @@ def test_create_alias(admin: Persona, console: Callable[..., Client]) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("alias/bad name!", "regular expression pattern"),
-        ("orders", "Alias must start with the prefix"),
-        ("alias/aws/mine", "reserved for AWS managed keys"),
-        ("alias/", "must include a name after the"),
+        (
+            "alias/bad name!",
+            "An alias name may contain only letters, digits, /, _ and -, not spaces, &quot;!&quot;.",
+        ),
+        ("alias/a:b", "An alias name may contain only letters, digits, /, _ and -, not &quot;:&quot;."),
+        ("orders", "An alias name starts with &quot;alias/&quot;."),
+        ("alias/aws/mine", "Names starting with &quot;alias/aws/&quot; are reserved for AWS managed keys."),
+        ("alias/", "Write a name after &quot;alias/&quot;."),
         ("", "Enter a name for the alias"),
         ("alias/taken", "already exists"),
     ],
@@ -87,6 +95,41 @@ def test_bad_alias_names_are_refused_inline(
     assert message in page and 'class="field-error"' in page
     assert f'value="{name}"' in page or not name
     assert snapshot() == before
+    # The service refused it, and its event keeps the service's own answer (the words are the console's).
+    events = audit_events("CreateAlias")
+    if name:
+        assert [(event.decision, event.error_message) for event in events] == [
+            ("failed", service_answer(name))
+        ]
+    else:
+        assert events == []
+
+
+def service_answer(name: str) -> str:
+    """What the service answers for `name`: the refusal of a name already taken, or of the name itself."""
+    if Alias.objects.filter(name=name).exists():
+        return f"An alias with the name {alias_arn(settings.KMS_ACCOUNT_ID, name)} already exists"
+    with pytest.raises(errors.KmsError) as refused:
+        aliases.check_alias_name(name)
+    return refused.value.message
+
+
+@pytest.mark.parametrize("name", ["alias/has space", "alias/a:b", "alias/aws/mine", "alias/" + "n" * 251])
+def test_the_aliases_tab_and_the_create_key_wizard_word_a_bad_name_alike(
+    admin: Persona, console: Callable[..., Client], name: str
+) -> None:
+    client = console(admin)
+    tab = client.post(url("key-alias-create", make_key()), {"alias_name": name}).content.decode()
+    create = reverse("console:key-create")
+    first = client.get(create)
+    second = client.post(create, {"wizard": first.context["wizard"], "step": 1, "key_type": "symmetric"})
+    wizard = client.post(
+        create, {"wizard": second.context["wizard"], "step": 2, "alias": name}
+    ).content.decode()
+    field_error = r'class="field-error"[^>]*>(.*?)</p>'
+    assert (
+        re.findall(field_error, tab) == re.findall(field_error, wizard[wizard.index('id="id_alias"') :])[:1]
+    )
 
 
 def test_delete_asks_to_confirm_then_deletes(admin: Persona, console: Callable[..., Client]) -> None:

@@ -20,6 +20,7 @@ from tests.api.conftest import make_key
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 
+INVALID = "Policy contains a statement with one or more invalid principals."
 pytestmark = pytest.mark.django_db
 
 CREATE = reverse("console:key-create")
@@ -202,7 +203,8 @@ def test_step_one_offers_only_supported_specs_and_their_usages(
             {"key_type": "asymmetric", "key_usage": "ENCRYPT_DECRYPT", "key_spec": "ECC_NIST_P256"},
             "can only be used",
         ),
-        ({"key_type": "hmac", "key_spec": "RSA_2048"}, "is not a hmac key spec"),
+        ({"key_type": "hmac", "key_spec": "RSA_2048"}, "RSA_2048 is not an HMAC key spec."),
+        ({"key_type": "asymmetric", "key_spec": "HMAC_256"}, "HMAC_256 is not an asymmetric key spec."),
         ({"key_type": "asymmetric", "key_spec": "RSA_4096"}, "Choose what the key will be used for"),
         ({"key_type": "quantum"}, "Select a valid choice"),
     ],
@@ -230,7 +232,8 @@ def test_hmac_needs_no_usage(console: Callable[..., Client], admin: Persona) -> 
     ("data", "message"),
     [
         ({"alias": "aws/mine"}, "reserved for AWS managed keys"),
-        ({"alias": "has space"}, "regular expression pattern"),
+        ({"alias": "has space"}, "An alias name may contain only letters, digits, /, _ and -, not spaces."),
+        ({"alias": "a:b"}, "An alias name may contain only letters, digits, /, _ and -, not &quot;:&quot;."),
         ({"alias": "taken"}, "already in use"),
         ({"tag_key": ["a", "a"], "tag_value": ["1", "2"]}, "Duplicate tag keys"),
         ({"tag_key": ["aws:x"], "tag_value": ["1"]}, "reserved"),
@@ -257,6 +260,26 @@ def test_step_two_checks_alias_description_and_tags(
     assert message in response.content.decode()
 
 
+def test_a_validation_error_shows_the_tags_with_one_empty_row_and_the_alias_problem_in_words(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """Each answer carries back the empty row it showed: submitting it again must not add another."""
+    client = console(admin)
+    page = submit(client, client.get(CREATE), SYMMETRIC)
+    assert page.context["tag_rows"] == [("", "")]
+    for _ in range(3):
+        # What the browser sends: every row shown, the tag typed into the first.
+        keys = ["env"] + [""] * (len(page.context["tag_rows"]) - 1)
+        values = ["prod"] + [""] * (len(page.context["tag_rows"]) - 1)
+        page = submit(client, page, {"alias": "aws/evil key", "tag_key": keys, "tag_value": values})
+        assert page.status_code == 400 and page.context["step"] == 2
+        assert page.context["tag_rows"] == [("env", "prod"), ("", "")]
+    body = page.content.decode()
+    assert "validation error detected" not in body and "^[a-zA-Z0-9" not in body
+    assert "Names starting with &quot;alias/aws/&quot; are reserved for AWS managed keys." in body
+    assert "not spaces" in body
+
+
 def test_add_another_tag_keeps_what_was_typed(console: Callable[..., Client], admin: Persona) -> None:
     client = console(admin)
     step_two = submit(client, client.get(CREATE), SYMMETRIC)
@@ -264,8 +287,11 @@ def test_add_another_tag_keeps_what_was_typed(console: Callable[..., Client], ad
         client, step_two, {"alias": "kept", "tag_key": ["env"], "tag_value": ["prod"]}, "add-tag"
     )
     assert response.status_code == 200 and response.context["step"] == 2
-    assert response.context["tag_rows"] == [("env", "prod"), ("", ""), ("", "")]
+    assert response.context["tag_rows"] == [("env", "prod"), ("", "")]
     assert 'value="kept"' in response.content.decode()
+    # Asked again with the empty row it showed: another empty row, as asked.
+    response = submit(client, response, {"tag_key": ["env", ""], "tag_value": ["prod", ""]}, "add-tag")
+    assert response.context["tag_rows"] == [("env", "prod"), ("", ""), ("", "")]
 
 
 def test_previous_keeps_every_choice(
@@ -438,3 +464,47 @@ def test_an_alias_that_fails_after_the_key_is_not_claimed(
     page = client.get(response.url).content.decode()
     assert "The key was created, but not its alias alias/late: No more aliases today." in page
     assert f"Key {key.key_id} created." in page and "Key alias/late created." not in page
+
+
+def test_a_principal_of_ones_own_account_that_does_not_exist_is_named(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """CreateKey refuses the policy in AWS's words, which name no principal; the wizard names the missing one of the
+    caller's own account, as the key policy editor does. Another account's stays unnamed."""
+    account = admin.arn.split(":")[4]
+    nobody = f"arn:aws:iam::{account}:user/nobody"
+    client = console(admin)
+    review = walk_to_review(client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": nobody}, {})
+    body = create_refused(client, review, 400).content.decode()
+    assert (
+        f"Policy contains a statement with one or more invalid principals. {nobody} does not exist." in body
+    )
+    [event] = audit_events("CreateKey")
+    assert event.decision == "failed" and event.error_code == "MalformedPolicyDocumentException"
+
+    elsewhere = "arn:aws:iam::999988887777:user/nobody"
+    review = walk_to_review(client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": elsewhere}, {})
+    refused = create_refused(client, review, 400)
+    assert (
+        refused.context["create_error"] == "Policy contains a statement with one or more invalid principals."
+    )
+
+
+def test_several_missing_principals_are_named_together_and_another_accounts_is_told(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """Two missing principals of the caller's own account are named in one sentence, and a missing one of another
+    account adds AWS's words (naming none), as the key policy editor marks them. The audit event keeps what
+    CreateKey answered, not the console's wording."""
+    account = admin.arn.split(":")[4]
+    first, second = f"arn:aws:iam::{account}:user/nobody-a", f"arn:aws:iam::{account}:user/nobody-b"
+    elsewhere = "arn:aws:iam::999988887777:user/nobody"
+    client = console(admin)
+    review = walk_to_review(
+        client, SYMMETRIC, {}, {"principal": [admin.arn], "other_arns": f"{second} {elsewhere} {first}"}, {}
+    )
+    refused = create_refused(client, review, 400)
+    assert refused.context["create_error"] == (f"{INVALID} {first} and {second} do not exist. {INVALID}")
+    [event] = audit_events("CreateKey")
+    assert event.decision == "failed" and event.error_code == "MalformedPolicyDocumentException"
+    assert event.error_message == INVALID

@@ -3,6 +3,8 @@ and the explanation for keys that cannot rotate."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +12,7 @@ from django.test import Client
 
 from keys.models import Key, KeyMaterial
 from keys.services import rotation
+from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.key_tab_helpers import assert_signin_redirect, make_key, snapshot, url
@@ -163,3 +166,79 @@ def test_keys_that_cannot_rotate_explain_why(
     assert "apply only to symmetric encryption keys" in page and why in page
     assert url("key-rotate-now", key) not in page and url("key-rotation-enable", key) not in page
     assert 'role="alert"' not in page
+
+
+KINDS = {
+    "symmetric": {},
+    "ECC": {"key_spec": "ECC_NIST_P256", "key_usage": "SIGN_VERIFY"},
+    "HMAC": {"key_spec": "HMAC_256", "key_usage": "GENERATE_VERIFY_MAC"},
+}
+DESCRIBE_ONLY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": "*"}],
+    }
+)
+ROTATION_STATUS_ONLY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:GetKeyRotationStatus", "Resource": "*"}],
+    }
+)
+
+
+def _tab_as_seen(client: Client, key: Key) -> tuple[int, str, list[tuple[str, str]]]:
+    """What a visit to the tab tells its caller and the trail: the status, the refusal (the key's ARN and id made
+    alike) and the console's (operation, decision) events, in order."""
+    before = AuditEvent.objects.filter(interface="console").count()
+    response = client.get(url("key-rotation", key))
+    refusal = " ".join(re.findall(r'role="alert"[^>]*>(.*?)</', response.content.decode(), re.S))
+    refusal = refusal.replace(key.arn, "KEY-ARN").replace(str(key.key_id), "KEY-ID")
+    events = AuditEvent.objects.filter(interface="console").order_by("seq")[before:]
+    return response.status_code, refusal, [(event.operation, event.decision) for event in events]
+
+
+@pytest.mark.parametrize("rights", ["none", "DescribeKey only"])
+def test_a_refused_caller_learns_nothing_of_the_kind_of_key(
+    make_user: Callable[..., Persona], console: Callable[..., Client], rights: str
+) -> None:
+    """GetKeyRotationStatus is authorized first for every key, so a caller who may not read the rotation status
+    gets the same answer, and leaves the same events, whether the key is symmetric, ECC or HMAC: which operation
+    is refused never depends on the key's type."""
+    caller = make_user("caller", *([DESCRIBE_ONLY] if rights == "DescribeKey only" else []))
+    client = console(caller)
+    seen = {kind: _tab_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
+    assert seen["ECC"] == seen["symmetric"] == seen["HMAC"]
+    status, refusal, events = seen["symmetric"]
+    assert status == 403 and "kms:GetKeyRotationStatus" in refusal and "kms:DescribeKey" not in refusal
+    assert events == [("GetKeyRotationStatus", "denied")]
+
+
+def test_a_caller_who_may_read_the_rotation_status_is_told_only_after_authorization(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """A caller allowed GetKeyRotationStatus learns, as from AWS, that an ECC or HMAC key has no rotation status
+    (UnsupportedOperationException, after authorization); the tab then asks DescribeKey for its explanation. The
+    ECC and HMAC keys look alike, and the first event is always the authorized GetKeyRotationStatus."""
+    client = console(make_user("caller", ROTATION_STATUS_ONLY))
+    seen = {kind: _tab_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
+    assert seen["ECC"] == seen["HMAC"]
+    status, refusal, events = seen["ECC"]
+    assert status == 403 and "kms:DescribeKey" in refusal
+    assert events == [("GetKeyRotationStatus", "failed"), ("DescribeKey", "denied")]
+    assert seen["symmetric"][0] == 200 and seen["symmetric"][2][0] == ("GetKeyRotationStatus", "allowed")
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "ECC"])
+def test_a_tampered_key_row_is_an_audited_refusal(
+    admin: Persona, console: Callable[..., Client], kind: str
+) -> None:
+    """A key whose spec was changed without its row MAC (storage tampering) is refused, and the refusal is
+    recorded: never an unaudited server error."""
+    key = make_key(**KINDS[kind])
+    Key.objects.filter(pk=key.pk).update(key_spec="HMAC_512" if kind == "symmetric" else "SYMMETRIC_DEFAULT")
+    response = console(admin).get(url("key-rotation", key))
+    assert 400 <= response.status_code < 500 or response.status_code == 503
+    assert "apply only to symmetric encryption keys" not in response.content.decode()
+    [event] = audit_events("GetKeyRotationStatus")
+    assert event.decision in ("denied", "failed") and event.error_code

@@ -22,10 +22,10 @@ from grants.services.creation import grant_create
 from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
 from keys.services import aliases, crypto, deletion, lifecycle, rotation
-from keys.services.access import PENDING_DELETION_USE
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api.authentication import user_caller
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.views.overview import OVERVIEW_KEYS, PANEL_ROWS, time_left
 from kmsconsole.core import errors
@@ -241,6 +241,17 @@ def test_every_symmetric_key_rotating_is_an_empty_state(
     )
 
 
+def test_the_empty_state_says_keys_pending_deletion_are_not_counted(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """The only symmetric key without rotation is pending deletion, so it is not listed: the sentence must not
+    claim that every symmetric key rotates."""
+    schedule_deletion(make_key("doomed"), 7)
+    unrotated = panel(console(admin).get("/"), "rotation-heading")
+    assert body_rows(unrotated) == []
+    assert "Keys pending deletion are not counted." in unrotated and "imported" not in unrotated
+
+
 def test_keys_without_rotation_are_listed_only_where_the_caller_may_read_their_rotation_status(
     console: Callable[..., Client], make_user: Callable[..., Persona]
 ) -> None:
@@ -384,6 +395,23 @@ def test_denied_requests_name_the_key(
     rows = body_rows(panel(console(admin).get("/"), "denied-heading"))
     assert "Encrypt" in rows[0] and outsider.arn in rows[0]
     assert f'<a href="/console/keys/{key_id(key)}/"><code>{key_id(key)}</code></a>' in rows[0]
+
+
+def test_scheduling_the_deletion_of_a_key_pending_deletion_again_is_not_a_use(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    """A refused ScheduleKeyDeletion (the key is already pending deletion) is its administrator at work, not
+    something that depends on the key: not marked, not listed. A refused Encrypt still is."""
+    doomed = make_key("doomed")
+    schedule_deletion(doomed, 7)
+    with pytest.raises(errors.KMSInvalidStateException):
+        schedule_deletion(doomed, 7)
+    assert AuditEvent.objects.filter(notable=PENDING_DELETION_USE).count() == 0
+    assert body_rows(panel(console(admin).get("/"), "uses-heading")) == []
+
+    encrypt_as(admin, doomed)
+    [use] = AuditEvent.objects.filter(notable=PENDING_DELETION_USE)
+    assert use.operation == "Encrypt"
 
 
 def test_uses_of_keys_pending_deletion_are_listed(console: Callable[..., Client], admin: Persona) -> None:

@@ -337,6 +337,10 @@ def test_console_default_policy_warns_that_administrators_can_grant_themselves_u
     assert grant.principals == tuple(admins)
     assert "kms:CreateGrant" in grant.detail and "kms:Encrypt" in grant.detail
     assert grant.to_dict()["severity"] == "medium"
+    # The fix is given where the finding is shown (the key policy editor), which has no "untick" box.
+    delete = found["admins-can-delete"]
+    assert "untick" not in delete.fix and "Allow key administrators to delete" not in delete.fix
+    assert "Remove kms:ScheduleKeyDeletion from this statement's Action list" in delete.fix
 
 
 def test_console_default_policy_without_deletion_for_administrators() -> None:

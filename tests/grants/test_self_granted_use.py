@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from keys.default_policies import ADMIN_ACTIONS
-from keys.services.access import SELF_GRANTED_USE
 from keys.services.lifecycle import key_create
+from kmsconsole.audit.marks import SELF_GRANTED_USE
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.notable import notable_sections
 from tests.conftest import Persona, as_operator

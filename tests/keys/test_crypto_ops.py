@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keys.models import Key, KeyMaterial, KeyState
-from keys.services.access import PENDING_DELETION_USE
+from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona
 from tests.rows import update_sealed

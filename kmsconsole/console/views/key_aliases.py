@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from keys.selectors import resolve_key
 from keys.services import aliases, lifecycle
 from kmsconsole.api import reads
+from kmsconsole.console.alias_names import ALLOWED_CHARACTERS, refused_alias_name
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, failure_status
@@ -25,7 +26,7 @@ TAB = "aliases"
 TEMPLATE = "console/key_aliases.html"
 ROUTE = "console:key-aliases"
 NAME_RULES = (
-    f'An alias name starts with "{aliases.ALIAS_PREFIX}", followed by letters, digits, "/", "_" and "-", '
+    f'An alias name starts with "{aliases.ALIAS_PREFIX}", followed by {ALLOWED_CHARACTERS}, '
     f"at most {aliases.ALIAS_NAME_MAX_LENGTH} characters in all. Names starting with "
     f'"{aliases.RESERVED_PREFIX}" are reserved for AWS managed keys. A key can have up to '
     f"{aliases.ALIASES_PER_KEY} aliases; an alias name is unique in the account."
@@ -99,7 +100,11 @@ def _field_failure(
     """A failed alias change: its message under the field it is about, the form as typed."""
 
     def failure(failed: Outcome[Any]) -> HttpResponse:
-        form.add_error(field, failed.error)
+        # A refused name in the same words as the create-key wizard's (the event keeps the service's answer).
+        named = (
+            refused_alias_name(failed.code, form.data.get("alias_name", "")) if field == "alias_name" else ""
+        )
+        form.add_error(field, named or failed.error)
         return _aliases_page(request, key_id, **page, status=failure_status(failed.code))
 
     return failure

@@ -11,6 +11,7 @@ from functools import cache
 from keys.crypto import AWS_KEY_SPEC_USAGES, SUPPORTED_KEY_SPECS, KeySpec, KeyUsage
 from keys.crypto.specs import ASYMMETRIC_KEY_SPECS, HMAC_KEY_SPECS
 from kmsconsole.awskms.model import operation_model
+from kmsconsole.core.text import with_article
 
 USAGE_LABELS = {
     KeyUsage.ENCRYPT_DECRYPT: "Encrypt and decrypt",
@@ -31,6 +32,16 @@ class KeyType:
     @property
     def usages(self) -> tuple[str, ...]:
         return usages_of(self.specs)
+
+    @property
+    def in_sentence(self) -> str:
+        """The type as a sentence names it: "symmetric", "asymmetric", "HMAC" (an initialism keeps its capitals)."""
+        return self.label if self.label.isupper() else self.label.lower()
+
+    @property
+    def with_article(self) -> str:
+        """ "a symmetric", "an asymmetric", "an HMAC"."""
+        return with_article(self.in_sentence)
 
     @property
     def spec_options(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -22,8 +22,10 @@ from django.shortcuts import redirect, render
 from keys.default_policies import console_key_policy
 from keys.models import Key
 from keys.services import aliases, lifecycle
+from keys.services.key_policy import MissingPrincipals, missing_principal_messages, missing_principals
 from keys.tag_rules import tags_from_request
 from kmsconsole.api import reads
+from kmsconsole.console.alias_names import TOO_LONG, alias_name_problem
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
 from kmsconsole.console.views.keys import error_status
 from kmsconsole.console.views.keys_catalog import (
@@ -69,10 +71,10 @@ class KeyTypeForm(forms.Form):
             )
             return data
         if not spec:
-            self.add_error("key_spec", f"Choose a key spec for the {key_type.label.lower()} key.")
+            self.add_error("key_spec", f"Choose a key spec for the {key_type.in_sentence} key.")
             return data
         if spec not in key_type.specs:
-            self.add_error("key_spec", f"{spec} is not a {key_type.label.lower()} key spec.")
+            self.add_error("key_spec", f"{spec} is not {key_type.with_article} key spec.")
             return data
         usages = spec_usages(spec)
         usage = usage or (usages[0] if len(usages) == 1 else "")
@@ -89,7 +91,12 @@ class KeyTypeForm(forms.Form):
 
 
 class LabelsForm(forms.Form):
-    alias = forms.CharField(label="Alias", required=False, max_length=aliases.ALIAS_NAME_MAX_LENGTH)
+    alias = forms.CharField(
+        label="Alias",
+        required=False,
+        max_length=aliases.ALIAS_NAME_MAX_LENGTH,
+        error_messages={"max_length": TOO_LONG},
+    )
     description = forms.CharField(
         label="Description",
         required=False,
@@ -104,16 +111,25 @@ class LabelsForm(forms.Form):
         else:
             self.tag_rows = [tuple(row) for row in self.initial.get("tags", [])]
 
+    def shown_tag_rows(self, *, add_tag: bool) -> list[tuple[str, str]]:
+        """The tag table to show: the rows as typed and one empty row to type the next tag in. "Add another tag"
+        keeps the empty rows it was sent and adds one; any other answer (a validation error) leaves out the
+        empty rows, since the form sent back carries the empty row it was shown and each answer would add
+        another."""
+        rows = [(str(name), str(value)) for name, value in self.tag_rows]
+        if not add_tag:
+            rows = [(name, value) for name, value in rows if name.strip() or value.strip()]
+        return [*rows, ("", "")]
+
     def clean_alias(self) -> str:
         name: str = self.cleaned_data["alias"].strip()
         if not name:
             return ""
         if not name.startswith(aliases.ALIAS_PREFIX):
             name = aliases.ALIAS_PREFIX + name
-        try:
-            aliases.check_alias_name(name)
-        except errors.KmsError as exc:
-            raise forms.ValidationError(exc.message) from None
+        problem = alias_name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
     def clean(self) -> dict[str, Any]:
@@ -298,8 +314,7 @@ def _render(
     if step == 1:
         context["usage_options"] = USAGE_OPTIONS
     if step == 2 and form is not None:
-        rows = list(getattr(form, "tag_rows", []))
-        context["tag_rows"] = rows + [("", "")] * (1 + int(extra.get("add_tag", False)))
+        context["tag_rows"] = form.shown_tag_rows(add_tag=bool(extra.get("add_tag")))  # type: ignore[attr-defined]
         context["tag_key_max"], context["tag_value_max"] = tag_limits()
     if step in (3, 4) and form is not None:
         context.update(_principal_choices(request, form, state))
@@ -370,6 +385,17 @@ def key_create(request: HttpRequest) -> HttpResponse:
     return _render(request, step + 1, state)
 
 
+def _missing_principals_of(
+    ctx: OperationContext, state: dict[str, Any], refused: errors.MalformedPolicyDocumentException
+) -> MissingPrincipals | None:
+    """AWS's refusal of a policy naming a principal that does not exist names none; the key policy editor names
+    those of the caller's own account (`missing_principals`: another account's stay unnamed). Asked only once
+    CreateKey has authorized the caller and refused the policy, so it tells no more than the editor would."""
+    if engine.INVALID_PRINCIPALS_MESSAGE not in refused.message:
+        return None
+    return missing_principals(ctx, [*state.get("admins", []), *state.get("users", [])])
+
+
 def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
     """CreateKey with the generated policy and the tags, then CreateAlias. Inside CreateKey, before it commits,
     the alias is checked as CreateAlias would check it (a taken name, kms:CreateAlias refused), so the key is not
@@ -381,15 +407,24 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
     tags = [{"TagKey": name, "TagValue": value} for name, value in state.get("tags", [])]
     alias = state.get("alias", "")
 
+    # What CreateKey's refused policy is missing, asked inside CreateKey (authorized); worded after it, so the
+    # audit event keeps what the service answered.
+    missing: list[MissingPrincipals] = []
+
     def work(ctx: OperationContext) -> Key:
-        key = lifecycle.key_create(
-            ctx=ctx,
-            description=state.get("description", ""),
-            key_spec=state["key_spec"],
-            key_usage=state["key_usage"],
-            policy=policy,
-            tags=tags,
-        )
+        try:
+            key = lifecycle.key_create(
+                ctx=ctx,
+                description=state.get("description", ""),
+                key_spec=state["key_spec"],
+                key_usage=state["key_usage"],
+                policy=policy,
+                tags=tags,
+            )
+        except errors.MalformedPolicyDocumentException as exc:
+            found = _missing_principals_of(ctx, state, exc)
+            missing.extend([found] if found is not None else [])
+            raise
         if alias:
             aliases.check_alias_for_new_key(ctx=ctx, key=key, alias_name=alias)
         return key
@@ -406,12 +441,13 @@ def _create(request: HttpRequest, state: dict[str, Any]) -> HttpResponse:
         lockout = (
             outcome.code == "MalformedPolicyDocumentException" and engine.LOCKOUT_MESSAGE in outcome.error
         )
+        named = [message for found in missing for message in missing_principal_messages(found)]
         return _render(
             request,
             REVIEW,
             state,
             status=error_status(outcome.code),
-            create_error=outcome.error,
+            create_error=" ".join(named) or outcome.error,
             lockout=lockout,
             alias_taken=outcome.code == "AlreadyExistsException",
         )

@@ -39,10 +39,11 @@ from django.views.decorators.http import require_safe
 
 from grants.services.propagation import PROPAGATION_SWEEP_JOB
 from keys.models import Key, KeyState
-from keys.services.access import PENDING_DELETION_USE, KeyQuestions
+from keys.services.access import KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
+from kmsconsole.audit.marks import PENDING_DELETION_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
 from kmsconsole.audit.scope import Scope
@@ -266,7 +267,10 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
     return AuditSummary(
         denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id),
         pending_deletion_uses=_newest_of(
-            [_audit_rows(side.filter(notable=PENDING_DELETION_USE), account_id) for side in (own, others)]
+            [
+                _audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id)
+                for side in (own, others)
+            ]
         ),
         refused_others=_audit_rows(others.filter(decision=AuditEvent.Decision.DENIED), account_id),
     )
