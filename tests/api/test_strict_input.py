@@ -13,8 +13,9 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from keys.models import Key
+from kmsconsole.api.analyzer_serializers import FindingsQuery
 from kmsconsole.api.filters import AuditCursor, PageNumbers
-from kmsconsole.api.serializers import StrictCharField
+from kmsconsole.api.serializers import StrictCharField, StrictIntegerField
 from kmsconsole.audit.models import AuditEvent
 from tests.api.conftest import World
 
@@ -173,6 +174,35 @@ def test_the_serializer_walk_finds_a_loose_field_wherever_it_is(monkeypatch: pyt
         "keys.elsewhere.test_the_serializer_walk_finds_a_loose_field_"
         "wherever_it_is.<locals>.LooseKeys.description"
     ]
+
+
+def test_every_integer_of_every_json_body_is_strict() -> None:
+    """A body's integers take a JSON number only (an `...Input` serializer reads a JSON body); a query string's
+    (`...Query`) are text, and keep DRF's IntegerField."""
+    loose, seen = [], 0
+    for cls in _project_serializers():
+        if not cls.__name__.endswith("Input"):
+            continue
+        for path, field in _fields(cls(), f"{cls.__module__}.{cls.__qualname__}"):
+            if isinstance(field, serializers.IntegerField):
+                seen += 1
+                if not isinstance(field, StrictIntegerField):
+                    loose.append(path)
+    assert seen >= 3 and loose == []
+    assert not isinstance(FindingsQuery().fields["limit"], StrictIntegerField)
+
+
+@pytest.mark.parametrize("days", ["7", 7.0, True, [7]])
+def test_a_body_integer_that_is_not_a_json_number_is_refused(
+    admin_api: APIClient, world: World, days: Any
+) -> None:
+    url = f"/api/v1/keys/{world.key}/schedule-deletion"
+    refused(admin_api.post(url, {"pending_window_days": days}, format="json"), "pending_window_days")
+    assert Key.objects.get(key_id=world.key).deletion_date is None
+    body = {"enabled": True, "rotation_period_days": "90"}
+    refused(admin_api.put(f"/api/v1/keys/{world.key}/rotation", body, format="json"), "rotation_period_days")
+    refused(admin_api.post("/api/v1/api-tokens", {"expires_in_days": "30"}, format="json"), "expires_in_days")
+    assert admin_api.post(url, {"pending_window_days": 7}, format="json").status_code == 200
 
 
 def test_the_schema_still_describes_strict_text_fields_as_strings(client: Any) -> None:
