@@ -72,7 +72,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         http_status = getattr(exc, "http_status", None) or STATUS_BY_CODE.get(
             exc.code, status.HTTP_400_BAD_REQUEST
         )
-        return Response(body(exc.code, exc.message, getattr(exc, "detail", None)), status=http_status)
+        return Response(body(exc.code, exc.message, exc.detail), status=http_status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, AddressThrottled):

@@ -19,6 +19,7 @@ from kmsconsole.audit.trail import KEY_ARN
 # A key ARN filter that is not one is refused for its shape (a 400 inside the read, audited as failed), as the
 # console refuses a key that is not one; a well-formed ARN of a key that does not exist matches no event.
 _KEY_ARN_SHAPE = RegexValidator(KEY_ARN, "Give a key ARN (arn:aws:kms:<region>:<account>:key/<key-id>).")
+PAGE_RULE = "Must be a whole number from 1."
 INVALID_CURSOR = "The cursor is not valid; start again from the first page (without a cursor)."
 
 
@@ -65,6 +66,11 @@ def refused_parameter(name: str, message: str) -> FieldValidationError:
     return FieldValidationError("The request is not valid.", {name: [message]})
 
 
+def whole_number(given: str) -> int | None:
+    """`given` as a whole number from 1, or None: ASCII digits only (str.isdigit takes "²" and int() refuses it)."""
+    return int(given) if given.isascii() and given.isdigit() and int(given) >= 1 else None
+
+
 class StrictPageSize:
     """`page_size` is a whole number of 1 or more, else a 400 naming it (DRF ignored a bad one, then echoed it in
     the `next` link); one above `max_page_size` is served as `max_page_size`, as documented."""
@@ -77,12 +83,27 @@ class StrictPageSize:
         given = request.query_params.get(self.page_size_query_param)
         if given is None:
             return self.page_size
-        if not given.isascii() or not given.isdigit() or int(given) < 1:
-            raise refused_parameter(
-                self.page_size_query_param,
-                f"Must be a whole number from 1 (at most {self.max_page_size} are served).",
-            )
-        return min(int(given), self.max_page_size)
+        size = whole_number(given)
+        if size is None:
+            raise refused_parameter(self.page_size_query_param, self.page_size_rule())
+        return min(size, self.max_page_size)
+
+    def page_size_rule(self) -> str:
+        return f"Must be a whole number from 1 (at most {self.max_page_size} are served)."
+
+    def page_size_parameter(self, parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """OpenAPI: `page_size`'s bounds (DRF's parameter says neither)."""
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": self.max_page_size}
+        return described(
+            parameters,
+            {
+                self.page_size_query_param: f"Results per page: a whole number from 1; one above "
+                f"{self.max_page_size} is served as {self.max_page_size}. Anything else is a 400 "
+                "ValidationException naming it."
+            },
+        )
 
 
 class PageNumbers(StrictPageSize, PageNumberPagination):
@@ -94,18 +115,28 @@ class PageNumbers(StrictPageSize, PageNumberPagination):
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         given = request.query_params.get(self.page_query_param)
-        if (
-            given is not None
-            and given not in self.last_page_strings
-            and (not given.isascii() or not given.isdigit() or int(given) < 1)
-        ):
-            raise refused_parameter(self.page_query_param, "Must be a whole number from 1.")
+        if given is not None and given not in self.last_page_strings and whole_number(given) is None:
+            raise refused_parameter(self.page_query_param, PAGE_RULE)
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:
             raise refused_parameter(
                 self.page_query_param, f"There is no page {given}: follow the `next` and `previous` links."
             ) from None
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = self.page_size_parameter(super().get_schema_operation_parameters(view))
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return described(
+            parameters,
+            {
+                self.page_query_param: "A page number: a whole number from 1, up to the last page. Anything else "
+                "is a 400 ValidationException naming it (a `next` link can outlive its page when rows are deleted "
+                "meanwhile: start again from the first page)."
+            },
+        )
 
 
 class AuditCursor(StrictPageSize, CursorPagination):
@@ -130,7 +161,7 @@ class AuditCursor(StrictPageSize, CursorPagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return described(
-            super().get_schema_operation_parameters(view),
+            self.page_size_parameter(super().get_schema_operation_parameters(view)),
             {
                 self.cursor_query_param: "The cursor of a `next` or `previous` link. One that is not a cursor is "
                 "a 400 ValidationException."
@@ -186,9 +217,12 @@ class KeyPages(PageNumbers):
             super().get_schema_operation_parameters(view),
             {
                 self.page_query_param: "A page number of the whole list. A searched or filtered list has none: it "
-                "continues with the `cursor` of its `next` link (another page number is a 400).",
-                self.page_size_query_param: f"Keys per page (at most {self.max_page_size}). A searched or "
-                "filtered page looks through the same number of keys whatever its size.",
+                "continues with the `cursor` of its `next` link. A page number that is not a whole number from 1 or is "
+                "past the last page, or another than 1 beside a search, filter or `cursor`, is a 400 "
+                "ValidationException naming it.",
+                self.page_size_query_param: f"Keys per page: a whole number from 1 (one above "
+                f"{self.max_page_size} is served as {self.max_page_size}). A searched or filtered page looks "
+                "through the same number of keys whatever its size.",
             },
         )
 

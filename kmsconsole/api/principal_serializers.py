@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from kmsconsole.api.serializers import GrantOutput, StrictCharField
+from kmsconsole.api.serializers import GrantOutput, StrictCharField, StrictIntegerField
 from policies.models import AccessKey
 
 # Inputs.
@@ -35,7 +35,7 @@ class AccessKeyUpdateInput(serializers.Serializer):
 
 class ApiTokenCreateInput(serializers.Serializer):
     name = StrictCharField(required=False, default="", allow_blank=True, max_length=128)
-    expires_in_days = serializers.IntegerField(
+    expires_in_days = StrictIntegerField(
         required=False,
         default=None,
         allow_null=True,

@@ -130,7 +130,8 @@ def _not_an_object(decoded: Any) -> errors.SerializationException:
     list in AWS's words."""
     if isinstance(decoded, list):
         return errors.SerializationException("Start of list found where not expected.")
-    found = _JSON_VALUE_NAMES.get(type(decoded), "not an object")
+    # json.loads makes nothing else; the fallback only keeps the sentence whole.
+    found = _JSON_VALUE_NAMES.get(type(decoded), "another JSON value")
     return errors.SerializationException(
         f"The request body is {found}, not a JSON object: send the operation's parameters as one ({{}} for none)."
     )

@@ -21,6 +21,8 @@ class KmsError(Exception):
     message_field = "message"
     # Server faults are retryable by SDKs; client errors are not.
     fault = False
+    # The REST API's `detail`: the fields or parameters the error is about, where it names them.
+    detail: object = None
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)

@@ -408,6 +408,7 @@ def test_cursors_are_sealed_to_the_caller_the_account_and_the_query(
         error = response.json()["error"]
         assert error["code"] == "InvalidMarkerException", params
         assert "not valid for this list" in error["message"]
+        assert error["detail"] == {"cursor": [error["message"]]}, params
     # Another account's cursor for the same query.
     partner("partner-admin", allow("kms:ListKeys", "kms:DescribeKey", "kms:CreateKey"))
     foreign = client_with(token_for(Account.objects.get(account_id=PARTNER_ACCOUNT), "partner-admin"))
@@ -504,8 +505,10 @@ def test_no_cursor_is_recorded_on_an_audit_event(
 def test_a_narrowed_list_has_no_page_numbers(world: World) -> None:
     response = world.describer.get(KEYS, {"search": "ledger", "page": "2"})
     assert response.status_code == 400
-    assert "A searched or filtered list has no page numbers" in response.json()["error"]["message"]
-    assert "follow its `next` link" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert "A searched or filtered list has no page numbers" in error["detail"]["page"][0]
+    assert "follow its `next` link" in error["detail"]["page"][0]
+    assert error["code"] == "ValidationException" and list(error["detail"]) == ["page"]
     assert world.describer.get(KEYS, {"search": "ledger", "page": "1"}).status_code == 200
 
 
@@ -520,11 +523,11 @@ def test_a_page_number_with_a_cursor_on_the_whole_list_says_so(world: World) -> 
     assert world.describer.get(KEYS, {"cursor": plain}).status_code == 200
     response = world.describer.get(KEYS, {"cursor": plain, "page": "2"})
     assert response.status_code == 400
-    message = response.json()["error"]["message"]
+    [message] = response.json()["error"]["detail"]["page"]
     assert message.startswith("A page number and a cursor cannot be used together")
     assert "searched or filtered" not in message
     narrowed = world.describer.get(KEYS, {"search": "ledger", "cursor": cursor, "page": "2"})
-    assert "A searched or filtered list has no page numbers" in narrowed.json()["error"]["message"]
+    assert "A searched or filtered list has no page numbers" in narrowed.json()["error"]["detail"]["page"][0]
 
 
 def test_a_cursor_whose_key_was_deleted_is_refused_in_words(world: World) -> None:
@@ -534,7 +537,8 @@ def test_a_cursor_whose_key_was_deleted_is_refused_in_words(world: World) -> Non
     Key.objects.filter(key_id=first["results"][0]["key_id"]).delete()
     response = world.describer.get(first["next"])
     assert response.status_code == 400
-    assert "no longer exists" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "InvalidMarkerException" and "no longer exists" in error["detail"]["cursor"][0]
 
 
 def test_the_schema_documents_what_the_list_withholds(client: Any) -> None:

@@ -5,7 +5,6 @@ and paging parameters by their own names, and a JSON number, boolean or object w
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,9 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from keys.models import Key
-from kmsconsole.api.serializers import StrictCharField
+from kmsconsole.api.analyzer_serializers import FindingsQuery
+from kmsconsole.api.filters import AuditCursor, PageNumbers
+from kmsconsole.api.serializers import StrictCharField, StrictIntegerField
 from kmsconsole.audit.models import AuditEvent
 from tests.api.conftest import World
 
@@ -100,11 +101,26 @@ def test_a_simulated_encryption_context_takes_string_values_only(admin_api: APIC
     refused(admin_api.post("/api/v1/simulations", body, format="json"), "encryption_context")
 
 
-SERIALIZER_MODULES = [
-    "kmsconsole.api.serializers",
-    "kmsconsole.api.principal_serializers",
-    "kmsconsole.api.analyzer_serializers",
-]
+# The project's packages: a serializer defined in any of them is the API's.
+PROJECT_PACKAGES = ("kmsconsole", "keys", "policies", "grants")
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _project_serializers() -> list[type[serializers.Serializer[Any]]]:
+    """Every serializer class of the project, wherever it is defined (the URLconf imports every view, so every
+    serializer a view uses is loaded)."""
+    importlib.import_module("kmsconsole.urls")
+    found = {
+        cls
+        for cls in _subclasses(serializers.Serializer)
+        if cls.__module__.split(".")[0] in PROJECT_PACKAGES and not cls.__module__.startswith("tests")
+    }
+    return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
 
 
 def _fields(field: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -112,27 +128,81 @@ def _fields(field: Any, path: str) -> Iterator[tuple[str, Any]]:
     if isinstance(field, serializers.ListSerializer):
         yield from _fields(field.child, f"{path}[]")
     elif isinstance(field, serializers.Serializer):
+        # .fields: a ModelSerializer's are made by DRF from the model, and appear only here.
         for name, member in field.fields.items():
             yield from _fields(member, f"{path}.{name}")
     elif isinstance(field, (serializers.ListField, serializers.DictField)):
         yield from _fields(field.child, f"{path}[]")
 
 
-def test_every_text_field_of_every_serializer_is_strict() -> None:
-    """The guard on new serializers: no DRF CharField (which turns 123 into "123") in any serializer of the API."""
+def _loose_text_fields(classes: list[type[serializers.Serializer[Any]]]) -> tuple[int, list[str]]:
     seen = 0
     loose = []
-    for module_name in SERIALIZER_MODULES:
-        module = importlib.import_module(module_name)
-        for name, cls in inspect.getmembers(module, inspect.isclass):
-            if not issubclass(cls, serializers.Serializer) or cls.__module__ != module_name:
-                continue
-            for path, field in _fields(cls(), name):
-                if isinstance(field, serializers.CharField):
-                    seen += 1
-                    if not isinstance(field, StrictCharField):
-                        loose.append(path)
+    for cls in classes:
+        for path, field in _fields(cls(), f"{cls.__module__}.{cls.__qualname__}"):
+            if isinstance(field, serializers.CharField):  # noqa: TID251 - what the walk looks for
+                seen += 1
+                if not isinstance(field, StrictCharField):
+                    loose.append(path)
+    return seen, loose
+
+
+def test_every_text_field_of_every_serializer_is_strict() -> None:
+    """The guard on new serializers: no DRF CharField (which turns 123 into "123") in any serializer of the
+    project, in whichever module it is defined, fields DRF makes itself (a ModelSerializer's) included. ruff bans
+    writing `serializers.CharField` (TID251); this catches the fields no one wrote."""
+    classes = _project_serializers()
+    modules = {cls.__module__ for cls in classes}
+    assert {"kmsconsole.api.serializers", "kmsconsole.api.principal_serializers"} <= modules
+    seen, loose = _loose_text_fields(classes)
     assert seen > 100 and loose == []
+
+
+def test_the_serializer_walk_finds_a_loose_field_wherever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard itself: a CharField DRF makes for a ModelSerializer, in a module of the project that is none of
+    the API's, is found."""
+
+    class LooseKeys(serializers.ModelSerializer[Key]):
+        class Meta:
+            model = Key
+            fields = ["description"]
+
+    monkeypatch.setattr(LooseKeys, "__module__", "keys.elsewhere")
+    classes = _project_serializers()
+    assert LooseKeys in classes
+    assert _loose_text_fields([LooseKeys])[1] == [
+        "keys.elsewhere.test_the_serializer_walk_finds_a_loose_field_"
+        "wherever_it_is.<locals>.LooseKeys.description"
+    ]
+
+
+def test_every_integer_of_every_json_body_is_strict() -> None:
+    """A body's integers take a JSON number only (an `...Input` serializer reads a JSON body); a query string's
+    (`...Query`) are text, and keep DRF's IntegerField."""
+    loose, seen = [], 0
+    for cls in _project_serializers():
+        if not cls.__name__.endswith("Input"):
+            continue
+        for path, field in _fields(cls(), f"{cls.__module__}.{cls.__qualname__}"):
+            if isinstance(field, serializers.IntegerField):
+                seen += 1
+                if not isinstance(field, StrictIntegerField):
+                    loose.append(path)
+    assert seen >= 3 and loose == []
+    assert not isinstance(FindingsQuery().fields["limit"], StrictIntegerField)
+
+
+@pytest.mark.parametrize("days", ["7", 7.0, True, [7]])
+def test_a_body_integer_that_is_not_a_json_number_is_refused(
+    admin_api: APIClient, world: World, days: Any
+) -> None:
+    url = f"/api/v1/keys/{world.key}/schedule-deletion"
+    refused(admin_api.post(url, {"pending_window_days": days}, format="json"), "pending_window_days")
+    assert Key.objects.get(key_id=world.key).deletion_date is None
+    body = {"enabled": True, "rotation_period_days": "90"}
+    refused(admin_api.put(f"/api/v1/keys/{world.key}/rotation", body, format="json"), "rotation_period_days")
+    refused(admin_api.post("/api/v1/api-tokens", {"expires_in_days": "30"}, format="json"), "expires_in_days")
+    assert admin_api.post(url, {"pending_window_days": 7}, format="json").status_code == 200
 
 
 def test_the_schema_still_describes_strict_text_fields_as_strings(client: Any) -> None:
@@ -177,8 +247,31 @@ def test_a_bad_audit_cursor_is_a_400_naming_it(admin_api: APIClient) -> None:
     refused(admin_api.get("/api/v1/audit-events", {"cursor": "junk"}), "cursor")
 
 
-def test_a_page_size_above_the_maximum_is_served_as_the_maximum(admin_api: APIClient, world: World) -> None:
+def test_a_page_size_above_the_maximum_is_served_as_the_maximum(
+    admin_api: APIClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     response = admin_api.get("/api/v1/audit-events", {"page_size": "1"})
     assert response.status_code == 200 and len(response.json()["results"]) == 1
     assert "page_size=1" in response.json()["next"]
-    assert admin_api.get("/api/v1/keys", {"page_size": "100000"}).status_code == 200
+    # A maximum below what the lists hold, so that serving more than it shows.
+    monkeypatch.setattr(AuditCursor, "max_page_size", 2)
+    monkeypatch.setattr(PageNumbers, "max_page_size", 2)
+    assert AuditEvent.objects.count() > 2
+    for index in range(3):
+        assert admin_api.post("/api/v1/users", {"name": f"user{index}"}, format="json").status_code == 201
+    for path in ("/api/v1/audit-events", "/api/v1/users"):
+        response = admin_api.get(path, {"page_size": "100000"})
+        assert response.status_code == 200 and len(response.json()["results"]) == 2, path
+        assert response.json()["next"], path
+
+
+def test_the_schema_bounds_and_describes_the_paging_parameters(client: Any) -> None:
+    document = client.get("/api/schema/", {"format": "json"}).json()
+    for path in ("/api/v1/keys", "/api/v1/users", "/api/v1/audit-events"):
+        parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        size = parameters["page_size"]
+        assert size["schema"]["minimum"] == 1 and size["schema"]["maximum"] == 500, path
+        assert "whole number from 1" in size["description"], path
+        if path != "/api/v1/audit-events":
+            page = parameters["page"]
+            assert page["schema"]["minimum"] == 1 and "400 ValidationException" in page["description"], path

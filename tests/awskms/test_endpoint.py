@@ -265,6 +265,17 @@ def test_a_modeled_operation_this_server_does_not_offer(live_server: Any, random
             "The request body is a number, not a JSON object: send the operation's parameters as one ({} for none).",
         ),
         (
+            b"true",
+            "SerializationException",
+            "The request body is a boolean, not a JSON object: send the operation's parameters as one ({} for "
+            "none).",
+        ),
+        (
+            b"1.5",
+            "SerializationException",
+            "The request body is a number, not a JSON object: send the operation's parameters as one ({} for none).",
+        ),
+        (
             b'{"NumberOfBytes": "eight"}',
             "SerializationException",
             "STRING_VALUE can not be converted to an Integer",

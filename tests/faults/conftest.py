@@ -35,7 +35,7 @@ import pytest
 import urllib3
 from botocore.config import Config
 
-from kmsconsole.core.webserver import web_server_command
+from kmsconsole.core.webserver import WEB_WORKERS_KILL_SECONDS, web_server_command
 from tests.secrets_watch import WATCH, watch_boto3_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,8 +71,48 @@ def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.
     )
 
 
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, pgrp, session, ...), None once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def session_processes(session: int) -> list[int]:
+    """The running processes of `session`, whatever their process group or parent. A process started with
+    start_new_session=True has its pid as session id, and so have all its descendants: `serve`'s web server, in a
+    process group of its own, too, and after `serve` is gone (reparented)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and fields[0] != "Z" and int(fields[3]) == session:
+            found.append(int(entry.name))
+    return found
+
+
+def end_session(session: int, *, grace: float = WEB_WORKERS_KILL_SECONDS + 5) -> None:
+    """Wait for what is left of a service's session to stop, then SIGKILL it. The web server of `serve` is in a
+    process group of its own, which no killpg of `serve`'s group reaches: `serve` stopped it, or the kernel is
+    stopping it (PR_SET_PDEATHSIG) if `serve` was killed, and granian may take up to its workers' kill timeout to
+    reap them. No test leaves a process behind holding a port or a database."""
+    deadline = time.monotonic() + grace
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in session_processes(session):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def stop_process_group(process: subprocess.Popen[Any], *, grace: float = 20) -> None:
-    """SIGTERM a process started with start_new_session=True, then SIGKILL its group if it lingers."""
+    """SIGTERM a process started with start_new_session=True, SIGKILL its group if it lingers, then end its
+    session (the web server's group of its own included)."""
     if process.poll() is None:
         try:
             process.send_signal(signal.SIGTERM)
@@ -80,9 +120,12 @@ def stop_process_group(process: subprocess.Popen[Any], *, grace: float = 20) -> 
         except subprocess.TimeoutExpired:
             pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group (web server or celery children)
+        # Stragglers of the group: the Celery worker's pool children, or beat; not `serve`'s web server (its own
+        # group), which end_session waits for.
+        os.killpg(process.pid, signal.SIGKILL)
     if process.poll() is None:
         process.wait(timeout=10)
+    end_session(process.pid)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------
@@ -307,10 +350,13 @@ class Service:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (the worker's pool children too), as an OOM kill or a lost host does."""
+        """SIGKILL the whole process group (the worker's pool children too), as an OOM kill or a lost host does.
+        For `serve`, that group is `serve`, the worker and beat: its web server has a group of its own, which the
+        kernel stops when `serve` dies (PR_SET_PDEATHSIG); it is waited for, and killed if it lingers."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        end_session(self.process.pid)
         WATCH.collect(self.log)
 
     def stop(self) -> None:

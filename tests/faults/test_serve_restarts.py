@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kmsconsole.core.webserver import WEB_WORKERS_KILL_SECONDS
-from tests.faults.conftest import World, wait_until
+from tests.faults.conftest import World, running, session_processes, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -108,22 +108,34 @@ def test_serve_stops_gracefully_and_promptly_after_serving_requests(world: World
     assert "did not stop in time" not in output, output[-3000:]
     assert took < WEB_WORKERS_KILL_SECONDS - 2, f"serve took {took:.1f} s to stop:\n{output[-3000:]}"
     assert "Stopped web, worker and beat." in output
-    assert not [pid for pid in web if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    assert not [pid for pid in web if running(pid)]
 
 
-def test_the_web_server_stops_when_serve_is_killed(world: World) -> None:
-    """The web server has a process group of its own; SIGKILL of `serve` alone still stops it (PR_SET_PDEATHSIG)."""
+def test_the_web_server_worker_and_beat_stop_when_serve_is_killed(world: World) -> None:
+    """SIGKILL of `serve` alone (not its group) leaves nothing running: the web server, in a process group of its
+    own, and the worker and beat, in `serve`'s, are each signalled by the kernel (PR_SET_PDEATHSIG, set by
+    kmsconsole/core/orphan_guard.py), so no second beat runs beside the next `serve`'s."""
     world.start_redis()
     serve = world.serve()
-    web = [pid for pid in _descendants(serve.process.pid) if b"granian" in _cmdline(pid)]
-    assert web
+    started = _descendants(serve.process.pid)
+    roles = {
+        role: [pid for pid in started if all(word in _cmdline(pid).split(b"\0") for word in words)]
+        for role, words in {
+            "web": [b"granian"],
+            "worker": [b"celery", b"worker"],
+            "beat": [b"celery", b"beat"],
+        }.items()
+    }
+    assert all(roles.values()), roles
+    assert len(roles["worker"]) == 3  # the worker and its two pool processes
     serve.process.kill()
     serve.process.wait(timeout=10)
     wait_until(
-        lambda: not [pid for pid in web if Path(f"/proc/{pid}").exists() and not _zombie(pid)],
+        lambda: not [pid for pid in started if running(pid)],
         timeout=20,
-        what="granian stopping after serve was killed",
+        what="the web server, worker and beat stopping after serve was killed",
     )
+    assert session_processes(serve.process.pid) == []
 
 
 def _cmdline(pid: int) -> bytes:
@@ -131,13 +143,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _descendants(parent: int) -> list[int]:

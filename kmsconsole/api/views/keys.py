@@ -18,7 +18,7 @@ from keys.services import deletion, lifecycle, rotation, usage
 from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
-from kmsconsole.api.filters import KeyPages
+from kmsconsole.api.filters import KeyPages, refused_parameter
 from kmsconsole.api.key_listing import KeyListing, KeyQuery, ListedKey
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.core import errors
@@ -66,13 +66,20 @@ class KeyListView(OperationListView):
                 keys = paginator.paginate_queryset(listing.ordered(), request, view=self) or []
                 return paginator.get_paginated_response(self._summaries(listing.shown(keys)))
             if request.query_params.get(paginator.page_query_param, "1") != "1":
-                raise errors.ValidationException(
+                raise refused_parameter(
+                    paginator.page_query_param,
                     "A searched or filtered list has no page numbers: follow its `next` link (a cursor)."
                     if query.narrowed
                     else "A page number and a cursor cannot be used together: page the whole list by `page` "
-                    "alone, or follow a link's `cursor` without a page number."
+                    "alone, or follow a link's `cursor` without a page number.",
                 )
-            page = listing.page(cursor or None)
+            try:
+                page = listing.page(cursor or None)
+            except errors.InvalidMarkerException as exc:
+                # Still InvalidMarkerException (as ListKeys answers a bad Marker), naming the parameter as the
+                # other paging errors do.
+                exc.detail = {paginator.cursor_query_param: [exc.message]}
+                raise
             return paginator.cursor_response(
                 request,
                 self._summaries(page.rows),

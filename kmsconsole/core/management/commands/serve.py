@@ -15,15 +15,16 @@ the terminal's SIGINT and, a moment later, granian's SIGTERM, and sometimes miss
 still waiting in granian's `_main` for the shutdown event, with or without requests served, the application's own
 threads not involved; the same with a hello-world WSGI app), so it was killed after granian's kill timeout of 20 s,
 the moment `serve` gave up on granian too, which could leave that worker behind holding the port. The web server
-is told to stop by `serve` (SIGTERM), and by the kernel if `serve` itself dies (PR_SET_PDEATHSIG), so it is never
-left behind; `serve` waits longer than granian's kill timeout, so granian always reaps its workers.
+is told to stop by `serve` (SIGTERM), and by the kernel if `serve` itself dies (PR_SET_PDEATHSIG, set by
+kmsconsole/core/orphan_guard.py before the command runs), so it is never left behind; `serve` waits longer than
+granian's kill timeout, so granian always reaps its workers. The worker and beat stay in `serve`'s group, and are
+started through the same guard: a SIGKILL of `serve` alone leaves no worker, nor a beat that a new `serve` would
+run beside.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from kmsconsole.core.orphan_guard import wrapped
 from kmsconsole.core.startup import refuse_insecure_start
 from kmsconsole.core.webserver import WEB_WORKERS_KILL_SECONDS, web_server_command
 
@@ -43,20 +45,11 @@ logger = logging.getLogger("kmsconsole.serve")
 # granian kills a worker that has not stopped after WEB_WORKERS_KILL_SECONDS (kmsconsole.core.webserver); `serve`
 # waits longer than that for the whole service, so that granian always reaps its own workers.
 _STOP_GRACE_SECONDS = WEB_WORKERS_KILL_SECONDS + 10
-_PR_SET_PDEATHSIG = 1
 # The processes started again when they exit; the delay doubles from the first to the last while they keep
 # exiting, and starts over once one has run RESTART_RESET_SECONDS.
 RESTARTED = frozenset({"worker", "beat"})
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 RESTART_RESET_SECONDS = 60.0
-
-
-def _stop_when_parent_dies() -> None:
-    """In the web server's process, before it runs: SIGTERM it when `serve` dies (Linux), as its own process group
-    no longer shares a Ctrl-C, a SIGKILL of `serve`'s group or a lost terminal with `serve`."""
-    # Not Linux: `serve` still stops it on every exit it sees.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def redis_answers(url: str) -> bool:
@@ -162,9 +155,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
 
         def start(name: str) -> None:
-            # The web server in a group of its own: only granian signals its workers (see the module docstring).
-            alone = {"process_group": 0, "preexec_fn": _stop_when_parent_dies} if name == "web" else {}
-            processes[name] = subprocess.Popen(commands[name], env=env, cwd=settings.BASE_DIR, **alone)  # type: ignore[call-overload]  # noqa: S603 - our own interpreter and fixed arguments, no shell
+            # The web server in a group of its own: only granian signals its workers (see the module docstring);
+            # it reads nothing, and a background group must not touch the terminal. Started from this (main)
+            # thread: the kernel's signal comes when the thread that started a process exits.
+            alone: dict[str, Any] = {"process_group": 0, "stdin": subprocess.DEVNULL} if name == "web" else {}
+            processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments, no shell
+                wrapped(commands[name]), env=env, cwd=settings.BASE_DIR, **alone
+            )
             started_at[name] = time.monotonic()
 
         started_at: dict[str, float] = {}
