@@ -350,3 +350,31 @@ def test_another_accounts_principals_identity_policies_are_not_simulated(
         format="json",
     )
     assert own.status_code == 200 and own.json()["decision"] == "allowed", own.content
+
+
+def test_another_account_is_never_allowed_what_does_not_work_across_accounts(
+    world: World, admin_api: APIClient, partner: Any
+) -> None:
+    """The key policy gives another account's root kms:* and its user badmin may do anything in its IAM: both are
+    allowed the cross-account operations only; the others are refused, saying why."""
+    from tests.conftest import ALLOW_ALL
+    from tests.policies.analyzer_support import PARTNER, make_key, user_arn
+
+    partner(None)
+    partner("badmin", ALLOW_ALL)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")))
+    data = admin_api.get(f"/api/v1/keys/{key.key_id}/access").json()
+    rows = {row["arn"]: {cell["action"]: cell for cell in row["access"]} for row in data["principals"]}
+    for arn in (PARTNER_ROOT, user_arn("badmin", PARTNER)):
+        cells = rows[arn]
+        for action in ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants"):
+            assert cells[action]["access"] == "allowed", (arn, action)
+        for action in (
+            "kms:PutKeyPolicy",
+            "kms:GetKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+            "kms:DisableKey",
+            "kms:TagResource",
+        ):
+            assert cells[action]["access"] == "denied", (arn, action)
+            assert cells[action]["explanation"].startswith("not available across accounts"), cells[action]

@@ -323,3 +323,22 @@ def test_the_policy_review_without_reading_the_keys_grants_says_so_and_asks_noth
     matrix = console(grant_reader).get(reverse("console:key-access", args=[key.key_id]))
     assert matrix.status_code == 403 and "kms:GetKeyRotationStatus" in page(matrix)
     assert [event.decision for event in audit_events("kmsconsole:AnalyzeKeyAccess")] == ["allowed", "denied"]
+
+
+def test_another_account_is_shown_without_what_does_not_work_across_accounts(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    partner(None)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")))
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    partner_routes = body.split(f"<code>{PARTNER_ROOT}</code>", 1)[1].split("</details>", 1)[0]
+    lines = partner_routes.split("<tr>")[2:]  # after the header row
+    refused = "".join(line for line in lines if "not allowed</span>" in line)
+    allowed = "".join(line for line in lines if "not allowed</span>" not in line)
+    assert "<code>kms:Encrypt</code>" in allowed and "<code>kms:PutKeyPolicy</code>" not in allowed
+    for action in ("PutKeyPolicy", "ScheduleKeyDeletion", "DisableKey", "GetKeyPolicy", "TagResource"):
+        assert f"<code>kms:{action}</code>" in refused
+    assert "not available across accounts" in refused
+    # The findings name only what works across accounts.
+    finding = body.split("A principal of another account has access", 1)[1].split("</li>", 1)[0]
+    assert "Encrypt" in finding and "PutKeyPolicy" not in finding
