@@ -13,7 +13,7 @@ request is (NotFoundException), whatever the policies say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from grants.models import Grant
 from grants.selectors import engine_grant
@@ -144,12 +144,20 @@ def key_access(
     return access_matrix(key_target(key, policy=policy), principals, key_actions(key), analyzer=analyzer)
 
 
-def key_access_diff(key: Key, principals: Sequence[Principal], draft: str) -> tuple[AccessChange, ...]:
-    """Who would gain or lose which action if `draft` became the key's policy."""
+def key_access_diff(
+    key: Key,
+    principals: Sequence[Principal],
+    draft: str,
+    *,
+    shown: Callable[[AccessMatrix], AccessMatrix] | None = None,
+) -> tuple[AccessChange, ...]:
+    """Who would gain or lose which action if `draft` became the key's policy (each matrix as `shown` makes it)."""
     draft_policy = compiled_policy(draft)
     target = key_target(key)
     analyzer = AccessAnalyzer()
     actions = key_actions(key)
     before = access_matrix(target, principals, actions, analyzer=analyzer)
     after = access_matrix(target.with_policy(draft_policy), principals, actions, analyzer=analyzer)
+    if shown is not None:
+        before, after = shown(before), shown(after)
     return compare(before, after)

@@ -130,7 +130,7 @@ def test_a_keys_matrix_routes_and_findings(
     body = page(response)
     assert response.status_code == 200
     assert "Who can do what" in body and '<th scope="col">Decrypt</th>' in body
-    assert "User admin" in body and "Account 444455556666 (root)" in body and "Anyone (*)" in body
+    assert "User admin" in body and "Account 444455556666 (its principals)" in body and "Anyone (*)" in body
     assert "allowed by statement 'Partner' in the key policy (the caller is its account's root user" in body
     assert "A principal of another account has access" in body
 
@@ -342,3 +342,23 @@ def test_another_account_is_shown_without_what_does_not_work_across_accounts(
     # The findings name only what works across accounts.
     finding = body.split("A principal of another account has access", 1)[1].split("</li>", 1)[0]
     assert "Encrypt" in finding and "PutKeyPolicy" not in finding
+
+
+def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identity_policies(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    from tests.policies.analyzer_support import PARTNER_SECRETS, partner_with_secrets
+
+    key = partner_with_secrets(partner)
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    assert "Account 444455556666 (its principals)" in body
+    assert (
+        "allowed by statement 'Partner' in the key policy, together with an identity policy of the caller's account"
+        in body
+    )
+    for secret in PARTNER_SECRETS:
+        assert secret not in body, secret
+    findings = page(console(admin).get(reverse("console:analyzer")))
+    assert "Account 444455556666 (its principals)" in findings
+    for secret in PARTNER_SECRETS:
+        assert secret not in findings, secret

@@ -650,3 +650,22 @@ def test_the_operators_simulation_notes_what_does_not_work_across_accounts(
 
     assert any("does not work across accounts" in note for note in simulated("kms:PutKeyPolicy").notes)
     assert not any("across accounts" in note for note in simulated("kms:Decrypt").notes)
+
+
+def test_the_operator_sees_every_accounts_principals_and_a_key_owner_each_other_account_as_a_whole(
+    partner: Callable[..., Persona], admin: Persona
+) -> None:
+    from tests.policies.analyzer_support import UNRELATED, partner_with_secrets
+
+    key = partner_with_secrets(partner)
+    whole = analyze(key).matrix  # the operator
+    assert {user_arn("badmin", PARTNER), user_arn("eve", UNRELATED)} <= {s.arn for s in whole.subjects}
+    denied = whole.verdict(user_arn("badmin", PARTNER), "kms:Decrypt")
+    assert denied.access is Access.DENIED and "BDenyDecrypt" in denied.describe()
+    shown = analyze(key, admin).matrix
+    others = [s for s in shown.subjects if s.kind != "anyone" and s.account_id != settings.KMS_ACCOUNT_ID]
+    assert [(s.arn, s.label) for s in others] == [(PARTNER_ROOT, f"Account {PARTNER} (its principals)")]
+    assert shown.verdict(PARTNER_ROOT, "kms:Encrypt").describe() == (
+        "allowed by statement 'Partner' in the key policy, together with an identity policy of the caller's account"
+    )
+    assert "BDenyDecrypt" not in shown.verdict(PARTNER_ROOT, "kms:Decrypt").describe()
