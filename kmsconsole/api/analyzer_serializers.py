@@ -47,9 +47,19 @@ class SimulationInput(serializers.Serializer):
 
 class StatementRefOutput(serializers.Serializer):
     policy_kind = StrictCharField()
-    policy_name = StrictCharField()
-    index = serializers.IntegerField(help_text="0-based position in the policy.")
+    policy_name = StrictCharField(
+        allow_null=True, help_text="Null where `shown_as` stands for the statement."
+    )
+    index = serializers.IntegerField(allow_null=True, help_text="0-based position in the policy.")
     sid = StrictCharField(allow_null=True)
+    shown_as = StrictCharField(
+        allow_null=True,
+        default=None,
+        help_text=(
+            "Set (and the name, position and Sid null) for another account's identity policy, shown to the key "
+            'owner: "an identity policy of the caller\'s account".'
+        ),
+    )
 
 
 class RouteOutput(serializers.Serializer):

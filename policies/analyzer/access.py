@@ -6,12 +6,14 @@ alias ARN too), RetireGrant (decided by the grant itself) and the service's own 
 
 The key is seen as a request on it sees it (``keys.selectors.key_condition_values`` and ``key_tags``, its grants
 as ``grants.selectors.engine_grant`` makes them, including grants whose delayed removal has not happened yet,
-which still allow), and each principal as ``principals.store_principals`` builds it.
+which still allow), and each principal as ``principals.store_principals`` builds it. A principal of another
+account is refused every action whose operation does not work across accounts (``local_actions``), as the real
+request is (NotFoundException), whatever the policies say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from grants.models import Grant
 from grants.selectors import engine_grant
@@ -85,6 +87,17 @@ def action_applies(action: str, key: Key) -> bool:
     return action in key_actions(key)
 
 
+def local_actions() -> frozenset[str]:
+    """The actions (lower case) of the operations that do not work across accounts (the operation table's
+    ``cross_account``, kms-spec §7.2): another account's request for one is answered NotFoundException."""
+    return frozenset(
+        action.lower()
+        for name, actions in _key_operations()
+        if not OPERATIONS[name].cross_account
+        for action in actions
+    )
+
+
 def key_grants(key: Key, grantees: Sequence[str] | None = None) -> list[engine.Grant]:
     """The grants a request on the key would consult (optionally only those of some grantees)."""
     rows = Grant.objects.filter(key=key)
@@ -116,6 +129,7 @@ def key_target(key: Key, *, policy: str | None = None) -> KeyTarget:
         grants=tuple(key_grants(key)),
         tags=key_tags(key),
         values=key_condition_values(key, request_alias=None),
+        local_actions=local_actions(),
     )
 
 
@@ -130,12 +144,20 @@ def key_access(
     return access_matrix(key_target(key, policy=policy), principals, key_actions(key), analyzer=analyzer)
 
 
-def key_access_diff(key: Key, principals: Sequence[Principal], draft: str) -> tuple[AccessChange, ...]:
-    """Who would gain or lose which action if `draft` became the key's policy."""
+def key_access_diff(
+    key: Key,
+    principals: Sequence[Principal],
+    draft: str,
+    *,
+    shown: Callable[[AccessMatrix], AccessMatrix] | None = None,
+) -> tuple[AccessChange, ...]:
+    """Who would gain or lose which action if `draft` became the key's policy (each matrix as `shown` makes it)."""
     draft_policy = compiled_policy(draft)
     target = key_target(key)
     analyzer = AccessAnalyzer()
     actions = key_actions(key)
     before = access_matrix(target, principals, actions, analyzer=analyzer)
     after = access_matrix(target.with_policy(draft_policy), principals, actions, analyzer=analyzer)
+    if shown is not None:
+        before, after = shown(before), shown(after)
     return compare(before, after)

@@ -92,9 +92,12 @@ def external_access(matrix: AccessMatrix) -> list[engine.Finding]:
             severity = Severity.HIGH if everyone else Severity.MEDIUM
         else:
             severity = Severity.MEDIUM if everyone else Severity.LOW
-        who = (
-            "any principal of any account" if everyone else f"{subject.label} (account {subject.account_id})"
-        )
+        if everyone:
+            who = "any principal of any account"
+        elif subject.kind == "account":  # its label names the account
+            who = subject.label
+        else:
+            who = f"{subject.label} (account {subject.account_id})"
         parts = []
         if sure:
             parts.append(f"can call {_list(sure)}")

@@ -17,7 +17,9 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   findings of a key), whether automatic rotation is on (``kms:GetKeyRotationStatus``: a finding reports it) as well
   on a key that can rotate (``analysis_reads``: no request can read the rotation status of any other key). The
   key must be in the caller's account. The principals analysed are every account's (so that access from other
-  accounts, by the key policy, a grant or a condition on "*", is never under-reported); the principal simulated
+  accounts, by the key policy, a grant or a condition on "*", is never under-reported), but a caller is shown
+  each other account as a whole, only where it gets anything, its identity policies unnamed
+  (``policies/analyzer/shown.py``; the operator sees every principal); the principal simulated
   must be of the caller's account (another account's is "not found", as one that does not exist: simulating reads
   and quotes its identity policies). The operator simulates any account's principals.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
@@ -38,6 +40,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from django.db.models import Q
 from django.utils import timezone
@@ -58,6 +61,7 @@ from policies.analyzer.access import compiled_policy, grant_names, key_access, k
 from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
 from policies.analyzer.principals import broad_iam, principal_for, store_principals
+from policies.analyzer.shown import by_account, view_for
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
 from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
 from policies.engine.analysis import AccessAnalyzer
@@ -104,6 +108,9 @@ def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport
     """Every principal's access to every action on the key, and the key's findings."""
     key = _gate(ctx, key_id, analysis_reads).key
     matrix = key_access(key, store_principals())
+    view = view_for(_analysing_account(ctx))
+    if view is not None:
+        matrix = view(matrix)  # other accounts as a whole, only those given anything, their IAM unnamed
     return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
 
 
@@ -124,7 +131,8 @@ class PolicyComparison:
 def key_policy_compare(*, ctx: OperationContext, key_id: str, policy: str) -> PolicyComparison:
     """Who would gain or lose which action if `policy` replaced the key's policy (nothing is saved)."""
     key = _gate(ctx, key_id, ACCESS_READS).key
-    return PolicyComparison(key, key_access_diff(key, store_principals(), policy))
+    shown = None if _analysing_account(ctx) is None else partial(by_account, keep_empty=True)
+    return PolicyComparison(key, key_access_diff(key, store_principals(), policy, shown=shown))
 
 
 @dataclass(frozen=True)
@@ -196,10 +204,13 @@ def findings_list(
         if principal.subject.external_to(account_id) or broad_iam(principal)
     ]
     analyzer = AccessAnalyzer()
+    view = view_for(_analysing_account(ctx))
     now = timezone.now()
     found: list[KeyFinding] = []
     for key in readable:
         matrix = key_access(key, principals, analyzer=analyzer)
+        if view is not None:
+            matrix = view(matrix)
         found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
     order = {value: index for index, value in enumerate(SEVERITIES)}
     found.sort(key=lambda item: order[item.finding.severity])

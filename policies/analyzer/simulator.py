@@ -27,7 +27,13 @@ from keys.selectors import key_condition_values, key_tags
 from kmsconsole.core import errors
 from kmsconsole.operations import OPERATIONS
 from policies import engine
-from policies.analyzer.access import action_applies, all_key_actions, compiled_policy, key_grants
+from policies.analyzer.access import (
+    action_applies,
+    all_key_actions,
+    compiled_policy,
+    key_grants,
+    local_actions,
+)
 from policies.analyzer.principals import StorePrincipal
 
 _SYMMETRIC_CRYPTO = (
@@ -184,6 +190,11 @@ def simulate(request: SimulatedRequest) -> Simulation:
         notes.append(
             f"{action} does not apply to a {key.key_spec} key for {key.key_usage}: a real request would be refused "
             "after this authorization (InvalidKeyUsageException or UnsupportedOperationException)."
+        )
+    if caller.account_id != key.account.account_id and action.lower() in local_actions():
+        notes.append(
+            f"{action} does not work across accounts: a real request from account {caller.account_id} would not "
+            "find this key (NotFoundException), whatever this decision says."
         )
     if request.grant_tokens and not grantable:
         notes.append(f"Grant tokens do not count for {action}: grants never allow it.")

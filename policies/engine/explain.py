@@ -56,6 +56,13 @@ class StatementRef:
     policy_name: str
     index: int
     sid: str | None
+    # Set when the reader may not see which statement this is (another account's identity policy, shown to the key
+    # owner): the words shown instead of the policy's name and the statement's Sid or position.
+    shown_as: str | None = None
+
+    def hidden(self, label: str) -> StatementRef:
+        """This reference as a reader who may not see its policy's name or its statement is shown it: `label`."""
+        return StatementRef(self.policy_kind, "", 0, None, shown_as=label)
 
     @property
     def label(self) -> str:
@@ -71,9 +78,19 @@ class StatementRef:
 
     def describe(self) -> str:
         """E.g. ``statement 'Allow use of the key' in the key policy``."""
+        if self.shown_as is not None:
+            return self.shown_as
         return f"statement {self.label} in {self.policy_description}"
 
     def to_dict(self) -> dict[str, object]:
+        if self.shown_as is not None:
+            return {
+                "policy_kind": self.policy_kind.value,
+                "policy_name": None,
+                "index": None,
+                "sid": None,
+                "shown_as": self.shown_as,
+            }
         return {
             "policy_kind": self.policy_kind.value,
             "policy_name": self.policy_name,

@@ -25,6 +25,12 @@ from .principals import Caller
 ANYONE = "*"
 ANYONE_SESSION = "anyone"
 STRANGER_POLICY_NAME = "its own account's IAM policies"
+# Why a principal of another account is refused an action only the key's own account may request: the real
+# request names a key its caller's account does not have, and is answered NotFoundException before any policy.
+NOT_ACROSS_ACCOUNTS = (
+    "not available across accounts: a request from another account for this action is answered "
+    "NotFoundException, whatever the policies say"
+)
 _EVERYTHING = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
 # Condition values every request of an action carries whatever its parameters (only the default policy exists).
 ACTION_VALUES: Mapping[str, Mapping[str, Any]] = {
@@ -88,9 +94,19 @@ class KeyTarget:
     grants: Sequence[Grant] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
+    # The actions (lower case) only a principal of the key's own account may request: the service layer says which
+    # (the operation table's ``cross_account``); for any other account's principal they are refused outright.
+    local_actions: frozenset[str] = frozenset()
 
     def with_policy(self, policy: CompiledPolicy) -> KeyTarget:
-        return KeyTarget(self.arn, self.account_id, policy, self.grants, self.tags, self.values)
+        return KeyTarget(
+            self.arn, self.account_id, policy, self.grants, self.tags, self.values, self.local_actions
+        )
+
+    def across_accounts(self, identity: Identity, action: str) -> bool:
+        """Whether a request of `identity` for `action` could reach the key at all (its own account, or an action
+        that works across accounts)."""
+        return identity.caller.account_id == self.account_id or action.lower() not in self.local_actions
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,8 @@ class AccessMatrix:
 def _verdict(
     analyzer: AccessAnalyzer, target: KeyTarget, grants: GrantIndex, identity: Identity, action: str
 ) -> Verdict:
+    if not target.across_accounts(identity, action):
+        return Verdict(Access.DENIED, explanation=NOT_ACROSS_ACCOUNTS)
     values = dict(target.values)
     values.update(ACTION_VALUES.get(action.lower(), {}))
     context = RequestContext.build(

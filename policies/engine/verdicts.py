@@ -56,6 +56,8 @@ class Route:
         if self.reason is ReasonCode.ALLOWED_BY_IDENTITY_POLICY and support:
             return f"{statement}, counted through {support}, which delegates to IAM policies"
         if self.reason is ReasonCode.ALLOWED_CROSS_ACCOUNT:
+            if support and self.supporting[0].shown_as is not None:
+                return f"{statement}, together with {support}"
             if support:
                 return f"{statement}, together with {support} in the caller's account"
             return f"{statement} (the caller is its account's root user, which needs no IAM policy)"

@@ -350,3 +350,65 @@ def test_another_accounts_principals_identity_policies_are_not_simulated(
         format="json",
     )
     assert own.status_code == 200 and own.json()["decision"] == "allowed", own.content
+
+
+def test_another_account_is_never_allowed_what_does_not_work_across_accounts(
+    world: World, admin_api: APIClient, partner: Any
+) -> None:
+    """The key policy gives another account's root kms:* and its user badmin may do anything in its IAM: both are
+    allowed the cross-account operations only; the others are refused, saying why."""
+    from tests.conftest import ALLOW_ALL
+    from tests.policies.analyzer_support import PARTNER, make_key, user_arn
+
+    partner(None)
+    partner("badmin", ALLOW_ALL)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")))
+    data = admin_api.get(f"/api/v1/keys/{key.key_id}/access").json()
+    rows = {row["arn"]: {cell["action"]: cell for cell in row["access"]} for row in data["principals"]}
+    assert user_arn("badmin", PARTNER) not in rows  # another account is shown as a whole
+    for arn in (PARTNER_ROOT,):
+        cells = rows[arn]
+        for action in ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants"):
+            assert cells[action]["access"] == "allowed", (arn, action)
+        for action in (
+            "kms:PutKeyPolicy",
+            "kms:GetKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+            "kms:DisableKey",
+            "kms:TagResource",
+        ):
+            assert cells[action]["access"] == "denied", (arn, action)
+            assert cells[action]["explanation"].startswith("not available across accounts"), cells[action]
+
+
+def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identity_policies(
+    admin_api: APIClient, partner: Any
+) -> None:
+    from tests.policies.analyzer_support import PARTNER_SECRETS, UNRELATED, partner_with_secrets
+
+    key = partner_with_secrets(partner)
+    response = admin_api.get(f"/api/v1/keys/{key.key_id}/access")
+    assert response.status_code == 200
+    data = response.json()
+    rows = {row["arn"]: {cell["action"]: cell for cell in row["access"]} for row in data["principals"]}
+    # The partner account as a whole: Encrypt allowed through the key policy and its own IAM, unnamed; Decrypt
+    # refused without saying by what; the unrelated account not at all.
+    assert PARTNER_ROOT in rows and f"arn:aws:iam::{UNRELATED}:root" not in rows
+    assert all(":user/" not in arn or arn.startswith("arn:aws:iam::111122223333:") for arn in rows)
+    encrypt = rows[PARTNER_ROOT]["kms:Encrypt"]
+    assert encrypt["access"] == "allowed"
+    assert encrypt["route"]["supporting"][0]["shown_as"] == "an identity policy of the caller's account"
+    assert rows[PARTNER_ROOT]["kms:Decrypt"]["access"] == "denied"
+    text = response.content.decode()
+    for secret in PARTNER_SECRETS:
+        assert secret not in text, secret
+    compared = admin_api.post(
+        f"/api/v1/keys/{key.key_id}/policy/compare", {"policy": policy(ROOT)}, format="json"
+    )
+    assert compared.status_code == 200 and PARTNER_ROOT in compared.content.decode()
+    for secret in PARTNER_SECRETS:
+        assert secret not in compared.content.decode(), secret
+    findings = admin_api.get("/api/v1/findings").content.decode()
+    assert "Account 444455556666 (its principals)" in findings
+    for secret in PARTNER_SECRETS:
+        assert secret not in findings, secret

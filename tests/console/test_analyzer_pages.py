@@ -130,7 +130,7 @@ def test_a_keys_matrix_routes_and_findings(
     body = page(response)
     assert response.status_code == 200
     assert "Who can do what" in body and '<th scope="col">Decrypt</th>' in body
-    assert "User admin" in body and "Account 444455556666 (root)" in body and "Anyone (*)" in body
+    assert "User admin" in body and "Account 444455556666 (its principals)" in body and "Anyone (*)" in body
     assert "allowed by statement 'Partner' in the key policy (the caller is its account's root user" in body
     assert "A principal of another account has access" in body
 
@@ -323,3 +323,42 @@ def test_the_policy_review_without_reading_the_keys_grants_says_so_and_asks_noth
     matrix = console(grant_reader).get(reverse("console:key-access", args=[key.key_id]))
     assert matrix.status_code == 403 and "kms:GetKeyRotationStatus" in page(matrix)
     assert [event.decision for event in audit_events("kmsconsole:AnalyzeKeyAccess")] == ["allowed", "denied"]
+
+
+def test_another_account_is_shown_without_what_does_not_work_across_accounts(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    partner(None)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")))
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    partner_routes = body.split(f"<code>{PARTNER_ROOT}</code>", 1)[1].split("</details>", 1)[0]
+    lines = partner_routes.split("<tr>")[2:]  # after the header row
+    refused = "".join(line for line in lines if "not allowed</span>" in line)
+    allowed = "".join(line for line in lines if "not allowed</span>" not in line)
+    assert "<code>kms:Encrypt</code>" in allowed and "<code>kms:PutKeyPolicy</code>" not in allowed
+    for action in ("PutKeyPolicy", "ScheduleKeyDeletion", "DisableKey", "GetKeyPolicy", "TagResource"):
+        assert f"<code>kms:{action}</code>" in refused
+    assert "not available across accounts" in refused
+    # The findings name only what works across accounts.
+    finding = body.split("A principal of another account has access", 1)[1].split("</li>", 1)[0]
+    assert "Encrypt" in finding and "PutKeyPolicy" not in finding
+
+
+def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identity_policies(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    from tests.policies.analyzer_support import PARTNER_SECRETS, partner_with_secrets
+
+    key = partner_with_secrets(partner)
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    assert "Account 444455556666 (its principals)" in body
+    assert (
+        "allowed by statement 'Partner' in the key policy, together with an identity policy of the caller's account"
+        in body
+    )
+    for secret in PARTNER_SECRETS:
+        assert secret not in body, secret
+    findings = page(console(admin).get(reverse("console:analyzer")))
+    assert "Account 444455556666 (its principals)" in findings
+    for secret in PARTNER_SECRETS:
+        assert secret not in findings, secret

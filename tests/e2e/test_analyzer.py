@@ -51,9 +51,9 @@ def test_findings_matrix_and_simulator(
     watched_page.goto(f"/console/keys/{key.key_id}/policy/")
     page.get_by_role("link", name="Who has access").click()
     page.get_by_role("heading", name="Who can do what").wait_for()
-    assert "Account 444455556666 (root)" in page.content()
+    assert "Account 444455556666 (its principals)" in page.content()  # another account, as a whole
     watched_page.screenshot("key-access")
-    # Another account's principal is shown, but not simulated by this caller (its identity policies are its own).
+    # Another account is shown as a whole, not simulated by this caller (its identity policies are its own).
     assert page.locator("details", has_text=PARTNER_ROOT).get_by_role("link", name="kms:Decrypt").count() == 0
 
     dev_row = page.locator("details", has_text=dev.arn)

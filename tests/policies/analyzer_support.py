@@ -169,3 +169,42 @@ def stored_before_the_path_rule(model: type[IamUser | IamRole | IamGroup], name:
     for key in AccessKey.objects.select_related("account", "user__account").filter(user__name=name):
         key.save(update_fields=["mac"])
     return entity.arn
+
+
+UNRELATED = "777788889999"
+# The key policy names badmin (the key owner wrote it); badmin's identity policies and the unrelated account are not
+# the key owner's to read.
+PARTNER_SECRETS = ("BDenyDecrypt", "'deny'", "'kms'", "user/eve", UNRELATED)
+
+
+def partner_with_secrets(partner: Callable[..., Persona]) -> Key:
+    """A key whose policy gives the partner account's user badmin Encrypt and Decrypt (naming it), badmin's own
+    identity policies ('kms': everything; 'deny': Sid BDenyDecrypt refuses Decrypt), and an unrelated account with
+    a user eve who may do anything in its IAM: what a key owner's analysis must not name."""
+    partner("badmin")
+    user = IamUser.objects.get(account__account_id=PARTNER, name="badmin")
+    everything = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )
+    refuse = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "BDenyDecrypt", "Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}
+            ],
+        }
+    )
+    for name, document in (("kms", everything), ("deny", refuse)):
+        as_operator(
+            "iam:PutUserPolicy",
+            lambda ctx, n=name, d=document: services.identity_policy_put(
+                ctx=ctx, owner=user, policy_name=n, document=d
+            ),
+        )
+    other = as_operator(
+        "iam:CreateAccount", lambda ctx: services.account_create(ctx=ctx, account_id=UNRELATED)
+    )
+    create_user(other, "eve", everything)
+    return make_key(
+        policy(ROOT, allow(user_arn("badmin", PARTNER), "kms:Encrypt", "kms:Decrypt", sid="Partner"))
+    )

@@ -14,8 +14,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from keys.services import crypto, deletion, rotation
+from keys.services.access import key_for
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.core import errors
+from kmsconsole.operations import OPERATIONS
 from policies import services
 from policies.analyzer import services as analyzer
 from policies.analyzer.access import key_actions
@@ -565,3 +567,105 @@ def test_a_key_that_cannot_rotate_is_analysed_without_reading_its_rotation_statu
     page = run_as(grant_reader, "kmsconsole:ListFindings", lambda ctx: analyzer.findings_list(ctx=ctx))
     assert (page.keys_analysed, page.keys_hidden) == (1, 1)
     assert {item.key.pk for item in page.findings} <= {unrotatable.pk}
+
+
+def _operation_of(action: str) -> str:
+    """The operation whose request is decided on `action` (ReEncrypt is decided as ReEncryptFrom and ReEncryptTo)."""
+    return "ReEncrypt" if action.startswith("kms:ReEncrypt") else action.removeprefix("kms:")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"key_spec": "RSA_2048", "key_usage": "SIGN_VERIFY"},
+        {"key_spec": "HMAC_256", "key_usage": "GENERATE_VERIFY_MAC"},
+    ],
+    ids=["symmetric", "signing", "hmac"],
+)
+def test_another_account_is_answered_as_its_real_requests_are(
+    partner: Callable[..., Persona], options: dict[str, str]
+) -> None:
+    """The key policy gives another account's root kms:*, and that account's user badmin may do anything in its
+    IAM: the analysis allows them exactly the operations whose real request works across accounts, and a real
+    request of badmin for every action of the matrix has the analysis' answer (refused: NotFoundException)."""
+    partner(None)
+    badmin = partner("badmin", ALLOW_ALL)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")), **options)
+    matrix = analyze(key).matrix
+    refused = []
+    for action in matrix.actions:
+        operation = OPERATIONS[_operation_of(action)]
+        for arn in (PARTNER_ROOT, user_arn("badmin", PARTNER)):
+            verdict = matrix.verdict(arn, action)
+            if operation.cross_account:
+                assert verdict.allowed, (arn, action)
+            else:
+                assert verdict.access is Access.DENIED, (arn, action)
+                assert verdict.describe().startswith("not available across accounts"), verdict.describe()
+        # The real request: key resolution, authorization and the key-state check of the operation.
+        try:
+            run_as(
+                badmin,
+                operation.name,
+                lambda ctx, action=action: key_for(ctx, key.arn, action=action),
+                KeyId=key.arn,
+            )
+            really_allowed = True
+        except errors.NotFoundException:
+            really_allowed = False
+            refused.append(action)
+        assert matrix.verdict(user_arn("badmin", PARTNER), action).allowed == really_allowed, action
+    assert "kms:PutKeyPolicy" in refused and "kms:ScheduleKeyDeletion" in refused
+    # The findings report only what works: another account's access names no management action.
+    external = [item.finding for item in analyze(key).findings if item.finding.id == "external-access"]
+    assert external and all("PutKeyPolicy" not in finding.detail for finding in external)
+    # So does a draft policy's comparison: giving the partner kms:* adds no management action.
+    changes = run_as(
+        None,
+        "kmsconsole:AnalyzeKeyAccess",
+        lambda ctx: analyzer.key_policy_compare(ctx=ctx, key_id=str(key.key_id), policy=policy(ROOT)),
+        KeyId=str(key.key_id),
+    ).changes
+    assert {change.action for change in changes if change.subject.arn == PARTNER_ROOT} == {
+        action for action in matrix.actions if OPERATIONS[_operation_of(action)].cross_account
+    }
+
+
+def test_the_operators_simulation_notes_what_does_not_work_across_accounts(
+    partner: Callable[..., Persona],
+) -> None:
+    partner("badmin", ALLOW_ALL)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:*", sid="Partner")))
+
+    def simulated(action: str) -> Any:
+        return run_as(
+            None,
+            "kmsconsole:SimulatePolicy",
+            lambda ctx: analyzer.policy_simulate(
+                ctx=ctx, principal=user_arn("badmin", PARTNER), action=action, key_id=str(key.key_id)
+            ),
+            KeyId=str(key.key_id),
+        )
+
+    assert any("does not work across accounts" in note for note in simulated("kms:PutKeyPolicy").notes)
+    assert not any("across accounts" in note for note in simulated("kms:Decrypt").notes)
+
+
+def test_the_operator_sees_every_accounts_principals_and_a_key_owner_each_other_account_as_a_whole(
+    partner: Callable[..., Persona], admin: Persona
+) -> None:
+    from tests.policies.analyzer_support import UNRELATED, partner_with_secrets
+
+    key = partner_with_secrets(partner)
+    whole = analyze(key).matrix  # the operator
+    assert {user_arn("badmin", PARTNER), user_arn("eve", UNRELATED)} <= {s.arn for s in whole.subjects}
+    denied = whole.verdict(user_arn("badmin", PARTNER), "kms:Decrypt")
+    assert denied.access is Access.DENIED and "BDenyDecrypt" in denied.describe()
+    shown = analyze(key, admin).matrix
+    others = [s for s in shown.subjects if s.kind != "anyone" and s.account_id != settings.KMS_ACCOUNT_ID]
+    assert [(s.arn, s.label) for s in others] == [(PARTNER_ROOT, f"Account {PARTNER} (its principals)")]
+    assert shown.verdict(PARTNER_ROOT, "kms:Encrypt").describe() == (
+        "allowed by statement 'Partner' in the key policy, together with an identity policy of the caller's account"
+    )
+    assert "BDenyDecrypt" not in shown.verdict(PARTNER_ROOT, "kms:Decrypt").describe()

@@ -21,6 +21,7 @@ from kmsconsole.console.views.key_tabs import failure_status, key_params
 from kmsconsole.operations import OperationContext
 from policies.analyzer import services
 from policies.engine.analysis import Access
+from policies.engine.matrix import NOT_ACROSS_ACCOUNTS
 
 SEVERITY_CHOICES = (("", "Any severity"), *((value, value.capitalize()) for value in services.SEVERITIES))
 # What a matrix cell shows (its full text is in the list below the matrix).
@@ -62,7 +63,9 @@ def _rows(report: services.KeyAccessReport) -> list[dict[str, Any]]:
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for cell in cells:
             verdict = cell["verdict"]
-            if verdict.access is Access.DENIED:
+            # Refusals are not listed, but for the actions another account can never request on the key: a policy
+            # that seems to allow them does not, and the line says why.
+            if verdict.access is Access.DENIED and verdict.explanation != NOT_ACROSS_ACCOUNTS:
                 continue
             text = verdict.describe(report.grant_names)
             group = groups.setdefault(
@@ -70,7 +73,9 @@ def _rows(report: services.KeyAccessReport) -> list[dict[str, Any]]:
                 {"access": verdict.access.value, "text": text, "exact": verdict.exact, "actions": []},
             )
             group["actions"].append(cell["action"])
-        granted = sum(len(group["actions"]) for group in groups.values())
+        granted = sum(
+            len(group["actions"]) for group in groups.values() if group["access"] != Access.DENIED.value
+        )
         rows.append({"subject": subject, "cells": cells, "groups": list(groups.values()), "granted": granted})
     return rows
 
