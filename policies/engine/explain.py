@@ -192,7 +192,9 @@ class Decision(NamedTuple):
                     f"denied: grant {self.grant_id} allows {action} to account {account}, but a grant to an account "
                     f"counts only together with an identity policy of the caller that allows {action}, and none does"
                 )
-            if self.statement is None and action.lower() == "kms:retiregrant":
+            # For RetireGrant the service's statement for the accounts only stands for "their IAM decides": no
+            # key policy has a say (spec §8.6), so naming one would mislead.
+            if action.lower() == "kms:retiregrant":
                 return (
                     f"denied: {action} is allowed by the grant itself (to its retiring principal, or to its grantee "
                     f"when it lists RetireGrant) or by an identity policy of the key's or the grant's account, not "

@@ -363,6 +363,7 @@ def test_who_may_retire(
         f"User: {nobody.arn} is not authorized to perform: kms:RetireGrant on resource: {arn} because no "
         "identity-based policy allows the kms:RetireGrant action"
     )
+    assert "not by key policies" in last_event("RetireGrant").reason
     kms_client(iam_retirer).retire_grant(GrantToken=plain["GrantToken"])
     # An IAM Deny wins even for the retiring principal.
     blocked = make_user("blocked", identity_policy("kms:RetireGrant", effect="Deny"))
