@@ -31,7 +31,6 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) manage.py rootkey init
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py bootstrap
 	exec $(PY) manage.py serve
 

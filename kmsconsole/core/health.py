@@ -1,4 +1,5 @@
-"""Health probes: /healthz (the process answers) and /readyz (database, broker and a worker are up)."""
+"""Health probes: /healthz (the process answers) and /readyz (database, broker and a worker are up, and the
+console's static files are collected)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from kmsconsole.core.staticfiles import console_static_problem
 from kmsconsole.jobs.models import WorkerHeartbeat
 
 _BROKER_TIMEOUT_SECONDS = 2
@@ -54,9 +56,20 @@ def _worker_ok() -> tuple[bool, str]:
     return True, f"last heartbeat {int(age.total_seconds())}s ago"
 
 
+def _static_ok() -> tuple[bool, str]:
+    # Without the manifest every console page is a 500, although the KMS endpoint answers.
+    problem = console_static_problem()
+    return (False, problem) if problem else (True, "collected")
+
+
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database_ok(), "broker": _broker_ok(), "worker": _worker_ok()}
+    checks = {
+        "database": _database_ok(),
+        "broker": _broker_ok(),
+        "worker": _worker_ok(),
+        "static": _static_ok(),
+    }
     ready = all(ok for ok, _ in checks.values())
     body = {
         "status": "ready" if ready else "not ready",

@@ -11,7 +11,10 @@
 4. Otherwise a grant for the caller (its ARN, its role, or its account, the last only with the account's IAM
    agreeing) covering the operation and meeting its constraints allows.
 5. Otherwise deny, with the most useful reason (a pending grant; an identity Allow that did not count; a
-   delegation with no identity Allow; a grant whose constraints failed; nothing at all).
+   delegation with no identity Allow; a grant to the caller's account with no identity Allow; a grant whose
+   constraints failed; nothing at all). A delegation or a grant to the caller's account that misses an
+   identity Allow is NO_IDENTITY_POLICY_ALLOWS (AWS's "no identity-based policy allows"), and so is nothing at
+   all for an action no key policy decides (``IDENTITY_DECIDED_ACTIONS``: kms:RetireGrant).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from .grants import Grant, GrantIndex, caller_grant_keys
 from .principals import ACCOUNT, DIRECT
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
+# Actions on a key that no key policy decides (lower case): kms:RetireGrant is allowed by the grant itself or by the
+# IAM of the key's or the grant's account (spec §8.6), so when nothing allows it, what is missing is an
+# identity-based permission, never a resource-based one.
+IDENTITY_DECIDED_ACTIONS = frozenset({"kms:retiregrant"})
 
 
 class IdentityPolicy(NamedTuple):
@@ -263,6 +270,8 @@ def _decide(
     # 4. Grants.
     pending: Grant | None = None
     unmet: Grant | None = None
+    # A grant to the caller's account that would allow, but only with an identity policy of the caller (§7.2).
+    needs_identity: Grant | None = None
     if grants and action.startswith("kms:"):
         operation = action[4:]
         if isinstance(grants, GrantIndex):
@@ -288,6 +297,7 @@ def _decide(
                     identity = _identity_allow(context, identity_policies)
                     identity_known = True
                 if not isinstance(identity, tuple):
+                    needs_identity = needs_identity or grant
                     continue
                 supporting = (identity[1].ref(identity[0]),)
             if not grant.effective and grant.grant_id not in token_grant_ids:
@@ -310,6 +320,10 @@ def _decide(
         reason, statement_ref = _IAM_NOT_DELEGATED, identity[1].ref(identity[0])
     elif key_support is not None and identity is None:
         reason, statement_ref = _NO_IDENTITY_POLICY_ALLOWS, key_support.ref(key_policy_name)
+    elif needs_identity is not None:
+        reason, grant_id = _NO_IDENTITY_POLICY_ALLOWS, needs_identity.grant_id
     elif unmet is not None:
         reason, grant_id = _GRANT_CONSTRAINTS_NOT_MET, unmet.grant_id
+    elif action in IDENTITY_DECIDED_ACTIONS:
+        reason = _NO_IDENTITY_POLICY_ALLOWS
     return _new_tuple(Decision, (False, reason, statement_ref, (), grant_id, context, inputs))

@@ -41,7 +41,8 @@ class ReasonCode(StrEnum):
     """Nothing allowed: no key-policy statement, identity policy or grant."""
     NO_IDENTITY_POLICY_ALLOWS = "NO_IDENTITY_POLICY_ALLOWS"
     """The key policy delegates to (or, cross-account, allows) the caller's account (``statement``), but no
-    identity policy allows; or, for an account-level action, no identity policy allows."""
+    identity policy allows; or a grant to the caller's account would allow (``grant_id``), but no identity policy
+    allows; or, for an account-level action or one no key policy decides (kms:RetireGrant), nothing allows."""
     GRANT_NOT_YET_EFFECTIVE = "GRANT_NOT_YET_EFFECTIVE"
     """Only a grant that has not propagated yet would allow (``grant_id``); its grant token would work."""
     GRANT_CONSTRAINTS_NOT_MET = "GRANT_CONSTRAINTS_NOT_MET"
@@ -203,6 +204,19 @@ class Decision(NamedTuple):
                 f"'{name}' did not count"
             )
         if reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS:
+            if self.grant_id is not None:
+                return (
+                    f"denied: grant {self.grant_id} allows {action} to account {account}, but a grant to an account "
+                    f"counts only together with an identity policy of the caller that allows {action}, and none does"
+                )
+            # For RetireGrant the service's statement for the accounts only stands for "their IAM decides": no
+            # key policy has a say (spec §8.6), so naming one would mislead.
+            if action.lower() == "kms:retiregrant":
+                return (
+                    f"denied: {action} is allowed by the grant itself (to its retiring principal, or to its grantee "
+                    f"when it lists RetireGrant) or by an identity policy of the key's or the grant's account, not "
+                    f"by key policies; neither allows it"
+                )
             if self.statement is None:
                 return f"denied: no identity policy allows {action}"
             if self.cross_account:

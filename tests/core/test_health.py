@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from kmsconsole.celery import app
+from kmsconsole.core.staticfiles import collect_static_if_needed
 from kmsconsole.jobs.models import WorkerHeartbeat
 from kmsconsole.jobs.tasks import heartbeat
 
@@ -53,6 +54,28 @@ def test_readyz_reports_a_broker_that_does_not_answer(client: Any, monkeypatch: 
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_readyz_reports_static_files_not_collected(client: Any, settings: Any, tmp_path: Path) -> None:
+    """Without `collectstatic`, the manifest storage makes every console page a 500: /readyz must not say ready."""
+    heartbeat.apply()
+    settings.STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    settings.STATIC_ROOT = tmp_path / "static"
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["status"] == "not ready"
+    static = response.json()["checks"]["static"]
+    assert static["ok"] is False and "manage.py collectstatic --noinput" in static["detail"]
+    assert "img/favicon.svg" in static["detail"]
+    assert collect_static_if_needed() is True
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"]["static"] == {
+        "ok": True,
+        "detail": "collected",
+    }
 
 
 @pytest.mark.django_db(transaction=True)

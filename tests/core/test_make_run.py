@@ -67,7 +67,13 @@ def test_make_run_serves_boto3_on_the_embedded_default(tmp_path: Path) -> None:
         deadline = time.monotonic() + 150
         assert wait_for(f"http://127.0.0.1:{port}/healthz", 200, deadline).json() == {"status": "ok"}
         ready = wait_for(f"http://127.0.0.1:{port}/readyz", 200, deadline).json()
-        assert ready["checks"]["broker"]["ok"] and ready["checks"]["worker"]["ok"]
+        assert (
+            ready["checks"]["broker"]["ok"]
+            and ready["checks"]["worker"]["ok"]
+            and ready["checks"]["static"]["ok"]
+        )
+        # `serve` collected the static files (`make run` leaves that to it): a console page renders.
+        assert wait_for(f"http://127.0.0.1:{port}/signin/", 200, deadline).status == 200
         root_key = tmp_path / "data" / "root.key"
         assert root_key.stat().st_mode & 0o777 == 0o600
         WATCH.register(bytes.fromhex(root_key.read_text().strip()), root_key.read_text().strip())

@@ -21,6 +21,7 @@ from .helpers import (
     DENY_IDP,
     DENY_KP,
     KEY_ARN,
+    NO_IDP,
     NO_KP,
     OTHER_KEY_ARN,
     OTHER_ROOT_ARN,
@@ -121,7 +122,15 @@ CASES = [
     gcase("grant-source-arn-absent", UNMET, [grant(source_arn="arn:aws:s3:::bucket")]),
     gcase("grant-first-unmet-second-ok", ALLOWED_GRANT,
           [grant(subset={"dept": "ops"}, grant_id="g1"), grant(subset={"dept": "eng"}, grant_id="g2")], context=EC),
-    gcase("grant-to-account-needs-iam", NO_KP, [grant(ROOT_ARN)], caller=BOB),
+    gcase("grant-to-account-needs-iam", NO_IDP, [grant(ROOT_ARN)], caller=BOB),
+    gcase("grant-to-other-account-needs-iam", NO_IDP, [grant(OTHER_ROOT_ARN)], caller=CAROL),
+    gcase("grant-to-account-needs-iam-for-this-action", NO_IDP, [grant(ROOT_ARN)], caller=BOB,
+          identity={"p": [allow(action="kms:Decrypt", resource="*")]}),
+    gcase("grant-to-account-without-the-operation", NO_KP, [grant(ROOT_ARN, ("Decrypt",))], caller=BOB),
+    gcase("grant-to-account-constraints-unmet-before-iam", UNMET, [grant(ROOT_ARN, subset={"dept": "x"})],
+          caller=BOB),
+    gcase("retire-grant-nothing-allows-names-iam", NO_IDP, [grant(operations=("Encrypt",))], caller=BOB,
+          action="kms:RetireGrant"),
     gcase("grant-to-account-with-iam", ALLOWED_GRANT, [grant(ROOT_ARN)], caller=BOB,
           identity={"p": [allow(action="kms:Encrypt", resource="*")]}),
     gcase("grant-to-account-id-with-iam", ALLOWED_GRANT, [grant(ACCOUNT)], caller=BOB,
@@ -171,7 +180,62 @@ def test_grant_decision(case: Case) -> None:
         ReasonCode.GRANT_NOT_YET_EFFECTIVE,
         ReasonCode.GRANT_CONSTRAINTS_NOT_MET,
     )
+    if decision.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS:
+        # Only a grant to the caller's account that lacks an identity Allow is named.
+        named = [g for g in case.grants if g.grant_id == decision.grant_id]
+        assert decision.grant_id is None or named[0].grantee_is_account
+        return
     assert (decision.grant_id is not None) is (decision.reason in grant_reasons)
+
+
+@pytest.mark.parametrize(
+    ("caller", "grantee"),
+    [(BOB, ROOT_ARN), (BOB, ACCOUNT), (CAROL, OTHER_ROOT_ARN)],
+    ids=["root", "id", "cross"],
+)
+def test_a_grant_to_the_account_without_iam_names_the_missing_identity_permission(
+    caller: Any, grantee: str
+) -> None:
+    """The grant matches, so "no resource-based policy" and "no grant does" would be wrong (spec §7.2: a grant to
+    an account needs that account's IAM, like a key-policy statement for the account)."""
+    decision = evaluate(
+        context(caller), key_policy=key_policy(*NOBODY), grants=[grant(grantee, grant_id="acct")]
+    )
+    assert not decision.allowed and decision.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS
+    assert decision.grant_id == "acct" and decision.statement is None
+    assert decision.access_denied_message() == (
+        f"User: {decision.caller_arn} is not authorized to perform: kms:Encrypt on resource: {KEY_ARN} "
+        "because no identity-based policy allows the kms:Encrypt action"
+    )
+    explanation = decision.explanation()
+    assert "grant acct allows kms:Encrypt to account" in explanation
+    assert "identity policy of the caller that allows kms:Encrypt, and none does" in explanation
+    assert "no grant does" not in explanation and "key policy" not in explanation
+    # The same words as a key-policy statement for the account gives (the service's existing answer).
+    by_key_policy = evaluate(
+        context(caller), key_policy=key_policy(allow(principal=aws(f"arn:aws:iam::{caller.account_id}:root")))
+    )
+    assert by_key_policy.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS
+    assert by_key_policy.access_denied_message() == decision.access_denied_message()
+
+
+def test_retire_grant_refused_names_the_missing_identity_permission() -> None:
+    """Key policies do not decide kms:RetireGrant (spec §8.6): with nothing allowing it, what is missing is an
+    identity-based permission, not a resource-based one."""
+    decision = evaluate(
+        context(CAROL, action="kms:RetireGrant"), key_policy=key_policy(*NOBODY), grants=[grant(grant_id="g")]
+    )
+    assert not decision.allowed and decision.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS
+    assert decision.access_denied_message().endswith(
+        "because no identity-based policy allows the kms:RetireGrant action"
+    )
+    assert "not by key policies" in decision.explanation() and "no grant does" not in decision.explanation()
+    # Another action keeps the resource-based form.
+    other = evaluate(context(CAROL), key_policy=key_policy(*NOBODY))
+    assert other.reason is ReasonCode.NO_KEY_POLICY_ALLOWS
+    assert other.access_denied_message().endswith(
+        "because no resource-based policy allows the kms:Encrypt action"
+    )
 
 
 def test_account_grant_names_the_identity_statement() -> None:

@@ -170,6 +170,53 @@ def test_grants_to_roles_sessions_and_accounts(
     assert error_of(lambda: kms_client(bob).encrypt(KeyId=key_id, Plaintext=b"x"))[0] == "NotFoundException"
 
 
+def test_a_grant_to_an_account_refused_for_want_of_iam_names_the_missing_identity_permission(
+    admin_kms: Any, key_arn: Callable[..., str], partner: Callable[..., Persona], kms_client: Any
+) -> None:
+    """A grant to an account root counts only with that account's IAM (kms-spec §7.2): the refusal says the
+    identity-based permission is missing, as for a key-policy statement for the account, and the audit event names
+    the grant rather than "no grant does". Key policies do not decide RetireGrant (§8.6): its refusal says so too."""
+    arn = key_arn()
+    dave = partner("dave")  # no IAM policy
+    granted = admin_kms.create_grant(
+        KeyId=arn, GranteePrincipal=f"arn:aws:iam::{PARTNER}:root", Operations=["Encrypt"]
+    )["GrantId"]
+    code, message = error_of(lambda: kms_client(dave).encrypt(KeyId=arn, Plaintext=b"x"))
+    assert code == DENIED and message == (
+        f"User: {dave.arn} is not authorized to perform: kms:Encrypt on resource: {arn} because no "
+        "identity-based policy allows the kms:Encrypt action"
+    )
+    event = last_event("Encrypt")
+    assert event.decision == "denied" and event.reason == (
+        f"denied: grant {granted} allows kms:Encrypt to account {PARTNER}, but a grant to an account counts only "
+        "together with an identity policy of the caller that allows kms:Encrypt, and none does"
+    )
+    # RetireGrant, by a principal the grant does not name, of an account that is neither the key's nor the issuer's.
+    plain = admin_kms.create_grant(
+        KeyId=arn, GranteePrincipal=f"arn:aws:iam::{ACCOUNT}:root", Operations=DESCRIBE
+    )
+    code, message = error_of(lambda: kms_client(dave).retire_grant(KeyId=arn, GrantId=plain["GrantId"]))
+    assert code == DENIED and message == (
+        f"User: {dave.arn} is not authorized to perform: kms:RetireGrant on resource: {arn} because no "
+        "identity-based policy allows the kms:RetireGrant action"
+    )
+    assert "not by key policies" in last_event("RetireGrant").reason
+    # Its retiring principal is dave's account: the same words, naming the retiring principal's right.
+    retirable = admin_kms.create_grant(
+        KeyId=arn,
+        GranteePrincipal=f"arn:aws:iam::{ACCOUNT}:root",
+        Operations=DESCRIBE,
+        RetiringPrincipal=PARTNER,
+    )["GrantId"]
+    code, message = error_of(lambda: kms_client(dave).retire_grant(KeyId=arn, GrantId=retirable))
+    assert code == DENIED and message.endswith(
+        "because no identity-based policy allows the kms:RetireGrant action"
+    )
+    assert last_event("RetireGrant").reason.startswith(
+        f"denied: grant {retirable} as its retiring principal allows kms:RetireGrant to account {PARTNER}"
+    )
+
+
 def test_a_grant_allowing_create_grant_lets_its_grantee_create_only_narrower_grants(
     admin_kms: Any, key_arn: Callable[..., str], make_user: Callable[..., Persona], kms_client: Any
 ) -> None:
@@ -316,6 +363,7 @@ def test_who_may_retire(
         f"User: {nobody.arn} is not authorized to perform: kms:RetireGrant on resource: {arn} because no "
         "identity-based policy allows the kms:RetireGrant action"
     )
+    assert "not by key policies" in last_event("RetireGrant").reason
     kms_client(iam_retirer).retire_grant(GrantToken=plain["GrantToken"])
     # An IAM Deny wins even for the retiring principal.
     blocked = make_user("blocked", identity_policy("kms:RetireGrant", effect="Deny"))

@@ -1,5 +1,6 @@
 """`python manage.py serve`: run the whole service (granian web server, Celery worker, Celery beat) in the
-foreground, and stop all three on Ctrl-C or SIGTERM. `make run` calls it after migrating and bootstrapping.
+foreground, and stop all three on Ctrl-C or SIGTERM. `make run` calls it after migrating and bootstrapping. It
+collects the static files first when they are missing or older than their sources (kmsconsole.core.staticfiles).
 
 The worker and beat are started again when they exit (after a backoff that grows while they keep failing): they
 ride out a broker outage by themselves, but a crash or an out-of-memory kill of either must not take the KMS
@@ -38,6 +39,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from kmsconsole.core.orphan_guard import wrapped
 from kmsconsole.core.startup import refuse_insecure_start
+from kmsconsole.core.staticfiles import collect_static_if_needed
 from kmsconsole.core.webserver import WEB_WORKERS_KILL_SECONDS, web_server_command
 
 logger = logging.getLogger("kmsconsole.serve")
@@ -104,6 +106,9 @@ class Command(BaseCommand):
         # Here too, not only in each web process: granian starts a worker that fails to load the application
         # again, so a refused configuration must stop the service before the web server is started.
         refuse_insecure_start()
+        # Every console page names its static files through the manifest: without `collectstatic` each one is a
+        # 500. Collected here (only when missing or stale), so `manage.py serve` alone is enough.
+        collect_static_if_needed()
         env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
         # Each web worker takes its share of the rate limits (kmsconsole.core.ratelimit.per_worker).
         env["KMS_WEB_WORKERS"] = str(options["workers"])
