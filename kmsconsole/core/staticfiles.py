@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import ManifestFilesMixin, staticfiles_storage
@@ -35,8 +36,11 @@ def _fresh_storage() -> Storage:
 def _source_files() -> dict[str, float]:
     """Each static file `collectstatic` would collect (first finder wins, as there), with its modification time."""
     found: dict[str, float] = {}
+    # The patterns `collectstatic` skips (CVS, dot files, editor backups): a stray `.DS_Store` never reaches the
+    # manifest, and counting it would make every start collect again.
+    ignored = list(apps.get_app_config("staticfiles").ignore_patterns)  # type: ignore[attr-defined]
     for finder in finders.get_finders():
-        for path, storage in finder.list([]):
+        for path, storage in finder.list(ignored):
             prefix = getattr(storage, "prefix", None)
             name = os.path.join(prefix, path) if prefix else path
             found.setdefault(name.replace(os.sep, "/"), storage.get_modified_time(path).timestamp())
@@ -64,11 +68,22 @@ def collected_static_is_current() -> bool:
 
 
 def collect_static_if_needed() -> bool:
-    """Run `collectstatic` (quietly) when the collected files are missing or stale; True when it ran."""
+    """Run `collectstatic` (quietly) when the collected files are missing or stale; True when it ran. A STATIC_ROOT
+    that cannot be written (a read-only image) is logged, not raised: the KMS endpoint and the REST API need no
+    static file and must start anyway; /readyz then names what the console lacks (`console_static_problem`)."""
     if collected_static_is_current():
         return False
     logger.info("Collecting static files into %s (%s).", settings.STATIC_ROOT, COLLECT_COMMAND)
-    call_command("collectstatic", interactive=False, verbosity=0)
+    try:
+        call_command("collectstatic", interactive=False, verbosity=0)
+    except OSError as exc:
+        logger.error(
+            "Could not collect the static files into %s (%s): run `%s` where it can write.",
+            settings.STATIC_ROOT,
+            exc.strerror or type(exc).__name__,
+            COLLECT_COMMAND,
+        )
+        return False
     return True
 
 

@@ -50,6 +50,9 @@ def run_serve_until_it_starts_processes(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.django_db
+# WhiteNoise warns, when the test client builds the middleware, that STATIC_ROOT does not exist yet: the very state
+# this test starts from.
+@pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 def test_serve_collects_the_static_files_so_console_pages_render(
     manifest_storage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,3 +91,37 @@ def test_serve_collects_again_only_when_something_is_missing_or_stale(
     assert not staticfiles.collected_static_is_current()
     assert staticfiles.collect_static_if_needed() is True and collected == [True, True]
     assert staticfiles.collected_static_is_current()
+
+
+@pytest.mark.django_db
+def test_a_stray_file_collectstatic_ignores_does_not_make_every_start_collect(
+    manifest_storage: Path, settings: Any, tmp_path: Path
+) -> None:
+    """A `.DS_Store` or an editor backup in a static folder never reaches the manifest (collectstatic skips them):
+    counting it made every start collect again, seconds each time."""
+    extra = tmp_path / "extra-static"
+    extra.mkdir()
+    (extra / "app.css").write_text("body{}")
+    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, extra]
+    assert staticfiles.collect_static_if_needed() is True
+    (extra / ".DS_Store").write_text("x")
+    (extra / "app.css~").write_text("x")
+    os.utime(manifest_storage / "staticfiles.json", None)  # the manifest is newer than every source
+    assert staticfiles.collected_static_is_current()
+
+
+@pytest.mark.django_db
+def test_a_static_root_that_cannot_be_written_does_not_stop_serve(
+    manifest_storage: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The KMS endpoint and the REST API need no static file: a read-only STATIC_ROOT is logged with the command
+    to run, the service starts, and /readyz names what the console lacks."""
+
+    def read_only(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(staticfiles, "call_command", read_only)
+    run_serve_until_it_starts_processes(monkeypatch)  # reached the start of the processes: not stopped
+    assert staticfiles.COLLECT_COMMAND in caplog.text and "Permission denied" in caplog.text
+    reload_storage()
+    assert staticfiles.console_static_problem() is not None
