@@ -9,11 +9,15 @@ as ``grants.selectors.engine_grant`` makes them, including grants whose delayed 
 which still allow), and each principal as ``principals.store_principals`` builds it. A principal of another
 account is refused every action whose operation does not work across accounts (``local_actions``), as the real
 request is (NotFoundException), whatever the policies say.
+
+A key owner (``owner_key_access``, ``owner_key_access_diff``) is analysed with only its own account's principals
+and "*" as the store has them; each other account the key policy or grants name is one synthetic principal
+(``policies/analyzer/shown.py``), never that account's real principals or identity policies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from grants.models import Grant
 from grants.selectors import engine_grant
@@ -25,6 +29,7 @@ from keys.selectors import key_condition_values, key_tags
 from kmsconsole.core import errors
 from kmsconsole.operations import OPERATIONS, KeyResolution
 from policies import engine
+from policies.analyzer.shown import account_principal, by_account, named_accounts
 from policies.engine.analysis import AccessAnalyzer
 from policies.engine.matrix import AccessChange, AccessMatrix, KeyTarget, Principal, access_matrix, compare
 
@@ -161,3 +166,62 @@ def key_access_diff(
     if shown is not None:
         before, after = shown(before), shown(after)
     return compare(before, after)
+
+
+def _owner_matrix(
+    target: KeyTarget,
+    principals: Sequence[Principal],
+    actions: tuple[str, ...],
+    analyzer: AccessAnalyzer,
+    accounts: Mapping[str, tuple[str, ...]],
+    account_analyzer: AccessAnalyzer,
+) -> AccessMatrix:
+    own = [principal for principal in principals if not principal.subject.external_to(target.account_id)]
+    anyone = [principal for principal in principals if principal.subject.kind == "anyone"]
+    whole = [account_principal(account, named) for account, named in accounts.items()]
+    mine = access_matrix(target, [*own, *anyone], actions, analyzer=analyzer)
+    theirs = access_matrix(target, whole, actions, analyzer=account_analyzer)
+    subjects = sorted(
+        [*(subject for subject in mine.subjects if subject.kind != "anyone"), *theirs.subjects],
+        key=lambda subject: subject.account_id,
+    ) + [subject for subject in mine.subjects if subject.kind == "anyone"]
+    return AccessMatrix(
+        target.arn, target.account_id, actions, tuple(subjects), {**mine.cells, **theirs.cells}
+    )
+
+
+def owner_key_access(
+    key: Key,
+    principals: Sequence[Principal],
+    *,
+    analyzer: AccessAnalyzer | None = None,
+    account_analyzer: AccessAnalyzer | None = None,
+) -> AccessMatrix:
+    """The matrix as the key's account is shown it: `principals` of that account and "*" (others are ignored),
+    and each other account the key policy and grants name as a whole (``shown.by_account``)."""
+    target = key_target(key)
+    accounts = named_accounts(target.account_id, [target.policy], target.grants)
+    matrix = _owner_matrix(
+        target,
+        principals,
+        key_actions(key),
+        analyzer or AccessAnalyzer(),
+        accounts,
+        account_analyzer or AccessAnalyzer(principal_unknown=True),
+    )
+    return by_account(matrix)
+
+
+def owner_key_access_diff(key: Key, principals: Sequence[Principal], draft: str) -> tuple[AccessChange, ...]:
+    """``key_access_diff`` as the key's account is shown it: each account the current or the draft policy (or a
+    grant) names, as a whole, in both matrices."""
+    draft_policy = compiled_policy(draft)
+    target = key_target(key)
+    accounts = named_accounts(target.account_id, [target.policy, draft_policy], target.grants)
+    analyzer, account_analyzer = AccessAnalyzer(), AccessAnalyzer(principal_unknown=True)
+    actions = key_actions(key)
+    before = _owner_matrix(target, principals, actions, analyzer, accounts, account_analyzer)
+    after = _owner_matrix(
+        target.with_policy(draft_policy), principals, actions, analyzer, accounts, account_analyzer
+    )
+    return compare(by_account(before, keep_empty=True), by_account(after, keep_empty=True))

@@ -17,9 +17,11 @@ Who may do what (decided by the engine, recorded on the audit event; a refusal i
   findings of a key), whether automatic rotation is on (``kms:GetKeyRotationStatus``: a finding reports it) as well
   on a key that can rotate (``analysis_reads``: no request can read the rotation status of any other key). The
   key must be in the caller's account. The principals analysed are every account's (so that access from other
-  accounts, by the key policy, a grant or a condition on "*", is never under-reported), but a caller is shown
-  each other account as a whole, only where it gets anything, its identity policies unnamed
-  (``policies/analyzer/shown.py``; the operator sees every principal); the principal simulated
+  accounts, by the key policy, a grant or a condition on "*", is never under-reported) for the operator, who
+  sees every principal; a caller is shown each other account the key policy and grants name as a whole, only
+  where it gets anything, analysed as one synthetic principal whose own IAM allows everything and whose name,
+  id, type and tags are unknown, never from that account's principals or identity policies
+  (``policies/analyzer/shown.py``); the principal simulated
   must be of the caller's account (another account's is "not found", as one that does not exist: simulating reads
   and quotes its identity policies). The operator simulates any account's principals.
 - ``kmsconsole:ListFindings`` (``findings_list``: the findings of every key of the caller's account, a page of keys
@@ -40,7 +42,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from django.db.models import Q
 from django.utils import timezone
@@ -57,11 +58,17 @@ from keys.services.access import (
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 from policies import engine
-from policies.analyzer.access import compiled_policy, grant_names, key_access, key_access_diff
+from policies.analyzer.access import (
+    compiled_policy,
+    grant_names,
+    key_access,
+    key_access_diff,
+    owner_key_access,
+    owner_key_access_diff,
+)
 from policies.analyzer.credentials import CredentialFinding, access_key_findings
 from policies.analyzer.findings import KeyFinding, key_findings
 from policies.analyzer.principals import broad_iam, principal_for, store_principals
-from policies.analyzer.shown import by_account, view_for
 from policies.analyzer.simulator import DraftIdentityPolicy, SimulatedRequest, Simulation, simulate
 from policies.authorization import authorize, identity_policies, readable_engine_caller, request_context
 from policies.engine.analysis import AccessAnalyzer
@@ -107,10 +114,11 @@ class KeyAccessReport:
 def key_access_analyze(*, ctx: OperationContext, key_id: str) -> KeyAccessReport:
     """Every principal's access to every action on the key, and the key's findings."""
     key = _gate(ctx, key_id, analysis_reads).key
-    matrix = key_access(key, store_principals())
-    view = view_for(_analysing_account(ctx))
-    if view is not None:
-        matrix = view(matrix)  # other accounts as a whole, only those given anything, their IAM unnamed
+    account_id = _analysing_account(ctx)
+    if account_id is None:
+        matrix = key_access(key, store_principals())
+    else:  # other accounts as a whole, only those given anything, never from their principals or IAM
+        matrix = owner_key_access(key, store_principals(accounts=[account_id]))
     return KeyAccessReport(key, matrix, key_findings(key, matrix, timezone.now()), grant_names(key))
 
 
@@ -131,8 +139,10 @@ class PolicyComparison:
 def key_policy_compare(*, ctx: OperationContext, key_id: str, policy: str) -> PolicyComparison:
     """Who would gain or lose which action if `policy` replaced the key's policy (nothing is saved)."""
     key = _gate(ctx, key_id, ACCESS_READS).key
-    shown = None if _analysing_account(ctx) is None else partial(by_account, keep_empty=True)
-    return PolicyComparison(key, key_access_diff(key, store_principals(), policy, shown=shown))
+    account_id = _analysing_account(ctx)
+    if account_id is None:
+        return PolicyComparison(key, key_access_diff(key, store_principals(), policy))
+    return PolicyComparison(key, owner_key_access_diff(key, store_principals(accounts=[account_id]), policy))
 
 
 @dataclass(frozen=True)
@@ -198,19 +208,22 @@ def findings_list(
     readable = [key for key in keys if questions.may_analyse(key)]
     # The principals the store findings are about: other accounts' and "*" (external access), and the account's
     # principals whose IAM policies allow every KMS action on every key (kms:* through delegation).
+    # For a key owner, other accounts are each one synthetic principal (policies/analyzer/shown.py), never their
+    # real principals; the operator's view has them all.
+    operator = _analysing_account(ctx) is None
     principals = [
         principal
-        for principal in store_principals()
+        for principal in store_principals(accounts=None if operator else [account_id])
         if principal.subject.external_to(account_id) or broad_iam(principal)
     ]
-    analyzer = AccessAnalyzer()
-    view = view_for(_analysing_account(ctx))
+    analyzer, account_analyzer = AccessAnalyzer(), AccessAnalyzer(principal_unknown=True)
     now = timezone.now()
     found: list[KeyFinding] = []
     for key in readable:
-        matrix = key_access(key, principals, analyzer=analyzer)
-        if view is not None:
-            matrix = view(matrix)
+        if operator:
+            matrix = key_access(key, principals, analyzer=analyzer)
+        else:
+            matrix = owner_key_access(key, principals, analyzer=analyzer, account_analyzer=account_analyzer)
         found += [item for item in key_findings(key, matrix, now) if wanted in (None, item.finding.severity)]
     order = {value: index for index, value in enumerate(SEVERITIES)}
     found.sort(key=lambda item: order[item.finding.severity])

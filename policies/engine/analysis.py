@@ -33,6 +33,7 @@ from .grants import ENCRYPTION_CONTEXT_OPERATIONS, Grant, GrantIndex, caller_gra
 from .unknowns import (
     Fact,
     FactKey,
+    about_principal,
     clause_fact,
     depends_on_request,
     describe_clause,
@@ -73,8 +74,11 @@ class _GrantFacts:
 class AccessAnalyzer:
     """Analyses many (principal, action) pairs over a set of policies; keeps the facts and rewritten policies."""
 
-    def __init__(self, *, max_facts: int = MAX_FACTS) -> None:
+    def __init__(self, *, max_facts: int = MAX_FACTS, principal_unknown: bool = False) -> None:
         self.max_facts = max_facts
+        # With `principal_unknown`, conditions on who the caller is (``PRINCIPAL_KEYS``: its ARN, name, id, type,
+        # tags) are facts too: for a principal that stands for any of an account's principals.
+        self.principal_unknown = principal_unknown
         self._ids: dict[FactKey, int] = {}
         self._facts: list[Fact] = []
         self._rewritten: dict[int, _Rewritten] = {}
@@ -86,8 +90,11 @@ class AccessAnalyzer:
             self._facts.append(Fact(found, holds, fails))
         return found
 
+    def _unknown(self, key_lower: str) -> bool:
+        return depends_on_request(key_lower) or (self.principal_unknown and about_principal(key_lower))
+
     def _clause(self, clause: ConditionClause) -> ConditionClause:
-        if not depends_on_request(clause.key_lower):
+        if not self._unknown(clause.key_lower):
             return clause
         key, polarity = clause_fact(clause)
         fact = self._fact(
@@ -105,9 +112,7 @@ class AccessAnalyzer:
         for statement in policy.policy.statements:
             clauses = tuple(self._clause(clause) for clause in statement.conditions)
             ids = tuple(
-                self._ids[clause_fact(old)[0]]
-                for old in statement.conditions
-                if depends_on_request(old.key_lower)
+                self._ids[clause_fact(old)[0]] for old in statement.conditions if self._unknown(old.key_lower)
             )
             if ids:
                 facts[statement.index] = ids

@@ -60,6 +60,17 @@ def depends_on_request(key_lower: str) -> bool:
     return key_lower in REQUEST_KEYS or key_lower.startswith(REQUEST_KEY_PREFIXES)
 
 
+# The condition keys that say who the caller is, beyond its account: unknown for a principal standing for any
+# principal of an account (``AccessAnalyzer(principal_unknown=True)``).
+PRINCIPAL_KEYS = frozenset({"aws:principalarn", "aws:principaltype", "aws:username", "aws:userid"})
+PRINCIPAL_KEY_PREFIXES = ("aws:principaltag/",)
+
+
+def about_principal(key_lower: str) -> bool:
+    """Whether a condition on ``key_lower`` is about which principal of its account the caller is."""
+    return key_lower in PRINCIPAL_KEYS or key_lower.startswith(PRINCIPAL_KEY_PREFIXES)
+
+
 FactKey = tuple[str, ...]
 
 

@@ -391,14 +391,14 @@ def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identit
     assert response.status_code == 200
     data = response.json()
     rows = {row["arn"]: {cell["action"]: cell for cell in row["access"]} for row in data["principals"]}
-    # The partner account as a whole: Encrypt allowed through the key policy and its own IAM, unnamed; Decrypt
-    # refused without saying by what; the unrelated account not at all.
+    # The partner account as a whole: what the key policy gives it, as far as any IAM could let it (its own IAM is
+    # never read: badmin's Deny of Decrypt is the partner's, not shown); the unrelated account not at all.
     assert PARTNER_ROOT in rows and f"arn:aws:iam::{UNRELATED}:root" not in rows
     assert all(":user/" not in arn or arn.startswith("arn:aws:iam::111122223333:") for arn in rows)
     encrypt = rows[PARTNER_ROOT]["kms:Encrypt"]
     assert encrypt["access"] == "allowed"
     assert encrypt["route"]["supporting"][0]["shown_as"] == "an identity policy of the caller's account"
-    assert rows[PARTNER_ROOT]["kms:Decrypt"]["access"] == "denied"
+    assert rows[PARTNER_ROOT]["kms:Decrypt"]["access"] == "allowed"
     text = response.content.decode()
     for secret in PARTNER_SECRETS:
         assert secret not in text, secret
@@ -412,3 +412,103 @@ def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identit
     assert "Account 444455556666 (its principals)" in findings
     for secret in PARTNER_SECRETS:
         assert secret not in findings, secret
+
+
+def access_rows(api: APIClient, key: Key) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A key's access answer, and its cells by principal ARN and action."""
+    response = api.get(f"/api/v1/keys/{key.key_id}/access")
+    assert response.status_code == 200
+    principals = response.json()["principals"]
+    return response, {row["arn"]: {cell["action"]: cell for cell in row["access"]} for row in principals}
+
+
+# Another account's identity policy conditions: the key owner must never see them (issue: Way facts leaked).
+B_CONDITION_SECRETS = ("203.0.113.77", "SecretTenant", "acme-hidden")
+
+
+def conditioned_partner_key(partner: Any) -> Key:
+    """A key whose policy gives the partner account's user bob Encrypt and Decrypt (naming it), and bob an identity
+    policy allowing kms:* only from 203.0.113.77/32 and under an encryption context SecretTenant=acme-hidden."""
+    from tests.policies.analyzer_support import PARTNER, identity_policy, make_key, user_arn
+
+    partner(
+        "bob",
+        identity_policy(
+            "kms:*",
+            IpAddress={"aws:SourceIp": "203.0.113.77/32"},
+            StringEquals={"kms:EncryptionContext:SecretTenant": "acme-hidden"},
+        ),
+    )
+    return make_key(
+        policy(ROOT, allow(user_arn("bob", PARTNER), "kms:Encrypt", "kms:Decrypt", sid="Partner"))
+    )
+
+
+def test_another_accounts_identity_policy_conditions_never_reach_the_key_owner(
+    admin_api: APIClient, partner: Any
+) -> None:
+    key = conditioned_partner_key(partner)
+    response, rows = access_rows(admin_api, key)
+    # What the key policy gives the account, unconditionally (its own IAM is its own business).
+    assert rows[PARTNER_ROOT]["kms:Encrypt"]["access"] == "allowed"
+    assert rows[PARTNER_ROOT]["kms:Decrypt"]["access"] == "allowed"
+    compared = admin_api.post(
+        f"/api/v1/keys/{key.key_id}/policy/compare", {"policy": policy(ROOT)}, format="json"
+    )
+    assert compared.status_code == 200
+    assert {(item["principal"], item["action"]) for item in compared.json()["losses"]} >= {
+        (PARTNER_ROOT, "kms:Encrypt")
+    }
+    findings = admin_api.get("/api/v1/findings").content.decode()
+    assert "Account 444455556666 (its principals)" in findings
+    for text in (response.content.decode(), compared.content.decode(), findings):
+        for secret in B_CONDITION_SECRETS:
+            assert secret not in text, secret
+
+
+def test_a_draft_conditioned_on_principal_arn_cannot_enumerate_another_accounts_principals(
+    world: World, admin_api: APIClient, partner: Any
+) -> None:
+    from tests.policies.analyzer_support import PARTNER, identity_policy
+
+    partner("secretagent", identity_policy("kms:*"))
+
+    def compare_with(pattern: str) -> Any:
+        draft = policy(
+            allow(ROOT_ARN, "kms:*"),
+            allow(
+                PARTNER_ROOT,
+                "kms:Encrypt",
+                StringLike={"aws:PrincipalArn": f"arn:aws:iam::{PARTNER}:{pattern}"},
+            ),
+        )
+        answer = admin_api.post(f"/api/v1/keys/{world.key}/policy/compare", {"policy": draft}, format="json")
+        assert answer.status_code == 200
+        return json.loads(answer.content.decode().replace(pattern, "PATTERN"))
+
+    hit, miss = compare_with("user/secret*"), compare_with("user/zzz*")
+    assert hit == miss
+    gains = {(item["principal"], item["action"]) for item in hit["gains"]}
+    assert (PARTNER_ROOT, "kms:Encrypt") in gains
+    assert "aws:PrincipalArn" in json.dumps(hit["gains"])  # the owner's own condition, as written
+
+
+def test_another_account_is_shown_what_the_key_policy_gives_it_under_the_key_policys_conditions(
+    admin_api: APIClient, partner: Any
+) -> None:
+    from tests.policies.analyzer_support import identity_policy, make_key
+
+    partner("alice", identity_policy("kms:*"))
+    key = make_key(
+        policy(
+            ROOT,
+            allow(PARTNER_ROOT, "kms:Encrypt", StringEquals={"kms:EncryptionContext:Owner": "owner-written"}),
+        )
+    )
+    response, rows = access_rows(admin_api, key)
+    encrypt = rows[PARTNER_ROOT]["kms:Encrypt"]
+    assert encrypt["access"] == "conditional"
+    assert "owner-written" in json.dumps(encrypt)
+    assert rows[PARTNER_ROOT]["kms:Decrypt"]["access"] == "denied"
+    assert rows[PARTNER_ROOT]["kms:PutKeyPolicy"]["explanation"].startswith("not available across accounts")
+    assert "alice" not in response.content.decode()

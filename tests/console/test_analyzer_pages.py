@@ -362,3 +362,18 @@ def test_a_key_owner_is_shown_other_accounts_without_their_principals_or_identit
     assert "Account 444455556666 (its principals)" in findings
     for secret in PARTNER_SECRETS:
         assert secret not in findings, secret
+
+
+def test_another_accounts_identity_policy_conditions_are_not_on_the_key_owners_pages(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    from tests.api.test_analyzer import B_CONDITION_SECRETS, conditioned_partner_key
+
+    key = conditioned_partner_key(partner)
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    assert "Account 444455556666 (its principals)" in body
+    findings = page(console(admin).get(reverse("console:analyzer")))
+    for text in (body, findings):
+        assert "aws:SourceIp" not in text
+        for secret in B_CONDITION_SECRETS:
+            assert secret not in text, secret

@@ -261,3 +261,24 @@ def test_the_matrix_anyone_and_the_diff() -> None:
         ("*", "kms:Decrypt"): "gains",
     }
     assert stranger.subject.external_to(ACCOUNT) and not alice.subject.external_to(ACCOUNT)
+
+
+@pytest.mark.parametrize("pattern", [f"arn:aws:iam::{ACCOUNT}:user/al*", f"arn:aws:iam::{ACCOUNT}:user/zzz*"])
+def test_who_the_caller_is_can_be_left_unknown(pattern: str) -> None:
+    # A principal standing for any principal of its account: a condition on its ARN (or name, id, type, tags) is a
+    # fact, the same whatever the real principals' names are.
+    policy = key_policy(allow(ROOT_ARN, "kms:Decrypt", {"StringLike": {"aws:PrincipalArn": pattern}}))
+    context = RequestContext.build(caller=ALICE, action="kms:Decrypt", resource=KEY_ARN)
+    identity = [IdentityPolicy("all", compile_identity_policy(EVERYTHING_JSON))]
+    unknown = AccessAnalyzer(principal_unknown=True).verdict(
+        context, key_policy=policy, identity_policies=identity
+    )
+    assert unknown.access is Access.CONDITIONAL
+    assert [way.facts for way in unknown.ways] == [(f"aws:PrincipalArn matches '{pattern}'",)]
+    known = AccessAnalyzer().verdict(context, key_policy=policy, identity_policies=identity)
+    assert known.access is (Access.ALLOWED if "al*" in pattern else Access.DENIED)
+
+
+EVERYTHING_JSON = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
