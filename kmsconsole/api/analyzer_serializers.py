@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from kmsconsole.api.serializers import StrictBooleanField, StrictCharField
+from kmsconsole.api.serializers import QueryWholeNumberField, StrictBooleanField, StrictCharField
 
 # Inputs.
 
@@ -17,7 +17,7 @@ class PolicyCompareInput(serializers.Serializer):
 class FindingsQuery(serializers.Serializer):
     severity = StrictCharField(required=False, default=None, allow_null=True, allow_blank=True)
     after = StrictCharField(required=False, default=None, allow_null=True, allow_blank=True)
-    limit = serializers.IntegerField(required=False, default=None, allow_null=True)
+    limit = QueryWholeNumberField(required=False, default=None, allow_null=True)
 
 
 class DraftIdentityPolicyInput(serializers.Serializer):

@@ -54,8 +54,8 @@ class StrictCharField(serializers.CharField):  # noqa: TID251 - the one subclass
 
 class StrictIntegerField(serializers.IntegerField):
     """A whole JSON number, nothing else: DRF's IntegerField also takes "7", 7.0 and true, where the KMS endpoint
-    refuses them (SerializationException). For JSON bodies only: a query string's numbers are text, and keep DRF's
-    IntegerField. Every integer of every `...Input` serializer is this one (a test walks them)."""
+    refuses them (SerializationException). For JSON bodies only: a query string's numbers are text
+    (QueryWholeNumberField). Every integer of every `...Input` serializer is this one (a test walks them)."""
 
     default_error_messages = {
         "invalid": "Must be a whole number (a JSON number), not a string, boolean or float."
@@ -63,6 +63,21 @@ class StrictIntegerField(serializers.IntegerField):
 
     def to_internal_value(self, data: object) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        number: int = super().to_internal_value(data)
+        return number
+
+
+class QueryWholeNumberField(serializers.IntegerField):
+    """A query string's whole number: ASCII digits and nothing else, as `page_size` takes them
+    (kmsconsole.api.filters.whole_number). DRF's IntegerField also takes " 7", "+7", "7.0" and non-ASCII digits,
+    which a client that sent them did not mean as the number they become. Every integer of every `...Query`
+    serializer is this one (a test walks them)."""
+
+    default_error_messages = {"invalid": "Must be a whole number, written in the digits 0-9 only."}
+
+    def to_internal_value(self, data: object) -> int:
+        if not (isinstance(data, str) and data.isascii() and data.isdigit()):
             self.fail("invalid")
         number: int = super().to_internal_value(data)
         return number

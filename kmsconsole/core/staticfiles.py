@@ -38,7 +38,7 @@ def _source_files() -> dict[str, float]:
     found: dict[str, float] = {}
     # The patterns `collectstatic` skips (CVS, dot files, editor backups): a stray `.DS_Store` never reaches the
     # manifest, and counting it would make every start collect again.
-    ignored = list(apps.get_app_config("staticfiles").ignore_patterns)  # type: ignore[attr-defined]
+    ignored = list(apps.get_app_config("staticfiles").ignore_patterns)
     for finder in finders.get_finders():
         for path, storage in finder.list(ignored):
             prefix = getattr(storage, "prefix", None)

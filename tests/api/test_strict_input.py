@@ -13,9 +13,8 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from keys.models import Key
-from kmsconsole.api.analyzer_serializers import FindingsQuery
 from kmsconsole.api.filters import AuditCursor, PageNumbers
-from kmsconsole.api.serializers import StrictCharField, StrictIntegerField
+from kmsconsole.api.serializers import QueryWholeNumberField, StrictCharField, StrictIntegerField
 from kmsconsole.audit.models import AuditEvent
 from tests.api.conftest import World
 
@@ -176,20 +175,28 @@ def test_the_serializer_walk_finds_a_loose_field_wherever_it_is(monkeypatch: pyt
     ]
 
 
-def test_every_integer_of_every_json_body_is_strict() -> None:
+def test_every_integer_of_every_json_body_and_query_is_strict() -> None:
     """A body's integers take a JSON number only (an `...Input` serializer reads a JSON body); a query string's
-    (`...Query`) are text, and keep DRF's IntegerField."""
-    loose, seen = [], 0
+    (`...Query`) are text, and take ASCII digits only."""
+    loose, seen = [], {"Input": 0, "Query": 0}
+    strict_by_kind = {"Input": StrictIntegerField, "Query": QueryWholeNumberField}
     for cls in _project_serializers():
-        if not cls.__name__.endswith("Input"):
+        kind = cls.__name__[-5:]
+        if kind not in strict_by_kind:
             continue
         for path, field in _fields(cls(), f"{cls.__module__}.{cls.__qualname__}"):
             if isinstance(field, serializers.IntegerField):
-                seen += 1
-                if not isinstance(field, StrictIntegerField):
+                seen[kind] += 1
+                if not isinstance(field, strict_by_kind[kind]):
                     loose.append(path)
-    assert seen >= 3 and loose == []
-    assert not isinstance(FindingsQuery().fields["limit"], StrictIntegerField)
+    assert seen["Input"] >= 3 and seen["Query"] >= 1 and loose == []
+
+
+@pytest.mark.parametrize("limit", [" 1", "1 ", "+1", "1.0", "\u0661", "1e0", "-1"])
+def test_a_query_integer_that_is_not_plain_digits_is_refused(admin_api: APIClient, limit: str) -> None:
+    """DRF's IntegerField read each of these as 1 (or -1); a query's numbers are ASCII digits only."""
+    refused(admin_api.get("/api/v1/findings", {"limit": limit}), "limit")
+    assert admin_api.get("/api/v1/findings", {"limit": "1"}).status_code == 200
 
 
 @pytest.mark.parametrize("days", ["7", 7.0, True, [7]])

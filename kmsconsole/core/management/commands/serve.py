@@ -65,7 +65,7 @@ def redis_answers(url: str) -> bool:
 
 
 def choose_broker() -> str:
-    url = settings.REDIS_URL
+    url: str = settings.REDIS_URL
     if url and redis_answers(url):
         logger.info("Celery broker: Redis at %s", url.split("@")[-1])
         return url
