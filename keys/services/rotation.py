@@ -2,8 +2,13 @@
 and the automatic rotation the beat sweep performs (kms-spec §9.3).
 
 Rotating adds a key material version and makes it current; old versions stay, so old ciphertext still decrypts.
-Only symmetric encryption keys of origin AWS_KMS rotate; any other key is UnsupportedOperationException with an
-empty message, as AWS answers for asymmetric and HMAC keys (`<arn> origin is EXTERNAL …` for imported keys).
+Only symmetric encryption keys of origin AWS_KMS rotate. On an asymmetric or HMAC key, Enable/DisableKeyRotation,
+RotateKeyOnDemand and ListKeyRotations are UnsupportedOperationException with an empty message, which is what AWS
+sends (recorded from AWS for RotateKeyOnDemand on an RSA key in LocalStack's snapshot tests, and for
+EnableKeyRotation in terraform-aws-modules/terraform-aws-kms#20), while GetKeyRotationStatus answers
+KeyRotationEnabled false, as AWS does (the AWS provider for Terraform reads it for every key of origin AWS_KMS,
+asymmetric and HMAC ones included, and fails on any error but NotFound). Imported keys (origin EXTERNAL) are
+refused by all five with `<arn> origin is EXTERNAL which is not valid for this operation.`
 
 Automatic rotation is driven by `Key.next_rotation_at`, the database being the source of truth: the beat sweep
 (`key_rotate_due`) picks Enabled keys whose date has come and claims each with a conditional UPDATE that moves
@@ -142,8 +147,10 @@ def key_rotation_disable(*, ctx: OperationContext, key_id: str) -> Key:
 
 def key_rotation_status(*, ctx: OperationContext, key_id: str) -> RotationStatus:
     """Whether automatic rotation is on, its period and next date, in any key state (cross-account by key ARN).
-    kms:GetKeyRotationStatus (key policy)."""
+    kms:GetKeyRotationStatus (key policy). Always off for an asymmetric or HMAC key (see the module's note)."""
     key = key_for(ctx, key_id)
+    if key.origin == "AWS_KMS" and not key.rotatable:
+        return RotationStatus(key=key, enabled=False, period_days=None, next_rotation_at=None)
     _check_rotatable(key)
     enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     return RotationStatus(

@@ -217,15 +217,15 @@ def test_a_refused_caller_learns_nothing_of_the_kind_of_key(
 def test_a_caller_who_may_read_the_rotation_status_is_told_only_after_authorization(
     make_user: Callable[..., Persona], console: Callable[..., Client]
 ) -> None:
-    """A caller allowed GetKeyRotationStatus learns, as from AWS, that an ECC or HMAC key has no rotation status
-    (UnsupportedOperationException, after authorization); the tab then asks DescribeKey for its explanation. The
-    ECC and HMAC keys look alike, and the first event is always the authorized GetKeyRotationStatus."""
+    """A caller allowed GetKeyRotationStatus learns, as from AWS, that an ECC or HMAC key's rotation is off (after
+    authorization); the tab then asks DescribeKey for its explanation of why such a key does not rotate. The ECC
+    and HMAC keys look alike, and the first event is always the authorized GetKeyRotationStatus."""
     client = console(make_user("caller", ROTATION_STATUS_ONLY))
     seen = {kind: _tab_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
     assert seen["ECC"] == seen["HMAC"]
     status, refusal, events = seen["ECC"]
     assert status == 403 and "kms:DescribeKey" in refusal
-    assert events == [("GetKeyRotationStatus", "failed"), ("DescribeKey", "denied")]
+    assert events == [("GetKeyRotationStatus", "allowed"), ("DescribeKey", "denied")]
     assert seen["symmetric"][0] == 200 and seen["symmetric"][2][0] == ("GetKeyRotationStatus", "allowed")
 
 

@@ -86,7 +86,8 @@ def _rotation_page(
         return settings, lifecycle.key_describable(ctx, settings.key)
 
     found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
-    if found.code == NOT_ROTATABLE:
+    # An imported key's status is refused; an asymmetric or HMAC key's is "off", with nothing to set either.
+    if found.code == NOT_ROTATABLE or (found.ok and not found.value[0].key.rotatable):
         described = describe(request, key_id)
         if not described.ok:
             return page.refuse(described)
