@@ -31,7 +31,8 @@ CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 LIST_KEYS_DEFAULT_LIMIT = 100
 # CreateKey with both KeySpec and the deprecated CustomerMasterKeySpec.
 BOTH_SPECS_MESSAGE = (
-    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated."
+    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+    "CustomerMasterKeySpec is deprecated."
 )
 # CreateKey's and UpdateKeyDescription's Description: 0-8192 characters.
 DESCRIPTION_MAX_LENGTH = 8192
