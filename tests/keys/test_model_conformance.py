@@ -263,29 +263,21 @@ def test_a_caller_who_may_not_create_keys_is_denied_whatever_it_asks_for(
     )
 
 
+def create_key_denied_when(*conditions: dict[str, Any]) -> str:
+    """An identity policy allowing kms:CreateKey but for requests meeting any of `conditions`."""
+    deny = [
+        {"Effect": "Deny", "Action": "kms:CreateKey", "Resource": "*", "Condition": c} for c in conditions
+    ]
+    allow = {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow, *deny]})
+
+
 def test_create_key_conditions_see_the_requested_origin_and_multi_region(
     kms_client: Callable[..., Any], make_user: Any
 ) -> None:
     """kms:KeyOrigin and kms:MultiRegion are the request's: a policy denying them decides first."""
-    document = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"},
-                {
-                    "Effect": "Deny",
-                    "Action": "kms:CreateKey",
-                    "Resource": "*",
-                    "Condition": {"Bool": {"kms:MultiRegion": "true"}},
-                },
-                {
-                    "Effect": "Deny",
-                    "Action": "kms:CreateKey",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"kms:KeyOrigin": "EXTERNAL_KEY_STORE"}},
-                },
-            ],
-        }
+    document = create_key_denied_when(
+        {"Bool": {"kms:MultiRegion": "true"}}, {"StringEquals": {"kms:KeyOrigin": "EXTERNAL_KEY_STORE"}}
     )
     creator = make_user("guarded-creator", document)
     for params in ({"MultiRegion": True}, {"Origin": "EXTERNAL_KEY_STORE", "XksKeyId": "abc"}):
@@ -301,20 +293,7 @@ def test_create_key_takes_the_key_spec_under_either_name(
     kms:KeySpec condition sees it under either name."""
     made = admin_kms.create_key(CustomerMasterKeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
     assert (made["KeySpec"], made["CustomerMasterKeySpec"]) == ("ECC_NIST_P256", "ECC_NIST_P256")
-    document = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"},
-                {
-                    "Effect": "Deny",
-                    "Action": "kms:CreateKey",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"kms:KeySpec": "HMAC_256"}},
-                },
-            ],
-        }
-    )
+    document = create_key_denied_when({"StringEquals": {"kms:KeySpec": "HMAC_256"}})
     creator = make_user("spec-guarded-creator", document)
     for name in ("KeySpec", "CustomerMasterKeySpec"):
         params = {name: "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}
