@@ -4,11 +4,12 @@ and the automatic rotation the beat sweep performs (kms-spec §9.3).
 Rotating adds a key material version and makes it current; old versions stay, so old ciphertext still decrypts.
 Only symmetric encryption keys of origin AWS_KMS rotate. On an asymmetric or HMAC key, Enable/DisableKeyRotation,
 RotateKeyOnDemand and ListKeyRotations are UnsupportedOperationException with an empty message, which is what AWS
-sends (recorded from AWS for RotateKeyOnDemand on an RSA key in LocalStack's snapshot tests, and for
-EnableKeyRotation in terraform-aws-modules/terraform-aws-kms#20), while GetKeyRotationStatus answers
-KeyRotationEnabled false, as AWS does (the AWS provider for Terraform reads it for every key of origin AWS_KMS,
-asymmetric and HMAC ones included, and fails on any error but NotFound). Imported keys (origin EXTERNAL) are
-refused by all five with `<arn> origin is EXTERNAL which is not valid for this operation.`
+sends where it is on record (RotateKeyOnDemand on an RSA key, recorded from AWS in LocalStack's snapshot tests;
+EnableKeyRotation, in terraform-aws-modules/terraform-aws-kms#20; the other two answer alike), while
+GetKeyRotationStatus answers KeyRotationEnabled false, as AWS does (the AWS provider for Terraform reads it for
+every key of origin AWS_KMS, asymmetric and HMAC ones included, and fails on any error but NotFound). Imported
+keys (origin EXTERNAL) are refused by all five with `<arn> origin is EXTERNAL which is not valid for this
+operation.`
 
 Automatic rotation is driven by `Key.next_rotation_at`, the database being the source of truth: the beat sweep
 (`key_rotate_due`) picks Enabled keys whose date has come and claims each with a conditional UPDATE that moves
