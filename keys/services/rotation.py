@@ -81,11 +81,15 @@ class RotationStatus:
     next_rotation_at: datetime | None
 
 
-def _check_rotatable(key: Key) -> None:
+def _check_origin(key: Key) -> None:
     if key.origin == "EXTERNAL":
         raise errors.UnsupportedOperationException(
             f"{key.arn} origin is EXTERNAL which is not valid for this operation."
         )
+
+
+def _check_rotatable(key: Key) -> None:
+    _check_origin(key)
     if not key.rotatable:
         raise errors.UnsupportedOperationException("")
 
@@ -149,10 +153,16 @@ def key_rotation_disable(*, ctx: OperationContext, key_id: str) -> Key:
 def key_rotation_status(*, ctx: OperationContext, key_id: str) -> RotationStatus:
     """Whether automatic rotation is on, its period and next date, in any key state (cross-account by key ARN).
     kms:GetKeyRotationStatus (key policy). Always off for an asymmetric or HMAC key (see the module's note)."""
-    key = key_for(ctx, key_id)
-    if key.origin == "AWS_KMS" and not key.rotatable:
+    return rotation_status_of(key_for(ctx, key_id))
+
+
+def rotation_status_of(key: Key) -> RotationStatus:
+    """GetKeyRotationStatus's answer on `key`, once the caller is authorized: what every interface shows as a key's
+    rotation status (the REST key list too), so none can disagree with it. Off for an asymmetric or HMAC key and
+    while the key is pending deletion; an imported key's is refused."""
+    _check_origin(key)
+    if not key.rotatable:
         return RotationStatus(key=key, enabled=False, period_days=None, next_rotation_at=None)
-    _check_rotatable(key)
     enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     return RotationStatus(
         key=key,
