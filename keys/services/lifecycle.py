@@ -81,7 +81,9 @@ def key_create(
     kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). `customer_master_key_spec`
     is the deprecated name of `key_spec` (the KMS endpoint's CustomerMasterKeySpec). A request for a feature this KMS
     lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key), or that names its
-    key spec under both names, is refused after authorization, in `_refuse_after_authorization`.
+    key spec under both names, is refused after authorization, in `_refuse_after_authorization`. The key spec and
+    usage are checked before it (KeySpec being the spec when both names are sent): their values are the request's
+    kms:KeySpec and kms:KeyUsage conditions, so a pair that does not fit is refused before authorization.
     """
     errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
     spec, usage = _spec_and_usage(key_spec if key_spec is not None else customer_master_key_spec, key_usage)

@@ -263,6 +263,26 @@ def test_a_caller_who_may_not_create_keys_is_denied_whatever_it_asks_for(
     )
 
 
+NO_USAGE = (
+    "ValidationException",
+    "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+)
+
+
+def test_a_key_spec_its_usage_does_not_fit_is_refused_before_both_names_and_authorization(
+    admin_kms: Any, kms_client: Callable[..., Any], outsider: Persona
+) -> None:
+    """The KeySpec/KeyUsage pair is checked before authorization (its values are the kms:KeySpec and kms:KeyUsage
+    conditions), KeySpec being the spec when both names are sent: so both names with an HMAC spec and no KeyUsage
+    are refused for the missing KeyUsage, to any caller, and with the KeyUsage for naming the spec twice."""
+    both = {"KeySpec": "HMAC_256", "CustomerMasterKeySpec": "HMAC_256"}
+    keys = Key.objects.count()
+    assert error_of(lambda: admin_kms.create_key(**both)) == NO_USAGE
+    assert error_of(lambda: kms_client(outsider).create_key(**both)) == NO_USAGE
+    assert error_of(lambda: admin_kms.create_key(**both, KeyUsage="GENERATE_VERIFY_MAC")) == BOTH_SPECS
+    assert Key.objects.count() == keys
+
+
 def create_key_denied_when(*conditions: dict[str, Any]) -> str:
     """An identity policy allowing kms:CreateKey but for requests meeting any of `conditions`."""
     deny = [
