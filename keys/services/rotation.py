@@ -7,9 +7,10 @@ RotateKeyOnDemand and ListKeyRotations are UnsupportedOperationException with an
 sends where it is on record (RotateKeyOnDemand on an RSA key, recorded from AWS in LocalStack's snapshot tests;
 EnableKeyRotation, in terraform-aws-modules/terraform-aws-kms#20; the other two answer alike), while
 GetKeyRotationStatus answers KeyRotationEnabled false, as AWS does (the AWS provider for Terraform reads it for
-every key of origin AWS_KMS, asymmetric and HMAC ones included, and fails on any error but NotFound). Imported
-keys (origin EXTERNAL) are refused by all five with `<arn> origin is EXTERNAL which is not valid for this
-operation.`
+every key of origin AWS_KMS, asymmetric and HMAC ones included, and fails on any error but NotFound). There are
+no imported keys (origin EXTERNAL) here, as CreateKey refuses that origin; were there one, this service would
+refuse it in all five with `<arn> origin is EXTERNAL which is not valid for this operation.`: this service's
+choice, not AWS's, which rotates imported symmetric keys on demand.
 
 Automatic rotation is driven by `Key.next_rotation_at`, the database being the source of truth: the beat sweep
 (`key_rotate_due`) picks Enabled keys whose date has come and claims each with a conditional UPDATE that moves
