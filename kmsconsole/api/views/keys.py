@@ -309,14 +309,7 @@ class KeyRotationView(APIView):
                 )
             else:
                 key = rotation.key_rotation_disable(ctx=ctx, key_id=key_id)
-            return _rotation(
-                rotation.RotationStatus(
-                    key=key,
-                    enabled=key.rotation_enabled,
-                    period_days=key.rotation_period_days,
-                    next_rotation_at=key.next_rotation_at,
-                )
-            )
+            return _rotation(rotation.rotation_status_of(key))
 
         operation = "EnableKeyRotation" if enabling else "DisableKeyRotation"
         params = {"KeyId": key_id, **body(request)}
