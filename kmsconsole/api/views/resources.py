@@ -70,7 +70,8 @@ class AliasListView(OperationListView):
             )
 
         return Response(
-            run(request, "CreateAlias", work, params=body(request), audit_response=echo), status=201
+            run(request, "CreateAlias", work, params=body(request, s.AliasCreateInput), audit_response=echo),
+            status=201,
         )
 
 
@@ -88,7 +89,7 @@ class AliasDetailView(APIView):
                 aliases.alias_update(ctx=ctx, alias_name=alias_name, target_key_id=data["target_key_id"])
             )
 
-        params = {"AliasName": alias_name, **body(request)}
+        params = {**body(request, s.AliasUpdateInput), "AliasName": alias_name}
         return Response(run(request, "UpdateAlias", work, params=params, audit_response=echo))
 
     @extend_schema(
@@ -128,7 +129,7 @@ class KeyTagsView(OperationListView):
             pairs = [{"TagKey": t["tag_key"], "TagValue": t["tag_value"]} for t in data["tags"]]
             tags.key_tag(ctx=ctx, key_id=key_id, tags=pairs)
 
-        run(request, "TagResource", work, params={"KeyId": key_id, **body(request)})
+        run(request, "TagResource", work, params={**body(request, s.TagsPutInput), "KeyId": key_id})
         return Response(status=204)
 
     @extend_schema(
@@ -190,7 +191,7 @@ class KeyGrantsView(OperationListView):
         def recorded(result: dict[str, Any]) -> dict[str, Any]:
             return {"GrantId": result["grant_id"]}  # never the token
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.GrantCreateInput), "KeyId": key_id}
         return Response(run(request, "CreateGrant", work, params=params, audit_response=recorded), status=201)
 
 
