@@ -23,7 +23,7 @@ from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.audit.shown import decided_by_matches
+from kmsconsole.audit.shown import decided_by_matches, found_by_key
 from kmsconsole.core import errors
 from kmsconsole.core.text import shortened
 from policies import arns
@@ -222,6 +222,8 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         events = events.filter(time__lt=query.until)
     if trail.key_arn:
         events = events.filter(key_arn=trail.key_arn)
+    if trail.key_arn or trail.key_account_prefix:
+        events = found_by_key(events, trail.account_id, query.scope)
     if trail.principal_arn:
         matches = Q(caller_arn=trail.principal_arn)
         if trail.session_prefix:

@@ -1,0 +1,192 @@
+"""A ciphertext whose key the request does not name (Decrypt without KeyId, ReEncrypt without SourceKeyId, or a bare
+key id the caller's account does not have), of another account's key the caller may not use, over boto3 against the
+live server: answered as AWS answers it, in the words it gives a key that does not exist, and read back from the
+caller's own trail without the key or the key owner's reasons, while the key owner's trail keeps them whole
+(keys.services.crypto, kmsconsole.audit.shown)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.shown import UNDISCLOSED_REASON
+from policies.models import Account
+from tests.api.conftest import client_with, token_for
+from tests.conftest import ALLOW_ALL, Persona
+from tests.console.conftest import console  # noqa: F401 - the signed-in console client, as a fixture
+from tests.keys.test_crypto_ops import (
+    ACCOUNT,
+    CONTEXT,
+    PARTNER,
+    ROOT,
+    allow,
+    error_of,
+    no_usable_key,
+    policy,
+    run,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The key owner's statement that lets the partner's account in (its principals still need an identity policy).
+OWNER_SID = "Partner decrypts payroll"
+TRAIL = "/console/audit/"
+EVENTS = "/api/v1/audit-events"
+# The fields of an event the caller's side shows otherwise than stored, and what tells one refusal from another.
+TOLD = ("key_arn", "reason", "decided_by", "decision", "error_code", "error_message", "response_elements")
+
+
+@pytest.fixture
+def payroll(admin_kms: Any) -> tuple[dict[str, Any], bytes]:
+    """A key of the main account whose policy lets the partner account decrypt, and a ciphertext under it."""
+    partner_root = allow(f"arn:aws:iam::{PARTNER}:root", "kms:Decrypt", "kms:ReEncryptFrom", sid=OWNER_SID)
+    key = admin_kms.create_key(Policy=policy(ROOT, partner_root))["KeyMetadata"]
+    blob = admin_kms.encrypt(KeyId=key["Arn"], Plaintext=b"payroll", EncryptionContext=CONTEXT)
+    return key, bytes(blob["CiphertextBlob"])
+
+
+def partner_arn(key_id: str) -> str:
+    """The ARN a bare key id names in the partner's account."""
+    return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{PARTNER}:key/{key_id}"
+
+
+def api_of(account_id: str, persona: Persona) -> Any:
+    return client_with(token_for(Account.objects.get(account_id=account_id), persona.name))
+
+
+def listed(api: Any, **query: str) -> list[dict[str, Any]]:
+    answer = api.get(EVENTS, query)
+    assert answer.status_code == 200, answer.content
+    return list(answer.json()["results"])
+
+
+def test_another_accounts_key_is_refused_in_the_words_of_a_key_that_does_not_exist(
+    kms_client: Callable[..., Any], partner: Callable[..., Persona], payroll: tuple[dict[str, Any], bytes]
+) -> None:
+    key, blob = payroll
+    clerk = partner("clerk")  # no identity policy: the key policy's trust in its account is not enough
+    kms = kms_client(clerk)
+    forged = blob[:1] + bytes(16) + blob[17:]  # a header naming a key that exists nowhere
+    destination = kms_client(partner(None)).create_key()["KeyMetadata"]["Arn"]  # the partner's own key
+
+    denied = run(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT))
+    assert denied.error == no_usable_key(clerk.arn)
+    assert key["KeyId"] not in denied.error[1] and ACCOUNT not in denied.error[1]
+    assert denied.trail == ("Decrypt", "denied", key["Arn"])  # stored whole, for the key owner
+    assert error_of(lambda: kms.decrypt(CiphertextBlob=forged, EncryptionContext=CONTEXT)) == denied.error
+    # A dry run is refused alike, and so is ReEncrypt's source (its own action).
+    dry = error_of(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT, DryRun=True))
+    assert dry == denied.error
+    for ciphertext in (blob, forged):
+        moved = error_of(
+            lambda c=ciphertext: kms.re_encrypt(
+                CiphertextBlob=c, SourceEncryptionContext=CONTEXT, DestinationKeyId=destination
+            )
+        )
+        assert moved == no_usable_key(clerk.arn, "kms:ReEncryptFrom")
+    # A bare key id names a key of the caller's account, as on AWS: NotFoundException, as for one that exists
+    # nowhere.
+    for ciphertext, key_id in ((blob, key["KeyId"]), (forged, "00000000-0000-0000-0000-000000000000")):
+        by_id = error_of(lambda c=ciphertext, k=key_id: kms.decrypt(CiphertextBlob=c, KeyId=k))
+        assert by_id == ("NotFoundException", f"Key '{partner_arn(key_id)}' does not exist")
+    # The same answers when the caller's own IAM allows everything: the key owner's policy decides, unseen.
+    admitted = kms_client(partner("admitted", ALLOW_ALL))
+    opened = admitted.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT)
+    assert (opened["Plaintext"], opened["KeyId"]) == (b"payroll", key["Arn"])
+
+
+def test_the_callers_trail_says_no_more_than_the_answer_and_the_owners_keeps_every_reason(
+    kms_client: Callable[..., Any],
+    partner: Callable[..., Persona],
+    admin: Persona,
+    console: Callable[..., Client],  # noqa: F811 - the fixture imported above
+    payroll: tuple[dict[str, Any], bytes],
+) -> None:
+    key, blob = payroll
+    clerk = partner("clerk")
+    kms = kms_client(clerk)
+    forged = blob[:1] + bytes(16) + blob[17:]
+    existing = run(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT)).event
+    nowhere = run(lambda: kms.decrypt(CiphertextBlob=forged, EncryptionContext=CONTEXT)).event
+    by_key_id = run(lambda: kms.decrypt(CiphertextBlob=blob, KeyId=key["KeyId"])).event
+    stored = AuditEvent.objects.get(pk=existing.pk)
+    assert OWNER_SID in stored.reason and OWNER_SID in stored.decided_by  # the chained record is whole
+    assert AuditEvent.objects.get(pk=by_key_id.pk).key_arn == key["Arn"]
+    # The owner's statement, its key and account, and the engine's words about the key's policy (what it allows).
+    owners_words = (
+        OWNER_SID,
+        key["Arn"],
+        f":{ACCOUNT}:",
+        "in the key policy",
+        "a statement in the key",
+        "also needs",
+    )
+
+    # The partner's account reads its own requests: the refusal of a key that exists and of one that does not
+    # are told alike, with nothing of the key owner's.
+    auditor = partner("auditor", ALLOW_ALL)
+    api = api_of(PARTNER, auditor)
+    mine = {event["event_id"]: event for event in listed(api, operation="Decrypt")}
+    shown = [mine[str(event.event_id)] for event in (existing, nowhere, by_key_id)]
+    for event in shown:
+        assert (event["key_arn"], event["reason"], event["decided_by"]) == ("", UNDISCLOSED_REASON, "")
+        assert event["decision"] == "denied"
+    assert {name: shown[0][name] for name in TOLD} == {name: shown[1][name] for name in TOLD}
+    assert shown[2]["error_code"] == "NotFoundException"
+    detail = api.get(f"{EVENTS}/{existing.event_id}")
+    assert detail.status_code == 200 and detail.json()["key_arn"] == ""
+    page = console(auditor)
+    texts = [
+        json.dumps(list(mine.values())),
+        detail.content.decode(),
+        page.get(TRAIL).content.decode(),  # the rows, the charts (keys, refusals) and the notable events
+        page.get(f"{TRAIL}events/{existing.event_id}/").content.decode(),
+        *(
+            b"".join(page.get(reverse(view)).streaming_content).decode()
+            for view in ("console:audit-export-csv", "console:audit-export-jsonl")
+        ),
+    ]
+    for text in texts:
+        assert not [word for word in owners_words if word in text]
+    # No filter finds the event by the key it hides, or by the statement that decided it (asked after the reads
+    # above: the trail's own events record the filters as asked).
+    assert listed(api, key_arn=key["Arn"]) == []
+    filtered = page.get(TRAIL, {"key": key["Arn"]}).content.decode()
+    assert "No events match these filters" in filtered
+    by_label = page.get(TRAIL, {"decided_by": "a statement in the key owner's key policy"}).content.decode()
+    assert "No events match these filters" in by_label
+
+    # The key's owner reads the partner's requests on its key whole: the key, its statement, why it fell short.
+    owner = api_of(ACCOUNT, admin)
+    theirs = {e["event_id"]: e for e in listed(owner, scope="key-owner", key_arn=key["Arn"])}
+    assert {str(existing.event_id), str(by_key_id.event_id)} <= set(theirs)
+    assert str(nowhere.event_id) not in theirs
+    seen = theirs[str(existing.event_id)]
+    assert (
+        seen["key_arn"] == key["Arn"] and seen["decided_by"] == f"statement '{OWNER_SID}' in the key policy"
+    )
+    assert seen["reason"] == stored.reason and f"account {PARTNER} also needs" in seen["reason"]
+    assert seen["error_message"] == no_usable_key(clerk.arn)[1]  # what the caller was answered
+
+
+def test_a_refusal_on_the_callers_own_key_still_names_it(
+    admin_kms: Any, kms_client: Callable[..., Any], admin: Persona, outsider: Persona
+) -> None:
+    key = admin_kms.create_key()["KeyMetadata"]  # the default policy: the account's IAM decides
+    blob = admin_kms.encrypt(KeyId=key["Arn"], Plaintext=b"x")["CiphertextBlob"]
+    refused = run(lambda: kms_client(outsider).decrypt(CiphertextBlob=blob))
+    assert refused.error == (
+        "AccessDeniedException",
+        f"User: {outsider.arn} is not authorized to perform: kms:Decrypt on resource: {key['Arn']} because no "
+        "identity-based policy allows the kms:Decrypt action",
+    )
+    own = {e["event_id"]: e for e in listed(api_of(ACCOUNT, admin), key_arn=key["Arn"])}
+    event = own[str(refused.event.event_id)]
+    assert event["key_arn"] == key["Arn"] and event["reason"] == refused.event.reason != UNDISCLOSED_REASON
