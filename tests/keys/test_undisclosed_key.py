@@ -21,6 +21,7 @@ from policies.models import Account
 from tests.api.conftest import client_with, token_for
 from tests.conftest import ALLOW_ALL, Persona
 from tests.console.conftest import console  # noqa: F401 - the signed-in console client, as a fixture
+from tests.grants.test_integrated_service import via
 from tests.keys.test_crypto_ops import (
     ACCOUNT,
     CONTEXT,
@@ -190,3 +191,23 @@ def test_a_refusal_on_the_callers_own_key_still_names_it(
     own = {e["event_id"]: e for e in listed(api_of(ACCOUNT, admin), key_arn=key["Arn"])}
     event = own[str(refused.event.event_id)]
     assert event["key_arn"] == key["Arn"] and event["reason"] == refused.event.reason != UNDISCLOSED_REASON
+
+
+def test_no_other_refusal_of_the_key_check_tells_the_key_exists(
+    kms_client: Callable[..., Any], partner: Callable[..., Persona], payroll: tuple[dict[str, Any], bytes]
+) -> None:
+    """A claim to come through an integrated service that is not registered is refused before the key policy is read
+    (ValidationException): on a key the caller may not be told of, that too would say the key exists."""
+    key, blob = payroll
+    clerk = partner("clerk", ALLOW_ALL)
+    kms = via(kms_client(clerk), "unregistered.us-east-1.amazonaws.com")
+    forged = blob[:1] + bytes(16) + blob[17:]
+    existing = run(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext=CONTEXT))
+    assert existing.error == no_usable_key(clerk.arn)
+    assert error_of(lambda: kms.decrypt(CiphertextBlob=forged, EncryptionContext=CONTEXT)) == existing.error
+    # The key owner reads the refusal as it was.
+    stored = AuditEvent.objects.get(pk=existing.event.pk)
+    assert (stored.key_arn, stored.decision) == (key["Arn"], "denied")
+    assert stored.reason.startswith(
+        "denied: ValidationException: unregistered.us-east-1.amazonaws.com is not"
+    )
