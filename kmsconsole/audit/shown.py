@@ -329,6 +329,18 @@ def found_by_key(events: QuerySet[AuditEvent], account_id: str, scope: Scope) ->
     return events.exclude(hidden_from_caller(account_id)) if scope is Scope.CALLER else events
 
 
+def shown_key_arn(account_id: str, scope: Scope) -> Expression:
+    """`key_arn` as a reader of `account_id` sees it through `scope`, as an SQL expression (for readers that load
+    only a few columns of each event)."""
+    if scope is Scope.CALLER:
+        return Case(
+            When(hidden_from_caller(account_id), then=Value("")),
+            default=F("key_arn"),
+            output_field=CharField(),
+        )
+    return F("key_arn")
+
+
 def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression:
     """`decided_by` as a reader of `account_id` sees it through `scope`, as an SQL expression (the charts group by
     it)."""

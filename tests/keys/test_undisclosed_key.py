@@ -148,6 +148,7 @@ def test_the_callers_trail_says_no_more_than_the_answer_and_the_owners_keeps_eve
         json.dumps(list(mine.values())),
         detail.content.decode(),
         page.get(TRAIL).content.decode(),  # the rows, the charts (keys, refusals) and the notable events
+        page.get("/").content.decode(),  # the overview's newest refusals
         page.get(f"{TRAIL}events/{existing.event_id}/").content.decode(),
         *(
             b"".join(page.get(reverse(view)).streaming_content).decode()
