@@ -73,9 +73,10 @@ UNDISCLOSED_REASON = (
     "denied: the ciphertext names no key this caller may use (none exists in this Region, or no resource-based "
     "policy allows the request, or one denies it)"
 )
-# The one denial answered NotFoundException (keys.services.crypto.UndisclosedKeyId): every other NotFoundException is
-# a failure.
-_UNDISCLOSED_KEY_ID = "NotFoundException"
+# The denials answered with another error than AccessDeniedException, only ever such refusals (every other one of
+# these codes is a failure): NotFoundException for a bare KeyId (keys.services.crypto.UndisclosedKeyId), and
+# InvalidCiphertextException, how such a refusal was answered before 2026-11-30 (its events, chained, keep it).
+_UNDISCLOSED_CODES = ("NotFoundException", "InvalidCiphertextException")
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
 # own business, or a statement of one of the caller's identity policies (policies.authorization.decided_by: the
@@ -227,7 +228,7 @@ def undisclosed_answer(values: Mapping[str, Any]) -> bool:
     denial on a ciphertext whose key the request did not name (keys.services.crypto)."""
     if values["decision"] != AuditEvent.Decision.DENIED:
         return False
-    return values["error_code"] == _UNDISCLOSED_KEY_ID or CIPHERTEXT_RESOURCE in values["error_message"]
+    return values["error_code"] in _UNDISCLOSED_CODES or CIPHERTEXT_RESOURCE in values["error_message"]
 
 
 def undisclosed_to_caller(values: Mapping[str, Any], account_id: str, scope: Scope) -> bool:
@@ -300,7 +301,7 @@ def _another_accounts_key(account_id: str) -> Q:
 def hidden_from_caller(account_id: str) -> Q:
     """The events a reader of `account_id` sees on the caller's side without their key (`undisclosed_to_caller`):
     what a filter on a key, a key's account or a "decided by" value, and the chart of keys, leave out there."""
-    marker = Q(error_code=_UNDISCLOSED_KEY_ID) | Q(error_message__contains=CIPHERTEXT_RESOURCE)
+    marker = Q(error_code__in=_UNDISCLOSED_CODES) | Q(error_message__contains=CIPHERTEXT_RESOURCE)
     return Q(decision=AuditEvent.Decision.DENIED) & marker & _another_accounts_key(account_id)
 
 

@@ -16,7 +16,8 @@ from django.test import Client
 from django.urls import reverse
 
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.shown import UNDISCLOSED_REASON
+from kmsconsole.audit.scope import Scope
+from kmsconsole.audit.shown import UNDISCLOSED_REASON, undisclosed_to_caller
 from policies.models import Account
 from tests.api.conftest import client_with, token_for
 from tests.conftest import ALLOW_ALL, Persona
@@ -212,3 +213,40 @@ def test_no_other_refusal_of_the_key_check_tells_the_key_exists(
     assert stored.reason.startswith(
         "denied: ValidationException: unregistered.us-east-1.amazonaws.com is not"
     )
+
+
+@pytest.mark.parametrize(
+    ("decision", "error_code", "error_message", "hidden"),
+    [
+        ("denied", "AccessDeniedException", no_usable_key("arn:aws:iam::444455556666:user/clerk")[1], True),
+        (
+            "denied",
+            "NotFoundException",
+            "Key 'arn:aws:kms:us-east-1:444455556666:key/x' does not exist",
+            True,
+        ),
+        # How such a refusal was answered before (its chained events keep it): shown as the new ones are.
+        ("denied", "InvalidCiphertextException", "", True),
+        # A refusal that named the key, and failures after the caller was allowed on it, keep their key.
+        (
+            "denied",
+            "AccessDeniedException",
+            "User: u is not authorized to perform: kms:Decrypt on resource: k",
+            False,
+        ),
+        ("failed", "InvalidCiphertextException", "", False),
+        ("failed", "NotFoundException", "Key 'k' does not exist", False),
+    ],
+)
+def test_which_events_the_callers_side_shows_without_their_key(
+    decision: str, error_code: str, error_message: str, hidden: bool
+) -> None:
+    other_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    values = {
+        "decision": decision,
+        "error_code": error_code,
+        "error_message": error_message,
+        "key_arn": other_key,
+    }
+    assert undisclosed_to_caller(values, PARTNER, Scope.CALLER) is hidden
+    assert undisclosed_to_caller(values, ACCOUNT, Scope.KEY_OWNER) is False  # the key owner reads it whole
