@@ -87,6 +87,34 @@ def test_a_token_is_issued_to_the_user_of_the_account_named(
         assert AuditEvent.objects.order_by("-seq").first().caller_account == persona.arn.split(":")[4]
 
 
+def test_a_token_is_revoked_only_in_its_owners_account(
+    partner: Callable[..., Persona], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`revoke --account-id` names the account whose trail records the revocation: a token of another account is
+    not found there (the default account, a partner's token), and an account that does not exist is refused; the
+    token lives on until it is revoked in its owner's account, and recorded there."""
+    theirs = partner("alice")
+    created = api_token("create", "--user-name", "alice", "--account-id", PARTNER_ACCOUNT)
+    token_id = str(created["TokenId"])
+    for args, code in (((), "NotFoundException"), (("--account-id", "999999999999"), "NoSuchEntity")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            api_token("revoke", "--token-id", token_id, *args)
+        assert exited.value.code == 254
+        assert json.loads(capsys.readouterr().err)["Error"]["Code"] == code
+        assert ApiToken.objects.get(pk=created["TokenId"]).revoked_at is None
+    refused = client_with(str(created["Token"])).get("/api/v1/keys")
+    assert refused.status_code == 403 and theirs.arn in refused.json()["error"]["message"]  # still signs in
+    revoked = api_token("revoke", "--token-id", token_id, "--account-id", PARTNER_ACCOUNT)
+    assert revoked["RevokedAt"]
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.caller_account, event.decision) == (
+        "kmsconsole:RevokeApiToken",
+        PARTNER_ACCOUNT,
+        "allowed",
+    )
+
+
 def test_expired_token_is_refused(admin: Persona) -> None:
     created = api_token("create", "--user-name", "admin", "--expires-in-days", "1")
     ApiToken.objects.filter(pk=created["TokenId"]).update(expires_at=timezone.now() - timedelta(seconds=1))

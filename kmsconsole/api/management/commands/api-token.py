@@ -46,7 +46,7 @@ class Command(BaseCommand):
         create.add_argument(
             "--expires-in-days", type=int, default=None, help="1-3650. Default: KMS_API_TOKEN_TTL_DAYS (90)."
         )
-        revoke = sub("revoke", "Revoke a token at once (recorded in the account's trail).")
+        revoke = sub("revoke", "Revoke a token of the account at once (recorded in its trail).")
         revoke.add_argument("--token-id", type=int, required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,7 +72,9 @@ class Command(BaseCommand):
             return holder["out"]
 
         def revoke(ctx: OperationContext) -> dict[str, Any]:
-            token = api_token_revoke(ctx=ctx, token_id=options["token_id"])
+            # Only a token of the named account: the revocation is recorded in that account's trail, which must be
+            # the token owner's (kmsconsole.api.token_dependents revokes in the owner's account likewise).
+            token = api_token_revoke(ctx=ctx, token_id=options["token_id"], account=account_get(account_id))
             holder["out"] = {"TokenId": token.pk, "Prefix": str(token), "RevokedAt": _iso(token.revoked_at)}
             return holder["out"]
 
