@@ -330,6 +330,25 @@ def found_by_key(events: QuerySet[AuditEvent], account_id: str, scope: Scope) ->
     return events.exclude(hidden_from_caller(account_id)) if scope is Scope.CALLER else events
 
 
+def filtered_by_key(
+    events: QuerySet[AuditEvent],
+    account_id: str,
+    scope: Scope,
+    *,
+    key_arn: str = "",
+    key_account_prefix: str = "",
+) -> QuerySet[AuditEvent]:
+    """The events a filter on a key (`key_arn`) or on a key's account (`key_account_prefix`, how its key ARNs begin)
+    finds, for a reader of `account_id` through `scope`: never one shown without its key (`found_by_key`), or the
+    filter would tell which key it hides. Every filter on a key goes through here (the console's trail, the REST
+    list); with neither set, `events` as they are."""
+    if key_arn:
+        events = events.filter(key_arn=key_arn)
+    if key_account_prefix:
+        events = events.filter(key_arn__startswith=key_account_prefix)
+    return found_by_key(events, account_id, scope) if key_arn or key_account_prefix else events
+
+
 def shown_key_arn(account_id: str, scope: Scope) -> Expression:
     """`key_arn` as a reader of `account_id` sees it through `scope`, as an SQL expression (for readers that load
     only a few columns of each event)."""

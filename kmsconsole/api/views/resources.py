@@ -24,7 +24,7 @@ from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.audit.shown import found_by_key
+from kmsconsole.audit.shown import filtered_by_key
 from kmsconsole.core.text import ARN_CHARS, SHOWN_CHARS
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.operations import OperationContext
@@ -266,10 +266,9 @@ class AuditEventListView(OperationListView):
         # then is the scope checked (its two sides come from that one decision, as lazy querysets).
         sides = reads.audit_event_sides(ctx)
         scope = self.scope()
-        if self.request.query_params.get("key_arn"):
-            # The filter on a key finds no event its scope shows without the key (kmsconsole.audit.shown).
-            return found_by_key(sides[scope], ctx.caller.account_id, scope)
-        return sides[scope]
+        # The key_arn filter as every filter on a key is applied (the filterset's own finds the same rows again).
+        key_arn = self.request.query_params.get("key_arn", "")
+        return filtered_by_key(sides[scope], ctx.caller.account_id, scope, key_arn=key_arn)
 
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
         return reads.shown_audit_events(ctx, rows, self.scope())
