@@ -32,9 +32,11 @@ Decisions where AWS documents nothing:
   the trail keeps the key and the whole decision; the caller's side shows neither
   (kmsconsole.audit.shown.undisclosed_to_caller).
   Named by ARN, a key is denied with AccessDeniedException as usual: the ARN already says where it is.
-- ReEncrypt authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination (both with
-  kms:ReEncryptOnSameKey). The audit record is filed under the key whose check or step failed, with the decision
-  on that key: the source when the source was denied, or its state, usage, algorithm or the ciphertext failed
+- ReEncrypt resolves the destination (NotFoundException) before it looks for the source, so that a source key the
+  caller may not be told of is refused at the same point whether it exists nowhere or in another account, whatever
+  the destination; then it authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination
+  (both with kms:ReEncryptOnSameKey). The audit record is filed under the key whose check or step failed, with the
+  decision on that key: the source when the source was denied, or its state, usage, algorithm or the ciphertext failed
   (then a use of a source pending deletion is notable), the destination when it was denied or its own checks or
   the encryption failed. An allowed ReEncrypt is filed under the destination with its decision; its response
   elements name both keys, and the source key's owner reads it too (kmsconsole.audit.scope).
@@ -63,7 +65,6 @@ from keys.models import Key, KeyMaterial
 from keys.selectors import key_by_id, resolve_key
 from keys.services.access import authorize_on_key, check_state, key_for
 from kmsconsole.audit.recorder import KeyDecision
-from kmsconsole.audit.shown import UNDISCLOSED_REASON
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
 
@@ -339,10 +340,12 @@ def _header_source(
 ) -> _Source:
     """The key the header names, in any account. One that exists nowhere is refused as another account's key the
     caller may not use is (`_authorize_source`): the same answer, and the same denial on the caller's side of
-    the trail (no key, `UNDISCLOSED_REASON`)."""
+    the trail (no key, `errors.UNDISCLOSED_REASON`)."""
     key = key_by_id(header.key_id)
     if key is None:
-        ctx.audit.authorized(allowed=False, reason=UNDISCLOSED_REASON)
+        # Recorded by hand, not through `authorize_on_key`: there is no key to authorize on, and the refusal must be
+        # recorded as `_authorize_source` records another account's key refusing the caller.
+        ctx.audit.authorized(allowed=False, reason=errors.UNDISCLOSED_REASON)
         raise _undisclosed_key(ctx, action=action, not_found=not_found)
     undisclosed = key.account.account_id != ctx.caller.account_id
     return _Source(key, header=header, not_found=not_found, undisclosed=undisclosed)
@@ -359,15 +362,19 @@ def _header_naming(key_id: str, blob: bytes | None) -> core.CiphertextHeader | N
     return header if str(parsed) == key_id.lower() and parsed == header.key_id else None
 
 
+def _key_id_required(member: str) -> errors.ValidationException:
+    return errors.ValidationException(
+        f"{member} is required when DryRunModifiers includes {IGNORE_CIPHERTEXT}."
+    )
+
+
 def _locate_source(
     ctx: OperationContext, *, key_id: str | None, blob: bytes | None, member: str, action: str | None
 ) -> _Source:
     """Find the key to decrypt with: by KeyId when given, else by the symmetric ciphertext's header."""
     if key_id is None:
         if blob is None:
-            raise errors.ValidationException(
-                f"{member} is required when DryRunModifiers includes {IGNORE_CIPHERTEXT}."
-            )
+            raise _key_id_required(member)
         with _crypto_errors():
             header = core.parse_ciphertext_header(blob)
         return _header_source(ctx, header, action=action)
@@ -406,6 +413,8 @@ def _authorize_source(
         # another key): a key that exists nowhere gets none of them. The key owner's side of the trail keeps the
         # key and the whole decision; the caller gets no trace of the key owner's policy.
         if not isinstance(refused, errors.AccessDeniedException):
+            # Recorded by hand, a deliberate exception to `authorize`: the refusal came before the policy decided
+            # (which would have recorded it), and it is now answered, and so recorded, as a denial.
             ctx.audit.authorized(allowed=False, reason=f"denied: {refused.code}: {refused.message}")
         ctx.audit.trace = ()
         raise _undisclosed_key(ctx, action=action, not_found=source.not_found) from None
@@ -548,11 +557,17 @@ def key_re_encrypt(
     blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     source_algorithm = _algorithm(source_encryption_algorithm)
     destination_algorithm = _algorithm(destination_encryption_algorithm)
-    source = _locate_source(
-        ctx, key_id=source_key_id, blob=blob, member="SourceKeyId", action="kms:ReEncryptFrom"
-    )
+    if source_key_id is None and blob is None:
+        raise _key_id_required("SourceKeyId")  # the request's own shape, before any key is looked up
+    # The destination is resolved before the source is looked for: a source key the caller may not be told of is
+    # refused when it is looked for if it exists nowhere (`_header_source`), after the destination if it is another
+    # account's (`_authorize_source`); a destination that does not resolve must be answered before either, or its
+    # NotFoundException would tell the two apart.
     destination = resolve_key(
         destination_key_id, caller_account=ctx.caller.account_id, operation=ctx.operation
+    )
+    source = _locate_source(
+        ctx, key_id=source_key_id, blob=blob, member="SourceKeyId", action="kms:ReEncryptFrom"
     )
     same_key = {"kms:ReEncryptOnSameKey": source.key.pk == destination.key.pk}
     _authorize_source(

@@ -54,7 +54,7 @@ from django.db.models.expressions import Expression
 from kmsconsole.audit.marks import shown_notable
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.core.errors import CIPHERTEXT_RESOURCE
+from kmsconsole.core.errors import CIPHERTEXT_RESOURCE, UNDISCLOSED_REASON
 
 KEY_OWNER_STATEMENT = "a statement in the key owner's key policy"
 KEY_OWNER_GRANT = "a grant on the key owner's key"
@@ -67,12 +67,6 @@ DESTINATION_STATEMENT = "a statement in the destination key's policy"
 DESTINATION_GRANT = "a grant on the destination key"
 DESTINATION_LABELS = (DESTINATION_STATEMENT, DESTINATION_GRANT)
 
-# What the caller's side shows as the reason of a request refused on a ciphertext whose key it may not be told of:
-# the same words whether the key exists in another account (its owner reads the whole decision) or nowhere.
-UNDISCLOSED_REASON = (
-    "denied: the ciphertext names no key this caller may use (none exists in this Region, or no resource-based "
-    "policy allows the request, or one denies it)"
-)
 # The denials answered with another error than AccessDeniedException, only ever such refusals (every other one of
 # these codes is a failure): NotFoundException for a bare KeyId (keys.services.crypto.UndisclosedKeyId), and
 # InvalidCiphertextException, how such a refusal was answered before 2026-11-30 (its events, chained, keep it).

@@ -105,6 +105,13 @@ def error_for_code(code: str, message: str = "") -> KmsError:
 # told of: the answer names no key (keys.services.crypto), and the caller's side of the audit trail recognises such
 # an answer by these words (kmsconsole.audit.shown.undisclosed_to_caller).
 CIPHERTEXT_RESOURCE = "the resource associated with this ciphertext"
+# The reason recorded (keys.services.crypto) and shown on the caller's side (kmsconsole.audit.shown) for a request
+# refused on a ciphertext whose key the caller may not be told of: the same words whether the key exists in another
+# account (its owner reads the whole decision) or nowhere.
+UNDISCLOSED_REASON = (
+    "denied: the ciphertext names no key this caller may use (none exists in this Region, or no resource-based "
+    "policy allows the request, or one denies it)"
+)
 
 
 def ciphertext_denied_message(caller_arn: str, action: str) -> str:

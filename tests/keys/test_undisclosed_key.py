@@ -11,15 +11,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.audit.shown import UNDISCLOSED_REASON, undisclosed_to_caller
+from kmsconsole.audit.shown import (
+    found_by_key,
+    hidden_from_caller,
+    shown_decided_by,
+    shown_key_arn,
+    shown_values,
+    undisclosed_to_caller,
+)
+from kmsconsole.core.errors import UNDISCLOSED_REASON
 from policies.models import Account
 from tests.api.conftest import client_with, token_for
+from tests.audit.dashboard_support import append, event_values
 from tests.conftest import ALLOW_ALL, Persona
 from tests.console.conftest import console  # noqa: F401 - the signed-in console client, as a fixture
 from tests.grants.test_integrated_service import via
@@ -215,38 +225,124 @@ def test_no_other_refusal_of_the_key_check_tells_the_key_exists(
     )
 
 
-@pytest.mark.parametrize(
-    ("decision", "error_code", "error_message", "hidden"),
-    [
-        ("denied", "AccessDeniedException", no_usable_key("arn:aws:iam::444455556666:user/clerk")[1], True),
-        (
-            "denied",
-            "NotFoundException",
-            "Key 'arn:aws:kms:us-east-1:444455556666:key/x' does not exist",
-            True,
-        ),
-        # How such a refusal was answered before (its chained events keep it): shown as the new ones are.
-        ("denied", "InvalidCiphertextException", "", True),
-        # A refusal that named the key, and failures after the caller was allowed on it, keep their key.
-        (
-            "denied",
-            "AccessDeniedException",
-            "User: u is not authorized to perform: kms:Decrypt on resource: k",
-            False,
-        ),
-        ("failed", "InvalidCiphertextException", "", False),
-        ("failed", "NotFoundException", "Key 'k' does not exist", False),
-    ],
-)
+# An event of the main account's key, read by the partner's account (the caller's side): which ones it sees without
+# the key. (decision, error_code, error_message, hidden)
+CASES = [
+    ("denied", "AccessDeniedException", no_usable_key("arn:aws:iam::444455556666:user/clerk")[1], True),
+    (
+        "denied",
+        "NotFoundException",
+        "Key 'arn:aws:kms:us-east-1:444455556666:key/x' does not exist",
+        True,
+    ),
+    # How such a refusal was answered before (its chained events keep it): shown as the new ones are.
+    ("denied", "InvalidCiphertextException", "", True),
+    # A refusal that named the key, and failures after the caller was allowed on it, keep their key.
+    (
+        "denied",
+        "AccessDeniedException",
+        "User: u is not authorized to perform: kms:Decrypt on resource: k",
+        False,
+    ),
+    ("failed", "InvalidCiphertextException", "", False),
+    ("failed", "NotFoundException", "Key 'k' does not exist", False),
+]
+OTHER_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize(("decision", "error_code", "error_message", "hidden"), CASES)
 def test_which_events_the_callers_side_shows_without_their_key(
     decision: str, error_code: str, error_message: str, hidden: bool
 ) -> None:
-    other_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     values = {
         "decision": decision,
         "error_code": error_code,
         "error_message": error_message,
-        "key_arn": other_key,
+        "key_arn": OTHER_KEY,
     }
     assert undisclosed_to_caller(values, PARTNER, Scope.CALLER) is hidden
     assert undisclosed_to_caller(values, ACCOUNT, Scope.KEY_OWNER) is False  # the key owner reads it whole
+
+
+@pytest.mark.parametrize(("decision", "error_code", "error_message", "hidden"), CASES)
+def test_the_sql_side_hides_the_same_stored_events(
+    decision: str, error_code: str, error_message: str, hidden: bool
+) -> None:
+    """The same cases, stored on the chain and read back through the SQL side of the rule (what the filters and the
+    charts use): it hides exactly what the Python side hides, and shows the same key and "decided by"."""
+    append(
+        [
+            event_values(
+                operation="Decrypt",
+                caller_arn=f"arn:aws:iam::{PARTNER}:user/clerk",
+                caller_account=PARTNER,
+                key_arn=OTHER_KEY,
+                request_parameters={},
+                decision=decision,
+                error_code=error_code,
+                error_message=error_message,
+                reason=f"denied: no statement in the key policy allows account {PARTNER}",
+                decided_by=f"statement '{OWNER_SID}' in the key policy",
+            )
+        ]
+    )
+    stored = AuditEvent.objects.filter(seq=AuditEvent.objects.order_by("-seq").values("seq")[:1])
+    for reader, scope in ((PARTNER, Scope.CALLER), (ACCOUNT, Scope.KEY_OWNER)):
+        row = (
+            stored.annotate(shown_key=shown_key_arn(reader, scope), shown_by=shown_decided_by(reader, scope))
+            .values()
+            .get()
+        )
+        in_python = shown_values(dict(row), reader, scope)
+        assert (row["shown_key"], row["shown_by"]) == (in_python["key_arn"], in_python["decided_by"])
+        assert (row["shown_key"] == "") is (hidden and scope is Scope.CALLER)
+        assert found_by_key(stored, reader, scope).exists() is not (hidden and scope is Scope.CALLER)
+    assert stored.filter(hidden_from_caller(PARTNER)).exists() is hidden
+    assert not stored.filter(hidden_from_caller(ACCOUNT)).exists()  # the key's own account never hides it
+
+
+def answer(send: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
+    """A refused call's HTTP status and its whole error (code and message), as boto3 read them off the wire."""
+    try:
+        send()
+    except ClientError as exc:
+        return exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]
+    raise AssertionError("the call should have failed")
+
+
+def test_re_encrypt_answers_a_key_that_exists_nowhere_and_another_accounts_key_alike_whatever_the_destination(
+    kms_client: Callable[..., Any], partner: Callable[..., Persona], payroll: tuple[dict[str, Any], bytes]
+) -> None:
+    """The destination is looked up before a source the caller may not be told of is refused, for both kinds of
+    source: a destination that does not exist gets its NotFoundException for both, a good one lets both reach the
+    same refusal. Were the destination looked up between them, its answer would tell the two apart."""
+    key, blob = payroll
+    clerk = partner("clerk")
+    kms = kms_client(clerk)
+    forged = blob[:1] + bytes(16) + blob[17:]  # a header naming a key that exists nowhere
+    # Each ciphertext with the key id its header names (what a bare SourceKeyId must be to reach that key).
+    sources = ((blob, key["KeyId"]), (forged, "00000000-0000-0000-0000-000000000000"))
+    missing = partner_arn("99999999-9999-9999-9999-999999999999")
+    valid = kms_client(partner(None)).create_key()["KeyMetadata"]["Arn"]
+    not_found = (400, {"Code": "NotFoundException", "Message": f"Key '{missing}' does not exist"})
+    refused = (
+        400,
+        dict(zip(("Code", "Message"), no_usable_key(clerk.arn, "kms:ReEncryptFrom"), strict=True)),
+    )
+    # The answer to a bare key id names the id asked for: the same once that id is put aside.
+    by_id = (400, {"Code": "NotFoundException", "Message": f"Key '{partner_arn('<id>')}' does not exist"})
+    for destination, without_key_id, with_key_id in (
+        (missing, not_found, not_found),
+        (valid, refused, by_id),
+    ):
+        for bare in (False, True):
+            answers = []
+            for ciphertext, key_id in sources:
+                extra = {"SourceKeyId": key_id} if bare else {}
+                status, error = answer(
+                    lambda c=ciphertext, d=destination, e=extra: kms.re_encrypt(
+                        CiphertextBlob=c, SourceEncryptionContext=CONTEXT, DestinationKeyId=d, **e
+                    )
+                )
+                answers.append((status, {name: text.replace(key_id, "<id>") for name, text in error.items()}))
+            assert answers == [with_key_id if bare else without_key_id] * 2, (destination, bare)
