@@ -24,6 +24,7 @@ from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
+from kmsconsole.audit.shown import filtered_by_key
 from kmsconsole.core.text import ARN_CHARS, SHOWN_CHARS
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.operations import OperationContext
@@ -265,7 +266,10 @@ class AuditEventListView(OperationListView):
         # Decided first, as the console decides: a caller who may not read is denied whatever the query says; only
         # then is the scope checked (its two sides come from that one decision, as lazy querysets).
         sides = reads.audit_event_sides(ctx)
-        return sides[self.scope()]
+        scope = self.scope()
+        # The key_arn filter as every filter on a key is applied (the filterset's own finds the same rows again).
+        key_arn = self.request.query_params.get("key_arn", "")
+        return filtered_by_key(sides[scope], ctx.caller.account_id, scope, key_arn=key_arn)
 
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
         return reads.shown_audit_events(ctx, rows, self.scope())
