@@ -20,7 +20,7 @@ disjoint ranges) may still be reported together. Each condition's exact negation
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from .compiled import CompiledPolicy, compile_policy
@@ -74,11 +74,21 @@ class _GrantFacts:
 class AccessAnalyzer:
     """Analyses many (principal, action) pairs over a set of policies; keeps the facts and rewritten policies."""
 
-    def __init__(self, *, max_facts: int = MAX_FACTS, principal_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        max_facts: int = MAX_FACTS,
+        principal_unknown: bool = False,
+        open_keys: Callable[[str], bool] | None = None,
+    ) -> None:
         self.max_facts = max_facts
         # With `principal_unknown`, conditions on who the caller is (``PRINCIPAL_KEYS``: its ARN, name, id, type,
         # tags) are facts too: for a principal that stands for any of an account's principals.
         self.principal_unknown = principal_unknown
+        # With `open_keys` (a test of a lower-cased condition key), only the keys it names are facts, in place of
+        # every key a request sets: for a request in hand whose address, time and transport are known, and only
+        # the parameters still to be typed are not (a form a page is about to offer).
+        self.open_keys = open_keys or depends_on_request
         self._ids: dict[FactKey, int] = {}
         self._facts: list[Fact] = []
         self._rewritten: dict[int, _Rewritten] = {}
@@ -91,7 +101,7 @@ class AccessAnalyzer:
         return found
 
     def _unknown(self, key_lower: str) -> bool:
-        return depends_on_request(key_lower) or (self.principal_unknown and about_principal(key_lower))
+        return self.open_keys(key_lower) or (self.principal_unknown and about_principal(key_lower))
 
     def _clause(self, clause: ConditionClause) -> ConditionClause:
         if not self._unknown(clause.key_lower):
