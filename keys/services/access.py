@@ -42,9 +42,13 @@ from policies.authorization import (
     request_context,
     request_identity_policies,
 )
-from policies.engine.analysis import Access, AccessAnalyzer
+from policies.engine.analysis import AccessAnalyzer
 
 logger = logging.getLogger(__name__)
+
+# The most open conditions `KeyQuestions.could_allow` enumerates (at most 2 ** this many engine evaluations per
+# question); with more it answers "could allow": a form offered, whose request is decided again when sent.
+FORM_MAX_FACTS = 6
 
 Named = TypeVar("Named")
 
@@ -151,6 +155,8 @@ class KeyQuestions:
         self._unreadable = False
         self._keys: dict[int, _CheckedKey | None] = {}
         self._compiled: dict[str, engine.CompiledPolicy | None] = {}
+        # One analyzer per set of open keys, so each policy is rewritten once per page.
+        self._analyzers: dict[tuple[str, ...], AccessAnalyzer] = {}
 
     def allows_on_account(self, action: str, resource: str = "*") -> bool:
         """Whether the caller's request for an IAM-only action on "*" (kms:ListAliases, say), or for the IAM half
@@ -185,7 +191,6 @@ class KeyQuestions:
         action: str,
         *,
         open_keys: Sequence[str],
-        condition_values: Mapping[str, Any] | None = None,
     ) -> bool:
         """Whether some request by the caller for `action` on `key` could be allowed, whatever values it carries
         for the condition keys `open_keys` (lower-cased; one ending in "/" or ":" names every key it starts): the
@@ -193,22 +198,35 @@ class KeyQuestions:
         request's own address, time and transport are known). The engine's access analysis, with only those keys
         left open (`AccessAnalyzer(open_keys=...)`): allowed, or allowed for some of their values, is True. For an
         action a grant may allow, the caller's grants on the key count, those in effect only (the console sends
-        no grant token). Analysed with more open conditions than it enumerates, it answers True."""
+        no grant token). With more open conditions than it enumerates (`FORM_MAX_FACTS`), or a resource naming an
+        open key, it answers True without evaluating; a grant or key row failing its check answers False (the
+        page then shows the change as not offered, and its own read is not failed by a question)."""
         if self._ctx.caller.is_operator:
             return True
-        asked = self._request_on(key, action, condition_values)
-        if asked is None:
+        try:
+            asked = self._request_on(key, action, None)
+            if asked is None:
+                return False
+            request, policy, identity_policies = asked
+            grants: list[engine.Grant] = []
+            if action in _GRANTABLE_ACTIONS:
+                grants = [grant for grant in caller_grants(self._ctx, key) if grant.effective]
+        except errors.KmsError:
             return False
-        request, policy, identity_policies = asked
-        grants: list[engine.Grant] = []
-        if action in _GRANTABLE_ACTIONS:
-            grants = [grant for grant in caller_grants(self._ctx, key) if grant.effective]
-        prefixes = tuple(name for name in open_keys if name.endswith(("/", ":")))
-        analyzer = AccessAnalyzer(open_keys=lambda name: name in open_keys or name.startswith(prefixes))
-        verdict = analyzer.verdict(
+        possibility = self._analyzer(tuple(open_keys)).possible(
             request, key_policy=policy, identity_policies=identity_policies, grants=grants
         )
-        return verdict.access is not Access.DENIED or not verdict.exact
+        return possibility.allowed
+
+    def _analyzer(self, open_keys: tuple[str, ...]) -> AccessAnalyzer:
+        analyzer = self._analyzers.get(open_keys)
+        if analyzer is None:
+            prefixes = tuple(name for name in open_keys if name.endswith(("/", ":")))
+            analyzer = self._analyzers[open_keys] = AccessAnalyzer(
+                max_facts=FORM_MAX_FACTS,
+                open_keys=lambda name: name in open_keys or name.startswith(prefixes),
+            )
+        return analyzer
 
     def describable(self, keys: Sequence[Key]) -> frozenset[int]:
         """The primary keys of those of `keys` on which a DescribeKey request by the caller would be allowed.

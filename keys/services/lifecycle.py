@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
 from keys.models import Key, KeyState, Tag, alias_arn
 from keys.services.access import (
-    DEFAULT_POLICY_NAME,
     DESCRIBE_KEY,
     KeyQuestions,
     key_for,
@@ -175,14 +173,11 @@ KEY_PAGE_ACTIONS = (
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 )
-# and those of its Tags, Aliases, Grants, Key rotation and Key policy tabs.
+# and those of its Tags, Aliases, Grants and Key rotation tabs (the Key policy tab asks `may_put_key_policy`).
 TAG_ACTIONS = ("kms:TagResource", "kms:UntagResource")
 ALIAS_ACTIONS = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias")
 GRANT_ACTIONS = ("kms:CreateGrant", "kms:RevokeGrant")
 ROTATION_ACTIONS = ("kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:RotateKeyOnDemand")
-POLICY_ACTIONS = ("kms:PutKeyPolicy",)
-# The condition values such a request carries whatever is typed (a key has one policy, "default").
-_FIXED_VALUES: dict[str, Mapping[str, Any]] = {"kms:PutKeyPolicy": DEFAULT_POLICY_NAME}
 _WINDOW_CONDITION = "kms:ScheduleKeyDeletionPendingWindowInDays"
 # The condition keys (lower-cased; "/" or ":" ends a prefix) set by the values a page's form asks for, which are
 # not typed when the page is shown: such an action is offered when some values could be allowed.
@@ -198,7 +193,6 @@ _FORM_KEYS: dict[str, tuple[str, ...]] = {
         "kms:encryptioncontextkeys",
     ),
     "kms:EnableKeyRotation": ("kms:rotationperiodindays",),
-    "kms:PutKeyPolicy": ("kms:bypasspolicylockoutsafetycheck",),
 }
 
 
@@ -217,11 +211,10 @@ def key_actions_allowed(
 
     A request whose values a form has yet to be given is offered when some values could be allowed: a
     ScheduleKeyDeletion's waiting period, when some period the form accepts would be (each one asked); the
-    parameters a policy may test of the others (`_FORM_KEYS`: tags, a grant's, a rotation period, the lockout
-    check's bypass), when the
-    engine's analysis with those left open finds a way in. An alias operation also needs the action on the
-    alias's ARN (IAM alone): for a name not typed yet, when some name could be allowed
-    (`KeyQuestions.may_allow_some_alias`)."""
+    parameters a policy may test of the others (`_FORM_KEYS`: tags, a grant's, a rotation period), when the
+    engine's analysis with those left open finds a way in (`KeyQuestions.could_allow`, bounded). An alias
+    operation also needs the action on the alias's ARN (IAM alone): for a name not typed yet, when some name
+    could be allowed (`KeyQuestions.may_allow_some_alias`)."""
     questions = questions or KeyQuestions(ctx)
     allowed = set()
     for action in actions:
@@ -231,9 +224,7 @@ def key_actions_allowed(
                 questions.allows(key, action, condition_values={_WINDOW_CONDITION: days}) for days in windows
             )
         elif action in _FORM_KEYS:
-            decided = questions.could_allow(
-                key, action, open_keys=_FORM_KEYS[action], condition_values=_FIXED_VALUES.get(action)
-            )
+            decided = questions.could_allow(key, action, open_keys=_FORM_KEYS[action])
         else:
             decided = questions.allows(key, action)
         if decided and action in ALIAS_ACTIONS:

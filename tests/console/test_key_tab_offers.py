@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from grants.models import Grant
 from keys.models import Key
 from keys.services import aliases, tags
+from keys.services.access import FORM_MAX_FACTS
+from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.key_tab_helpers import make_grant, snapshot, url
@@ -88,9 +91,11 @@ def test_tags_a_reader_gets_a_read_only_tab_and_is_refused_anyway(
     assert client.post(url("key-tag-put", key), {"tag_key": "env", "tag_value": "x"}).status_code == 403
     assert client.post(url("key-tag-remove", key), {"tag_key": "team"}).status_code == 403
     assert snapshot() == before
-    # The questions were asked inside the tab's read: one event per page view, none for what was only asked.
-    assert [event.operation for event in audit_events("ListResourceTags")] == ["ListResourceTags"] * 3
-    assert audit_events("TagResource", decision="allowed") == []
+    # The questions are asked inside the tab's read: a page view records one event, its own, whatever it asks.
+    count = AuditEvent.objects.count()
+    assert client.get(url("key-tags", key)).status_code == 200
+    assert AuditEvent.objects.count() == count + 1
+    assert AuditEvent.objects.order_by("-seq").values_list("operation", flat=True)[0] == "ListResourceTags"
 
 
 def test_tags_a_condition_on_the_callers_address_hides_the_form(
@@ -129,6 +134,48 @@ def test_tags_offered_when_some_tag_could_be_allowed_and_removal_decided_per_tag
     assert client.post(url("key-tag-put", key), {"tag_key": "team", "tag_value": "dev"}).status_code == 403
     assert client.post(url("key-tag-remove", key), {"tag_key": "team"}).status_code == 403
     assert client.post(url("key-tag-remove", key), {"tag_key": "cost"}).status_code == 302
+
+
+def test_tags_the_remove_hint_is_given_only_with_some_remove_button(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """UntagResource allowed for some tag (cost) but none the key has: no Remove button, so no word of one."""
+    key = tagged_key(team="ops")
+    document = statements(
+        grant_of("kms:ListResourceTags"),
+        grant_of("kms:UntagResource", **{"ForAllValues:StringEquals": {"aws:TagKeys": ["cost"]}}),
+    )
+    page = text(console(make_user("dora", document)).get(url("key-tags", key)))
+    assert "Remove tag " not in page and "Remove button" not in page and "You may remove" not in page
+    assert "You can view these tags but not change them" in page
+
+
+def tag_statements_elsewhere(count: int) -> list[dict[str, Any]]:
+    """`count` TagResource statements, each on its own tag and each from an address the client is not at: no
+    request could be allowed, but each adds an open condition (the tag) to enumerate."""
+    return [
+        grant_of("kms:TagResource", StringEquals={f"aws:RequestTag/t{index}": "x"}, **ELSEWHERE)
+        for index in range(count)
+    ]
+
+
+def test_tags_more_open_conditions_than_the_bound_offer_the_form(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """Past the enumeration's bound the page does not decide: it offers the form (the request sent is decided
+    as typed, and refused here); within the bound the same statements are decided exactly, and hidden."""
+    key = tagged_key(team="ops")
+    over = make_user(
+        "over",
+        statements(grant_of("kms:ListResourceTags"), *tag_statements_elsewhere(FORM_MAX_FACTS + 1)),
+    )
+    client = console(over)
+    assert "Save tag" in text(client.get(url("key-tags", key)))
+    assert client.post(url("key-tag-put", key), {"tag_key": "t0", "tag_value": "x"}).status_code == 403
+    within = make_user(
+        "within", statements(grant_of("kms:ListResourceTags"), *tag_statements_elsewhere(FORM_MAX_FACTS))
+    )
+    assert "Save tag" not in text(console(within).get(url("key-tags", key)))
 
 
 # ------------------------------------------------------------------------------------------------------- Aliases
@@ -202,6 +249,23 @@ def test_aliases_decided_on_the_key_and_on_the_alias_name(
     assert client.post(url("key-alias-create", key), {"alias_name": "alias/nope"}).status_code == 403
     assert client.post(url("key-alias-delete", key), {"alias_name": "alias/other"}).status_code == 403
     assert client.post(url("key-alias-delete", key), {"alias_name": "alias/app-one"}).status_code == 302
+
+
+def test_aliases_the_update_form_by_url_is_refused_to_who_may_not_update(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """The Point elsewhere form reached by its URL, for a caller allowed DeleteAlias but not UpdateAlias: 403,
+    no form, the action named."""
+    key = make_key(alias="alias/app")
+    deleter = make_user("deleter", identity_policy("kms:ListAliases", "kms:DeleteAlias"))
+    client = console(deleter)
+    assert "Point elsewhere" not in text(client.get(url("key-aliases", key)))
+    form = client.get(url("key-alias-update", key), {"alias_name": "alias/app"})
+    assert form.status_code == 403 and 'name="target_key_id"' not in text(form)
+    assert "your access does not allow kms:UpdateAlias" in text(form)
+    other = make_key()
+    update = {"alias_name": "alias/app", "target_key_id": str(other.key_id)}
+    assert client.post(url("key-alias-update", key), update).status_code == 403
 
 
 def as_operator_alias(key: Key, name: str) -> None:
@@ -294,6 +358,39 @@ def test_grants_create_offered_when_some_grant_could_be_allowed(
     assert "Create grant" in text(console(carol).get(url("key-grants", key)))
 
 
+def test_grants_a_grant_to_the_account_offers_create_only_with_iam(
+    make_user: Callable[..., Persona], console: Callable[..., Client], settings: Any
+) -> None:
+    """A grant to the account root allowing CreateGrant counts only where the account's IAM policies also allow
+    it: the form is hidden for a caller they do not, and the request refused; offered where they do."""
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    key = make_key()
+    make_grant(key, f"arn:aws:iam::{ACCOUNT}:root", "CreateGrant", "Decrypt")
+    dave = make_user("dave", identity_policy("kms:ListGrants", "kms:DescribeKey"))
+    client = console(dave)
+    assert "Create grant" not in text(client.get(url("key-grants", key)))
+    assert client.get(url("key-grant-create", key)).status_code == 403
+    assert client.post(url("key-grant-create", key), grant_form(dave)).status_code == 403
+    erin = make_user("erin", identity_policy("kms:ListGrants", "kms:DescribeKey", "kms:CreateGrant"))
+    assert "Create grant" in text(console(erin).get(url("key-grants", key)))
+
+
+def test_grants_a_grant_failing_its_check_hides_create_and_keeps_the_list(
+    make_user: Callable[..., Persona], console: Callable[..., Client], settings: Any
+) -> None:
+    """A grant row of the caller altered in the database (its MAC fails): the offer is not made, and the tab's
+    own read is not failed by the question."""
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 0
+    key = make_key()
+    carol = make_user("carol", identity_policy("kms:ListGrants", "kms:DescribeKey"))
+    make_grant(key, carol.arn, "CreateGrant", "Decrypt")
+    Grant.objects.filter(key=key, grantee_principal=carol.arn).update(operations=["CreateGrant", "Encrypt"])
+    response = console(carol).get(url("key-grants", key))
+    assert response.status_code == 200
+    assert "Create grant" not in text(response)
+    assert audit_events("ListGrants")[-1].decision == "allowed"
+
+
 # ------------------------------------------------------------------------------------------------------ Rotation
 
 
@@ -339,15 +436,24 @@ def test_rotation_offers_each_change_the_caller_would_be_allowed(
 def test_policy_tab_offers_changes_only_to_who_could_put_the_policy(
     make_user: Callable[..., Persona], console: Callable[..., Client]
 ) -> None:
-    """A caller allowed PutKeyPolicy only with the lockout check bypassed keeps the editor (a request could be
-    allowed), not its live check; a reader gets neither, in either view."""
+    """The review step checks the draft as PutKeyPolicy without the lockout check's bypass: a caller allowed it
+    only with the bypass would be refused there, so it gets no editor (and the review, posted anyway, is
+    refused); a reader gets neither, in either view."""
     key = make_key()
+    document = json.dumps(json.loads(key.policy))
     bypass = {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}
     bypasser = make_user(
         "bypasser", statements(grant_of("kms:GetKeyPolicy"), grant_of("kms:PutKeyPolicy", **bypass))
     )
-    page = text(console(bypasser).get(url("key-policy", key), {"view": "json"}))
-    assert "Review changes" in page and "policy-unchecked" in page and "data-validate-url" not in page
+    client = console(bypasser)
+    page = text(client.get(url("key-policy", key), {"view": "json"}))
+    assert "Review changes" not in page and "data-validate-url" not in page and " readonly" in page
+    assert "your access does not allow kms:PutKeyPolicy on this key" in page
+    assert client.post(url("key-policy-review", key), {"policy": document}).status_code == 403
+    writer = make_user("writer", identity_policy("kms:GetKeyPolicy", "kms:PutKeyPolicy"))
+    page = text(console(writer).get(url("key-policy", key), {"view": "json"}))
+    assert "Review changes" in page and "data-validate-url" in page
+    assert console(writer).post(url("key-policy-review", key), {"policy": document}).status_code == 200
     reader = make_user("reader", identity_policy("kms:GetKeyPolicy"))
     for view in ("json", "people"):
         page = text(console(reader).get(url("key-policy", key), {"view": view}))

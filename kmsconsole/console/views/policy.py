@@ -184,11 +184,11 @@ def _editor_page(
     people_form: dict[str, str] | None = None,
     status: int = 200,
     may_check: bool,
-    may_edit: bool = True,
 ) -> HttpResponse:
-    """The tab: the people view or the JSON editor (with `draft`), findings beside it; the editor checks the draft
-    as it is typed only when `may_check` (the caller may PutKeyPolicy on the key); without `may_edit` (no
-    PutKeyPolicy request could be allowed) the tab is read-only: no change is offered."""
+    """The tab: the people view or the JSON editor (with `draft`), findings beside it. Only when `may_check` (the
+    caller may PutKeyPolicy on the key without the lockout check's bypass, as the review step's
+    ValidateKeyPolicy asks) does the editor check the draft as it is typed and offer a change; otherwise the tab
+    is read-only (a caller allowed only with the bypass would be refused at the review, so is not sent there)."""
     people = policy_check.policy_people(key.policy)
     if view not in ("people", "json"):
         view = "people" if people is not None else "json"
@@ -216,10 +216,9 @@ def _editor_page(
         "error": error,
         # Only for the add forms, which a caller who may not change the policy is not offered.
         "choices": _principal_choices(request)
-        if may_edit and view == "people" and people is not None
+        if may_check and view == "people" and people is not None
         else [],
         "may_check": may_check,
-        "may_edit": may_edit,
     }
     return _page(request, "console/key_policy.html", str(key.key_id), context, status)
 
@@ -237,17 +236,14 @@ def read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
     )
 
 
-def _read_policy_to_edit(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str, bool, bool]]:
-    """GetKeyPolicy: the key, its policy, whether the caller may check drafts of it (PutKeyPolicy without the
-    bypass), and whether the editor is offered at all (some PutKeyPolicy request, with or without the bypass,
-    could be allowed: `keys.services.lifecycle.key_actions_allowed`)."""
+def _read_policy_to_edit(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str, bool]]:
+    """GetKeyPolicy: the key, its policy, and whether the caller may check drafts of it and change it
+    (PutKeyPolicy without the bypass)."""
 
-    def work(ctx: OperationContext) -> tuple[Key, str, bool, bool]:
+    def work(ctx: OperationContext) -> tuple[Key, str, bool]:
         key, document = key_policy.key_policy_get(ctx=ctx, key_id=key_id)
         _decide_header(request, ctx, key)
-        may_check = key_policy.may_put_key_policy(ctx, key)
-        may_edit = may_check or bool(lifecycle.key_actions_allowed(ctx, key, lifecycle.POLICY_ACTIONS))
-        return key, document, may_check, may_edit
+        return key, document, key_policy.may_put_key_policy(ctx, key)
 
     return attempt(
         request, "GetKeyPolicy", work, params=key_params(key_id, PolicyName=key_policy.DEFAULT_POLICY_NAME)
@@ -267,7 +263,7 @@ def key_policy_tab(request: HttpRequest, key_id: UUID) -> HttpResponse:
     to_edit = _read_policy_to_edit(request, key_id_text)
     if not to_edit.ok:
         return _refused(request, key_id_text, to_edit)
-    key, document, may_check, may_edit = to_edit.value
+    key, document, may_check = to_edit.value
     findings = policy_check.key_findings(key, document)
     return _editor_page(
         request,
@@ -276,7 +272,6 @@ def key_policy_tab(request: HttpRequest, key_id: UUID) -> HttpResponse:
         view=request.GET.get("view", ""),
         findings=findings,
         may_check=may_check,
-        may_edit=may_edit,
     )
 
 
@@ -379,7 +374,7 @@ def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
     outcome = _read_policy_to_edit(request, key_id)
     if not outcome.ok:
         return _refused(request, key_id, outcome)
-    key, document, may_check, may_edit = outcome.value
+    key, document, may_check = outcome.value
     form = {name: request.POST.get(name, "").strip() for name in ("role", "change", "principal", "arn")}
     typed = form["arn"] or form["principal"]
     try:
@@ -403,7 +398,6 @@ def _people_draft(request: HttpRequest, key_id: str) -> HttpResponse:
             people_form={**form, "error": str(exc)},
             status=400,
             may_check=may_check,
-            may_edit=may_edit,
         )
     return _review(request, key_id, draft, source="people")
 
