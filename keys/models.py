@@ -132,6 +132,10 @@ def key_arn(account_id: str, key_id: str) -> str:
     return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:key/{key_id}"
 
 
+# Every alias name starts with it (the KMS API's AliasName, and the alias's ARN after the account).
+ALIAS_PREFIX = "alias/"
+
+
 def alias_arn(account_id: str, alias_name: str) -> str:
     return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:{alias_name}"
 

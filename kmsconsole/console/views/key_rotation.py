@@ -82,9 +82,11 @@ def _rotation_page(
     """The tab; `form` keeps what was typed in the period field, a failed `action` adds its message."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
 
-    def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool]:
+    def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool, frozenset[str]]:
         settings = rotation.key_rotation_status(ctx=ctx, key_id=key_id)
-        return settings, lifecycle.key_describable(ctx, settings.key)
+        # What the tab offers: the changes the caller would be allowed, asked inside GetKeyRotationStatus.
+        allowed = lifecycle.key_actions_allowed(ctx, settings.key, lifecycle.ROTATION_ACTIONS)
+        return settings, lifecycle.key_describable(ctx, settings.key), allowed
 
     found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
     # An imported key's status is refused; an asymmetric or HMAC key's is "off", with nothing to set either. Its
@@ -100,9 +102,14 @@ def _rotation_page(
         return page.render(context, status=status)
     if not found.ok:
         return page.refuse(found)
-    settings, key_described = found.value
+    settings, key_described, allowed = found.value
     context = _rotatable_context(request, key_id, settings, form)
-    return page.render({**context, "key_described": key_described}, status=status)
+    offered = {
+        "can_enable": "kms:EnableKeyRotation" in allowed,
+        "can_disable": "kms:DisableKeyRotation" in allowed,
+        "can_rotate": "kms:RotateKeyOnDemand" in allowed,
+    }
+    return page.render({**context, **offered, "key_described": key_described}, status=status)
 
 
 def _rotatable_context(
