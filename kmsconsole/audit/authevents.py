@@ -4,7 +4,9 @@ whose link to its IAM user fails its integrity check, and throttled requests.
 These happen before there is a principal to authorize, so they are not operations of `perform()`; they are
 written through the same recorder (one chained event each, fail closed). They name the principal when one is
 known, otherwise the name that was tried (a user name, an API token's public prefix), never a password, a
-token's secret or a signature.
+token's secret or a signature. A refusal of credentials that belong to a principal (a real login's wrong password,
+a real token's wrong secret) names that principal as the one the credentials belonged to and goes to its account's
+trail (`AuditRecord.presented`); its caller stays anonymous. The answer to the client is the same either way.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ def record_refused(
     params: dict[str, Any] | None = None,
     credential_id: str = "",
     reason: str = "",
+    presented: Caller | None = None,
 ) -> None:
     """Refused credentials (or a throttled request), as a failed or denied event; raises KMSInternalException if
-    it cannot be written."""
+    it cannot be written. `presented`: the principal the refused credentials belong to, if any."""
     record = AuditRecord(
-        operation=operation, meta=meta, access_key_id=credential_id, request_parameters=params
+        operation=operation,
+        meta=meta,
+        access_key_id=credential_id,
+        request_parameters=params,
+        presented=presented,
     )
     record.reason = reason
     record_failure(record, error)

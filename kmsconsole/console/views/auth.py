@@ -81,6 +81,9 @@ def sudo(request: HttpRequest) -> HttpResponse:
                 operation=CONFIRM_PASSWORD,
                 params=params,
                 reason=WRONG_CONFIRMATION,
+                # A guess at the signed-in login's password: its account's auditors see it (the caller stays
+                # anonymous: the password did not authenticate it).
+                presented=caller,
             )
         if getattr(request, "axes_locked_out", False):
             return render(request, settings.AXES_LOCKOUT_TEMPLATE, status=settings.AXES_HTTP_RESPONSE_CODE)

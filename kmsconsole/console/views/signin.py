@@ -24,7 +24,13 @@ from kmsconsole.audit.authevents import (
     record_throttled,
 )
 from kmsconsole.audit.recorder import AuditRecord
-from kmsconsole.console.dispatch import console_caller, login_caller, request_meta, untrusted_login
+from kmsconsole.console.dispatch import (
+    console_caller,
+    login_caller,
+    login_presented,
+    request_meta,
+    untrusted_login,
+)
 from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller
 
@@ -63,7 +69,11 @@ class SignInView(auth_views.LoginView):
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         request = self.request
         meta = request_meta(request)
+        tried = _tried(form)
         try:
+            # A real login's refusal goes to its account's trail (the caller stays anonymous); looked up for every
+            # refused name, so the answer and its timing do not tell names apart.
+            presented = login_presented(tried["UserName"])
             if getattr(request, "axes_locked_out", False):
                 refusal = ratelimit.Throttled(
                     "Too many failed sign-ins.",
@@ -73,15 +83,17 @@ class SignInView(auth_views.LoginView):
                     retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()),
                 )
                 record_throttled(
-                    AuditRecord(operation=SIGN_IN, meta=meta, request_parameters=_tried(form)), refusal
+                    AuditRecord(operation=SIGN_IN, meta=meta, request_parameters=tried, presented=presented),
+                    refusal,
                 )
             else:
                 record_refused(
                     meta,
                     errors.AccessDeniedException(WRONG_PASSWORD),
                     operation=SIGN_IN,
-                    params=_tried(form),
+                    params=tried,
                     reason=WRONG_PASSWORD,
+                    presented=presented,
                 )
         except errors.KmsError:
             # Nobody was signed in, so nothing is undone; the page below answers, the server log has the write.
