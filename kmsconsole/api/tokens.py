@@ -148,15 +148,16 @@ def token_check(presented: str) -> PresentedToken:
     )
     if token is None:
         return PresentedToken()
-    refused = PresentedToken(named=token.principal)
-    if under is None or token.revoked_at is not None or token.expires_at <= timezone.now():
-        return refused
     try:
         # The row MAC binds the token to its owner, expiry and revocation: a token re-pointed at another user,
-        # un-revoked or extended in the database is refused (logged as an integrity failure), never honoured.
+        # un-revoked or extended in the database is refused (logged as an integrity failure), never honoured, and
+        # its refusal is filed under no account (its owner is what nobody can vouch for). Checked whatever the
+        # secret, so a refusal takes as long whichever token it names.
         token.check_row()
     except errors.KmsError:
         return PresentedToken()
+    if under is None or token.revoked_at is not None or token.expires_at <= timezone.now():
+        return PresentedToken(named=token.principal)
     if under.key_id != root_keys().current.key_id:
         rehash_quietly("API token", token.pk, lambda: _rehash(token, prefix, secret))
     return PresentedToken(live=(token, token.principal))

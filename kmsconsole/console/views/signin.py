@@ -33,6 +33,7 @@ from kmsconsole.console.dispatch import (
 )
 from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller
+from kmsconsole.core.jsonbody import text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ WRONG_PASSWORD = "The user name and password did not match an active console log
 
 def _tried(form: AuthenticationForm) -> dict[str, Any]:
     return {"UserName": str(form.data.get("username", ""))[:_USER_NAME_MAX]}
+
+
+def _lookup_name(form: AuthenticationForm) -> str:
+    """The user name to look a refused sign-in's login up by: the form's cleaned value, "" when the field itself
+    was refused (a NUL character, a lone surrogate, too long), which no login can have and no query may be sent."""
+    name = form.cleaned_data.get("username") if hasattr(form, "cleaned_data") else None
+    if not isinstance(name, str) or not name or text_problem(name):
+        return ""
+    return name
 
 
 class SignInView(auth_views.LoginView):
@@ -72,12 +82,14 @@ class SignInView(auth_views.LoginView):
         tried = _tried(form)
         try:
             # A real login's refusal goes to its account's trail (the caller stays anonymous); looked up for every
-            # refused name, so the answer and its timing do not tell names apart.
-            presented = login_presented(tried["UserName"])
+            # refused name that could be one, so the answer and its timing do not tell names apart.
+            presented = login_presented(name) if (name := _lookup_name(form)) else None
             if getattr(request, "axes_locked_out", False):
+                # One ledger entry per address and account named, so one account's lockouts never hide another's.
+                whose = presented.account_id if presented is not None else "unknown"
                 refusal = ratelimit.Throttled(
                     "Too many failed sign-ins.",
-                    subject=f"signin:{ratelimit.address_key(meta.source_ip)}",
+                    subject=f"signin:{ratelimit.address_key(meta.source_ip)}:{whose}",
                     reason="Throttled: too many failed sign-ins for this user name from this address, or for any "
                     "user name from this address (django-axes).",
                     retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()),
