@@ -30,6 +30,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.policy_history import DEFAULT_KEY_POLICY
 from policies import services
 from policies.models import IamUser
+from tests.audit.dashboard_support import KEY_1, KEY_2, PARTNER_KEY, append, event_values
 from tests.conftest import ALLOW_ALL, Persona, as_operator
 from tests.grants.conftest import allow, policy
 
@@ -193,3 +194,38 @@ def test_the_destruction_event_names_what_went_with_the_key_and_its_alias_still_
         console(admin).get(TRAIL, {"key": "alias/never", "range": "all"}).content.decode()
     )
     assert "There is no alias alias/never in account 111122223333: no event matches it." in unknown
+
+
+def test_a_gone_alias_follows_its_last_allowed_update_and_never_another_accounts_key(
+    console: Callable[..., Client], admin: Persona
+) -> None:
+    key_1, key_2 = (arn.rsplit("/", 1)[1] for arn in (KEY_1, KEY_2))
+
+    def pointing(operation: str, target: str, **fields: Any) -> dict[str, Any]:
+        return event_values(
+            operation=operation,
+            request_parameters={"AliasName": "alias/moved", "TargetKeyId": target},
+            **fields,
+        )
+
+    append(
+        [
+            pointing("CreateAlias", key_1),
+            pointing("UpdateAlias", key_2),
+            # Refused: not where the alias went.
+            pointing("UpdateAlias", key_1, decision="denied", error_code="AccessDeniedException"),
+        ]
+    )
+
+    def shown() -> str:
+        page = console(admin).get(TRAIL, {"key": "alias/moved", "range": "all"})
+        assert page.status_code == 200
+        return html.unescape(page.content.decode())
+
+    assert f"last pointed at {KEY_2} (UpdateAlias," in shown()
+    # An allowed UpdateAlias naming another account's key (which the service refuses; a forged or old event) is
+    # not followed: the filter reads nothing of another account.
+    append([pointing("UpdateAlias", PARTNER_KEY)])
+    body = shown()
+    assert "There is no alias alias/moved in account 111122223333: no event matches it." in body
+    assert PARTNER_KEY not in body
