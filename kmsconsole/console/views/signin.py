@@ -3,7 +3,8 @@
 Django's LoginView does the work (django-axes refuses locked-out user names and addresses before the password is
 checked; kmsconsole.console.signin_lockout); these views add the audit trail. An event names the IAM user the
 login acts as when there is one, and always the user name that was tried, never the password. A lockout is
-audited like any throttled request: at most once per address and interval, with the count of those left out.
+audited like any throttled request: at most once per address, account the name belongs to (or "unknown") and
+interval, with the count of those left out.
 """
 
 from __future__ import annotations
