@@ -468,4 +468,6 @@ def perform(
             # A service that returns without asking the engine is a side door; fail closed.
             raise errors.KMSInternalException("The operation was not authorized.")
         record.response_elements = redact(result, secret_response)
+        if record.applied:
+            record.response_elements = {**(record.response_elements or {}), **record.applied}
     return result

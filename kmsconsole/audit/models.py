@@ -12,7 +12,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 
-from kmsconsole.audit.expressions import RE_ENCRYPT, Negated, ReEncryptSource
+from kmsconsole.audit.expressions import KEY_POLICY_OPERATIONS, RE_ENCRYPT, Negated, ReEncryptSource
 
 _ARN_TIME_SEQ_OPCLASSES = ["varchar_pattern_ops", "timestamptz_ops", "int8_ops"]
 
@@ -173,6 +173,15 @@ class AuditEvent(models.Model):
                 Negated("seq"),
                 name="audit_reencrypt_source_idx",
                 condition=Q(decision=Decision.ALLOWED, operation=RE_ENCRYPT),
+            ),
+            # A key's previous policy in the trail (kmsconsole.audit.policy_history, an event's page): the newest
+            # allowed policy-setting event of the key before a given one is the first entry of a range of this
+            # index, however many Encrypts the key has. By -seq for the reason above.
+            models.Index(
+                F("key_arn"),
+                Negated("seq"),
+                name="audit_key_policy_idx",
+                condition=Q(decision=Decision.ALLOWED, operation__in=KEY_POLICY_OPERATIONS),
             ),
         ]
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from keys.models import Alias, key_arn
+from keys.models import Alias, DeletedKey, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
@@ -148,16 +148,73 @@ def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
             .first()
         )
         if found is None:
-            return (
-                "",
-                f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it.",
-            )
+            return _alias_in_the_trail(alias_name, account_id)
         arn = key_arn(account_id, str(found.key.key_id))
         return arn, f"{alias_name} points at {arn} now; events are matched by that key."
     # A key id needs no lookup: the key may have been deleted since, and its events still matter.
     if MULTI_REGION_KEY_ID.fullmatch(value):
         return key_arn(account_id, value), ""
     return key_arn(account_id, str(uuid.UUID(value))), ""
+
+
+# The requests that point an alias at a key: their events are the alias's history once it is gone.
+_POINTS_AN_ALIAS = ("CreateAlias", "UpdateAlias")
+
+
+def _alias_in_the_trail(alias_name: str, account_id: str) -> tuple[str, str]:
+    """(key ARN, note) for an alias that no longer exists (deleted, or gone with its key), from its history in
+    the reader's own trail: the key the last allowed CreateAlias or UpdateAlias of that name in the account pointed
+    it at (its events are matched), and whether that key was destroyed since. ("", note) when the trail has no
+    such request. Only the account's own events are read (aliases are made by the account's own principals), with
+    the read's own decision; never the alias or key tables of another account."""
+    pointed = (
+        AuditEvent.objects.filter(
+            caller_account=account_id,
+            operation__in=_POINTS_AN_ALIAS,
+            decision=AuditEvent.Decision.ALLOWED,
+        )
+        # As each interface records the request: the KMS endpoint and the console in the API's member names, the
+        # REST API's CreateAlias its body as sent.
+        .filter(Q(request_parameters__AliasName=alias_name) | Q(request_parameters__alias_name=alias_name))
+        .order_by("-seq")
+        .only("operation", "time", "key_arn", "request_parameters")
+        .first()
+    )
+    target = _pointed_at(pointed, account_id) if pointed is not None else ""
+    if pointed is None or not target:
+        return "", f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it."
+    when = f"{pointed.time:%Y-%m-%d %H:%M} UTC"
+    tombstone = (
+        DeletedKey.objects.filter(key_id=target.rsplit("/", 1)[-1], account_id=account_id)
+        .only("deleted_at")
+        .first()
+    )
+    gone = f", a key destroyed on {tombstone.deleted_at:%Y-%m-%d %H:%M} UTC" if tombstone else ""
+    return target, (
+        f"There is no alias {shortened(alias_name)} in account {account_id} now. The audit trail shows that it "
+        f"last pointed at {target}{gone} ({pointed.operation}, {when}); events are matched by that key."
+    )
+
+
+def _pointed_at(event: AuditEvent, account_id: str) -> str:
+    """The key ARN an allowed CreateAlias or UpdateAlias pointed its alias at, in the account: CreateAlias's event
+    is filed under that key; UpdateAlias's under the key the alias left, so its TargetKeyId says (a key id or a key
+    ARN: an alias cannot point at an alias)."""
+    if event.operation == "CreateAlias":
+        return event.key_arn if event.key_arn.startswith(key_arn(account_id, "")) else ""
+    params = event.request_parameters if isinstance(event.request_parameters, dict) else {}
+    target = params.get("TargetKeyId", params.get("target_key_id"))
+    if not isinstance(target, str):
+        return ""
+    if match := KEY_ARN.match(target):
+        if match["account"] != account_id:
+            return ""
+        target = match["key_id"]
+    try:
+        # Keys made here have UUID ids (no multi-Region keys): an allowed request named one.
+        return key_arn(account_id, str(uuid.UUID(target)))
+    except ValueError:
+        return ""
 
 
 def _principal_for(value: str, account_id: str) -> tuple[str, str, str]:
