@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,3 +61,29 @@ class RequestMeta:
     # The registered integrated service the request says it comes through (X-Kms-Via-Service); honored only
     # when the signer is allowed kmsconsole:ActAsIntegratedService for it.
     via_service: str = ""
+
+
+# Each part of the shell identity is cut at this length (a host name is at most 253; a user name far shorter).
+_IDENTITY_CHARS = 64
+
+
+def shell_identity() -> str:
+    """Who ran a management command, and where: the OS user of the process's real uid (not $USER, which the
+    shell's environment sets), the sudo user when sudo started it (SUDO_USER, as sudo sets it), and the host. The
+    operator's caller ARN names no person; this does, as far as the server can tell. Nothing secret."""
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (a container's arbitrary uid)
+        user = f"uid {uid}"
+    parts = [f"os-user={user[:_IDENTITY_CHARS]}"]
+    if sudo_user := os.environ.get("SUDO_USER", "").strip():
+        parts.append(f"sudo-user={sudo_user[:_IDENTITY_CHARS]}")
+    parts.append(f"host={socket.gethostname()[:_IDENTITY_CHARS]}")
+    return "; ".join(parts)
+
+
+def command_line_meta(command: str) -> RequestMeta:
+    """The request of a management command (`command`, e.g. "manage.py iam create-user"): its event's user agent
+    names the command and who ran it where (`shell_identity`), shown on the event's page as a browser's is."""
+    return RequestMeta(interface="cli", user_agent=f"{command} ({shell_identity()})")
