@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,5 +164,43 @@ def test_every_cli_call_is_audited_as_the_operator(account: Any, capsys: pytest.
     assert event is not None
     assert (event.operation, event.interface, event.decision) == ("iam:CreateUser", "cli", "allowed")
     assert event.caller_arn.startswith("kmsconsole:operator/")
-    assert event.request_parameters["user_name"] == "alice"
+    assert event.request_parameters == {"AccountId": "111122223333", "UserName": "alice", "Path": "/"}
+    # Who ran it where (the operator's ARN names no person).
+    assert event.user_agent.startswith("manage.py iam create-user (os-user=")
+    assert f"host={socket.gethostname()[:64]}" in event.user_agent
     assert IamUser.objects.filter(name="alice").exists()
+
+
+def test_a_policy_file_is_recorded_as_the_document_applied_under_the_consoles_names(
+    account: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The event records the policy the file held (what was applied, as the console records the text it applies),
+    never the file's name, and the parameters by the names the console and REST API record them by."""
+    iam(capsys, "create-role", "--role-name", "app")
+    document = (
+        '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}}'
+    )
+    policy_file = tmp_path / "auditor.json"
+    policy_file.write_text(document, encoding="utf-8")
+    args = ("put-role-policy", "--role-name", "app", "--policy-name", "kms", "--policy-document")
+    iam(capsys, *args, f"file://{policy_file}")
+    event = AuditEvent.objects.latest("seq")
+    assert (event.operation, event.decision) == ("iam:PutRolePolicy", "allowed")
+    assert event.request_parameters == {
+        "AccountId": "111122223333",
+        "RoleName": "app",
+        "PolicyName": "kms",
+        "PolicyDocument": document,
+    }
+    assert IdentityPolicy.objects.get(role__name="app", name="kms").document == document
+    # A file that cannot be read is a refused request, audited as failed, its name the only thing recorded.
+    missing = f"file://{tmp_path / 'missing.json'}"
+    error = iam_error(capsys, *args, missing)
+    assert error["Code"] == "ValidationException" and "cannot read" in error["Message"]
+    failed = AuditEvent.objects.latest("seq")
+    assert (failed.operation, failed.decision, failed.error_code) == (
+        "iam:PutRolePolicy",
+        "failed",
+        "ValidationException",
+    )
+    assert failed.request_parameters["PolicyDocument"] == missing
