@@ -245,7 +245,7 @@ class ChainVerification(models.Model):
         BROKEN = "broken"
         ERROR = "error"
 
-    trigger = models.CharField(max_length=16)  # "periodic" or "on demand"
+    trigger = models.CharField(max_length=16)  # "periodic", "on demand" or "command line"
     requested_by = models.CharField(max_length=2048, blank=True)
     requested_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

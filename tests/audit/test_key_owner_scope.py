@@ -709,13 +709,14 @@ def test_verify_reports_derived_columns_that_differ_as_a_finding_not_a_broken_ch
     AuditEvent.objects.filter(pk=theirs.pk).update(key_owner_account="")
     AuditEvent.objects.filter(pk=guarded.pk).update(decided_by_caller_policy=False)
     assert verify() == (
-        "Audit chain intact: 3 events verified.\n"
+        "Audit chain intact: 4 events verified.\n"  # the first verify's own event too
         f"Found: 2 events' key owner columns differ from their chained fields (first: event #{theirs.seq} "
         f"({theirs.event_id}): key_owner_account differ from the chained fields); `manage.py audit "
         "reindex-key-owners` sets them again.\n"
     )
     assert reindex_key_owners() == 2
-    assert verify() == "Audit chain intact: 3 events verified.\n"
+    # The two verifies' own events (each command is an audited operation) are walked too.
+    assert verify() == "Audit chain intact: 5 events verified.\n"
 
 
 def test_an_unknown_scope_is_refused_and_audited(console: Callable[..., Client], admin: Persona) -> None:
