@@ -6,6 +6,10 @@ The chain in the database starts where retention's archive ends (kmsconsole.audi
 `python manage.py audit reindex-key-owners` sets each event's key owner columns (the key owner's side of the trail,
 kmsconsole.audit.derived) from its chained fields where they differ: events written by a process still running older
 code, or a value edited in the database (`verify` reports those).
+
+Each runs as the operator through perform(), audited like any other operation (kmsconsole:VerifyAuditChain,
+kmsconsole:ReindexAuditContext, kmsconsole:ReindexAuditKeyOwners); a verify is kept where the dashboard's chain
+status and the overview's verification job read it (kmsconsole.audit.verification.chain_verification_run).
 """
 
 from __future__ import annotations
