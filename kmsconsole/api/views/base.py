@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from kmsconsole.api.dispatch import run
+from kmsconsole.api.dispatch import OTHER_PARAMETERS, run
 from kmsconsole.api.exceptions import FieldValidationError
 from kmsconsole.core.pagination import RECORDED_CURSOR
 from kmsconsole.core.text import SHOWN_CHARS, recorded, shortened
@@ -22,8 +22,6 @@ from kmsconsole.operations import OperationContext
 CURSOR_PARAMS = frozenset({"cursor"})
 # What DRF itself reads of any view's query string: the response format.
 DRF_QUERY_PARAMS = {api_settings.URL_FORMAT_OVERRIDE: SHOWN_CHARS}
-# The one entry that stands for every query parameter a list does not declare (its names are not recorded).
-OTHER_PARAMETERS = "(other parameters)"
 
 
 def recorded_query(query: QueryDict, declared: Mapping[str, int]) -> dict[str, Any]:
