@@ -204,3 +204,41 @@ def test_a_policy_file_is_recorded_as_the_document_applied_under_the_consoles_na
         "ValidationException",
     )
     assert failed.request_parameters["PolicyDocument"] == missing
+
+
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        (b'{"Version": "2012-10-17", "Statement": "\xff\xfe"}', "is not UTF-8 text"),
+        (b" " * 4097, "holds more than 4096 characters"),
+    ],
+)
+def test_a_policy_file_not_utf8_or_over_the_limit_is_an_audited_validation_exception(
+    account: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    settings: Any,
+    content: bytes,
+    refusal: str,
+) -> None:
+    """Refused inside the operation (audited as failed, the file's name recorded), not an uncaught
+    UnicodeDecodeError without an event; a long file is read no further than one character past the limit."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096  # the file's name is recorded whole
+    iam(capsys, "create-role", "--role-name", "app")
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_bytes(content)
+    named = f"file://{policy_file}"
+    args = ("put-role-policy", "--role-name", "app", "--policy-name", "kms", "--policy-document", named)
+    error = iam_error(capsys, *args)
+    assert error == {"Code": "ValidationException", "Message": f"--policy-document: {named} {refusal}"}
+    failed = AuditEvent.objects.latest("seq")
+    assert (failed.operation, failed.decision, failed.error_code) == (
+        "iam:PutRolePolicy",
+        "failed",
+        "ValidationException",
+    )
+    assert failed.request_parameters["PolicyDocument"] == named
+    assert not IdentityPolicy.objects.filter(role__name="app").exists()
+    # A file that never ends is refused as soon as it has said too much.
+    endless = iam_error(capsys, *args[:-1], "file:///dev/zero")
+    assert endless["Message"] == "--policy-document: file:///dev/zero holds more than 4096 characters"

@@ -46,12 +46,33 @@ def _entity(kind: str, entity: IamUser | IamRole | IamGroup) -> dict[str, Any]:
     }
 
 
+def document_limit() -> int:
+    """The most characters a policy document is taken with from a file, and recorded with when typed in: the
+    console's upload limit, which bounds a document pasted there."""
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.KMS_MAX_REQUEST_BYTES)
+
+
+class UnreadableDocumentError(ValueError):
+    """A --policy-document file:// that cannot be taken (its reason, refused inside the operation, audited)."""
+
+
 def _read_document(value: str) -> str:
-    """--policy-document takes JSON text, or file://path as the AWS CLI does."""
-    if value.startswith("file://"):
+    """--policy-document takes JSON text, or file://path as the AWS CLI does. A file is read only up to one
+    character past `document_limit()`: one that holds more is refused, not read on (file:///dev/zero never ends);
+    one that is not UTF-8 text is refused too (UnicodeDecodeError is not an OSError)."""
+    if not value.startswith("file://"):
+        return value
+    limit = document_limit()
+    try:
         with open(value.removeprefix("file://"), encoding="utf-8") as handle:
-            return handle.read()
-    return value
+            text = handle.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableDocumentError(f"cannot read {value}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UnreadableDocumentError(f"{value} is not UTF-8 text") from None
+    if len(text) > limit:
+        raise UnreadableDocumentError(f"{value} holds more than {limit} characters")
+    return text
 
 
 class Command(BaseCommand):
@@ -137,8 +158,8 @@ class Command(BaseCommand):
         if options.get("policy_document"):
             try:
                 options["policy_document"] = _read_document(options["policy_document"])
-            except OSError as exc:
-                unreadable = f"--policy-document: cannot read {options['policy_document']}: {exc.strerror}"
+            except UnreadableDocumentError as exc:
+                unreadable = f"--policy-document: {exc}"
 
         def service(ctx: OperationContext) -> dict[str, Any]:
             if unreadable:
@@ -151,11 +172,9 @@ class Command(BaseCommand):
             if k in _PARAMETER_NAMES and v not in (None, False)
         }
         if "PolicyDocument" in params:
-            # A file has no upload limit: recorded whole up to the console's (which bounds its whole request), cut
-            # with its length beyond, as any value typed in; the service refuses a document that long anyway.
-            params["PolicyDocument"] = recorded(
-                params["PolicyDocument"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            )
+            # A document typed on the command line has no upload limit: recorded whole up to the console's (the
+            # most a file's is taken with), cut with its length beyond, as any value typed in.
+            params["PolicyDocument"] = recorded(params["PolicyDocument"], document_limit())
         try:
             result = perform(operation, caller=caller, meta=meta, params=params, service=service)
         except errors.KmsError as exc:
