@@ -52,7 +52,7 @@ def _as_operator(operation: str, params: dict[str, Any], work: Callable[[Any], A
     perform(
         operation,
         caller=operator_caller(settings.KMS_ACCOUNT_ID, "bench"),
-        meta=command_line_meta("manage.py bench kms"),
+        meta=command_line_meta("manage.py bench kms", settings.KMS_ACCOUNT_ID),
         params=params,
         service=service,
     )

@@ -97,13 +97,13 @@ def test_a_reindex_is_audited(trail: list[AuditEvent], action: str, operation: s
 def test_a_command_line_event_names_the_os_user_the_sudo_user_and_the_host(
     trail: list[AuditEvent], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SUDO_USER", "bob")
+    monkeypatch.setenv("SUDO_USER", "bob")  # anyone can set it: recorded as claimed
     monkeypatch.setenv("USER", "mallory")  # the environment's claim is not the OS user
     audit("reindex-context")
     user_agent = last_event().user_agent
     me = pwd.getpwuid(os.getuid()).pw_name
     assert user_agent == (
-        f"manage.py audit reindex-context (os-user={me}; sudo-user=bob; host={socket.gethostname()[:64]})"
+        f"manage.py audit reindex-context (os-user={me}; sudo-user(claimed)=bob; host={socket.gethostname()[:64]})"
     )
     monkeypatch.delenv("SUDO_USER")
     audit("reindex-context")

@@ -171,6 +171,26 @@ def test_every_cli_call_is_audited_as_the_operator(account: Any, capsys: pytest.
     assert IamUser.objects.filter(name="alice").exists()
 
 
+def test_an_event_filed_under_another_account_names_no_os_user_sudo_user_or_host(
+    account: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """That account's auditors read the event: the server's OS users, an operator's personal sudo name and the
+    internal host name are the operator's own account's to read, not a tenant's."""
+    monkeypatch.setenv("SUDO_USER", "alice.personal")
+    iam(capsys, "create-account", "--account-id", "444455556666")
+    tenants = AuditEvent.objects.latest("seq")
+    assert (tenants.operation, tenants.caller_account) == ("iam:CreateAccount", "444455556666")
+    assert tenants.user_agent == "manage.py iam create-account (operator)"
+    iam(capsys, "create-user", "--account-id", "444455556666", "--user-name", "bob")
+    assert AuditEvent.objects.latest("seq").user_agent == "manage.py iam create-user (operator)"
+    # The operator's own account keeps who ran it where.
+    iam(capsys, "create-user", "--user-name", "carol")
+    own = AuditEvent.objects.latest("seq").user_agent
+    assert (
+        own.startswith("manage.py iam create-user (os-user=") and "sudo-user(claimed)=alice.personal" in own
+    )
+
+
 def test_a_policy_file_is_recorded_as_the_document_applied_under_the_consoles_names(
     account: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

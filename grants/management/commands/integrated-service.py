@@ -60,7 +60,7 @@ class Command(BaseCommand):
             result = perform(
                 "kmsconsole:RegisterIntegratedService",
                 caller=operator_caller(settings.KMS_ACCOUNT_ID),
-                meta=command_line_meta("manage.py integrated-service register"),
+                meta=command_line_meta("manage.py integrated-service register", settings.KMS_ACCOUNT_ID),
                 params={"Name": name, "Description": description, "Principals": principals},
                 service=register,
             )

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         caller = operator_caller(account_id, "bootstrap")
 
         def run(operation: str, params: dict[str, Any], work: Any) -> Any:
-            meta = command_line_meta("manage.py bootstrap")
+            meta = command_line_meta("manage.py bootstrap", account_id)
             holder: dict[str, Any] = {}
 
             def service(ctx: Any) -> dict[str, Any]:

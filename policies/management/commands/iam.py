@@ -150,7 +150,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand: str = options["subcommand"]
         handler, operation = _SUBCOMMANDS[subcommand]
-        meta = command_line_meta(f"manage.py iam {subcommand}")
+        meta = command_line_meta(f"manage.py iam {subcommand}", options["account_id"])
         caller = operator_caller(options["account_id"])
         # The document applied is what the event records (the console records the policy text it applies), never
         # the name of the file it came from.

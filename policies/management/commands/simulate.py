@@ -124,7 +124,7 @@ class Command(BaseCommand):
             perform(
                 "kmsconsole:SimulatePolicy",
                 caller=operator_caller(options["account_id"]),
-                meta=command_line_meta("manage.py simulate"),
+                meta=command_line_meta("manage.py simulate", options["account_id"]),
                 params={name: value for name, value in params.items() if value not in (None, [], "")},
                 service=service,
             )

@@ -88,7 +88,7 @@ class Command(BaseCommand):
             perform(
                 name,
                 caller=operator_caller(account_id, "manage.py api-token"),
-                meta=command_line_meta(f"manage.py api-token {subcommand}"),
+                meta=command_line_meta(f"manage.py api-token {subcommand}", account_id),
                 params=params,
                 service=service,
             )

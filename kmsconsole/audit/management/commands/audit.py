@@ -109,7 +109,7 @@ class Command(BaseCommand):
             return perform(
                 operation,
                 caller=operator_caller(settings.KMS_ACCOUNT_ID, "manage.py audit"),
-                meta=command_line_meta(f"manage.py audit {action}"),
+                meta=command_line_meta(f"manage.py audit {action}", settings.KMS_ACCOUNT_ID),
                 params=params,
                 service=lambda ctx: service(ctx=ctx),
             )

@@ -106,7 +106,7 @@ class Command(BaseCommand):
             return perform(
                 name,
                 caller=operator_caller(settings.KMS_ACCOUNT_ID, "manage.py rootkey"),
-                meta=command_line_meta("manage.py rootkey"),
+                meta=command_line_meta("manage.py rootkey", settings.KMS_ACCOUNT_ID),
                 params=params,
                 service=service,
             )
