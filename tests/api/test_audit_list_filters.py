@@ -20,6 +20,7 @@ from tests.conftest import Persona, as_operator
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/audit-events"
+FINDINGS = "/api/v1/findings"
 
 
 def ids(response: Any) -> set[str]:
@@ -47,17 +48,26 @@ def test_a_typo_filter_is_refused_naming_it_not_answered_with_the_whole_trail(
     assert admin_api.get(API, {"format": "json", "page_size": "2"}).status_code == 200
 
 
-@pytest.mark.parametrize("path", [*LISTS, "/api/v1/findings", "/api/v1/keys/{key}/policy/versions"])
+@pytest.mark.parametrize("path", [*LISTS, FINDINGS, "/api/v1/keys/{key}/policy/versions"])
 def test_every_list_refuses_a_parameter_it_does_not_take(
     admin_api: APIClient, world: World, path: str
 ) -> None:
     refused(admin_api.get(path.replace("{key}", world.key), {"nosuchfilter": "x"}), "nosuchfilter")
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (API, {"operaton": "Decrypt"}),
+        (FINDINGS, {"severty": "high"}),
+        (FINDINGS, {"limit": "many"}),  # a malformed one too
+    ],
+)
 def test_a_caller_who_may_not_read_is_denied_before_an_unknown_parameter_is_named(
-    outsider_api: APIClient,
+    outsider_api: APIClient, admin_api: APIClient, path: str, query: dict[str, str]
 ) -> None:
-    assert outsider_api.get(API, {"operaton": "Decrypt"}).status_code == 403
+    assert outsider_api.get(path, query).status_code == 403
+    assert admin_api.get(path, query).status_code == 400  # what the outsider was not told
 
 
 def test_time_after_later_than_time_before_is_a_400_naming_both(admin_api: APIClient) -> None:

@@ -133,15 +133,13 @@ class FindingListView(APIView):
     def get(self, request: Request) -> Response:
         declared = {**DRF_QUERY_PARAMS, **dict.fromkeys(a.FindingsQuery().fields, SHOWN_CHARS)}
 
-        def work(ctx: OperationContext) -> dict[str, Any]:
+        def query() -> dict[str, Any]:
             refuse_undeclared(request.query_params, declared)
-            query = validated(a.FindingsQuery, request.query_params.dict())
-            page = services.findings_list(
-                ctx=ctx,
-                severity=query["severity"],
-                after=query["after"],
-                limit=services.KEYS_PER_PAGE if query["limit"] is None else query["limit"],
-            )
+            return validated(a.FindingsQuery, request.query_params.dict())
+
+        def work(ctx: OperationContext) -> dict[str, Any]:
+            # The query is read after the decision (`query`): an outsider is denied, not told of a bad parameter.
+            page = services.findings_list(ctx=ctx, query=query)
             data = {
                 "findings": _findings(page.findings),
                 "keys_analysed": page.keys_analysed,
