@@ -130,6 +130,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["decision", "time", "seq"], name="audit_decision_time_idx"),
             models.Index(fields=["decided_by", "time", "seq"], name="audit_decided_by_time_idx"),
             models.Index(fields=["source_ip", "time", "seq"], name="audit_source_ip_time_idx"),
+            # The REST list's interface filter (a handful of values: one interface's events, a page at a time).
+            models.Index(fields=["interface", "time", "seq"], name="audit_interface_time_idx"),
             models.Index(
                 fields=["error_code", "time", "seq"], name="audit_error_time_idx", condition=~Q(error_code="")
             ),
