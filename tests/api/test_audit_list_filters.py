@@ -39,8 +39,13 @@ def test_a_typo_filter_is_refused_naming_it_not_answered_with_the_whole_trail(
     admin_api: APIClient, world: World
 ) -> None:
     error = refused(admin_api.get(API, {"operaton": "Decrypt"}), "operaton")
-    assert "operation" in error["detail"]["operaton"][0]  # it says which parameters the list takes
+    assert error["detail"]["operaton"] == ["Not a parameter of this list."]
+    assert "operation" in error["message"]  # it says which parameters the list takes
     event = AuditEvent.objects.filter(operation="kmsconsole:ListAuditEvents").latest("seq")
+    # Said once, however many names are refused.
+    several = admin_api.get(API, {"operaton": "Decrypt", "decison": "denied"}).json()["error"]
+    assert several["detail"] == {name: ["Not a parameter of this list."] for name in ("operaton", "decison")}
+    assert several["message"].count("operation") == 1 and str(several["detail"]).count("operation") == 0
     assert (event.decision, event.error_code) == ("failed", "ValidationException")
     # Recorded counted, never by name (the trail records what was asked).
     assert event.request_parameters["Query"] == {

@@ -55,14 +55,14 @@ NAMED_CHARS = 64
 def refuse_undeclared(query: QueryDict, declared: Mapping[str, int]) -> None:
     """A parameter the list does not take is a 400 ValidationException naming it (its detail; the audit event
     records only the message and, by `recorded_query`, how many others there were): ignored, a typo such as
-    `operaton=Decrypt` answered the whole list as if it were filtered."""
+    `operaton=Decrypt` answered the whole list as if it were filtered. The message says once which parameters the
+    list takes (not once per name refused)."""
     undeclared = [name for name in query if name not in declared]
     if undeclared:
-        taken = ", ".join(sorted(declared))
         raise FieldValidationError(
-            "The request is not valid.",
+            f"The request is not valid: this list takes {', '.join(sorted(declared))}.",
             {
-                shortened(name, NAMED_CHARS): [f"Not a parameter of this list; it takes {taken}."]
+                shortened(name, NAMED_CHARS): ["Not a parameter of this list."]
                 for name in undeclared[:NAMED_UNDECLARED]
             },
         )
