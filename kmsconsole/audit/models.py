@@ -130,6 +130,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["decision", "time", "seq"], name="audit_decision_time_idx"),
             models.Index(fields=["decided_by", "time", "seq"], name="audit_decided_by_time_idx"),
             models.Index(fields=["source_ip", "time", "seq"], name="audit_source_ip_time_idx"),
+            # The REST list's interface filter (a handful of values: one interface's events, a page at a time).
+            models.Index(fields=["interface", "time", "seq"], name="audit_interface_time_idx"),
             models.Index(
                 fields=["error_code", "time", "seq"], name="audit_error_time_idx", condition=~Q(error_code="")
             ),
@@ -254,7 +256,7 @@ class ChainVerification(models.Model):
         BROKEN = "broken"
         ERROR = "error"
 
-    trigger = models.CharField(max_length=16)  # "periodic" or "on demand"
+    trigger = models.CharField(max_length=16)  # "periodic", "on demand" or "command line"
     requested_by = models.CharField(max_length=2048, blank=True)
     requested_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

@@ -10,6 +10,7 @@ range scan at any depth.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field, fields
@@ -42,6 +43,24 @@ _ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>a
 _ROLE_ARN = re.compile(
     r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", re.ASCII
 )
+# The text filters of the trail, with the longest each takes: the dashboard's form and the REST list take the same.
+TEXT_FILTER_CHARS = {
+    "key": 2048,
+    "principal": 2048,
+    "operation": 64,
+    "error_code": 64,
+    "decided_by": 512,
+    "context_key": KEY_CHARS,
+    "context_value": 8192,
+    "source_ip": 45,
+    "request_id": 64,
+    "notable": 128,
+}
+# The account filter: ASCII digits only (\d would also take full-width and other Unicode digits).
+ACCOUNT_ID = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
+ACCOUNT_ID_RULE = "An account id is 12 digits."
+# An encryption context value is matched only under its key (the index is of pairs).
+CONTEXT_VALUE_NEEDS_KEY = "Give the encryption context key the value belongs to."
 _CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -131,6 +150,16 @@ def key_problem(value: str, account_id: str) -> str:
         uuid.UUID(value)
     except ValueError:
         return "Give a key id, a key ARN, an alias name (alias/...) or an alias ARN."
+    return ""
+
+
+def source_ip_problem(value: str) -> str:
+    """Why `value` cannot be a source IP filter (events record an address, never a network); "" when it can."""
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return "Give an IPv4 or IPv6 address, e.g. 10.0.0.1."
     return ""
 
 
