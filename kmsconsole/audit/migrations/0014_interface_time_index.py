@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0012_key_last_usage_indexes'),
+        ('audit', '0013_key_policy_index'),
     ]
 
     operations = [
