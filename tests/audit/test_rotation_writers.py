@@ -169,14 +169,19 @@ def test_the_checkpoint_reseal_racing_a_verification_never_moves_the_file_back(
     checkpoint_file: Path,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`rootkey reseal` (one process) has read the checkpoint at #3 and is about to write it again under the new key
-    when a verification (a worker) records #6: the worker waits for the lock, and the file ends at #6, not #3."""
+    """`rootkey reseal` (one process) has read the checkpoint of the first verification and is about to write it
+    again under the new key when a verification (a worker) records a newer one: the worker waits for the lock, and
+    the file ends at the newer checkpoint, not the older. (A command-line verify writes an event of its own, after
+    what it verified.)"""
     for _ in range(3):
         writer.write_standalone(values())
     verify()
     root_key_file.rotate()
     for _ in range(3):
         writer.write_standalone(values())
+    newest = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    first_checkpoint = checkpoint.read_checkpoint()[0]
+    assert newest is not None and first_checkpoint is not None and first_checkpoint.seq < newest
     verifications: list[threading.Thread] = []
     real_under = checkpoint._under
 
@@ -193,4 +198,4 @@ def test_the_checkpoint_reseal_racing_a_verification_never_moves_the_file_back(
     verifications[0].join(timeout=30)
     assert not verifications[0].is_alive()
     recorded, problem = checkpoint.read_checkpoint()
-    assert problem is None and recorded is not None and recorded.seq == 6
+    assert problem is None and recorded is not None and recorded.seq == newest
