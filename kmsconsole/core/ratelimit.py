@@ -29,6 +29,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -71,6 +73,8 @@ QUOTA_FAMILIES = {
 # An attacker with many addresses must not grow the tables without bound: past this many entries the expired
 # ones are dropped, and further ledger subjects share one entry.
 _MAX_TRACKED = 100_000
+
+T = TypeVar("T")
 
 
 class Throttled(errors.ThrottlingException):  # type: ignore[misc,valid-type]
@@ -162,7 +166,6 @@ class _Limits:
     """This process's counters, made in each web server process (each its own)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.window = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.blocked: dict[str, float] = {}  # address key -> monotonic time the block ends
         self.ledger = ThrottleLedger()
@@ -175,26 +178,37 @@ class _Limits:
         }
 
 
-_state: _Limits | None = None
-_state_lock = threading.Lock()
+class PerProcess(Generic[T]):
+    """One `factory()` per process, made on first use: a forked web server worker makes its own, never sharing
+    its parent's counts (or their locks)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._pid = -1
+
+    def get(self) -> T:
+        value = self._value
+        if value is None or self._pid != os.getpid():
+            with self._lock:
+                if self._value is None or self._pid != os.getpid():
+                    self._value, self._pid = self._factory(), os.getpid()
+                value = self._value
+        return value
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value = None
 
 
-def _limits() -> _Limits:
-    global _state
-    state = _state
-    if state is None or state.pid != os.getpid():
-        with _state_lock:
-            if _state is None or _state.pid != os.getpid():
-                _state = _Limits()
-            state = _state
-    return state
+_state = PerProcess(_Limits)
+_limits = _state.get
 
 
 def reset() -> None:
     """Forget every count (tests, and a settings change)."""
-    global _state
-    with _state_lock:
-        _state = None
+    _state.reset()
 
 
 def check_address(address: str) -> None:
@@ -218,6 +232,11 @@ def check_address(address: str) -> None:
         f"{settings.KMS_AUTH_FAILURE_WINDOW_SECONDS} s; its requests are refused until the block ends.",
         retry_after=max(1, math.ceil(remaining)),
     )
+
+
+def any_blocked() -> bool:
+    """Whether this process blocks any address now (one truth test: usually none)."""
+    return bool(_limits().blocked)
 
 
 def note_failed_authentication(address: str) -> None:
