@@ -245,7 +245,8 @@ def _refused(
     if not error.fault:
         headers.append(("Retry-After", str(refusal.retry_after)))
     content = f"{error.message}\n".encode() if body is None else json.dumps(body).encode()
-    # The body was not read: the connection is not reused for another request.
-    headers += [("Content-Length", str(len(content))), ("Connection", "close")]
+    # No Connection: close (a hop-by-hop header, which PEP 3333 leaves to the server): granian deals with the
+    # unread body itself.
+    headers.append(("Content-Length", str(len(content))))
     start_response(f"{status} {HTTPStatus(status).phrase}", headers)
     return [content]
