@@ -107,7 +107,8 @@ class Key(rowmac.MacProtectedRow, models.Model):
     @property
     def rotatable(self) -> bool:
         """Whether the key's material can be rotated (automatically or on demand): a symmetric encryption key of
-        origin AWS_KMS. Every rotation operation on any other key is UnsupportedOperationException."""
+        origin AWS_KMS. Every rotation operation on any other key is UnsupportedOperationException, but for
+        GetKeyRotationStatus of an asymmetric or HMAC key, which answers "off" (keys.services.rotation)."""
         return self.key_spec == KeySpec.SYMMETRIC_DEFAULT and self.origin == "AWS_KMS"
 
     def mac_fields(self) -> tuple[object, ...]:
@@ -129,6 +130,10 @@ class Key(rowmac.MacProtectedRow, models.Model):
 
 def key_arn(account_id: str, key_id: str) -> str:
     return f"arn:{settings.KMS_PARTITION}:kms:{settings.KMS_REGION}:{account_id}:key/{key_id}"
+
+
+# Every alias name starts with it (the KMS API's AliasName, and the alias's ARN after the account).
+ALIAS_PREFIX = "alias/"
 
 
 def alias_arn(account_id: str, alias_name: str) -> str:

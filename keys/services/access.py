@@ -23,7 +23,7 @@ from grants.selectors import (
     integrated_service_values,
     token_grant_ids,
 )
-from keys.models import Key, KeyState
+from keys.models import ALIAS_PREFIX, Key, KeyState, alias_arn
 from keys.selectors import (
     check_key_state,
     checked_aliases_and_tags,
@@ -42,8 +42,13 @@ from policies.authorization import (
     request_context,
     request_identity_policies,
 )
+from policies.engine.analysis import AccessAnalyzer
 
 logger = logging.getLogger(__name__)
+
+# The most open conditions `KeyQuestions.could_allow` enumerates (at most 2 ** this many engine evaluations per
+# question); with more it answers "could allow": a form offered, whose request is decided again when sent.
+FORM_MAX_FACTS = 6
 
 Named = TypeVar("Named")
 
@@ -150,17 +155,78 @@ class KeyQuestions:
         self._unreadable = False
         self._keys: dict[int, _CheckedKey | None] = {}
         self._compiled: dict[str, engine.CompiledPolicy | None] = {}
+        # One analyzer per set of open keys, so each policy is rewritten once per page.
+        self._analyzers: dict[tuple[str, ...], AccessAnalyzer] = {}
 
-    def allows_on_account(self, action: str) -> bool:
-        """Whether the caller's request for an IAM-only action on "*" (kms:ListAliases, say) would be allowed:
-        identity policies alone decide, as `authorize(ctx, resource="*")` decides the request itself."""
+    def allows_on_account(self, action: str, resource: str = "*") -> bool:
+        """Whether the caller's request for an IAM-only action on "*" (kms:ListAliases, say), or for the IAM half
+        of an alias operation on the alias's ARN (`resource`), would be allowed: identity policies alone decide,
+        as `authorize(ctx, resource=...)` decides the request itself."""
         if self._ctx.caller.is_operator:
             return True
         asker = self._caller_and_policies()
         if asker is None:
             return False
-        request = request_context(self._ctx, asker[0], action=action, resource="*")
+        request = request_context(self._ctx, asker[0], action=action, resource=resource)
         return engine.would_allow(request, key_policy=None, identity_policies=asker[1])
+
+    def may_allow_some_alias(self, action: str, name_characters: str) -> bool:
+        """Whether the IAM half of an alias operation (`action` on the alias's ARN) could be allowed for some alias
+        name of the caller's account (after "alias/", of `name_characters`: a regular-expression class), before
+        one is typed (`engine.identity_may_allow_under`: False only when no name could be)."""
+        if self._ctx.caller.is_operator:
+            return True
+        asker = self._caller_and_policies()
+        if asker is None:
+            return False
+        prefix = alias_arn(self._ctx.caller.account_id, ALIAS_PREFIX)
+        request = request_context(self._ctx, asker[0], action=action, resource=prefix)
+        return engine.identity_may_allow_under(
+            request, asker[1], prefix=prefix, name_characters=name_characters
+        )
+
+    def could_allow(
+        self,
+        key: Key,
+        action: str,
+        *,
+        open_keys: Sequence[str],
+    ) -> bool:
+        """Whether some request by the caller for `action` on `key` could be allowed, whatever values it carries
+        for the condition keys `open_keys` (lower-cased; one ending in "/" or ":" names every key it starts): the
+        parameters a form has yet to be filled with. Everything else is decided as `allows` decides it (and the
+        request's own address, time and transport are known). The engine's access analysis, with only those keys
+        left open (`AccessAnalyzer(open_keys=...)`): allowed, or allowed for some of their values, is True. For an
+        action a grant may allow, the caller's grants on the key count, those in effect only (the console sends
+        no grant token). With more open conditions than it enumerates (`FORM_MAX_FACTS`), or a resource naming an
+        open key, it answers True without evaluating; a grant or key row failing its check answers False (the
+        page then shows the change as not offered, and its own read is not failed by a question)."""
+        if self._ctx.caller.is_operator:
+            return True
+        try:
+            asked = self._request_on(key, action, None)
+            if asked is None:
+                return False
+            request, policy, identity_policies = asked
+            grants: list[engine.Grant] = []
+            if action in _GRANTABLE_ACTIONS:
+                grants = [grant for grant in caller_grants(self._ctx, key) if grant.effective]
+        except errors.KmsError:
+            return False
+        possibility = self._analyzer(tuple(open_keys)).possible(
+            request, key_policy=policy, identity_policies=identity_policies, grants=grants
+        )
+        return possibility.allowed
+
+    def _analyzer(self, open_keys: tuple[str, ...]) -> AccessAnalyzer:
+        analyzer = self._analyzers.get(open_keys)
+        if analyzer is None:
+            prefixes = tuple(name for name in open_keys if name.endswith(("/", ":")))
+            analyzer = self._analyzers[open_keys] = AccessAnalyzer(
+                max_facts=FORM_MAX_FACTS,
+                open_keys=lambda name: name in open_keys or name.startswith(prefixes),
+            )
+        return analyzer
 
     def describable(self, keys: Sequence[Key]) -> frozenset[int]:
         """The primary keys of those of `keys` on which a DescribeKey request by the caller would be allowed.
@@ -212,27 +278,36 @@ class KeyQuestions:
     def allows(self, key: Key, action: str, *, condition_values: Mapping[str, Any] | None = None) -> bool:
         if action in _GRANTABLE_ACTIONS:
             raise ValueError(f"{action} can be allowed by a grant, which KeyQuestions does not consult")
-        ctx = self._ctx
-        if ctx.caller.is_operator:
+        if self._ctx.caller.is_operator:
             return True
-        asker = self._caller_and_policies()
-        if asker is None:
-            return False  # every request of a principal the engine cannot read is refused
-        checked = self._checked(key)
-        if checked is None:
+        asked = self._request_on(key, action, condition_values)
+        if asked is None:
             return False
+        request, policy, identity_policies = asked
+        return engine.would_allow(request, key_policy=policy, identity_policies=identity_policies)
+
+    def _request_on(
+        self, key: Key, action: str, condition_values: Mapping[str, Any] | None
+    ) -> tuple[engine.RequestContext, engine.CompiledPolicy, list[engine.IdentityPolicy]] | None:
+        """The caller's request for `action` on `key` as the engine would decide it, with the key's policy and the
+        caller's identity policies; None when it would be refused whatever it is (a principal the engine cannot
+        read, a key whose rows or policy fail their checks)."""
+        asker = self._caller_and_policies()
+        checked = self._checked(key) if asker is not None else None
+        if asker is None or checked is None:
+            return None
         request = request_context(
-            ctx,
+            self._ctx,
             asker[0],
             action=action,
             resource=key.arn,
             resource_account=key.account.account_id,
             resource_tags=checked.tags,
             condition_values=request_condition_values(
-                ctx, key, condition_values=condition_values, aliases=checked.aliases
+                self._ctx, key, condition_values=condition_values, aliases=checked.aliases
             ),
         )
-        return engine.would_allow(request, key_policy=checked.policy, identity_policies=asker[1])
+        return request, checked.policy, asker[1]
 
     def _checked(self, key: Key) -> _CheckedKey | None:
         """The key's aliases, tags and compiled policy once its rows pass their checks, None when the key cannot be
@@ -308,7 +383,7 @@ ANALYSIS_READS: tuple[str, ...] = (*ACCESS_READS, "kms:GetKeyRotationStatus")
 
 def analysis_reads(key: Key) -> tuple[str, ...]:
     """What an analysis of `key` shows: `ANALYSIS_READS` on a key that can rotate; on any other key, whose
-    rotation status no request can read (UnsupportedOperationException) and no finding reports, `ACCESS_READS`."""
+    rotation no finding reports (its status is always off, or unreadable for an imported key), `ACCESS_READS`."""
     return ANALYSIS_READS if key.rotatable else ACCESS_READS
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from django.db import IntegrityError, transaction
 
 from keys.crypto import KeySpec
-from keys.models import Alias, Key, KeyState, alias_arn
+from keys.models import ALIAS_PREFIX, Alias, Key, KeyState, alias_arn
 from keys.selectors import resolve_key
 from keys.services.access import authorize_on_key, key_for
 from kmsconsole.core import errors
@@ -36,7 +36,6 @@ from kmsconsole.core.text import with_article
 from kmsconsole.operations import OperationContext
 from policies.authorization import authorize
 
-ALIAS_PREFIX = "alias/"
 RESERVED_PREFIX = "alias/aws/"
 ALIAS_NAME_MAX_LENGTH = 256
 # The characters KMS accepts in an alias name, as a regular-expression class without its brackets ('-' last, so

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from keys.crypto import CryptoError, KeySpec, KeyUsage, validate_spec_and_usage
 from keys.default_policies import default_key_policy
 from keys.materials import create_material
-from keys.models import Key, KeyState, Tag
+from keys.models import Key, KeyState, Tag, alias_arn
 from keys.services.access import (
     DESCRIBE_KEY,
     KeyQuestions,
     key_for,
     request_allowed,
 )
+from keys.services.aliases import ALIAS_NAME_CHARACTERS
 from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
 from keys.services.deletion import PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS
 from keys.services.key_policy import record_policy_version, validate_key_policy
@@ -29,6 +30,11 @@ SUPPORTED_ORIGINS = ("AWS_KMS",)
 CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 # ListKeys' Limit when none is given (the model allows 1-1000).
 LIST_KEYS_DEFAULT_LIMIT = 100
+# CreateKey with both KeySpec and the deprecated CustomerMasterKeySpec.
+BOTH_SPECS_MESSAGE = (
+    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+    "CustomerMasterKeySpec is deprecated."
+)
 # CreateKey's and UpdateKeyDescription's Description: 0-8192 characters.
 DESCRIPTION_MAX_LENGTH = 8192
 
@@ -62,6 +68,7 @@ def key_create(
     description: str = "",
     key_spec: str | None = None,
     key_usage: str | None = None,
+    customer_master_key_spec: str | None = None,
     origin: str = "AWS_KMS",
     policy: str | None = None,
     tags: Sequence[Mapping[str, str]] = (),
@@ -72,12 +79,15 @@ def key_create(
 ) -> Key:
     """Create a key with fresh material, the given (or the default) key policy, and tags.
 
-    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). A request for a
-    feature this KMS lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key)
-    is refused after authorization, in `_refuse_missing_features`.
+    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). `customer_master_key_spec`
+    is the deprecated name of `key_spec` (the KMS endpoint's CustomerMasterKeySpec). A request for a feature this KMS
+    lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key), or that names its
+    key spec under both names, is refused after authorization, in `_refuse_after_authorization`. The key spec and
+    usage are checked before it (KeySpec being the spec when both names are sent): their values are the request's
+    kms:KeySpec and kms:KeyUsage conditions, so a pair that does not fit is refused before authorization.
     """
     errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
-    spec, usage = _spec_and_usage(key_spec, key_usage)
+    spec, usage = _spec_and_usage(key_spec if key_spec is not None else customer_master_key_spec, key_usage)
     tag_map = tags_from_request(tags)
     conditions = {
         "kms:KeySpec": spec,
@@ -91,7 +101,8 @@ def key_create(
         authorize(
             ctx, resource="*", action="kms:TagResource", request_tags=tag_map, condition_values=conditions
         )
-    _refuse_missing_features(
+    _refuse_after_authorization(
+        both_specs=key_spec is not None and customer_master_key_spec is not None,
         origin=origin,
         custom_key_store_id=custom_key_store_id,
         xks_key_id=xks_key_id,
@@ -122,10 +133,16 @@ def key_create(
     return key
 
 
-def _refuse_missing_features(
-    *, origin: str, custom_key_store_id: str | None, xks_key_id: str | None, multi_region: bool
+def _refuse_after_authorization(
+    *,
+    both_specs: bool,
+    origin: str,
+    custom_key_store_id: str | None,
+    xks_key_id: str | None,
+    multi_region: bool,
 ) -> None:
-    """CreateKey's members that ask for a feature this KMS lacks, decided here only, in this order.
+    """CreateKey's members that ask for a feature this KMS lacks, or that contradict each other (KeySpec with the
+    deprecated CustomerMasterKeySpec), decided here only, in this order.
 
     After authorization: none is a shape error (the model accepts every one), AWS's own order is not documented,
     and kms-spec §4.2's suggested order puts semantic checks after authorize. So a caller without kms:CreateKey
@@ -141,6 +158,10 @@ def _refuse_missing_features(
         )
     if origin not in SUPPORTED_ORIGINS:
         raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this KMS.")
+    if both_specs:
+        # AWS's words (nsmithuk/local-kms answers them; GruCloud's AWS provider avoids them by sending KeySpec
+        # alone), even when the two name the same spec.
+        raise errors.ValidationException(BOTH_SPECS_MESSAGE)
     if xks_key_id is not None:
         # "Not valid for KMS keys with any other Origin value" (the model's CreateKey.XksKeyId). AWS's exact error
         # is not on record: ValidationException, the one AWS uses for a member that does not fit the request.
@@ -164,7 +185,7 @@ def key_describable(ctx: OperationContext, key: Key) -> bool:
     return request_allowed(ctx, key, DESCRIBE_KEY)
 
 
-# The changes a key's page offers (its General configuration tab), by the IAM action each request needs.
+# The changes a key's pages offer, by the IAM action each request needs: its General configuration tab's,
 KEY_PAGE_ACTIONS = (
     "kms:EnableKey",
     "kms:DisableKey",
@@ -172,26 +193,89 @@ KEY_PAGE_ACTIONS = (
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
 )
+# and those of its Tags, Aliases, Grants and Key rotation tabs (the Key policy tab asks `may_put_key_policy`).
+TAG_ACTIONS = ("kms:TagResource", "kms:UntagResource")
+ALIAS_ACTIONS = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias")
+GRANT_ACTIONS = ("kms:CreateGrant", "kms:RevokeGrant")
+ROTATION_ACTIONS = ("kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:RotateKeyOnDemand")
 _WINDOW_CONDITION = "kms:ScheduleKeyDeletionPendingWindowInDays"
+# The condition keys (lower-cased; "/" or ":" ends a prefix) set by the values a page's form asks for, which are
+# not typed when the page is shown: such an action is offered when some values could be allowed.
+_FORM_KEYS: dict[str, tuple[str, ...]] = {
+    "kms:TagResource": ("aws:requesttag/", "aws:tagkeys"),
+    "kms:UntagResource": ("aws:tagkeys",),
+    "kms:CreateGrant": (
+        "kms:grantoperations",
+        "kms:granteeprincipal",
+        "kms:retiringprincipal",
+        "kms:grantconstrainttype",
+        "kms:encryptioncontext:",
+        "kms:encryptioncontextkeys",
+    ),
+    "kms:EnableKeyRotation": ("kms:rotationperiodindays",),
+}
 
 
-def key_actions_allowed(ctx: OperationContext, key: Key) -> frozenset[str]:
-    """Those of KEY_PAGE_ACTIONS a request by the caller on `key` would be allowed: what a page showing the key
-    (inside its DescribeKey) may offer, so that it offers nothing the engine would refuse, and asks no password
-    for it. Decided as `key_describable` decides DescribeKey, by the engine as each request would be and recorded
-    nowhere (`KeyQuestions.allows`: none of these actions can be allowed by a grant); the page's own event is the
-    only record. A ScheduleKeyDeletion request carries its waiting period, which a policy may test: it is offered
-    when some period the form accepts would be allowed."""
-    questions = KeyQuestions(ctx)
-    allowed = {action for action in KEY_PAGE_ACTIONS if action != "kms:ScheduleKeyDeletion"}
-    allowed = {action for action in allowed if questions.allows(key, action)}
-    windows = range(PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS - 1, -1)
-    if any(
-        questions.allows(key, "kms:ScheduleKeyDeletion", condition_values={_WINDOW_CONDITION: days})
-        for days in windows
-    ):
-        allowed.add("kms:ScheduleKeyDeletion")
+def key_actions_allowed(
+    ctx: OperationContext,
+    key: Key,
+    actions: Sequence[str] = KEY_PAGE_ACTIONS,
+    *,
+    questions: KeyQuestions | None = None,
+) -> frozenset[str]:
+    """Those of `actions` (a page's: `KEY_PAGE_ACTIONS`, `TAG_ACTIONS`, ...) a request by the caller on `key`
+    would be allowed: what a page showing the key (inside its own read) may offer, so that it offers nothing the
+    engine would refuse, and asks no password for it. Decided as `key_describable` decides DescribeKey, by the
+    engine as each request would be and recorded nowhere (`KeyQuestions`); the page's own event is the only
+    record. `questions`: the page's, when it asks more (`tags_removable`, `aliases_changeable`).
+
+    A request whose values a form has yet to be given is offered when some values could be allowed: a
+    ScheduleKeyDeletion's waiting period, when some period the form accepts would be (each one asked); the
+    parameters a policy may test of the others (`_FORM_KEYS`: tags, a grant's, a rotation period), when the
+    engine's analysis with those left open finds a way in (`KeyQuestions.could_allow`, bounded). An alias
+    operation also needs the action on the alias's ARN (IAM alone): for a name not typed yet, when some name
+    could be allowed (`KeyQuestions.may_allow_some_alias`)."""
+    questions = questions or KeyQuestions(ctx)
+    allowed = set()
+    for action in actions:
+        if action == "kms:ScheduleKeyDeletion":
+            windows = range(PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS - 1, -1)
+            decided = any(
+                questions.allows(key, action, condition_values={_WINDOW_CONDITION: days}) for days in windows
+            )
+        elif action in _FORM_KEYS:
+            decided = questions.could_allow(key, action, open_keys=_FORM_KEYS[action])
+        else:
+            decided = questions.allows(key, action)
+        if decided and action in ALIAS_ACTIONS:
+            decided = questions.may_allow_some_alias(action, ALIAS_NAME_CHARACTERS)
+        if decided:
+            allowed.add(action)
     return frozenset(allowed)
+
+
+def tags_removable(questions: KeyQuestions, key: Key, tag_keys: Sequence[str]) -> frozenset[str]:
+    """Those of `tag_keys` an UntagResource request by the caller on `key` for that one tag would be allowed
+    (its aws:TagKeys known), asked as `key_actions_allowed` asks."""
+    return frozenset(
+        name
+        for name in tag_keys
+        if questions.allows(key, "kms:UntagResource", condition_values={"aws:TagKeys": [name]})
+    )
+
+
+def aliases_changeable(questions: KeyQuestions, key: Key, names: Sequence[str]) -> dict[str, frozenset[str]]:
+    """For each alias name of `key`, which of kms:UpdateAlias and kms:DeleteAlias a request by the caller for it
+    would be allowed: on the key (its policy; asked once) and on the alias's ARN (identity policies). An
+    UpdateAlias also needs the action on the key it is pointed at, which is typed later: that half decides then."""
+    on_key = {action for action in ("kms:UpdateAlias", "kms:DeleteAlias") if questions.allows(key, action)}
+    account_id = key.account.account_id
+    return {
+        name: frozenset(
+            action for action in on_key if questions.allows_on_account(action, alias_arn(account_id, name))
+        )
+        for name in names
+    }
 
 
 def key_list(*, ctx: OperationContext, limit: int, marker: str | None) -> tuple[list[Key], str | None]:

@@ -84,7 +84,8 @@ def closed_inputs(result: dict[str, Any], **_: Any) -> dict[str, Any]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        for name in (cls.__name__, f"{cls.__name__}Request"):
+        # drf-spectacular's names for a request body: its own, split from the response's, and a PATCH's.
+        for name in (cls.__name__, f"{cls.__name__}Request", f"Patched{cls.__name__}Request"):
             if name in schemas:
                 schemas[name]["additionalProperties"] = False
     return result

@@ -111,11 +111,15 @@ def unknown_members(unknown: list[str], known: list[str]) -> dict[str, list[str]
     same words if there is one (`PendingWindowInDays` or `pending_window_in_days` for `pending_window_days`)."""
     problems: dict[str, list[str]] = {}
     for name in unknown[:UNKNOWN_MEMBERS_NAMED]:
-        guess = difflib.get_close_matches(snake_case(name), known, n=1, cutoff=0.75)
+        shown = shortened(name, FIELD_NAME_CHARS)
+        # Only a name shown whole is matched: a hint for a 2 MB name would cost seconds and help no one.
+        guess = [] if shown != name else difflib.get_close_matches(snake_case(name), known, n=1, cutoff=0.75)
         hint = f" Did you mean '{guess[0]}'?" if guess else f" It takes: {', '.join(known)}."
-        problems[shortened(name, FIELD_NAME_CHARS)] = [f"Unknown field.{hint}"]
-    if len(unknown) > UNKNOWN_MEMBERS_NAMED:
-        problems["(others)"] = [f"{len(unknown) - UNKNOWN_MEMBERS_NAMED} more unknown fields."]
+        problems[shown] = [f"Unknown field.{hint}"]
+    # Counted from what is named, so names that shorten alike are not lost from the count.
+    others = len(unknown) - len(problems)
+    if others:
+        problems["(others)"] = [f"{others} more unknown field{'s' if others > 1 else ''}."]
     return problems
 
 

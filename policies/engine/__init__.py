@@ -105,6 +105,12 @@ route). Conditions on what only a request carries (``unknowns.depends_on_request
 time, TLS, algorithm, grant parameters, ...), grant constraints and pending grants' tokens are enumerated through
 ``evaluate`` itself. ``matrix.access_matrix(target, principals, actions)`` runs it for principals x actions
 (``matrix.anyone(account)`` is "*"), ``matrix.compare(before, after)`` says who gains and who loses.
+``AccessAnalyzer(open_keys=test)`` leaves open only the condition keys ``test`` names (lower-cased), deciding the
+rest from the context: a request in hand whose parameters are not typed yet (a form a page may offer);
+``.possible(...)`` answers only whether some assignment allows, stopping at the first (at most
+``2 ** max_facts`` evaluations, more facts answered "possible", inexact).
+``identity_may_allow_under(context, identity_policies, prefix=...) -> bool``: could identity policies allow the
+action on some resource starting with ``prefix`` (an alias name not typed yet)? False only when none could.
 
 Grants
 ------
@@ -178,6 +184,7 @@ from .principals import (
     is_unique_id,
     parse_principal_arn,
 )
+from .unnamed import identity_may_allow_under
 
 __all__ = [
     "ACCOUNT_LEVEL_ACTIONS",
@@ -219,6 +226,7 @@ __all__ = [
     "compile_policy",
     "ensure_no_lockout",
     "evaluate",
+    "identity_may_allow_under",
     "identity_policy_findings",
     "is_account_id",
     "is_iam_path",

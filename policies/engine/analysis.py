@@ -13,6 +13,14 @@ false to the facts that can matter for this principal and action (at most ``max_
 assignments that allow to the fewest, shortest terms (Quine-McCluskey). With more facts than that it evaluates
 only "all true" and "all false" and marks the verdict ``exact=False``.
 
+``AccessAnalyzer().possible(...)`` asks less: could any assignment allow? It evaluates assignments until the first
+that allows and builds no terms, so its cost is at most ``2 ** max_facts`` evaluations (with more facts, or a
+``Resource`` whose policy variable names an open key, it evaluates nothing and answers "possible", inexact). A page
+deciding whether to offer a form asks it, with a small ``max_facts``: the request the form sends is decided again.
+
+A clause whose value is a policy variable naming an open key (``"${aws:RequestTag/team}"``) is open too: it
+cannot be decided before the request carries that key.
+
 Facts are treated as independent; two conditions on the same key that cannot both hold (``aws:SourceIp`` in two
 disjoint ranges) may still be reported together. Each condition's exact negation is recognised as the same fact.
 """
@@ -20,8 +28,9 @@ disjoint ranges) may still be reported together. Each condition's exact negation
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Required, TypedDict, Unpack
 
 from .compiled import CompiledPolicy, compile_policy
 from .conditions import ConditionClause, ParsedOperator, parse_operator
@@ -40,9 +49,11 @@ from .unknowns import (
     grant_constraint_texts,
     grant_token_texts,
 )
+from .values import scalar_to_str
+from .variables import Variable, parse_template
 from .verdicts import Access, Route, Verdict, Way, best
 
-__all__ = ["MAX_FACTS", "Access", "AccessAnalyzer", "Route", "Verdict", "Way", "best"]
+__all__ = ["MAX_FACTS", "Access", "AccessAnalyzer", "Possibility", "Route", "Verdict", "Way", "best"]
 
 MAX_FACTS = 10
 
@@ -62,6 +73,34 @@ class _Rewritten:
     original: CompiledPolicy  # kept so that its id() is not reused while cached
     policy: CompiledPolicy
     facts_by_statement: dict[int, tuple[int, ...]]
+    # The statements whose Resource (or NotResource) names an open key in a policy variable.
+    open_resources: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Possibility:
+    """Whether some assignment of the facts allows (``AccessAnalyzer.possible``); not ``exact`` when the analysis
+    answered "allowed" without enumerating (too many facts, or an open resource)."""
+
+    allowed: bool
+    exact: bool
+
+
+class AnalysisInputs(TypedDict, total=False):
+    """What ``verdict`` and ``possible`` analyse (``key_policy`` is required; the rest default to none)."""
+
+    key_policy: Required[CompiledPolicy]
+    identity_policies: Sequence[IdentityPolicy]
+    grants: GrantIndex | Sequence[Grant]
+    token_grant_ids: Collection[str]
+    key_policy_name: str
+
+
+@dataclass(frozen=True)
+class _Enumeration:
+    order: list[int]  # the facts the decision may hinge on (ids), bit i of an assignment being the i-th
+    open_resource: bool
+    decide: Callable[[int], Decision]
 
 
 @dataclass(frozen=True)
@@ -74,11 +113,21 @@ class _GrantFacts:
 class AccessAnalyzer:
     """Analyses many (principal, action) pairs over a set of policies; keeps the facts and rewritten policies."""
 
-    def __init__(self, *, max_facts: int = MAX_FACTS, principal_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        max_facts: int = MAX_FACTS,
+        principal_unknown: bool = False,
+        open_keys: Callable[[str], bool] | None = None,
+    ) -> None:
         self.max_facts = max_facts
         # With `principal_unknown`, conditions on who the caller is (``PRINCIPAL_KEYS``: its ARN, name, id, type,
         # tags) are facts too: for a principal that stands for any of an account's principals.
         self.principal_unknown = principal_unknown
+        # With `open_keys` (a test of a lower-cased condition key), only the keys it names are facts, in place of
+        # every key a request sets: for a request in hand whose address, time and transport are known, and only
+        # the parameters still to be typed are not (a form a page is about to offer).
+        self.open_keys = open_keys or depends_on_request
         self._ids: dict[FactKey, int] = {}
         self._facts: list[Fact] = []
         self._rewritten: dict[int, _Rewritten] = {}
@@ -91,10 +140,21 @@ class AccessAnalyzer:
         return found
 
     def _unknown(self, key_lower: str) -> bool:
-        return depends_on_request(key_lower) or (self.principal_unknown and about_principal(key_lower))
+        return self.open_keys(key_lower) or (self.principal_unknown and about_principal(key_lower))
+
+    def _names_open_key(self, text: object) -> bool:
+        """Whether a policy text (a condition value, a resource pattern) holds a variable naming an open key."""
+        rendered = scalar_to_str(text) if not isinstance(text, str) else text
+        template = parse_template(rendered) if rendered is not None else None
+        return template is not None and any(
+            isinstance(part, Variable) and self._unknown(part.key) for part in template.parts
+        )
+
+    def _open(self, clause: ConditionClause) -> bool:
+        return self._unknown(clause.key_lower) or any(self._names_open_key(value) for value in clause.values)
 
     def _clause(self, clause: ConditionClause) -> ConditionClause:
-        if not self._unknown(clause.key_lower):
+        if not self._open(clause):
             return clause
         key, polarity = clause_fact(clause)
         fact = self._fact(
@@ -109,11 +169,12 @@ class AccessAnalyzer:
             return cached
         statements: list[Statement] = []
         facts: dict[int, tuple[int, ...]] = {}
+        open_resources = set()
         for statement in policy.policy.statements:
+            if any(self._names_open_key(p) for p in (statement.resource or statement.not_resource or ())):
+                open_resources.add(statement.index)
             clauses = tuple(self._clause(clause) for clause in statement.conditions)
-            ids = tuple(
-                self._ids[clause_fact(old)[0]] for old in statement.conditions if self._unknown(old.key_lower)
-            )
+            ids = tuple(self._ids[clause_fact(old)[0]] for old in statement.conditions if self._open(old))
             if ids:
                 facts[statement.index] = ids
                 statement = dataclasses.replace(statement, conditions=clauses)
@@ -123,23 +184,26 @@ class AccessAnalyzer:
             if not facts
             else compile_policy(dataclasses.replace(policy.policy, statements=tuple(statements)))
         )
-        entry = _Rewritten(policy, rewritten, facts)
+        entry = _Rewritten(policy, rewritten, facts, frozenset(open_resources))
         self._rewritten[id(policy)] = entry
         return entry
 
-    def _relevant(self, entry: _Rewritten, context: RequestContext, *, key_policy: bool) -> set[int]:
-        if not entry.facts_by_statement:
-            return set()
+    def _relevant(
+        self, entry: _Rewritten, context: RequestContext, *, key_policy: bool
+    ) -> tuple[set[int], bool]:
+        """The facts the statements for the action (the caller's, in a key policy) hinge on, and whether one of
+        them names an open key in its resource."""
         found: set[int] = set()
+        open_resource = False
+        if not entry.facts_by_statement and not entry.open_resources:
+            return found, open_resource
         denies, allows = entry.original.statements_for(context.action_lower)
         for statement in (*denies, *allows):
-            ids = entry.facts_by_statement.get(statement.index)
-            if not ids:
-                continue
             if key_policy and not statement.principal_match(context.caller):
                 continue
-            found.update(ids)
-        return found
+            found.update(entry.facts_by_statement.get(statement.index, ()))
+            open_resource = open_resource or statement.index in entry.open_resources
+        return found, open_resource
 
     def _grant_facts(
         self, context: RequestContext, grants: Sequence[Grant], tokens: Collection[str]
@@ -164,7 +228,7 @@ class AccessAnalyzer:
             result.append(_GrantFacts(grant, constraint, token))
         return result
 
-    def verdict(
+    def _enumeration(
         self,
         context: RequestContext,
         *,
@@ -173,8 +237,8 @@ class AccessAnalyzer:
         grants: GrantIndex | Sequence[Grant] = (),
         token_grant_ids: Collection[str] = frozenset(),
         key_policy_name: str = "default",
-    ) -> Verdict:
-        """What ``context.caller`` may do (``context.action`` on ``context.resource``) under these policies."""
+    ) -> _Enumeration:
+        """The facts the decision may hinge on, and the engine's decision for each assignment of them."""
         if isinstance(grants, GrantIndex):
             candidates = list(grants.for_caller(context.caller))
         else:
@@ -182,9 +246,11 @@ class AccessAnalyzer:
             candidates = [grant for grant in grants if grant.grantee_principal in keys]
         key_entry = self._rewrite(key_policy)
         identity_entries = [(name, self._rewrite(policy)) for name, policy in identity_policies]
-        relevant = self._relevant(key_entry, context, key_policy=True)
+        relevant, open_resource = self._relevant(key_entry, context, key_policy=True)
         for _, entry in identity_entries:
-            relevant |= self._relevant(entry, context, key_policy=False)
+            found, opened = self._relevant(entry, context, key_policy=False)
+            relevant |= found
+            open_resource = open_resource or opened
         grant_facts = self._grant_facts(context, candidates, token_grant_ids)
         for item in grant_facts:
             relevant.update(fact for fact in (item.constraint, item.token) if fact is not None)
@@ -224,6 +290,31 @@ class AccessAnalyzer:
                 key_policy_name=key_policy_name,
             )
 
+        return _Enumeration(order, open_resource, decide)
+
+    def possible(
+        self,
+        context: RequestContext,
+        **inputs: Unpack[AnalysisInputs],
+    ) -> Possibility:
+        """Whether some assignment of the facts lets ``context.caller`` do it: evaluated until the first that
+        allows ("all true" first), at most ``2 ** max_facts`` evaluations; with more facts, or a resource naming
+        an open key, answered "allowed" without evaluating (``exact=False``)."""
+        enumeration = self._enumeration(context, **inputs)
+        if enumeration.open_resource or len(enumeration.order) > self.max_facts:
+            return Possibility(allowed=True, exact=False)
+        everything = (1 << len(enumeration.order)) - 1
+        allowed = any(enumeration.decide(assignment).allowed for assignment in range(everything, -1, -1))
+        return Possibility(allowed=allowed, exact=True)
+
+    def verdict(
+        self,
+        context: RequestContext,
+        **inputs: Unpack[AnalysisInputs],
+    ) -> Verdict:
+        """What ``context.caller`` may do (``context.action`` on ``context.resource``) under these policies."""
+        enumeration = self._enumeration(context, **inputs)
+        order, decide = enumeration.order, enumeration.decide
         if not order:
             return _definite(decide(0))
         if len(order) > self.max_facts:

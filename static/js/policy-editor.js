@@ -197,6 +197,8 @@
           textarea.value = update.state.doc.toString();
           schedule();
         }),
+        // A caller who may not change the policy reads it (the page offers no review: kms:PutKeyPolicy).
+        textarea.readOnly ? [CM.EditorView.editable.of(false), CM.EditorState.readOnly.of(true)] : [],
       ],
     });
     textarea.hidden = true;

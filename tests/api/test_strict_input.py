@@ -148,6 +148,41 @@ def test_many_unknown_members_are_named_a_few_and_counted(admin_api: APIClient, 
     assert Key.objects.get(key_id=world.key).description == "main"
 
 
+def test_a_refused_body_is_recorded_by_what_its_operation_takes(admin_api: APIClient, world: World) -> None:
+    """The event records the members the input takes and counts the others (a 900-member body made a 460 KB
+    event); a body member cannot stand in for the path's key id in the record."""
+    body: dict[str, Any] = {f"junk{n}": "x" * 100 for n in range(900)}
+    body.update({"description": "kept out", "KeyId": "not-the-key"})
+    admin_api.patch(f"/api/v1/keys/{world.key}", body, format="json")
+    event = AuditEvent.objects.filter(operation="UpdateKeyDescription").order_by("-seq").first()
+    assert event is not None and event.error_code == "ValidationException"
+    assert event.request_parameters == {
+        "KeyId": world.key,
+        "description": "kept out",
+        "(other parameters)": "901 other members",
+    }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"description": "x", "\\ud800": 1}',
+        '{"grantee_principal": "arn:aws:iam::111122223333:root", "operations": ["Decrypt"], '
+        '"constraints": {"EncryptionContextSubset": {"\\ud800": "v"}}}',
+    ],
+)
+def test_a_member_name_that_is_not_unicode_is_a_400(admin_api: APIClient, world: World, raw: str) -> None:
+    """No field validates a member's name: a lone surrogate there was a 500 (naming it in the error, or storing
+    it as an encryption context key)."""
+    url = f"/api/v1/keys/{world.key}" + ("/grants" if "grantee" in raw else "")
+    method = admin_api.post if "grantee" in raw else admin_api.patch
+    response = method(url, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == (
+        "The request contains text that is not valid Unicode (a lone surrogate)."
+    )
+
+
 def test_every_input_refuses_members_it_does_not_declare() -> None:
     inputs = [cls for cls in _project_serializers() if cls.__name__.endswith("Input")]
     assert len(inputs) >= 20
@@ -158,6 +193,7 @@ def test_the_schema_says_a_body_takes_no_other_members(client: Any) -> None:
     schemas = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
     assert schemas["ScheduleDeletionInputRequest"]["additionalProperties"] is False
     assert schemas["TagInputRequest"]["additionalProperties"] is False
+    assert schemas["PatchedKeyUpdateInputRequest"]["additionalProperties"] is False
     assert "additionalProperties" not in schemas["KeyMetadataOutput"]
 
 

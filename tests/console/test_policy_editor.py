@@ -577,15 +577,16 @@ def test_a_reader_of_the_policy_gets_an_editor_that_checks_nothing(
 ) -> None:
     """Checking a draft is PutKeyPolicy's dry run: it tells whether each principal it names exists, in any
     account. A caller who may read the policy but not put it gets an editor that checks nothing as it is typed
-    (no validation URL, a sentence saying why, no refused check in the trail), and a check it posts anyway is
-    refused alike for a principal that exists and one that does not."""
+    (no validation URL, a sentence saying why, no refused check in the trail) and offers no change, and a check it
+    posts anyway is refused alike for a principal that exists and one that does not."""
     reader = make_user("reader", json.dumps(_identity("kms:GetKeyPolicy")))
     partner("bob")
     client = console(reader)
     tab = client.get(url("key-policy", key), {"view": "json"})
     assert tab.status_code == 200
     assert "data-validate-url" not in page(tab) and url("key-policy-validate", key) not in page(tab)
-    assert "checking and saving a draft need kms:PutKeyPolicy on this key" in page(tab)
+    assert "your access does not allow kms:PutKeyPolicy on this key" in page(tab)
+    assert "Review changes" not in page(tab) and " readonly" in page(tab)  # read-only: no change offered
     assert audit_events("kmsconsole:ValidateKeyPolicy") == []
     refusals = []
     for principal in ("arn:aws:iam::444455556666:user/bob", "arn:aws:iam::444455556666:user/ghost"):

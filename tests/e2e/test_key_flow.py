@@ -15,6 +15,7 @@ import pytest
 from grants.models import Grant
 from grants.services.creation import grant_create
 from keys.models import Key
+from keys.services import tags
 from kmsconsole.audit.models import AuditEvent
 from tests.conftest import Persona, as_operator
 from tests.console.conftest import PASSWORD
@@ -175,9 +176,11 @@ def test_a_key_from_creation_to_refusal(
 def test_a_readers_policy_editor_checks_nothing_as_it_is_typed(
     watched_page: WatchedPage, make_user: Callable[..., Persona]
 ) -> None:
-    """Checking a draft needs kms:PutKeyPolicy: the editor of a caller who may only read the policy posts no check
-    as it is typed (none refused in the audit trail), and keeps the findings the page came with."""
-    reader = make_user("reader", identity_policy("kms:GetKeyPolicy"))
+    """Checking a draft needs kms:PutKeyPolicy: the editor of a caller who may only read the policy is read-only
+    (typing changes nothing, no Review changes), posts no check (none refused in the audit trail), and keeps the
+    findings the page came with. The Tags tab of that reader is read-only too: no form, no Remove, and a sentence
+    naming the action its access lacks."""
+    reader = make_user("reader", identity_policy("kms:GetKeyPolicy", "kms:ListResourceTags"))
     key = make_key()
     page = watched_page.page
     posted: list[str] = []
@@ -187,6 +190,7 @@ def test_a_readers_policy_editor_checks_nothing_as_it_is_typed(
     page.locator("#policy-read-only").wait_for()
     report = page.locator("#policy-report").inner_text()
     editor = page.locator("[data-policy-editor] .cm-content")
+    document = editor.inner_text()
     editor.click()
     page.keyboard.press("Control+End")
     page.keyboard.insert_text(" ")
@@ -194,3 +198,20 @@ def test_a_readers_policy_editor_checks_nothing_as_it_is_typed(
     assert [url for url in posted if "/policy/validate/" in url] == []
     assert page.locator("#policy-report").inner_text() == report
     assert not AuditEvent.objects.filter(operation="kmsconsole:ValidateKeyPolicy").exists()
+    assert editor.inner_text() == document and editor.get_attribute("contenteditable") == "false"
+    assert page.get_by_role("button", name="Review changes").count() == 0
+
+    as_operator(
+        "TagResource",
+        lambda ctx: tags.key_tag(
+            ctx=ctx, key_id=str(key.key_id), tags=[{"TagKey": "team", "TagValue": "ops"}]
+        ),
+    )
+    watched_page.goto(f"/console/keys/{key.key_id}/tags/")
+    read_only = page.locator("#tags-read-only")
+    read_only.wait_for()
+    assert "your access does not allow kms:TagResource" in read_only.inner_text()
+    assert page.get_by_role("cell", name="ops").count() == 1
+    assert page.get_by_role("button", name="Save tag").count() == 0
+    assert page.get_by_role("button", name=re.compile("^Remove tag")).count() == 0
+    watched_page.screenshot("key-tags-read-only")

@@ -6,6 +6,7 @@ the key half of a change is decided by the key's policy, in the service."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -13,8 +14,10 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
+from keys.models import Alias
 from keys.selectors import resolve_key
 from keys.services import aliases, lifecycle
+from keys.services.access import KeyQuestions
 from kmsconsole.api import reads
 from kmsconsole.console.alias_names import ALLOWED_CHARACTERS, refused_alias_name
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
@@ -31,6 +34,29 @@ NAME_RULES = (
     f'"{aliases.RESERVED_PREFIX}" are reserved for AWS managed keys. A key can have up to '
     f"{aliases.ALIASES_PER_KEY} aliases; an alias name is unique in the account."
 )
+
+
+CREATE = ("kms:CreateAlias",)
+
+
+@dataclass(frozen=True)
+class AliasRow:
+    """An alias of the key, and which of its changes (kms:UpdateAlias, kms:DeleteAlias) the caller would be
+    allowed (`keys.services.lifecycle.aliases_changeable`)."""
+
+    alias: Alias
+    allowed: frozenset[str]
+
+    @property
+    def may_update(self) -> bool:
+        return "kms:UpdateAlias" in self.allowed
+
+    @property
+    def may_delete(self) -> bool:
+        return "kms:DeleteAlias" in self.allowed
+
+    def offers(self, deleting: bool) -> bool:
+        return self.may_delete if deleting else self.may_update
 
 
 class AliasCreateForm(forms.Form):
@@ -68,7 +94,19 @@ def _aliases_page(
     def work(ctx: OperationContext) -> dict[str, Any]:
         rows = list(reads.account_aliases(ctx, key_id=key_id))
         key = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation).key
-        return {"key": key, "key_described": lifecycle.key_describable(ctx, key), "aliases": rows}
+        # What the tab offers: the changes the caller would be allowed, asked inside ListAliases.
+        questions = KeyQuestions(ctx)
+        changeable = lifecycle.aliases_changeable(questions, key, [alias.name for alias in rows])
+        alias_rows = [AliasRow(alias, changeable[alias.name]) for alias in rows]
+        return {
+            "key": key,
+            "key_described": lifecycle.key_describable(ctx, key),
+            "aliases": rows,
+            "alias_rows": alias_rows,
+            "alias_changes_all": all(row.may_update and row.may_delete for row in alias_rows),
+            "alias_changes_any": any(row.allowed for row in alias_rows),
+            "can_create": bool(lifecycle.key_actions_allowed(ctx, key, CREATE, questions=questions)),
+        }
 
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
     listed = attempt(request, "ListAliases", work, params={"KeyId": key_id})
@@ -81,11 +119,21 @@ def _aliases_page(
         "confirm_delete": confirm_delete,
     }
     named = update_form["alias_name"].value() if update_form is not None else confirm_delete
-    if named is not None and named not in {alias.name for alias in context["aliases"]}:
+    row = next((row for row in context["alias_rows"] if row.alias.name == named), None)
+    if named is not None and row is None:
         context.update(
             confirm_delete=None, update_form=None, error=f"{named[:256]} is not an alias of this key."
         )
         status = 404
+    elif row is not None and not row.offers(confirm_delete is not None):
+        # A confirmation (or update form) reached by its URL for a change the caller would be refused: no form.
+        action_name = "kms:DeleteAlias" if confirm_delete is not None else "kms:UpdateAlias"
+        context.update(
+            confirm_delete=None,
+            update_form=None,
+            error=f"You may not change alias {row.alias.name}: your access does not allow {action_name}.",
+        )
+        status = max(status, 403)
     return page.render(context, status=status)
 
 

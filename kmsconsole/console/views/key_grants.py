@@ -21,11 +21,12 @@ from django.views.decorators.cache import never_cache
 from grants import services as grant_services
 from grants.models import Grant
 from grants.selectors import EQUALS, SUBSET
+from keys.models import Key
 from keys.services import lifecycle
 from kmsconsole.api import reads
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
-from kmsconsole.console.views.key_tabs import TabPage, act, describe, key_params
+from kmsconsole.console.views.key_tabs import TabPage, act, key_params
 from kmsconsole.operations import OperationContext
 from policies import arns
 
@@ -33,8 +34,13 @@ TAB = "grants"
 LIST_TEMPLATE = "console/key_grants.html"
 CREATE_TEMPLATE = "console/grant_create.html"
 GRANTS_PER_PAGE = 50
+CREATE = ("kms:CreateGrant",)
 # Where the new grant's token waits for the one page that shows it (popped there, so a reload shows nothing).
 NEW_GRANT_SESSION_KEY = "kms_console_new_grant"
+NO_REVOKE = "You may not revoke this key's grants: your access does not allow kms:RevokeGrant on it."
+NO_CREATE = (
+    "You may not create grants for this key: your access does not allow kms:CreateGrant on it, for any grant."
+)
 CONSTRAINT_LABELS = {
     EQUALS: "Encryption context equals",
     SUBSET: "Encryption context includes",
@@ -85,12 +91,16 @@ def _grants_page(
         key, grants = reads.key_grants(ctx, key_id=key_id)
         page = Paginator(grants, GRANTS_PER_PAGE).get_page(page_number)
         confirm = grants.filter(grant_id=confirm_grant_id).first() if confirm_grant_id else None
+        # What the tab offers: the changes the caller would be allowed, asked inside ListGrants.
+        allowed = lifecycle.key_actions_allowed(ctx, key, lifecycle.GRANT_ACTIONS)
         return {
             "key": key,
             "key_described": lifecycle.key_describable(ctx, key),
             "page": page,
             "rows": list(page.object_list),
             "confirm": confirm,
+            "can_create": "kms:CreateGrant" in allowed,
+            "can_revoke": "kms:RevokeGrant" in allowed,
         }
 
     page = TabPage(request, key_id, TAB, LIST_TEMPLATE, action)
@@ -105,6 +115,10 @@ def _grants_page(
     if confirm_grant_id and context["confirm"] is None:
         context["error"] = f"Grant {confirm_grant_id[:64]} is not a grant of this key (or no longer exists)."
         status = 404
+    elif context["confirm"] is not None and not context["can_revoke"]:
+        # The confirmation reached by its URL, for a revocation the caller would be refused: no form.
+        context.update(confirm=None, error=NO_REVOKE)
+        status = 403
     return page.render(context, status=status)
 
 
@@ -277,19 +291,30 @@ def key_grant_create(request: HttpRequest, key_id: UUID) -> HttpResponse:
     that shows it."""
     key_id_text = str(key_id)
     page = TabPage(request, key_id_text, TAB, CREATE_TEMPLATE)
-    described = describe(request, key_id_text)
+
+    posted = request.method == "POST"
+
+    def work(ctx: OperationContext) -> tuple[Key, bool]:
+        key = lifecycle.key_describe(ctx=ctx, key_id=key_id_text)
+        # Whether the form is offered: some grant it could ask for would be allowed, asked inside DescribeKey. A
+        # form sent is decided as typed, by its CreateGrant.
+        return key, posted or bool(lifecycle.key_actions_allowed(ctx, key, CREATE))
+
+    described = attempt(request, "DescribeKey", work, params=key_params(key_id_text))
     if not described.ok:
         return page.refuse(described, form=None)
-    key = described.value
+    key, offered = described.value
+    if not offered:
+        return page.render({"key": key, "key_described": True, "form": None, "error": NO_CREATE}, status=403)
     kind = grant_services.key_type(key)
     form = GrantForm(
-        request.POST if request.method == "POST" else None,
+        request.POST if posted else None,
         key_kind=kind,
         operations=grant_services.grant_operations_for(key),
         account_id=key.account.account_id,
     )
     context: dict[str, Any] = {"key": key, "key_described": True, "form": form}  # read by DescribeKey
-    if request.method != "POST":
+    if not posted:
         return page.render(context)
     if not form.is_valid():
         return page.render(context, status=400)

@@ -1,5 +1,6 @@
 """The key's Rotation tab: automatic rotation (status, period, next date), rotating now, and the history of the key's
-material versions. Only symmetric keys whose material KMS generated rotate; for others the tab says why."""
+material versions. Only symmetric keys whose material KMS generated rotate; for others the tab says why, to a caller
+who may describe the key (to any other, such a key's tab is that of a symmetric key with rotation off)."""
 
 from __future__ import annotations
 
@@ -81,12 +82,18 @@ def _rotation_page(
     """The tab; `form` keeps what was typed in the period field, a failed `action` adds its message."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
 
-    def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool]:
+    def work(ctx: OperationContext) -> tuple[rotation.RotationStatus, bool, frozenset[str]]:
         settings = rotation.key_rotation_status(ctx=ctx, key_id=key_id)
-        return settings, lifecycle.key_describable(ctx, settings.key)
+        # What the tab offers: the changes the caller would be allowed, asked inside GetKeyRotationStatus.
+        allowed = lifecycle.key_actions_allowed(ctx, settings.key, lifecycle.ROTATION_ACTIONS)
+        return settings, lifecycle.key_describable(ctx, settings.key), allowed
 
     found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
-    if found.code == NOT_ROTATABLE:
+    # An imported key's status is refused; an asymmetric or HMAC key's is "off", with nothing to set either. Its
+    # "off" is the answer a symmetric key with rotation off gives, so the tab explains that the key cannot rotate
+    # (which names its type) only to a caller who may describe the key; to any other it shows what the symmetric
+    # key's tab shows, and the history beneath gets what ListKeyRotations answers that caller about this key.
+    if found.code == NOT_ROTATABLE or (found.ok and not found.value[0].key.rotatable and found.value[1]):
         described = describe(request, key_id)
         if not described.ok:
             return page.refuse(described)
@@ -95,9 +102,14 @@ def _rotation_page(
         return page.render(context, status=status)
     if not found.ok:
         return page.refuse(found)
-    settings, key_described = found.value
+    settings, key_described, allowed = found.value
     context = _rotatable_context(request, key_id, settings, form)
-    return page.render({**context, "key_described": key_described}, status=status)
+    offered = {
+        "can_enable": "kms:EnableKeyRotation" in allowed,
+        "can_disable": "kms:DisableKeyRotation" in allowed,
+        "can_rotate": "kms:RotateKeyOnDemand" in allowed,
+    }
+    return page.render({**context, **offered, "key_described": key_described}, status=status)
 
 
 def _rotatable_context(

@@ -11,8 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from keys import tag_rules
-from keys.models import Key, Tag
+from keys.models import Tag
 from keys.services import lifecycle, tags
+from keys.services.access import KeyQuestions
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.key_tabs import TabPage, act, key_params
@@ -55,20 +56,31 @@ def _tags_page(
     """The tab; `form` keeps what was typed (or, with ?tag_key=, starts from that tag to change its value)."""
     page = TabPage(request, key_id, TAB, TEMPLATE, action)
 
-    def work(ctx: OperationContext) -> tuple[Key, list[Tag], bool]:
+    def work(ctx: OperationContext) -> dict[str, Any]:
         # One page holds every tag: a key has at most TAGS_PER_KEY, and LIST_TAGS_MAX_LIMIT is no fewer.
         key, rows, _ = tags.key_tags_list(ctx=ctx, key_id=key_id, limit=tags.LIST_TAGS_MAX_LIMIT)
-        return key, list(rows), lifecycle.key_describable(ctx, key)
+        # What the tab offers: the changes the caller would be allowed, asked inside ListResourceTags.
+        questions = KeyQuestions(ctx)
+        allowed = lifecycle.key_actions_allowed(ctx, key, lifecycle.TAG_ACTIONS, questions=questions)
+        names = [tag.tag_key for tag in rows] if "kms:UntagResource" in allowed else []
+        return {
+            "key": key,
+            "key_described": lifecycle.key_describable(ctx, key),
+            "tags": list(rows),
+            "can_tag": "kms:TagResource" in allowed,
+            "can_untag": "kms:UntagResource" in allowed,
+            "removable": lifecycle.tags_removable(questions, key, names),
+        }
 
     listed = attempt(request, "ListResourceTags", work, params=key_params(key_id))
     if not listed.ok:
         return page.refuse(listed)
-    key, rows, described = listed.value
+    rows: list[Tag] = listed.value["tags"]
     if form is None:
         editing = next((tag for tag in rows if tag.tag_key == request.GET.get("tag_key")), None)
         initial = {"tag_key": editing.tag_key, "tag_value": editing.tag_value} if editing else {}
         form = TagForm(initial=initial)
-    context = {"key": key, "key_described": described, "tags": rows, "form": form, "rules": TAG_RULES}
+    context = {**listed.value, "form": form, "rules": TAG_RULES}
     return page.render(context, status=status)
 
 

@@ -185,8 +185,10 @@ def _editor_page(
     status: int = 200,
     may_check: bool,
 ) -> HttpResponse:
-    """The tab: the people view or the JSON editor (with `draft`), findings beside it; the editor checks the draft
-    as it is typed only when `may_check` (the caller may PutKeyPolicy on the key)."""
+    """The tab: the people view or the JSON editor (with `draft`), findings beside it. Only when `may_check` (the
+    caller may PutKeyPolicy on the key without the lockout check's bypass, as the review step's
+    ValidateKeyPolicy asks) does the editor check the draft as it is typed and offer a change; otherwise the tab
+    is read-only (a caller allowed only with the bypass would be refused at the review, so is not sent there)."""
     people = policy_check.policy_people(key.policy)
     if view not in ("people", "json"):
         view = "people" if people is not None else "json"
@@ -212,7 +214,10 @@ def _editor_page(
         "findings": findings,
         "problems": problems or [],
         "error": error,
-        "choices": _principal_choices(request) if view == "people" and people is not None else [],
+        # Only for the add forms, which a caller who may not change the policy is not offered.
+        "choices": _principal_choices(request)
+        if may_check and view == "people" and people is not None
+        else [],
         "may_check": may_check,
     }
     return _page(request, "console/key_policy.html", str(key.key_id), context, status)
@@ -232,7 +237,8 @@ def read_policy(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str]]:
 
 
 def _read_policy_to_edit(request: HttpRequest, key_id: str) -> Outcome[tuple[Key, str, bool]]:
-    """GetKeyPolicy: the key, its policy, and whether the caller may check drafts of it."""
+    """GetKeyPolicy: the key, its policy, and whether the caller may check drafts of it and change it
+    (PutKeyPolicy without the bypass)."""
 
     def work(ctx: OperationContext) -> tuple[Key, str, bool]:
         key, document = key_policy.key_policy_get(ctx=ctx, key_id=key_id)
