@@ -269,10 +269,33 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "kmsconsole:ExportAuditEvents", "kmsconsole:ExportAuditEvents", KeyResolution.NONE, read_only=True
         ),
+        # Its work, a queued request or the shell's walk of every event (kmsconsole.audit.verification), is kept
+        # even when its event cannot be written: a tampered chain head refuses new events, and the broken chain
+        # must still be reported and shown on the dashboard. The walk holds no transaction open meanwhile.
         Operation(
-            "kmsconsole:VerifyAuditChain", "kmsconsole:VerifyAuditChain", KeyResolution.NONE, read_only=True
+            "kmsconsole:VerifyAuditChain",
+            "kmsconsole:VerifyAuditChain",
+            KeyResolution.NONE,
+            read_only=True,
+            commits_in_batches=True,
         ),
         Operation("kmsconsole:ArchiveAuditEvents", "kmsconsole:ArchiveAuditEvents", KeyResolution.NONE),
+        # `manage.py audit reindex-context` and `reindex-key-owners` (kmsconsole.audit.maintenance): the
+        # operator's alone, each committing in batches over the whole trail.
+        Operation(
+            "kmsconsole:ReindexAuditContext",
+            "kmsconsole:ReindexAuditContext",
+            KeyResolution.NONE,
+            operator_only=True,
+            commits_in_batches=True,
+        ),
+        Operation(
+            "kmsconsole:ReindexAuditKeyOwners",
+            "kmsconsole:ReindexAuditKeyOwners",
+            KeyResolution.NONE,
+            operator_only=True,
+            commits_in_batches=True,
+        ),
         Operation("kmsconsole:ListJobRuns", "kmsconsole:ListJobRuns", KeyResolution.NONE, read_only=True),
         Operation(
             "kmsconsole:CreateApiToken",
@@ -468,4 +491,6 @@ def perform(
             # A service that returns without asking the engine is a side door; fail closed.
             raise errors.KMSInternalException("The operation was not authorized.")
         record.response_elements = redact(result, secret_response)
+        if record.applied:
+            record.response_elements = {**(record.response_elements or {}), **record.applied}
     return result

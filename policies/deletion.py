@@ -28,6 +28,7 @@ from django.db.models import Q
 from grants.models import Grant, IntegratedService
 from keys.models import Key
 from keys.services.key_policy import principal_ids_of, record_policy_version
+from kmsconsole.audit.policy_history import REWRITTEN_KEY_POLICY, UNBIND_OPERATION
 from kmsconsole.audit.recorder import DeferredEvents, NothingToDo
 from kmsconsole.core import errors
 from kmsconsole.core.context import RequestMeta, operator_caller
@@ -42,7 +43,7 @@ LOGIN_PROFILE_FIRST = "Cannot delete entity, must delete login profile first."
 POLICIES_FIRST = "Cannot delete entity, must delete policies first."
 USERS_FROM_GROUP_FIRST = "Cannot delete entity, must remove users from group first."
 
-UNBIND_EVENT = "UnbindDeletedPrincipal"
+UNBIND_EVENT = UNBIND_OPERATION
 UNBIND_WORKER = "principal-deletion"
 
 
@@ -263,6 +264,9 @@ def _unbind_key(
                 event, key, document=document, bypassed=False, principal_ids=principal_ids_of(document)
             )
             elements["PolicyVersion"] = version.version
+            # The document itself, so the trail holds every policy the key had: the next PutKeyPolicy's diff is
+            # against this one (kmsconsole.audit.policy_history).
+            elements[REWRITTEN_KEY_POLICY] = document
         grants = Grant.objects.select_related("key").filter(key=key)
         # The query only narrows: SQLite's LIKE (`__startswith`) ignores ASCII case, so role APP's sessions
         # match role app's prefix. Each grant is re-checked here, exactly, before it is changed.

@@ -8,7 +8,9 @@ ciphertext; a tombstone (DeletedKey) keeps what the audit trail needs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -67,17 +69,25 @@ def key_cancel_deletion(*, ctx: OperationContext, key_id: str) -> Key:
     return key
 
 
-def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
+@dataclass(frozen=True)
+class Destroyed:
+    """A destroyed key's tombstone, and what went with the key (its DeleteKey event's response elements)."""
+
+    tombstone: DeletedKey
+    removed: dict[str, Any]
+
+
+def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> Destroyed:
     # The key's aliases first, in primary key order, then the key (the lock order of `keys.services.aliases`):
     # the deletion below deletes them with it, and UpdateAlias and DeleteAlias lock an alias's row, then its key.
     # Taking the key first, then meeting a held alias row in the cascade, deadlocked with them. An alias moved
     # away meanwhile is skipped (PostgreSQL re-checks the condition once the row is free); none can be moved to
     # or created for a key pending deletion.
-    list(
+    alias_rows = list(
         Alias.objects.select_for_update(of=("self",))
         .filter(key_id=key_pk)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "name")
     )
     # The claim: lock the row only if it is still pending deletion and due. A second worker waits on the lock,
     # then finds the row gone; a CancelKeyDeletion (which locks the row too) is ordered before or after, never
@@ -97,7 +107,20 @@ def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
     # row (a trigger), and a RevokeGrant or RetireGrant locks its grant's row, then bumps that row, in one
     # statement. Deleting the material versions first (as the cascade does) and then meeting a grant row so held
     # was a deadlock (`policies.principal_locks`: row locks, then generation rows).
-    list(Grant.objects.select_for_update().filter(key=key).order_by("pk").values_list("pk", flat=True))
+    grants = list(
+        Grant.objects.select_for_update().filter(key=key).order_by("pk").values_list("pk", flat=True)
+    )
+    material_ids = list(key.materials.order_by("created_at", "pk").values_list("material_id", flat=True))
+    # What goes with the key, for its DeleteKey event: nothing secret (a KeyMaterialId is public, DescribeKey
+    # answers it; the sealed material is never read here).
+    destroyed = {
+        "Aliases": sorted(name for _, name in alias_rows),
+        "GrantsDeleted": len(grants),
+        "TagsDeleted": key.tags.count(),
+        "PolicyVersionsDeleted": key.policy_versions.count(),
+        "KeyMaterialVersionsDestroyed": len(material_ids),
+        "KeyMaterialIds": material_ids,
+    }
     tombstone = DeletedKey(
         key_id=key.key_id,
         arn=key.arn,
@@ -108,25 +131,29 @@ def _destroy(ctx: OperationContext, key_pk: int, now: datetime) -> DeletedKey:
         deletion_scheduled_by=key.deletion_scheduled_by,
         deletion_date=key.deletion_date or now,
         deleted_at=now,
-        material_versions_destroyed=key.materials.count(),
+        material_versions_destroyed=len(material_ids),
     )
     # Deleting the key deletes its sealed material versions, aliases, tags, grants and policy history with it.
     key.delete()
     tombstone.save()
-    return tombstone
+    return Destroyed(tombstone, destroyed)
 
 
 def key_destroy(
     *, key_pk: int, account_id: str, key_arn: str, now: datetime | None = None
 ) -> DeletedKey | None:
-    """Destroy one due key, audited as AWS's DeleteKey service event; None when there was nothing to do."""
+    """Destroy one due key, audited as AWS's DeleteKey service event (with what went with the key: its aliases,
+    the counts of its grants, tags and policy versions, its material versions' ids); None when there was nothing
+    to do."""
     moment = now or timezone.now()
     holder: list[DeletedKey] = []
 
-    def service(ctx: OperationContext) -> dict[str, str]:
-        tombstone = _destroy(ctx, key_pk, moment)
-        holder.append(tombstone)
-        return {"KeyId": tombstone.arn}
+    def service(ctx: OperationContext) -> dict[str, Any]:
+        destroyed = _destroy(ctx, key_pk, moment)
+        holder.append(destroyed.tombstone)
+        # The event names what went with the key: the aliases by name, the rest by count, the material versions
+        # by id too (never the material).
+        return {"KeyId": destroyed.tombstone.arn, **destroyed.removed}
 
     try:
         perform(

@@ -19,6 +19,7 @@ from keys.services.custom_key_stores import CUSTOM_KEY_STORE_NOT_FOUND
 from keys.services.deletion import PENDING_WINDOW_MAX_DAYS, PENDING_WINDOW_MIN_DAYS
 from keys.services.key_policy import record_policy_version, validate_key_policy
 from keys.tag_rules import tags_from_request
+from kmsconsole.audit.policy_history import DEFAULT_KEY_POLICY
 from kmsconsole.core import errors
 from kmsconsole.core.pagination import page
 from kmsconsole.operations import OperationContext
@@ -111,6 +112,9 @@ def key_create(
     account = account_get(ctx.caller.account_id)
     key = Key(account=account, description=description, key_spec=spec, key_usage=usage, origin=origin)
     document = policy if policy is not None else default_key_policy(account.account_id)
+    if policy is None:
+        # The event records the policy applied (the request sent none): the trail holds every policy of the key.
+        ctx.audit.applied[DEFAULT_KEY_POLICY] = document
     # The default policy names the account only. A given one's users and roles are locked (no key row is held:
     # the key is new), so a deletion of one either rewrites this key once it commits or refuses the policy.
     principal_ids: dict[str, str | None] = {}

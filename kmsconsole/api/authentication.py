@@ -10,7 +10,7 @@ from typing import Any
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from kmsconsole.api.tokens import TOKEN_SCHEME, token_principal
+from kmsconsole.api.tokens import TOKEN_SCHEME, token_check
 from kmsconsole.audit.authevents import RELINKED, record_refused
 from kmsconsole.console.sudo import sudo_fresh
 from kmsconsole.core import errors, ratelimit
@@ -69,6 +69,15 @@ class ApiPrincipal:
         return self.caller.arn
 
 
+class TokenRefused(exceptions.AuthenticationFailed):
+    """A bearer token refused (401 as any). `presented`: the user of the real token it names (a wrong secret, an
+    expired or revoked token), whose account's trail gets the refusal's event; None for a token nobody has."""
+
+    def __init__(self, presented: Caller | None) -> None:
+        super().__init__("The API token is invalid, expired or revoked.")
+        self.presented = presented
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer kmsc_<prefix>_<secret>`; unknown, expired and revoked tokens are 401."""
 
@@ -82,10 +91,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, value = header.partition(" ")
         if scheme != BEARER:
             return None
-        found = token_principal(value.strip())
-        if found is None:
-            raise exceptions.AuthenticationFailed("The API token is invalid, expired or revoked.")
-        token, user = found
+        checked = token_check(value.strip())
+        if checked.live is None:
+            raise TokenRefused(user_caller(checked.named) if checked.named is not None else None)
+        token, user = checked.live
         return ApiPrincipal(user_caller(user, access_key_id=str(token))), token
 
     def authenticate_header(self, request: Request) -> str:

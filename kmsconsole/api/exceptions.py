@@ -12,7 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kmsconsole.api.authentication import AddressThrottled, presented_token_id, request_meta
+from kmsconsole.api.authentication import AddressThrottled, TokenRefused, presented_token_id, request_meta
 from kmsconsole.audit.authevents import AUTHENTICATE, record_refused, record_throttled
 from kmsconsole.audit.recorder import AuditRecord
 from kmsconsole.core import errors, ratelimit
@@ -137,6 +137,7 @@ def _auth_response(exc: exceptions.APIException, code: str, context: dict[str, A
                 errors.error_for_code(code, str(exc.detail)),
                 params=_target(request),
                 credential_id=presented_token_id(request),
+                presented=exc.presented if isinstance(exc, TokenRefused) else None,
             )
         except errors.KmsError:
             return _internal_error()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
@@ -13,8 +16,21 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from kmsconsole.api.exceptions import FieldValidationError
+from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE
 from kmsconsole.audit.models import AuditEvent
-from kmsconsole.audit.trail import KEY_ARN
+from kmsconsole.audit.scope import Scope
+from kmsconsole.audit.trail import (
+    ACCOUNT_ID,
+    ACCOUNT_ID_RULE,
+    CONTEXT_VALUE_NEEDS_KEY,
+    KEY_ARN,
+    TEXT_FILTER_CHARS,
+    TrailQuery,
+    narrowed,
+    resolve,
+    source_ip_problem,
+)
+from kmsconsole.core.context import Interface
 
 # A key ARN filter that is not one is refused for its shape (a 400 inside the read, audited as failed), as the
 # console refuses a key that is not one; a well-formed ARN of a key that does not exist matches no event.
@@ -37,6 +53,42 @@ def _column_length(name: str) -> int | None:
     return AuditEvent._meta.get_field(name).max_length  # type: ignore[union-attr]
 
 
+def _source_ip(value: str) -> None:
+    if problem := source_ip_problem(value):
+        raise ValidationError(problem)
+
+
+class TrailQueryFilter(django_filters.CharFilter):
+    """A filter of the dashboard's (kmsconsole.audit.trail.TrailQuery), with its length: the filter set applies
+    every one of them at once through the trail's own query (`AuditEventFilter.trail_narrowed`), after the whole
+    query is valid, as the dashboard does; alone it narrows nothing."""
+
+    def __init__(self, name: str, help_text: str, **kwargs: Any) -> None:
+        super().__init__(max_length=TEXT_FILTER_CHARS.get(name), help_text=help_text, **kwargs)
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        return qs
+
+
+# The time filters are inclusive both ways: one instant may be asked for, a range that ends before it starts not.
+TIME_ORDER = "time_after must not be later than time_before."
+
+
+class AuditQueryForm(forms.Form):
+    """The checks that involve two filters, as the dashboard's form makes them (its "Until must be after From" and
+    an encryption context value without its key), each a 400 naming the filters."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        after, before = data.get("time_after"), data.get("time_before")
+        if after and before and after > before:
+            self.add_error("time_after", TIME_ORDER)
+            self.add_error("time_before", TIME_ORDER)
+        if data.get("context_value") and not data.get("context_key"):
+            self.add_error("context_key", CONTEXT_VALUE_NEEDS_KEY)
+        return data
+
+
 class AuditEventFilter(django_filters.FilterSet):
     # Two filters, not one range filter: a bad value's error then names the parameter sent (time_after or
     # time_before), not the range's "time".
@@ -44,21 +96,76 @@ class AuditEventFilter(django_filters.FilterSet):
         field_name="time", lookup_expr="gte", help_text="Events at or after this time (ISO 8601)."
     )
     time_before = django_filters.IsoDateTimeFilter(
-        field_name="time", lookup_expr="lte", help_text="Events at or before this time (ISO 8601)."
+        field_name="time",
+        lookup_expr="lte",
+        help_text="Events at or before this time (ISO 8601); one earlier than time_after is a 400 naming both.",
     )
     key_arn = django_filters.CharFilter(
         validators=[_KEY_ARN_SHAPE],
         max_length=_column_length("key_arn"),
         help_text="A key ARN (a 400 otherwise).",
     )
-    caller_arn = django_filters.CharFilter(max_length=_column_length("caller_arn"))
+    caller_arn = django_filters.CharFilter(
+        max_length=_column_length("caller_arn"),
+        help_text="The caller's ARN, exactly (a role's sessions are not it).",
+    )
     operation = django_filters.CharFilter(max_length=_column_length("operation"))
     decision = django_filters.ChoiceFilter(choices=AuditEvent.Decision.choices)
     error_code = django_filters.CharFilter(max_length=_column_length("error_code"))
+    interface = django_filters.ChoiceFilter(
+        choices=[(name, name) for name in get_args(Interface)],
+        help_text="The interface the request came through.",
+    )
+    # The dashboard's filters, parsed and matched by its own query (kmsconsole.audit.trail).
+    principal = TrailQueryFilter(
+        "principal",
+        "A principal's ARN, or a user or role name of the caller's account; a role includes its sessions. A name "
+        "that is neither matches no event.",
+    )
+    account = TrailQueryFilter(
+        "account",
+        "A 12-digit account id: the key's account (scope=caller), or the caller's account (scope=key-owner).",
+        validators=[RegexValidator(ACCOUNT_ID, ACCOUNT_ID_RULE)],
+    )
+    decided_by = TrailQueryFilter(
+        "decided_by", "The statement or grant that decided, as events record it (and as the scope shows it)."
+    )
+    request_id = TrailQueryFilter("request_id", "A request id, whole or its beginning.")
+    source_ip = TrailQueryFilter(
+        "source_ip", "An IPv4 or IPv6 address (a 400 otherwise).", validators=[_source_ip]
+    )
+    context_key = TrailQueryFilter("context_key", "An encryption context key the request carried.")
+    context_value = TrailQueryFilter(
+        "context_value", "The value of `context_key` (a 400 without context_key)."
+    )
+    notable = TrailQueryFilter(
+        "notable", f'An event\'s notable mark, exactly: "{PENDING_DELETION_USE}" or "{SELF_GRANTED_USE}".'
+    )
 
     class Meta:
         model = AuditEvent
-        fields = ["time_after", "time_before", "key_arn", "caller_arn", "operation", "decision", "error_code"]
+        form = AuditQueryForm
+        fields = [
+            "time_after",
+            "time_before",
+            "key_arn",
+            "caller_arn",
+            "operation",
+            "decision",
+            "error_code",
+            "interface",
+        ]
+
+    def trail_narrowed(self, *, account_id: str, scope: Scope) -> QuerySet[AuditEvent]:
+        """The filtered events: the column filters, then the dashboard's, resolved in the reader's account and
+        matched as the dashboard matches them (kmsconsole.audit.trail.resolve and narrowed). Call once valid."""
+        given = {
+            name: self.form.cleaned_data.get(name) or ""
+            for name, query_filter in self.filters.items()
+            if isinstance(query_filter, TrailQueryFilter)
+        }
+        trail = TrailQuery(scope=scope, **given)
+        return narrowed(self.qs, resolve(trail, account_id=account_id))
 
 
 def refused_parameter(name: str, message: str) -> FieldValidationError:

@@ -53,7 +53,8 @@ ERROR_SCHEMA = {
     "required": ["error"],
 }
 ERROR_STATUSES = {
-    "400": "The request is not valid (field errors in `detail`), or a business limit refused it.",
+    "400": "The request is not valid (field errors in `detail`: a list names a query parameter it does not take), "
+    "or a business limit refused it.",
     "401": "No credentials, or an unknown, expired or revoked API token.",
     "403": "The policy engine denied the caller (AccessDeniedException), or a console login has no principal.",
     "404": "The named resource does not exist in the caller's account.",

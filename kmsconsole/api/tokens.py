@@ -122,31 +122,51 @@ def api_token_revoke(
     return token
 
 
+@dataclass(frozen=True)
+class PresentedToken:
+    """What a presented bearer value stands for: `live`, the token and its user, when it authenticates; otherwise
+    `named`, the user of the token its public prefix names (a wrong secret, an expired or revoked token), for the
+    audit event of the refusal only (kmsconsole.audit.recorder.AuditRecord.presented), or None (no such prefix, a
+    value not shaped as a token, a row that failed its integrity check)."""
+
+    live: tuple[ApiToken, IamUser] | None = None
+    named: IamUser | None = None
+
+
 def token_principal(presented: str) -> tuple[ApiToken, IamUser] | None:
-    """The live token a presented bearer value stands for, or None (unknown, wrong secret, expired, revoked).
-    A token verified under a previous root key is hashed again under the current one (`_rehash`)."""
+    """The live token a presented bearer value stands for, or None (unknown, wrong secret, expired, revoked)."""
+    return token_check(presented).live
+
+
+def token_check(presented: str) -> PresentedToken:
+    """The live token a presented bearer value stands for, or the user of the token it names (`PresentedToken`).
+    A token verified under a previous root key is hashed again under the current one (`_rehash`). The owner of a
+    refused token comes from the row already read for the comparison: no other query, no other work, so a refusal
+    takes as long whichever token, if any, it names."""
     scheme, _, rest = presented.partition("_")
     prefix, _, secret = rest.partition("_")
     if scheme != TOKEN_SCHEME or not prefix or not secret:
-        return None
+        return PresentedToken()
     token = ApiToken.objects.select_related("principal__account").filter(prefix=prefix).first()
     # Compare even when no row matched, so timing says nothing about which prefixes exist.
     under = matching_key(
         DIGEST_PURPOSE, _message(prefix, secret), token.secret_digest if token is not None else _NO_DIGEST
     )
-    if under is None or token is None:
-        return None
-    if token.revoked_at is not None or token.expires_at <= timezone.now():
-        return None
+    if token is None:
+        return PresentedToken()
     try:
         # The row MAC binds the token to its owner, expiry and revocation: a token re-pointed at another user,
-        # un-revoked or extended in the database is refused (logged as an integrity failure), never honoured.
+        # un-revoked or extended in the database is refused (logged as an integrity failure), never honoured, and
+        # its refusal is filed under no account (its owner is what nobody can vouch for). Checked whatever the
+        # secret, so a refusal takes as long whichever token it names.
         token.check_row()
     except errors.KmsError:
-        return None
+        return PresentedToken()
+    if under is None or token.revoked_at is not None or token.expires_at <= timezone.now():
+        return PresentedToken(named=token.principal)
     if under.key_id != root_keys().current.key_id:
         rehash_quietly("API token", token.pk, lambda: _rehash(token, prefix, secret))
-    return token, token.principal
+    return PresentedToken(live=(token, token.principal))
 
 
 def _rehash(verified: ApiToken, prefix: str, secret: str) -> bool:

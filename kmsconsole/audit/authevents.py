@@ -4,7 +4,12 @@ whose link to its IAM user fails its integrity check, and throttled requests.
 These happen before there is a principal to authorize, so they are not operations of `perform()`; they are
 written through the same recorder (one chained event each, fail closed). They name the principal when one is
 known, otherwise the name that was tried (a user name, an API token's public prefix), never a password, a
-token's secret or a signature.
+token's secret or a signature. A refusal of credentials that belong to a principal (a real login's wrong password,
+a real token's wrong secret) names that principal as the one the credentials belonged to and goes to its account's
+trail (`AuditRecord.presented`); its caller stays anonymous. The answer to the client is the same either way.
+Anyone who knows an access key id, a login name or a token prefix can make such refusals, so they reach the
+account's trail through a ledger (`admit_presented`): the first per credential and address, then one per
+KMS_THROTTLE_AUDIT_SECONDS with the count of those left out.
 """
 
 from __future__ import annotations
@@ -43,14 +48,45 @@ def record_refused(
     params: dict[str, Any] | None = None,
     credential_id: str = "",
     reason: str = "",
+    presented: Caller | None = None,
+    caller: Caller | None = None,
 ) -> None:
     """Refused credentials (or a throttled request), as a failed or denied event; raises KMSInternalException if
-    it cannot be written."""
+    it cannot be written. `presented`: the principal the refused credentials belong to, if any (recorded if the
+    ledger admits it, `admit_presented`). `caller`: the principal the request was authenticated as, if it was (a
+    wrong password typed again inside a signed-in session)."""
     record = AuditRecord(
-        operation=operation, meta=meta, access_key_id=credential_id, request_parameters=params
+        operation=operation,
+        meta=meta,
+        caller=caller,
+        access_key_id=credential_id,
+        request_parameters=params,
+        presented=presented,
     )
     record.reason = reason
-    record_failure(record, error)
+    if admit_presented(record):
+        record_failure(record, error)
+
+
+def admit_presented(record: AuditRecord) -> bool:
+    """Whether the refusal in `record` is to be written. Always, unless it is a refusal of a real principal's
+    credentials before authentication (`AuditRecord.presented`, no caller): then only if the ledger admits it
+    (kmsconsole.core.ratelimit.presented_admission), its reason then saying how many were left out since the last
+    one recorded. The credential is the access key id or token prefix presented, or the login's principal."""
+    presented = record.presented
+    if presented is None or record.caller is not None:
+        return True
+    credential = record.access_key_id or presented.arn
+    unrecorded = ratelimit.presented_admission(presented.account_id, credential, record.meta.source_ip)
+    if unrecorded is None:
+        return False
+    if unrecorded:
+        left_out = (
+            f"{unrecorded} more refused attempts with this credential from this address were not recorded since "
+            "the last one recorded."
+        )
+        record.reason = " ".join(part for part in (record.reason, left_out) if part)
+    return True
 
 
 def record_throttled(record: AuditRecord, refusal: ratelimit.Throttled) -> None:

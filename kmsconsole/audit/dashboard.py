@@ -35,7 +35,8 @@ from kmsconsole.audit.explain import Explanation, explain
 from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from kmsconsole.audit.notable import NotableSection, notable_sections
-from kmsconsole.audit.scope import Scope, own_key_events
+from kmsconsole.audit.policy_history import PolicyHistory, policy_history
+from kmsconsole.audit.scope import Scope, own_key_events, scope_events
 from kmsconsole.audit.trail import Cursor, Page, TrailFilter, TrailQuery, narrowed, page, resolve
 from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
 from kmsconsole.core import errors
@@ -187,6 +188,8 @@ class EventDetail:
     key: KeyReference | None
     policy: PolicyInForce | None
     scope: Scope = Scope.CALLER  # the side the reader sees the event from
+    # The policy document the event set and the same policy's previous one in the trail the reader sees.
+    policy_history: PolicyHistory | None = None
 
 
 # Operations whose allowed event comes with a new key policy version (written just before the event).
@@ -219,9 +222,12 @@ def _policy_in_force(event: AuditEvent, key: KeyReference) -> PolicyInForce:
 def event_detail(ctx: OperationContext, *, event_id: str) -> EventDetail:
     """kmsconsole:GetAuditEvent: the event (one the caller's account reads through either scope, as it may see it
     through that scope), explained, with the key it names and the key policy version in force then (for the
-    caller's own keys: version numbers and dates, not the text)."""
+    caller's own keys: version numbers and dates, not the text), and, for an event that set a policy, its document
+    and the same policy's previous document as the trail the reader sees recorded it
+    (kmsconsole.audit.policy_history)."""
     read = reads.audit_event(ctx, event_id=event_id)
     event = read.event
     key = _key_reference(event.key_arn, ctx.caller.account_id)
     policy = _policy_in_force(event, key) if key is not None and key.exists else None
-    return EventDetail(event, explain(event), key, policy, read.scope)
+    history = policy_history(event, scope_events(ctx.caller.account_id, read.scope))
+    return EventDetail(event, explain(event), key, policy, read.scope, history)

@@ -1,5 +1,5 @@
-"""The SQL expressions of GetKeyLastUsage's indexes (kmsconsole.audit.models) and of the queries that must repeat
-them exactly to use them (kmsconsole.audit.last_usage).
+"""The SQL expressions of GetKeyLastUsage's indexes and of the key policy history's (kmsconsole.audit.models), and
+of the queries that must repeat them exactly to use them (kmsconsole.audit.last_usage, .policy_history).
 
 Migration 0012 names these classes by their path: keep them here, small and importing nothing of the app's.
 """
@@ -15,6 +15,11 @@ from django.db.models import F, Func
 # destination), and the one operation whose events have it.
 SOURCE_KEY_ELEMENT = "SourceKeyId"
 RE_ENCRYPT = "ReEncrypt"
+# The operations whose allowed events set a key's policy (kmsconsole.audit.policy_history): PutKeyPolicy, CreateKey
+# (the policy given or the default one applied) and the service's rewrite of a policy that named a deleted
+# principal (policies.deletion).
+UNBIND_OPERATION = "UnbindDeletedPrincipal"
+KEY_POLICY_OPERATIONS = ("PutKeyPolicy", "CreateKey", UNBIND_OPERATION)
 
 
 class Negated(Func):

@@ -12,7 +12,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 
-from kmsconsole.audit.expressions import RE_ENCRYPT, Negated, ReEncryptSource
+from kmsconsole.audit.expressions import KEY_POLICY_OPERATIONS, RE_ENCRYPT, Negated, ReEncryptSource
 
 _ARN_TIME_SEQ_OPCLASSES = ["varchar_pattern_ops", "timestamptz_ops", "int8_ops"]
 
@@ -130,6 +130,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["decision", "time", "seq"], name="audit_decision_time_idx"),
             models.Index(fields=["decided_by", "time", "seq"], name="audit_decided_by_time_idx"),
             models.Index(fields=["source_ip", "time", "seq"], name="audit_source_ip_time_idx"),
+            # The REST list's interface filter (a handful of values: one interface's events, a page at a time).
+            models.Index(fields=["interface", "time", "seq"], name="audit_interface_time_idx"),
             models.Index(
                 fields=["error_code", "time", "seq"], name="audit_error_time_idx", condition=~Q(error_code="")
             ),
@@ -173,6 +175,15 @@ class AuditEvent(models.Model):
                 Negated("seq"),
                 name="audit_reencrypt_source_idx",
                 condition=Q(decision=Decision.ALLOWED, operation=RE_ENCRYPT),
+            ),
+            # A key's previous policy in the trail (kmsconsole.audit.policy_history, an event's page): the newest
+            # allowed policy-setting event of the key before a given one is the first entry of a range of this
+            # index, however many Encrypts the key has. By -seq for the reason above.
+            models.Index(
+                F("key_arn"),
+                Negated("seq"),
+                name="audit_key_policy_idx",
+                condition=Q(decision=Decision.ALLOWED, operation__in=KEY_POLICY_OPERATIONS),
             ),
         ]
 
@@ -245,7 +256,7 @@ class ChainVerification(models.Model):
         BROKEN = "broken"
         ERROR = "error"
 
-    trigger = models.CharField(max_length=16)  # "periodic" or "on demand"
+    trigger = models.CharField(max_length=16)  # "periodic", "on demand" or "command line"
     requested_by = models.CharField(max_length=2048, blank=True)
     requested_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)

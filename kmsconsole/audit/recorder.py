@@ -19,7 +19,7 @@ import math
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -43,6 +43,12 @@ class AuditRecord:
     meta: RequestMeta
     caller: Caller | None = None
     access_key_id: str = ""
+    # The principal the credentials presented belong to, when they were refused before the request was
+    # authenticated (a real access key id with a wrong signature, a real login's wrong password): the event goes
+    # to that principal's account, whose auditors must see attempts on its credentials, and says whose they were
+    # (`presented_note`); the caller stays anonymous. Never set for credentials nobody has: an unknown name stays
+    # anonymous, with no account, as before.
+    presented: Caller | None = None
     key_arn: str = ""
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
@@ -56,6 +62,10 @@ class AuditRecord:
     notable: str = ""
     # The per-statement trace of the decision, kept in memory only: shown to callers allowed to see it.
     trace: tuple[str, ...] = ()
+    # What the service applied that the request did not say (the default key policy of a CreateKey sent without
+    # one), recorded with the response elements whichever interface shaped the response: the trail then holds
+    # every policy a key had. Never a secret.
+    applied: dict[str, Any] = field(default_factory=dict)
 
     def authorized(
         self, *, allowed: bool, reason: str, decided_by: str = "", trace: tuple[str, ...] = ()
@@ -145,10 +155,21 @@ def _clamped(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def presented_note(arn: str) -> str:
+    """What an unauthenticated event says of the credentials presented (`AuditRecord.presented`)."""
+    return f"The credential presented belonged to {arn}; the request was not authenticated as it."
+
+
 def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
     caller = record.caller
     error = record.error
-    caller_account = caller.account_id if caller else ""
+    presented = record.presented if caller is None else None
+    reason = record.reason
+    if presented is not None:
+        reason = " ".join(part for part in (reason, presented_note(presented.arn)) if part)
+    # An unauthenticated request is filed under the account its credentials belong to (kmsconsole.audit.scope:
+    # the caller's side of that account's trail), its caller still anonymous.
+    caller_account = caller.account_id if caller else presented.account_id if presented else ""
     values = {
         "event_id": uuid.uuid4(),
         "time": timezone.now(),
@@ -168,7 +189,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "error_code": error.code if error else "",
         "error_message": error.message if error else "",
         "decision": outcome,
-        "reason": record.reason,
+        "reason": reason,
         "decided_by": record.decided_by,
         "notable": record.notable,
     }

@@ -10,6 +10,7 @@ range scan at any depth.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field, fields
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from keys.models import Alias, key_arn
+from keys.models import Alias, DeletedKey, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
@@ -42,6 +43,24 @@ _ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>a
 _ROLE_ARN = re.compile(
     r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", re.ASCII
 )
+# The text filters of the trail, with the longest each takes: the dashboard's form and the REST list take the same.
+TEXT_FILTER_CHARS = {
+    "key": 2048,
+    "principal": 2048,
+    "operation": 64,
+    "error_code": 64,
+    "decided_by": 512,
+    "context_key": KEY_CHARS,
+    "context_value": 8192,
+    "source_ip": 45,
+    "request_id": 64,
+    "notable": 128,
+}
+# The account filter: ASCII digits only (\d would also take full-width and other Unicode digits).
+ACCOUNT_ID = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
+ACCOUNT_ID_RULE = "An account id is 12 digits."
+# An encryption context value is matched only under its key (the index is of pairs).
+CONTEXT_VALUE_NEEDS_KEY = "Give the encryption context key the value belongs to."
 _CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -134,6 +153,16 @@ def key_problem(value: str, account_id: str) -> str:
     return ""
 
 
+def source_ip_problem(value: str) -> str:
+    """Why `value` cannot be a source IP filter (events record an address, never a network); "" when it can."""
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return "Give an IPv4 or IPv6 address, e.g. 10.0.0.1."
+    return ""
+
+
 def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
     """(key ARN, note) for a key named by id, ARN, alias name or alias ARN (well formed: `key_problem`); ("", note)
     for an alias that does not exist."""
@@ -148,16 +177,73 @@ def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
             .first()
         )
         if found is None:
-            return (
-                "",
-                f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it.",
-            )
+            return _alias_in_the_trail(alias_name, account_id)
         arn = key_arn(account_id, str(found.key.key_id))
         return arn, f"{alias_name} points at {arn} now; events are matched by that key."
     # A key id needs no lookup: the key may have been deleted since, and its events still matter.
     if MULTI_REGION_KEY_ID.fullmatch(value):
         return key_arn(account_id, value), ""
     return key_arn(account_id, str(uuid.UUID(value))), ""
+
+
+# The requests that point an alias at a key: their events are the alias's history once it is gone.
+_POINTS_AN_ALIAS = ("CreateAlias", "UpdateAlias")
+
+
+def _alias_in_the_trail(alias_name: str, account_id: str) -> tuple[str, str]:
+    """(key ARN, note) for an alias that no longer exists (deleted, or gone with its key), from its history in
+    the reader's own trail: the key the last allowed CreateAlias or UpdateAlias of that name in the account pointed
+    it at (its events are matched), and whether that key was destroyed since. ("", note) when the trail has no
+    such request. Only the account's own events are read (aliases are made by the account's own principals), with
+    the read's own decision; never the alias or key tables of another account."""
+    pointed = (
+        AuditEvent.objects.filter(
+            caller_account=account_id,
+            operation__in=_POINTS_AN_ALIAS,
+            decision=AuditEvent.Decision.ALLOWED,
+        )
+        # As each interface records the request: the KMS endpoint and the console in the API's member names, the
+        # REST API's CreateAlias its body as sent.
+        .filter(Q(request_parameters__AliasName=alias_name) | Q(request_parameters__alias_name=alias_name))
+        .order_by("-seq")
+        .only("operation", "time", "key_arn", "request_parameters")
+        .first()
+    )
+    target = _pointed_at(pointed, account_id) if pointed is not None else ""
+    if pointed is None or not target:
+        return "", f"There is no alias {shortened(alias_name)} in account {account_id}: no event matches it."
+    when = f"{pointed.time:%Y-%m-%d %H:%M} UTC"
+    tombstone = (
+        DeletedKey.objects.filter(key_id=target.rsplit("/", 1)[-1], account_id=account_id)
+        .only("deleted_at")
+        .first()
+    )
+    gone = f", a key destroyed on {tombstone.deleted_at:%Y-%m-%d %H:%M} UTC" if tombstone else ""
+    return target, (
+        f"There is no alias {shortened(alias_name)} in account {account_id} now. The audit trail shows that it "
+        f"last pointed at {target}{gone} ({pointed.operation}, {when}); events are matched by that key."
+    )
+
+
+def _pointed_at(event: AuditEvent, account_id: str) -> str:
+    """The key ARN an allowed CreateAlias or UpdateAlias pointed its alias at, in the account: CreateAlias's event
+    is filed under that key; UpdateAlias's under the key the alias left, so its TargetKeyId says (a key id or a key
+    ARN: an alias cannot point at an alias)."""
+    if event.operation == "CreateAlias":
+        return event.key_arn if event.key_arn.startswith(key_arn(account_id, "")) else ""
+    params = event.request_parameters if isinstance(event.request_parameters, dict) else {}
+    target = params.get("TargetKeyId", params.get("target_key_id"))
+    if not isinstance(target, str):
+        return ""
+    if match := KEY_ARN.match(target):
+        if match["account"] != account_id:
+            return ""
+        target = match["key_id"]
+    try:
+        # Keys made here have UUID ids (no multi-Region keys): an allowed request named one.
+        return key_arn(account_id, str(uuid.UUID(target)))
+    except ValueError:
+        return ""
 
 
 def _principal_for(value: str, account_id: str) -> tuple[str, str, str]:

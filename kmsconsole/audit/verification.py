@@ -22,8 +22,8 @@ kmsconsole.audit.derived) against its chained fields: a difference is a finding 
 (`ChainResult.derived`: `manage.py audit verify` prints it, a worker logs it), not a broken chain, since the chain
 itself holds and `manage.py audit reindex-key-owners` sets the columns again.
 
-Each run is kept as a ChainVerification (shown on the dashboard with the first broken event) and leaves a
-JobRun like every periodic job.
+Each run, `manage.py audit verify`'s too, is kept as a ChainVerification (shown on the dashboard with the first
+broken event) and leaves a JobRun like every periodic job.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 VERIFY_JOB = "verify-audit-chain"
 PERIODIC = "periodic"
 ON_DEMAND = "on demand"
+COMMAND_LINE = "command line"
 _BATCH = 2000
 # Rounds of "verify what committed while we walked" before the result is taken as it stands.
 _ROUNDS = 5
@@ -308,9 +309,18 @@ def _finish(verification: ChainVerification, result: ChainResult) -> None:
 def run_verification(verification: ChainVerification, *, since_checkpoint: bool = False) -> ChainVerification:
     """Verify the chain for this (claimed) record, with a JobRun beside it; a failure to verify at all (the
     database went away) is recorded as an error, not as a broken chain."""
+    _walk_for(verification, since_checkpoint=since_checkpoint)
+    return verification
+
+
+def _walk_for(
+    verification: ChainVerification, *, since_checkpoint: bool = False, base_epoch: str = ""
+) -> ChainResult:
+    """`run_verification`'s walk, its result kept on `verification` and a JobRun; the result itself for the
+    shell, which prints more of it (where the walk began, the derived columns' finding)."""
     try:
         with job_run(VERIFY_JOB) as run:
-            result = verify_chain(since_checkpoint=since_checkpoint)
+            result = verify_chain(since_checkpoint=since_checkpoint, base_epoch=base_epoch)
             run.processed = result.verified
             if result.derived is not None:
                 # Not a broken chain: said in the worker log for the operator (`manage.py audit verify` says it too).
@@ -339,7 +349,7 @@ def run_verification(verification: ChainVerification, *, since_checkpoint: bool 
         problem_event_id=verification.problem_event_id,
         problem=verification.problem,
     )
-    return verification
+    return result
 
 
 def verify_periodically() -> ChainVerification:
@@ -371,6 +381,25 @@ def chain_verification_request(*, ctx: OperationContext) -> ChainVerification:
     )
     transaction.on_commit(partial(_enqueue_verification, verification.pk), robust=True)
     return verification
+
+
+def chain_verification_run(
+    *, ctx: OperationContext, base_epoch: str = ""
+) -> tuple[ChainVerification, ChainResult]:
+    """kmsconsole:VerifyAuditChain at the shell (`manage.py audit verify`): the whole chain walked now (from the
+    archive's epoch, `base_epoch`, when its files were checked first), kept as the console's request and the
+    periodic job keep theirs, a ChainVerification and a JobRun, so the dashboard's chain status and the overview's
+    verification job show it."""
+    authorize(ctx, resource="*")
+    now = timezone.now()
+    verification = ChainVerification.objects.create(
+        trigger=COMMAND_LINE,
+        requested_by=ctx.caller.arn,
+        requested_at=now,
+        started_at=now,
+        status=ChainVerification.Status.RUNNING,
+    )
+    return verification, _walk_for(verification, base_epoch=base_epoch)
 
 
 def _enqueue_verification(verification_id: int) -> None:

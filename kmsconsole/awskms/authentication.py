@@ -39,6 +39,10 @@ def authenticate(
     credentials = credentials_for(auth.access_key_id)
     if credentials is None:
         raise errors.UnrecognizedClientException(INVALID_TOKEN)
+    # A refusal from here on is of a real principal's access key: its event goes to that account's trail, the
+    # caller still anonymous (AuditRecord.presented). Known from the lookup just made (the process's credential
+    # cache on the hot path): no query, and the answer to the client is the same.
+    record.presented = credentials.caller
     token = request.headers.get("x-amz-security-token", "")
     token_key = None
     if credentials.is_temporary:

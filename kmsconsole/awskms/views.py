@@ -25,7 +25,7 @@ from keys.crypto.symmetric import BLOB_VERSION as SYMMETRIC_BLOB_VERSION
 from keys.crypto.symmetric import KEY_ID_BYTES
 from keys.selectors import prefetch_scopes
 from keys.services.access import ACCESS_READS, may_read_rules_of
-from kmsconsole.audit.authevents import record_throttled
+from kmsconsole.audit.authevents import admit_presented, record_throttled
 from kmsconsole.audit.recorder import AuditRecord, record_failure
 from kmsconsole.awskms import model, sigv4
 from kmsconsole.awskms.authentication import authenticate
@@ -412,6 +412,12 @@ def _recorded_error(record: AuditRecord, error: errors.KmsError, attempts: _Atte
         if record.caller is None:
             # Unsigned, badly signed, unknown credentials, or refused before authentication: counted per address.
             attempts.note_failed_authentication(record.meta.source_ip)
+            if record.presented is not None and current_guard():
+                # A refused real access key may be answered with no event (admit_presented), so with no check of
+                # the cached credentials it was refused against: answer it after reading them first.
+                raise StaleRead()
+            if not admit_presented(record):
+                return error_response(error)
         record_failure(record, error)
     except errors.KmsError as audit_error:
         return error_response(audit_error)

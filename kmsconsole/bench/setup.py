@@ -23,7 +23,7 @@ from django.utils import timezone
 from grants.models import Grant
 from keys.models import Key
 from keys.services.lifecycle import key_create
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.operations import perform
 from policies import services
 from policies.models import AccessKey, Account, IamUser, IdentityPolicy
@@ -52,7 +52,7 @@ def _as_operator(operation: str, params: dict[str, Any], work: Callable[[Any], A
     perform(
         operation,
         caller=operator_caller(settings.KMS_ACCOUNT_ID, "bench"),
-        meta=RequestMeta(interface="cli", user_agent="manage.py bench kms"),
+        meta=command_line_meta("manage.py bench kms", settings.KMS_ACCOUNT_ID),
         params=params,
         service=service,
     )

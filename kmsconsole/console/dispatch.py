@@ -44,6 +44,23 @@ def login_caller(login_pk: Any) -> Caller | None:
     return user_caller(identity.iam_user)
 
 
+def login_presented(user_name: str) -> Caller | None:
+    """The IAM user the console login named `user_name` is linked to, for the audit event of a refused sign-in
+    (`AuditRecord.presented`): None for a name no login has, a login no operator has linked, or a link that fails
+    its integrity check (an event is never filed under an account on a link nobody can vouch for). One query,
+    made for every refused sign-in whatever the name, so the page takes as long for a name that exists."""
+    identity = (
+        ConsoleIdentity.objects.select_related("iam_user__account").filter(login__username=user_name).first()
+    )
+    if identity is None:
+        return None
+    try:
+        identity.check_row()
+    except errors.KmsError:
+        return None
+    return user_caller(identity.iam_user)
+
+
 def console_caller(request: HttpRequest) -> Caller | None:
     """The IAM user the signed-in login acts as, or None for a login no operator has linked."""
     cached = getattr(request, "_kms_caller", False)

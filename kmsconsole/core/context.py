@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
+
+from django.conf import settings
 
 PrincipalType = Literal["Root", "IAMUser", "AssumedRole", "Operator", "Anonymous"]
 Interface = Literal["kms", "api", "console", "cli", "worker"]
@@ -58,3 +63,36 @@ class RequestMeta:
     # The registered integrated service the request says it comes through (X-Kms-Via-Service); honored only
     # when the signer is allowed kmsconsole:ActAsIntegratedService for it.
     via_service: str = ""
+
+
+# Each part of the shell identity is cut at this length (a host name is at most 253; a user name far shorter).
+_IDENTITY_CHARS = 64
+
+
+def shell_identity() -> str:
+    """Who ran a management command, and where: the OS user of the process's real uid (not $USER, which the
+    shell's environment sets), the sudo user sudo names (SUDO_USER) and the host. The operator's caller ARN names no
+    person; this does, as far as the server can tell. SUDO_USER is only the environment's claim: sudo sets it, but
+    whoever starts the process can set it to any name, so it is recorded as claimed (`sudo-user(claimed)=`), never
+    as established. Nothing secret."""
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (a container's arbitrary uid)
+        user = f"uid {uid}"
+    parts = [f"os-user={user[:_IDENTITY_CHARS]}"]
+    if sudo_user := os.environ.get("SUDO_USER", "").strip():
+        parts.append(f"sudo-user(claimed)={sudo_user[:_IDENTITY_CHARS]}")
+    parts.append(f"host={socket.gethostname()[:_IDENTITY_CHARS]}")
+    return "; ".join(parts)
+
+
+def command_line_meta(command: str, account_id: str) -> RequestMeta:
+    """The request of a management command (`command`, e.g. "manage.py iam create-user") whose event is filed under
+    `account_id`. Under the operator's own account (settings.KMS_ACCOUNT_ID) its user agent names the command and
+    who ran it where (`shell_identity`), shown on the event's page as a browser's is. Under any other account it
+    says only "(operator)": that account's auditors read the event, and the server's OS users, an operator's
+    personal sudo name and the internal host name are none of theirs."""
+    if account_id != settings.KMS_ACCOUNT_ID:
+        return RequestMeta(interface="cli", user_agent=f"{command} (operator)")
+    return RequestMeta(interface="cli", user_agent=f"{command} ({shell_identity()})")

@@ -20,6 +20,11 @@ unrecorded since. A flood of refused requests therefore costs at most one audit 
 per worker; the refusal itself costs no database work (a throttled cryptographic request still reads the
 generations its authentication relied on first: it may be answered with no event, so with no check of them at
 the audit write, `kmsconsole.awskms.views._recorded_error`).
+
+The same ledger bounds the refusals of a real principal's credentials that go to its account's trail
+(`presented_admission`): anyone who knows an access key id, a login name or a token's public prefix can make them,
+so per (account, credential, address) the first is recorded, then one per KMS_THROTTLE_AUDIT_SECONDS carrying the
+count of those left out. Each of them still counts as a failed authentication of its address.
 """
 
 from __future__ import annotations
@@ -283,6 +288,12 @@ def spend_quota(account_id: str, operation: str) -> None:
         f"{settings.KMS_CRYPTO_QUOTAS[family]} requests per second.",
         retry_after=1,
     )
+
+
+def presented_admission(account_id: str, credential: str, address: str) -> int | None:
+    """None: do not record this refusal of `account_id`'s `credential` from `address` (it is counted). A number:
+    record it, with that many unrecorded since the last one recorded (see the module docstring)."""
+    return _limits().ledger.admit(f"presented:{account_id}:{credential}:{address_key(address)}")
 
 
 def audit_admission(refusal: Throttled) -> str | None:

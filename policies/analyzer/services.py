@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -192,9 +193,17 @@ def findings_list(
     severity: str | None = None,
     after: str | None = None,
     limit: int = KEYS_PER_PAGE,
+    query: Callable[[], Mapping[str, Any]] | None = None,
 ) -> FindingsPage:
-    """The findings of a page of the account's keys (oldest first), optionally of one severity."""
+    """The findings of a page of the account's keys (oldest first), optionally of one severity. An interface that
+    reads these from a request passes `query` instead: called once the caller may list, it reads (and may refuse)
+    the request and gives `severity`, `after` and `limit` (None for the default), so a caller who may not list is
+    denied whatever it asked, an unknown or malformed parameter included."""
     authorize(ctx, resource="*")
+    if query is not None:
+        asked = query()
+        severity, after = asked["severity"], asked["after"]
+        limit = KEYS_PER_PAGE if asked["limit"] is None else asked["limit"]
     wanted = _check_severity(severity)
     if not 1 <= limit <= MAX_KEYS_PER_PAGE:
         raise errors.ValidationException(f"A page holds 1 to {MAX_KEYS_PER_PAGE} keys.")

@@ -19,7 +19,8 @@ that allows and builds no terms, so its cost is at most ``2 ** max_facts`` evalu
 deciding whether to offer a form asks it, with a small ``max_facts``: the request the form sends is decided again.
 
 A clause whose value is a policy variable naming an open key (``"${aws:RequestTag/team}"``) is open too: it
-cannot be decided before the request carries that key.
+cannot be decided before the request carries that key. Only in Version 2012-10-17: elsewhere the engine substitutes
+nothing, and ``${...}`` is literal text, decided like any other value.
 
 Facts are treated as independent; two conditions on the same key that cannot both hold (``aws:SourceIp`` in two
 disjoint ranges) may still be reported together. Each condition's exact negation is recognised as the same fact.
@@ -150,11 +151,15 @@ class AccessAnalyzer:
             isinstance(part, Variable) and self._unknown(part.key) for part in template.parts
         )
 
-    def _open(self, clause: ConditionClause) -> bool:
-        return self._unknown(clause.key_lower) or any(self._names_open_key(value) for value in clause.values)
+    def _open(self, clause: ConditionClause, *, variables: bool) -> bool:
+        """Whether the clause is a fact: its key is open, or (where the policy's Version substitutes variables,
+        ``Policy.supports_variables``, as the engine does) one of its values names an open key."""
+        return self._unknown(clause.key_lower) or (
+            variables and any(self._names_open_key(value) for value in clause.values)
+        )
 
-    def _clause(self, clause: ConditionClause) -> ConditionClause:
-        if not self._open(clause):
+    def _clause(self, clause: ConditionClause, *, variables: bool) -> ConditionClause:
+        if not self._open(clause, variables=variables):
             return clause
         key, polarity = clause_fact(clause)
         fact = self._fact(
@@ -170,11 +175,18 @@ class AccessAnalyzer:
         statements: list[Statement] = []
         facts: dict[int, tuple[int, ...]] = {}
         open_resources = set()
+        # Without Version 2012-10-17 the engine substitutes nothing: "${...}" is literal text, never open.
+        variables = policy.policy.supports_variables
         for statement in policy.policy.statements:
-            if any(self._names_open_key(p) for p in (statement.resource or statement.not_resource or ())):
+            patterns = statement.resource or statement.not_resource or ()
+            if variables and any(self._names_open_key(p) for p in patterns):
                 open_resources.add(statement.index)
-            clauses = tuple(self._clause(clause) for clause in statement.conditions)
-            ids = tuple(self._ids[clause_fact(old)[0]] for old in statement.conditions if self._open(old))
+            clauses = tuple(self._clause(clause, variables=variables) for clause in statement.conditions)
+            ids = tuple(
+                self._ids[clause_fact(old)[0]]
+                for old in statement.conditions
+                if self._open(old, variables=variables)
+            )
             if ids:
                 facts[statement.index] = ids
                 statement = dataclasses.replace(statement, conditions=clauses)

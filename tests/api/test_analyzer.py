@@ -137,15 +137,20 @@ def test_findings_record_their_own_parameters_and_count_the_others(
     world: World, admin_api: APIClient
 ) -> None:
     """ListFindings records its query as every REST list does (kmsconsole.api.views.base.recorded_query): its own
-    parameters by name, a long one cut as structured data, and one entry for however many others there are."""
+    parameters by name, a long one cut as structured data, and one entry for however many others there are (a
+    parameter it does not take is refused, 400 naming it, as every list refuses one)."""
     last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     query = {f"p{index:03}": "v" * 256 for index in range(500)}
-    assert admin_api.get("/api/v1/findings", {**query, "severity": "medium"}).status_code == 200
+    others = admin_api.get("/api/v1/findings", {**query, "severity": "medium"})
+    assert others.status_code == 400 and "p000" in others.json()["error"]["detail"]
     assert admin_api.get("/api/v1/findings", {"after": "a" * 1000}).status_code == 400
-    allowed, refused = AuditEvent.objects.filter(seq__gt=last, operation="kmsconsole:ListFindings").order_by(
-        "seq"
-    )
-    assert allowed.request_parameters["Query"] == {
+    assert admin_api.get("/api/v1/findings", {"severity": "medium"}).status_code == 200
+    refused_others, refused, allowed = AuditEvent.objects.filter(
+        seq__gt=last, operation="kmsconsole:ListFindings"
+    ).order_by("seq")
+    assert allowed.request_parameters["Query"] == {"severity": "medium"}
+    assert refused_others.error_code == "ValidationException"
+    assert refused_others.request_parameters["Query"] == {
         "severity": "medium",
         "(other parameters)": f"500 parameters, {500 * (4 + 256)} characters",
     }

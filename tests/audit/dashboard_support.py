@@ -109,3 +109,19 @@ def add(**fields: Any) -> AuditEvent:
 
 def hours_ago(hours: float, now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(hours=hours)
+
+
+def executed_plan(sql: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """PostgreSQL's plan of `sql`, executed (EXPLAIN ANALYZE): its top node and every node under it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield node
+        for child in node.get("Plans", ()):
+            yield from nodes(child)
+
+    return plan, list(nodes(plan))

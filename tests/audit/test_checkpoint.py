@@ -49,20 +49,23 @@ def test_a_verification_writes_a_checkpoint_that_only_moves_forward(
 ) -> None:
     add_events(account, 3, "g")
     verify()
-    last = AuditEvent.objects.order_by("-seq").first()
+    # The checkpoint is the last event walked: the one before the verification's own event (written after it).
+    last = AuditEvent.objects.order_by("-seq")[1]
+    assert AuditEvent.objects.order_by("-seq").first().operation == "kmsconsole:VerifyAuditChain"  # type: ignore[union-attr]
     checkpoint, problem = read_checkpoint()
     assert problem is None and checkpoint is not None
     assert (checkpoint.seq, checkpoint.hash) == (last.seq, last.hash)  # type: ignore[union-attr]
     assert oct(checkpoint_file.stat().st_mode & 0o777) == "0o600"
     add_events(account, 2, "h")
     verify()
-    assert read_checkpoint()[0].seq == last.seq + 2  # type: ignore[union-attr]
+    assert read_checkpoint()[0].seq == last.seq + 3  # type: ignore[union-attr]  # the first verify's event too
 
 
 def test_wiping_the_whole_trail_is_named(account: Any, checkpoint_file: Path) -> None:
     add_events(account, 3, "g")
     verify()
-    verified = AuditEvent.objects.order_by("-seq").first().seq  # type: ignore[union-attr]
+    # The last event walked (the verification's own event is written after it).
+    verified = AuditEvent.objects.order_by("-seq").first().seq - 1  # type: ignore[union-attr]
     AuditEvent.objects.all().delete()
     AuditChainHead.objects.all().delete()
     with pytest.raises(CommandError, match=f"#{verified}.*no longer in the database: events were removed"):

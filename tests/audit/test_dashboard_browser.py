@@ -4,11 +4,13 @@ swaps the results with htmx, and an event's page opens from the trail; the switc
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY
 from tests.audit.dashboard_support import ALICE, BOB, KEY_1, KEY_2, OTHER_ACCOUNT, append, event_values
 from tests.conftest import Persona
@@ -174,3 +176,59 @@ def test_a_refused_query_says_why_beside_the_field_and_in_results_htmx_swaps(
     results.get_by_text("From: Enter a valid date/time.").wait_for(state="visible")
     assert page.locator("#htmx-error").count() == 0
     assert results.locator("table.audit-events").count() == 0
+
+
+def test_a_policy_events_page_wraps_its_document_and_shows_the_diff(
+    watched_page: WatchedPage, admin: Persona
+) -> None:
+    """A PutKeyPolicy's page in a narrow window: the document laid out and the recorded parameters (the policy as
+    one escaped string) wrap inside the page instead of running off its side, and the diff against the key's
+    previous policy in the trail is there."""
+    root = "arn:aws:iam::111122223333:root"
+    statements = [
+        {
+            "Sid": f"Statement{i}",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+        for i in range(6)
+    ]
+    before = json.dumps({"Version": "2012-10-17", "Statement": statements[:1]})
+    after = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    now = timezone.now()
+    append(
+        [
+            event_values(
+                time=now - timedelta(minutes=2),
+                operation="PutKeyPolicy",
+                caller_arn=ALICE,
+                key_arn=KEY_1,
+                request_parameters={"KeyId": KEY_1, "Policy": before},
+            ),
+            event_values(
+                time=now - timedelta(minutes=1),
+                operation="PutKeyPolicy",
+                caller_arn=ALICE,
+                key_arn=KEY_1,
+                request_parameters={"KeyId": KEY_1, "Policy": after},
+            ),
+        ]
+    )
+    latest = AuditEvent.objects.filter(operation="PutKeyPolicy").order_by("-seq").first()
+    assert latest is not None
+    sign_in(watched_page, admin)
+    page = watched_page.page
+    page.set_viewport_size({"width": 900, "height": 900})
+    watched_page.goto(f"/console/audit/events/{latest.event_id}/")
+    document = page.locator("pre.policy-document")
+    assert '      "Sid": "Statement5",' in document.inner_text()
+    assert page.locator("pre.policy-diff .diff-add").count() > 5
+    for selector in ("pre.policy-document", "pre.recorded"):
+        overflow = page.locator(selector).first.evaluate(
+            "(element) => element.scrollWidth - element.clientWidth"
+        )
+        assert overflow <= 0, selector
+    assert page.evaluate("document.documentElement.scrollWidth") <= 900
+    watched_page.screenshot("audit-event-policy")

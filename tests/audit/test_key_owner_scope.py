@@ -366,14 +366,30 @@ def test_a_third_account_sees_them_in_neither_scope_even_with_the_derived_column
     assert reindex_key_owners() == 0
 
 
-def test_the_decided_by_filter_of_the_key_owner_matches_only_what_it_shows(
-    console: Callable[..., Client], admin: Persona, cross: CrossAccount
+@pytest.mark.parametrize("reader", ["console", "rest"])
+def test_the_key_owners_filters_match_only_what_it_shows(
+    console: Callable[..., Client], admin: Persona, cross: CrossAccount, reader: str
 ) -> None:
-    owner = console(admin)
+    """The console's trail and the REST list alike (one query, kmsconsole.audit.trail)."""
+    owner, path = (console(admin), TRAIL) if reader == "console" else (_api(admin), "/api/v1/audit-events")
+
+    def listed(**query: str) -> set[AuditEvent]:
+        response = owner.get(path, {**OWNER_SCOPE, **query})
+        assert response.status_code == 200, response.content
+        return _ids(response.content.decode(), cross.events)
 
     def found(decided_by: str) -> set[AuditEvent]:
-        body = owner.get(TRAIL, {**OWNER_SCOPE, "decided_by": decided_by}).content.decode()
-        return _ids(body, cross.events)
+        return listed(decided_by=decided_by)
+
+    # The principal and the account filters are the caller's: its ARN finds its requests, and so does its account
+    # (on this side the account filter is the caller's account, every key being the reader's); a name is resolved
+    # in the reader's account, which has no such user; the reader's own account is never a caller here.
+    everything = set(cross.events)
+    assert listed(principal=cross.partner.arn) == everything
+    assert listed(account=PARTNER_ACCOUNT) == everything
+    assert not listed(account=THIRD_ACCOUNT)
+    assert not listed(account=admin.arn.split(":")[4])
+    assert not listed(principal=cross.partner.arn.rsplit("/", 1)[-1])
 
     # The partner's stored names find nothing: guessing them from the owner's side is no use.
     assert not found(cross.denied_by_partner.decided_by)
@@ -709,13 +725,14 @@ def test_verify_reports_derived_columns_that_differ_as_a_finding_not_a_broken_ch
     AuditEvent.objects.filter(pk=theirs.pk).update(key_owner_account="")
     AuditEvent.objects.filter(pk=guarded.pk).update(decided_by_caller_policy=False)
     assert verify() == (
-        "Audit chain intact: 3 events verified.\n"
+        "Audit chain intact: 4 events verified.\n"  # the first verify's own event too
         f"Found: 2 events' key owner columns differ from their chained fields (first: event #{theirs.seq} "
         f"({theirs.event_id}): key_owner_account differ from the chained fields); `manage.py audit "
         "reindex-key-owners` sets them again.\n"
     )
     assert reindex_key_owners() == 2
-    assert verify() == "Audit chain intact: 3 events verified.\n"
+    # The two verifies' own events (each command is an audited operation) are walked too.
+    assert verify() == "Audit chain intact: 5 events verified.\n"
 
 
 def test_an_unknown_scope_is_refused_and_audited(console: Callable[..., Client], admin: Persona) -> None:

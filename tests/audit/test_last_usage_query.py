@@ -3,7 +3,6 @@ that does not grow with the key's other events (PostgreSQL's plan, executed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from kmsconsole.audit.last_usage import last_use, re_encryptions_from, uses_filed_under
 from kmsconsole.audit.models import AuditEvent
-from tests.audit.dashboard_support import KEY_1, KEY_2, PARTNER_KEY, append, event_values
+from tests.audit.dashboard_support import KEY_1, KEY_2, PARTNER_KEY, append, event_values, executed_plan
 from tests.conftest import postgresql_only
 
 pytestmark = pytest.mark.django_db
@@ -84,12 +83,6 @@ def test_a_use_is_an_allowed_cryptographic_event_of_the_key_or_an_allowed_re_enc
     assert later is not None and later.operation == "Sign"
 
 
-def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", ()):
-        yield from _plan_nodes(child)
-
-
 @postgresql_only
 def test_the_read_is_two_index_probes_however_many_other_events_the_key_has() -> None:
     """12,000 events after the key's last use that are no use of it (its reads, refusals and failures, another key's
@@ -106,10 +99,7 @@ def test_the_read_is_two_index_probes_however_many_other_events_the_key_has() ->
     assert len(queries) == 2
     used = set()
     for sql in queries:
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
-            plan = cursor.fetchone()[0][0]["Plan"]
-        nodes = list(_plan_nodes(plan))
+        plan, nodes = executed_plan(sql)
         assert plan["Node Type"] == "Limit", plan
         (scan,) = [node for node in nodes if "Scan" in node["Node Type"]]
         assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), plan

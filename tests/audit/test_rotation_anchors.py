@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from kmsconsole.audit import retention
 from kmsconsole.audit.checkpoint import read_checkpoint, reseal_checkpoint
-from kmsconsole.audit.models import AuditChainBase, AuditEvent
+from kmsconsole.audit.models import AuditChainBase, AuditEvent, ChainVerification
 from kmsconsole.audit.verification import base_mac, verify_periodically
 from kmsconsole.core.rootkey import root_keys
 from kmsconsole.core.rootkey_dependents import Moved, dependents
@@ -68,7 +68,7 @@ def test_the_trails_anchors_are_registered_and_cheap(
     # The head's re-seal MACs it again (its last link stays under the old key: a head may be newer, never older).
     assert reseal("audit chain head") == Moved(moved=1)
     assert (remaining("audit chain head"), reseal("audit chain head")) == (0, Moved())
-    assert "intact: 2 events" in verify()
+    assert "intact: 3 events" in verify()  # the first verify's own event too
     write_events(1)
     assert remaining("audit chain head") == 0
 
@@ -91,16 +91,17 @@ def test_archive_and_boundary_across_a_rotation_and_after_retire(
     assert reseal("audit retention base") == Moved(moved=1)
     assert (remaining("audit retention base"), reseal("audit retention base")) == (0, Moved())
 
-    # A second run spans the rotation: the first run's own event (#11, the old key's) and ten under the new key.
+    # A second run spans the rotation: the first run's own event (#11, the old key's), the verify's (#12) and ten
+    # under the new key.
     append(event_values(time=hours_ago(1)) for _ in range(10))
-    assert retention.archive_due(now + timedelta(days=DAYS + 1)).processed == 11
+    assert retention.archive_due(now + timedelta(days=DAYS + 1)).processed == 12
     second = json.loads(sorted(archive.iterdir())[-1].read_text().splitlines()[-1])["manifest"]
-    assert (second["first_seq"], second["last_seq"]) == (11, 21)
+    assert (second["first_seq"], second["last_seq"]) == (11, 22)
     assert remaining("audit retention base") == 0  # moved by the run, under the new key
     assert link_key_ids() == [new]  # the second run's own event
     retire_previous(root_key_file)
     # The old manifest and the old links verify under the retired key; the boundary is under the current one.
-    assert "21 events in 2 files, through #21" in verify("--archive", str(archive))
+    assert "22 events in 2 files, through #22" in verify("--archive", str(archive))
     assert old in [k.key_id for k in root_keys().retired]
 
 
@@ -164,7 +165,8 @@ def test_the_archive_boundary_keeps_its_epoch(
     # A boundary written before the epoch was kept (MACed over seq and hash only) still verifies alone; the
     # archive's walk carries the epoch it reached into the database's walk.
     AuditChainBase.objects.filter(pk=1).update(key_id="", mac=base_mac(4, base.hash))
-    assert "Audit chain intact: 1 events verified" in verify()
+    # The forged event and the three refused verifications' own events, linked after it under the current key.
+    assert "Audit chain intact: 4 events verified" in verify()
     with pytest.raises(CommandError, match=rf"older root key \({old}\) than the event before it \({new}\)"):
         verify("--archive", str(archive))
 
@@ -295,9 +297,10 @@ def test_the_reseal_records_the_checkpoint_past_the_rotation(
     moved = reseal_the_trail()
     assert moved["audit checkpoint"] == Moved(moved=1) and moved["audit chain head"] == Moved()
     checkpoint = read_checkpoint()[0]
-    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (6, new)
+    # #7: the verify's own event (#4, the old key's) came before the three written since the rotation.
+    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (7, new)
     rewind_behind_the_rotation(3, key(old))
-    with pytest.raises(CommandError, match=r"#6 \(\): it was verified on .* no longer in the database"):
+    with pytest.raises(CommandError, match=r"#7 \(\): it was verified on .* no longer in the database"):
         verify()
     assert verify_periodically().status == "broken"
 
@@ -316,16 +319,22 @@ def test_a_head_under_an_older_key_than_the_checkpoints_is_a_rewind(
     moved = reseal_the_trail()
     assert moved["audit chain head"] == Moved(moved=1) and moved["audit checkpoint"] == Moved(moved=1)
     checkpoint = read_checkpoint()[0]
-    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (3, new)
-    write_events(3)  # no verification since: the checkpoint stays at #3
-    rewind_behind_the_rotation(3, key(old))
+    # #4: the verify's own event, the last before the rotation.
+    assert checkpoint is not None and (checkpoint.seq, checkpoint.key_id) == (4, new)
+    write_events(3)  # no verification since: the checkpoint stays at #4
+    rewind_behind_the_rotation(4, key(old))
     message = (
         rf"older root key \({old}\) than the head verified on .* \(checkpoint file, {new}\): it was rewound"
     )
     with pytest.raises(CommandError, match=message):
         verify()
+    # The verify's own event, like any request's, was then written after the rewound head under the current key,
+    # which signs the head again: a later verification reads the trail intact (documented in README, "Audit
+    # trail"), so a rewind is read from the first finding, here the command's and its kept verification.
+    first = ChainVerification.objects.latest("pk")
+    assert (first.trigger, first.status) == ("command line", "broken") and "it was rewound" in first.problem
     run = verify_periodically()
-    assert run.status == "broken" and "it was rewound" in run.problem
+    assert run.status == "intact", run.problem
 
 
 def test_the_checkpoint_reseal_writes_only_under_the_processs_current_key(

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.core import ratelimit
 from tests.conftest import Persona
 from tests.rows import update_sealed
 
@@ -197,6 +198,10 @@ def test_session_token_problems(kms_client: Any, role_session: Callable[..., Per
     assert forged["Code"] == "UnrecognizedClientException"
     from policies.models import RoleSession
 
+    # The refusals of a real session key reach its account's trail once per address and interval (the ledger,
+    # kmsconsole.audit.authevents.admit_presented): the first of the two above only. A fresh ledger records the next.
+    assert last_event().error_code == "UnrecognizedClientException"
+    ratelimit.reset()
     update_sealed(RoleSession.objects, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     expired = error_of(lambda: kms_client(session).generate_random(NumberOfBytes=1))
     assert (expired["Code"], expired["Message"]) == (

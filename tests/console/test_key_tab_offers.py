@@ -23,7 +23,8 @@ from tests.conftest import Persona, as_operator
 from tests.console.conftest import audit_events
 from tests.console.key_tab_helpers import make_grant, snapshot, url
 from tests.console.test_keys import make_key
-from tests.policies.analyzer_support import ACCOUNT, identity_policy
+from tests.policies.analyzer_support import ACCOUNT, ROOT, allow, identity_policy, user_arn
+from tests.policies.analyzer_support import make_key as make_policy_key
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +85,11 @@ def test_tags_a_reader_gets_a_read_only_tab_and_is_refused_anyway(
     page = text(client.get(url("key-tags", key)))
     assert "<code>ops</code>" in page
     assert "Save tag" not in page and "Remove tag" not in page and "Change value" not in page
-    assert "You can view these tags but not change them: your access does not allow kms:TagResource" in page
+    assert 'id="tags-read-only"' in page and 'id="tags-none-removable"' not in page
+    assert (
+        "You can view these tags but not change them: your access does not allow kms:TagResource or "
+        "kms:UntagResource on this key." in page
+    )
     # Only the action is named: nothing of the policies that decided.
     assert "Statement" not in page and "identity policy" not in page.lower()
     before = snapshot()
@@ -147,7 +152,53 @@ def test_tags_the_remove_hint_is_given_only_with_some_remove_button(
     )
     page = text(console(make_user("dora", document)).get(url("key-tags", key)))
     assert "Remove tag " not in page and "Remove button" not in page and "You may remove" not in page
-    assert "You can view these tags but not change them" in page
+    # UntagResource is allowed on the key, only for no tag it has: its own hint, not the reader's.
+    assert 'id="tags-none-removable"' in page and 'id="tags-read-only"' not in page
+    assert (
+        "nor kms:UntagResource for these tags" in page and "kms:TagResource or kms:UntagResource" not in page
+    )
+
+
+def test_tags_a_deny_of_one_tag_leaves_the_form_offered(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """TagResource allowed, denied for team=x: "every open condition true" is refused, another tag is allowed,
+    so the form is offered (the analysis looks past its first assignment); the tag typed then decides."""
+    key = tagged_key(cost="42")
+    document = statements(
+        grant_of("kms:ListResourceTags", "kms:TagResource"),
+        {**grant_of("kms:TagResource", StringEquals={"aws:RequestTag/team": "x"}), "Effect": "Deny"},
+    )
+    client = console(make_user("erin", document))
+    assert "Save tag" in text(client.get(url("key-tags", key)))
+    assert client.post(url("key-tag-put", key), {"tag_key": "team", "tag_value": "x"}).status_code == 403
+    assert client.post(url("key-tag-put", key), {"tag_key": "team", "tag_value": "ops"}).status_code == 302
+
+
+def own_name_tag_policy(version: str) -> str:
+    """The key policy: the account root, and alice may tag the key when the owner tag typed is her user name
+    (``aws:username`` equal to ``${aws:RequestTag/owner}``; kmsconsole's principals carry no tags, so her name
+    stands for the caller's own value)."""
+    tagging = allow(
+        user_arn("alice"), "kms:TagResource", StringEquals={"aws:username": "${aws:RequestTag/owner}"}
+    )
+    return json.dumps({"Version": version, "Statement": [ROOT, tagging]})
+
+
+@pytest.mark.parametrize(("version", "offered"), [("2012-10-17", True), ("2008-10-17", False)])
+def test_tags_a_value_naming_the_typed_tag_is_decided_by_the_tag_typed(
+    make_user: Callable[..., Persona], console: Callable[..., Client], version: str, offered: bool
+) -> None:
+    """A condition whose value is a variable naming a tag not typed yet: offered, and alice's own name is
+    saved while another is refused (the page once decided it on no tag at all, and hid the form). Where the
+    policy's Version substitutes no variables the value is the literal "${aws:RequestTag/owner}": never allowed,
+    and hidden."""
+    client = console(make_user("alice", identity_policy("kms:ListResourceTags")))
+    key = make_policy_key(own_name_tag_policy(version))
+    assert ("Save tag" in text(client.get(url("key-tags", key)))) is offered
+    put = client.post(url("key-tag-put", key), {"tag_key": "owner", "tag_value": "alice"})
+    assert put.status_code == (302 if offered else 403)
+    assert client.post(url("key-tag-put", key), {"tag_key": "owner", "tag_value": "bob"}).status_code == 403
 
 
 def tag_statements_elsewhere(count: int) -> list[dict[str, Any]]:

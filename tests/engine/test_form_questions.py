@@ -5,6 +5,7 @@ says whether identity policies could allow an action on some alias name not type
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from policies.engine import (
     identity_may_allow_under,
 )
 from policies.engine.analysis import Access, AccessAnalyzer
-from policies.engine.evaluate import IdentityPolicy
+from policies.engine.evaluate import IdentityPolicy, evaluate
 from tests.engine.helpers import ACCOUNT, ALICE_ARN, KEY_ARN
 
 ALICE = Caller.user(ALICE_ARN)
@@ -233,17 +234,22 @@ def test_a_value_naming_an_open_key_is_left_open(
     assert not closed.possible(context, key_policy=policy).allowed
 
 
-def test_a_resource_naming_an_open_key_answers_allowed_inexactly() -> None:
+@pytest.mark.parametrize(
+    ("version", "open_resource"), [("2012-10-17", True), (None, False), ("2008-10-17", False)]
+)
+def test_a_resource_naming_an_open_key_answers_allowed_inexactly_in_version_2012(
+    version: str | None, open_resource: bool
+) -> None:
     """An identity policy whose Resource is built from a tag typed later: whether it names the key cannot be
-    decided before the tag is typed."""
+    decided before the tag is typed. Only in Version 2012-10-17: elsewhere the pattern is the literal text,
+    which names no key, and the answer is an exact "no"."""
     resource = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/${{aws:RequestTag/key}}"
-    document = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "kms:TagResource", "Resource": resource}],
-        }
-    )
-    identity = IdentityPolicy("tagged", compile_identity_policy(document))
+    document: dict[str, Any] = {
+        "Statement": [{"Effect": "Allow", "Action": "kms:TagResource", "Resource": resource}]
+    }
+    if version is not None:
+        document["Version"] = version
+    identity = IdentityPolicy("tagged", compile_identity_policy(json.dumps(document)))
     root_delegation = compile_key_policy(
         json.dumps(
             {
@@ -261,8 +267,82 @@ def test_a_resource_naming_an_open_key_answers_allowed_inexactly() -> None:
     )
     analyzer = AccessAnalyzer(max_facts=6, open_keys=open_tags)
     possibility = analyzer.possible(tag_request(), key_policy=root_delegation, identity_policies=[identity])
-    assert possibility.allowed and not possibility.exact
+    assert possibility.allowed is open_resource and possibility.exact is not open_resource
     closed = AccessAnalyzer(open_keys=lambda name: name == "kms:rotationperiodindays")
     assert not closed.possible(
         tag_request(), key_policy=root_delegation, identity_policies=[identity]
     ).allowed
+
+
+# ------------------------------------------------- only where the policy's Version substitutes variables at all
+
+
+def tag_equals_typed_tag(version: str | None) -> Any:
+    """Alice may tag when her team tag equals the tag she types, under `version` (None: no Version)."""
+    document: dict[str, Any] = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ALICE_ARN},
+                "Action": "kms:TagResource",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalTag/team": "${aws:RequestTag/team}"}},
+            }
+        ]
+    }
+    if version is not None:
+        document["Version"] = version
+    return compile_key_policy(json.dumps(document))
+
+
+def tagged_alice_tags(tags: dict[str, str] | None = None) -> RequestContext:
+    return RequestContext.build(
+        caller=Caller.user(ALICE_ARN, tags={"team": "ops"}),
+        action="kms:TagResource",
+        resource=KEY_ARN,
+        source_ip="192.0.2.7",
+        request_tags=tags,
+    )
+
+
+@pytest.mark.parametrize("version", [None, "2008-10-17"])
+@pytest.mark.parametrize("analyzer", [AccessAnalyzer, lambda: AccessAnalyzer(open_keys=open_tags)])
+def test_without_variables_a_dollar_brace_value_is_literal_and_decided(
+    version: str | None, analyzer: Callable[[], AccessAnalyzer]
+) -> None:
+    """No Version (or 2008-10-17): the engine compares the caller's tag with the text "${aws:RequestTag/team}",
+    whatever tag is typed, and so never allows; the analysis says so exactly, as the engine does."""
+    policy = tag_equals_typed_tag(version)
+    assert not evaluate(tagged_alice_tags({"team": "ops"}), key_policy=policy).allowed
+    verdict = analyzer().verdict(tagged_alice_tags(), key_policy=policy)
+    assert verdict.access is Access.DENIED and verdict.exact
+    possibility = analyzer().possible(tagged_alice_tags(), key_policy=policy)
+    assert not possibility.allowed and possibility.exact
+
+
+@pytest.mark.parametrize("analyzer", [AccessAnalyzer, lambda: AccessAnalyzer(open_keys=open_tags)])
+def test_with_variables_the_same_value_is_open(analyzer: Callable[[], AccessAnalyzer]) -> None:
+    """Version 2012-10-17: the engine allows the caller's own team typed, so the analysis leaves it open; the
+    default analyzer (every request key open) reads it CONDITIONAL where it once read DENIED."""
+    policy = tag_equals_typed_tag("2012-10-17")
+    assert evaluate(tagged_alice_tags({"team": "ops"}), key_policy=policy).allowed
+    verdict = analyzer().verdict(tagged_alice_tags(), key_policy=policy)
+    assert verdict.access is Access.CONDITIONAL and verdict.exact
+    assert verdict.conditions == ("aws:PrincipalTag/team is '${aws:RequestTag/team}'",)
+    assert analyzer().possible(tagged_alice_tags(), key_policy=policy).allowed
+
+
+def test_account_wide_a_value_naming_the_principal_is_a_condition() -> None:
+    """For a principal standing for any of its account's (principal_unknown): a resource tag that must equal
+    ``${aws:username}`` holds for some user, so the statement reads conditional, not denied on the name the
+    analysis happens to hold."""
+    policy = compile_key_policy(
+        one_statement("kms:Decrypt", {"StringEquals": {"aws:ResourceTag/owner": "${aws:username}"}})
+    )
+    context = RequestContext.build(
+        caller=ALICE, action="kms:Decrypt", resource=KEY_ARN, resource_tags={"owner": "bob"}
+    )
+    assert AccessAnalyzer().verdict(context, key_policy=policy).access is Access.DENIED
+    verdict = AccessAnalyzer(principal_unknown=True).verdict(context, key_policy=policy)
+    assert verdict.access is Access.CONDITIONAL
+    assert verdict.conditions == ("aws:ResourceTag/owner is '${aws:username}'",)

@@ -99,8 +99,15 @@ def test_an_event_whose_guard_fails_is_left_out_and_the_rest_are_written(
     # Every guard failing writes nothing, and leaves the head where it was.
     assert write([values("late")], [((SCOPE, now - 1),)]) == {0}
     assert write([values("after")], [None]) == set()
-    assert written_operations() == ["held", "unguarded", "unknown scope", "after"]
-    assert_chain_intact(capsys, 4)
+    # The verification is itself an event, written after the three it walked.
+    assert written_operations() == [
+        "held",
+        "unguarded",
+        "unknown scope",
+        "kmsconsole:VerifyAuditChain",
+        "after",
+    ]
+    assert_chain_intact(capsys, 5)
 
 
 @pytest.fixture

@@ -171,6 +171,9 @@ def test_the_callers_trail_says_no_more_than_the_answer_and_the_owners_keeps_eve
     # No filter finds the event by the key it hides, or by the statement that decided it (asked after the reads
     # above: the trail's own events record the filters as asked).
     assert listed(api, key_arn=key["Arn"]) == []
+    # Nor by the key's account (the REST list's `account` goes through the same filter on a key as `key_arn`).
+    hidden = {str(event.event_id) for event in (existing, nowhere, by_key_id)}
+    assert not hidden & {event["event_id"] for event in listed(api, account=ACCOUNT)}
     filtered = page.get(TRAIL, {"key": key["Arn"]}).content.decode()
     assert "No events match these filters" in filtered
     by_label = page.get(TRAIL, {"decided_by": "a statement in the key owner's key policy"}).content.decode()

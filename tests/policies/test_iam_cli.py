@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,5 +164,101 @@ def test_every_cli_call_is_audited_as_the_operator(account: Any, capsys: pytest.
     assert event is not None
     assert (event.operation, event.interface, event.decision) == ("iam:CreateUser", "cli", "allowed")
     assert event.caller_arn.startswith("kmsconsole:operator/")
-    assert event.request_parameters["user_name"] == "alice"
+    assert event.request_parameters == {"AccountId": "111122223333", "UserName": "alice", "Path": "/"}
+    # Who ran it where (the operator's ARN names no person).
+    assert event.user_agent.startswith("manage.py iam create-user (os-user=")
+    assert f"host={socket.gethostname()[:64]}" in event.user_agent
     assert IamUser.objects.filter(name="alice").exists()
+
+
+def test_an_event_filed_under_another_account_names_no_os_user_sudo_user_or_host(
+    account: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """That account's auditors read the event: the server's OS users, an operator's personal sudo name and the
+    internal host name are the operator's own account's to read, not a tenant's."""
+    monkeypatch.setenv("SUDO_USER", "alice.personal")
+    iam(capsys, "create-account", "--account-id", "444455556666")
+    tenants = AuditEvent.objects.latest("seq")
+    assert (tenants.operation, tenants.caller_account) == ("iam:CreateAccount", "444455556666")
+    assert tenants.user_agent == "manage.py iam create-account (operator)"
+    iam(capsys, "create-user", "--account-id", "444455556666", "--user-name", "bob")
+    assert AuditEvent.objects.latest("seq").user_agent == "manage.py iam create-user (operator)"
+    # The operator's own account keeps who ran it where.
+    iam(capsys, "create-user", "--user-name", "carol")
+    own = AuditEvent.objects.latest("seq").user_agent
+    assert (
+        own.startswith("manage.py iam create-user (os-user=") and "sudo-user(claimed)=alice.personal" in own
+    )
+
+
+def test_a_policy_file_is_recorded_as_the_document_applied_under_the_consoles_names(
+    account: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The event records the policy the file held (what was applied, as the console records the text it applies),
+    never the file's name, and the parameters by the names the console and REST API record them by."""
+    iam(capsys, "create-role", "--role-name", "app")
+    document = (
+        '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}}'
+    )
+    policy_file = tmp_path / "auditor.json"
+    policy_file.write_text(document, encoding="utf-8")
+    args = ("put-role-policy", "--role-name", "app", "--policy-name", "kms", "--policy-document")
+    iam(capsys, *args, f"file://{policy_file}")
+    event = AuditEvent.objects.latest("seq")
+    assert (event.operation, event.decision) == ("iam:PutRolePolicy", "allowed")
+    assert event.request_parameters == {
+        "AccountId": "111122223333",
+        "RoleName": "app",
+        "PolicyName": "kms",
+        "PolicyDocument": document,
+    }
+    assert IdentityPolicy.objects.get(role__name="app", name="kms").document == document
+    # A file that cannot be read is a refused request, audited as failed, its name the only thing recorded.
+    missing = f"file://{tmp_path / 'missing.json'}"
+    error = iam_error(capsys, *args, missing)
+    assert error["Code"] == "ValidationException" and "cannot read" in error["Message"]
+    failed = AuditEvent.objects.latest("seq")
+    assert (failed.operation, failed.decision, failed.error_code) == (
+        "iam:PutRolePolicy",
+        "failed",
+        "ValidationException",
+    )
+    assert failed.request_parameters["PolicyDocument"] == missing
+
+
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        (b'{"Version": "2012-10-17", "Statement": "\xff\xfe"}', "is not UTF-8 text"),
+        (b" " * 4097, "holds more than 4096 characters"),
+    ],
+)
+def test_a_policy_file_not_utf8_or_over_the_limit_is_an_audited_validation_exception(
+    account: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    settings: Any,
+    content: bytes,
+    refusal: str,
+) -> None:
+    """Refused inside the operation (audited as failed, the file's name recorded), not an uncaught
+    UnicodeDecodeError without an event; a long file is read no further than one character past the limit."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096  # the file's name is recorded whole
+    iam(capsys, "create-role", "--role-name", "app")
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_bytes(content)
+    named = f"file://{policy_file}"
+    args = ("put-role-policy", "--role-name", "app", "--policy-name", "kms", "--policy-document", named)
+    error = iam_error(capsys, *args)
+    assert error == {"Code": "ValidationException", "Message": f"--policy-document: {named} {refusal}"}
+    failed = AuditEvent.objects.latest("seq")
+    assert (failed.operation, failed.decision, failed.error_code) == (
+        "iam:PutRolePolicy",
+        "failed",
+        "ValidationException",
+    )
+    assert failed.request_parameters["PolicyDocument"] == named
+    assert not IdentityPolicy.objects.filter(role__name="app").exists()
+    # A file that never ends is refused as soon as it has said too much.
+    endless = iam_error(capsys, *args[:-1], "file:///dev/zero")
+    assert endless["Message"] == "--policy-document: file:///dev/zero holds more than 4096 characters"

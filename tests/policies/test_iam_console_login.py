@@ -56,7 +56,7 @@ def test_login_with_the_password_from_the_environment_acts_as_the_user(
     assert identity.iam_user.arn == alice.arn and not identity.login.is_superuser
     event = AuditEvent.objects.get(operation="kmsconsole:CreateConsoleLogin")
     assert (event.interface, event.decision) == ("cli", "allowed")
-    assert event.request_parameters["login"] == "alice@example.com"
+    assert event.request_parameters["Login"] == "alice@example.com"
     assert GIVEN not in str(AuditEvent.objects.values().get(pk=event.pk))
 
     client = sign_in("alice@example.com", GIVEN)

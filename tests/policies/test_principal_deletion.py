@@ -337,6 +337,8 @@ def test_key_policies_of_every_account_name_the_unique_id_in_a_new_version(
         assert event.caller_account == key.account.account_id and event.decision == "allowed"
         assert event.request_parameters["PrincipalId"] == alice.unique_id
         assert event.response_elements["PolicyVersion"] == latest.version
+        # The rewritten document itself: the trail holds every policy the key had.
+        assert event.response_elements["Policy"] == key.policy
     untouched.refresh_from_db()
     assert untouched.policy_versions.count() == versions[untouched.pk]
     assert not AuditEvent.objects.filter(operation="UnbindDeletedPrincipal", key_arn=untouched.arn).exists()

@@ -52,10 +52,11 @@ def send(
     *,
     address: str = SPRAYER,
     secret: str | None = None,
+    session_token: str | None = None,
     **extra: str,
 ) -> Any:
-    """A KMS request from `address`, signed by the persona (with `secret` instead of its own, if given), with
-    `extra` WSGI environ entries (unsigned headers such as X-Forwarded-For)."""
+    """A KMS request from `address`, signed by the persona (with `secret` instead of its own, if given, and with
+    `session_token`, if given), with `extra` WSGI environ entries (unsigned headers such as X-Forwarded-For)."""
     body = json.dumps(document or {}).encode()
     request = AWSRequest(
         method="POST",
@@ -64,7 +65,7 @@ def send(
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"TrentService.{target}"},
     )
     if persona is not None:
-        credentials = Credentials(persona.access_key_id, secret or persona.secret_access_key)
+        credentials = Credentials(persona.access_key_id, secret or persona.secret_access_key, session_token)
         SigV4Auth(credentials, "kms", settings.KMS_REGION).add_auth(request)
     meta = {"HTTP_HOST": "testserver", "REMOTE_ADDR": address, **extra}
     for name, value in request.headers.items():
@@ -87,7 +88,9 @@ def events(**filters: Any) -> list[AuditEvent]:
 def test_a_client_spraying_bad_signatures_is_throttled_and_audited_once(limits: Any, admin: Persona) -> None:
     for _ in range(4):
         assert aws_error(send(admin, "ListKeys", secret="x" * 40)) == "InvalidSignatureException"
-    assert len(events(source_ip=SPRAYER, error_code="InvalidSignatureException")) == 4
+    # Every refusal counts toward the block; a real key's refusals reach its account's trail through the ledger:
+    # the first of the interval only.
+    assert len(events(source_ip=SPRAYER, error_code="InvalidSignatureException")) == 1
     # Past the limit: refused before authentication, even correctly signed, in AWS's words.
     for _ in range(20):
         assert aws_error(send(admin, "ListKeys")) == "ThrottlingException"
@@ -281,13 +284,19 @@ def test_password_spraying_locks_the_address_across_user_names(
     assert locked.status_code == settings.AXES_HTTP_RESPONSE_CODE
     assert "_auth_user_id" not in locked.client.session
     assert sign_in("admin", PASSWORD, NEIGHBOUR).status_code == 302
+    # The admin's lockout is recorded too: the lockout ledger keys by address and the account the name belongs
+    # to, so one account's lockouts never hide another's (carol's is an unknown name's).
     refused = events(operation="kmsconsole:ConsoleSignIn", source_ip=SPRAYER)
-    assert [e.request_parameters["UserName"] for e in refused] == ["alice", "bob", "carol"]
+    assert [(e.request_parameters["UserName"], e.caller_account) for e in refused] == [
+        ("alice", ""),
+        ("bob", ""),
+        ("carol", ""),
+        ("admin", settings.KMS_ACCOUNT_ID),
+    ]
     assert [(e.error_code, e.decision) for e in refused] == [("AccessDeniedException", "denied")] * 2 + [
         ("ThrottlingException", "denied")
-    ]
+    ] * 2
     for _ in range(5):
         sign_in("admin", PASSWORD, SPRAYER)
-    assert (
-        len(events(operation="kmsconsole:ConsoleSignIn", source_ip=SPRAYER)) == 3
-    )  # lockouts: once per interval
+    # Lockouts: once per interval and ledger entry.
+    assert len(events(operation="kmsconsole:ConsoleSignIn", source_ip=SPRAYER)) == 4

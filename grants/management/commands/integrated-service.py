@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from grants.models import IntegratedService
 from grants.services.integrated_services import integrated_service_register
 from kmsconsole.core import errors
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.operations import OperationContext, perform
 
 SERVICE_ERROR_EXIT = 254
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             result = perform(
                 "kmsconsole:RegisterIntegratedService",
                 caller=operator_caller(settings.KMS_ACCOUNT_ID),
-                meta=RequestMeta(interface="cli", user_agent="manage.py integrated-service register"),
+                meta=command_line_meta("manage.py integrated-service register", settings.KMS_ACCOUNT_ID),
                 params={"Name": name, "Description": description, "Principals": principals},
                 service=register,
             )

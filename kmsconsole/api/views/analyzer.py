@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from kmsconsole.api import analyzer_serializers as a
 from kmsconsole.api.dispatch import body, run, validated
-from kmsconsole.api.views.base import recorded_query
+from kmsconsole.api.views.base import DRF_QUERY_PARAMS, recorded_query, refuse_undeclared
 from kmsconsole.core.text import SHOWN_CHARS
 from kmsconsole.operations import OperationContext
 from policies.analyzer import services
@@ -131,14 +131,15 @@ class FindingListView(APIView):
         responses=a.FindingsPageOutput,
     )
     def get(self, request: Request) -> Response:
+        declared = {**DRF_QUERY_PARAMS, **dict.fromkeys(a.FindingsQuery().fields, SHOWN_CHARS)}
+
+        def query() -> dict[str, Any]:
+            refuse_undeclared(request.query_params, declared)
+            return validated(a.FindingsQuery, request.query_params.dict())
+
         def work(ctx: OperationContext) -> dict[str, Any]:
-            query = validated(a.FindingsQuery, request.query_params.dict())
-            page = services.findings_list(
-                ctx=ctx,
-                severity=query["severity"],
-                after=query["after"],
-                limit=services.KEYS_PER_PAGE if query["limit"] is None else query["limit"],
-            )
+            # The query is read after the decision (`query`): an outsider is denied, not told of a bad parameter.
+            page = services.findings_list(ctx=ctx, query=query)
             data = {
                 "findings": _findings(page.findings),
                 "keys_analysed": page.keys_analysed,
@@ -148,11 +149,7 @@ class FindingListView(APIView):
             }
             return dict(a.FindingsPageOutput(data).data)
 
-        params = {
-            "Query": recorded_query(
-                request.query_params, dict.fromkeys(a.FindingsQuery().fields, SHOWN_CHARS)
-            )
-        }
+        params = {"Query": recorded_query(request.query_params, declared)}
         return Response(run(request, "kmsconsole:ListFindings", work, params=params, audit_response=_counts))
 
 

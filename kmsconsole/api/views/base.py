@@ -10,15 +10,18 @@ from django.http import QueryDict
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from kmsconsole.api.dispatch import OTHER_PARAMETERS, run
+from kmsconsole.api.exceptions import FieldValidationError
 from kmsconsole.core.pagination import RECORDED_CURSOR
-from kmsconsole.core.text import SHOWN_CHARS, recorded
+from kmsconsole.core.text import SHOWN_CHARS, recorded, shortened
 from kmsconsole.operations import OperationContext
 
 # Query parameters that carry a page link's cursor (DRF's CursorPagination and the key list's sealed cursors).
 CURSOR_PARAMS = frozenset({"cursor"})
-# The one entry that stands for every query parameter a list does not declare (its names are not recorded).
+# What DRF itself reads of any view's query string: the response format.
+DRF_QUERY_PARAMS = {api_settings.URL_FORMAT_OVERRIDE: SHOWN_CHARS}
 
 
 def recorded_query(query: QueryDict, declared: Mapping[str, int]) -> dict[str, Any]:
@@ -44,6 +47,27 @@ def recorded_query(query: QueryDict, declared: Mapping[str, int]) -> dict[str, A
     return params
 
 
+# At most this many parameters a list does not take are named in its 400 (each name cut at NAMED_CHARS).
+NAMED_UNDECLARED = 10
+NAMED_CHARS = 64
+
+
+def refuse_undeclared(query: QueryDict, declared: Mapping[str, int]) -> None:
+    """A parameter the list does not take is a 400 ValidationException naming it (its detail; the audit event
+    records only the message and, by `recorded_query`, how many others there were): ignored, a typo such as
+    `operaton=Decrypt` answered the whole list as if it were filtered. The message says once which parameters the
+    list takes (not once per name refused)."""
+    undeclared = [name for name in query if name not in declared]
+    if undeclared:
+        raise FieldValidationError(
+            f"The request is not valid: this list takes {', '.join(sorted(declared))}.",
+            {
+                shortened(name, NAMED_CHARS): ["Not a parameter of this list."]
+                for name in undeclared[:NAMED_UNDECLARED]
+            },
+        )
+
+
 def echo(data: Any) -> dict[str, Any]:
     """Record the response body as the audit event's response elements (small write results)."""
     return dict(data)
@@ -62,6 +86,11 @@ class OperationListView(generics.ListAPIView):
         """Serializer context for a page of rows whose fields are themselves decisions (a key's tags, say)."""
         return {}
 
+    def narrowed_rows(self, ctx: OperationContext, rows: QuerySet[Any]) -> QuerySet[Any]:
+        """The rows the list's filters leave (a list whose filters are resolved in the caller's account overrides
+        it)."""
+        return self.filter_queryset(rows)
+
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
         """The page's rows as the caller may see them (an audit event of a request on another account's key)."""
         return rows
@@ -73,8 +102,8 @@ class OperationListView(generics.ListAPIView):
     def declared_query_params(self) -> dict[str, int]:
         """Every query parameter the list takes, each with the longest a well-formed value may be: its filter set's
         (a range filter's two, a filter's max_length where it has one), its filter backends' (ordering, search),
-        its pagination's and its own (`own_query_params`)."""
-        declared: dict[str, int] = {}
+        its pagination's, DRF's own (`format`) and the view's (`own_query_params`)."""
+        declared: dict[str, int] = dict(DRF_QUERY_PARAMS)
         filterset_class = getattr(self, "filterset_class", None)
         for name, query_filter in (filterset_class.base_filters if filterset_class else {}).items():
             limit = query_filter.extra.get("max_length") or SHOWN_CHARS
@@ -98,9 +127,12 @@ class OperationListView(generics.ListAPIView):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         def work(ctx: OperationContext) -> Response:
-            page = self.paginate_queryset(self.filter_queryset(self.rows(ctx)))
-            rows = self.shown_rows(ctx, page if page is not None else [])
-            context = {**self.get_serializer_context(), **self.shown_of_rows(ctx, rows)}
-            return self.get_paginated_response(self.get_serializer(rows, many=True, context=context).data)
+            # Decided first (`rows`), as a caller who may not list is denied whatever its query says.
+            rows = self.rows(ctx)
+            refuse_undeclared(self.request.query_params, self.declared_query_params())
+            page = self.paginate_queryset(self.narrowed_rows(ctx, rows))
+            shown = self.shown_rows(ctx, page if page is not None else [])
+            context = {**self.get_serializer_context(), **self.shown_of_rows(ctx, shown)}
+            return self.get_paginated_response(self.get_serializer(shown, many=True, context=context).data)
 
         return run(request, self.operation, work, params=self.audit_params())

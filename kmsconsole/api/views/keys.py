@@ -20,7 +20,7 @@ from kmsconsole.api import serializers as s
 from kmsconsole.api.dispatch import body, run, validated
 from kmsconsole.api.filters import KeyPages, refused_parameter
 from kmsconsole.api.key_listing import KeyListing, KeyQuery, ListedKey
-from kmsconsole.api.views.base import OperationListView, echo
+from kmsconsole.api.views.base import OperationListView, echo, refuse_undeclared
 from kmsconsole.core import errors
 from kmsconsole.core.text import SHOWN_CHARS
 from kmsconsole.operations import OperationContext
@@ -61,6 +61,7 @@ class KeyListView(OperationListView):
                 descending=data["ordering"] == "-created_at",
             )
             listing = KeyListing(ctx, query, page_size=paginator.get_page_size(request) or 50, extras=True)
+            refuse_undeclared(request.query_params, self.declared_query_params())
             cursor = data.get("cursor", "")
             if not query.narrowed and not cursor:
                 keys = paginator.paginate_queryset(listing.ordered(), request, view=self) or []

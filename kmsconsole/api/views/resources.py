@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import filters
@@ -270,6 +272,14 @@ class AuditEventListView(OperationListView):
         # The key_arn filter as every filter on a key is applied (the filterset's own finds the same rows again).
         key_arn = self.request.query_params.get("key_arn", "")
         return filtered_by_key(sides[scope], ctx.caller.account_id, scope, key_arn=key_arn)
+
+    def narrowed_rows(self, ctx: OperationContext, rows: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        # The dashboard's filters are resolved in the reader's account and matched through the scope (a "decided
+        # by" as that side shows it), as the dashboard's read resolves them.
+        filterset = DjangoFilterBackend().get_filterset(self.request, rows, self)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)
+        return filterset.trail_narrowed(account_id=ctx.caller.account_id, scope=self.scope())
 
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
         return reads.shown_audit_events(ctx, rows, self.scope())

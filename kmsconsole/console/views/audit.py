@@ -23,12 +23,14 @@ from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
 from kmsconsole.audit.models import AuditEvent
+from kmsconsole.audit.policy_history import KEY_POLICY_OPERATIONS, PolicyHistory
 from kmsconsole.audit.scope import SCOPE_LABELS, Scope
 from kmsconsole.audit.trail import Cursor, FilterError
 from kmsconsole.audit.verification import chain_verification_request
 from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFilterForm
 from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_params, scope_url, trail_url
+from kmsconsole.console.views.policy import comparable, diff_lines
 from kmsconsole.core.pagination import RECORDED_CURSOR
 
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
@@ -263,8 +265,45 @@ def audit_event(request: HttpRequest, event_id: Any) -> HttpResponse:
             "links": event_links(detail.event, account_id, scope_params(detail.scope), detail=detail),
             "request_parameters": _pretty(detail.event.request_parameters),
             "response_elements": _pretty(detail.event.response_elements),
+            "policy": _policy_shown(detail.policy_history),
         },
     )
+
+
+@dataclass(frozen=True)
+class PolicyShown:
+    """An event's policy document laid out for reading, and the diff against the previous recorded one."""
+
+    history: PolicyHistory
+    document: str | None
+    previous_url: str
+    diff: list[tuple[str, str]] | None
+
+    @property
+    def of_a_key(self) -> bool:
+        return self.history.current.event.operation in KEY_POLICY_OPERATIONS
+
+
+def _policy_shown(history: PolicyHistory | None) -> PolicyShown | None:
+    if history is None:
+        return None
+    current, previous = history.current, history.previous
+    document = comparable(current.document) if current.document is not None else None
+    diff = None
+    if previous is not None and previous.document is not None and current.document is not None:
+        diff = diff_lines(
+            previous.document,
+            current.document,
+            before_label=f"{previous.event.operation} #{previous.event.seq} "
+            f"({previous.event.time:%Y-%m-%d %H:%M:%S} UTC)",
+            after_label=f"{current.event.operation} #{current.event.seq} (this event)",
+        )
+    url = (
+        reverse("console:audit-event", kwargs={"event_id": previous.event.event_id})
+        if previous is not None
+        else ""
+    )
+    return PolicyShown(history, document, url, diff)
 
 
 def _pretty(value: object) -> str:

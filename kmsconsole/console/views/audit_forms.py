@@ -3,17 +3,23 @@ names it resolves (aliases, user and role names) are resolved by the read itself
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.http import QueryDict
 
-from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
-from kmsconsole.audit.trail import TrailQuery, key_problem
+from kmsconsole.audit.trail import (
+    ACCOUNT_ID,
+    ACCOUNT_ID_RULE,
+    CONTEXT_VALUE_NEEDS_KEY,
+    TEXT_FILTER_CHARS,
+    TrailQuery,
+    key_problem,
+    source_ip_problem,
+)
 from kmsconsole.core.text import SHOWN_CHARS, recorded, shortened
 from kmsconsole.operations import OPERATIONS
 
@@ -32,22 +38,22 @@ _SPANS = {value: span for value, _, span in RANGES}
 # A choice that is not offered is refused without its value (Django's message repeats it, whatever its length).
 _NOT_OFFERED = {"invalid_choice": "Select one of the offered choices."}
 _DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
-# The filters that are text to match exactly (or, for the request id, its beginning), with their labels.
+# The filters that are text to match exactly (or, for the request id, its beginning), with their labels (their
+# lengths are the trail's, which the REST list takes too: TEXT_FILTER_CHARS).
 _TEXT = {
-    "key": ("Key", "Key id, key ARN, alias name or alias ARN.", 2048),
+    "key": ("Key", "Key id, key ARN, alias name or alias ARN."),
     "principal": (
         "Principal",
         "An ARN, or a user or role name of your account (a role includes its sessions).",
-        2048,
     ),
-    "operation": ("Operation", "", 64),
-    "error_code": ("Error code", "e.g. AccessDeniedException", 64),
-    "decided_by": ("Decided by", "The statement or grant, as events record it.", 512),
-    "context_key": ("Encryption context key", "", KEY_CHARS),
-    "context_value": ("Encryption context value", "Needs the key.", 8192),
-    "source_ip": ("Source IP", "", 45),
-    "request_id": ("Request id", "The whole id or its beginning.", 64),
-    "notable": ("Notable", "", 128),
+    "operation": ("Operation", ""),
+    "error_code": ("Error code", "e.g. AccessDeniedException"),
+    "decided_by": ("Decided by", "The statement or grant, as events record it."),
+    "context_key": ("Encryption context key", ""),
+    "context_value": ("Encryption context value", "Needs the key."),
+    "source_ip": ("Source IP", ""),
+    "request_id": ("Request id", "The whole id or its beginning."),
+    "notable": ("Notable", ""),
 }
 
 
@@ -76,11 +82,10 @@ class TrailFilterForm(forms.Form):
     until = _datetime("Until")
     account = forms.RegexField(
         label="Key's account",
-        # ASCII digits only: \d would also take full-width and other Unicode digits.
-        regex=r"\A[0-9]{12}\Z",
+        regex=ACCOUNT_ID,
         required=False,
         help_text="The 12-digit account that owns the key.",
-        error_messages={"invalid": "An account id is 12 digits."},
+        error_messages={"invalid": ACCOUNT_ID_RULE},
     )
     decision = forms.ChoiceField(
         label="Decision",
@@ -93,9 +98,9 @@ class TrailFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         # The reader's account: a key filter naming another account's alias is refused for its shape.
         self.account_id = account_id
-        for name, (label, hint, length) in _TEXT.items():
+        for name, (label, hint) in _TEXT.items():
             self.fields[name] = forms.CharField(
-                label=label, help_text=hint, max_length=length, required=False, strip=True
+                label=label, help_text=hint, max_length=TEXT_FILTER_CHARS[name], required=False, strip=True
             )
         self.fields["operation"].widget.attrs["list"] = "audit-operations"
         if self.data.get("scope") == Scope.KEY_OWNER.value:
@@ -114,11 +119,8 @@ class TrailFilterForm(forms.Form):
 
     def clean_source_ip(self) -> str:
         value: str = self.cleaned_data["source_ip"]
-        if value:
-            try:
-                ipaddress.ip_address(value)
-            except ValueError:
-                raise forms.ValidationError("Give an IPv4 or IPv6 address, e.g. 10.0.0.1.") from None
+        if problem := source_ip_problem(value):
+            raise forms.ValidationError(problem)
         return value
 
     def clean(self) -> dict[str, Any]:
@@ -131,7 +133,7 @@ class TrailFilterForm(forms.Form):
         if since and until and since >= until:
             self.add_error("until", "Until must be after From.")
         if data.get("context_value") and not data.get("context_key"):
-            self.add_error("context_key", "Give the encryption context key the value belongs to.")
+            self.add_error("context_key", CONTEXT_VALUE_NEEDS_KEY)
         return data
 
     @property

@@ -81,6 +81,11 @@ def sudo(request: HttpRequest) -> HttpResponse:
                 operation=CONFIRM_PASSWORD,
                 params=params,
                 reason=WRONG_CONFIRMATION,
+                # The session authenticated the caller; the password typed again is what was refused. The event
+                # names that caller (so its account's auditors see it) and is not bounded by the ledger of
+                # refusals of credentials presented by anyone (admit_presented): only the session's holder can
+                # make it, and django-axes locks it out.
+                caller=caller,
             )
         if getattr(request, "axes_locked_out", False):
             return render(request, settings.AXES_LOCKOUT_TEMPLATE, status=settings.AXES_HTTP_RESPONSE_CODE)

@@ -50,6 +50,7 @@ from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import shown_key_arn
 from kmsconsole.audit.verification import VERIFY_JOB
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
+from kmsconsole.core.context import ANONYMOUS_ARN
 from kmsconsole.jobs.models import ShownRun, WorkerHeartbeat
 from kmsconsole.operations import OperationContext
 
@@ -270,7 +271,15 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
     own, others = sides[Scope.CALLER], sides[Scope.KEY_OWNER]
     account_id = ctx.caller.account_id
     return AuditSummary(
-        denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id, Scope.CALLER),
+        # Not the anonymous refusals of this account's principals' credentials (a wrong password for one of its
+        # logins, a wrong secret for one of its tokens): anyone who knows a login name or a token prefix can make
+        # them, so they must not push the account's own refused requests off this panel. The audit trail has them
+        # (README "Refused credentials of an account's principals").
+        denied=_audit_rows(
+            own.filter(decision=AuditEvent.Decision.DENIED).exclude(caller_arn=ANONYMOUS_ARN),
+            account_id,
+            Scope.CALLER,
+        ),
         pending_deletion_uses=_newest_of(
             [
                 _audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id, scope)

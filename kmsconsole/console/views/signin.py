@@ -3,7 +3,8 @@
 Django's LoginView does the work (django-axes refuses locked-out user names and addresses before the password is
 checked; kmsconsole.console.signin_lockout); these views add the audit trail. An event names the IAM user the
 login acts as when there is one, and always the user name that was tried, never the password. A lockout is
-audited like any throttled request: at most once per address and interval, with the count of those left out.
+audited like any throttled request: at most once per address, account the name belongs to (or "unknown") and
+interval, with the count of those left out.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ from kmsconsole.audit.authevents import (
     record_throttled,
 )
 from kmsconsole.audit.recorder import AuditRecord
-from kmsconsole.console.dispatch import console_caller, login_caller, request_meta, untrusted_login
+from kmsconsole.console.dispatch import (
+    console_caller,
+    login_caller,
+    login_presented,
+    request_meta,
+    untrusted_login,
+)
 from kmsconsole.core import errors, ratelimit
 from kmsconsole.core.context import Caller
+from kmsconsole.core.jsonbody import text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,15 @@ WRONG_PASSWORD = "The user name and password did not match an active console log
 
 def _tried(form: AuthenticationForm) -> dict[str, Any]:
     return {"UserName": str(form.data.get("username", ""))[:_USER_NAME_MAX]}
+
+
+def _lookup_name(form: AuthenticationForm) -> str:
+    """The user name to look a refused sign-in's login up by: the form's cleaned value, "" when the field itself
+    was refused (a NUL character, a lone surrogate, too long), which no login can have and no query may be sent."""
+    name = form.cleaned_data.get("username") if hasattr(form, "cleaned_data") else None
+    if not isinstance(name, str) or not name or text_problem(name):
+        return ""
+    return name
 
 
 class SignInView(auth_views.LoginView):
@@ -63,25 +80,33 @@ class SignInView(auth_views.LoginView):
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         request = self.request
         meta = request_meta(request)
+        tried = _tried(form)
         try:
+            # A real login's refusal goes to its account's trail (the caller stays anonymous); looked up for every
+            # refused name that could be one, so the answer and its timing do not tell names apart.
+            presented = login_presented(name) if (name := _lookup_name(form)) else None
             if getattr(request, "axes_locked_out", False):
+                # One ledger entry per address and account named, so one account's lockouts never hide another's.
+                whose = presented.account_id if presented is not None else "unknown"
                 refusal = ratelimit.Throttled(
                     "Too many failed sign-ins.",
-                    subject=f"signin:{ratelimit.address_key(meta.source_ip)}",
+                    subject=f"signin:{ratelimit.address_key(meta.source_ip)}:{whose}",
                     reason="Throttled: too many failed sign-ins for this user name from this address, or for any "
                     "user name from this address (django-axes).",
                     retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()),
                 )
                 record_throttled(
-                    AuditRecord(operation=SIGN_IN, meta=meta, request_parameters=_tried(form)), refusal
+                    AuditRecord(operation=SIGN_IN, meta=meta, request_parameters=tried, presented=presented),
+                    refusal,
                 )
             else:
                 record_refused(
                     meta,
                     errors.AccessDeniedException(WRONG_PASSWORD),
                     operation=SIGN_IN,
-                    params=_tried(form),
+                    params=tried,
                     reason=WRONG_PASSWORD,
+                    presented=presented,
                 )
         except errors.KmsError:
             # Nobody was signed in, so nothing is undone; the page below answers, the server log has the write.

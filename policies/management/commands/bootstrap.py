@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.operations import perform
 from policies import services
 from policies.models import Account, IamUser, IdentityPolicy
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         caller = operator_caller(account_id, "bootstrap")
 
         def run(operation: str, params: dict[str, Any], work: Any) -> Any:
-            meta = RequestMeta(interface="cli", user_agent="manage.py bootstrap")
+            meta = command_line_meta("manage.py bootstrap", account_id)
             holder: dict[str, Any] = {}
 
             def service(ctx: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
 from kmsconsole.core import errors
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
+from kmsconsole.core.text import recorded
 from kmsconsole.operations import OperationContext, perform
 from policies import services
 from policies.models import IamGroup, IamRole, IamUser
@@ -45,12 +46,33 @@ def _entity(kind: str, entity: IamUser | IamRole | IamGroup) -> dict[str, Any]:
     }
 
 
+def document_limit() -> int:
+    """The most characters a policy document is taken with from a file, and recorded with when typed in: the
+    console's upload limit, which bounds a document pasted there."""
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.KMS_MAX_REQUEST_BYTES)
+
+
+class UnreadableDocumentError(ValueError):
+    """A --policy-document file:// that cannot be taken (its reason, refused inside the operation, audited)."""
+
+
 def _read_document(value: str) -> str:
-    """--policy-document takes JSON text, or file://path as the AWS CLI does."""
-    if value.startswith("file://"):
+    """--policy-document takes JSON text, or file://path as the AWS CLI does. A file is read only up to one
+    character past `document_limit()`: one that holds more is refused, not read on (file:///dev/zero never ends);
+    one that is not UTF-8 text is refused too (UnicodeDecodeError is not an OSError)."""
+    if not value.startswith("file://"):
+        return value
+    limit = document_limit()
+    try:
         with open(value.removeprefix("file://"), encoding="utf-8") as handle:
-            return handle.read()
-    return value
+            text = handle.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableDocumentError(f"cannot read {value}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UnreadableDocumentError(f"{value} is not UTF-8 text") from None
+    if len(text) > limit:
+        raise UnreadableDocumentError(f"{value} holds more than {limit} characters")
+    return text
 
 
 class Command(BaseCommand):
@@ -128,35 +150,59 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand: str = options["subcommand"]
         handler, operation = _SUBCOMMANDS[subcommand]
-        meta = RequestMeta(interface="cli", user_agent=f"manage.py iam {subcommand}")
+        meta = command_line_meta(f"manage.py iam {subcommand}", options["account_id"])
         caller = operator_caller(options["account_id"])
-        params = {k: v for k, v in options.items() if k in _PARAMETER_NAMES and v not in (None, False)}
+        # The document applied is what the event records (the console records the policy text it applies), never
+        # the name of the file it came from.
+        unreadable = ""
+        if options.get("policy_document"):
+            try:
+                options["policy_document"] = _read_document(options["policy_document"])
+            except UnreadableDocumentError as exc:
+                unreadable = f"--policy-document: {exc}"
+
+        def service(ctx: OperationContext) -> dict[str, Any]:
+            if unreadable:
+                raise errors.ValidationException(unreadable)
+            return handler(ctx, options)
+
+        params = {
+            _PARAMETER_NAMES[k]: v
+            for k, v in options.items()
+            if k in _PARAMETER_NAMES and v not in (None, False)
+        }
+        if "PolicyDocument" in params:
+            # A document typed on the command line has no upload limit: recorded whole up to the console's (the
+            # most a file's is taken with), cut with its length beyond, as any value typed in.
+            params["PolicyDocument"] = recorded(params["PolicyDocument"], document_limit())
         try:
-            result = perform(
-                operation, caller=caller, meta=meta, params=params, service=lambda ctx: handler(ctx, options)
-            )
+            result = perform(operation, caller=caller, meta=meta, params=params, service=service)
         except errors.KmsError as exc:
             sys.stderr.write(json.dumps({"Error": {"Code": exc.code, "Message": exc.message}}) + "\n")
             raise SystemExit(SERVICE_ERROR_EXIT) from None
         self.stdout.write(json.dumps(result, indent=4))
 
 
-# Options that are request parameters (recorded on the audit event); never the policy document's secrets:
-# policy documents are not secret (AWS logs them), access-key secrets only ever appear in responses.
+# Options that are request parameters, recorded on the audit event under the names the console and the REST API
+# record them by (IAM's: UserName, PolicyName, PolicyDocument...), so one filter or reader finds every interface's.
+# Policy documents are not secret (AWS logs them); access-key secrets only ever appear in responses.
 _PARAMETER_NAMES = {
-    "account_id",
-    "user_name",
-    "role_name",
-    "group_name",
-    "path",
-    "policy_name",
-    "policy_document",
-    "access_key_id",
-    "status",
-    "role_session_name",
-    "duration_seconds",
-    "root",
-    "login",
+    option: "".join(part.capitalize() for part in option.split("_"))
+    for option in (
+        "account_id",
+        "user_name",
+        "role_name",
+        "group_name",
+        "path",
+        "policy_name",
+        "policy_document",
+        "access_key_id",
+        "status",
+        "role_session_name",
+        "duration_seconds",
+        "root",
+        "login",
+    )
 }
 
 
@@ -206,7 +252,7 @@ def _put_policy(
     def put(ctx: OperationContext, o: dict[str, Any]) -> dict[str, Any]:
         owner = owner_lookup(account_get(o["account_id"]), o[option])
         services.identity_policy_put(
-            ctx=ctx, owner=owner, policy_name=o["policy_name"], document=_read_document(o["policy_document"])
+            ctx=ctx, owner=owner, policy_name=o["policy_name"], document=o["policy_document"]
         )
         return {}
 

@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from kmsconsole.core import errors
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.operations import perform
 from policies.analyzer.services import policy_simulate
 from policies.analyzer.simulator import Simulation
@@ -124,7 +124,7 @@ class Command(BaseCommand):
             perform(
                 "kmsconsole:SimulatePolicy",
                 caller=operator_caller(options["account_id"]),
-                meta=RequestMeta(interface="cli", user_agent="manage.py simulate"),
+                meta=command_line_meta("manage.py simulate", options["account_id"]),
                 params={name: value for name, value in params.items() if value not in (None, [], "")},
                 service=service,
             )

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from kmsconsole.api.tokens import api_token_create, api_token_revoke
 from kmsconsole.core import errors
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.operations import OperationContext, perform
 from policies.selectors import account_get
 
@@ -88,7 +88,7 @@ class Command(BaseCommand):
             perform(
                 name,
                 caller=operator_caller(account_id, "manage.py api-token"),
-                meta=RequestMeta(interface="cli"),
+                meta=command_line_meta(f"manage.py api-token {subcommand}", account_id),
                 params=params,
                 service=service,
             )

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kmsconsole.core import errors
-from kmsconsole.core.context import RequestMeta, operator_caller
+from kmsconsole.core.context import command_line_meta, operator_caller
 from kmsconsole.core.rootkey import create_root_key_file, create_secret_key_file, root_key_path
 from kmsconsole.core.rootkey_movers import KEPT_CHANGING
 from kmsconsole.core.rootkey_rotation import (
@@ -106,7 +106,7 @@ class Command(BaseCommand):
             return perform(
                 name,
                 caller=operator_caller(settings.KMS_ACCOUNT_ID, "manage.py rootkey"),
-                meta=RequestMeta(interface="cli"),
+                meta=command_line_meta("manage.py rootkey", settings.KMS_ACCOUNT_ID),
                 params=params,
                 service=service,
             )
