@@ -301,6 +301,13 @@ KMS_CRYPTO_QUOTAS = {
     "data-key-pair": env_int("KMS_QUOTA_DATA_KEY_PAIR_RPS", 50),
 }
 KMS_THROTTLE_AUDIT_SECONDS = max(1, env_int("KMS_THROTTLE_AUDIT_SECONDS", 60))
+# Bodies that do not arrive (kmsconsole.core.bodyreads): a request with a body from an address that already has this
+# many application threads of a worker waiting inside a body read is refused before its body is read (0: never).
+# Below KMS_WEB_THREADS (8 by default, `manage.py serve`), so one address cannot hold a worker's every thread.
+KMS_STALLED_BODIES_PER_ADDRESS = env_int("KMS_STALLED_BODIES_PER_ADDRESS", 2)
+# Application threads per web server process (`manage.py serve --threads` passes its own on to each worker): a
+# quarter of them at most may wait for another request's body read to end (kmsconsole.core.bodyreads).
+KMS_WEB_THREADS = max(1, env_int("KMS_WEB_THREADS", 8))
 
 # Sudo mode: console actions that change who can do what (disable or delete a key; key and identity policies;
 # grants; group membership; access keys; tags and aliases, which ABAC conditions decide by) ask for the password

@@ -27,6 +27,7 @@ def serving(log: Path, *, threads: int) -> Iterator[int]:
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="tests.settings",
+        KMS_WEB_THREADS=str(threads),
         DATABASE_URL=(
             f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
             if connection.vendor == "postgresql"

@@ -3,8 +3,9 @@
 Each is an Error with DEBUG off or on: the web server and the workers refuse to start on any of them
 (`kmsconsole.core.startup.refuse_insecure_start`). E001 no root key, E002 the default SECRET_KEY, E003 DEBUG on a
 non-loopback bind, E004 plain HTTP on a non-loopback bind, E005 a root key or SECRET_KEY file others may read, E006 a
-KMS_TRUSTED_PROXY_ADDRESSES entry that is not an address or a network. W002 (a warning: the start goes on) while a
-root-key rotation is under way.
+KMS_TRUSTED_PROXY_ADDRESSES entry that is not an address or a network, E007 a KMS_SUDO_SECONDS that is not a number
+of seconds, E008 a KMS_STALLED_BODIES_PER_ADDRESS below 0. W002 (a warning: the start goes on) while a root-key
+rotation is under way, W003 a KMS_STALLED_BODIES_PER_ADDRESS not below KMS_WEB_THREADS.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from kmsconsole.core.client_address import ProxySettingError, parse_trusted_proxies
@@ -161,6 +162,30 @@ def sudo_seconds_valid(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 f"KMS_SUDO_SECONDS must be 0 (ask for the password before every sensitive action) or a number of "
                 f"seconds; it is {seconds!r}.",
                 id="kmsconsole.E007",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def stalled_bodies_per_address_valid(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """KMS_STALLED_BODIES_PER_ADDRESS (kmsconsole.core.bodyreads): 0, or fewer than a worker's threads."""
+    limit = settings.KMS_STALLED_BODIES_PER_ADDRESS
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        return [
+            Error(
+                "KMS_STALLED_BODIES_PER_ADDRESS must be 0 (never refuse a request for its address's unfinished "
+                f"bodies) or how many application threads one address may keep waiting for bodies; it is {limit!r}.",
+                id="kmsconsole.E008",
+            )
+        ]
+    threads = os.environ.get("KMS_WEB_THREADS", "8")
+    if threads.isdigit() and limit >= int(threads) > 0:
+        return [
+            Warning(
+                f"KMS_STALLED_BODIES_PER_ADDRESS ({limit}) is not below KMS_WEB_THREADS ({threads}): one address "
+                "that never finishes its request bodies can hold every application thread of a worker.",
+                id="kmsconsole.W003",
             )
         ]
     return []

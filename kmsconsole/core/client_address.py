@@ -119,3 +119,12 @@ def client_address(meta: Mapping[str, Any]) -> str:
         if not _is_trusted(address, proxies):
             break
     return str(chosen)
+
+
+def is_secure(meta: Mapping[str, Any]) -> bool:
+    """Whether the request came over HTTPS, as Django's `request.is_secure()` decides it (SECURE_PROXY_SSL_HEADER,
+    set by KMS_TRUSTED_PROXY) after ForwardedProtoMiddleware: for a WSGI environ that never reaches Django."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if header is not None and header[0] in meta and not from_untrusted_peer(meta):
+        return str(meta[header[0]]).split(",")[0].strip() == header[1]
+    return meta.get("wsgi.url_scheme") == "https"

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -41,6 +42,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from kmsconsole.core import errors
+from kmsconsole.core.forking import reset_in_forked_child
 
 THROTTLE_MESSAGE = "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
 ADDRESS_MESSAGE = "Too many failed authentication attempts from this address. Retry later."
@@ -75,7 +77,9 @@ QUOTA_FAMILIES = {
 
 # An attacker with many addresses must not grow the tables without bound: past this many entries the expired
 # ones are dropped, and further ledger subjects share one entry.
-_MAX_TRACKED = 100_000
+MAX_TRACKED = 100_000
+
+T = TypeVar("T")
 
 
 class Throttled(errors.ThrottlingException):  # type: ignore[misc,valid-type]
@@ -120,9 +124,9 @@ class ThrottleLedger:
         now = time.monotonic() if now is None else now
         with self._lock:
             entry = self._entries.get(subject)
-            if entry is None and len(self._entries) >= _MAX_TRACKED:
+            if entry is None and len(self._entries) >= MAX_TRACKED:
                 self._entries = {key: value for key, value in self._entries.items() if value[0] > now}
-                if len(self._entries) >= _MAX_TRACKED:
+                if len(self._entries) >= MAX_TRACKED:
                     subject = "(many subjects)"
                     entry = self._entries.get(subject)
             if entry is not None and now < entry[0]:
@@ -167,7 +171,6 @@ class _Limits:
     """This process's counters, made in each web server process (each its own)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.window = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.blocked: dict[str, float] = {}  # address key -> monotonic time the block ends
         self.ledger = ThrottleLedger()
@@ -180,26 +183,41 @@ class _Limits:
         }
 
 
-_state: _Limits | None = None
-_state_lock = threading.Lock()
+class PerProcess(Generic[T]):
+    """One `factory()` per process, made on first use: a forked web server worker makes its own, never sharing
+    its parent's counts (or their locks, perhaps held at the fork)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        reset_in_forked_child(self._forget_in_child)
+
+    def get(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+                value = self._value
+        return value
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value = None
+
+    def _forget_in_child(self) -> None:
+        # A fresh lock: the parent's may have been held by a thread the child does not have.
+        self._lock, self._value = threading.Lock(), None
 
 
-def _limits() -> _Limits:
-    global _state
-    state = _state
-    if state is None or state.pid != os.getpid():
-        with _state_lock:
-            if _state is None or _state.pid != os.getpid():
-                _state = _Limits()
-            state = _state
-    return state
+_state = PerProcess(_Limits)
+_limits = _state.get
 
 
 def reset() -> None:
     """Forget every count (tests, and a settings change)."""
-    global _state
-    with _state_lock:
-        _state = None
+    _state.reset()
 
 
 def check_address(address: str) -> None:
@@ -225,6 +243,11 @@ def check_address(address: str) -> None:
     )
 
 
+def any_blocked() -> bool:
+    """Whether this process blocks any address now (one truth test: usually none)."""
+    return bool(_limits().blocked)
+
+
 def note_failed_authentication(address: str) -> None:
     """Count a request from `address` that ended without an authenticated caller; past the limit, block it."""
     if not settings.KMS_RATE_LIMITS or settings.KMS_AUTH_FAILURE_LIMIT <= 0 or not address:
@@ -237,9 +260,16 @@ def note_failed_authentication(address: str) -> None:
     ):
         return
     now = time.monotonic()
-    if len(state.blocked) >= _MAX_TRACKED:
-        state.blocked = {blocked: until for blocked, until in state.blocked.items() if until > now}
-    state.blocked[key] = now + settings.KMS_AUTH_FAILURE_WINDOW_SECONDS
+    hold_until(state.blocked, key, now + settings.KMS_AUTH_FAILURE_WINDOW_SECONDS, now)
+
+
+def hold_until(entries: dict[str, float], key: str, until: float, now: float) -> None:
+    """`entries[key] = until` (a monotonic time), the entries already past dropped first once MAX_TRACKED are
+    held, so a flood of addresses does not grow it without end."""
+    if len(entries) >= MAX_TRACKED:
+        for past in [entry for entry, ends in entries.items() if ends <= now]:
+            del entries[past]
+    entries[key] = until
 
 
 def spend_quota(account_id: str, operation: str) -> None:

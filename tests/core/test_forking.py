@@ -10,6 +10,7 @@ import weakref
 
 from kmsconsole.core import forking
 from kmsconsole.core.accesslog import AccessLog
+from kmsconsole.core.ratelimit import PerProcess
 
 
 class _Holder:
@@ -59,3 +60,12 @@ def test_an_access_log_caught_mid_write_starts_afresh_in_the_child() -> None:
     with log._lock:
         code = _in_child(lambda: log._lock.acquire(timeout=2) and log._writer is None and not log._pending)
     assert code == 0
+
+
+def test_per_process_counts_start_empty_in_the_child_even_with_their_lock_held() -> None:
+    state = PerProcess(dict)
+    state.get()["127.0.0.1"] = 1
+    with state._lock:  # held at the fork, as by another thread making the counts
+        code = _in_child(lambda: state.get() == {} and state._lock.acquire(timeout=2))
+    assert code == 0
+    assert state.get() == {"127.0.0.1": 1}  # the parent keeps its own

@@ -112,6 +112,8 @@ class Command(BaseCommand):
         env = dict(os.environ, KMS_BROKER_URL=choose_broker(), DJANGO_SETTINGS_MODULE="kmsconsole.settings")
         # Each web worker takes its share of the rate limits (kmsconsole.core.ratelimit.per_worker).
         env["KMS_WEB_WORKERS"] = str(options["workers"])
+        # And knows how many threads it has (kmsconsole.core.bodyreads lets a quarter of them wait).
+        env["KMS_WEB_THREADS"] = str(options["threads"])
         bind = f"{settings.KMS_HOST}:{settings.KMS_PORT}"
         python = sys.executable
         commands = {
