@@ -175,7 +175,7 @@ def test_sql_shaped_search_matches_only_itself(admin: Persona, keys_with_payload
             if f"/console/keys/{key_id}/" in page.content.decode()
         }
         _only_literal_matches(text, shown, keys_with_payloads)
-        listed = api.get("/api/v1/keys", {"search": text, "limit": 100})
+        listed = api.get("/api/v1/keys", {"search": text, "page_size": 100})
         assert listed.status_code == 200, text
         found = {row["key_id"] for row in listed.json()["results"]}
         # One literal text, as the console's (no longer DRF's search, which split terms on spaces and commas).

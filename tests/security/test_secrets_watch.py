@@ -111,7 +111,7 @@ def test_server_output_and_the_access_log_are_read(tmp_path: Path, admin: Person
     log = tmp_path / "web.log"
     with serving(log, threads=1) as port:
         answer = urllib3.request(
-            "GET", f"http://127.0.0.1:{port}/api/v1/keys?limit=5",
+            "GET", f"http://127.0.0.1:{port}/api/v1/keys?page_size=5",
             headers={"Authorization": f"Bearer {token}"}, retries=False, timeout=10,
         )  # fmt: skip
         assert answer.status == 200
