@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY, DESTINATION_LABELS, HIDDEN_LABELS
+from policies.engine import MISSING_ALLOW_LABELS
 
 # decided_by as policies.authorization.decided_by() writes it.
 _STATEMENT = re.compile(
@@ -62,7 +63,8 @@ class DecidedBy:
     """What `decided_by` names, taken apart for links: a statement of the key policy or of an identity policy,
     or a grant."""
 
-    # "key policy", "identity policy", "grant", "operator", "own account", "key owner" (another account's statement
+    # "key policy", "identity policy", "grant", "operator", "own account", "missing" (a refusal for want of an
+    # allow: what was missing, policies.engine.Decision.decided_by), "key owner" (another account's statement
     # or grant, not named: kmsconsole.audit.shown), "caller's account" (the identity policy of another account's
     # caller, not named), "destination key" (another account's statement or grant on the destination of a
     # ReEncrypt out of the reader's key, not named), or "" (nothing named)
@@ -89,6 +91,8 @@ def parse_decided_by(text: str) -> DecidedBy:
         return DecidedBy("grant", text, grant_id=match["grant_id"])
     if text in ("operator", "own account"):
         return DecidedBy(text, text)
+    if text in MISSING_ALLOW_LABELS:
+        return DecidedBy("missing", text)
     if text in HIDDEN_LABELS:
         return DecidedBy("key owner", text)
     if text == CALLER_IDENTITY_POLICY:

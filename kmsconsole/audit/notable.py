@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
+from kmsconsole.audit.destroyed import Destroyed, destroyed_keys
 from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 
@@ -40,6 +41,8 @@ _DENIED = AuditEvent.Decision.DENIED
 class NotableRow:
     event: AuditEvent
     note: str = ""
+    # The event's key, one of the reader's, destroyed since (kmsconsole.audit.destroyed).
+    destroyed: Destroyed | None = None
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,27 @@ def _newest(events: QuerySet[AuditEvent]) -> list[NotableRow]:
     return [NotableRow(event) for event in events.order_by("-time", "-seq")[:ROWS]]
 
 
-def pending_deletion_uses(events: QuerySet[AuditEvent]) -> NotableSection:
+PENDING_DELETION_ADVICE = (
+    "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it."
+)
+ALL_DESTROYED = (
+    "The keys these requests used have been destroyed since: there is no deletion left to cancel, and what they "
+    "encrypted can no longer be decrypted. Move whoever still uses them to another key."
+)
+
+
+def pending_deletion_uses(events: QuerySet[AuditEvent], account_id: str = "") -> NotableSection:
+    """The newest uses of keys pending deletion; those on a key of `account_id` destroyed since say so (with its
+    DeleteKey event), and the advice to cancel the deletion goes once every key listed is destroyed."""
+    rows = _newest(events.filter(notable_events(PENDING_DELETION_USE)))
+    gone = destroyed_keys(account_id, {row.event.key_arn for row in rows}) if account_id else {}
+    rows = [NotableRow(row.event, row.note, gone.get(row.event.key_arn)) for row in rows]
+    every_one_gone = bool(rows) and all(row.destroyed is not None for row in rows)
     return NotableSection(
         "pending-deletion",
         "Uses of keys pending deletion",
-        "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it.",
-        _newest(events.filter(notable_events(PENDING_DELETION_USE))),
+        ALL_DESTROYED if every_one_gone else PENDING_DELETION_ADVICE,
+        rows,
         {"notable": PENDING_DELETION_USE},
     )
 
@@ -186,12 +204,12 @@ def _merged(sources: Iterable[QuerySet[AuditEvent]]) -> list[NotableRow]:
 
 
 def notable_sections(
-    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None
+    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None, *, account_id: str = ""
 ) -> list[NotableSection]:
-    """Every section, over events already confined to what the caller's account reads through one scope and to
-    the time range (`policy_changes`: see `refusals_after_policy_change`)."""
+    """Every section, over events already confined to what the caller's account (`account_id`) reads through one
+    scope and to the time range (`policy_changes`: see `refusals_after_policy_change`)."""
     return [
-        pending_deletion_uses(events),
+        pending_deletion_uses(events, account_id),
         self_granted_uses(events),
         refusals_after_policy_change(events, policy_changes),
         grants_by_integrated_services(events),

@@ -100,6 +100,23 @@ class StatementRef:
         }
 
 
+# Actions on a key that no key policy decides (lower case): kms:RetireGrant is allowed by the grant itself or by the
+# IAM of the key's or the grant's account (spec §8.6). The service decides it under a stand-in key policy that only
+# delegates to those accounts (grants.services.removal), whose statement is no statement of the key's: a decision
+# on such an action never names it.
+IDENTITY_DECIDED_ACTIONS = frozenset({"kms:retiregrant"})
+
+# What a refusal that no Deny decided was missing: its "decided by" in the audit trail (`Decision.decided_by`).
+# Fixed words, shown whole to every reader of the event (they name no statement, policy or grant of anyone's).
+MISSING_ALLOW = {
+    ReasonCode.NO_KEY_POLICY_ALLOWS: "missing: an allow in the key policy, or a grant",
+    ReasonCode.IAM_NOT_DELEGATED: "missing: a key-policy allow for the caller's account",
+    ReasonCode.NO_IDENTITY_POLICY_ALLOWS: "missing: an identity-policy allow",
+    ReasonCode.GRANT_NOT_YET_EFFECTIVE: "missing: a grant in effect",
+    ReasonCode.GRANT_CONSTRAINTS_NOT_MET: "missing: a grant whose constraints the request meets",
+}
+MISSING_ALLOW_LABELS = tuple(MISSING_ALLOW.values())
+
 _DENIED_EXPLICIT = {
     ReasonCode.EXPLICIT_DENY_KEY_POLICY: "with an explicit deny in a resource-based policy",
     ReasonCode.EXPLICIT_DENY_IDENTITY_POLICY: "with an explicit deny in an identity-based policy",
@@ -170,9 +187,56 @@ class Decision(NamedTuple):
     def cross_account(self) -> bool:
         return self.resource_account is not None and self.resource_account != self.caller_account
 
+    @property
+    def identity_decided(self) -> bool:
+        """Whether no key policy decides the action (kms:RetireGrant): the key policy the decision names is the
+        service's stand-in for "the accounts' IAM decides"."""
+        return self.context.action_lower in IDENTITY_DECIDED_ACTIONS
+
+    def decided_by(self) -> str:
+        """What decided the outcome, as the audit trail's "decided by" names it.
+
+        An allow: the statement or grant that allowed it (an identity policy's statement when the key policy
+        delegated to it; the key policy's statement across accounts, where the caller's identity statement only
+        supports it). A refusal: the explicit Deny statement, if one denied; otherwise what was missing
+        (``MISSING_ALLOW``), never an Allow that did not count (an identity policy the key policy does not delegate
+        to, a key policy's delegation no identity policy used, a grant not in effect or whose constraints failed):
+        those are in the reason. So a statement or grant named here decided only allows, or only refusals.
+        kms:RetireGrant (``identity_decided``) names the identity statement that allowed it, or "" for an account's
+        root user (as an account-level action it allows), never the stand-in key statement."""
+        if not self.allowed:
+            if self.reason in _DENIED_EXPLICIT and self.statement is not None:
+                return self.statement.describe()
+            return MISSING_ALLOW.get(self.reason, MISSING_ALLOW[ReasonCode.NO_KEY_POLICY_ALLOWS])
+        if self.grant_id:
+            return f"grant {self.grant_id}"
+        if self.identity_decided:
+            identity = next(
+                (
+                    ref
+                    for ref in (self.statement, *self.supporting)
+                    if ref is not None and ref.policy_kind is PolicyKind.IDENTITY
+                ),
+                None,
+            )
+            return identity.describe() if identity is not None else ""
+        return self.statement.describe() if self.statement else ""
+
+    def _identity_decided_explanation(self) -> str:
+        """An allowed kms:RetireGrant not by a grant, in words that leave out the stand-in key statement."""
+        identity = self.decided_by()
+        how = (
+            f"{self.action} is decided by the IAM of the key's and the grant's accounts, not by key policies"
+        )
+        if not identity:
+            return f"allowed: the caller is the root user of account {self.caller_account} ({how})"
+        return f"allowed by {identity} in account {self.caller_account} ({how})"
+
     def explanation(self) -> str:
         """The decision in plain words, for audit events and for callers allowed to see it."""
         reason = self.reason
+        if self.allowed and self.grant_id is None and self.identity_decided:
+            return self._identity_decided_explanation()
         statement = self.statement.describe() if self.statement else "a statement"
         support = self.supporting[0].describe() if self.supporting else ""
         action = self.action

@@ -184,6 +184,39 @@ def test_the_callers_account_reads_a_cross_account_decision_without_the_key_owne
             f"allowed: decided by {KEY_OWNER_STATEMENT}",
             KEY_OWNER_STATEMENT,
         ),
+        # A refusal names what was missing (policies.engine.Decision.decided_by), shown whole; the key owner's
+        # statement or grant that would have allowed, named in the reason, is not.
+        (
+            "denied: statement #3 in the key policy allows it, but a caller from account 444455556666 also needs "
+            "an identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_STATEMENT} allows it, but a caller from account 444455556666 also needs an "
+            "identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+        ),
+        (  # a Sid that repeats the sentence's words is still replaced whole
+            "denied: statement 'a in the key policy allows it' in the key policy allows it, but a caller from "
+            "account 444455556666 also needs an identity policy in its account that allows kms:Encrypt on arn:x, "
+            "and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_STATEMENT} allows it, but a caller from account 444455556666 also needs an "
+            "identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+        ),
+        (
+            f"denied: grant {'c' * 64} would allow kms:Decrypt, but it has not taken effect yet; pass its grant "
+            "token in GrantTokens to use it now",
+            "missing: a grant in effect",
+            f"denied: {KEY_OWNER_GRANT} would allow kms:Decrypt, but it has not taken effect yet; pass its grant "
+            "token in GrantTokens to use it now",
+            "missing: a grant in effect",
+        ),
+        (  # a sentence this module does not know that names the owner's statement: cut to its outcome
+            "denied: nearly, as statement 'S' in the key policy says",
+            "missing: an allow in the key policy, or a grant",
+            "denied: decided by missing: an allow in the key policy, or a grant",
+            "missing: an allow in the key policy, or a grant",
+        ),
         ("denied: no statement in the key policy allows it, and no grant does", "", None, ""),
     ],
 )

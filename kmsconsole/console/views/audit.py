@@ -22,6 +22,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
+from kmsconsole.audit.destroyed import Destroyed
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import SCOPE_LABELS, Scope
 from kmsconsole.audit.trail import Cursor, FilterError
@@ -31,6 +32,8 @@ from kmsconsole.console.views.audit_forms import DEFAULT_RANGE, RANGES, TrailFil
 from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_params, scope_url, trail_url
 from kmsconsole.core.pagination import RECORDED_CURSOR
 
+# How much of a grant id the events table shows (the whole id is the cell's title).
+GRANT_ID_SHOWN = 12
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
 
@@ -52,6 +55,7 @@ class Row:
     event: AuditEvent
     links: EventLinks
     note: str = ""
+    destroyed: Destroyed | None = None  # a notable row's key, destroyed since
 
     @property
     def principal_label(self) -> str:
@@ -61,6 +65,15 @@ class Row:
     @property
     def key_label(self) -> str:
         return self.event.key_arn.rsplit("/", 1)[-1]
+
+    @property
+    def decided_by_label(self) -> str:
+        """ "decided by" as the table shows it: a grant by the start of its id (the whole is the link's title), so
+        its 64 characters do not squeeze the other columns."""
+        decided_by = self.event.decided_by
+        if decided_by.startswith("grant ") and len(decided_by) > len("grant ") + GRANT_ID_SHOWN:
+            return f"{decided_by[: len('grant ') + GRANT_ID_SHOWN]}…"
+        return decided_by
 
 
 BAR_CHARTS = (
@@ -122,7 +135,7 @@ def _page_context(
                 section,
                 trail_url(params, **section.filters) if section.filters else "",
                 [
-                    Row(row.event, event_links(row.event, account_id, params), row.note)
+                    Row(row.event, event_links(row.event, account_id, params), row.note, row.destroyed)
                     for row in section.rows
                 ],
             )

@@ -13,7 +13,7 @@ from django.http import QueryDict
 from kmsconsole.audit.context_index import KEY_CHARS
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
-from kmsconsole.audit.trail import TrailQuery, key_problem
+from kmsconsole.audit.trail import GRANT_ID, TrailQuery, key_problem
 from kmsconsole.core.text import SHOWN_CHARS, recorded, shortened
 from kmsconsole.operations import OPERATIONS
 
@@ -40,7 +40,7 @@ _TEXT = {
         "An ARN, or a user or role name of your account (a role includes its sessions).",
         2048,
     ),
-    "operation": ("Operation", "", 64),
+    "operation": ("Operation", "Any case, with or without kms: (decrypt, kms:Decrypt).", 64),
     "error_code": ("Error code", "e.g. AccessDeniedException", 64),
     "decided_by": ("Decided by", "The statement or grant, as events record it.", 512),
     "context_key": ("Encryption context key", "", KEY_CHARS),
@@ -48,6 +48,7 @@ _TEXT = {
     "source_ip": ("Source IP", "", 45),
     "request_id": ("Request id", "The whole id or its beginning.", 64),
     "notable": ("Notable", "", 128),
+    "grant": ("Grant id", "Its CreateGrant, RetireGrant and RevokeGrant, and the requests it allowed.", 64),
 }
 
 
@@ -110,6 +111,12 @@ class TrailFilterForm(forms.Form):
         value: str = self.cleaned_data["key"]
         if problem := key_problem(value, self.account_id):
             raise forms.ValidationError(problem)
+        return value
+
+    def clean_grant(self) -> str:
+        value: str = self.cleaned_data["grant"]
+        if value and not GRANT_ID.match(value):
+            raise forms.ValidationError("A grant id is 64 hexadecimal characters (a-f, 0-9).")
         return value
 
     def clean_source_ip(self) -> str:
@@ -231,5 +238,13 @@ class TrailFilterForm(forms.Form):
     def more_fields(self) -> list[forms.BoundField]:
         return [
             self[name]
-            for name in ("decided_by", "context_key", "context_value", "source_ip", "request_id", "notable")
+            for name in (
+                "decided_by",
+                "grant",
+                "context_key",
+                "context_value",
+                "source_ip",
+                "request_id",
+                "notable",
+            )
         ]

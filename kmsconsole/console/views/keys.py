@@ -25,14 +25,18 @@ from keys.models import Key, KeyState
 from keys.services import deletion, lifecycle, usage
 from keys.services.access import KeyQuestions
 from kmsconsole.api import reads
-from kmsconsole.console.dispatch import Outcome, attempt, console_view
+from kmsconsole.audit.destroyed import Destroyed, destroyed_key
+from kmsconsole.console.dispatch import Outcome, attempt, console_caller, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.keys_catalog import model_max_length, usage_label
-from kmsconsole.operations import OperationContext
+from kmsconsole.operations import OperationContext, operation
+from policies.authorization import would_allow
 
 # The action of an audit event's page (kmsconsole:GetAuditEvent, IAM-only): the last use links to its event there.
 AUDIT_EVENT_ACTION = "kmsconsole:GetAuditEvent"
+# What reading the trail asks (its own decision, identity policies alone): who may learn that a key was destroyed.
+TRAIL_ACTION = operation("kmsconsole:ListAuditEvents").action
 # How an engine refusal answers over HTTP; anything else the service refuses is a bad request.
 ERROR_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInvalidStateException": 409}
 
@@ -137,10 +141,12 @@ def _general_tab(
     """The tab, re-rendered after a refused action or bad input with its message and the input kept."""
     outcome = _describe(request, key_id)
     if outcome.value is None:
+        not_found = outcome.code == "NotFoundException"
         context = {
             "key_id": key_id,
             "error": action_error or outcome.error,
-            "not_found": outcome.code == "NotFoundException",
+            "not_found": not_found,
+            "destroyed": _destroyed(request, key_id) if not_found else None,
         }
         return render(
             request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))
@@ -162,6 +168,16 @@ def _general_tab(
         "allowed_actions": outcome.value.allowed_actions,
     }
     return render(request, "console/key_detail.html", context, status=status)
+
+
+def _destroyed(request: HttpRequest, key_id: str) -> Destroyed | None:
+    """The account's key `key_id`, destroyed, for a caller who may read the trail (kmsconsole:ListAuditEvents, as
+    the trail itself decides it), which already records its DeleteKey; None for every other caller, who is told
+    only that no such key exists (a key of another account, destroyed or not, is never told apart)."""
+    caller = console_caller(request)
+    if caller is None or not would_allow(caller, TRAIL_ACTION):
+        return None
+    return destroyed_key(caller.account_id, key_id)
 
 
 @console_view
