@@ -90,7 +90,8 @@ _NAMES_AN_IDENTITY_POLICY = "identity policy '"
 _OWNER_NAMED_IN_REFUSAL = re.compile(
     r"(?s)^denied: (?P<name>grant [0-9a-f]{64}|statement .* in the key policy) (?=allows |would allow |covers )"
 )
-_OWNER_NAMES_LEFT = re.compile(r"(?s) in the key policy|grant [0-9a-f]{64}")
+# A key-policy statement (by Sid or position) or a grant still named ("no statement in the key policy" names none).
+_OWNER_NAMES_LEFT = re.compile(r"(?s)statement (?:'|#[0-9]).* in the key policy|grant [0-9a-f]{64}")
 # The caller's identity policy that did not count, as IAM_NOT_DELEGATED's sentence ends.
 _DID_NOT_COUNT = re.compile(r" so the identity policy '[A-Za-z0-9_+=,.@-]+' did not count\Z")
 _DECIDED_BY_LIMIT = AuditEvent._meta.get_field("decided_by").max_length or 0

@@ -211,6 +211,13 @@ def test_the_callers_account_reads_a_cross_account_decision_without_the_key_owne
             "token in GrantTokens to use it now",
             "missing: a grant in effect",
         ),
+        (  # nothing allowed: the sentence names nothing of the owner's, and is shown whole
+            f"denied: no statement in the key policy allows arn:aws:iam::{ACCOUNT}:user/a to perform kms:Decrypt, "
+            "and no grant does",
+            "missing: an allow in the key policy, or a grant",
+            None,
+            "missing: an allow in the key policy, or a grant",
+        ),
         (  # a sentence this module does not know that names the owner's statement: cut to its outcome
             "denied: nearly, as statement 'S' in the key policy says",
             "missing: an allow in the key policy, or a grant",
