@@ -107,7 +107,8 @@ class Key(rowmac.MacProtectedRow, models.Model):
     @property
     def rotatable(self) -> bool:
         """Whether the key's material can be rotated (automatically or on demand): a symmetric encryption key of
-        origin AWS_KMS. Every rotation operation on any other key is UnsupportedOperationException."""
+        origin AWS_KMS. Every rotation operation on any other key is UnsupportedOperationException, but for
+        GetKeyRotationStatus of an asymmetric or HMAC key, which answers "off" (keys.services.rotation)."""
         return self.key_spec == KeySpec.SYMMETRIC_DEFAULT and self.origin == "AWS_KMS"
 
     def mac_fields(self) -> tuple[object, ...]:

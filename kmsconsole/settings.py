@@ -259,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kmsconsole.api.schema.document_errors",
+        "kmsconsole.api.schema.closed_inputs",
     ],
 }
 

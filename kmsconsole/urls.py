@@ -5,14 +5,14 @@ There is deliberately no Django admin: it would edit rows around the service lay
 its audit trail.
 """
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from kmsconsole.console.views import signin
 from kmsconsole.core import health, views
 
 urlpatterns = [
     path("", views.root, name="home"),
-    path("kms/", views.kms_only, name="kms-endpoint"),
+    re_path(r"^kms/?$", views.kms_only, name="kms-endpoint"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("signin/", signin.SignInView.as_view(), name="login"),
@@ -25,3 +25,5 @@ urlpatterns = [
 # not allowed), are answered in the interface's own error shape.
 handler500 = "kmsconsole.core.errorpages.server_error"
 handler400 = "kmsconsole.core.errorpages.bad_request"
+# An AWS SDK pointed at a path where no endpoint is gets AWS's JSON, not an HTML page botocore cannot read.
+handler404 = "kmsconsole.core.errorpages.not_found"

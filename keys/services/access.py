@@ -308,7 +308,7 @@ ANALYSIS_READS: tuple[str, ...] = (*ACCESS_READS, "kms:GetKeyRotationStatus")
 
 def analysis_reads(key: Key) -> tuple[str, ...]:
     """What an analysis of `key` shows: `ANALYSIS_READS` on a key that can rotate; on any other key, whose
-    rotation status no request can read (UnsupportedOperationException) and no finding reports, `ACCESS_READS`."""
+    rotation no finding reports (its status is always off, or unreadable for an imported key), `ACCESS_READS`."""
     return ANALYSIS_READS if key.rotatable else ACCESS_READS
 
 

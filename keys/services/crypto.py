@@ -1,31 +1,42 @@
 """Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateDataKeyPair*, Sign, Verify,
 GenerateMac, VerifyMac, DeriveSharedSecret, GetPublicKey (Encapsulate and Decapsulate: keys.services.encapsulation).
 
-Order of checks (kms-spec §4.2): the key (NotFoundException; InvalidCiphertextException when a ciphertext
-header names it), authorization (AccessDeniedException, with the encryption context and the condition keys of
-kms-spec §7.6), the key state, the key's usage, spec and algorithm (InvalidKeyUsageException), then sizes and
-semantics (ValidationException), including what can be seen of a ciphertext without the key's material (its
-length and header: the key and material version it names); only then is material unsealed. A dry run (DryRun)
-stops there, with DryRunOperationException, before anything is unsealed (`OperationContext.stop_if_dry_run`;
-`keys.materials.open_material` refuses a dry run's context). The request's GrantTokens reach every key
-check through the OperationContext. Plaintexts, data keys, private keys, messages, signatures and MACs live
-only in the values returned here: never in an error message, a log line or the audit record.
+Order of checks (kms-spec §4.2): the key (NotFoundException; AccessDeniedException when a ciphertext header names
+a key that exists nowhere, below), authorization (AccessDeniedException, with the encryption context and the
+condition keys of kms-spec §7.6), the key state, the key's usage, spec and algorithm (InvalidKeyUsageException),
+then sizes and semantics (ValidationException), including what can be seen of a ciphertext without the key's
+material (its length and header: the key and material version it names); only then is material unsealed. A dry run
+(DryRun) stops there, with DryRunOperationException, before anything is unsealed
+(`OperationContext.stop_if_dry_run`; `keys.materials.open_material` refuses a dry run's context). The request's
+GrantTokens reach every key check through the OperationContext. Plaintexts, data keys, private keys, messages,
+signatures and MACs live only in the values returned here: never in an error message, a log line or the audit
+record.
 
 Decisions where AWS documents nothing:
 
-- A header naming an unknown key or material is InvalidCiphertextException (empty message). The material is
-  looked up only after authorization, so a caller not allowed on the key learns nothing of its rotations.
+- A header naming an unknown material version of its key is InvalidCiphertextException (empty message). The
+  material is looked up only after authorization, so a caller not allowed on the key learns nothing of its
+  rotations. A header naming an unknown key: below.
 - Without a KeyId, the key is found by the header's id in any account and its policy decides. A denial on a
   key of the caller's own account is AccessDeniedException naming it, as on AWS (DescribeKey with the bare
-  key id tells as much). A denial on another account's key is answered exactly like a header naming no key
-  (InvalidCiphertextException, empty, no explanation header): a blob never tells whether a key id exists
-  elsewhere or who owns it. The audit event still records the denial. Named by ARN, a key is denied with
-  AccessDeniedException as usual: the ARN already says where it is. A bare key id as KeyId may name another
-  account's key when the header names the same key ("a short key ID is also acceptable" for symmetric
-  ciphertext).
-- ReEncrypt authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination (both with
-  kms:ReEncryptOnSameKey). The audit record is filed under the key whose check or step failed, with the decision
-  on that key: the source when the source was denied, or its state, usage, algorithm or the ciphertext failed
+  key id tells as much). A key the caller may not be told of (the header's id names no key, or another
+  account's key refuses the caller) is answered as AWS answers a Decrypt whose key it does not name:
+  AccessDeniedException "User: <caller> is not authorized to perform: kms:Decrypt on the resource associated
+  with this ciphertext because the resource does not exist in this Region, no resource-based policies allow
+  access, or a resource-based policy explicitly denies access" (kms:ReEncryptFrom for ReEncrypt), no key ARN,
+  no explanation header, the same words whichever it is: a blob never tells whether a key id exists elsewhere
+  or who owns it. A bare key id as KeyId may name another account's key when the header names the same key
+  ("a short key ID is also acceptable" for symmetric ciphertext); such a key the caller may not be told of is
+  answered with the NotFoundException the key id alone got, as AWS resolves a key id in the caller's account
+  only. Both are recorded as denials (an AccessDeniedException; `UndisclosedKeyId`): the key owner's side of
+  the trail keeps the key and the whole decision; the caller's side shows neither
+  (kmsconsole.audit.shown.undisclosed_to_caller).
+  Named by ARN, a key is denied with AccessDeniedException as usual: the ARN already says where it is.
+- ReEncrypt resolves the destination (NotFoundException) before it looks for the source, so that a source key the
+  caller may not be told of is refused at the same point whether it exists nowhere or in another account, whatever
+  the destination; then it authorizes kms:ReEncryptFrom on the source, then kms:ReEncryptTo on the destination
+  (both with kms:ReEncryptOnSameKey). The audit record is filed under the key whose check or step failed, with the
+  decision on that key: the source when the source was denied, or its state, usage, algorithm or the ciphertext failed
   (then a use of a source pending deletion is notable), the destination when it was denied or its own checks or
   the encryption failed. An allowed ReEncrypt is filed under the destination with its decision; its response
   elements name both keys, and the source key's owner reads it too (kmsconsole.audit.scope).
@@ -72,18 +83,14 @@ CIPHERTEXT_REQUIRED_MESSAGE = (
 _SYMMETRIC = core.KeySpec.SYMMETRIC_DEFAULT
 
 
-class UndisclosedDenial(errors.AccessDeniedException):
-    """A denial on another account's key that the caller named only through a ciphertext header.
+class UndisclosedKeyId(errors.AccessDeniedException):
+    """A bare KeyId that named no key of the caller's account, whose ciphertext names a key the caller may not be
+    told of: answered with the NotFoundException the key id alone got; recorded as the denial it is (an
+    AccessDeniedException subclass, so the event's decision is "denied", whether a key was refused or none
+    exists, and the key owner reads it as such)."""
 
-    The caller sees what a header naming no key gives (InvalidCiphertextException, empty message); the audit
-    trail records the denial it is (an AccessDeniedException subclass, so the event's decision is "denied").
-    """
-
-    code = "InvalidCiphertextException"
+    code = "NotFoundException"
     message_field = "message"
-
-    def __init__(self) -> None:
-        super().__init__("")
 
 
 # --- Results (secrets are kept out of repr) --------------------------------------------------------
@@ -306,13 +313,42 @@ class _Source:
     # Set when the key was found through the ciphertext header rather than a KeyId the caller resolved.
     header: core.CiphertextHeader | None = None
     request_alias: str | None = None
+    # What a bare KeyId alone got (it named no key of the caller's account) when the header then named the key.
+    not_found: errors.NotFoundException | None = None
+    # Only the ciphertext named the key, and it is another account's: a refusal must not tell that it exists (see
+    # the module docstring).
+    undisclosed: bool = False
 
 
-def _header_key(header: core.CiphertextHeader) -> Key:
+def _undisclosed_key(
+    ctx: OperationContext, *, action: str | None, not_found: errors.NotFoundException | None
+) -> errors.AccessDeniedException:
+    """The answer for a ciphertext whose key the caller may not be told of (see the module docstring)."""
+    if not_found is not None:
+        return UndisclosedKeyId(not_found.message)
+    return errors.AccessDeniedException(
+        errors.ciphertext_denied_message(ctx.caller.arn, action or ctx.operation.action)
+    )
+
+
+def _header_source(
+    ctx: OperationContext,
+    header: core.CiphertextHeader,
+    *,
+    action: str | None,
+    not_found: errors.NotFoundException | None = None,
+) -> _Source:
+    """The key the header names, in any account. One that exists nowhere is refused as another account's key the
+    caller may not use is (`_authorize_source`): the same answer, and the same denial on the caller's side of
+    the trail (no key, `errors.UNDISCLOSED_REASON`)."""
     key = key_by_id(header.key_id)
     if key is None:
-        raise errors.InvalidCiphertextException("")
-    return key
+        # Recorded by hand, not through `authorize_on_key`: there is no key to authorize on, and the refusal must be
+        # recorded as `_authorize_source` records another account's key refusing the caller.
+        ctx.audit.authorized(allowed=False, reason=errors.UNDISCLOSED_REASON)
+        raise _undisclosed_key(ctx, action=action, not_found=not_found)
+    undisclosed = key.account.account_id != ctx.caller.account_id
+    return _Source(key, header=header, not_found=not_found, undisclosed=undisclosed)
 
 
 def _header_naming(key_id: str, blob: bytes | None) -> core.CiphertextHeader | None:
@@ -326,23 +362,29 @@ def _header_naming(key_id: str, blob: bytes | None) -> core.CiphertextHeader | N
     return header if str(parsed) == key_id.lower() and parsed == header.key_id else None
 
 
-def _locate_source(ctx: OperationContext, *, key_id: str | None, blob: bytes | None, member: str) -> _Source:
+def _key_id_required(member: str) -> errors.ValidationException:
+    return errors.ValidationException(
+        f"{member} is required when DryRunModifiers includes {IGNORE_CIPHERTEXT}."
+    )
+
+
+def _locate_source(
+    ctx: OperationContext, *, key_id: str | None, blob: bytes | None, member: str, action: str | None
+) -> _Source:
     """Find the key to decrypt with: by KeyId when given, else by the symmetric ciphertext's header."""
     if key_id is None:
         if blob is None:
-            raise errors.ValidationException(
-                f"{member} is required when DryRunModifiers includes {IGNORE_CIPHERTEXT}."
-            )
+            raise _key_id_required(member)
         with _crypto_errors():
             header = core.parse_ciphertext_header(blob)
-        return _Source(_header_key(header), header=header)
+        return _header_source(ctx, header, action=action)
     try:
         resolved = resolve_key(key_id, caller_account=ctx.caller.account_id, operation=ctx.operation)
-    except errors.NotFoundException:
+    except errors.NotFoundException as not_found:
         header = _header_naming(key_id, blob)
         if header is None:
             raise
-        return _Source(_header_key(header), header=header)
+        return _header_source(ctx, header, action=action, not_found=not_found)
     return _Source(resolved.key, request_alias=resolved.request_alias)
 
 
@@ -364,11 +406,18 @@ def _authorize_source(
             encryption_context=context,
             condition_values=condition_values,
         )
-    except errors.AccessDeniedException:
-        if source.header is not None and source.key.account.account_id != ctx.caller.account_id:
-            ctx.audit.trace = ()
-            raise UndisclosedDenial() from None
-        raise
+    except errors.KmsError as refused:
+        if not source.undisclosed or refused.fault:
+            raise
+        # Any refusal, not only the policy's (an integrated service the caller may not act as, a grant token of
+        # another key): a key that exists nowhere gets none of them. The key owner's side of the trail keeps the
+        # key and the whole decision; the caller gets no trace of the key owner's policy.
+        if not isinstance(refused, errors.AccessDeniedException):
+            # Recorded by hand, a deliberate exception to `authorize`: the refusal came before the policy decided
+            # (which would have recorded it), and it is now answered, and so recorded, as a denial.
+            ctx.audit.authorized(allowed=False, reason=f"denied: {refused.code}: {refused.message}")
+        ctx.audit.trace = ()
+        raise _undisclosed_key(ctx, action=action, not_found=source.not_found) from None
 
 
 def _check_source_usage(source: _Source, ctx: OperationContext) -> None:
@@ -466,7 +515,7 @@ def key_decrypt(
     """
     blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     algorithm = _algorithm(encryption_algorithm)
-    source = _locate_source(ctx, key_id=key_id, blob=blob, member="KeyId")
+    source = _locate_source(ctx, key_id=key_id, blob=blob, member="KeyId", action=None)
     _authorize_source(
         ctx,
         source,
@@ -508,9 +557,17 @@ def key_re_encrypt(
     blob = _ciphertext(ctx, ciphertext_blob, ignore_ciphertext=ignore_ciphertext)
     source_algorithm = _algorithm(source_encryption_algorithm)
     destination_algorithm = _algorithm(destination_encryption_algorithm)
-    source = _locate_source(ctx, key_id=source_key_id, blob=blob, member="SourceKeyId")
+    if source_key_id is None and blob is None:
+        raise _key_id_required("SourceKeyId")  # the request's own shape, before any key is looked up
+    # The destination is resolved before the source is looked for: a source key the caller may not be told of is
+    # refused when it is looked for if it exists nowhere (`_header_source`), after the destination if it is another
+    # account's (`_authorize_source`); a destination that does not resolve must be answered before either, or its
+    # NotFoundException would tell the two apart.
     destination = resolve_key(
         destination_key_id, caller_account=ctx.caller.account_id, operation=ctx.operation
+    )
+    source = _locate_source(
+        ctx, key_id=source_key_id, blob=blob, member="SourceKeyId", action="kms:ReEncryptFrom"
     )
     same_key = {"kms:ReEncryptOnSameKey": source.key.pk == destination.key.pk}
     _authorize_source(

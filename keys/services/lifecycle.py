@@ -29,6 +29,11 @@ SUPPORTED_ORIGINS = ("AWS_KMS",)
 CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 # ListKeys' Limit when none is given (the model allows 1-1000).
 LIST_KEYS_DEFAULT_LIMIT = 100
+# CreateKey with both KeySpec and the deprecated CustomerMasterKeySpec.
+BOTH_SPECS_MESSAGE = (
+    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+    "CustomerMasterKeySpec is deprecated."
+)
 # CreateKey's and UpdateKeyDescription's Description: 0-8192 characters.
 DESCRIPTION_MAX_LENGTH = 8192
 
@@ -62,6 +67,7 @@ def key_create(
     description: str = "",
     key_spec: str | None = None,
     key_usage: str | None = None,
+    customer_master_key_spec: str | None = None,
     origin: str = "AWS_KMS",
     policy: str | None = None,
     tags: Sequence[Mapping[str, str]] = (),
@@ -72,12 +78,15 @@ def key_create(
 ) -> Key:
     """Create a key with fresh material, the given (or the default) key policy, and tags.
 
-    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). A request for a
-    feature this KMS lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key)
-    is refused after authorization, in `_refuse_missing_features`.
+    kms:CreateKey is an IAM-only action; tags also need kms:TagResource (kms-spec §1, §9.2). `customer_master_key_spec`
+    is the deprecated name of `key_spec` (the KMS endpoint's CustomerMasterKeySpec). A request for a feature this KMS
+    lacks (an origin other than AWS_KMS, a custom key store, an external key, a multi-Region key), or that names its
+    key spec under both names, is refused after authorization, in `_refuse_after_authorization`. The key spec and
+    usage are checked before it (KeySpec being the spec when both names are sent): their values are the request's
+    kms:KeySpec and kms:KeyUsage conditions, so a pair that does not fit is refused before authorization.
     """
     errors.check_length("description", description, maximum=DESCRIPTION_MAX_LENGTH)
-    spec, usage = _spec_and_usage(key_spec, key_usage)
+    spec, usage = _spec_and_usage(key_spec if key_spec is not None else customer_master_key_spec, key_usage)
     tag_map = tags_from_request(tags)
     conditions = {
         "kms:KeySpec": spec,
@@ -91,7 +100,8 @@ def key_create(
         authorize(
             ctx, resource="*", action="kms:TagResource", request_tags=tag_map, condition_values=conditions
         )
-    _refuse_missing_features(
+    _refuse_after_authorization(
+        both_specs=key_spec is not None and customer_master_key_spec is not None,
         origin=origin,
         custom_key_store_id=custom_key_store_id,
         xks_key_id=xks_key_id,
@@ -122,10 +132,16 @@ def key_create(
     return key
 
 
-def _refuse_missing_features(
-    *, origin: str, custom_key_store_id: str | None, xks_key_id: str | None, multi_region: bool
+def _refuse_after_authorization(
+    *,
+    both_specs: bool,
+    origin: str,
+    custom_key_store_id: str | None,
+    xks_key_id: str | None,
+    multi_region: bool,
 ) -> None:
-    """CreateKey's members that ask for a feature this KMS lacks, decided here only, in this order.
+    """CreateKey's members that ask for a feature this KMS lacks, or that contradict each other (KeySpec with the
+    deprecated CustomerMasterKeySpec), decided here only, in this order.
 
     After authorization: none is a shape error (the model accepts every one), AWS's own order is not documented,
     and kms-spec §4.2's suggested order puts semantic checks after authorize. So a caller without kms:CreateKey
@@ -141,6 +157,10 @@ def _refuse_missing_features(
         )
     if origin not in SUPPORTED_ORIGINS:
         raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this KMS.")
+    if both_specs:
+        # AWS's words (nsmithuk/local-kms answers them; GruCloud's AWS provider avoids them by sending KeySpec
+        # alone), even when the two name the same spec.
+        raise errors.ValidationException(BOTH_SPECS_MESSAGE)
     if xks_key_id is not None:
         # "Not valid for KMS keys with any other Origin value" (the model's CreateKey.XksKeyId). AWS's exact error
         # is not on record: ValidationException, the one AWS uses for a member that does not fit the request.

@@ -2,8 +2,15 @@
 and the automatic rotation the beat sweep performs (kms-spec §9.3).
 
 Rotating adds a key material version and makes it current; old versions stay, so old ciphertext still decrypts.
-Only symmetric encryption keys of origin AWS_KMS rotate; any other key is UnsupportedOperationException with an
-empty message, as AWS answers for asymmetric and HMAC keys (`<arn> origin is EXTERNAL …` for imported keys).
+Only symmetric encryption keys of origin AWS_KMS rotate. On an asymmetric or HMAC key, Enable/DisableKeyRotation,
+RotateKeyOnDemand and ListKeyRotations are UnsupportedOperationException with an empty message, which is what AWS
+sends where it is on record (RotateKeyOnDemand on an RSA key, recorded from AWS in LocalStack's snapshot tests;
+EnableKeyRotation, in terraform-aws-modules/terraform-aws-kms#20; the other two answer alike), while
+GetKeyRotationStatus answers KeyRotationEnabled false, as AWS does (the AWS provider for Terraform reads it for
+every key of origin AWS_KMS, asymmetric and HMAC ones included, and fails on any error but NotFound). There are
+no imported keys (origin EXTERNAL) here, as CreateKey refuses that origin; were there one, this service would
+refuse it in all five with `<arn> origin is EXTERNAL which is not valid for this operation.`: this service's
+choice, not AWS's, which rotates imported symmetric keys on demand.
 
 Automatic rotation is driven by `Key.next_rotation_at`, the database being the source of truth: the beat sweep
 (`key_rotate_due`) picks Enabled keys whose date has come and claims each with a conditional UPDATE that moves
@@ -75,11 +82,15 @@ class RotationStatus:
     next_rotation_at: datetime | None
 
 
-def _check_rotatable(key: Key) -> None:
+def _check_origin(key: Key) -> None:
     if key.origin == "EXTERNAL":
         raise errors.UnsupportedOperationException(
             f"{key.arn} origin is EXTERNAL which is not valid for this operation."
         )
+
+
+def _check_rotatable(key: Key) -> None:
+    _check_origin(key)
     if not key.rotatable:
         raise errors.UnsupportedOperationException("")
 
@@ -142,9 +153,17 @@ def key_rotation_disable(*, ctx: OperationContext, key_id: str) -> Key:
 
 def key_rotation_status(*, ctx: OperationContext, key_id: str) -> RotationStatus:
     """Whether automatic rotation is on, its period and next date, in any key state (cross-account by key ARN).
-    kms:GetKeyRotationStatus (key policy)."""
-    key = key_for(ctx, key_id)
-    _check_rotatable(key)
+    kms:GetKeyRotationStatus (key policy). Always off for an asymmetric or HMAC key (see the module's note)."""
+    return rotation_status_of(key_for(ctx, key_id))
+
+
+def rotation_status_of(key: Key) -> RotationStatus:
+    """GetKeyRotationStatus's answer on `key`, once the caller is authorized: what every interface shows as a key's
+    rotation status (the REST key list too), so none can disagree with it. Off for an asymmetric or HMAC key and
+    while the key is pending deletion; an imported key's is refused."""
+    _check_origin(key)
+    if not key.rotatable:
+        return RotationStatus(key=key, enabled=False, period_days=None, next_rotation_at=None)
     enabled = key.rotation_enabled and key.state != KeyState.PENDING_DELETION
     return RotationStatus(
         key=key,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from kmsconsole.api.serializers import QueryWholeNumberField, StrictBooleanField, StrictCharField
+from kmsconsole.api.serializers import QueryWholeNumberField, StrictBooleanField, StrictCharField, StrictInput
 
 # Inputs.
 
 
-class PolicyCompareInput(serializers.Serializer):
+class PolicyCompareInput(StrictInput):
     policy = StrictCharField(trim_whitespace=False, help_text="The draft key policy (JSON text).")
 
 
@@ -20,12 +20,12 @@ class FindingsQuery(serializers.Serializer):
     limit = QueryWholeNumberField(required=False, default=None, allow_null=True)
 
 
-class DraftIdentityPolicyInput(serializers.Serializer):
+class DraftIdentityPolicyInput(StrictInput):
     name = StrictCharField(help_text="The identity policy the draft replaces, or the name it is added as.")
     document = StrictCharField(trim_whitespace=False)
 
 
-class SimulationInput(serializers.Serializer):
+class SimulationInput(StrictInput):
     principal = StrictCharField(
         help_text="ARN of a user, role, role session or account root (or account id)."
     )

@@ -44,6 +44,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, Tuple
 from keys import selectors
 from keys.models import Alias, Key, key_arn
 from keys.services.access import KeyQuestions
+from keys.services.rotation import rotation_status_of
 from kmsconsole.api import reads
 from kmsconsole.core import errors
 from kmsconsole.core.context import Caller
@@ -95,6 +96,15 @@ class KeyQuery:
         asked = [self.search, self.state, self.key_spec, self.key_usage, self.descending]
         bound = {"account": caller.account_id, "caller": [caller.arn, caller.userid], "query": asked}
         return f"ListKeys:v2:{json.dumps(bound, sort_keys=True)}"
+
+
+def _rotation_shown(key: Key) -> bool | None:
+    """Whether the key's automatic rotation is on, as GetKeyRotationStatus would answer (so off for an asymmetric
+    or HMAC key and while pending deletion, whatever setting is stored); none where it would refuse (imported)."""
+    try:
+        return rotation_status_of(key).enabled
+    except errors.UnsupportedOperationException:
+        return None
 
 
 @dataclass(frozen=True)
@@ -308,7 +318,7 @@ class KeyListing:
                 if questions.allows(key, "kms:ListResourceTags"):
                     tags = selectors.key_tags(key)
                 if questions.allows(key, "kms:GetKeyRotationStatus"):
-                    rotation = key.rotation_enabled
+                    rotation = _rotation_shown(key)
             rows.append(ListedKey(key, key.pk in describable, aliases, tags, rotation))
         return rows
 

@@ -6,34 +6,34 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from kmsconsole.api.serializers import GrantOutput, StrictCharField, StrictIntegerField
+from kmsconsole.api.serializers import GrantOutput, StrictCharField, StrictInput, StrictIntegerField
 from policies.models import AccessKey
 
 # Inputs.
 
 
-class AccountCreateInput(serializers.Serializer):
+class AccountCreateInput(StrictInput):
     account_id = StrictCharField(help_text="12 digits.")
 
 
-class EntityCreateInput(serializers.Serializer):
+class EntityCreateInput(StrictInput):
     name = StrictCharField(trim_whitespace=False)
     path = StrictCharField(required=False, default="/", trim_whitespace=False)
 
 
-class MemberAddInput(serializers.Serializer):
+class MemberAddInput(StrictInput):
     user_name = StrictCharField(trim_whitespace=False)
 
 
-class IdentityPolicyPutInput(serializers.Serializer):
+class IdentityPolicyPutInput(StrictInput):
     document = StrictCharField(trim_whitespace=False, help_text="The policy document (JSON text).")
 
 
-class AccessKeyUpdateInput(serializers.Serializer):
+class AccessKeyUpdateInput(StrictInput):
     status = serializers.ChoiceField(choices=AccessKey.Status.choices)
 
 
-class ApiTokenCreateInput(serializers.Serializer):
+class ApiTokenCreateInput(StrictInput):
     name = StrictCharField(required=False, default="", allow_blank=True, max_length=128)
     expires_in_days = StrictIntegerField(
         required=False,

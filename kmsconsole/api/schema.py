@@ -6,6 +6,8 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from kmsconsole.api.serializers import StrictInput
+
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "kmsconsole.api.authentication.ApiTokenAuthentication"
@@ -71,4 +73,19 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                     status,
                     {"description": description, "content": {"application/json": {"schema": reference}}},
                 )
+    return result
+
+
+def closed_inputs(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """A request body takes only the members it documents (kmsconsole.api.serializers.StrictInput refuses the
+    others): say so with `additionalProperties: false`, so generated clients and schemathesis know it too."""
+    schemas = result.get("components", {}).get("schemas", {})
+    pending = [StrictInput]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        # drf-spectacular's names for a request body: its own, split from the response's, and a PATCH's.
+        for name in (cls.__name__, f"{cls.__name__}Request", f"Patched{cls.__name__}Request"):
+            if name in schemas:
+                schemas[name]["additionalProperties"] = False
     return result

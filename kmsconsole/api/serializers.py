@@ -4,6 +4,9 @@ read-only descriptions of what the services return; nothing here ever saves a mo
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -12,6 +15,7 @@ from keys.models import KeyState
 from kmsconsole.api.key_listing import SEARCH_MAX_LENGTH, ListedKey, only_by_creation
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope, parse_scope, scope_problem
+from kmsconsole.core.text import shortened
 from kmsconsole.jobs.models import JobRun, ShownRun
 
 # The serializer context entry of what the caller may see of each job run (kmsconsole.api.reads.shown_runs).
@@ -83,12 +87,57 @@ class QueryWholeNumberField(serializers.IntegerField):
         return number
 
 
-class TagInput(serializers.Serializer):
+class StrictInput(serializers.Serializer):
+    """A JSON object whose members are the serializer's fields and nothing else. DRF drops a member it does not
+    know: `{"pending_window_in_days": 6}` scheduled a deletion with the default 30-day window instead of being
+    refused, and `{"KeySpec": "RSA_2048"}` made a symmetric key. Each unknown member is a 400 naming it (at most
+    UNKNOWN_MEMBERS_NAMED of them, each name shortened), with the field it most likely meant. Every `...Input`
+    serializer is one (a test walks them)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [name for name in data if name not in self.fields]
+            if unknown:
+                raise serializers.ValidationError(unknown_members(unknown, list(self.fields)))
+        return super().to_internal_value(data)
+
+
+# A body of 900 unknown members is refused with the first few named, not 900 messages.
+UNKNOWN_MEMBERS_NAMED = 5
+
+
+def unknown_members(unknown: list[str], known: list[str]) -> dict[str, list[str]]:
+    """The error detail for members a body should not have: each by its (shortened) name, with the field of the
+    same words if there is one (`PendingWindowInDays` or `pending_window_in_days` for `pending_window_days`)."""
+    problems: dict[str, list[str]] = {}
+    for name in unknown[:UNKNOWN_MEMBERS_NAMED]:
+        shown = shortened(name, FIELD_NAME_CHARS)
+        # Only a name shown whole is matched: a hint for a 2 MB name would cost seconds and help no one.
+        guess = [] if shown != name else difflib.get_close_matches(snake_case(name), known, n=1, cutoff=0.75)
+        hint = f" Did you mean '{guess[0]}'?" if guess else f" It takes: {', '.join(known)}."
+        problems[shown] = [f"Unknown field.{hint}"]
+    # Counted from what is named, so names that shorten alike are not lost from the count.
+    others = len(unknown) - len(problems)
+    if others:
+        problems["(others)"] = [f"{others} more unknown field{'s' if others > 1 else ''}."]
+    return problems
+
+
+# The longest an unknown member's name is repeated in an error (a name is a few dozen characters at most).
+FIELD_NAME_CHARS = 64
+
+
+def snake_case(name: str) -> str:
+    """`PendingWindowInDays` as `pending_window_in_days` (AWS's member names as this API would spell them)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class TagInput(StrictInput):
     tag_key = StrictCharField(allow_blank=True, trim_whitespace=False)
     tag_value = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 
-class KeyCreateInput(serializers.Serializer):
+class KeyCreateInput(StrictInput):
     description = StrictCharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     key_spec = StrictCharField(required=False, default=None, allow_null=True)
     key_usage = StrictCharField(required=False, default=None, allow_null=True)
@@ -97,46 +146,46 @@ class KeyCreateInput(serializers.Serializer):
     tags = TagInput(many=True, required=False, default=list)
 
 
-class KeyUpdateInput(serializers.Serializer):
+class KeyUpdateInput(StrictInput):
     description = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 
-class ScheduleDeletionInput(serializers.Serializer):
+class ScheduleDeletionInput(StrictInput):
     pending_window_days = StrictIntegerField(required=False, default=None, allow_null=True)
 
 
-class RotationSettingsInput(serializers.Serializer):
+class RotationSettingsInput(StrictInput):
     enabled = StrictBooleanField()
     rotation_period_days = StrictIntegerField(required=False, default=None, allow_null=True)
 
 
-class PolicyPutInput(serializers.Serializer):
+class PolicyPutInput(StrictInput):
     policy = StrictCharField(trim_whitespace=False)
     bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
 
 
-class PolicyValidateInput(serializers.Serializer):
+class PolicyValidateInput(StrictInput):
     policy = StrictCharField(trim_whitespace=False)
 
 
-class PolicyRestoreInput(serializers.Serializer):
+class PolicyRestoreInput(StrictInput):
     bypass_lockout_safety_check = StrictBooleanField(required=False, default=False)
 
 
-class AliasCreateInput(serializers.Serializer):
+class AliasCreateInput(StrictInput):
     alias_name = StrictCharField()
     target_key_id = StrictCharField()
 
 
-class AliasUpdateInput(serializers.Serializer):
+class AliasUpdateInput(StrictInput):
     target_key_id = StrictCharField()
 
 
-class TagsPutInput(serializers.Serializer):
+class TagsPutInput(StrictInput):
     tags = TagInput(many=True, allow_empty=False)
 
 
-class TagsDeleteInput(serializers.Serializer):
+class TagsDeleteInput(StrictInput):
     """The query string of UntagResource: `tag_key`, repeated (named as sent, so its errors name it)."""
 
     # A blank key names the empty-key tags stored before tag keys had a minimum length (keys.tag_rules).
@@ -147,7 +196,7 @@ class TagsDeleteInput(serializers.Serializer):
     )
 
 
-class GrantCreateInput(serializers.Serializer):
+class GrantCreateInput(StrictInput):
     grantee_principal = StrictCharField()
     operations = serializers.ListField(child=StrictCharField(), allow_empty=False)
     retiring_principal = StrictCharField(required=False, default=None, allow_null=True)

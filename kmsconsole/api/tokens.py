@@ -86,9 +86,13 @@ def api_token_list(*, ctx: OperationContext, user: IamUser) -> QuerySet[ApiToken
     return ApiToken.objects.filter(principal=user).order_by("-created_at", "-id")
 
 
-def api_token_revoke(*, ctx: OperationContext, token_id: int, owner: IamUser | None = None) -> ApiToken:
+def api_token_revoke(
+    *, ctx: OperationContext, token_id: int, owner: IamUser | None = None, account: Account | None = None
+) -> ApiToken:
     """Revoke a token at once. kmsconsole:RevokeApiToken on its user's ARN. With `owner`, only that user's tokens
-    count (authorized on the owner before an unknown token is reported).
+    count (authorized on the owner before an unknown token is reported); with `account`, only its users' (the
+    operator names the account whose trail records the revocation: it must be the token owner's, or a token of
+    another account would be revoked in a trail its owner never reads).
 
     The row is locked and checked before it is written, as every writer of a MAC-protected row does: the token's
     first use after a rotation re-hashes it (`_rehash`, NOWAIT: it gives way to this lock), and a revocation that
@@ -104,6 +108,8 @@ def api_token_revoke(*, ctx: OperationContext, token_id: int, owner: IamUser | N
     if owner is not None:
         authorize(ctx, resource=owner.arn)
         tokens = tokens.filter(principal=owner)
+    if account is not None:
+        tokens = tokens.filter(principal__account=account)
     token = tokens.first()
     if token is None:
         raise errors.NotFoundException(f"API token {token_id} does not exist.")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.audit.shown import shown_decided_by
+from kmsconsole.audit.shown import found_by_key, shown_decided_by
 
 TOP = 10
 DECISIONS = tuple(AuditEvent.Decision.values)  # allowed, denied, failed
@@ -218,7 +218,8 @@ def trail_charts(
     """Every chart over the filtered events, as a reader of `account_id` is shown them through `scope`.
     `key_labels` gives friendlier names (aliases) for key ARNs."""
     line = timeline(events, since=since, until=until)
-    busiest = top(events, "key_arn")
+    # On the caller's side, an event shown without its key (kmsconsole.audit.shown) counts for no key.
+    busiest = top(found_by_key(events, account_id, scope), "key_arn")
     names = key_labels([arn for arn, _ in busiest])
     keys = [Bar(names.get(arn) or arn.rsplit("/", 1)[-1], n, {"key": arn}, arn) for arn, n in busiest]
     principals = [

@@ -48,6 +48,11 @@ _ADVICE = (
         "This action is decided by identity policies alone: allow it in one of the principal's identity policies.",
     ),
     (
+        "counts only together with an identity policy",
+        "A grant to an account gives its principals only what that account's IAM also allows: allow the action in "
+        "one of the principal's identity policies.",
+    ),
+    (
         "has not taken effect yet",
         "New grants take effect after a short delay; a request that passes the grant token works at once.",
     ),

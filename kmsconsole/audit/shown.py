@@ -31,21 +31,30 @@ destination (the caller's own key, or a third account's), none of it the reader'
 to its outcome. The column `AuditEvent.decided_by_caller_policy` (kmsconsole.audit.derived) stores
 `hidden_from_key_owner` for the events of the key owner's side, so the filter on `CALLER_IDENTITY_POLICY` finds them
 with an index; it still tests the chained `decided_by`.
+
+A request that named no key, only a ciphertext whose key the caller may not be told of (another account's key that
+refused it; keys.services.crypto), was answered without the key: AccessDeniedException "... on the resource
+associated with this ciphertext ...", or, for a bare KeyId, the NotFoundException the key id got, both recorded as
+denials. The caller's side shows such an event as it shows a ciphertext naming no key at all (`undisclosed_to_caller`):
+no key ARN, `UNDISCLOSED_REASON`, nothing in `decided_by`, and no filter on a key, a key's account or a "decided by"
+label, and no chart of keys, finds it by the key (`hidden_from_caller`). The key owner's side shows it whole.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models import Case, CharField, F, Q, QuerySet, Value, When
 from django.db.models.expressions import Expression
 
 from kmsconsole.audit.marks import shown_notable
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
+from kmsconsole.core.errors import CIPHERTEXT_RESOURCE, UNDISCLOSED_REASON
 from policies.engine import MISSING_ALLOW_LABELS
 
 KEY_OWNER_STATEMENT = "a statement in the key owner's key policy"
@@ -58,6 +67,11 @@ CALLER_IDENTITY_POLICY = "an identity policy of the caller's account"
 DESTINATION_STATEMENT = "a statement in the destination key's policy"
 DESTINATION_GRANT = "a grant on the destination key"
 DESTINATION_LABELS = (DESTINATION_STATEMENT, DESTINATION_GRANT)
+
+# The denials answered with another error than AccessDeniedException, only ever such refusals (every other one of
+# these codes is a failure): NotFoundException for a bare KeyId (keys.services.crypto.UndisclosedKeyId), and
+# InvalidCiphertextException, how such a refusal was answered before 2026-11-30 (its events, chained, keep it).
+_UNDISCLOSED_CODES = ("NotFoundException", "InvalidCiphertextException")
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
 # own business, what a refusal no Deny decided was missing (fixed words naming nothing of anyone's), or a statement
@@ -88,7 +102,8 @@ _NAMES_AN_IDENTITY_POLICY = "identity policy '"
 # key-policy statement or a grant (policies.engine.Decision.explanation). The name runs up to the fixed words that
 # follow it, which no later part of the sentence repeats (so a Sid cannot end the name early).
 _OWNER_NAMED_IN_REFUSAL = re.compile(
-    r"(?s)^denied: (?P<name>grant [0-9a-f]{64}|statement .* in the key policy) (?=allows |would allow |covers )"
+    r"(?s)^denied: (?P<name>grant [0-9a-f]{64}|statement .* in the key policy) "
+    r"(?=allows |would allow |covers |has not taken effect )"
 )
 # A key-policy statement (by Sid or position) or a grant still named ("no statement in the key policy" names none).
 _OWNER_NAMES_LEFT = re.compile(r"(?s)statement (?:'|#[0-9]).* in the key policy|grant [0-9a-f]{64}")
@@ -234,28 +249,61 @@ def _shown_to_key_owner(reason: str, decided_by: str) -> ShownDecision:
     return ShownDecision(reason, shown_by)
 
 
+def undisclosed_answer(values: Mapping[str, Any]) -> bool:
+    """Whether the event's answer (its chained decision, error code and message) kept its key from the caller: a
+    denial on a ciphertext whose key the request did not name (keys.services.crypto)."""
+    if values["decision"] != AuditEvent.Decision.DENIED:
+        return False
+    return values["error_code"] in _UNDISCLOSED_CODES or CIPHERTEXT_RESOURCE in values["error_message"]
+
+
+def undisclosed_to_caller(values: Mapping[str, Any], account_id: str, scope: Scope) -> bool:
+    """Whether a reader of `account_id` sees the event through `scope` without its key: the caller's side of such a
+    denial on another account's key."""
+    return (
+        scope is Scope.CALLER
+        and on_another_accounts_key(values["key_arn"], account_id)
+        and undisclosed_answer(values)
+    )
+
+
+# What `_shown_fields` reads of an event, and may change.
+_SHOWN_INPUTS = ("key_arn", "reason", "decided_by", "access_key_id", "notable", "operation", "decision")
+_SHOWN_CHANGES = ("key_arn", "reason", "decided_by", "access_key_id", "notable")
+
+
+def _shown_fields(values: Mapping[str, Any], account_id: str, scope: Scope) -> dict[str, Any]:
+    """The fields of an event that a reader of `account_id` may see otherwise than they are stored."""
+    if undisclosed_to_caller(values, account_id, scope):
+        key_arn, shown = "", ShownDecision(UNDISCLOSED_REASON, "")
+    else:
+        key_arn = values["key_arn"]
+        shown = shown_decision(
+            key_arn=key_arn,
+            reason=values["reason"],
+            decided_by=values["decided_by"],
+            account_id=account_id,
+            scope=scope,
+        )
+    return {
+        "key_arn": key_arn,
+        "reason": shown.reason,
+        "decided_by": shown.decided_by,
+        "access_key_id": "" if scope is Scope.KEY_OWNER else values["access_key_id"],
+        "notable": shown_notable(values["notable"], values["operation"]),
+    }
+
+
 def shown_event(event: AuditEvent, account_id: str, scope: Scope = Scope.CALLER) -> AuditEvent:
     """The event as a reader of `account_id` may see it through `scope`: a copy where it differs (never saved;
     events are append-only)."""
-    shown = shown_decision(
-        key_arn=event.key_arn,
-        reason=event.reason,
-        decided_by=event.decided_by,
-        account_id=account_id,
-        scope=scope,
-    )
-    access_key_id = "" if scope is Scope.KEY_OWNER else event.access_key_id
-    notable = shown_notable(event.notable, event.operation)
-    if (shown.reason, shown.decided_by, access_key_id, notable) == (
-        event.reason,
-        event.decided_by,
-        event.access_key_id,
-        event.notable,
-    ):
+    values = {name: getattr(event, name) for name in (*_SHOWN_INPUTS, "error_code", "error_message")}
+    shown = _shown_fields(values, account_id, scope)
+    if all(shown[name] == values[name] for name in _SHOWN_CHANGES):
         return event
     changed = copy.copy(event)
-    changed.reason, changed.decided_by, changed.access_key_id = shown.reason, shown.decided_by, access_key_id
-    changed.notable = notable
+    for name, value in shown.items():
+        setattr(changed, name, value)
     return changed
 
 
@@ -263,29 +311,10 @@ def shown_values(values: dict[str, Any], account_id: str, scope: Scope = Scope.C
     """An exported row (`kmsconsole.audit.export.event_rows`) as a reader of `account_id` may see it through
     `scope`. Its hashes are the stored event's: only the operator, who holds the chain's key, can check them,
     against the stored event."""
-    shown = shown_decision(
-        key_arn=values["key_arn"],
-        reason=values["reason"],
-        decided_by=values["decided_by"],
-        account_id=account_id,
-        scope=scope,
-    )
-    access_key_id = "" if scope is Scope.KEY_OWNER else values["access_key_id"]
-    notable = shown_notable(values["notable"], values["operation"])
-    if (shown.reason, shown.decided_by, access_key_id, notable) == (
-        values["reason"],
-        values["decided_by"],
-        values["access_key_id"],
-        values["notable"],
-    ):
+    shown = _shown_fields(values, account_id, scope)
+    if all(shown[name] == values[name] for name in _SHOWN_CHANGES):
         return values
-    return {
-        **values,
-        "reason": shown.reason,
-        "decided_by": shown.decided_by,
-        "access_key_id": access_key_id,
-        "notable": notable,
-    }
+    return {**values, **shown}
 
 
 # --- The same rule in SQL, for the charts and the filter ----------------------------------------------------------
@@ -293,6 +322,13 @@ def shown_values(values: dict[str, Any], account_id: str, scope: Scope = Scope.C
 
 def _another_accounts_key(account_id: str) -> Q:
     return ~Q(key_arn="") & ~Q(key_arn__contains=f":{account_id}:key/")
+
+
+def hidden_from_caller(account_id: str) -> Q:
+    """The events a reader of `account_id` sees on the caller's side without their key (`undisclosed_to_caller`):
+    what a filter on a key, a key's account or a "decided by" value, and the chart of keys, leave out there."""
+    marker = Q(error_code__in=_UNDISCLOSED_CODES) | Q(error_message__contains=CIPHERTEXT_RESOURCE)
+    return Q(decision=AuditEvent.Decision.DENIED) & marker & _another_accounts_key(account_id)
 
 
 def _names_a_grant() -> Q:
@@ -314,6 +350,43 @@ def _shown_to_key_owner_whole() -> Q:
     return Q(decided_by__in=_SHOWN_WHOLE) | _names_a_grant() | _names_an_owner_statement()
 
 
+def found_by_key(events: QuerySet[AuditEvent], account_id: str, scope: Scope) -> QuerySet[AuditEvent]:
+    """`events` less those a reader of `account_id` sees through `scope` without their key: what a filter on a key or
+    a key's account, and the chart of keys, start from."""
+    return events.exclude(hidden_from_caller(account_id)) if scope is Scope.CALLER else events
+
+
+def filtered_by_key(
+    events: QuerySet[AuditEvent],
+    account_id: str,
+    scope: Scope,
+    *,
+    key_arn: str = "",
+    key_account_prefix: str = "",
+) -> QuerySet[AuditEvent]:
+    """The events a filter on a key (`key_arn`) or on a key's account (`key_account_prefix`, how its key ARNs begin)
+    finds, for a reader of `account_id` through `scope`: never one shown without its key (`found_by_key`), or the
+    filter would tell which key it hides. Every filter on a key goes through here (the console's trail, the REST
+    list); with neither set, `events` as they are."""
+    if key_arn:
+        events = events.filter(key_arn=key_arn)
+    if key_account_prefix:
+        events = events.filter(key_arn__startswith=key_account_prefix)
+    return found_by_key(events, account_id, scope) if key_arn or key_account_prefix else events
+
+
+def shown_key_arn(account_id: str, scope: Scope) -> Expression:
+    """`key_arn` as a reader of `account_id` sees it through `scope`, as an SQL expression (for readers that load
+    only a few columns of each event)."""
+    if scope is Scope.CALLER:
+        return Case(
+            When(hidden_from_caller(account_id), then=Value("")),
+            default=F("key_arn"),
+            output_field=CharField(),
+        )
+    return F("key_arn")
+
+
 def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression:
     """`decided_by` as a reader of `account_id` sees it through `scope`, as an SQL expression (the charts group by
     it)."""
@@ -328,6 +401,7 @@ def shown_decided_by(account_id: str, scope: Scope = Scope.CALLER) -> Expression
             output_field=CharField(),
         )
     return Case(
+        When(hidden_from_caller(account_id), then=Value("")),
         When(elsewhere & _names_a_grant(), then=Value(KEY_OWNER_GRANT)),
         When(elsewhere & _names_a_key_statement(), then=Value(KEY_OWNER_STATEMENT)),
         default=F("decided_by"),
@@ -354,10 +428,12 @@ def decided_by_matches(value: str, account_id: str, scope: Scope = Scope.CALLER)
         if value in _SHOWN_WHOLE:
             return Q(decided_by=value)
         return Q(decided_by=value) & ~elsewhere  # the reader's own statement or grant, on its own key
+    # Shown with nothing in decided_by, such an event matches no value (the filter is not applied to "").
+    shown = ~hidden_from_caller(account_id)
     if value in HIDDEN_LABELS:
         names = _names_a_grant() if value == KEY_OWNER_GRANT else _names_a_key_statement()
-        return _another_accounts_key(account_id) & names
-    matches = Q(decided_by=value)
+        return _another_accounts_key(account_id) & names & shown
+    matches = Q(decided_by=value) & shown
     if _label(value):
         matches &= ~_another_accounts_key(account_id)
     return matches

@@ -24,7 +24,7 @@ from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
 from kmsconsole.audit.scope import Scope
-from kmsconsole.audit.shown import decided_by_matches
+from kmsconsole.audit.shown import decided_by_matches, filtered_by_key
 from kmsconsole.core import errors
 from kmsconsole.core.text import shortened
 from kmsconsole.operations import OPERATIONS
@@ -270,15 +270,18 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         events = events.filter(time__gte=query.since)
     if query.until is not None:
         events = events.filter(time__lt=query.until)
-    if trail.key_arn:
-        events = events.filter(key_arn=trail.key_arn)
+    events = filtered_by_key(
+        events,
+        trail.account_id,
+        query.scope,
+        key_arn=trail.key_arn,
+        key_account_prefix=trail.key_account_prefix,
+    )
     if trail.principal_arn:
         matches = Q(caller_arn=trail.principal_arn)
         if trail.session_prefix:
             matches |= Q(caller_arn__startswith=trail.session_prefix)
         events = events.filter(matches)
-    if trail.key_account_prefix:
-        events = events.filter(key_arn__startswith=trail.key_account_prefix)
     if trail.caller_account:
         events = events.filter(caller_account=trail.caller_account)
     exact = {

@@ -47,7 +47,9 @@ KMS_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "kmsconsole.core.middleware.RequestIdMiddleware",
 )
-KMS_PATHS = frozenset({"/", "/kms/"})
+# Where an AWS SDK finds the endpoint: `endpoint_url` of the server, or of `/kms` (botocore sends that path as given,
+# with or without its slash).
+KMS_PATHS = frozenset({"/", "/kms", "/kms/"})
 # The receivers Django itself connects to the request signals, by identity as Django keys its receivers (a
 # receiver need not be hashable); these functions live as long as Django.
 _DJANGOS_RECEIVERS = frozenset(map(id, (reset_queries, close_old_connections, close_caches, reset_urlconf)))

@@ -19,17 +19,17 @@ from django.views import defaults
 
 from kmsconsole.api.exceptions import INTERNAL_MESSAGE, body
 from kmsconsole.awskms.views import error_response
+from kmsconsole.awskms.wsgi import KMS_PATHS
 from kmsconsole.core import errors
 from kmsconsole.core.middleware import with_request_id
 
-_KMS_PATHS = ("/", "/kms/")
 # Not the exception's own text: Django's names the refused Host header, which is the caller's to know already.
 REFUSED_MESSAGE = "The request was refused: its Host header or its form is not acceptable."
 
 
 def _is_kms(request: HttpRequest) -> bool:
     return (
-        request.method == "POST" and request.path in _KMS_PATHS and bool(request.headers.get("X-Amz-Target"))
+        request.method == "POST" and request.path in KMS_PATHS and bool(request.headers.get("X-Amz-Target"))
     )
 
 
@@ -43,6 +43,18 @@ def _server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(body(errors.KMSInternalException.code, INTERNAL_MESSAGE), status=500)
     return defaults.server_error(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A path nothing answers at. An AWS SDK request (it names its operation in X-Amz-Target) is told in AWS's JSON
+    where the endpoint is, so botocore shows that rather than "An error occurred (404)"; the REST API answers its
+    own 404s; everything else gets the console's page."""
+    if request.headers.get("X-Amz-Target"):
+        return with_request_id(request, error_response(errors.UnknownOperationException(WRONG_PATH_MESSAGE)))
+    return defaults.page_not_found(request, exception)
+
+
+WRONG_PATH_MESSAGE = "There is no KMS endpoint at this path: send AWS KMS requests to / or /kms/."
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

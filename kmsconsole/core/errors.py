@@ -101,6 +101,29 @@ def error_for_code(code: str, message: str = "") -> KmsError:
     return _BY_CODE.get(code, KMSInternalException)(message)
 
 
+# AWS's resource for a Decrypt (or ReEncrypt source) whose key the request did not name and the caller may not be
+# told of: the answer names no key (keys.services.crypto), and the caller's side of the audit trail recognises such
+# an answer by these words (kmsconsole.audit.shown.undisclosed_to_caller).
+CIPHERTEXT_RESOURCE = "the resource associated with this ciphertext"
+# The reason recorded (keys.services.crypto) and shown on the caller's side (kmsconsole.audit.shown) for a request
+# refused on a ciphertext whose key the caller may not be told of: the same words whether the key exists in another
+# account (its owner reads the whole decision) or nowhere.
+UNDISCLOSED_REASON = (
+    "denied: the ciphertext names no key this caller may use (none exists in this Region, or no resource-based "
+    "policy allows the request, or one denies it)"
+)
+
+
+def ciphertext_denied_message(caller_arn: str, action: str) -> str:
+    """AWS's AccessDeniedException message for a ciphertext whose key does not exist in this Region or does not let
+    the caller in, one sentence for all three, so it tells neither."""
+    return (
+        f"User: {caller_arn} is not authorized to perform: {action} on {CIPHERTEXT_RESOURCE} because the "
+        "resource does not exist in this Region, no resource-based policies allow access, or a resource-based "
+        "policy explicitly denies access"
+    )
+
+
 def model_constraint_error(member: str, value: object, constraint: str) -> KmsError:
     """AWS's (Coral's) ValidationException for one member that breaks its model's constraint. The KMS endpoint's
     model check words its own; the services use this for the interfaces that reach them unchecked (REST API,

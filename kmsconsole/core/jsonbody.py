@@ -19,14 +19,19 @@ MAX_JSON_DEPTH = 32
 
 def body_problem(value: Any, *, check_text: bool = True) -> str | None:
     """Why a decoded body cannot be taken (a sentence fit for the caller), or None. `check_text=False` leaves
-    NUL and lone surrogates to an interface whose validation refuses them per field (DRF's CharField)."""
+    NUL and lone surrogates in values to an interface whose validation refuses them per field (DRF's CharField);
+    member names are checked either way, as no field validates them (an unknown member is named in the error, an
+    encryption context's keys are stored)."""
     pending = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if depth > MAX_JSON_DEPTH:
             return f"The request body is nested more than {MAX_JSON_DEPTH} levels deep."
         if isinstance(item, dict):
-            pending.extend((key, depth + 1) for key in item)
+            for key in item:
+                problem = text_problem(key)
+                if problem is not None:
+                    return problem
             pending.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             pending.extend((child, depth + 1) for child in item)

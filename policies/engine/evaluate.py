@@ -72,6 +72,11 @@ _GRANT_NOT_YET_EFFECTIVE = ReasonCode.GRANT_NOT_YET_EFFECTIVE
 _GRANT_CONSTRAINTS_NOT_MET = ReasonCode.GRANT_CONSTRAINTS_NOT_MET
 
 
+def _usable(grant: Grant, token_grant_ids: Collection[str]) -> bool:
+    """Whether a grant counts now: it has taken effect, or its token came with the request."""
+    return grant.effective or grant.grant_id in token_grant_ids
+
+
 def evaluate(
     context: RequestContext,
     *,
@@ -295,7 +300,11 @@ def _decide(
                     identity = _identity_allow(context, identity_policies)
                     identity_known = True
                 if not isinstance(identity, tuple):
-                    needs_identity = needs_identity or grant
+                    # Name one in effect (or whose token came) over one still pending, whose words differ.
+                    if needs_identity is None or (
+                        _usable(grant, token_grant_ids) and not _usable(needs_identity, token_grant_ids)
+                    ):
+                        needs_identity = grant
                     continue
                 supporting = (identity[1].ref(identity[0]),)
             if not grant.effective and grant.grant_id not in token_grant_ids:

@@ -269,9 +269,16 @@ class Decision(NamedTuple):
             )
         if reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS:
             if self.grant_id is not None:
+                # A grant still propagating allows nothing yet (its token would make it count at once).
+                allows = (
+                    f"has not taken effect yet; once it has (or with its grant token) it allows {action} to "
+                    f"account {account}"
+                    if self._grant_pending()
+                    else f"allows {action} to account {account}"
+                )
                 return (
-                    f"denied: grant {self.grant_id} allows {action} to account {account}, but a grant to an account "
-                    f"counts only together with an identity policy of the caller that allows {action}, and none does"
+                    f"denied: grant {self.grant_id} {allows}, but a grant to an account counts only together with "
+                    f"an identity policy of the caller that allows {action}, and none does"
                 )
             # For RetireGrant the service's statement for the accounts only stands for "their IAM decides": no
             # key policy has a say (spec §8.6), so naming one would mislead.
@@ -303,6 +310,14 @@ class Decision(NamedTuple):
                 f"constraints, and no policy allows it"
             )
         return f"denied: no statement in the key policy allows {self.caller_arn} to perform {action}, and no grant does"
+
+    def _grant_pending(self) -> bool:
+        """Whether the deciding grant had not taken effect, and no token of it came with the request."""
+        if self.inputs is None or self.grant_id is None:
+            return False
+        if self.grant_id in self.inputs.token_grant_ids:
+            return False
+        return any(grant.grant_id == self.grant_id and not grant.effective for grant in self.inputs.grants)
 
     def access_denied_message(self) -> str:
         """The ``AccessDeniedException`` message in AWS's shape. Raises ``ValueError`` for an allowed decision."""

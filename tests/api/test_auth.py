@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from kmsconsole.audit.models import AuditEvent
 from kmsconsole.console.sudo import SUDO_AT
 from policies import services
 from tests.api.conftest import client_with, iam_user
-from tests.conftest import Persona, as_operator
+from tests.conftest import PARTNER_ACCOUNT, Persona, as_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,56 @@ def test_revoked_token_is_refused(admin: Persona) -> None:
     response = client.get("/api/v1/keys")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "UnrecognizedClientException"
+
+
+def test_a_token_is_issued_to_the_user_of_the_account_named(
+    make_user: Callable[..., Persona], partner: Callable[..., Persona]
+) -> None:
+    """Users of the same name in two accounts: `--account-id` on the subcommand picks one, as `manage.py iam`'s
+    subcommands take it (the default is the configured account)."""
+    ours, theirs = make_user("alice"), partner("alice")
+    for args, persona in (((), ours), (("--account-id", PARTNER_ACCOUNT), theirs)):
+        created = api_token("create", "--user-name", "alice", *args)
+        assert created["UserArn"] == persona.arn
+        event = AuditEvent.objects.order_by("-seq").first()
+        assert (event.operation, event.caller_account) == (
+            "kmsconsole:CreateApiToken",
+            persona.arn.split(":")[4],
+        )
+        # The token signs in as that account's alice (who may not list keys: refused by name).
+        refused = client_with(str(created["Token"])).get("/api/v1/keys")
+        assert refused.status_code == 403 and persona.arn in refused.json()["error"]["message"]
+        revoked = api_token("revoke", "--token-id", str(created["TokenId"]), *args)
+        assert revoked["RevokedAt"]
+        assert AuditEvent.objects.order_by("-seq").first().caller_account == persona.arn.split(":")[4]
+
+
+def test_a_token_is_revoked_only_in_its_owners_account(
+    partner: Callable[..., Persona], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`revoke --account-id` names the account whose trail records the revocation: a token of another account is
+    not found there (the default account, a partner's token), and an account that does not exist is refused; the
+    token lives on until it is revoked in its owner's account, and recorded there."""
+    theirs = partner("alice")
+    created = api_token("create", "--user-name", "alice", "--account-id", PARTNER_ACCOUNT)
+    token_id = str(created["TokenId"])
+    for args, code in (((), "NotFoundException"), (("--account-id", "999999999999"), "NoSuchEntity")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            api_token("revoke", "--token-id", token_id, *args)
+        assert exited.value.code == 254
+        assert json.loads(capsys.readouterr().err)["Error"]["Code"] == code
+        assert ApiToken.objects.get(pk=created["TokenId"]).revoked_at is None
+    refused = client_with(str(created["Token"])).get("/api/v1/keys")
+    assert refused.status_code == 403 and theirs.arn in refused.json()["error"]["message"]  # still signs in
+    revoked = api_token("revoke", "--token-id", token_id, "--account-id", PARTNER_ACCOUNT)
+    assert revoked["RevokedAt"]
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.operation, event.caller_account, event.decision) == (
+        "kmsconsole:RevokeApiToken",
+        PARTNER_ACCOUNT,
+        "allowed",
+    )
 
 
 def test_expired_token_is_refused(admin: Persona) -> None:

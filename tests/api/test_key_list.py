@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from grants.services.creation import grant_create
 from keys.models import Key, KeyState
-from keys.services import aliases
+from keys.services import aliases, rotation
 from kmsconsole.api.authentication import user_caller
 from kmsconsole.api.key_listing import WALK_CHUNK, WALK_LIMIT, KeyQuery
 from kmsconsole.audit.models import AuditEvent
@@ -199,6 +199,28 @@ def test_the_admin_sees_every_field(world: World, api_as: Callable[[Persona], AP
         row = rows[str(key.key_id)]
         assert row["described"] is True and row["description"] == key.description
         assert row["aliases"] and row["tags"] == {} and row["rotation_enabled"] is False
+
+
+def test_the_rotation_shown_is_what_get_key_rotation_status_answers(
+    admin: Persona, api_as: Callable[[Persona], APIClient]
+) -> None:
+    """A row's rotation_enabled is GetKeyRotationStatus's answer, not the stored setting: off while the key is
+    pending deletion (the setting is kept) and for an asymmetric key whatever its row holds."""
+    on = make_key("on")
+    pending = make_key("pending")
+    ecc = make_key("ecc", key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY")
+    for key in (on, pending):
+        as_operator(
+            "EnableKeyRotation",
+            lambda ctx, key=key: rotation.key_rotation_enable(ctx=ctx, key_id=str(key.key_id)),
+        )
+    update_sealed(Key.objects.filter(pk=pending.pk), state=KeyState.PENDING_DELETION)
+    update_sealed(Key.objects.filter(pk=ecc.pk), rotation_enabled=True)
+    client = api_as(admin)
+    rows = rows_of(client.get(KEYS))
+    for key, shown in ((on, True), (pending, False), (ecc, False)):
+        status = client.get(f"{KEYS}/{key.key_id}/rotation").json()
+        assert rows[str(key.key_id)]["rotation_enabled"] is status["rotation_enabled"] is shown
 
 
 def test_the_list_is_one_event_and_its_questions_are_recorded_nowhere(world: World) -> None:

@@ -69,3 +69,30 @@ def test_a_rotation_service_refuses_to_run_as_another_operation(account: Any) ->
             "EnableKeyRotation", lambda ctx: rotation.key_rotation_disable(ctx=ctx, key_id=str(key.key_id))
         )
     assert Key.objects.get(pk=key.pk).rotation_enabled is False
+
+
+ASYMMETRIC_AND_HMAC = [("ECC_NIST_P256", "SIGN_VERIFY"), ("HMAC_256", "GENERATE_VERIFY_MAC")]
+
+
+@pytest.mark.parametrize(("spec", "usage"), ASYMMETRIC_AND_HMAC)
+def test_an_asymmetric_or_hmac_key_reads_as_off_and_cannot_be_turned_on(
+    account: Any, admin: Any, spec: str, usage: str
+) -> None:
+    """GET answers what GetKeyRotationStatus answers for such a key (off, no period, no date); turning rotation on
+    is still UnsupportedOperationException, and nothing is stored."""
+    key = make_key(key_spec=spec, key_usage=usage)
+    api = client_with(token_for(account, admin.name))
+    response = api.get(f"/api/v1/keys/{key.key_id}/rotation")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "key_id": str(key.key_id),
+        "rotation_enabled": False,
+        "rotation_period_days": None,
+        "next_rotation_at": None,
+    }
+    response = api.put(f"/api/v1/keys/{key.key_id}/rotation", {"enabled": True}, format="json")
+    assert 400 <= response.status_code < 500
+    assert "UnsupportedOperationException" in json.dumps(response.json())
+    assert Key.objects.get(pk=key.pk).rotation_enabled is False
+    event = AuditEvent.objects.filter(operation="EnableKeyRotation").get()
+    assert (event.decision, event.error_code) == ("failed", "UnsupportedOperationException")

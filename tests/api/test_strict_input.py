@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from keys.models import Key
 from kmsconsole.api.filters import AuditCursor, PageNumbers
-from kmsconsole.api.serializers import QueryWholeNumberField, StrictCharField, StrictIntegerField
+from kmsconsole.api.serializers import QueryWholeNumberField, StrictCharField, StrictInput, StrictIntegerField
 from kmsconsole.audit.models import AuditEvent
 from tests.api.conftest import World
 
@@ -98,6 +98,103 @@ def test_a_simulated_encryption_context_takes_string_values_only(admin_api: APIC
         "encryption_context": {"a": 1},
     }
     refused(admin_api.post("/api/v1/simulations", body, format="json"), "encryption_context")
+
+
+# 3. A body takes the members its input declares and nothing else.
+
+
+def test_a_misspelt_deletion_window_is_refused_not_dropped(admin_api: APIClient, world: World) -> None:
+    """DRF dropped `pending_window_in_days` (the snake case of AWS's PendingWindowInDays), so a window meant to be
+    refused (6 days) scheduled a deletion with the default 30."""
+    url = f"/api/v1/keys/{world.key}/schedule-deletion"
+    for sent in ("pending_window_in_days", "PendingWindowInDays"):
+        error = refused(admin_api.post(url, {sent: 6}, format="json"), sent)
+        assert error["detail"][sent] == ["Unknown field. Did you mean 'pending_window_days'?"]
+    assert Key.objects.get(key_id=world.key).deletion_date is None
+    event = AuditEvent.objects.filter(operation="ScheduleKeyDeletion").order_by("-seq").first()
+    assert event is not None and event.error_code == "ValidationException"
+
+
+def test_an_aws_member_name_in_a_create_key_body_is_refused(admin_api: APIClient) -> None:
+    before = Key.objects.count()
+    body = {"description": "x", "KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}
+    response = admin_api.post("/api/v1/keys", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"] == {
+        "KeySpec": ["Unknown field. Did you mean 'key_spec'?"],
+        "KeyUsage": ["Unknown field. Did you mean 'key_usage'?"],
+    }
+    assert Key.objects.count() == before
+
+
+def test_an_unknown_member_of_a_nested_input_is_named_where_it_is(admin_api: APIClient, world: World) -> None:
+    body = {"tags": [{"tag_key": "env", "tag_value": "prod", "colour": "red"}]}
+    response = admin_api.put(f"/api/v1/keys/{world.key}/tags", body, format="json")
+    assert response.status_code == 400
+    # DRF's shape for an item of a list: its index, then its fields.
+    assert response.json()["error"]["detail"] == {
+        "tags": {"0": {"colour": ["Unknown field. It takes: tag_key, tag_value."]}}
+    }
+
+
+def test_many_unknown_members_are_named_a_few_and_counted(admin_api: APIClient, world: World) -> None:
+    body: dict[str, Any] = {f"{n}{'x' * 500}": n for n in range(900)}
+    body["description"] = "kept out"
+    response = admin_api.patch(f"/api/v1/keys/{world.key}", body, format="json")
+    detail = response.json()["error"]["detail"]
+    assert response.status_code == 400 and len(detail) == 6
+    assert detail["(others)"] == ["895 more unknown fields."]
+    assert all(len(name) <= 67 for name in detail)  # 64 characters and "..."
+    assert Key.objects.get(key_id=world.key).description == "main"
+
+
+def test_a_refused_body_is_recorded_by_what_its_operation_takes(admin_api: APIClient, world: World) -> None:
+    """The event records the members the input takes and counts the others (a 900-member body made a 460 KB
+    event); a body member cannot stand in for the path's key id in the record."""
+    body: dict[str, Any] = {f"junk{n}": "x" * 100 for n in range(900)}
+    body.update({"description": "kept out", "KeyId": "not-the-key"})
+    admin_api.patch(f"/api/v1/keys/{world.key}", body, format="json")
+    event = AuditEvent.objects.filter(operation="UpdateKeyDescription").order_by("-seq").first()
+    assert event is not None and event.error_code == "ValidationException"
+    assert event.request_parameters == {
+        "KeyId": world.key,
+        "description": "kept out",
+        "(other parameters)": "901 other members",
+    }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"description": "x", "\\ud800": 1}',
+        '{"grantee_principal": "arn:aws:iam::111122223333:root", "operations": ["Decrypt"], '
+        '"constraints": {"EncryptionContextSubset": {"\\ud800": "v"}}}',
+    ],
+)
+def test_a_member_name_that_is_not_unicode_is_a_400(admin_api: APIClient, world: World, raw: str) -> None:
+    """No field validates a member's name: a lone surrogate there was a 500 (naming it in the error, or storing
+    it as an encryption context key)."""
+    url = f"/api/v1/keys/{world.key}" + ("/grants" if "grantee" in raw else "")
+    method = admin_api.post if "grantee" in raw else admin_api.patch
+    response = method(url, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == (
+        "The request contains text that is not valid Unicode (a lone surrogate)."
+    )
+
+
+def test_every_input_refuses_members_it_does_not_declare() -> None:
+    inputs = [cls for cls in _project_serializers() if cls.__name__.endswith("Input")]
+    assert len(inputs) >= 20
+    assert [cls.__qualname__ for cls in inputs if not issubclass(cls, StrictInput)] == []
+
+
+def test_the_schema_says_a_body_takes_no_other_members(client: Any) -> None:
+    schemas = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]
+    assert schemas["ScheduleDeletionInputRequest"]["additionalProperties"] is False
+    assert schemas["TagInputRequest"]["additionalProperties"] is False
+    assert schemas["PatchedKeyUpdateInputRequest"]["additionalProperties"] is False
+    assert "additionalProperties" not in schemas["KeyMetadataOutput"]
 
 
 # The project's packages: a serializer defined in any of them is the API's.

@@ -142,6 +142,35 @@ def test_the_callers_account_reads_a_cross_account_decision_without_the_key_owne
     assert str(own.event_id) in owner.get(TRAIL, {"decided_by": own.decided_by}).content.decode()
 
 
+def test_a_pending_grant_to_the_callers_account_is_named_only_to_the_key_owner(
+    settings: Any, admin: Persona, partner: Callable[..., Persona]
+) -> None:
+    """A refusal a grant still propagating would have counted in says the grant has not taken effect yet: the
+    partner account reads it through the REST audit list with the grant as "a grant on the key owner's key", the key
+    owner reads the grant's id."""
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 3600  # no worker runs: the grant stays pending
+    key = owners_key()
+    dave = partner("dave")  # no identity policy: a grant to his account alone does not let him in
+    grant_id = make_grant(key, f"arn:aws:iam::{PARTNER_ACCOUNT}:root", "Encrypt").grant.grant_id
+    with pytest.raises(errors.AccessDeniedException):
+        run_as(dave, "Encrypt", lambda ctx: crypto.key_encrypt(ctx=ctx, key_id=key.arn, plaintext=b"pay"))
+    stored = AuditEvent.objects.get(caller_arn=dave.arn, operation="Encrypt")
+    pending = "has not taken effect yet; once it has (or with its grant token) it allows kms:Encrypt"
+    assert stored.reason.startswith(f"denied: grant {grant_id} {pending}")
+
+    def listed_reason(api: Any, scope: str) -> str:
+        query = {"key_arn": key.arn, "operation": "Encrypt", "scope": scope}
+        response = api.get("/api/v1/audit-events", query)
+        assert response.status_code == 200, response.content
+        [row] = [row for row in response.json()["results"] if row["event_id"] == str(stored.event_id)]
+        return str(row["reason"])
+
+    partners = listed_reason(partner_api(partner("auditor", ALLOW_ALL)), "caller")
+    assert partners.startswith(f"denied: {KEY_OWNER_GRANT} {pending}") and grant_id not in partners
+    owners = client_with(token_for(Account.objects.get(account_id=settings.KMS_ACCOUNT_ID), admin.name))
+    assert listed_reason(owners, "key-owner") == stored.reason
+
+
 @pytest.mark.parametrize(
     ("reason", "decided_by", "shown_reason", "shown_by"),
     [

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -337,6 +339,44 @@ def test_get_on_the_kms_path_is_an_aws_error_not_html(client: Any) -> None:
     assert response.status_code == 400
     assert json.loads(response.content)["__type"] == "UnknownOperationException"
     assert last_event().error_code == "UnknownOperationException"
+
+
+def test_an_sdk_pointed_at_kms_without_the_slash_works(live_server: Any, random_user: Persona) -> None:
+    """botocore sends `endpoint_url`'s path as given: `/kms` was redirected to `/kms/` with an HTML page, which
+    botocore showed as "An error occurred (301)"."""
+    client = boto3.client(
+        "kms",
+        endpoint_url=f"{live_server.url}/kms",
+        region_name=settings.KMS_REGION,
+        aws_access_key_id=random_user.access_key_id,
+        aws_secret_access_key=random_user.secret_access_key,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    assert len(client.generate_random(NumberOfBytes=8)["Plaintext"]) == 8
+    assert last_event().operation == "GenerateRandom" and last_event().decision == "allowed"
+
+
+def test_an_sdk_request_at_a_path_with_no_endpoint_gets_aws_json(
+    live_server: Any, random_user: Persona
+) -> None:
+    """Not the console's HTML 404: AWS's JSON, saying where the endpoint is."""
+    status, body = raw_call(f"{live_server.url}/v1/kms", random_user, b'{"NumberOfBytes": 8}')
+    assert (status, body["__type"]) == (400, "UnknownOperationException")
+    assert body["message"] == "There is no KMS endpoint at this path: send AWS KMS requests to / or /kms/."
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_an_sdk_request_on_the_root_that_is_not_a_post_gets_aws_json(client: Any, method: str) -> None:
+    """The root serves the console to a browser; a request naming a KMS operation is told, as `/kms/` tells it,
+    that the endpoint takes POST only (it was redirected to the console's sign-in page)."""
+    response = client.generic(method, "/", HTTP_X_AMZ_TARGET="TrentService.GenerateRandom")
+    assert response.status_code == 400
+    assert json.loads(response.content)["__type"] == "UnknownOperationException"
+
+
+def test_a_browser_at_an_unknown_path_still_gets_the_page(client: Any) -> None:
+    response = client.get("/no-such-page")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
 
 
 def test_get_root_is_the_console(client: Any) -> None:

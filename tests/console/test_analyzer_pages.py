@@ -377,3 +377,25 @@ def test_another_accounts_identity_policy_conditions_are_not_on_the_key_owners_p
         assert "aws:SourceIp" not in text
         for secret in B_CONDITION_SECRETS:
             assert secret not in text, secret
+
+
+def _routes_of(body: str, arn: str) -> str:
+    return body.split(f"<code>{arn}</code>", 1)[1].split("</details>", 1)[0]
+
+
+def test_a_principal_refused_only_what_does_not_work_across_accounts_has_no_action(
+    admin: Persona, console: Console, partner: Callable[..., Persona]
+) -> None:
+    """The refusals listed for principals outside the key's account (what does not work across accounts) are not
+    ways in: anyone (*), given nothing, has "No action on this key" under them, its summary's count at 0; another
+    account with a way in lists both, and is not said to have no action."""
+    partner(None)
+    key = make_key(policy(ROOT, allow(PARTNER_ROOT, "kms:Encrypt", "kms:PutKeyPolicy", sid="Partner")))
+    body = page(console(admin).get(reverse("console:key-access", args=[key.key_id])))
+    anyone = _routes_of(body, "*")
+    assert anyone.startswith(" · 0 actions</summary>")
+    assert "not available across accounts" in anyone and "No action on this key." in anyone
+    assert "allowed</span>" not in anyone.replace("not allowed</span>", "")
+    both = _routes_of(body, PARTNER_ROOT)
+    assert both.startswith(" · 1 action</summary>") and "No action on this key." not in both
+    assert "not available across accounts" in both and "<code>kms:Encrypt</code>" in both

@@ -214,19 +214,62 @@ def test_a_refused_caller_learns_nothing_of_the_kind_of_key(
     assert events == [("GetKeyRotationStatus", "denied")]
 
 
-def test_a_caller_who_may_read_the_rotation_status_is_told_only_after_authorization(
+def _page_as_seen(client: Client, key: Key) -> str:
+    """The tab's page with what names this key (its ARN and id) and the per-response CSRF tokens made alike."""
+    page = client.get(url("key-rotation", key)).content.decode()
+    page = page.replace(key.arn, "KEY-ARN").replace(str(key.key_id), "KEY-ID")
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', 'name="csrfmiddlewaretoken"', page)
+    return re.sub(r'"X-CSRFToken": "[^"]*"', '"X-CSRFToken": ""', page)
+
+
+def test_a_caller_who_may_not_describe_the_key_cannot_tell_a_key_that_cannot_rotate_from_one_turned_off(
     make_user: Callable[..., Persona], console: Callable[..., Client]
 ) -> None:
-    """A caller allowed GetKeyRotationStatus learns, as from AWS, that an ECC or HMAC key has no rotation status
-    (UnsupportedOperationException, after authorization); the tab then asks DescribeKey for its explanation. The
-    ECC and HMAC keys look alike, and the first event is always the authorized GetKeyRotationStatus."""
+    """GetKeyRotationStatus answers "off" alike for a symmetric key with rotation off and for an ECC or HMAC key, so
+    a caller allowed it but not DescribeKey gets, for all three, the same page with the same status and the same
+    events: the rotation settings, and the history refused as ListKeyRotations refuses it. Only the explanation
+    that a key cannot rotate would name its type, and it needs DescribeKey."""
     client = console(make_user("caller", ROTATION_STATUS_ONLY))
     seen = {kind: _tab_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
-    assert seen["ECC"] == seen["HMAC"]
-    status, refusal, events = seen["ECC"]
-    assert status == 403 and "kms:DescribeKey" in refusal
-    assert events == [("GetKeyRotationStatus", "failed"), ("DescribeKey", "denied")]
-    assert seen["symmetric"][0] == 200 and seen["symmetric"][2][0] == ("GetKeyRotationStatus", "allowed")
+    assert seen["ECC"] == seen["HMAC"] == seen["symmetric"]
+    status, refusal, events = seen["symmetric"]
+    assert status == 200 and "kms:DescribeKey" not in refusal
+    assert events == [("GetKeyRotationStatus", "allowed"), ("ListKeyRotations", "denied")]
+    pages = {kind: _page_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
+    assert pages["ECC"] == pages["HMAC"] == pages["symmetric"]
+    assert "apply only to symmetric encryption keys" not in pages["ECC"]
+    assert "Turn on automatic rotation" in pages["ECC"]
+
+
+def test_a_caller_who_may_describe_the_key_is_told_why_it_cannot_rotate(
+    make_user: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """With DescribeKey allowed too, the ECC and HMAC tabs explain that the key cannot rotate, each after the
+    authorized GetKeyRotationStatus and DescribeKey; the symmetric key's tab shows its settings."""
+    both = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:GetKeyRotationStatus", "kms:DescribeKey"],
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
+    client = console(make_user("caller", both))
+    seen = {kind: _tab_as_seen(client, make_key(**options)) for kind, options in KINDS.items()}
+    assert (
+        seen["ECC"]
+        == seen["HMAC"]
+        == (200, "", [("GetKeyRotationStatus", "allowed"), ("DescribeKey", "allowed")])
+    )
+    status, refusal, events = seen["symmetric"]
+    assert status == 200 and "kms:ListKeyRotations" in refusal
+    assert events == [("GetKeyRotationStatus", "allowed"), ("ListKeyRotations", "denied")]
+    for kind in ("ECC", "HMAC"):
+        assert "apply only to symmetric encryption keys" in _page_as_seen(client, make_key(**KINDS[kind]))
 
 
 @pytest.mark.parametrize("kind", ["symmetric", "ECC"])

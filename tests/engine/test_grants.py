@@ -219,6 +219,29 @@ def test_a_grant_to_the_account_without_iam_names_the_missing_identity_permissio
     assert by_key_policy.access_denied_message() == decision.access_denied_message()
 
 
+def test_a_pending_grant_to_the_account_without_iam_is_not_said_to_allow() -> None:
+    """A grant to the caller's account that has not taken effect allows nothing yet: the sentence says so (and
+    that its token would make it count); with its token, or once in effect, it allows. Of two such grants, the
+    one that counts now is named."""
+    pending = grant(ROOT_ARN, grant_id="later", effective=False)
+    decision = evaluate(context(BOB), key_policy=key_policy(*NOBODY), grants=[pending])
+    assert decision.reason is ReasonCode.NO_IDENTITY_POLICY_ALLOWS and decision.grant_id == "later"
+    explanation = decision.explanation()
+    assert explanation.startswith(
+        "denied: grant later has not taken effect yet; once it has (or with its grant token) it allows "
+        "kms:Encrypt to account"
+    )
+    assert "grant later allows" not in explanation
+    with_token = evaluate(
+        context(BOB), key_policy=key_policy(*NOBODY), grants=[pending], token_grant_ids=frozenset({"later"})
+    )
+    assert with_token.explanation().startswith("denied: grant later allows kms:Encrypt to account")
+    live = grant(ROOT_ARN, grant_id="now")
+    for grants in ([pending, live], [live, pending]):
+        both = evaluate(context(BOB), key_policy=key_policy(*NOBODY), grants=grants)
+        assert both.grant_id == "now" and both.explanation().startswith("denied: grant now allows")
+
+
 def test_retire_grant_refused_names_the_missing_identity_permission() -> None:
     """Key policies do not decide kms:RetireGrant (spec §8.6): with nothing allowing it, what is missing is an
     identity-based permission, not a resource-based one."""

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from grants.tokens import issue_token
+from kmsconsole.audit.explain import explain
 from policies import services as principals
 from policies.models import Account
 from tests.conftest import Persona, as_operator
@@ -215,6 +216,41 @@ def test_a_grant_to_an_account_refused_for_want_of_iam_names_the_missing_identit
     assert last_event("RetireGrant").reason.startswith(
         f"denied: grant {retirable} as its retiring principal allows kms:RetireGrant to account {PARTNER}"
     )
+
+
+def test_a_pending_grant_to_an_account_is_not_said_to_allow(
+    settings: Any,
+    admin_kms: Any,
+    key_arn: Callable[..., str],
+    partner: Callable[..., Persona],
+    kms_client: Any,
+) -> None:
+    """A grant that has not taken effect allows nothing yet: a refusal it would have counted in says so, and what
+    to do about both the delay and the missing identity policy. With its token it counts at once, and then it
+    allows (what is still missing is the caller's identity policy)."""
+    settings.KMS_GRANT_PROPAGATION_SECONDS = 3600  # no worker runs: without its token the grant stays pending
+    arn = key_arn()
+    dave = partner("dave")  # no IAM policy
+    created = admin_kms.create_grant(
+        KeyId=arn, GranteePrincipal=f"arn:aws:iam::{PARTNER}:root", Operations=["Encrypt"]
+    )
+    granted = created["GrantId"]
+    dave_kms = kms_client(dave)
+    assert error_of(lambda: dave_kms.encrypt(KeyId=arn, Plaintext=b"x"))[0] == DENIED
+    event = last_event("Encrypt")
+    assert event.reason == (
+        f"denied: grant {granted} has not taken effect yet; once it has (or with its grant token) it allows "
+        f"kms:Encrypt to account {PARTNER}, but a grant to an account counts only together with an identity "
+        "policy of the caller that allows kms:Encrypt, and none does"
+    )
+    assert f"grant {granted} allows" not in event.reason
+    details = explain(event).details
+    assert any("short delay" in line for line in details)
+    assert any("that account's IAM also allows" in line for line in details)
+    # With the token, the grant counts now: it allows, and only the identity policy is missing.
+    token = [created["GrantToken"]]
+    assert error_of(lambda: dave_kms.encrypt(KeyId=arn, Plaintext=b"x", GrantTokens=token))[0] == DENIED
+    assert last_event("Encrypt").reason.startswith(f"denied: grant {granted} allows kms:Encrypt to account")
 
 
 def test_a_grant_allowing_create_grant_lets_its_grantee_create_only_narrower_grants(

@@ -170,6 +170,11 @@ XKS_KEY_ID_ALONE = (
     "ValidationException",
     "XksKeyId is valid only for a KMS key in an external key store (Origin EXTERNAL_KEY_STORE).",
 )
+EXTERNAL_ORIGIN = ("UnsupportedOperationException", "Origin EXTERNAL is not supported by this KMS.")
+BOTH_SPECS = (
+    "ValidationException",
+    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.",
+)
 NO_SUCH_STORE = ("CustomKeyStoreNotFoundException", "")
 NO_MULTI_REGION = ("UnsupportedOperationException", "Multi-Region keys are not supported by this KMS.")
 STORE = "cks-1234567890abcdef0"
@@ -188,9 +193,22 @@ MISSING_FEATURES: list[tuple[dict[str, Any], tuple[str, str]]] = [
             "key stores.",
         ),
     ),
+    ({"Origin": "EXTERNAL", "XksKeyId": "abc", "CustomKeyStoreId": STORE}, EXTERNAL_ORIGIN),
+    # Then KeySpec with its deprecated name CustomerMasterKeySpec, even naming the same spec (AWS's words).
+    ({"KeySpec": "RSA_2048", "CustomerMasterKeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}, BOTH_SPECS),
+    ({"KeySpec": "SYMMETRIC_DEFAULT", "CustomerMasterKeySpec": "HMAC_256"}, BOTH_SPECS),
     (
-        {"Origin": "EXTERNAL", "XksKeyId": "abc", "CustomKeyStoreId": STORE},
-        ("UnsupportedOperationException", "Origin EXTERNAL is not supported by this KMS."),
+        {"KeySpec": "SYMMETRIC_DEFAULT", "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT", "XksKeyId": "abc"},
+        BOTH_SPECS,
+    ),
+    (
+        {
+            "Origin": "EXTERNAL",
+            "KeySpec": "HMAC_256",
+            "CustomerMasterKeySpec": "HMAC_256",
+            "KeyUsage": "GENERATE_VERIFY_MAC",
+        },
+        EXTERNAL_ORIGIN,
     ),
     # Then XksKeyId, with an Origin it is never valid with.
     ({"XksKeyId": "abc"}, XKS_KEY_ID_ALONE),
@@ -245,35 +263,63 @@ def test_a_caller_who_may_not_create_keys_is_denied_whatever_it_asks_for(
     )
 
 
+NO_USAGE = (
+    "ValidationException",
+    "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+)
+
+
+def test_a_key_spec_its_usage_does_not_fit_is_refused_before_both_names_and_authorization(
+    admin_kms: Any, kms_client: Callable[..., Any], outsider: Persona
+) -> None:
+    """The KeySpec/KeyUsage pair is checked before authorization (its values are the kms:KeySpec and kms:KeyUsage
+    conditions), KeySpec being the spec when both names are sent: so both names with an HMAC spec and no KeyUsage
+    are refused for the missing KeyUsage, to any caller, and with the KeyUsage for naming the spec twice."""
+    both = {"KeySpec": "HMAC_256", "CustomerMasterKeySpec": "HMAC_256"}
+    keys = Key.objects.count()
+    assert error_of(lambda: admin_kms.create_key(**both)) == NO_USAGE
+    assert error_of(lambda: kms_client(outsider).create_key(**both)) == NO_USAGE
+    assert error_of(lambda: admin_kms.create_key(**both, KeyUsage="GENERATE_VERIFY_MAC")) == BOTH_SPECS
+    assert Key.objects.count() == keys
+
+
+def create_key_denied_when(*conditions: dict[str, Any]) -> str:
+    """An identity policy allowing kms:CreateKey but for requests meeting any of `conditions`."""
+    deny = [
+        {"Effect": "Deny", "Action": "kms:CreateKey", "Resource": "*", "Condition": c} for c in conditions
+    ]
+    allow = {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow, *deny]})
+
+
 def test_create_key_conditions_see_the_requested_origin_and_multi_region(
     kms_client: Callable[..., Any], make_user: Any
 ) -> None:
     """kms:KeyOrigin and kms:MultiRegion are the request's: a policy denying them decides first."""
-    document = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"},
-                {
-                    "Effect": "Deny",
-                    "Action": "kms:CreateKey",
-                    "Resource": "*",
-                    "Condition": {"Bool": {"kms:MultiRegion": "true"}},
-                },
-                {
-                    "Effect": "Deny",
-                    "Action": "kms:CreateKey",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"kms:KeyOrigin": "EXTERNAL_KEY_STORE"}},
-                },
-            ],
-        }
+    document = create_key_denied_when(
+        {"Bool": {"kms:MultiRegion": "true"}}, {"StringEquals": {"kms:KeyOrigin": "EXTERNAL_KEY_STORE"}}
     )
     creator = make_user("guarded-creator", document)
     for params in ({"MultiRegion": True}, {"Origin": "EXTERNAL_KEY_STORE", "XksKeyId": "abc"}):
         code, _ = error_of(lambda p=params: kms_client(creator).create_key(**p))
         assert code == "AccessDeniedException", params
         assert last_event("CreateKey").decision == "denied"
+
+
+def test_create_key_takes_the_key_spec_under_either_name(
+    admin_kms: Any, kms_client: Callable[..., Any], make_user: Any
+) -> None:
+    """CustomerMasterKeySpec alone is the key spec, as KeySpec is (AWS keeps the deprecated name working), and the
+    kms:KeySpec condition sees it under either name."""
+    made = admin_kms.create_key(CustomerMasterKeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert (made["KeySpec"], made["CustomerMasterKeySpec"]) == ("ECC_NIST_P256", "ECC_NIST_P256")
+    document = create_key_denied_when({"StringEquals": {"kms:KeySpec": "HMAC_256"}})
+    creator = make_user("spec-guarded-creator", document)
+    for name in ("KeySpec", "CustomerMasterKeySpec"):
+        params = {name: "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}
+        assert error_of(lambda p=params: kms_client(creator).create_key(**p))[0] == "AccessDeniedException", (
+            name
+        )
 
 
 # Multi-Region key ids

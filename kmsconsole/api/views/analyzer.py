@@ -110,7 +110,7 @@ class KeyPolicyCompareView(APIView):
             data = validated(a.PolicyCompareInput, request.data)
             return _comparison(services.key_policy_compare(ctx=ctx, key_id=key_id, policy=data["policy"]))
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, a.PolicyCompareInput), "KeyId": key_id}
         return Response(
             run(request, "kmsconsole:AnalyzeKeyAccess", work, params=params, audit_response=_counts)
         )
@@ -184,7 +184,7 @@ class SimulationView(APIView):
             )
             return dict(a.SimulationOutput(simulation.to_dict()).data)
 
-        raw = body(request)
+        raw = body(request, a.SimulationInput)
         # GrantTokens is a secret request field of every operation: kept out of the audit trail.
         params = {name: value for name, value in raw.items() if name != "grant_tokens"}
         params["GrantTokens"] = raw.get("grant_tokens")

@@ -11,7 +11,7 @@ from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kmsconsole.api.dispatch import run
+from kmsconsole.api.dispatch import OTHER_PARAMETERS, run
 from kmsconsole.core.pagination import RECORDED_CURSOR
 from kmsconsole.core.text import SHOWN_CHARS, recorded
 from kmsconsole.operations import OperationContext
@@ -19,7 +19,6 @@ from kmsconsole.operations import OperationContext
 # Query parameters that carry a page link's cursor (DRF's CursorPagination and the key list's sealed cursors).
 CURSOR_PARAMS = frozenset({"cursor"})
 # The one entry that stands for every query parameter a list does not declare (its names are not recorded).
-OTHER_PARAMETERS = "(other parameters)"
 
 
 def recorded_query(query: QueryDict, declared: Mapping[str, int]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class PolicyDetailView(APIView):
             return dict(p.IdentityPolicyOutput(policy).data)
 
         operation = f"iam:Put{self.kind.capitalize()}Policy"
-        params = {**_policy_params(self.kind, name, policy_name), **body(request)}
+        params = {**body(request, p.IdentityPolicyPutInput), **_policy_params(self.kind, name, policy_name)}
         return Response(run(request, operation, work, params=params))
 
     def _delete(self, request: Request, name: str, policy_name: str) -> Response:
@@ -196,7 +196,7 @@ class AccessKeyDetailView(APIView):
             )
             return dict(p.AccessKeyOutput(key).data)
 
-        params = {"UserName": name, "AccessKeyId": access_key_id, **body(request)}
+        params = {**body(request, p.AccessKeyUpdateInput), "UserName": name, "AccessKeyId": access_key_id}
         return Response(run(request, "iam:UpdateAccessKey", work, params=params))
 
     @extend_schema(
@@ -264,7 +264,13 @@ class ApiTokenListView(OperationListView):
             return {"TokenId": result["id"], "Prefix": result["prefix"]}  # never the token
 
         return Response(
-            run(request, "kmsconsole:CreateApiToken", work, params=body(request), audit_response=recorded),
+            run(
+                request,
+                "kmsconsole:CreateApiToken",
+                work,
+                params=body(request, p.ApiTokenCreateInput),
+                audit_response=recorded,
+            ),
             status=201,
         )
 

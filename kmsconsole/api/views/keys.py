@@ -139,7 +139,8 @@ class KeyListView(OperationListView):
             return metadata(key)
 
         return Response(
-            run(request, "CreateKey", work, params=body(request), audit_response=echo), status=201
+            run(request, "CreateKey", work, params=body(request, s.KeyCreateInput), audit_response=echo),
+            status=201,
         )
 
 
@@ -164,7 +165,7 @@ class KeyDetailView(APIView):
                 lifecycle.key_update_description(ctx=ctx, key_id=key_id, description=data["description"])
             )
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.KeyUpdateInput), "KeyId": key_id}
         return Response(run(request, "UpdateKeyDescription", work, params=params, audit_response=echo))
 
 
@@ -241,7 +242,7 @@ class KeyScheduleDeletionView(APIView):
                 )
             )
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.ScheduleDeletionInput), "KeyId": key_id}
         return Response(run(request, "ScheduleKeyDeletion", work, params=params, audit_response=echo))
 
 
@@ -299,7 +300,7 @@ class KeyRotationView(APIView):
         ],
     )
     def put(self, request: Request, key_id: str) -> Response:
-        enabling = body(request).get("enabled") is True
+        enabling = body(request, s.RotationSettingsInput).get("enabled") is True
 
         def work(ctx: OperationContext) -> dict[str, Any]:
             data = validated(s.RotationSettingsInput, request.data)
@@ -309,17 +310,10 @@ class KeyRotationView(APIView):
                 )
             else:
                 key = rotation.key_rotation_disable(ctx=ctx, key_id=key_id)
-            return _rotation(
-                rotation.RotationStatus(
-                    key=key,
-                    enabled=key.rotation_enabled,
-                    period_days=key.rotation_period_days,
-                    next_rotation_at=key.next_rotation_at,
-                )
-            )
+            return _rotation(rotation.rotation_status_of(key))
 
         operation = "EnableKeyRotation" if enabling else "DisableKeyRotation"
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.RotationSettingsInput), "KeyId": key_id}
         return Response(run(request, operation, work, params=params, audit_response=echo))
 
 

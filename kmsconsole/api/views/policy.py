@@ -71,7 +71,7 @@ class KeyPolicyView(APIView):
             )
             return _policy(key_id, data["policy"])
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.PolicyPutInput), "KeyId": key_id}
         return Response(run(request, "PutKeyPolicy", work, params=params, audit_response=_without_document))
 
 
@@ -89,7 +89,7 @@ class KeyPolicyValidateView(APIView):
             result = reads.policy_validate(ctx, key_id=key_id, document=data["policy"])
             return dict(s.PolicyValidationOutput(result).data)
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.PolicyValidateInput), "KeyId": key_id}
         return Response(
             run(request, "kmsconsole:ValidateKeyPolicy", work, params=params, audit_response=echo)
         )
@@ -143,5 +143,5 @@ class KeyPolicyRestoreView(APIView):
                 ).data
             )
 
-        params = {"KeyId": key_id, "Version": version, **body(request)}
+        params = {**body(request, s.PolicyRestoreInput), "KeyId": key_id, "Version": version}
         return Response(run(request, "PutKeyPolicy", work, params=params, audit_response=_without_document))

@@ -52,7 +52,14 @@ class AccountListView(OperationListView):
             return dict(p.AccountOutput(services.account_create(ctx=ctx, account_id=data["account_id"])).data)
 
         return Response(
-            run(request, "iam:CreateAccount", work, params=body(request), audit_response=echo), status=201
+            run(
+                request,
+                "iam:CreateAccount",
+                work,
+                params=body(request, p.AccountCreateInput),
+                audit_response=echo,
+            ),
+            status=201,
         )
 
 
@@ -79,7 +86,14 @@ class EntityListView(OperationListView):
             return dict(self.serializer_class(entity).data)
 
         return Response(
-            run(request, self.create_operation, work, params=body(request), audit_response=echo), status=201
+            run(
+                request,
+                self.create_operation,
+                work,
+                params=body(request, p.EntityCreateInput),
+                audit_response=echo,
+            ),
+            status=201,
         )
 
 
@@ -262,7 +276,9 @@ class GroupMembersView(APIView):
                 ctx=ctx, account=own_account(ctx), group_name=name, user_name=data["user_name"]
             )
 
-        run(request, "iam:AddUserToGroup", work, params={"GroupName": name, **body(request)})
+        run(
+            request, "iam:AddUserToGroup", work, params={**body(request, p.MemberAddInput), "GroupName": name}
+        )
         return Response(status=204)
 
 

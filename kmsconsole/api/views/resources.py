@@ -24,6 +24,7 @@ from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
+from kmsconsole.audit.shown import filtered_by_key
 from kmsconsole.core.text import ARN_CHARS, SHOWN_CHARS
 from kmsconsole.jobs.models import JobRun
 from kmsconsole.operations import OperationContext
@@ -70,7 +71,8 @@ class AliasListView(OperationListView):
             )
 
         return Response(
-            run(request, "CreateAlias", work, params=body(request), audit_response=echo), status=201
+            run(request, "CreateAlias", work, params=body(request, s.AliasCreateInput), audit_response=echo),
+            status=201,
         )
 
 
@@ -88,7 +90,7 @@ class AliasDetailView(APIView):
                 aliases.alias_update(ctx=ctx, alias_name=alias_name, target_key_id=data["target_key_id"])
             )
 
-        params = {"AliasName": alias_name, **body(request)}
+        params = {**body(request, s.AliasUpdateInput), "AliasName": alias_name}
         return Response(run(request, "UpdateAlias", work, params=params, audit_response=echo))
 
     @extend_schema(
@@ -128,7 +130,7 @@ class KeyTagsView(OperationListView):
             pairs = [{"TagKey": t["tag_key"], "TagValue": t["tag_value"]} for t in data["tags"]]
             tags.key_tag(ctx=ctx, key_id=key_id, tags=pairs)
 
-        run(request, "TagResource", work, params={"KeyId": key_id, **body(request)})
+        run(request, "TagResource", work, params={**body(request, s.TagsPutInput), "KeyId": key_id})
         return Response(status=204)
 
     @extend_schema(
@@ -190,7 +192,7 @@ class KeyGrantsView(OperationListView):
         def recorded(result: dict[str, Any]) -> dict[str, Any]:
             return {"GrantId": result["grant_id"]}  # never the token
 
-        params = {"KeyId": key_id, **body(request)}
+        params = {**body(request, s.GrantCreateInput), "KeyId": key_id}
         return Response(run(request, "CreateGrant", work, params=params, audit_response=recorded), status=201)
 
 
@@ -264,7 +266,10 @@ class AuditEventListView(OperationListView):
         # Decided first, as the console decides: a caller who may not read is denied whatever the query says; only
         # then is the scope checked (its two sides come from that one decision, as lazy querysets).
         sides = reads.audit_event_sides(ctx)
-        return sides[self.scope()]
+        scope = self.scope()
+        # The key_arn filter as every filter on a key is applied (the filterset's own finds the same rows again).
+        key_arn = self.request.query_params.get("key_arn", "")
+        return filtered_by_key(sides[scope], ctx.caller.account_id, scope, key_arn=key_arn)
 
     def shown_rows(self, ctx: OperationContext, rows: list[Any]) -> list[Any]:
         return reads.shown_audit_events(ctx, rows, self.scope())

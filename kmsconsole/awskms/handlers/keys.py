@@ -12,12 +12,12 @@ from kmsconsole.operations import OperationContext
 
 @handles("CreateKey")
 def create_key(ctx: OperationContext, params: dict[str, Any]) -> dict[str, Any]:
-    spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec")
     key = lifecycle.key_create(
         ctx=ctx,
         description=params.get("Description", ""),
-        key_spec=spec,
+        key_spec=params.get("KeySpec"),
         key_usage=params.get("KeyUsage"),
+        customer_master_key_spec=params.get("CustomerMasterKeySpec"),
         origin=params.get("Origin", "AWS_KMS"),
         policy=params.get("Policy"),
         tags=params.get("Tags", []),

@@ -1,5 +1,6 @@
 """The key's Rotation tab: automatic rotation (status, period, next date), rotating now, and the history of the key's
-material versions. Only symmetric keys whose material KMS generated rotate; for others the tab says why."""
+material versions. Only symmetric keys whose material KMS generated rotate; for others the tab says why, to a caller
+who may describe the key (to any other, such a key's tab is that of a symmetric key with rotation off)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,11 @@ def _rotation_page(
         return settings, lifecycle.key_describable(ctx, settings.key)
 
     found = attempt(request, "GetKeyRotationStatus", work, params=key_params(key_id))
-    if found.code == NOT_ROTATABLE:
+    # An imported key's status is refused; an asymmetric or HMAC key's is "off", with nothing to set either. Its
+    # "off" is the answer a symmetric key with rotation off gives, so the tab explains that the key cannot rotate
+    # (which names its type) only to a caller who may describe the key; to any other it shows what the symmetric
+    # key's tab shows, and the history beneath gets what ListKeyRotations answers that caller about this key.
+    if found.code == NOT_ROTATABLE or (found.ok and not found.value[0].key.rotatable and found.value[1]):
         described = describe(request, key_id)
         if not described.ok:
             return page.refuse(described)

@@ -48,6 +48,7 @@ from kmsconsole.audit.marks import PENDING_DELETION_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
 from kmsconsole.audit.scope import Scope
+from kmsconsole.audit.shown import shown_key_arn
 from kmsconsole.audit.verification import VERIFY_JOB
 from kmsconsole.console.dispatch import attempt, console_caller, console_view
 from kmsconsole.jobs.models import ShownRun, WorkerHeartbeat
@@ -228,6 +229,8 @@ def key_summary(ctx: OperationContext, now: datetime) -> KeySummary:
 @dataclass(frozen=True)
 class AuditRow:
     event: AuditEvent
+    # The event's key as the reader may see it (kmsconsole.audit.shown): "" for one its side shows without it.
+    key_arn: str
     key_id: str
     key_url: str
     destroyed: Destroyed | None = (
@@ -264,14 +267,16 @@ def _key_of(arn: str) -> tuple[str, str]:
     return "", ""
 
 
-def _audit_rows(events: QuerySet[AuditEvent], account_id: str) -> list[AuditRow]:
+def _audit_rows(events: QuerySet[AuditEvent], account_id: str, scope: Scope) -> list[AuditRow]:
     rows = []
+    shown = events.only(*_AUDIT_COLUMNS).annotate(shown_key_arn=shown_key_arn(account_id, scope))
     # Newest first by (time, seq): the order of the dashboard's (decision | notable, time, seq) indexes.
-    for event in events.only(*_AUDIT_COLUMNS).order_by("-time", "-seq")[:PANEL_ROWS]:
-        owner, key_id = _key_of(event.key_arn)
+    for event in shown.order_by("-time", "-seq")[:PANEL_ROWS]:
+        key_arn = event.shown_key_arn
+        owner, key_id = _key_of(key_arn)
         # Only keys of the caller's account have a page the caller may open.
         url = _key_url(key_id) if key_id and owner == account_id else ""
-        rows.append(AuditRow(event=event, key_id=key_id, key_url=url))
+        rows.append(AuditRow(event=event, key_arn=key_arn, key_id=key_id, key_url=url))
     return rows
 
 
@@ -289,13 +294,19 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
     own, others = sides[Scope.CALLER], sides[Scope.KEY_OWNER]
     account_id = ctx.caller.account_id
     uses = _newest_of(
-        [_audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id) for side in (own, others)]
+        [
+            _audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id, scope)
+            for scope, side in ((Scope.CALLER, own), (Scope.KEY_OWNER, others))
+        ]
     )
-    gone = destroyed_keys(account_id, {row.event.key_arn for row in uses})
+    # By the key as shown: a use whose key its side hides names no key, so no destroyed one either.
+    gone = destroyed_keys(account_id, {row.key_arn for row in uses if row.key_arn})
     return AuditSummary(
-        denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id),
-        pending_deletion_uses=[replace(row, destroyed=gone.get(row.event.key_arn)) for row in uses],
-        refused_others=_audit_rows(others.filter(decision=AuditEvent.Decision.DENIED), account_id),
+        denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id, Scope.CALLER),
+        pending_deletion_uses=[replace(row, destroyed=gone.get(row.key_arn)) for row in uses],
+        refused_others=_audit_rows(
+            others.filter(decision=AuditEvent.Decision.DENIED), account_id, Scope.KEY_OWNER
+        ),
     )
 
 

@@ -29,19 +29,28 @@ class Command(BaseCommand):
     help = "Create or revoke REST API tokens (printed once, stored as a keyed hash)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--account-id", default=None, help="Default: the configured account.")
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
-        create = subcommands.add_parser("create", help="Issue a token for an IAM user.")
+
+        def sub(name: str, help_text: str) -> CommandParser:
+            # Every subcommand takes the account as `manage.py iam`'s do: a user name is one account's (another
+            # account may have a user of the same name).
+            sp: CommandParser = subcommands.add_parser(name, help=help_text)
+            sp.add_argument(
+                "--account-id", default=settings.KMS_ACCOUNT_ID, help="Default: the configured account."
+            )
+            return sp
+
+        create = sub("create", "Issue a token for an IAM user of the account.")
         create.add_argument("--user-name", required=True)
         create.add_argument("--name", default="", help="A label to recognize the token by.")
         create.add_argument(
             "--expires-in-days", type=int, default=None, help="1-3650. Default: KMS_API_TOKEN_TTL_DAYS (90)."
         )
-        revoke = subcommands.add_parser("revoke", help="Revoke a token at once.")
+        revoke = sub("revoke", "Revoke a token of the account at once (recorded in its trail).")
         revoke.add_argument("--token-id", type=int, required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        account_id = options["account_id"] or settings.KMS_ACCOUNT_ID
+        account_id = options["account_id"]
         holder: dict[str, Any] = {}
 
         def create(ctx: OperationContext) -> dict[str, Any]:
@@ -63,7 +72,9 @@ class Command(BaseCommand):
             return holder["out"]
 
         def revoke(ctx: OperationContext) -> dict[str, Any]:
-            token = api_token_revoke(ctx=ctx, token_id=options["token_id"])
+            # Only a token of the named account: the revocation is recorded in that account's trail, which must be
+            # the token owner's (kmsconsole.api.token_dependents revokes in the owner's account likewise).
+            token = api_token_revoke(ctx=ctx, token_id=options["token_id"], account=account_get(account_id))
             holder["out"] = {"TokenId": token.pk, "Prefix": str(token), "RevokedAt": _iso(token.revoked_at)}
             return holder["out"]
 
