@@ -32,6 +32,7 @@ from grants.selectors import live_grants
 from keys.models import Alias, DeletedKey, Key, KeyPolicyVersion
 from kmsconsole.api import reads
 from kmsconsole.audit.charts import Charts, trail_charts
+from kmsconsole.audit.destroyed import destroyed_keys
 from kmsconsole.audit.explain import Explanation, explain
 from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
@@ -142,7 +143,9 @@ def trail_dashboard(
         notable=[
             _shown_section(ctx, section, scope)
             for section in notable_sections(
-                _in_range(events, query), policy_changes=changes, account_id=account_id
+                _in_range(events, query),
+                policy_changes=changes,
+                destroyed=lambda arns: destroyed_keys(ctx, arns),
             )
         ],
         chain=chain_state(),

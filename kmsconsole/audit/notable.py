@@ -14,18 +14,21 @@ time range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
-from kmsconsole.audit.destroyed import Destroyed, destroyed_keys
+from kmsconsole.audit.destroyed import Destroyed
 from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 
 ROWS = 5
+# The reader's keys among these key ARNs destroyed since, by ARN (kmsconsole.audit.destroyed.destroyed_keys, asked
+# inside the reading operation).
+DestroyedOf = Callable[[Iterable[str]], dict[str, Destroyed]]
 # A refusal this soon after the key's policy changed is shown as possibly caused by the change.
 AFTER_POLICY_CHANGE = timedelta(hours=24)
 # How many of the newest refusals are matched against policy changes.
@@ -68,11 +71,14 @@ ALL_DESTROYED = (
 )
 
 
-def pending_deletion_uses(events: QuerySet[AuditEvent], account_id: str = "") -> NotableSection:
-    """The newest uses of keys pending deletion; those on a key of `account_id` destroyed since say so (with its
-    DeleteKey event), and the advice to cancel the deletion goes once every key listed is destroyed."""
+def pending_deletion_uses(
+    events: QuerySet[AuditEvent], destroyed: DestroyedOf | None = None
+) -> NotableSection:
+    """The newest uses of keys pending deletion; those on a key `destroyed` finds (the reader's own, destroyed
+    since: kmsconsole.audit.destroyed.destroyed_keys) say so, and the advice to cancel the deletion goes once every
+    key listed is destroyed."""
     rows = _newest(events.filter(notable_events(PENDING_DELETION_USE)))
-    gone = destroyed_keys(account_id, {row.event.key_arn for row in rows}) if account_id else {}
+    gone = destroyed({row.event.key_arn for row in rows}) if destroyed is not None else {}
     rows = [NotableRow(row.event, row.note, gone.get(row.event.key_arn)) for row in rows]
     every_one_gone = bool(rows) and all(row.destroyed is not None for row in rows)
     return NotableSection(
@@ -204,12 +210,15 @@ def _merged(sources: Iterable[QuerySet[AuditEvent]]) -> list[NotableRow]:
 
 
 def notable_sections(
-    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None, *, account_id: str = ""
+    events: QuerySet[AuditEvent],
+    policy_changes: QuerySet[AuditEvent] | None = None,
+    *,
+    destroyed: DestroyedOf | None = None,
 ) -> list[NotableSection]:
-    """Every section, over events already confined to what the caller's account (`account_id`) reads through one
-    scope and to the time range (`policy_changes`: see `refusals_after_policy_change`)."""
+    """Every section, over events already confined to what the caller's account reads through one scope and to the
+    time range (`policy_changes`: see `refusals_after_policy_change`; `destroyed`: see `pending_deletion_uses`)."""
     return [
-        pending_deletion_uses(events, account_id),
+        pending_deletion_uses(events, destroyed),
         self_granted_uses(events),
         refusals_after_policy_change(events, policy_changes),
         grants_by_integrated_services(events),

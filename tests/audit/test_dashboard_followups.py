@@ -5,9 +5,11 @@ and what the events table and charts show."""
 from __future__ import annotations
 
 import html
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -17,8 +19,8 @@ from keys.models import DeletedKey
 from kmsconsole.audit.charts import refusal_reasons
 from kmsconsole.audit.marks import PENDING_DELETION_USE
 from kmsconsole.audit.models import AuditEvent
-from tests.audit.dashboard_support import ACCOUNT, ALICE, KEY_1, KEY_2, add
-from tests.conftest import ALLOW_RANDOM, Persona
+from tests.audit.dashboard_support import ACCOUNT, ALICE, KEY_1, KEY_2, OTHER_ACCOUNT, add
+from tests.conftest import ALLOW_ALL, ALLOW_RANDOM, Persona
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +176,81 @@ def test_a_destroyed_keys_page_says_when_and_by_which_event_to_a_trail_reader_on
     never = console(make_user("other", ALLOW_RANDOM)).get(f"/console/keys/{uuid.uuid4()}/")
     assert outsider.status_code == never.status_code == 404
     assert "Key deleted" not in _text(outsider) and "Key not found" in _text(outsider)
+
+
+def _allow_all_but(action: str, condition: dict[str, Any] | None = None) -> str:
+    """An identity policy: everything, but `action` (when `condition` holds)."""
+    deny: dict[str, Any] = {"Effect": "Deny", "Action": action, "Resource": "*"}
+    if condition is not None:
+        deny["Condition"] = condition
+    allow = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow, deny]})
+
+
+def _page_event(persona: Persona) -> AuditEvent:
+    return AuditEvent.objects.filter(operation="DescribeKey", caller_arn=persona.arn).latest("seq")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"Bool": {"aws:SecureTransport": "false"}},  # the test client's requests are plain HTTP
+        {"IpAddress": {"aws:SourceIp": "127.0.0.1/32"}},  # and come from 127.0.0.1
+    ],
+)
+def test_a_destroyed_keys_page_asks_the_trail_as_a_request_from_there_would(
+    console: Callable[..., Client],
+    admin: Persona,
+    make_user: Callable[..., Persona],
+    condition: dict[str, Any],
+) -> None:
+    """Whether the caller may read the trail is decided with the page's own request (its source IP, transport and
+    time), inside its DescribeKey: a Deny on the trail conditioned on them hides the deletion, as the trail
+    itself is refused."""
+    _destroyed_key_1()
+    key_page = f"/console/keys/{KEY_1.rsplit('/', 1)[-1]}/"
+    barred = make_user("barred", _allow_all_but("kmsconsole:ListAuditEvents", condition))
+    client = console(barred)
+    assert client.get(TRAIL).status_code == 403
+    response = client.get(key_page)
+    body = _text(response)
+    assert response.status_code == 404 and "Key not found" in body
+    assert "Key deleted" not in body and KEY_1 not in body and "/console/audit/events/" not in body
+    assert _page_event(barred).response_elements is None
+    # The admin is shown the deletion, and the page's DescribeKey event says so.
+    assert "Key deleted" in _text(console(admin).get(key_page))
+    assert _page_event(admin).response_elements == {"DeletionShown": True}
+
+
+def test_a_deletekey_event_is_linked_only_where_its_page_would_open(
+    console: Callable[..., Client], make_user: Callable[..., Persona]
+) -> None:
+    """The key page, the overview and the notable events name the destroyed key, but link its DeleteKey event
+    only for a caller whose GetAuditEvent would be allowed, and only an event of the account's scopes."""
+    _pending_use(KEY_1)
+    deleting = _destroyed_key_1()
+    link = f'href="/console/audit/events/{deleting.event_id}/"'
+    key_page = f"/console/keys/{KEY_1.rsplit('/', 1)[-1]}/"
+    reader = console(make_user("reader", ALLOW_ALL))
+    no_event_page = console(make_user("no-event-page", _allow_all_but("kmsconsole:GetAuditEvent")))
+    for client, linked in ((reader, True), (no_event_page, False)):
+        key_body, overview = _text(client.get(key_page)), _text(client.get("/"))
+        # The trail lists the DeleteKey event itself too: only its notable panel is looked at.
+        notable = _text(client.get(TRAIL)).split('id="audit-notable-title"', 1)[1].split("</section>", 1)[0]
+        assert "Key deleted" in key_body and "These keys have been destroyed since" in overview
+        assert "the key was destroyed" in notable
+        assert [link in key_body, link in overview, link in notable] == [linked] * 3
+    # A DeleteKey event of the key that the account reads through neither scope is not linked either.
+    AuditEvent.objects.filter(pk=deleting.pk).delete()
+    unread = add(
+        operation="DeleteKey",
+        caller_arn=f"arn:aws:iam::{OTHER_ACCOUNT}:root",
+        caller_account=OTHER_ACCOUNT,
+        key_owner_account=OTHER_ACCOUNT,
+        request_parameters={"KeyId": KEY_1},
+    )
+    key_body = _text(reader.get(key_page))
+    assert "Key deleted" in key_body and f"/console/audit/events/{unread.event_id}/" not in key_body
 
 
 def test_the_events_table_shows_a_grant_by_the_start_of_its_id(

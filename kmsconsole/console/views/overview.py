@@ -300,7 +300,7 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
         ]
     )
     # By the key as shown: a use whose key its side hides names no key, so no destroyed one either.
-    gone = destroyed_keys(account_id, {row.key_arn for row in uses if row.key_arn})
+    gone = destroyed_keys(ctx, {row.key_arn for row in uses if row.key_arn})
     return AuditSummary(
         denied=_audit_rows(own.filter(decision=AuditEvent.Decision.DENIED), account_id, Scope.CALLER),
         pending_deletion_uses=[replace(row, destroyed=gone.get(row.key_arn)) for row in uses],
