@@ -102,7 +102,7 @@ _NAMES_AN_IDENTITY_POLICY = "identity policy '"
 # key-policy statement or a grant (policies.engine.Decision.explanation). The name runs up to the fixed words that
 # follow it, which no later part of the sentence repeats (so a Sid cannot end the name early).
 _OWNER_NAMED_IN_REFUSAL = re.compile(
-    r"(?s)^denied: (?P<name>grant [0-9a-f]{64}|statement .* in the key policy) "
+    r"(?s)^denied: (?P<name>grant [0-9a-f]{64}(?: as its retiring principal)?|statement .* in the key policy) "
     r"(?=allows |would allow |covers |has not taken effect )"
 )
 # A key-policy statement (by Sid or position) or a grant still named ("no statement in the key policy" names none).
@@ -110,6 +110,8 @@ _OWNER_NAMES_LEFT = re.compile(r"(?s)statement (?:'|#[0-9]).* in the key policy|
 # The caller's identity policy that did not count, as IAM_NOT_DELEGATED's sentence ends.
 _DID_NOT_COUNT = re.compile(r" so the identity policy '[A-Za-z0-9_+=,.@-]+' did not count\Z")
 _DECIDED_BY_LIMIT = AuditEvent._meta.get_field("decided_by").max_length or 0
+# How every MISSING_ALLOW_LABELS label begins.
+_MISSING = "missing: "
 
 
 def on_another_accounts_key(key_arn: str, account_id: str) -> bool:
@@ -139,8 +141,14 @@ class ShownDecision:
 
 
 def _outcome_only(reason: str, decided_by: str) -> str:
+    """The reason cut to its outcome and what decided: "allowed: decided by <label>", or for a refusal no Deny
+    decided, "denied for want of <what was missing>" (the label's words without "missing: ")."""
     outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
-    return f"{outcome}: decided by {decided_by}" if outcome and decided_by else outcome
+    if not (outcome and decided_by):
+        return outcome
+    if decided_by in MISSING_ALLOW_LABELS:
+        return f"{outcome} for want of {decided_by.removeprefix(_MISSING)}"
+    return f"{outcome}: decided by {decided_by}"
 
 
 def shown_decision(
@@ -163,8 +171,7 @@ def shown_decision(
         # The engine's sentence names the statement or grant exactly as decided_by does
         # (policies.engine.Decision.explanation); the rest of it is about the caller's own account.
         return ShownDecision(reason.replace(decided_by, label), label)
-    outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
-    return ShownDecision(f"{outcome}: decided by {label}" if outcome else "", label)
+    return ShownDecision(_outcome_only(reason, label), label)
 
 
 def _refusal_without_owner_names(reason: str, decided_by: str) -> str:

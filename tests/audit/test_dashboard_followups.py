@@ -257,9 +257,14 @@ def test_the_events_table_shows_a_grant_by_the_start_of_its_id(
     console: Callable[..., Client], admin: Persona
 ) -> None:
     add(operation="Decrypt", decided_by=f"grant {GRANT}", reason=f"allowed by grant {GRANT}")
+    retiring = f"grant {GRANT} as its retiring principal"
+    add(operation="RetireGrant", decided_by=retiring, reason=f"allowed by {retiring}")
     body = _text(console(admin).get(TRAIL))
     assert f">grant {GRANT[:12]}…</a>" in body
     assert f'title="Only events decided by grant {GRANT}"' in body
+    # What follows the id stays: the grant decided as the right of its retiring principal.
+    assert f">grant {GRANT[:12]}… as its retiring principal</a>" in body
+    assert f'title="Only events decided by {retiring}"' in body
 
 
 def test_refusal_bars_that_read_alike_are_told_apart_and_link_their_own_events() -> None:

@@ -9,6 +9,7 @@ Every page works without JavaScript: the charts are drawn from the same numbers 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from kmsconsole.core.pagination import RECORDED_CURSOR
 
 # How much of a grant id the events table shows (the whole id is the cell's title).
 GRANT_ID_SHOWN = 12
+# "decided by" naming a grant (policies.engine, grants.services.removal): its id, and what follows it.
+_DECIDED_BY_GRANT = re.compile(r"^grant (?P<id>[0-9a-f]{64})(?P<rest>.*)\Z", re.DOTALL)
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
 
@@ -69,11 +72,13 @@ class Row:
     @property
     def decided_by_label(self) -> str:
         """ "decided by" as the table shows it: a grant by the start of its id (the whole is the link's title), so
-        its 64 characters do not squeeze the other columns."""
+        its 64 characters do not squeeze the other columns; what follows the id ("as its retiring principal")
+        stays."""
         decided_by = self.event.decided_by
-        if decided_by.startswith("grant ") and len(decided_by) > len("grant ") + GRANT_ID_SHOWN:
-            return f"{decided_by[: len('grant ') + GRANT_ID_SHOWN]}…"
-        return decided_by
+        grant = _DECIDED_BY_GRANT.match(decided_by)
+        if grant is None:
+            return decided_by
+        return f"grant {grant['id'][:GRANT_ID_SHOWN]}…{grant['rest']}"
 
 
 BAR_CHARTS = (
