@@ -24,7 +24,7 @@ _GRANT = re.compile(r"^grant (?P<grant_id>\S+)$")
 # What to do about a refusal, keyed by a phrase of the engine's reason (policies/engine/explain.py).
 _ADVICE = (
     (
-        "did not count",
+        "the key policy does not let IAM policies",
         "Identity policies only count when the key policy lets them: add a statement to the key policy that "
         'allows the account (its root, as the default key policy\'s "Enable IAM User Permissions" does), or '
         "allow the principal in the key policy itself.",
@@ -51,6 +51,12 @@ _ADVICE = (
         "counts only together with an identity policy",
         "A grant to an account gives its principals only what that account's IAM also allows: allow the action in "
         "one of the principal's identity policies.",
+    ),
+    (
+        "not by key policies",
+        "Retiring a grant is up to the grant and the IAM of the key's and the grant's accounts: make the principal "
+        "the grant's retiring principal (or its grantee, with RetireGrant among its operations), or allow "
+        "kms:RetireGrant in an identity policy of one of those accounts. The key policy cannot help.",
     ),
     (
         "has not taken effect yet",

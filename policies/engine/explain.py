@@ -36,7 +36,7 @@ class ReasonCode(StrEnum):
     EXPLICIT_DENY_IDENTITY_POLICY = "EXPLICIT_DENY_IDENTITY_POLICY"
     IAM_NOT_DELEGATED = "IAM_NOT_DELEGATED"
     """An identity policy allowed (``statement``), but the key policy does not allow the caller's account, so
-    it did not count."""
+    it did not count (for kms:RetireGrant: the caller's account is neither the key's nor the grant's)."""
     NO_KEY_POLICY_ALLOWS = "NO_KEY_POLICY_ALLOWS"
     """Nothing allowed: no key-policy statement, identity policy or grant."""
     NO_IDENTITY_POLICY_ALLOWS = "NO_IDENTITY_POLICY_ALLOWS"
@@ -116,6 +116,15 @@ MISSING_ALLOW = {
     ReasonCode.GRANT_CONSTRAINTS_NOT_MET: "missing: a grant whose constraints the request meets",
 }
 MISSING_ALLOW_LABELS = tuple(MISSING_ALLOW.values())
+
+
+def _retire_grant_rule(action: str) -> str:
+    """Who may retire a grant (spec §8.6), for a refusal of kms:RetireGrant: no key policy has a say."""
+    return (
+        f"{action} is allowed by the grant itself (to its retiring principal, or to its grantee when it lists "
+        f"RetireGrant) or by an identity policy of the key's or the grant's account, not by key policies"
+    )
+
 
 _DENIED_EXPLICIT = {
     ReasonCode.EXPLICIT_DENY_KEY_POLICY: "with an explicit deny in a resource-based policy",
@@ -203,10 +212,15 @@ class Decision(NamedTuple):
         to, a key policy's delegation no identity policy used, a grant not in effect or whose constraints failed):
         those are in the reason. So a statement or grant named here decided only allows, or only refusals.
         kms:RetireGrant (``identity_decided``) names the identity statement that allowed it, or "" for an account's
-        root user (as an account-level action it allows), never the stand-in key statement."""
+        root user (as an account-level action it allows), never the stand-in key statement; refused, it was missing
+        an identity-policy allow (of the key's or the grant's account), never a key-policy allow."""
         if not self.allowed:
             if self.reason in _DENIED_EXPLICIT and self.statement is not None:
                 return self.statement.describe()
+            if self.identity_decided and self.reason is ReasonCode.IAM_NOT_DELEGATED:
+                # The stand-in key policy did not delegate to the caller's (a third) account: what is missing is
+                # an identity-policy allow of the key's or the grant's account; no key policy has a say.
+                return MISSING_ALLOW[ReasonCode.NO_IDENTITY_POLICY_ALLOWS]
             return MISSING_ALLOW.get(self.reason, MISSING_ALLOW[ReasonCode.NO_KEY_POLICY_ALLOWS])
         if self.grant_id:
             return f"grant {self.grant_id}"
@@ -262,6 +276,12 @@ class Decision(NamedTuple):
             return f"denied by {statement}: an explicit deny overrides every allow"
         if reason is ReasonCode.IAM_NOT_DELEGATED:
             name = self.statement.policy_name if self.statement else "?"
+            if self.identity_decided:
+                # A third account's identity policy: no key policy could make it count (spec §8.6).
+                return (
+                    f"denied: {_retire_grant_rule(action)}; account {account} is neither, so the identity policy "
+                    f"'{name}' did not count"
+                )
             scope = f" of account {account}" if self.cross_account else ""
             return (
                 f"denied: the key policy does not let IAM policies{scope} grant access, so the identity policy "
@@ -282,12 +302,8 @@ class Decision(NamedTuple):
                 )
             # For RetireGrant the service's statement for the accounts only stands for "their IAM decides": no
             # key policy has a say (spec §8.6), so naming one would mislead.
-            if action.lower() == "kms:retiregrant":
-                return (
-                    f"denied: {action} is allowed by the grant itself (to its retiring principal, or to its grantee "
-                    f"when it lists RetireGrant) or by an identity policy of the key's or the grant's account, not "
-                    f"by key policies; neither allows it"
-                )
+            if self.identity_decided:
+                return f"denied: {_retire_grant_rule(action)}; neither allows it"
             if self.statement is None:
                 return f"denied: no identity policy allows {action}"
             if self.cross_account:

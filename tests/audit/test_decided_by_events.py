@@ -25,7 +25,7 @@ from kmsconsole.operations import OperationContext, perform
 from policies import services
 from policies.models import IamUser
 from tests.audit.dashboard_support import add
-from tests.conftest import ALLOW_ALL, Persona, as_operator
+from tests.conftest import ALLOW_ALL, PARTNER_ACCOUNT, Persona, as_operator
 from tests.grants.conftest import allow
 from tests.grants.conftest import policy as key_policy
 
@@ -57,9 +57,13 @@ def _key(*statements: dict[str, Any]) -> Key:
 
 
 def _as(
-    persona: Persona, operation: str, params: dict[str, Any], work: Callable[[OperationContext], Any]
+    persona: Persona,
+    operation: str,
+    params: dict[str, Any],
+    work: Callable[[OperationContext], Any],
+    account: str = ACCOUNT,
 ) -> AuditEvent:
-    user = IamUser.objects.get(account__account_id=ACCOUNT, name=persona.name)
+    user = IamUser.objects.get(account__account_id=account, name=persona.name)
     with contextlib.suppress(errors.KmsError):  # a refusal is an event too
         perform(
             operation,
@@ -171,24 +175,29 @@ def test_an_allow_names_the_statement_and_its_other_events_are_allows(
     assert str(old.event_id) not in listed
 
 
-def test_retire_grant_refusals_and_allows_name_no_stand_in_statement(
-    make_user: Callable[..., Persona], admin: Persona, alice: Persona
-) -> None:
-    bob = make_user("bob")  # no identity policy
+def _retiring(grantee: Persona) -> tuple[dict[str, Any], Callable[[OperationContext], Any]]:
+    """A grant to `grantee` on a new key: RetireGrant's parameters for it, and the work that retires it."""
     key = _key(ADMINS, ROOT)
     created = as_operator(
         "CreateGrant",
         lambda ctx: grant_create(
-            ctx=ctx, key_id=key.arn, grantee_principal=admin.arn, operations=["Decrypt"]
+            ctx=ctx, key_id=key.arn, grantee_principal=grantee.arn, operations=["Decrypt"]
         ),
     )
     grant_id = created.grant.grant_id
-    params = {"KeyId": key.arn, "GrantId": grant_id}
 
     def retire(ctx: OperationContext) -> Any:
         grant_retire(ctx=ctx, key_id=key.arn, grant_id=grant_id)
         return {}
 
+    return {"KeyId": key.arn, "GrantId": grant_id}, retire
+
+
+def test_retire_grant_refusals_and_allows_name_no_stand_in_statement(
+    make_user: Callable[..., Persona], admin: Persona, alice: Persona
+) -> None:
+    bob = make_user("bob")  # no identity policy
+    params, retire = _retiring(admin)
     refused = _as(bob, "RetireGrant", params, retire)
     assert refused.decision == "denied"
     assert refused.decided_by == "missing: an identity-policy allow"
@@ -197,3 +206,18 @@ def test_retire_grant_refusals_and_allows_name_no_stand_in_statement(
     assert allowed.decision == "allowed"
     assert allowed.decided_by == "statement #1 in the identity policy 'dev-access'"
     assert "RetireGrantIsDelegatedToIAM" not in allowed.reason
+
+
+def test_a_third_accounts_retire_grant_refusal_points_at_no_key_policy(
+    admin: Persona, partner: Callable[..., Persona], console: Callable[..., Client]
+) -> None:
+    """A principal of neither the key's nor the grant's account, whose own IAM allows kms:RetireGrant: what was
+    missing is not a key-policy allow (no key policy has a say in RetireGrant), and the event's page says what
+    would let it retire the grant."""
+    erin = partner("erin", ALLOW_ALL)
+    refused = _as(erin, "RetireGrant", *_retiring(admin), account=PARTNER_ACCOUNT)
+    assert (refused.decision, refused.decided_by) == ("denied", "missing: an identity-policy allow")
+    assert "not by key policies" in refused.reason and "the key policy does not let" not in refused.reason
+    body = html.unescape(console(admin).get(f"/console/audit/events/{refused.event_id}/").content.decode())
+    assert "Retiring a grant is up to the grant" in body
+    assert "Identity policies only count when the key policy lets them" not in body

@@ -7,6 +7,7 @@ import pytest
 
 from policies.engine import (
     MISSING_ALLOW_LABELS,
+    Caller,
     Decision,
     Grant,
     GrantConstraints,
@@ -138,6 +139,25 @@ def test_a_refused_retire_grant_names_the_missing_identity_allow_not_the_stand_i
     assert not decision.allowed
     assert decision.decided_by() == "missing: an identity-policy allow"
     assert "RetireGrantIsDelegatedToIAM" not in decision.explanation()
+
+
+def test_a_third_accounts_identity_allow_of_retire_grant_names_no_key_policy() -> None:
+    """A principal of neither the key's nor the grant's account: its identity allow cannot count, and no key policy
+    could make it (kms:RetireGrant), so neither "decided by" nor the reason point at the key policy."""
+    erin = Caller.user("arn:aws:iam::777788889999:user/erin", userid="AIDAERIN")
+    decision = _retire(erin, [RETIRE])
+    assert not decision.allowed
+    assert decision.decided_by() == "missing: an identity-policy allow"
+    assert decision.explanation() == (
+        "denied: kms:RetireGrant is allowed by the grant itself (to its retiring principal, or to its grantee when "
+        "it lists RetireGrant) or by an identity policy of the key's or the grant's account, not by key policies; "
+        "account 777788889999 is neither, so the identity policy 'retire' did not count"
+    )
+    # On a key, the same identity allow is missing what the key policy does decide.
+    elsewhere = evaluate(
+        context(erin, resource_account=ACCOUNT), key_policy=key_policy(USE), identity_policies=[KMS]
+    )
+    assert elsewhere.decided_by() == "missing: a key-policy allow for the caller's account"
 
 
 @pytest.mark.parametrize("caller", [BOB, CAROL], ids=["same account", "the grant's issuing account"])
