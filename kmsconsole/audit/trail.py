@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 
 from keys.models import Alias, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
+from kmsconsole.audit.authevents import AUTHENTICATION_EVENTS
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
@@ -46,15 +47,19 @@ _ROLE_ARN = re.compile(
 )
 # A grant id (grants.selectors.GRANT_ID_PATTERN): 64 lower-case hexadecimal characters.
 GRANT_ID = re.compile(r"^[0-9a-f]{64}$", re.ASCII)
-# The operations whose parameters or response name a grant by its id: its life (made, taken into effect by the
-# worker, retired, revoked) and the lists that asked about it.
-GRANT_OPERATIONS = ("CreateGrant", "PropagateGrant", "RetireGrant", "RevokeGrant", "ListGrants")
-# Each operation by its name in lower case, and without its service prefix: "decrypt" and "kms:decrypt" are
-# Decrypt, "listauditevents" is kmsconsole:ListAuditEvents (an unprefixed name comes first).
+# The operations whose parameters or response name a grant by its id as part of its life: made, taken into effect
+# by the worker, retired, revoked. Not ListGrants: its GrantId is a filter its caller typed, not an event of the
+# grant, and lists are frequent (every grants tab asks one): the filter would read each of them.
+GRANT_OPERATIONS = ("CreateGrant", "PropagateGrant", "RetireGrant", "RevokeGrant")
+# What the trail records under a name: every operation, and the authentication events written outside one.
+_RECORDED_NAMES = (*OPERATIONS, *AUTHENTICATION_EVENTS)
+# Each by its name in lower case, and without its service prefix: "decrypt" and "kms:decrypt" are Decrypt,
+# "listauditevents" is kmsconsole:ListAuditEvents, "consolesignin" kmsconsole:ConsoleSignIn (an unprefixed name
+# comes first).
 _OPERATION_NAMES = {
-    **{name.split(":", 1)[1].lower(): name for name in OPERATIONS if ":" in name},
-    **{f"kms:{name.lower()}": name for name in OPERATIONS if ":" not in name},
-    **{name.lower(): name for name in OPERATIONS},
+    **{name.split(":", 1)[1].lower(): name for name in _RECORDED_NAMES if ":" in name},
+    **{f"kms:{name.lower()}": name for name in _RECORDED_NAMES if ":" not in name},
+    **{name.lower(): name for name in _RECORDED_NAMES},
 }
 _CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -152,11 +157,15 @@ def key_problem(value: str, account_id: str) -> str:
 
 def grant_events(grant_id: str, account_id: str, scope: Scope = Scope.CALLER) -> Q:
     """The events of the grant `grant_id` (a well-formed id) that a reader of `account_id` may find through
-    `scope`: the operations that name it by its id (CreateGrant's response; the worker's PropagateGrant, RetireGrant,
-    RevokeGrant and ListGrants by their parameters) and the requests it decided ("decided by" names it; as the reader
-    is shown it, so another account's grant is never found by its id: kmsconsole.audit.shown). A RetireGrant given
-    only the grant's token (the KMS endpoint) records no id (the token is never recorded) and is not found. The
-    REST API's list and the console's trail both narrow by it."""
+    `scope`: the operations of its life that name it by its id (CreateGrant's response; the worker's
+    PropagateGrant, RetireGrant and RevokeGrant by their parameters) and the requests it decided ("decided by" names
+    it; as the reader is shown it, so another account's grant is never found by its id: kmsconsole.audit.shown). A
+    RetireGrant given only the grant's token (the KMS endpoint) records no id (the token is never recorded) and is
+    not found. The console's trail narrows by it (`narrowed`); the REST API's list has no grant filter.
+
+    Cost: no index holds the recorded GrantId, so the named part reads every grant-life event of the reader's side
+    within the query's time range: it grows with the grants made, retired and revoked in that range, not with the
+    trail's other events (ListGrants is left out for that, too)."""
     named = Q(request_parameters__GrantId=grant_id) | Q(response_elements__GrantId=grant_id)
     return (Q(operation__in=GRANT_OPERATIONS) & named) | decided_by_matches(
         f"grant {grant_id}", account_id, scope

@@ -71,6 +71,8 @@ def _grant_history() -> dict[str, AuditEvent]:
             operation="RevokeGrant", request_parameters={"KeyId": KEY_1, "GrantId": "7f" * 32}
         ),
         "unrelated": add(operation="Encrypt"),
+        # A list filtered by the grant's id: what its caller typed, not an event of the grant's life.
+        "listed": add(operation="ListGrants", request_parameters={"KeyId": KEY_1, "GrantId": GRANT}),
     }
 
 
@@ -110,6 +112,26 @@ def test_an_operation_that_is_none_says_which_was_meant(
     add(operation="Decrypt")
     body = _text(console(admin).get(TRAIL, {"operation": "decrpyt"}))
     assert "There is no operation named decrpyt; did you mean Decrypt?" in body
+
+
+@pytest.mark.parametrize(
+    ("typed", "recorded"),
+    [
+        ("consolesignin", "kmsconsole:ConsoleSignIn"),
+        ("kmsconsole:ConsoleSignOut", "kmsconsole:ConsoleSignOut"),
+        ("KMSCONSOLE:CONFIRMPASSWORD", "kmsconsole:ConfirmPassword"),
+        ("authenticate", "kmsconsole:Authenticate"),
+    ],
+)
+def test_the_operation_filter_knows_the_authentication_events(
+    console: Callable[..., Client], admin: Persona, typed: str, recorded: str
+) -> None:
+    """Recorded outside any operation (kmsconsole.audit.authevents), they are found by any spelling, with no
+    "there is no operation" note."""
+    event, other = add(operation=recorded, key_arn=""), add(operation="Decrypt")
+    body = _text(console(admin).get(TRAIL, {"operation": typed}))
+    assert str(event.event_id) in body and str(other.event_id) not in body
+    assert "There is no operation named" not in body
 
 
 def _destroyed_key_1() -> AuditEvent:
