@@ -96,9 +96,9 @@ def _compiled_identity_policies(caller: Caller) -> list[engine.IdentityPolicy]:
 
 
 def decided_by(decision: engine.Decision) -> str:
-    if decision.grant_id:
-        return f"grant {decision.grant_id}"
-    return decision.statement.describe() if decision.statement else ""
+    """The event's "decided by": what decided the outcome (`engine.Decision.decided_by`): the statement or grant
+    that allowed; for a refusal, the explicit Deny, or what was missing, never an Allow that did not count."""
+    return decision.decided_by()
 
 
 def authorize(

@@ -31,7 +31,9 @@ DELAYED = "delayed"
 
 def _retire_key_policy(key: Key, grant: Grant) -> str:
     """The key policy RetireGrant is decided under: the key's account and the grant's issuing account delegate
-    kms:RetireGrant to their IAM, and nothing else (the key's own policy has no say, kms-spec §8.6)."""
+    kms:RetireGrant to their IAM, and nothing else (the key's own policy has no say, kms-spec §8.6). A stand-in, in
+    no policy of the key's: the decision's "decided by" and reason never name its statement (the engine's
+    IDENTITY_DECIDED_ACTIONS, policies.engine.Decision.decided_by)."""
     accounts = sorted({key.account.account_id, grant.issuing_account})
     statement = {
         "Sid": "RetireGrantIsDelegatedToIAM",

@@ -19,7 +19,7 @@ from grants.selectors import grants_of_key
 from keys import selectors
 from keys.models import Alias, Key, KeyPolicyVersion, Tag
 from keys.selectors import resolve_key
-from keys.services.access import key_for
+from keys.services.access import KeyQuestions, key_for
 from keys.services.key_policy import key_for_policy_check, validate_key_policy
 from keys.services.policy_restore import policy_version_get
 from kmsconsole.audit.models import AuditEvent
@@ -160,10 +160,19 @@ def audit_event(ctx: OperationContext, *, event_id: str) -> ReadEvent:
     return ReadEvent(shown_event(read.event, account_id, read.scope), read.scope)
 
 
-def audit_event_in_scope(ctx: OperationContext, event_id: Any) -> bool:
-    """Whether `audit_event` would find the event for the caller's account (its scopes; kmsconsole:GetAuditEvent
-    is the caller's to ask separately): what a page linking to an event's page must ask first."""
-    return _event_in_scope(ctx.caller.account_id, event_id) is not None
+# The action of an event's page: what a page that links to one asks first (`linkable_events`).
+EVENT_PAGE_ACTION = "kmsconsole:GetAuditEvent"
+
+
+def linkable_events(ctx: OperationContext) -> QuerySet[AuditEvent]:
+    """The events a page may link to the event's page of, so that the link never lands on a refusal: those
+    `audit_event` would find for the caller's account (either scope), or none when a kmsconsole:GetAuditEvent
+    request by the caller would be refused. That is decided as the request would be (identity policies alone, with
+    the linking request's source IP, transport and time: it is asked inside the linking page's own operation) and
+    recorded nowhere."""
+    if not KeyQuestions(ctx).allows_on_account(EVENT_PAGE_ACTION):
+        return AuditEvent.objects.none()
+    return AuditEvent.objects.filter(either_scope(ctx.caller.account_id))
 
 
 def job_runs(ctx: OperationContext) -> QuerySet[JobRun]:

@@ -26,6 +26,8 @@ SIGN_OUT = "kmsconsole:ConsoleSignOut"
 CONFIRM_PASSWORD = "kmsconsole:ConfirmPassword"  # noqa: S105 - an operation name
 # A request whose credentials were refused (or could not be trusted) before any operation began.
 AUTHENTICATE = "kmsconsole:Authenticate"
+# Every name above: what the trail records besides the operations (kmsconsole.operations.OPERATIONS).
+AUTHENTICATION_EVENTS = (SIGN_IN, SIGN_OUT, CONFIRM_PASSWORD, AUTHENTICATE)
 RELINKED = (
     "The console login's link to its IAM user failed its integrity check (changed outside the service)."
 )

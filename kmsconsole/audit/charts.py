@@ -5,8 +5,9 @@ empty time buckets so the time axis is continuous."""
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -186,11 +187,23 @@ def refusal_reasons(
         if decision == AuditEvent.Decision.DENIED:
             label = f"Refused: {decided_by}" if decided_by else "Refused: nothing allowed it"
             filters["decided_by"] = decided_by
+            if code:
+                filters["error_code"] = code  # each bar's link lists its own events, and no other bar's
         else:
             label = f"Failed: {code or 'unknown error'}"
             filters["error_code"] = code
         bars.append(Bar(label, n, filters, detail=code))
-    return bars
+    return _told_apart(bars)
+
+
+def _told_apart(bars: list[Bar]) -> list[Bar]:
+    """The bars, each label unique: refusals that read alike (what decided them is shown by what it is, and two
+    error codes share it) say their error code."""
+    seen = Counter(bar.label for bar in bars)
+    return [
+        replace(bar, label=f"{bar.label} ({bar.detail or 'no error code'})") if seen[bar.label] > 1 else bar
+        for bar in bars
+    ]
 
 
 def trail_charts(

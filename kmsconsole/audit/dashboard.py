@@ -28,16 +28,28 @@ from typing import Any, NoReturn
 
 from django.db.models import QuerySet
 
+from grants.selectors import live_grants
 from keys.models import Alias, DeletedKey, Key, KeyPolicyVersion
 from kmsconsole.api import reads
 from kmsconsole.audit.charts import Charts, trail_charts
+from kmsconsole.audit.destroyed import destroyed_keys
 from kmsconsole.audit.explain import Explanation, explain
 from kmsconsole.audit.export import event_rows
 from kmsconsole.audit.models import AuditEvent, ChainVerification
 from kmsconsole.audit.notable import NotableSection, notable_sections
 from kmsconsole.audit.policy_history import PolicyHistory, policy_history
 from kmsconsole.audit.scope import Scope, own_key_events, scope_events
-from kmsconsole.audit.trail import Cursor, Page, TrailFilter, TrailQuery, narrowed, page, resolve
+from kmsconsole.audit.trail import (
+    GRANT_ID,
+    GRANT_OPERATIONS,
+    Cursor,
+    Page,
+    TrailFilter,
+    TrailQuery,
+    narrowed,
+    page,
+    resolve,
+)
 from kmsconsole.audit.verification import ChainBase, chain_base, latest_verification
 from kmsconsole.core import errors
 from kmsconsole.operations import OperationContext
@@ -131,7 +143,11 @@ def trail_dashboard(
         charts=charts,
         notable=[
             _shown_section(ctx, section, scope)
-            for section in notable_sections(_in_range(events, query), policy_changes=changes)
+            for section in notable_sections(
+                _in_range(events, query),
+                policy_changes=changes,
+                destroyed=lambda arns: destroyed_keys(ctx, arns),
+            )
         ],
         chain=chain_state(),
     )
@@ -190,6 +206,24 @@ class EventDetail:
     scope: Scope = Scope.CALLER  # the side the reader sees the event from
     # The policy document the event set and the same policy's previous one in the trail the reader sees.
     policy_history: PolicyHistory | None = None
+    # The grant the event is about (the one that decided it, or the one a grant operation named), and whether it
+    # is still a grant of the reader's key (its page lists it); "" when none is named to the reader.
+    grant_id: str = ""
+    grant_exists: bool = False
+
+
+def _grant_of(event: AuditEvent, decided_by_grant: str) -> str:
+    """The grant an event (as the reader sees it) is about: the one that decided it, or the one a grant operation
+    named by its id (`kmsconsole.audit.trail.grant_events` finds the same)."""
+    if decided_by_grant:
+        return decided_by_grant
+    if event.operation not in GRANT_OPERATIONS:
+        return ""
+    for recorded in (event.request_parameters, event.response_elements):
+        value = recorded.get("GrantId") if isinstance(recorded, dict) else None
+        if isinstance(value, str) and GRANT_ID.match(value):
+            return value
+    return ""
 
 
 # Operations whose allowed event comes with a new key policy version (written just before the event).
@@ -230,4 +264,18 @@ def event_detail(ctx: OperationContext, *, event_id: str) -> EventDetail:
     key = _key_reference(event.key_arn, ctx.caller.account_id)
     policy = _policy_in_force(event, key) if key is not None and key.exists else None
     history = policy_history(event, scope_events(ctx.caller.account_id, read.scope))
-    return EventDetail(event, explain(event), key, policy, read.scope, history)
+    explanation = explain(event)
+    grant_id = _grant_of(event, explanation.decided_by.grant_id)
+    grant_exists = bool(grant_id and key is not None and key.exists and key.own) and (
+        live_grants().filter(key__key_id=key.key_id, grant_id=grant_id).exists()
+    )
+    return EventDetail(
+        event,
+        explanation,
+        key,
+        policy,
+        read.scope,
+        policy_history=history,
+        grant_id=grant_id,
+        grant_exists=grant_exists,
+    )

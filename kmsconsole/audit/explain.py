@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.shown import CALLER_IDENTITY_POLICY, DESTINATION_LABELS, HIDDEN_LABELS
+from policies.engine import MISSING_ALLOW_LABELS
 
 # decided_by as policies.authorization.decided_by() writes it.
 _STATEMENT = re.compile(
@@ -23,7 +24,7 @@ _GRANT = re.compile(r"^grant (?P<grant_id>\S+)$")
 # What to do about a refusal, keyed by a phrase of the engine's reason (policies/engine/explain.py).
 _ADVICE = (
     (
-        "did not count",
+        "the key policy does not let IAM policies",
         "Identity policies only count when the key policy lets them: add a statement to the key policy that "
         'allows the account (its root, as the default key policy\'s "Enable IAM User Permissions" does), or '
         "allow the principal in the key policy itself.",
@@ -52,6 +53,12 @@ _ADVICE = (
         "one of the principal's identity policies.",
     ),
     (
+        "not by key policies",
+        "Retiring a grant is up to the grant and the IAM of the key's and the grant's accounts: make the principal "
+        "the grant's retiring principal (or its grantee, with RetireGrant among its operations), or allow "
+        "kms:RetireGrant in an identity policy of one of those accounts. The key policy cannot help.",
+    ),
+    (
         "has not taken effect yet",
         "New grants take effect after a short delay; a request that passes the grant token works at once.",
     ),
@@ -67,7 +74,8 @@ class DecidedBy:
     """What `decided_by` names, taken apart for links: a statement of the key policy or of an identity policy,
     or a grant."""
 
-    # "key policy", "identity policy", "grant", "operator", "own account", "key owner" (another account's statement
+    # "key policy", "identity policy", "grant", "operator", "own account", "missing" (a refusal for want of an
+    # allow: what was missing, policies.engine.Decision.decided_by), "key owner" (another account's statement
     # or grant, not named: kmsconsole.audit.shown), "caller's account" (the identity policy of another account's
     # caller, not named), "destination key" (another account's statement or grant on the destination of a
     # ReEncrypt out of the reader's key, not named), or "" (nothing named)
@@ -94,6 +102,8 @@ def parse_decided_by(text: str) -> DecidedBy:
         return DecidedBy("grant", text, grant_id=match["grant_id"])
     if text in ("operator", "own account"):
         return DecidedBy(text, text)
+    if text in MISSING_ALLOW_LABELS:
+        return DecidedBy("missing", text)
     if text in HIDDEN_LABELS:
         return DecidedBy("key owner", text)
     if text == CALLER_IDENTITY_POLICY:

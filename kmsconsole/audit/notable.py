@@ -14,17 +14,21 @@ time range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
 from grants.models import IntegratedService
+from kmsconsole.audit.destroyed import Destroyed
 from kmsconsole.audit.marks import PENDING_DELETION_USE, SELF_GRANTED_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 
 ROWS = 5
+# The reader's keys among these key ARNs destroyed since, by ARN (kmsconsole.audit.destroyed.destroyed_keys, asked
+# inside the reading operation).
+DestroyedOf = Callable[[Iterable[str]], dict[str, Destroyed]]
 # A refusal this soon after the key's policy changed is shown as possibly caused by the change.
 AFTER_POLICY_CHANGE = timedelta(hours=24)
 # How many of the newest refusals are matched against policy changes.
@@ -40,6 +44,8 @@ _DENIED = AuditEvent.Decision.DENIED
 class NotableRow:
     event: AuditEvent
     note: str = ""
+    # The event's key, one of the reader's, destroyed since (kmsconsole.audit.destroyed).
+    destroyed: Destroyed | None = None
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,30 @@ def _newest(events: QuerySet[AuditEvent]) -> list[NotableRow]:
     return [NotableRow(event) for event in events.order_by("-time", "-seq")[:ROWS]]
 
 
-def pending_deletion_uses(events: QuerySet[AuditEvent]) -> NotableSection:
+PENDING_DELETION_ADVICE = (
+    "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it."
+)
+ALL_DESTROYED = (
+    "The keys these requests used have been destroyed since: there is no deletion left to cancel, and what they "
+    "encrypted can no longer be decrypted. Move whoever still uses them to another key."
+)
+
+
+def pending_deletion_uses(
+    events: QuerySet[AuditEvent], destroyed: DestroyedOf | None = None
+) -> NotableSection:
+    """The newest uses of keys pending deletion; those on a key `destroyed` finds (the reader's own, destroyed
+    since: kmsconsole.audit.destroyed.destroyed_keys) say so, and the advice to cancel the deletion goes once every
+    key listed is destroyed."""
+    rows = _newest(events.filter(notable_events(PENDING_DELETION_USE)))
+    gone = destroyed({row.event.key_arn for row in rows}) if destroyed is not None else {}
+    rows = [NotableRow(row.event, row.note, gone.get(row.event.key_arn)) for row in rows]
+    every_one_gone = bool(rows) and all(row.destroyed is not None for row in rows)
     return NotableSection(
         "pending-deletion",
         "Uses of keys pending deletion",
-        "Someone still relies on a key that is about to be destroyed: cancel the deletion or move them off it.",
-        _newest(events.filter(notable_events(PENDING_DELETION_USE))),
+        ALL_DESTROYED if every_one_gone else PENDING_DELETION_ADVICE,
+        rows,
         {"notable": PENDING_DELETION_USE},
     )
 
@@ -186,12 +210,15 @@ def _merged(sources: Iterable[QuerySet[AuditEvent]]) -> list[NotableRow]:
 
 
 def notable_sections(
-    events: QuerySet[AuditEvent], policy_changes: QuerySet[AuditEvent] | None = None
+    events: QuerySet[AuditEvent],
+    policy_changes: QuerySet[AuditEvent] | None = None,
+    *,
+    destroyed: DestroyedOf | None = None,
 ) -> list[NotableSection]:
-    """Every section, over events already confined to what the caller's account reads through one scope and to
-    the time range (`policy_changes`: see `refusals_after_policy_change`)."""
+    """Every section, over events already confined to what the caller's account reads through one scope and to the
+    time range (`policy_changes`: see `refusals_after_policy_change`; `destroyed`: see `pending_deletion_uses`)."""
     return [
-        pending_deletion_uses(events),
+        pending_deletion_uses(events, destroyed),
         self_granted_uses(events),
         refusals_after_policy_change(events, policy_changes),
         grants_by_integrated_services(events),

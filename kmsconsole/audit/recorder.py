@@ -52,9 +52,10 @@ class AuditRecord:
     key_arn: str = ""
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
-    # What an operation that commits in batches has committed so far (`Operation.commits_in_batches`), kept up to
-    # date as it goes: its failure event carries it, so work already committed is never unrecorded.
-    committed_so_far: dict[str, Any] | None = None
+    # The response elements of the event if the operation fails: what an operation that commits in batches has
+    # committed so far (`Operation.commits_in_batches`), kept up to date as it goes, so work already committed is
+    # never unrecorded; or what a console page showed beside the failure (a destroyed key's deletion).
+    failure_response: dict[str, Any] | None = None
     decision: str = ""
     reason: str = ""
     decided_by: str = ""
@@ -184,7 +185,7 @@ def _event_values(record: AuditRecord, outcome: str) -> dict[str, Any]:
         "key_arn": record.key_arn,
         "request_parameters": record.request_parameters,
         "response_elements": (
-            record.response_elements if outcome == AuditEvent.Decision.ALLOWED else record.committed_so_far
+            record.response_elements if outcome == AuditEvent.Decision.ALLOWED else record.failure_response
         ),
         "error_code": error.code if error else "",
         "error_message": error.message if error else "",

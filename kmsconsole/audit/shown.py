@@ -55,6 +55,7 @@ from kmsconsole.audit.marks import shown_notable
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import Scope
 from kmsconsole.core.errors import CIPHERTEXT_RESOURCE, UNDISCLOSED_REASON
+from policies.engine import MISSING_ALLOW_LABELS
 
 KEY_OWNER_STATEMENT = "a statement in the key owner's key policy"
 KEY_OWNER_GRANT = "a grant on the key owner's key"
@@ -73,10 +74,11 @@ DESTINATION_LABELS = (DESTINATION_STATEMENT, DESTINATION_GRANT)
 _UNDISCLOSED_CODES = ("NotFoundException", "InvalidCiphertextException")
 
 # What `decided_by` may name of the caller's own side whoever owns the key: nothing, the operator, the account's
-# own business, or a statement of one of the caller's identity policies (policies.authorization.decided_by: the
-# policy's name is an IAM name, so the suffix cannot be forged by a key-policy Sid, which always ends "in the key
-# policy"). Anything else is the key owner's, including text this module does not know (fail closed).
-_SHOWN_WHOLE = ("", "operator", "own account")
+# own business, what a refusal no Deny decided was missing (fixed words naming nothing of anyone's), or a statement
+# of one of the caller's identity policies (policies.engine.Decision.decided_by: the policy's name is an IAM name,
+# so the suffix cannot be forged by a key-policy Sid, which always ends "in the key policy"). Anything else is the
+# key owner's, including text this module does not know (fail closed).
+_SHOWN_WHOLE = ("", "operator", "own account", *MISSING_ALLOW_LABELS)
 _CALLERS_OWN_PATTERN = (
     r"(?s)^statement .* in the identity policy '[A-Za-z0-9_+=,.@-]+'\Z"  # Python and PostgreSQL
 )
@@ -96,7 +98,20 @@ _SUPPORT_OF_A_GRANT = re.compile(rf"(?s){_IDENTITY_STATEMENT}\Z")
 _POLICY_NAME = re.compile(r" in the identity policy '(?P<name>[A-Za-z0-9_+=,.@-]+)'\Z")
 # Whatever still reads like this names an identity policy: the reason is then cut to its outcome.
 _NAMES_AN_IDENTITY_POLICY = "identity policy '"
+# A refusal for want of an allow names what would have allowed but did not count, when it is the key owner's: a
+# key-policy statement or a grant (policies.engine.Decision.explanation). The name runs up to the fixed words that
+# follow it, which no later part of the sentence repeats (so a Sid cannot end the name early).
+_OWNER_NAMED_IN_REFUSAL = re.compile(
+    r"(?s)^denied: (?P<name>grant [0-9a-f]{64}(?: as its retiring principal)?|statement .* in the key policy) "
+    r"(?=allows |would allow |covers |has not taken effect )"
+)
+# A key-policy statement (by Sid or position) or a grant still named ("no statement in the key policy" names none).
+_OWNER_NAMES_LEFT = re.compile(r"(?s)statement (?:'|#[0-9]).* in the key policy|grant [0-9a-f]{64}")
+# The caller's identity policy that did not count, as IAM_NOT_DELEGATED's sentence ends.
+_DID_NOT_COUNT = re.compile(r" so the identity policy '[A-Za-z0-9_+=,.@-]+' did not count\Z")
 _DECIDED_BY_LIMIT = AuditEvent._meta.get_field("decided_by").max_length or 0
+# How every MISSING_ALLOW_LABELS label begins.
+_MISSING = "missing: "
 
 
 def on_another_accounts_key(key_arn: str, account_id: str) -> bool:
@@ -126,8 +141,14 @@ class ShownDecision:
 
 
 def _outcome_only(reason: str, decided_by: str) -> str:
+    """The reason cut to its outcome and what decided: "allowed: decided by <label>", or for a refusal no Deny
+    decided, "denied for want of <what was missing>" (the label's words without "missing: ")."""
     outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
-    return f"{outcome}: decided by {decided_by}" if outcome and decided_by else outcome
+    if not (outcome and decided_by):
+        return outcome
+    if decided_by in MISSING_ALLOW_LABELS:
+        return f"{outcome} for want of {decided_by.removeprefix(_MISSING)}"
+    return f"{outcome}: decided by {decided_by}"
 
 
 def shown_decision(
@@ -138,7 +159,10 @@ def shown_decision(
         if on_another_accounts_key(key_arn, account_id):
             return _shown_to_source_owner(reason, decided_by)
         return _shown_to_key_owner(reason, decided_by)
-    label = _label(decided_by) if on_another_accounts_key(key_arn, account_id) else ""
+    elsewhere = on_another_accounts_key(key_arn, account_id)
+    if elsewhere and decided_by in MISSING_ALLOW_LABELS:
+        return ShownDecision(_refusal_without_owner_names(reason, decided_by), decided_by)
+    label = _label(decided_by) if elsewhere else ""
     if not label:
         return ShownDecision(reason, decided_by)
     if decided_by == label:
@@ -147,8 +171,20 @@ def shown_decision(
         # The engine's sentence names the statement or grant exactly as decided_by does
         # (policies.engine.Decision.explanation); the rest of it is about the caller's own account.
         return ShownDecision(reason.replace(decided_by, label), label)
-    outcome = next((word for word in ("allowed", "denied") if reason.startswith(word)), "")
-    return ShownDecision(f"{outcome}: decided by {label}" if outcome else "", label)
+    return ShownDecision(_outcome_only(reason, label), label)
+
+
+def _refusal_without_owner_names(reason: str, decided_by: str) -> str:
+    """A refusal for want of an allow on another account's key, as its caller's account may read it: the key
+    owner's statement or grant that would have allowed is named by what it is; a sentence that still names one
+    is cut to its outcome (fail closed)."""
+    match = _OWNER_NAMED_IN_REFUSAL.match(reason)
+    if match is not None:
+        label = KEY_OWNER_GRANT if match["name"].startswith(_GRANT_PREFIX) else KEY_OWNER_STATEMENT
+        reason = f"denied: {label} {reason[match.end() :]}"
+    if _OWNER_NAMES_LEFT.search(reason):
+        return _outcome_only(reason, decided_by)
+    return reason
 
 
 def _names_a_key_statement_or_grant(decided_by: str) -> bool:
@@ -201,6 +237,9 @@ def _shown_to_key_owner(reason: str, decided_by: str) -> ShownDecision:
             return ShownDecision(_outcome_only(reason, label), label)
         # The whole name: every mention of it, and of its policy ("so the identity policy 'x' did not count").
         reason = reason.replace(decided_by, label).replace(f"the identity policy '{name['name']}'", label)
+    elif decided_by in MISSING_ALLOW_LABELS:
+        # A refusal for want of an allow: the identity policy that did not count is the caller's.
+        reason = _DID_NOT_COUNT.sub(f" so {CALLER_IDENTITY_POLICY} did not count", reason)
     elif decided_by:
         # The deciding statement or grant is the owner's; the caller's identity statement that supported it is not.
         for prefix, support in (

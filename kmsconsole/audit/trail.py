@@ -10,16 +10,18 @@ range scan at any depth.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
 from keys.models import Alias, DeletedKey, key_arn
 from keys.selectors import MULTI_REGION_KEY_ID
+from kmsconsole.audit.authevents import AUTHENTICATION_EVENTS
 from kmsconsole.audit.context_index import KEY_CHARS, VALUE_CHARS
 from kmsconsole.audit.marks import notable_events
 from kmsconsole.audit.models import AuditContextEntry, AuditEvent
@@ -27,6 +29,7 @@ from kmsconsole.audit.scope import Scope
 from kmsconsole.audit.shown import decided_by_matches, filtered_by_key
 from kmsconsole.core import errors
 from kmsconsole.core.text import shortened
+from kmsconsole.operations import OPERATIONS
 from policies import arns
 from policies.models import IamRole, IamUser
 
@@ -55,12 +58,29 @@ TEXT_FILTER_CHARS = {
     "source_ip": 45,
     "request_id": 64,
     "notable": 128,
+    "grant": 64,
 }
 # The account filter: ASCII digits only (\d would also take full-width and other Unicode digits).
 ACCOUNT_ID = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
 ACCOUNT_ID_RULE = "An account id is 12 digits."
 # An encryption context value is matched only under its key (the index is of pairs).
 CONTEXT_VALUE_NEEDS_KEY = "Give the encryption context key the value belongs to."
+# A grant id (grants.selectors.GRANT_ID_PATTERN): 64 lower-case hexadecimal characters.
+GRANT_ID = re.compile(r"^[0-9a-f]{64}$", re.ASCII)
+# The operations whose parameters or response name a grant by its id as part of its life: made, taken into effect
+# by the worker, retired, revoked. Not ListGrants: its GrantId is a filter its caller typed, not an event of the
+# grant, and lists are frequent (every grants tab asks one): the filter would read each of them.
+GRANT_OPERATIONS = ("CreateGrant", "PropagateGrant", "RetireGrant", "RevokeGrant")
+# What the trail records under a name: every operation, and the authentication events written outside one.
+_RECORDED_NAMES = (*OPERATIONS, *AUTHENTICATION_EVENTS)
+# Each by its name in lower case, and without its service prefix: "decrypt" and "kms:decrypt" are Decrypt,
+# "listauditevents" is kmsconsole:ListAuditEvents, "consolesignin" kmsconsole:ConsoleSignIn (an unprefixed name
+# comes first).
+_OPERATION_NAMES = {
+    **{name.split(":", 1)[1].lower(): name for name in _RECORDED_NAMES if ":" in name},
+    **{f"kms:{name.lower()}": name for name in _RECORDED_NAMES if ":" not in name},
+    **{name.lower(): name for name in _RECORDED_NAMES},
+}
 _CURSOR = re.compile(r"^(?P<micros>-?\d{1,20})\.(?P<seq>\d{1,20})$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -93,6 +113,8 @@ class TrailQuery:
     source_ip: str = ""
     request_id: str = ""
     notable: str = ""
+    # A grant id (well formed: `GRANT_ID`): the grant's own events and the requests it decided (`grant_events`).
+    grant: str = ""
     # The side of the trail (kmsconsole.audit.scope): always recorded, the default too.
     scope: Scope = Scope.CALLER
 
@@ -161,6 +183,39 @@ def source_ip_problem(value: str) -> str:
         except ValueError:
             return "Give an IPv4 or IPv6 address, e.g. 10.0.0.1."
     return ""
+
+
+def grant_events(grant_id: str, account_id: str, scope: Scope = Scope.CALLER) -> Q:
+    """The events of the grant `grant_id` (a well-formed id) that a reader of `account_id` may find through
+    `scope`: the operations of its life that name it by its id (CreateGrant's response; the worker's
+    PropagateGrant, RetireGrant and RevokeGrant by their parameters) and the requests it decided ("decided by" names
+    it; as the reader is shown it, so another account's grant is never found by its id: kmsconsole.audit.shown). A
+    RetireGrant given only the grant's token (the KMS endpoint) records no id (the token is never recorded) and is
+    not found. The console's trail narrows by it (`narrowed`); the REST API's list has no grant filter.
+
+    Cost: no index holds the recorded GrantId, so the named part reads every grant-life event of the reader's side
+    within the query's time range: it grows with the grants made, retired and revoked in that range, not with the
+    trail's other events (ListGrants is left out for that, too)."""
+    named = Q(request_parameters__GrantId=grant_id) | Q(response_elements__GrantId=grant_id)
+    return (Q(operation__in=GRANT_OPERATIONS) & named) | decided_by_matches(
+        f"grant {grant_id}", account_id, scope
+    )
+
+
+def operation_for(value: str) -> tuple[str, str]:
+    """(operation name, note) for an operation as typed: any case, with or without a service prefix ("decrypt",
+    "kms:Decrypt" are Decrypt). A name that is no operation is kept as typed (an event may record an operation
+    this version does not know), with a note saying so and, when one is close, which was meant."""
+    typed = value.strip().lower()
+    found = _OPERATION_NAMES.get(typed)
+    if found is not None:
+        return found, ""
+    bare = typed.split(":", 1)[1] if ":" in typed else typed
+    close = difflib.get_close_matches(
+        bare, [name for name in _OPERATION_NAMES if ":" not in name], n=1, cutoff=0.6
+    )
+    hint = f"; did you mean {_OPERATION_NAMES[close[0]]}?" if close else "."
+    return value, f"There is no operation named {shortened(value, 64)}{hint}"
 
 
 def _key_arn_for(value: str, account_id: str) -> tuple[str, str]:
@@ -284,6 +339,11 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
     )
     by_caller = query.scope is Scope.KEY_OWNER
     key_account = key_arn(query.account, "") if query.account and not by_caller else ""
+    if query.grant and not GRANT_ID.match(query.grant):
+        raise errors.ValidationException("Grant: a grant id is 64 hexadecimal characters (a-f, 0-9).")
+    operation, operation_note = operation_for(query.operation) if query.operation else ("", "")
+    if operation != query.operation:
+        query = replace(query, operation=operation)
     return TrailFilter(
         query=query,
         key_arn=key,
@@ -291,7 +351,7 @@ def resolve(query: TrailQuery, *, account_id: str) -> TrailFilter:
         session_prefix=sessions,
         key_account_prefix=key_account,
         caller_account=query.account if by_caller else "",
-        notes=tuple(note for note in (key_note, principal_note) if note),
+        notes=tuple(note for note in (key_note, principal_note, operation_note) if note),
         matches_nothing=bool(query.key and not key) or bool(query.principal and not principal),
         account_id=account_id,
     )
@@ -333,6 +393,8 @@ def narrowed(events: QuerySet[AuditEvent], trail: TrailFilter) -> QuerySet[Audit
         events = events.filter(decided_by_matches(query.decided_by, trail.account_id, query.scope))
     if query.request_id:
         events = events.filter(request_id__startswith=query.request_id)
+    if query.grant:
+        events = events.filter(grant_events(query.grant, trail.account_id, query.scope))
     if query.context_key:
         pairs = AuditContextEntry.objects.filter(key=query.context_key[:KEY_CHARS])
         if query.context_value:

@@ -133,7 +133,7 @@ def root_keys_reseal(*, ctx: OperationContext, batch_size: int = DEFAULT_BATCH_S
     report: list[dict[str, Any]] = []
     for dependent in dependents():
         # Batches commit as they go: the counts so far ride on the record, for the failure event if one comes.
-        ctx.audit.committed_so_far = {**_resealed(ring, report), "StoppedIn": dependent.name}
+        ctx.audit.failure_response = {**_resealed(ring, report), "StoppedIn": dependent.name}
         moved = dependent.reseal(ring, batch_size)
         report.append(
             {
@@ -143,7 +143,7 @@ def root_keys_reseal(*, ctx: OperationContext, batch_size: int = DEFAULT_BATCH_S
                 "FailedItems": list(moved.failed[:MAX_NAMED]),
             }
         )
-    ctx.audit.committed_so_far = None
+    ctx.audit.failure_response = None
     return _resealed(ring, report)
 
 

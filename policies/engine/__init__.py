@@ -171,7 +171,7 @@ from .evaluate import (
     evaluate,
     would_allow,
 )
-from .explain import Decision, ReasonCode, StatementRef
+from .explain import MISSING_ALLOW_LABELS, Decision, ReasonCode, StatementRef
 from .findings import Finding, Severity, identity_policy_findings, key_policy_findings, use_actions
 from .grants import GRANT_OPERATIONS, Grant, GrantConstraints, GrantIndex, GrantRequest
 from .principals import (
@@ -193,6 +193,7 @@ __all__ = [
     "KEY_POLICY_MAX_BYTES",
     "KMS_CONDITION_KEYS",
     "LOCKOUT_MESSAGE",
+    "MISSING_ALLOW_LABELS",
     "NO_PRINCIPAL_MESSAGE",
     "Caller",
     "CompiledPolicy",

@@ -26,15 +26,13 @@ from .compiled import CompiledPolicy, CompiledStatement
 from .context import RequestContext
 from .document import PolicyKind
 from .errors import MalformedPolicyDocumentException
-from .explain import Decision, ReasonCode, StatementRef, TraceInputs
+from .explain import IDENTITY_DECIDED_ACTIONS, Decision, ReasonCode, StatementRef, TraceInputs
 from .grants import Grant, GrantIndex, caller_grant_keys
 from .principals import ACCOUNT, DIRECT
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
-# Actions on a key that no key policy decides (lower case): kms:RetireGrant is allowed by the grant itself or by the
-# IAM of the key's or the grant's account (spec §8.6), so when nothing allows it, what is missing is an
-# identity-based permission, never a resource-based one.
-IDENTITY_DECIDED_ACTIONS = frozenset({"kms:retiregrant"})
+# IDENTITY_DECIDED_ACTIONS (kms:RetireGrant): when nothing allows it, what is missing is an identity-based
+# permission, never a resource-based one.
 
 
 class IdentityPolicy(NamedTuple):

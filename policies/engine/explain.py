@@ -36,7 +36,7 @@ class ReasonCode(StrEnum):
     EXPLICIT_DENY_IDENTITY_POLICY = "EXPLICIT_DENY_IDENTITY_POLICY"
     IAM_NOT_DELEGATED = "IAM_NOT_DELEGATED"
     """An identity policy allowed (``statement``), but the key policy does not allow the caller's account, so
-    it did not count."""
+    it did not count (for kms:RetireGrant: the caller's account is neither the key's nor the grant's)."""
     NO_KEY_POLICY_ALLOWS = "NO_KEY_POLICY_ALLOWS"
     """Nothing allowed: no key-policy statement, identity policy or grant."""
     NO_IDENTITY_POLICY_ALLOWS = "NO_IDENTITY_POLICY_ALLOWS"
@@ -98,6 +98,32 @@ class StatementRef:
             "index": self.index,
             "sid": self.sid,
         }
+
+
+# Actions on a key that no key policy decides (lower case): kms:RetireGrant is allowed by the grant itself or by the
+# IAM of the key's or the grant's account (spec §8.6). The service decides it under a stand-in key policy that only
+# delegates to those accounts (grants.services.removal), whose statement is no statement of the key's: a decision
+# on such an action never names it.
+IDENTITY_DECIDED_ACTIONS = frozenset({"kms:retiregrant"})
+
+# What a refusal that no Deny decided was missing: its "decided by" in the audit trail (`Decision.decided_by`).
+# Fixed words, shown whole to every reader of the event (they name no statement, policy or grant of anyone's).
+MISSING_ALLOW = {
+    ReasonCode.NO_KEY_POLICY_ALLOWS: "missing: an allow in the key policy, or a grant",
+    ReasonCode.IAM_NOT_DELEGATED: "missing: a key-policy allow for the caller's account",
+    ReasonCode.NO_IDENTITY_POLICY_ALLOWS: "missing: an identity-policy allow",
+    ReasonCode.GRANT_NOT_YET_EFFECTIVE: "missing: a grant in effect",
+    ReasonCode.GRANT_CONSTRAINTS_NOT_MET: "missing: a grant whose constraints the request meets",
+}
+MISSING_ALLOW_LABELS = tuple(MISSING_ALLOW.values())
+
+
+def _retire_grant_rule(action: str) -> str:
+    """Who may retire a grant (spec §8.6), for a refusal of kms:RetireGrant: no key policy has a say."""
+    return (
+        f"{action} is allowed by the grant itself (to its retiring principal, or to its grantee when it lists "
+        f"RetireGrant) or by an identity policy of the key's or the grant's account, not by key policies"
+    )
 
 
 _DENIED_EXPLICIT = {
@@ -170,9 +196,61 @@ class Decision(NamedTuple):
     def cross_account(self) -> bool:
         return self.resource_account is not None and self.resource_account != self.caller_account
 
+    @property
+    def identity_decided(self) -> bool:
+        """Whether no key policy decides the action (kms:RetireGrant): the key policy the decision names is the
+        service's stand-in for "the accounts' IAM decides"."""
+        return self.context.action_lower in IDENTITY_DECIDED_ACTIONS
+
+    def decided_by(self) -> str:
+        """What decided the outcome, as the audit trail's "decided by" names it.
+
+        An allow: the statement or grant that allowed it (an identity policy's statement when the key policy
+        delegated to it; the key policy's statement across accounts, where the caller's identity statement only
+        supports it). A refusal: the explicit Deny statement, if one denied; otherwise what was missing
+        (``MISSING_ALLOW``), never an Allow that did not count (an identity policy the key policy does not delegate
+        to, a key policy's delegation no identity policy used, a grant not in effect or whose constraints failed):
+        those are in the reason. So a statement or grant named here decided only allows, or only refusals.
+        kms:RetireGrant (``identity_decided``) names the identity statement that allowed it, or "" for an account's
+        root user (as an account-level action it allows), never the stand-in key statement; refused, it was missing
+        an identity-policy allow (of the key's or the grant's account), never a key-policy allow."""
+        if not self.allowed:
+            if self.reason in _DENIED_EXPLICIT and self.statement is not None:
+                return self.statement.describe()
+            if self.identity_decided and self.reason is ReasonCode.IAM_NOT_DELEGATED:
+                # The stand-in key policy did not delegate to the caller's (a third) account: what is missing is
+                # an identity-policy allow of the key's or the grant's account; no key policy has a say.
+                return MISSING_ALLOW[ReasonCode.NO_IDENTITY_POLICY_ALLOWS]
+            return MISSING_ALLOW.get(self.reason, MISSING_ALLOW[ReasonCode.NO_KEY_POLICY_ALLOWS])
+        if self.grant_id:
+            return f"grant {self.grant_id}"
+        if self.identity_decided:
+            identity = next(
+                (
+                    ref
+                    for ref in (self.statement, *self.supporting)
+                    if ref is not None and ref.policy_kind is PolicyKind.IDENTITY
+                ),
+                None,
+            )
+            return identity.describe() if identity is not None else ""
+        return self.statement.describe() if self.statement else ""
+
+    def _identity_decided_explanation(self) -> str:
+        """An allowed kms:RetireGrant not by a grant, in words that leave out the stand-in key statement."""
+        identity = self.decided_by()
+        how = (
+            f"{self.action} is decided by the IAM of the key's and the grant's accounts, not by key policies"
+        )
+        if not identity:
+            return f"allowed: the caller is the root user of account {self.caller_account} ({how})"
+        return f"allowed by {identity} in account {self.caller_account} ({how})"
+
     def explanation(self) -> str:
         """The decision in plain words, for audit events and for callers allowed to see it."""
         reason = self.reason
+        if self.allowed and self.grant_id is None and self.identity_decided:
+            return self._identity_decided_explanation()
         statement = self.statement.describe() if self.statement else "a statement"
         support = self.supporting[0].describe() if self.supporting else ""
         action = self.action
@@ -198,6 +276,12 @@ class Decision(NamedTuple):
             return f"denied by {statement}: an explicit deny overrides every allow"
         if reason is ReasonCode.IAM_NOT_DELEGATED:
             name = self.statement.policy_name if self.statement else "?"
+            if self.identity_decided:
+                # A third account's identity policy: no key policy could make it count (spec §8.6).
+                return (
+                    f"denied: {_retire_grant_rule(action)}; account {account} is neither, so the identity policy "
+                    f"'{name}' did not count"
+                )
             scope = f" of account {account}" if self.cross_account else ""
             return (
                 f"denied: the key policy does not let IAM policies{scope} grant access, so the identity policy "
@@ -218,12 +302,8 @@ class Decision(NamedTuple):
                 )
             # For RetireGrant the service's statement for the accounts only stands for "their IAM decides": no
             # key policy has a say (spec §8.6), so naming one would mislead.
-            if action.lower() == "kms:retiregrant":
-                return (
-                    f"denied: {action} is allowed by the grant itself (to its retiring principal, or to its grantee "
-                    f"when it lists RetireGrant) or by an identity policy of the key's or the grant's account, not "
-                    f"by key policies; neither allows it"
-                )
+            if self.identity_decided:
+                return f"denied: {_retire_grant_rule(action)}; neither allows it"
             if self.statement is None:
                 return f"denied: no identity policy allows {action}"
             if self.cross_account:

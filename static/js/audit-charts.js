@@ -38,10 +38,38 @@
     });
   }
 
+  // A bar's label in lines of at most WRAP characters (Chart.js draws an array as lines), so a long label (an ARN,
+  // "Refused: statement ... in the key policy") is shown whole instead of cut at the chart's left edge.
+  const WRAP = 30;
+
+  function wrapped(label) {
+    const lines = [];
+    let line = "";
+    String(label).split(/(?<=[\s/:])/).forEach(function (word) {
+      while (word.length > WRAP) {
+        if (line) lines.push(line);
+        lines.push(word.slice(0, WRAP));
+        word = word.slice(WRAP);
+        line = "";
+      }
+      if ((line + word).length > WRAP && line) {
+        lines.push(line);
+        line = "";
+      }
+      line += word;
+    });
+    if (line) lines.push(line);
+    return lines.map(function (text) { return text.trim(); });
+  }
+
   function bars(canvas, data, colors) {
+    const box = canvas.closest("[data-chart-box]");
+    const lines = data.labels.reduce(function (sum, label) { return sum + wrapped(label).length; }, 0);
+    // Room for every line of every label (the box's own height is the least it gets).
+    if (box) box.style.minHeight = Math.max(lines * 16 + 40, 0) + "px";
     return new window.Chart(canvas, {
       type: "bar",
-      data: { labels: data.labels, datasets: [{ label: "events", data: data.counts, backgroundColor: colors.bar }] },
+      data: { labels: data.labels.map(wrapped), datasets: [{ label: "events", data: data.counts, backgroundColor: colors.bar }] },
       options: {
         indexAxis: "y",
         maintainAspectRatio: false,

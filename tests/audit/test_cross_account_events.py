@@ -213,6 +213,66 @@ def test_a_pending_grant_to_the_callers_account_is_named_only_to_the_key_owner(
             f"allowed: decided by {KEY_OWNER_STATEMENT}",
             KEY_OWNER_STATEMENT,
         ),
+        # A refusal names what was missing (policies.engine.Decision.decided_by), shown whole; the key owner's
+        # statement or grant that would have allowed, named in the reason, is not.
+        (
+            "denied: statement #3 in the key policy allows it, but a caller from account 444455556666 also needs "
+            "an identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_STATEMENT} allows it, but a caller from account 444455556666 also needs an "
+            "identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+        ),
+        (  # a Sid that repeats the sentence's words is still replaced whole
+            "denied: statement 'a in the key policy allows it' in the key policy allows it, but a caller from "
+            "account 444455556666 also needs an identity policy in its account that allows kms:Encrypt on arn:x, "
+            "and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_STATEMENT} allows it, but a caller from account 444455556666 also needs an "
+            "identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+        ),
+        (
+            f"denied: grant {'c' * 64} would allow kms:Decrypt, but it has not taken effect yet; pass its grant "
+            "token in GrantTokens to use it now",
+            "missing: a grant in effect",
+            f"denied: {KEY_OWNER_GRANT} would allow kms:Decrypt, but it has not taken effect yet; pass its grant "
+            "token in GrantTokens to use it now",
+            "missing: a grant in effect",
+        ),
+        (  # a grant to the caller's account still propagating (policies.engine: NO_IDENTITY_POLICY_ALLOWS)
+            f"denied: grant {'c' * 64} has not taken effect yet; once it has (or with its grant token) it allows "
+            f"kms:Encrypt to account {ACCOUNT}, but a grant to an account counts only together with an identity "
+            "policy of the caller that allows kms:Encrypt, and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_GRANT} has not taken effect yet; once it has (or with its grant token) it allows "
+            f"kms:Encrypt to account {ACCOUNT}, but a grant to an account counts only together with an identity "
+            "policy of the caller that allows kms:Encrypt, and none does",
+            "missing: an identity-policy allow",
+        ),
+        (  # a grant's retiring principal's right (grants.services.removal), named with what it stands for
+            f"denied: grant {'c' * 64} as its retiring principal allows kms:RetireGrant to account {ACCOUNT}, but "
+            "a grant to an account counts only together with an identity policy of the caller that allows "
+            "kms:RetireGrant, and none does",
+            "missing: an identity-policy allow",
+            f"denied: {KEY_OWNER_GRANT} allows kms:RetireGrant to account {ACCOUNT}, but a grant to an account "
+            "counts only together with an identity policy of the caller that allows kms:RetireGrant, and none "
+            "does",
+            "missing: an identity-policy allow",
+        ),
+        (  # nothing allowed: the sentence names nothing of the owner's, and is shown whole
+            f"denied: no statement in the key policy allows arn:aws:iam::{ACCOUNT}:user/a to perform kms:Decrypt, "
+            "and no grant does",
+            "missing: an allow in the key policy, or a grant",
+            None,
+            "missing: an allow in the key policy, or a grant",
+        ),
+        (  # a sentence this module does not know that names the owner's statement: cut to its outcome
+            "denied: nearly, as statement 'S' in the key policy says",
+            "missing: an allow in the key policy, or a grant",
+            "denied for want of an allow in the key policy, or a grant",
+            "missing: an allow in the key policy, or a grant",
+        ),
         ("denied: no statement in the key policy allows it, and no grant does", "", None, ""),
     ],
 )

@@ -36,6 +36,17 @@ def test_charts_draw_filters_swap_and_an_event_opens(watched_page: WatchedPage, 
         )
         for i in range(60)
     )
+    # A refusal whose label is longer than the chart is wide: it is drawn whole, in lines.
+    long_label = (
+        "statement 'Allow use of the key by the application servers of the payments team' in the key policy"
+    )
+    append(
+        [
+            event_values(
+                time=now - timedelta(hours=10), decision="denied", reason="denied", decided_by=long_label
+            )
+        ]
+    )
     sign_in(watched_page, admin)
     page = watched_page.page
     watched_page.goto("/console/audit/")
@@ -44,6 +55,12 @@ def test_charts_draw_filters_swap_and_an_event_opens(watched_page: WatchedPage, 
     assert timeline.bounding_box()["height"] > 100  # type: ignore[index]
     for name in ("keys", "principals", "reasons"):
         assert page.locator(f'canvas[data-chart="{name}"]').is_visible()
+    labels = page.evaluate(
+        "() => Chart.getChart(document.querySelector('canvas[data-chart=\"reasons\"]')).data.labels"
+    )
+    wrapped = next(lines for lines in labels if "payments" in "".join(lines))
+    assert max(len(line) for line in wrapped) <= 30
+    assert "".join(wrapped).replace(" ", "") == f"Refused: {long_label}".replace(" ", "")
     # Drawn: the tables fold away, one click from the numbers.
     assert page.locator("details.chart-numbers[open]").count() == 0
     watched_page.screenshot("audit-dashboard")

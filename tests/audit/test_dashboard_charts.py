@@ -90,7 +90,11 @@ def test_top_keys_principals_and_reasons(seeded: None) -> None:
             2,
             {"decision": "failed", "error_code": "KMSInvalidStateException"},
         ),
-        ("Refused: nothing allowed it", 1, {"decision": "denied", "decided_by": ""}),
+        (
+            "Refused: nothing allowed it",
+            1,
+            {"decision": "denied", "decided_by": "", "error_code": "AccessDeniedException"},
+        ),
     ]
 
 

@@ -203,6 +203,7 @@ def test_explanations_without_a_decision(fields: dict[str, str], summary: str) -
         ("statement #2 in the identity policy 'dev-access'", "identity policy", ("#2", "dev-access")),
         ("grant 0f1e2d", "grant", ("", "")),
         ("operator", "operator", ("", "")),
+        ("missing: a key-policy allow for the caller's account", "missing", ("", "")),
         ("", "", ("", "")),
     ],
 )

@@ -393,10 +393,12 @@ def test_the_key_owners_filters_match_only_what_it_shows(
 
     # The partner's stored names find nothing: guessing them from the owner's side is no use.
     assert not found(cross.denied_by_partner.decided_by)
-    assert not found(cross.not_delegated.decided_by)
+    # What a refusal was missing names nothing of the partner's: both sides see it, and find it.
+    assert cross.not_delegated.decided_by == "missing: a key-policy allow for the caller's account"
+    assert found(cross.not_delegated.decided_by) == {cross.not_delegated}
     assert not found(f"statement '{PARTNER_SID}' in the identity policy '{PARTNER_POLICY}'")
     # The label finds every event it labels; the owner's own statements find theirs.
-    assert found(CALLER_IDENTITY_POLICY) == {cross.denied_by_partner, cross.not_delegated}
+    assert found(CALLER_IDENTITY_POLICY) == {cross.denied_by_partner}
     assert found(cross.denied_by_owner.decided_by) == {cross.denied_by_owner}
     assert found(cross.allowed.decided_by) == {cross.allowed}
     # The labels of the caller's side mean nothing here (the owner is shown its own names).
@@ -596,6 +598,21 @@ def test_the_key_owners_charts_and_rows_show_decided_by_alike() -> None:
             "statement 'S' in the key policy",
             "allowed: decided by statement 'S' in the key policy",
             "statement 'S' in the key policy",
+        ),
+        (  # IAM_NOT_DELEGATED since "decided by" names what was missing: the policy in the reason still goes
+            "denied: the key policy does not let IAM policies of account 444455556666 grant access, so the identity "
+            "policy 'guard' did not count",
+            "missing: a key-policy allow for the caller's account",
+            "denied: the key policy does not let IAM policies of account 444455556666 grant access, so "
+            f"{CALLER_IDENTITY_POLICY} did not count",
+            "missing: a key-policy allow for the caller's account",
+        ),
+        (  # what was missing is shown whole, with the owner's own statement the reason names
+            "denied: statement #3 in the key policy allows it, but a caller from account 444455556666 also needs "
+            "an identity policy in its account that allows kms:Encrypt on arn:x, and none does",
+            "missing: an identity-policy allow",
+            None,
+            "missing: an identity-policy allow",
         ),
         ("denied: no statement in the key policy allows it, and no grant does", "", None, ""),
     ],

@@ -85,7 +85,8 @@ def test_a_new_grant_works_with_its_token_at_once_and_without_it_once_a_worker_p
     assert any(NOT_YET in note for note in trace)
     event = last_event("DescribeKey")
     assert event.reason == f"denied: grant {grant_id} would allow kms:DescribeKey, but it {NOT_YET}"
-    assert event.decided_by == f"grant {grant_id}"
+    # What was missing decided it, not the grant (which allowed nothing yet): policies.engine.Decision.decided_by.
+    assert event.decided_by == "missing: a grant in effect"
 
     # With its token it works at once (CreateGrant takes GrantTokens; the child grant must be within it).
     def delegate(**extra: Any) -> Any:

@@ -9,6 +9,7 @@ Every page works without JavaScript: the charts are drawn from the same numbers 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST, require_safe
 
 from kmsconsole.audit import dashboard, export
+from kmsconsole.audit.destroyed import Destroyed
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.policy_history import KEY_POLICY_OPERATIONS, PolicyHistory
 from kmsconsole.audit.scope import SCOPE_LABELS, Scope
@@ -33,6 +35,10 @@ from kmsconsole.console.views.audit_links import EventLinks, event_links, scope_
 from kmsconsole.console.views.policy import comparable, diff_lines
 from kmsconsole.core.pagination import RECORDED_CURSOR
 
+# How much of a grant id the events table shows (the whole id is the cell's title).
+GRANT_ID_SHOWN = 12
+# "decided by" naming a grant (policies.engine, grants.services.removal): its id, and what follows it.
+_DECIDED_BY_GRANT = re.compile(r"^grant (?P<id>[0-9a-f]{64})(?P<rest>.*)\Z", re.DOTALL)
 REFUSED = "You are not allowed to read the audit trail (kmsconsole:ListAuditEvents)."
 
 
@@ -54,6 +60,7 @@ class Row:
     event: AuditEvent
     links: EventLinks
     note: str = ""
+    destroyed: Destroyed | None = None  # a notable row's key, destroyed since
 
     @property
     def principal_label(self) -> str:
@@ -63,6 +70,17 @@ class Row:
     @property
     def key_label(self) -> str:
         return self.event.key_arn.rsplit("/", 1)[-1]
+
+    @property
+    def decided_by_label(self) -> str:
+        """ "decided by" as the table shows it: a grant by the start of its id (the whole is the link's title), so
+        its 64 characters do not squeeze the other columns; what follows the id ("as its retiring principal")
+        stays."""
+        decided_by = self.event.decided_by
+        grant = _DECIDED_BY_GRANT.match(decided_by)
+        if grant is None:
+            return decided_by
+        return f"grant {grant['id'][:GRANT_ID_SHOWN]}…{grant['rest']}"
 
 
 BAR_CHARTS = (
@@ -124,7 +142,7 @@ def _page_context(
                 section,
                 trail_url(params, **section.filters) if section.filters else "",
                 [
-                    Row(row.event, event_links(row.event, account_id, params), row.note)
+                    Row(row.event, event_links(row.event, account_id, params), row.note, row.destroyed)
                     for row in section.rows
                 ],
             )

@@ -15,6 +15,7 @@ from kmsconsole.audit.trail import (
     ACCOUNT_ID,
     ACCOUNT_ID_RULE,
     CONTEXT_VALUE_NEEDS_KEY,
+    GRANT_ID,
     TEXT_FILTER_CHARS,
     TrailQuery,
     key_problem,
@@ -46,7 +47,7 @@ _TEXT = {
         "Principal",
         "An ARN, or a user or role name of your account (a role includes its sessions).",
     ),
-    "operation": ("Operation", ""),
+    "operation": ("Operation", "Any case, with or without kms: (decrypt, kms:Decrypt)."),
     "error_code": ("Error code", "e.g. AccessDeniedException"),
     "decided_by": ("Decided by", "The statement or grant, as events record it."),
     "context_key": ("Encryption context key", ""),
@@ -54,6 +55,7 @@ _TEXT = {
     "source_ip": ("Source IP", ""),
     "request_id": ("Request id", "The whole id or its beginning."),
     "notable": ("Notable", ""),
+    "grant": ("Grant id", "Its CreateGrant, RetireGrant and RevokeGrant, and the requests it allowed."),
 }
 
 
@@ -115,6 +117,12 @@ class TrailFilterForm(forms.Form):
         value: str = self.cleaned_data["key"]
         if problem := key_problem(value, self.account_id):
             raise forms.ValidationError(problem)
+        return value
+
+    def clean_grant(self) -> str:
+        value: str = self.cleaned_data["grant"]
+        if value and not GRANT_ID.match(value):
+            raise forms.ValidationError("A grant id is 64 hexadecimal characters (a-f, 0-9).")
         return value
 
     def clean_source_ip(self) -> str:
@@ -233,5 +241,13 @@ class TrailFilterForm(forms.Form):
     def more_fields(self) -> list[forms.BoundField]:
         return [
             self[name]
-            for name in ("decided_by", "context_key", "context_value", "source_ip", "request_id", "notable")
+            for name in (
+                "decided_by",
+                "grant",
+                "context_key",
+                "context_value",
+                "source_ip",
+                "request_id",
+                "notable",
+            )
         ]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from django.http import QueryDict
 from django.urls import NoReverseMatch, reverse
 
-from kmsconsole.audit.explain import parse_decided_by
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.scope import DEFAULT_SCOPE, Scope
+from policies.engine import MISSING_ALLOW_LABELS
 
 if TYPE_CHECKING:
     from kmsconsole.audit.dashboard import EventDetail
@@ -102,6 +102,7 @@ class EventLinks:
     request_filter: str = ""
     decided_by_filter: str = ""
     grant: str = ""
+    grant_history: str = ""
     decided_under: str = ""
     set_by_request: str = ""
 
@@ -112,15 +113,33 @@ def policy_version_url(key_id: str, version: int) -> str:
     )
 
 
+def decided_by_filters(event: AuditEvent) -> dict[str, str]:
+    """The filters of "other events it decided": its `decided_by`, and its outcome when it was allowed or refused (a
+    statement or grant decides only allows, or only refusals: policies.engine.Decision.decided_by; the decision
+    keeps out the events recorded before that rule, whose refusals could name an Allow that did not count). What a
+    refusal was missing is narrowed to the event's key: the same want on another key is another story."""
+    filters = {"decided_by": event.decided_by}
+    if event.decision in (AuditEvent.Decision.ALLOWED, AuditEvent.Decision.DENIED):
+        filters["decision"] = event.decision
+    if event.decided_by in MISSING_ALLOW_LABELS and event.key_arn:
+        filters["key"] = event.key_arn
+    return filters
+
+
 def event_links(
     event: AuditEvent, account_id: str, params: QueryDict | None, *, detail: EventDetail | None = None
 ) -> EventLinks:
+    """The links of an event: on the dashboard, its filters narrowed further (the event is in their time range);
+    on the event's own page (`detail`), over the whole trail, which contains the event however old it is."""
     key_id = event.key_arn.rsplit("/", 1)[-1] if ":key/" in event.key_arn else ""
-    grant, decided_under, set_by_request = "", "", ""
-    if detail is not None and key_id and detail.key is not None and detail.key.exists:
-        decided_by = parse_decided_by(event.decided_by)
-        if decided_by.grant_id:
+    around = {"range": "all"} if detail is not None else {}
+    grant, grant_history, decided_under, set_by_request = "", "", "", ""
+    if detail is not None and detail.grant_id:
+        # The key's grants list it while it lives; its history in the trail stays after it is retired or revoked.
+        grant_history = trail_url(params, grant=detail.grant_id, **around)
+        if detail.grant_exists:
             grant = console_url("console:key-grants", key_id)
+    if detail is not None and key_id and detail.key is not None and detail.key.exists:
         if detail.policy is not None and detail.policy.decided_under is not None:
             decided_under = policy_version_url(key_id, detail.policy.decided_under.version)
         if detail.policy is not None and detail.policy.set_by_request is not None:
@@ -131,13 +150,16 @@ def event_links(
         if detail is None or (detail.key and detail.key.exists)
         else "",
         principal=principal_url(event.caller_arn, account_id),
-        key_filter=trail_url(params, key=event.key_arn) if event.key_arn else "",
-        principal_filter=trail_url(params, principal=event.caller_arn),
+        key_filter=trail_url(params, key=event.key_arn, **around) if event.key_arn else "",
+        principal_filter=trail_url(params, principal=event.caller_arn, **around),
         request_filter=trail_url(params, request_id=event.request_id, range="all")
         if event.request_id
         else "",
-        decided_by_filter=trail_url(params, decided_by=event.decided_by) if event.decided_by else "",
+        decided_by_filter=trail_url(params, **decided_by_filters(event), **around)
+        if event.decided_by
+        else "",
         grant=grant,
+        grant_history=grant_history,
         decided_under=decided_under,
         set_by_request=set_by_request,
     )

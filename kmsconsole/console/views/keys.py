@@ -25,14 +25,16 @@ from keys.models import Key, KeyState
 from keys.services import deletion, lifecycle, usage
 from keys.services.access import KeyQuestions
 from kmsconsole.api import reads
+from kmsconsole.audit.destroyed import Destroyed, destroyed_key
 from kmsconsole.console.dispatch import Outcome, attempt, console_view
 from kmsconsole.console.keytabs import key_tab_context
 from kmsconsole.console.sudo import sudo_required
 from kmsconsole.console.views.keys_catalog import model_max_length, usage_label
-from kmsconsole.operations import OperationContext
+from kmsconsole.core import errors
+from kmsconsole.operations import OperationContext, operation
 
-# The action of an audit event's page (kmsconsole:GetAuditEvent, IAM-only): the last use links to its event there.
-AUDIT_EVENT_ACTION = "kmsconsole:GetAuditEvent"
+# What reading the trail asks (its own decision, identity policies alone): who may learn that a key was destroyed.
+TRAIL_ACTION = operation("kmsconsole:ListAuditEvents").action
 # How an engine refusal answers over HTTP; anything else the service refuses is a bad request.
 ERROR_STATUS = {"AccessDeniedException": 403, "NotFoundException": 404, "KMSInvalidStateException": 409}
 
@@ -100,29 +102,46 @@ class _Described:
     allowed_actions: frozenset[str]
 
 
-def _described(ctx: OperationContext, key_id: str) -> _Described:
-    key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
+def _described(ctx: OperationContext, key_id: str, gone: list[Destroyed]) -> _Described:
+    try:
+        key = lifecycle.key_describe(ctx=ctx, key_id=key_id)
+    except errors.NotFoundException:
+        destroyed = _destroyed(ctx, key_id)
+        if destroyed is not None:
+            gone.append(destroyed)
+            # The failure's event says the page showed the deletion beside it (as LastUsageShown says of a use).
+            ctx.audit.failure_response = {"DeletionShown": True}
+        raise
     last_usage = usage.key_last_usage_shown(ctx, key)
     used = last_usage.last_use if last_usage is not None else None
-    # A link only to a page the viewer can open: GetAuditEvent allowed, and the event in one of its account's
-    # scopes (a ReEncrypt into this key by another account from a third's key is the source key owner's, not ours).
-    may_open = (
-        used is not None
-        and KeyQuestions(ctx).allows_on_account(AUDIT_EVENT_ACTION)
-        and reads.audit_event_in_scope(ctx, used.event_id)
-    )
+    # A link only to a page the viewer can open (GetAuditEvent allowed, and the event in one of its account's
+    # scopes: a ReEncrypt into this key by another account from a third's key is the source key owner's, not ours).
+    may_open = used is not None and reads.linkable_events(ctx).filter(event_id=used.event_id).exists()
     return _Described(key, last_usage, may_open, lifecycle.key_actions_allowed(ctx, key))
 
 
-def _describe(request: HttpRequest, key_id: str) -> Outcome[_Described]:
+def _destroyed(ctx: OperationContext, key_id: str) -> Destroyed | None:
+    """The account's key `key_id`, destroyed, for a caller who may read the trail (a kmsconsole:ListAuditEvents
+    request by the caller would be allowed, decided inside the DescribeKey with this request's source IP,
+    transport and time), which already records its DeleteKey; None for every other caller, who is told only that
+    no such key exists (a key of another account, destroyed or not, is never told apart)."""
+    if not KeyQuestions(ctx).allows_on_account(TRAIL_ACTION):
+        return None
+    return destroyed_key(ctx, key_id)
+
+
+def _describe(request: HttpRequest, key_id: str) -> tuple[Outcome[_Described], Destroyed | None]:
+    """The tab's one read, and the key destroyed where DescribeKey found none and the caller may be told so."""
+    gone: list[Destroyed] = []
     # The page's one event says whether it showed the key's last use (another principal's activity) beside the key.
-    return attempt(
+    outcome = attempt(
         request,
         "DescribeKey",
-        lambda ctx: _described(ctx, key_id),
+        lambda ctx: _described(ctx, key_id, gone),
         params={"KeyId": key_id},
         audit_response=lambda described: {"LastUsageShown": described.last_usage is not None},
     )
+    return outcome, next(iter(gone), None)
 
 
 def _general_tab(
@@ -135,12 +154,13 @@ def _general_tab(
     deletion_form: ScheduleDeletionForm | None = None,
 ) -> HttpResponse:
     """The tab, re-rendered after a refused action or bad input with its message and the input kept."""
-    outcome = _describe(request, key_id)
+    outcome, destroyed = _describe(request, key_id)
     if outcome.value is None:
         context = {
             "key_id": key_id,
             "error": action_error or outcome.error,
             "not_found": outcome.code == "NotFoundException",
+            "destroyed": destroyed,
         }
         return render(
             request, "console/key_detail.html", context, status=max(status, error_status(outcome.code))

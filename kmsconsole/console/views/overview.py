@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
@@ -43,6 +43,7 @@ from keys.services.access import KeyQuestions
 from keys.services.deletion import DELETION_SWEEP_JOB
 from keys.services.rotation import ROTATION_SWEEP_JOB
 from kmsconsole.api import reads
+from kmsconsole.audit.destroyed import Destroyed, destroyed_keys
 from kmsconsole.audit.marks import PENDING_DELETION_USE, notable_events
 from kmsconsole.audit.models import AuditEvent
 from kmsconsole.audit.retention import ARCHIVE_JOB
@@ -70,7 +71,17 @@ PERIODIC_JOBS = (
 # GetKeyRotationStatus for those described that can rotate and are not pending deletion): a bound on what the page
 # costs, whatever the number of keys.
 OVERVIEW_KEYS = 500
-_AUDIT_COLUMNS = ("seq", "time", "caller_arn", "operation", "key_arn", "error_code", "decision", "notable")
+_AUDIT_COLUMNS = (
+    "seq",
+    "event_id",
+    "time",
+    "caller_arn",
+    "operation",
+    "key_arn",
+    "error_code",
+    "decision",
+    "notable",
+)
 
 Value = TypeVar("Value")
 
@@ -223,6 +234,14 @@ class AuditRow:
     key_arn: str
     key_id: str
     key_url: str
+    destroyed: Destroyed | None = (
+        None  # the key, one of the account's, destroyed since (uses of keys pending deletion)
+    )
+
+    @property
+    def event_url(self) -> str:
+        """The event's page: its decision explained ("Why")."""
+        return str(reverse("console:audit-event", args=[self.event.event_id]))
 
 
 @dataclass(frozen=True)
@@ -231,6 +250,11 @@ class AuditSummary:
     pending_deletion_uses: list[AuditRow]
     # The key owner's side (kmsconsole.audit.scope): other accounts' refused requests on the account's keys.
     refused_others: list[AuditRow]
+
+    @property
+    def pending_keys_remain(self) -> bool:
+        """Whether a key the pending-deletion uses name is still there (its deletion can still be cancelled)."""
+        return any(row.destroyed is None for row in self.pending_deletion_uses)
 
 
 def _key_of(arn: str) -> tuple[str, str]:
@@ -270,6 +294,14 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
     sides = reads.audit_event_sides(ctx)
     own, others = sides[Scope.CALLER], sides[Scope.KEY_OWNER]
     account_id = ctx.caller.account_id
+    uses = _newest_of(
+        [
+            _audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id, scope)
+            for scope, side in ((Scope.CALLER, own), (Scope.KEY_OWNER, others))
+        ]
+    )
+    # By the key as shown: a use whose key its side hides names no key, so no destroyed one either.
+    gone = destroyed_keys(ctx, {row.key_arn for row in uses if row.key_arn})
     return AuditSummary(
         # Not the anonymous refusals of this account's principals' credentials (a wrong password for one of its
         # logins, a wrong secret for one of its tokens): anyone who knows a login name or a token prefix can make
@@ -280,12 +312,7 @@ def audit_summary(ctx: OperationContext) -> AuditSummary:
             account_id,
             Scope.CALLER,
         ),
-        pending_deletion_uses=_newest_of(
-            [
-                _audit_rows(side.filter(notable_events(PENDING_DELETION_USE)), account_id, scope)
-                for scope, side in ((Scope.CALLER, own), (Scope.KEY_OWNER, others))
-            ]
-        ),
+        pending_deletion_uses=[replace(row, destroyed=gone.get(row.key_arn)) for row in uses],
         refused_others=_audit_rows(
             others.filter(decision=AuditEvent.Decision.DENIED), account_id, Scope.KEY_OWNER
         ),
