@@ -46,7 +46,8 @@ _ALIAS_ARN = re.compile(r"^arn:[\w-]+:kms:[\w-]*:(?P<account>\d{12}):(?P<alias>a
 _ROLE_ARN = re.compile(
     r"^arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$", re.ASCII
 )
-# The text filters of the trail, with the longest each takes: the dashboard's form and the REST list take the same.
+# The text filters of the trail, with the longest each takes: the dashboard's form and the REST list take the same
+# (`key` and `grant` are the dashboard's only: the REST list filters by `key_arn`, and has no grant filter).
 TEXT_FILTER_CHARS = {
     "key": 2048,
     "principal": 2048,

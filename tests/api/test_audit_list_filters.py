@@ -161,6 +161,15 @@ def test_the_dashboards_filters_narrow_as_the_dashboard_does(
     }
 
 
+def test_the_operation_filter_reads_a_name_as_the_dashboard_does(admin_api: APIClient, world: World) -> None:
+    """Any case, with or without the service prefix: `operation=kms:decrypt` used to answer an empty page."""
+    exact = every(admin_api, operation="CreateAlias", scope="caller")
+    assert exact
+    for typed in ("createalias", "kms:CreateAlias", "KMS:CREATEALIAS"):
+        assert every(admin_api, operation=typed, scope="caller") == exact, typed
+    assert every(admin_api, operation="NoSuchOperation", scope="caller") == set()
+
+
 def test_the_schema_documents_the_dashboards_filters(client: Any) -> None:
     document = client.get("/api/schema/", {"format": "json"}).json()
     parameters = {p["name"]: p for p in document["paths"][API]["get"]["parameters"]}

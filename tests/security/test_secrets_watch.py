@@ -116,7 +116,7 @@ def test_server_output_and_the_access_log_are_read(tmp_path: Path, admin: Person
         )  # fmt: skip
         assert answer.status == 200
     assert '"GET /api/v1/keys HTTP/1.1" 200' in log.read_text()
-    assert "limit=5" not in log.read_text()
+    assert "page_size=5" not in log.read_text()
     assert WATCH.leaks() == []
     WATCH.follow(log, "the test web server's log")
     with log.open("a") as out:
