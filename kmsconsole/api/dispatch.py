@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from kmsconsole.api.authentication import ApiPrincipal, request_meta
 from kmsconsole.api.exceptions import from_api_exception
@@ -101,6 +102,21 @@ def body(request: Request, declared: type[serializers.Serializer[Any]]) -> dict[
     if others:
         params[OTHER_PARAMETERS] = f"{others} other member{'s' if others > 1 else ''}"
     return params
+
+
+def created(
+    request: Request,
+    operation: str,
+    work: Callable[[OperationContext], Any],
+    declared: type[serializers.Serializer[Any]],
+    audit_response: Callable[[Any], Mapping[str, Any]],
+) -> Response:
+    """A create whose parameters are its body alone: the operation run, its body recorded as `declared` takes it
+    (`body`), answered 201 with what `work` returned."""
+    return Response(
+        run(request, operation, work, params=body(request, declared), audit_response=audit_response),
+        status=201,
+    )
 
 
 # The one entry an audit event's parameters summarise what a request carried beyond what its operation takes.

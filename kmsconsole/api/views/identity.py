@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kmsconsole.api import principal_serializers as p
-from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.dispatch import body, created, run, validated
 from kmsconsole.api.models import ApiToken
 from kmsconsole.api.tokens import api_token_create, api_token_list, api_token_revoke
 from kmsconsole.api.views.base import OperationListView
@@ -263,16 +263,7 @@ class ApiTokenListView(OperationListView):
         def recorded(result: dict[str, Any]) -> dict[str, Any]:
             return {"TokenId": result["id"], "Prefix": result["prefix"]}  # never the token
 
-        return Response(
-            run(
-                request,
-                "kmsconsole:CreateApiToken",
-                work,
-                params=body(request, p.ApiTokenCreateInput),
-                audit_response=recorded,
-            ),
-            status=201,
-        )
+        return created(request, "kmsconsole:CreateApiToken", work, p.ApiTokenCreateInput, recorded)
 
 
 class ApiTokenRevokeView(APIView):

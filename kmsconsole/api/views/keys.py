@@ -17,7 +17,7 @@ from keys.models import Key, KeyMaterial
 from keys.services import deletion, lifecycle, rotation, usage
 from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import serializers as s
-from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.dispatch import body, created, run, validated
 from kmsconsole.api.filters import KeyPages, refused_parameter
 from kmsconsole.api.key_listing import KeyListing, KeyQuery, ListedKey
 from kmsconsole.api.views.base import OperationListView, echo, refuse_undeclared
@@ -139,10 +139,7 @@ class KeyListView(OperationListView):
             )
             return metadata(key)
 
-        return Response(
-            run(request, "CreateKey", work, params=body(request, s.KeyCreateInput), audit_response=echo),
-            status=201,
-        )
+        return created(request, "CreateKey", work, s.KeyCreateInput, echo)
 
 
 class KeyDetailView(APIView):

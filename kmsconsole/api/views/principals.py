@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kmsconsole.api import principal_serializers as p
-from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.dispatch import body, created, run, validated
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.operations import OperationContext
 from policies import services
@@ -51,16 +51,7 @@ class AccountListView(OperationListView):
             data = validated(p.AccountCreateInput, request.data)
             return dict(p.AccountOutput(services.account_create(ctx=ctx, account_id=data["account_id"])).data)
 
-        return Response(
-            run(
-                request,
-                "iam:CreateAccount",
-                work,
-                params=body(request, p.AccountCreateInput),
-                audit_response=echo,
-            ),
-            status=201,
-        )
+        return created(request, "iam:CreateAccount", work, p.AccountCreateInput, echo)
 
 
 class EntityListView(OperationListView):
@@ -85,16 +76,7 @@ class EntityListView(OperationListView):
             entity = self.create(ctx, own_account(ctx), data["name"], data["path"])
             return dict(self.serializer_class(entity).data)
 
-        return Response(
-            run(
-                request,
-                self.create_operation,
-                work,
-                params=body(request, p.EntityCreateInput),
-                audit_response=echo,
-            ),
-            status=201,
-        )
+        return created(request, self.create_operation, work, p.EntityCreateInput, echo)
 
 
 class EntityDetailView(APIView):

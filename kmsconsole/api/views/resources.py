@@ -21,7 +21,7 @@ from keys.services import aliases, tags
 from kmsconsole.api import principal_serializers as ps
 from kmsconsole.api import reads
 from kmsconsole.api import serializers as s
-from kmsconsole.api.dispatch import body, run, validated
+from kmsconsole.api.dispatch import body, created, run, validated
 from kmsconsole.api.filters import AuditCursor, AuditEventFilter
 from kmsconsole.api.views.base import OperationListView, echo
 from kmsconsole.audit.models import AuditEvent
@@ -72,10 +72,7 @@ class AliasListView(OperationListView):
                 )
             )
 
-        return Response(
-            run(request, "CreateAlias", work, params=body(request, s.AliasCreateInput), audit_response=echo),
-            status=201,
-        )
+        return created(request, "CreateAlias", work, s.AliasCreateInput, echo)
 
 
 class AliasDetailView(APIView):
